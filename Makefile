@@ -1,0 +1,198 @@
+# smdiff -- build, test, install.
+#
+#   make                 libsmdiff.a, libsmdiff.so.X.Y.Z and the smdiff CLI
+#   make check           build and run every test (cmocka) and the link examples
+#   make check SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make check-abi       compare the shared library with the committed ABI baseline
+#   make abi-baseline    regenerate that baseline (only when an ABI break is intended)
+#   make bench           benchmarks (see docs/PERFORMANCE.md)
+#   make fuzz            libFuzzer targets (clang)
+#   make install PREFIX=/usr/local DESTDIR=
+#   make clean
+#
+# Variants build into their own folder, so `make CC=clang` or `SAN=1` never
+# mixes objects with the default build.
+
+VERSION_MAJOR := 0
+VERSION_MINOR := 1
+VERSION_PATCH := 0
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := cc
+endif
+CXX_FOR_CC := $(if $(findstring clang,$(CC)),clang++,c++)
+CXX ?= $(CXX_FOR_CC)
+ifeq ($(origin CXX),default)
+CXX := $(CXX_FOR_CC)
+endif
+PYTHON ?= /usr/bin/python3
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+DESTDIR ?=
+SHARED_DATA ?= ../shared/data
+
+VARIANT := $(notdir $(firstword $(CC)))$(if $(SAN),-san)
+BUILD ?= build/$(VARIANT)
+
+# ------------------------------------------------------------ dependencies
+# Each dependency is found through pkg-config; a missing one stops the build
+# with one line naming the Debian package that provides it.
+PKGS := openblas:libopenblas-dev libuv:libuv1-dev libpcre2-8:libpcre2-dev jansson:libjansson-dev
+TEST_PKGS := cmocka:libcmocka-dev
+
+NO_DEP_GOALS := clean help
+ifneq ($(filter-out $(NO_DEP_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifeq ($(shell command -v pkg-config 2>/dev/null),)
+$(error missing pkg-config: apt-get install pkg-config)
+endif
+check_pkg = $(if $(shell pkg-config --exists $(word 1,$(subst :, ,$(1))) && echo ok),,$(error missing dependency $(word 1,$(subst :, ,$(1))): apt-get install $(word 2,$(subst :, ,$(1)))))
+$(foreach p,$(PKGS),$(call check_pkg,$(p)))
+ifneq ($(filter check check-% test% bench fuzz,$(MAKECMDGOALS)),)
+$(foreach p,$(TEST_PKGS),$(call check_pkg,$(p)))
+endif
+endif
+
+PKG_NAMES := $(foreach p,$(PKGS),$(word 1,$(subst :, ,$(p))))
+DEP_CFLAGS := $(shell pkg-config --cflags $(PKG_NAMES) 2>/dev/null)
+DEP_LIBS := $(shell pkg-config --libs $(PKG_NAMES) 2>/dev/null) -lm -lpthread -ldl
+CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+# ------------------------------------------------------------------ flags
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+OPT ?= -O2
+CFLAGS_BASE := -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -D_GNU_SOURCE -DSMDIFF_BUILDING \
+               -Iinclude -Ilib $(DEP_CFLAGS)
+ifdef SAN
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+endif
+ALL_CFLAGS := $(CFLAGS_BASE) $(WARN) $(SAN_FLAGS) $(CFLAGS)
+ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
+# Tests and tools may use internal headers and relaxed prototypes.
+TEST_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -Iinclude -Ilib -Itests $(DEP_CFLAGS) $(CMOCKA_CFLAGS) \
+               -Wall -Wextra -Werror -Wno-unused-parameter $(SAN_FLAGS) $(CFLAGS) \
+               -DSMDIFF_SHARED_DATA='"$(SHARED_DATA)"'
+
+# ---------------------------------------------------------------- sources
+LIB_SRC := $(sort $(wildcard lib/*.c lib/*/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_SRC := $(sort $(wildcard examples/cli/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+STATIC_LIB := $(BUILD)/libsmdiff.a
+SHARED_LIB := $(BUILD)/libsmdiff.so.$(VERSION)
+SONAME := libsmdiff.so.$(VERSION_MAJOR)
+CLI := $(BUILD)/smdiff
+
+.PHONY: all lib cli check test check-abi abi-baseline install uninstall clean bench fuzz help \
+        check-examples check-symbols
+.DEFAULT_GOAL := all
+
+all: lib cli
+lib: $(STATIC_LIB) $(SHARED_LIB)
+cli: $(CLI)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJ) lib/smdiff.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/smdiff.map -Wl,--no-undefined \
+	    $(ALL_LDFLAGS) -o $@ $(LIB_OBJ) $(DEP_LIBS)
+	ln -sf libsmdiff.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libsmdiff.so
+
+# The CLI links the static library: one self-contained binary.
+$(CLI): $(CLI_OBJ) $(STATIC_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC_LIB) $(DEP_LIBS)
+
+# Tests link the static library so they can reach internal functions.
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_SUPPORT) $(STATIC_LIB) $(DEP_LIBS) $(CMOCKA_LIBS) $(SAN_FLAGS)
+
+# ------------------------------------------------------------------ tests
+check test: $(TEST_BIN) $(CLI) check-symbols check-examples
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) sh tests/run.sh $(TEST_BIN)
+
+# Only smdiff_* may be exported, and the SONAME must carry the major version.
+check-symbols: $(SHARED_LIB)
+	@bad=$$(nm -D --defined-only $(SHARED_LIB) | awk '{print $$3}' | grep -v '^smdiff_' | grep -v '^SMDIFF_0$$' || true); \
+	if [ -n "$$bad" ]; then echo "check-symbols: unexpected exports:"; echo "$$bad"; exit 1; fi; \
+	readelf -d $(SHARED_LIB) | grep -q "SONAME.*\[$(SONAME)\]" || { echo "check-symbols: SONAME is not $(SONAME)"; exit 1; }; \
+	echo "check-symbols: only smdiff_* exported, SONAME $(SONAME)"
+
+# Link a consumer both ways: against an installed shared library through
+# pkg-config, and statically against libsmdiff.a; plus a C++ unit that
+# includes both headers.
+STAGE := $(abspath $(BUILD)/stage)
+check-examples: $(STATIC_LIB) $(SHARED_LIB)
+	@rm -rf $(STAGE)
+	@$(MAKE) --no-print-directory install DESTDIR=$(STAGE) PREFIX=/usr BUILD=$(BUILD) >/dev/null
+	@PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig \
+	  sh -c '$(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS) -o $(BUILD)/consumer-shared examples/consumer.c \
+	    $$(pkg-config --cflags --libs smdiff)'
+	@LD_LIBRARY_PATH=$(STAGE)/usr/lib $(BUILD)/consumer-shared
+	@PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig \
+	  sh -c '$(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS) -o $(BUILD)/consumer-static examples/consumer.c \
+	    $$(pkg-config --cflags smdiff) $(STATIC_LIB) $$(pkg-config --static --libs-only-other --libs-only-l smdiff | sed "s/-lsmdiff//")'
+	@$(BUILD)/consumer-static
+	@$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic $(SAN_FLAGS) -Iinclude -o $(BUILD)/consumer-cxx \
+	    examples/consumer_cxx.cpp $(STATIC_LIB) $(DEP_LIBS)
+	@$(BUILD)/consumer-cxx
+	@echo "check-examples: shared (pkg-config), static and C++ consumers built and ran"
+
+# ------------------------------------------------------------------- ABI
+ABI_BASELINE := abi/libsmdiff.abi
+ABI_BUILD := build/abi
+check-abi:
+	@$(MAKE) --no-print-directory BUILD=$(ABI_BUILD) CC=gcc SAN= $(ABI_BUILD)/libsmdiff.so.$(VERSION) >/dev/null
+	abidw --headers-dir include/smdiff --no-corpus-path --out-file $(ABI_BUILD)/current.abi $(ABI_BUILD)/libsmdiff.so.$(VERSION)
+	@abidiff --no-added-syms --headers-dir1 include/smdiff --headers-dir2 include/smdiff \
+	    $(ABI_BASELINE) $(ABI_BUILD)/current.abi; rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "check-abi: ABI changed beyond additions (abidiff exit $$rc)"; exit 1; fi; \
+	echo "check-abi: no change beyond additions against $(ABI_BASELINE)"
+
+abi-baseline:
+	@$(MAKE) --no-print-directory BUILD=$(ABI_BUILD) CC=gcc SAN= $(ABI_BUILD)/libsmdiff.so.$(VERSION) >/dev/null
+	@mkdir -p abi
+	abidw --headers-dir include/smdiff --no-corpus-path --out-file $(ABI_BASELINE) $(ABI_BUILD)/libsmdiff.so.$(VERSION)
+
+# --------------------------------------------------------------- install
+install: $(STATIC_LIB) $(SHARED_LIB)
+	install -d $(DESTDIR)$(INCLUDEDIR)/smdiff $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/smdiff/smdiff.h include/smdiff/smdiff_decoder.h $(DESTDIR)$(INCLUDEDIR)/smdiff/
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libsmdiff.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsmdiff.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(PKG_NAMES)|' \
+	    pkgconfig/smdiff.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/smdiff.pc
+	@if [ -f $(CLI) ]; then install -d $(DESTDIR)$(BINDIR) && install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/smdiff/smdiff.h $(DESTDIR)$(INCLUDEDIR)/smdiff/smdiff_decoder.h
+	rm -f $(DESTDIR)$(LIBDIR)/libsmdiff.a $(DESTDIR)$(LIBDIR)/libsmdiff.so* $(DESTDIR)$(LIBDIR)/pkgconfig/smdiff.pc
+	rm -f $(DESTDIR)$(BINDIR)/smdiff
+
+clean:
+	rm -rf build
+
+help:
+	@sed -n '2,12p' Makefile
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,487 @@
+/*
+ * smdiff.h -- public API of smdiff, an embeddable C library that runs and
+ * fine-tunes masked diffusion language models with soft-masking.
+ *
+ * Conventions (docs/API.md has the long form):
+ *
+ *  - Every fallible function returns an int32_t status: SMDIFF_OK (0) or a
+ *    negative SMDIFF_E_* code. Results are written through out-parameters,
+ *    which always come last. On failure out-parameters are left untouched
+ *    unless the function says otherwise.
+ *  - Objects are opaque handles. Each has a create/load function and a free
+ *    function that accepts NULL.
+ *  - Options are set through typed, enum-keyed setters (zstd style). Each
+ *    option has a name, a type, bounds and a default that can be queried.
+ *    An out-of-bounds value returns SMDIFF_E_RANGE and leaves the object
+ *    unchanged.
+ *  - Each object keeps a detailed message for its most recent failure
+ *    (smdiff_*_last_error). Functions that fail before an object exists
+ *    (create, load) leave their message in a thread-local slot read by
+ *    smdiff_last_error().
+ *  - The library never exits, aborts or prints; it reports through return
+ *    codes and the log callback.
+ *
+ * Thread-safety: a model is immutable after loading and may be shared by
+ * any number of threads. A sampler or a soft-mask schedule belongs to one
+ * thread at a time. Global settings (allocator, log callback) are documented
+ * at each setter.
+ *
+ * This header includes only <stddef.h> and <stdint.h> and compiles as C99,
+ * C11 and C++.
+ */
+#ifndef SMDIFF_H
+#define SMDIFF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One export macro. Define SMDIFF_STATIC when linking the static library
+ * on platforms where it matters; on ELF it only sets symbol visibility. */
+#if defined(_WIN32) && !defined(SMDIFF_STATIC)
+#  ifdef SMDIFF_BUILDING
+#    define SMDIFF_API __declspec(dllexport)
+#  else
+#    define SMDIFF_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) || defined(__clang__)
+#  define SMDIFF_API __attribute__((visibility("default")))
+#else
+#  define SMDIFF_API
+#endif
+
+/* ======================================================================
+ * STABLE SECTION
+ * Everything from here to the EXPERIMENTAL SECTION keeps its ABI across
+ * minor versions. New functions and new enum values may be added; numbers
+ * already published never change meaning.
+ * ====================================================================== */
+
+/* ---------------------------------------------------------------- version */
+
+#define SMDIFF_VERSION_MAJOR 0
+#define SMDIFF_VERSION_MINOR 1
+#define SMDIFF_VERSION_PATCH 0
+#define SMDIFF_VERSION_NUMBER \
+    (SMDIFF_VERSION_MAJOR * 10000 + SMDIFF_VERSION_MINOR * 100 + SMDIFF_VERSION_PATCH)
+#define SMDIFF_VERSION_STRING "0.1.0"
+
+/* Version of the library actually linked, as MAJOR*10000+MINOR*100+PATCH.
+ * Compare with SMDIFF_VERSION_NUMBER to detect a header/library mismatch.
+ * Thread-safe. */
+SMDIFF_API uint32_t smdiff_version_number(void);
+
+/* Version of the linked library as "MAJOR.MINOR.PATCH" (static storage).
+ * Thread-safe. */
+SMDIFF_API const char *smdiff_version_string(void);
+
+/* ----------------------------------------------------------- status codes */
+
+/* Pinned forever: a number, once published, keeps its meaning. */
+#define SMDIFF_OK                 0
+#define SMDIFF_E_INVAL          (-1)  /* invalid argument (NULL, bad key, wrong type) */
+#define SMDIFF_E_NOMEM          (-2)  /* memory allocation failed */
+#define SMDIFF_E_RANGE          (-3)  /* value outside the option's bounds */
+#define SMDIFF_E_UNSUPPORTED    (-4)  /* not implemented in this build or version */
+#define SMDIFF_E_IO             (-5)  /* file could not be opened, read or written */
+#define SMDIFF_E_FORMAT         (-6)  /* malformed or unsupported file contents */
+#define SMDIFF_E_STATE          (-7)  /* call not valid in the object's current state */
+#define SMDIFF_E_NOT_FOUND      (-8)  /* named item (key, strategy, tensor) not found */
+#define SMDIFF_E_BUFFER         (-9)  /* output buffer too small; needed size reported */
+#define SMDIFF_E_ABORTED       (-10)  /* stopped by the host's abort callback */
+#define SMDIFF_E_NUMERIC       (-11)  /* NaN or infinity in a computation */
+#define SMDIFF_E_THREAD        (-12)  /* a thread or synchronisation primitive failed */
+#define SMDIFF_E_INTERNAL      (-13)  /* a bug in smdiff; please report it */
+#define SMDIFF_E_LAST_         (-13)  /* lowest code in this version (for iteration) */
+
+/* Human-readable one-line message for a status code, e.g. "invalid
+ * argument". Unknown codes give "unknown error". Static storage; never NULL.
+ * Thread-safe. */
+SMDIFF_API const char *smdiff_strerror(int32_t status);
+
+/* Symbolic name for a status code, e.g. "SMDIFF_E_INVAL"; "SMDIFF_OK" for 0;
+ * "SMDIFF_E_UNKNOWN" for unknown codes. Static storage; never NULL.
+ * Thread-safe. */
+SMDIFF_API const char *smdiff_err_name(int32_t status);
+
+/* Detailed message of the most recent failure in this thread of a call that
+ * had no object to record it on (create and load functions, global
+ * setters). Empty string if none. Valid until the next smdiff call in this
+ * thread. Thread-safe (thread-local). */
+SMDIFF_API const char *smdiff_last_error(void);
+
+/* ---------------------------------------------------------------- logging */
+
+#define SMDIFF_LOG_ERROR 0
+#define SMDIFF_LOG_WARN  1
+#define SMDIFF_LOG_INFO  2
+#define SMDIFF_LOG_DEBUG 3
+
+/* Log callback: level is SMDIFF_LOG_*, message is one line without a
+ * trailing newline, valid only during the call. May be called from any
+ * thread that runs smdiff code, so it must be thread-safe. */
+typedef void (*smdiff_log_fn)(int32_t level, const char *message, void *user_data);
+
+/* Replace the log callback. NULL restores the default, which discards every
+ * message (the library never prints on its own). Messages above max_level
+ * are not formatted at all. Returns SMDIFF_E_RANGE for a level outside
+ * SMDIFF_LOG_ERROR..SMDIFF_LOG_DEBUG. Thread-safe, but a message being
+ * delivered concurrently may still reach the old callback. */
+SMDIFF_API int32_t smdiff_set_log_callback(smdiff_log_fn fn, void *user_data,
+                                           int32_t max_level);
+
+/* ------------------------------------------------------------- allocation */
+
+/* Allocator hooks. alloc must return memory aligned for any standard type
+ * (like malloc) or NULL on failure; release must accept NULL. smdiff aligns
+ * its large buffers itself on top of these. */
+typedef void *(*smdiff_alloc_fn)(size_t size, void *user_data);
+typedef void (*smdiff_free_fn)(void *ptr, void *user_data);
+
+/* Route every allocation smdiff makes through alloc/release (the default is
+ * malloc/free). Pass both NULL to restore the default. Memory-mapped model
+ * weights are not allocations and do not go through the hooks.
+ * Returns SMDIFF_E_INVAL if exactly one is NULL, SMDIFF_E_STATE if any
+ * smdiff object or allocation is alive (the hooks must not change under
+ * live memory). Not thread-safe: call before using the library. */
+SMDIFF_API int32_t smdiff_set_allocator(smdiff_alloc_fn alloc, smdiff_free_fn release,
+                                        void *user_data);
+
+/* -------------------------------------------------------------- options */
+
+/* Option value types, reported by the *_option_info functions. */
+#define SMDIFF_TYPE_INT    1   /* set/get with the *_int functions (int64_t) */
+#define SMDIFF_TYPE_DOUBLE 2   /* set/get with the *_double functions */
+
+/* ================================================================ model
+ *
+ * A model holds the weights, the tokenizer and the architecture of one
+ * masked diffusion LM. Create it, set load options, then load a file; after
+ * loading it is immutable, reference-counted and safe to share between
+ * threads.
+ */
+typedef struct smdiff_model smdiff_model;
+
+/* Model options (set before loading). */
+#define SMDIFF_MODEL_USE_MMAP 1  /* int 0..1, default 1: map weights instead of reading */
+#define SMDIFF_MODEL_THREADS  2  /* int 0..1024, default 0 = all online CPUs: threads for
+                                    model-level computation (smdiff_model_logits) */
+#define SMDIFF_MODEL_CONTEXT  3  /* int 0..1048576, default 0 = the file's context length */
+#define SMDIFF_MODEL_OPT_LAST_ 3
+
+/* Create an empty, unloaded model with default options. *out receives the
+ * handle (reference count 1). Returns SMDIFF_E_INVAL if out is NULL,
+ * SMDIFF_E_NOMEM. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_create(smdiff_model **out);
+
+/* Add a reference. Returns SMDIFF_E_INVAL for NULL. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_retain(smdiff_model *model);
+
+/* Drop a reference; the model is destroyed when the last one goes.
+ * Accepts NULL. Thread-safe. */
+SMDIFF_API void smdiff_model_free(smdiff_model *model);
+
+/* Set or get an integer model option. Setters return SMDIFF_E_STATE after
+ * the model is loaded, SMDIFF_E_INVAL for an unknown key or a key of
+ * another type, SMDIFF_E_RANGE out of bounds (model unchanged). Not
+ * thread-safe before loading; getters are thread-safe after. */
+SMDIFF_API int32_t smdiff_model_set_int(smdiff_model *model, int32_t key, int64_t value);
+SMDIFF_API int32_t smdiff_model_get_int(const smdiff_model *model, int32_t key,
+                                        int64_t *out);
+
+/* Describe a model option: its name ("use_mmap"), type (SMDIFF_TYPE_*),
+ * bounds and default. Any out pointer may be NULL. Returns SMDIFF_E_INVAL
+ * for an unknown key. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_option_info(int32_t key, const char **name, int32_t *type,
+                                            double *min, double *max, double *def);
+
+/* Look a model option up by name. SMDIFF_E_NOT_FOUND if there is none.
+ * Thread-safe. */
+SMDIFF_API int32_t smdiff_model_option_key(const char *name, int32_t *key);
+
+/* Detailed message of the last failure on this model; "" if none. Valid
+ * until the next failing call on the model. Not thread-safe for a model
+ * used by several threads at once: each thread should use its return code. */
+SMDIFF_API const char *smdiff_model_last_error(const smdiff_model *model);
+
+/* Load a GGUF model file (architectures "dream" and "llada"). Returns
+ * SMDIFF_E_IO if it cannot be opened, SMDIFF_E_FORMAT with a message naming
+ * the offending field if it is malformed, SMDIFF_E_STATE if this model is
+ * already loaded. Not thread-safe for the same model. */
+SMDIFF_API int32_t smdiff_model_load_file(smdiff_model *model, const char *path);
+
+/* Whether the model is loaded: *out = 1 or 0. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_is_loaded(const smdiff_model *model, int32_t *out);
+
+/* Integer properties of a loaded model. */
+#define SMDIFF_PROP_VOCAB_SIZE   1  /* rows of the output head */
+#define SMDIFF_PROP_MASK_ID      2  /* id of the [MASK] token */
+#define SMDIFF_PROP_CONTEXT      3  /* maximum canvas length */
+#define SMDIFF_PROP_EMBED_DIM    4  /* d, the width of an input embedding */
+#define SMDIFF_PROP_LAYERS       5
+#define SMDIFF_PROP_HEADS        6
+#define SMDIFF_PROP_KV_HEADS     7
+#define SMDIFF_PROP_FFN_DIM      8
+#define SMDIFF_PROP_SHIFT_LOGITS 9  /* 1 if row i predicts position i+1 (dream) */
+#define SMDIFF_PROP_BOS_ID      10  /* -1 if none */
+#define SMDIFF_PROP_EOS_ID      11  /* -1 if none */
+#define SMDIFF_PROP_PAD_ID      12  /* -1 if none */
+#define SMDIFF_PROP_N_PARAMS    13  /* parameter count, embeddings included */
+
+/* Read an integer property of a loaded model. SMDIFF_E_STATE if not
+ * loaded, SMDIFF_E_INVAL for an unknown property. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_property(const smdiff_model *model, int32_t prop,
+                                         int64_t *out);
+
+/* Architecture name ("dream", "llada") of a loaded model, static or
+ * model-owned storage valid while the model lives. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_arch(const smdiff_model *model, const char **out);
+
+/* Copy a metadata value of the loaded file, formatted as text (numbers in
+ * decimal, arrays as "[n items]"), into buf (NUL-terminated). *needed gets
+ * the size including the NUL; if buf_size is smaller, returns SMDIFF_E_BUFFER
+ * and writes nothing else. SMDIFF_E_NOT_FOUND if the key is absent.
+ * Thread-safe. */
+SMDIFF_API int32_t smdiff_model_meta(const smdiff_model *model, const char *key,
+                                     char *buf, size_t buf_size, size_t *needed);
+
+/* Logits for selected rows of a canvas of token ids.
+ *   ids[n_ids]:  the canvas (prompt, committed and mask tokens)
+ *   rows[n_rows]: canvas rows whose logits are wanted (0 <= row < n_ids)
+ *   logits: n_rows * vocab floats written row after row; logits_count is
+ *           its capacity in floats.
+ * Attention is bidirectional. Rows are the model's raw output rows: for a
+ * model with SMDIFF_PROP_SHIFT_LOGITS, row i predicts position i+1.
+ * Thread-safe (uses a private workspace per call). */
+SMDIFF_API int32_t smdiff_model_logits(const smdiff_model *model, const int32_t *ids,
+                                       int32_t n_ids, const int32_t *rows, int32_t n_rows,
+                                       float *logits, size_t logits_count);
+
+/* As smdiff_model_logits, but the canvas is given as input embeddings
+ * (n_rows_in * embed_dim floats), e.g. soft-masked mixtures. */
+SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *model, const float *embd,
+                                            int32_t n_pos, const int32_t *rows,
+                                            int32_t n_rows, float *logits,
+                                            size_t logits_count);
+
+/* ------------------------------------------------------------- tokenizer */
+
+#define SMDIFF_TOKENIZE_PARSE_SPECIAL 1  /* match special tokens written in the text */
+#define SMDIFF_TOKENIZE_ADD_BOS       2  /* prepend BOS when the model has one */
+#define SMDIFF_DETOKENIZE_SPECIAL     1  /* render special tokens instead of skipping */
+
+/* Text (UTF-8, n_bytes long, need not be NUL-terminated) to token ids.
+ * Two-call pattern: *n_out always receives the number of ids needed; if
+ * capacity is smaller, returns SMDIFF_E_BUFFER (ids may be NULL then).
+ * Thread-safe. */
+SMDIFF_API int32_t smdiff_model_tokenize(const smdiff_model *model, const char *text,
+                                         size_t n_bytes, int32_t flags, int32_t *ids,
+                                         size_t capacity, size_t *n_out);
+
+/* Token ids to text (not NUL-terminated). Same two-call pattern: *n_out
+ * receives the bytes needed. Ids outside the vocabulary give SMDIFF_E_RANGE.
+ * Thread-safe. */
+SMDIFF_API int32_t smdiff_model_detokenize(const smdiff_model *model, const int32_t *ids,
+                                           size_t n_ids, int32_t flags, char *text,
+                                           size_t capacity, size_t *n_out);
+
+/* ================================================== soft-mask schedule
+ *
+ * The soft-masking rule: for a still-masked position with predicted
+ * distribution p from the previous step,
+ *     e      = (1 - lambda) * E[MASK] + lambda * sum_{i in topk(p)} pi_i * E[v_i]
+ *     lambda = scale * sigmoid(steepness * (-H(p) - centre))      (mode entropy)
+ *     lambda = constant                                           (mode constant)
+ *     lambda = 0                                                  (mode off)
+ * gated to a window of the step budget and optionally faded out linearly
+ * over that window. A schedule is a small value object; a sampler copies it.
+ */
+typedef struct smdiff_softmask smdiff_softmask;
+
+#define SMDIFF_SM_OFF      0  /* binary masking (baseline) */
+#define SMDIFF_SM_ENTROPY  1  /* lambda from the entropy rule (the paper's) */
+#define SMDIFF_SM_CONSTANT 2  /* fixed lambda, the training-free variant */
+
+/* Soft-mask schedule options. */
+#define SMDIFF_SM_MODE         1  /* int 0..2 (SMDIFF_SM_*), default 1 */
+#define SMDIFF_SM_TOPK         2  /* int 1..64, default 3: k, tokens mixed per position */
+#define SMDIFF_SM_SCALE        3  /* double (0,1) open, default 1e-6: omega_s */
+#define SMDIFF_SM_STEEPNESS    4  /* double (0,1e4], default 6.66: omega_a > 0 */
+#define SMDIFF_SM_CENTRE       5  /* double [-1e4,0) , default -0.75: omega_b < 0 */
+#define SMDIFF_SM_CONSTANT_LAMBDA 6 /* double [0,1], default 0.5: lambda in constant mode */
+#define SMDIFF_SM_WINDOW_START 7  /* double [0,1], default 0: first active fraction of steps */
+#define SMDIFF_SM_WINDOW_END   8  /* double [0,1], default 1: active until this fraction */
+#define SMDIFF_SM_FADE         9  /* int 0..1, default 0: fade lambda linearly to 0 over the window */
+#define SMDIFF_SM_OPT_LAST_    9
+
+/* Create a schedule with the reference defaults (mode entropy, k = 3,
+ * omega = (1e-6, 6.66, -0.75), full window, no fade). Thread-safe. */
+SMDIFF_API int32_t smdiff_softmask_create(smdiff_softmask **out);
+
+/* Create a schedule from a loaded model's stored parameters
+ * (smdiff.softmask.* metadata), or the reference defaults when the model
+ * has none. SMDIFF_E_STATE if the model is not loaded. Thread-safe. */
+SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *model,
+                                                     smdiff_softmask **out);
+
+/* Copy a schedule. Thread-safe for distinct destinations. */
+SMDIFF_API int32_t smdiff_softmask_clone(const smdiff_softmask *src, smdiff_softmask **out);
+
+/* Free a schedule. Accepts NULL. */
+SMDIFF_API void smdiff_softmask_free(smdiff_softmask *sm);
+
+/* Typed option access (see SMDIFF_SM_*). Setters check the type and the
+ * bounds (SMDIFF_E_INVAL, SMDIFF_E_RANGE; NaN is always out of range) and
+ * also that window_start <= window_end holds after the change
+ * (SMDIFF_E_RANGE); on failure the schedule is unchanged. */
+SMDIFF_API int32_t smdiff_softmask_set_int(smdiff_softmask *sm, int32_t key, int64_t value);
+SMDIFF_API int32_t smdiff_softmask_set_double(smdiff_softmask *sm, int32_t key, double value);
+SMDIFF_API int32_t smdiff_softmask_get_int(const smdiff_softmask *sm, int32_t key,
+                                           int64_t *out);
+SMDIFF_API int32_t smdiff_softmask_get_double(const smdiff_softmask *sm, int32_t key,
+                                              double *out);
+
+/* Describe / look up a schedule option; as smdiff_model_option_info.
+ * For open bounds (scale in (0,1)) min/max report the closed limits and the
+ * setter rejects the limit itself. Thread-safe. */
+SMDIFF_API int32_t smdiff_softmask_option_info(int32_t key, const char **name,
+                                               int32_t *type, double *min, double *max,
+                                               double *def);
+SMDIFF_API int32_t smdiff_softmask_option_key(const char *name, int32_t *key);
+
+/* Detailed message of the last failure on this schedule; "" if none. */
+SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm);
+
+/* lambda for one predicted distribution, as the sampler would use it.
+ *   probs[n]: a probability row (softmax of raw logits at temperature 1);
+ *             it need not be normalised exactly, entropy uses it as given.
+ *   step, n_steps: 0-based step index within the budget. At step 0 there
+ *             is no previous prediction and lambda is 0.
+ * Returns SMDIFF_E_INVAL for NULL pointers, n < 1 or step outside
+ * [0, n_steps). Pure; thread-safe for a schedule not being modified. */
+SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float *probs,
+                                          int64_t n, int32_t step, int32_t n_steps,
+                                          double *out_lambda);
+
+/* ============================================================= sampler
+ *
+ * A sampler runs the denoising loop for one request at a time. It owns its
+ * workspace and its random stream, and holds a copy of a soft-mask
+ * schedule. It is not tied to a model: pass the model to each generate
+ * call. One sampler per thread; many samplers can share one model.
+ */
+typedef struct smdiff_sampler smdiff_sampler;
+
+/* Sampler options. */
+#define SMDIFF_SAMPLER_STEPS        1  /* int 1..1048576, default 64: denoising steps */
+#define SMDIFF_SAMPLER_GEN_LENGTH   2  /* int 1..1048576, default 128: tokens to generate */
+#define SMDIFF_SAMPLER_BLOCK_LENGTH 3  /* int 0..1048576, default 0 = one block (gen_length) */
+#define SMDIFF_SAMPLER_TEMPERATURE  4  /* double [0,100], default 0 = greedy */
+#define SMDIFF_SAMPLER_TOP_K        5  /* int 0..1048576, default 0 = off */
+#define SMDIFF_SAMPLER_TOP_P        6  /* double (0,1], default 1 = off */
+#define SMDIFF_SAMPLER_SEED         7  /* int 0..2^63-1, default 0 */
+#define SMDIFF_SAMPLER_ALG_TEMP     8  /* double [0,100], default 0: position-sampling temperature */
+#define SMDIFF_SAMPLER_THRESHOLD    9  /* double [0,1], default 0.9: confidence threshold strategy */
+#define SMDIFF_SAMPLER_EPS         10  /* double [0,0.5], default 1e-3: Dream's final timestep */
+#define SMDIFF_SAMPLER_THREADS     11  /* int 0..1024, default 0 = all online CPUs */
+#define SMDIFF_SAMPLER_STOP_AT_EOS 12  /* int 0..1, default 1: finish early once EOS is committed
+                                          and everything before it is decided; pad the rest */
+#define SMDIFF_SAMPLER_OPT_LAST_   12
+
+/* Create a sampler with default options, the "maskgit_plus" strategy and
+ * the default soft-mask schedule. Thread-safe. */
+SMDIFF_API int32_t smdiff_sampler_create(smdiff_sampler **out);
+
+/* Free a sampler. Accepts NULL. */
+SMDIFF_API void smdiff_sampler_free(smdiff_sampler *sampler);
+
+/* Typed option access (see SMDIFF_SAMPLER_*); as the schedule's setters. */
+SMDIFF_API int32_t smdiff_sampler_set_int(smdiff_sampler *sampler, int32_t key,
+                                          int64_t value);
+SMDIFF_API int32_t smdiff_sampler_set_double(smdiff_sampler *sampler, int32_t key,
+                                             double value);
+SMDIFF_API int32_t smdiff_sampler_get_int(const smdiff_sampler *sampler, int32_t key,
+                                          int64_t *out);
+SMDIFF_API int32_t smdiff_sampler_get_double(const smdiff_sampler *sampler, int32_t key,
+                                             double *out);
+SMDIFF_API int32_t smdiff_sampler_option_info(int32_t key, const char **name,
+                                              int32_t *type, double *min, double *max,
+                                              double *def);
+SMDIFF_API int32_t smdiff_sampler_option_key(const char *name, int32_t *key);
+
+/* Choose the decoder strategy by its registered name (built-ins and those
+ * added with smdiff_decoder_register). SMDIFF_E_NOT_FOUND if unknown; the
+ * sampler keeps its previous strategy then. */
+SMDIFF_API int32_t smdiff_sampler_set_strategy(smdiff_sampler *sampler, const char *name);
+
+/* Name of the current strategy (storage valid while the sampler lives and
+ * the strategy stays registered). */
+SMDIFF_API int32_t smdiff_sampler_get_strategy(const smdiff_sampler *sampler,
+                                               const char **out);
+
+/* Copy a schedule into the sampler (the caller keeps and may free its
+ * schedule). */
+SMDIFF_API int32_t smdiff_sampler_set_softmask(smdiff_sampler *sampler,
+                                               const smdiff_softmask *sm);
+
+/* Step callback, called after every denoising step with the canvas.
+ *   canvas[n]: token ids of the whole canvas (prompt first; masked
+ *              positions hold the mask id)
+ *   committed[n]: 1 where this step committed the position, else 0
+ *   lambda[n]: the soft-mask weight each still-masked position will use in
+ *              the next step (0 elsewhere)
+ * Return 0 to continue, non-zero to abort (the run returns SMDIFF_E_ABORTED).
+ * Called on the generating thread. Pass NULL to remove. */
+typedef int32_t (*smdiff_step_fn)(int32_t step, int32_t n_steps, const int32_t *canvas,
+                                  const uint8_t *committed, const float *lambda,
+                                  int32_t n, void *user_data);
+SMDIFF_API int32_t smdiff_sampler_set_step_callback(smdiff_sampler *sampler,
+                                                    smdiff_step_fn fn, void *user_data);
+
+/* Abort callback, polled between steps and between layers. Return non-zero
+ * to stop; the run returns SMDIFF_E_ABORTED. */
+typedef int32_t (*smdiff_abort_fn)(void *user_data);
+SMDIFF_API int32_t smdiff_sampler_set_abort_callback(smdiff_sampler *sampler,
+                                                     smdiff_abort_fn fn, void *user_data);
+
+/* Detailed message of the last failure on this sampler; "" if none. */
+SMDIFF_API const char *smdiff_sampler_last_error(const smdiff_sampler *sampler);
+
+/* Generate gen_length tokens after a prompt of token ids.
+ * out receives the generated ids only (not the prompt); capacity is its
+ * length. *n_out receives how many were written: gen_length, or fewer
+ * when generation stopped at EOS (the EOS itself is not counted).
+ * Thread-safe for distinct samplers sharing one model. */
+SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *sampler, const smdiff_model *model,
+                                          const int32_t *prompt, int32_t n_prompt,
+                                          int32_t *out, int32_t capacity, int32_t *n_out);
+
+/* Generate text for a UTF-8 prompt. If chat is non-zero the prompt is
+ * wrapped in the model's chat template as one user message. Two-call
+ * pattern on text/capacity like smdiff_model_detokenize, except that the
+ * generation is not repeated: on SMDIFF_E_BUFFER, call again with a larger
+ * buffer and the same arguments to receive the cached result. */
+SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *sampler, const smdiff_model *model,
+                                        const char *prompt, int32_t chat, char *text,
+                                        size_t capacity, size_t *n_out);
+
+/* ======================================================================
+ * EXPERIMENTAL SECTION
+ * Functions below may change between minor versions.
+ * ====================================================================== */
+
+/* Number of threads smdiff's BLAS backend will use for calls made with the
+ * given thread setting (0 = all online CPUs) -- a diagnostic. Thread-safe. */
+SMDIFF_API int32_t smdiff_resolve_threads(int32_t requested, int32_t *out);
+
+/* Name of the BLAS kernel in use (OpenBLAS's core name), static storage. */
+SMDIFF_API const char *smdiff_blas_info(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SMDIFF_H */

@@ -1,0 +1,156 @@
+#include <string.h>
+#include <uv.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "decoder.h"
+
+#define MAX_DECODERS 64
+
+typedef struct {
+    smdiff_decoder vt;
+    void *user_data;
+    char name[64];
+    char *description;
+    int builtin;
+} entry;
+
+static uv_once_t registry_once = UV_ONCE_INIT;
+static uv_mutex_t registry_mutex;
+static int registry_ok = 0;
+static entry registry[MAX_DECODERS];
+static int32_t registry_n = 0;
+
+/* The version-1 layout ends after `release`. */
+#define V1_SIZE (offsetof(smdiff_decoder, release) + sizeof(void (*)(void *)))
+
+static int valid_name(const char *s) {
+    size_t n = strlen(s);
+    if (n < 1 || n > 63) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return 0;
+    }
+    return 1;
+}
+
+static int32_t add_locked(const smdiff_decoder *d, void *user_data, int builtin) {
+    if (!d || !d->select || !d->name)
+        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder needs a name and a select callback");
+    if (d->struct_size < V1_SIZE)
+        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder struct_size %u smaller than version 1 (%zu)",
+                       d->struct_size, (size_t)V1_SIZE);
+    if (d->abi_version != SMDIFF_DECODER_ABI_VERSION)
+        return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "decoder abi_version %u not supported (want %d)",
+                       d->abi_version, SMDIFF_DECODER_ABI_VERSION);
+    if (!valid_name(d->name))
+        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder name must be 1-63 of [a-z0-9_]");
+    for (int32_t i = 0; i < registry_n; i++)
+        if (strcmp(registry[i].name, d->name) == 0)
+            return sd_fail(NULL, SMDIFF_E_STATE, "decoder '%s' is already registered", d->name);
+    if (registry_n == MAX_DECODERS)
+        return sd_fail(NULL, SMDIFF_E_NOMEM, "decoder registry full (%d entries)", MAX_DECODERS);
+    char *desc = NULL;
+    if (d->description && !(desc = sd_strdup(d->description)))
+        return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory registering a decoder");
+    entry *e = &registry[registry_n++];
+    memset(e, 0, sizeof *e);
+    /* Copy only what the caller's struct holds; later fields stay zero. */
+    memcpy(&e->vt, d, d->struct_size < sizeof e->vt ? d->struct_size : sizeof e->vt);
+    e->vt.struct_size = sizeof e->vt;
+    strcpy(e->name, d->name);
+    e->vt.name = e->name;
+    e->description = desc;
+    e->vt.description = desc;
+    e->user_data = user_data;
+    e->builtin = builtin;
+    return SMDIFF_OK;
+}
+
+static void registry_init(void) {
+    if (uv_mutex_init(&registry_mutex) != 0) return;
+    registry_ok = 1;
+    for (int i = 0; sd_builtin_decoders[i]; i++) add_locked(sd_builtin_decoders[i], NULL, 1);
+}
+
+static int32_t lock(void) {
+    uv_once(&registry_once, registry_init);
+    if (!registry_ok) return sd_fail(NULL, SMDIFF_E_THREAD, "decoder registry mutex failed");
+    uv_mutex_lock(&registry_mutex);
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_decoder_register(const smdiff_decoder *decoder, void *user_data) {
+    if (!decoder) return sd_fail(NULL, SMDIFF_E_INVAL, "decoder is NULL");
+    int32_t rc = lock();
+    if (rc) return rc;
+    rc = add_locked(decoder, user_data, 0);
+    uv_mutex_unlock(&registry_mutex);
+    return rc;
+}
+
+SMDIFF_API int32_t smdiff_decoder_unregister(const char *name) {
+    if (!name) return sd_fail(NULL, SMDIFF_E_INVAL, "name is NULL");
+    int32_t rc = lock();
+    if (rc) return rc;
+    rc = sd_fail(NULL, SMDIFF_E_NOT_FOUND, "no decoder named '%s'", name);
+    for (int32_t i = 0; i < registry_n; i++) {
+        if (strcmp(registry[i].name, name) != 0) continue;
+        if (registry[i].builtin) {
+            rc = sd_fail(NULL, SMDIFF_E_STATE, "built-in decoder '%s' cannot be removed", name);
+            break;
+        }
+        entry gone = registry[i];
+        memmove(&registry[i], &registry[i + 1], (size_t)(registry_n - i - 1) * sizeof(entry));
+        registry_n--;
+        /* Entries moved: re-point their name fields at their own storage. */
+        for (int32_t j = i; j < registry_n; j++) registry[j].vt.name = registry[j].name;
+        uv_mutex_unlock(&registry_mutex);
+        if (gone.vt.release) gone.vt.release(gone.user_data);
+        sd_free(gone.description);
+        return SMDIFF_OK;
+    }
+    uv_mutex_unlock(&registry_mutex);
+    return rc;
+}
+
+SMDIFF_API int32_t smdiff_decoder_count(int32_t *out) {
+    if (!out) return sd_fail(NULL, SMDIFF_E_INVAL, "out is NULL");
+    int32_t rc = lock();
+    if (rc) return rc;
+    *out = registry_n;
+    uv_mutex_unlock(&registry_mutex);
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_decoder_name(int32_t index, const char **name,
+                                       const char **description) {
+    if (!name) return sd_fail(NULL, SMDIFF_E_INVAL, "name is NULL");
+    int32_t rc = lock();
+    if (rc) return rc;
+    if (index < 0 || index >= registry_n) {
+        uv_mutex_unlock(&registry_mutex);
+        return sd_fail(NULL, SMDIFF_E_RANGE, "decoder index %d outside 0..%d", (int)index,
+                       (int)registry_n - 1);
+    }
+    *name = registry[index].name;
+    if (description) *description = registry[index].description ? registry[index].description : "";
+    uv_mutex_unlock(&registry_mutex);
+    return SMDIFF_OK;
+}
+
+int32_t sd_decoder_lookup(const char *name, smdiff_decoder *vt, void **user_data) {
+    int32_t rc = lock();
+    if (rc) return rc;
+    rc = sd_fail(NULL, SMDIFF_E_NOT_FOUND, "no decoder strategy named '%s'", name);
+    for (int32_t i = 0; i < registry_n; i++) {
+        if (strcmp(registry[i].name, name) == 0) {
+            *vt = registry[i].vt;
+            *user_data = registry[i].user_data;
+            rc = SMDIFF_OK;
+            break;
+        }
+    }
+    uv_mutex_unlock(&registry_mutex);
+    return rc;
+}

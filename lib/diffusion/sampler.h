@@ -1,0 +1,23 @@
+/* sampler.h -- the per-request object that runs the denoising loop. */
+#ifndef SD_DIFFUSION_SAMPLER_H
+#define SD_DIFFUSION_SAMPLER_H
+
+#include "core/error.h"
+#include "core/options.h"
+#include "smdiff/smdiff.h"
+#include "softmask.h"
+
+struct smdiff_sampler {
+    sd_optval opt[SMDIFF_SAMPLER_OPT_LAST_ + 1];
+    char strategy[64];
+    struct smdiff_softmask softmask;
+    smdiff_step_fn step_fn;
+    void *step_ud;
+    smdiff_abort_fn abort_fn;
+    void *abort_ud;
+    sd_error err;
+};
+
+extern const sd_option_table sd_sampler_options;
+
+#endif

@@ -1,0 +1,130 @@
+/* gguf.h -- GGUF model files (versions 2 and 3): a bounds-checked reader
+ * over a read-only mapping, and an atomic writer.
+ *
+ * Layout (all little-endian):
+ *   magic "GGUF", u32 version, u64 n_tensors, u64 n_kv,
+ *   n_kv x { string key, u32 type, value },
+ *   n_tensors x { string name, u32 n_dims, u64 dims[n_dims], u32 ggml_type, u64 offset },
+ *   padding to general.alignment (default 32), tensor data.
+ * string = u64 length + bytes (no NUL). Array value = u32 elem type, u64 count, elems.
+ *
+ * The reader validates everything before returning a handle; afterwards
+ * every accessor is a cheap lookup and no pointer it returns can point
+ * outside the mapping. Errors are SMDIFF_E_IO (open/map) or
+ * SMDIFF_E_FORMAT with a message naming the offending field.
+ */
+#ifndef SD_IO_GGUF_H
+#define SD_IO_GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* Metadata value types (GGUF spec numbering). */
+enum {
+    SD_GGUF_UINT8 = 0, SD_GGUF_INT8 = 1, SD_GGUF_UINT16 = 2, SD_GGUF_INT16 = 3,
+    SD_GGUF_UINT32 = 4, SD_GGUF_INT32 = 5, SD_GGUF_FLOAT32 = 6, SD_GGUF_BOOL = 7,
+    SD_GGUF_STRING = 8, SD_GGUF_ARRAY = 9, SD_GGUF_UINT64 = 10, SD_GGUF_INT64 = 11,
+    SD_GGUF_FLOAT64 = 12,
+};
+
+/* Tensor element types (ggml numbering); the ones smdiff computes with. */
+enum {
+    SD_GGML_F32 = 0, SD_GGML_F16 = 1, SD_GGML_Q8_0 = 8, SD_GGML_BF16 = 30,
+};
+
+typedef struct sd_gguf sd_gguf;
+
+typedef struct sd_gguf_str {
+    const char *ptr;  /* not NUL-terminated; points into the mapping */
+    uint64_t len;
+} sd_gguf_str;
+
+typedef struct sd_gguf_tensor {
+    sd_gguf_str name;
+    uint32_t n_dims;      /* 1..4 */
+    uint64_t ne[4];       /* ne[0] is the fastest-varying (row length), unused dims = 1 */
+    uint32_t type;        /* SD_GGML_* */
+    uint64_t offset;      /* relative to the data section */
+    uint64_t n_bytes;     /* validated: data + offset + n_bytes <= file end */
+    const void *data;     /* into the mapping, aligned to general.alignment */
+} sd_gguf_tensor;
+
+/* Open and validate. use_mmap = 0 reads the file into memory instead. */
+int32_t sd_gguf_open(const char *path, int use_mmap, sd_gguf **out, sd_error *err);
+/* Validate an in-memory image (for fuzzing and tests); buf must outlive the handle. */
+int32_t sd_gguf_open_memory(const void *buf, size_t size, sd_gguf **out, sd_error *err);
+void sd_gguf_close(sd_gguf *g);  /* accepts NULL */
+
+uint32_t sd_gguf_version(const sd_gguf *g);
+uint64_t sd_gguf_alignment(const sd_gguf *g);
+
+/* Metadata lookup; -1 if absent. */
+int64_t sd_gguf_find_key(const sd_gguf *g, const char *key);
+int64_t sd_gguf_n_kv(const sd_gguf *g);
+sd_gguf_str sd_gguf_key(const sd_gguf *g, int64_t i);
+uint32_t sd_gguf_kv_type(const sd_gguf *g, int64_t i);
+
+/* Typed getters: SMDIFF_E_NOT_FOUND if absent, SMDIFF_E_FORMAT if the
+ * stored type cannot be represented (integers convert between widths when
+ * the value fits; floats between f32/f64). */
+int32_t sd_gguf_get_u64(const sd_gguf *g, const char *key, uint64_t *out, sd_error *err);
+int32_t sd_gguf_get_i64(const sd_gguf *g, const char *key, int64_t *out, sd_error *err);
+int32_t sd_gguf_get_f64(const sd_gguf *g, const char *key, double *out, sd_error *err);
+int32_t sd_gguf_get_bool(const sd_gguf *g, const char *key, int *out, sd_error *err);
+int32_t sd_gguf_get_str(const sd_gguf *g, const char *key, sd_gguf_str *out, sd_error *err);
+
+/* Arrays: element type and count; element access by index. */
+int32_t sd_gguf_get_arr(const sd_gguf *g, const char *key, uint32_t *elem_type,
+                        uint64_t *count, sd_error *err);
+int32_t sd_gguf_arr_str(const sd_gguf *g, const char *key, uint64_t i, sd_gguf_str *out);
+int32_t sd_gguf_arr_i64(const sd_gguf *g, const char *key, uint64_t i, int64_t *out);
+int32_t sd_gguf_arr_f64(const sd_gguf *g, const char *key, uint64_t i, double *out);
+
+/* Format any value as text (for smdiff_model_meta / `smdiff info`). */
+int32_t sd_gguf_value_text(const sd_gguf *g, int64_t kv_index, char *buf, size_t size,
+                           size_t *needed);
+
+int64_t sd_gguf_n_tensors(const sd_gguf *g);
+const sd_gguf_tensor *sd_gguf_tensor_at(const sd_gguf *g, int64_t i);
+const sd_gguf_tensor *sd_gguf_find_tensor(const sd_gguf *g, const char *name); /* NULL if absent */
+
+/* Bytes of a tensor of type with n elements (n must be a multiple of the
+ * type's block size); 0 for an unknown type or a bad element count. */
+uint64_t sd_ggml_type_size(uint32_t type, uint64_t n_elements);
+const char *sd_ggml_type_name(uint32_t type);
+
+/* Convert n elements starting at element 0 of src (of type) to f32. n must
+ * be a multiple of the block size. */
+void sd_ggml_to_f32(uint32_t type, const void *src, float *dst, int64_t n);
+/* Convert f32 to type (F32, F16, BF16, Q8_0) for the writer. */
+void sd_ggml_from_f32(uint32_t type, const float *src, void *dst, int64_t n);
+
+/* ------------------------------------------------------------- writer */
+
+typedef struct sd_gguf_writer sd_gguf_writer;
+
+int32_t sd_gguf_writer_create(sd_gguf_writer **out, sd_error *err);
+void sd_gguf_writer_free(sd_gguf_writer *w);
+
+/* Metadata, kept in insertion order; setting an existing key replaces it. */
+int32_t sd_gguf_set_u32(sd_gguf_writer *w, const char *key, uint32_t v);
+int32_t sd_gguf_set_i32(sd_gguf_writer *w, const char *key, int32_t v);
+int32_t sd_gguf_set_u64(sd_gguf_writer *w, const char *key, uint64_t v);
+int32_t sd_gguf_set_f32(sd_gguf_writer *w, const char *key, float v);
+int32_t sd_gguf_set_bool(sd_gguf_writer *w, const char *key, int v);
+int32_t sd_gguf_set_str(sd_gguf_writer *w, const char *key, const char *v);
+int32_t sd_gguf_set_arr_str(sd_gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+int32_t sd_gguf_set_arr_i32(sd_gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+int32_t sd_gguf_set_arr_f32(sd_gguf_writer *w, const char *key, const float *v, uint64_t n);
+
+/* Add a tensor; data (n_bytes = sd_ggml_type_size) is copied or, with
+ * borrow = 1, referenced until the file is written. ne[0] is the row length. */
+int32_t sd_gguf_add_tensor(sd_gguf_writer *w, const char *name, uint32_t n_dims,
+                           const uint64_t *ne, uint32_t type, const void *data, int borrow);
+
+/* Write to path atomically: path.tmp.PID, fsync, rename, fsync directory. */
+int32_t sd_gguf_write(sd_gguf_writer *w, const char *path, sd_error *err);
+
+#endif

@@ -1,0 +1,77 @@
+/* transformer.h -- the transformer core: weights of a dream/llada model and
+ * a forward pass over input embeddings that returns logits only for the
+ * rows asked for.
+ *
+ * Shapes (row-major, floats unless noted):
+ *   d = n_embd, H = n_head, Hkv = n_head_kv, hd = d / H, F = n_ff, V = n_vocab
+ *   token_embd [V, d]      (may be F16/BF16/Q8_0 in the file: rows dequantised on use)
+ *   per layer:  attn_norm [d], wq [H*hd, d], wk [Hkv*hd, d], wv [Hkv*hd, d],
+ *               bq/bk/bv (dream only), wo [d, H*hd], ffn_norm [d],
+ *               w_gate [F, d], w_up [F, d], w_down [d, F]
+ *   output_norm [d], output [V, d]
+ * A weight matrix W [out, in] multiplies activations X [L, in] as X @ W^T.
+ */
+#ifndef SD_NN_TRANSFORMER_H
+#define SD_NN_TRANSFORMER_H
+
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/error.h"
+#include "core/pool.h"
+
+typedef enum { SD_ARCH_DREAM = 1, SD_ARCH_LLADA = 2 } sd_arch;
+
+/* A weight tensor as stored: data in the mapping (or owned), its ggml type,
+ * shape [rows, cols] (cols = ne[0]). */
+typedef struct sd_weight {
+    const void *data;
+    uint32_t type;
+    int64_t rows, cols;
+} sd_weight;
+
+typedef struct sd_layer_weights {
+    sd_weight attn_norm, wq, wk, wv, bq, bk, bv, wo, ffn_norm, w_gate, w_up, w_down;
+} sd_layer_weights;
+
+typedef struct sd_hparams {
+    sd_arch arch;
+    int32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx;
+    float norm_eps, rope_base;
+    int32_t shift_logits;   /* dream: row i predicts position i+1 */
+    int32_t rope_permuted;  /* llada from llama.cpp: Q/K rows permuted for adjacent-pair RoPE */
+    int32_t mask_id, bos_id, eos_id, pad_id;
+} sd_hparams;
+
+typedef struct sd_weights {
+    sd_hparams hp;
+    sd_weight token_embd, output_norm, output;
+    sd_layer_weights *layers;  /* [n_layer] */
+} sd_weights;
+
+/* Per-call options of the forward pass. */
+typedef struct sd_forward_opts {
+    int causal;                 /* 1: causal attention mask (AR reference model) */
+    sd_pool *pool;              /* threads for non-BLAS work; may be NULL */
+    int (*abort_fn)(void *ud);  /* polled between layers; non-zero aborts */
+    void *abort_ud;
+} sd_forward_opts;
+
+/* Arena bytes the forward pass needs for a canvas of L positions and
+ * n_rows logit rows. */
+size_t sd_forward_scratch_bytes(const sd_hparams *hp, int64_t L, int64_t n_rows);
+
+/* Forward pass.
+ *   embd   [L, d]  input embeddings (soft-masked mixtures allowed)
+ *   rows   [n_rows] canvas rows whose logits are wanted
+ *   logits [n_rows, V] out (may be NULL when n_rows == 0)
+ *   hidden [L, d]  optional out: final hidden states after output_norm
+ * Returns SMDIFF_OK, SMDIFF_E_ABORTED, SMDIFF_E_NOMEM (arena too small). */
+int32_t sd_forward(const sd_weights *w, const float *embd, int64_t L, const int32_t *rows,
+                   int64_t n_rows, float *logits, float *hidden, const sd_forward_opts *opts,
+                   sd_arena *scratch, sd_error *err);
+
+/* Input embedding of token id (dequantised row of token_embd) into out[d]. */
+void sd_embed_token(const sd_weights *w, int32_t id, float *out);
+
+#endif

@@ -1,0 +1,374 @@
+/* smdiff.c -- the public API: validates arguments, records errors, and maps
+ * each call onto the layers below (core, io, text, nn, diffusion, train).
+ * No computation lives here. */
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/pool.h"
+#include "diffusion/decoder.h"
+#include "diffusion/sampler.h"
+#include "diffusion/softmask.h"
+#include "nn/blas.h"
+#include "nn/model.h"
+#include "smdiff/smdiff.h"
+
+#define REQUIRE(cond, err, ...)                                   \
+    do {                                                          \
+        if (!(cond)) return sd_fail((err), SMDIFF_E_INVAL, __VA_ARGS__); \
+    } while (0)
+
+/* ---------------------------------------------------------------- version */
+
+SMDIFF_API uint32_t smdiff_version_number(void) { return SMDIFF_VERSION_NUMBER; }
+
+SMDIFF_API const char *smdiff_version_string(void) { return SMDIFF_VERSION_STRING; }
+
+/* ------------------------------------------------------------------ model */
+
+SMDIFF_API int32_t smdiff_model_create(smdiff_model **out) {
+    REQUIRE(out, NULL, "smdiff_model_create: out is NULL");
+    smdiff_model *m = sd_calloc(1, sizeof *m);
+    if (!m) return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory creating a model");
+    atomic_init(&m->refcount, 1);
+    sd_options_defaults(&sd_model_options, m->opt);
+    *out = m;
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_model_retain(smdiff_model *m) {
+    REQUIRE(m, NULL, "smdiff_model_retain: model is NULL");
+    atomic_fetch_add(&m->refcount, 1);
+    return SMDIFF_OK;
+}
+
+SMDIFF_API void smdiff_model_free(smdiff_model *m) {
+    if (!m) return;
+    if (atomic_fetch_sub(&m->refcount, 1) == 1) sd_model_destroy(m);
+}
+
+SMDIFF_API int32_t smdiff_model_set_int(smdiff_model *m, int32_t key, int64_t value) {
+    REQUIRE(m, NULL, "smdiff_model_set_int: model is NULL");
+    if (m->loaded)
+        return sd_fail(&m->err, SMDIFF_E_STATE, "model options are frozen once the model is loaded");
+    return sd_option_set_int(&sd_model_options, m->opt, key, value, &m->err);
+}
+
+SMDIFF_API int32_t smdiff_model_get_int(const smdiff_model *m, int32_t key, int64_t *out) {
+    REQUIRE(m && out, NULL, "smdiff_model_get_int: NULL argument");
+    return sd_option_get_int(&sd_model_options, m->opt, key, out, NULL);
+}
+
+SMDIFF_API int32_t smdiff_model_option_info(int32_t key, const char **name, int32_t *type,
+                                            double *min, double *max, double *def) {
+    return sd_option_info(&sd_model_options, key, name, type, min, max, def);
+}
+
+SMDIFF_API int32_t smdiff_model_option_key(const char *name, int32_t *key) {
+    return sd_option_key(&sd_model_options, name, key);
+}
+
+SMDIFF_API const char *smdiff_model_last_error(const smdiff_model *m) {
+    return m ? m->err.msg : "model is NULL";
+}
+
+SMDIFF_API int32_t smdiff_model_load_file(smdiff_model *m, const char *path) {
+    REQUIRE(m && path, NULL, "smdiff_model_load_file: NULL argument");
+    if (m->loaded) return sd_fail(&m->err, SMDIFF_E_STATE, "model is already loaded");
+    sd_fail(&m->err, SMDIFF_E_UNSUPPORTED, "model loading is not implemented in this version");
+    return sd_error_forward(NULL, &m->err);
+}
+
+SMDIFF_API int32_t smdiff_model_is_loaded(const smdiff_model *m, int32_t *out) {
+    REQUIRE(m && out, NULL, "smdiff_model_is_loaded: NULL argument");
+    *out = m->loaded;
+    return SMDIFF_OK;
+}
+
+static int32_t require_loaded(const smdiff_model *m, const char *fn) {
+    if (!m) return sd_fail(NULL, SMDIFF_E_INVAL, "%s: model is NULL", fn);
+    if (!m->loaded) return sd_fail(NULL, SMDIFF_E_STATE, "%s: model is not loaded", fn);
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_model_property(const smdiff_model *m, int32_t prop, int64_t *out) {
+    int32_t rc = require_loaded(m, "smdiff_model_property");
+    if (rc) return rc;
+    REQUIRE(out, NULL, "smdiff_model_property: out is NULL");
+    (void)prop;
+    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "model properties are not implemented in this version");
+}
+
+SMDIFF_API int32_t smdiff_model_arch(const smdiff_model *m, const char **out) {
+    int32_t rc = require_loaded(m, "smdiff_model_arch");
+    if (rc) return rc;
+    REQUIRE(out, NULL, "smdiff_model_arch: out is NULL");
+    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "model architectures are not implemented in this version");
+}
+
+SMDIFF_API int32_t smdiff_model_meta(const smdiff_model *m, const char *key, char *buf,
+                                     size_t buf_size, size_t *needed) {
+    int32_t rc = require_loaded(m, "smdiff_model_meta");
+    if (rc) return rc;
+    REQUIRE(key && needed && (buf || buf_size == 0), NULL, "smdiff_model_meta: NULL argument");
+    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "model metadata is not implemented in this version");
+}
+
+SMDIFF_API int32_t smdiff_model_logits(const smdiff_model *m, const int32_t *ids,
+                                       int32_t n_ids, const int32_t *rows, int32_t n_rows,
+                                       float *logits, size_t logits_count) {
+    int32_t rc = require_loaded(m, "smdiff_model_logits");
+    if (rc) return rc;
+    REQUIRE(ids && rows && logits && n_ids > 0 && n_rows >= 0 && logits_count > 0, NULL,
+            "smdiff_model_logits: invalid argument");
+    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the transformer core is not implemented in this version");
+}
+
+SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *m, const float *embd,
+                                            int32_t n_pos, const int32_t *rows, int32_t n_rows,
+                                            float *logits, size_t logits_count) {
+    int32_t rc = require_loaded(m, "smdiff_model_logits_embd");
+    if (rc) return rc;
+    REQUIRE(embd && rows && logits && n_pos > 0 && n_rows >= 0 && logits_count > 0, NULL,
+            "smdiff_model_logits_embd: invalid argument");
+    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the transformer core is not implemented in this version");
+}
+
+SMDIFF_API int32_t smdiff_model_tokenize(const smdiff_model *m, const char *text,
+                                         size_t n_bytes, int32_t flags, int32_t *ids,
+                                         size_t capacity, size_t *n_out) {
+    int32_t rc = require_loaded(m, "smdiff_model_tokenize");
+    if (rc) return rc;
+    REQUIRE((text || n_bytes == 0) && n_out && (ids || capacity == 0), NULL,
+            "smdiff_model_tokenize: invalid argument");
+    (void)flags;
+    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the tokenizer is not implemented in this version");
+}
+
+SMDIFF_API int32_t smdiff_model_detokenize(const smdiff_model *m, const int32_t *ids,
+                                           size_t n_ids, int32_t flags, char *text,
+                                           size_t capacity, size_t *n_out) {
+    int32_t rc = require_loaded(m, "smdiff_model_detokenize");
+    if (rc) return rc;
+    REQUIRE((ids || n_ids == 0) && n_out && (text || capacity == 0), NULL,
+            "smdiff_model_detokenize: invalid argument");
+    (void)flags;
+    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the tokenizer is not implemented in this version");
+}
+
+/* ------------------------------------------------------ soft-mask schedule */
+
+SMDIFF_API int32_t smdiff_softmask_create(smdiff_softmask **out) {
+    REQUIRE(out, NULL, "smdiff_softmask_create: out is NULL");
+    smdiff_softmask *sm = sd_calloc(1, sizeof *sm);
+    if (!sm) return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory creating a soft-mask schedule");
+    sd_options_defaults(&sd_softmask_options, sm->opt);
+    *out = sm;
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *m,
+                                                     smdiff_softmask **out) {
+    int32_t rc = require_loaded(m, "smdiff_softmask_create_from_model");
+    if (rc) return rc;
+    REQUIRE(out, NULL, "smdiff_softmask_create_from_model: out is NULL");
+    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "stored soft-mask parameters are not implemented in this version");
+}
+
+SMDIFF_API int32_t smdiff_softmask_clone(const smdiff_softmask *src, smdiff_softmask **out) {
+    REQUIRE(src && out, NULL, "smdiff_softmask_clone: NULL argument");
+    smdiff_softmask *sm = sd_malloc(sizeof *sm);
+    if (!sm) return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory cloning a soft-mask schedule");
+    memcpy(sm, src, sizeof *sm);
+    sd_error_clear(&sm->err);
+    *out = sm;
+    return SMDIFF_OK;
+}
+
+SMDIFF_API void smdiff_softmask_free(smdiff_softmask *sm) { sd_free(sm); }
+
+/* The window must stay ordered; check on a copy so a failure changes nothing. */
+static int32_t softmask_commit(smdiff_softmask *sm, const sd_optval *opt) {
+    if (opt[SMDIFF_SM_WINDOW_START].d > opt[SMDIFF_SM_WINDOW_END].d)
+        return sd_fail(&sm->err, SMDIFF_E_RANGE, "softmask window_start %g > window_end %g",
+                       opt[SMDIFF_SM_WINDOW_START].d, opt[SMDIFF_SM_WINDOW_END].d);
+    memcpy(sm->opt, opt, sizeof sm->opt);
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_softmask_set_int(smdiff_softmask *sm, int32_t key, int64_t value) {
+    REQUIRE(sm, NULL, "smdiff_softmask_set_int: schedule is NULL");
+    sd_optval opt[SMDIFF_SM_OPT_LAST_ + 1];
+    memcpy(opt, sm->opt, sizeof opt);
+    int32_t rc = sd_option_set_int(&sd_softmask_options, opt, key, value, &sm->err);
+    return rc ? rc : softmask_commit(sm, opt);
+}
+
+SMDIFF_API int32_t smdiff_softmask_set_double(smdiff_softmask *sm, int32_t key, double value) {
+    REQUIRE(sm, NULL, "smdiff_softmask_set_double: schedule is NULL");
+    sd_optval opt[SMDIFF_SM_OPT_LAST_ + 1];
+    memcpy(opt, sm->opt, sizeof opt);
+    int32_t rc = sd_option_set_double(&sd_softmask_options, opt, key, value, &sm->err);
+    return rc ? rc : softmask_commit(sm, opt);
+}
+
+SMDIFF_API int32_t smdiff_softmask_get_int(const smdiff_softmask *sm, int32_t key,
+                                           int64_t *out) {
+    REQUIRE(sm && out, NULL, "smdiff_softmask_get_int: NULL argument");
+    return sd_option_get_int(&sd_softmask_options, sm->opt, key, out, NULL);
+}
+
+SMDIFF_API int32_t smdiff_softmask_get_double(const smdiff_softmask *sm, int32_t key,
+                                              double *out) {
+    REQUIRE(sm && out, NULL, "smdiff_softmask_get_double: NULL argument");
+    return sd_option_get_double(&sd_softmask_options, sm->opt, key, out, NULL);
+}
+
+SMDIFF_API int32_t smdiff_softmask_option_info(int32_t key, const char **name, int32_t *type,
+                                               double *min, double *max, double *def) {
+    return sd_option_info(&sd_softmask_options, key, name, type, min, max, def);
+}
+
+SMDIFF_API int32_t smdiff_softmask_option_key(const char *name, int32_t *key) {
+    return sd_option_key(&sd_softmask_options, name, key);
+}
+
+SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm) {
+    return sm ? sm->err.msg : "schedule is NULL";
+}
+
+SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float *probs,
+                                          int64_t n, int32_t step, int32_t n_steps,
+                                          double *out_lambda) {
+    REQUIRE(sm && probs && out_lambda, NULL, "smdiff_softmask_lambda: NULL argument");
+    REQUIRE(n >= 1, NULL, "smdiff_softmask_lambda: n = %lld < 1", (long long)n);
+    REQUIRE(n_steps >= 1 && step >= 0 && step < n_steps, NULL,
+            "smdiff_softmask_lambda: step %d outside [0, %d)", (int)step, (int)n_steps);
+    double gate = sd_softmask_gate(sm, step, n_steps);
+    double lambda = gate > 0 ? gate * sd_softmask_lambda_from_entropy(sm, sd_entropy(probs, n)) : 0.0;
+    if (!isfinite(lambda))
+        return sd_fail(NULL, SMDIFF_E_NUMERIC, "smdiff_softmask_lambda: probabilities give a non-finite entropy");
+    *out_lambda = lambda;
+    return SMDIFF_OK;
+}
+
+/* ---------------------------------------------------------------- sampler */
+
+SMDIFF_API int32_t smdiff_sampler_create(smdiff_sampler **out) {
+    REQUIRE(out, NULL, "smdiff_sampler_create: out is NULL");
+    smdiff_sampler *s = sd_calloc(1, sizeof *s);
+    if (!s) return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory creating a sampler");
+    sd_options_defaults(&sd_sampler_options, s->opt);
+    sd_options_defaults(&sd_softmask_options, s->softmask.opt);
+    strcpy(s->strategy, "maskgit_plus");
+    *out = s;
+    return SMDIFF_OK;
+}
+
+SMDIFF_API void smdiff_sampler_free(smdiff_sampler *s) { sd_free(s); }
+
+SMDIFF_API int32_t smdiff_sampler_set_int(smdiff_sampler *s, int32_t key, int64_t value) {
+    REQUIRE(s, NULL, "smdiff_sampler_set_int: sampler is NULL");
+    return sd_option_set_int(&sd_sampler_options, s->opt, key, value, &s->err);
+}
+
+SMDIFF_API int32_t smdiff_sampler_set_double(smdiff_sampler *s, int32_t key, double value) {
+    REQUIRE(s, NULL, "smdiff_sampler_set_double: sampler is NULL");
+    return sd_option_set_double(&sd_sampler_options, s->opt, key, value, &s->err);
+}
+
+SMDIFF_API int32_t smdiff_sampler_get_int(const smdiff_sampler *s, int32_t key, int64_t *out) {
+    REQUIRE(s && out, NULL, "smdiff_sampler_get_int: NULL argument");
+    return sd_option_get_int(&sd_sampler_options, s->opt, key, out, NULL);
+}
+
+SMDIFF_API int32_t smdiff_sampler_get_double(const smdiff_sampler *s, int32_t key,
+                                             double *out) {
+    REQUIRE(s && out, NULL, "smdiff_sampler_get_double: NULL argument");
+    return sd_option_get_double(&sd_sampler_options, s->opt, key, out, NULL);
+}
+
+SMDIFF_API int32_t smdiff_sampler_option_info(int32_t key, const char **name, int32_t *type,
+                                              double *min, double *max, double *def) {
+    return sd_option_info(&sd_sampler_options, key, name, type, min, max, def);
+}
+
+SMDIFF_API int32_t smdiff_sampler_option_key(const char *name, int32_t *key) {
+    return sd_option_key(&sd_sampler_options, name, key);
+}
+
+SMDIFF_API int32_t smdiff_sampler_set_strategy(smdiff_sampler *s, const char *name) {
+    REQUIRE(s && name, NULL, "smdiff_sampler_set_strategy: NULL argument");
+    smdiff_decoder vt;
+    void *ud;
+    int32_t rc = sd_decoder_lookup(name, &vt, &ud);
+    if (rc) return sd_error_forward(&s->err, sd_tls_error());
+    strcpy(s->strategy, vt.name);
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_sampler_get_strategy(const smdiff_sampler *s, const char **out) {
+    REQUIRE(s && out, NULL, "smdiff_sampler_get_strategy: NULL argument");
+    *out = s->strategy;
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_sampler_set_softmask(smdiff_sampler *s, const smdiff_softmask *sm) {
+    REQUIRE(s && sm, NULL, "smdiff_sampler_set_softmask: NULL argument");
+    memcpy(s->softmask.opt, sm->opt, sizeof s->softmask.opt);
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_sampler_set_step_callback(smdiff_sampler *s, smdiff_step_fn fn,
+                                                    void *user_data) {
+    REQUIRE(s, NULL, "smdiff_sampler_set_step_callback: sampler is NULL");
+    s->step_fn = fn;
+    s->step_ud = user_data;
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_sampler_set_abort_callback(smdiff_sampler *s, smdiff_abort_fn fn,
+                                                     void *user_data) {
+    REQUIRE(s, NULL, "smdiff_sampler_set_abort_callback: sampler is NULL");
+    s->abort_fn = fn;
+    s->abort_ud = user_data;
+    return SMDIFF_OK;
+}
+
+SMDIFF_API const char *smdiff_sampler_last_error(const smdiff_sampler *s) {
+    return s ? s->err.msg : "sampler is NULL";
+}
+
+SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model *m,
+                                          const int32_t *prompt, int32_t n_prompt, int32_t *out,
+                                          int32_t capacity, int32_t *n_out) {
+    REQUIRE(s, NULL, "smdiff_generate_tokens: sampler is NULL");
+    REQUIRE(m && (prompt || n_prompt == 0) && n_prompt >= 0 && out && capacity >= 0 && n_out,
+            &s->err, "smdiff_generate_tokens: invalid argument");
+    if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_tokens: model is not loaded");
+    return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED, "generation is not implemented in this version");
+}
+
+SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m,
+                                        const char *prompt, int32_t chat, char *text,
+                                        size_t capacity, size_t *n_out) {
+    REQUIRE(s, NULL, "smdiff_generate_text: sampler is NULL");
+    REQUIRE(m && prompt && n_out && (text || capacity == 0), &s->err,
+            "smdiff_generate_text: invalid argument");
+    (void)chat;
+    if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_text: model is not loaded");
+    return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED, "generation is not implemented in this version");
+}
+
+/* ----------------------------------------------------------- experimental */
+
+SMDIFF_API int32_t smdiff_resolve_threads(int32_t requested, int32_t *out) {
+    REQUIRE(out, NULL, "smdiff_resolve_threads: out is NULL");
+    if (requested < 0 || requested > 1024)
+        return sd_fail(NULL, SMDIFF_E_RANGE, "thread count %d outside 0..1024", (int)requested);
+    *out = requested == 0 ? sd_cpu_count() : requested;
+    return SMDIFF_OK;
+}
+
+SMDIFF_API const char *smdiff_blas_info(void) { return sd_blas_corename(); }
