@@ -239,8 +239,17 @@ static void test_llada_all_types(void **state) {
         assert_int_equal(get_u(g, "tokenizer.ggml.bos_token_id"), 60);
         assert_int_equal(get_u(g, "tokenizer.ggml.eos_token_id"), 61);
         assert_int_equal(get_u(g, "tokenizer.ggml.mask_token_id"), 62);
+        /* Vocabulary, added tokens and [a, b] merges all from tokenizer.json. */
+        expect_tok(g, 0, "!", 1);
+        expect_tok(g, 61, "<|endoftext|>", 3);
         expect_tok(g, 62, "<|mdm_mask|>", 3);
         expect_tok(g, 63, "[PAD63]", 5);
+        uint64_t n;
+        assert_int_equal(sd_gguf_get_arr(g, "tokenizer.ggml.merges", NULL, &n, &err), 0);
+        assert_int_equal(n, 9);
+        sd_gguf_str s;
+        assert_int_equal(sd_gguf_arr_str(g, "tokenizer.ggml.merges", 5, &s), 0);
+        assert_true(str_eq(s, "\xc4\xa0t he"));
         check_tensors(g, DATA "hf_llada_tiny_expected.safetensors", k_types[ti], 0, 21);
         sd_gguf_close(g);
         unlink(out);
@@ -296,10 +305,10 @@ static void test_real_dream_tokenizer(void **state) {
 static void scratch_dir(const char *name, const char *config, char *dir, size_t size) {
     snprintf(dir, size, "%s/%s", tmpdir, name);
     mkdir(dir, 0700);
-    const char *files[] = {"model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json"};
+    const char *files[] = {"model.safetensors", "tokenizer.json", "tokenizer_config.json"};
     char cwd[512], src[900], dst[700];
     assert_non_null(getcwd(cwd, sizeof cwd));
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 3; i++) {
         snprintf(src, sizeof src, "%s/" DATA "hf_llada_tiny/%s", cwd, files[i]);
         snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
         unlink(dst);
