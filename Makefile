@@ -219,5 +219,6 @@ $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do n=$$(basename $$t); mkdir -p fuzz/corpus-run/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
-	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 \
+	  d=; [ -f fuzz/$$n.dict ] && d=-dict=fuzz/$$n.dict; \
+	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 $$d \
 	    fuzz/corpus-run/$$n fuzz/corpus/$$n || exit 1; done
