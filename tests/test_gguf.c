@@ -566,6 +566,110 @@ static void test_writer_failures(void **state) {
     unlink(notdir);
 }
 
+
+/* ------------------------------------------- independent reference file */
+
+static uint8_t *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc((size_t)len + 1);
+    assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return p;
+}
+
+/* tests/data/gguf_ref.gguf was written by tests/ref/make_gguf_fixture.py
+ * (struct + NumPy): read it, then rebuild it with our writer and encoders
+ * from its f32 tensor and require the same bytes. */
+static void test_reference_file(void **state) {
+    (void)state;
+    const char *ref = "tests/data/gguf_ref.gguf";
+    sd_gguf *g = NULL;
+    sd_error err = {0};
+    if (sd_gguf_open(ref, 1, &g, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(sd_gguf_n_kv(g), 16);
+    uint64_t u;
+    int64_t i;
+    double d;
+    int b;
+    sd_gguf_str s;
+    assert_int_equal(sd_gguf_get_u64(g, "ref.u8", &u, &err), 0); assert_int_equal(u, 200);
+    assert_int_equal(sd_gguf_get_i64(g, "ref.i8", &i, &err), 0); assert_int_equal(i, -100);
+    assert_int_equal(sd_gguf_get_u64(g, "ref.u16", &u, &err), 0); assert_int_equal(u, 60000);
+    assert_int_equal(sd_gguf_get_i64(g, "ref.i16", &i, &err), 0); assert_int_equal(i, -30000);
+    assert_int_equal(sd_gguf_get_u64(g, "ref.u32", &u, &err), 0); assert_int_equal(u, 4000000000u);
+    assert_int_equal(sd_gguf_get_i64(g, "ref.i32", &i, &err), 0); assert_int_equal(i, -2000000000);
+    assert_int_equal(sd_gguf_get_f64(g, "ref.f32", &d, &err), 0); assert_true((float)d == 0.1f);
+    assert_int_equal(sd_gguf_get_bool(g, "ref.bool", &b, &err), 0); assert_int_equal(b, 1);
+    assert_int_equal(sd_gguf_get_str(g, "ref.str", &s, &err), 0); assert_true(str_eq(s, "h\xc3\xa9llo"));
+    assert_int_equal(sd_gguf_get_u64(g, "ref.u64", &u, &err), 0); assert_true(u == UINT64_MAX);
+    assert_int_equal(sd_gguf_get_i64(g, "ref.i64", &i, &err), 0); assert_true(i == -(INT64_C(1) << 40));
+    assert_int_equal(sd_gguf_get_f64(g, "ref.f64", &d, &err), 0); assert_true(d == 3.141592653589793);
+    assert_int_equal(sd_gguf_arr_str(g, "ref.arr_str", 2, &s), 0); assert_true(str_eq(s, "hello world"));
+    assert_int_equal(sd_gguf_arr_i64(g, "ref.arr_i32", 2, &i), 0); assert_int_equal(i, -3);
+    assert_int_equal(sd_gguf_arr_f64(g, "ref.arr_f32", 1, &d), 0); assert_true(d == -1.25);
+    const sd_gguf_tensor *t32 = sd_gguf_find_tensor(g, "t.f32");
+    assert_non_null(t32);
+    assert_true(t32->ne[0] == 64 && t32->ne[1] == 3);
+    float src[192];
+    memcpy(src, t32->data, sizeof src);
+    assert_true(src[2] == 70000.0f);
+
+    /* Rebuild with our writer and encoders. */
+    sd_gguf_writer *w = NULL;
+    assert_int_equal(sd_gguf_writer_create(&w, &err), 0);
+    uint8_t u8 = 200; int8_t i8 = -100; uint16_t u16 = 60000; int16_t i16 = -30000;
+    int64_t i64 = -(INT64_C(1) << 40); double f64 = 3.141592653589793;
+    const char *strs[] = {"x", "", "hello world"};
+    int32_t ai[] = {-1, 2, -3};
+    float af[] = {0.5f, -1.25f};
+    assert_int_equal(sd_gguf_set_str(w, "general.architecture", "dream"), 0);
+    assert_int_equal(sd_gguf_set_scalar(w, "ref.u8", SD_GGUF_UINT8, &u8), 0);
+    assert_int_equal(sd_gguf_set_scalar(w, "ref.i8", SD_GGUF_INT8, &i8), 0);
+    assert_int_equal(sd_gguf_set_scalar(w, "ref.u16", SD_GGUF_UINT16, &u16), 0);
+    assert_int_equal(sd_gguf_set_scalar(w, "ref.i16", SD_GGUF_INT16, &i16), 0);
+    assert_int_equal(sd_gguf_set_u32(w, "ref.u32", 4000000000u), 0);
+    assert_int_equal(sd_gguf_set_i32(w, "ref.i32", -2000000000), 0);
+    assert_int_equal(sd_gguf_set_f32(w, "ref.f32", 0.1f), 0);
+    assert_int_equal(sd_gguf_set_bool(w, "ref.bool", 1), 0);
+    assert_int_equal(sd_gguf_set_str(w, "ref.str", "h\xc3\xa9llo"), 0);
+    assert_int_equal(sd_gguf_set_u64(w, "ref.u64", UINT64_MAX), 0);
+    assert_int_equal(sd_gguf_set_scalar(w, "ref.i64", SD_GGUF_INT64, &i64), 0);
+    assert_int_equal(sd_gguf_set_scalar(w, "ref.f64", SD_GGUF_FLOAT64, &f64), 0);
+    assert_int_equal(sd_gguf_set_arr_str(w, "ref.arr_str", strs, 3), 0);
+    assert_int_equal(sd_gguf_set_arr_i32(w, "ref.arr_i32", ai, 3), 0);
+    assert_int_equal(sd_gguf_set_arr_f32(w, "ref.arr_f32", af, 2), 0);
+    uint64_t ne[2] = {64, 3};
+    uint8_t f16[384], bf16[384], q8[3 * 2 * 34];
+    sd_ggml_from_f32(SD_GGML_F16, src, f16, 192);
+    sd_ggml_from_f32(SD_GGML_BF16, src, bf16, 192);
+    sd_ggml_from_f32(SD_GGML_Q8_0, src, q8, 192);
+    assert_int_equal(sd_gguf_add_tensor(w, "t.f32", 2, ne, SD_GGML_F32, src, 0), 0);
+    assert_int_equal(sd_gguf_add_tensor(w, "t.f16", 2, ne, SD_GGML_F16, f16, 0), 0);
+    assert_int_equal(sd_gguf_add_tensor(w, "t.bf16", 2, ne, SD_GGML_BF16, bf16, 0), 0);
+    assert_int_equal(sd_gguf_add_tensor(w, "t.q8_0", 2, ne, SD_GGML_Q8_0, q8, 0), 0);
+    char path[300];
+    snprintf(path, sizeof path, "%s/ref_rebuilt.gguf", tmpdir);
+    assert_int_equal(sd_gguf_write(w, path, &err), 0);
+    sd_gguf_writer_free(w);
+    size_t n_ref, n_out;
+    uint8_t *a = slurp(ref, &n_ref), *c = slurp(path, &n_out);
+    assert_non_null(a);
+    assert_non_null(c);
+    assert_int_equal(n_out, n_ref);
+    for (size_t k = 0; k < n_ref; k++)
+        if (a[k] != c[k])
+            fail_msg("byte %zu of %zu differs: ours 0x%02x, reference 0x%02x", k, n_ref, c[k], a[k]);
+    free(a);
+    free(c);
+    unlink(path);
+    sd_gguf_close(g);
+}
+
 /* --------------------------------------------------------- corrupt files */
 
 /* A small valid file whose last byte is tensor data (so every truncation
@@ -769,6 +873,7 @@ int main(void) {
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_writer_roundtrip),
         cmocka_unit_test(test_writer_failures),
+        cmocka_unit_test(test_reference_file),
         cmocka_unit_test(test_truncated_every_byte),
         cmocka_unit_test(test_hostile_header),
         cmocka_unit_test(test_hostile_metadata),
