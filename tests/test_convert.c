@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -367,6 +368,35 @@ static void test_refusals(void **state) {
     assert_int_equal(sd_convert_hf("/nonexistent_smdiff", out, &o, &err), SMDIFF_E_IO);
 }
 
+
+/* The CLI end to end: `smdiff convert` from the build being tested (run.sh
+ * exports BUILD), exit codes and the file it writes. */
+static void test_cli(void **state) {
+    (void)state;
+    const char *build = getenv("BUILD");
+    char cli[256], cmd[1024], out[256];
+    if (!build || snprintf(cli, sizeof cli, "%s/smdiff", build) >= (int)sizeof cli || access(cli, X_OK) != 0) {
+        print_message("skip: smdiff CLI not found (BUILD=%s); run through make check\n", build ? build : "(unset)");
+        skip();
+    }
+    snprintf(out, sizeof out, "%s/cli.gguf", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_llada_tiny %s --type q8_0 --name cli-test 2>/dev/null", cli, out);
+    assert_int_equal(system(cmd), 0);
+    sd_gguf *g = NULL;
+    sd_error err;
+    if (sd_gguf_open(out, 1, &g, &err)) fail_msg("%s", err.msg);
+    expect_str(g, "general.name", "cli-test");
+    assert_int_equal(get_u(g, "general.file_type"), 7);
+    assert_int_equal(sd_gguf_find_tensor(g, "blk.0.attn_q.weight")->type, SD_GGML_Q8_0);
+    sd_gguf_close(g);
+    unlink(out);
+    snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_llada_tiny %s --type q4_0 2>/dev/null", cli, out);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 2);  /* usage error */
+    snprintf(cmd, sizeof cmd, "%s convert /nonexistent_smdiff %s 2>/dev/null", cli, out);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 1);  /* conversion error */
+    assert_int_equal(access(out, F_OK), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llada_perm_rows),
@@ -374,6 +404,7 @@ int main(void) {
         cmocka_unit_test(test_llada_all_types),
         cmocka_unit_test(test_real_dream_tokenizer),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
