@@ -6,6 +6,7 @@
  * do not depend on the code under test (every truncation must fail).
  */
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -575,6 +578,32 @@ static void test_writer_failures(void **state) {
     const sd_gguf_tensor *t = sd_gguf_find_tensor(g, "a");
     assert_true(((const float *)t->data)[15] == 15.0f);
     sd_gguf_close(g);
+    /* A real write error in the middle of the data (file size limit, as a
+     * full disk would do): SMDIFF_E_IO, no temp file, old file intact. */
+    {
+        static float big[16384];
+        uint64_t nb[1] = {16384};
+        assert_int_equal(sd_gguf_add_tensor(w, "big", 1, nb, SD_GGML_F32, big, 1), 0);
+        struct rlimit old, lim;
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+        lim = old;
+        lim.rlim_cur = 16384;
+        void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        sd_gguf_writer *w2 = NULL;
+        assert_int_equal(sd_gguf_writer_create(&w2, &err), 0);
+        assert_int_equal(sd_gguf_add_tensor(w2, "big", 1, nb, SD_GGML_F32, big, 1), 0);
+        int32_t wrc = sd_gguf_write(w2, path, &err);
+        setrlimit(RLIMIT_FSIZE, &old);
+        signal(SIGXFSZ, prev);
+        sd_gguf_writer_free(w2);
+        assert_int_equal(wrc, SMDIFF_E_IO);
+        if (!strstr(err.msg, strerror(EFBIG))) fail_msg("%s", err.msg);
+        assert_int_equal(count_entries(tmpdir), 2);
+        assert_int_equal(sd_gguf_open(path, 1, &g, &err), 0);
+        assert_non_null(sd_gguf_find_tensor(g, "a"));
+        sd_gguf_close(g);
+    }
     /* Bad alignment key is refused before touching the disk. */
     assert_int_equal(sd_gguf_set_u32(w, "general.alignment", 48), 0);
     assert_int_equal(sd_gguf_write(w, path, &err), SMDIFF_E_INVAL);
