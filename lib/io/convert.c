@@ -1,9 +1,10 @@
 /* convert.c -- Hugging Face Dream/LLaDA checkpoint -> GGUF. See convert.h
  * and docs/FORMATS.md (name mapping, permutation, kept-F32 tensors).
  *
- * Tensors are produced row by row while the file is written (writer fill
- * callbacks), so converting a 7B model needs one row of f32 scratch, not a
- * copy of the weights.
+ * Tensors are produced while the file is written (writer fill callbacks),
+ * converted row by row through one row of f32 scratch, so converting a 7B
+ * model holds one output tensor (at most the embedding, ~1.1 GB in F16 for
+ * Dream-7B) besides the mapped input, not a copy of the weights.
  */
 #include <inttypes.h>
 #include <jansson.h>
