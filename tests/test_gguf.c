@@ -535,6 +535,53 @@ static void test_writer_roundtrip(void **state) {
     unlink(path);
 }
 
+
+/* Many keys and tensors: the indexes grow (rehash) while parsing. */
+static void test_many_entries(void **state) {
+    (void)state;
+    sd_gguf_writer *w = NULL;
+    sd_error err = {0};
+    assert_int_equal(sd_gguf_writer_create(&w, &err), 0);
+    char k[64];
+    for (uint32_t i = 0; i < 3000; i++) {
+        snprintf(k, sizeof k, "key.%u", i);
+        assert_int_equal(sd_gguf_set_u32(w, k, i * 7), 0);
+    }
+    float v[32] = {0};
+    uint64_t ne[1] = {32};
+    for (int i = 0; i < 700; i++) {
+        snprintf(k, sizeof k, "blk.%d.w", i);
+        v[0] = (float)i;
+        assert_int_equal(sd_gguf_add_tensor(w, k, 1, ne, SD_GGML_F32, v, 0), 0);
+    }
+    char path[300];
+    snprintf(path, sizeof path, "%s/many.gguf", tmpdir);
+    assert_int_equal(sd_gguf_write(w, path, &err), 0);
+    sd_gguf_writer_free(w);
+    sd_gguf *g = NULL;
+    if (sd_gguf_open(path, 1, &g, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(sd_gguf_n_kv(g), 3000);
+    assert_int_equal(sd_gguf_n_tensors(g), 700);
+    for (uint32_t i = 0; i < 3000; i++) {
+        snprintf(k, sizeof k, "key.%u", i);
+        uint64_t u;
+        assert_int_equal(sd_gguf_find_key(g, k), (int64_t)i);
+        assert_int_equal(sd_gguf_get_u64(g, k, &u, &err), 0);
+        assert_int_equal(u, i * 7);
+    }
+    for (int i = 0; i < 700; i++) {
+        snprintf(k, sizeof k, "blk.%d.w", i);
+        const sd_gguf_tensor *t = sd_gguf_find_tensor(g, k);
+        assert_non_null(t);
+        assert_ptr_equal(t, sd_gguf_tensor_at(g, i));
+        assert_true(((const float *)t->data)[0] == (float)i);
+    }
+    assert_null(sd_gguf_find_tensor(g, "blk.700.w"));
+    assert_int_equal(sd_gguf_find_key(g, "key.3000"), -1);
+    sd_gguf_close(g);
+    unlink(path);
+}
+
 static int32_t fill_fail(void *user, const char *name, void *dst, uint64_t n, sd_error *err) {
     (void)user; (void)dst; (void)n;
     return sd_fail(err, SMDIFF_E_IO, "fill of '%s' failed on purpose", name);
@@ -919,6 +966,7 @@ int main(void) {
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_writer_roundtrip),
         cmocka_unit_test(test_writer_failures),
+        cmocka_unit_test(test_many_entries),
         cmocka_unit_test(test_reference_file),
         cmocka_unit_test(test_truncated_every_byte),
         cmocka_unit_test(test_hostile_header),
