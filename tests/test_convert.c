@@ -356,6 +356,12 @@ static void test_refusals(void **state) {
     scratch_dir("e", cfg, dir, sizeof dir);
     assert_int_equal(sd_convert_hf(dir, out, &o, &err), SMDIFF_E_FORMAT);
     assert_non_null(strstr(err.msg, "hyperparameters"));
+    /* Absurd sizes are refused before anything is allocated for them. */
+    snprintf(cfg, sizeof cfg, "{\"architectures\": [\"LLaDAModelLM\"], \"n_layers\": 2, \"d_model\": 32, "
+                              "\"n_heads\": 4, \"n_kv_heads\": 2, \"mlp_hidden_size\": 48, \"vocab_size\": 9000000000}");
+    scratch_dir("g", cfg, dir, sizeof dir);
+    assert_int_equal(sd_convert_hf(dir, out, &o, &err), SMDIFF_E_FORMAT);
+    assert_non_null(strstr(err.msg, "vocab 9000000000"));
     /* Token id beyond the vocabulary size. */
     snprintf(cfg, sizeof cfg, "{\"architectures\": [\"LLaDAModelLM\"], \"n_layers\": 2, \"d_model\": 32, "
                               "\"n_heads\": 4, \"n_kv_heads\": 2, \"mlp_hidden_size\": 48, \"vocab_size\": 50}");
