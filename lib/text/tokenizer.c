@@ -552,7 +552,7 @@ typedef struct enc_state {
     size_t n_ids, cap_ids;
     sym *syms;
     heap_ent *heap;
-    size_t cap_syms;
+    size_t cap_syms, cap_heap;
     char *bl;            /* byte-level form of a pre-token (ignore_merges) */
     size_t cap_bl;
     /* pre-token cache */
@@ -638,13 +638,10 @@ static int bpe_word(enc_state *st, const uint8_t *w, size_t n) {
         int32_t id = sd_tokenizer_find(t, st->bl, k);
         if (id >= 0 && t->types[id] == SD_TOKEN_NORMAL) return push_id(st, id);
     }
-    if (n > st->cap_syms) {
-        size_t cap = st->cap_syms;
-        if (grow((void **)&st->syms, &cap, n, sizeof(sym))) return -1;
-        cap = st->cap_syms;
-        if (grow((void **)&st->heap, &cap, n, sizeof(heap_ent))) return -1;
-        st->cap_syms = cap;
-    }
+    /* The heap holds at most the n - 1 initial pairs plus 2 per merge. */
+    if (grow((void **)&st->syms, &st->cap_syms, n, sizeof(sym)) ||
+        grow((void **)&st->heap, &st->cap_heap, 3 * n, sizeof(heap_ent)))
+        return -1;
     sym *s = st->syms;
     int32_t m = 0;
     for (size_t i = 0; i < n; i++) {
