@@ -536,6 +536,7 @@ typedef struct heap_ent {
     int32_t rank;
     int32_t pos;     /* left symbol */
     int32_t lid, rid;/* ids when pushed: a stale entry no longer matches */
+    int32_t result;  /* merged id */
 } heap_ent;
 
 typedef struct cache_ent {
@@ -618,7 +619,7 @@ static heap_ent heap_pop(heap_ent *h, size_t *n) {
 static void try_pair(const sd_tokenizer *t, const sym *s, heap_ent *h, size_t *nh, int32_t pos) {
     if (pos < 0 || s[pos].next < 0) return;
     const merge_ent *m = merge_find(t, s[pos].id, s[s[pos].next].id);
-    if (m) heap_push(h, nh, (heap_ent){m->rank, pos, s[pos].id, s[s[pos].next].id});
+    if (m) heap_push(h, nh, (heap_ent){m->rank, pos, s[pos].id, s[s[pos].next].id, m->result});
 }
 
 /* BPE of one pre-token w[0..n): start from one symbol per byte, repeatedly
@@ -661,8 +662,7 @@ static int bpe_word(enc_state *st, const uint8_t *w, size_t n) {
         heap_ent e = heap_pop(h, &nh);
         int32_t r = s[e.pos].next;
         if (s[e.pos].id != e.lid || r < 0 || s[r].id != e.rid) continue;  /* stale */
-        const merge_ent *me = merge_find(t, e.lid, e.rid);
-        s[e.pos].id = me->result;
+        s[e.pos].id = e.result;
         s[e.pos].next = s[r].next;
         if (s[r].next >= 0) s[s[r].next].prev = e.pos;
         s[r].id = -1;  /* dead: no entry can match it again */

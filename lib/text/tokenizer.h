@@ -84,6 +84,10 @@ int32_t sd_tokenizer_from_hf_files(const char *vocab_json, const char *merges_tx
                                    const char *config_dir, const char *pre,
                                    sd_tokenizer **out, sd_error *err);
 
+/* Any of the above, chosen by what path is: a directory (Hugging Face
+ * files), a GGUF file (by its magic), or a .json file (tokenizer.json). */
+int32_t sd_tokenizer_load(const char *path, sd_tokenizer **out, sd_error *err);
+
 /* ------------------------------------------------------------------- use */
 
 /* Text to ids. *n_out receives the number of ids; if it exceeds cap,
