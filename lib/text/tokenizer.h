@@ -84,6 +84,12 @@ int32_t sd_tokenizer_from_hf_files(const char *vocab_json, const char *merges_tx
                                    const char *config_dir, const char *pre,
                                    sd_tokenizer **out, sd_error *err);
 
+/* GGUF metadata (tokenizer.ggml.*); the file may be closed afterwards.
+ * SMDIFF_E_NOT_FOUND if the file has no tokenizer, SMDIFF_E_UNSUPPORTED
+ * for a tokenizer.ggml.model other than "gpt2". */
+struct sd_gguf;
+int32_t sd_tokenizer_from_gguf(const struct sd_gguf *g, sd_tokenizer **out, sd_error *err);
+
 /* Any of the above, chosen by what path is: a directory (Hugging Face
  * files), a GGUF file (by its magic), or a .json file (tokenizer.json). */
 int32_t sd_tokenizer_load(const char *path, sd_tokenizer **out, sd_error *err);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/gguf.h"
 #include "tokenizer.h"
 
 int32_t sd_tokenizer_load(const char *path, sd_tokenizer **out, sd_error *err) {
@@ -16,9 +17,14 @@ int32_t sd_tokenizer_load(const char *path, sd_tokenizer **out, sd_error *err) {
     char magic[4] = {0};
     size_t got = fread(magic, 1, 4, f);
     fclose(f);
-    if (got == 4 && !memcmp(magic, "GGUF", 4))
-        return sd_fail(err, SMDIFF_E_UNSUPPORTED, "%s: GGUF tokenizers need the GGUF reader, "
-                       "which this build does not have yet", path);
+    if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+        sd_gguf *g = NULL;
+        int32_t rc = sd_gguf_open(path, 1, &g, err);
+        if (rc) return rc;
+        rc = sd_tokenizer_from_gguf(g, out, err);
+        sd_gguf_close(g);
+        return rc;
+    }
     size_t n = strlen(path);
     if (n >= 5 && !strcmp(path + n - 5, ".json")) return sd_tokenizer_from_hf_json(path, out, err);
     return sd_fail(err, SMDIFF_E_FORMAT, "%s is neither a GGUF file, a tokenizer.json nor a "
