@@ -20,6 +20,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "io/gguf.h"
 #include "tokenizer.h"
 
 #define MAX_REGEX 4
@@ -979,4 +980,84 @@ size_t sd_utf8_complete_prefix(const char *buf, size_t n) {
         return utf8_prefix_possible(s + n - back, back) ? n - back : n;
     }
     return n;
+}
+
+/* -------------------------------------------------------- GGUF writing */
+
+static int cmp_rank(const void *a, const void *b) {
+    const merge_ent *x = *(const merge_ent *const *)a, *y = *(const merge_ent *const *)b;
+    return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+int32_t sd_tokenizer_to_gguf(const sd_tokenizer *t, sd_gguf_writer *w, sd_error *err) {
+    if (!t || !w) return sd_fail(err, SMDIFF_E_INVAL, "sd_tokenizer_to_gguf: NULL argument");
+    if (t->n_re == 1 && !pre_lookup(t->pre))
+        return sd_fail(err, SMDIFF_E_UNSUPPORTED, "a tokenizer with a custom split regex has no "
+                       "tokenizer.ggml.pre name to write");
+    size_t n = (size_t)t->n_vocab, m = (size_t)t->n_merges_used;
+    const char **tok = sd_malloc(sizeof(char *) * n);
+    uint64_t *tlen = sd_malloc(sizeof(uint64_t) * n);
+    int32_t *types = sd_malloc(sizeof(int32_t) * n);
+    const merge_ent **ents = sd_malloc(sizeof(merge_ent *) * (m ? m : 1));
+    const char **mer = sd_malloc(sizeof(char *) * (m ? m : 1));
+    uint64_t *mlen = sd_malloc(sizeof(uint64_t) * (m ? m : 1));
+    char *blob = NULL;
+    int32_t rc = SMDIFF_OK;
+    if (!tok || !tlen || !types || !ents || !mer || !mlen) rc = sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
+    size_t total = 0, k = 0;
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) {
+            size_t l;
+            tok[i] = tok_text(t, (int32_t)i, &l);
+            tlen[i] = l;
+            types[i] = t->types[i];
+        }
+        for (uint64_t i = 0; i <= t->merge_mask; i++)
+            if (t->merge_tab[i].key) ents[k++] = &t->merge_tab[i];
+        qsort(ents, k, sizeof ents[0], cmp_rank);
+        for (size_t i = 0; i < k; i++) {
+            uint64_t key = ents[i]->key - 1;
+            size_t a, b;
+            tok_text(t, (int32_t)(key >> 32), &a);
+            tok_text(t, (int32_t)(uint32_t)key, &b);
+            total += a + b + 1;
+        }
+        blob = sd_malloc(total ? total : 1);
+        if (!blob) rc = sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
+    }
+    if (!rc) {
+        size_t off = 0;
+        for (size_t i = 0; i < k; i++) {
+            uint64_t key = ents[i]->key - 1;
+            size_t a, b;
+            const char *l = tok_text(t, (int32_t)(key >> 32), &a);
+            const char *r = tok_text(t, (int32_t)(uint32_t)key, &b);
+            mer[i] = blob + off;
+            memcpy(blob + off, l, a);
+            blob[off + a] = ' ';
+            memcpy(blob + off + a + 1, r, b);
+            mlen[i] = a + b + 1;
+            off += a + b + 1;
+        }
+        static const char *const id_keys[4] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                               "tokenizer.ggml.padding_token_id", "tokenizer.ggml.mask_token_id"};
+        int32_t ids[4] = {t->bos, t->eos, t->pad, t->mask};
+        int32_t r = sd_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+        if (!r) r = sd_gguf_set_str(w, "tokenizer.ggml.pre", t->pre);
+        if (!r) r = sd_gguf_set_arr_strn(w, "tokenizer.ggml.tokens", tok, tlen, n);
+        if (!r) r = sd_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, n);
+        if (!r) r = sd_gguf_set_arr_strn(w, "tokenizer.ggml.merges", mer, mlen, k);
+        for (int i = 0; i < 4 && !r; i++)
+            if (ids[i] >= 0) r = sd_gguf_set_u32(w, id_keys[i], (uint32_t)ids[i]);
+        if (!r) r = sd_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos);
+        if (r) rc = sd_fail(err, r, "writing tokenizer metadata failed");
+    }
+    sd_free(tok);
+    sd_free(tlen);
+    sd_free(types);
+    sd_free(ents);
+    sd_free(mer);
+    sd_free(mlen);
+    sd_free(blob);
+    return rc;
 }

@@ -90,6 +90,13 @@ int32_t sd_tokenizer_from_hf_files(const char *vocab_json, const char *merges_tx
 struct sd_gguf;
 int32_t sd_tokenizer_from_gguf(const struct sd_gguf *g, sd_tokenizer **out, sd_error *err);
 
+/* Write the tokenizer.ggml.* keys (model "gpt2", pre, tokens, token_type,
+ * merges in rank order, special ids, add_bos_token) that
+ * sd_tokenizer_from_gguf reads back, for converters and trainers that write
+ * GGUF files. SMDIFF_E_UNSUPPORTED for a custom (unnamed) split regex. */
+struct sd_gguf_writer;
+int32_t sd_tokenizer_to_gguf(const sd_tokenizer *t, struct sd_gguf_writer *w, sd_error *err);
+
 /* Any of the above, chosen by what path is: a directory (Hugging Face
  * files), a GGUF file (by its magic), or a .json file (tokenizer.json). */
 int32_t sd_tokenizer_load(const char *path, sd_tokenizer **out, sd_error *err);
