@@ -33,6 +33,13 @@ typedef struct merge_ent {
     int32_t result;
 } merge_ent;
 
+/* A vocabulary slot keeps 32 bits of the hash so that probing rarely has
+ * to touch the token text (two more cache misses). */
+typedef struct vocab_slot {
+    int32_t id;
+    uint32_t tag;
+} vocab_slot;
+
 typedef struct special_ent {
     int32_t id;
     uint32_t len;
@@ -46,7 +53,7 @@ struct sd_tokenizer {
     char *piece_blob;
     uint64_t *piece_off;  /* [n_vocab + 1] */
     uint8_t *types;       /* [n_vocab] */
-    int32_t *vocab_tab;   /* -1 = empty */
+    vocab_slot *vocab_tab;/* id -1 = empty */
     uint64_t vocab_mask;
     merge_ent *merge_tab;
     uint64_t merge_mask;
@@ -108,13 +115,16 @@ static const char *tok_text(const sd_tokenizer *t, int32_t id, size_t *len) {
 }
 
 int32_t sd_tokenizer_find(const sd_tokenizer *t, const char *text, size_t len) {
-    uint64_t i = hash_bytes(text, len) & t->vocab_mask;
+    uint64_t h = hash_bytes(text, len), i = h & t->vocab_mask;
+    uint32_t tag = (uint32_t)(h >> 32);
     for (;;) {
-        int32_t id = t->vocab_tab[i];
-        if (id < 0) return -1;
-        size_t l;
-        const char *s = tok_text(t, id, &l);
-        if (l == len && memcmp(s, text, len) == 0) return id;
+        const vocab_slot *e = &t->vocab_tab[i];
+        if (e->id < 0) return -1;
+        if (e->tag == tag) {
+            size_t l;
+            const char *s = tok_text(t, e->id, &l);
+            if (l == len && memcmp(s, text, len) == 0) return e->id;
+        }
         i = (i + 1) & t->vocab_mask;
     }
 }
@@ -341,9 +351,9 @@ static int32_t build_vocab(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_error
 
     uint64_t size = table_size_for((uint64_t)n);
     t->vocab_mask = size - 1;
-    t->vocab_tab = sd_malloc(sizeof(int32_t) * size);
+    t->vocab_tab = sd_malloc(sizeof(vocab_slot) * size);
     if (!t->vocab_tab) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (vocabulary hash)");
-    memset(t->vocab_tab, 0xFF, sizeof(int32_t) * size);
+    memset(t->vocab_tab, 0xFF, sizeof(vocab_slot) * size);
     for (int32_t i = 0; i < n; i++) {
         if (t->types[i] == SD_TOKEN_UNUSED) continue;
         size_t len;
@@ -353,21 +363,23 @@ static int32_t build_vocab(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_error
                 return sd_fail(err, SMDIFF_E_FORMAT, "token %d is empty", (int)i);
             continue;
         }
-        uint64_t h = hash_bytes(txt, len) & t->vocab_mask;
+        uint64_t hv = hash_bytes(txt, len), h = hv & t->vocab_mask;
+        uint32_t tag = (uint32_t)(hv >> 32);
         int dup = 0;
-        while (t->vocab_tab[h] >= 0) {
+        while (t->vocab_tab[h].id >= 0) {
             size_t l2;
-            const char *s2 = tok_text(t, t->vocab_tab[h], &l2);
-            if (l2 == len && memcmp(s2, txt, len) == 0) { dup = 1; break; }
+            const char *s2 = tok_text(t, t->vocab_tab[h].id, &l2);
+            if (t->vocab_tab[h].tag == tag && l2 == len && memcmp(s2, txt, len) == 0) { dup = 1; break; }
             h = (h + 1) & t->vocab_mask;
         }
         /* The first id of a duplicated text wins, as in a Python dict built in id order... */
         if (dup) {
             SD_LOGW("tokenizer: token %d duplicates the text of token %d; lookups use the first",
-                    (int)i, (int)t->vocab_tab[h]);
+                    (int)i, (int)t->vocab_tab[h].id);
             continue;
         }
-        t->vocab_tab[h] = i;
+        t->vocab_tab[h].id = i;
+        t->vocab_tab[h].tag = tag;
     }
 
     for (int b = 0; b < 256; b++) {

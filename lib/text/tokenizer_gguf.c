@@ -30,6 +30,28 @@ static int32_t str_array(const sd_gguf *g, const char *key, const char ***ptrs, 
     *ptrs = sd_malloc(sizeof(char *) * (n ? n : 1));
     *lens = sd_malloc(sizeof(size_t) * (n ? n : 1));
     if (!*ptrs || !*lens) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory reading %s", key);
+    if (n == 0) return SMDIFF_OK;
+    /* GGUF stores a string array as consecutive (u64 length, bytes) pairs,
+     * and the reader has validated the whole array. Walking it directly
+     * saves a key lookup per element (300k of them for a Qwen2 vocabulary);
+     * the walk must land exactly on the reader's last element, otherwise
+     * fall back to one accessor call per element. */
+    sd_gguf_str first, last;
+    if (sd_gguf_arr_str(g, key, 0, &first) == SMDIFF_OK && sd_gguf_arr_str(g, key, n - 1, &last) == SMDIFF_OK) {
+        const char *p = first.ptr;
+        uint64_t len = first.len;
+        size_t i = 0;
+        for (;;) {
+            (*ptrs)[i] = p;
+            (*lens)[i] = (size_t)len;
+            if (++i == n) break;
+            p += len;
+            if (p + 8 > last.ptr) break;  /* the next length field must precede the last string */
+            memcpy(&len, p, 8);
+            p += 8;
+        }
+        if (i == n && (*ptrs)[n - 1] == last.ptr && (*lens)[n - 1] == last.len) return SMDIFF_OK;
+    }
     for (size_t i = 0; i < n; i++) {
         sd_gguf_str s;
         if (sd_gguf_arr_str(g, key, i, &s) != SMDIFF_OK)
