@@ -114,8 +114,8 @@ static const char *tok_text(const sd_tokenizer *t, int32_t id, size_t *len) {
     return t->text_blob + t->text_off[id];
 }
 
-int32_t sd_tokenizer_find(const sd_tokenizer *t, const char *text, size_t len) {
-    uint64_t h = hash_bytes(text, len), i = h & t->vocab_mask;
+static int32_t find_h(const sd_tokenizer *t, const char *text, size_t len, uint64_t h) {
+    uint64_t i = h & t->vocab_mask;
     uint32_t tag = (uint32_t)(h >> 32);
     for (;;) {
         const vocab_slot *e = &t->vocab_tab[i];
@@ -127,6 +127,10 @@ int32_t sd_tokenizer_find(const sd_tokenizer *t, const char *text, size_t len) {
         }
         i = (i + 1) & t->vocab_mask;
     }
+}
+
+int32_t sd_tokenizer_find(const sd_tokenizer *t, const char *text, size_t len) {
+    return find_h(t, text, len, hash_bytes(text, len));
 }
 
 static const merge_ent *merge_find(const sd_tokenizer *t, int32_t left, int32_t right) {
@@ -354,32 +358,47 @@ static int32_t build_vocab(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_error
     t->vocab_tab = sd_malloc(sizeof(vocab_slot) * size);
     if (!t->vocab_tab) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (vocabulary hash)");
     memset(t->vocab_tab, 0xFF, sizeof(vocab_slot) * size);
-    for (int32_t i = 0; i < n; i++) {
-        if (t->types[i] == SD_TOKEN_UNUSED) continue;
-        size_t len;
-        const char *txt = tok_text(t, i, &len);
-        if (len == 0) {
-            if (t->types[i] == SD_TOKEN_NORMAL)
-                return sd_fail(err, SMDIFF_E_FORMAT, "token %d is empty", (int)i);
-            continue;
+    /* Insert in batches: hash a batch and prefetch its slots first, so the
+     * cache misses of the batch overlap (see build_merges). */
+    uint64_t hvs[64];
+    for (int32_t i0 = 0; i0 < n; i0 += 64) {
+        int cnt = n - i0 < 64 ? n - i0 : 64;
+        for (int k = 0; k < cnt; k++) {
+            size_t len;
+            const char *txt = tok_text(t, i0 + k, &len);
+            hvs[k] = hash_bytes(txt, len);
+            __builtin_prefetch(&t->vocab_tab[hvs[k] & t->vocab_mask], 1);
         }
-        uint64_t hv = hash_bytes(txt, len), h = hv & t->vocab_mask;
-        uint32_t tag = (uint32_t)(hv >> 32);
-        int dup = 0;
-        while (t->vocab_tab[h].id >= 0) {
-            size_t l2;
-            const char *s2 = tok_text(t, t->vocab_tab[h].id, &l2);
-            if (t->vocab_tab[h].tag == tag && l2 == len && memcmp(s2, txt, len) == 0) { dup = 1; break; }
-            h = (h + 1) & t->vocab_mask;
+        for (int k = 0; k < cnt; k++) {
+            int32_t i = i0 + k;
+            if (t->types[i] == SD_TOKEN_UNUSED) continue;
+            size_t len;
+            const char *txt = tok_text(t, i, &len);
+            if (len == 0) {
+                if (t->types[i] == SD_TOKEN_NORMAL)
+                    return sd_fail(err, SMDIFF_E_FORMAT, "token %d is empty", (int)i);
+                continue;
+            }
+            uint64_t hv = hvs[k], h = hv & t->vocab_mask;
+            uint32_t tag = (uint32_t)(hv >> 32);
+            int dup = 0;
+            while (t->vocab_tab[h].id >= 0) {
+                if (t->vocab_tab[h].tag == tag) {
+                    size_t l2;
+                    const char *s2 = tok_text(t, t->vocab_tab[h].id, &l2);
+                    if (l2 == len && memcmp(s2, txt, len) == 0) { dup = 1; break; }
+                }
+                h = (h + 1) & t->vocab_mask;
+            }
+            /* The first id of a duplicated text wins. */
+            if (dup) {
+                SD_LOGW("tokenizer: token %d duplicates the text of token %d; lookups use the first",
+                        (int)i, (int)t->vocab_tab[h].id);
+                continue;
+            }
+            t->vocab_tab[h].id = i;
+            t->vocab_tab[h].tag = tag;
         }
-        /* The first id of a duplicated text wins, as in a Python dict built in id order... */
-        if (dup) {
-            SD_LOGW("tokenizer: token %d duplicates the text of token %d; lookups use the first",
-                    (int)i, (int)t->vocab_tab[h].id);
-            continue;
-        }
-        t->vocab_tab[h].id = i;
-        t->vocab_tab[h].tag = tag;
     }
 
     for (int b = 0; b < 256; b++) {
@@ -391,46 +410,91 @@ static int32_t build_vocab(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_error
     return SMDIFF_OK;
 }
 
+/* Merges are resolved in batches: hash all three strings of MB merges
+ * (left, right, left+right), then touch the vocabulary slots, the text
+ * offsets and the texts in separate passes with prefetches, so that the
+ * cache misses of a batch overlap instead of coming one after another
+ * (this is most of the load time of a 151k vocabulary). */
+#define MB 64
+
 static int32_t build_merges(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_error *err) {
     uint64_t size = table_size_for((uint64_t)(s->n_merges > 0 ? s->n_merges : 1));
     t->merge_mask = size - 1;
     t->merge_tab = sd_calloc(size, sizeof(merge_ent));
     if (!t->merge_tab) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (merges)");
+    const char *str[3 * MB];
+    size_t len[3 * MB];
+    uint64_t hv[3 * MB];
+    int32_t ids[3 * MB];
     char *cat = NULL;
     size_t cat_cap = 0;
     int64_t skipped = 0;
-    for (int64_t r = 0; r < s->n_merges; r++) {
-        const char *m = s->merges[r];
-        if (!m) { sd_free(cat); return sd_fail(err, SMDIFF_E_FORMAT, "merge %lld is NULL", (long long)r); }
-        size_t len = s->merge_lens ? s->merge_lens[r] : strlen(m);
-        /* Byte-level tokens never contain a space (it is U+0120), so the
-         * first space separates the pair. */
-        const char *sp = memchr(m, ' ', len);
-        if (!sp || sp == m || sp == m + len - 1) {
-            sd_free(cat);
-            return sd_fail(err, SMDIFF_E_FORMAT, "merge %lld is not \"LEFT RIGHT\": \"%.*s\"",
-                           (long long)r, (int)(len > 80 ? 80 : len), m);
-        }
-        size_t ll = (size_t)(sp - m), rl = len - ll - 1;
-        int32_t a = sd_tokenizer_find(t, m, ll), b = sd_tokenizer_find(t, sp + 1, rl);
-        if (ll + rl > cat_cap) {
-            cat_cap = (ll + rl) * 2;
-            char *nc = sd_realloc(cat, cat_cap);
+    for (int64_t r0 = 0; r0 < s->n_merges; r0 += MB) {
+        int cnt = (int)(s->n_merges - r0 < MB ? s->n_merges - r0 : MB);
+        size_t need = 0;
+        for (int k = 0; k < cnt; k++) need += s->merge_lens ? s->merge_lens[r0 + k] : (s->merges[r0 + k] ? strlen(s->merges[r0 + k]) : 0);
+        if (need > cat_cap) {
+            char *nc = sd_realloc(cat, need * 2);
             if (!nc) { sd_free(cat); return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (merges)"); }
             cat = nc;
+            cat_cap = need * 2;
         }
-        memcpy(cat, m, ll);
-        memcpy(cat + ll, sp + 1, rl);
-        int32_t c = sd_tokenizer_find(t, cat, ll + rl);
-        if (a < 0 || b < 0 || c < 0) { skipped++; continue; }
-        uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
-        uint64_t i = hash_u64(key) & t->merge_mask;
-        while (t->merge_tab[i].key != 0 && t->merge_tab[i].key != key) i = (i + 1) & t->merge_mask;
-        if (t->merge_tab[i].key == key) continue;  /* a repeated pair keeps its first (best) rank */
-        t->merge_tab[i].key = key;
-        t->merge_tab[i].rank = (int32_t)r;
-        t->merge_tab[i].result = c;
-        t->n_merges_used++;
+        size_t cat_len = 0;
+        for (int k = 0; k < cnt; k++) {
+            int64_t r = r0 + k;
+            const char *m = s->merges[r];
+            if (!m) { sd_free(cat); return sd_fail(err, SMDIFF_E_FORMAT, "merge %lld is NULL", (long long)r); }
+            size_t ml = s->merge_lens ? s->merge_lens[r] : strlen(m);
+            /* Byte-level tokens never contain a space (it is U+0120), so
+             * the first space separates the pair. */
+            const char *sp = memchr(m, ' ', ml);
+            if (!sp || sp == m || sp == m + ml - 1) {
+                sd_free(cat);
+                return sd_fail(err, SMDIFF_E_FORMAT, "merge %lld is not \"LEFT RIGHT\": \"%.*s\"",
+                               (long long)r, (int)(ml > 80 ? 80 : ml), m);
+            }
+            size_t ll = (size_t)(sp - m), rl = ml - ll - 1;
+            memcpy(cat + cat_len, m, ll);
+            memcpy(cat + cat_len + ll, sp + 1, rl);
+            str[3 * k] = m;
+            len[3 * k] = ll;
+            str[3 * k + 1] = sp + 1;
+            len[3 * k + 1] = rl;
+            str[3 * k + 2] = cat + cat_len;
+            len[3 * k + 2] = ll + rl;
+            cat_len += ll + rl;
+        }
+        int nl = 3 * cnt;
+        for (int k = 0; k < nl; k++) {
+            hv[k] = hash_bytes(str[k], len[k]);
+            __builtin_prefetch(&t->vocab_tab[hv[k] & t->vocab_mask]);
+        }
+        for (int k = 0; k < nl; k++) {
+            int32_t id = t->vocab_tab[hv[k] & t->vocab_mask].id;
+            if (id >= 0) __builtin_prefetch(&t->text_off[id]);
+        }
+        for (int k = 0; k < nl; k++) {
+            int32_t id = t->vocab_tab[hv[k] & t->vocab_mask].id;
+            if (id >= 0) __builtin_prefetch(t->text_blob + t->text_off[id]);
+        }
+        for (int k = 0; k < nl; k++) ids[k] = find_h(t, str[k], len[k], hv[k]);
+        uint64_t keys[MB];
+        for (int k = 0; k < cnt; k++) {
+            keys[k] = (((uint64_t)(uint32_t)ids[3 * k] << 32) | (uint32_t)ids[3 * k + 1]) + 1;
+            __builtin_prefetch(&t->merge_tab[hash_u64(keys[k]) & t->merge_mask], 1);
+        }
+        for (int k = 0; k < cnt; k++) {
+            int32_t a = ids[3 * k], b = ids[3 * k + 1], c = ids[3 * k + 2];
+            if (a < 0 || b < 0 || c < 0) { skipped++; continue; }
+            uint64_t key = keys[k];
+            uint64_t i = hash_u64(key) & t->merge_mask;
+            while (t->merge_tab[i].key != 0 && t->merge_tab[i].key != key) i = (i + 1) & t->merge_mask;
+            if (t->merge_tab[i].key == key) continue;  /* a repeated pair keeps its first (best) rank */
+            t->merge_tab[i].key = key;
+            t->merge_tab[i].rank = (int32_t)(r0 + k);
+            t->merge_tab[i].result = c;
+            t->n_merges_used++;
+        }
     }
     sd_free(cat);
     if (skipped)
