@@ -25,7 +25,7 @@
 
 #define MAX_REGEX 4
 #define CACHE_MAX_WORD 256      /* longer pre-tokens are not cached */
-#define CACHE_MAX_ENTRIES (1u << 20)
+#define CACHE_MAX_ENTRIES (1u << 17) /* ~6 MB of table at most; then it starts over */
 
 typedef struct merge_ent {
     uint64_t key;   /* (left << 32 | right) + 1; 0 = empty slot */
