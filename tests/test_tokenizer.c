@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "io/gguf.h"
 #include "smdiff/smdiff.h"
@@ -244,6 +245,90 @@ static void test_qwen2_via_gguf(void **state) {
                 TOK_DIR "llama.cpp-vocab/ggml-vocab-qwen2.gguf.out", 0, 46);
     run_vectors(t, TOK_DIR "derived/dream-special.inp", TOK_DIR "derived/dream-special.out",
                 SD_TOK_PARSE_SPECIAL, 9);
+    sd_tokenizer_free(t);
+}
+
+
+/* ------------------------------------------------------ tokenizer.json */
+
+/* Build a tokenizer.json for Dream from its vocab.json, merges.txt and
+ * tokenizer_config.json with Jansson (independent of the code under test),
+ * in the layout the Hugging Face library writes: merges half as "a b"
+ * strings and half as [a, b] pairs (both formats exist), the Qwen2 split
+ * regex wrapped in a group (so it is not recognised by name and runs
+ * verbatim), an NFC normalizer (not applied, as in llama.cpp). The qwen2
+ * vectors must still match. */
+static void test_tokenizer_json(void **state) {
+    (void)state;
+    NEED_DATA();
+    json_error_t je;
+    json_t *vocab = json_load_file(TOK_DIR "dream-qwen2.5/vocab.json", 0, &je);
+    json_t *config = json_load_file(TOK_DIR "dream-qwen2.5/tokenizer_config.json", 0, &je);
+    assert_non_null(vocab);
+    assert_non_null(config);
+    size_t nm;
+    char *mtxt = slurp(TOK_DIR "dream-qwen2.5/merges.txt", &nm);
+    json_t *merges = json_array();
+    int k = 0;
+    for (char *line = strtok(mtxt, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strncmp(line, "#version", 8)) continue;
+        char *sp = strchr(line, ' ');
+        assert_non_null(sp);
+        if (k++ % 2) {
+            json_array_append_new(merges, json_string(line));
+        } else {
+            *sp = '\0';
+            json_array_append_new(merges, json_pack("[ss]", line, sp + 1));
+        }
+    }
+    free(mtxt);
+    json_t *added = json_array();
+    const char *id;
+    json_t *v;
+    json_object_foreach(json_object_get(config, "added_tokens_decoder"), id, v) {
+        json_t *o = json_deep_copy(v);
+        json_object_set_new(o, "id", json_integer(strtol(id, NULL, 10)));
+        json_array_append_new(added, o);
+    }
+    const char *re = "(?:(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+                     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+)";
+    json_t *root = json_pack("{s:s, s:o, s:{s:s}, s:{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, {s:s, s:b, s:b, s:b}]},"
+                             " s:{s:s, s:o, s:o, s:b}}",
+                             "version", "1.0", "added_tokens", added, "normalizer", "type", "NFC",
+                             "pre_tokenizer", "type", "Sequence", "pretokenizers", "type", "Split", "pattern",
+                             "Regex", re, "behavior", "Isolated", "invert", 0, "type", "ByteLevel",
+                             "add_prefix_space", 0, "trim_offsets", 0, "use_regex", 0,
+                             "model", "type", "BPE", "vocab", vocab, "merges", merges, "ignore_merges", 0);
+    assert_non_null(root);
+    char dir[64], path[96], cpath[96];
+    snprintf(dir, sizeof dir, "/tmp/smdiff_test_tokjson_%d", (int)getpid());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    snprintf(cpath, sizeof cpath, "%s/tokenizer_config.json", dir);
+    assert_int_equal(json_dump_file(root, path, JSON_COMPACT), 0);
+    assert_int_equal(json_dump_file(config, cpath, JSON_COMPACT), 0);
+    json_decref(root);
+    json_decref(config);
+    sd_tokenizer *t = NULL;
+    sd_error err = {0};
+    int32_t rc = sd_tokenizer_load(dir, &t, &err);
+    unlink(path);
+    unlink(cpath);
+    rmdir(dir);
+    if (rc) printf("load failed: %s\n", err.msg);
+    assert_int_equal(rc, SMDIFF_OK);
+    assert_string_equal(sd_tokenizer_pre_name(t), "custom");
+    assert_int_equal(sd_tokenizer_n_vocab(t), 151667);
+    assert_int_equal(sd_tokenizer_special_id(t, 3), 151666);
+    run_vectors(t, TOK_DIR "llama.cpp-vocab/ggml-vocab-qwen2.gguf.inp",
+                TOK_DIR "llama.cpp-vocab/ggml-vocab-qwen2.gguf.out", 0, 46);
+    run_vectors(t, TOK_DIR "derived/dream-special.inp", TOK_DIR "derived/dream-special.out",
+                SD_TOK_PARSE_SPECIAL, 9);
+    /* A custom regex has no tokenizer.ggml.pre name to write. */
+    sd_gguf_writer *w = NULL;
+    assert_int_equal(sd_gguf_writer_create(&w, &err), SMDIFF_OK);
+    assert_int_equal(sd_tokenizer_to_gguf(t, w, &err), SMDIFF_E_UNSUPPORTED);
+    sd_gguf_writer_free(w);
     sd_tokenizer_free(t);
 }
 
@@ -727,6 +812,7 @@ int main(void) {
         cmocka_unit_test(test_llamacpp_gpt2_hf),
         cmocka_unit_test(test_llamacpp_qwen2),
         cmocka_unit_test(test_qwen2_via_gguf),
+        cmocka_unit_test(test_tokenizer_json),
         cmocka_unit_test(test_dream_special),
         cmocka_unit_test(test_derived_fixtures),
         cmocka_unit_test(test_special_tokens),
