@@ -418,7 +418,9 @@ static int32_t build_vocab(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_error
 #define MB 64
 
 static int32_t build_merges(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_error *err) {
-    uint64_t size = table_size_for((uint64_t)(s->n_merges > 0 ? s->n_merges : 1));
+    /* Load factor up to ~0.6 rather than 0.3: half the memory (4 MB for
+     * Qwen2) at no measured cost in encoding speed. */
+    uint64_t size = table_size_for((uint64_t)(s->n_merges > 0 ? s->n_merges : 1) * 5 / 8 + 1);
     t->merge_mask = size - 1;
     t->merge_tab = sd_calloc(size, sizeof(merge_ent));
     if (!t->merge_tab) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (merges)");
