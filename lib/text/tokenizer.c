@@ -57,6 +57,7 @@ struct sd_tokenizer {
     uint64_t vocab_mask;
     merge_ent *merge_tab;
     uint64_t merge_mask;
+    merge_ent *byte_pairs;  /* [256 * 256]: the merge of byte a then byte b, key 0 if none */
     int64_t n_merges_used;
     int32_t byte_id[256]; /* token of each single byte, -1 if the vocab lacks it */
     special_ent *specials;
@@ -293,6 +294,7 @@ void sd_tokenizer_free(sd_tokenizer *t) {
     sd_free(t->types);
     sd_free(t->vocab_tab);
     sd_free(t->merge_tab);
+    sd_free(t->byte_pairs);
     sd_free(t->specials);
     sd_free(t);
 }
@@ -502,6 +504,14 @@ static int32_t build_merges(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_erro
     if (skipped)
         SD_LOGW("tokenizer: %lld merges name tokens that are not in the vocabulary; ignored",
                 (long long)skipped);
+    t->byte_pairs = sd_calloc(256 * 256, sizeof(merge_ent));
+    if (!t->byte_pairs) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (merges)");
+    for (int a = 0; a < 256; a++)
+        for (int b = 0; b < 256; b++) {
+            if (t->byte_id[a] < 0 || t->byte_id[b] < 0) continue;
+            const merge_ent *e = merge_find(t, t->byte_id[a], t->byte_id[b]);
+            if (e) t->byte_pairs[(a << 8) | b] = *e;
+        }
     return SMDIFF_OK;
 }
 
@@ -609,6 +619,7 @@ const char *sd_tokenizer_pre_name(const sd_tokenizer *t) { return t->pre; }
 typedef struct sym {
     int32_t id;
     int32_t prev, next;  /* -1 at the ends */
+    int32_t byte;        /* the byte it started as (first-pair lookups) */
 } sym;
 
 typedef struct heap_ent {
@@ -730,13 +741,19 @@ static int bpe_word(enc_state *st, const uint8_t *w, size_t n) {
         s[m].id = id;
         s[m].prev = m - 1;
         s[m].next = m + 1;
+        s[m].byte = w[i];
         m++;
     }
     if (m == 0) return 0;
     s[m - 1].next = -1;
     heap_ent *h = st->heap;
     size_t nh = 0;
-    for (int32_t i = 0; i + 1 < m; i++) try_pair(t, s, h, &nh, i);
+    /* Pairs of single bytes come from a 256 x 256 table that stays in
+     * cache; only pairs formed by merges go to the merge hash. */
+    for (int32_t i = 0; i + 1 < m; i++) {
+        const merge_ent *e = &t->byte_pairs[(s[i].byte << 8) | s[i + 1].byte];
+        if (e->key) heap_push(h, &nh, (heap_ent){e->rank, i, s[i].id, s[i + 1].id, e->result});
+    }
     while (nh) {
         heap_ent e = heap_pop(h, &nh);
         int32_t r = s[e.pos].next;
