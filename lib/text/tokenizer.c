@@ -504,14 +504,25 @@ static int32_t build_merges(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_erro
     if (skipped)
         SD_LOGW("tokenizer: %lld merges name tokens that are not in the vocabulary; ignored",
                 (long long)skipped);
+    /* The byte-pair table, from one sequential pass over the merge table
+     * (65536 random lookups would cost more). */
     t->byte_pairs = sd_calloc(256 * 256, sizeof(merge_ent));
-    if (!t->byte_pairs) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (merges)");
-    for (int a = 0; a < 256; a++)
-        for (int b = 0; b < 256; b++) {
-            if (t->byte_id[a] < 0 || t->byte_id[b] < 0) continue;
-            const merge_ent *e = merge_find(t, t->byte_id[a], t->byte_id[b]);
-            if (e) t->byte_pairs[(a << 8) | b] = *e;
-        }
+    int16_t *byte_of = sd_malloc(sizeof(int16_t) * (size_t)t->n_vocab);
+    if (!t->byte_pairs || !byte_of) {
+        sd_free(byte_of);
+        return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (merges)");
+    }
+    memset(byte_of, 0xFF, sizeof(int16_t) * (size_t)t->n_vocab);
+    for (int b = 0; b < 256; b++)
+        if (t->byte_id[b] >= 0) byte_of[t->byte_id[b]] = (int16_t)b;
+    for (uint64_t i = 0; i <= t->merge_mask; i++) {
+        const merge_ent *e = &t->merge_tab[i];
+        if (!e->key) continue;
+        uint64_t k = e->key - 1;
+        int a = byte_of[(uint32_t)(k >> 32)], b = byte_of[(uint32_t)k];
+        if (a >= 0 && b >= 0) t->byte_pairs[(a << 8) | b] = *e;
+    }
+    sd_free(byte_of);
     return SMDIFF_OK;
 }
 
