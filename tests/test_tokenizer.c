@@ -449,6 +449,71 @@ static void test_naive_bpe(void **state) {
     json_decref(vocab);
 }
 
+
+/* The LLaDA (bailingmoe) pre-tokenizer on GPT-2's vocabulary: its regex
+ * splits digits one by one, keeps a space before a digit alone, and keeps
+ * case-insensitive contractions, and \s*[\r\n] takes both line breaks of
+ * "\n\n" (\s* backs off by one). Expected pieces are worked out from the regex by hand and
+ * their ids read from encoder.json with Jansson. */
+static void test_llada_pre(void **state) {
+    (void)state;
+    NEED_DATA();
+    json_error_t je;
+    json_t *vocab = json_load_file(TOK_DIR "gpt2/encoder.json", 0, &je);
+    assert_non_null(vocab);
+    size_t nm;
+    char *mtxt = slurp(TOK_DIR "gpt2/vocab.bpe", &nm);
+    const char **merges = malloc(sizeof(char *) * 60000);
+    int64_t n_merges = 0;
+    for (char *line = strtok(mtxt, "\n"); line; line = strtok(NULL, "\n"))
+        if (strncmp(line, "#version", 8)) merges[n_merges++] = line;
+    int32_t n = (int32_t)json_object_size(vocab);
+    const char **toks = calloc((size_t)n, sizeof(char *));
+    const char *k;
+    json_t *v;
+    json_object_foreach(vocab, k, v) toks[json_integer_value(v)] = k;
+    sd_tokenizer_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.n_tokens = n;
+    spec.tokens = toks;
+    spec.n_merges = n_merges;
+    spec.merges = merges;
+    spec.pre = "llada";
+    spec.bos_id = spec.eos_id = spec.pad_id = spec.mask_id = -1;
+    sd_tokenizer *t = NULL;
+    sd_error err = {0};
+    assert_int_equal(sd_tokenizer_create(&spec, &t, &err), SMDIFF_OK);
+    const char *text = "I'LL pay 2024\n\nok";
+    const char *pieces[] = {"I", "'LL", "\xc4\xa0pay", "\xc4\xa0", "2", "0", "2", "4", "\xc4\x8a\xc4\x8a", "ok"};
+    size_t np = sizeof pieces / sizeof pieces[0], got_n = 0;
+    int32_t want[16];
+    for (size_t i = 0; i < np; i++) {
+        json_t *id = json_object_get(vocab, pieces[i]);
+        if (!id) {  /* "'LL" is not one GPT-2 token: its BPE is "'", "LL" */
+            assert_string_equal(pieces[i], "'LL");
+            continue;
+        }
+        want[got_n++] = (int32_t)json_integer_value(id);
+    }
+    size_t nid = 0;
+    int32_t *ids = encode(t, text, strlen(text), 0, &nid);
+    /* "'LL" -> "'" + "LL" (both GPT-2 tokens): splice them in */
+    int32_t full[16];
+    size_t f = 0;
+    full[f++] = want[0];
+    full[f++] = (int32_t)json_integer_value(json_object_get(vocab, "'"));
+    full[f++] = (int32_t)json_integer_value(json_object_get(vocab, "LL"));
+    for (size_t i = 1; i < got_n; i++) full[f++] = want[i];
+    assert_int_equal(nid, f);
+    assert_memory_equal(ids, full, f * sizeof(int32_t));
+    free(ids);
+    sd_tokenizer_free(t);
+    free(toks);
+    free(merges);
+    free(mtxt);
+    json_decref(vocab);
+}
+
 /* ------------------------------------------------------ derived ids */
 
 static void test_dream_special(void **state) {
@@ -924,6 +989,7 @@ int main(void) {
         cmocka_unit_test(test_qwen2_via_gguf),
         cmocka_unit_test(test_tokenizer_json),
         cmocka_unit_test(test_naive_bpe),
+        cmocka_unit_test(test_llada_pre),
         cmocka_unit_test(test_dream_special),
         cmocka_unit_test(test_derived_fixtures),
         cmocka_unit_test(test_special_tokens),
