@@ -224,3 +224,13 @@ fuzz: $(FUZZ_TARGETS)
 	  d=; [ -f fuzz/$$n.dict ] && d=-dict=fuzz/$$n.dict; \
 	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 $$d \
 	    fuzz/corpus-run/$$n fuzz/corpus/$$n || exit 1; done
+
+# ------------------------------------------------------------------ bench
+# Every bench/*.c is one program, built like a test (internal headers,
+# SMDIFF_SHARED_DATA); `make bench` builds them all and runs each in turn.
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS) $(SAN_FLAGS)
+bench: $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

@@ -14,6 +14,7 @@ static const command commands[] = {
     {"version", cmd_version, "library version, BLAS backend, threads, decoder strategies"},
     {"info", cmd_info, "describe a model file: architecture, sizes, tokenizer, soft-mask"},
     {"convert", cmd_convert, "convert a Hugging Face Dream/LLaDA checkpoint to GGUF"},
+    {"tokenize", cmd_tokenize, "tokenize standard input with a model's or tokenizer directory's tokenizer"},
 };
 
 int cli_fail(const char *what, int32_t status, const char *detail) {

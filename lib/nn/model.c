@@ -1,5 +1,6 @@
 #include "core/alloc.h"
 #include "model.h"
+#include "text/tokenizer.h"
 
 static const sd_option_def defs[] = {
     {SMDIFF_MODEL_USE_MMAP, "use_mmap", SMDIFF_TYPE_INT, 0, 1, 1, 0, 0},
@@ -11,4 +12,7 @@ const sd_option_table sd_model_options = {"model", defs, (int32_t)(sizeof defs /
 
 _Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_MODEL_OPT_LAST_, "one entry per option");
 
-void sd_model_destroy(struct smdiff_model *m) { sd_free(m); }
+void sd_model_destroy(struct smdiff_model *m) {
+    sd_tokenizer_free(m->tok);
+    sd_free(m);
+}
