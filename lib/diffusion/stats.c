@@ -1,0 +1,570 @@
+/* stats.c -- per-row statistics (see stats.h for the definitions).
+ *
+ * Fast path per row x[V]:
+ *   pass 1: the K best (value, id) pairs, descending, ties by lower id
+ *           (torch.max and torch.topk return the first occurrence on CPU).
+ *           Blocks of 64 are skipped when their maximum cannot enter.
+ *   pass 2: s = sum exp(x - m), t = sum exp(x - m) (x - m), m = max;
+ *           H(p) = log s - t / s.
+ *   then the sampling distribution q is either the whole row at
+ *   temperature T (no filter) or an explicit sorted candidate list (top-p /
+ *   top-k), and the candidate token is argmax or an inverse-CDF draw.
+ * The naive reference (sd_stats_row_naive) sorts the whole row in double
+ * precision and follows Dream's sample_tokens literally.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/rng.h"
+#include "stats.h"
+
+#define STATS_KEY_TAG 0x5354415453ull /* "STATS" */
+#define BLK 64
+
+double sd_stats_uniform(uint64_t seed, uint64_t ctr, uint64_t row_id) {
+    uint64_t c[4] = {ctr, row_id, 0, 0}, k[2] = {seed, STATS_KEY_TAG}, o[4];
+    sd_philox4x64(c, k, o);
+    return (double)(o[0] >> 11) * (1.0 / 9007199254740992.0);
+}
+
+typedef struct cand {
+    float v;
+    int32_t id;
+} cand;
+
+/* Insert (v, id) into the descending list c[0..*n) of capacity K. Called
+ * only when v beats the current K-th value (or the list is not full). */
+static inline void cand_insert(cand *c, int32_t *n, int32_t K, float v, int32_t id) {
+    int32_t i = *n < K ? (*n)++ : K - 1;
+    while (i > 0 && c[i - 1].v < v) {
+        c[i] = c[i - 1];
+        i--;
+    }
+    c[i].v = v;
+    c[i].id = id;
+}
+
+/* ---- vector kernels.
+ * GCC/clang vector extensions: 8 floats per vector, compiled for the
+ * baseline ISA and, on x86-64, once more for AVX2+FMA, picked at run time.
+ * The float lanes are summed in a fixed order, so a row's result does not
+ * depend on the thread that computes it. */
+#if defined(__GNUC__) && !defined(__clang__)
+/* The helpers below are static and always inlined: no vector crosses an
+ * ABI boundary, so GCC's note about AVX vector returns does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+typedef float v8sf __attribute__((vector_size(32)));
+typedef int32_t v8si __attribute__((vector_size(32)));
+#define VL 8
+
+#define SD_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+SD_ALWAYS_INLINE v8sf vload(const float *p) {
+    v8sf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+SD_ALWAYS_INLINE v8sf vsplat(float a) { return (v8sf){a, a, a, a, a, a, a, a}; }
+
+SD_ALWAYS_INLINE v8sf vmax(v8sf a, v8sf b) {
+    v8si m = (v8si)(a > b);
+    return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
+}
+
+/* exp(y) for y in [-87, 0] (Cephes' single-precision polynomial, ~1 ulp),
+ * branch-free. NaN in, NaN out. */
+SD_ALWAYS_INLINE v8sf vexp(v8sf y) {
+    const v8sf magic = vsplat(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+    v8sf n = (y * vsplat(1.44269504088896341f) + magic) - magic;
+    v8sf r = y - n * vsplat(0.693359375f) - n * vsplat(-2.12194440e-4f);
+    v8sf p = vsplat(1.9875691500e-4f);
+    p = p * r + vsplat(1.3981999507e-3f);
+    p = p * r + vsplat(8.3334519073e-3f);
+    p = p * r + vsplat(4.1665795894e-2f);
+    p = p * r + vsplat(1.6666665459e-1f);
+    p = p * r + vsplat(5.0000001201e-1f);
+    p = p * r * r + r + vsplat(1.0f);
+    v8si bits = (__builtin_convertvector(n, v8si) + 127) << 23;
+    return p * (v8sf)bits;
+}
+
+/* Scalar twin of vexp for tails (same polynomial). */
+static inline float exp_nonpos(float y) {
+    y = y < -87.0f ? -87.0f : y;
+    const float magic = 12582912.0f;
+    float n = (y * 1.44269504088896341f + magic) - magic;
+    float r = y - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+SD_ALWAYS_INLINE float hsum(v8sf v) {
+    float s = 0;
+    for (int j = 0; j < VL; j++) s += v[j];
+    return s;
+}
+
+/* Largest of x[0..BLK). */
+SD_ALWAYS_INLINE float block_max_g(const float *x) {
+    v8sf a = vload(x), b = vload(x + 8);
+    for (int i = 16; i < BLK; i += 16) {
+        a = vmax(vload(x + i), a);
+        b = vmax(vload(x + i + 8), b);
+    }
+    a = vmax(a, b);
+    float m = a[0];
+    for (int j = 1; j < VL; j++) m = a[j] > m ? a[j] : m;
+    return m;
+}
+
+/* s = sum exp(beta (x - m)), t = sum exp(beta (x - m)) * beta (x - m),
+ * arguments clamped at -87 (so -inf logits stay finite). */
+SD_ALWAYS_INLINE void exp_sums_g(const float *x, int64_t V, float m, float beta, double *s_out,
+                                 double *t_out) {
+    v8sf s0 = vsplat(0), s1 = vsplat(0), t0 = vsplat(0), t1 = vsplat(0);
+    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-87.0f);
+    int64_t i = 0;
+    for (; i + 2 * VL <= V; i += 2 * VL) {
+        v8sf y0 = vmax(lo, (vload(x + i) - vm) * vb); /* NaN stays NaN */
+        v8sf y1 = vmax(lo, (vload(x + i + VL) - vm) * vb);
+        v8sf e0 = vexp(y0), e1 = vexp(y1);
+        s0 += e0;
+        s1 += e1;
+        t0 += e0 * y0;
+        t1 += e1 * y1;
+    }
+    double S = (double)hsum(s0) + hsum(s1), T = (double)hsum(t0) + hsum(t1);
+    for (; i < V; i++) {
+        float y = (x[i] - m) * beta;
+        y = y < -87.0f ? -87.0f : y;
+        float e = exp_nonpos(y);
+        S += e;
+        T += (double)e * y;
+    }
+    *s_out = S;
+    *t_out = T;
+}
+
+/* Sum of exp(beta (x - m)) over x[0..n), n a multiple of VL. */
+SD_ALWAYS_INLINE float exp_chunk_g(const float *x, int64_t n, float m, float beta) {
+    v8sf s = vsplat(0), vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-87.0f);
+    for (int64_t i = 0; i < n; i += VL) s += vexp(vmax(lo, (vload(x + i) - vm) * vb));
+    return hsum(s);
+}
+
+static float block_max_base(const float *x) { return block_max_g(x); }
+static void exp_sums_base(const float *x, int64_t V, float m, float beta, double *s, double *t) {
+    exp_sums_g(x, V, m, beta, s, t);
+}
+static float exp_chunk_base(const float *x, int64_t n, float m, float beta) {
+    return exp_chunk_g(x, n, m, beta);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SD_AVX2 __attribute__((target("avx2,fma")))
+SD_AVX2 static float block_max_avx2(const float *x) { return block_max_g(x); }
+SD_AVX2 static void exp_sums_avx2(const float *x, int64_t V, float m, float beta, double *s,
+                                  double *t) {
+    exp_sums_g(x, V, m, beta, s, t);
+}
+SD_AVX2 static float exp_chunk_avx2(const float *x, int64_t n, float m, float beta) {
+    return exp_chunk_g(x, n, m, beta);
+}
+static int have_avx2(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cached;
+}
+#define DISPATCH(name, ...) (have_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
+#else
+#define DISPATCH(name, ...) name##_base(__VA_ARGS__)
+#endif
+
+/* Pass 1. x[V] -> c[K] descending; returns the number filled (min(K, V)).
+ * NaN never enters (comparisons with NaN are false). Blocks whose maximum
+ * cannot enter a full list are skipped. */
+static int32_t select_top(const float *x, int64_t V, int32_t K, cand *c) {
+    int32_t n = 0;
+    float thr = -INFINITY;
+    int64_t i = 0;
+    for (; i + BLK <= V; i += BLK) {
+        if (n == K && !(DISPATCH(block_max, x + i) > thr)) continue;
+        for (int64_t j = i; j < i + BLK; j++) {
+            if (x[j] > thr || (n < K && x[j] == x[j])) {
+                cand_insert(c, &n, K, x[j], (int32_t)j);
+                if (n == K) thr = c[K - 1].v;
+            }
+        }
+    }
+    for (; i < V; i++) {
+        if (x[i] > thr || (n < K && x[i] == x[i])) {
+            cand_insert(c, &n, K, x[i], (int32_t)i);
+            if (n == K) thr = c[K - 1].v;
+        }
+    }
+    return n;
+}
+
+/* Pass 2 at temperature 1 and at inverse temperature beta. */
+static void exp_sums(const float *x, int64_t V, float m, double *s_out, double *t_out) {
+    DISPATCH(exp_sums, x, V, m, 1.0f, s_out, t_out);
+}
+
+static void exp_sums_beta(const float *x, int64_t V, float m, float beta, double *s_out,
+                          double *t_out) {
+    DISPATCH(exp_sums, x, V, m, beta, s_out, t_out);
+}
+
+/* Inverse CDF over the whole row at inverse temperature beta: the first
+ * index where the running sum of exp(beta (x - m)) passes target. Chunks
+ * of 256 are summed with the vector kernel and only the crossing chunk is
+ * walked element by element. */
+static int32_t walk_cdf(const float *x, int64_t V, float m, float beta, double target) {
+    const int64_t CH = 256;
+    double acc = 0;
+    int64_t i = 0;
+    for (; i + CH <= V; i += CH) {
+        double c = DISPATCH(exp_chunk, x + i, CH, m, beta);
+        if (acc + c > target) break;
+        acc += c;
+    }
+    int64_t last = -1;
+    for (; i < V; i++) {
+        float y = (x[i] - m) * beta;
+        double e = exp_nonpos(y);
+        if (e > 0 && x[i] == x[i]) last = i;
+        acc += e;
+        if (acc > target) return (int32_t)i;
+    }
+    return (int32_t)(last >= 0 ? last : V - 1); /* rounding left target just above the sum */
+}
+
+static int cand_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->v > y->v) return -1;
+    if (x->v < y->v) return 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The kept set of the sampling distribution, as a descending list, or
+ * whole = 1 when nothing is filtered. */
+typedef struct kept {
+    int whole;
+    const cand *c;
+    int64_t n;
+} kept;
+
+/* Apply Dream's top_p then top_k filters to the sorted list c[nc] (the
+ * nc best of a row of V; complete when nc == V). beta = 1/T (1 at T = 0),
+ * Z = sum over the row of exp(beta (x - m)). Returns 0 and fills *k, or 1
+ * when the list is too short to decide (the caller sorts the whole row). */
+static int filter_list(const cand *c, int64_t nc, int64_t V, float m, double beta, double Z,
+                       double top_p, int32_t top_k, kept *k) {
+    int complete = nc == V;
+    int64_t n = nc;
+    int filtered = 0;
+    if (top_p < 1.0) {
+        /* Remove j >= 1 when the cumulative mass of 0..j-1 exceeds top_p. */
+        double cum = 0;
+        int64_t j = 0;
+        for (; j < nc; j++) {
+            cum += exp(beta * ((double)c[j].v - m)) / Z;
+            if (cum > top_p) break;
+        }
+        if (j < nc) {
+            n = j + 1;
+            filtered = 1;
+        } else if (!complete) {
+            return 1;
+        }
+    }
+    if (top_k > 0 && !filtered && !complete && top_k >= nc) return 1; /* the k-th is past the list */
+    if (top_k > 0 && top_k < n) {
+        float kth = c[top_k - 1].v;
+        int64_t j = top_k;
+        while (j < n && c[j].v >= kth) j++;
+        if (j == n && n == nc && !complete && !filtered) return 1; /* ties may continue past the list */
+        n = j;
+        filtered = 1;
+    }
+    if (!filtered) {
+        if (!complete) {
+            k->whole = 1;
+            return 0;
+        }
+    }
+    k->whole = 0;
+    k->c = c;
+    k->n = n;
+    return 0;
+}
+
+/* Everything once the kept set is known. */
+static void finish_row(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
+                       const cand *top, int32_t ntop, float m, double s, double t,
+                       const kept *k, sd_row_stats *o) {
+    double T = p->temperature;
+    double beta = T > 0 ? 1.0 / T : 1.0;
+    o->entropy = (float)(log(s) - t / s);
+    int32_t smk = p->sm_k < ntop ? p->sm_k : ntop;
+    for (int32_t i = 0; i < smk; i++) {
+        o->sm_ids[i] = top[i].id;
+        o->sm_probs[i] = (float)(exp((double)top[i].v - m) / s);
+    }
+    for (int32_t i = smk; i < p->sm_k; i++) {
+        o->sm_ids[i] = top[0].id;
+        o->sm_probs[i] = 0.0f;
+    }
+    o->q_neg_entropy = 0.0f;
+    if (k->whole) {
+        double Z = s, tz = t * beta;
+        if (beta != 1.0 && (T > 0 || p->want_q_entropy)) exp_sums_beta(x, V, m, (float)beta, &Z, &tz);
+        int32_t tok = top[0].id;
+        if (T > 0) {
+            tok = walk_cdf(x, V, m, (float)beta, sd_stats_uniform(p->seed, p->ctr, row_id) * Z);
+        }
+        o->token = tok;
+        o->confidence = (float)(exp(beta * ((double)x[tok] - m)) / Z);
+        o->q_top1 = (float)(exp(beta * ((double)top[0].v - m)) / Z);
+        o->q_top2 = ntop > 1 ? (float)(exp(beta * ((double)top[1].v - m)) / Z) : 0.0f;
+        if (p->want_q_entropy) o->q_neg_entropy = (float)(tz / Z - log(Z));
+    } else {
+        double Z = 0, tz = 0;
+        for (int64_t i = 0; i < k->n; i++) {
+            double y = beta * ((double)k->c[i].v - m), e = exp(y);
+            Z += e;
+            tz += e * y;
+        }
+        int64_t pick = 0;
+        if (T > 0) {
+            double target = sd_stats_uniform(p->seed, p->ctr, row_id) * Z, acc = 0;
+            pick = k->n - 1;
+            for (int64_t i = 0; i < k->n; i++) {
+                acc += exp(beta * ((double)k->c[i].v - m));
+                if (acc > target) {
+                    pick = i;
+                    break;
+                }
+            }
+        }
+        o->token = k->c[pick].id;
+        o->confidence = (float)(exp(beta * ((double)k->c[pick].v - m)) / Z);
+        o->q_top1 = (float)(exp(beta * ((double)k->c[0].v - m)) / Z);
+        o->q_top2 = k->n > 1 ? (float)(exp(beta * ((double)k->c[1].v - m)) / Z) : 0.0f;
+        if (p->want_q_entropy) o->q_neg_entropy = (float)(tz / Z - log(Z));
+    }
+    o->p_token = (float)(exp((double)x[o->token] - m) / s);
+}
+
+/* One row; sorted is NULL or scratch of V cands for the slow path. */
+static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
+                         cand *sorted, sd_row_stats *o) {
+    /* top_k + 1 candidates show whether the k-th value ties past the list. */
+    int32_t K = p->sm_k > 2 ? p->sm_k : 2;
+    if (p->top_k > 0 && p->top_k + 1 > K)
+        K = p->top_k + 1 < SD_STATS_MAX_K ? p->top_k + 1 : SD_STATS_MAX_K;
+    if (p->top_p < 1.0) K = SD_STATS_MAX_K;
+    cand top[SD_STATS_MAX_K];
+    int32_t ntop = select_top(x, V, K, top);
+    if (ntop == 0) return SMDIFF_E_NUMERIC;
+    float m = top[0].v;
+    if (!isfinite(m)) return SMDIFF_E_NUMERIC;
+    double s, t;
+    exp_sums(x, V, m, &s, &t);
+    if (!isfinite(s) || !isfinite(t)) return SMDIFF_E_NUMERIC;
+    double beta = p->temperature > 0 ? 1.0 / p->temperature : 1.0;
+    kept k = {1, NULL, 0};
+    if (p->top_p < 1.0 || p->top_k > 0) {
+        double Z = s;
+        if (beta != 1.0 && p->top_p < 1.0) {
+            double tz;
+            exp_sums_beta(x, V, m, (float)beta, &Z, &tz);
+        }
+        if (filter_list(top, ntop, V, m, beta, Z, p->top_p, p->top_k, &k)) {
+            if (!sorted) return SMDIFF_E_NOMEM;
+            for (int64_t i = 0; i < V; i++) {
+                sorted[i].v = x[i];
+                sorted[i].id = (int32_t)i;
+            }
+            qsort(sorted, (size_t)V, sizeof *sorted, cand_cmp);
+            filter_list(sorted, V, V, m, beta, Z, p->top_p, p->top_k, &k);
+        }
+    }
+    finish_row(x, V, row_id, p, top, ntop, m, s, t, &k, o);
+    return SMDIFF_OK;
+}
+
+typedef struct rows_ctx {
+    const float *logits;
+    int64_t V;
+    const uint64_t *row_id;
+    const sd_stats_params *p;
+    sd_row_stats *out;
+    cand *sorted;       /* [n_threads, V] or NULL */
+    int32_t *rc;        /* [n_rows] */
+} rows_ctx;
+
+static void rows_worker(void *vctx, int64_t begin, int64_t end, int thread) {
+    rows_ctx *c = vctx;
+    cand *sorted = c->sorted ? c->sorted + (size_t)thread * (size_t)c->V : NULL;
+    for (int64_t r = begin; r < end; r++)
+        c->rc[r] = stats_row(c->logits + r * c->V, c->V, c->row_id[r], c->p, sorted, &c->out[r]);
+}
+
+int32_t sd_stats_rows(sd_pool *pool, const float *logits, int64_t n_rows, int64_t V,
+                      const uint64_t *row_id, const sd_stats_params *p, sd_row_stats *out,
+                      sd_error *err) {
+    if (n_rows == 0) return SMDIFF_OK;
+    if (!logits || !row_id || !p || !out || V < 1 || V > INT32_MAX || n_rows < 0)
+        return sd_fail(err, SMDIFF_E_INVAL, "stats: invalid arguments");
+    if (!(p->temperature >= 0) || !(p->top_p > 0 && p->top_p <= 1) || p->top_k < 0 ||
+        p->sm_k < 0 || p->sm_k > SD_STATS_MAX_K)
+        return sd_fail(err, SMDIFF_E_INVAL, "stats: invalid sampling parameters");
+    int nt = pool ? sd_pool_threads(pool) : 1;
+    cand *sorted = NULL;
+    int32_t *rc = sd_malloc((size_t)n_rows * sizeof *rc);
+    if (!rc) return sd_fail(err, SMDIFF_E_NOMEM, "stats: out of memory");
+    if (p->top_p < 1.0 || p->top_k > 0) {
+        size_t bytes;
+        if (sd_mul_size((size_t)nt * (size_t)V, sizeof(cand), &bytes) == 0) sorted = sd_malloc(bytes);
+        if (!sorted) {
+            sd_free(rc);
+            return sd_fail(err, SMDIFF_E_NOMEM, "stats: out of memory for the top-p sort");
+        }
+    }
+    rows_ctx c = {logits, V, row_id, p, out, sorted, rc};
+    if (pool)
+        sd_pool_run(pool, rows_worker, &c, n_rows);
+    else
+        rows_worker(&c, 0, n_rows, 0);
+    int32_t status = SMDIFF_OK;
+    for (int64_t r = 0; r < n_rows; r++) {
+        if (rc[r]) {
+            status = sd_fail(err, rc[r], "stats: logits row %lld is not finite (NaN or inf)",
+                             (long long)r);
+            break;
+        }
+    }
+    sd_free(sorted);
+    sd_free(rc);
+    return status;
+}
+
+/* ------------------------------------------------------------ reference */
+
+int32_t sd_stats_row_naive(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
+                           sd_row_stats *o) {
+    cand *c = sd_malloc((size_t)V * sizeof *c);
+    double *q = sd_malloc((size_t)V * sizeof *q);
+    if (!c || !q) {
+        sd_free(c);
+        sd_free(q);
+        return SMDIFF_E_NOMEM;
+    }
+    for (int64_t i = 0; i < V; i++) {
+        if (!isfinite(x[i]) && !(x[i] < 0)) {
+            sd_free(c);
+            sd_free(q);
+            return SMDIFF_E_NUMERIC;
+        }
+        c[i].v = x[i];
+        c[i].id = (int32_t)i;
+    }
+    qsort(c, (size_t)V, sizeof *c, cand_cmp);
+    double m = c[0].v, s = 0, h = 0;
+    for (int64_t i = 0; i < V; i++) s += exp((double)c[i].v - m);
+    for (int64_t i = 0; i < V; i++) {
+        double pi = exp((double)c[i].v - m) / s;
+        if (pi > 0) h -= pi * log(pi);
+    }
+    o->entropy = (float)h;
+    for (int32_t i = 0; i < p->sm_k; i++) {
+        int64_t j = i < V ? i : 0;
+        o->sm_ids[i] = c[j].id;
+        o->sm_probs[i] = i < V ? (float)(exp((double)c[j].v - m) / s) : 0.0f;
+    }
+    /* Dream's sample_tokens on the sorted row: scale, top_p, top_k, softmax. */
+    double T = p->temperature, beta = T > 0 ? 1.0 / T : 1.0;
+    int64_t n = V;
+    if (p->top_p < 1.0) {
+        double z = 0, cum = 0;
+        for (int64_t i = 0; i < V; i++) z += exp(beta * ((double)c[i].v - m));
+        for (int64_t j = 0; j < V; j++) {
+            cum += exp(beta * ((double)c[j].v - m)) / z;
+            if (cum > p->top_p) {
+                n = j + 1;
+                break;
+            }
+        }
+    }
+    if (p->top_k > 0 && p->top_k < n) {
+        int64_t j = p->top_k;
+        while (j < n && c[j].v >= c[p->top_k - 1].v) j++;
+        n = j;
+    }
+    double Z = 0;
+    for (int64_t i = 0; i < n; i++) Z += (q[i] = exp(beta * ((double)c[i].v - m)));
+    int64_t pick = 0;
+    if (T > 0) {
+        /* The fast path walks unfiltered rows in vocabulary order and
+         * filtered ones in sorted order; the draw is the same uniform. */
+        double u = sd_stats_uniform(p->seed, p->ctr, row_id) * Z, acc = 0;
+        if (n == V) {
+            double *byid = sd_malloc((size_t)V * sizeof *byid);
+            if (!byid) {
+                sd_free(c);
+                sd_free(q);
+                return SMDIFF_E_NOMEM;
+            }
+            for (int64_t i = 0; i < V; i++) byid[c[i].id] = q[i];
+            int64_t tok = V - 1;
+            for (int64_t i = 0; i < V; i++) {
+                acc += byid[i];
+                if (acc > u) {
+                    tok = i;
+                    break;
+                }
+            }
+            for (int64_t i = 0; i < V; i++)
+                if (c[i].id == tok) pick = i;
+            sd_free(byid);
+        } else {
+            pick = n - 1;
+            for (int64_t i = 0; i < n; i++) {
+                acc += q[i];
+                if (acc > u) {
+                    pick = i;
+                    break;
+                }
+            }
+        }
+    }
+    o->token = c[pick].id;
+    o->confidence = (float)(q[pick] / Z);
+    o->q_top1 = (float)(q[0] / Z);
+    o->q_top2 = n > 1 ? (float)(q[1] / Z) : 0.0f;
+    double ne = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (q[i] > 0) ne += q[i] / Z * log(q[i] / Z);
+    o->q_neg_entropy = p->want_q_entropy ? (float)ne : 0.0f;
+    o->p_token = (float)(exp((double)c[pick].v - m) / s);
+    sd_free(c);
+    sd_free(q);
+    return SMDIFF_OK;
+}
