@@ -51,9 +51,12 @@ static inline void cand_insert(cand *c, int32_t *n, int32_t K, float v, int32_t 
  * baseline ISA and, on x86-64, once more for AVX2+FMA, picked at run time.
  * The float lanes are summed in a fixed order, so a row's result does not
  * depend on the thread that computes it. */
-#if defined(__GNUC__) && !defined(__clang__)
 /* The helpers below are static and always inlined: no vector crosses an
- * ABI boundary, so GCC's note about AVX vector returns does not apply. */
+ * ABI boundary, so the compilers' note about AVX vector returns does not
+ * apply. */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 typedef float v8sf __attribute__((vector_size(32)));
