@@ -132,7 +132,7 @@ def main():
         ("llada_lowconf", "low_confidence", 12, 4, 6, 0.0, 0.9, 80, 1e-3),
         ("llada_random", "random", 12, 4, 6, 0.0, 0.9, 81, 1e-3),
         ("llada_uneven", "low_confidence", 10, 10, 4, 0.0, 0.9, 82, 1e-3),
-        ("fast_threshold", "threshold", 8, 8, 8, 0.0, 0.6, 83, 1e-3),
+        ("fast_threshold", "threshold", 8, 8, 8, 0.0, 0.5, 83, 1e-3),
     ]
     out = os.path.join(os.path.dirname(__file__), "..", "data", "strategies_ref.txt")
     with open(out, "w") as f:
@@ -143,7 +143,7 @@ def main():
             for g in range(S):
                 rows = []
                 for p in range(n):
-                    conf = np.float32(round(rng.uniform(0.05, 1.0), 2))  # ties on purpose
+                    conf = np.float32(round(rng.uniform(0.05, 1.0), 1))  # ties on purpose
                     top1 = np.float32(max(conf, np.float32(rng.uniform(0.3, 1.0))))
                     top2 = np.float32(rng.uniform(0, 1 - top1))
                     ent = np.float32(rng.uniform(0, 3))
