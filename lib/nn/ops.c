@@ -7,6 +7,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define SD_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #define SD_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #else
@@ -22,8 +23,11 @@ static int cpu_has_avx2(void) {
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 __builtin_cpu_supports("f16c");
+        /* clang 14 has no "f16c" for __builtin_cpu_supports: ask CPUID
+         * (leaf 1, ECX bit 29); AVX2 implies the OS saves YMM state. */
+        unsigned a, b, c, d;
+        int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     }
     return cached;
 #else
