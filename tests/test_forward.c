@@ -19,6 +19,7 @@
 #include "core/arena.h"
 #include "core/pool.h"
 #include "core/rng.h"
+#include "io/gguf.h"
 #include "nn/ops.h"
 #include "nn/transformer.h"
 #include "smdiff/smdiff.h"

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "io/gguf.h" /* sd_f16_to_f32, sd_bf16_to_f32 */
 #include "ops.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -113,34 +114,6 @@ SD_TARGET_AVX2 static inline float hmax_avx2(__m256 v) {
 #endif
 
 /* ------------------------------------------------------ half, bfloat16 */
-
-float sd_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    union {
-        uint32_t u;
-        float f;
-    } v;
-    if (exp == 0) {
-        /* zero or subnormal: man * 2^-24 exactly */
-        float f = (float)man * 5.9604644775390625e-8f;
-        return sign ? -f : f;
-    }
-    if (exp == 31)
-        v.u = sign | 0x7f800000u | (man << 13);
-    else
-        v.u = sign | ((exp + 112) << 23) | (man << 13);
-    return v.f;
-}
-
-float sd_bf16_to_f32(uint16_t h) {
-    union {
-        uint32_t u;
-        float f;
-    } v;
-    v.u = (uint32_t)h << 16;
-    return v.f;
-}
 
 static inline uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 

@@ -27,10 +27,6 @@ int sd_ops_simd(void);
  * can exercise both on a machine that has AVX2. Not thread-safe. */
 void sd_ops_force_scalar(int on);
 
-/* Scalar IEEE half / bfloat16 to float (exact, subnormals and NaN included). */
-float sd_f16_to_f32(uint16_t h);
-float sd_bf16_to_f32(uint16_t h);
-
 /* Bytes of one row of `cols` elements of type; 0 if the type is unknown or
  * cols is not a multiple of its block size. */
 size_t sd_row_bytes(uint32_t type, int64_t cols);
