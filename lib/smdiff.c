@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/pool.h"
 #include "diffusion/decoder.h"
+#include "diffusion/generate.h"
 #include "diffusion/sampler.h"
 #include "diffusion/softmask.h"
 #include "nn/blas.h"
@@ -231,12 +232,63 @@ SMDIFF_API int32_t smdiff_softmask_create(smdiff_softmask **out) {
     return SMDIFF_OK;
 }
 
+/* One stored SM parameter: absent keys keep the default; a present key of
+ * the wrong type or out of bounds is a format error. */
+static int32_t softmask_meta_double(const smdiff_model *m, smdiff_softmask *sm, const char *key,
+                                    int32_t opt) {
+    if (sd_gguf_find_key(m->gguf, key) < 0) return SMDIFF_OK;
+    double v;
+    sd_error e = {0};
+    if (sd_gguf_get_f64(m->gguf, key, &v, &e) || sd_option_set_double(&sd_softmask_options, sm->opt, opt, v, &e))
+        return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: %s", key, e.msg);
+    return SMDIFF_OK;
+}
+
 SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *m,
                                                      smdiff_softmask **out) {
     int32_t rc = require_loaded(m, "smdiff_softmask_create_from_model");
     if (rc) return rc;
     REQUIRE(out, NULL, "smdiff_softmask_create_from_model: out is NULL");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "stored soft-mask parameters are not implemented in this version");
+    smdiff_softmask *sm;
+    if ((rc = smdiff_softmask_create(&sm))) return rc;
+    sd_error e = {0};
+    const char *kk = "smdiff.softmask.k";
+    if (sd_gguf_find_key(m->gguf, kk) >= 0) {
+        int64_t k;
+        if (sd_gguf_get_i64(m->gguf, kk, &k, &e) || sd_option_set_int(&sd_softmask_options, sm->opt, SMDIFF_SM_TOPK, k, &e)) {
+            smdiff_softmask_free(sm);
+            return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: %s", kk, e.msg);
+        }
+    }
+    const char *km = "smdiff.softmask.mode";
+    if (sd_gguf_find_key(m->gguf, km) >= 0) {
+        sd_gguf_str str;
+        int64_t mode = -1;
+        if (sd_gguf_get_str(m->gguf, km, &str, &e) == SMDIFF_OK) {
+            static const char *names[] = {"off", "entropy", "constant"};
+            for (int i = 0; i < 3; i++)
+                if (str.len == strlen(names[i]) && !memcmp(str.ptr, names[i], str.len)) mode = i;
+        } else if (sd_gguf_get_i64(m->gguf, km, &mode, &e) != SMDIFF_OK) {
+            mode = -1;
+        }
+        if (mode < 0 || sd_option_set_int(&sd_softmask_options, sm->opt, SMDIFF_SM_MODE, mode, &e)) {
+            smdiff_softmask_free(sm);
+            return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: expected \"off\", \"entropy\" or \"constant\"", km);
+        }
+    }
+    static const struct { const char *key; int32_t opt; } dkeys[] = {
+        {"smdiff.softmask.scale", SMDIFF_SM_SCALE},
+        {"smdiff.softmask.steepness", SMDIFF_SM_STEEPNESS},
+        {"smdiff.softmask.centre", SMDIFF_SM_CENTRE},
+        {"smdiff.softmask.constant_lambda", SMDIFF_SM_CONSTANT_LAMBDA},
+    };
+    for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
+        if ((rc = softmask_meta_double(m, sm, dkeys[i].key, dkeys[i].opt))) {
+            smdiff_softmask_free(sm);
+            return rc;
+        }
+    *out = sm;
+    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_softmask_clone(const smdiff_softmask *src, smdiff_softmask **out) {
@@ -329,7 +381,11 @@ SMDIFF_API int32_t smdiff_sampler_create(smdiff_sampler **out) {
     return SMDIFF_OK;
 }
 
-SMDIFF_API void smdiff_sampler_free(smdiff_sampler *s) { sd_free(s); }
+SMDIFF_API void smdiff_sampler_free(smdiff_sampler *s) {
+    if (!s) return;
+    sd_free(s->text_cache);
+    sd_free(s);
+}
 
 SMDIFF_API int32_t smdiff_sampler_set_int(smdiff_sampler *s, int32_t key, int64_t value) {
     REQUIRE(s, NULL, "smdiff_sampler_set_int: sampler is NULL");
@@ -410,7 +466,26 @@ SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model 
     REQUIRE(m && (prompt || n_prompt == 0) && n_prompt >= 0 && out && capacity >= 0 && n_out,
             &s->err, "smdiff_generate_tokens: invalid argument");
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_tokens: model is not loaded");
-    return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED, "generation is not implemented in this version");
+    sd_gen_model gm;
+    int32_t rc = sd_gen_model_from(m, &gm, &s->err);
+    if (rc) return rc;
+    rc = sd_generate(s, &gm, prompt, n_prompt, out, capacity, n_out);
+    sd_gen_model_release(&gm);
+    return rc;
+}
+
+/* FNV-1a over the request, so a second call with the same arguments after
+ * SMDIFF_E_BUFFER returns the cached text instead of generating again. */
+static uint64_t text_request_key(const smdiff_sampler *s, const smdiff_model *m, const char *prompt,
+                                 int32_t chat) {
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)prompt;
+    for (; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    h = (h ^ (uint64_t)(uintptr_t)m) * 1099511628211ull;
+    h = (h ^ (uint64_t)chat) * 1099511628211ull;
+    const unsigned char *o = (const unsigned char *)s->opt;
+    for (size_t i = 0; i < sizeof s->opt; i++) h = (h ^ o[i]) * 1099511628211ull;
+    return h;
 }
 
 SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m,
@@ -419,9 +494,56 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
     REQUIRE(s, NULL, "smdiff_generate_text: sampler is NULL");
     REQUIRE(m && prompt && n_out && (text || capacity == 0), &s->err,
             "smdiff_generate_text: invalid argument");
-    (void)chat;
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_text: model is not loaded");
-    return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED, "generation is not implemented in this version");
+    uint64_t key = text_request_key(s, m, prompt, chat);
+    if (!(s->text_cache && s->text_cache_key == key)) {
+        if (chat)
+            return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED,
+                           "smdiff_generate_text: chat templates are not available in this build");
+        size_t n_ids = 0, n_text = 0;
+        int32_t rc = smdiff_model_tokenize(m, prompt, strlen(prompt), SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL, 0, &n_ids);
+        if (rc && rc != SMDIFF_E_BUFFER) return sd_error_forward(&s->err, sd_tls_error());
+        int32_t G = (int32_t)s->opt[SMDIFF_SAMPLER_GEN_LENGTH].i;
+        int32_t *ids = sd_malloc(sizeof(int32_t) * (n_ids + 1)), *gen = sd_malloc(sizeof(int32_t) * (size_t)G);
+        int32_t n_gen = 0;
+        if (!ids || !gen) {
+            sd_free(ids);
+            sd_free(gen);
+            return sd_fail(&s->err, SMDIFF_E_NOMEM, "smdiff_generate_text: out of memory");
+        }
+        rc = smdiff_model_tokenize(m, prompt, strlen(prompt), SMDIFF_TOKENIZE_PARSE_SPECIAL, ids, n_ids, &n_ids);
+        if (rc) rc = sd_error_forward(&s->err, sd_tls_error());
+        if (!rc && n_ids > INT32_MAX) rc = sd_fail(&s->err, SMDIFF_E_RANGE, "smdiff_generate_text: prompt too long");
+        if (!rc) rc = smdiff_generate_tokens(s, m, ids, (int32_t)n_ids, gen, G, &n_gen);
+        char *buf = NULL;
+        if (!rc) {
+            rc = smdiff_model_detokenize(m, gen, (size_t)n_gen, 0, NULL, 0, &n_text);
+            if (rc == SMDIFF_E_BUFFER || rc == SMDIFF_OK) {
+                buf = sd_malloc(n_text + 1);
+                rc = buf ? smdiff_model_detokenize(m, gen, (size_t)n_gen, 0, buf, n_text, &n_text) : SMDIFF_E_NOMEM;
+                if (rc == SMDIFF_E_NOMEM) sd_fail(&s->err, rc, "smdiff_generate_text: out of memory");
+                else if (rc) sd_error_forward(&s->err, sd_tls_error());
+            } else {
+                sd_error_forward(&s->err, sd_tls_error());
+            }
+        }
+        sd_free(ids);
+        sd_free(gen);
+        if (rc) {
+            sd_free(buf);
+            return rc;
+        }
+        sd_free(s->text_cache);
+        s->text_cache = buf;
+        s->text_cache_len = n_text;
+        s->text_cache_key = key;
+    }
+    *n_out = s->text_cache_len;
+    if (capacity < s->text_cache_len)
+        return sd_fail(&s->err, SMDIFF_E_BUFFER, "smdiff_generate_text: %zu bytes needed, buffer has %zu",
+                       s->text_cache_len, capacity);
+    if (s->text_cache_len) memcpy(text, s->text_cache, s->text_cache_len);
+    return SMDIFF_OK;
 }
 
 /* ----------------------------------------------------------- experimental */
