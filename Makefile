@@ -196,3 +196,13 @@ help:
 	@sed -n '2,12p' Makefile
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# ------------------------------------------------------------------ bench
+# Every bench/*.c is one program, built like a test (internal headers,
+# SMDIFF_SHARED_DATA); `make bench` builds them all and runs each in turn.
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS) $(SAN_FLAGS)
+bench: $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

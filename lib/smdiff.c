@@ -14,6 +14,7 @@
 #include "nn/blas.h"
 #include "io/gguf.h"
 #include "nn/model.h"
+#include "text/tokenizer.h"
 #include "smdiff/smdiff.h"
 
 #define REQUIRE(cond, err, ...)                                   \
@@ -199,26 +200,76 @@ SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *m, const float *
     return sd_model_forward(m, embd, n_pos, rows, n_rows, logits);
 }
 
+static int32_t require_tokenizer(const smdiff_model *m, const char *fn) {
+    if (!m) return sd_fail(NULL, SMDIFF_E_INVAL, "%s: model is NULL", fn);
+    if (!m->tok)
+        return sd_fail(NULL, SMDIFF_E_STATE, "%s: the model has no tokenizer (load a model "
+                       "or smdiff_model_load_tokenizer first)", fn);
+    return SMDIFF_OK;
+}
+
 SMDIFF_API int32_t smdiff_model_tokenize(const smdiff_model *m, const char *text,
                                          size_t n_bytes, int32_t flags, int32_t *ids,
                                          size_t capacity, size_t *n_out) {
-    int32_t rc = require_loaded(m, "smdiff_model_tokenize");
+    int32_t rc = require_tokenizer(m, "smdiff_model_tokenize");
     if (rc) return rc;
     REQUIRE((text || n_bytes == 0) && n_out && (ids || capacity == 0), NULL,
             "smdiff_model_tokenize: invalid argument");
-    (void)flags;
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the tokenizer is not implemented in this version");
+    REQUIRE((flags & ~(SMDIFF_TOKENIZE_PARSE_SPECIAL | SMDIFF_TOKENIZE_ADD_BOS)) == 0, NULL,
+            "smdiff_model_tokenize: unknown flags 0x%x", (unsigned)flags);
+    return sd_tokenizer_encode(m->tok, text, n_bytes, flags, ids, capacity, n_out, NULL);
 }
 
 SMDIFF_API int32_t smdiff_model_detokenize(const smdiff_model *m, const int32_t *ids,
                                            size_t n_ids, int32_t flags, char *text,
                                            size_t capacity, size_t *n_out) {
-    int32_t rc = require_loaded(m, "smdiff_model_detokenize");
+    int32_t rc = require_tokenizer(m, "smdiff_model_detokenize");
     if (rc) return rc;
     REQUIRE((ids || n_ids == 0) && n_out && (text || capacity == 0), NULL,
             "smdiff_model_detokenize: invalid argument");
-    (void)flags;
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the tokenizer is not implemented in this version");
+    REQUIRE((flags & ~SMDIFF_DETOKENIZE_SPECIAL) == 0, NULL,
+            "smdiff_model_detokenize: unknown flags 0x%x", (unsigned)flags);
+    return sd_tokenizer_decode(m->tok, ids, n_ids, flags, text, capacity, n_out, NULL);
+}
+
+SMDIFF_API int32_t smdiff_model_load_tokenizer(smdiff_model *m, const char *path) {
+    REQUIRE(m && path, NULL, "smdiff_model_load_tokenizer: NULL argument");
+    if (m->loaded || m->tok)
+        return sd_fail(&m->err, SMDIFF_E_STATE, "smdiff_model_load_tokenizer: the model already "
+                       "has a tokenizer");
+    sd_tokenizer *t = NULL;
+    int32_t rc = sd_tokenizer_load(path, &t, &m->err);
+    if (rc) return sd_error_forward(NULL, &m->err);
+    m->tok = t;
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_model_token_piece(const smdiff_model *m, int32_t id, char *buf,
+                                            size_t buf_size, size_t *needed) {
+    int32_t rc = require_tokenizer(m, "smdiff_model_token_piece");
+    if (rc) return rc;
+    REQUIRE(needed && (buf || buf_size == 0), NULL, "smdiff_model_token_piece: NULL argument");
+    return sd_tokenizer_piece(m->tok, id, buf, buf_size, needed, NULL);
+}
+
+SMDIFF_API int32_t smdiff_chat_template(const smdiff_model *m, int32_t n_messages,
+                                        const char *const *roles, const char *const *contents,
+                                        int32_t add_generation_prompt, char *buf,
+                                        size_t buf_size, size_t *needed) {
+    int32_t rc = require_tokenizer(m, "smdiff_chat_template");
+    if (rc) return rc;
+    REQUIRE(needed && (buf || buf_size == 0) && n_messages >= 0 &&
+            (n_messages == 0 || (roles && contents)), NULL, "smdiff_chat_template: invalid argument");
+    REQUIRE(add_generation_prompt == 0 || add_generation_prompt == 1, NULL,
+            "smdiff_chat_template: add_generation_prompt must be 0 or 1");
+    return sd_tokenizer_chat(m->tok, n_messages, roles, contents, add_generation_prompt, buf,
+                             buf_size, needed, NULL);
+}
+
+SMDIFF_API int32_t smdiff_utf8_complete(const char *text, size_t n_bytes, size_t *n_complete) {
+    REQUIRE((text || n_bytes == 0) && n_complete, NULL, "smdiff_utf8_complete: NULL argument");
+    *n_complete = n_bytes ? sd_utf8_complete_prefix(text, n_bytes) : 0;
+    return SMDIFF_OK;
 }
 
 /* ------------------------------------------------------ soft-mask schedule */
@@ -497,18 +548,34 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_text: model is not loaded");
     uint64_t key = text_request_key(s, m, prompt, chat);
     if (!(s->text_cache && s->text_cache_key == key)) {
-        if (chat)
-            return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED,
-                           "smdiff_generate_text: chat templates are not available in this build");
+        char *rendered = NULL;
+        if (chat) {
+            /* One user message in the model's chat template, assistant header appended. */
+            const char *role = "user";
+            size_t need = 0;
+            int32_t rc = smdiff_chat_template(m, 1, &role, &prompt, 1, NULL, 0, &need);
+            if (rc && rc != SMDIFF_E_BUFFER) return sd_error_forward(&s->err, sd_tls_error());
+            if (!(rendered = sd_malloc(need)))
+                return sd_fail(&s->err, SMDIFF_E_NOMEM, "smdiff_generate_text: out of memory");
+            if ((rc = smdiff_chat_template(m, 1, &role, &prompt, 1, rendered, need, &need))) {
+                sd_free(rendered);
+                return sd_error_forward(&s->err, sd_tls_error());
+            }
+            prompt = rendered;
+        }
         size_t n_ids = 0, n_text = 0;
         int32_t rc = smdiff_model_tokenize(m, prompt, strlen(prompt), SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL, 0, &n_ids);
-        if (rc && rc != SMDIFF_E_BUFFER) return sd_error_forward(&s->err, sd_tls_error());
+        if (rc && rc != SMDIFF_E_BUFFER) {
+            sd_free(rendered);
+            return sd_error_forward(&s->err, sd_tls_error());
+        }
         int32_t G = (int32_t)s->opt[SMDIFF_SAMPLER_GEN_LENGTH].i;
         int32_t *ids = sd_malloc(sizeof(int32_t) * (n_ids + 1)), *gen = sd_malloc(sizeof(int32_t) * (size_t)G);
         int32_t n_gen = 0;
         if (!ids || !gen) {
             sd_free(ids);
             sd_free(gen);
+            sd_free(rendered);
             return sd_fail(&s->err, SMDIFF_E_NOMEM, "smdiff_generate_text: out of memory");
         }
         rc = smdiff_model_tokenize(m, prompt, strlen(prompt), SMDIFF_TOKENIZE_PARSE_SPECIAL, ids, n_ids, &n_ids);
@@ -529,6 +596,7 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
         }
         sd_free(ids);
         sd_free(gen);
+        sd_free(rendered);
         if (rc) {
             sd_free(buf);
             return rc;

@@ -13,6 +13,7 @@ typedef struct {
 static const command commands[] = {
     {"version", cmd_version, "library version, BLAS backend, threads, decoder strategies"},
     {"info", cmd_info, "describe a model file: architecture, sizes, tokenizer, soft-mask"},
+    {"tokenize", cmd_tokenize, "tokenize standard input with a model's or tokenizer directory's tokenizer"},
 };
 
 int cli_fail(const char *what, int32_t status, const char *detail) {

@@ -288,6 +288,54 @@ SMDIFF_API int32_t smdiff_model_detokenize(const smdiff_model *model, const int3
                                            size_t n_ids, int32_t flags, char *text,
                                            size_t capacity, size_t *n_out);
 
+/* Load only a tokenizer into an unloaded model, so text can be tokenized
+ * without weights. path is a GGUF file (its tokenizer.ggml.* metadata), a
+ * Hugging Face tokenizer directory (tokenizer.json; or vocab.json +
+ * merges.txt with tokenizer_config.json / added_tokens.json /
+ * special_tokens_map.json; or GPT-2's encoder.json + vocab.bpe) or a
+ * tokenizer.json file. Afterwards tokenize, detokenize, token pieces and
+ * chat templates work; calls that need weights (properties, logits,
+ * generation) still return SMDIFF_E_STATE. Returns SMDIFF_E_STATE if the
+ * model is loaded or already has a tokenizer, SMDIFF_E_IO if the path cannot
+ * be read, SMDIFF_E_FORMAT for malformed files, SMDIFF_E_NOT_FOUND for a
+ * directory without tokenizer files, SMDIFF_E_UNSUPPORTED for a tokenizer
+ * kind smdiff does not implement (only byte-level BPE is). Not thread-safe
+ * for the same model; once it returns, the model may be shared. */
+SMDIFF_API int32_t smdiff_model_load_tokenizer(smdiff_model *model, const char *path);
+
+/* The bytes token id stands for (control tokens as their text, e.g.
+ * "<|im_end|>"), not NUL-terminated. *needed receives the byte count; if
+ * buf_size is smaller, returns SMDIFF_E_BUFFER (buf may be NULL when
+ * buf_size is 0). SMDIFF_E_RANGE for an id outside the vocabulary,
+ * SMDIFF_E_STATE if the model has no tokenizer. A piece may end inside a
+ * multi-byte character: see smdiff_utf8_complete. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_token_piece(const smdiff_model *model, int32_t id, char *buf,
+                                            size_t buf_size, size_t *needed);
+
+/* Render a conversation with the model's chat template into a prompt
+ * (NUL-terminated UTF-8; tokenize it with SMDIFF_TOKENIZE_PARSE_SPECIAL).
+ * roles[i] / contents[i] (NUL-terminated) form message i; roles are
+ * "system", "user", "assistant" and "tool". The template is ChatML as in
+ * Dream-Instruct's tokenizer_config.json: a first message that is not a
+ * system message gets the default system message "You are a helpful
+ * assistant."; add_generation_prompt (0 or 1) appends the assistant header.
+ * *needed receives the size including the NUL; if buf_size is smaller,
+ * returns SMDIFF_E_BUFFER. SMDIFF_E_UNSUPPORTED if the model's vocabulary
+ * has no ChatML tokens, SMDIFF_E_STATE if it has no tokenizer, SMDIFF_E_INVAL
+ * for NULL pointers or n_messages < 0. Thread-safe. */
+SMDIFF_API int32_t smdiff_chat_template(const smdiff_model *model, int32_t n_messages,
+                                        const char *const *roles, const char *const *contents,
+                                        int32_t add_generation_prompt, char *buf,
+                                        size_t buf_size, size_t *needed);
+
+/* Streaming detokenization: *n_complete receives the length of the longest
+ * prefix of text[0..n_bytes) that does not end inside an incomplete (but so
+ * far valid) UTF-8 character. Print that prefix and keep the remaining
+ * bytes (at most 3) in front of the next piece; invalid bytes are never
+ * held back, so nothing is held forever. Returns SMDIFF_E_INVAL for NULL
+ * pointers. Thread-safe. */
+SMDIFF_API int32_t smdiff_utf8_complete(const char *text, size_t n_bytes, size_t *n_complete);
+
 /* ================================================== soft-mask schedule
  *
  * The soft-masking rule: for a still-masked position with predicted

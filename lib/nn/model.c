@@ -7,6 +7,7 @@
 #include "nn/blas.h"
 #include "nn/ops.h"
 #include "model.h"
+#include "text/tokenizer.h"
 
 static const sd_option_def defs[] = {
     {SMDIFF_MODEL_USE_MMAP, "use_mmap", SMDIFF_TYPE_INT, 0, 1, 1, 0, 0},
@@ -34,6 +35,7 @@ static void unload(struct smdiff_model *m) {
 void sd_model_destroy(struct smdiff_model *m) {
     if (!m) return;
     unload(m);
+    sd_tokenizer_free(m->tok);
     sd_free(m);
 }
 
@@ -274,6 +276,13 @@ static int32_t load(struct smdiff_model *m, const char *path) {
 int32_t sd_model_load(struct smdiff_model *m, const char *path) {
     int32_t rc = load(m, path);
     if (rc) {
+        unload(m);
+        return rc;
+    }
+    /* The file's own tokenizer (tokenizer.ggml.*), unless one was loaded
+     * separately before. */
+    if (!m->tok && sd_gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0 &&
+        (rc = sd_tokenizer_from_gguf(m->gguf, &m->tok, &m->err))) {
         unload(m);
         return rc;
     }
