@@ -153,7 +153,10 @@ check-examples: $(STATIC_LIB) $(SHARED_LIB)
 	@$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic $(SAN_FLAGS) -Iinclude -o $(BUILD)/consumer-cxx \
 	    examples/consumer_cxx.cpp $(STATIC_LIB) $(DEP_LIBS)
 	@$(BUILD)/consumer-cxx
-	@echo "check-examples: shared (pkg-config), static and C++ consumers built and ran"
+	@$(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS) -Iinclude -o $(BUILD)/custom-strategy \
+	    examples/custom_strategy.c $(STATIC_LIB) $(DEP_LIBS)
+	@$(BUILD)/custom-strategy tests/data/tiny_llada_f32.gguf
+	@echo "check-examples: shared (pkg-config), static and C++ consumers and the custom strategy built and ran"
 
 # ------------------------------------------------------------------- ABI
 ABI_BASELINE := abi/libsmdiff.abi

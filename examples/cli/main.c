@@ -13,6 +13,7 @@ typedef struct {
 static const command commands[] = {
     {"version", cmd_version, "library version, BLAS backend, threads, decoder strategies"},
     {"info", cmd_info, "describe a model file: architecture, sizes, tokenizer, soft-mask"},
+    {"generate", cmd_generate, "decode text with soft-masking and any decoder strategy"},
     {"tokenize", cmd_tokenize, "tokenize standard input with a model's or tokenizer directory's tokenizer"},
 };
 
