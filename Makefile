@@ -199,6 +199,31 @@ help:
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
+# ------------------------------------------------------------------- fuzz
+# libFuzzer targets fuzz/fuzz_*.c, built with clang and ASan+UBSan; each runs
+# FUZZ_SECONDS on a scratch corpus (fuzz/corpus-run/, ignored) seeded from
+# the committed fuzz/corpus/<target>/. See docs/FUZZING.md.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB_OBJ) $(DEP_LIBS)
+
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do n=$$(basename $$t); mkdir -p fuzz/corpus-run/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 \
+	    fuzz/corpus-run/$$n fuzz/corpus/$$n || exit 1; done
+
 # ------------------------------------------------------------- benchmarks
 # Every bench/*.c is a program linked like a test; `make bench` builds and
 # runs them all in turn (BENCH_QUICK=1 asks each for its reduced set).
