@@ -73,7 +73,7 @@ endif
 ALL_CFLAGS := $(CFLAGS_BASE) $(WARN) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
 # Tests and tools may use internal headers and relaxed prototypes.
-TEST_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -Iinclude -Ilib -Itests $(DEP_CFLAGS) $(CMOCKA_CFLAGS) \
+TEST_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -Iinclude -Ilib -Itests -Itests/support $(DEP_CFLAGS) $(CMOCKA_CFLAGS) \
                -Wall -Wextra -Werror -Wno-unused-parameter $(SAN_FLAGS) $(CFLAGS) \
                -DSMDIFF_SHARED_DATA='"$(SHARED_DATA)"'
 
@@ -115,9 +115,11 @@ $(SHARED_LIB): $(LIB_OBJ) lib/smdiff.map
 	ln -sf libsmdiff.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libsmdiff.so
 
-# The CLI links the static library: one self-contained binary.
+# The CLI links the static library: one self-contained binary. build/smdiff
+# points at the most recently built variant's CLI.
 $(CLI): $(CLI_OBJ) $(STATIC_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC_LIB) $(DEP_LIBS)
+	ln -sf $(VARIANT)/smdiff build/smdiff
 
 # Tests link the static library so they can reach internal functions.
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(STATIC_LIB)
@@ -200,12 +202,39 @@ help:
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
-# ------------------------------------------------------------------ bench
-# Every bench/*.c is one program, built like a test (internal headers,
-# SMDIFF_SHARED_DATA); `make bench` builds them all and runs each in turn.
+# ------------------------------------------------------------------- fuzz
+# libFuzzer targets fuzz/fuzz_*.c, built with clang and ASan+UBSan; each runs
+# FUZZ_SECONDS on a scratch corpus (fuzz/corpus-run/, ignored) seeded from
+# the committed fuzz/corpus/<target>/. See docs/FUZZING.md.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB_OBJ) $(DEP_LIBS)
+
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do n=$$(basename $$t); mkdir -p fuzz/corpus-run/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 \
+	    fuzz/corpus-run/$$n fuzz/corpus/$$n || exit 1; done
+
+# ------------------------------------------------------------- benchmarks
+# Every bench/*.c is a program linked like a test; `make bench` builds and
+# runs them all in turn (BENCH_QUICK=1 asks each for its reduced set).
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
 $(BUILD)/bench/%: bench/%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS) $(SAN_FLAGS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
+
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

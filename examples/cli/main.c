@@ -15,6 +15,7 @@ static const command commands[] = {
     {"info", cmd_info, "describe a model file: architecture, sizes, tokenizer, soft-mask"},
     {"generate", cmd_generate, "decode text with soft-masking and any decoder strategy"},
     {"tokenize", cmd_tokenize, "tokenize standard input with a model's or tokenizer directory's tokenizer"},
+    {"convert", cmd_convert, "convert a Hugging Face Dream/LLaDA checkpoint to GGUF"},
 };
 
 int cli_fail(const char *what, int32_t status, const char *detail) {

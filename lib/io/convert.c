@@ -1,0 +1,669 @@
+/* convert.c -- Hugging Face Dream/LLaDA checkpoint -> GGUF. See convert.h
+ * and docs/FORMATS.md (name mapping, permutation, kept-F32 tensors).
+ *
+ * Tensors are produced row by row while the file is written (writer fill
+ * callbacks), so converting a 7B model needs one row of f32 scratch, not a
+ * copy of the weights.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "io/convert.h"
+#include "io/safetensors.h"
+
+enum { TOK_NORMAL = 1, TOK_CONTROL = 3, TOK_USER_DEFINED = 4, TOK_UNUSED = 5 };
+
+/* llama.cpp's LlamaFileType values for general.file_type. */
+static uint32_t file_type_of(uint32_t t) {
+    switch (t) {
+    case SD_GGML_F32: return 0;   /* ALL_F32 */
+    case SD_GGML_F16: return 1;   /* MOSTLY_F16 */
+    case SD_GGML_Q8_0: return 7;  /* MOSTLY_Q8_0 */
+    default: return 32;           /* MOSTLY_BF16 */
+    }
+}
+
+uint64_t sd_convert_llada_perm_row(uint64_t r, uint64_t head_dim) {
+    uint64_t h = r / head_dim, w = r % head_dim;
+    return h * head_dim + (w % 2) * (head_dim / 2) + w / 2;
+}
+
+static char *path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = sd_malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+/* Load dir/name as JSON; *out NULL (and OK) if the file is absent and optional. */
+static int32_t load_json(const char *dir, const char *name, int required, json_t **out, sd_error *err) {
+    *out = NULL;
+    char *p = path_join(dir, name);
+    if (!p) return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+    int32_t rc = SMDIFF_OK;
+    if (access(p, F_OK) != 0) {
+        if (required) rc = sd_fail(err, SMDIFF_E_IO, "convert: '%s' not found", p);
+    } else {
+        json_error_t je;
+        *out = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
+        if (!*out) rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: '%s' line %d: %s", p, je.line, je.text);
+    }
+    sd_free(p);
+    return rc;
+}
+
+/* First present integer among keys; -1 if none (values must be >= 0). */
+static int64_t cfg_int(const json_t *cfg, const char *const *keys) {
+    for (; *keys; keys++) {
+        const json_t *v = json_object_get(cfg, *keys);
+        if (json_is_integer(v) && json_integer_value(v) >= 0) return (int64_t)json_integer_value(v);
+    }
+    return -1;
+}
+
+static double cfg_num(const json_t *cfg, const char *key, double dflt) {
+    const json_t *v = json_object_get(cfg, key);
+    return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+/* ------------------------------------------------------------ vocabulary */
+
+typedef struct {
+    uint64_t n;
+    char **tok;      /* NULL = id not in any file */
+    uint8_t *kind;   /* 0, or TOK_CONTROL / TOK_USER_DEFINED for added tokens */
+} vocab;
+
+static void vocab_free(vocab *v) {
+    if (v->tok)
+        for (uint64_t i = 0; i < v->n; i++) sd_free(v->tok[i]);
+    sd_free(v->tok);
+    sd_free(v->kind);
+}
+
+static int32_t vocab_set(vocab *v, const char *what, const char *s, json_int_t id, uint8_t kind, sd_error *err) {
+    if (id < 0 || (uint64_t)id >= v->n)
+        return sd_fail(err, SMDIFF_E_FORMAT, "convert: %s: token '%.80s' has id %" JSON_INTEGER_FORMAT
+                       " outside the vocabulary size %" PRIu64, what, s, id, v->n);
+    char *c = sd_strdup(s);
+    if (!c) return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+    sd_free(v->tok[id]);
+    v->tok[id] = c;
+    if (kind) v->kind[id] = kind;
+    return SMDIFF_OK;
+}
+
+/* Id of a token text: added tokens first (as llama.cpp looks specials up
+ * among added tokens), then the whole vocabulary; -1 if absent. */
+static int64_t vocab_find(const vocab *v, const char *s) {
+    for (uint64_t i = 0; i < v->n; i++)
+        if (v->kind[i] && v->tok[i] && strcmp(v->tok[i], s) == 0) return (int64_t)i;
+    for (uint64_t i = 0; i < v->n; i++)
+        if (v->tok[i] && strcmp(v->tok[i], s) == 0) return (int64_t)i;
+    return -1;
+}
+
+/* merges.txt: skip a leading "#version" line and blank lines; each line is
+ * two space-separated parts, stored as "a b". */
+static int32_t read_merges_txt(const char *path, char ***out, uint64_t *n_out, sd_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return sd_fail(err, SMDIFF_E_IO, "convert: cannot open '%s'", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = len >= 0 ? sd_malloc((size_t)len + 1) : NULL;
+    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        fclose(f);
+        sd_free(buf);
+        return sd_fail(err, SMDIFF_E_IO, "convert: cannot read '%s'", path);
+    }
+    fclose(f);
+    buf[len] = '\0';
+    uint64_t cap = 1;
+    for (long i = 0; i < len; i++) cap += buf[i] == '\n';
+    char **m = sd_calloc((size_t)cap, sizeof *m);
+    if (!m) {
+        sd_free(buf);
+        return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+    }
+    uint64_t n = 0, line_no = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), line_no++) {
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == '\r' || line[l - 1] == ' ' || line[l - 1] == '\t')) line[--l] = '\0';
+        if (l == 0 || (line_no == 0 && line[0] == '#')) continue;
+        char *sp = strchr(line, ' ');
+        if (!sp || sp == line || !sp[1] || strchr(sp + 1, ' ')) {
+            for (uint64_t i = 0; i < n; i++) sd_free(m[i]);
+            sd_free(m);
+            sd_free(buf);
+            return sd_fail(err, SMDIFF_E_FORMAT, "convert: '%s' line %" PRIu64 ": not two space-separated parts", path,
+                           line_no + 1);
+        }
+        if (!(m[n++] = sd_strdup(line))) {
+            for (uint64_t i = 0; i < n - 1; i++) sd_free(m[i]);
+            sd_free(m);
+            sd_free(buf);
+            return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+        }
+    }
+    sd_free(buf);
+    *out = m;
+    *n_out = n;
+    return SMDIFF_OK;
+}
+
+/* tokenizer.json model.merges: "a b" strings or ["a", "b"] pairs. */
+static int32_t merges_from_json(const json_t *arr, char ***out, uint64_t *n_out, sd_error *err) {
+    size_t n = json_array_size(arr);
+    char **m = sd_calloc(n ? n : 1, sizeof *m);
+    if (!m) return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(arr, i);
+        char *s = NULL;
+        if (json_is_string(e)) {
+            s = sd_strdup(json_string_value(e));
+        } else if (json_is_array(e) && json_array_size(e) == 2 && json_is_string(json_array_get(e, 0)) &&
+                   json_is_string(json_array_get(e, 1))) {
+            const char *a = json_string_value(json_array_get(e, 0)), *b = json_string_value(json_array_get(e, 1));
+            s = sd_malloc(strlen(a) + strlen(b) + 2);
+            if (s) sprintf(s, "%s %s", a, b);
+        } else {
+            for (size_t k = 0; k < i; k++) sd_free(m[k]);
+            sd_free(m);
+            return sd_fail(err, SMDIFF_E_FORMAT, "convert: tokenizer.json merge %zu is neither \"a b\" nor [a, b]", i);
+        }
+        if (!s) {
+            for (size_t k = 0; k < i; k++) sd_free(m[k]);
+            sd_free(m);
+            return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+        }
+        m[i] = s;
+    }
+    *out = m;
+    *n_out = n;
+    return SMDIFF_OK;
+}
+
+static const char *token_text(const json_t *entry) {
+    if (json_is_string(entry)) return json_string_value(entry);
+    if (json_is_object(entry)) return json_string_value(json_object_get(entry, "content"));
+    return NULL;
+}
+
+int32_t sd_convert_vocab(const char *dir, uint64_t vocab_size, const char *pre, int force_add_bos, sd_gguf_writer *w,
+                         sd_error *err) {
+    if (!dir || !w || !pre || vocab_size == 0 || vocab_size > (1u << 24))
+        return sd_fail(err, SMDIFF_E_INVAL, "convert: bad vocabulary arguments (size %" PRIu64 ")", vocab_size);
+    json_t *vj = NULL, *tj = NULL, *aj = NULL, *tc = NULL, *cfg = NULL;
+    vocab v = {vocab_size, sd_calloc((size_t)vocab_size, sizeof(char *)), sd_calloc((size_t)vocab_size, 1)};
+    char **merges = NULL;
+    uint64_t n_merges = 0;
+    const char **toks = NULL;
+    int32_t *types = NULL;
+    char **pads = NULL;
+    int32_t rc;
+    if (!v.tok || !v.kind) {
+        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+        goto done;
+    }
+    if ((rc = load_json(dir, "vocab.json", 0, &vj, err))) goto done;
+    if ((rc = load_json(dir, "tokenizer.json", 0, &tj, err))) goto done;
+    if ((rc = load_json(dir, "added_tokens.json", 0, &aj, err))) goto done;
+    if ((rc = load_json(dir, "tokenizer_config.json", 0, &tc, err))) goto done;
+    if ((rc = load_json(dir, "config.json", 0, &cfg, err))) goto done;
+    const char *key;
+    json_t *val;
+    /* Base vocabulary: vocab.json, else tokenizer.json's model.vocab. */
+    const json_t *base = vj ? vj : json_object_get(json_object_get(tj, "model"), "vocab");
+    if (!json_is_object(base)) {
+        rc = sd_fail(err, SMDIFF_E_IO, "convert: '%s' has neither vocab.json nor a tokenizer.json with model.vocab", dir);
+        goto done;
+    }
+    json_object_foreach((json_t *)base, key, val) {
+        if (!json_is_integer(val)) {
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: vocabulary entry '%.80s' has no integer id", key);
+            goto done;
+        }
+        if ((rc = vocab_set(&v, "vocab", key, json_integer_value(val), 0, err))) goto done;
+    }
+    /* Added tokens. Without decoder information llama.cpp treats them as control. */
+    if (aj) {
+        json_object_foreach(aj, key, val) {
+            if (!json_is_integer(val)) {
+                rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: added_tokens.json entry '%.80s' has no integer id", key);
+                goto done;
+            }
+            if ((rc = vocab_set(&v, "added_tokens.json", key, json_integer_value(val), TOK_CONTROL, err))) goto done;
+        }
+    }
+    const json_t *tj_added = json_object_get(tj, "added_tokens");
+    for (size_t i = 0; i < json_array_size(tj_added); i++) {
+        const json_t *e = json_array_get(tj_added, i);
+        const json_t *id = json_object_get(e, "id");
+        const char *content = json_string_value(json_object_get(e, "content"));
+        if (!json_is_integer(id) || !content) {
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: tokenizer.json added_tokens[%zu] lacks id or content", i);
+            goto done;
+        }
+        uint8_t kind = json_is_true(json_object_get(e, "special")) ? TOK_CONTROL : TOK_USER_DEFINED;
+        if ((rc = vocab_set(&v, "tokenizer.json added_tokens", content, json_integer_value(id), kind, err))) goto done;
+    }
+    const json_t *dec = json_object_get(tc, "added_tokens_decoder");
+    if (json_is_object(dec)) {
+        json_object_foreach((json_t *)dec, key, val) {
+            char *end;
+            long long id = strtoll(key, &end, 10);
+            const char *content = json_string_value(json_object_get(val, "content"));
+            if (*end || end == key || !content) {
+                rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: tokenizer_config.json added_tokens_decoder['%.40s'] is malformed",
+                             key);
+                goto done;
+            }
+            uint8_t kind = json_is_true(json_object_get(val, "special")) ? TOK_CONTROL : TOK_USER_DEFINED;
+            if ((rc = vocab_set(&v, "added_tokens_decoder", content, (json_int_t)id, kind, err))) goto done;
+        }
+    }
+    /* Merges. */
+    char *mp = path_join(dir, "merges.txt");
+    if (!mp) {
+        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+        goto done;
+    }
+    if (access(mp, F_OK) == 0) {
+        rc = read_merges_txt(mp, &merges, &n_merges, err);
+    } else {
+        const json_t *jm = json_object_get(json_object_get(tj, "model"), "merges");
+        rc = json_is_array(jm) ? merges_from_json(jm, &merges, &n_merges, err)
+                               : sd_fail(err, SMDIFF_E_IO, "convert: '%s' has neither merges.txt nor tokenizer.json merges", dir);
+    }
+    sd_free(mp);
+    if (rc) goto done;
+
+    /* Token list and types, padded to vocab_size as llama.cpp does. */
+    toks = sd_calloc((size_t)vocab_size, sizeof *toks);
+    types = sd_calloc((size_t)vocab_size, sizeof *types);
+    pads = sd_calloc((size_t)vocab_size, sizeof *pads);
+    if (!toks || !types || !pads) {
+        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+        goto done;
+    }
+    for (uint64_t i = 0; i < vocab_size; i++) {
+        if (v.tok[i]) {
+            toks[i] = v.tok[i];
+            types[i] = v.kind[i] ? v.kind[i] : TOK_NORMAL;
+        } else {
+            char tmp[32];
+            snprintf(tmp, sizeof tmp, "[PAD%" PRIu64 "]", i);
+            if (!(pads[i] = sd_strdup(tmp))) {
+                rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+                goto done;
+            }
+            toks[i] = pads[i];
+            types[i] = TOK_UNUSED;
+        }
+    }
+    if ((rc = sd_gguf_set_str(w, "tokenizer.ggml.model", "gpt2")) || (rc = sd_gguf_set_str(w, "tokenizer.ggml.pre", pre)) ||
+        (rc = sd_gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, vocab_size)) ||
+        (rc = sd_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, vocab_size)) ||
+        (rc = sd_gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, n_merges))) {
+        sd_error_forward(err, sd_gguf_writer_error(w));
+        goto done;
+    }
+    /* Special tokens: tokenizer_config.json's text, else config.json's id. */
+    static const struct {
+        const char *typ, *key;
+    } specials[] = {
+        {"bos", "tokenizer.ggml.bos_token_id"},     {"eos", "tokenizer.ggml.eos_token_id"},
+        {"unk", "tokenizer.ggml.unknown_token_id"}, {"sep", "tokenizer.ggml.seperator_token_id"},
+        {"pad", "tokenizer.ggml.padding_token_id"}, {"cls", "tokenizer.ggml.cls_token_id"},
+        {"mask", "tokenizer.ggml.mask_token_id"},
+    };
+    for (size_t s = 0; s < sizeof specials / sizeof specials[0]; s++) {
+        char k[32];
+        snprintf(k, sizeof k, "%s_token", specials[s].typ);
+        const char *text = token_text(json_object_get(tc, k));
+        int64_t id = text ? vocab_find(&v, text) : -1;
+        if (id < 0) {
+            snprintf(k, sizeof k, "%s_token_id", specials[s].typ);
+            const json_t *j = json_object_get(cfg, k);
+            if (json_is_integer(j)) id = (int64_t)json_integer_value(j);
+        }
+        if (id < 0) continue;
+        if ((uint64_t)id >= vocab_size) {
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: %s token id %" PRId64 " outside the vocabulary (%" PRIu64 ")",
+                         specials[s].typ, id, vocab_size);
+            goto done;
+        }
+        if ((rc = sd_gguf_set_u32(w, specials[s].key, (uint32_t)id))) {
+            sd_error_forward(err, sd_gguf_writer_error(w));
+            goto done;
+        }
+    }
+    const json_t *ab = json_object_get(tc, "add_bos_token");
+    if (force_add_bos >= 0) rc = sd_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", force_add_bos);
+    else if (json_is_boolean(ab)) rc = sd_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", json_is_true(ab));
+    const json_t *ae = json_object_get(tc, "add_eos_token");
+    if (!rc && json_is_boolean(ae)) rc = sd_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", json_is_true(ae));
+    const json_t *ct = json_object_get(tc, "chat_template");
+    if (!rc && json_is_string(ct)) rc = sd_gguf_set_str(w, "tokenizer.chat_template", json_string_value(ct));
+    if (rc) sd_error_forward(err, sd_gguf_writer_error(w));
+done:
+    if (pads)
+        for (uint64_t i = 0; i < vocab_size; i++) sd_free(pads[i]);
+    sd_free(pads);
+    sd_free(toks);
+    sd_free(types);
+    for (uint64_t i = 0; i < n_merges; i++) sd_free(merges[i]);
+    sd_free(merges);
+    vocab_free(&v);
+    json_decref(vj);
+    json_decref(tj);
+    json_decref(aj);
+    json_decref(tc);
+    json_decref(cfg);
+    return rc;
+}
+
+/* --------------------------------------------------------------- tensors */
+
+typedef struct {
+    const sd_st_tensor *src;
+    uint32_t type;      /* output ggml type */
+    uint64_t perm_hd;   /* LLaDA Q/K: head_dim for the row permutation, or 0 */
+} conv_tensor;
+
+static int32_t fill_tensor(void *user, const char *name, void *dst, uint64_t n_bytes, sd_error *err) {
+    /* src: [rows, cols] (1-D: rows = n, cols = 1 if permuted, else one row);
+     * dst: rows x cols of the output type, dst row r from src row perm(r). */
+    const conv_tensor *c = user;
+    const sd_st_tensor *t = c->src;
+    uint64_t rows, cols;
+    if (t->n_dims == 2) { rows = t->shape[0]; cols = t->shape[1]; }
+    else if (c->perm_hd) { rows = t->n_elements; cols = 1; }
+    else { rows = 1; cols = t->n_elements; }
+    uint32_t st_type = t->dtype == SD_ST_F32 ? SD_GGML_F32 : t->dtype == SD_ST_F16 ? SD_GGML_F16 : SD_GGML_BF16;
+    uint32_t esz = sd_st_dtype_size(t->dtype);
+    uint64_t dst_row = sd_ggml_type_size(c->type, cols);
+    if (c->perm_hd == 0 && t->n_dims != 2) dst_row = n_bytes;
+    float *row = sd_malloc((size_t)cols * sizeof(float));
+    if (!row) return sd_fail(err, SMDIFF_E_NOMEM, "convert: tensor '%s': no memory for a row", name);
+    for (uint64_t r = 0; r < rows; r++) {
+        uint64_t sr = c->perm_hd ? sd_convert_llada_perm_row(r, c->perm_hd) : r;
+        sd_ggml_to_f32(st_type, (const uint8_t *)t->data + sr * cols * esz, row, (int64_t)cols);
+        sd_ggml_from_f32(c->type, row, (uint8_t *)dst + r * dst_row, (int64_t)cols);
+    }
+    sd_free(row);
+    return SMDIFF_OK;
+}
+
+typedef struct {
+    sd_convert_progress_fn fn;
+    void *user;
+} progress_fwd;
+
+static void on_progress(void *user, uint64_t done, uint64_t total) {
+    const progress_fwd *p = user;
+    p->fn(p->user, done, total);
+}
+
+/* One expected tensor: HF name -> GGUF name with HF shape [d0] or [d0, d1]. */
+typedef struct {
+    char hf[160], gg[96];
+    uint32_t n_dims;
+    uint64_t d0, d1;
+    uint64_t perm_hd;
+    int optional;
+} want;
+
+int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert_opts *opts, sd_error *err) {
+    if (!hf_dir || !out_path || !opts) return sd_fail(err, SMDIFF_E_INVAL, "convert: NULL argument");
+    uint32_t ot = opts->out_type;
+    if (ot != SD_GGML_F32 && ot != SD_GGML_F16 && ot != SD_GGML_BF16 && ot != SD_GGML_Q8_0)
+        return sd_fail(err, SMDIFF_E_INVAL, "convert: output type %u is not f32, f16, bf16 or q8_0", ot);
+    json_t *cfg = NULL;
+    sd_st *st = NULL;
+    sd_gguf_writer *w = NULL;
+    want *wants = NULL;
+    conv_tensor *ct = NULL;
+    char *name = NULL;
+    int32_t rc = load_json(hf_dir, "config.json", 1, &cfg, err);
+    if (rc) return rc;
+
+    /* Architecture. */
+    const char *hf_arch = json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0));
+    int llada;
+    if (hf_arch && strcmp(hf_arch, "DreamModel") == 0) llada = 0;
+    else if (hf_arch && strcmp(hf_arch, "LLaDAModelLM") == 0) llada = 1;
+    else {
+        rc = sd_fail(err, SMDIFF_E_UNSUPPORTED, "convert: architecture '%s' is not supported (DreamModel, LLaDAModelLM)",
+                     hf_arch ? hf_arch : "(none)");
+        goto done;
+    }
+    const char *arch = llada ? "llada" : "dream";
+    static const char *const k_layers[] = {"num_hidden_layers", "n_layers", NULL};
+    static const char *const k_embd_d[] = {"hidden_size", NULL};
+    static const char *const k_embd_l[] = {"d_model", NULL};
+    static const char *const k_ff_d[] = {"intermediate_size", NULL};
+    static const char *const k_ff_l[] = {"mlp_hidden_size", NULL};
+    static const char *const k_heads[] = {"num_attention_heads", "n_heads", NULL};
+    static const char *const k_kv[] = {"num_key_value_heads", "n_kv_heads", NULL};
+    static const char *const k_ctx_d[] = {"max_position_embeddings", NULL};
+    static const char *const k_ctx_l[] = {"max_sequence_length", NULL};
+    static const char *const k_vocab[] = {"vocab_size", "embedding_size", NULL};
+    static const char *const k_mask[] = {"mask_token_id", NULL};
+    int64_t n_layer = cfg_int(cfg, k_layers);
+    int64_t n_embd = cfg_int(cfg, llada ? k_embd_l : k_embd_d);
+    int64_t n_ff = cfg_int(cfg, llada ? k_ff_l : k_ff_d);
+    int64_t n_head = cfg_int(cfg, k_heads);
+    int64_t n_kv = cfg_int(cfg, k_kv);
+    int64_t n_ctx = cfg_int(cfg, llada ? k_ctx_l : k_ctx_d);
+    int64_t n_vocab = cfg_int(cfg, k_vocab);
+    int64_t mask_id = cfg_int(cfg, k_mask);
+    if (n_kv < 0) n_kv = n_head;
+    if (n_ctx < 0 && llada) n_ctx = 4096;  /* llama.cpp's default for LLaDA */
+    if (llada && mask_id < 0 && n_vocab > 126336) mask_id = 126336;  /* LLaDA-8B's mask id */
+    double theta = cfg_num(cfg, "rope_theta", 10000.0);
+    double eps = cfg_num(cfg, "rms_norm_eps", 1e-6);
+    if (n_layer <= 0 || n_embd <= 0 || n_ff <= 0 || n_head <= 0 || n_kv <= 0 || n_ctx <= 0 || n_vocab <= 0 ||
+        n_layer > 1024 || n_embd % n_head || n_head % n_kv || (n_embd / n_head) % 2) {
+        rc = sd_fail(err, SMDIFF_E_FORMAT,
+                     "convert: config.json: bad or missing hyperparameters (layers %" PRId64 ", embd %" PRId64 ", ff %" PRId64
+                     ", heads %" PRId64 "/%" PRId64 ", ctx %" PRId64 ", vocab %" PRId64 ")",
+                     n_layer, n_embd, n_ff, n_head, n_kv, n_ctx, n_vocab);
+        goto done;
+    }
+    uint64_t hd = (uint64_t)(n_embd / n_head);
+    if ((rc = sd_st_open_dir(hf_dir, &st, err))) goto done;
+
+    /* Expected tensors, in llama.cpp's output order. */
+    uint64_t n_want = 3 + (uint64_t)n_layer * 12, k = 0;
+    wants = sd_calloc((size_t)n_want, sizeof *wants);
+    if (!wants) {
+        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+        goto done;
+    }
+#define WANT(HF, GG, ND, D0, D1, PERM, OPT)                                                          \
+    do {                                                                                             \
+        want *x_ = &wants[k++];                                                                      \
+        snprintf(x_->hf, sizeof x_->hf, "%s", HF);                                                   \
+        snprintf(x_->gg, sizeof x_->gg, "%s", GG);                                                   \
+        x_->n_dims = ND; x_->d0 = D0; x_->d1 = D1; x_->perm_hd = PERM; x_->optional = OPT;          \
+    } while (0)
+    uint64_t E = (uint64_t)n_embd, Q = (uint64_t)n_head * hd, KV = (uint64_t)n_kv * hd, F = (uint64_t)n_ff;
+    uint64_t V = (uint64_t)n_vocab;
+    WANT(llada ? "model.transformer.wte.weight" : "model.embed_tokens.weight", "token_embd.weight", 2, V, E, 0, 0);
+    for (int64_t l = 0; l < n_layer; l++) {
+        char hp[64], gp[32], a[160], b[96];
+        snprintf(hp, sizeof hp, llada ? "model.transformer.blocks.%" PRId64 "." : "model.layers.%" PRId64 ".", l);
+        snprintf(gp, sizeof gp, "blk.%" PRId64 ".", l);
+#define W2(HS, GS, ND, D0, D1, PERM, OPT)                                \
+        snprintf(a, sizeof a, "%s%s", hp, HS);                           \
+        snprintf(b, sizeof b, "%s%s", gp, GS);                           \
+        WANT(a, b, ND, D0, D1, PERM, OPT)
+        if (llada) {
+            W2("attn_norm.weight", "attn_norm.weight", 1, E, 0, 0, 0);
+            W2("q_proj.weight", "attn_q.weight", 2, Q, E, hd, 0);
+            W2("q_proj.bias", "attn_q.bias", 1, Q, 0, hd, 1);
+            W2("k_proj.weight", "attn_k.weight", 2, KV, E, hd, 0);
+            W2("k_proj.bias", "attn_k.bias", 1, KV, 0, hd, 1);
+            W2("v_proj.weight", "attn_v.weight", 2, KV, E, 0, 0);
+            W2("v_proj.bias", "attn_v.bias", 1, KV, 0, 0, 1);
+            W2("attn_out.weight", "attn_output.weight", 2, E, Q, 0, 0);
+            W2("ff_norm.weight", "ffn_norm.weight", 1, E, 0, 0, 0);
+            W2("ff_proj.weight", "ffn_gate.weight", 2, F, E, 0, 0);
+            W2("up_proj.weight", "ffn_up.weight", 2, F, E, 0, 0);
+            W2("ff_out.weight", "ffn_down.weight", 2, E, F, 0, 0);
+        } else {
+            W2("input_layernorm.weight", "attn_norm.weight", 1, E, 0, 0, 0);
+            W2("self_attn.q_proj.weight", "attn_q.weight", 2, Q, E, 0, 0);
+            W2("self_attn.q_proj.bias", "attn_q.bias", 1, Q, 0, 0, 1);
+            W2("self_attn.k_proj.weight", "attn_k.weight", 2, KV, E, 0, 0);
+            W2("self_attn.k_proj.bias", "attn_k.bias", 1, KV, 0, 0, 1);
+            W2("self_attn.v_proj.weight", "attn_v.weight", 2, KV, E, 0, 0);
+            W2("self_attn.v_proj.bias", "attn_v.bias", 1, KV, 0, 0, 1);
+            W2("self_attn.o_proj.weight", "attn_output.weight", 2, E, Q, 0, 0);
+            W2("post_attention_layernorm.weight", "ffn_norm.weight", 1, E, 0, 0, 0);
+            W2("mlp.gate_proj.weight", "ffn_gate.weight", 2, F, E, 0, 0);
+            W2("mlp.up_proj.weight", "ffn_up.weight", 2, F, E, 0, 0);
+            W2("mlp.down_proj.weight", "ffn_down.weight", 2, E, F, 0, 0);
+        }
+#undef W2
+    }
+    WANT(llada ? "model.transformer.ln_f.weight" : "model.norm.weight", "output_norm.weight", 1, E, 0, 0, 0);
+    WANT(llada ? "model.transformer.ff_out.weight" : "lm_head.weight", "output.weight", 2, V, E, 0, 1);  /* absent if tied */
+#undef WANT
+
+    /* Every checkpoint tensor must be expected (rotary caches aside), so a
+     * checkpoint of another layout is refused instead of half-converted. */
+    for (int64_t i = 0; i < sd_st_n_tensors(st); i++) {
+        const sd_st_tensor *t = sd_st_tensor_at(st, i);
+        size_t nl = strlen(t->name);
+        if (nl >= 20 && strcmp(t->name + nl - 20, ".rotary_emb.inv_freq") == 0) continue;
+        int found = 0;
+        for (uint64_t j = 0; j < k && !found; j++) found = strcmp(wants[j].hf, t->name) == 0;
+        if (!found) {
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: tensor '%s' has no %s GGUF name (not a %s checkpoint?)", t->name,
+                         arch, hf_arch);
+            goto done;
+        }
+    }
+    ct = sd_calloc((size_t)k, sizeof *ct);
+    if (!ct || (rc = sd_gguf_writer_create(&w, err))) {
+        if (!rc) rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+        goto done;
+    }
+
+    /* Metadata, in llama.cpp's order. */
+    char key[96];
+    if (opts->name) {
+        name = sd_strdup(opts->name);
+    } else {
+        size_t n = strlen(hf_dir);
+        while (n > 1 && hf_dir[n - 1] == '/') n--;
+        size_t s = n;
+        while (s && hf_dir[s - 1] != '/') s--;
+        name = sd_malloc(n - s + 1);
+        if (name) {
+            memcpy(name, hf_dir + s, n - s);
+            name[n - s] = '\0';
+        }
+    }
+    if (!name) {
+        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+        goto done;
+    }
+#define SETK(CALL)                                                   \
+    do {                                                             \
+        if ((rc = (CALL))) {                                         \
+            sd_error_forward(err, sd_gguf_writer_error(w));          \
+            goto done;                                               \
+        }                                                            \
+    } while (0)
+#define AK(SUFFIX) (snprintf(key, sizeof key, "%s.%s", arch, SUFFIX), key)
+    SETK(sd_gguf_set_str(w, "general.architecture", arch));
+    SETK(sd_gguf_set_str(w, "general.type", "model"));
+    SETK(sd_gguf_set_str(w, "general.name", name));
+    SETK(sd_gguf_set_u32(w, AK("block_count"), (uint32_t)n_layer));
+    SETK(sd_gguf_set_u32(w, AK("context_length"), (uint32_t)n_ctx));
+    SETK(sd_gguf_set_u32(w, AK("embedding_length"), (uint32_t)n_embd));
+    SETK(sd_gguf_set_u32(w, AK("feed_forward_length"), (uint32_t)n_ff));
+    SETK(sd_gguf_set_u32(w, AK("attention.head_count"), (uint32_t)n_head));
+    SETK(sd_gguf_set_u32(w, AK("attention.head_count_kv"), (uint32_t)n_kv));
+    SETK(sd_gguf_set_f32(w, AK("rope.freq_base"), (float)theta));
+    SETK(sd_gguf_set_f32(w, AK("attention.layer_norm_rms_epsilon"), (float)eps));
+    SETK(sd_gguf_set_u32(w, "general.file_type", file_type_of(ot)));
+    if (llada) {
+        SETK(sd_gguf_set_u32(w, AK("vocab_size"), (uint32_t)n_vocab));
+        SETK(sd_gguf_set_u32(w, AK("rope.dimension_count"), (uint32_t)hd));
+    }
+    SETK(sd_gguf_set_bool(w, AK("attention.causal"), 0));
+    SETK(sd_gguf_set_bool(w, "diffusion.shift_logits", !llada));
+    SETK(sd_gguf_set_u32(w, "general.quantization_version", 2));
+#undef AK
+    const char *pre = opts->tokenizer_pre ? opts->tokenizer_pre : llada ? "default" : "qwen2";
+    if ((rc = sd_convert_vocab(hf_dir, (uint64_t)n_vocab, pre, llada ? 1 : -1, w, err))) goto done;
+    if (mask_id >= 0) {
+        if (mask_id >= n_vocab) {
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: mask_token_id %" PRId64 " outside the vocabulary (%" PRId64 ")",
+                         mask_id, n_vocab);
+            goto done;
+        }
+        SETK(sd_gguf_set_u32(w, "tokenizer.ggml.mask_token_id", (uint32_t)mask_id));
+    }
+#undef SETK
+
+    /* Tensors: 1-D stay F32 (as llama.cpp keeps norms and biases); Q8_0
+     * falls back to F16 for rows that are not whole 32-element blocks. */
+    for (uint64_t j = 0; j < k; j++) {
+        const want *x = &wants[j];
+        const sd_st_tensor *t = sd_st_find(st, x->hf);
+        if (!t) {
+            if (x->optional) continue;
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: %s checkpoint lacks tensor '%s'", hf_arch, x->hf);
+            goto done;
+        }
+        if (t->n_dims != x->n_dims || t->shape[0] != x->d0 || (x->n_dims == 2 && t->shape[1] != x->d1)) {
+            if (x->n_dims == 1)
+                rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: tensor '%s' is not of the shape [%" PRIu64 "] config.json implies",
+                             x->hf, x->d0);
+            else
+                rc = sd_fail(err, SMDIFF_E_FORMAT,
+                             "convert: tensor '%s' is not of the shape [%" PRIu64 ", %" PRIu64 "] config.json implies",
+                             x->hf, x->d0, x->d1);
+            goto done;
+        }
+        if (t->dtype != SD_ST_F32 && t->dtype != SD_ST_F16 && t->dtype != SD_ST_BF16) {
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: tensor '%s' has dtype %s (only F32, F16, BF16)", x->hf,
+                         sd_st_dtype_name(t->dtype));
+            goto done;
+        }
+        uint32_t type = ot;
+        if (x->n_dims == 1) type = SD_GGML_F32;
+        else if (type == SD_GGML_Q8_0 && x->d1 % 32) type = SD_GGML_F16;
+        ct[j] = (conv_tensor){t, type, x->perm_hd};
+        uint64_t ne[2] = {x->n_dims == 2 ? x->d1 : x->d0, x->d0};
+        if ((rc = sd_gguf_add_tensor_fill(w, x->gg, x->n_dims, ne, type, fill_tensor, &ct[j]))) {
+            sd_error_forward(err, sd_gguf_writer_error(w));
+            goto done;
+        }
+    }
+    progress_fwd pf = {opts->progress, opts->progress_user};
+    if (opts->progress) sd_gguf_writer_set_progress(w, on_progress, &pf);
+    rc = sd_gguf_write(w, out_path, err);
+done:
+    sd_free(name);
+    sd_free(ct);
+    sd_free(wants);
+    sd_gguf_writer_free(w);
+    sd_st_close(st);
+    json_decref(cfg);
+    return rc;
+}

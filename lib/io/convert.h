@@ -1,0 +1,52 @@
+/* convert.h -- Hugging Face checkpoint (config.json + safetensors +
+ * tokenizer files) -> GGUF with llama.cpp's metadata keys and tensor names,
+ * for the `dream` (DreamModel) and `llada` (LLaDAModelLM) architectures.
+ *
+ * The output matches what llama.cpp's convert_hf_to_gguf.py writes for the
+ * same checkpoint (names, shapes, the LLaDA Q/K row permutation, which
+ * tensors stay F32), so one loader handles both; docs/FORMATS.md lists the
+ * mapping and the few keys where we differ.
+ */
+#ifndef SD_IO_CONVERT_H
+#define SD_IO_CONVERT_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "io/gguf.h"
+
+/* Called after each tensor is written: bytes written so far and in total. */
+typedef void (*sd_convert_progress_fn)(void *user, uint64_t bytes_done, uint64_t bytes_total);
+
+typedef struct sd_convert_opts {
+    uint32_t out_type;          /* SD_GGML_F32, F16, BF16 or Q8_0 for 2-D weights */
+    const char *tokenizer_pre;  /* tokenizer.ggml.pre; NULL: "qwen2" (dream), "default" (llada) */
+    const char *name;           /* general.name; NULL: the directory's base name */
+    sd_convert_progress_fn progress;
+    void *progress_user;
+} sd_convert_opts;
+
+/* Convert hf_dir to a GGUF file at out_path (written atomically).
+ * SMDIFF_E_IO for unreadable files, SMDIFF_E_FORMAT for malformed ones
+ * (missing/mis-shaped tensors, unknown tensors, bad config values),
+ * SMDIFF_E_UNSUPPORTED for an architecture other than Dream/LLaDA,
+ * SMDIFF_E_INVAL for a bad out_type. */
+int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert_opts *opts, sd_error *err);
+
+/* The tokenizer part alone: read vocab.json + merges.txt (or tokenizer.json),
+ * added_tokens.json, tokenizer_config.json and config.json from hf_dir and
+ * set tokenizer.ggml.* on w: vocab_size tokens (ids missing from the files
+ * become "[PAD<id>]" of type UNUSED), token types (1 normal, 3 control =
+ * special added token, 4 user-defined = non-special added token, 5 unused),
+ * merges, special token ids, add_bos/eos flags, chat template.
+ * force_add_bos >= 0 overrides tokenizer_config's add_bos_token. */
+int32_t sd_convert_vocab(const char *hf_dir, uint64_t vocab_size, const char *pre, int force_add_bos,
+                         sd_gguf_writer *w, sd_error *err);
+
+/* llama.cpp's LLaDA Q/K permutation as a row map: the GGUF row r of a
+ * (n_head * head_dim)-row projection holds the HF row returned here.
+ * Within a head, GGUF rows 2i and 2i+1 are HF rows i and i + head_dim/2,
+ * turning half-split (NeoX) RoPE pairs into adjacent pairs. */
+uint64_t sd_convert_llada_perm_row(uint64_t r, uint64_t head_dim);
+
+#endif
