@@ -168,7 +168,22 @@ SD_ALWAYS_INLINE float exp_chunk_g(const float *x, int64_t n, float m, float bet
     return hsum(s);
 }
 
+/* e[i] = exp(max(beta (x[i] - m), -87)) and y[i] the clamped argument, for
+ * i < n, n a multiple of VL. */
+SD_ALWAYS_INLINE void exp_block_g(const float *x, int64_t n, float m, float beta, float *e, float *y) {
+    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-87.0f);
+    for (int64_t i = 0; i < n; i += VL) {
+        v8sf a = vmax(lo, (vload(x + i) - vm) * vb);
+        v8sf r = vexp(a);
+        memcpy(y + i, &a, sizeof a);
+        memcpy(e + i, &r, sizeof r);
+    }
+}
+
 static float block_max_base(const float *x) { return block_max_g(x); }
+static void exp_block_base(const float *x, int64_t n, float m, float beta, float *e, float *y) {
+    exp_block_g(x, n, m, beta, e, y);
+}
 static void exp_sums_base(const float *x, int64_t V, float m, float beta, double *s, double *t) {
     exp_sums_g(x, V, m, beta, s, t);
 }
@@ -179,6 +194,9 @@ static float exp_chunk_base(const float *x, int64_t n, float m, float beta) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define SD_AVX2 __attribute__((target("avx2,fma")))
 SD_AVX2 static float block_max_avx2(const float *x) { return block_max_g(x); }
+SD_AVX2 static void exp_block_avx2(const float *x, int64_t n, float m, float beta, float *e, float *y) {
+    exp_block_g(x, n, m, beta, e, y);
+}
 SD_AVX2 static void exp_sums_avx2(const float *x, int64_t V, float m, float beta, double *s,
                                   double *t) {
     exp_sums_g(x, V, m, beta, s, t);
@@ -265,18 +283,28 @@ static int cand_cmp(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* The kept set of the sampling distribution, as a descending list, or
- * whole = 1 when nothing is filtered. */
+/* The kept set of the sampling distribution. Dream's filters always keep a
+ * prefix of the row sorted by (value descending, id ascending), so the set
+ * is "everything up to and including (tau, tau_id)" in that order:
+ *   KEEP_ALL    nothing filtered
+ *   KEEP_LIST   the first n entries of a sorted list c
+ *   KEEP_ABOVE  x > tau, or x == tau and id <= tau_id; Z and TZ are the sums
+ *               of exp(y) and exp(y) y over it, y = beta (x - m)
+ */
+enum { KEEP_ALL, KEEP_LIST, KEEP_ABOVE };
 typedef struct kept {
-    int whole;
+    int mode;
     const cand *c;
     int64_t n;
+    float tau;
+    int32_t tau_id;
+    double Z, TZ;
 } kept;
 
 /* Apply Dream's top_p then top_k filters to the sorted list c[nc] (the
  * nc best of a row of V; complete when nc == V). beta = 1/T (1 at T = 0),
  * Z = sum over the row of exp(beta (x - m)). Returns 0 and fills *k, or 1
- * when the list is too short to decide (the caller sorts the whole row). */
+ * when the list is too short to decide. */
 static int filter_list(const cand *c, int64_t nc, int64_t V, float m, double beta, double Z,
                        double top_p, int32_t top_k, kept *k) {
     int complete = nc == V;
@@ -306,16 +334,122 @@ static int filter_list(const cand *c, int64_t nc, int64_t V, float m, double bet
         n = j;
         filtered = 1;
     }
-    if (!filtered) {
-        if (!complete) {
-            k->whole = 1;
-            return 0;
-        }
+    if (!filtered && !complete) {
+        k->mode = KEEP_ALL;
+        return 0;
     }
-    k->whole = 0;
+    k->mode = KEEP_LIST;
     k->c = c;
     k->n = n;
     return 0;
+}
+
+#define HBINS 2048
+#define HRANGE 87.0f
+
+static inline int hbin(float y) {
+    int b = (int)(-y * ((float)HBINS / HRANGE));
+    return b < HBINS - 1 ? b : HBINS - 1;
+}
+
+/* top_p when the 64 best do not reach it (flat rows, high temperature):
+ * a histogram of the probability mass over y = beta (x - m) finds the bin
+ * where the sorted cumulative mass crosses top_p; only that bin's entries
+ * are sorted. Two passes and a small sort instead of sorting the row.
+ * scratch holds up to V entries. */
+static void top_p_threshold(const float *x, int64_t V, float m, float beta, double top_p,
+                            cand *scratch, kept *k) {
+    double mass[HBINS], tmass[HBINS];
+    memset(mass, 0, sizeof mass);
+    memset(tmass, 0, sizeof tmass);
+    /* exponentials in vector chunks, then a scalar scatter into the bins */
+    float eb[256], yb[256];
+    for (int64_t c = 0; c < V; c += 256) {
+        int64_t n = V - c < 256 ? V - c : 256, nv = n & ~(int64_t)(VL - 1);
+        DISPATCH(exp_block, x + c, nv, m, beta, eb, yb);
+        for (int64_t j = nv; j < n; j++) {
+            float y = (x[c + j] - m) * beta;
+            yb[j] = y < -HRANGE ? -HRANGE : y;
+            eb[j] = exp_nonpos(yb[j]);
+        }
+        for (int64_t j = 0; j < n; j++) {
+            int b = hbin(yb[j]);
+            mass[b] += eb[j];
+            tmass[b] += (double)eb[j] * yb[j];
+        }
+    }
+    double Z = 0;
+    for (int b = 0; b < HBINS; b++) Z += mass[b];
+    double target = top_p * Z, cum = 0, tcum = 0;
+    int bc = 0;
+    while (bc < HBINS && !(cum + mass[bc] > target)) {
+        cum += mass[bc];
+        tcum += tmass[bc];
+        bc++;
+    }
+    if (bc == HBINS) { /* rounding: top_p is within float noise of 1 */
+        k->mode = KEEP_ALL;
+        return;
+    }
+    int64_t n = 0;
+    for (int64_t i = 0; i < V; i++) {
+        float y = (x[i] - m) * beta;
+        y = y < -HRANGE ? -HRANGE : y;
+        if (hbin(y) == bc) {
+            scratch[n].v = x[i];
+            scratch[n].id = (int32_t)i;
+            n++;
+        }
+    }
+    qsort(scratch, (size_t)n, sizeof *scratch, cand_cmp);
+    int64_t j = 0;
+    for (; j < n; j++) {
+        float y = (scratch[j].v - m) * beta;
+        y = y < -HRANGE ? -HRANGE : y;
+        float e = exp_nonpos(y);
+        cum += e;
+        tcum += (double)e * y;
+        if (cum > target) break;
+    }
+    if (j == n) j = n - 1;
+    k->mode = KEEP_ABOVE;
+    k->tau = scratch[j].v;
+    k->tau_id = scratch[j].id;
+    k->Z = cum;
+    k->TZ = tcum;
+}
+
+static int cand_id_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Inverse CDF over the kept set in vocabulary order (the order the
+ * unfiltered walk uses too): the first kept token whose running mass
+ * passes target. */
+static int32_t walk_kept(const float *x, int64_t V, float m, double beta, const kept *k,
+                         double target) {
+    double acc = 0;
+    if (k->mode == KEEP_LIST && k->n <= SD_STATS_MAX_K) {
+        cand byid[SD_STATS_MAX_K];
+        memcpy(byid, k->c, sizeof(cand) * (size_t)k->n);
+        qsort(byid, (size_t)k->n, sizeof *byid, cand_id_cmp);
+        for (int64_t i = 0; i < k->n; i++) {
+            acc += exp(beta * ((double)byid[i].v - m));
+            if (acc > target) return byid[i].id;
+        }
+        return byid[k->n - 1].id;
+    }
+    float tau = k->mode == KEEP_LIST ? k->c[k->n - 1].v : k->tau;
+    int32_t tid = k->mode == KEEP_LIST ? k->c[k->n - 1].id : k->tau_id;
+    int32_t last = tid;
+    for (int64_t i = 0; i < V; i++) {
+        if (!(x[i] > tau || (x[i] == tau && i <= tid))) continue;
+        acc += exp_nonpos((x[i] - m) * (float)beta);
+        last = (int32_t)i;
+        if (acc > target) return (int32_t)i;
+    }
+    return last;
 }
 
 /* Everything once the kept set is known. */
@@ -334,48 +468,41 @@ static void finish_row(const float *x, int64_t V, uint64_t row_id, const sd_stat
         o->sm_ids[i] = top[0].id;
         o->sm_probs[i] = 0.0f;
     }
-    o->q_neg_entropy = 0.0f;
-    if (k->whole) {
-        double Z = s, tz = t * beta;
+    double Z, tz;
+    int64_t n_kept;
+    if (k->mode == KEEP_ALL) {
+        Z = s;
+        tz = t * beta;
         if (beta != 1.0 && (T > 0 || p->want_q_entropy)) exp_sums_beta(x, V, m, (float)beta, &Z, &tz);
-        int32_t tok = top[0].id;
-        if (T > 0) {
-            tok = walk_cdf(x, V, m, (float)beta, sd_stats_uniform(p->seed, p->ctr, row_id) * Z);
-        }
-        o->token = tok;
-        o->confidence = (float)(exp(beta * ((double)x[tok] - m)) / Z);
-        o->q_top1 = (float)(exp(beta * ((double)top[0].v - m)) / Z);
-        o->q_top2 = ntop > 1 ? (float)(exp(beta * ((double)top[1].v - m)) / Z) : 0.0f;
-        if (p->want_q_entropy) o->q_neg_entropy = (float)(tz / Z - log(Z));
+        n_kept = V;
+    } else if (k->mode == KEEP_ABOVE) {
+        Z = k->Z;
+        tz = k->TZ;
+        n_kept = ntop + 1; /* more than the list: its top two are kept */
     } else {
-        double Z = 0, tz = 0;
+        Z = tz = 0;
         for (int64_t i = 0; i < k->n; i++) {
             double y = beta * ((double)k->c[i].v - m), e = exp(y);
             Z += e;
             tz += e * y;
         }
-        int64_t pick = 0;
-        if (T > 0) {
-            double target = sd_stats_uniform(p->seed, p->ctr, row_id) * Z, acc = 0;
-            pick = k->n - 1;
-            for (int64_t i = 0; i < k->n; i++) {
-                acc += exp(beta * ((double)k->c[i].v - m));
-                if (acc > target) {
-                    pick = i;
-                    break;
-                }
-            }
-        }
-        o->token = k->c[pick].id;
-        o->confidence = (float)(exp(beta * ((double)k->c[pick].v - m)) / Z);
-        o->q_top1 = (float)(exp(beta * ((double)k->c[0].v - m)) / Z);
-        o->q_top2 = k->n > 1 ? (float)(exp(beta * ((double)k->c[1].v - m)) / Z) : 0.0f;
-        if (p->want_q_entropy) o->q_neg_entropy = (float)(tz / Z - log(Z));
+        n_kept = k->n;
     }
-    o->p_token = (float)(exp((double)x[o->token] - m) / s);
+    int32_t tok = top[0].id;
+    if (T > 0) {
+        double target = sd_stats_uniform(p->seed, p->ctr, row_id) * Z;
+        tok = k->mode == KEEP_ALL ? walk_cdf(x, V, m, (float)beta, target)
+                                  : walk_kept(x, V, m, beta, k, target);
+    }
+    o->token = tok;
+    o->confidence = (float)(exp(beta * ((double)x[tok] - m)) / Z);
+    o->q_top1 = (float)(exp(beta * ((double)top[0].v - m)) / Z);
+    o->q_top2 = ntop > 1 && n_kept > 1 ? (float)(exp(beta * ((double)top[1].v - m)) / Z) : 0.0f;
+    o->q_neg_entropy = p->want_q_entropy ? (float)(tz / Z - log(Z)) : 0.0f;
+    o->p_token = (float)(exp((double)x[tok] - m) / s);
 }
 
-/* One row; sorted is NULL or scratch of V cands for the slow path. */
+/* One row; sorted is NULL or scratch of V cands for the slow paths. */
 static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
                          cand *sorted, sd_row_stats *o) {
     /* top_k + 1 candidates show whether the k-th value ties past the list. */
@@ -392,7 +519,7 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
     exp_sums(x, V, m, &s, &t);
     if (!isfinite(s) || !isfinite(t)) return SMDIFF_E_NUMERIC;
     double beta = p->temperature > 0 ? 1.0 / p->temperature : 1.0;
-    kept k = {1, NULL, 0};
+    kept k = {KEEP_ALL, NULL, 0, 0, 0, 0, 0};
     if (p->top_p < 1.0 || p->top_k > 0) {
         double Z = s;
         if (beta != 1.0 && p->top_p < 1.0) {
@@ -401,12 +528,35 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
         }
         if (filter_list(top, ntop, V, m, beta, Z, p->top_p, p->top_k, &k)) {
             if (!sorted) return SMDIFF_E_NOMEM;
-            for (int64_t i = 0; i < V; i++) {
-                sorted[i].v = x[i];
-                sorted[i].id = (int32_t)i;
+            int done = 0;
+            if (p->top_p < 1.0 && p->top_k < ntop - 1) {
+                /* The 64 best are all kept by top_p; top_k (if any) then
+                 * cuts inside them. */
+                top_p_threshold(x, V, m, (float)beta, p->top_p, sorted, &k);
+                done = 1;
+                if (p->top_k > 0 && k.mode != KEEP_ALL) {
+                    float kth = top[p->top_k - 1].v;
+                    int64_t j = p->top_k;
+                    while (j < ntop && top[j].v >= kth) j++;
+                    if (j < ntop) {
+                        k.mode = KEEP_LIST;
+                        k.c = top;
+                        k.n = j;
+                    } else {
+                        done = 0;
+                    }
+                } else if (p->top_k > 0) {
+                    done = 0;
+                }
             }
-            qsort(sorted, (size_t)V, sizeof *sorted, cand_cmp);
-            filter_list(sorted, V, V, m, beta, Z, p->top_p, p->top_k, &k);
+            if (!done) {
+                for (int64_t i = 0; i < V; i++) {
+                    sorted[i].v = x[i];
+                    sorted[i].id = (int32_t)i;
+                }
+                qsort(sorted, (size_t)V, sizeof *sorted, cand_cmp);
+                filter_list(sorted, V, V, m, beta, Z, p->top_p, p->top_k, &k);
+            }
         }
     }
     finish_row(x, V, row_id, p, top, ntop, m, s, t, &k, o);
@@ -525,38 +675,25 @@ int32_t sd_stats_row_naive(const float *x, int64_t V, uint64_t row_id, const sd_
     for (int64_t i = 0; i < n; i++) Z += (q[i] = exp(beta * ((double)c[i].v - m)));
     int64_t pick = 0;
     if (T > 0) {
-        /* The fast path walks unfiltered rows in vocabulary order and
-         * filtered ones in sorted order; the draw is the same uniform. */
+        /* Kept tokens are drawn walking them in vocabulary order. */
         double u = sd_stats_uniform(p->seed, p->ctr, row_id) * Z, acc = 0;
-        if (n == V) {
-            double *byid = sd_malloc((size_t)V * sizeof *byid);
-            if (!byid) {
-                sd_free(c);
-                sd_free(q);
-                return SMDIFF_E_NOMEM;
-            }
-            for (int64_t i = 0; i < V; i++) byid[c[i].id] = q[i];
-            int64_t tok = V - 1;
-            for (int64_t i = 0; i < V; i++) {
-                acc += byid[i];
-                if (acc > u) {
-                    tok = i;
-                    break;
-                }
-            }
-            for (int64_t i = 0; i < V; i++)
-                if (c[i].id == tok) pick = i;
-            sd_free(byid);
-        } else {
-            pick = n - 1;
-            for (int64_t i = 0; i < n; i++) {
-                acc += q[i];
-                if (acc > u) {
-                    pick = i;
-                    break;
-                }
-            }
+        double *byid = sd_calloc((size_t)V, sizeof *byid);
+        if (!byid) {
+            sd_free(c);
+            sd_free(q);
+            return SMDIFF_E_NOMEM;
         }
+        for (int64_t i = 0; i < n; i++) byid[c[i].id] = q[i];
+        int64_t tok = -1, last = c[0].id;
+        for (int64_t i = 0; i < V && tok < 0; i++) {
+            if (byid[i] > 0) last = i;
+            acc += byid[i];
+            if (acc > u) tok = i;
+        }
+        if (tok < 0) tok = last;
+        for (int64_t i = 0; i < n; i++)
+            if (c[i].id == tok) pick = i;
+        sd_free(byid);
     }
     o->token = c[pick].id;
     o->confidence = (float)(q[pick] / Z);
