@@ -6,7 +6,7 @@
  * Part 2: full generations with a Qwen2.5-0.5B-shaped dream model (24
  *   layers, d 896, 14 heads, 2 KV heads, ffn 4864, vocab 151936; random F16
  *   weights made in memory): prompt 20 + 256 generated tokens (L = 276), a
- *   few steps, SM off and on; per-step seconds in the forward pass, in
+ *   few steps (3), SM off and on; per-step seconds in the forward pass, in
  *   statistics + strategy, and in building the input embeddings (SM mix).
  *
  *   BENCH_QUICK=1   part 1 and a two-step generation only
@@ -258,7 +258,7 @@ static void part2(int quick) {
     for (int run = 0; run < n_runs; run++) {
         smdiff_sampler *s;
         if (smdiff_sampler_create(&s)) exit(1);
-        int steps = quick ? 2 : 4;
+        int steps = quick ? 2 : 3;
         smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 256);
         smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, steps);
         smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, 2);

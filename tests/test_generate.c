@@ -17,10 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "diffusion/generate.h"
+#include "io/gguf.h"
 #include "smdiff/smdiff.h"
 #include "smdiff/smdiff_decoder.h"
 
@@ -375,7 +377,54 @@ static void test_bad_input(void **state) {
     smdiff_model_free(m);
 }
 
-/* The tiny models carry no smdiff.softmask.* keys: the reference defaults. */
+/* Copy tiny_dream_f32.gguf with extra smdiff.softmask.* keys to path. */
+static void write_with_sm_keys(const char *path, const char *mode, int64_t k, double scale, double steep,
+                               double centre) {
+    sd_gguf *g;
+    assert_int_equal(sd_gguf_open("tests/data/tiny_dream_f32.gguf", 1, &g, NULL), 0);
+    sd_gguf_writer *w;
+    assert_int_equal(sd_gguf_writer_create(&w, NULL), 0);
+    for (int64_t i = 0; i < sd_gguf_n_kv(g); i++) {
+        sd_gguf_str ks = sd_gguf_key(g, i);
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)ks.len, ks.ptr);
+        uint32_t t = sd_gguf_kv_type(g, i);
+        int64_t iv;
+        double dv;
+        int bv;
+        sd_gguf_str sv;
+        if (t == SD_GGUF_STRING) {
+            assert_int_equal(sd_gguf_get_str(g, key, &sv, NULL), 0);
+            assert_int_equal(sd_gguf_set_strn(w, key, sv.ptr, sv.len), 0);
+        } else if (t == SD_GGUF_FLOAT32 || t == 12 /* FLOAT64 */) {
+            assert_int_equal(sd_gguf_get_f64(g, key, &dv, NULL), 0);
+            assert_int_equal(sd_gguf_set_f32(w, key, (float)dv), 0);
+        } else if (t == SD_GGUF_BOOL) {
+            assert_int_equal(sd_gguf_get_bool(g, key, &bv, NULL), 0);
+            assert_int_equal(sd_gguf_set_bool(w, key, bv), 0);
+        } else {
+            assert_int_equal(sd_gguf_get_i64(g, key, &iv, NULL), 0);
+            assert_int_equal(sd_gguf_set_u32(w, key, (uint32_t)iv), 0);
+        }
+    }
+    for (int64_t i = 0; i < sd_gguf_n_tensors(g); i++) {
+        const sd_gguf_tensor *t = sd_gguf_tensor_at(g, i);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        assert_int_equal(sd_gguf_add_tensor(w, name, t->n_dims, t->ne, t->type, t->data, 1), 0);
+    }
+    if (mode) assert_int_equal(sd_gguf_set_str(w, "smdiff.softmask.mode", mode), 0);
+    assert_int_equal(sd_gguf_set_u32(w, "smdiff.softmask.k", (uint32_t)k), 0);
+    assert_int_equal(sd_gguf_set_f32(w, "smdiff.softmask.scale", (float)scale), 0);
+    assert_int_equal(sd_gguf_set_f32(w, "smdiff.softmask.steepness", (float)steep), 0);
+    assert_int_equal(sd_gguf_set_f32(w, "smdiff.softmask.centre", (float)centre), 0);
+    assert_int_equal(sd_gguf_write(w, path, NULL), 0);
+    sd_gguf_writer_free(w);
+    sd_gguf_close(g);
+}
+
+/* Stored SM parameters are read; absent ones are the reference defaults;
+ * out-of-range ones are a format error. */
 static void test_softmask_from_model(void **state) {
     (void)state;
     smdiff_model *m = load("dream");
@@ -389,6 +438,38 @@ static void test_softmask_from_model(void **state) {
     assert_int_equal(k, 3);
     smdiff_softmask_free(sm);
     smdiff_model_free(m);
+
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/smdiff_sm_%d.gguf", (int)getpid());
+    write_with_sm_keys(path, "constant", 5, 0.25, 3.5, -1.5);
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_load_file(m, path), 0);
+    assert_int_equal(smdiff_softmask_create_from_model(m, &sm), 0);
+    assert_int_equal(smdiff_softmask_get_int(sm, SMDIFF_SM_TOPK, &k), 0);
+    assert_int_equal(k, 5);
+    assert_int_equal(smdiff_softmask_get_int(sm, SMDIFF_SM_MODE, &k), 0);
+    assert_int_equal(k, SMDIFF_SM_CONSTANT);
+    assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_SCALE, &v), 0);
+    assert_true(fabs(v - 0.25) < 1e-7);
+    assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_STEEPNESS, &v), 0);
+    assert_true(fabs(v - 3.5) < 1e-6);
+    assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_CENTRE, &v), 0);
+    assert_true(fabs(v + 1.5) < 1e-6);
+    smdiff_softmask_free(sm);
+    smdiff_model_free(m);
+
+    write_with_sm_keys(path, "entropy", 3, 1.5 /* outside (0,1) */, 3.5, -1.5);
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_load_file(m, path), 0);
+    assert_int_equal(smdiff_softmask_create_from_model(m, &sm), SMDIFF_E_FORMAT);
+    assert_non_null(strstr(smdiff_last_error(), "smdiff.softmask.scale"));
+    smdiff_model_free(m);
+    write_with_sm_keys(path, "sometimes", 3, 0.5, 3.5, -1.5);
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_load_file(m, path), 0);
+    assert_int_equal(smdiff_softmask_create_from_model(m, &sm), SMDIFF_E_FORMAT);
+    smdiff_model_free(m);
+    remove(path);
 }
 
 int main(void) {
