@@ -140,6 +140,30 @@ static void test_reference_decoding(void **state) {
     assert_int_equal(cases, 6);
 }
 
+static int32_t abort_on_second_poll(void *ud) {
+    int *n = ud;
+    return ++*n >= 2;
+}
+
+/* The abort callback also reaches the forward pass: the first poll is
+ * before step 0, the second between two layers of its forward. */
+static void test_abort_between_layers(void **state) {
+    (void)state;
+    smdiff_model *m = load("llada");
+    smdiff_sampler *s;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 8), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 4), 0);
+    int polls = 0;
+    assert_int_equal(smdiff_sampler_set_abort_callback(s, abort_on_second_poll, &polls), 0);
+    int32_t prompt[] = {4, 5}, out[8], n;
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 2, out, 8, &n), SMDIFF_E_ABORTED);
+    assert_non_null(strstr(smdiff_sampler_last_error(s), "during step 0"));
+    assert_int_equal(polls, 2);
+    smdiff_sampler_free(s);
+    smdiff_model_free(m);
+}
+
 /* Same seed, same tokens: twice, and on 1 and 2 threads, while sampling
  * with temperature, top-p, SM on and a random strategy. */
 static void test_determinism(void **state) {
@@ -476,6 +500,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_decoding),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_abort_between_layers),
         cmocka_unit_test(test_callbacks_and_abort),
         cmocka_unit_test(test_eos),
         cmocka_unit_test(test_user_strategy),
