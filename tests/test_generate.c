@@ -164,6 +164,59 @@ static void test_abort_between_layers(void **state) {
     smdiff_model_free(m);
 }
 
+static int32_t count_steps(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                           const float *lambda, int32_t n, void *ud) {
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Text in, text out: the tiny dream model with Dream's tokenizer attached
+ * (its first 160 ids are byte tokens, so "!" = id 0 is inside the tiny
+ * vocabulary). The two-call pattern returns the cached text without
+ * generating again. */
+static void test_generate_text(void **state) {
+    (void)state;
+    const char *dir = SMDIFF_SHARED_DATA "/tokenizers/dream-qwen2.5";
+    FILE *probe = fopen(SMDIFF_SHARED_DATA "/tokenizers/dream-qwen2.5/vocab.json", "r");
+    if (!probe) {
+        printf("skip: %s not found (set SHARED_DATA)\n", dir);
+        skip();
+    }
+    fclose(probe);
+    smdiff_model *m;
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_load_tokenizer(m, dir), 0);
+    assert_int_equal(smdiff_model_load_file(m, "tests/data/tiny_dream_f32.gguf"), 0);
+    smdiff_sampler *s;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 8), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 4), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+    int steps = 0;
+    assert_int_equal(smdiff_sampler_set_step_callback(s, count_steps, &steps), 0);
+    size_t need = 0;
+    assert_int_equal(smdiff_generate_text(s, m, "!", 0, NULL, 0, &need), SMDIFF_E_BUFFER);
+    assert_int_equal(steps, 4);
+    assert_true(need > 0);
+    char text[256];
+    size_t got = 0;
+    assert_int_equal(smdiff_generate_text(s, m, "!", 0, text, sizeof text, &got), 0);
+    assert_int_equal(steps, 4); /* cached: no second generation */
+    assert_int_equal(got, need);
+    /* The same as tokens in, tokens out, then detokenized. */
+    int32_t prompt = 0, out[8], n;
+    assert_int_equal(smdiff_generate_tokens(s, m, &prompt, 1, out, 8, &n), 0);
+    char want[256];
+    size_t wn = 0;
+    assert_int_equal(smdiff_model_detokenize(m, out, (size_t)n, 0, want, sizeof want, &wn), 0);
+    assert_int_equal(wn, got);
+    assert_memory_equal(want, text, got);
+    /* The chat template's special tokens lie outside the tiny vocabulary. */
+    assert_int_equal(smdiff_generate_text(s, m, "!", 1, text, sizeof text, &got), SMDIFF_E_RANGE);
+    smdiff_sampler_free(s);
+    smdiff_model_free(m);
+}
+
 /* Same seed, same tokens: twice, and on 1 and 2 threads, while sampling
  * with temperature, top-p, SM on and a random strategy. */
 static void test_determinism(void **state) {
@@ -500,6 +553,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_decoding),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_generate_text),
         cmocka_unit_test(test_abort_between_layers),
         cmocka_unit_test(test_callbacks_and_abort),
         cmocka_unit_test(test_eos),
