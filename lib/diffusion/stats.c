@@ -180,7 +180,84 @@ SD_ALWAYS_INLINE void exp_block_g(const float *x, int64_t n, float m, float beta
     }
 }
 
-static float block_max_base(const float *x) { return block_max_g(x); }
+/* Passes 1 and 2 fused, so the row is read from memory once: per block of
+ * 64, its maximum decides whether it can enter the top list, and its
+ * exponentials are summed against the running maximum; when the maximum
+ * grows, the sums are rescaled:
+ *     s' = s e^(m - m'),   t' = e^(m - m') (t + s (m - m'))
+ * for s = sum e^(x - m), t = sum e^(x - m) (x - m). Returns the list size;
+ * *m_out, *s_out, *t_out are relative to the row maximum. A row holding
+ * NaN or +inf gives non-finite sums. */
+SD_ALWAYS_INLINE int32_t fused_g(const float *x, int64_t V, int32_t K, cand *c, float *m_out,
+                                 double *s_out, double *t_out) {
+    int32_t n = 0;
+    float thr = -INFINITY, m = -INFINITY;
+    v8sf s0 = vsplat(0), s1 = vsplat(0), t0 = vsplat(0), t1 = vsplat(0), lo = vsplat(-87.0f);
+    int64_t i = 0;
+    for (; i + BLK <= V; i += BLK) {
+        float bm = block_max_g(x + i);
+        if (bm > thr || n < K) {
+            for (int64_t j = i; j < i + BLK; j++) {
+                if (x[j] > thr || (n < K && x[j] == x[j])) {
+                    cand_insert(c, &n, K, x[j], (int32_t)j);
+                    if (n == K) thr = c[K - 1].v;
+                }
+            }
+        }
+        if (bm > m) {
+            if (m > -INFINITY) {
+                float d = m - bm;
+                v8sf f = vsplat(exp_nonpos(d < -87.0f ? -87.0f : d)), vd = vsplat(d);
+                t0 = (t0 + s0 * vd) * f;
+                t1 = (t1 + s1 * vd) * f;
+                s0 *= f;
+                s1 *= f;
+            }
+            m = bm;
+        }
+        v8sf vm = vsplat(m);
+        for (int b = 0; b < BLK; b += 2 * VL) {
+            v8sf y0 = vmax(lo, vload(x + i + b) - vm); /* NaN stays NaN */
+            v8sf y1 = vmax(lo, vload(x + i + b + VL) - vm);
+            v8sf e0 = vexp(y0), e1 = vexp(y1);
+            s0 += e0;
+            s1 += e1;
+            t0 += e0 * y0;
+            t1 += e1 * y1;
+        }
+    }
+    double S = (double)hsum(s0) + hsum(s1), T = (double)hsum(t0) + hsum(t1);
+    /* the tail, then everything rescaled to the final maximum */
+    for (int64_t j = i; j < V; j++) {
+        if (x[j] > thr || (n < K && x[j] == x[j])) {
+            cand_insert(c, &n, K, x[j], (int32_t)j);
+            if (n == K) thr = c[K - 1].v;
+        }
+    }
+    float mf = n > 0 ? c[0].v : m;
+    if (mf > m && m > -INFINITY) {
+        double d = (double)m - mf, f = exp(d);
+        T = f * (T + S * d);
+        S *= f;
+    } else if (!(m > -INFINITY)) {
+        S = T = 0;
+    }
+    for (int64_t j = i; j < V; j++) {
+        float y = x[j] - mf;
+        y = y < -87.0f ? -87.0f : y;
+        float e = exp_nonpos(y);
+        S += e;
+        T += (double)e * y;
+    }
+    *m_out = mf;
+    *s_out = S;
+    *t_out = T;
+    return n;
+}
+
+static int32_t fused_base(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s, double *t) {
+    return fused_g(x, V, K, c, m, s, t);
+}
 static void exp_block_base(const float *x, int64_t n, float m, float beta, float *e, float *y) {
     exp_block_g(x, n, m, beta, e, y);
 }
@@ -193,7 +270,10 @@ static float exp_chunk_base(const float *x, int64_t n, float m, float beta) {
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define SD_AVX2 __attribute__((target("avx2,fma")))
-SD_AVX2 static float block_max_avx2(const float *x) { return block_max_g(x); }
+SD_AVX2 static int32_t fused_avx2(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
+                                  double *t) {
+    return fused_g(x, V, K, c, m, s, t);
+}
 SD_AVX2 static void exp_block_avx2(const float *x, int64_t n, float m, float beta, float *e, float *y) {
     exp_block_g(x, n, m, beta, e, y);
 }
@@ -217,36 +297,7 @@ static int have_avx2(void) {
 #define DISPATCH(name, ...) name##_base(__VA_ARGS__)
 #endif
 
-/* Pass 1. x[V] -> c[K] descending; returns the number filled (min(K, V)).
- * NaN never enters (comparisons with NaN are false). Blocks whose maximum
- * cannot enter a full list are skipped. */
-static int32_t select_top(const float *x, int64_t V, int32_t K, cand *c) {
-    int32_t n = 0;
-    float thr = -INFINITY;
-    int64_t i = 0;
-    for (; i + BLK <= V; i += BLK) {
-        if (n == K && !(DISPATCH(block_max, x + i) > thr)) continue;
-        for (int64_t j = i; j < i + BLK; j++) {
-            if (x[j] > thr || (n < K && x[j] == x[j])) {
-                cand_insert(c, &n, K, x[j], (int32_t)j);
-                if (n == K) thr = c[K - 1].v;
-            }
-        }
-    }
-    for (; i < V; i++) {
-        if (x[i] > thr || (n < K && x[i] == x[i])) {
-            cand_insert(c, &n, K, x[i], (int32_t)i);
-            if (n == K) thr = c[K - 1].v;
-        }
-    }
-    return n;
-}
-
-/* Pass 2 at temperature 1 and at inverse temperature beta. */
-static void exp_sums(const float *x, int64_t V, float m, double *s_out, double *t_out) {
-    DISPATCH(exp_sums, x, V, m, 1.0f, s_out, t_out);
-}
-
+/* Sums at inverse temperature beta (the pass-2 sums of a tempered row). */
 static void exp_sums_beta(const float *x, int64_t V, float m, float beta, double *s_out,
                           double *t_out) {
     DISPATCH(exp_sums, x, V, m, beta, s_out, t_out);
@@ -511,13 +562,10 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
         K = p->top_k + 1 < SD_STATS_MAX_K ? p->top_k + 1 : SD_STATS_MAX_K;
     if (p->top_p < 1.0) K = SD_STATS_MAX_K;
     cand top[SD_STATS_MAX_K];
-    int32_t ntop = select_top(x, V, K, top);
-    if (ntop == 0) return SMDIFF_E_NUMERIC;
-    float m = top[0].v;
-    if (!isfinite(m)) return SMDIFF_E_NUMERIC;
+    float m;
     double s, t;
-    exp_sums(x, V, m, &s, &t);
-    if (!isfinite(s) || !isfinite(t)) return SMDIFF_E_NUMERIC;
+    int32_t ntop = DISPATCH(fused, x, V, K, top, &m, &s, &t);
+    if (ntop == 0 || !isfinite(m) || !isfinite(s) || !isfinite(t)) return SMDIFF_E_NUMERIC;
     double beta = p->temperature > 0 ? 1.0 / p->temperature : 1.0;
     kept k = {KEEP_ALL, NULL, 0, 0, 0, 0, 0};
     if (p->top_p < 1.0 || p->top_k > 0) {
