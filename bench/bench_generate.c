@@ -295,8 +295,12 @@ static void part2(int quick) {
 int main(void) {
     int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK")) > 0;
     const char *ct = getenv("OPENBLAS_CORETYPE");
-    printf("bench_generate%s: OpenBLAS core %s (OPENBLAS_CORETYPE=%s)\n", quick ? " (quick)" : "",
-           sd_blas_corename(), ct ? ct : "unset");
+    double load[3] = {0, 0, 0};
+    getloadavg(load, 3);
+    printf("bench_generate%s: OpenBLAS core %s (OPENBLAS_CORETYPE=%s), load average %.2f %.2f %.2f "
+           "on %d CPUs\n",
+           quick ? " (quick)" : "", sd_blas_corename(), ct ? ct : "unset", load[0], load[1], load[2],
+           sd_cpu_count());
     part1();
     part2(quick);
     return 0;
