@@ -113,7 +113,7 @@ static void part1(void) {
                {"stats, sampled T 1", 1, 1, 0},
                {"stats, sampled T 0.7", 0.7, 1, 0},
                {"stats, T 0.7 top-k 40", 0.7, 1, 40},
-               {"stats, T 0.7 top-p 0.95 (sort)", 0.7, 0.95, 0}};
+               {"stats, T 0.7 top-p 0.95 (flat rows)", 0.7, 0.95, 0}};
     sd_pool *pool2;
     if (sd_pool_create(2, &pool2, NULL)) exit(1);
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {

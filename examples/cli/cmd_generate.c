@@ -127,8 +127,11 @@ int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *ids_text = NULL, *strategy = NULL, *sm_mode = NULL;
     int chat = 0, visual = 0, quiet = 0, eos_stop = 1;
     long long steps = -1, gen = -1, block = -1, top_k = -1, seed = -1, threads = -1, sm_k = -1;
-    double temp = NAN, top_p = NAN, alg_temp = NAN, thr = NAN, sm_scale = NAN, sm_steep = NAN,
-           sm_centre = NAN, sm_lambda = NAN;
+    /* UNSET marks options not given; anything typed, NaN included, goes to
+     * the setters, which refuse what is out of range. */
+    const double UNSET = -1.5e308;
+    double temp = UNSET, top_p = UNSET, alg_temp = UNSET, thr = UNSET, sm_scale = UNSET, sm_steep = UNSET,
+           sm_centre = UNSET, sm_lambda = UNSET;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -194,7 +197,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;                                                              \
     }
 #define SET_D(key, val, what)                                                   \
-    if (!isnan(val) && (rc = smdiff_sampler_set_double(s, key, val))) {         \
+    if ((val) != UNSET && (rc = smdiff_sampler_set_double(s, key, val))) {      \
         ret = cli_fail(what, rc, smdiff_sampler_last_error(s));                 \
         goto done;                                                              \
     }
@@ -238,7 +241,7 @@ int cmd_generate(int argc, char **argv) {
                {sm_centre, SMDIFF_SM_CENTRE, "--sm-centre"},
                {sm_lambda, SMDIFF_SM_CONSTANT_LAMBDA, "--sm-lambda"}};
     for (size_t i = 0; i < sizeof smd / sizeof smd[0]; i++)
-        if (!isnan(smd[i].v) && (rc = smdiff_softmask_set_double(sm, smd[i].key, smd[i].v))) {
+        if (smd[i].v != UNSET && (rc = smdiff_softmask_set_double(sm, smd[i].key, smd[i].v))) {
             ret = cli_fail(smd[i].what, rc, smdiff_softmask_last_error(sm));
             goto done;
         }
