@@ -267,6 +267,16 @@ SD_ALWAYS_INLINE int32_t fused_g(const float *x, int64_t V, int32_t K, cand *c, 
 static int32_t fused_base(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s, double *t) {
     return fused_g(x, V, K, c, m, s, t);
 }
+/* Whether any of x[0..VL) lies in [lo, hi] (NaN never does). */
+SD_ALWAYS_INLINE int any_in_range_g(const float *x, float lo, float hi) {
+    v8sf v = vload(x);
+    v8si in = (v >= vsplat(lo)) & (v <= vsplat(hi));
+    int32_t acc = 0;
+    for (int j = 0; j < VL; j++) acc |= in[j];
+    return acc != 0;
+}
+
+static int any_in_range_base(const float *x, float lo, float hi) { return any_in_range_g(x, lo, hi); }
 static void exp_block_base(const float *x, int64_t n, float m, float beta, float *e, float *y) {
     exp_block_g(x, n, m, beta, e, y);
 }
@@ -282,6 +292,9 @@ static float exp_chunk_base(const float *x, int64_t n, float m, float beta) {
 SD_AVX2 static int32_t fused_avx2(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
                                   double *t) {
     return fused_g(x, V, K, c, m, s, t);
+}
+SD_AVX2 static int any_in_range_avx2(const float *x, float lo, float hi) {
+    return any_in_range_g(x, lo, hi);
 }
 SD_AVX2 static void exp_block_avx2(const float *x, int64_t n, float m, float beta, float *e, float *y) {
     exp_block_g(x, n, m, beta, e, y);
@@ -456,8 +469,27 @@ static void top_p_threshold(const float *x, int64_t V, float m, float beta, doub
         k->mode = KEEP_ALL;
         return;
     }
-    int64_t n = 0;
-    for (int64_t i = 0; i < V; i++) {
+    /* The bin's entries: a cheap vector test on x against the bin's value
+     * range (widened a little for rounding) picks the chunks to look at;
+     * hbin itself decides, so membership is exactly the histogram's. */
+    double w = (double)HRANGE / HBINS;
+    float tol = 1e-4f * (fabsf(m) + 1.0f);
+    float xlo = bc == HBINS - 1 ? -INFINITY : m - (float)((bc + 1) * w / beta) - tol;
+    float xhi = m - (float)(bc * w / beta) + tol;
+    int64_t n = 0, i = 0;
+    for (; i + VL <= V; i += VL) {
+        if (!DISPATCH(any_in_range, x + i, xlo, xhi)) continue;
+        for (int64_t q = i; q < i + VL; q++) {
+            float y = (x[q] - m) * beta;
+            y = y < -HRANGE ? -HRANGE : y;
+            if (hbin(y) == bc) {
+                scratch[n].v = x[q];
+                scratch[n].id = (int32_t)q;
+                n++;
+            }
+        }
+    }
+    for (; i < V; i++) {
         float y = (x[i] - m) * beta;
         y = y < -HRANGE ? -HRANGE : y;
         if (hbin(y) == bc) {
