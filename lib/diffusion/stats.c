@@ -13,6 +13,7 @@
  * precision and follows Dream's sample_tokens literally.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -306,13 +307,16 @@ SD_AVX2 static void exp_sums_avx2(const float *x, int64_t V, float m, float beta
 SD_AVX2 static float exp_chunk_avx2(const float *x, int64_t n, float m, float beta) {
     return exp_chunk_g(x, n, m, beta);
 }
+/* Probed once; threads racing on the first call store the same answer. */
 static int have_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
+    static _Atomic int cached = -1;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
     }
-    return cached;
+    return v;
 }
 #define DISPATCH(name, ...) (have_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
 #else
