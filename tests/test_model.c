@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "core/arena.h"
+#include "io/convert.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
 #include "nn/model.h"
@@ -295,6 +296,47 @@ static void test_bad_arguments(void **state) {
     smdiff_model_free(m);
 }
 
+/* Hugging Face directory -> converter (lib/io) -> loader -> the same logits
+ * as the reference: the converter's names, config mapping and (for llada)
+ * Q/K permutation agree with the loader's expectations. F32 to 1e-4; F16
+ * against the reference computed from f16-rounded weights, also to 1e-4
+ * (both round to nearest even). */
+static void test_hf_convert(void **state) {
+    (void)state;
+    char dir[] = "/tmp/smdiff_test_hf_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *types[2] = {"f32", "f16"};
+    const uint32_t gtypes[2] = {SD_GGML_F32, SD_GGML_F16};
+    for (int a = 0; a < 2; a++)
+        for (int t = 0; t < 2; t++) {
+            char hf[256], out[512];
+            snprintf(hf, sizeof hf, DATA "hf_tiny_%s", ARCHS[a]);
+            snprintf(out, sizeof out, "%s/%s_%s.gguf", dir, ARCHS[a], types[t]);
+            sd_convert_opts o = {gtypes[t], NULL, NULL, NULL, NULL};
+            sd_error err = {0};
+            if (sd_convert_hf(hf, out, &o, &err)) fail_msg("converting %s: %s", hf, err.msg);
+            smdiff_model *m;
+            assert_int_equal(smdiff_model_create(&m), 0);
+            if (smdiff_model_load_file(m, out)) fail_msg("loading %s: %s", out, smdiff_model_last_error(m));
+            int64_t V = prop(m, SMDIFF_PROP_VOCAB_SIZE);
+            assert_int_equal(V, a == 0 ? 160 : 128);
+            assert_int_equal(prop(m, SMDIFF_PROP_MASK_ID), a == 0 ? 158 : 126);
+            assert_int_equal(prop(m, SMDIFF_PROP_SHIFT_LOGITS), a == 0);
+            float *got = all_logits(m, ARCHS[a], V);
+            char what[64];
+            snprintf(what, sizeof what, "%s.logits.f32", types[t]);
+            float *ref = fixture(ARCHS[a], what, L * (size_t)V);
+            double e = rel_err(got, ref, L * (size_t)V);
+            printf("converted %s %s: relative error %.3g\n", ARCHS[a], types[t], e);
+            if (!(e <= 1e-4)) fail_msg("converted %s %s: %g > 1e-4", ARCHS[a], types[t], e);
+            free(got);
+            free(ref);
+            smdiff_model_free(m);
+            unlink(out);
+        }
+    rmdir(dir);
+}
+
 /* ---------------------------------------------------- refused files */
 
 /* Rewrite the f32 dream file through the GGUF writer with one change. */
@@ -407,6 +449,7 @@ int main(void) {
         cmocka_unit_test(test_properties),       cmocka_unit_test(test_logits_f32),
         cmocka_unit_test(test_logits_types),     cmocka_unit_test(test_rows_embd_causal),
         cmocka_unit_test(test_bad_arguments),    cmocka_unit_test(test_refused_files),
+        cmocka_unit_test(test_hf_convert),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }
