@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -296,6 +297,49 @@ static void test_bad_arguments(void **state) {
     smdiff_model_free(m);
 }
 
+/* smdiff_model_logits is documented thread-safe: several threads on one
+ * model (one of them gets the worker pool, the others run inline) all get
+ * the serial result. */
+typedef struct {
+    const smdiff_model *m;
+    const int32_t *ids;
+    float *out;
+    int32_t rc;
+} logits_job;
+
+static void *logits_thread(void *arg) {
+    logits_job *j = arg;
+    int32_t rows[L];
+    for (int i = 0; i < L; i++) rows[i] = i;
+    for (int rep = 0; rep < 5 && !j->rc; rep++)
+        j->rc = smdiff_model_logits(j->m, j->ids, L, rows, L, j->out, L * 160);
+    return NULL;
+}
+
+static void test_concurrent_logits(void **state) {
+    (void)state;
+    smdiff_model *m = load("dream", "f16", 2);
+    float *serial = all_logits(m, "dream", 160);
+    size_t n;
+    int32_t *ids = read_all(DATA "tiny_dream_ids.i32", &n);
+    enum { T = 3 };
+    pthread_t th[T];
+    logits_job jobs[T];
+    for (int t = 0; t < T; t++) {
+        jobs[t] = (logits_job){m, ids, malloc(sizeof(float) * L * 160), 0};
+        assert_int_equal(pthread_create(&th[t], NULL, logits_thread, &jobs[t]), 0);
+    }
+    for (int t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(jobs[t].rc, 0);
+        assert_true(rel_err(jobs[t].out, serial, L * 160) <= 1e-6);
+        free(jobs[t].out);
+    }
+    free(ids);
+    free(serial);
+    smdiff_model_free(m);
+}
+
 /* Hugging Face directory -> converter (lib/io) -> loader -> the same logits
  * as the reference: the converter's names, config mapping and (for llada)
  * Q/K permutation agree with the loader's expectations. F32 to 1e-4; F16
@@ -449,7 +493,7 @@ int main(void) {
         cmocka_unit_test(test_properties),       cmocka_unit_test(test_logits_f32),
         cmocka_unit_test(test_logits_types),     cmocka_unit_test(test_rows_embd_causal),
         cmocka_unit_test(test_bad_arguments),    cmocka_unit_test(test_refused_files),
-        cmocka_unit_test(test_hf_convert),
+        cmocka_unit_test(test_hf_convert),       cmocka_unit_test(test_concurrent_logits),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }
