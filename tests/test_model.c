@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core/arena.h"
+#include "io/convert.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
 #include "nn/model.h"
@@ -295,6 +297,90 @@ static void test_bad_arguments(void **state) {
     smdiff_model_free(m);
 }
 
+/* smdiff_model_logits is documented thread-safe: several threads on one
+ * model (one of them gets the worker pool, the others run inline) all get
+ * the serial result. */
+typedef struct {
+    const smdiff_model *m;
+    const int32_t *ids;
+    float *out;
+    int32_t rc;
+} logits_job;
+
+static void *logits_thread(void *arg) {
+    logits_job *j = arg;
+    int32_t rows[L];
+    for (int i = 0; i < L; i++) rows[i] = i;
+    for (int rep = 0; rep < 5 && !j->rc; rep++)
+        j->rc = smdiff_model_logits(j->m, j->ids, L, rows, L, j->out, L * 160);
+    return NULL;
+}
+
+static void test_concurrent_logits(void **state) {
+    (void)state;
+    smdiff_model *m = load("dream", "f16", 2);
+    float *serial = all_logits(m, "dream", 160);
+    size_t n;
+    int32_t *ids = read_all(DATA "tiny_dream_ids.i32", &n);
+    enum { T = 3 };
+    pthread_t th[T];
+    logits_job jobs[T];
+    for (int t = 0; t < T; t++) {
+        jobs[t] = (logits_job){m, ids, malloc(sizeof(float) * L * 160), 0};
+        assert_int_equal(pthread_create(&th[t], NULL, logits_thread, &jobs[t]), 0);
+    }
+    for (int t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(jobs[t].rc, 0);
+        assert_true(rel_err(jobs[t].out, serial, L * 160) <= 1e-6);
+        free(jobs[t].out);
+    }
+    free(ids);
+    free(serial);
+    smdiff_model_free(m);
+}
+
+/* Hugging Face directory -> converter (lib/io) -> loader -> the same logits
+ * as the reference: the converter's names, config mapping and (for llada)
+ * Q/K permutation agree with the loader's expectations. F32 to 1e-4; F16
+ * against the reference computed from f16-rounded weights, also to 1e-4
+ * (both round to nearest even). */
+static void test_hf_convert(void **state) {
+    (void)state;
+    char dir[] = "/tmp/smdiff_test_hf_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *types[2] = {"f32", "f16"};
+    const uint32_t gtypes[2] = {SD_GGML_F32, SD_GGML_F16};
+    for (int a = 0; a < 2; a++)
+        for (int t = 0; t < 2; t++) {
+            char hf[256], out[512];
+            snprintf(hf, sizeof hf, DATA "hf_tiny_%s", ARCHS[a]);
+            snprintf(out, sizeof out, "%s/%s_%s.gguf", dir, ARCHS[a], types[t]);
+            sd_convert_opts o = {gtypes[t], NULL, NULL, NULL, NULL};
+            sd_error err = {0};
+            if (sd_convert_hf(hf, out, &o, &err)) fail_msg("converting %s: %s", hf, err.msg);
+            smdiff_model *m;
+            assert_int_equal(smdiff_model_create(&m), 0);
+            if (smdiff_model_load_file(m, out)) fail_msg("loading %s: %s", out, smdiff_model_last_error(m));
+            int64_t V = prop(m, SMDIFF_PROP_VOCAB_SIZE);
+            assert_int_equal(V, a == 0 ? 160 : 128);
+            assert_int_equal(prop(m, SMDIFF_PROP_MASK_ID), a == 0 ? 158 : 126);
+            assert_int_equal(prop(m, SMDIFF_PROP_SHIFT_LOGITS), a == 0);
+            float *got = all_logits(m, ARCHS[a], V);
+            char what[64];
+            snprintf(what, sizeof what, "%s.logits.f32", types[t]);
+            float *ref = fixture(ARCHS[a], what, L * (size_t)V);
+            double e = rel_err(got, ref, L * (size_t)V);
+            printf("converted %s %s: relative error %.3g\n", ARCHS[a], types[t], e);
+            if (!(e <= 1e-4)) fail_msg("converted %s %s: %g > 1e-4", ARCHS[a], types[t], e);
+            free(got);
+            free(ref);
+            smdiff_model_free(m);
+            unlink(out);
+        }
+    rmdir(dir);
+}
+
 /* ---------------------------------------------------- refused files */
 
 /* Rewrite the f32 dream file through the GGUF writer with one change. */
@@ -407,6 +493,7 @@ int main(void) {
         cmocka_unit_test(test_properties),       cmocka_unit_test(test_logits_f32),
         cmocka_unit_test(test_logits_types),     cmocka_unit_test(test_rows_embd_causal),
         cmocka_unit_test(test_bad_arguments),    cmocka_unit_test(test_refused_files),
+        cmocka_unit_test(test_hf_convert),       cmocka_unit_test(test_concurrent_logits),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -10,7 +10,9 @@ repeating kv heads, SwiGLU, untied head), NOT from the C code. Writes:
       llama.cpp's metadata keys and tensor names; llada Q/K rows permuted
       exactly as llama.cpp's convert_hf_to_gguf.py (LLaDAModel.permute) does.
   tests/data/hf_tiny_<arch>/          config.json + model.safetensors (F32,
-      Hugging Face tensor names, unpermuted), for the converter.
+      Hugging Face tensor names, unpermuted) + minimal tokenizer files
+      (vocab.json, merges.txt, added_tokens.json, tokenizer_config.json),
+      for the converter.
   tests/data/tiny_<arch>_ids.i32      token ids of the fixed canvas (int32)
   tests/data/tiny_<arch>_embd.f32     a fixed input embedding canvas [L, d]
   tests/data/tiny_<arch>_<type>.logits.f32   logits [L, V] of the ids with
@@ -319,6 +321,22 @@ def export_hf(arch, c, w):
                   ("model.transformer.ff_out.weight", w["head"])]
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
+    # Minimal byte-level BPE tokenizer files so the converter can write the
+    # tokenizer.ggml.* keys: plain tokens "x<id>", four special ones, no merges.
+    special = {c["bos"]: "<|beginoftext|>", c["eos"]: "<|endoftext|>", c["pad"]: "<|pad|>",
+               c["mask_id"]: "<|mask|>"}
+    vocab = {f"x{i}": i for i in range(c["vocab"]) if i not in special}
+    with open(os.path.join(d, "vocab.json"), "w") as f:
+        json.dump(vocab, f)
+    with open(os.path.join(d, "merges.txt"), "w") as f:
+        f.write("#version: 0.2\n")
+    with open(os.path.join(d, "added_tokens.json"), "w") as f:
+        json.dump({v: k for k, v in special.items()}, f)
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"add_bos_token": False, "bos_token": special[c["bos"]], "eos_token": special[c["eos"]],
+                   "pad_token": special[c["pad"]], "mask_token": special[c["mask_id"]],
+                   "added_tokens_decoder": {str(k): {"content": v, "special": True}
+                                            for k, v in special.items()}}, f, indent=1)
     write_safetensors(os.path.join(d, "model.safetensors"), named)
 
 
