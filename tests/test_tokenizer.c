@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "io/gguf.h"
 #include "smdiff/smdiff.h"
@@ -97,6 +98,15 @@ static int group_teardown(void **state) {
     } while (0)
 
 /* ---------------------------------------------------------- helpers */
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static uint64_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
 
 static int32_t *encode(const sd_tokenizer *t, const char *s, size_t n, int32_t flags, size_t *n_ids) {
     sd_error err = {0};
@@ -247,6 +257,198 @@ static void test_qwen2_via_gguf(void **state) {
     sd_tokenizer_free(t);
 }
 
+
+/* ------------------------------------------------------ tokenizer.json */
+
+/* Build a tokenizer.json for Dream from its vocab.json, merges.txt and
+ * tokenizer_config.json with Jansson (independent of the code under test),
+ * in the layout the Hugging Face library writes: merges half as "a b"
+ * strings and half as [a, b] pairs (both formats exist), the Qwen2 split
+ * regex wrapped in a group (so it is not recognised by name and runs
+ * verbatim), an NFC normalizer (not applied, as in llama.cpp). The qwen2
+ * vectors must still match. */
+static void test_tokenizer_json(void **state) {
+    (void)state;
+    NEED_DATA();
+    json_error_t je;
+    json_t *vocab = json_load_file(TOK_DIR "dream-qwen2.5/vocab.json", 0, &je);
+    json_t *config = json_load_file(TOK_DIR "dream-qwen2.5/tokenizer_config.json", 0, &je);
+    assert_non_null(vocab);
+    assert_non_null(config);
+    size_t nm;
+    char *mtxt = slurp(TOK_DIR "dream-qwen2.5/merges.txt", &nm);
+    json_t *merges = json_array();
+    int k = 0;
+    for (char *line = strtok(mtxt, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strncmp(line, "#version", 8)) continue;
+        char *sp = strchr(line, ' ');
+        assert_non_null(sp);
+        if (k++ % 2) {
+            json_array_append_new(merges, json_string(line));
+        } else {
+            *sp = '\0';
+            json_array_append_new(merges, json_pack("[ss]", line, sp + 1));
+        }
+    }
+    free(mtxt);
+    json_t *added = json_array();
+    const char *id;
+    json_t *v;
+    json_object_foreach(json_object_get(config, "added_tokens_decoder"), id, v) {
+        json_t *o = json_deep_copy(v);
+        json_object_set_new(o, "id", json_integer(strtol(id, NULL, 10)));
+        json_array_append_new(added, o);
+    }
+    const char *re = "(?:(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+                     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+)";
+    json_t *root = json_pack("{s:s, s:o, s:{s:s}, s:{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, {s:s, s:b, s:b, s:b}]},"
+                             " s:{s:s, s:o, s:o, s:b}}",
+                             "version", "1.0", "added_tokens", added, "normalizer", "type", "NFC",
+                             "pre_tokenizer", "type", "Sequence", "pretokenizers", "type", "Split", "pattern",
+                             "Regex", re, "behavior", "Isolated", "invert", 0, "type", "ByteLevel",
+                             "add_prefix_space", 0, "trim_offsets", 0, "use_regex", 0,
+                             "model", "type", "BPE", "vocab", vocab, "merges", merges, "ignore_merges", 0);
+    assert_non_null(root);
+    char dir[64], path[96], cpath[96];
+    snprintf(dir, sizeof dir, "/tmp/smdiff_test_tokjson_%d", (int)getpid());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    snprintf(cpath, sizeof cpath, "%s/tokenizer_config.json", dir);
+    assert_int_equal(json_dump_file(root, path, JSON_COMPACT), 0);
+    assert_int_equal(json_dump_file(config, cpath, JSON_COMPACT), 0);
+    json_decref(root);
+    json_decref(config);
+    sd_tokenizer *t = NULL;
+    sd_error err = {0};
+    int32_t rc = sd_tokenizer_load(dir, &t, &err);
+    unlink(path);
+    unlink(cpath);
+    rmdir(dir);
+    if (rc) printf("load failed: %s\n", err.msg);
+    assert_int_equal(rc, SMDIFF_OK);
+    assert_string_equal(sd_tokenizer_pre_name(t), "custom");
+    assert_int_equal(sd_tokenizer_n_vocab(t), 151667);
+    assert_int_equal(sd_tokenizer_special_id(t, 3), 151666);
+    run_vectors(t, TOK_DIR "llama.cpp-vocab/ggml-vocab-qwen2.gguf.inp",
+                TOK_DIR "llama.cpp-vocab/ggml-vocab-qwen2.gguf.out", 0, 46);
+    run_vectors(t, TOK_DIR "derived/dream-special.inp", TOK_DIR "derived/dream-special.out",
+                SD_TOK_PARSE_SPECIAL, 9);
+    /* A custom regex has no tokenizer.ggml.pre name to write. */
+    sd_gguf_writer *w = NULL;
+    assert_int_equal(sd_gguf_writer_create(&w, &err), SMDIFF_OK);
+    assert_int_equal(sd_tokenizer_to_gguf(t, w, &err), SMDIFF_E_UNSUPPORTED);
+    sd_gguf_writer_free(w);
+    sd_tokenizer_free(t);
+}
+
+
+/* ------------------------------------------------ naive BPE reference */
+
+/* GPT-2's encoder.py bpe(), transcribed: strings, a dict of merge ranks
+ * (a Jansson object keyed "LEFT RIGHT"), repeatedly merge every occurrence
+ * of the lowest-ranked adjacent pair, left to right. Quadratic, and
+ * independent of lib/text (no heap, no id tables, no cache). */
+static size_t naive_bpe(json_t *ranks, json_t *vocab, const unsigned char *w, size_t n, int32_t *out) {
+    static const char *alpha[256];
+    static char store[256][4];
+    if (!alpha['a']) {
+        for (int b = 0, k = 0; b < 256; b++) {
+            int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+            int cp = keep ? b : 256 + k++;
+            if (cp < 0x80) store[b][0] = (char)cp;
+            else { store[b][0] = (char)(0xC0 | (cp >> 6)); store[b][1] = (char)(0x80 | (cp & 0x3F)); }
+            alpha[b] = store[b];
+        }
+    }
+    char *parts[512];
+    size_t m = n;
+    assert_true(n < 512);
+    for (size_t i = 0; i < n; i++) parts[i] = strdup(alpha[w[i]]);
+    char key[4096];
+    for (;;) {
+        long best = -1;
+        for (size_t i = 0; i + 1 < m; i++) {
+            snprintf(key, sizeof key, "%s %s", parts[i], parts[i + 1]);
+            json_t *r = json_object_get(ranks, key);
+            if (r && (best < 0 || json_integer_value(r) < best)) best = (long)json_integer_value(r);
+        }
+        if (best < 0) break;
+        size_t j = 0;
+        for (size_t i = 0; i < m; i++) {
+            if (i + 1 < m) {
+                snprintf(key, sizeof key, "%s %s", parts[i], parts[i + 1]);
+                json_t *r = json_object_get(ranks, key);
+                if (r && json_integer_value(r) == best) {
+                    char *joined = malloc(strlen(parts[i]) + strlen(parts[i + 1]) + 1);
+                    strcpy(joined, parts[i]);
+                    strcat(joined, parts[i + 1]);
+                    free(parts[i]);
+                    free(parts[i + 1]);
+                    parts[j++] = joined;
+                    i++;
+                    continue;
+                }
+            }
+            parts[j++] = parts[i];
+        }
+        m = j;
+    }
+    for (size_t i = 0; i < m; i++) {
+        json_t *id = json_object_get(vocab, parts[i]);
+        assert_non_null(id);
+        out[i] = (int32_t)json_integer_value(id);
+        free(parts[i]);
+    }
+    return m;
+}
+
+/* Random single pre-token words (a space and letters, as the qwen2 regex
+ * keeps them together) through the naive reference and through the
+ * tokenizer: the ids must agree. */
+static void test_naive_bpe(void **state) {
+    (void)state;
+    NEED_DATA();
+    json_error_t je;
+    json_t *vocab = json_load_file(TOK_DIR "dream-qwen2.5/vocab.json", 0, &je);
+    assert_non_null(vocab);
+    size_t nm;
+    char *mtxt = slurp(TOK_DIR "dream-qwen2.5/merges.txt", &nm);
+    json_t *ranks = json_object();
+    long rank = 0;
+    for (char *line = strtok(mtxt, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strncmp(line, "#version", 8)) continue;
+        if (!json_object_get(ranks, line)) json_object_set_new(ranks, line, json_integer(rank));
+        rank++;
+    }
+    free(mtxt);
+    /* letters weighted like English, plus a few Latin-1 and Greek ones */
+    static const char *const letters[] = {"e", "t", "a", "o", "i", "n", "s", "h", "r", "d", "l", "u",
+                                          "c", "m", "w", "f", "g", "y", "p", "b", "v", "k", "x", "q",
+                                          "E", "T", "A", "\xc3\xa9", "\xc3\xbc", "\xce\xb1", "\xce\xbb"};
+    int iters = UNDER_SAN ? 200 : 1500;
+    int32_t want[512], got[512];
+    for (int it = 0; it < iters; it++) {
+        char w[256];
+        size_t n = 0;
+        if (it % 2) w[n++] = ' ';
+        size_t len = 1 + rnd() % 14;
+        for (size_t k = 0; k < len; k++) {
+            const char *l = letters[rnd() % (sizeof letters / sizeof letters[0])];
+            size_t ll = strlen(l);
+            memcpy(w + n, l, ll);
+            n += ll;
+        }
+        size_t nw = naive_bpe(ranks, vocab, (const unsigned char *)w, n, want), ng = 0;
+        sd_error err = {0};
+        assert_int_equal(sd_tokenizer_encode(qwen2, w, n, 0, got, 512, &ng, &err), SMDIFF_OK);
+        if (ng != nw || memcmp(got, want, nw * sizeof(int32_t))) printf("word \"%.*s\" differs\n", (int)n, w);
+        assert_int_equal(ng, nw);
+        assert_memory_equal(got, want, nw * sizeof(int32_t));
+    }
+    json_decref(ranks);
+    json_decref(vocab);
+}
+
 /* ------------------------------------------------------ derived ids */
 
 static void test_dream_special(void **state) {
@@ -339,13 +541,6 @@ static void test_roundtrip_corpora(void **state) {
     assert_true(files >= 100);
 }
 
-static uint64_t rng_state = 0x243F6A8885A308D3ull;
-static uint64_t rnd(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
 
 static void test_roundtrip_random(void **state) {
     (void)state;
@@ -727,6 +922,8 @@ int main(void) {
         cmocka_unit_test(test_llamacpp_gpt2_hf),
         cmocka_unit_test(test_llamacpp_qwen2),
         cmocka_unit_test(test_qwen2_via_gguf),
+        cmocka_unit_test(test_tokenizer_json),
+        cmocka_unit_test(test_naive_bpe),
         cmocka_unit_test(test_dream_special),
         cmocka_unit_test(test_derived_fixtures),
         cmocka_unit_test(test_special_tokens),

@@ -25,7 +25,7 @@
 
 #define MAX_REGEX 4
 #define CACHE_MAX_WORD 256      /* longer pre-tokens are not cached */
-#define CACHE_MAX_ENTRIES (1u << 20)
+#define CACHE_MAX_ENTRIES (1u << 17) /* ~6 MB of table at most; then it starts over */
 
 typedef struct merge_ent {
     uint64_t key;   /* (left << 32 | right) + 1; 0 = empty slot */
@@ -418,7 +418,9 @@ static int32_t build_vocab(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_error
 #define MB 64
 
 static int32_t build_merges(sd_tokenizer *t, const sd_tokenizer_spec *s, sd_error *err) {
-    uint64_t size = table_size_for((uint64_t)(s->n_merges > 0 ? s->n_merges : 1));
+    /* Load factor up to ~0.6 rather than 0.3: half the memory (4 MB for
+     * Qwen2) at no measured cost in encoding speed. */
+    uint64_t size = table_size_for((uint64_t)(s->n_merges > 0 ? s->n_merges : 1) * 5 / 8 + 1);
     t->merge_mask = size - 1;
     t->merge_tab = sd_calloc(size, sizeof(merge_ent));
     if (!t->merge_tab) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (merges)");

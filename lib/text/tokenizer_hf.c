@@ -121,6 +121,13 @@ static int32_t max_id(json_t *vocab, json_t *added_arr, json_t *decoder, json_t 
         if (json_integer_value(v) > m) m = json_integer_value(v);
     }
     if (m < 0) return sd_fail(err, SMDIFF_E_FORMAT, "%s: empty vocabulary", what);
+    /* Ids index an array: a stray huge id must not make us allocate and
+     * touch gigabytes. Real vocabularies are dense (a few padding rows). */
+    int64_t named = (int64_t)json_object_size(vocab) + (int64_t)json_array_size(added_arr) +
+                    (int64_t)json_object_size(decoder) + (int64_t)json_object_size(added_map);
+    if (m >= 4 * named + 65536)
+        return sd_fail(err, SMDIFF_E_FORMAT, "%s: token id %lld is far beyond the %lld tokens named",
+                       what, (long long)m, (long long)named);
     *out = m;
     return SMDIFF_OK;
 }
