@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/log.h"
 #include "core/arena.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
@@ -280,11 +281,16 @@ int32_t sd_model_load(struct smdiff_model *m, const char *path) {
         return rc;
     }
     /* The file's own tokenizer (tokenizer.ggml.*), unless one was loaded
-     * separately before. */
-    if (!m->tok && sd_gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0 &&
-        (rc = sd_tokenizer_from_gguf(m->gguf, &m->tok, &m->err))) {
-        unload(m);
-        return rc;
+     * separately before. One smdiff cannot read (an unsupported
+     * pre-tokenizer, say) does not stop the weights from loading: the
+     * model then has no tokenizer (text calls return SMDIFF_E_STATE) and
+     * the reason goes to the log. */
+    if (!m->tok && sd_gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0) {
+        sd_error terr = {0};
+        if (sd_tokenizer_from_gguf(m->gguf, &m->tok, &terr)) {
+            m->tok = NULL;
+            SD_LOGW("%s: tokenizer not loaded: %s", path, terr.msg);
+        }
     }
     atomic_store(&m->pool_busy, 0);
     m->loaded = 1;
