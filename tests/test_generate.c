@@ -35,6 +35,7 @@ typedef struct trace {
     float max_lambda;
     int calls;
     int stop_after; /* 0: never */
+    int32_t mask;   /* mask id: lambda may be non-zero only where the canvas holds it */
 } trace;
 
 static int32_t record_step(int32_t step, int32_t n_steps, const int32_t *canvas,
@@ -46,7 +47,8 @@ static int32_t record_step(int32_t step, int32_t n_steps, const int32_t *canvas,
     for (int32_t p = 0; p < n; p++) {
         if (committed[p]) t->pos[step][t->n_commit[step]++] = p;
         if (lambda[p] > t->max_lambda) t->max_lambda = lambda[p];
-        if (lambda[p] > 0) assert_true(canvas[p] == canvas[n - 1] || 1);
+        if (lambda[p] > 0) assert_int_equal(canvas[p], t->mask);
+        if (committed[p]) assert_true(canvas[p] != t->mask);
     }
     t->n_steps++;
     t->calls++;
@@ -108,6 +110,9 @@ static void test_reference_decoding(void **state) {
         smdiff_softmask_free(sm);
         trace t;
         memset(&t, 0, sizeof t);
+        int64_t mask_id;
+        assert_int_equal(smdiff_model_property(m, SMDIFF_PROP_MASK_ID, &mask_id), 0);
+        t.mask = (int32_t)mask_id;
         assert_int_equal(smdiff_sampler_set_step_callback(s, record_step, &t), 0);
         int32_t out[64], n_out = -1;
         int32_t rc = smdiff_generate_tokens(s, m, prompt, np, out, 64, &n_out);
@@ -310,12 +315,14 @@ static void test_callbacks_and_abort(void **state) {
     assert_int_equal(smdiff_sampler_set_abort_callback(s, NULL, NULL), 0);
     trace t;
     memset(&t, 0, sizeof t);
+    t.mask = FMASK;
     t.stop_after = 3;
     assert_int_equal(smdiff_sampler_set_step_callback(s, record_step, &t), 0);
     assert_int_equal(sd_generate(s, &gm, prompt, 2, out, 8, &n), SMDIFF_E_ABORTED);
     assert_int_equal(t.calls, 3);
     /* A full run: one commit per step (8 steps, 8 tokens, maskgit_plus). */
     memset(&t, 0, sizeof t);
+    t.mask = FMASK;
     assert_int_equal(sd_generate(s, &gm, prompt, 2, out, 8, &n), 0);
     assert_int_equal(t.n_steps, 8);
     assert_int_equal(n, 8);
@@ -377,6 +384,7 @@ static void test_user_strategy(void **state) {
     assert_int_equal(smdiff_sampler_set_strategy(s, "test_leftmost"), 0);
     trace t;
     memset(&t, 0, sizeof t);
+    t.mask = FMASK;
     assert_int_equal(smdiff_sampler_set_step_callback(s, record_step, &t), 0);
     int32_t prompt[] = {2}, out[6], n;
     assert_int_equal(sd_generate(s, &gm, prompt, 1, out, 6, &n), 0);

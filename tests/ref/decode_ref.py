@@ -24,7 +24,8 @@ generate, Fast-dLLM's threshold rule), not from the C code:
 Also prints the smallest logit gap and ranking gap met, so a case whose
 decisions sit within float32 noise of a tie would show.
 
-Writes tests/data/decode_ref.txt. Run: /usr/bin/python3 tests/ref/decode_ref.py
+Writes tests/data/decode_ref.txt; rerun it whenever tiny_models.py changes the
+tiny weights. Run: /usr/bin/python3 tests/ref/decode_ref.py
 """
 import os
 import sys
