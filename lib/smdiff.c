@@ -536,6 +536,9 @@ static uint64_t text_request_key(const smdiff_sampler *s, const smdiff_model *m,
     h = (h ^ (uint64_t)chat) * 1099511628211ull;
     const unsigned char *o = (const unsigned char *)s->opt;
     for (size_t i = 0; i < sizeof s->opt; i++) h = (h ^ o[i]) * 1099511628211ull;
+    const unsigned char *so = (const unsigned char *)s->softmask.opt;
+    for (size_t i = 0; i < sizeof s->softmask.opt; i++) h = (h ^ so[i]) * 1099511628211ull;
+    for (const unsigned char *q = (const unsigned char *)s->strategy; *q; q++) h = (h ^ *q) * 1099511628211ull;
     return h;
 }
 
@@ -611,6 +614,10 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
         return sd_fail(&s->err, SMDIFF_E_BUFFER, "smdiff_generate_text: %zu bytes needed, buffer has %zu",
                        s->text_cache_len, capacity);
     if (s->text_cache_len) memcpy(text, s->text_cache, s->text_cache_len);
+    /* The cache only serves the retry after SMDIFF_E_BUFFER. */
+    sd_free(s->text_cache);
+    s->text_cache = NULL;
+    s->text_cache_len = 0;
     return SMDIFF_OK;
 }
 

@@ -208,6 +208,13 @@ static void test_generate_text(void **state) {
     assert_int_equal(smdiff_generate_text(s, m, "!", 0, text, sizeof text, &got), 0);
     assert_int_equal(steps, 4); /* cached: no second generation */
     assert_int_equal(got, need);
+    /* Once delivered, a new call generates again (same seed: same text). */
+    char again[256];
+    size_t got2 = 0;
+    assert_int_equal(smdiff_generate_text(s, m, "!", 0, again, sizeof again, &got2), 0);
+    assert_int_equal(steps, 8);
+    assert_int_equal(got2, got);
+    assert_memory_equal(again, text, got);
     /* The same as tokens in, tokens out, then detokenized. */
     int32_t prompt = 0, out[8], n;
     assert_int_equal(smdiff_generate_tokens(s, m, &prompt, 1, out, 8, &n), 0);
