@@ -61,7 +61,7 @@ static void load_ref(void) {
 }
 
 static sd_stats_params params_of(const refcase *c) {
-    sd_stats_params p = {c->T, c->k, c->p, 8, 1, 42, 7};
+    sd_stats_params p = {c->T, c->k, c->p, 8, 1, 42, 7, 0};
     return p;
 }
 
@@ -203,7 +203,7 @@ static void test_fast_vs_naive(void **state) {
         for (int a = 0; a < 4; a++)
             for (int b = 0; b < 5; b++)
                 for (int c = 0; c < 3; c++) {
-                    sd_stats_params p = {temps[a], ks[b], ps[c], 5, 1, 99, (uint64_t)rep};
+                    sd_stats_params p = {temps[a], ks[b], ps[c], 5, 1, 99, (uint64_t)rep, 0};
                     sd_row_stats f, n;
                     uint64_t rid = (uint64_t)(a * 100 + b * 10 + c);
                     assert_int_equal(sd_stats_rows(NULL, x, 1, V, &rid, &p, &f, NULL), 0);
@@ -244,7 +244,7 @@ static void test_threads_and_nan(void **state) {
     sd_rng_init(&rng, 5, 0);
     for (int64_t i = 0; i < V * R; i++) x[i] = (float)sd_rng_normal(&rng);
     for (int r = 0; r < R; r++) ids[r] = (uint64_t)r * 3;
-    sd_stats_params p = {0.8, 0, 0.95, 3, 1, 1234, 5};
+    sd_stats_params p = {0.8, 0, 0.95, 3, 1, 1234, 5, 0};
     sd_row_stats a[37], b[37];
     memset(a, 0, sizeof a);
     memset(b, 0, sizeof b);
@@ -253,6 +253,18 @@ static void test_threads_and_nan(void **state) {
     assert_int_equal(sd_stats_rows(NULL, x, R, V, ids, &p, a, NULL), 0);
     assert_int_equal(sd_stats_rows(pool, x, R, V, ids, &p, b, NULL), 0);
     assert_memory_equal(a, b, sizeof a);
+    /* Without H(p) everything else is unchanged. */
+    sd_stats_params pe = p;
+    pe.skip_entropy = 1;
+    sd_row_stats c[37];
+    memset(c, 0, sizeof c);
+    assert_int_equal(sd_stats_rows(pool, x, R, V, ids, &pe, c, NULL), 0);
+    for (int r = 0; r < R; r++) {
+        assert_true(a[r].entropy > 0);
+        assert_true(c[r].entropy == 0);
+        c[r].entropy = a[r].entropy;
+    }
+    assert_memory_equal(a, c, sizeof a);
     x[5 * V + 100] = NAN;
     sd_error err = {0};
     assert_int_equal(sd_stats_rows(pool, x, R, V, ids, &p, b, &err), SMDIFF_E_NUMERIC);

@@ -28,6 +28,9 @@ extern const smdiff_decoder *const sd_builtin_decoders[];
 enum { SD_FAMILY_DREAM = 0, SD_FAMILY_LLADA = 1, SD_FAMILY_THRESHOLD = 2 };
 int sd_decoder_family(const char *name);
 
+/* 1 if name is one of smdiff's built-in strategies. */
+int sd_decoder_is_builtin(const char *name);
+
 /* torch.linspace(1, eps, n_steps + 1) in float32, element by element as
  * PyTorch computes it (start + i*step in the first half, end - (n-1-i)*step
  * in the second). ts has n_steps + 1 entries. */

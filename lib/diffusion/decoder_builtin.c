@@ -180,6 +180,12 @@ int sd_decoder_family(const char *name) {
     return SD_FAMILY_DREAM;
 }
 
+int sd_decoder_is_builtin(const char *name) {
+    for (int i = 0; sd_builtin_decoders[i]; i++)
+        if (!strcmp(sd_builtin_decoders[i]->name, name)) return 1;
+    return 0;
+}
+
 /* ------------------------------------------------------------ schedules */
 
 void sd_dream_timesteps(int32_t n_steps, double eps, float *ts) {

@@ -220,9 +220,14 @@ int32_t sd_generate(struct smdiff_sampler *s, const sd_gen_model *m, const int32
 
     const struct smdiff_softmask *sm = &s->softmask;
     int sm_on = sm->opt[SMDIFF_SM_MODE].i != SMDIFF_SM_OFF;
+    /* Entropies cost a multiply-add per logit: H(p) only for the entropy
+     * rule of SM, H(q) only for Dream's entropy strategy and user
+     * strategies (which get every field of the view). */
+    int want_q_entropy = !strcmp(s->strategy, "entropy") || !sd_decoder_is_builtin(s->strategy);
+    int want_h = sm_on && sm->opt[SMDIFF_SM_MODE].i == SMDIFF_SM_ENTROPY;
     sd_stats_params sp = {o[SMDIFF_SAMPLER_TEMPERATURE].d, (int32_t)o[SMDIFF_SAMPLER_TOP_K].i,
                           o[SMDIFF_SAMPLER_TOP_P].d, sm_on ? (int32_t)sm->opt[SMDIFF_SM_TOPK].i : 0,
-                          1, (uint64_t)o[SMDIFF_SAMPLER_SEED].i, 0};
+                          want_q_entropy, (uint64_t)o[SMDIFF_SAMPLER_SEED].i, 0, !want_h};
     if (!isfinite(sp.temperature) || !isfinite(sp.top_p))
         return sd_fail(err, SMDIFF_E_RANGE, "temperature and top_p must be finite");
 

@@ -199,7 +199,7 @@ SD_ALWAYS_INLINE void exp_block_g(const float *x, int64_t n, float m, float beta
  * *m_out, *s_out, *t_out are relative to the row maximum. A row holding
  * NaN or +inf gives non-finite sums. */
 SD_ALWAYS_INLINE int32_t fused_g(const float *x, int64_t V, int32_t K, cand *c, float *m_out,
-                                 double *s_out, double *t_out) {
+                                 double *s_out, double *t_out, const int with_t) {
     int32_t n = 0;
     float thr = -INFINITY, m = -INFINITY;
     v8sf s0 = vsplat(0), s1 = vsplat(0), t0 = vsplat(0), t1 = vsplat(0), lo = vsplat(-87.0f);
@@ -232,8 +232,10 @@ SD_ALWAYS_INLINE int32_t fused_g(const float *x, int64_t V, int32_t K, cand *c, 
             v8sf e0 = vexp(y0), e1 = vexp(y1);
             s0 += e0;
             s1 += e1;
-            t0 += e0 * y0;
-            t1 += e1 * y1;
+            if (with_t) {
+                t0 += e0 * y0;
+                t1 += e1 * y1;
+            }
         }
     }
     double S = (double)hsum(s0) + hsum(s1), T = (double)hsum(t0) + hsum(t1);
@@ -266,7 +268,11 @@ SD_ALWAYS_INLINE int32_t fused_g(const float *x, int64_t V, int32_t K, cand *c, 
 }
 
 static int32_t fused_base(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s, double *t) {
-    return fused_g(x, V, K, c, m, s, t);
+    return fused_g(x, V, K, c, m, s, t, 1);
+}
+static int32_t fused_not_base(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
+                              double *t) {
+    return fused_g(x, V, K, c, m, s, t, 0);
 }
 /* Whether any of x[0..VL) lies in [lo, hi] (NaN never does). */
 SD_ALWAYS_INLINE int any_in_range_g(const float *x, float lo, float hi) {
@@ -292,7 +298,11 @@ static float exp_chunk_base(const float *x, int64_t n, float m, float beta) {
 #define SD_AVX2 __attribute__((target("avx2,fma")))
 SD_AVX2 static int32_t fused_avx2(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
                                   double *t) {
-    return fused_g(x, V, K, c, m, s, t);
+    return fused_g(x, V, K, c, m, s, t, 1);
+}
+SD_AVX2 static int32_t fused_not_avx2(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
+                                      double *t) {
+    return fused_g(x, V, K, c, m, s, t, 0);
 }
 SD_AVX2 static int any_in_range_avx2(const float *x, float lo, float hi) {
     return any_in_range_g(x, lo, hi);
@@ -559,7 +569,7 @@ static void finish_row(const float *x, int64_t V, uint64_t row_id, const sd_stat
                        const kept *k, sd_row_stats *o) {
     double T = p->temperature;
     double beta = T > 0 ? 1.0 / T : 1.0;
-    o->entropy = (float)(log(s) - t / s);
+    o->entropy = p->skip_entropy ? 0.0f : (float)(log(s) - t / s);
     int32_t smk = p->sm_k < ntop ? p->sm_k : ntop;
     for (int32_t i = 0; i < smk; i++) {
         o->sm_ids[i] = top[i].id;
@@ -614,7 +624,9 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
     cand top[SD_STATS_MAX_K];
     float m;
     double s, t;
-    int32_t ntop = DISPATCH(fused, x, V, K, top, &m, &s, &t);
+    /* t (for H(p), and for sum q log q when q is p) only when wanted */
+    int with_t = !p->skip_entropy || (p->want_q_entropy && !(p->temperature > 0 && p->temperature != 1.0));
+    int32_t ntop = with_t ? DISPATCH(fused, x, V, K, top, &m, &s, &t) : DISPATCH(fused_not, x, V, K, top, &m, &s, &t);
     if (ntop == 0 || !isfinite(m) || !isfinite(s) || !isfinite(t)) return SMDIFF_E_NUMERIC;
     double beta = p->temperature > 0 ? 1.0 / p->temperature : 1.0;
     kept k = {KEEP_ALL, NULL, 0, 0, 0, 0, 0};

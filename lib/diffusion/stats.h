@@ -45,6 +45,9 @@ typedef struct sd_stats_params {
     int32_t want_q_entropy;/* compute sum q log q (Dream's entropy strategy) */
     uint64_t seed;         /* sampler seed */
     uint64_t ctr;          /* counter for this step (distinct per step) */
+    int32_t skip_entropy;  /* 1: H(p) not wanted (entropy = 0 then), which saves a
+                              multiply-add per logit; sum q log q still follows
+                              want_q_entropy */
 } sd_stats_params;
 
 typedef struct sd_row_stats {
