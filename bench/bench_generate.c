@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "core/alloc.h"
@@ -36,6 +37,15 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of this process (user + system), for figures that hold on a
+ * shared machine. */
+static double cpu_s(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
+           1e-6 * (double)u.ru_stime.tv_usec;
 }
 
 static double best_of(int reps, void (*fn)(void *), void *ctx) {
@@ -104,7 +114,7 @@ static void part1(void) {
     for (int64_t r = 0; r < R; r++) ids[r] = (uint64_t)r;
     printf("\npart 1: statistics + SM mixing, vocab %lld, %lld masked rows, d %lld (ms, best of 5)\n",
            (long long)V, (long long)R, (long long)d);
-    printf("%-42s %10s %10s\n", "", "1 thread", "2 threads");
+    printf("%-42s %10s %10s %12s\n", "", "1 thread", "2 threads", "CPU, 1 thr");
     struct {
         const char *label;
         double T, top_p;
@@ -118,12 +128,15 @@ static void part1(void) {
     sd_pool *pool2;
     if (sd_pool_create(2, &pool2, NULL)) exit(1);
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
-        double t[2];
+        double t[2], cpu = 0;
+        int reps = c == 5 ? 2 : 5;
         for (int th = 0; th < 2; th++) {
             stats_job j = {th ? pool2 : NULL, logits, R, V, ids, {cfg[c].T, cfg[c].top_k, cfg[c].top_p, 3, 0, 7, 1, cfg[c].skip_h}, st};
-            t[th] = best_of(c == 5 ? 2 : 5, run_stats, &j);
+            double c0 = cpu_s();
+            t[th] = best_of(reps, run_stats, &j);
+            if (th == 0) cpu = (cpu_s() - c0) / reps;
         }
-        printf("%-42s %10.2f %10.2f\n", cfg[c].label, t[0] * 1e3, t[1] * 1e3);
+        printf("%-42s %10.2f %10.2f %12.2f\n", cfg[c].label, t[0] * 1e3, t[1] * 1e3, cpu * 1e3);
     }
     mix_job mj = {table, d, R, e_mask, st, 3, out};
     double tm = best_of(5, run_mix, &mj);
