@@ -155,7 +155,10 @@ check-examples: $(STATIC_LIB) $(SHARED_LIB)
 	@$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic $(SAN_FLAGS) -Iinclude -o $(BUILD)/consumer-cxx \
 	    examples/consumer_cxx.cpp $(STATIC_LIB) $(DEP_LIBS)
 	@$(BUILD)/consumer-cxx
-	@echo "check-examples: shared (pkg-config), static and C++ consumers built and ran"
+	@$(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS) -Iinclude -o $(BUILD)/custom-strategy \
+	    examples/custom_strategy.c $(STATIC_LIB) $(DEP_LIBS)
+	@$(BUILD)/custom-strategy tests/data/tiny_llada_f32.gguf
+	@echo "check-examples: shared (pkg-config), static and C++ consumers and the custom strategy built and ran"
 
 # ------------------------------------------------------------------- ABI
 ABI_BASELINE := abi/libsmdiff.abi
@@ -225,12 +228,14 @@ fuzz: $(FUZZ_TARGETS)
 	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 $$d \
 	    fuzz/corpus-run/$$n fuzz/corpus/$$n || exit 1; done
 
-# ------------------------------------------------------------------ bench
-# Every bench/*.c is one program, built like a test (internal headers,
-# SMDIFF_SHARED_DATA); `make bench` builds them all and runs each in turn.
+# ------------------------------------------------------------- benchmarks
+# Every bench/*.c is a program linked like a test; `make bench` builds and
+# runs them all in turn (BENCH_QUICK=1 asks each for its reduced set).
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
 $(BUILD)/bench/%: bench/%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS) $(SAN_FLAGS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
+
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

@@ -8,9 +8,11 @@
 #include "core/error.h"
 #include "core/pool.h"
 #include "diffusion/decoder.h"
+#include "diffusion/generate.h"
 #include "diffusion/sampler.h"
 #include "diffusion/softmask.h"
 #include "nn/blas.h"
+#include "io/gguf.h"
 #include "nn/model.h"
 #include "text/tokenizer.h"
 #include "smdiff/smdiff.h"
@@ -77,8 +79,9 @@ SMDIFF_API const char *smdiff_model_last_error(const smdiff_model *m) {
 SMDIFF_API int32_t smdiff_model_load_file(smdiff_model *m, const char *path) {
     REQUIRE(m && path, NULL, "smdiff_model_load_file: NULL argument");
     if (m->loaded) return sd_fail(&m->err, SMDIFF_E_STATE, "model is already loaded");
-    sd_fail(&m->err, SMDIFF_E_UNSUPPORTED, "model loading is not implemented in this version");
-    return sd_error_forward(NULL, &m->err);
+    int32_t rc = sd_model_load(m, path);
+    if (rc) sd_error_forward(NULL, &m->err);
+    return rc;
 }
 
 SMDIFF_API int32_t smdiff_model_is_loaded(const smdiff_model *m, int32_t *out) {
@@ -97,15 +100,38 @@ SMDIFF_API int32_t smdiff_model_property(const smdiff_model *m, int32_t prop, in
     int32_t rc = require_loaded(m, "smdiff_model_property");
     if (rc) return rc;
     REQUIRE(out, NULL, "smdiff_model_property: out is NULL");
-    (void)prop;
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "model properties are not implemented in this version");
+    const sd_hparams *hp = &m->w.hp;
+    int64_t total;
+    switch (prop) {
+    case SMDIFF_PROP_VOCAB_SIZE: *out = hp->n_vocab; break;
+    case SMDIFF_PROP_MASK_ID: *out = hp->mask_id; break;
+    case SMDIFF_PROP_CONTEXT: *out = hp->n_ctx; break;
+    case SMDIFF_PROP_EMBED_DIM: *out = hp->n_embd; break;
+    case SMDIFF_PROP_LAYERS: *out = hp->n_layer; break;
+    case SMDIFF_PROP_HEADS: *out = hp->n_head; break;
+    case SMDIFF_PROP_KV_HEADS: *out = hp->n_head_kv; break;
+    case SMDIFF_PROP_FFN_DIM: *out = hp->n_ff; break;
+    case SMDIFF_PROP_SHIFT_LOGITS: *out = hp->shift_logits; break;
+    case SMDIFF_PROP_BOS_ID: *out = hp->bos_id; break;
+    case SMDIFF_PROP_EOS_ID: *out = hp->eos_id; break;
+    case SMDIFF_PROP_PAD_ID: *out = hp->pad_id; break;
+    case SMDIFF_PROP_N_PARAMS:
+        sd_weights_n_params(&m->w, &total, NULL);
+        /* a tied head is one tensor, counted once */
+        if (m->w.output.data == m->w.token_embd.data) total -= m->w.output.rows * m->w.output.cols;
+        *out = total;
+        break;
+    default: return sd_fail(NULL, SMDIFF_E_INVAL, "smdiff_model_property: unknown property %d", (int)prop);
+    }
+    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_model_arch(const smdiff_model *m, const char **out) {
     int32_t rc = require_loaded(m, "smdiff_model_arch");
     if (rc) return rc;
     REQUIRE(out, NULL, "smdiff_model_arch: out is NULL");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "model architectures are not implemented in this version");
+    *out = sd_model_arch_name(m);
+    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_model_meta(const smdiff_model *m, const char *key, char *buf,
@@ -113,7 +139,33 @@ SMDIFF_API int32_t smdiff_model_meta(const smdiff_model *m, const char *key, cha
     int32_t rc = require_loaded(m, "smdiff_model_meta");
     if (rc) return rc;
     REQUIRE(key && needed && (buf || buf_size == 0), NULL, "smdiff_model_meta: NULL argument");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "model metadata is not implemented in this version");
+    int64_t kv = sd_gguf_find_key(m->gguf, key);
+    if (kv < 0) return sd_fail(NULL, SMDIFF_E_NOT_FOUND, "smdiff_model_meta: no metadata key \"%s\"", key);
+    /* Measure first so a short buffer is left untouched. */
+    rc = sd_gguf_value_text(m->gguf, kv, NULL, 0, needed);
+    if (rc && rc != SMDIFF_E_BUFFER) return sd_fail(NULL, rc, "smdiff_model_meta: cannot format \"%s\"", key);
+    if (buf_size < *needed)
+        return sd_fail(NULL, SMDIFF_E_BUFFER, "smdiff_model_meta: \"%s\" needs %zu bytes, buffer has %zu",
+                       key, *needed, buf_size);
+    return sd_gguf_value_text(m->gguf, kv, buf, buf_size, needed);
+}
+
+/* Canvas length within the context, rows inside the canvas, room for the
+ * logits: SMDIFF_E_RANGE otherwise. */
+static int32_t check_logits_args(const smdiff_model *m, int32_t n_pos, const int32_t *rows,
+                                 int32_t n_rows, size_t logits_count, const char *fn) {
+    const sd_hparams *hp = &m->w.hp;
+    if (n_pos > hp->n_ctx)
+        return sd_fail(NULL, SMDIFF_E_RANGE, "%s: canvas of %d positions exceeds the context %d", fn,
+                       (int)n_pos, (int)hp->n_ctx);
+    for (int32_t r = 0; r < n_rows; r++)
+        if (rows[r] < 0 || rows[r] >= n_pos)
+            return sd_fail(NULL, SMDIFF_E_RANGE, "%s: rows[%d] = %d outside the canvas [0, %d)", fn, (int)r,
+                           (int)rows[r], (int)n_pos);
+    if (logits_count / (size_t)hp->n_vocab < (size_t)n_rows)
+        return sd_fail(NULL, SMDIFF_E_RANGE, "%s: logits holds %zu floats, %d rows need %zu", fn,
+                       logits_count, (int)n_rows, (size_t)n_rows * (size_t)hp->n_vocab);
+    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_model_logits(const smdiff_model *m, const int32_t *ids,
@@ -123,7 +175,18 @@ SMDIFF_API int32_t smdiff_model_logits(const smdiff_model *m, const int32_t *ids
     if (rc) return rc;
     REQUIRE(ids && rows && logits && n_ids > 0 && n_rows >= 0 && logits_count > 0, NULL,
             "smdiff_model_logits: invalid argument");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the transformer core is not implemented in this version");
+    const sd_hparams *hp = &m->w.hp;
+    for (int32_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= hp->n_vocab)
+            return sd_fail(NULL, SMDIFF_E_RANGE, "smdiff_model_logits: ids[%d] = %d outside the vocabulary [0, %d)",
+                           (int)i, (int)ids[i], (int)hp->n_vocab);
+    if ((rc = check_logits_args(m, n_ids, rows, n_rows, logits_count, "smdiff_model_logits"))) return rc;
+    float *embd = sd_malloc(sizeof(float) * (size_t)n_ids * (size_t)hp->n_embd);
+    if (!embd) return sd_fail(NULL, SMDIFF_E_NOMEM, "smdiff_model_logits: out of memory for %d embeddings", (int)n_ids);
+    for (int32_t i = 0; i < n_ids; i++) sd_embed_token(&m->w, ids[i], embd + (size_t)i * (size_t)hp->n_embd);
+    rc = sd_model_forward(m, embd, n_ids, rows, n_rows, logits);
+    sd_free(embd);
+    return rc;
 }
 
 SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *m, const float *embd,
@@ -133,7 +196,8 @@ SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *m, const float *
     if (rc) return rc;
     REQUIRE(embd && rows && logits && n_pos > 0 && n_rows >= 0 && logits_count > 0, NULL,
             "smdiff_model_logits_embd: invalid argument");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the transformer core is not implemented in this version");
+    if ((rc = check_logits_args(m, n_pos, rows, n_rows, logits_count, "smdiff_model_logits_embd"))) return rc;
+    return sd_model_forward(m, embd, n_pos, rows, n_rows, logits);
 }
 
 static int32_t require_tokenizer(const smdiff_model *m, const char *fn) {
@@ -219,12 +283,63 @@ SMDIFF_API int32_t smdiff_softmask_create(smdiff_softmask **out) {
     return SMDIFF_OK;
 }
 
+/* One stored SM parameter: absent keys keep the default; a present key of
+ * the wrong type or out of bounds is a format error. */
+static int32_t softmask_meta_double(const smdiff_model *m, smdiff_softmask *sm, const char *key,
+                                    int32_t opt) {
+    if (sd_gguf_find_key(m->gguf, key) < 0) return SMDIFF_OK;
+    double v;
+    sd_error e = {0};
+    if (sd_gguf_get_f64(m->gguf, key, &v, &e) || sd_option_set_double(&sd_softmask_options, sm->opt, opt, v, &e))
+        return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: %s", key, e.msg);
+    return SMDIFF_OK;
+}
+
 SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *m,
                                                      smdiff_softmask **out) {
     int32_t rc = require_loaded(m, "smdiff_softmask_create_from_model");
     if (rc) return rc;
     REQUIRE(out, NULL, "smdiff_softmask_create_from_model: out is NULL");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "stored soft-mask parameters are not implemented in this version");
+    smdiff_softmask *sm;
+    if ((rc = smdiff_softmask_create(&sm))) return rc;
+    sd_error e = {0};
+    const char *kk = "smdiff.softmask.k";
+    if (sd_gguf_find_key(m->gguf, kk) >= 0) {
+        int64_t k;
+        if (sd_gguf_get_i64(m->gguf, kk, &k, &e) || sd_option_set_int(&sd_softmask_options, sm->opt, SMDIFF_SM_TOPK, k, &e)) {
+            smdiff_softmask_free(sm);
+            return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: %s", kk, e.msg);
+        }
+    }
+    const char *km = "smdiff.softmask.mode";
+    if (sd_gguf_find_key(m->gguf, km) >= 0) {
+        sd_gguf_str str;
+        int64_t mode = -1;
+        if (sd_gguf_get_str(m->gguf, km, &str, &e) == SMDIFF_OK) {
+            static const char *names[] = {"off", "entropy", "constant"};
+            for (int i = 0; i < 3; i++)
+                if (str.len == strlen(names[i]) && !memcmp(str.ptr, names[i], str.len)) mode = i;
+        } else if (sd_gguf_get_i64(m->gguf, km, &mode, &e) != SMDIFF_OK) {
+            mode = -1;
+        }
+        if (mode < 0 || sd_option_set_int(&sd_softmask_options, sm->opt, SMDIFF_SM_MODE, mode, &e)) {
+            smdiff_softmask_free(sm);
+            return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: expected \"off\", \"entropy\" or \"constant\"", km);
+        }
+    }
+    static const struct { const char *key; int32_t opt; } dkeys[] = {
+        {"smdiff.softmask.scale", SMDIFF_SM_SCALE},
+        {"smdiff.softmask.steepness", SMDIFF_SM_STEEPNESS},
+        {"smdiff.softmask.centre", SMDIFF_SM_CENTRE},
+        {"smdiff.softmask.constant_lambda", SMDIFF_SM_CONSTANT_LAMBDA},
+    };
+    for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
+        if ((rc = softmask_meta_double(m, sm, dkeys[i].key, dkeys[i].opt))) {
+            smdiff_softmask_free(sm);
+            return rc;
+        }
+    *out = sm;
+    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_softmask_clone(const smdiff_softmask *src, smdiff_softmask **out) {
@@ -317,7 +432,11 @@ SMDIFF_API int32_t smdiff_sampler_create(smdiff_sampler **out) {
     return SMDIFF_OK;
 }
 
-SMDIFF_API void smdiff_sampler_free(smdiff_sampler *s) { sd_free(s); }
+SMDIFF_API void smdiff_sampler_free(smdiff_sampler *s) {
+    if (!s) return;
+    sd_free(s->text_cache);
+    sd_free(s);
+}
 
 SMDIFF_API int32_t smdiff_sampler_set_int(smdiff_sampler *s, int32_t key, int64_t value) {
     REQUIRE(s, NULL, "smdiff_sampler_set_int: sampler is NULL");
@@ -398,7 +517,29 @@ SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model 
     REQUIRE(m && (prompt || n_prompt == 0) && n_prompt >= 0 && out && capacity >= 0 && n_out,
             &s->err, "smdiff_generate_tokens: invalid argument");
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_tokens: model is not loaded");
-    return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED, "generation is not implemented in this version");
+    sd_gen_model gm;
+    int32_t rc = sd_gen_model_from(m, &gm, &s->err);
+    if (rc) return rc;
+    rc = sd_generate(s, &gm, prompt, n_prompt, out, capacity, n_out);
+    sd_gen_model_release(&gm);
+    return rc;
+}
+
+/* FNV-1a over the request, so a second call with the same arguments after
+ * SMDIFF_E_BUFFER returns the cached text instead of generating again. */
+static uint64_t text_request_key(const smdiff_sampler *s, const smdiff_model *m, const char *prompt,
+                                 int32_t chat) {
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)prompt;
+    for (; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    h = (h ^ (uint64_t)(uintptr_t)m) * 1099511628211ull;
+    h = (h ^ (uint64_t)chat) * 1099511628211ull;
+    const unsigned char *o = (const unsigned char *)s->opt;
+    for (size_t i = 0; i < sizeof s->opt; i++) h = (h ^ o[i]) * 1099511628211ull;
+    const unsigned char *so = (const unsigned char *)s->softmask.opt;
+    for (size_t i = 0; i < sizeof s->softmask.opt; i++) h = (h ^ so[i]) * 1099511628211ull;
+    for (const unsigned char *q = (const unsigned char *)s->strategy; *q; q++) h = (h ^ *q) * 1099511628211ull;
+    return h;
 }
 
 SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m,
@@ -407,9 +548,77 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
     REQUIRE(s, NULL, "smdiff_generate_text: sampler is NULL");
     REQUIRE(m && prompt && n_out && (text || capacity == 0), &s->err,
             "smdiff_generate_text: invalid argument");
-    (void)chat;
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_text: model is not loaded");
-    return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED, "generation is not implemented in this version");
+    uint64_t key = text_request_key(s, m, prompt, chat);
+    if (!(s->text_cache && s->text_cache_key == key)) {
+        char *rendered = NULL;
+        if (chat) {
+            /* One user message in the model's chat template, assistant header appended. */
+            const char *role = "user";
+            size_t need = 0;
+            int32_t rc = smdiff_chat_template(m, 1, &role, &prompt, 1, NULL, 0, &need);
+            if (rc && rc != SMDIFF_E_BUFFER) return sd_error_forward(&s->err, sd_tls_error());
+            if (!(rendered = sd_malloc(need)))
+                return sd_fail(&s->err, SMDIFF_E_NOMEM, "smdiff_generate_text: out of memory");
+            if ((rc = smdiff_chat_template(m, 1, &role, &prompt, 1, rendered, need, &need))) {
+                sd_free(rendered);
+                return sd_error_forward(&s->err, sd_tls_error());
+            }
+            prompt = rendered;
+        }
+        size_t n_ids = 0, n_text = 0;
+        int32_t rc = smdiff_model_tokenize(m, prompt, strlen(prompt), SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL, 0, &n_ids);
+        if (rc && rc != SMDIFF_E_BUFFER) {
+            sd_free(rendered);
+            return sd_error_forward(&s->err, sd_tls_error());
+        }
+        int32_t G = (int32_t)s->opt[SMDIFF_SAMPLER_GEN_LENGTH].i;
+        int32_t *ids = sd_malloc(sizeof(int32_t) * (n_ids + 1)), *gen = sd_malloc(sizeof(int32_t) * (size_t)G);
+        int32_t n_gen = 0;
+        if (!ids || !gen) {
+            sd_free(ids);
+            sd_free(gen);
+            sd_free(rendered);
+            return sd_fail(&s->err, SMDIFF_E_NOMEM, "smdiff_generate_text: out of memory");
+        }
+        rc = smdiff_model_tokenize(m, prompt, strlen(prompt), SMDIFF_TOKENIZE_PARSE_SPECIAL, ids, n_ids, &n_ids);
+        if (rc) rc = sd_error_forward(&s->err, sd_tls_error());
+        if (!rc && n_ids > INT32_MAX) rc = sd_fail(&s->err, SMDIFF_E_RANGE, "smdiff_generate_text: prompt too long");
+        if (!rc) rc = smdiff_generate_tokens(s, m, ids, (int32_t)n_ids, gen, G, &n_gen);
+        char *buf = NULL;
+        if (!rc) {
+            rc = smdiff_model_detokenize(m, gen, (size_t)n_gen, 0, NULL, 0, &n_text);
+            if (rc == SMDIFF_E_BUFFER || rc == SMDIFF_OK) {
+                buf = sd_malloc(n_text + 1);
+                rc = buf ? smdiff_model_detokenize(m, gen, (size_t)n_gen, 0, buf, n_text, &n_text) : SMDIFF_E_NOMEM;
+                if (rc == SMDIFF_E_NOMEM) sd_fail(&s->err, rc, "smdiff_generate_text: out of memory");
+                else if (rc) sd_error_forward(&s->err, sd_tls_error());
+            } else {
+                sd_error_forward(&s->err, sd_tls_error());
+            }
+        }
+        sd_free(ids);
+        sd_free(gen);
+        sd_free(rendered);
+        if (rc) {
+            sd_free(buf);
+            return rc;
+        }
+        sd_free(s->text_cache);
+        s->text_cache = buf;
+        s->text_cache_len = n_text;
+        s->text_cache_key = key;
+    }
+    *n_out = s->text_cache_len;
+    if (capacity < s->text_cache_len)
+        return sd_fail(&s->err, SMDIFF_E_BUFFER, "smdiff_generate_text: %zu bytes needed, buffer has %zu",
+                       s->text_cache_len, capacity);
+    if (s->text_cache_len) memcpy(text, s->text_cache, s->text_cache_len);
+    /* The cache only serves the retry after SMDIFF_E_BUFFER. */
+    sd_free(s->text_cache);
+    s->text_cache = NULL;
+    s->text_cache_len = 0;
+    return SMDIFF_OK;
 }
 
 /* ----------------------------------------------------------- experimental */

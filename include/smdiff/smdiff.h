@@ -502,6 +502,12 @@ SMDIFF_API const char *smdiff_sampler_last_error(const smdiff_sampler *sampler);
  * out receives the generated ids only (not the prompt); capacity is its
  * length. *n_out receives how many were written: gen_length, or fewer
  * when generation stopped at EOS (the EOS itself is not counted).
+ * Errors: SMDIFF_E_INVAL for an empty prompt, steps > gen_length, a
+ * block_length that does not divide gen_length or steps that are not a
+ * multiple of the number of blocks; SMDIFF_E_RANGE for prompt ids outside
+ * the vocabulary or prompt + gen_length beyond the context; SMDIFF_E_BUFFER
+ * if capacity < gen_length; SMDIFF_E_NOT_FOUND if the strategy is no longer
+ * registered; SMDIFF_E_ABORTED from the callbacks (docs/DECODING.md).
  * Thread-safe for distinct samplers sharing one model. */
 SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *sampler, const smdiff_model *model,
                                           const int32_t *prompt, int32_t n_prompt,
