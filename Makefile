@@ -73,7 +73,7 @@ endif
 ALL_CFLAGS := $(CFLAGS_BASE) $(WARN) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
 # Tests and tools may use internal headers and relaxed prototypes.
-TEST_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -Iinclude -Ilib -Itests $(DEP_CFLAGS) $(CMOCKA_CFLAGS) \
+TEST_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -Iinclude -Ilib -Itests -Itests/support $(DEP_CFLAGS) $(CMOCKA_CFLAGS) \
                -Wall -Wextra -Werror -Wno-unused-parameter $(SAN_FLAGS) $(CFLAGS) \
                -DSMDIFF_SHARED_DATA='"$(SHARED_DATA)"'
 
@@ -115,9 +115,11 @@ $(SHARED_LIB): $(LIB_OBJ) lib/smdiff.map
 	ln -sf libsmdiff.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libsmdiff.so
 
-# The CLI links the static library: one self-contained binary.
+# The CLI links the static library: one self-contained binary. build/smdiff
+# points at the most recently built variant's CLI.
 $(CLI): $(CLI_OBJ) $(STATIC_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC_LIB) $(DEP_LIBS)
+	ln -sf $(VARIANT)/smdiff build/smdiff
 
 # Tests link the static library so they can reach internal functions.
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(STATIC_LIB)

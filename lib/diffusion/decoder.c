@@ -50,8 +50,10 @@ static int32_t add_locked(const smdiff_decoder *d, void *user_data, int builtin)
             return sd_fail(NULL, SMDIFF_E_STATE, "decoder '%s' is already registered", d->name);
     if (registry_n == MAX_DECODERS)
         return sd_fail(NULL, SMDIFF_E_NOMEM, "decoder registry full (%d entries)", MAX_DECODERS);
+    /* Built-ins describe themselves with static strings; copying them would
+     * leave allocations alive forever and pin the allocator hooks. */
     char *desc = NULL;
-    if (d->description && !(desc = sd_strdup(d->description)))
+    if (!builtin && d->description && !(desc = sd_strdup(d->description)))
         return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory registering a decoder");
     entry *e = &registry[registry_n++];
     memset(e, 0, sizeof *e);
@@ -61,7 +63,7 @@ static int32_t add_locked(const smdiff_decoder *d, void *user_data, int builtin)
     strcpy(e->name, d->name);
     e->vt.name = e->name;
     e->description = desc;
-    e->vt.description = desc;
+    e->vt.description = builtin ? d->description : desc;
     e->user_data = user_data;
     e->builtin = builtin;
     return SMDIFF_OK;
@@ -134,7 +136,7 @@ SMDIFF_API int32_t smdiff_decoder_name(int32_t index, const char **name,
                        (int)registry_n - 1);
     }
     *name = registry[index].name;
-    if (description) *description = registry[index].description ? registry[index].description : "";
+    if (description) *description = registry[index].vt.description ? registry[index].vt.description : "";
     uv_mutex_unlock(&registry_mutex);
     return SMDIFF_OK;
 }
