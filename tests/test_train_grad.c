@@ -475,6 +475,12 @@ static void test_xent(void **state) {
     xent_ctx e = {R, V, t, to_double(w, R), to_double(x, R * V)};
     for (int r = 0; r < R; r++) assert_true(fabs(loss[r] - dref_xent(e.x + r * V, V, t[r])) < 1e-5);
     assert_int_equal(fd_check("cross-entropy logits", e.x, dx, R * V, xent_J, &e, 0), 0);
+    /* the fused in-place version the model uses gives the same loss and gradient */
+    float fl[R], fx[R * V];
+    memcpy(fx, x, sizeof fx);
+    sd_tr_xent_fused(fl, fx, t, w, R, V, NULL);
+    for (int r = 0; r < R; r++) assert_float_equal(fl[r], loss[r], 1e-5);
+    for (int i = 0; i < R * V; i++) assert_float_equal(fx[i], dx[i], 1e-6);
     free((void *)e.w); free(e.x);
 }
 

@@ -139,7 +139,6 @@ static size_t act_layout(sd_tmodel *m, float *base) {
     TAKE(a->dhs, N * F);
     TAKE(a->dP, L * L);
     TAKE(a->dhrows, R * d);
-    TAKE(a->dlogits, R * V);
     TAKE(a->dlam, N);
     TAKE(a->rope_cos, L * (hd / 2));
     TAKE(a->rope_sin, L * (hd / 2));
@@ -336,7 +335,7 @@ int32_t sd_tmodel_forward(sd_tmodel *m, const sd_tbatch *b, double *loss) {
     }
     double total = 0.0;
     if (R && b->loss_targets) {
-        sd_tr_xent_fwd(a->losses, a->logits, b->loss_targets, R, V);
+        sd_tr_xent_fused(a->losses, a->logits, b->loss_targets, b->loss_weights, R, V, m->pool);
         for (int64_t r = 0; r < R; r++) total += (double)b->loss_weights[r] * a->losses[r];
         if (!isfinite(total))
             return sd_fail(&m->err, SMDIFF_E_NUMERIC, "train forward: loss is not finite (%g)", total);
@@ -366,10 +365,9 @@ int32_t sd_tmodel_backward(sd_tmodel *m, const sd_tbatch *b) {
     /* head: loss -> logits -> gathered rows -> lnf -> x_out */
     memset(a->dln, 0, (size_t)(N * d) * fs);
     if (R) {
-        memset(a->dlogits, 0, (size_t)(R * V) * fs);
+        /* the forward left the logits' gradient in a->logits */
         memset(a->dhrows, 0, (size_t)(R * d) * fs);
-        sd_tr_xent_bwd(a->dlogits, a->logits, b->loss_targets, b->loss_weights, R, V);
-        sd_tr_matmul_bwd(a->dhrows, m->g.output, NULL, a->dlogits, a->hrows, m->p.output, R, d, V);
+        sd_tr_matmul_bwd(a->dhrows, m->g.output, NULL, a->logits, a->hrows, m->p.output, R, d, V);
         sd_tr_scatter_add_rows(a->dln, a->dhrows, b->loss_rows, R, d);
     }
     memset(a->dx, 0, (size_t)(N * d) * fs);

@@ -68,7 +68,7 @@ typedef struct sd_tacts {
     float *lnf;     /* [N,d] */
     float *rstdf;   /* [N] */
     float *hrows;   /* [R,d] gathered rows of lnf that need logits */
-    float *logits;  /* [R,V] */
+    float *logits;  /* [R,V]; after a forward with targets: their gradient (in place) */
     float *losses;  /* [R] per-row cross-entropy */
     float *lam;     /* [N] lambda of the soft rows */
     /* backward scratch */
@@ -78,7 +78,6 @@ typedef struct sd_tacts {
     float *dg, *du, *dhs;        /* [N,F] */
     float *dP;      /* [L,L] */
     float *dhrows;  /* [R,d] */
-    float *dlogits; /* [R,V] */
     float *dlam;    /* [N] */
     float *rope_cos, *rope_sin; /* [L, hd/2] */
 } sd_tacts;
@@ -120,6 +119,7 @@ typedef struct sd_tmodel {
     float *act_mem;
     size_t act_floats;
     sd_tacts a;
+    sd_pool *pool;    /* borrowed, may be NULL: threads for the non-BLAS loops */
     int have_forward; /* activations hold a forward of this batch shape */
     int64_t fw_B, fw_L, fw_R;
     sd_error err;
@@ -147,7 +147,10 @@ void sd_tmodel_zero_grad(sd_tmodel *m);
 
 /* Forward pass; keeps activations for sd_tmodel_backward. Writes the
  * loss (sum over loss rows of weight * CE) to *loss when targets are given
- * (loss may be NULL). Logits of the loss rows stay in m->a.logits [n_loss, V].
+ * (loss may be NULL). Without targets the logits of the loss rows stay in
+ * m->a.logits [n_loss, V]; with targets that memory is overwritten by the
+ * logits' gradient (fused cross-entropy, as llm.c does), per-row losses
+ * in m->a.losses.
  * Returns SMDIFF_E_INVAL for a batch that does not fit or has ids out of
  * range, SMDIFF_E_NUMERIC for a non-finite loss. */
 int32_t sd_tmodel_forward(sd_tmodel *m, const sd_tbatch *b, double *loss);

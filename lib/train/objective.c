@@ -84,6 +84,22 @@ static int32_t check_args(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, 
     return SMDIFF_OK;
 }
 
+typedef struct sm_stats_ctx {
+    sd_objective_ws *ws;
+    const float *logits;
+    int64_t V;
+    int32_t k;
+} sm_stats_ctx;
+
+/* pass-1 statistics of loss rows [r0, r1): top-k ids, pi, entropy */
+static void sm_stats_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
+    (void)thread;
+    const sm_stats_ctx *c = vctx;
+    for (int64_t r = r0; r < r1; r++)
+        c->ws->soft_entropy[r] = (float)sd_tr_topk_entropy(
+            c->logits + r * c->V, c->V, c->k, c->ws->soft_ids + r * c->k, c->ws->soft_pi + r * c->k);
+}
+
 int32_t sd_mdlm_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
                           const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
                           const float *t, int use_sm, double *loss, int64_t *n_masked) {
@@ -130,12 +146,9 @@ int32_t sd_mdlm_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_
         rc = sd_tmodel_forward(m, &p1, NULL);
         if (rc) return rc;
         int32_t k = o->sm_k;
-        int64_t V = m->hp.n_vocab;
-        for (int64_t r = 0; r < R; r++) {
-            ws->soft_rows[r] = ws->loss_pos[r];
-            ws->soft_entropy[r] = (float)sd_tr_topk_entropy(m->a.logits + r * V, V, k,
-                                                            ws->soft_ids + r * k, ws->soft_pi + r * k);
-        }
+        for (int64_t r = 0; r < R; r++) ws->soft_rows[r] = ws->loss_pos[r];
+        sm_stats_ctx c = {ws, m->a.logits, m->hp.n_vocab, k};
+        sd_pool_run(m->pool, sm_stats_rows, &c, R);
         bt->n_soft = R;
         bt->k = k;
         bt->soft_rows = ws->soft_rows;

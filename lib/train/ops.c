@@ -342,15 +342,53 @@ void sd_tr_xent_bwd(float *dlogits, const float *logits, const int32_t *targets,
     }
 }
 
+typedef struct xent_ctx {
+    float *loss, *x;
+    const int32_t *t;
+    const float *w;
+    int64_t V;
+} xent_ctx;
+
+static void xent_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
+    (void)thread;
+    const xent_ctx *c = vctx;
+    int64_t V = c->V;
+    for (int64_t r = r0; r < r1; r++) {
+        float *x = c->x + r * V;
+        float mx = x[0], xt = x[c->t[r]];
+        for (int64_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
+        double z = 0.0;
+        for (int64_t j = 0; j < V; j++) {
+            float e = expf(x[j] - mx);
+            x[j] = e;
+            z += e;
+        }
+        c->loss[r] = (float)(log(z) + (double)mx - (double)xt);
+        float s = (float)(c->w[r] / z);
+        for (int64_t j = 0; j < V; j++) x[j] *= s;
+        x[c->t[r]] -= c->w[r];
+    }
+}
+
+/* loss [R], logits [R,V] (in place -> dlogits), targets [R], w [R] */
+void sd_tr_xent_fused(float *loss, float *logits, const int32_t *targets, const float *w,
+                      int64_t R, int64_t V, sd_pool *pool) {
+    xent_ctx c = {loss, logits, targets, w, V};
+    sd_pool_run(pool, xent_rows, &c, R);
+}
+
 /* logits [V], ids/pi [k] */
 double sd_tr_topk_entropy(const float *logits, int64_t V, int32_t k, int32_t *ids, float *pi) {
-    float mx;
-    double lse = row_lse(logits, V, &mx);
-    double H = 0.0;
+    /* H = lse - sum_j p_j x_j with p_j = exp(x_j - lse): one exp per element */
+    float mx = logits[0];
+    for (int64_t j = 1; j < V; j++) mx = logits[j] > mx ? logits[j] : mx;
+    double z = 0.0, zx = 0.0;
     for (int64_t j = 0; j < V; j++) {
-        double lp = (double)logits[j] - lse;
-        H -= exp(lp) * lp;
+        float e = expf(logits[j] - mx);
+        z += e;
+        zx += (double)e * (double)(logits[j] - mx);
     }
+    double H = log(z) - zx / z;
     /* insertion into a sorted list of k: V * k, k is small (1..64) */
     int32_t n = 0;
     for (int64_t j = 0; j < V; j++) {
@@ -363,8 +401,8 @@ double sd_tr_topk_entropy(const float *logits, int64_t V, int32_t k, int32_t *id
         }
         ids[pos] = (int32_t)j;
     }
-    double z = 0.0;
-    for (int32_t i = 0; i < k; i++) z += exp((double)logits[ids[i]] - lse);
-    for (int32_t i = 0; i < k; i++) pi[i] = (float)(exp((double)logits[ids[i]] - lse) / z);
+    double zk = 0.0;
+    for (int32_t i = 0; i < k; i++) zk += exp((double)logits[ids[i]] - mx);
+    for (int32_t i = 0; i < k; i++) pi[i] = (float)(exp((double)logits[ids[i]] - mx) / zk);
     return H;
 }

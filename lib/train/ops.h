@@ -19,6 +19,8 @@
 
 #include <stdint.h>
 
+#include "core/pool.h"
+
 /* RoPE pairing. NEOX rotates (x[i], x[i + hd/2]) (Qwen2/dream, and Hugging
  * Face llama weights); ADJACENT rotates (x[2i], x[2i+1]) (llama.cpp's
  * layout for llama-family files, whose Q/K rows are permuted so that this
@@ -132,6 +134,14 @@ void sd_tr_xent_fwd(float *loss, const float *logits, const int32_t *targets, in
  *   dlogits[r,:] += w[r] * (softmax(logits[r,:]) - onehot(targets[r])) */
 void sd_tr_xent_bwd(float *dlogits, const float *logits, const int32_t *targets, const float *w,
                     int64_t R, int64_t V);
+
+/* Fused forward + backward, in place, as the training step uses it: reads
+ * logits [R,V], writes loss [R] and replaces each logits row by
+ * w[r] * (softmax - onehot(targets[r])) (the gradient of sum_r w[r] loss[r]),
+ * so the logits' memory serves as their gradient. One exp per element;
+ * rows split over pool (may be NULL). */
+void sd_tr_xent_fused(float *loss, float *logits, const int32_t *targets, const float *w,
+                      int64_t R, int64_t V, sd_pool *pool);
 
 /* Per-row softmax statistics used to build SM inputs (pass 1):
  * the k most probable ids (descending, ties to the lower id), their

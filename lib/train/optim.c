@@ -70,6 +70,25 @@ double sd_global_norm(const float *g, size_t n) {
     return sqrt(s);
 }
 
+typedef struct adam_ctx {
+    float *p, *g, *m, *v;
+    float decay, step_size, b1, b2, omb1, omb2, inv_sq_bc2, eps;
+} adam_ctx;
+
+/* elements [i0, i1) of one tensor; float math so the loop stays cheap */
+static void adam_range(void *vctx, int64_t i0, int64_t i1, int thread) {
+    (void)thread;
+    const adam_ctx *c = vctx;
+    for (int64_t i = i0; i < i1; i++) {
+        float g = c->g[i];
+        float m = c->b1 * c->m[i] + c->omb1 * g;
+        float v = c->b2 * c->v[i] + c->omb2 * g * g;
+        c->m[i] = m;
+        c->v[i] = v;
+        c->p[i] = c->p[i] * c->decay - c->step_size * m / (sqrtf(v) * c->inv_sq_bc2 + c->eps);
+    }
+}
+
 int32_t sd_adamw_step(sd_adamw *opt, float *params, float *grads, const sd_ttensor *tensors,
                       int32_t n_tensors, double *grad_norm, sd_error *err) {
     const sd_adamw_opts *o = &opt->o;
@@ -97,14 +116,10 @@ int32_t sd_adamw_step(sd_adamw *opt, float *params, float *grads, const sd_ttens
         double lr = tt->group == SD_TGROUP_SM ? lr_sm : lr_main;
         float decay = tt->group == SD_TGROUP_DECAY ? (float)(1.0 - lr * o->weight_decay) : 1.0f;
         float step_size = (float)(lr / bc1);
-        float *p = params + off, *g = grads + off, *m = opt->m + off, *v = opt->v + off;
-        for (size_t i = 0; i < n; i++) {
-            p[i] *= decay;
-            m[i] = b1 * m[i] + omb1 * g[i];
-            v[i] = b2 * v[i] + omb2 * g[i] * g[i];
-            float denom = (float)(sqrt((double)v[i]) / sq_bc2 + o->eps);
-            p[i] -= step_size * m[i] / denom;
-        }
+        adam_ctx c = {params + off, grads + off, opt->m + off, opt->v + off, decay,
+                      step_size, b1, b2, omb1, omb2, (float)(1.0 / sq_bc2), (float)o->eps};
+        /* split only big tensors: a pool round trip costs more than a norm vector */
+        sd_pool_run(n >= 65536 ? opt->pool : NULL, adam_range, &c, (int64_t)n);
     }
     if (opt->ema) {
         float d = (float)o->ema_decay;

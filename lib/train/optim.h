@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/pool.h"
 #include "train/model_train.h"
 
 enum { SD_LR_CONSTANT = 0, SD_LR_COSINE = 1 };
@@ -46,6 +47,7 @@ typedef struct sd_adamw {
     float *m, *v; /* [n] moments */
     float *ema;   /* [n] or NULL */
     int64_t step; /* steps taken */
+    sd_pool *pool;/* borrowed, may be NULL: threads for the update loop */
 } sd_adamw;
 
 /* Allocate state for n parameters (EMA starts as a copy of params).
