@@ -11,6 +11,7 @@
 #include "diffusion/sampler.h"
 #include "diffusion/softmask.h"
 #include "nn/blas.h"
+#include "io/gguf.h"
 #include "nn/model.h"
 #include "smdiff/smdiff.h"
 
@@ -76,8 +77,9 @@ SMDIFF_API const char *smdiff_model_last_error(const smdiff_model *m) {
 SMDIFF_API int32_t smdiff_model_load_file(smdiff_model *m, const char *path) {
     REQUIRE(m && path, NULL, "smdiff_model_load_file: NULL argument");
     if (m->loaded) return sd_fail(&m->err, SMDIFF_E_STATE, "model is already loaded");
-    sd_fail(&m->err, SMDIFF_E_UNSUPPORTED, "model loading is not implemented in this version");
-    return sd_error_forward(NULL, &m->err);
+    int32_t rc = sd_model_load(m, path);
+    if (rc) sd_error_forward(NULL, &m->err);
+    return rc;
 }
 
 SMDIFF_API int32_t smdiff_model_is_loaded(const smdiff_model *m, int32_t *out) {
@@ -96,15 +98,38 @@ SMDIFF_API int32_t smdiff_model_property(const smdiff_model *m, int32_t prop, in
     int32_t rc = require_loaded(m, "smdiff_model_property");
     if (rc) return rc;
     REQUIRE(out, NULL, "smdiff_model_property: out is NULL");
-    (void)prop;
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "model properties are not implemented in this version");
+    const sd_hparams *hp = &m->w.hp;
+    int64_t total;
+    switch (prop) {
+    case SMDIFF_PROP_VOCAB_SIZE: *out = hp->n_vocab; break;
+    case SMDIFF_PROP_MASK_ID: *out = hp->mask_id; break;
+    case SMDIFF_PROP_CONTEXT: *out = hp->n_ctx; break;
+    case SMDIFF_PROP_EMBED_DIM: *out = hp->n_embd; break;
+    case SMDIFF_PROP_LAYERS: *out = hp->n_layer; break;
+    case SMDIFF_PROP_HEADS: *out = hp->n_head; break;
+    case SMDIFF_PROP_KV_HEADS: *out = hp->n_head_kv; break;
+    case SMDIFF_PROP_FFN_DIM: *out = hp->n_ff; break;
+    case SMDIFF_PROP_SHIFT_LOGITS: *out = hp->shift_logits; break;
+    case SMDIFF_PROP_BOS_ID: *out = hp->bos_id; break;
+    case SMDIFF_PROP_EOS_ID: *out = hp->eos_id; break;
+    case SMDIFF_PROP_PAD_ID: *out = hp->pad_id; break;
+    case SMDIFF_PROP_N_PARAMS:
+        sd_weights_n_params(&m->w, &total, NULL);
+        /* a tied head is one tensor, counted once */
+        if (m->w.output.data == m->w.token_embd.data) total -= m->w.output.rows * m->w.output.cols;
+        *out = total;
+        break;
+    default: return sd_fail(NULL, SMDIFF_E_INVAL, "smdiff_model_property: unknown property %d", (int)prop);
+    }
+    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_model_arch(const smdiff_model *m, const char **out) {
     int32_t rc = require_loaded(m, "smdiff_model_arch");
     if (rc) return rc;
     REQUIRE(out, NULL, "smdiff_model_arch: out is NULL");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "model architectures are not implemented in this version");
+    *out = sd_model_arch_name(m);
+    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_model_meta(const smdiff_model *m, const char *key, char *buf,
@@ -112,7 +137,33 @@ SMDIFF_API int32_t smdiff_model_meta(const smdiff_model *m, const char *key, cha
     int32_t rc = require_loaded(m, "smdiff_model_meta");
     if (rc) return rc;
     REQUIRE(key && needed && (buf || buf_size == 0), NULL, "smdiff_model_meta: NULL argument");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "model metadata is not implemented in this version");
+    int64_t kv = sd_gguf_find_key(m->gguf, key);
+    if (kv < 0) return sd_fail(NULL, SMDIFF_E_NOT_FOUND, "smdiff_model_meta: no metadata key \"%s\"", key);
+    /* Measure first so a short buffer is left untouched. */
+    rc = sd_gguf_value_text(m->gguf, kv, NULL, 0, needed);
+    if (rc && rc != SMDIFF_E_BUFFER) return sd_fail(NULL, rc, "smdiff_model_meta: cannot format \"%s\"", key);
+    if (buf_size < *needed)
+        return sd_fail(NULL, SMDIFF_E_BUFFER, "smdiff_model_meta: \"%s\" needs %zu bytes, buffer has %zu",
+                       key, *needed, buf_size);
+    return sd_gguf_value_text(m->gguf, kv, buf, buf_size, needed);
+}
+
+/* Canvas length within the context, rows inside the canvas, room for the
+ * logits: SMDIFF_E_RANGE otherwise. */
+static int32_t check_logits_args(const smdiff_model *m, int32_t n_pos, const int32_t *rows,
+                                 int32_t n_rows, size_t logits_count, const char *fn) {
+    const sd_hparams *hp = &m->w.hp;
+    if (n_pos > hp->n_ctx)
+        return sd_fail(NULL, SMDIFF_E_RANGE, "%s: canvas of %d positions exceeds the context %d", fn,
+                       (int)n_pos, (int)hp->n_ctx);
+    for (int32_t r = 0; r < n_rows; r++)
+        if (rows[r] < 0 || rows[r] >= n_pos)
+            return sd_fail(NULL, SMDIFF_E_RANGE, "%s: rows[%d] = %d outside the canvas [0, %d)", fn, (int)r,
+                           (int)rows[r], (int)n_pos);
+    if (logits_count / (size_t)hp->n_vocab < (size_t)n_rows)
+        return sd_fail(NULL, SMDIFF_E_RANGE, "%s: logits holds %zu floats, %d rows need %zu", fn,
+                       logits_count, (int)n_rows, (size_t)n_rows * (size_t)hp->n_vocab);
+    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_model_logits(const smdiff_model *m, const int32_t *ids,
@@ -122,7 +173,18 @@ SMDIFF_API int32_t smdiff_model_logits(const smdiff_model *m, const int32_t *ids
     if (rc) return rc;
     REQUIRE(ids && rows && logits && n_ids > 0 && n_rows >= 0 && logits_count > 0, NULL,
             "smdiff_model_logits: invalid argument");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the transformer core is not implemented in this version");
+    const sd_hparams *hp = &m->w.hp;
+    for (int32_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= hp->n_vocab)
+            return sd_fail(NULL, SMDIFF_E_RANGE, "smdiff_model_logits: ids[%d] = %d outside the vocabulary [0, %d)",
+                           (int)i, (int)ids[i], (int)hp->n_vocab);
+    if ((rc = check_logits_args(m, n_ids, rows, n_rows, logits_count, "smdiff_model_logits"))) return rc;
+    float *embd = sd_malloc(sizeof(float) * (size_t)n_ids * (size_t)hp->n_embd);
+    if (!embd) return sd_fail(NULL, SMDIFF_E_NOMEM, "smdiff_model_logits: out of memory for %d embeddings", (int)n_ids);
+    for (int32_t i = 0; i < n_ids; i++) sd_embed_token(&m->w, ids[i], embd + (size_t)i * (size_t)hp->n_embd);
+    rc = sd_model_forward(m, embd, n_ids, rows, n_rows, logits);
+    sd_free(embd);
+    return rc;
 }
 
 SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *m, const float *embd,
@@ -132,7 +194,8 @@ SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *m, const float *
     if (rc) return rc;
     REQUIRE(embd && rows && logits && n_pos > 0 && n_rows >= 0 && logits_count > 0, NULL,
             "smdiff_model_logits_embd: invalid argument");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the transformer core is not implemented in this version");
+    if ((rc = check_logits_args(m, n_pos, rows, n_rows, logits_count, "smdiff_model_logits_embd"))) return rc;
+    return sd_model_forward(m, embd, n_pos, rows, n_rows, logits);
 }
 
 SMDIFF_API int32_t smdiff_model_tokenize(const smdiff_model *m, const char *text,

@@ -67,6 +67,12 @@ static int32_t scenario(void) {
     if ((rc = smdiff_decoder_register(&d, NULL))) goto out;
     registered = 1;
     if ((rc = smdiff_sampler_set_strategy(s, "alloc_probe"))) goto out;
+    /* model loading and a forward pass (nn) */
+    if ((rc = smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, 2))) goto out;
+    if ((rc = smdiff_model_load_file(m, "tests/data/tiny_dream_f16.gguf"))) goto out;
+    int32_t ids[5] = {3, 1, 4, 1, 5}, rows[2] = {4, 0};
+    float logits[2 * 160];
+    if ((rc = smdiff_model_logits(m, ids, 5, rows, 2, logits, 2 * 160))) goto out;
     if ((rc = sd_pool_create(2, &pool, NULL))) goto out;
     if (sd_arena_init(&arena, 4096, 1) != 0) {
         rc = SMDIFF_E_NOMEM;

@@ -82,6 +82,15 @@ int32_t sd_gguf_arr_str(const sd_gguf *g, const char *key, uint64_t i, sd_gguf_s
 int32_t sd_gguf_arr_i64(const sd_gguf *g, const char *key, uint64_t i, int64_t *out);
 int32_t sd_gguf_arr_f64(const sd_gguf *g, const char *key, uint64_t i, double *out);
 
+/* Raw little-endian elements of a fixed-size (non-string) array, or NULL if
+ * the key is absent, not an array, or an array of strings. May be unaligned
+ * (read elements with memcpy). */
+const void *sd_gguf_arr_data(const sd_gguf *g, const char *key);
+/* Element type of array kv i; UINT32_MAX if it is not an array. */
+uint32_t sd_gguf_kv_arr_type(const sd_gguf *g, int64_t i);
+/* Size in bytes of the file (or memory image). */
+size_t sd_gguf_file_size(const sd_gguf *g);
+
 /* Format any value as text (for smdiff_model_meta / `smdiff info`). */
 int32_t sd_gguf_value_text(const sd_gguf *g, int64_t kv_index, char *buf, size_t size,
                            size_t *needed);
@@ -94,9 +103,22 @@ const sd_gguf_tensor *sd_gguf_find_tensor(const sd_gguf *g, const char *name); /
  * type's block size); 0 for an unknown type or a bad element count. */
 uint64_t sd_ggml_type_size(uint32_t type, uint64_t n_elements);
 const char *sd_ggml_type_name(uint32_t type);
+/* Elements per block of a type (1 for F32/F16/BF16, 32 for Q8_0); 0 if unknown. */
+uint32_t sd_ggml_block_size(uint32_t type);
+/* 1 for the types smdiff converts and computes with (F32, F16, BF16, Q8_0):
+ * files with other known types parse, but their tensors cannot be used. */
+int sd_ggml_is_supported(uint32_t type);
+
+/* Scalar conversions: IEEE half with subnormals, inf and nan (nan stays
+ * nan); f32 -> f16 and f32 -> bf16 round to nearest, ties to even. */
+float sd_f16_to_f32(uint16_t h);
+uint16_t sd_f32_to_f16(float f);
+float sd_bf16_to_f32(uint16_t h);
+uint16_t sd_f32_to_bf16(float f);
 
 /* Convert n elements starting at element 0 of src (of type) to f32. n must
- * be a multiple of the block size. */
+ * be a multiple of the block size. src may be unaligned. For a type that
+ * sd_ggml_is_supported() refuses, dst is filled with NaN. */
 void sd_ggml_to_f32(uint32_t type, const void *src, float *dst, int64_t n);
 /* Convert f32 to type (F32, F16, BF16, Q8_0) for the writer. */
 void sd_ggml_from_f32(uint32_t type, const float *src, void *dst, int64_t n);
@@ -107,8 +129,13 @@ typedef struct sd_gguf_writer sd_gguf_writer;
 
 int32_t sd_gguf_writer_create(sd_gguf_writer **out, sd_error *err);
 void sd_gguf_writer_free(sd_gguf_writer *w);
+/* The message of the writer's last failing set/add call. */
+const sd_error *sd_gguf_writer_error(const sd_gguf_writer *w);
 
-/* Metadata, kept in insertion order; setting an existing key replaces it. */
+/* Metadata, kept in insertion order; setting an existing key replaces it
+ * (keeping its position). Setters return SMDIFF_E_INVAL for a bad key or
+ * value, SMDIFF_E_NOMEM; the message is in sd_gguf_writer_error(). A
+ * uint32 "general.alignment" (power of two) sets the tensor alignment. */
 int32_t sd_gguf_set_u32(sd_gguf_writer *w, const char *key, uint32_t v);
 int32_t sd_gguf_set_i32(sd_gguf_writer *w, const char *key, int32_t v);
 int32_t sd_gguf_set_u64(sd_gguf_writer *w, const char *key, uint64_t v);
@@ -118,13 +145,40 @@ int32_t sd_gguf_set_str(sd_gguf_writer *w, const char *key, const char *v);
 int32_t sd_gguf_set_arr_str(sd_gguf_writer *w, const char *key, const char *const *v, uint64_t n);
 int32_t sd_gguf_set_arr_i32(sd_gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
 int32_t sd_gguf_set_arr_f32(sd_gguf_writer *w, const char *key, const float *v, uint64_t n);
+/* Any fixed-size scalar type (SD_GGUF_UINT8..FLOAT64 except STRING/ARRAY);
+ * value points to one little-endian value of that type. */
+int32_t sd_gguf_set_scalar(sd_gguf_writer *w, const char *key, uint32_t type, const void *value);
+/* String of n bytes (may contain any bytes, including NUL). */
+int32_t sd_gguf_set_strn(sd_gguf_writer *w, const char *key, const char *v, uint64_t n);
+/* Array of n fixed-size elements of elem_type (packed, little-endian). */
+int32_t sd_gguf_set_arr(sd_gguf_writer *w, const char *key, uint32_t elem_type, const void *v, uint64_t n);
+/* Array of strings with explicit lengths (lens NULL: NUL-terminated). */
+int32_t sd_gguf_set_arr_strn(sd_gguf_writer *w, const char *key, const char *const *v, const uint64_t *lens,
+                             uint64_t n);
 
 /* Add a tensor; data (n_bytes = sd_ggml_type_size) is copied or, with
- * borrow = 1, referenced until the file is written. ne[0] is the row length. */
+ * borrow = 1, referenced until the file is written. ne[0] is the row length.
+ * SMDIFF_E_INVAL for a bad name/shape/type or a duplicate name. */
 int32_t sd_gguf_add_tensor(sd_gguf_writer *w, const char *name, uint32_t n_dims,
                            const uint64_t *ne, uint32_t type, const void *data, int borrow);
 
-/* Write to path atomically: path.tmp.PID, fsync, rename, fsync directory. */
+/* Produces a tensor's n_bytes of data into dst at write time; returns
+ * SMDIFF_OK or a code (with a message in err). */
+typedef int32_t (*sd_gguf_fill_fn)(void *user, const char *name, void *dst, uint64_t n_bytes, sd_error *err);
+/* Add a tensor whose data is produced by fill while the file is written, so
+ * a converter needs memory for one tensor at a time. */
+int32_t sd_gguf_add_tensor_fill(sd_gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *ne,
+                                uint32_t type, sd_gguf_fill_fn fill, void *user);
+
+/* Called after each tensor's data is written (bytes so far, total). */
+typedef void (*sd_gguf_progress_fn)(void *user, uint64_t bytes_done, uint64_t bytes_total);
+void sd_gguf_writer_set_progress(sd_gguf_writer *w, sd_gguf_progress_fn fn, void *user);
+
+/* Write a GGUF v3 file to path atomically: path.tmp.PID in the same
+ * directory, fsync, rename, fsync of the directory. On any failure the
+ * temporary file is removed and the previous file at path (if any) is
+ * untouched; SMDIFF_E_IO for file errors, SMDIFF_E_INVAL for a bad
+ * general.alignment. The writer can be written again afterwards. */
 int32_t sd_gguf_write(sd_gguf_writer *w, const char *path, sd_error *err);
 
 #endif

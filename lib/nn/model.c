@@ -1,4 +1,11 @@
+#include <stdio.h>
+#include <string.h>
+
 #include "core/alloc.h"
+#include "core/arena.h"
+#include "io/gguf.h"
+#include "nn/blas.h"
+#include "nn/ops.h"
 #include "model.h"
 
 static const sd_option_def defs[] = {
@@ -11,4 +18,287 @@ const sd_option_table sd_model_options = {"model", defs, (int32_t)(sizeof defs /
 
 _Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_MODEL_OPT_LAST_, "one entry per option");
 
-void sd_model_destroy(struct smdiff_model *m) { sd_free(m); }
+/* Release the nn part (weights, mapping, pool); the model becomes unloaded. */
+static void unload(struct smdiff_model *m) {
+    sd_pool_free(m->pool);
+    m->pool = NULL;
+    sd_free(m->w.layers);
+    sd_free(m->owned_f32);
+    sd_gguf_close(m->gguf);
+    m->gguf = NULL;
+    m->owned_f32 = NULL;
+    memset(&m->w, 0, sizeof m->w);
+    m->loaded = 0;
+}
+
+void sd_model_destroy(struct smdiff_model *m) {
+    if (!m) return;
+    unload(m);
+    sd_free(m);
+}
+
+const char *sd_model_arch_name(const struct smdiff_model *m) {
+    return m->w.hp.arch == SD_ARCH_DREAM ? "dream" : m->w.hp.arch == SD_ARCH_LLADA ? "llada" : "";
+}
+
+/* ------------------------------------------------------------- metadata */
+
+/* Re-code a reader error on key as SMDIFF_E_FORMAT, keeping its message
+ * (copied first: err->msg is both source and destination). */
+static int32_t bad_key(sd_error *err, const char *key) {
+    char msg[SD_ERROR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return sd_fail(err, SMDIFF_E_FORMAT, "metadata key %s: %s", key, msg);
+}
+
+typedef struct {
+    struct smdiff_model *m;
+    char arch[16];
+} loader;
+
+/* <arch>.<suffix> as an integer in [lo, hi]; def < lo means required. */
+static int32_t get_int(loader *ld, const char *suffix, int64_t lo, int64_t hi, int64_t def,
+                       int64_t *out) {
+    char key[96];
+    snprintf(key, sizeof key, "%s%s", ld->arch, suffix);
+    int64_t v;
+    int32_t rc = sd_gguf_get_i64(ld->m->gguf, key, &v, &ld->m->err);
+    if (rc == SMDIFF_E_NOT_FOUND && def >= lo) {
+        *out = def;
+        return SMDIFF_OK;
+    }
+    if (rc == SMDIFF_E_NOT_FOUND)
+        return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "metadata key %s is missing", key);
+    if (rc) return bad_key(&ld->m->err, key);
+    if (v < lo || v > hi)
+        return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "metadata key %s = %lld outside [%lld, %lld]", key,
+                       (long long)v, (long long)lo, (long long)hi);
+    *out = v;
+    return SMDIFF_OK;
+}
+
+static int32_t get_float(loader *ld, const char *suffix, double def, float *out) {
+    char key[96];
+    snprintf(key, sizeof key, "%s%s", ld->arch, suffix);
+    double v;
+    int32_t rc = sd_gguf_get_f64(ld->m->gguf, key, &v, &ld->m->err);
+    if (rc == SMDIFF_E_NOT_FOUND && def > 0) {
+        *out = (float)def;
+        return SMDIFF_OK;
+    }
+    if (rc == SMDIFF_E_NOT_FOUND)
+        return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "metadata key %s is missing", key);
+    if (rc) return bad_key(&ld->m->err, key);
+    if (!(v > 0) || v > 1e30)
+        return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "metadata key %s = %g must be positive", key, v);
+    *out = (float)v;
+    return SMDIFF_OK;
+}
+
+/* A token id key: -1 when absent. */
+static int32_t get_token(loader *ld, const char *key, int32_t *out) {
+    int64_t v;
+    int32_t rc = sd_gguf_get_i64(ld->m->gguf, key, &v, &ld->m->err);
+    if (rc == SMDIFF_E_NOT_FOUND) {
+        *out = -1;
+        return SMDIFF_OK;
+    }
+    if (rc) return bad_key(&ld->m->err, key);
+    if (v < -1 || v >= ld->m->w.hp.n_vocab)
+        return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "metadata key %s = %lld outside the vocabulary (%d)",
+                       key, (long long)v, (int)ld->m->w.hp.n_vocab);
+    *out = (int32_t)v;
+    return SMDIFF_OK;
+}
+
+/* -------------------------------------------------------------- tensors */
+
+/* Find a tensor and describe it as rows x cols (ne[0] = cols). Absent:
+ * leaves *w zeroed (sd_weights_validate names required ones). */
+static int32_t find_tensor(loader *ld, const char *name, sd_weight *w) {
+    memset(w, 0, sizeof *w);
+    const sd_gguf_tensor *t = sd_gguf_find_tensor(ld->m->gguf, name);
+    if (!t) return SMDIFF_OK;
+    if (t->ne[2] != 1 || t->ne[3] != 1)
+        return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "tensor %s has %u dimensions, expected at most 2", name,
+                       (unsigned)t->n_dims);
+    if (!sd_type_supported(t->type))
+        return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "tensor %s has type %s (%u), not F32/F16/BF16/Q8_0",
+                       name, sd_ggml_type_name(t->type), (unsigned)t->type);
+    w->data = t->data;
+    w->type = t->type;
+    w->rows = (int64_t)t->ne[1];
+    w->cols = (int64_t)t->ne[0];
+    if (w->rows > 1 && sd_row_bytes(w->type, w->cols) * (uint64_t)w->rows > t->n_bytes)
+        return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "tensor %s is shorter than its shape", name);
+    return SMDIFF_OK;
+}
+
+/* 1-D tensors (norms, biases) are read as F32 by the forward pass: count
+ * the floats needed to convert the others. */
+static int64_t vector_floats(const sd_weight *w) {
+    return w->data && w->type != SD_T_F32 ? w->rows * w->cols : 0;
+}
+
+static void to_f32(sd_weight *w, float **cursor) {
+    if (!w->data || w->type == SD_T_F32) return;
+    sd_ggml_to_f32(w->type, w->data, *cursor, w->rows * w->cols);
+    w->data = *cursor;
+    w->type = SD_T_F32;
+    *cursor += w->rows * w->cols;
+}
+
+static int32_t load_tensors(loader *ld) {
+    struct smdiff_model *m = ld->m;
+    sd_weights *w = &m->w;
+    int32_t rc;
+    char name[96];
+    if ((rc = find_tensor(ld, "token_embd.weight", &w->token_embd))) return rc;
+    if (!w->token_embd.data) return sd_fail(&m->err, SMDIFF_E_FORMAT, "tensor token_embd.weight is missing");
+    w->hp.n_vocab = (int32_t)w->token_embd.rows;
+    if (w->token_embd.rows > INT32_MAX / 2)
+        return sd_fail(&m->err, SMDIFF_E_FORMAT, "tensor token_embd.weight has too many rows");
+    if ((rc = find_tensor(ld, "output_norm.weight", &w->output_norm))) return rc;
+    if ((rc = find_tensor(ld, "output.weight", &w->output))) return rc;
+    /* llama.cpp's convention: no output.weight means a head tied to the embeddings. */
+    if (!w->output.data) w->output = w->token_embd;
+    w->layers = sd_calloc((size_t)w->hp.n_layer, sizeof *w->layers);
+    if (!w->layers) return sd_fail(&m->err, SMDIFF_E_NOMEM, "out of memory for %d layers", (int)w->hp.n_layer);
+    static const char *const names[12] = {"attn_norm.weight", "attn_q.weight", "attn_k.weight",
+                                          "attn_v.weight", "attn_q.bias", "attn_k.bias",
+                                          "attn_v.bias", "attn_output.weight", "ffn_norm.weight",
+                                          "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+    int64_t extra = vector_floats(&w->output_norm);
+    for (int32_t i = 0; i < w->hp.n_layer; i++) {
+        sd_layer_weights *l = &w->layers[i];
+        sd_weight *slots[12] = {&l->attn_norm, &l->wq, &l->wk, &l->wv, &l->bq, &l->bk,
+                                &l->bv, &l->wo, &l->ffn_norm, &l->w_gate, &l->w_up, &l->w_down};
+        for (int j = 0; j < 12; j++) {
+            snprintf(name, sizeof name, "blk.%d.%s", (int)i, names[j]);
+            if ((rc = find_tensor(ld, name, slots[j]))) return rc;
+        }
+        if (w->hp.arch == SD_ARCH_DREAM)
+            for (int j = 4; j < 7; j++)
+                if (!slots[j]->data) {
+                    snprintf(name, sizeof name, "blk.%d.%s", (int)i, names[j]);
+                    return sd_fail(&m->err, SMDIFF_E_FORMAT, "tensor %s is missing (dream has q/k/v biases)", name);
+                }
+        extra += vector_floats(&l->attn_norm) + vector_floats(&l->ffn_norm) + vector_floats(&l->bq) +
+                 vector_floats(&l->bk) + vector_floats(&l->bv);
+    }
+    /* A 1-D tensor has ne[1] = 1: rows 1, cols = its length, as the
+     * forward pass expects for norms and biases. Their byte sizes were
+     * checked by the reader, so converting them is safe before the shape
+     * validation below. */
+    if (extra > 0) {
+        m->owned_f32 = sd_malloc((size_t)extra * sizeof(float));
+        if (!m->owned_f32) return sd_fail(&m->err, SMDIFF_E_NOMEM, "out of memory converting norms");
+        float *cur = m->owned_f32;
+        to_f32(&w->output_norm, &cur);
+        for (int32_t i = 0; i < w->hp.n_layer; i++) {
+            sd_layer_weights *l = &w->layers[i];
+            to_f32(&l->attn_norm, &cur);
+            to_f32(&l->ffn_norm, &cur);
+            to_f32(&l->bq, &cur);
+            to_f32(&l->bk, &cur);
+            to_f32(&l->bv, &cur);
+        }
+    }
+    return sd_weights_validate(w, &m->err);
+}
+
+static int32_t load(struct smdiff_model *m, const char *path) {
+    int32_t rc = sd_gguf_open(path, (int)m->opt[SMDIFF_MODEL_USE_MMAP].i, &m->gguf, &m->err);
+    if (rc) return rc;
+    loader ld = {m, {0}};
+    sd_gguf_str a;
+    rc = sd_gguf_get_str(m->gguf, "general.architecture", &a, &m->err);
+    if (rc == SMDIFF_E_NOT_FOUND)
+        return sd_fail(&m->err, SMDIFF_E_FORMAT, "metadata key general.architecture is missing");
+    if (rc) return bad_key(&m->err, "general.architecture");
+    sd_hparams *hp = &m->w.hp;
+    if (a.len == 5 && !memcmp(a.ptr, "dream", 5))
+        hp->arch = SD_ARCH_DREAM;
+    else if (a.len == 5 && !memcmp(a.ptr, "llada", 5))
+        hp->arch = SD_ARCH_LLADA;
+    else
+        return sd_fail(&m->err, SMDIFF_E_FORMAT, "unknown architecture \"%.*s\" (supported: dream, llada)",
+                       (int)(a.len > 64 ? 64 : a.len), a.ptr);
+    memcpy(ld.arch, a.ptr, 5);
+
+    int64_t v;
+    const int64_t big = 1 << 20;
+    if ((rc = get_int(&ld, ".block_count", 1, 4096, -1, &v))) return rc;
+    hp->n_layer = (int32_t)v;
+    if ((rc = get_int(&ld, ".embedding_length", 2, big, -1, &v))) return rc;
+    hp->n_embd = (int32_t)v;
+    if ((rc = get_int(&ld, ".feed_forward_length", 1, big, -1, &v))) return rc;
+    hp->n_ff = (int32_t)v;
+    if ((rc = get_int(&ld, ".attention.head_count", 1, 4096, -1, &v))) return rc;
+    hp->n_head = (int32_t)v;
+    if ((rc = get_int(&ld, ".attention.head_count_kv", 1, 4096, hp->n_head, &v))) return rc;
+    hp->n_head_kv = (int32_t)v;
+    if ((rc = get_int(&ld, ".context_length", 1, big * 16, -1, &v))) return rc;
+    hp->n_ctx = (int32_t)v;
+    if (m->opt[SMDIFF_MODEL_CONTEXT].i > 0) hp->n_ctx = (int32_t)m->opt[SMDIFF_MODEL_CONTEXT].i;
+    if ((rc = get_float(&ld, ".rope.freq_base", 10000.0, &hp->rope_base))) return rc;
+    if ((rc = get_float(&ld, ".attention.layer_norm_rms_epsilon", -1, &hp->norm_eps))) return rc;
+    /* Every llada file from llama.cpp's converter has Q/K rows permuted
+     * for its "normal" (adjacent-pair) RoPE; dream (Qwen2) is NeoX. */
+    hp->rope_permuted = hp->arch == SD_ARCH_LLADA;
+    int shift = hp->arch == SD_ARCH_DREAM;
+    rc = sd_gguf_get_bool(m->gguf, "diffusion.shift_logits", &shift, &m->err);
+    if (rc && rc != SMDIFF_E_NOT_FOUND)
+        return bad_key(&m->err, "diffusion.shift_logits");
+    hp->shift_logits = shift;
+
+    if ((rc = load_tensors(&ld))) return rc;
+    if ((rc = get_token(&ld, "tokenizer.ggml.mask_token_id", &hp->mask_id))) return rc;
+    if ((rc = get_token(&ld, "tokenizer.ggml.bos_token_id", &hp->bos_id))) return rc;
+    if ((rc = get_token(&ld, "tokenizer.ggml.eos_token_id", &hp->eos_id))) return rc;
+    if ((rc = get_token(&ld, "tokenizer.ggml.padding_token_id", &hp->pad_id))) return rc;
+    if (hp->mask_id < 0) {
+        /* The released checkpoints' ids (DESIGN.md section 2) when the file does not say. */
+        int32_t def = hp->arch == SD_ARCH_DREAM ? 151666 : 126336;
+        hp->mask_id = def < hp->n_vocab ? def : -1;
+    }
+
+    int threads = (int)m->opt[SMDIFF_MODEL_THREADS].i;
+    if (threads <= 0) threads = sd_cpu_count();
+    m->threads = threads;
+    if ((rc = sd_pool_create(threads, &m->pool, &m->err))) return rc;
+    sd_blas_set_threads(threads);
+    return SMDIFF_OK;
+}
+
+int32_t sd_model_load(struct smdiff_model *m, const char *path) {
+    int32_t rc = load(m, path);
+    if (rc) {
+        unload(m);
+        return rc;
+    }
+    atomic_store(&m->pool_busy, 0);
+    m->loaded = 1;
+    return SMDIFF_OK;
+}
+
+/* ------------------------------------------------------------- forward */
+
+int32_t sd_model_forward(const struct smdiff_model *m, const float *embd, int64_t n_pos,
+                         const int32_t *rows, int64_t n_rows, float *logits) {
+    sd_arena arena;
+    if (sd_arena_init(&arena, sd_forward_scratch_bytes(&m->w.hp, n_pos, n_rows), 0))
+        return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory for the activations of %lld positions",
+                       (long long)n_pos);
+    /* The pool serves one caller at a time; a concurrent caller runs its
+     * non-BLAS work inline instead of waiting. */
+    struct smdiff_model *mm = (struct smdiff_model *)m; /* only the atomic flag changes */
+    int have_pool = atomic_exchange(&mm->pool_busy, 1) == 0;
+    sd_forward_opts o = {0, have_pool ? m->pool : NULL, NULL, NULL};
+    sd_error err = {0};
+    int32_t rc = sd_forward(&m->w, embd, n_pos, rows, n_rows, logits, NULL, &o, &arena, &err);
+    if (have_pool) atomic_store(&mm->pool_busy, 0);
+    sd_arena_destroy(&arena);
+    if (rc) return sd_fail(NULL, rc, "%s", err.msg);
+    return SMDIFF_OK;
+}

@@ -6,16 +6,42 @@
 
 #include "core/error.h"
 #include "core/options.h"
+#include "nn/transformer.h"
 #include "smdiff/smdiff.h"
+
+struct sd_gguf;
 
 struct smdiff_model {
     atomic_int refcount;
     int loaded;
     sd_optval opt[SMDIFF_MODEL_OPT_LAST_ + 1];
     sd_error err;
+
+    /* nn: weights and what the forward pass needs (set by sd_model_load). */
+    struct sd_gguf *gguf;     /* the mapped file; weights point into it */
+    sd_weights w;
+    float *owned_f32;         /* 1-D tensors stored in another type, as F32 */
+    sd_pool *pool;            /* worker pool of `threads` threads */
+    atomic_int pool_busy;     /* a pool serves one caller: others run inline */
+    int threads;
 };
 
 extern const sd_option_table sd_model_options;
+
+/* Load a GGUF file of architecture dream or llada into an unloaded model:
+ * hyperparameters from llama.cpp's metadata keys, weights mapped in place
+ * (1-D tensors of a non-F32 type converted), shapes validated, BLAS threads
+ * and the worker pool set from SMDIFF_MODEL_THREADS. On failure the model
+ * is left unloaded and the message is in m->err. */
+int32_t sd_model_load(struct smdiff_model *m, const char *path);
+
+/* Architecture name of a loaded model ("dream", "llada"). */
+const char *sd_model_arch_name(const struct smdiff_model *m);
+
+/* Logits for rows of a canvas of input embeddings embd[n_pos, d], with a
+ * private arena; the arguments are already validated. Thread-safe. */
+int32_t sd_model_forward(const struct smdiff_model *m, const float *embd, int64_t n_pos,
+                         const int32_t *rows, int64_t n_rows, float *logits);
 
 /* Release everything the model owns (called when the last reference goes). */
 void sd_model_destroy(struct smdiff_model *m);

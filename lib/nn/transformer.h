@@ -74,4 +74,17 @@ int32_t sd_forward(const sd_weights *w, const float *embd, int64_t L, const int3
 /* Input embedding of token id (dequantised row of token_embd) into out[d]. */
 void sd_embed_token(const sd_weights *w, int32_t id, float *out);
 
+/* Check that the hyperparameters are consistent and every tensor has the
+ * shape and a type the forward pass needs (norms and biases F32; matrices
+ * F32/F16/BF16/Q8_0). SMDIFF_E_FORMAT naming the first offending tensor. */
+int32_t sd_weights_validate(const sd_weights *w, sd_error *err);
+
+/* Parameter counts: all, and without token_embd and output (the
+ * "non-embedding" count of the performance model, DESIGN.md section 5). */
+void sd_weights_n_params(const sd_weights *w, int64_t *total, int64_t *non_embedding);
+
+/* Model FLOPs of one forward over L positions with n_rows logit rows, as
+ * DESIGN.md section 5 counts them: 2*P_ne*L + 4*L^2*d*layers + 2*d*V*n_rows. */
+double sd_forward_flops(const sd_weights *w, int64_t L, int64_t n_rows);
+
 #endif

@@ -1,0 +1,279 @@
+/* bench_forward.c -- the transformer forward pass against the machine's
+ * sgemm peak, on a Qwen2.5-0.5B-shaped dream model (random weights made in
+ * memory, F32 and F16).
+ *
+ * One run measures, in the same process and environment:
+ *   1. sgemm GFLOP/s on the shapes of one step (M = L; N, K from the model)
+ *      with 1 and 2 BLAS threads; the best shape is the "peak";
+ *   2. seconds per forward for L = 256 and 1024, logits for 1, 64 and all
+ *      rows, 1 and 2 threads, F32 and F16 weights; model FLOPs as
+ *      DESIGN.md section 5 counts them and their rate as a fraction of the
+ *      peak at the same thread count;
+ *   3. peak resident memory during the L = 256 forwards against the bytes
+ *      of the weights.
+ *
+ *   BENCH_QUICK=1   reduced set (L = 256, 2 threads, 64 rows): under a minute
+ *
+ * Run through `make bench`. Prints a table; never fails on slowness.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/arena.h"
+#include "core/pool.h"
+#include "nn/blas.h"
+#include "nn/ops.h"
+#include "nn/transformer.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* VmHWM / VmRSS of this process in bytes (Linux). */
+static long long proc_status_kb(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long long v = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n)) v = atoll(line + n + 1);
+    fclose(f);
+    return v;
+}
+
+/* Reset the peak-RSS mark to the current RSS (Linux >= 4.0). */
+static void reset_peak_rss(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static inline uint32_t next32(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+/* uniform in [-a, a) */
+static inline float frand(float a) { return ((float)(next32() >> 8) / 8388608.0f - 1.0f) * a; }
+
+static uint16_t to_f16(float f) { /* round to nearest; values here are normal and small */
+    union { float f; uint32_t u; } v = {f};
+    uint32_t sign = (v.u >> 16) & 0x8000, e = (v.u >> 23) & 0xff, m = v.u & 0x7fffff;
+    int32_t ne = (int32_t)e - 112;
+    if (ne <= 0) return (uint16_t)sign;
+    uint32_t h = ((uint32_t)ne << 10) | (m >> 13);
+    if ((m & 0x1fff) > 0x1000 || ((m & 0x1fff) == 0x1000 && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+typedef struct {
+    sd_weights w;
+    void *blobs[512];
+    int n;
+    size_t bytes;
+} bench_model;
+
+static sd_weight make(bench_model *bm, int64_t rows, int64_t cols, uint32_t type, float scale, float offset) {
+    sd_weight w = {NULL, type, rows, cols};
+    size_t n = (size_t)(rows * cols), bytes = n * (type == SD_T_F16 ? 2 : 4);
+    void *p = sd_malloc(bytes);
+    if (!p) {
+        fprintf(stderr, "out of memory for weights\n");
+        exit(1);
+    }
+    if (type == SD_T_F16) {
+        uint16_t *h = p;
+        for (size_t i = 0; i < n; i++) h[i] = to_f16(offset + frand(scale));
+    } else {
+        float *f = p;
+        for (size_t i = 0; i < n; i++) f[i] = offset + frand(scale);
+    }
+    bm->blobs[bm->n++] = p;
+    bm->bytes += bytes;
+    w.data = p;
+    return w;
+}
+
+/* Qwen2.5-0.5B: 24 layers, d 896, 14 heads (hd 64), 2 KV heads, ffn 4864, vocab 151936. */
+static void build(bench_model *bm, uint32_t type) {
+    memset(bm, 0, sizeof *bm);
+    sd_hparams *hp = &bm->w.hp;
+    hp->arch = SD_ARCH_DREAM;
+    hp->n_vocab = 151936; hp->n_embd = 896; hp->n_layer = 24; hp->n_head = 14; hp->n_head_kv = 2;
+    hp->n_ff = 4864; hp->n_ctx = 32768; hp->norm_eps = 1e-6f; hp->rope_base = 1e6f;
+    hp->shift_logits = 1; hp->mask_id = 151665;
+    int64_t d = 896, qd = 896, kd = 128, F = 4864, V = 151936;
+    /* Scales keep activations O(1) through 24 random layers. */
+    float s = 0.02f;
+    bm->w.layers = sd_calloc(24, sizeof(sd_layer_weights));
+    bm->blobs[bm->n++] = bm->w.layers;
+    bm->w.token_embd = make(bm, V, d, type, 1.0f, 0);
+    for (int i = 0; i < 24; i++) {
+        sd_layer_weights *l = &bm->w.layers[i];
+        l->attn_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
+        l->wq = make(bm, qd, d, type, s, 0);
+        l->wk = make(bm, kd, d, type, s, 0);
+        l->wv = make(bm, kd, d, type, s, 0);
+        l->bq = make(bm, 1, qd, SD_T_F32, 0.1f, 0);
+        l->bk = make(bm, 1, kd, SD_T_F32, 0.1f, 0);
+        l->bv = make(bm, 1, kd, SD_T_F32, 0.1f, 0);
+        l->wo = make(bm, d, qd, type, s, 0);
+        l->ffn_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
+        l->w_gate = make(bm, F, d, type, s, 0);
+        l->w_up = make(bm, F, d, type, s, 0);
+        l->w_down = make(bm, d, F, type, s, 0);
+    }
+    bm->w.output_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
+    bm->w.output = make(bm, V, d, type, s, 0);
+}
+
+static void release(bench_model *bm) {
+    for (int i = 0; i < bm->n; i++) sd_free(bm->blobs[i]);
+    bm->n = 0;
+}
+
+/* ----------------------------------------------------------- sgemm */
+
+static double sgemm_gflops(int64_t M, int64_t N, int64_t K, double min_s) {
+    float *A = sd_malloc(sizeof(float) * (size_t)(M * K)), *B = sd_malloc(sizeof(float) * (size_t)(N * K));
+    float *C = sd_malloc(sizeof(float) * (size_t)(M * N));
+    for (int64_t i = 0; i < M * K; i++) A[i] = frand(1);
+    for (int64_t i = 0; i < N * K; i++) B[i] = frand(1);
+    /* C = A @ B^T, as the forward pass multiplies by weights */
+    sd_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
+    int reps = 0;
+    double t0 = now(), t;
+    do {
+        sd_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
+        reps++;
+        t = now() - t0;
+    } while (t < min_s);
+    sd_free(A);
+    sd_free(B);
+    sd_free(C);
+    return 2.0 * (double)M * (double)N * (double)K * reps / t / 1e9;
+}
+
+/* ---------------------------------------------------------- forward */
+
+static double time_forward(const sd_weights *w, sd_pool *pool, int64_t L, int64_t n_rows, int reps,
+                           float *embd, float *logits, int32_t *rows) {
+    for (int64_t i = 0; i < n_rows; i++) rows[i] = (int32_t)(n_rows == 1 ? L / 2 : i * (L / n_rows));
+    sd_arena a;
+    if (sd_arena_init(&a, sd_forward_scratch_bytes(&w->hp, L, n_rows), 0)) return -1;
+    sd_forward_opts o = {0, pool, NULL, NULL};
+    sd_error err = {0};
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        if (sd_forward(w, embd, L, rows, n_rows, logits, NULL, &o, &a, &err)) {
+            fprintf(stderr, "forward failed: %s\n", err.msg);
+            exit(1);
+        }
+        double t = now() - t0;
+        if (t < best) best = t;
+    }
+    sd_arena_destroy(&a);
+    return best;
+}
+
+int main(void) {
+    int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK")) > 0;
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("bench_forward%s: OpenBLAS core %s (OPENBLAS_CORETYPE=%s), ops SIMD %s\n", quick ? " (quick)" : "",
+           sd_blas_corename(), ct ? ct : "unset", sd_ops_simd() ? "AVX2/FMA/F16C" : "scalar");
+
+    int threads_list[2] = {1, 2}, n_threads = quick ? 1 : 2;
+    if (quick) threads_list[0] = 2;
+    int64_t Ls[2] = {256, 1024}, nL = quick ? 1 : 2;
+
+    /* 1. sgemm peak on the step's shapes */
+    double peak[3] = {0, 0, 0};
+    const int64_t shapes[4][2] = {{896, 896}, {128, 896}, {4864, 896}, {896, 4864}}; /* N, K */
+    printf("\nsgemm C[M,N] = A[M,K] @ B[N,K]^T, GFLOP/s\n%-6s %-6s %-6s %-6s %10s\n", "thr", "M", "N", "K", "GFLOP/s");
+    for (int ti = 0; ti < n_threads; ti++) {
+        int t = threads_list[ti];
+        sd_blas_set_threads(t);
+        for (int li = 0; li < nL; li++)
+            for (int s = 0; s < 4; s++) {
+                double g = sgemm_gflops(Ls[li], shapes[s][0], shapes[s][1], quick ? 0.2 : 0.4);
+                printf("%-6d %-6lld %-6lld %-6lld %10.1f\n", t, (long long)Ls[li], (long long)shapes[s][0],
+                       (long long)shapes[s][1], g);
+                if (g > peak[t]) peak[t] = g;
+            }
+        printf("peak with %d thread%s: %.1f GFLOP/s\n", t, t > 1 ? "s" : "", peak[t]);
+    }
+
+    /* 2. forward */
+    int64_t V = 151936, d = 896, maxL = Ls[nL - 1];
+    float *embd = sd_malloc(sizeof(float) * (size_t)(maxL * d));
+    int32_t *rows = sd_malloc(sizeof(int32_t) * (size_t)maxL);
+    for (int64_t i = 0; i < maxL * d; i++) embd[i] = frand(1.0f);
+    printf("\nforward, Qwen2.5-0.5B-shaped dream (24 x d 896, 14/2 heads, ffn 4864, vocab 151936)\n");
+    printf("%-5s %-4s %-5s %-6s %9s %9s %9s %9s\n", "type", "thr", "L", "rows", "s/fwd", "GFLOP", "GFLOP/s", "of peak");
+    double f32_time[2][3] = {{0}}; /* [L index][rows index] at 2 threads, for the F16 comparison */
+    uint32_t types[2] = {SD_T_F32, SD_T_F16};
+    for (int ty = 0; ty < 2; ty++) {
+        bench_model bm;
+        /* per type, so one type's touched pages do not count for the next */
+        float *logits = sd_malloc(sizeof(float) * (size_t)(maxL * V));
+        double tb = now();
+        build(&bm, types[ty]);
+        int64_t total, ne;
+        sd_weights_n_params(&bm.w, &total, &ne);
+        printf("%s weights: %.1f M parameters (%.1f M non-embedding), %.2f GB, made in %.1f s\n",
+               ty ? "F16" : "F32", total / 1e6, ne / 1e6, bm.bytes / 1e9, now() - tb);
+        long long hwm_256 = 0;
+        for (int ti = 0; ti < n_threads; ti++) {
+            int t = threads_list[ti];
+            sd_blas_set_threads(t);
+            sd_pool *pool = NULL;
+            sd_error err = {0};
+            if (t > 1 && sd_pool_create(t, &pool, &err)) {
+                fprintf(stderr, "pool: %s\n", err.msg);
+                return 1;
+            }
+            for (int li = 0; li < nL; li++) {
+                int64_t L = Ls[li];
+                int64_t rows_list[3] = {1, 64, L};
+                int r0 = quick ? 1 : 0, r1 = quick ? 2 : 3;
+                if (L == 256) reset_peak_rss();
+                for (int ri = r0; ri < r1; ri++) {
+                    int64_t nr = rows_list[ri];
+                    int reps = L <= 256 && !quick ? 2 : 1;
+                    if (quick || L > 256) time_forward(&bm.w, pool, L, nr, 1, embd, logits, rows); /* warm */
+                    double s = time_forward(&bm.w, pool, L, nr, reps, embd, logits, rows);
+                    double fl = sd_forward_flops(&bm.w, L, nr);
+                    printf("%-5s %-4d %-5lld %-6lld %9.3f %9.1f %9.1f %8.0f%%\n", ty ? "F16" : "F32", t,
+                           (long long)L, (long long)nr, s, fl / 1e9, fl / s / 1e9, 100.0 * fl / s / 1e9 / peak[t]);
+                    if (t == 2 && ty == 0) f32_time[li][ri] = s;
+                    if (t == 2 && ty == 1 && f32_time[li][ri] > 0)
+                        printf("      F16 / F32 time at 2 threads: %.2f\n", s / f32_time[li][ri]);
+                }
+                if (L == 256) {
+                    long long h = proc_status_kb("VmHWM:");
+                    if (h > hwm_256) hwm_256 = h;
+                }
+            }
+            sd_pool_free(pool);
+        }
+        printf("%s peak RSS during the L = 256 forwards: %.2f GB = weights %.2f GB x %.3f "
+               "(includes the logits buffer of the largest row count and the embedding canvas)\n",
+               ty ? "F16" : "F32", hwm_256 * 1024 / 1e9, bm.bytes / 1e9, hwm_256 * 1024.0 / (double)bm.bytes);
+        release(&bm);
+        sd_free(logits);
+    }
+    sd_free(embd);
+    sd_free(rows);
+    return 0;
+}

@@ -1,0 +1,232 @@
+/* forward.c -- one forward pass of a dream/llada transformer over a canvas
+ * of input embeddings. See transformer.h for shapes.
+ *
+ * Memory: every activation lives in the caller's arena, carved once per
+ * call in the order of `layout` below; nothing is allocated per layer.
+ * Non-F32 weights stay in their stored type and are dequantised panel by
+ * panel (ops.c, sd_matmul_w), so peak memory is the weights plus O(L).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ops.h"
+#include "smdiff/smdiff.h"
+#include "transformer.h"
+
+/* The arena pieces of one forward pass, in floats. */
+typedef struct {
+    size_t x, xn, q, k, v, att, scores, gate, up, rope, panel, sel;
+} fwd_layout;
+
+static fwd_layout layout(const sd_hparams *hp, int64_t L, int64_t n_rows) {
+    int64_t d = hp->n_embd, hd = d / (hp->n_head ? hp->n_head : 1);
+    int64_t qd = (int64_t)hp->n_head * hd, kd = (int64_t)hp->n_head_kv * hd;
+    int64_t max_cols = d > hp->n_ff ? d : hp->n_ff;
+    if (qd > max_cols) max_cols = qd;
+    fwd_layout f;
+    f.x = (size_t)(L * d);
+    f.xn = (size_t)(L * d);
+    f.q = (size_t)(L * qd);
+    f.k = (size_t)(L * kd);
+    f.v = (size_t)(L * kd);
+    f.att = (size_t)(L * qd);
+    f.scores = (size_t)(L * L);
+    f.gate = (size_t)(L * hp->n_ff);
+    f.up = (size_t)(L * hp->n_ff);
+    f.rope = (size_t)(L * (hd / 2));
+    f.panel = sd_panel_floats(max_cols);
+    f.sel = (size_t)(n_rows * d);
+    return f;
+}
+
+static size_t round64(size_t floats) { return (floats * sizeof(float) + 63) & ~(size_t)63; }
+
+size_t sd_forward_scratch_bytes(const sd_hparams *hp, int64_t L, int64_t n_rows) {
+    if (!hp || L <= 0 || n_rows < 0) return 0;
+    fwd_layout f = layout(hp, L, n_rows);
+    /* The two RoPE tables (cos, sin) share one size. */
+    return round64(f.x) + round64(f.xn) + round64(f.q) + round64(f.k) + round64(f.v) +
+           round64(f.att) + round64(f.scores) + round64(f.gate) + round64(f.up) +
+           2 * round64(f.rope) + round64(f.panel) + round64(f.sel ? f.sel : 1);
+}
+
+/* out[L, n] += b[n] per row. */
+static void add_bias(float *out, const sd_weight *b, int64_t L, int64_t n) {
+    if (!b->data) return;
+    const float *bv = b->data;
+    for (int64_t i = 0; i < L; i++)
+        for (int64_t j = 0; j < n; j++) out[i * n + j] += bv[j];
+}
+
+static int64_t w_rows(const sd_weight *w) { return w->rows; }
+
+int32_t sd_forward(const sd_weights *w, const float *embd, int64_t L, const int32_t *rows,
+                   int64_t n_rows, float *logits, float *hidden, const sd_forward_opts *opts,
+                   sd_arena *scratch, sd_error *err) {
+    const sd_hparams *hp = &w->hp;
+    if (L <= 0 || n_rows < 0 || (n_rows > 0 && (!rows || !logits)) || !embd || !scratch)
+        return sd_fail(err, SMDIFF_E_INVAL, "sd_forward: invalid argument (L %lld, n_rows %lld)",
+                       (long long)L, (long long)n_rows);
+    for (int64_t r = 0; r < n_rows; r++)
+        if (rows[r] < 0 || rows[r] >= L)
+            return sd_fail(err, SMDIFF_E_RANGE, "sd_forward: row %d outside the canvas [0, %lld)",
+                           (int)rows[r], (long long)L);
+    sd_forward_opts none = {0, NULL, NULL, NULL};
+    if (!opts) opts = &none;
+    sd_pool *pool = opts->pool;
+
+    const int64_t d = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, hd = d / H;
+    const int64_t qd = H * hd, kd = Hkv * hd, F = hp->n_ff, V = hp->n_vocab;
+    fwd_layout f = layout(hp, L, n_rows);
+
+    sd_arena_mark mark = sd_arena_save(scratch);
+    float *x = sd_arena_floats(scratch, f.x), *xn = sd_arena_floats(scratch, f.xn);
+    float *q = sd_arena_floats(scratch, f.q), *k = sd_arena_floats(scratch, f.k);
+    float *v = sd_arena_floats(scratch, f.v), *att = sd_arena_floats(scratch, f.att);
+    float *scores = sd_arena_floats(scratch, f.scores);
+    float *gate = sd_arena_floats(scratch, f.gate), *up = sd_arena_floats(scratch, f.up);
+    float *rc = sd_arena_floats(scratch, f.rope), *rs = sd_arena_floats(scratch, f.rope);
+    float *panel = sd_arena_floats(scratch, f.panel);
+    float *sel = sd_arena_floats(scratch, f.sel ? f.sel : 1);
+    if (!x || !xn || !q || !k || !v || !att || !scores || !gate || !up || !rc || !rs || !panel || !sel) {
+        sd_arena_restore(scratch, mark);
+        return sd_fail(err, SMDIFF_E_NOMEM,
+                       "sd_forward: scratch arena too small for L = %lld (needs %zu bytes)",
+                       (long long)L, sd_forward_scratch_bytes(hp, L, n_rows));
+    }
+
+    /* dream and Hugging Face layouts rotate half-split pairs; a llama.cpp
+     * LLaDA file has Q/K rows permuted so adjacent pairs give the same result. */
+    const int neox = !(hp->arch == SD_ARCH_LLADA && hp->rope_permuted);
+    sd_rope_table(rc, rs, L, hd, hp->rope_base);
+    memcpy(x, embd, (size_t)(L * d) * sizeof(float));
+
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        if (opts->abort_fn && opts->abort_fn(opts->abort_ud)) {
+            sd_arena_restore(scratch, mark);
+            return sd_fail(err, SMDIFF_E_ABORTED, "forward pass aborted before layer %d", (int)il);
+        }
+        const sd_layer_weights *lw = &w->layers[il];
+
+        /* attention block: x += wo(attn(rope(q), rope(k), v)) */
+        sd_rmsnorm(xn, x, lw->attn_norm.data, L, d, hp->norm_eps, pool);
+        sd_matmul_w(q, qd, 0.0f, xn, L, lw->wq.type, lw->wq.data, w_rows(&lw->wq), d, panel, f.panel, pool);
+        sd_matmul_w(k, kd, 0.0f, xn, L, lw->wk.type, lw->wk.data, w_rows(&lw->wk), d, panel, f.panel, pool);
+        sd_matmul_w(v, kd, 0.0f, xn, L, lw->wv.type, lw->wv.data, w_rows(&lw->wv), d, panel, f.panel, pool);
+        add_bias(q, &lw->bq, L, qd);
+        add_bias(k, &lw->bk, L, kd);
+        add_bias(v, &lw->bv, L, kd);
+        sd_rope(q, L, H, hd, qd, rc, rs, neox, pool);
+        sd_rope(k, L, Hkv, hd, kd, rc, rs, neox, pool);
+        sd_attention(att, q, k, v, L, H, Hkv, hd, opts->causal, scores, pool);
+        sd_matmul_w(x, d, 1.0f, att, L, lw->wo.type, lw->wo.data, d, qd, panel, f.panel, pool);
+
+        /* feed-forward block: x += down(silu(gate(xn)) * up(xn)) */
+        sd_rmsnorm(xn, x, lw->ffn_norm.data, L, d, hp->norm_eps, pool);
+        sd_matmul_w(gate, F, 0.0f, xn, L, lw->w_gate.type, lw->w_gate.data, F, d, panel, f.panel, pool);
+        sd_matmul_w(up, F, 0.0f, xn, L, lw->w_up.type, lw->w_up.data, F, d, panel, f.panel, pool);
+        sd_swiglu(gate, up, L * F, pool);
+        sd_matmul_w(x, d, 1.0f, gate, L, lw->w_down.type, lw->w_down.data, d, F, panel, f.panel, pool);
+    }
+    if (opts->abort_fn && opts->abort_fn(opts->abort_ud)) {
+        sd_arena_restore(scratch, mark);
+        return sd_fail(err, SMDIFF_E_ABORTED, "forward pass aborted before the output head");
+    }
+
+    sd_rmsnorm(x, x, w->output_norm.data, L, d, hp->norm_eps, pool);
+    if (hidden) memcpy(hidden, x, (size_t)(L * d) * sizeof(float));
+    if (n_rows > 0) {
+        /* Only the requested rows go through the (large) output head. */
+        for (int64_t r = 0; r < n_rows; r++) memcpy(sel + r * d, x + (int64_t)rows[r] * d, (size_t)d * sizeof(float));
+        sd_matmul_w(logits, V, 0.0f, sel, n_rows, w->output.type, w->output.data, V, d, panel, f.panel, pool);
+    }
+    sd_arena_restore(scratch, mark);
+    return SMDIFF_OK;
+}
+
+void sd_embed_token(const sd_weights *w, int32_t id, float *out) {
+    sd_dequant_rows(w->token_embd.type, w->token_embd.data, w->token_embd.cols, id, 1, out, NULL);
+}
+
+/* ---------------------------------------------------------- validation */
+
+static int32_t check(const sd_weight *t, const char *name, int32_t layer, int64_t rows,
+                     int64_t cols, int vector, sd_error *err) {
+    char full[64];
+    if (layer >= 0)
+        snprintf(full, sizeof full, "blk.%d.%s", (int)layer, name);
+    else
+        snprintf(full, sizeof full, "%s", name);
+    if (!t->data) return sd_fail(err, SMDIFF_E_FORMAT, "tensor %s is missing", full);
+    if (t->rows != rows || t->cols != cols)
+        return sd_fail(err, SMDIFF_E_FORMAT, "tensor %s has shape [%lld, %lld], expected [%lld, %lld]",
+                       full, (long long)t->rows, (long long)t->cols, (long long)rows, (long long)cols);
+    if (vector ? t->type != SD_T_F32 : !sd_type_supported(t->type) || !sd_row_bytes(t->type, cols))
+        return sd_fail(err, SMDIFF_E_FORMAT, "tensor %s has unsupported type %u for its shape", full,
+                       (unsigned)t->type);
+    return SMDIFF_OK;
+}
+
+int32_t sd_weights_validate(const sd_weights *w, sd_error *err) {
+    const sd_hparams *hp = &w->hp;
+    if (hp->arch != SD_ARCH_DREAM && hp->arch != SD_ARCH_LLADA)
+        return sd_fail(err, SMDIFF_E_FORMAT, "unknown architecture id %d", (int)hp->arch);
+    if (hp->n_vocab <= 0 || hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 ||
+        hp->n_head_kv <= 0 || hp->n_ff <= 0)
+        return sd_fail(err, SMDIFF_E_FORMAT, "hyperparameters must be positive (vocab %d, embd %d, "
+                       "layers %d, heads %d, kv heads %d, ffn %d)", (int)hp->n_vocab, (int)hp->n_embd,
+                       (int)hp->n_layer, (int)hp->n_head, (int)hp->n_head_kv, (int)hp->n_ff);
+    if (hp->n_embd % hp->n_head || (hp->n_embd / hp->n_head) % 2 || hp->n_head % hp->n_head_kv)
+        return sd_fail(err, SMDIFF_E_FORMAT, "heads do not divide: embd %d, heads %d, kv heads %d "
+                       "(need an even head size and heads a multiple of kv heads)",
+                       (int)hp->n_embd, (int)hp->n_head, (int)hp->n_head_kv);
+    if (!(hp->norm_eps > 0) || !(hp->rope_base > 0))
+        return sd_fail(err, SMDIFF_E_FORMAT, "norm epsilon %g and rope base %g must be positive",
+                       (double)hp->norm_eps, (double)hp->rope_base);
+    int64_t d = hp->n_embd, hd = d / hp->n_head, qd = hp->n_head * hd, kd = hp->n_head_kv * hd;
+    int32_t rc;
+    if ((rc = check(&w->token_embd, "token_embd.weight", -1, hp->n_vocab, d, 0, err))) return rc;
+    if ((rc = check(&w->output_norm, "output_norm.weight", -1, 1, d, 1, err))) return rc;
+    if ((rc = check(&w->output, "output.weight", -1, hp->n_vocab, d, 0, err))) return rc;
+    if (!w->layers) return sd_fail(err, SMDIFF_E_FORMAT, "no layers");
+    for (int32_t i = 0; i < hp->n_layer; i++) {
+        const sd_layer_weights *l = &w->layers[i];
+        if ((rc = check(&l->attn_norm, "attn_norm.weight", i, 1, d, 1, err))) return rc;
+        if ((rc = check(&l->wq, "attn_q.weight", i, qd, d, 0, err))) return rc;
+        if ((rc = check(&l->wk, "attn_k.weight", i, kd, d, 0, err))) return rc;
+        if ((rc = check(&l->wv, "attn_v.weight", i, kd, d, 0, err))) return rc;
+        if ((rc = check(&l->wo, "attn_output.weight", i, d, qd, 0, err))) return rc;
+        if ((rc = check(&l->ffn_norm, "ffn_norm.weight", i, 1, d, 1, err))) return rc;
+        if ((rc = check(&l->w_gate, "ffn_gate.weight", i, hp->n_ff, d, 0, err))) return rc;
+        if ((rc = check(&l->w_up, "ffn_up.weight", i, hp->n_ff, d, 0, err))) return rc;
+        if ((rc = check(&l->w_down, "ffn_down.weight", i, d, hp->n_ff, 0, err))) return rc;
+        /* Biases are optional (dream has them, llada not), but if one is
+         * present it must fit. */
+        if (l->bq.data && (rc = check(&l->bq, "attn_q.bias", i, 1, qd, 1, err))) return rc;
+        if (l->bk.data && (rc = check(&l->bk, "attn_k.bias", i, 1, kd, 1, err))) return rc;
+        if (l->bv.data && (rc = check(&l->bv, "attn_v.bias", i, 1, kd, 1, err))) return rc;
+    }
+    return SMDIFF_OK;
+}
+
+void sd_weights_n_params(const sd_weights *w, int64_t *total, int64_t *non_embedding) {
+    int64_t ne = w->output_norm.cols;
+    for (int32_t i = 0; i < w->hp.n_layer; i++) {
+        const sd_layer_weights *l = &w->layers[i];
+        const sd_weight *t[12] = {&l->attn_norm, &l->wq, &l->wk, &l->wv, &l->bq, &l->bk,
+                                  &l->bv, &l->wo, &l->ffn_norm, &l->w_gate, &l->w_up, &l->w_down};
+        for (int j = 0; j < 12; j++)
+            if (t[j]->data) ne += t[j]->rows * t[j]->cols;
+    }
+    if (non_embedding) *non_embedding = ne;
+    if (total) *total = ne + w->token_embd.rows * w->token_embd.cols + w->output.rows * w->output.cols;
+}
+
+double sd_forward_flops(const sd_weights *w, int64_t L, int64_t n_rows) {
+    int64_t ne;
+    sd_weights_n_params(w, NULL, &ne);
+    double Ld = (double)L;
+    return 2.0 * (double)ne * Ld + 4.0 * Ld * Ld * w->hp.n_embd * w->hp.n_layer +
+           2.0 * (double)w->hp.n_embd * w->hp.n_vocab * (double)n_rows;
+}

@@ -1,0 +1,567 @@
+/* ops.c -- transformer kernels, fast and reference. See ops.h. */
+#include <math.h>
+#include <string.h>
+
+#include "blas.h"
+#include "io/gguf.h" /* sd_f16_to_f32, sd_bf16_to_f32 */
+#include "ops.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SD_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#define SD_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#else
+#define SD_X86 0
+#endif
+
+/* ------------------------------------------------------------ dispatch */
+
+static int force_scalar;
+
+static int cpu_has_avx2(void) {
+#if SD_X86
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        /* clang 14 has no "f16c" for __builtin_cpu_supports: ask CPUID
+         * (leaf 1, ECX bit 29); AVX2 implies the OS saves YMM state. */
+        unsigned a, b, c, d;
+        int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+int sd_ops_simd(void) { return !force_scalar && cpu_has_avx2(); }
+void sd_ops_force_scalar(int on) { force_scalar = on; }
+
+static void run(sd_pool *pool, sd_pool_fn fn, void *ctx, int64_t n) {
+    if (n <= 0) return;
+    if (pool)
+        sd_pool_run(pool, fn, ctx, n);
+    else
+        fn(ctx, 0, n, 0);
+}
+
+/* --------------------------------------------------------------- exp */
+
+/* exp(x) by range reduction x = n ln2 + r, |r| <= ln2/2, and a degree-6
+ * Taylor polynomial for e^r (truncation error < 1.3e-7 relative), then
+ * 2^n through the exponent bits. Inputs are clamped so 2^n stays a normal
+ * float: results are 0 < exp(x) <= 2^127 * e^0.35, fine for softmax and
+ * sigmoid, where the extremes saturate anyway. The same steps in scalar
+ * and AVX2 code so both paths agree to rounding. */
+#define EXP_LO (-87.0f)
+#define EXP_HI (88.0f)
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693145751953125f
+#define LN2_LO 1.42860682030941723212e-6f
+
+static inline float exp_scalar(float x) {
+    x = x < EXP_LO ? EXP_LO : (x > EXP_HI ? EXP_HI : x);
+    float n = rintf(x * LOG2E);
+    float r = x - n * LN2_HI - n * LN2_LO;
+    float p = 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union {
+        uint32_t u;
+        float f;
+    } s;
+    s.u = (uint32_t)((int32_t)n + 127) << 23;
+    return p * s.f;
+}
+
+#if SD_X86
+SD_TARGET_AVX2 static inline __m256 exp_avx2(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+SD_TARGET_AVX2 static inline float hsum_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+SD_TARGET_AVX2 static inline float hmax_avx2(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
+/* ------------------------------------------------------ half, bfloat16 */
+
+static inline uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+int sd_type_supported(uint32_t type) {
+    return type == SD_T_F32 || type == SD_T_F16 || type == SD_T_BF16 || type == SD_T_Q8_0;
+}
+
+size_t sd_row_bytes(uint32_t type, int64_t cols) {
+    if (cols < 0) return 0;
+    switch (type) {
+    case SD_T_F32: return (size_t)cols * 4;
+    case SD_T_F16:
+    case SD_T_BF16: return (size_t)cols * 2;
+    case SD_T_Q8_0: return cols % SD_QK8_0 ? 0 : (size_t)(cols / SD_QK8_0) * 34;
+    default: return 0;
+    }
+}
+
+/* ---------------------------------------------------------- dequantise */
+
+/* One row of cols elements: src (of type) -> dst f32. Shapes: src[cols], dst[cols]. */
+static void dequant_row_scalar(uint32_t type, const unsigned char *src, int64_t cols, float *dst) {
+    switch (type) {
+    case SD_T_F32: memcpy(dst, src, (size_t)cols * 4); break;
+    case SD_T_F16:
+        for (int64_t j = 0; j < cols; j++) dst[j] = sd_f16_to_f32(rd16(src + 2 * j));
+        break;
+    case SD_T_BF16:
+        for (int64_t j = 0; j < cols; j++) dst[j] = sd_bf16_to_f32(rd16(src + 2 * j));
+        break;
+    case SD_T_Q8_0:
+        for (int64_t b = 0; b < cols / SD_QK8_0; b++) {
+            const unsigned char *blk = src + b * 34;
+            float d = sd_f16_to_f32(rd16(blk));
+            for (int j = 0; j < SD_QK8_0; j++) dst[b * SD_QK8_0 + j] = d * (float)(int8_t)blk[2 + j];
+        }
+        break;
+    default: break;
+    }
+}
+
+#if SD_X86
+SD_TARGET_AVX2 static void dequant_row_avx2(uint32_t type, const unsigned char *src, int64_t cols,
+                                            float *dst) {
+    int64_t j = 0;
+    switch (type) {
+    case SD_T_F16:
+        for (; j + 8 <= cols; j += 8)
+            _mm256_storeu_ps(dst + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * j))));
+        for (; j < cols; j++) dst[j] = sd_f16_to_f32(rd16(src + 2 * j));
+        break;
+    case SD_T_BF16:
+        for (; j + 8 <= cols; j += 8) {
+            __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * j)));
+            _mm256_storeu_ps(dst + j, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+        }
+        for (; j < cols; j++) dst[j] = sd_bf16_to_f32(rd16(src + 2 * j));
+        break;
+    case SD_T_Q8_0:
+        for (int64_t b = 0; b < cols / SD_QK8_0; b++) {
+            const unsigned char *blk = src + b * 34;
+            __m256 d = _mm256_set1_ps(sd_f16_to_f32(rd16(blk)));
+            for (int k = 0; k < SD_QK8_0; k += 8) {
+                __m128i q8 = _mm_loadl_epi64((const __m128i *)(blk + 2 + k));
+                __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
+                _mm256_storeu_ps(dst + b * SD_QK8_0 + k, _mm256_mul_ps(d, f));
+            }
+        }
+        break;
+    default: dequant_row_scalar(type, src, cols, dst); break;
+    }
+}
+#endif
+
+typedef struct {
+    uint32_t type;
+    const unsigned char *w;
+    int64_t cols, r0;
+    float *out;
+    size_t row_bytes;
+} dequant_ctx;
+
+static void dequant_range(void *vctx, int64_t b, int64_t e, int t) {
+    (void)t;
+    const dequant_ctx *c = vctx;
+    for (int64_t i = b; i < e; i++) {
+        const unsigned char *src = c->w + (size_t)(c->r0 + i) * c->row_bytes;
+        float *dst = c->out + i * c->cols;
+#if SD_X86
+        if (sd_ops_simd()) {
+            dequant_row_avx2(c->type, src, c->cols, dst);
+            continue;
+        }
+#endif
+        dequant_row_scalar(c->type, src, c->cols, dst);
+    }
+}
+
+void sd_dequant_rows(uint32_t type, const void *w, int64_t cols, int64_t r0, int64_t n,
+                     float *out, sd_pool *pool) {
+    dequant_ctx c = {type, w, cols, r0, out, sd_row_bytes(type, cols)};
+    /* Below ~16K elements a fork-join costs more than it saves. */
+    run(n * cols >= 16384 ? pool : NULL, dequant_range, &c, n);
+}
+
+void sd_dequant_rows_ref(uint32_t type, const void *w, int64_t cols, int64_t r0, int64_t n,
+                         float *out) {
+    size_t rb = sd_row_bytes(type, cols);
+    for (int64_t i = 0; i < n; i++)
+        dequant_row_scalar(type, (const unsigned char *)w + (size_t)(r0 + i) * rb, cols, out + i * cols);
+}
+
+/* ------------------------------------------------------------ RMSNorm */
+
+typedef struct {
+    float *out;
+    const float *x, *w;
+    int64_t d;
+    float eps;
+} rmsnorm_ctx;
+
+static void rmsnorm_range(void *vctx, int64_t b, int64_t e, int t) {
+    (void)t;
+    const rmsnorm_ctx *c = vctx;
+    for (int64_t i = b; i < e; i++) {
+        const float *xi = c->x + i * c->d;
+        float *oi = c->out + i * c->d;
+        /* Four partial sums: shorter dependency chains, better rounding. */
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int64_t j = 0;
+        for (; j + 4 <= c->d; j += 4) {
+            s0 += xi[j] * xi[j];
+            s1 += xi[j + 1] * xi[j + 1];
+            s2 += xi[j + 2] * xi[j + 2];
+            s3 += xi[j + 3] * xi[j + 3];
+        }
+        for (; j < c->d; j++) s0 += xi[j] * xi[j];
+        float scale = 1.0f / sqrtf((s0 + s1 + s2 + s3) / (float)c->d + c->eps);
+        for (j = 0; j < c->d; j++) oi[j] = xi[j] * scale * c->w[j];
+    }
+}
+
+void sd_rmsnorm(float *out, const float *x, const float *w, int64_t L, int64_t d, float eps,
+                sd_pool *pool) {
+    rmsnorm_ctx c = {out, x, w, d, eps};
+    run(L * d >= 16384 ? pool : NULL, rmsnorm_range, &c, L);
+}
+
+void sd_rmsnorm_ref(float *out, const float *x, const float *w, int64_t L, int64_t d, float eps) {
+    for (int64_t i = 0; i < L; i++) {
+        double ss = 0;
+        for (int64_t j = 0; j < d; j++) ss += (double)x[i * d + j] * x[i * d + j];
+        double scale = 1.0 / sqrt(ss / (double)d + eps);
+        for (int64_t j = 0; j < d; j++) out[i * d + j] = (float)(x[i * d + j] * scale * w[j]);
+    }
+}
+
+/* --------------------------------------------------------------- RoPE */
+
+void sd_rope_table(float *cos_t, float *sin_t, int64_t L, int64_t hd, float base) {
+    int64_t half = hd / 2;
+    for (int64_t i = 0; i < half; i++) {
+        double inv_freq = pow((double)base, -2.0 * (double)i / (double)hd);
+        for (int64_t p = 0; p < L; p++) {
+            double a = (double)p * inv_freq;
+            cos_t[p * half + i] = (float)cos(a);
+            sin_t[p * half + i] = (float)sin(a);
+        }
+    }
+}
+
+typedef struct {
+    float *x;
+    int64_t n_heads, hd, ld;
+    const float *cos_t, *sin_t;
+    int neox;
+} rope_ctx;
+
+static void rope_range(void *vctx, int64_t b, int64_t e, int t) {
+    (void)t;
+    const rope_ctx *c = vctx;
+    int64_t half = c->hd / 2;
+    for (int64_t p = b; p < e; p++) {
+        const float *cs = c->cos_t + p * half, *sn = c->sin_t + p * half;
+        for (int64_t h = 0; h < c->n_heads; h++) {
+            float *v = c->x + p * c->ld + h * c->hd;
+            if (c->neox) {
+                for (int64_t i = 0; i < half; i++) {
+                    float a = v[i], bb = v[i + half];
+                    v[i] = a * cs[i] - bb * sn[i];
+                    v[i + half] = a * sn[i] + bb * cs[i];
+                }
+            } else {
+                for (int64_t i = 0; i < half; i++) {
+                    float a = v[2 * i], bb = v[2 * i + 1];
+                    v[2 * i] = a * cs[i] - bb * sn[i];
+                    v[2 * i + 1] = a * sn[i] + bb * cs[i];
+                }
+            }
+        }
+    }
+}
+
+void sd_rope(float *x, int64_t L, int64_t n_heads, int64_t hd, int64_t ld, const float *cos_t,
+             const float *sin_t, int neox, sd_pool *pool) {
+    rope_ctx c = {x, n_heads, hd, ld, cos_t, sin_t, neox};
+    run(L * n_heads * hd >= 16384 ? pool : NULL, rope_range, &c, L);
+}
+
+void sd_rope_ref(float *x, int64_t L, int64_t n_heads, int64_t hd, int64_t ld, float base,
+                 int neox) {
+    int64_t half = hd / 2;
+    for (int64_t p = 0; p < L; p++)
+        for (int64_t h = 0; h < n_heads; h++) {
+            float *v = x + p * ld + h * hd;
+            for (int64_t i = 0; i < half; i++) {
+                double a = (double)p * pow((double)base, -2.0 * (double)i / (double)hd);
+                int64_t i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+                double x0 = v[i0], x1 = v[i1];
+                v[i0] = (float)(x0 * cos(a) - x1 * sin(a));
+                v[i1] = (float)(x0 * sin(a) + x1 * cos(a));
+            }
+        }
+}
+
+/* ------------------------------------------------------------ softmax */
+
+#if SD_X86
+/* Softmax of x[n] in place. */
+SD_TARGET_AVX2 static void softmax_row_avx2(float *x, int64_t n) {
+    int64_t j = 0;
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (; j + 8 <= n; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
+    float m = hmax_avx2(vm);
+    for (; j < n; j++) m = x[j] > m ? x[j] : m;
+    __m256 mv = _mm256_set1_ps(m), vs = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 ev = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv));
+        _mm256_storeu_ps(x + j, ev);
+        vs = _mm256_add_ps(vs, ev);
+    }
+    float s = hsum_avx2(vs);
+    for (; j < n; j++) {
+        x[j] = exp_scalar(x[j] - m);
+        s += x[j];
+    }
+    __m256 inv = _mm256_set1_ps(1.0f / s);
+    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), inv));
+    for (; j < n; j++) x[j] *= 1.0f / s;
+}
+#endif
+
+/* One row in place over n valid columns; columns [n, total) set to 0. */
+static void softmax_row(float *x, int64_t n, int64_t total) {
+#if SD_X86
+    if (sd_ops_simd()) {
+        softmax_row_avx2(x, n);
+        for (int64_t j = n; j < total; j++) x[j] = 0;
+        return;
+    }
+#endif
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+    float s = 0;
+    for (int64_t j = 0; j < n; j++) {
+        x[j] = exp_scalar(x[j] - m);
+        s += x[j];
+    }
+    float inv = 1.0f / s;
+    for (int64_t j = 0; j < n; j++) x[j] *= inv;
+    for (int64_t j = n; j < total; j++) x[j] = 0;
+}
+
+
+typedef struct {
+    float *x;
+    int64_t cols, ld, row0;
+    int causal;
+} softmax_ctx;
+
+static void softmax_range(void *vctx, int64_t b, int64_t e, int t) {
+    (void)t;
+    const softmax_ctx *c = vctx;
+    for (int64_t i = b; i < e; i++) {
+        int64_t n = c->cols;
+        if (c->causal) {
+            n = c->row0 + i + 1;
+            if (n > c->cols) n = c->cols;
+        }
+        softmax_row(c->x + i * c->ld, n, c->cols);
+    }
+}
+
+void sd_softmax_rows(float *x, int64_t n, int64_t cols, int64_t ld, int causal, int64_t row0,
+                     sd_pool *pool) {
+    softmax_ctx c = {x, cols, ld, row0, causal};
+    run(n * cols >= 16384 ? pool : NULL, softmax_range, &c, n);
+}
+
+void sd_softmax_rows_ref(float *x, int64_t n, int64_t cols, int64_t ld, int causal,
+                         int64_t row0) {
+    for (int64_t i = 0; i < n; i++) {
+        float *r = x + i * ld;
+        int64_t lim = causal ? (row0 + i + 1 < cols ? row0 + i + 1 : cols) : cols;
+        double m = -INFINITY, s = 0;
+        for (int64_t j = 0; j < lim; j++) m = r[j] > m ? r[j] : m;
+        for (int64_t j = 0; j < lim; j++) s += exp((double)r[j] - m);
+        for (int64_t j = 0; j < cols; j++) r[j] = j < lim ? (float)(exp((double)r[j] - m) / s) : 0.0f;
+    }
+}
+
+/* ------------------------------------------------------------- SwiGLU */
+
+typedef struct {
+    float *g;
+    const float *u;
+} swiglu_ctx;
+
+#if SD_X86
+SD_TARGET_AVX2 static void swiglu_avx2(float *g, const float *u, int64_t b, int64_t e) {
+    int64_t j = b;
+    __m256 one = _mm256_set1_ps(1.0f);
+    for (; j + 8 <= e; j += 8) {
+        __m256 gv = _mm256_loadu_ps(g + j);
+        __m256 den = _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), gv)));
+        _mm256_storeu_ps(g + j, _mm256_mul_ps(_mm256_div_ps(gv, den), _mm256_loadu_ps(u + j)));
+    }
+    for (; j < e; j++) g[j] = g[j] / (1.0f + exp_scalar(-g[j])) * u[j];
+}
+#endif
+
+/* Items are chunks of 1024 elements so threads split evenly. */
+#define SWIGLU_CHUNK 1024
+typedef struct {
+    swiglu_ctx s;
+    int64_t n;
+} swiglu_job;
+
+static void swiglu_range(void *vctx, int64_t b, int64_t e, int t) {
+    (void)t;
+    const swiglu_job *c = vctx;
+    int64_t lo = b * SWIGLU_CHUNK, hi = e * SWIGLU_CHUNK < c->n ? e * SWIGLU_CHUNK : c->n;
+#if SD_X86
+    if (sd_ops_simd()) {
+        swiglu_avx2(c->s.g, c->s.u, lo, hi);
+        return;
+    }
+#endif
+    for (int64_t j = lo; j < hi; j++) c->s.g[j] = c->s.g[j] / (1.0f + exp_scalar(-c->s.g[j])) * c->s.u[j];
+}
+
+void sd_swiglu(float *g, const float *u, int64_t n, sd_pool *pool) {
+    swiglu_job c = {{g, u}, n};
+    int64_t chunks = (n + SWIGLU_CHUNK - 1) / SWIGLU_CHUNK;
+    run(n >= 16384 ? pool : NULL, swiglu_range, &c, chunks);
+}
+
+void sd_swiglu_ref(float *g, const float *u, int64_t n) {
+    for (int64_t j = 0; j < n; j++) g[j] = (float)((double)g[j] / (1.0 + exp(-(double)g[j])) * u[j]);
+}
+
+/* ---------------------------------------------------------- attention */
+
+void sd_attention(float *out, const float *q, const float *k, const float *v, int64_t L,
+                  int64_t H, int64_t Hkv, int64_t hd, int causal, float *scores, sd_pool *pool) {
+    int64_t group = H / Hkv, ldq = H * hd, ldk = Hkv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t h = 0; h < H; h++) {
+        int64_t g = h / group;
+        /* scores[L, L] = scale * q_h[L, hd] @ k_g[L, hd]^T */
+        sd_sgemm(0, 1, L, L, hd, scale, q + h * hd, ldq, k + g * hd, ldk, 0.0f, scores, L);
+        sd_softmax_rows(scores, L, L, L, causal, 0, pool);
+        /* out_h[L, hd] = scores[L, L] @ v_g[L, hd] */
+        sd_sgemm(0, 0, L, hd, L, 1.0f, scores, L, v + g * hd, ldk, 0.0f, out + h * hd, ldq);
+    }
+}
+
+void sd_attention_ref(float *out, const float *q, const float *k, const float *v, int64_t L,
+                      int64_t H, int64_t Hkv, int64_t hd, int causal) {
+    int64_t group = H / Hkv, ldq = H * hd, ldk = Hkv * hd;
+    double scale = 1.0 / sqrt((double)hd);
+    for (int64_t h = 0; h < H; h++) {
+        int64_t g = h / group;
+        for (int64_t i = 0; i < L; i++) {
+            int64_t lim = causal ? i + 1 : L;
+            double m = -INFINITY, s = 0;
+            for (int64_t j = 0; j < lim; j++) {
+                double dot = 0;
+                for (int64_t c = 0; c < hd; c++) dot += (double)q[i * ldq + h * hd + c] * k[j * ldk + g * hd + c];
+                dot *= scale;
+                m = dot > m ? dot : m;
+            }
+            for (int64_t c = 0; c < hd; c++) out[i * ldq + h * hd + c] = 0;
+            double acc[512];
+            int64_t hd_c = hd < 512 ? hd : 512;
+            for (int64_t c = 0; c < hd_c; c++) acc[c] = 0;
+            for (int64_t j = 0; j < lim; j++) {
+                double dot = 0;
+                for (int64_t c = 0; c < hd; c++) dot += (double)q[i * ldq + h * hd + c] * k[j * ldk + g * hd + c];
+                double p = exp(dot * scale - m);
+                s += p;
+                for (int64_t c = 0; c < hd_c; c++) acc[c] += p * v[j * ldk + g * hd + c];
+            }
+            for (int64_t c = 0; c < hd_c; c++) out[i * ldq + h * hd + c] = (float)(acc[c] / s);
+        }
+    }
+}
+
+/* ------------------------------------------------------ weight matmul */
+
+/* Panels of at least 64 rows (GEMMs narrower than that lose BLAS
+ * efficiency) and about 2 MiB (stays in L2/L3 between the dequantisation
+ * that writes it and the GEMM that reads it). */
+#define PANEL_TARGET_FLOATS ((size_t)512 * 1024)
+#define PANEL_MIN_ROWS 64
+
+size_t sd_panel_floats(int64_t max_cols) {
+    size_t min = (size_t)max_cols * PANEL_MIN_ROWS;
+    return min > PANEL_TARGET_FLOATS ? min : PANEL_TARGET_FLOATS;
+}
+
+void sd_matmul_w(float *out, int64_t ldc, float beta, const float *x, int64_t M, uint32_t type, const void *w,
+                 int64_t rows, int64_t cols, float *panel, size_t panel_floats, sd_pool *pool) {
+    if (M <= 0 || rows <= 0) return;
+    if (type == SD_T_F32) {
+        sd_sgemm(0, 1, M, rows, cols, 1.0f, x, cols, w, cols, beta, out, ldc);
+        return;
+    }
+    int64_t p = (int64_t)(panel_floats / (size_t)cols);
+    if (p > rows) p = rows;
+    if (p >= 16) p -= p % 16; /* whole SIMD tiles for the GEMM kernel */
+    for (int64_t r0 = 0; r0 < rows; r0 += p) {
+        int64_t n = rows - r0 < p ? rows - r0 : p;
+        sd_dequant_rows(type, w, cols, r0, n, panel, pool);
+        sd_sgemm(0, 1, M, n, cols, 1.0f, x, cols, panel, cols, beta, out + r0, ldc);
+    }
+}
+
+void sd_matmul_w_ref(float *out, int64_t ldc, float beta, const float *x, int64_t M, uint32_t type,
+                     const void *w, int64_t rows, int64_t cols) {
+    float row[8192];
+    for (int64_t r = 0; r < rows; r++) {
+        if (cols > 8192) return; /* reference is for test shapes only */
+        sd_dequant_rows_ref(type, w, cols, r, 1, row);
+        for (int64_t i = 0; i < M; i++) {
+            double acc = 0;
+            for (int64_t c = 0; c < cols; c++) acc += (double)x[i * cols + c] * row[c];
+            out[i * ldc + r] = (float)(acc + (beta != 0.0f ? (double)beta * out[i * ldc + r] : 0.0));
+        }
+    }
+}

@@ -1,0 +1,98 @@
+/* ops.h -- the numerical kernels of the transformer core.
+ *
+ * Every fast kernel has a naive reference beside it (suffix _ref): plain
+ * loops with double accumulators, written for obviousness, used by the
+ * tests to check the fast versions on odd shapes. The fast versions use
+ * AVX2/FMA/F16C when the CPU has them (checked once at run time; the build
+ * has no -march) and plain C otherwise.
+ *
+ * All matrices are row-major floats. `pool` may be NULL (run inline).
+ */
+#ifndef SD_NN_OPS_H
+#define SD_NN_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/pool.h"
+
+/* ggml element types handled by the weight kernels (same numbers as
+ * SD_GGML_* in io/gguf.h, repeated here so nn does not depend on io). */
+enum { SD_T_F32 = 0, SD_T_F16 = 1, SD_T_Q8_0 = 8, SD_T_BF16 = 30 };
+#define SD_QK8_0 32 /* elements per Q8_0 block: f16 scale + 32 int8 */
+
+/* Whether the SIMD paths are in use (for benchmarks and test messages). */
+int sd_ops_simd(void);
+/* Force the scalar paths on (1) or back to auto-detection (0), so tests
+ * can exercise both on a machine that has AVX2. Not thread-safe. */
+void sd_ops_force_scalar(int on);
+
+/* Bytes of one row of `cols` elements of type; 0 if the type is unknown or
+ * cols is not a multiple of its block size. */
+size_t sd_row_bytes(uint32_t type, int64_t cols);
+/* Whether the weight kernels know the type. */
+int sd_type_supported(uint32_t type);
+
+/* Rows [r0, r0+n) of a matrix W[*, cols] of type -> out[n, cols] f32. */
+void sd_dequant_rows(uint32_t type, const void *w, int64_t cols, int64_t r0, int64_t n,
+                     float *out, sd_pool *pool);
+void sd_dequant_rows_ref(uint32_t type, const void *w, int64_t cols, int64_t r0, int64_t n,
+                         float *out);
+
+/* out[L, d] = x[L, d] / sqrt(mean_j x[i,j]^2 + eps) * w[d]  (out may equal x) */
+void sd_rmsnorm(float *out, const float *x, const float *w, int64_t L, int64_t d, float eps,
+                sd_pool *pool);
+void sd_rmsnorm_ref(float *out, const float *x, const float *w, int64_t L, int64_t d, float eps);
+
+/* RoPE tables: cos/sin[L, hd/2] of angle p * base^(-2i/hd) for position p
+ * and frequency i, computed in double. */
+void sd_rope_table(float *cos_t, float *sin_t, int64_t L, int64_t hd, float base);
+
+/* Rotate, in place, n_heads heads of width hd in each of L rows of x
+ * (row stride ld floats). neox = 1: pairs (i, i + hd/2) -- Qwen2/Dream and
+ * the Hugging Face layout; neox = 0: adjacent pairs (2i, 2i+1) -- llama.cpp's
+ * "normal" mode, used for LLaDA files whose Q/K rows were permuted. */
+void sd_rope(float *x, int64_t L, int64_t n_heads, int64_t hd, int64_t ld, const float *cos_t,
+             const float *sin_t, int neox, sd_pool *pool);
+void sd_rope_ref(float *x, int64_t L, int64_t n_heads, int64_t hd, int64_t ld, float base,
+                 int neox);
+
+/* Softmax of each of the n rows of x[n, ld] over its first `cols` columns;
+ * causal = 1: row i only over columns [0, row0 + i] (row0: canvas position
+ * of row 0), the others set to 0. In place. */
+void sd_softmax_rows(float *x, int64_t n, int64_t cols, int64_t ld, int causal, int64_t row0,
+                     sd_pool *pool);
+void sd_softmax_rows_ref(float *x, int64_t n, int64_t cols, int64_t ld, int causal,
+                         int64_t row0);
+
+/* SwiGLU: g[n] = silu(g) * u = g / (1 + exp(-g)) * u, in place on g. */
+void sd_swiglu(float *g, const float *u, int64_t n, sd_pool *pool);
+void sd_swiglu_ref(float *g, const float *u, int64_t n);
+
+/* Grouped-query attention over a canvas of L positions, all heads:
+ *   q   [L, H*hd]    k, v [L, Hkv*hd]   (head h reads kv head h / (H/Hkv))
+ *   out [L, H*hd]    = softmax(q_h k_g^T / sqrt(hd) [+ causal mask]) v_g
+ *   scores: scratch of L*L floats
+ * The two products of each head go through sd_sgemm. */
+void sd_attention(float *out, const float *q, const float *k, const float *v, int64_t L,
+                  int64_t H, int64_t Hkv, int64_t hd, int causal, float *scores, sd_pool *pool);
+void sd_attention_ref(float *out, const float *q, const float *k, const float *v, int64_t L,
+                      int64_t H, int64_t Hkv, int64_t hd, int causal);
+
+/* out[M, ldc] (columns [0, rows)) = x[M, cols] @ W^T + beta * out for a
+ * weight W[rows, cols] of any supported type (beta 0 or 1: 1 adds the
+ * product to out, e.g. onto the residual stream). F32 goes straight to sd_sgemm; other types are
+ * dequantised panel by panel into `panel` (panel_floats floats, at least
+ * cols floats) and multiplied panel by panel, so W is never expanded whole. */
+void sd_matmul_w(float *out, int64_t ldc, float beta, const float *x, int64_t M, uint32_t type, const void *w,
+                 int64_t rows, int64_t cols, float *panel, size_t panel_floats, sd_pool *pool);
+/* Naive reference: per element, double accumulation, rows dequantised by
+ * sd_dequant_rows_ref. */
+void sd_matmul_w_ref(float *out, int64_t ldc, float beta, const float *x, int64_t M, uint32_t type,
+                     const void *w, int64_t rows, int64_t cols);
+
+/* Floats of the panel scratch sd_matmul_w uses for weights of up to
+ * max_cols columns. */
+size_t sd_panel_floats(int64_t max_cols);
+
+#endif
