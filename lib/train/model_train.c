@@ -240,6 +240,41 @@ void sd_tmodel_init_random(sd_tmodel *m, sd_rng *rng, float std, double omega_s,
     }
 }
 
+static sd_weight f32_view(const float *data, int64_t rows, int64_t cols) {
+    sd_weight w = {data, 0 /* GGML F32 */, rows, cols};
+    if (!data) w.rows = w.cols = 0;
+    return w;
+}
+
+void sd_tmodel_as_weights(const sd_tmodel *m, sd_weights *w, sd_layer_weights *layers) {
+    const sd_hparams *hp = &m->hp;
+    int64_t d = hp->n_embd, hd = d / hp->n_head, qd = hp->n_head * hd, kd = hp->n_head_kv * hd;
+    int64_t F = hp->n_ff, V = hp->n_vocab;
+    memset(w, 0, sizeof *w);
+    w->hp = *hp;
+    w->token_embd = f32_view(m->p.token_embd, V, d);
+    w->output_norm = f32_view(m->p.output_norm, 1, d);
+    w->output = f32_view(m->p.output, V, d);
+    w->layers = layers;
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const sd_tlayer *p = &m->p.layers[l];
+        sd_layer_weights *o = &layers[l];
+        memset(o, 0, sizeof *o);
+        o->attn_norm = f32_view(p->attn_norm, 1, d);
+        o->wq = f32_view(p->wq, qd, d);
+        o->wk = f32_view(p->wk, kd, d);
+        o->wv = f32_view(p->wv, kd, d);
+        o->bq = f32_view(p->bq, 1, qd);
+        o->bk = f32_view(p->bk, 1, kd);
+        o->bv = f32_view(p->bv, 1, kd);
+        o->wo = f32_view(p->wo, d, qd);
+        o->ffn_norm = f32_view(p->ffn_norm, 1, d);
+        o->w_gate = f32_view(p->w_gate, F, d);
+        o->w_up = f32_view(p->w_up, F, d);
+        o->w_down = f32_view(p->w_down, d, F);
+    }
+}
+
 const sd_ttensor *sd_tmodel_find(const sd_tmodel *m, const char *name) {
     for (int32_t i = 0; i < m->n_tensors; i++)
         if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];

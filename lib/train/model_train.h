@@ -140,6 +140,12 @@ void sd_tmodel_free(sd_tmodel *m); /* accepts NULL */
 void sd_tmodel_init_random(sd_tmodel *m, sd_rng *rng, float std, double omega_s, double omega_a,
                            double omega_b);
 
+/* View the F32 master parameters as the inference path's weights (type F32,
+ * no copy): w->layers must point to n_layer entries the caller provides.
+ * Lets sd_forward (nn/transformer.h) run the model being trained, and is
+ * the shape a GGUF checkpoint is written from. The view follows the params. */
+void sd_tmodel_as_weights(const sd_tmodel *m, sd_weights *w, sd_layer_weights *layers);
+
 /* Look a tensor up by name; NULL if absent. */
 const sd_ttensor *sd_tmodel_find(const sd_tmodel *m, const char *name);
 
