@@ -100,9 +100,9 @@ static void sm_stats_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
             c->logits + r * c->V, c->V, c->k, c->ws->soft_ids + r * c->k, c->ws->soft_pi + r * c->k);
 }
 
-int32_t sd_mdlm_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
-                          const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
-                          const float *t, int use_sm, double *loss, int64_t *n_masked) {
+static int32_t mdlm(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
+                    const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked, const float *t,
+                    int use_sm, int backward, double *loss, int64_t *n_masked) {
     int32_t rc = check_args(m, ws, x0, B, L);
     if (rc) return rc;
     if (!masked || !t) return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: NULL mask or t");
@@ -156,12 +156,24 @@ int32_t sd_mdlm_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_
         bt->soft_pi = ws->soft_pi;
         bt->soft_entropy = ws->soft_entropy;
     }
-    sd_tmodel_zero_grad(m);
+    if (backward) sd_tmodel_zero_grad(m);
     double l = 0.0;
     rc = sd_tmodel_forward(m, bt, &l);
     if (rc) return rc;
     if (loss) *loss = l;
-    return sd_tmodel_backward(m, bt);
+    return backward ? sd_tmodel_backward(m, bt) : SMDIFF_OK;
+}
+
+int32_t sd_mdlm_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
+                          const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
+                          const float *t, int use_sm, double *loss, int64_t *n_masked) {
+    return mdlm(m, ws, o, x0, B, L, masked, t, use_sm, 1, loss, n_masked);
+}
+
+int32_t sd_mdlm_loss(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
+                     const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
+                     const float *t, int use_sm, double *loss, int64_t *n_masked) {
+    return mdlm(m, ws, o, x0, B, L, masked, t, use_sm, 0, loss, n_masked);
 }
 
 int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,

@@ -75,6 +75,11 @@ int32_t sd_mdlm_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_
                           const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
                           const float *t, int use_sm, double *loss, int64_t *n_masked);
 
+/* The same loss without the backward (evaluation); gradients untouched. */
+int32_t sd_mdlm_loss(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
+                     const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
+                     const float *t, int use_sm, double *loss, int64_t *n_masked);
+
 /* Autoregressive next-token loss and gradient (zeroes gradients first). */
 int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
                         double *loss);
