@@ -13,5 +13,6 @@ int cli_fail(const char *what, int32_t status, const char *detail);
 
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 #endif

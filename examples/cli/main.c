@@ -13,6 +13,7 @@ typedef struct {
 static const command commands[] = {
     {"version", cmd_version, "library version, BLAS backend, threads, decoder strategies"},
     {"info", cmd_info, "describe a model file: architecture, sizes, tokenizer, soft-mask"},
+    {"train", cmd_train, "train or fine-tune a model (MDLM with soft-masking, or AR)"},
 };
 
 int cli_fail(const char *what, int32_t status, const char *detail) {
