@@ -96,9 +96,13 @@ int main(int argc, char **argv) {
     int32_t *x0 = malloc(sizeof(int32_t) * (size_t)N);
     for (int64_t i = 0; i < N; i++) x0[i] = (int32_t)sd_rng_below(&rng, (uint64_t)V - 1);
     float t[1024];
+    /* The machine is shared: each figure is the best of its repetitions
+     * (the least disturbed run), and the peak is re-measured around the
+     * steps, keeping its best, so both sides of the ratio see the same
+     * conditions as closely as possible. */
     double time_plain = 0;
     for (int sm = 0; sm < 2; sm++) {
-        double total = 0, flops = 0;
+        double best = 1e30, flops_best = 0;
         for (int s = -1; s < steps; s++) { /* step -1 warms up */
             sd_mdlm_sample(&rng, &oo, B, L, t, ws.masked);
             for (int64_t b = 0; b < B; b++) t[b] = 0.5f; /* fixed work per step: about half masked */
@@ -113,15 +117,20 @@ int main(int argc, char **argv) {
             double dt = now() - t0;
             if (s < 0) continue;
             double fwd = 2.0 * N * p_blocks + 4.0 * B * L * L * d * hp.n_layer + 2.0 * R * d * V;
-            flops += 3.0 * fwd + (sm ? fwd : 0.0);
-            total += dt;
+            if (dt < best) {
+                best = dt;
+                flops_best = 3.0 * fwd + (sm ? fwd : 0.0);
+            }
         }
-        double tps = N * steps / total, rate = flops / total;
-        if (!sm) time_plain = total;
-        printf("SM %-3s: %.3f s/step, %.0f tokens/s, %.1f GFLOP/s useful = %.0f%% of sgemm peak%s",
-               sm ? "on" : "off", total / steps, tps, rate * 1e-9, 100.0 * rate / peak,
+        double p2 = sgemm_peak();
+        if (p2 > peak) peak = p2;
+        double tps = N / best, rate = flops_best / best;
+        if (!sm) time_plain = best;
+        printf("SM %-3s: %.3f s/step (best of %d), %.0f tokens/s, %.1f GFLOP/s useful = %.0f%% of sgemm peak "
+               "(%.1f GFLOP/s)%s",
+               sm ? "on" : "off", best, steps, tps, rate * 1e-9, 100.0 * rate / peak, peak * 1e-9,
                sm ? "" : "\n");
-        if (sm) printf(", %.2fx the plain step\n", total / time_plain);
+        if (sm) printf(", %.2fx the plain step\n", best / time_plain);
     }
     free(x0);
     sd_adamw_free(&opt);

@@ -176,8 +176,8 @@ int32_t sd_mdlm_loss(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts 
     return mdlm(m, ws, o, x0, B, L, masked, t, use_sm, 0, loss, n_masked);
 }
 
-int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
-                        double *loss) {
+static int32_t ar(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                  int backward, double *loss) {
     int32_t rc = check_args(m, ws, x0, B, L);
     if (rc) return rc;
     if (L < 2) return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: AR needs L >= 2");
@@ -206,12 +206,22 @@ int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, in
     bt->loss_rows = ws->loss_rows;
     bt->loss_targets = ws->loss_targets;
     bt->loss_weights = ws->loss_weights;
-    sd_tmodel_zero_grad(m);
+    if (backward) sd_tmodel_zero_grad(m);
     double l = 0.0;
     rc = sd_tmodel_forward(m, bt, &l);
     if (rc) return rc;
     if (loss) *loss = l;
-    return sd_tmodel_backward(m, bt);
+    return backward ? sd_tmodel_backward(m, bt) : SMDIFF_OK;
+}
+
+int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                        double *loss) {
+    return ar(m, ws, x0, B, L, 1, loss);
+}
+
+int32_t sd_ar_loss(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                   double *loss) {
+    return ar(m, ws, x0, B, L, 0, loss);
 }
 
 int32_t sd_objective_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,

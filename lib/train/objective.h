@@ -84,6 +84,10 @@ int32_t sd_mdlm_loss(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts 
 int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
                         double *loss);
 
+/* The same without the backward (evaluation); gradients untouched. */
+int32_t sd_ar_loss(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                   double *loss);
+
 /* One objective evaluation with its randomness drawn from rng: the mask
  * and t, and whether SM is used (probability o->sm_prob when o->sm).
  * *used_sm (may be NULL) says whether it was. */

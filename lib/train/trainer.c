@@ -118,7 +118,7 @@ int32_t sd_trainer_eval(sd_trainer *t, const int32_t *tokens, int64_t n, int32_t
         draw_windows(&r, tokens, n, B, L, t->batch);
         double l = 0.0;
         if (t->o.obj.kind == SD_OBJ_AR) {
-            rc = sd_ar_loss_grad(t->m, &t->ws, t->batch, B, L, &l);
+            rc = sd_ar_loss(t->m, &t->ws, t->batch, B, L, &l);
         } else {
             sd_mdlm_sample(&r, &t->o.obj, B, L, t->ws.t, t->ws.masked);
             rc = sd_mdlm_loss(t->m, &t->ws, &t->o.obj, t->batch, B, L, t->ws.masked, t->ws.t, 0, &l, NULL);
@@ -126,8 +126,6 @@ int32_t sd_trainer_eval(sd_trainer *t, const int32_t *tokens, int64_t n, int32_t
         if (rc) return sd_error_forward(&t->err, &t->m->err);
         sum += l;
     }
-    /* AR evaluation ran a backward into the gradients: they are scratch
-     * between steps (each step zeroes them first), so nothing is lost. */
     *loss = sum / n_batches;
     return SMDIFF_OK;
 }
