@@ -675,7 +675,7 @@ static void run_model(sd_arch arch, int permuted, int causal, int with_soft) {
         const sd_ttensor *t = &m->tensors[i];
         if (!with_soft && t->group == SD_TGROUP_SM) continue; /* no soft rows: gradient is 0 */
         int64_t n = t->rows * t->cols;
-        bad += fd_check(t->name, c.P + t->offset, m->grads + t->offset, n, model_J, &c, 200);
+        bad += fd_check(t->name, c.P + t->offset, m->grads + t->offset, n, model_J, &c, 96);
     }
     if (with_soft) assert_true(fabsf(m->g.sm_raw[0]) > 0 && fabsf(m->g.sm_raw[1]) > 0 && fabsf(m->g.sm_raw[2]) > 0);
     assert_int_equal(bad, 0);
@@ -722,6 +722,11 @@ static void test_bad_input(void **state) {
     assert_int_equal(sd_tmodel_forward(m, &b, NULL), 0);
     sd_tmodel_free(m);
     sd_tmodel_free(NULL);
+    /* a batch whose activations cannot exist is refused, not overflowed */
+    m = (sd_tmodel *)1;
+    assert_int_equal(sd_tmodel_create(&hp, 1 << 20, 1 << 20, 0, &m, &err), SMDIFF_E_INVAL);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "beyond"));
 }
 
 int main(void) {

@@ -174,6 +174,20 @@ int32_t sd_tmodel_create(const sd_hparams *hp, int64_t B_max, int64_t L_max, int
         return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: bad batch %lld x %lld",
                        (long long)B_max, (long long)L_max);
     if (R_max <= 0) R_max = B_max * L_max;
+    {
+        /* sizes in double first, so absurd shapes fail cleanly instead of
+         * overflowing size_t in the layout arithmetic below */
+        double d = hp->n_embd, F = hp->n_ff, V = hp->n_vocab, Ll = (double)hp->n_layer;
+        double N = (double)B_max * (double)L_max, L = (double)L_max;
+        double params = 2 * V * d + Ll * (4 * d * d + 3 * d * F + 4 * d) + d + 3;
+        double acts = Ll * (N * (8 * d + 3 * F + 2) + (double)B_max * hp->n_head * L * L) +
+                      N * (10 * d + 3 * F + 4) + L * L + (double)R_max * (2 * d + V + 1) + L * d;
+        if (params > 4e10 || acts > 2.5e11)
+            return sd_fail(err, SMDIFF_E_INVAL,
+                           "sd_tmodel_create: %.3g parameters and %.3g activation floats for a batch "
+                           "of %lld x %lld are beyond what this build handles",
+                           params, acts, (long long)B_max, (long long)L_max);
+    }
 
     sd_tmodel *m = sd_calloc(1, sizeof *m);
     if (!m) return sd_fail(err, SMDIFF_E_NOMEM, "sd_tmodel_create: out of memory");
