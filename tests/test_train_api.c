@@ -5,7 +5,9 @@
  *    its public logits are those of the trainer's own model after reload;
  *  - the CLI killed with SIGKILL mid-run and resumed produces the same loss
  *    curve as an uninterrupted run; it refuses an empty corpus and an
- *    unreadable state file with a clear message and exit status 1. */
+ *    unreadable state file with a clear message and exit status 1;
+ *  - corpus tokenization's argument and input errors (its positive path
+ *    needs the text layer's tokenizer and skips, saying so, without it). */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -248,6 +250,57 @@ static void test_cli_kill_and_resume(void **state) {
     unlink(tok), unlink(err);
 }
 
+static void test_tokenize_corpus(void **state) {
+    (void)state;
+    char out[300], txt[300], empty[300];
+    snprintf(out, sizeof out, "%s/corpus.i32", dir);
+    snprintf(txt, sizeof txt, "%s/doc.txt", dir);
+    snprintf(empty, sizeof empty, "%s/emptydir", dir);
+    const char *paths[1] = {txt};
+    assert_int_equal(smdiff_train_tokenize_corpus(NULL, paths, 1, 0, out, NULL, NULL), SMDIFF_E_INVAL);
+    smdiff_model *m = NULL;
+    assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
+    assert_int_equal(smdiff_model_load_file(m, test_data_path("tiny_dream_f32.gguf")), SMDIFF_OK);
+    assert_int_equal(smdiff_train_tokenize_corpus(m, paths, 0, 0, out, NULL, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_train_tokenize_corpus(m, paths, 1, -1, out, NULL, NULL), SMDIFF_E_INVAL);
+    /* input errors come before any tokenization */
+    const char *missing[1] = {"no/such/corpus"};
+    assert_int_equal(smdiff_train_tokenize_corpus(m, missing, 1, 0, out, NULL, NULL), SMDIFF_E_IO);
+    assert_non_null(strstr(smdiff_last_error(), "no/such/corpus"));
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", empty);
+    assert_int_equal(system(cmd), 0);
+    const char *e[1] = {empty};
+    assert_int_equal(smdiff_train_tokenize_corpus(m, e, 1, 0, out, NULL, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "empty corpus"));
+    rmdir(empty);
+    FILE *f = fopen(txt, "w");
+    fputs("hello world", f);
+    fclose(f);
+    int64_t n = 0, docs = 0;
+    int32_t rc = smdiff_train_tokenize_corpus(m, paths, 1, 3, out, &n, &docs);
+    unlink(txt);
+    if (rc == SMDIFF_E_UNSUPPORTED || rc == SMDIFF_E_STATE) {
+        printf("  tokenizer unavailable here (%s)\n", smdiff_last_error());
+        smdiff_model_free(m);
+        SKIP_BECAUSE("this build's smdiff_model_tokenize cannot tokenize (the text layer is merged separately)");
+    }
+    assert_int_equal(rc, SMDIFF_OK);
+    assert_int_equal(docs, 1);
+    assert_true(n >= 2);
+    f = fopen(out, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    assert_int_equal(ftell(f), 4 * n);
+    fseek(f, -4, SEEK_END);
+    int32_t last = -1;
+    assert_int_equal(fread(&last, 4, 1, f), 1);
+    fclose(f);
+    assert_int_equal(last, 3);
+    unlink(out);
+    smdiff_model_free(m);
+}
+
 int main(void) {
     /* a toy corpus: counting runs separated by EOS (0) */
     for (int i = 0, d = 0; i < NTOK; d++)
@@ -260,6 +313,7 @@ int main(void) {
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_api_model_roundtrip),
         cmocka_unit_test(test_cli_kill_and_resume),
+        cmocka_unit_test(test_tokenize_corpus),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rmdir(dir);

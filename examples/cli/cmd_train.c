@@ -19,7 +19,12 @@ static void usage(FILE *f) {
             "                     --heads H [--kv-heads K] --ff F --mask-id ID [--eos-id ID] [--tokenizer GGUF])\n"
             "                    [options]\n"
             "\n"
+            "       smdiff train --corpus PATH [--corpus PATH ...] --tokens FILE.i32 ... (as above)\n"
+            "\n"
             "FILE.i32 holds little-endian int32 token ids, documents separated by EOS.\n"
+            "With --corpus, every text file under PATH (folders walked in name order) is\n"
+            "tokenized once into FILE.i32 with the tokenizer of --init or --tokenizer, EOS\n"
+            "(--eos-id, else the model's) after each document, then training starts.\n"
             "The last 1%% (at least one sequence) is held out for validation.\n"
             "\n"
             "options:\n"
@@ -168,7 +173,12 @@ static void write_svg(const char *csv, const char *svg) {
     free(st), free(lo), free(va);
 }
 
+typedef struct args args;
+static int make_tokens(const args *a);
+
 typedef struct args {
+    const char *corpus[64];
+    int n_corpus;
     const char *tokens, *out, *init, *arch, *tokenizer;
     long long vocab, embd, layers, heads, kv_heads, ff, mask_id, eos_id;
     long long steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after;
@@ -203,6 +213,15 @@ static int parse(int argc, char **argv, args *a) {
             {"--f16", &a->f16}, {"--resume", &a->resume},
         };
         int done = 0;
+        if (!strcmp(k, "--corpus")) {
+            if (!v || a->n_corpus == 64) {
+                fprintf(stderr, "smdiff train: --corpus needs a path (at most 64)\n");
+                return -1;
+            }
+            a->corpus[a->n_corpus++] = v;
+            i++;
+            continue;
+        }
         for (size_t j = 0; !done && j < sizeof flags / sizeof flags[0]; j++)
             if (!strcmp(k, flags[j].name)) *flags[j].flag = 1, done = 1;
         for (size_t j = 0; !done && j < sizeof opt / sizeof opt[0]; j++) {
@@ -237,6 +256,36 @@ static int parse(int argc, char **argv, args *a) {
     return 0;
 }
 
+/* --corpus: tokenize once with the tokenizer of --init or --tokenizer. */
+static int make_tokens(const args *a) {
+    const char *src = a->init ? a->init : a->tokenizer;
+    if (!src) {
+        fprintf(stderr, "smdiff train: --corpus needs --init or --tokenizer for its tokenizer\n");
+        return 1;
+    }
+    smdiff_model *m = NULL;
+    int32_t rc = smdiff_model_create(&m);
+    if (rc) return cli_fail("create model", rc, smdiff_last_error());
+    rc = smdiff_model_load_file(m, src);
+    if (rc) {
+        int r = cli_fail(src, rc, smdiff_model_last_error(m));
+        smdiff_model_free(m);
+        return r;
+    }
+    int64_t eos = a->eos_id;
+    if (eos < 0 && (rc = smdiff_model_property(m, SMDIFF_PROP_EOS_ID, &eos)) == SMDIFF_OK && eos < 0) {
+        fprintf(stderr, "smdiff train: %s has no EOS token: give --eos-id\n", src);
+        smdiff_model_free(m);
+        return 1;
+    }
+    int64_t n = 0, docs = 0;
+    if (!rc) rc = smdiff_train_tokenize_corpus(m, a->corpus, a->n_corpus, (int32_t)eos, a->tokens, &n, &docs);
+    smdiff_model_free(m);
+    if (rc) return cli_fail("tokenizing the corpus", rc, smdiff_last_error());
+    fprintf(stderr, "smdiff train: %lld documents, %lld tokens -> %s\n", (long long)docs, (long long)n, a->tokens);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -248,6 +297,7 @@ int cmd_train(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (a.n_corpus && !a.resume && make_tokens(&a)) return 1;
     int64_t n = 0;
     int32_t *tok = read_tokens(a.tokens, &n);
     if (!tok) return 1;

@@ -565,6 +565,20 @@ SMDIFF_API int32_t smdiff_trainer_resume(smdiff_trainer *trainer, const char *st
 /* Message of the trainer's last error (never NULL). */
 SMDIFF_API const char *smdiff_trainer_last_error(const smdiff_trainer *trainer);
 
+/* Tokenize a corpus once into a token file for smdiff_trainer_set_data /
+ * `smdiff train --tokens`: every file under paths (folders walked
+ * recursively in name order, hidden entries skipped) is one document,
+ * tokenized with model's tokenizer (no special-token parsing, no BOS) and
+ * followed by eos_id; the file holds little-endian int32 ids and is written
+ * atomically. *n_tokens and *n_documents may be NULL. SMDIFF_E_INVAL for
+ * bad arguments or an empty corpus, SMDIFF_E_IO for unreadable input or an
+ * unwritable output, or the tokenizer's error (e.g. SMDIFF_E_STATE for a
+ * model without a tokenizer). Thread-safe for distinct outputs. */
+SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model,
+                                                const char *const *paths, int32_t n_paths,
+                                                int32_t eos_id, const char *out_path,
+                                                int64_t *n_tokens, int64_t *n_documents);
+
 #ifdef __cplusplus
 }
 #endif

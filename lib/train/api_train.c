@@ -2,6 +2,7 @@
  * include/smdiff/smdiff.h): argument checks and option handling, mapped
  * onto lib/train/trainer.h. Kept out of lib/smdiff.c so the training layer
  * can be merged without touching the other layers' API code. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -11,6 +12,7 @@
 #include "nn/blas.h"
 #include "smdiff/smdiff.h"
 #include "train/checkpoint.h"
+#include "train/data.h"
 #include "train/trainer.h"
 
 static const sd_option_def defs[] = {
@@ -257,4 +259,39 @@ SMDIFF_API int32_t smdiff_trainer_resume(smdiff_trainer *tr, const char *state_p
 SMDIFF_API const char *smdiff_trainer_last_error(const smdiff_trainer *tr) {
     if (!tr) return sd_tls_error()->msg;
     return tr->err.msg;
+}
+
+/* the model's tokenizer behind the corpus walker's callback; keeps the
+ * tokenizer's own message for the error report */
+typedef struct tok_ctx {
+    const smdiff_model *model;
+    char msg[256];
+} tok_ctx;
+
+static int32_t tokenize_with_model(void *ud, const char *text, size_t n, int32_t *out, size_t cap,
+                                   size_t *n_out) {
+    tok_ctx *c = ud;
+    int32_t rc = smdiff_model_tokenize(c->model, text, n, 0, out, cap, n_out);
+    if (rc && rc != SMDIFF_E_BUFFER) snprintf(c->msg, sizeof c->msg, "%s", smdiff_last_error());
+    return rc;
+}
+
+SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model, const char *const *paths,
+                                                int32_t n_paths, int32_t eos_id, const char *out_path,
+                                                int64_t *n_tokens, int64_t *n_documents) {
+    REQUIRE(model && paths && n_paths > 0 && out_path && eos_id >= 0, (smdiff_trainer *)NULL,
+            "smdiff_train_tokenize_corpus: NULL argument, no paths or negative EOS id");
+    for (int32_t i = 0; i < n_paths; i++)
+        REQUIRE(paths[i], (smdiff_trainer *)NULL, "smdiff_train_tokenize_corpus: path %d is NULL", (int)i);
+    int32_t *tok = NULL;
+    int64_t n = 0, docs = 0;
+    sd_error err = {0};
+    tok_ctx c = {model, ""};
+    int32_t rc = sd_data_tokenize_paths(paths, n_paths, tokenize_with_model, &c, eos_id, &tok, &n, &docs, &err);
+    if (!rc) rc = sd_data_write_tokens(out_path, tok, n, &err);
+    sd_free(tok);
+    if (rc) return sd_fail(NULL, rc, "%s%s%s", err.msg, c.msg[0] ? ": " : "", c.msg);
+    if (n_tokens) *n_tokens = n;
+    if (n_documents) *n_documents = docs;
+    return SMDIFF_OK;
 }
