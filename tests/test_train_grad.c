@@ -720,6 +720,14 @@ static void test_bad_input(void **state) {
     assert_int_equal(sd_tmodel_forward(m, &b, NULL), SMDIFF_E_INVAL);
     b.L = 4;
     assert_int_equal(sd_tmodel_forward(m, &b, NULL), 0);
+    /* a soft row given twice is refused */
+    int32_t srows[2] = {1, 1}, sids[2] = {2, 3};
+    float spi[2] = {1, 1}, sH[2] = {1, 1};
+    sd_tbatch bs = {1, 4, ids, 0, 2, 1, srows, sids, spi, sH, 0, NULL, NULL, NULL};
+    assert_int_equal(sd_tmodel_forward(m, &bs, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(m->err.msg, "repeated"));
+    srows[1] = 2;
+    assert_int_equal(sd_tmodel_forward(m, &bs, NULL), 0);
     sd_tmodel_free(m);
     sd_tmodel_free(NULL);
     /* a batch whose activations cannot exist is refused, not overflowed */

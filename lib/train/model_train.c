@@ -327,15 +327,24 @@ static int32_t check_batch(sd_tmodel *m, const sd_tbatch *b) {
             return sd_fail(&m->err, SMDIFF_E_INVAL, "train batch: target %d outside vocabulary",
                            b->loss_targets[r]);
     }
-    for (int64_t s = 0; s < b->n_soft; s++) {
-        if (b->soft_rows[s] < 0 || b->soft_rows[s] >= N)
-            return sd_fail(&m->err, SMDIFF_E_INVAL, "train batch: soft row %d outside [0,%lld)",
-                           b->soft_rows[s], (long long)N);
-        for (int32_t i = 0; i < b->k; i++)
+    /* a row mixed twice would be overwritten in the forward but credited
+     * twice in the backward: soft rows must be distinct */
+    uint8_t *seen = b->n_soft ? sd_calloc((size_t)N, 1) : NULL;
+    if (b->n_soft && !seen) return sd_fail(&m->err, SMDIFF_E_NOMEM, "train batch: out of memory");
+    int32_t rc = SMDIFF_OK;
+    for (int64_t s = 0; !rc && s < b->n_soft; s++) {
+        int32_t r = b->soft_rows[s];
+        if (r < 0 || r >= N || seen[r])
+            rc = sd_fail(&m->err, SMDIFF_E_INVAL, "train batch: soft row %d outside [0,%lld) or repeated",
+                         r, (long long)N);
+        else
+            seen[r] = 1;
+        for (int32_t i = 0; !rc && i < b->k; i++)
             if (b->soft_ids[s * b->k + i] < 0 || b->soft_ids[s * b->k + i] >= hp->n_vocab)
-                return sd_fail(&m->err, SMDIFF_E_INVAL, "train batch: soft id outside vocabulary");
+                rc = sd_fail(&m->err, SMDIFF_E_INVAL, "train batch: soft id outside vocabulary");
     }
-    return SMDIFF_OK;
+    sd_free(seen);
+    return rc;
 }
 
 int32_t sd_tmodel_forward(sd_tmodel *m, const sd_tbatch *b, double *loss) {

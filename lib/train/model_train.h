@@ -84,7 +84,7 @@ typedef struct sd_tacts {
 
 /* A batch for one forward/backward.
  *   ids [B*L]: input token ids (the mask id where masked).
- *   Soft rows (SM pass 2): n_soft rows of [0,N) whose input embedding is
+ *   Soft rows (SM pass 2): n_soft distinct rows of [0,N) whose input embedding is
  *     the SM mixture; soft_ids/soft_pi [n_soft, k] (constants from pass 1,
  *     pi renormalised over the k), soft_entropy [n_soft] (constant);
  *     lambda comes from the model's raw SM parameters.
