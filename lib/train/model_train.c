@@ -329,8 +329,9 @@ static int32_t check_batch(sd_tmodel *m, const sd_tbatch *b) {
     }
     /* a row mixed twice would be overwritten in the forward but credited
      * twice in the backward: soft rows must be distinct */
-    uint8_t *seen = b->n_soft ? sd_calloc((size_t)N, 1) : NULL;
-    if (b->n_soft && !seen) return sd_fail(&m->err, SMDIFF_E_NOMEM, "train batch: out of memory");
+    /* the backward's lambda scratch (N floats >= N bytes) is free here */
+    uint8_t *seen = (uint8_t *)m->a.dlam;
+    if (b->n_soft) memset(seen, 0, (size_t)N);
     int32_t rc = SMDIFF_OK;
     for (int64_t s = 0; !rc && s < b->n_soft; s++) {
         int32_t r = b->soft_rows[s];
@@ -343,7 +344,6 @@ static int32_t check_batch(sd_tmodel *m, const sd_tbatch *b) {
             if (b->soft_ids[s * b->k + i] < 0 || b->soft_ids[s * b->k + i] >= hp->n_vocab)
                 rc = sd_fail(&m->err, SMDIFF_E_INVAL, "train batch: soft id outside vocabulary");
     }
-    sd_free(seen);
     return rc;
 }
 
