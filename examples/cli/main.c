@@ -16,6 +16,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "decode text with soft-masking and any decoder strategy"},
     {"tokenize", cmd_tokenize, "tokenize standard input with a model's or tokenizer directory's tokenizer"},
     {"convert", cmd_convert, "convert a Hugging Face Dream/LLaDA checkpoint to GGUF"},
+    {"train", cmd_train, "train or fine-tune a model (MDLM with soft-masking, or AR)"},
 };
 
 int cli_fail(const char *what, int32_t status, const char *detail) {
