@@ -232,6 +232,20 @@ SMDIFF_API int32_t smdiff_model_detokenize(const smdiff_model *m, const int32_t 
     return sd_tokenizer_decode(m->tok, ids, n_ids, flags, text, capacity, n_out, NULL);
 }
 
+SMDIFF_API int32_t smdiff_model_save_tokenizer(const smdiff_model *m, const char *path) {
+    int32_t rc = require_tokenizer(m, "smdiff_model_save_tokenizer");
+    if (rc) return rc;
+    REQUIRE(path, NULL, "smdiff_model_save_tokenizer: path is NULL");
+    sd_gguf_writer *w = NULL;
+    if ((rc = sd_gguf_writer_create(&w, NULL))) return rc;
+    rc = sd_gguf_set_str(w, "general.architecture", "tokenizer");
+    if (rc) rc = sd_fail(NULL, rc, "smdiff_model_save_tokenizer: out of memory");
+    if (!rc) rc = sd_tokenizer_to_gguf(m->tok, w, NULL);
+    if (!rc) rc = sd_gguf_write(w, path, NULL);
+    sd_gguf_writer_free(w);
+    return rc;
+}
+
 SMDIFF_API int32_t smdiff_model_load_tokenizer(smdiff_model *m, const char *path) {
     REQUIRE(m && path, NULL, "smdiff_model_load_tokenizer: NULL argument");
     if (m->loaded || m->tok)

@@ -10,10 +10,12 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: smdiff tokenize MODEL.gguf|TOKENIZER_DIR [--ids] [--parse-special] [--add-bos] < text\n"
+            "       smdiff tokenize MODEL.gguf|TOKENIZER_DIR --save TOKENIZER.gguf\n"
             "  Tokenizes standard input. Prints one token per line as ID<TAB>\"piece\" (bytes\n"
             "  outside printable ASCII escaped), or with --ids only the ids, space separated.\n"
             "  --parse-special  match special tokens written in the text (<|im_start|>, ...)\n"
-            "  --add-bos        prepend BOS when the model asks for it (add_bos_token)\n");
+            "  --add-bos        prepend BOS when the model asks for it (add_bos_token)\n"
+            "  --save FILE      write the tokenizer as a vocabulary-only GGUF file instead\n");
 }
 
 static char *read_all(FILE *f, size_t *n) {
@@ -50,7 +52,7 @@ static void print_piece(const unsigned char *p, size_t n) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *path = NULL;
+    const char *path = NULL, *save = NULL;
     int ids_only = 0;
     int32_t flags = 0;
     for (int i = 1; i < argc; i++) {
@@ -58,6 +60,7 @@ int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(argv[i], "--ids")) ids_only = 1;
         else if (!strcmp(argv[i], "--parse-special")) flags |= SMDIFF_TOKENIZE_PARSE_SPECIAL;
         else if (!strcmp(argv[i], "--add-bos")) flags |= SMDIFF_TOKENIZE_ADD_BOS;
+        else if (!strcmp(argv[i], "--save") && i + 1 < argc) save = argv[++i];
         else if (argv[i][0] == '-' || path) { usage(stderr); return 2; }
         else path = argv[i];
     }
@@ -68,6 +71,14 @@ int cmd_tokenize(int argc, char **argv) {
     rc = smdiff_model_load_tokenizer(m, path);
     if (rc != SMDIFF_OK) {
         int r = cli_fail(path, rc, smdiff_model_last_error(m));
+        smdiff_model_free(m);
+        return r;
+    }
+    if (save) {
+        /* Export instead of tokenizing: a vocabulary-only GGUF. */
+        rc = smdiff_model_save_tokenizer(m, save);
+        int r = rc ? cli_fail(save, rc, smdiff_last_error()) : 0;
+        if (!rc) fprintf(stderr, "smdiff: tokenizer of %s written to %s\n", path, save);
         smdiff_model_free(m);
         return r;
     }

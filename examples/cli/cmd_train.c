@@ -266,7 +266,9 @@ static int make_tokens(const args *a) {
     smdiff_model *m = NULL;
     int32_t rc = smdiff_model_create(&m);
     if (rc) return cli_fail("create model", rc, smdiff_last_error());
-    rc = smdiff_model_load_file(m, src);
+    /* --init is a whole model; --tokenizer may be a vocabulary-only GGUF or a
+     * Hugging Face tokenizer folder. */
+    rc = a->init ? smdiff_model_load_file(m, src) : smdiff_model_load_tokenizer(m, src);
     if (rc) {
         int r = cli_fail(src, rc, smdiff_model_last_error(m));
         smdiff_model_free(m);

@@ -303,6 +303,16 @@ SMDIFF_API int32_t smdiff_model_detokenize(const smdiff_model *model, const int3
  * for the same model; once it returns, the model may be shared. */
 SMDIFF_API int32_t smdiff_model_load_tokenizer(smdiff_model *model, const char *path);
 
+/* Write the model's tokenizer as a vocabulary-only GGUF file (the
+ * tokenizer.ggml.* keys and general.architecture, no tensors), atomically.
+ * Such a file is what smdiff_model_load_tokenizer and `smdiff train
+ * --tokenizer` read; it is how a tokenizer assembled from Hugging Face files
+ * (e.g. GPT-2's plus an added <|mask|> token) travels with smdiff. Returns
+ * SMDIFF_E_STATE if the model has no tokenizer, SMDIFF_E_IO if the file
+ * cannot be written, SMDIFF_E_UNSUPPORTED for a tokenizer whose split rule
+ * has no tokenizer.ggml.pre name. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_save_tokenizer(const smdiff_model *model, const char *path);
+
 /* The bytes token id stands for (control tokens as their text, e.g.
  * "<|im_end|>"), not NUL-terminated. *needed receives the byte count; if
  * buf_size is smaller, returns SMDIFF_E_BUFFER (buf may be NULL when
