@@ -188,11 +188,14 @@ install: $(STATIC_LIB) $(SHARED_LIB)
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(PKG_NAMES)|' \
 	    pkgconfig/smdiff.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/smdiff.pc
 	@if [ -f $(CLI) ]; then install -d $(DESTDIR)$(BINDIR) && install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/; fi
+	@for f in models/*.gguf; do [ -f "$$f" ] || continue; install -d $(DESTDIR)$(PREFIX)/share/smdiff; \
+	  install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/smdiff/; done
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/smdiff/smdiff.h $(DESTDIR)$(INCLUDEDIR)/smdiff/smdiff_decoder.h
 	rm -f $(DESTDIR)$(LIBDIR)/libsmdiff.a $(DESTDIR)$(LIBDIR)/libsmdiff.so* $(DESTDIR)$(LIBDIR)/pkgconfig/smdiff.pc
 	rm -f $(DESTDIR)$(BINDIR)/smdiff
+	rm -rf $(DESTDIR)$(PREFIX)/share/smdiff
 
 clean:
 	rm -rf build

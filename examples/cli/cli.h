@@ -11,6 +11,13 @@
 /* Print "smdiff: what: message (SMDIFF_E_X)" to stderr; returns 1. */
 int cli_fail(const char *what, int32_t status, const char *detail);
 
+/* Path of the bundled default model, or NULL if none is found. Looked for,
+ * in order: $SMDIFF_MODEL; models/DEFAULT in the current folder; next to
+ * the executable (../../models/ from build/VARIANT/, ../share/smdiff/ from
+ * an installed bin/). */
+#define CLI_DEFAULT_MODEL "smdiff-gutenberg-18m.gguf"
+const char *cli_default_model(void);
+
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

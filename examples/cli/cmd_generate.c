@@ -15,7 +15,9 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: smdiff generate -m MODEL.gguf (-p PROMPT | --ids \"ID ID ...\") [options]\n"
+            "usage: smdiff generate [-m MODEL.gguf] (-p PROMPT | --ids \"ID ID ...\") [options]\n"
+            "  -m MODEL.gguf        model file (default: the bundled " CLI_DEFAULT_MODEL ",\n"
+            "                       or $SMDIFF_MODEL)\n"
             "  --chat               wrap the prompt in the model's chat template\n"
             "  --steps N            denoising steps (default 64)\n"
             "  --gen-len N          tokens to generate (default 128)\n"
@@ -170,8 +172,13 @@ int cmd_generate(int argc, char **argv) {
         }
 #undef OPT
     }
-    if (!model_path || (!prompt && !ids_text) || (prompt && ids_text)) {
+    if ((!prompt && !ids_text) || (prompt && ids_text)) {
         usage(stderr);
+        return 2;
+    }
+    if (!model_path && !(model_path = cli_default_model())) {
+        fprintf(stderr, "smdiff generate: no -m given and the bundled model " CLI_DEFAULT_MODEL
+                        " was not found (models/, next to the executable, or $SMDIFF_MODEL)\n");
         return 2;
     }
     smdiff_model *m = NULL;

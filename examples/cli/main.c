@@ -1,6 +1,8 @@
 /* main.c -- dispatch `smdiff COMMAND ...` to its cmd_* function. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -23,6 +25,28 @@ int cli_fail(const char *what, int32_t status, const char *detail) {
     fprintf(stderr, "smdiff: %s: %s (%s)%s%s\n", what, smdiff_strerror(status),
             smdiff_err_name(status), detail && *detail ? ": " : "", detail ? detail : "");
     return 1;
+}
+
+static int readable(const char *path) { return access(path, R_OK) == 0; }
+
+const char *cli_default_model(void) {
+    static char buf[4096];
+    const char *env = getenv("SMDIFF_MODEL");
+    if (env && *env) return env;
+    if (readable("models/" CLI_DEFAULT_MODEL)) return "models/" CLI_DEFAULT_MODEL;
+    char exe[4000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = '\0';
+    static const char *const rel[] = {"/../../models/", "/../models/", "/../share/smdiff/"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        snprintf(buf, sizeof buf, "%s%s%s", exe, rel[i], CLI_DEFAULT_MODEL);
+        if (readable(buf)) return buf;
+    }
+    return NULL;
 }
 
 static void usage(FILE *f) {
