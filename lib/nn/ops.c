@@ -1,5 +1,6 @@
 /* ops.c -- transformer kernels, fast and reference. See ops.h. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "blas.h"
@@ -21,7 +22,8 @@ static int force_scalar;
 
 static int cpu_has_avx2(void) {
 #if SD_X86
-    static int cached = -1;
+    /* Atomic: concurrent forward passes may race to fill it (same value). */
+    static _Atomic int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
         /* clang 14 has no "f16c" for __builtin_cpu_supports: ask CPUID
