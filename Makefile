@@ -155,7 +155,10 @@ check-examples: $(STATIC_LIB) $(SHARED_LIB)
 	@$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic $(SAN_FLAGS) -Iinclude -o $(BUILD)/consumer-cxx \
 	    examples/consumer_cxx.cpp $(STATIC_LIB) $(DEP_LIBS)
 	@$(BUILD)/consumer-cxx
-	@echo "check-examples: shared (pkg-config), static and C++ consumers built and ran"
+	@$(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS) -Iinclude -o $(BUILD)/custom-strategy \
+	    examples/custom_strategy.c $(STATIC_LIB) $(DEP_LIBS)
+	@$(BUILD)/custom-strategy tests/data/tiny_llada_f32.gguf
+	@echo "check-examples: shared (pkg-config), static and C++ consumers and the custom strategy built and ran"
 
 # ------------------------------------------------------------------- ABI
 ABI_BASELINE := abi/libsmdiff.abi
@@ -221,7 +224,8 @@ $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do n=$$(basename $$t); mkdir -p fuzz/corpus-run/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
-	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 \
+	  d=; [ -f fuzz/$$n.dict ] && d=-dict=fuzz/$$n.dict; \
+	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 $$d \
 	    fuzz/corpus-run/$$n fuzz/corpus/$$n || exit 1; done
 
 # ------------------------------------------------------------- benchmarks

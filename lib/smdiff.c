@@ -8,11 +8,13 @@
 #include "core/error.h"
 #include "core/pool.h"
 #include "diffusion/decoder.h"
+#include "diffusion/generate.h"
 #include "diffusion/sampler.h"
 #include "diffusion/softmask.h"
 #include "nn/blas.h"
 #include "io/gguf.h"
 #include "nn/model.h"
+#include "text/tokenizer.h"
 #include "smdiff/smdiff.h"
 
 #define REQUIRE(cond, err, ...)                                   \
@@ -198,26 +200,90 @@ SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *m, const float *
     return sd_model_forward(m, embd, n_pos, rows, n_rows, logits);
 }
 
+static int32_t require_tokenizer(const smdiff_model *m, const char *fn) {
+    if (!m) return sd_fail(NULL, SMDIFF_E_INVAL, "%s: model is NULL", fn);
+    if (!m->tok)
+        return sd_fail(NULL, SMDIFF_E_STATE, "%s: the model has no tokenizer (load a model "
+                       "or smdiff_model_load_tokenizer first)", fn);
+    return SMDIFF_OK;
+}
+
 SMDIFF_API int32_t smdiff_model_tokenize(const smdiff_model *m, const char *text,
                                          size_t n_bytes, int32_t flags, int32_t *ids,
                                          size_t capacity, size_t *n_out) {
-    int32_t rc = require_loaded(m, "smdiff_model_tokenize");
+    int32_t rc = require_tokenizer(m, "smdiff_model_tokenize");
     if (rc) return rc;
     REQUIRE((text || n_bytes == 0) && n_out && (ids || capacity == 0), NULL,
             "smdiff_model_tokenize: invalid argument");
-    (void)flags;
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the tokenizer is not implemented in this version");
+    REQUIRE((flags & ~(SMDIFF_TOKENIZE_PARSE_SPECIAL | SMDIFF_TOKENIZE_ADD_BOS)) == 0, NULL,
+            "smdiff_model_tokenize: unknown flags 0x%x", (unsigned)flags);
+    return sd_tokenizer_encode(m->tok, text, n_bytes, flags, ids, capacity, n_out, NULL);
 }
 
 SMDIFF_API int32_t smdiff_model_detokenize(const smdiff_model *m, const int32_t *ids,
                                            size_t n_ids, int32_t flags, char *text,
                                            size_t capacity, size_t *n_out) {
-    int32_t rc = require_loaded(m, "smdiff_model_detokenize");
+    int32_t rc = require_tokenizer(m, "smdiff_model_detokenize");
     if (rc) return rc;
     REQUIRE((ids || n_ids == 0) && n_out && (text || capacity == 0), NULL,
             "smdiff_model_detokenize: invalid argument");
-    (void)flags;
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "the tokenizer is not implemented in this version");
+    REQUIRE((flags & ~SMDIFF_DETOKENIZE_SPECIAL) == 0, NULL,
+            "smdiff_model_detokenize: unknown flags 0x%x", (unsigned)flags);
+    return sd_tokenizer_decode(m->tok, ids, n_ids, flags, text, capacity, n_out, NULL);
+}
+
+SMDIFF_API int32_t smdiff_model_save_tokenizer(const smdiff_model *m, const char *path) {
+    int32_t rc = require_tokenizer(m, "smdiff_model_save_tokenizer");
+    if (rc) return rc;
+    REQUIRE(path, NULL, "smdiff_model_save_tokenizer: path is NULL");
+    sd_gguf_writer *w = NULL;
+    if ((rc = sd_gguf_writer_create(&w, NULL))) return rc;
+    rc = sd_gguf_set_str(w, "general.architecture", "tokenizer");
+    if (rc) rc = sd_fail(NULL, rc, "smdiff_model_save_tokenizer: out of memory");
+    if (!rc) rc = sd_tokenizer_to_gguf(m->tok, w, NULL);
+    if (!rc) rc = sd_gguf_write(w, path, NULL);
+    sd_gguf_writer_free(w);
+    return rc;
+}
+
+SMDIFF_API int32_t smdiff_model_load_tokenizer(smdiff_model *m, const char *path) {
+    REQUIRE(m && path, NULL, "smdiff_model_load_tokenizer: NULL argument");
+    if (m->loaded || m->tok)
+        return sd_fail(&m->err, SMDIFF_E_STATE, "smdiff_model_load_tokenizer: the model already "
+                       "has a tokenizer");
+    sd_tokenizer *t = NULL;
+    int32_t rc = sd_tokenizer_load(path, &t, &m->err);
+    if (rc) return sd_error_forward(NULL, &m->err);
+    m->tok = t;
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_model_token_piece(const smdiff_model *m, int32_t id, char *buf,
+                                            size_t buf_size, size_t *needed) {
+    int32_t rc = require_tokenizer(m, "smdiff_model_token_piece");
+    if (rc) return rc;
+    REQUIRE(needed && (buf || buf_size == 0), NULL, "smdiff_model_token_piece: NULL argument");
+    return sd_tokenizer_piece(m->tok, id, buf, buf_size, needed, NULL);
+}
+
+SMDIFF_API int32_t smdiff_chat_template(const smdiff_model *m, int32_t n_messages,
+                                        const char *const *roles, const char *const *contents,
+                                        int32_t add_generation_prompt, char *buf,
+                                        size_t buf_size, size_t *needed) {
+    int32_t rc = require_tokenizer(m, "smdiff_chat_template");
+    if (rc) return rc;
+    REQUIRE(needed && (buf || buf_size == 0) && n_messages >= 0 &&
+            (n_messages == 0 || (roles && contents)), NULL, "smdiff_chat_template: invalid argument");
+    REQUIRE(add_generation_prompt == 0 || add_generation_prompt == 1, NULL,
+            "smdiff_chat_template: add_generation_prompt must be 0 or 1");
+    return sd_tokenizer_chat(m->tok, n_messages, roles, contents, add_generation_prompt, buf,
+                             buf_size, needed, NULL);
+}
+
+SMDIFF_API int32_t smdiff_utf8_complete(const char *text, size_t n_bytes, size_t *n_complete) {
+    REQUIRE((text || n_bytes == 0) && n_complete, NULL, "smdiff_utf8_complete: NULL argument");
+    *n_complete = n_bytes ? sd_utf8_complete_prefix(text, n_bytes) : 0;
+    return SMDIFF_OK;
 }
 
 /* ------------------------------------------------------ soft-mask schedule */
@@ -231,12 +297,63 @@ SMDIFF_API int32_t smdiff_softmask_create(smdiff_softmask **out) {
     return SMDIFF_OK;
 }
 
+/* One stored SM parameter: absent keys keep the default; a present key of
+ * the wrong type or out of bounds is a format error. */
+static int32_t softmask_meta_double(const smdiff_model *m, smdiff_softmask *sm, const char *key,
+                                    int32_t opt) {
+    if (sd_gguf_find_key(m->gguf, key) < 0) return SMDIFF_OK;
+    double v;
+    sd_error e = {0};
+    if (sd_gguf_get_f64(m->gguf, key, &v, &e) || sd_option_set_double(&sd_softmask_options, sm->opt, opt, v, &e))
+        return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: %s", key, e.msg);
+    return SMDIFF_OK;
+}
+
 SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *m,
                                                      smdiff_softmask **out) {
     int32_t rc = require_loaded(m, "smdiff_softmask_create_from_model");
     if (rc) return rc;
     REQUIRE(out, NULL, "smdiff_softmask_create_from_model: out is NULL");
-    return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "stored soft-mask parameters are not implemented in this version");
+    smdiff_softmask *sm;
+    if ((rc = smdiff_softmask_create(&sm))) return rc;
+    sd_error e = {0};
+    const char *kk = "smdiff.softmask.k";
+    if (sd_gguf_find_key(m->gguf, kk) >= 0) {
+        int64_t k;
+        if (sd_gguf_get_i64(m->gguf, kk, &k, &e) || sd_option_set_int(&sd_softmask_options, sm->opt, SMDIFF_SM_TOPK, k, &e)) {
+            smdiff_softmask_free(sm);
+            return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: %s", kk, e.msg);
+        }
+    }
+    const char *km = "smdiff.softmask.mode";
+    if (sd_gguf_find_key(m->gguf, km) >= 0) {
+        sd_gguf_str str;
+        int64_t mode = -1;
+        if (sd_gguf_get_str(m->gguf, km, &str, &e) == SMDIFF_OK) {
+            static const char *names[] = {"off", "entropy", "constant"};
+            for (int i = 0; i < 3; i++)
+                if (str.len == strlen(names[i]) && !memcmp(str.ptr, names[i], str.len)) mode = i;
+        } else if (sd_gguf_get_i64(m->gguf, km, &mode, &e) != SMDIFF_OK) {
+            mode = -1;
+        }
+        if (mode < 0 || sd_option_set_int(&sd_softmask_options, sm->opt, SMDIFF_SM_MODE, mode, &e)) {
+            smdiff_softmask_free(sm);
+            return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: expected \"off\", \"entropy\" or \"constant\"", km);
+        }
+    }
+    static const struct { const char *key; int32_t opt; } dkeys[] = {
+        {"smdiff.softmask.scale", SMDIFF_SM_SCALE},
+        {"smdiff.softmask.steepness", SMDIFF_SM_STEEPNESS},
+        {"smdiff.softmask.centre", SMDIFF_SM_CENTRE},
+        {"smdiff.softmask.constant_lambda", SMDIFF_SM_CONSTANT_LAMBDA},
+    };
+    for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
+        if ((rc = softmask_meta_double(m, sm, dkeys[i].key, dkeys[i].opt))) {
+            smdiff_softmask_free(sm);
+            return rc;
+        }
+    *out = sm;
+    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_softmask_clone(const smdiff_softmask *src, smdiff_softmask **out) {
@@ -329,7 +446,11 @@ SMDIFF_API int32_t smdiff_sampler_create(smdiff_sampler **out) {
     return SMDIFF_OK;
 }
 
-SMDIFF_API void smdiff_sampler_free(smdiff_sampler *s) { sd_free(s); }
+SMDIFF_API void smdiff_sampler_free(smdiff_sampler *s) {
+    if (!s) return;
+    sd_free(s->text_cache);
+    sd_free(s);
+}
 
 SMDIFF_API int32_t smdiff_sampler_set_int(smdiff_sampler *s, int32_t key, int64_t value) {
     REQUIRE(s, NULL, "smdiff_sampler_set_int: sampler is NULL");
@@ -410,7 +531,29 @@ SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model 
     REQUIRE(m && (prompt || n_prompt == 0) && n_prompt >= 0 && out && capacity >= 0 && n_out,
             &s->err, "smdiff_generate_tokens: invalid argument");
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_tokens: model is not loaded");
-    return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED, "generation is not implemented in this version");
+    sd_gen_model gm;
+    int32_t rc = sd_gen_model_from(m, &gm, &s->err);
+    if (rc) return rc;
+    rc = sd_generate(s, &gm, prompt, n_prompt, out, capacity, n_out);
+    sd_gen_model_release(&gm);
+    return rc;
+}
+
+/* FNV-1a over the request, so a second call with the same arguments after
+ * SMDIFF_E_BUFFER returns the cached text instead of generating again. */
+static uint64_t text_request_key(const smdiff_sampler *s, const smdiff_model *m, const char *prompt,
+                                 int32_t chat) {
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)prompt;
+    for (; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    h = (h ^ (uint64_t)(uintptr_t)m) * 1099511628211ull;
+    h = (h ^ (uint64_t)chat) * 1099511628211ull;
+    const unsigned char *o = (const unsigned char *)s->opt;
+    for (size_t i = 0; i < sizeof s->opt; i++) h = (h ^ o[i]) * 1099511628211ull;
+    const unsigned char *so = (const unsigned char *)s->softmask.opt;
+    for (size_t i = 0; i < sizeof s->softmask.opt; i++) h = (h ^ so[i]) * 1099511628211ull;
+    for (const unsigned char *q = (const unsigned char *)s->strategy; *q; q++) h = (h ^ *q) * 1099511628211ull;
+    return h;
 }
 
 SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m,
@@ -419,9 +562,77 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
     REQUIRE(s, NULL, "smdiff_generate_text: sampler is NULL");
     REQUIRE(m && prompt && n_out && (text || capacity == 0), &s->err,
             "smdiff_generate_text: invalid argument");
-    (void)chat;
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_text: model is not loaded");
-    return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED, "generation is not implemented in this version");
+    uint64_t key = text_request_key(s, m, prompt, chat);
+    if (!(s->text_cache && s->text_cache_key == key)) {
+        char *rendered = NULL;
+        if (chat) {
+            /* One user message in the model's chat template, assistant header appended. */
+            const char *role = "user";
+            size_t need = 0;
+            int32_t rc = smdiff_chat_template(m, 1, &role, &prompt, 1, NULL, 0, &need);
+            if (rc && rc != SMDIFF_E_BUFFER) return sd_error_forward(&s->err, sd_tls_error());
+            if (!(rendered = sd_malloc(need)))
+                return sd_fail(&s->err, SMDIFF_E_NOMEM, "smdiff_generate_text: out of memory");
+            if ((rc = smdiff_chat_template(m, 1, &role, &prompt, 1, rendered, need, &need))) {
+                sd_free(rendered);
+                return sd_error_forward(&s->err, sd_tls_error());
+            }
+            prompt = rendered;
+        }
+        size_t n_ids = 0, n_text = 0;
+        int32_t rc = smdiff_model_tokenize(m, prompt, strlen(prompt), SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL, 0, &n_ids);
+        if (rc && rc != SMDIFF_E_BUFFER) {
+            sd_free(rendered);
+            return sd_error_forward(&s->err, sd_tls_error());
+        }
+        int32_t G = (int32_t)s->opt[SMDIFF_SAMPLER_GEN_LENGTH].i;
+        int32_t *ids = sd_malloc(sizeof(int32_t) * (n_ids + 1)), *gen = sd_malloc(sizeof(int32_t) * (size_t)G);
+        int32_t n_gen = 0;
+        if (!ids || !gen) {
+            sd_free(ids);
+            sd_free(gen);
+            sd_free(rendered);
+            return sd_fail(&s->err, SMDIFF_E_NOMEM, "smdiff_generate_text: out of memory");
+        }
+        rc = smdiff_model_tokenize(m, prompt, strlen(prompt), SMDIFF_TOKENIZE_PARSE_SPECIAL, ids, n_ids, &n_ids);
+        if (rc) rc = sd_error_forward(&s->err, sd_tls_error());
+        if (!rc && n_ids > INT32_MAX) rc = sd_fail(&s->err, SMDIFF_E_RANGE, "smdiff_generate_text: prompt too long");
+        if (!rc) rc = smdiff_generate_tokens(s, m, ids, (int32_t)n_ids, gen, G, &n_gen);
+        char *buf = NULL;
+        if (!rc) {
+            rc = smdiff_model_detokenize(m, gen, (size_t)n_gen, 0, NULL, 0, &n_text);
+            if (rc == SMDIFF_E_BUFFER || rc == SMDIFF_OK) {
+                buf = sd_malloc(n_text + 1);
+                rc = buf ? smdiff_model_detokenize(m, gen, (size_t)n_gen, 0, buf, n_text, &n_text) : SMDIFF_E_NOMEM;
+                if (rc == SMDIFF_E_NOMEM) sd_fail(&s->err, rc, "smdiff_generate_text: out of memory");
+                else if (rc) sd_error_forward(&s->err, sd_tls_error());
+            } else {
+                sd_error_forward(&s->err, sd_tls_error());
+            }
+        }
+        sd_free(ids);
+        sd_free(gen);
+        sd_free(rendered);
+        if (rc) {
+            sd_free(buf);
+            return rc;
+        }
+        sd_free(s->text_cache);
+        s->text_cache = buf;
+        s->text_cache_len = n_text;
+        s->text_cache_key = key;
+    }
+    *n_out = s->text_cache_len;
+    if (capacity < s->text_cache_len)
+        return sd_fail(&s->err, SMDIFF_E_BUFFER, "smdiff_generate_text: %zu bytes needed, buffer has %zu",
+                       s->text_cache_len, capacity);
+    if (s->text_cache_len) memcpy(text, s->text_cache, s->text_cache_len);
+    /* The cache only serves the retry after SMDIFF_E_BUFFER. */
+    sd_free(s->text_cache);
+    s->text_cache = NULL;
+    s->text_cache_len = 0;
+    return SMDIFF_OK;
 }
 
 /* ----------------------------------------------------------- experimental */

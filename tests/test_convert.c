@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -239,8 +240,17 @@ static void test_llada_all_types(void **state) {
         assert_int_equal(get_u(g, "tokenizer.ggml.bos_token_id"), 60);
         assert_int_equal(get_u(g, "tokenizer.ggml.eos_token_id"), 61);
         assert_int_equal(get_u(g, "tokenizer.ggml.mask_token_id"), 62);
+        /* Vocabulary, added tokens and [a, b] merges all from tokenizer.json. */
+        expect_tok(g, 0, "!", 1);
+        expect_tok(g, 61, "<|endoftext|>", 3);
         expect_tok(g, 62, "<|mdm_mask|>", 3);
         expect_tok(g, 63, "[PAD63]", 5);
+        uint64_t n;
+        assert_int_equal(sd_gguf_get_arr(g, "tokenizer.ggml.merges", NULL, &n, &err), 0);
+        assert_int_equal(n, 9);
+        sd_gguf_str s;
+        assert_int_equal(sd_gguf_arr_str(g, "tokenizer.ggml.merges", 5, &s), 0);
+        assert_true(str_eq(s, "\xc4\xa0t he"));
         check_tensors(g, DATA "hf_llada_tiny_expected.safetensors", k_types[ti], 0, 21);
         sd_gguf_close(g);
         unlink(out);
@@ -296,10 +306,10 @@ static void test_real_dream_tokenizer(void **state) {
 static void scratch_dir(const char *name, const char *config, char *dir, size_t size) {
     snprintf(dir, size, "%s/%s", tmpdir, name);
     mkdir(dir, 0700);
-    const char *files[] = {"model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json"};
+    const char *files[] = {"model.safetensors", "tokenizer.json", "tokenizer_config.json"};
     char cwd[512], src[900], dst[700];
     assert_non_null(getcwd(cwd, sizeof cwd));
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 3; i++) {
         snprintf(src, sizeof src, "%s/" DATA "hf_llada_tiny/%s", cwd, files[i]);
         snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
         unlink(dst);
@@ -346,6 +356,12 @@ static void test_refusals(void **state) {
     scratch_dir("e", cfg, dir, sizeof dir);
     assert_int_equal(sd_convert_hf(dir, out, &o, &err), SMDIFF_E_FORMAT);
     assert_non_null(strstr(err.msg, "hyperparameters"));
+    /* Absurd sizes are refused before anything is allocated for them. */
+    snprintf(cfg, sizeof cfg, "{\"architectures\": [\"LLaDAModelLM\"], \"n_layers\": 2, \"d_model\": 32, "
+                              "\"n_heads\": 4, \"n_kv_heads\": 2, \"mlp_hidden_size\": 48, \"vocab_size\": 9000000000}");
+    scratch_dir("g", cfg, dir, sizeof dir);
+    assert_int_equal(sd_convert_hf(dir, out, &o, &err), SMDIFF_E_FORMAT);
+    assert_non_null(strstr(err.msg, "vocab 9000000000"));
     /* Token id beyond the vocabulary size. */
     snprintf(cfg, sizeof cfg, "{\"architectures\": [\"LLaDAModelLM\"], \"n_layers\": 2, \"d_model\": 32, "
                               "\"n_heads\": 4, \"n_kv_heads\": 2, \"mlp_hidden_size\": 48, \"vocab_size\": 50}");
@@ -358,6 +374,35 @@ static void test_refusals(void **state) {
     assert_int_equal(sd_convert_hf("/nonexistent_smdiff", out, &o, &err), SMDIFF_E_IO);
 }
 
+
+/* The CLI end to end: `smdiff convert` from the build being tested (run.sh
+ * exports BUILD), exit codes and the file it writes. */
+static void test_cli(void **state) {
+    (void)state;
+    const char *build = getenv("BUILD");
+    char cli[256], cmd[1024], out[256];
+    if (!build || snprintf(cli, sizeof cli, "%s/smdiff", build) >= (int)sizeof cli || access(cli, X_OK) != 0) {
+        print_message("skip: smdiff CLI not found (BUILD=%s); run through make check\n", build ? build : "(unset)");
+        skip();
+    }
+    snprintf(out, sizeof out, "%s/cli.gguf", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_llada_tiny %s --type q8_0 --name cli-test 2>/dev/null", cli, out);
+    assert_int_equal(system(cmd), 0);
+    sd_gguf *g = NULL;
+    sd_error err;
+    if (sd_gguf_open(out, 1, &g, &err)) fail_msg("%s", err.msg);
+    expect_str(g, "general.name", "cli-test");
+    assert_int_equal(get_u(g, "general.file_type"), 7);
+    assert_int_equal(sd_gguf_find_tensor(g, "blk.0.attn_q.weight")->type, SD_GGML_Q8_0);
+    sd_gguf_close(g);
+    unlink(out);
+    snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_llada_tiny %s --type q4_0 2>/dev/null", cli, out);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 2);  /* usage error */
+    snprintf(cmd, sizeof cmd, "%s convert /nonexistent_smdiff %s 2>/dev/null", cli, out);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 1);  /* conversion error */
+    assert_int_equal(access(out, F_OK), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llada_perm_rows),
@@ -365,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_llada_all_types),
         cmocka_unit_test(test_real_dream_tokenizer),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -37,6 +37,30 @@ int cmd_info(int argc, char **argv) {
         if (smdiff_model_property(m, props[i].prop, &v) == SMDIFF_OK)
             printf("%s: %lld\n", props[i].label, (long long)v);
     }
+    /* Soft-mask parameters: the file's smdiff.softmask.* keys, else the defaults. */
+    smdiff_softmask *sm = NULL;
+    if (smdiff_softmask_create_from_model(m, &sm) == SMDIFF_OK) {
+        static const char *modes[] = {"off", "entropy", "constant"};
+        int64_t mode = 0, k = 0;
+        double scale = 0, steep = 0, centre = 0;
+        size_t need = 0;
+        static const char *keys[] = {"smdiff.softmask.mode", "smdiff.softmask.k", "smdiff.softmask.scale",
+                                     "smdiff.softmask.steepness", "smdiff.softmask.centre"};
+        int stored = 0;
+        for (int i = 0; i < 5; i++)
+            stored |= smdiff_model_meta(m, keys[i], NULL, 0, &need) != SMDIFF_E_NOT_FOUND;
+        smdiff_softmask_get_int(sm, SMDIFF_SM_MODE, &mode);
+        smdiff_softmask_get_int(sm, SMDIFF_SM_TOPK, &k);
+        smdiff_softmask_get_double(sm, SMDIFF_SM_SCALE, &scale);
+        smdiff_softmask_get_double(sm, SMDIFF_SM_STEEPNESS, &steep);
+        smdiff_softmask_get_double(sm, SMDIFF_SM_CENTRE, &centre);
+        printf("soft-mask: %s, k %lld, scale %g, steepness %g, centre %g (%s)\n",
+               mode >= 0 && mode <= 2 ? modes[mode] : "?", (long long)k, scale, steep, centre,
+               stored ? "stored in the file" : "reference defaults");
+        smdiff_softmask_free(sm);
+    } else {
+        printf("soft-mask: stored parameters are invalid: %s\n", smdiff_last_error());
+    }
     smdiff_model_free(m);
     return 0;
 }

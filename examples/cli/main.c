@@ -13,7 +13,10 @@ typedef struct {
 static const command commands[] = {
     {"version", cmd_version, "library version, BLAS backend, threads, decoder strategies"},
     {"info", cmd_info, "describe a model file: architecture, sizes, tokenizer, soft-mask"},
+    {"generate", cmd_generate, "decode text with soft-masking and any decoder strategy"},
+    {"tokenize", cmd_tokenize, "tokenize standard input with a model's or tokenizer directory's tokenizer"},
     {"convert", cmd_convert, "convert a Hugging Face Dream/LLaDA checkpoint to GGUF"},
+    {"train", cmd_train, "train or fine-tune a model (MDLM with soft-masking, or AR)"},
 };
 
 int cli_fail(const char *what, int32_t status, const char *detail) {

@@ -288,6 +288,64 @@ SMDIFF_API int32_t smdiff_model_detokenize(const smdiff_model *model, const int3
                                            size_t n_ids, int32_t flags, char *text,
                                            size_t capacity, size_t *n_out);
 
+/* Load only a tokenizer into an unloaded model, so text can be tokenized
+ * without weights. path is a GGUF file (its tokenizer.ggml.* metadata), a
+ * Hugging Face tokenizer directory (tokenizer.json; or vocab.json +
+ * merges.txt with tokenizer_config.json / added_tokens.json /
+ * special_tokens_map.json; or GPT-2's encoder.json + vocab.bpe) or a
+ * tokenizer.json file. Afterwards tokenize, detokenize, token pieces and
+ * chat templates work; calls that need weights (properties, logits,
+ * generation) still return SMDIFF_E_STATE. Returns SMDIFF_E_STATE if the
+ * model is loaded or already has a tokenizer, SMDIFF_E_IO if the path cannot
+ * be read, SMDIFF_E_FORMAT for malformed files, SMDIFF_E_NOT_FOUND for a
+ * directory without tokenizer files, SMDIFF_E_UNSUPPORTED for a tokenizer
+ * kind smdiff does not implement (only byte-level BPE is). Not thread-safe
+ * for the same model; once it returns, the model may be shared. */
+SMDIFF_API int32_t smdiff_model_load_tokenizer(smdiff_model *model, const char *path);
+
+/* Write the model's tokenizer as a vocabulary-only GGUF file (the
+ * tokenizer.ggml.* keys and general.architecture, no tensors), atomically.
+ * Such a file is what smdiff_model_load_tokenizer and `smdiff train
+ * --tokenizer` read; it is how a tokenizer assembled from Hugging Face files
+ * (e.g. GPT-2's plus an added <|mask|> token) travels with smdiff. Returns
+ * SMDIFF_E_STATE if the model has no tokenizer, SMDIFF_E_IO if the file
+ * cannot be written, SMDIFF_E_UNSUPPORTED for a tokenizer whose split rule
+ * has no tokenizer.ggml.pre name. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_save_tokenizer(const smdiff_model *model, const char *path);
+
+/* The bytes token id stands for (control tokens as their text, e.g.
+ * "<|im_end|>"), not NUL-terminated. *needed receives the byte count; if
+ * buf_size is smaller, returns SMDIFF_E_BUFFER (buf may be NULL when
+ * buf_size is 0). SMDIFF_E_RANGE for an id outside the vocabulary,
+ * SMDIFF_E_STATE if the model has no tokenizer. A piece may end inside a
+ * multi-byte character: see smdiff_utf8_complete. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_token_piece(const smdiff_model *model, int32_t id, char *buf,
+                                            size_t buf_size, size_t *needed);
+
+/* Render a conversation with the model's chat template into a prompt
+ * (NUL-terminated UTF-8; tokenize it with SMDIFF_TOKENIZE_PARSE_SPECIAL).
+ * roles[i] / contents[i] (NUL-terminated) form message i; roles are
+ * "system", "user", "assistant" and "tool". The template is ChatML as in
+ * Dream-Instruct's tokenizer_config.json: a first message that is not a
+ * system message gets the default system message "You are a helpful
+ * assistant."; add_generation_prompt (0 or 1) appends the assistant header.
+ * *needed receives the size including the NUL; if buf_size is smaller,
+ * returns SMDIFF_E_BUFFER. SMDIFF_E_UNSUPPORTED if the model's vocabulary
+ * has no ChatML tokens, SMDIFF_E_STATE if it has no tokenizer, SMDIFF_E_INVAL
+ * for NULL pointers or n_messages < 0. Thread-safe. */
+SMDIFF_API int32_t smdiff_chat_template(const smdiff_model *model, int32_t n_messages,
+                                        const char *const *roles, const char *const *contents,
+                                        int32_t add_generation_prompt, char *buf,
+                                        size_t buf_size, size_t *needed);
+
+/* Streaming detokenization: *n_complete receives the length of the longest
+ * prefix of text[0..n_bytes) that does not end inside an incomplete (but so
+ * far valid) UTF-8 character. Print that prefix and keep the remaining
+ * bytes (at most 3) in front of the next piece; invalid bytes are never
+ * held back, so nothing is held forever. Returns SMDIFF_E_INVAL for NULL
+ * pointers. Thread-safe. */
+SMDIFF_API int32_t smdiff_utf8_complete(const char *text, size_t n_bytes, size_t *n_complete);
+
 /* ================================================== soft-mask schedule
  *
  * The soft-masking rule: for a still-masked position with predicted
@@ -454,6 +512,12 @@ SMDIFF_API const char *smdiff_sampler_last_error(const smdiff_sampler *sampler);
  * out receives the generated ids only (not the prompt); capacity is its
  * length. *n_out receives how many were written: gen_length, or fewer
  * when generation stopped at EOS (the EOS itself is not counted).
+ * Errors: SMDIFF_E_INVAL for an empty prompt, steps > gen_length, a
+ * block_length that does not divide gen_length or steps that are not a
+ * multiple of the number of blocks; SMDIFF_E_RANGE for prompt ids outside
+ * the vocabulary or prompt + gen_length beyond the context; SMDIFF_E_BUFFER
+ * if capacity < gen_length; SMDIFF_E_NOT_FOUND if the strategy is no longer
+ * registered; SMDIFF_E_ABORTED from the callbacks (docs/DECODING.md).
  * Thread-safe for distinct samplers sharing one model. */
 SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *sampler, const smdiff_model *model,
                                           const int32_t *prompt, int32_t n_prompt,
@@ -479,6 +543,105 @@ SMDIFF_API int32_t smdiff_resolve_threads(int32_t requested, int32_t *out);
 
 /* Name of the BLAS kernel in use (OpenBLAS's core name), static storage. */
 SMDIFF_API const char *smdiff_blas_info(void);
+
+
+/* ---- Training (experimental) -------------------------------------------
+ * A trainer holds a trainable F32 copy of a dream/llada model, an AdamW
+ * optimizer, the training and validation tokens, and one random stream, so
+ * a run is a function of its seed (docs/TRAINING.md). Options are set
+ * before the model is initialised; afterwards setters return
+ * SMDIFF_E_STATE. A trainer is used by one thread at a time. */
+typedef struct smdiff_trainer smdiff_trainer;
+
+#define SMDIFF_TRAIN_MDLM 0  /* masked diffusion ELBO (t ~ U(eps,1), 1/t weights) */
+#define SMDIFF_TRAIN_AR   1  /* autoregressive next-token loss, causal attention */
+
+#define SMDIFF_TRAIN_BATCH         1  /* int 1..65536, default 8: sequences per step */
+#define SMDIFF_TRAIN_SEQ_LEN       2  /* int 2..1048576, default 128: tokens per sequence */
+#define SMDIFF_TRAIN_SEED          3  /* int 0..2^53, default 1 */
+#define SMDIFF_TRAIN_OBJECTIVE     4  /* int 0..1, default SMDIFF_TRAIN_MDLM */
+#define SMDIFF_TRAIN_SM            5  /* int 0..1, default 1: soft-masking two-pass training */
+#define SMDIFF_TRAIN_SM_PROB       6  /* double [0,1], default 0.8: batches trained with SM */
+#define SMDIFF_TRAIN_SM_TOPK       7  /* int 1..64, default 3 */
+#define SMDIFF_TRAIN_LR            8  /* double [0,1], default 3e-4: peak learning rate */
+#define SMDIFF_TRAIN_SM_LR         9  /* double [0,1], default 1e-2: of the SM parameters */
+#define SMDIFF_TRAIN_WEIGHT_DECAY 10  /* double [0,1], default 0.01 (matrices only) */
+#define SMDIFF_TRAIN_GRAD_CLIP    11  /* double [0,1e6], default 1: max global norm, 0 = off */
+#define SMDIFF_TRAIN_WARMUP       12  /* int 0..2^31, default 0: linear warm-up steps */
+#define SMDIFF_TRAIN_COSINE_STEPS 13  /* int 0..2^31, default 0 = constant after warm-up;
+                                         else cosine decay to 10% of the peak at this step */
+#define SMDIFF_TRAIN_THREADS      14  /* int 0..1024, default 0 = all online CPUs */
+#define SMDIFF_TRAIN_MIN_T        15  /* double (0,1), default 1e-3: eps of t ~ U(eps,1) */
+#define SMDIFF_TRAIN_OPT_LAST_    15
+
+/* Create a trainer with default options. SMDIFF_E_INVAL if out is NULL. */
+SMDIFF_API int32_t smdiff_trainer_create(smdiff_trainer **out);
+/* Free a trainer. Accepts NULL. */
+SMDIFF_API void smdiff_trainer_free(smdiff_trainer *trainer);
+/* Set an option (SMDIFF_TRAIN_*): SMDIFF_E_INVAL for an unknown key or
+ * wrong type, SMDIFF_E_RANGE out of bounds, SMDIFF_E_STATE after init. */
+SMDIFF_API int32_t smdiff_trainer_set_int(smdiff_trainer *trainer, int32_t key, int64_t value);
+SMDIFF_API int32_t smdiff_trainer_set_double(smdiff_trainer *trainer, int32_t key, double value);
+
+/* Initialise the model from a dream/llada GGUF file (continued pretraining
+ * or fine-tuning; any weight type is converted to F32), or from scratch
+ * with the given shape (arch "dream" or "llada"; weights ~ N(0, 0.02^2),
+ * SM parameters at the paper's initial values). Its tokenizer metadata is
+ * copied into saved models. SMDIFF_E_STATE if already initialised,
+ * SMDIFF_E_IO / SMDIFF_E_FORMAT for a bad file, SMDIFF_E_INVAL for a bad
+ * shape, SMDIFF_E_NOMEM. */
+SMDIFF_API int32_t smdiff_trainer_init_from_file(smdiff_trainer *trainer, const char *path);
+SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *trainer, const char *arch,
+                                           int32_t n_vocab, int32_t n_embd, int32_t n_layer,
+                                           int32_t n_head, int32_t n_head_kv, int32_t n_ff,
+                                           int32_t mask_id, int32_t eos_id);
+/* Copy the tokenizer.* metadata of a GGUF file into the models this trainer
+ * saves (for a model initialised from scratch). SMDIFF_E_IO, SMDIFF_E_FORMAT. */
+SMDIFF_API int32_t smdiff_trainer_set_tokenizer_file(smdiff_trainer *trainer, const char *path);
+
+/* Give the token ids to train and validate on (copied; documents already
+ * separated by EOS). SMDIFF_E_INVAL if either has fewer tokens than one
+ * sequence or an id outside the vocabulary; SMDIFF_E_STATE before init. */
+SMDIFF_API int32_t smdiff_trainer_set_data(smdiff_trainer *trainer, const int32_t *train,
+                                           int64_t n_train, const int32_t *val, int64_t n_val);
+
+/* One optimizer step; *loss (may be NULL) gets the batch loss.
+ * SMDIFF_E_NUMERIC if the loss or gradient is not finite (nothing changed,
+ * the last good state can be saved); SMDIFF_E_STATE without model or data. */
+SMDIFF_API int32_t smdiff_trainer_step(smdiff_trainer *trainer, double *loss);
+/* Mean validation loss over n_batches fixed batches (no SM). */
+SMDIFF_API int32_t smdiff_trainer_eval(smdiff_trainer *trainer, int32_t n_batches, double *loss);
+/* Steps taken so far (including those of a resumed run). */
+SMDIFF_API int32_t smdiff_trainer_steps(const smdiff_trainer *trainer, int64_t *steps);
+
+/* Write the model as a GGUF file that smdiff_model_load_file loads
+ * (matrices in F32, or F16 when f16 is 1), and, if state_path is not NULL,
+ * the exact training state for smdiff_trainer_resume. Both writes are
+ * atomic (temporary file, fsync, rename). SMDIFF_E_IO on failure. */
+SMDIFF_API int32_t smdiff_trainer_save(smdiff_trainer *trainer, const char *model_path,
+                                       int32_t f16, const char *state_path);
+/* Continue a run from a state file written by smdiff_trainer_save: the
+ * following steps give the same losses as an uninterrupted run with the
+ * same seed, options, data and threads. SMDIFF_E_FORMAT on a shape
+ * mismatch (message says which), SMDIFF_E_IO if unreadable. */
+SMDIFF_API int32_t smdiff_trainer_resume(smdiff_trainer *trainer, const char *state_path);
+
+/* Message of the trainer's last error (never NULL). */
+SMDIFF_API const char *smdiff_trainer_last_error(const smdiff_trainer *trainer);
+
+/* Tokenize a corpus once into a token file for smdiff_trainer_set_data /
+ * `smdiff train --tokens`: every file under paths (folders walked
+ * recursively in name order, hidden entries skipped) is one document,
+ * tokenized with model's tokenizer (no special-token parsing, no BOS) and
+ * followed by eos_id; the file holds little-endian int32 ids and is written
+ * atomically. *n_tokens and *n_documents may be NULL. SMDIFF_E_INVAL for
+ * bad arguments or an empty corpus, SMDIFF_E_IO for unreadable input or an
+ * unwritable output, or the tokenizer's error (e.g. SMDIFF_E_STATE for a
+ * model without a tokenizer). Thread-safe for distinct outputs. */
+SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model,
+                                                const char *const *paths, int32_t n_paths,
+                                                int32_t eos_id, const char *out_path,
+                                                int64_t *n_tokens, int64_t *n_documents);
 
 #ifdef __cplusplus
 }

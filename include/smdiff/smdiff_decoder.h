@@ -48,10 +48,14 @@ typedef struct smdiff_step_view {
     const int32_t *position;   /* [n_masked] canvas index of each masked position */
     const int32_t *token;      /* [n_masked] sampled candidate token */
     const float *confidence;   /* [n_masked] probability of the candidate
-                                  (after temperature/top-k/top-p) */
-    const float *top1;         /* [n_masked] largest probability (temperature 1) */
+                                  (after temperature/top-k/top-p; LLaDA-family
+                                  built-ins get softmax(logits) at temperature
+                                  1, see docs/DECODING.md) */
+    const float *top1;         /* [n_masked] largest probability of the
+                                  sampling distribution (as Dream's topk_margin) */
     const float *top2;         /* [n_masked] second largest probability */
-    const float *entropy;      /* [n_masked] entropy in nats of the row */
+    const float *entropy;      /* [n_masked] entropy in nats of the sampling
+                                  distribution (Dream's entropy strategy) */
     /* Random numbers from the sampler's stream, so runs are reproducible:
      * uniform in [0,1). rng_state is opaque. */
     double (*uniform)(void *rng_state);

@@ -16,6 +16,15 @@ struct smdiff_sampler {
     smdiff_abort_fn abort_fn;
     void *abort_ud;
     sd_error err;
+    /* Figures of the last run (bench, CLI): seconds in the forward pass,
+     * in statistics + strategy, in building input embeddings (SM mixing),
+     * and the number of steps run. */
+    double time_forward, time_stats, time_embed;
+    int32_t steps_run;
+    /* smdiff_generate_text's cached result for the two-call pattern. */
+    char *text_cache;
+    size_t text_cache_len;
+    uint64_t text_cache_key;
 };
 
 extern const sd_option_table sd_sampler_options;

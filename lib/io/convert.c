@@ -1,9 +1,10 @@
 /* convert.c -- Hugging Face Dream/LLaDA checkpoint -> GGUF. See convert.h
  * and docs/FORMATS.md (name mapping, permutation, kept-F32 tensors).
  *
- * Tensors are produced row by row while the file is written (writer fill
- * callbacks), so converting a 7B model needs one row of f32 scratch, not a
- * copy of the weights.
+ * Tensors are produced while the file is written (writer fill callbacks),
+ * converted row by row through one row of f32 scratch, so converting a 7B
+ * model holds one output tensor (at most the embedding, ~1.1 GB in F16 for
+ * Dream-7B) besides the mapped input, not a copy of the weights.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -473,7 +474,8 @@ int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert
     double theta = cfg_num(cfg, "rope_theta", 10000.0);
     double eps = cfg_num(cfg, "rms_norm_eps", 1e-6);
     if (n_layer <= 0 || n_embd <= 0 || n_ff <= 0 || n_head <= 0 || n_kv <= 0 || n_ctx <= 0 || n_vocab <= 0 ||
-        n_layer > 1024 || n_embd % n_head || n_head % n_kv || (n_embd / n_head) % 2) {
+        n_layer > 1024 || n_embd > (1 << 20) || n_ff > (1 << 22) || n_head > 4096 || n_ctx > INT32_MAX ||
+        n_vocab > (1 << 24) || n_embd % n_head || n_head % n_kv || (n_embd / n_head) % 2) {
         rc = sd_fail(err, SMDIFF_E_FORMAT,
                      "convert: config.json: bad or missing hyperparameters (layers %" PRId64 ", embd %" PRId64 ", ff %" PRId64
                      ", heads %" PRId64 "/%" PRId64 ", ctx %" PRId64 ", vocab %" PRId64 ")",

@@ -6,7 +6,8 @@
  * through a cursor that checks the remaining bytes first, and every count
  * is bounded by the bytes left divided by the smallest possible encoding of
  * one item before anything is allocated for it, so a hostile header can make
- * us allocate at most a small multiple of the file size.
+ * us allocate at most a small multiple of the file size. Beyond that, the
+ * arrays grow with the entries actually parsed, never with a claimed count.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -107,7 +108,8 @@ static uint32_t gguf_scalar_size(uint32_t t) {
 
 /* ------------------------------------------------- f16 / bf16 / q8_0 */
 
-float sd_f16_to_f32(uint16_t h) {
+/* Reference conversion: decode the fields one case at a time. */
+static float f16_to_f32_naive(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu;
     uint32_t man = h & 0x3ffu;
@@ -129,6 +131,36 @@ float sd_f16_to_f32(uint16_t h) {
     memcpy(&f, &bits, 4);
     return f;
 }
+
+/* Branch-free conversion (used on every weight of an F16 file).
+ * Normal and inf/nan: place exponent+mantissa at f32's mantissa boundary
+ * with the exponent raised by 224, then multiply by 2^-112: the net rebias
+ * is +112 (15 -> 127), and f16 exponent 31 lands on f32 exponent 255 before
+ * the multiply, so inf stays inf and nan stays nan.
+ * Subnormal (exponent 0, value man * 2^-24): put the 10 mantissa bits under
+ * the exponent of 0.5, which gives 0.5 + man * 2^-24 exactly, and subtract
+ * 0.5 (exact by Sterbenz). Checked against f16_to_f32_naive and against the
+ * IEEE definition for all 65536 inputs in tests/test_gguf.c. */
+float sd_f16_to_f32(uint16_t h) {
+    uint32_t w = (uint32_t)h << 16;
+    uint32_t sign = w & 0x80000000u;
+    uint32_t two_w = w + w;  /* drops the sign */
+    uint32_t nb = (two_w >> 4) + (0xE0u << 23), db = (two_w >> 17) | (126u << 23);
+    float nf, df;
+    memcpy(&nf, &nb, 4);
+    memcpy(&df, &db, 4);
+    nf *= 0x1p-112f;
+    df -= 0.5f;
+    uint32_t nbits, dbits;
+    memcpy(&nbits, &nf, 4);
+    memcpy(&dbits, &df, 4);
+    uint32_t bits = sign | (two_w < (1u << 27) ? dbits : nbits);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+float sd_f16_to_f32_ref(uint16_t h) { return f16_to_f32_naive(h); }
 
 uint16_t sd_f32_to_f16(float f) {
     uint32_t x;
@@ -286,6 +318,7 @@ struct sd_gguf {
     sd_gguf_tensor *tensors;
     /* Open-addressing hash tables of indices + 1 (0 = empty), power-of-2 sized. */
     uint64_t kv_cap, t_cap;
+    uint64_t kv_alloc, t_alloc;  /* allocated entries of kv and tensors */
     int64_t *kv_hash, *t_hash;
 };
 
@@ -377,10 +410,41 @@ static int64_t hash_find(const int64_t *tab, uint64_t cap, const char *s, uint64
 static const sd_gguf_str *kv_name(const void *g, int64_t i) { return &((const sd_gguf *)g)->kv[i].key; }
 static const sd_gguf_str *t_name(const void *g, int64_t i) { return &((const sd_gguf *)g)->tensors[i].name; }
 
-static uint64_t hash_cap_for(int64_t n) {
-    uint64_t cap = 16;
-    while (cap < (uint64_t)n * 2) cap <<= 1;
-    return cap;
+/* Grow *p (elements of elem bytes, *cap allocated) to hold need, zeroing
+ * the new part. Arrays grow with what the file actually contains, never
+ * with a count it claims, so a hostile count costs nothing. */
+static int grow_array(void **p, uint64_t *cap, uint64_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    uint64_t nc = *cap ? *cap : 16;
+    while (nc < need) nc *= 2;
+    size_t bytes;
+    if (nc > SIZE_MAX || sd_mul_size((size_t)nc, elem, &bytes)) return -1;
+    void *q = sd_realloc(*p, bytes);
+    if (!q) return -1;
+    memset((uint8_t *)q + *cap * elem, 0, (size_t)(nc - *cap) * elem);
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+/* Insert entry i (entries 0..i-1 already in) into a table kept at most half
+ * full, rehashing into a table twice as large when needed. Returns -1 when
+ * inserted, the index of an entry with the same name, or -2 without memory. */
+static int64_t hash_add(int64_t **tab, uint64_t *cap, int64_t i, const char *s, uint64_t n,
+                        const sd_gguf_str *(*name_of)(const void *, int64_t), const void *ctx) {
+    if ((uint64_t)(i + 1) * 2 > *cap) {
+        uint64_t nc = *cap ? *cap * 2 : 16;
+        int64_t *nt = sd_calloc((size_t)nc, sizeof *nt);
+        if (!nt) return -2;
+        for (int64_t j = 0; j < i; j++) {
+            const sd_gguf_str *o = name_of(ctx, j);
+            hash_insert(nt, nc, o->ptr, o->len, j, name_of, ctx);
+        }
+        sd_free(*tab);
+        *tab = nt;
+        *cap = nc;
+    }
+    return hash_insert(*tab, *cap, s, n, i, name_of, ctx);
 }
 
 /* Parse one metadata value of type t at the cursor; fills kv. */
@@ -437,10 +501,11 @@ static int32_t parse_value(sd_gguf *g, cursor *c, gguf_kv *kv, const char *kname
                            "gguf: key '%s': array of %" PRIu64 " strings needs more than the %" PRIu64
                            " bytes left in the file",
                            kname, n, left);
-        kv->str_off = sd_malloc((size_t)(n ? n : 1) * sizeof(uint64_t));
-        if (!kv->str_off) return sd_fail(err, SMDIFF_E_NOMEM, "gguf: key '%s': no memory for %" PRIu64 " string offsets", kname, n);
         size_t start = c->pos;
+        uint64_t cap = 0;
         for (uint64_t i = 0; i < n; i++) {
+            if (grow_array((void **)&kv->str_off, &cap, i + 1, sizeof(uint64_t)))
+                return sd_fail(err, SMDIFF_E_NOMEM, "gguf: key '%s': no memory for %" PRIu64 " string offsets", kname, i + 1);
             kv->str_off[i] = c->pos - start;
             sd_gguf_str s;
             char what[192];
@@ -480,17 +545,11 @@ static int32_t parse(sd_gguf *g, sd_error *err) {
     if (n_tensors > left / 33)
         return sd_fail(err, SMDIFF_E_FORMAT,
                        "gguf: n_tensors %" PRIu64 " cannot fit in the %" PRIu64 " bytes after the header", n_tensors, left);
-    g->kv = sd_calloc((size_t)(n_kv ? n_kv : 1), sizeof *g->kv);
-    g->tensors = sd_calloc((size_t)(n_tensors ? n_tensors : 1), sizeof *g->tensors);
-    g->kv_cap = hash_cap_for((int64_t)n_kv);
-    g->t_cap = hash_cap_for((int64_t)n_tensors);
-    g->kv_hash = sd_calloc((size_t)g->kv_cap, sizeof(int64_t));
-    g->t_hash = sd_calloc((size_t)g->t_cap, sizeof(int64_t));
-    if (!g->kv || !g->tensors || !g->kv_hash || !g->t_hash)
-        return sd_fail(err, SMDIFF_E_NOMEM, "gguf: no memory for %" PRIu64 " keys and %" PRIu64 " tensors", n_kv, n_tensors);
 
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
     for (uint64_t i = 0; i < n_kv; i++) {
+        if (grow_array((void **)&g->kv, &g->kv_alloc, i + 1, sizeof *g->kv))
+            return sd_fail(err, SMDIFF_E_NOMEM, "gguf: no memory for %" PRIu64 " keys", i + 1);
         gguf_kv *kv = &g->kv[i];
         char what[64];
         snprintf(what, sizeof what, "metadata key #%" PRIu64, i);
@@ -501,8 +560,9 @@ static int32_t parse(sd_gguf *g, sd_error *err) {
         if (kv->key.len == 0 || memchr(kv->key.ptr, 0, (size_t)kv->key.len))
             return sd_fail(err, SMDIFF_E_FORMAT, "gguf: metadata key #%" PRIu64 " '%s' is empty or contains a NUL byte",
                            i, nb);
-        if (hash_insert(g->kv_hash, g->kv_cap, kv->key.ptr, kv->key.len, (int64_t)i, kv_name, g) >= 0)
-            return sd_fail(err, SMDIFF_E_FORMAT, "gguf: metadata key '%s' appears twice", nb);
+        int64_t dup = hash_add(&g->kv_hash, &g->kv_cap, (int64_t)i, kv->key.ptr, kv->key.len, kv_name, g);
+        if (dup == -2) return sd_fail(err, SMDIFF_E_NOMEM, "gguf: no memory for the key index");
+        if (dup >= 0) return sd_fail(err, SMDIFF_E_FORMAT, "gguf: metadata key '%s' appears twice", nb);
         if (!cur_need(&c, 4))
             return sd_fail(err, SMDIFF_E_FORMAT, "gguf: key '%s': type at byte %zu past end of file (%zu bytes)",
                            nb, c.pos, c.size);
@@ -522,6 +582,8 @@ static int32_t parse(sd_gguf *g, sd_error *err) {
     }
 
     for (uint64_t i = 0; i < n_tensors; i++) {
+        if (grow_array((void **)&g->tensors, &g->t_alloc, i + 1, sizeof *g->tensors))
+            return sd_fail(err, SMDIFF_E_NOMEM, "gguf: no memory for %" PRIu64 " tensors", i + 1);
         sd_gguf_tensor *t = &g->tensors[i];
         char what[64];
         snprintf(what, sizeof what, "tensor #%" PRIu64 " name", i);
@@ -531,8 +593,9 @@ static int32_t parse(sd_gguf *g, sd_error *err) {
         printable(t->name.ptr, t->name.len, nb, sizeof nb);
         if (t->name.len == 0 || memchr(t->name.ptr, 0, (size_t)t->name.len))
             return sd_fail(err, SMDIFF_E_FORMAT, "gguf: tensor #%" PRIu64 " name '%s' is empty or contains a NUL byte", i, nb);
-        if (hash_insert(g->t_hash, g->t_cap, t->name.ptr, t->name.len, (int64_t)i, t_name, g) >= 0)
-            return sd_fail(err, SMDIFF_E_FORMAT, "gguf: tensor '%s' appears twice", nb);
+        int64_t dup = hash_add(&g->t_hash, &g->t_cap, (int64_t)i, t->name.ptr, t->name.len, t_name, g);
+        if (dup == -2) return sd_fail(err, SMDIFF_E_NOMEM, "gguf: no memory for the tensor index");
+        if (dup >= 0) return sd_fail(err, SMDIFF_E_FORMAT, "gguf: tensor '%s' appears twice", nb);
         if (!cur_need(&c, 4))
             return sd_fail(err, SMDIFF_E_FORMAT, "gguf: tensor '%s': n_dims at byte %zu past end of file (%zu bytes)",
                            nb, c.pos, c.size);

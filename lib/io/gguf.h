@@ -112,6 +112,8 @@ int sd_ggml_is_supported(uint32_t type);
 /* Scalar conversions: IEEE half with subnormals, inf and nan (nan stays
  * nan); f32 -> f16 and f32 -> bf16 round to nearest, ties to even. */
 float sd_f16_to_f32(uint16_t h);
+/* The same by field decoding, one case at a time (reference for tests). */
+float sd_f16_to_f32_ref(uint16_t h);
 uint16_t sd_f32_to_f16(float f);
 float sd_bf16_to_f32(uint16_t h);
 uint16_t sd_f32_to_bf16(float f);

@@ -286,6 +286,7 @@ int32_t sd_gguf_add_tensor_fill(sd_gguf_writer *w, const char *name, uint32_t n_
 
 typedef struct {
     int fd;
+    const char *path;  /* the temporary file, for messages */
     uint8_t *buf;
     size_t len;
     uint64_t written;
@@ -362,7 +363,7 @@ static int32_t write_all(sd_gguf_writer *w, wfile *f, uint64_t align) {
         total += t->n_bytes;
     }
     if (!bad && w->n_t) bad = wf_pad(f, align);
-    if (bad) return sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: write failed: %s", strerror(f->err_no));
+    if (bad) return sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: writing '%s' failed: %s", f->path, strerror(f->err_no));
     uint64_t done = 0;
     for (int64_t i = 0; i < w->n_t; i++) {
         const wtensor *t = &w->t[i];
@@ -388,12 +389,12 @@ static int32_t write_all(sd_gguf_writer *w, wfile *f, uint64_t align) {
             bad = wf_put(f, t->data, (size_t)t->n_bytes);
         }
         if (!bad) bad = wf_pad(f, align);
-        if (bad) return sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: writing tensor '%s' failed: %s", t->name,
-                                strerror(f->err_no));
+        if (bad) return sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: writing '%s' (tensor '%s') failed: %s", f->path,
+                                t->name, strerror(f->err_no));
         done += t->n_bytes;
         if (w->progress) w->progress(w->progress_user, done, total);
     }
-    if (wf_flush(f)) return sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: write failed: %s", strerror(f->err_no));
+    if (wf_flush(f)) return sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: writing '%s' failed: %s", f->path, strerror(f->err_no));
     return SMDIFF_OK;
 }
 
@@ -405,13 +406,14 @@ int32_t sd_gguf_write(sd_gguf_writer *w, const char *path, sd_error *err) {
         return sd_fail(err, SMDIFF_E_INVAL, "gguf writer: general.alignment must be a uint32 power of two");
     size_t plen = strlen(path);
     char *tmp = sd_malloc(plen + 32);
-    wfile f = {-1, sd_malloc(W_BUF_BYTES), 0, 0, 0};
+    wfile f = {-1, NULL, sd_malloc(W_BUF_BYTES), 0, 0, 0};
     if (!tmp || !f.buf) {
         sd_free(tmp);
         sd_free(f.buf);
         return sd_fail(err, SMDIFF_E_NOMEM, "gguf writer: no memory");
     }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    f.path = tmp;
     f.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (f.fd < 0) {
         int e = errno;

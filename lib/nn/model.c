@@ -2,11 +2,13 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/log.h"
 #include "core/arena.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
 #include "nn/ops.h"
 #include "model.h"
+#include "text/tokenizer.h"
 
 static const sd_option_def defs[] = {
     {SMDIFF_MODEL_USE_MMAP, "use_mmap", SMDIFF_TYPE_INT, 0, 1, 1, 0, 0},
@@ -34,6 +36,7 @@ static void unload(struct smdiff_model *m) {
 void sd_model_destroy(struct smdiff_model *m) {
     if (!m) return;
     unload(m);
+    sd_tokenizer_free(m->tok);
     sd_free(m);
 }
 
@@ -276,6 +279,18 @@ int32_t sd_model_load(struct smdiff_model *m, const char *path) {
     if (rc) {
         unload(m);
         return rc;
+    }
+    /* The file's own tokenizer (tokenizer.ggml.*), unless one was loaded
+     * separately before. One smdiff cannot read (an unsupported
+     * pre-tokenizer, say) does not stop the weights from loading: the
+     * model then has no tokenizer (text calls return SMDIFF_E_STATE) and
+     * the reason goes to the log. */
+    if (!m->tok && sd_gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0) {
+        sd_error terr = {0};
+        if (sd_tokenizer_from_gguf(m->gguf, &m->tok, &terr)) {
+            m->tok = NULL;
+            SD_LOGW("%s: tokenizer not loaded: %s", path, terr.msg);
+        }
     }
     atomic_store(&m->pool_busy, 0);
     m->loaded = 1;

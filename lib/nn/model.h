@@ -10,10 +10,12 @@
 #include "smdiff/smdiff.h"
 
 struct sd_gguf;
+struct sd_tokenizer;
 
 struct smdiff_model {
     atomic_int refcount;
     int loaded;
+    struct sd_tokenizer *tok;  /* NULL until a tokenizer is loaded; owned */
     sd_optval opt[SMDIFF_MODEL_OPT_LAST_ + 1];
     sd_error err;
 

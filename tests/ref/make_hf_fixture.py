@@ -10,8 +10,8 @@ rounding and the LLaDA Q/K row permutation are done here in NumPy.
 Outputs (tests/data/):
   hf_dream_tiny/   config.json, 2 bf16 shards + model.safetensors.index.json,
                    vocab.json, merges.txt, added_tokens.json, tokenizer_config.json
-  hf_llada_tiny/   config.json, model.safetensors (f32), vocab.json, merges.txt,
-                   tokenizer_config.json
+  hf_llada_tiny/   config.json, model.safetensors (f32), tokenizer.json (vocab,
+                   merges as [a, b] pairs, added_tokens), tokenizer_config.json
   hf_dream_tiny_expected.safetensors, hf_llada_tiny_expected.safetensors:
                    every GGUF tensor by its GGUF name, f32, in HF (row-major
                    [out, in]) layout, after the LLaDA permutation.
@@ -68,17 +68,25 @@ def llada_permute(w, n_head):
     return w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def tokenizer_files(d, vocab_size, specials):
+def tokenizer_files(d, vocab_size, specials, as_tokenizer_json=False):
     """A byte-level-BPE-looking vocabulary: 40 normal tokens, merges between
-    them, then added special tokens at the ids given; ids in between are
-    left out of every file (the converter pads them as [PADi])."""
+    them; added special tokens come from the callers; ids in between are
+    left out of every file (the converter pads them as [PADi]). Written as
+    vocab.json + merges.txt, or as one tokenizer.json (specials = added tokens)."""
     base = ["!", "a", "b", "c", "d", "e", "h", "l", "o", "t", "\u0120", "\u0120t", "he", "ll", "\u0120a",
             "the", "\u0120the", "lo", "hel", "hello"]
     base += ["x%d" % i for i in range(40 - len(base))]
     vocab = {t: i for i, t in enumerate(base)}
+    merges = ["\u0120 t", "h e", "l l", "\u0120 a", "t he", "\u0120t he", "l o", "he l", "hel lo"]
+    if as_tokenizer_json:
+        tj = {"version": "1.0",
+              "added_tokens": [{"id": i, "content": t, "special": True} for t, i in specials.items()],
+              "model": {"type": "BPE", "vocab": vocab, "merges": [m.split(" ") for m in merges]}}
+        with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
+            json.dump(tj, f, ensure_ascii=False)
+        return base, merges
     with open(os.path.join(d, "vocab.json"), "w", encoding="utf-8") as f:
         json.dump(vocab, f, ensure_ascii=False)
-    merges = ["\u0120 t", "h e", "l l", "\u0120 a", "t he", "\u0120t he", "l o", "he l", "hel lo"]
     with open(os.path.join(d, "merges.txt"), "w", encoding="utf-8") as f:
         f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
     return base, merges
@@ -181,12 +189,9 @@ def make_llada():
     }
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
-    tokenizer_files(d, V, None)
     added = {"<|startoftext|>": 60, "<|endoftext|>": 61, "<|mdm_mask|>": 62}
-    tc = {
-        "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-        "added_tokens_decoder": {str(i): {"content": t, "special": True} for t, i in added.items()},
-    }
+    tokenizer_files(d, V, added, as_tokenizer_json=True)
+    tc = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}
     with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
         json.dump(tc, f, indent=1)
     hf = {}

@@ -1,0 +1,321 @@
+/* bench_generate.c -- where the time of a denoising step goes.
+ *
+ * Part 1 (no model): per-row statistics (stats.h) and soft-mask mixing at
+ *   vocabulary 151936 with 256 masked rows, d 896 -- the work of a step
+ *   outside the forward pass -- on 1 and 2 threads, greedy and sampled.
+ * Part 2: full generations with a Qwen2.5-0.5B-shaped dream model (24
+ *   layers, d 896, 14 heads, 2 KV heads, ffn 4864, vocab 151936; random F16
+ *   weights made in memory): prompt 20 + 256 generated tokens (L = 276), a
+ *   few steps (3), SM off and on; per-step seconds in the forward pass, in
+ *   statistics + strategy, and in building the input embeddings (SM mix).
+ *
+ *   BENCH_QUICK=1   part 1 and a two-step generation only
+ *
+ * Prints a table (docs/PERFORMANCE.md, "Generation"); never fails on
+ * slowness.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/arena.h"
+#include "core/pool.h"
+#include "core/rng.h"
+#include "diffusion/generate.h"
+#include "diffusion/stats.h"
+#include "io/gguf.h"
+#include "nn/blas.h"
+#include "nn/ops.h"
+#include "nn/transformer.h"
+#include "smdiff/smdiff.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of this process (user + system), for figures that hold on a
+ * shared machine. */
+static double cpu_s(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
+           1e-6 * (double)u.ru_stime.tv_usec;
+}
+
+static double best_of(int reps, void (*fn)(void *), void *ctx) {
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        fn(ctx);
+        double t = now() - t0;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+/* ------------------------------------------------------- part 1: stats */
+
+typedef struct stats_job {
+    sd_pool *pool;
+    const float *logits;
+    int64_t R, V;
+    const uint64_t *ids;
+    sd_stats_params p;
+    sd_row_stats *out;
+} stats_job;
+
+static void run_stats(void *c) {
+    stats_job *j = c;
+    if (sd_stats_rows(j->pool, j->logits, j->R, j->V, j->ids, &j->p, j->out, NULL)) {
+        fprintf(stderr, "stats failed\n");
+        exit(1);
+    }
+}
+
+typedef struct mix_job {
+    const float *table; /* [V, d] */
+    int64_t d, R;
+    const float *e_mask;
+    const sd_row_stats *st;
+    int32_t k;
+    float *out;
+} mix_job;
+
+static void run_mix(void *c) {
+    mix_job *j = c;
+    for (int64_t r = 0; r < j->R; r++)
+        sd_softmask_mix(j->table, j->d, j->e_mask, j->st[r].sm_ids, j->st[r].sm_probs, j->k, 0.5f,
+                        j->out + r * j->d);
+}
+
+static void part1(void) {
+    const int64_t V = 151936, R = 256, d = 896;
+    float *logits = sd_malloc(sizeof(float) * (size_t)(V * R));
+    float *table = sd_malloc(sizeof(float) * (size_t)(V * d));
+    float *out = sd_malloc(sizeof(float) * (size_t)(R * d));
+    float *e_mask = sd_malloc(sizeof(float) * (size_t)d);
+    uint64_t *ids = sd_malloc(sizeof(uint64_t) * (size_t)R);
+    sd_row_stats *st = sd_malloc(sizeof(sd_row_stats) * (size_t)R);
+    if (!logits || !table || !out || !e_mask || !ids || !st) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    sd_rng rng;
+    sd_rng_init(&rng, 1, 0);
+    for (int64_t i = 0; i < V * R; i++) logits[i] = (float)(sd_rng_normal(&rng) * 3.0);
+    for (int64_t i = 0; i < V * d; i++) table[i] = (float)sd_rng_uniform(&rng) - 0.5f;
+    for (int64_t i = 0; i < d; i++) e_mask[i] = 0.1f;
+    for (int64_t r = 0; r < R; r++) ids[r] = (uint64_t)r;
+    printf("\npart 1: statistics + SM mixing, vocab %lld, %lld masked rows, d %lld (ms, best of 5)\n",
+           (long long)V, (long long)R, (long long)d);
+    printf("%-42s %10s %10s %12s\n", "", "1 thread", "2 threads", "CPU, 1 thr");
+    struct {
+        const char *label;
+        double T, top_p;
+        int32_t top_k, skip_h;
+    } cfg[] = {{"stats, greedy (T 0)", 0, 1, 0, 0},
+               {"stats, greedy, no H(p) (SM not entropy)", 0, 1, 0, 1},
+               {"stats, sampled T 1", 1, 1, 0, 0},
+               {"stats, sampled T 0.7", 0.7, 1, 0, 0},
+               {"stats, T 0.7 top-k 40", 0.7, 1, 40, 0},
+               {"stats, T 0.7 top-p 0.95 (flat rows)", 0.7, 0.95, 0, 0}};
+    sd_pool *pool2;
+    if (sd_pool_create(2, &pool2, NULL)) exit(1);
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        double t[2], cpu = 0;
+        int reps = c == 5 ? 2 : 5;
+        for (int th = 0; th < 2; th++) {
+            stats_job j = {th ? pool2 : NULL, logits, R, V, ids, {cfg[c].T, cfg[c].top_k, cfg[c].top_p, 3, 0, 7, 1, cfg[c].skip_h}, st};
+            double c0 = cpu_s();
+            t[th] = best_of(reps, run_stats, &j);
+            if (th == 0) cpu = (cpu_s() - c0) / reps;
+        }
+        printf("%-42s %10.2f %10.2f %12.2f\n", cfg[c].label, t[0] * 1e3, t[1] * 1e3, cpu * 1e3);
+    }
+    mix_job mj = {table, d, R, e_mask, st, 3, out};
+    double tm = best_of(5, run_mix, &mj);
+    printf("%-42s %10.3f %10s\n", "SM mix, k 3, 256 rows", tm * 1e3, "-");
+    sd_pool_free(pool2);
+    sd_free(logits);
+    sd_free(table);
+    sd_free(out);
+    sd_free(e_mask);
+    sd_free(ids);
+    sd_free(st);
+}
+
+/* --------------------------------------------------- part 2: generation */
+
+static uint64_t xs = 0x9E3779B97F4A7C15ull;
+static inline float frand(float a) {
+    xs ^= xs << 13;
+    xs ^= xs >> 7;
+    xs ^= xs << 17;
+    return ((float)(uint32_t)(xs >> 40) / 8388608.0f - 1.0f) * a;
+}
+
+typedef struct bmodel {
+    sd_weights w;
+    void *blobs[512];
+    int n;
+    sd_pool *pool;
+    sd_arena arena;
+    size_t arena_bytes;
+} bmodel;
+
+static sd_weight make(bmodel *bm, int64_t rows, int64_t cols, uint32_t type, float scale, float offset) {
+    sd_weight w = {NULL, type, rows, cols};
+    size_t n = (size_t)(rows * cols);
+    void *p = sd_malloc(n * (type == SD_T_F16 ? 2 : 4));
+    if (!p) {
+        fprintf(stderr, "out of memory for weights\n");
+        exit(1);
+    }
+    if (type == SD_T_F16) {
+        uint16_t *h = p;
+        float buf[4096];
+        for (size_t i = 0; i < n; i += 4096) {
+            size_t m = n - i < 4096 ? n - i : 4096;
+            for (size_t k = 0; k < m; k++) buf[k] = offset + frand(scale);
+            sd_ggml_from_f32(SD_T_F16, buf, h + i, (int64_t)m);
+        }
+    } else {
+        float *f = p;
+        for (size_t i = 0; i < n; i++) f[i] = offset + frand(scale);
+    }
+    bm->blobs[bm->n++] = p;
+    w.data = p;
+    return w;
+}
+
+static void build(bmodel *bm) {
+    sd_hparams *hp = &bm->w.hp;
+    hp->arch = SD_ARCH_DREAM;
+    hp->n_vocab = 151936;
+    hp->n_embd = 896;
+    hp->n_layer = 24;
+    hp->n_head = 14;
+    hp->n_head_kv = 2;
+    hp->n_ff = 4864;
+    hp->n_ctx = 32768;
+    hp->norm_eps = 1e-6f;
+    hp->rope_base = 1e6f;
+    hp->shift_logits = 1;
+    hp->mask_id = 151666;
+    hp->eos_id = -1;
+    int64_t d = 896, kd = 128, F = 4864, V = 151936;
+    float s = 0.02f;
+    bm->w.layers = sd_calloc(24, sizeof(sd_layer_weights));
+    bm->blobs[bm->n++] = bm->w.layers;
+    bm->w.token_embd = make(bm, V, d, SD_T_F16, 1.0f, 0);
+    for (int i = 0; i < 24; i++) {
+        sd_layer_weights *l = &bm->w.layers[i];
+        l->attn_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
+        l->wq = make(bm, d, d, SD_T_F16, s, 0);
+        l->wk = make(bm, kd, d, SD_T_F16, s, 0);
+        l->wv = make(bm, kd, d, SD_T_F16, s, 0);
+        l->bq = make(bm, 1, d, SD_T_F32, 0.1f, 0);
+        l->bk = make(bm, 1, kd, SD_T_F32, 0.1f, 0);
+        l->bv = make(bm, 1, kd, SD_T_F32, 0.1f, 0);
+        l->wo = make(bm, d, d, SD_T_F16, s, 0);
+        l->ffn_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
+        l->w_gate = make(bm, F, d, SD_T_F16, s, 0);
+        l->w_up = make(bm, F, d, SD_T_F16, s, 0);
+        l->w_down = make(bm, d, F, SD_T_F16, s, 0);
+    }
+    bm->w.output_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
+    bm->w.output = make(bm, V, d, SD_T_F16, s, 0);
+}
+
+static void bm_embed(void *ctx, int32_t id, float *out) {
+    bmodel *bm = ctx;
+    sd_embed_token(&bm->w, id, out);
+}
+
+static int32_t bm_forward(void *ctx, const float *embd, int64_t L, const int32_t *rows, int64_t n_rows,
+                          float *logits, int (*abort_fn)(void *), void *abort_ud, sd_error *err) {
+    bmodel *bm = ctx;
+    size_t need = sd_forward_scratch_bytes(&bm->w.hp, L, n_rows);
+    if (need > bm->arena_bytes) {
+        sd_arena_destroy(&bm->arena);
+        if (sd_arena_init(&bm->arena, need, 0)) return sd_fail(err, SMDIFF_E_NOMEM, "arena");
+        bm->arena_bytes = need;
+    }
+    sd_arena_reset(&bm->arena);
+    sd_forward_opts o = {0, bm->pool, abort_fn, abort_ud};
+    return sd_forward(&bm->w, embd, L, rows, n_rows, logits, NULL, &o, &bm->arena, err);
+}
+
+static void part2(int quick) {
+    bmodel bm;
+    memset(&bm, 0, sizeof bm);
+    double t0 = now();
+    build(&bm);
+    if (sd_pool_create(2, &bm.pool, NULL)) exit(1);
+    sd_blas_set_threads(2);
+    printf("\npart 2: generation, Qwen2.5-0.5B-shaped dream, F16 random weights (built in %.1f s), "
+           "prompt 20 + 256, 2 threads\n",
+           now() - t0);
+    sd_gen_model gm = {bm.w.hp.n_vocab, bm.w.hp.n_embd, bm.w.hp.n_ctx, bm.w.hp.mask_id, -1, 1,
+                       bm_embed, bm_forward, &bm};
+    int32_t prompt[20], out[256], n_out;
+    for (int i = 0; i < 20; i++) prompt[i] = 1000 + 37 * i;
+    printf("%-26s %6s %12s %12s %12s %10s\n", "run", "steps", "forward ms", "stats ms", "embed ms",
+           "outside %");
+    int n_runs = quick ? 1 : 3;
+    for (int run = 0; run < n_runs; run++) {
+        smdiff_sampler *s;
+        if (smdiff_sampler_create(&s)) exit(1);
+        int steps = quick ? 2 : 3;
+        smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 256);
+        smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, steps);
+        smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, 2);
+        smdiff_softmask *sm;
+        smdiff_softmask_create(&sm);
+        const char *label = "SM off, greedy";
+        if (run == 0) smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, SMDIFF_SM_OFF);
+        if (run >= 1) {
+            smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, SMDIFF_SM_CONSTANT);
+            label = "SM constant 0.5, greedy";
+        }
+        if (run == 2) {
+            smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 0.7);
+            smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, 0.95);
+            label = "SM on, T 0.7 top-p 0.95";
+        }
+        smdiff_sampler_set_softmask(s, sm);
+        smdiff_softmask_free(sm);
+        int32_t rc = sd_generate(s, &gm, prompt, 20, out, 256, &n_out);
+        if (rc) {
+            fprintf(stderr, "generate failed: %s\n", smdiff_sampler_last_error(s));
+            exit(1);
+        }
+        int k = s->steps_run;
+        double f = s->time_forward / k * 1e3, st = s->time_stats / k * 1e3, e = s->time_embed / k * 1e3;
+        printf("%-26s %6d %12.1f %12.2f %12.2f %9.2f%%\n", label, k, f, st, e, 100 * (st + e) / (f + st + e));
+        smdiff_sampler_free(s);
+    }
+    sd_arena_destroy(&bm.arena);
+    sd_pool_free(bm.pool);
+    for (int i = 0; i < bm.n; i++) sd_free(bm.blobs[i]);
+}
+
+int main(void) {
+    int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK")) > 0;
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    double load[3] = {0, 0, 0};
+    getloadavg(load, 3);
+    printf("bench_generate%s: OpenBLAS core %s (OPENBLAS_CORETYPE=%s), load average %.2f %.2f %.2f "
+           "on %d CPUs\n",
+           quick ? " (quick)" : "", sd_blas_corename(), ct ? ct : "unset", load[0], load[1], load[2],
+           sd_cpu_count());
+    part1();
+    part2(quick);
+    return 0;
+}

@@ -1,0 +1,820 @@
+/* stats.c -- per-row statistics (see stats.h for the definitions).
+ *
+ * Fast path per row x[V]:
+ *   pass 1: the K best (value, id) pairs, descending, ties by lower id
+ *           (torch.max and torch.topk return the first occurrence on CPU).
+ *           Blocks of 64 are skipped when their maximum cannot enter.
+ *   pass 2: s = sum exp(x - m), t = sum exp(x - m) (x - m), m = max;
+ *           H(p) = log s - t / s.
+ *   then the sampling distribution q is either the whole row at
+ *   temperature T (no filter) or an explicit sorted candidate list (top-p /
+ *   top-k), and the candidate token is argmax or an inverse-CDF draw.
+ * The naive reference (sd_stats_row_naive) sorts the whole row in double
+ * precision and follows Dream's sample_tokens literally.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/rng.h"
+#include "stats.h"
+
+#define STATS_KEY_TAG 0x5354415453ull /* "STATS" */
+#define BLK 64
+
+double sd_stats_uniform(uint64_t seed, uint64_t ctr, uint64_t row_id) {
+    uint64_t c[4] = {ctr, row_id, 0, 0}, k[2] = {seed, STATS_KEY_TAG}, o[4];
+    sd_philox4x64(c, k, o);
+    return (double)(o[0] >> 11) * (1.0 / 9007199254740992.0);
+}
+
+typedef struct cand {
+    float v;
+    int32_t id;
+} cand;
+
+/* Insert (v, id) into the descending list c[0..*n) of capacity K. Called
+ * only when v beats the current K-th value (or the list is not full). */
+static inline void cand_insert(cand *c, int32_t *n, int32_t K, float v, int32_t id) {
+    int32_t i = *n < K ? (*n)++ : K - 1;
+    while (i > 0 && c[i - 1].v < v) {
+        c[i] = c[i - 1];
+        i--;
+    }
+    c[i].v = v;
+    c[i].id = id;
+}
+
+/* ---- vector kernels.
+ * GCC/clang vector extensions: 8 floats per vector, compiled for the
+ * baseline ISA and, on x86-64, once more for AVX2+FMA, picked at run time.
+ * The float lanes are summed in a fixed order, so a row's result does not
+ * depend on the thread that computes it. */
+/* The helpers below are static and always inlined: no vector crosses an
+ * ABI boundary, so the compilers' note about AVX vector returns does not
+ * apply. */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+/* Let a*b+c fuse into FMA in the kernels (the AVX2 clone has FMA; the
+ * baseline build has none to use). Results differ from the unfused build
+ * in the last bits only, and a given build is still deterministic. */
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+#endif
+typedef float v8sf __attribute__((vector_size(32)));
+typedef int32_t v8si __attribute__((vector_size(32)));
+#define VL 8
+
+#define SD_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+SD_ALWAYS_INLINE v8sf vload(const float *p) {
+    v8sf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+SD_ALWAYS_INLINE v8sf vsplat(float a) { return (v8sf){a, a, a, a, a, a, a, a}; }
+
+SD_ALWAYS_INLINE v8sf vmax(v8sf a, v8sf b) {
+    v8si m = (v8si)(a > b);
+    return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
+}
+
+/* exp(y) for y in [-87, 0] (Cephes' single-precision polynomial, ~1 ulp),
+ * branch-free. NaN in, NaN out. */
+SD_ALWAYS_INLINE v8sf vexp(v8sf y) {
+    const v8sf magic = vsplat(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+    v8sf n = (y * vsplat(1.44269504088896341f) + magic) - magic;
+    v8sf r = y - n * vsplat(0.693359375f) - n * vsplat(-2.12194440e-4f);
+    v8sf p = vsplat(1.9875691500e-4f);
+    p = p * r + vsplat(1.3981999507e-3f);
+    p = p * r + vsplat(8.3334519073e-3f);
+    p = p * r + vsplat(4.1665795894e-2f);
+    p = p * r + vsplat(1.6666665459e-1f);
+    p = p * r + vsplat(5.0000001201e-1f);
+    p = p * r * r + r + vsplat(1.0f);
+    v8si bits = (__builtin_convertvector(n, v8si) + 127) << 23;
+    return p * (v8sf)bits;
+}
+
+/* Scalar twin of vexp for tails (same polynomial). */
+static inline float exp_nonpos(float y) {
+    y = y < -87.0f ? -87.0f : y;
+    const float magic = 12582912.0f;
+    float n = (y * 1.44269504088896341f + magic) - magic;
+    float r = y - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+SD_ALWAYS_INLINE float hsum(v8sf v) {
+    float s = 0;
+    for (int j = 0; j < VL; j++) s += v[j];
+    return s;
+}
+
+/* Largest of x[0..BLK). */
+SD_ALWAYS_INLINE float block_max_g(const float *x) {
+    v8sf a = vload(x), b = vload(x + 8);
+    for (int i = 16; i < BLK; i += 16) {
+        a = vmax(vload(x + i), a);
+        b = vmax(vload(x + i + 8), b);
+    }
+    a = vmax(a, b);
+    float m = a[0];
+    for (int j = 1; j < VL; j++) m = a[j] > m ? a[j] : m;
+    return m;
+}
+
+/* s = sum exp(beta (x - m)), t = sum exp(beta (x - m)) * beta (x - m),
+ * arguments clamped at -87 (so -inf logits stay finite). */
+SD_ALWAYS_INLINE void exp_sums_g(const float *x, int64_t V, float m, float beta, double *s_out,
+                                 double *t_out) {
+    v8sf s0 = vsplat(0), s1 = vsplat(0), t0 = vsplat(0), t1 = vsplat(0);
+    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-87.0f);
+    int64_t i = 0;
+    for (; i + 2 * VL <= V; i += 2 * VL) {
+        v8sf y0 = vmax(lo, (vload(x + i) - vm) * vb); /* NaN stays NaN */
+        v8sf y1 = vmax(lo, (vload(x + i + VL) - vm) * vb);
+        v8sf e0 = vexp(y0), e1 = vexp(y1);
+        s0 += e0;
+        s1 += e1;
+        t0 += e0 * y0;
+        t1 += e1 * y1;
+    }
+    double S = (double)hsum(s0) + hsum(s1), T = (double)hsum(t0) + hsum(t1);
+    for (; i < V; i++) {
+        float y = (x[i] - m) * beta;
+        y = y < -87.0f ? -87.0f : y;
+        float e = exp_nonpos(y);
+        S += e;
+        T += (double)e * y;
+    }
+    *s_out = S;
+    *t_out = T;
+}
+
+/* Sum of exp(beta (x - m)) over x[0..n), n a multiple of VL. */
+SD_ALWAYS_INLINE float exp_chunk_g(const float *x, int64_t n, float m, float beta) {
+    v8sf s = vsplat(0), vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-87.0f);
+    for (int64_t i = 0; i < n; i += VL) s += vexp(vmax(lo, (vload(x + i) - vm) * vb));
+    return hsum(s);
+}
+
+/* e[i] = exp(max(beta (x[i] - m), -87)) and y[i] the clamped argument, for
+ * i < n, n a multiple of VL. */
+SD_ALWAYS_INLINE void exp_block_g(const float *x, int64_t n, float m, float beta, float *e, float *y) {
+    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-87.0f);
+    for (int64_t i = 0; i < n; i += VL) {
+        v8sf a = vmax(lo, (vload(x + i) - vm) * vb);
+        v8sf r = vexp(a);
+        memcpy(y + i, &a, sizeof a);
+        memcpy(e + i, &r, sizeof r);
+    }
+}
+
+/* Passes 1 and 2 fused, so the row is read from memory once: per block of
+ * 64, its maximum decides whether it can enter the top list, and its
+ * exponentials are summed against the running maximum; when the maximum
+ * grows, the sums are rescaled:
+ *     s' = s e^(m - m'),   t' = e^(m - m') (t + s (m - m'))
+ * for s = sum e^(x - m), t = sum e^(x - m) (x - m). Returns the list size;
+ * *m_out, *s_out, *t_out are relative to the row maximum. A row holding
+ * NaN or +inf gives non-finite sums. */
+SD_ALWAYS_INLINE int32_t fused_g(const float *x, int64_t V, int32_t K, cand *c, float *m_out,
+                                 double *s_out, double *t_out, const int with_t) {
+    int32_t n = 0;
+    float thr = -INFINITY, m = -INFINITY;
+    v8sf s0 = vsplat(0), s1 = vsplat(0), t0 = vsplat(0), t1 = vsplat(0), lo = vsplat(-87.0f);
+    int64_t i = 0;
+    for (; i + BLK <= V; i += BLK) {
+        float bm = block_max_g(x + i);
+        if (bm > thr || n < K) {
+            for (int64_t j = i; j < i + BLK; j++) {
+                if (x[j] > thr || (n < K && x[j] == x[j])) {
+                    cand_insert(c, &n, K, x[j], (int32_t)j);
+                    if (n == K) thr = c[K - 1].v;
+                }
+            }
+        }
+        if (bm > m) {
+            if (m > -INFINITY) {
+                float d = m - bm;
+                v8sf f = vsplat(exp_nonpos(d < -87.0f ? -87.0f : d)), vd = vsplat(d);
+                t0 = (t0 + s0 * vd) * f;
+                t1 = (t1 + s1 * vd) * f;
+                s0 *= f;
+                s1 *= f;
+            }
+            m = bm;
+        }
+        v8sf vm = vsplat(m);
+        for (int b = 0; b < BLK; b += 2 * VL) {
+            v8sf y0 = vmax(lo, vload(x + i + b) - vm); /* NaN stays NaN */
+            v8sf y1 = vmax(lo, vload(x + i + b + VL) - vm);
+            v8sf e0 = vexp(y0), e1 = vexp(y1);
+            s0 += e0;
+            s1 += e1;
+            if (with_t) {
+                t0 += e0 * y0;
+                t1 += e1 * y1;
+            }
+        }
+    }
+    double S = (double)hsum(s0) + hsum(s1), T = (double)hsum(t0) + hsum(t1);
+    /* the tail, then everything rescaled to the final maximum */
+    for (int64_t j = i; j < V; j++) {
+        if (x[j] > thr || (n < K && x[j] == x[j])) {
+            cand_insert(c, &n, K, x[j], (int32_t)j);
+            if (n == K) thr = c[K - 1].v;
+        }
+    }
+    float mf = n > 0 ? c[0].v : m;
+    if (mf > m && m > -INFINITY) {
+        double d = (double)m - mf, f = exp(d);
+        T = f * (T + S * d);
+        S *= f;
+    } else if (!(m > -INFINITY)) {
+        S = T = 0;
+    }
+    for (int64_t j = i; j < V; j++) {
+        float y = x[j] - mf;
+        y = y < -87.0f ? -87.0f : y;
+        float e = exp_nonpos(y);
+        S += e;
+        T += (double)e * y;
+    }
+    *m_out = mf;
+    *s_out = S;
+    *t_out = T;
+    return n;
+}
+
+static int32_t fused_base(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s, double *t) {
+    return fused_g(x, V, K, c, m, s, t, 1);
+}
+static int32_t fused_not_base(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
+                              double *t) {
+    return fused_g(x, V, K, c, m, s, t, 0);
+}
+/* Whether any of x[0..VL) lies in [lo, hi] (NaN never does). */
+SD_ALWAYS_INLINE int any_in_range_g(const float *x, float lo, float hi) {
+    v8sf v = vload(x);
+    v8si in = (v >= vsplat(lo)) & (v <= vsplat(hi));
+    int32_t acc = 0;
+    for (int j = 0; j < VL; j++) acc |= in[j];
+    return acc != 0;
+}
+
+static int any_in_range_base(const float *x, float lo, float hi) { return any_in_range_g(x, lo, hi); }
+static void exp_block_base(const float *x, int64_t n, float m, float beta, float *e, float *y) {
+    exp_block_g(x, n, m, beta, e, y);
+}
+static void exp_sums_base(const float *x, int64_t V, float m, float beta, double *s, double *t) {
+    exp_sums_g(x, V, m, beta, s, t);
+}
+static float exp_chunk_base(const float *x, int64_t n, float m, float beta) {
+    return exp_chunk_g(x, n, m, beta);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SD_AVX2 __attribute__((target("avx2,fma")))
+SD_AVX2 static int32_t fused_avx2(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
+                                  double *t) {
+    return fused_g(x, V, K, c, m, s, t, 1);
+}
+SD_AVX2 static int32_t fused_not_avx2(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
+                                      double *t) {
+    return fused_g(x, V, K, c, m, s, t, 0);
+}
+SD_AVX2 static int any_in_range_avx2(const float *x, float lo, float hi) {
+    return any_in_range_g(x, lo, hi);
+}
+SD_AVX2 static void exp_block_avx2(const float *x, int64_t n, float m, float beta, float *e, float *y) {
+    exp_block_g(x, n, m, beta, e, y);
+}
+SD_AVX2 static void exp_sums_avx2(const float *x, int64_t V, float m, float beta, double *s,
+                                  double *t) {
+    exp_sums_g(x, V, m, beta, s, t);
+}
+SD_AVX2 static float exp_chunk_avx2(const float *x, int64_t n, float m, float beta) {
+    return exp_chunk_g(x, n, m, beta);
+}
+/* Probed once; threads racing on the first call store the same answer. */
+static int have_avx2(void) {
+    static _Atomic int cached = -1;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
+}
+#define DISPATCH(name, ...) (have_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
+#else
+#define DISPATCH(name, ...) name##_base(__VA_ARGS__)
+#endif
+#if defined(__clang__)
+#pragma clang fp contract(on)
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+/* Sums at inverse temperature beta (the pass-2 sums of a tempered row). */
+static void exp_sums_beta(const float *x, int64_t V, float m, float beta, double *s_out,
+                          double *t_out) {
+    DISPATCH(exp_sums, x, V, m, beta, s_out, t_out);
+}
+
+/* Inverse CDF over the whole row at inverse temperature beta: the first
+ * index where the running sum of exp(beta (x - m)) passes target. Chunks
+ * of 256 are summed with the vector kernel and only the crossing chunk is
+ * walked element by element. */
+static int32_t walk_cdf(const float *x, int64_t V, float m, float beta, double target) {
+    const int64_t CH = 256;
+    double acc = 0;
+    int64_t i = 0;
+    for (; i + CH <= V; i += CH) {
+        double c = DISPATCH(exp_chunk, x + i, CH, m, beta);
+        if (acc + c > target) break;
+        acc += c;
+    }
+    int64_t last = -1;
+    for (; i < V; i++) {
+        float y = (x[i] - m) * beta;
+        double e = exp_nonpos(y);
+        if (e > 0 && x[i] == x[i]) last = i;
+        acc += e;
+        if (acc > target) return (int32_t)i;
+    }
+    return (int32_t)(last >= 0 ? last : V - 1); /* rounding left target just above the sum */
+}
+
+static int cand_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->v > y->v) return -1;
+    if (x->v < y->v) return 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The kept set of the sampling distribution. Dream's filters always keep a
+ * prefix of the row sorted by (value descending, id ascending), so the set
+ * is "everything up to and including (tau, tau_id)" in that order:
+ *   KEEP_ALL    nothing filtered
+ *   KEEP_LIST   the first n entries of a sorted list c
+ *   KEEP_ABOVE  x > tau, or x == tau and id <= tau_id; Z and TZ are the sums
+ *               of exp(y) and exp(y) y over it, y = beta (x - m)
+ */
+enum { KEEP_ALL, KEEP_LIST, KEEP_ABOVE };
+typedef struct kept {
+    int mode;
+    const cand *c;
+    int64_t n;
+    float tau;
+    int32_t tau_id;
+    double Z, TZ;
+} kept;
+
+/* Apply Dream's top_p then top_k filters to the sorted list c[nc] (the
+ * nc best of a row of V; complete when nc == V). beta = 1/T (1 at T = 0),
+ * Z = sum over the row of exp(beta (x - m)). Returns 0 and fills *k, or 1
+ * when the list is too short to decide. */
+static int filter_list(const cand *c, int64_t nc, int64_t V, float m, double beta, double Z,
+                       double top_p, int32_t top_k, kept *k) {
+    int complete = nc == V;
+    int64_t n = nc;
+    int filtered = 0;
+    if (top_p < 1.0) {
+        /* Remove j >= 1 when the cumulative mass of 0..j-1 exceeds top_p. */
+        double cum = 0;
+        int64_t j = 0;
+        for (; j < nc; j++) {
+            cum += exp(beta * ((double)c[j].v - m)) / Z;
+            if (cum > top_p) break;
+        }
+        if (j < nc) {
+            n = j + 1;
+            filtered = 1;
+        } else if (!complete) {
+            return 1;
+        }
+    }
+    if (top_k > 0 && !filtered && !complete && top_k >= nc) return 1; /* the k-th is past the list */
+    if (top_k > 0 && top_k < n) {
+        float kth = c[top_k - 1].v;
+        int64_t j = top_k;
+        while (j < n && c[j].v >= kth) j++;
+        if (j == n && n == nc && !complete && !filtered) return 1; /* ties may continue past the list */
+        n = j;
+        filtered = 1;
+    }
+    if (!filtered && !complete) {
+        k->mode = KEEP_ALL;
+        return 0;
+    }
+    k->mode = KEEP_LIST;
+    k->c = c;
+    k->n = n;
+    return 0;
+}
+
+#define HBINS 2048
+#define HRANGE 87.0f
+
+static inline int hbin(float y) {
+    int b = (int)(-y * ((float)HBINS / HRANGE));
+    return b < HBINS - 1 ? b : HBINS - 1;
+}
+
+/* top_p when the 64 best do not reach it (flat rows, high temperature):
+ * a histogram of the probability mass over y = beta (x - m) finds the bin
+ * where the sorted cumulative mass crosses top_p; only that bin's entries
+ * are sorted. Two passes and a small sort instead of sorting the row.
+ * scratch holds up to V entries. */
+static void top_p_threshold(const float *x, int64_t V, float m, float beta, double top_p,
+                            cand *scratch, kept *k) {
+    double mass[HBINS], tmass[HBINS];
+    memset(mass, 0, sizeof mass);
+    memset(tmass, 0, sizeof tmass);
+    /* exponentials in vector chunks, then a scalar scatter into the bins */
+    float eb[256], yb[256];
+    for (int64_t c = 0; c < V; c += 256) {
+        int64_t n = V - c < 256 ? V - c : 256, nv = n & ~(int64_t)(VL - 1);
+        DISPATCH(exp_block, x + c, nv, m, beta, eb, yb);
+        for (int64_t j = nv; j < n; j++) {
+            float y = (x[c + j] - m) * beta;
+            yb[j] = y < -HRANGE ? -HRANGE : y;
+            eb[j] = exp_nonpos(yb[j]);
+        }
+        for (int64_t j = 0; j < n; j++) {
+            int b = hbin(yb[j]);
+            mass[b] += eb[j];
+            tmass[b] += (double)eb[j] * yb[j];
+        }
+    }
+    double Z = 0;
+    for (int b = 0; b < HBINS; b++) Z += mass[b];
+    double target = top_p * Z, cum = 0, tcum = 0;
+    int bc = 0;
+    while (bc < HBINS && !(cum + mass[bc] > target)) {
+        cum += mass[bc];
+        tcum += tmass[bc];
+        bc++;
+    }
+    if (bc == HBINS) { /* rounding: top_p is within float noise of 1 */
+        k->mode = KEEP_ALL;
+        return;
+    }
+    /* The bin's entries: a cheap vector test on x against the bin's value
+     * range (widened a little for rounding) picks the chunks to look at;
+     * hbin itself decides, so membership is exactly the histogram's. */
+    double w = (double)HRANGE / HBINS;
+    float tol = 1e-4f * (fabsf(m) + 1.0f);
+    float xlo = bc == HBINS - 1 ? -INFINITY : m - (float)((bc + 1) * w / beta) - tol;
+    float xhi = m - (float)(bc * w / beta) + tol;
+    int64_t n = 0, i = 0;
+    for (; i + VL <= V; i += VL) {
+        if (!DISPATCH(any_in_range, x + i, xlo, xhi)) continue;
+        for (int64_t q = i; q < i + VL; q++) {
+            float y = (x[q] - m) * beta;
+            y = y < -HRANGE ? -HRANGE : y;
+            if (hbin(y) == bc) {
+                scratch[n].v = x[q];
+                scratch[n].id = (int32_t)q;
+                n++;
+            }
+        }
+    }
+    for (; i < V; i++) {
+        float y = (x[i] - m) * beta;
+        y = y < -HRANGE ? -HRANGE : y;
+        if (hbin(y) == bc) {
+            scratch[n].v = x[i];
+            scratch[n].id = (int32_t)i;
+            n++;
+        }
+    }
+    qsort(scratch, (size_t)n, sizeof *scratch, cand_cmp);
+    int64_t j = 0;
+    for (; j < n; j++) {
+        float y = (scratch[j].v - m) * beta;
+        y = y < -HRANGE ? -HRANGE : y;
+        float e = exp_nonpos(y);
+        cum += e;
+        tcum += (double)e * y;
+        if (cum > target) break;
+    }
+    if (j == n) j = n - 1;
+    k->mode = KEEP_ABOVE;
+    k->tau = scratch[j].v;
+    k->tau_id = scratch[j].id;
+    k->Z = cum;
+    k->TZ = tcum;
+}
+
+static int cand_id_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Inverse CDF over the kept set in vocabulary order (the order the
+ * unfiltered walk uses too): the first kept token whose running mass
+ * passes target. */
+static int32_t walk_kept(const float *x, int64_t V, float m, double beta, const kept *k,
+                         double target) {
+    double acc = 0;
+    if (k->mode == KEEP_LIST && k->n <= SD_STATS_MAX_K) {
+        cand byid[SD_STATS_MAX_K];
+        memcpy(byid, k->c, sizeof(cand) * (size_t)k->n);
+        qsort(byid, (size_t)k->n, sizeof *byid, cand_id_cmp);
+        for (int64_t i = 0; i < k->n; i++) {
+            acc += exp(beta * ((double)byid[i].v - m));
+            if (acc > target) return byid[i].id;
+        }
+        return byid[k->n - 1].id;
+    }
+    float tau = k->mode == KEEP_LIST ? k->c[k->n - 1].v : k->tau;
+    int32_t tid = k->mode == KEEP_LIST ? k->c[k->n - 1].id : k->tau_id;
+    int32_t last = tid;
+    for (int64_t i = 0; i < V; i++) {
+        if (!(x[i] > tau || (x[i] == tau && i <= tid))) continue;
+        acc += exp_nonpos((x[i] - m) * (float)beta);
+        last = (int32_t)i;
+        if (acc > target) return (int32_t)i;
+    }
+    return last;
+}
+
+/* Everything once the kept set is known. */
+static void finish_row(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
+                       const cand *top, int32_t ntop, float m, double s, double t,
+                       const kept *k, sd_row_stats *o) {
+    double T = p->temperature;
+    double beta = T > 0 ? 1.0 / T : 1.0;
+    o->entropy = p->skip_entropy ? 0.0f : (float)(log(s) - t / s);
+    int32_t smk = p->sm_k < ntop ? p->sm_k : ntop;
+    for (int32_t i = 0; i < smk; i++) {
+        o->sm_ids[i] = top[i].id;
+        o->sm_probs[i] = (float)(exp((double)top[i].v - m) / s);
+    }
+    for (int32_t i = smk; i < p->sm_k; i++) {
+        o->sm_ids[i] = top[0].id;
+        o->sm_probs[i] = 0.0f;
+    }
+    double Z, tz;
+    int64_t n_kept;
+    if (k->mode == KEEP_ALL) {
+        Z = s;
+        tz = t * beta;
+        if (beta != 1.0 && (T > 0 || p->want_q_entropy)) exp_sums_beta(x, V, m, (float)beta, &Z, &tz);
+        n_kept = V;
+    } else if (k->mode == KEEP_ABOVE) {
+        Z = k->Z;
+        tz = k->TZ;
+        n_kept = ntop + 1; /* more than the list: its top two are kept */
+    } else {
+        Z = tz = 0;
+        for (int64_t i = 0; i < k->n; i++) {
+            double y = beta * ((double)k->c[i].v - m), e = exp(y);
+            Z += e;
+            tz += e * y;
+        }
+        n_kept = k->n;
+    }
+    int32_t tok = top[0].id;
+    if (T > 0) {
+        double target = sd_stats_uniform(p->seed, p->ctr, row_id) * Z;
+        tok = k->mode == KEEP_ALL ? walk_cdf(x, V, m, (float)beta, target)
+                                  : walk_kept(x, V, m, beta, k, target);
+    }
+    o->token = tok;
+    o->confidence = (float)(exp(beta * ((double)x[tok] - m)) / Z);
+    o->q_top1 = (float)(exp(beta * ((double)top[0].v - m)) / Z);
+    o->q_top2 = ntop > 1 && n_kept > 1 ? (float)(exp(beta * ((double)top[1].v - m)) / Z) : 0.0f;
+    o->q_neg_entropy = p->want_q_entropy ? (float)(tz / Z - log(Z)) : 0.0f;
+    o->p_token = (float)(exp((double)x[tok] - m) / s);
+}
+
+/* One row; sorted is NULL or scratch of V cands for the slow paths. */
+static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
+                         cand *sorted, sd_row_stats *o) {
+    /* top_k + 1 candidates show whether the k-th value ties past the list. */
+    int32_t K = p->sm_k > 2 ? p->sm_k : 2;
+    if (p->top_k > 0 && p->top_k + 1 > K)
+        K = p->top_k + 1 < SD_STATS_MAX_K ? p->top_k + 1 : SD_STATS_MAX_K;
+    if (p->top_p < 1.0) K = SD_STATS_MAX_K;
+    cand top[SD_STATS_MAX_K];
+    float m;
+    double s, t;
+    /* t (for H(p), and for sum q log q when q is p) only when wanted */
+    int with_t = !p->skip_entropy || (p->want_q_entropy && !(p->temperature > 0 && p->temperature != 1.0));
+    int32_t ntop = with_t ? DISPATCH(fused, x, V, K, top, &m, &s, &t) : DISPATCH(fused_not, x, V, K, top, &m, &s, &t);
+    if (ntop == 0 || !isfinite(m) || !isfinite(s) || !isfinite(t)) return SMDIFF_E_NUMERIC;
+    double beta = p->temperature > 0 ? 1.0 / p->temperature : 1.0;
+    kept k = {KEEP_ALL, NULL, 0, 0, 0, 0, 0};
+    if (p->top_p < 1.0 || p->top_k > 0) {
+        double Z = s;
+        if (beta != 1.0 && p->top_p < 1.0) {
+            double tz;
+            exp_sums_beta(x, V, m, (float)beta, &Z, &tz);
+        }
+        if (filter_list(top, ntop, V, m, beta, Z, p->top_p, p->top_k, &k)) {
+            if (!sorted) return SMDIFF_E_NOMEM;
+            int done = 0;
+            if (p->top_p < 1.0 && p->top_k < ntop - 1) {
+                /* The 64 best are all kept by top_p; top_k (if any) then
+                 * cuts inside them. */
+                top_p_threshold(x, V, m, (float)beta, p->top_p, sorted, &k);
+                done = 1;
+                if (p->top_k > 0 && k.mode != KEEP_ALL) {
+                    float kth = top[p->top_k - 1].v;
+                    int64_t j = p->top_k;
+                    while (j < ntop && top[j].v >= kth) j++;
+                    if (j < ntop) {
+                        k.mode = KEEP_LIST;
+                        k.c = top;
+                        k.n = j;
+                    } else {
+                        done = 0;
+                    }
+                } else if (p->top_k > 0) {
+                    done = 0;
+                }
+            }
+            if (!done) {
+                for (int64_t i = 0; i < V; i++) {
+                    sorted[i].v = x[i];
+                    sorted[i].id = (int32_t)i;
+                }
+                qsort(sorted, (size_t)V, sizeof *sorted, cand_cmp);
+                filter_list(sorted, V, V, m, beta, Z, p->top_p, p->top_k, &k);
+            }
+        }
+    }
+    finish_row(x, V, row_id, p, top, ntop, m, s, t, &k, o);
+    return SMDIFF_OK;
+}
+
+typedef struct rows_ctx {
+    const float *logits;
+    int64_t V;
+    const uint64_t *row_id;
+    const sd_stats_params *p;
+    sd_row_stats *out;
+    cand *sorted;       /* [n_threads, V] or NULL */
+    int32_t *rc;        /* [n_rows] */
+} rows_ctx;
+
+static void rows_worker(void *vctx, int64_t begin, int64_t end, int thread) {
+    rows_ctx *c = vctx;
+    cand *sorted = c->sorted ? c->sorted + (size_t)thread * (size_t)c->V : NULL;
+    for (int64_t r = begin; r < end; r++)
+        c->rc[r] = stats_row(c->logits + r * c->V, c->V, c->row_id[r], c->p, sorted, &c->out[r]);
+}
+
+int32_t sd_stats_rows(sd_pool *pool, const float *logits, int64_t n_rows, int64_t V,
+                      const uint64_t *row_id, const sd_stats_params *p, sd_row_stats *out,
+                      sd_error *err) {
+    if (n_rows == 0) return SMDIFF_OK;
+    if (!logits || !row_id || !p || !out || V < 1 || V > INT32_MAX || n_rows < 0)
+        return sd_fail(err, SMDIFF_E_INVAL, "stats: invalid arguments");
+    if (!(p->temperature >= 0) || !(p->top_p > 0 && p->top_p <= 1) || p->top_k < 0 ||
+        p->sm_k < 0 || p->sm_k > SD_STATS_MAX_K)
+        return sd_fail(err, SMDIFF_E_INVAL, "stats: invalid sampling parameters");
+    int nt = pool ? sd_pool_threads(pool) : 1;
+    cand *sorted = NULL;
+    int32_t *rc = sd_malloc((size_t)n_rows * sizeof *rc);
+    if (!rc) return sd_fail(err, SMDIFF_E_NOMEM, "stats: out of memory");
+    if (p->top_p < 1.0 || p->top_k > 0) {
+        size_t bytes;
+        if (sd_mul_size((size_t)nt * (size_t)V, sizeof(cand), &bytes) == 0) sorted = sd_malloc(bytes);
+        if (!sorted) {
+            sd_free(rc);
+            return sd_fail(err, SMDIFF_E_NOMEM, "stats: out of memory for the top-p sort");
+        }
+    }
+    rows_ctx c = {logits, V, row_id, p, out, sorted, rc};
+    if (pool)
+        sd_pool_run(pool, rows_worker, &c, n_rows);
+    else
+        rows_worker(&c, 0, n_rows, 0);
+    int32_t status = SMDIFF_OK;
+    for (int64_t r = 0; r < n_rows; r++) {
+        if (rc[r]) {
+            status = sd_fail(err, rc[r], "stats: logits row %lld is not finite (NaN or inf)",
+                             (long long)r);
+            break;
+        }
+    }
+    sd_free(sorted);
+    sd_free(rc);
+    return status;
+}
+
+/* ------------------------------------------------------------ reference */
+
+int32_t sd_stats_row_naive(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
+                           sd_row_stats *o) {
+    cand *c = sd_malloc((size_t)V * sizeof *c);
+    double *q = sd_malloc((size_t)V * sizeof *q);
+    if (!c || !q) {
+        sd_free(c);
+        sd_free(q);
+        return SMDIFF_E_NOMEM;
+    }
+    for (int64_t i = 0; i < V; i++) {
+        if (!isfinite(x[i]) && !(x[i] < 0)) {
+            sd_free(c);
+            sd_free(q);
+            return SMDIFF_E_NUMERIC;
+        }
+        c[i].v = x[i];
+        c[i].id = (int32_t)i;
+    }
+    qsort(c, (size_t)V, sizeof *c, cand_cmp);
+    double m = c[0].v, s = 0, h = 0;
+    for (int64_t i = 0; i < V; i++) s += exp((double)c[i].v - m);
+    for (int64_t i = 0; i < V; i++) {
+        double pi = exp((double)c[i].v - m) / s;
+        if (pi > 0) h -= pi * log(pi);
+    }
+    o->entropy = (float)h;
+    for (int32_t i = 0; i < p->sm_k; i++) {
+        int64_t j = i < V ? i : 0;
+        o->sm_ids[i] = c[j].id;
+        o->sm_probs[i] = i < V ? (float)(exp((double)c[j].v - m) / s) : 0.0f;
+    }
+    /* Dream's sample_tokens on the sorted row: scale, top_p, top_k, softmax. */
+    double T = p->temperature, beta = T > 0 ? 1.0 / T : 1.0;
+    int64_t n = V;
+    if (p->top_p < 1.0) {
+        double z = 0, cum = 0;
+        for (int64_t i = 0; i < V; i++) z += exp(beta * ((double)c[i].v - m));
+        for (int64_t j = 0; j < V; j++) {
+            cum += exp(beta * ((double)c[j].v - m)) / z;
+            if (cum > p->top_p) {
+                n = j + 1;
+                break;
+            }
+        }
+    }
+    if (p->top_k > 0 && p->top_k < n) {
+        int64_t j = p->top_k;
+        while (j < n && c[j].v >= c[p->top_k - 1].v) j++;
+        n = j;
+    }
+    double Z = 0;
+    for (int64_t i = 0; i < n; i++) Z += (q[i] = exp(beta * ((double)c[i].v - m)));
+    int64_t pick = 0;
+    if (T > 0) {
+        /* Kept tokens are drawn walking them in vocabulary order. */
+        double u = sd_stats_uniform(p->seed, p->ctr, row_id) * Z, acc = 0;
+        double *byid = sd_calloc((size_t)V, sizeof *byid);
+        if (!byid) {
+            sd_free(c);
+            sd_free(q);
+            return SMDIFF_E_NOMEM;
+        }
+        for (int64_t i = 0; i < n; i++) byid[c[i].id] = q[i];
+        int64_t tok = -1, last = c[0].id;
+        for (int64_t i = 0; i < V && tok < 0; i++) {
+            if (byid[i] > 0) last = i;
+            acc += byid[i];
+            if (acc > u) tok = i;
+        }
+        if (tok < 0) tok = last;
+        for (int64_t i = 0; i < n; i++)
+            if (c[i].id == tok) pick = i;
+        sd_free(byid);
+    }
+    o->token = c[pick].id;
+    o->confidence = (float)(q[pick] / Z);
+    o->q_top1 = (float)(q[0] / Z);
+    o->q_top2 = n > 1 ? (float)(q[1] / Z) : 0.0f;
+    double ne = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (q[i] > 0) ne += q[i] / Z * log(q[i] / Z);
+    o->q_neg_entropy = p->want_q_entropy ? (float)ne : 0.0f;
+    o->p_token = (float)(exp((double)c[pick].v - m) / s);
+    sd_free(c);
+    sd_free(q);
+    return SMDIFF_OK;
+}

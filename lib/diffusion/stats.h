@@ -1,0 +1,84 @@
+/* stats.h -- per-row statistics of a logits row, computed once per step.
+ *
+ * For each logits row x[V] the denoising loop needs two families of
+ * numbers:
+ *   - soft-masking (DESIGN.md section 1): p = softmax(x) at temperature 1,
+ *     its top-k ids and probabilities (k <= 64) and its entropy (nats);
+ *   - the decoder strategy: the candidate token and its confidence as
+ *     Dream's sample_tokens defines them (generation_utils.py):
+ *         y = x / T               (T > 0; at T = 0 x is used as is)
+ *         y = top_p_filter(y)     (sorted cumulative softmax > top_p removed,
+ *                                  shifted right so the first crossing stays)
+ *         y = top_k_filter(y)     (logits below the k-th largest removed)
+ *         q = softmax(y)
+ *         token = argmax q (T = 0) or a draw from q (T > 0)
+ *         confidence = q[token]
+ *     plus q's top-1 and top-2 probabilities (Dream's topk_margin) and
+ *     sum q log q (Dream's entropy strategy), and p[token] at temperature
+ *     1 (LLaDA's and Fast-dLLM's confidence).
+ *
+ * Cost: two passes over the row (selection of the top candidates with a
+ * block-max skip, then one exponential per element for the normaliser and
+ * entropy), a third only when sampling at T > 0 without filters, or when
+ * T != 1 and the entropy of q is wanted. A full sort of the row happens
+ * only when top-p keeps more than the 64 best candidates, or top-k > 64.
+ *
+ * Randomness: row r draws from Philox(key = {seed, 0x5354415453}, counter =
+ * {ctr, row_id[r], 0, 0}), a pure function of the step and the row's canvas
+ * position, so results do not depend on the thread count.
+ */
+#ifndef SD_DIFFUSION_STATS_H
+#define SD_DIFFUSION_STATS_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/pool.h"
+
+#define SD_STATS_MAX_K 64
+
+typedef struct sd_stats_params {
+    double temperature;    /* >= 0; 0 = argmax */
+    int32_t top_k;         /* 0 = off */
+    double top_p;          /* (0,1]; 1 = off */
+    int32_t sm_k;          /* 0..SD_STATS_MAX_K temperature-1 top ids/probs wanted */
+    int32_t want_q_entropy;/* compute sum q log q (Dream's entropy strategy) */
+    uint64_t seed;         /* sampler seed */
+    uint64_t ctr;          /* counter for this step (distinct per step) */
+    int32_t skip_entropy;  /* 1: H(p) not wanted (entropy = 0 then), which saves a
+                              multiply-add per logit; sum q log q still follows
+                              want_q_entropy */
+} sd_stats_params;
+
+typedef struct sd_row_stats {
+    int32_t token;         /* candidate token */
+    float confidence;      /* q[token] */
+    float p_token;         /* p[token], temperature 1, unfiltered */
+    float q_top1, q_top2;  /* two largest q (q_top2 = 0 if one token kept) */
+    float q_neg_entropy;   /* sum q log q (<= 0); 0 unless want_q_entropy */
+    float entropy;         /* H(p) in nats, temperature 1, full vocabulary */
+    int32_t sm_ids[SD_STATS_MAX_K];   /* top sm_k ids of p, descending */
+    float sm_probs[SD_STATS_MAX_K];   /* their p */
+} sd_row_stats;
+
+/* Statistics of n_rows rows.
+ *   logits [n_rows, V], row_id [n_rows] (the RNG stream of each row),
+ *   out [n_rows].
+ * Rows are spread over pool's threads (pool may be NULL). Returns
+ * SMDIFF_OK, SMDIFF_E_NUMERIC if a row holds NaN or +inf (err names the
+ * row), SMDIFF_E_NOMEM if a full sort needed memory that was not there,
+ * SMDIFF_E_INVAL for bad parameters. */
+int32_t sd_stats_rows(sd_pool *pool, const float *logits, int64_t n_rows, int64_t V,
+                      const uint64_t *row_id, const sd_stats_params *p, sd_row_stats *out,
+                      sd_error *err);
+
+/* The same for one row, computed the slow, obvious way (double precision,
+ * full sort): the reference the fast path is tested against. */
+int32_t sd_stats_row_naive(const float *x, int64_t V, uint64_t row_id,
+                           const sd_stats_params *p, sd_row_stats *out);
+
+/* The uniform in [0,1) row row_id draws at counter ctr (exposed so tests can
+ * reproduce a draw). */
+double sd_stats_uniform(uint64_t seed, uint64_t ctr, uint64_t row_id);
+
+#endif

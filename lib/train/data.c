@@ -1,0 +1,195 @@
+/* data.c -- corpus walking, tokenization into one stream, token files. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "data.h"
+
+typedef struct walk {
+    sd_tokenize_fn fn;
+    void *ud;
+    int32_t eos;
+    int32_t *tok;
+    size_t n, cap;
+    int64_t docs;
+    sd_error *err;
+} walk;
+
+static int32_t grow(walk *w, size_t need) {
+    if (need <= w->cap) return SMDIFF_OK;
+    size_t cap = w->cap ? w->cap : 4096;
+    while (cap < need) cap *= 2;
+    int32_t *t = sd_realloc(w->tok, cap * sizeof(int32_t));
+    if (!t) return sd_fail(w->err, SMDIFF_E_NOMEM, "corpus: out of memory for %zu tokens", need);
+    w->tok = t;
+    w->cap = cap;
+    return SMDIFF_OK;
+}
+
+static int32_t add_document(walk *w, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return sd_fail(w->err, SMDIFF_E_IO, "corpus: cannot open %s: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int32_t rc = SMDIFF_OK;
+    for (;;) {
+        if (len + 65536 > cap) {
+            cap = (len + 65536) * 2;
+            char *t = sd_realloc(text, cap);
+            if (!t) {
+                rc = sd_fail(w->err, SMDIFF_E_NOMEM, "corpus: out of memory reading %s", path);
+                break;
+            }
+            text = t;
+        }
+        size_t got = fread(text + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            if (ferror(f)) rc = sd_fail(w->err, SMDIFF_E_IO, "corpus: read error in %s", path);
+            break;
+        }
+    }
+    fclose(f);
+    if (!rc && len > 0) {
+        size_t n_out = 0;
+        /* room for about one token per 2 bytes, then exactly what is needed */
+        rc = grow(w, w->n + len / 2 + 2);
+        if (!rc) rc = w->fn(w->ud, text, len, w->tok + w->n, w->cap - w->n - 1, &n_out);
+        if (rc == SMDIFF_E_BUFFER) {
+            rc = grow(w, w->n + n_out + 1);
+            if (!rc) rc = w->fn(w->ud, text, len, w->tok + w->n, w->cap - w->n - 1, &n_out);
+        }
+        if (rc) {
+            if (!w->err || !w->err->code)
+                sd_fail(w->err, rc, "corpus: tokenizing %s failed", path);
+        } else if (n_out > 0) {
+            w->n += n_out;
+            w->tok[w->n++] = w->eos; /* room reserved above */
+            w->docs++;
+        }
+    }
+    sd_free(text);
+    return rc;
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int32_t visit(walk *w, const char *path, int depth) {
+    struct stat st;
+    if (stat(path, &st) != 0) return sd_fail(w->err, SMDIFF_E_IO, "corpus: %s: %s", path, strerror(errno));
+    if (S_ISREG(st.st_mode)) return add_document(w, path);
+    if (!S_ISDIR(st.st_mode)) return SMDIFF_OK; /* sockets, devices: not text */
+    if (depth > 64) return sd_fail(w->err, SMDIFF_E_IO, "corpus: %s: folders nested too deep", path);
+    DIR *d = opendir(path);
+    if (!d) return sd_fail(w->err, SMDIFF_E_IO, "corpus: cannot open folder %s: %s", path, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int32_t rc = SMDIFF_OK;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue; /* ., .., hidden files and folders */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **t = sd_realloc(names, cap * sizeof *names);
+            if (!t) {
+                rc = sd_fail(w->err, SMDIFF_E_NOMEM, "corpus: out of memory listing %s", path);
+                break;
+            }
+            names = t;
+        }
+        names[n] = sd_strdup(e->d_name);
+        if (!names[n]) rc = sd_fail(w->err, SMDIFF_E_NOMEM, "corpus: out of memory listing %s", path);
+        else n++;
+    }
+    closedir(d);
+    /* readdir's order depends on the file system: sort for determinism */
+    if (n) qsort(names, n, sizeof *names, cmp_names);
+    size_t plen = strlen(path);
+    for (size_t i = 0; !rc && i < n; i++) {
+        size_t len = plen + 1 + strlen(names[i]) + 1;
+        char *child = sd_malloc(len);
+        if (!child) {
+            rc = sd_fail(w->err, SMDIFF_E_NOMEM, "corpus: out of memory");
+            break;
+        }
+        snprintf(child, len, "%s/%s", path, names[i]);
+        rc = visit(w, child, depth + 1);
+        sd_free(child);
+    }
+    for (size_t i = 0; i < n; i++) sd_free(names[i]);
+    sd_free(names);
+    return rc;
+}
+
+int32_t sd_data_tokenize_paths(const char *const *paths, int32_t n_paths, sd_tokenize_fn fn,
+                               void *ud, int32_t eos_id, int32_t **tokens, int64_t *n_tokens,
+                               int64_t *n_docs, sd_error *err) {
+    sd_error local = {0};
+    if (!err) err = &local;
+    sd_error_clear(err);
+    if (!paths || n_paths < 1 || !fn || !tokens || !n_tokens || eos_id < 0)
+        return sd_fail(err, SMDIFF_E_INVAL, "corpus: no paths, tokenizer or EOS id");
+    *tokens = NULL;
+    *n_tokens = 0;
+    walk w = {fn, ud, eos_id, NULL, 0, 0, 0, err};
+    int32_t rc = SMDIFF_OK;
+    for (int32_t i = 0; !rc && i < n_paths; i++) rc = visit(&w, paths[i], 0);
+    if (!rc && w.n == 0) rc = sd_fail(err, SMDIFF_E_INVAL, "corpus: empty corpus (no text in %d path(s))", n_paths);
+    if (rc) {
+        sd_free(w.tok);
+        return rc;
+    }
+    *tokens = w.tok;
+    *n_tokens = (int64_t)w.n;
+    if (n_docs) *n_docs = w.docs;
+    return SMDIFF_OK;
+}
+
+int32_t sd_data_write_tokens(const char *path, const int32_t *tokens, int64_t n, sd_error *err) {
+    if (!path || (!tokens && n) || n < 0) return sd_fail(err, SMDIFF_E_INVAL, "token file: bad arguments");
+    size_t plen = strlen(path) + 32;
+    char *tmp = sd_malloc(plen);
+    if (!tmp) return sd_fail(err, SMDIFF_E_NOMEM, "token file: out of memory");
+    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        int32_t rc = sd_fail(err, SMDIFF_E_IO, "token file: cannot create %s: %s", tmp, strerror(errno));
+        sd_free(tmp);
+        return rc;
+    }
+    /* little-endian whatever the host, in chunks */
+    unsigned char buf[1 << 16];
+    int ok = 1;
+    for (int64_t i = 0; ok && i < n;) {
+        size_t k = 0;
+        for (; i < n && k + 4 <= sizeof buf; i++, k += 4) {
+            uint32_t v = (uint32_t)tokens[i];
+            buf[k] = (unsigned char)v, buf[k + 1] = (unsigned char)(v >> 8);
+            buf[k + 2] = (unsigned char)(v >> 16), buf[k + 3] = (unsigned char)(v >> 24);
+        }
+        for (size_t off = 0; ok && off < k;) {
+            ssize_t wr = write(fd, buf + off, k - off);
+            if (wr < 0 && errno == EINTR) continue;
+            if (wr <= 0) ok = 0;
+            else off += (size_t)wr;
+        }
+    }
+    if (ok && fsync(fd) != 0) ok = 0;
+    if (close(fd) != 0) ok = 0;
+    if (ok && rename(tmp, path) != 0) ok = 0;
+    int32_t rc = SMDIFF_OK;
+    if (!ok) {
+        rc = sd_fail(err, SMDIFF_E_IO, "token file: writing %s failed: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    sd_free(tmp);
+    return rc;
+}

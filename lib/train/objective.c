@@ -1,0 +1,242 @@
+/* objective.c -- MDLM, SM two-pass and AR losses; see objective.h. */
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "objective.h"
+#include "ops.h"
+
+void sd_objective_defaults(sd_objective_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->kind = SD_OBJ_MDLM;
+    o->eps = 1e-3;
+    o->sm_prob = 0.8;
+    o->sm_k = 3;
+}
+
+int32_t sd_objective_ws_init(sd_objective_ws *ws, const sd_tmodel *m, int32_t k_max, sd_error *err) {
+    memset(ws, 0, sizeof *ws);
+    if (!m || k_max < 1 || k_max > 64)
+        return sd_fail(err, SMDIFF_E_INVAL, "objective: bad model or k %d (1..64)", k_max);
+    int64_t cap = m->B_max * m->L_max;
+    size_t c = (size_t)cap, ck = c * (size_t)k_max;
+    ws->cap = cap;
+    ws->k_max = k_max;
+    ws->t = sd_calloc((size_t)m->B_max, sizeof(float));
+    ws->masked = sd_calloc(c, 1);
+    ws->ids = sd_calloc(c, sizeof(int32_t));
+    ws->loss_rows = sd_calloc(c, sizeof(int32_t));
+    ws->loss_targets = sd_calloc(c, sizeof(int32_t));
+    ws->loss_weights = sd_calloc(c, sizeof(float));
+    ws->loss_pos = sd_calloc(c, sizeof(int32_t));
+    ws->soft_rows = sd_calloc(c, sizeof(int32_t));
+    ws->soft_ids = sd_calloc(ck, sizeof(int32_t));
+    ws->soft_pi = sd_calloc(ck, sizeof(float));
+    ws->soft_entropy = sd_calloc(c, sizeof(float));
+    if (!ws->t || !ws->masked || !ws->ids || !ws->loss_rows || !ws->loss_targets ||
+        !ws->loss_weights || !ws->loss_pos || !ws->soft_rows || !ws->soft_ids || !ws->soft_pi ||
+        !ws->soft_entropy) {
+        sd_objective_ws_free(ws);
+        return sd_fail(err, SMDIFF_E_NOMEM, "objective: out of memory");
+    }
+    return SMDIFF_OK;
+}
+
+void sd_objective_ws_free(sd_objective_ws *ws) {
+    if (!ws) return;
+    sd_free(ws->t);
+    sd_free(ws->masked);
+    sd_free(ws->ids);
+    sd_free(ws->loss_rows);
+    sd_free(ws->loss_targets);
+    sd_free(ws->loss_weights);
+    sd_free(ws->loss_pos);
+    sd_free(ws->soft_rows);
+    sd_free(ws->soft_ids);
+    sd_free(ws->soft_pi);
+    sd_free(ws->soft_entropy);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* t [B], masked [B*L] */
+void sd_mdlm_sample(sd_rng *rng, const sd_objective_opts *o, int64_t B, int64_t L, float *t,
+                    uint8_t *masked) {
+    double u0 = sd_rng_uniform(rng);
+    for (int64_t b = 0; b < B; b++) {
+        /* antithetic: one uniform, B evenly spaced points, lower variance */
+        double u = o->antithetic ? (u0 + (double)b) / (double)B : (b == 0 ? u0 : sd_rng_uniform(rng));
+        t[b] = (float)(o->eps + (1.0 - o->eps) * u);
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t p = 0; p < L; p++) masked[b * L + p] = sd_rng_uniform(rng) < t[b];
+}
+
+static int32_t check_args(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B,
+                          int64_t L) {
+    if (!m || !ws || !x0) return sd_fail(m ? &m->err : NULL, SMDIFF_E_INVAL, "objective: NULL argument");
+    if (B < 1 || L < 1 || B * L > ws->cap || B > m->B_max || L > m->L_max)
+        return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: batch %lld x %lld does not fit",
+                       (long long)B, (long long)L);
+    for (int64_t i = 0; i < B * L; i++)
+        if (x0[i] < 0 || x0[i] >= m->hp.n_vocab)
+            return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: token %d outside vocabulary %d",
+                           x0[i], m->hp.n_vocab);
+    return SMDIFF_OK;
+}
+
+typedef struct sm_stats_ctx {
+    sd_objective_ws *ws;
+    const float *logits;
+    int64_t V;
+    int32_t k;
+} sm_stats_ctx;
+
+/* pass-1 statistics of loss rows [r0, r1): top-k ids, pi, entropy */
+static void sm_stats_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
+    (void)thread;
+    const sm_stats_ctx *c = vctx;
+    for (int64_t r = r0; r < r1; r++)
+        c->ws->soft_entropy[r] = (float)sd_tr_topk_entropy(
+            c->logits + r * c->V, c->V, c->k, c->ws->soft_ids + r * c->k, c->ws->soft_pi + r * c->k);
+}
+
+static int32_t mdlm(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
+                    const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked, const float *t,
+                    int use_sm, int backward, double *loss, int64_t *n_masked) {
+    int32_t rc = check_args(m, ws, x0, B, L);
+    if (rc) return rc;
+    if (!masked || !t) return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: NULL mask or t");
+    if (use_sm && (o->sm_k < 1 || o->sm_k > ws->k_max || o->sm_k > m->hp.n_vocab))
+        return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: SM top-k %d outside 1..%d", o->sm_k,
+                       ws->k_max);
+    const int shift = m->hp.shift_logits;
+    int64_t N = B * L, R = 0;
+    double norm = 1.0 / (double)N;
+    for (int64_t b = 0; b < B; b++) {
+        if (!(t[b] > 0)) return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: t must be > 0");
+        for (int64_t p = 0; p < L; p++) {
+            int64_t n = b * L + p;
+            ws->ids[n] = masked[n] ? m->hp.mask_id : x0[n];
+            if (!masked[n]) continue;
+            ws->loss_rows[R] = (int32_t)(shift ? b * L + (p > 0 ? p - 1 : 0) : n);
+            ws->loss_pos[R] = (int32_t)n;
+            ws->loss_targets[R] = x0[n];
+            ws->loss_weights[R] = (float)(norm / t[b]);
+            R++;
+        }
+    }
+    if (n_masked) *n_masked = R;
+    if (R > m->R_max)
+        return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: %lld masked rows exceed the model's %lld",
+                       (long long)R, (long long)m->R_max);
+    sd_tbatch *bt = &ws->batch;
+    memset(bt, 0, sizeof *bt);
+    bt->B = B;
+    bt->L = L;
+    bt->ids = ws->ids;
+    bt->n_loss = R;
+    bt->loss_rows = ws->loss_rows;
+    bt->loss_targets = ws->loss_targets;
+    bt->loss_weights = ws->loss_weights;
+    if (use_sm && R > 0) {
+        /* pass 1: predictions on the masked batch; nothing flows back */
+        sd_tbatch p1 = *bt;
+        p1.loss_targets = NULL;
+        p1.loss_weights = NULL;
+        rc = sd_tmodel_forward(m, &p1, NULL);
+        if (rc) return rc;
+        int32_t k = o->sm_k;
+        for (int64_t r = 0; r < R; r++) ws->soft_rows[r] = ws->loss_pos[r];
+        sm_stats_ctx c = {ws, m->a.logits, m->hp.n_vocab, k};
+        sd_pool_run(m->pool, sm_stats_rows, &c, R);
+        bt->n_soft = R;
+        bt->k = k;
+        bt->soft_rows = ws->soft_rows;
+        bt->soft_ids = ws->soft_ids;
+        bt->soft_pi = ws->soft_pi;
+        bt->soft_entropy = ws->soft_entropy;
+    }
+    if (backward) sd_tmodel_zero_grad(m);
+    double l = 0.0;
+    rc = sd_tmodel_forward(m, bt, &l);
+    if (rc) return rc;
+    if (loss) *loss = l;
+    return backward ? sd_tmodel_backward(m, bt) : SMDIFF_OK;
+}
+
+int32_t sd_mdlm_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
+                          const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
+                          const float *t, int use_sm, double *loss, int64_t *n_masked) {
+    return mdlm(m, ws, o, x0, B, L, masked, t, use_sm, 1, loss, n_masked);
+}
+
+int32_t sd_mdlm_loss(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
+                     const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
+                     const float *t, int use_sm, double *loss, int64_t *n_masked) {
+    return mdlm(m, ws, o, x0, B, L, masked, t, use_sm, 0, loss, n_masked);
+}
+
+static int32_t ar(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                  int backward, double *loss) {
+    int32_t rc = check_args(m, ws, x0, B, L);
+    if (rc) return rc;
+    if (L < 2) return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: AR needs L >= 2");
+    int64_t R = 0;
+    float w = (float)(1.0 / (double)(B * (L - 1)));
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t p = 0; p < L; p++) {
+            int64_t n = b * L + p;
+            ws->ids[n] = x0[n];
+            if (p + 1 == L) continue;
+            ws->loss_rows[R] = (int32_t)n;
+            ws->loss_targets[R] = x0[n + 1];
+            ws->loss_weights[R] = w;
+            R++;
+        }
+    if (R > m->R_max)
+        return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: %lld rows exceed the model's %lld",
+                       (long long)R, (long long)m->R_max);
+    sd_tbatch *bt = &ws->batch;
+    memset(bt, 0, sizeof *bt);
+    bt->B = B;
+    bt->L = L;
+    bt->ids = ws->ids;
+    bt->causal = 1;
+    bt->n_loss = R;
+    bt->loss_rows = ws->loss_rows;
+    bt->loss_targets = ws->loss_targets;
+    bt->loss_weights = ws->loss_weights;
+    if (backward) sd_tmodel_zero_grad(m);
+    double l = 0.0;
+    rc = sd_tmodel_forward(m, bt, &l);
+    if (rc) return rc;
+    if (loss) *loss = l;
+    return backward ? sd_tmodel_backward(m, bt) : SMDIFF_OK;
+}
+
+int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                        double *loss) {
+    return ar(m, ws, x0, B, L, 1, loss);
+}
+
+int32_t sd_ar_loss(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                   double *loss) {
+    return ar(m, ws, x0, B, L, 0, loss);
+}
+
+int32_t sd_objective_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
+                               sd_rng *rng, const int32_t *x0, int64_t B, int64_t L, double *loss,
+                               int *used_sm) {
+    if (used_sm) *used_sm = 0;
+    if (!o || !rng) return sd_fail(m ? &m->err : NULL, SMDIFF_E_INVAL, "objective: NULL options or rng");
+    if (o->kind == SD_OBJ_AR) return sd_ar_loss_grad(m, ws, x0, B, L, loss);
+    if (o->kind != SD_OBJ_MDLM)
+        return sd_fail(m ? &m->err : NULL, SMDIFF_E_INVAL, "objective: unknown kind %d", o->kind);
+    if (!ws || B < 1 || L < 1 || B * L > ws->cap)
+        return sd_fail(m ? &m->err : NULL, SMDIFF_E_INVAL, "objective: batch does not fit");
+    sd_mdlm_sample(rng, o, B, L, ws->t, ws->masked);
+    /* the SM coin is drawn every batch, so the stream does not depend on o->sm */
+    int use = sd_rng_uniform(rng) < o->sm_prob && o->sm;
+    if (used_sm) *used_sm = use;
+    return sd_mdlm_loss_grad(m, ws, o, x0, B, L, ws->masked, ws->t, use, loss, NULL);
+}

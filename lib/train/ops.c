@@ -1,0 +1,408 @@
+/* ops.c -- training ops; see ops.h for conventions and docs/TRAINING.md
+ * for the derivation of each backward. */
+#include <math.h>
+#include <string.h>
+
+#include "diffusion/softmask.h"
+#include "nn/blas.h"
+#include "ops.h"
+
+/* ---------------------------------------------------------------- embedding */
+
+/* out [N,d], E [V,d], ids [N] */
+void sd_tr_embed_fwd(float *out, const float *E, const int32_t *ids, int64_t N, int64_t d) {
+    for (int64_t n = 0; n < N; n++) memcpy(out + n * d, E + (int64_t)ids[n] * d, (size_t)d * sizeof(float));
+}
+
+/* dE [V,d], dout [N,d], ids [N] */
+void sd_tr_embed_bwd(float *dE, const float *dout, const int32_t *ids, int64_t N, int64_t d) {
+    for (int64_t n = 0; n < N; n++) sd_tr_acc(dE + (int64_t)ids[n] * d, dout + n * d, d);
+}
+
+/* out [N,d], E [V,d], rows [S], ids/pi [S,k], lam [S] */
+void sd_tr_softmix_fwd(float *out, const float *E, int32_t mask_id, const int32_t *rows,
+                       const int32_t *ids, const float *pi, const float *lam, int64_t S, int32_t k,
+                       int64_t d) {
+    const float *em = E + (int64_t)mask_id * d;
+    for (int64_t s = 0; s < S; s++) {
+        float *o = out + (int64_t)rows[s] * d;
+        float l = lam[s];
+        for (int64_t j = 0; j < d; j++) o[j] = (1.0f - l) * em[j];
+        for (int32_t i = 0; i < k; i++) {
+            float w = l * pi[s * k + i];
+            const float *e = E + (int64_t)ids[s * k + i] * d;
+            for (int64_t j = 0; j < d; j++) o[j] += w * e[j];
+        }
+    }
+}
+
+/* dE [V,d], dlam [S], dout [N,d]; the rest as in the forward */
+void sd_tr_softmix_bwd(float *dE, float *dlam, const float *dout, const float *E, int32_t mask_id,
+                       const int32_t *rows, const int32_t *ids, const float *pi, const float *lam,
+                       int64_t S, int32_t k, int64_t d) {
+    const float *em = E + (int64_t)mask_id * d;
+    float *dem = dE + (int64_t)mask_id * d;
+    for (int64_t s = 0; s < S; s++) {
+        const float *g = dout + (int64_t)rows[s] * d;
+        float l = lam[s];
+        /* d out / d lam = sum_i pi_i E[v_i] - E[mask] */
+        double dl = 0.0;
+        for (int64_t j = 0; j < d; j++) {
+            dem[j] += (1.0f - l) * g[j];
+            dl -= (double)g[j] * em[j];
+        }
+        for (int32_t i = 0; i < k; i++) {
+            float p = pi[s * k + i];
+            const float *e = E + (int64_t)ids[s * k + i] * d;
+            float *de = dE + (int64_t)ids[s * k + i] * d;
+            double dot = 0.0;
+            for (int64_t j = 0; j < d; j++) {
+                de[j] += l * p * g[j];
+                dot += (double)g[j] * e[j];
+            }
+            dl += p * dot;
+        }
+        dlam[s] += (float)dl;
+    }
+}
+
+/* lam [S], H [S], raw [3] */
+void sd_tr_sm_lambda_fwd(float *lam, const float *H, int64_t S, const float raw[3]) {
+    double ws = sd_sigmoid(raw[0]), wa = sd_softplus(raw[1]), wb = -sd_softplus(raw[2]);
+    for (int64_t s = 0; s < S; s++) lam[s] = (float)(ws * sd_sigmoid(wa * (-(double)H[s] - wb)));
+}
+
+/* draw [3], dlam [S], H [S], raw [3].
+ *   z = wa (-H - wb), lam = ws sigmoid(z)
+ *   dlam/dws = sigmoid(z),  dlam/dwa = ws s'(z) (-H - wb),  dlam/dwb = -ws s'(z) wa
+ *   dws/dr_s = ws (1 - ws), dwa/dr_a = sigmoid(r_a), dwb/dr_b = -sigmoid(r_b) */
+void sd_tr_sm_lambda_bwd(float draw[3], const float *dlam, const float *H, int64_t S,
+                         const float raw[3]) {
+    double ws = sd_sigmoid(raw[0]), wa = sd_softplus(raw[1]), wb = -sd_softplus(raw[2]);
+    double gs = 0, ga = 0, gb = 0;
+    for (int64_t s = 0; s < S; s++) {
+        double u = -(double)H[s] - wb;
+        double sz = sd_sigmoid(wa * u);
+        double ds = sz * (1.0 - sz);
+        gs += dlam[s] * sz;
+        ga += dlam[s] * ws * ds * u;
+        gb += dlam[s] * ws * ds * -wa;
+    }
+    draw[0] += (float)(gs * ws * (1.0 - ws));
+    draw[1] += (float)(ga * sd_sigmoid(raw[1]));
+    draw[2] += (float)(gb * -sd_sigmoid(raw[2]));
+}
+
+/* ---------------------------------------------------------------- RMSNorm */
+
+/* out [N,d], rstd [N], x [N,d], w [d] */
+void sd_tr_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int64_t N,
+                       int64_t d, float eps) {
+    for (int64_t n = 0; n < N; n++) {
+        const float *xr = x + n * d;
+        double ss = 0.0;
+        for (int64_t j = 0; j < d; j++) ss += (double)xr[j] * xr[j];
+        float r = (float)(1.0 / sqrt(ss / (double)d + eps));
+        rstd[n] = r;
+        float *o = out + n * d;
+        for (int64_t j = 0; j < d; j++) o[j] = xr[j] * r * w[j];
+    }
+}
+
+/* y_j = x_j r w_j, r = (mean x^2 + eps)^-1/2, dr/dx_j = -r^3 x_j / d
+ *   dx_j += r w_j dy_j - (r^3 / d) x_j sum_i dy_i w_i x_i
+ *   dw_j += sum_n dy_j x_j r
+ * dx [N,d], dw [d], dout [N,d], x [N,d], w [d], rstd [N] */
+void sd_tr_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                       const float *rstd, int64_t N, int64_t d) {
+    for (int64_t n = 0; n < N; n++) {
+        const float *xr = x + n * d, *g = dout + n * d;
+        float *dxr = dx + n * d;
+        float r = rstd[n];
+        double dot = 0.0;
+        for (int64_t j = 0; j < d; j++) dot += (double)g[j] * w[j] * xr[j];
+        float c = (float)(dot * r * r * r / (double)d);
+        for (int64_t j = 0; j < d; j++) {
+            dxr[j] += r * w[j] * g[j] - c * xr[j];
+            dw[j] += g[j] * xr[j] * r;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- linear */
+
+/* out [N,O], x [N,I], W [O,I], b [O] */
+void sd_tr_matmul_fwd(float *out, const float *x, const float *W, const float *b, int64_t N,
+                      int64_t I, int64_t O) {
+    sd_sgemm(0, 1, N, O, I, 1.0f, x, I, W, I, 0.0f, out, O);
+    if (b)
+        for (int64_t n = 0; n < N; n++) sd_tr_acc(out + n * O, b, O);
+}
+
+void sd_tr_matmul_fwd_ref(float *out, const float *x, const float *W, const float *b, int64_t N,
+                          int64_t I, int64_t O) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++) {
+            float acc = b ? b[o] : 0.0f;
+            for (int64_t i = 0; i < I; i++) acc += x[n * I + i] * W[o * I + i];
+            out[n * O + o] = acc;
+        }
+}
+
+/* dx [N,I], dW [O,I], db [O], dout [N,O], x [N,I], W [O,I] */
+void sd_tr_matmul_bwd(float *dx, float *dW, float *db, const float *dout, const float *x,
+                      const float *W, int64_t N, int64_t I, int64_t O) {
+    if (dx) sd_sgemm(0, 0, N, I, O, 1.0f, dout, O, W, I, 1.0f, dx, I);
+    sd_sgemm(1, 0, O, I, N, 1.0f, dout, O, x, I, 1.0f, dW, I);
+    if (db)
+        for (int64_t n = 0; n < N; n++) sd_tr_acc(db, dout + n * O, O);
+}
+
+/* ---------------------------------------------------------------- RoPE */
+
+/* cos_t, sin_t [L, hd/2] */
+void sd_tr_rope_table(float *cos_t, float *sin_t, int64_t L, int64_t hd, float base) {
+    int64_t h2 = hd / 2;
+    for (int64_t i = 0; i < h2; i++) {
+        double inv = pow((double)base, -2.0 * (double)i / (double)hd);
+        for (int64_t l = 0; l < L; l++) {
+            double a = (double)l * inv;
+            cos_t[l * h2 + i] = (float)cos(a);
+            sin_t[l * h2 + i] = (float)sin(a);
+        }
+    }
+}
+
+/* Rotate every pair of x [B,L,nh,hd] by +angle (sign = 1) or -angle (sign = -1). */
+static void rope_rotate(float *x, const float *cos_t, const float *sin_t, int64_t B, int64_t L,
+                        int64_t nh, int64_t hd, int mode, float sign) {
+    int64_t h2 = hd / 2;
+    /* NEOX pairs (i, i + hd/2); ADJACENT pairs (2i, 2i + 1). */
+    int64_t stride_i = mode == SD_ROPE_ADJACENT ? 2 : 1;
+    int64_t partner = mode == SD_ROPE_ADJACENT ? 1 : h2;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t l = 0; l < L; l++) {
+            const float *c = cos_t + l * h2, *s = sin_t + l * h2;
+            for (int64_t h = 0; h < nh; h++) {
+                float *v = x + ((b * L + l) * nh + h) * hd;
+                for (int64_t i = 0; i < h2; i++) {
+                    float *a0 = v + i * stride_i, *a1 = a0 + partner;
+                    float x0 = *a0, x1 = *a1, sn = sign * s[i];
+                    *a0 = x0 * c[i] - x1 * sn;
+                    *a1 = x1 * c[i] + x0 * sn;
+                }
+            }
+        }
+}
+
+void sd_tr_rope_fwd(float *x, const float *cos_t, const float *sin_t, int64_t B, int64_t L,
+                    int64_t nh, int64_t hd, int mode) {
+    rope_rotate(x, cos_t, sin_t, B, L, nh, hd, mode, 1.0f);
+}
+
+void sd_tr_rope_bwd(float *dx, const float *cos_t, const float *sin_t, int64_t B, int64_t L,
+                    int64_t nh, int64_t hd, int mode) {
+    rope_rotate(dx, cos_t, sin_t, B, L, nh, hd, mode, -1.0f);
+}
+
+/* ---------------------------------------------------------------- attention */
+
+/* out [B,L,H,hd], att [B,H,L,L], q [B,L,H,hd], k, v [B,L,Hkv,hd] */
+void sd_tr_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
+                         int64_t B, int64_t L, int64_t H, int64_t Hkv, int64_t hd, int causal) {
+    float scale = (float)(1.0 / sqrt((double)hd));
+    int64_t group = H / Hkv, qs = H * hd, ks = Hkv * hd;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            const float *qh = q + b * L * qs + h * hd;
+            const float *kh = k + b * L * ks + (h / group) * hd;
+            const float *vh = v + b * L * ks + (h / group) * hd;
+            float *P = att + (b * H + h) * L * L;
+            /* S = scale * Q K^T  [L,L] */
+            sd_sgemm(0, 1, L, L, hd, scale, qh, qs, kh, ks, 0.0f, P, L);
+            for (int64_t i = 0; i < L; i++) {
+                float *row = P + i * L;
+                int64_t n = causal ? i + 1 : L;
+                float mx = row[0];
+                for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+                double z = 0.0;
+                for (int64_t j = 0; j < n; j++) {
+                    row[j] = expf(row[j] - mx);
+                    z += row[j];
+                }
+                float iz = (float)(1.0 / z);
+                for (int64_t j = 0; j < n; j++) row[j] *= iz;
+                for (int64_t j = n; j < L; j++) row[j] = 0.0f;
+            }
+            /* O = P V  [L,hd] */
+            sd_sgemm(0, 0, L, hd, L, 1.0f, P, L, vh, ks, 0.0f, out + b * L * qs + h * hd, qs);
+        }
+}
+
+/* dP = dO V^T;  dV += P^T dO;  dS = P * (dP - rowsum(P * dP));
+ * dQ += scale dS K;  dK += scale dS^T Q.  Masked (causal) entries have P = 0
+ * and so dS = 0: no mask needed here. scratch [L,L] holds dP then dS. */
+void sd_tr_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                         const float *att, const float *q, const float *k, const float *v,
+                         int64_t B, int64_t L, int64_t H, int64_t Hkv, int64_t hd) {
+    float scale = (float)(1.0 / sqrt((double)hd));
+    int64_t group = H / Hkv, qs = H * hd, ks = Hkv * hd;
+    float *dS = scratch;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            int64_t qo = b * L * qs + h * hd, ko = b * L * ks + (h / group) * hd;
+            const float *P = att + (b * H + h) * L * L;
+            const float *dOh = dout + qo;
+            sd_sgemm(0, 1, L, L, hd, 1.0f, dOh, qs, v + ko, ks, 0.0f, dS, L);
+            sd_sgemm(1, 0, L, hd, L, 1.0f, P, L, dOh, qs, 1.0f, dv + ko, ks);
+            for (int64_t i = 0; i < L; i++) {
+                const float *p = P + i * L;
+                float *g = dS + i * L;
+                double dot = 0.0;
+                for (int64_t j = 0; j < L; j++) dot += (double)p[j] * g[j];
+                for (int64_t j = 0; j < L; j++) g[j] = p[j] * (g[j] - (float)dot);
+            }
+            sd_sgemm(0, 0, L, hd, L, scale, dS, L, k + ko, ks, 1.0f, dq + qo, qs);
+            sd_sgemm(1, 0, L, hd, L, scale, dS, L, q + qo, qs, 1.0f, dk + ko, ks);
+        }
+}
+
+/* ---------------------------------------------------------------- SwiGLU */
+
+/* h, g, u [n] */
+void sd_tr_swiglu_fwd(float *h, const float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-g[i]));
+        h[i] = g[i] * s * u[i];
+    }
+}
+
+/* dh/du = silu(g);  dh/dg = u * s (1 + g (1 - s)),  s = sigmoid(g) */
+void sd_tr_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
+                      int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-g[i]));
+        du[i] += dh[i] * g[i] * s;
+        dg[i] += dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    }
+}
+
+/* ---------------------------------------------------------------- rows */
+
+void sd_tr_gather_rows(float *out, const float *x, const int32_t *rows, int64_t R, int64_t d) {
+    for (int64_t r = 0; r < R; r++) memcpy(out + r * d, x + (int64_t)rows[r] * d, (size_t)d * sizeof(float));
+}
+
+void sd_tr_scatter_add_rows(float *dx, const float *dout, const int32_t *rows, int64_t R,
+                            int64_t d) {
+    for (int64_t r = 0; r < R; r++) sd_tr_acc(dx + (int64_t)rows[r] * d, dout + r * d, d);
+}
+
+void sd_tr_add(float *out, const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void sd_tr_acc(float *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* ---------------------------------------------------------------- cross-entropy */
+
+/* max and log-sum-exp of one row, in double for the sum */
+static double row_lse(const float *x, int64_t V, float *mx_out) {
+    float mx = x[0];
+    for (int64_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
+    double z = 0.0;
+    for (int64_t j = 0; j < V; j++) z += exp((double)(x[j] - mx));
+    *mx_out = mx;
+    return (double)mx + log(z);
+}
+
+/* loss [R], logits [R,V], targets [R] */
+void sd_tr_xent_fwd(float *loss, const float *logits, const int32_t *targets, int64_t R,
+                    int64_t V) {
+    for (int64_t r = 0; r < R; r++) {
+        float mx;
+        const float *x = logits + r * V;
+        loss[r] = (float)(row_lse(x, V, &mx) - x[targets[r]]);
+    }
+}
+
+/* dlogits [R,V], w [R] */
+void sd_tr_xent_bwd(float *dlogits, const float *logits, const int32_t *targets, const float *w,
+                    int64_t R, int64_t V) {
+    for (int64_t r = 0; r < R; r++) {
+        float mx;
+        const float *x = logits + r * V;
+        float *g = dlogits + r * V;
+        double lse = row_lse(x, V, &mx);
+        float wr = w[r];
+        for (int64_t j = 0; j < V; j++) g[j] += wr * (float)exp((double)x[j] - lse);
+        g[targets[r]] -= wr;
+    }
+}
+
+typedef struct xent_ctx {
+    float *loss, *x;
+    const int32_t *t;
+    const float *w;
+    int64_t V;
+} xent_ctx;
+
+static void xent_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
+    (void)thread;
+    const xent_ctx *c = vctx;
+    int64_t V = c->V;
+    for (int64_t r = r0; r < r1; r++) {
+        float *x = c->x + r * V;
+        float mx = x[0], xt = x[c->t[r]];
+        for (int64_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
+        double z = 0.0;
+        for (int64_t j = 0; j < V; j++) {
+            float e = expf(x[j] - mx);
+            x[j] = e;
+            z += e;
+        }
+        c->loss[r] = (float)(log(z) + (double)mx - (double)xt);
+        float s = (float)(c->w[r] / z);
+        for (int64_t j = 0; j < V; j++) x[j] *= s;
+        x[c->t[r]] -= c->w[r];
+    }
+}
+
+/* loss [R], logits [R,V] (in place -> dlogits), targets [R], w [R] */
+void sd_tr_xent_fused(float *loss, float *logits, const int32_t *targets, const float *w,
+                      int64_t R, int64_t V, sd_pool *pool) {
+    xent_ctx c = {loss, logits, targets, w, V};
+    sd_pool_run(pool, xent_rows, &c, R);
+}
+
+/* logits [V], ids/pi [k] */
+double sd_tr_topk_entropy(const float *logits, int64_t V, int32_t k, int32_t *ids, float *pi) {
+    /* H = lse - sum_j p_j x_j with p_j = exp(x_j - lse): one exp per element */
+    float mx = logits[0];
+    for (int64_t j = 1; j < V; j++) mx = logits[j] > mx ? logits[j] : mx;
+    double z = 0.0, zx = 0.0;
+    for (int64_t j = 0; j < V; j++) {
+        float e = expf(logits[j] - mx);
+        z += e;
+        zx += (double)e * (double)(logits[j] - mx);
+    }
+    double H = log(z) - zx / z;
+    /* insertion into a sorted list of k: V * k, k is small (1..64) */
+    int32_t n = 0;
+    for (int64_t j = 0; j < V; j++) {
+        float x = logits[j];
+        if (n == k && !(x > logits[ids[k - 1]])) continue;
+        int32_t pos = n < k ? n++ : k - 1;
+        while (pos > 0 && x > logits[ids[pos - 1]]) {
+            ids[pos] = ids[pos - 1];
+            pos--;
+        }
+        ids[pos] = (int32_t)j;
+    }
+    double zk = 0.0;
+    for (int32_t i = 0; i < k; i++) zk += exp((double)logits[ids[i]] - mx);
+    for (int32_t i = 0; i < k; i++) pi[i] = (float)(exp((double)logits[ids[i]] - mx) / zk);
+    return H;
+}

@@ -1,0 +1,580 @@
+/* test_generate.c -- the denoising loop (lib/diffusion/generate.c).
+ *
+ *  - end to end on the tiny random dream and llada models of
+ *    tests/ref/tiny_models.py: committed positions at every step and the
+ *    final tokens equal tests/ref/decode_ref.py's reference loop, with
+ *    soft-masking off, in entropy mode and in constant mode;
+ *  - determinism across runs and thread counts while sampling;
+ *  - callbacks (step, abort), EOS handling and a user strategy, on a
+ *    synthetic model reached through the loop's model interface;
+ *  - bad input: each a clear error code, never a crash.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "diffusion/generate.h"
+#include "io/gguf.h"
+#include "smdiff/smdiff.h"
+#include "smdiff/smdiff_decoder.h"
+
+/* ------------------------------------------------------------ helpers */
+
+typedef struct trace {
+    int n_steps;
+    int n_commit[128];
+    int pos[128][64];
+    float max_lambda;
+    int calls;
+    int stop_after; /* 0: never */
+    int32_t mask;   /* mask id: lambda may be non-zero only where the canvas holds it */
+} trace;
+
+static int32_t record_step(int32_t step, int32_t n_steps, const int32_t *canvas,
+                           const uint8_t *committed, const float *lambda, int32_t n, void *ud) {
+    trace *t = ud;
+    assert_int_equal(step, t->n_steps);
+    assert_true(step < n_steps);
+    t->n_commit[step] = 0;
+    for (int32_t p = 0; p < n; p++) {
+        if (committed[p]) t->pos[step][t->n_commit[step]++] = p;
+        if (lambda[p] > t->max_lambda) t->max_lambda = lambda[p];
+        if (lambda[p] > 0) assert_int_equal(canvas[p], t->mask);
+        if (committed[p]) assert_true(canvas[p] != t->mask);
+    }
+    t->n_steps++;
+    t->calls++;
+    return t->stop_after && t->calls >= t->stop_after;
+}
+
+static smdiff_model *load(const char *arch) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/tiny_%s_f32.gguf", arch);
+    smdiff_model *m;
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, 1), 0);
+    int32_t rc = smdiff_model_load_file(m, path);
+    if (rc) fail_msg("load %s: %s", path, smdiff_last_error());
+    return m;
+}
+
+/* ------------------------------------------------ reference decoding */
+
+static void test_reference_decoding(void **state) {
+    (void)state;
+    FILE *f = fopen("tests/data/decode_ref.txt", "r");
+    assert_non_null(f);
+    char tag[16], name[64], arch[16], strat[32];
+    int cases = 0;
+    while (fscanf(f, "%15s", tag) == 1) {
+        assert_string_equal(tag, "case");
+        int gen, block, steps, mode, k;
+        double thr, scale, steep, centre, cst;
+        assert_int_equal(fscanf(f, "%63s %15s %31s %d %d %d %lf %d %d %lf %lf %lf %lf", name, arch, strat,
+                                &gen, &block, &steps, &thr, &mode, &k, &scale, &steep, &centre, &cst),
+                         13);
+        int np, prompt[16], want_n, want[64];
+        assert_int_equal(fscanf(f, "%15s %d", tag, &np), 2);
+        for (int i = 0; i < np; i++) assert_int_equal(fscanf(f, "%d", &prompt[i]), 1);
+        assert_int_equal(fscanf(f, "%15s %d", tag, &want_n), 2);
+        for (int i = 0; i < gen; i++) assert_int_equal(fscanf(f, "%d", &want[i]), 1);
+
+        smdiff_model *m = load(arch);
+        smdiff_sampler *s;
+        assert_int_equal(smdiff_sampler_create(&s), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, gen), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_BLOCK_LENGTH, block), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, steps), 0);
+        assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_THRESHOLD, thr), 0);
+        assert_int_equal(smdiff_sampler_set_strategy(s, strat), 0);
+        smdiff_softmask *sm;
+        assert_int_equal(smdiff_softmask_create(&sm), 0);
+        assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, mode), 0);
+        assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_TOPK, k), 0);
+        if (mode == SMDIFF_SM_ENTROPY) {
+            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_SCALE, scale), 0);
+            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_STEEPNESS, steep), 0);
+            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CENTRE, centre), 0);
+        }
+        if (mode == SMDIFF_SM_CONSTANT)
+            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CONSTANT_LAMBDA, cst), 0);
+        assert_int_equal(smdiff_sampler_set_softmask(s, sm), 0);
+        smdiff_softmask_free(sm);
+        trace t;
+        memset(&t, 0, sizeof t);
+        int64_t mask_id;
+        assert_int_equal(smdiff_model_property(m, SMDIFF_PROP_MASK_ID, &mask_id), 0);
+        t.mask = (int32_t)mask_id;
+        assert_int_equal(smdiff_sampler_set_step_callback(s, record_step, &t), 0);
+        int32_t out[64], n_out = -1;
+        int32_t rc = smdiff_generate_tokens(s, m, prompt, np, out, 64, &n_out);
+        if (rc) fail_msg("%s: %s", name, smdiff_sampler_last_error(s));
+        int g = 0, rg, rk;
+        while (fscanf(f, "%15s", tag) == 1 && strcmp(tag, "end") != 0) {
+            assert_string_equal(tag, "step");
+            assert_int_equal(fscanf(f, "%d %d", &rg, &rk), 2);
+            assert_int_equal(rg, g);
+            if (g >= t.n_steps) fail_msg("%s: the loop stopped after %d steps", name, t.n_steps);
+            if (rk != t.n_commit[g]) fail_msg("%s: step %d committed %d, reference %d", name, g, t.n_commit[g], rk);
+            for (int i = 0; i < rk; i++) {
+                int p;
+                assert_int_equal(fscanf(f, "%d", &p), 1);
+                if (t.pos[g][i] != p) fail_msg("%s: step %d commit %d at %d, reference %d", name, g, i, t.pos[g][i], p);
+            }
+            g++;
+        }
+        assert_int_equal(g, t.n_steps);
+        assert_int_equal(n_out, want_n);
+        for (int i = 0; i < gen; i++)
+            if (out[i] != want[i]) fail_msg("%s: token %d is %d, reference %d", name, i, out[i], want[i]);
+        if (mode == SMDIFF_SM_OFF) assert_true(t.max_lambda == 0.0f);
+        else assert_true(t.max_lambda > 0.1f);
+        smdiff_sampler_free(s);
+        smdiff_model_free(m);
+        cases++;
+    }
+    fclose(f);
+    assert_int_equal(cases, 6);
+}
+
+static int32_t abort_on_second_poll(void *ud) {
+    int *n = ud;
+    return ++*n >= 2;
+}
+
+/* The abort callback also reaches the forward pass: the first poll is
+ * before step 0, the second between two layers of its forward. */
+static void test_abort_between_layers(void **state) {
+    (void)state;
+    smdiff_model *m = load("llada");
+    smdiff_sampler *s;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 8), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 4), 0);
+    int polls = 0;
+    assert_int_equal(smdiff_sampler_set_abort_callback(s, abort_on_second_poll, &polls), 0);
+    int32_t prompt[] = {4, 5}, out[8], n;
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 2, out, 8, &n), SMDIFF_E_ABORTED);
+    assert_non_null(strstr(smdiff_sampler_last_error(s), "during step 0"));
+    assert_int_equal(polls, 2);
+    smdiff_sampler_free(s);
+    smdiff_model_free(m);
+}
+
+static int32_t count_steps(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                           const float *lambda, int32_t n, void *ud) {
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Text in, text out: the tiny dream model with Dream's tokenizer attached
+ * (its first 160 ids are byte tokens, so "!" = id 0 is inside the tiny
+ * vocabulary). The two-call pattern returns the cached text without
+ * generating again. */
+static void test_generate_text(void **state) {
+    (void)state;
+    const char *dir = SMDIFF_SHARED_DATA "/tokenizers/dream-qwen2.5";
+    FILE *probe = fopen(SMDIFF_SHARED_DATA "/tokenizers/dream-qwen2.5/vocab.json", "r");
+    if (!probe) {
+        printf("skip: %s not found (set SHARED_DATA)\n", dir);
+        skip();
+    }
+    fclose(probe);
+    smdiff_model *m;
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_load_tokenizer(m, dir), 0);
+    assert_int_equal(smdiff_model_load_file(m, "tests/data/tiny_dream_f32.gguf"), 0);
+    smdiff_sampler *s;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 8), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 4), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+    int steps = 0;
+    assert_int_equal(smdiff_sampler_set_step_callback(s, count_steps, &steps), 0);
+    size_t need = 0;
+    assert_int_equal(smdiff_generate_text(s, m, "!", 0, NULL, 0, &need), SMDIFF_E_BUFFER);
+    assert_int_equal(steps, 4);
+    assert_true(need > 0);
+    char text[256];
+    size_t got = 0;
+    assert_int_equal(smdiff_generate_text(s, m, "!", 0, text, sizeof text, &got), 0);
+    assert_int_equal(steps, 4); /* cached: no second generation */
+    assert_int_equal(got, need);
+    /* Once delivered, a new call generates again (same seed: same text). */
+    char again[256];
+    size_t got2 = 0;
+    assert_int_equal(smdiff_generate_text(s, m, "!", 0, again, sizeof again, &got2), 0);
+    assert_int_equal(steps, 8);
+    assert_int_equal(got2, got);
+    assert_memory_equal(again, text, got);
+    /* The same as tokens in, tokens out, then detokenized. */
+    int32_t prompt = 0, out[8], n;
+    assert_int_equal(smdiff_generate_tokens(s, m, &prompt, 1, out, 8, &n), 0);
+    char want[256];
+    size_t wn = 0;
+    assert_int_equal(smdiff_model_detokenize(m, out, (size_t)n, 0, want, sizeof want, &wn), 0);
+    assert_int_equal(wn, got);
+    assert_memory_equal(want, text, got);
+    /* The chat template's special tokens lie outside the tiny vocabulary. */
+    assert_int_equal(smdiff_generate_text(s, m, "!", 1, text, sizeof text, &got), SMDIFF_E_RANGE);
+    smdiff_sampler_free(s);
+    smdiff_model_free(m);
+}
+
+/* Same seed, same tokens: twice, and on 1 and 2 threads, while sampling
+ * with temperature, top-p, SM on and a random strategy. */
+static void test_determinism(void **state) {
+    (void)state;
+    smdiff_model *m = load("dream");
+    int32_t prompt[] = {3, 4, 5};
+    int32_t out[3][24], n[3];
+    for (int r = 0; r < 3; r++) {
+        smdiff_sampler *s;
+        assert_int_equal(smdiff_sampler_create(&s), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 24), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 12), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+        assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 0.9), 0);
+        assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, 0.95), 0);
+        assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_ALG_TEMP, 0.3), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_SEED, 1234), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, r == 2 ? 2 : 1), 0);
+        assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out[r], 24, &n[r]), 0);
+        assert_int_equal(n[r], 24);
+        smdiff_sampler_free(s);
+    }
+    assert_memory_equal(out[0], out[1], sizeof out[0]);
+    assert_memory_equal(out[0], out[2], sizeof out[0]);
+    smdiff_model_free(m);
+}
+
+/* --------------------------------------------------- synthetic model */
+
+#define FV 16
+#define FD 4
+#define FEOS 1
+#define FMASK 15
+
+typedef struct fake {
+    int eos_at;      /* position whose logits favour EOS, -1 none */
+    int forwards;
+} fake;
+
+static void fake_embed(void *ctx, int32_t id, float *out) {
+    (void)ctx;
+    for (int j = 0; j < FD; j++) out[j] = (float)cos(0.7 * id + 1.3 * j);
+}
+
+/* logits[r][v] = 3 <embd[r] + embd[r+1], E[v]>: a fixed function of the
+ * input embeddings, so soft-masked inputs change the result. */
+static int32_t fake_forward(void *ctx, const float *embd, int64_t L, const int32_t *rows,
+                            int64_t n_rows, float *logits, int (*abort_fn)(void *), void *abort_ud,
+                            sd_error *err) {
+    fake *f = ctx;
+    f->forwards++;
+    if (abort_fn && abort_fn(abort_ud)) return sd_fail(err, SMDIFF_E_ABORTED, "aborted");
+    for (int64_t i = 0; i < n_rows; i++) {
+        int r = rows[i];
+        for (int v = 0; v < FV; v++) {
+            float e[FD];
+            fake_embed(NULL, v, e);
+            double acc = 0;
+            for (int j = 0; j < FD; j++)
+                acc += (embd[r * FD + j] + embd[((r + 1) % L) * FD + j]) * e[j];
+            logits[i * FV + v] = (float)(3 * acc) + (v == FMASK ? -50.0f : 0.0f);
+        }
+        if (r == f->eos_at) logits[i * FV + FEOS] = 100.0f;
+    }
+    return SMDIFF_OK;
+}
+
+static sd_gen_model fake_model(fake *f) {
+    sd_gen_model gm = {FV, FD, 64, FMASK, FEOS, 0, fake_embed, fake_forward, f};
+    return gm;
+}
+
+static int32_t abort_after_two(void *ud) {
+    int *n = ud;
+    return ++*n > 2;
+}
+
+static void test_callbacks_and_abort(void **state) {
+    (void)state;
+    fake f = {-1, 0};
+    sd_gen_model gm = fake_model(&f);
+    smdiff_sampler *s;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 8), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 8), 0);
+    int32_t prompt[] = {2, 3}, out[8], n;
+    int polls = 0;
+    assert_int_equal(smdiff_sampler_set_abort_callback(s, abort_after_two, &polls), 0);
+    assert_int_equal(sd_generate(s, &gm, prompt, 2, out, 8, &n), SMDIFF_E_ABORTED);
+    assert_non_null(strstr(smdiff_sampler_last_error(s), "abort"));
+    assert_int_equal(smdiff_sampler_set_abort_callback(s, NULL, NULL), 0);
+    trace t;
+    memset(&t, 0, sizeof t);
+    t.mask = FMASK;
+    t.stop_after = 3;
+    assert_int_equal(smdiff_sampler_set_step_callback(s, record_step, &t), 0);
+    assert_int_equal(sd_generate(s, &gm, prompt, 2, out, 8, &n), SMDIFF_E_ABORTED);
+    assert_int_equal(t.calls, 3);
+    /* A full run: one commit per step (8 steps, 8 tokens, maskgit_plus). */
+    memset(&t, 0, sizeof t);
+    t.mask = FMASK;
+    assert_int_equal(sd_generate(s, &gm, prompt, 2, out, 8, &n), 0);
+    assert_int_equal(t.n_steps, 8);
+    assert_int_equal(n, 8);
+    smdiff_sampler_free(s);
+}
+
+/* EOS committed with everything before it decided: the run stops early,
+ * pads with EOS and reports the tokens before it. */
+static void test_eos(void **state) {
+    (void)state;
+    fake f = {4, 0};
+    sd_gen_model gm = fake_model(&f);
+    smdiff_sampler *s;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 12), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 12), 0);
+    assert_int_equal(smdiff_sampler_set_strategy(s, "low_confidence"), 0);
+    int32_t prompt[] = {2, 3}, out[12], n;
+    assert_int_equal(sd_generate(s, &gm, prompt, 2, out, 12, &n), 0);
+    assert_int_equal(n, 2); /* positions 2, 3 then EOS at 4 */
+    for (int i = 2; i < 12; i++) assert_int_equal(out[i], FEOS);
+    assert_true(f.forwards < 12);
+    /* stop_at_eos off: every step runs and all tokens are returned. */
+    f.forwards = 0;
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+    assert_int_equal(sd_generate(s, &gm, prompt, 2, out, 12, &n), 0);
+    assert_int_equal(n, 12);
+    assert_int_equal(f.forwards, 12);
+    smdiff_sampler_free(s);
+}
+
+/* A user strategy through the public plug-in interface: commit the
+ * leftmost masked position each step (autoregressive order). */
+static int32_t leftmost(const smdiff_step_view *v, int32_t *commit, int32_t *n_commit, int32_t *remask,
+                        int32_t *n_remask, void *ud) {
+    (void)remask;
+    int *calls = ud;
+    (*calls)++;
+    int32_t best = 0;
+    for (int32_t i = 1; i < v->n_masked; i++)
+        if (v->position[i] < v->position[best]) best = i;
+    commit[0] = best;
+    *n_commit = 1;
+    *n_remask = 0;
+    return SMDIFF_OK;
+}
+
+static void test_user_strategy(void **state) {
+    (void)state;
+    static int calls;
+    smdiff_decoder d = {sizeof d, SMDIFF_DECODER_ABI_VERSION, "test_leftmost", "left to right", leftmost, NULL};
+    assert_int_equal(smdiff_decoder_register(&d, &calls), 0);
+    fake f = {-1, 0};
+    sd_gen_model gm = fake_model(&f);
+    smdiff_sampler *s;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 6), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 6), 0);
+    assert_int_equal(smdiff_sampler_set_strategy(s, "test_leftmost"), 0);
+    trace t;
+    memset(&t, 0, sizeof t);
+    t.mask = FMASK;
+    assert_int_equal(smdiff_sampler_set_step_callback(s, record_step, &t), 0);
+    int32_t prompt[] = {2}, out[6], n;
+    assert_int_equal(sd_generate(s, &gm, prompt, 1, out, 6, &n), 0);
+    assert_int_equal(calls, 6);
+    for (int g = 0; g < 6; g++) {
+        assert_int_equal(t.n_commit[g], 1);
+        assert_int_equal(t.pos[g][0], 1 + g);
+    }
+    assert_int_equal(smdiff_decoder_unregister("test_leftmost"), 0);
+    assert_int_equal(sd_generate(s, &gm, prompt, 1, out, 6, &n), SMDIFF_E_NOT_FOUND);
+    smdiff_sampler_free(s);
+}
+
+/* ---------------------------------------------------------- bad input */
+
+static void test_bad_input(void **state) {
+    (void)state;
+    smdiff_model *m = load("llada");
+    smdiff_sampler *s;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    int32_t prompt[80] = {4, 5, 6}, out[128], n;
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 8), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 4), 0);
+    /* empty prompt */
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 0, out, 128, &n), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_sampler_last_error(s), "empty"));
+    /* prompt + generation longer than the context (64) */
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 60, out, 128, &n), SMDIFF_E_RANGE);
+    assert_non_null(strstr(smdiff_sampler_last_error(s), "context"));
+    /* ids outside the vocabulary */
+    prompt[1] = 128;
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out, 128, &n), SMDIFF_E_RANGE);
+    prompt[1] = -1;
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out, 128, &n), SMDIFF_E_RANGE);
+    prompt[1] = 5;
+    /* steps 0 (rejected by the setter) and more steps than tokens */
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 0), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 9), 0);
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out, 128, &n), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_sampler_last_error(s), "steps"));
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 4), 0);
+    /* block length that does not divide, steps not a multiple of blocks */
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_BLOCK_LENGTH, 3), 0);
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out, 128, &n), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_BLOCK_LENGTH, 2), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 6), 0);
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out, 128, &n), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_BLOCK_LENGTH, 0), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 4), 0);
+    /* unknown strategy: refused, the previous one kept */
+    assert_int_equal(smdiff_sampler_set_strategy(s, "no_such_strategy"), SMDIFF_E_NOT_FOUND);
+    const char *cur;
+    assert_int_equal(smdiff_sampler_get_strategy(s, &cur), 0);
+    assert_string_equal(cur, "maskgit_plus");
+    /* NaN and infinite parameters are out of range */
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, NAN), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, NAN), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, INFINITY), SMDIFF_E_RANGE);
+    smdiff_softmask *sm;
+    assert_int_equal(smdiff_softmask_create(&sm), 0);
+    assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_SCALE, NAN), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CENTRE, 0.5), SMDIFF_E_RANGE);
+    smdiff_softmask_free(sm);
+    /* output too small, NULL arguments, unloaded model */
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out, 7, &n), SMDIFF_E_BUFFER);
+    assert_int_equal(smdiff_generate_tokens(s, m, NULL, 3, out, 128, &n), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_generate_tokens(NULL, m, prompt, 3, out, 128, &n), SMDIFF_E_INVAL);
+    smdiff_model *empty;
+    assert_int_equal(smdiff_model_create(&empty), 0);
+    assert_int_equal(smdiff_generate_tokens(s, empty, prompt, 3, out, 128, &n), SMDIFF_E_STATE);
+    smdiff_model_free(empty);
+    /* and after all that, a valid call still works */
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out, 128, &n), 0);
+    smdiff_sampler_free(s);
+    smdiff_model_free(m);
+}
+
+/* Copy tiny_dream_f32.gguf with extra smdiff.softmask.* keys to path. */
+static void write_with_sm_keys(const char *path, const char *mode, int64_t k, double scale, double steep,
+                               double centre) {
+    sd_gguf *g;
+    assert_int_equal(sd_gguf_open("tests/data/tiny_dream_f32.gguf", 1, &g, NULL), 0);
+    sd_gguf_writer *w;
+    assert_int_equal(sd_gguf_writer_create(&w, NULL), 0);
+    for (int64_t i = 0; i < sd_gguf_n_kv(g); i++) {
+        sd_gguf_str ks = sd_gguf_key(g, i);
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)ks.len, ks.ptr);
+        uint32_t t = sd_gguf_kv_type(g, i);
+        int64_t iv;
+        double dv;
+        int bv;
+        sd_gguf_str sv;
+        if (t == SD_GGUF_STRING) {
+            assert_int_equal(sd_gguf_get_str(g, key, &sv, NULL), 0);
+            assert_int_equal(sd_gguf_set_strn(w, key, sv.ptr, sv.len), 0);
+        } else if (t == SD_GGUF_FLOAT32 || t == 12 /* FLOAT64 */) {
+            assert_int_equal(sd_gguf_get_f64(g, key, &dv, NULL), 0);
+            assert_int_equal(sd_gguf_set_f32(w, key, (float)dv), 0);
+        } else if (t == SD_GGUF_BOOL) {
+            assert_int_equal(sd_gguf_get_bool(g, key, &bv, NULL), 0);
+            assert_int_equal(sd_gguf_set_bool(w, key, bv), 0);
+        } else {
+            assert_int_equal(sd_gguf_get_i64(g, key, &iv, NULL), 0);
+            assert_int_equal(sd_gguf_set_u32(w, key, (uint32_t)iv), 0);
+        }
+    }
+    for (int64_t i = 0; i < sd_gguf_n_tensors(g); i++) {
+        const sd_gguf_tensor *t = sd_gguf_tensor_at(g, i);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        assert_int_equal(sd_gguf_add_tensor(w, name, t->n_dims, t->ne, t->type, t->data, 1), 0);
+    }
+    if (mode) assert_int_equal(sd_gguf_set_str(w, "smdiff.softmask.mode", mode), 0);
+    assert_int_equal(sd_gguf_set_u32(w, "smdiff.softmask.k", (uint32_t)k), 0);
+    assert_int_equal(sd_gguf_set_f32(w, "smdiff.softmask.scale", (float)scale), 0);
+    assert_int_equal(sd_gguf_set_f32(w, "smdiff.softmask.steepness", (float)steep), 0);
+    assert_int_equal(sd_gguf_set_f32(w, "smdiff.softmask.centre", (float)centre), 0);
+    assert_int_equal(sd_gguf_write(w, path, NULL), 0);
+    sd_gguf_writer_free(w);
+    sd_gguf_close(g);
+}
+
+/* Stored SM parameters are read; absent ones are the reference defaults;
+ * out-of-range ones are a format error. */
+static void test_softmask_from_model(void **state) {
+    (void)state;
+    smdiff_model *m = load("dream");
+    smdiff_softmask *sm;
+    assert_int_equal(smdiff_softmask_create_from_model(m, &sm), 0);
+    double v;
+    int64_t k;
+    assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_STEEPNESS, &v), 0);
+    assert_true(v == 6.66);
+    assert_int_equal(smdiff_softmask_get_int(sm, SMDIFF_SM_TOPK, &k), 0);
+    assert_int_equal(k, 3);
+    smdiff_softmask_free(sm);
+    smdiff_model_free(m);
+
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/smdiff_sm_%d.gguf", (int)getpid());
+    write_with_sm_keys(path, "constant", 5, 0.25, 3.5, -1.5);
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_load_file(m, path), 0);
+    assert_int_equal(smdiff_softmask_create_from_model(m, &sm), 0);
+    assert_int_equal(smdiff_softmask_get_int(sm, SMDIFF_SM_TOPK, &k), 0);
+    assert_int_equal(k, 5);
+    assert_int_equal(smdiff_softmask_get_int(sm, SMDIFF_SM_MODE, &k), 0);
+    assert_int_equal(k, SMDIFF_SM_CONSTANT);
+    assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_SCALE, &v), 0);
+    assert_true(fabs(v - 0.25) < 1e-7);
+    assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_STEEPNESS, &v), 0);
+    assert_true(fabs(v - 3.5) < 1e-6);
+    assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_CENTRE, &v), 0);
+    assert_true(fabs(v + 1.5) < 1e-6);
+    smdiff_softmask_free(sm);
+    smdiff_model_free(m);
+
+    write_with_sm_keys(path, "entropy", 3, 1.5 /* outside (0,1) */, 3.5, -1.5);
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_load_file(m, path), 0);
+    assert_int_equal(smdiff_softmask_create_from_model(m, &sm), SMDIFF_E_FORMAT);
+    assert_non_null(strstr(smdiff_last_error(), "smdiff.softmask.scale"));
+    smdiff_model_free(m);
+    write_with_sm_keys(path, "sometimes", 3, 0.5, 3.5, -1.5);
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_load_file(m, path), 0);
+    assert_int_equal(smdiff_softmask_create_from_model(m, &sm), SMDIFF_E_FORMAT);
+    smdiff_model_free(m);
+    remove(path);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_decoding),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_generate_text),
+        cmocka_unit_test(test_abort_between_layers),
+        cmocka_unit_test(test_callbacks_and_abort),
+        cmocka_unit_test(test_eos),
+        cmocka_unit_test(test_user_strategy),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_softmask_from_model),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,320 @@
+/* test_train_api.c -- the experimental public training API
+ * (smdiff_trainer_*) and `smdiff train`:
+ *  - argument and state errors, option bounds, corpus too small;
+ *  - a model trained through the API loads with smdiff_model_load_file and
+ *    its public logits are those of the trainer's own model after reload;
+ *  - the CLI killed with SIGKILL mid-run and resumed produces the same loss
+ *    curve as an uninterrupted run; it refuses an empty corpus and an
+ *    unreadable state file with a clear message and exit status 1;
+ *  - corpus tokenization's argument and input errors (its positive path
+ *    needs the text layer's tokenizer and skips, saying so, without it). */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#include "smdiff/smdiff.h"
+
+enum { V = 24, NTOK = 3000 };
+static int32_t tokens[NTOK];
+static char dir[256];
+
+static void test_api_errors(void **state) {
+    (void)state;
+    smdiff_trainer *t = NULL;
+    assert_int_equal(smdiff_trainer_create(NULL), SMDIFF_E_INVAL);
+    smdiff_trainer_free(NULL);
+    assert_int_equal(smdiff_trainer_create(&t), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t, 99, 1), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_BATCH, 0), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_trainer_set_double(t, SMDIFF_TRAIN_BATCH, 1.0), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_trainer_set_double(t, SMDIFF_TRAIN_MIN_T, 0.0), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_trainer_step(t, NULL), SMDIFF_E_STATE);
+    assert_int_equal(smdiff_trainer_set_data(t, tokens, NTOK, tokens, NTOK), SMDIFF_E_STATE);
+    assert_int_equal(smdiff_trainer_init_new(t, "gpt", V, 16, 1, 2, 2, 32, V - 1, 0), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_trainer_last_error(t), "unknown architecture"));
+    assert_int_equal(smdiff_trainer_init_new(t, "dream", V, 15, 1, 2, 2, 32, V - 1, 0), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_trainer_init_from_file(t, "no/such.gguf"), SMDIFF_E_IO);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_SEQ_LEN, 16), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_BATCH, 2), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_THREADS, 1), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_init_new(t, "dream", V, 16, 1, 2, 2, 32, V - 1, 0), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_BATCH, 4), SMDIFF_E_STATE);
+    assert_int_equal(smdiff_trainer_init_new(t, "dream", V, 16, 1, 2, 2, 32, V - 1, 0), SMDIFF_E_STATE);
+    assert_int_equal(smdiff_trainer_step(t, NULL), SMDIFF_E_STATE); /* no data */
+    /* empty corpus, corpus smaller than one sequence, bad ids */
+    assert_int_equal(smdiff_trainer_set_data(t, tokens, 0, tokens, 100), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_trainer_last_error(t), "corpus too small"));
+    assert_int_equal(smdiff_trainer_set_data(t, tokens, 100, tokens, 15), SMDIFF_E_INVAL);
+    int32_t bad[20] = {0};
+    bad[3] = V;
+    assert_int_equal(smdiff_trainer_set_data(t, bad, 20, tokens, 100), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_trainer_set_data(t, tokens, 1000, tokens + 1000, 200), SMDIFF_OK);
+    double loss;
+    assert_int_equal(smdiff_trainer_step(t, &loss), SMDIFF_OK);
+    assert_true(isfinite(loss));
+    assert_int_equal(smdiff_trainer_resume(t, "no/such.state"), SMDIFF_E_IO);
+    int64_t steps;
+    assert_int_equal(smdiff_trainer_steps(t, &steps), SMDIFF_OK);
+    assert_int_equal(steps, 1);
+    smdiff_trainer_free(t);
+}
+
+static void test_api_model_roundtrip(void **state) {
+    (void)state;
+    char path[300], spath[300];
+    snprintf(path, sizeof path, "%s/api.gguf", dir);
+    snprintf(spath, sizeof spath, "%s/api.gguf.state", dir);
+    smdiff_trainer *t = NULL;
+    assert_int_equal(smdiff_trainer_create(&t), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_SEQ_LEN, 16), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_BATCH, 2), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_THREADS, 1), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_double(t, SMDIFF_TRAIN_LR, 1e-2), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_init_new(t, "llada", V, 16, 2, 2, 1, 32, V - 1, 0), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_data(t, tokens, 2000, tokens + 2000, 1000), SMDIFF_OK);
+    double e0, e1, loss;
+    assert_int_equal(smdiff_trainer_eval(t, 8, &e0), SMDIFF_OK);
+    for (int s = 0; s < 80; s++) assert_int_equal(smdiff_trainer_step(t, &loss), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_eval(t, 8, &e1), SMDIFF_OK);
+    printf("  API: validation loss %.4f -> %.4f after 80 steps\n", e0, e1);
+    assert_true(e1 < e0);
+    assert_int_equal(smdiff_trainer_save(t, path, 0, spath), SMDIFF_OK);
+
+    /* the saved model through the public inference API ... */
+    smdiff_model *m = NULL;
+    assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
+    int32_t rc = smdiff_model_load_file(m, path);
+    if (rc) printf("  load: %s\n", smdiff_model_last_error(m));
+    assert_int_equal(rc, SMDIFF_OK);
+    const char *arch;
+    assert_int_equal(smdiff_model_arch(m, &arch), SMDIFF_OK);
+    assert_string_equal(arch, "llada");
+    int32_t ids[16], rows[16];
+    for (int i = 0; i < 16; i++) ids[i] = tokens[i], rows[i] = i;
+    float *a = malloc(sizeof(float) * 16 * V), *b = malloc(sizeof(float) * 16 * V);
+    assert_int_equal(smdiff_model_logits(m, ids, 16, rows, 16, a, 16 * V), SMDIFF_OK);
+    smdiff_model_free(m);
+    /* ... equals a second save/load cycle's (the file is a fixed point) */
+    smdiff_trainer *t2 = NULL;
+    assert_int_equal(smdiff_trainer_create(&t2), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t2, SMDIFF_TRAIN_SEQ_LEN, 16), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t2, SMDIFF_TRAIN_THREADS, 1), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_init_from_file(t2, path), SMDIFF_OK);
+    char path2[320];
+    snprintf(path2, sizeof path2, "%s/api2.gguf", dir);
+    assert_int_equal(smdiff_trainer_save(t2, path2, 0, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
+    assert_int_equal(smdiff_model_load_file(m, path2), SMDIFF_OK);
+    assert_int_equal(smdiff_model_logits(m, ids, 16, rows, 16, b, 16 * V), SMDIFF_OK);
+    assert_memory_equal(a, b, sizeof(float) * 16 * V);
+    smdiff_model_free(m);
+    /* a state of another shape is refused */
+    assert_int_equal(smdiff_trainer_resume(t2, spath), SMDIFF_E_FORMAT);
+    assert_non_null(strstr(smdiff_trainer_last_error(t2), "shape mismatch"));
+    smdiff_trainer_free(t2);
+    smdiff_trainer_free(t);
+    free(a);
+    free(b);
+    unlink(path), unlink(spath), unlink(path2);
+}
+
+/* ------------------------------------------------------------ the CLI */
+
+static const char *cli_path(void) {
+    static char p[512];
+    const char *b = getenv("BUILD");
+    snprintf(p, sizeof p, "%s/smdiff", b && *b ? b : "build/cc");
+    return access(p, X_OK) == 0 ? p : NULL;
+}
+
+/* Run the CLI with args (NULL-terminated), stderr to errfile; returns the
+ * wait status. */
+static int run_cli(const char *const *args, const char *errfile) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *e = freopen(errfile, "w", stderr);
+        (void)e;
+        execv(args[0], (char *const *)args);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = calloc(1, (size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
+    fclose(f);
+    return s;
+}
+
+/* step,loss columns of a CSV log (the rest holds timings) */
+static char *losses(const char *csv) {
+    char *s = slurp(csv), *out = calloc(1, s ? strlen(s) + 1 : 1);
+    if (!s) return out;
+    char *save = NULL;
+    for (char *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL, *c3 = c2 ? strchr(c2 + 1, ',') : NULL;
+        if (c3) *c3 = 0;
+        strcat(out, line);
+        strcat(out, "\n");
+    }
+    free(s);
+    return out;
+}
+
+static void test_cli_kill_and_resume(void **state) {
+    (void)state;
+    const char *smdiff = cli_path();
+    if (!smdiff) SKIP_BECAUSE("the smdiff CLI is not built (set BUILD to its folder)");
+    char tok[300], a[300], b[300], err[300], csv_a[320], csv_b[320], svg[320];
+    snprintf(tok, sizeof tok, "%s/tokens.i32", dir);
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    snprintf(b, sizeof b, "%s/b.gguf", dir);
+    snprintf(err, sizeof err, "%s/stderr.txt", dir);
+    snprintf(csv_a, sizeof csv_a, "%s.csv", a);
+    snprintf(csv_b, sizeof csv_b, "%s.csv", b);
+    snprintf(svg, sizeof svg, "%s.svg", a);
+    FILE *f = fopen(tok, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(tokens, 4, NTOK, f), NTOK);
+    fclose(f);
+#define COMMON smdiff, "train", "--tokens", tok, "--arch", "dream", "--vocab", "24", "--embd", "16", \
+               "--layers", "2", "--heads", "2", "--ff", "32", "--mask-id", "23", "--eos-id", "0",  \
+               "--steps", "24", "--batch", "2", "--seq", "16", "--lr", "3e-3", "--save-every", "8", \
+               "--threads", "1", "--seed", "9"
+    const char *straight[] = {COMMON, "--out", a, NULL};
+    int st = run_cli(straight, err);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    const char *killed[] = {COMMON, "--out", b, "--kill-after", "13", NULL};
+    st = run_cli(killed, err);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    const char *resumed[] = {COMMON, "--out", b, "--resume", NULL};
+    st = run_cli(resumed, err);
+    char *msg = slurp(err);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_non_null(strstr(msg, "resumed at step 8"));
+    free(msg);
+    char *la = losses(csv_a), *lb = losses(csv_b);
+    assert_true(strlen(la) > 100);
+    assert_string_equal(la, lb); /* identical loss curve, step by step */
+    free(la), free(lb);
+    char *s = slurp(svg);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "<svg") && strstr(s, "polyline"));
+    free(s);
+
+    /* empty corpus and unreadable state: exit 1 with a message */
+    FILE *e = fopen(tok, "wb");
+    fclose(e);
+    const char *empty[] = {COMMON, "--out", a, NULL};
+    st = run_cli(empty, err);
+    msg = slurp(err);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    assert_non_null(strstr(msg, "corpus too small"));
+    free(msg);
+    f = fopen(tok, "wb");
+    assert_int_equal(fwrite(tokens, 4, NTOK, f), NTOK);
+    fclose(f);
+    char stpath[330];
+    snprintf(stpath, sizeof stpath, "%s.state", b);
+    f = fopen(stpath, "wb");
+    fputs("not a state file", f);
+    fclose(f);
+    st = run_cli(resumed, err);
+    msg = slurp(err);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    assert_non_null(strstr(msg, ".state"));
+    free(msg);
+#undef COMMON
+    const char *suffixes[] = {"", ".csv", ".svg", ".state"};
+    char p[340];
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s%s", a, suffixes[i]);
+        unlink(p);
+        snprintf(p, sizeof p, "%s%s", b, suffixes[i]);
+        unlink(p);
+    }
+    unlink(tok), unlink(err);
+}
+
+static void test_tokenize_corpus(void **state) {
+    (void)state;
+    char out[300], txt[300], empty[300];
+    snprintf(out, sizeof out, "%s/corpus.i32", dir);
+    snprintf(txt, sizeof txt, "%s/doc.txt", dir);
+    snprintf(empty, sizeof empty, "%s/emptydir", dir);
+    const char *paths[1] = {txt};
+    assert_int_equal(smdiff_train_tokenize_corpus(NULL, paths, 1, 0, out, NULL, NULL), SMDIFF_E_INVAL);
+    /* GPT-2's tokenizer, as the bundled model uses (the tiny test models carry
+     * only a placeholder vocabulary). */
+    const char *gpt2 = test_shared_path("tokenizers/gpt2");
+    if (!gpt2) SKIP_BECAUSE("shared data folder not found (set SMDIFF_SHARED_DATA)");
+    smdiff_model *m = NULL;
+    assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
+    assert_int_equal(smdiff_model_load_tokenizer(m, gpt2), SMDIFF_OK);
+    assert_int_equal(smdiff_train_tokenize_corpus(m, paths, 0, 0, out, NULL, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_train_tokenize_corpus(m, paths, 1, -1, out, NULL, NULL), SMDIFF_E_INVAL);
+    /* input errors come before any tokenization */
+    const char *missing[1] = {"no/such/corpus"};
+    assert_int_equal(smdiff_train_tokenize_corpus(m, missing, 1, 0, out, NULL, NULL), SMDIFF_E_IO);
+    assert_non_null(strstr(smdiff_last_error(), "no/such/corpus"));
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", empty);
+    assert_int_equal(system(cmd), 0);
+    const char *e[1] = {empty};
+    assert_int_equal(smdiff_train_tokenize_corpus(m, e, 1, 0, out, NULL, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "empty corpus"));
+    rmdir(empty);
+    FILE *f = fopen(txt, "w");
+    fputs("hello world", f);
+    fclose(f);
+    int64_t n = 0, docs = 0;
+    int32_t rc = smdiff_train_tokenize_corpus(m, paths, 1, 3, out, &n, &docs);
+    unlink(txt);
+    assert_int_equal(rc, SMDIFF_OK);
+    assert_int_equal(docs, 1);
+    assert_true(n >= 2);
+    f = fopen(out, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    assert_int_equal(ftell(f), 4 * n);
+    fseek(f, -4, SEEK_END);
+    int32_t last = -1;
+    assert_int_equal(fread(&last, 4, 1, f), 1);
+    fclose(f);
+    assert_int_equal(last, 3);
+    unlink(out);
+    smdiff_model_free(m);
+}
+
+int main(void) {
+    /* a toy corpus: counting runs separated by EOS (0) */
+    for (int i = 0, d = 0; i < NTOK; d++)
+        for (int k = 0; k < 6 + d % 9 && i < NTOK; k++) tokens[i++] = k == 0 ? 0 : 1 + (d + k) % (V - 2);
+    snprintf(dir, sizeof dir, "/tmp/smdiff_test_train_api_%d", (int)getpid());
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    if (system(cmd)) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_api_errors),
+        cmocka_unit_test(test_api_model_roundtrip),
+        cmocka_unit_test(test_cli_kill_and_resume),
+        cmocka_unit_test(test_tokenize_corpus),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    rmdir(dir);
+    return rc;
+}
