@@ -11,8 +11,14 @@
  *      peak at the same thread count;
  *   3. peak resident memory during the L = 256 forwards against the bytes
  *      of the weights.
+ * Each rate is given by wall time and by process CPU time ("cpu"): on a
+ * shared machine the second is the robust one for 1 thread (with 2, it
+ * also counts OpenBLAS's spin-waiting). "of peak" compares wall with wall,
+ * "cpu peak" CPU with CPU, at the same thread count.
  *
  *   BENCH_QUICK=1   reduced set (L = 256, 2 threads, 64 rows): under a minute
+ *   BENCH_THREADS=1 or 2   only that thread count (e.g. 1 on a machine whose
+ *                   second core is busy: the 2-thread figures mean nothing there)
  *
  * Run through `make bench`. Prints a table; never fails on slowness.
  */
@@ -31,6 +37,15 @@
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of the whole process (all threads): on a shared machine this
+ * is the work done, while wall time also counts waiting for a core. With
+ * more than one thread it includes OpenBLAS's spin-waiting. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -154,7 +169,8 @@ static void release(bench_model *bm) {
 
 /* ----------------------------------------------------------- sgemm */
 
-static double sgemm_gflops(int64_t M, int64_t N, int64_t K, double min_s) {
+/* GFLOP/s of C = A @ B^T by wall time; *cpu_gflops by process CPU time. */
+static double sgemm_gflops(int64_t M, int64_t N, int64_t K, double min_s, double *cpu_gflops) {
     float *A = sd_malloc(sizeof(float) * (size_t)(M * K)), *B = sd_malloc(sizeof(float) * (size_t)(N * K));
     float *C = sd_malloc(sizeof(float) * (size_t)(M * N));
     for (int64_t i = 0; i < M * K; i++) A[i] = frand(1);
@@ -162,12 +178,13 @@ static double sgemm_gflops(int64_t M, int64_t N, int64_t K, double min_s) {
     /* C = A @ B^T, as the forward pass multiplies by weights */
     sd_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
     int reps = 0;
-    double t0 = now(), t;
+    double t0 = now(), c0 = cpu_now(), t;
     do {
         sd_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
         reps++;
         t = now() - t0;
     } while (t < min_s);
+    *cpu_gflops = 2.0 * (double)M * (double)N * (double)K * reps / (cpu_now() - c0) / 1e9;
     sd_free(A);
     sd_free(B);
     sd_free(C);
@@ -177,7 +194,7 @@ static double sgemm_gflops(int64_t M, int64_t N, int64_t K, double min_s) {
 /* ---------------------------------------------------------- forward */
 
 static double time_forward(const sd_weights *w, sd_pool *pool, int64_t L, int64_t n_rows, int reps,
-                           float *embd, float *logits, int32_t *rows) {
+                           float *embd, float *logits, int32_t *rows, double *cpu_s) {
     for (int64_t i = 0; i < n_rows; i++) rows[i] = (int32_t)(n_rows == 1 ? L / 2 : i * (L / n_rows));
     sd_arena a;
     if (sd_arena_init(&a, sd_forward_scratch_bytes(&w->hp, L, n_rows), 0)) return -1;
@@ -185,13 +202,16 @@ static double time_forward(const sd_weights *w, sd_pool *pool, int64_t L, int64_
     sd_error err = {0};
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         if (sd_forward(w, embd, L, rows, n_rows, logits, NULL, &o, &a, &err)) {
             fprintf(stderr, "forward failed: %s\n", err.msg);
             exit(1);
         }
-        double t = now() - t0;
-        if (t < best) best = t;
+        double t = now() - t0, c = cpu_now() - c0;
+        if (t < best) {
+            best = t;
+            if (cpu_s) *cpu_s = c;
+        }
     }
     sd_arena_destroy(&a);
     return best;
@@ -206,23 +226,31 @@ int main(void) {
 
     int threads_list[2] = {1, 2}, n_threads = quick ? 1 : 2;
     if (quick) threads_list[0] = 2;
+    /* BENCH_THREADS=1 or 2: only that thread count */
+    if (getenv("BENCH_THREADS")) {
+        int bt = atoi(getenv("BENCH_THREADS"));
+        threads_list[0] = bt == 1 ? 1 : 2;
+        n_threads = 1;
+    }
     int64_t Ls[2] = {256, 1024}, nL = quick ? 1 : 2;
 
     /* 1. sgemm peak on the step's shapes */
-    double peak[3] = {0, 0, 0};
+    double peak[3] = {0, 0, 0}, cpu_peak[3] = {0, 0, 0};
     const int64_t shapes[4][2] = {{896, 896}, {128, 896}, {4864, 896}, {896, 4864}}; /* N, K */
-    printf("\nsgemm C[M,N] = A[M,K] @ B[N,K]^T, GFLOP/s\n%-6s %-6s %-6s %-6s %10s\n", "thr", "M", "N", "K", "GFLOP/s");
+    printf("\nsgemm C[M,N] = A[M,K] @ B[N,K]^T, GFLOP/s by wall and by CPU time\n%-6s %-6s %-6s %-6s %10s %10s\n",
+           "thr", "M", "N", "K", "GFLOP/s", "cpu GF/s");
     for (int ti = 0; ti < n_threads; ti++) {
         int t = threads_list[ti];
         sd_blas_set_threads(t);
         for (int li = 0; li < nL; li++)
             for (int s = 0; s < 4; s++) {
-                double g = sgemm_gflops(Ls[li], shapes[s][0], shapes[s][1], quick ? 0.2 : 0.4);
-                printf("%-6d %-6lld %-6lld %-6lld %10.1f\n", t, (long long)Ls[li], (long long)shapes[s][0],
-                       (long long)shapes[s][1], g);
+                double cg, g = sgemm_gflops(Ls[li], shapes[s][0], shapes[s][1], quick ? 0.2 : 0.4, &cg);
+                printf("%-6d %-6lld %-6lld %-6lld %10.1f %10.1f\n", t, (long long)Ls[li], (long long)shapes[s][0],
+                       (long long)shapes[s][1], g, cg);
                 if (g > peak[t]) peak[t] = g;
+                if (cg > cpu_peak[t]) cpu_peak[t] = cg;
             }
-        printf("peak with %d thread%s: %.1f GFLOP/s\n", t, t > 1 ? "s" : "", peak[t]);
+        printf("peak with %d thread%s: %.1f GFLOP/s (by CPU time %.1f)\n", t, t > 1 ? "s" : "", peak[t], cpu_peak[t]);
     }
 
     /* 2. forward */
@@ -231,8 +259,9 @@ int main(void) {
     int32_t *rows = sd_malloc(sizeof(int32_t) * (size_t)maxL);
     for (int64_t i = 0; i < maxL * d; i++) embd[i] = frand(1.0f);
     printf("\nforward, Qwen2.5-0.5B-shaped dream (24 x d 896, 14/2 heads, ffn 4864, vocab 151936)\n");
-    printf("%-5s %-4s %-5s %-6s %9s %9s %9s %9s\n", "type", "thr", "L", "rows", "s/fwd", "GFLOP", "GFLOP/s", "of peak");
-    double f32_time[2][3] = {{0}}; /* [L index][rows index] at 2 threads, for the F16 comparison */
+    printf("%-5s %-4s %-5s %-6s %9s %9s %9s %9s %9s %9s\n", "type", "thr", "L", "rows", "s/fwd", "GFLOP", "GFLOP/s",
+           "of peak", "cpu s", "cpu peak");
+    double f32_time[2][2][3] = {{{0}}}, f32_cpu[2][2][3] = {{{0}}}; /* [threads][L][rows], for F16 vs F32 */
     uint32_t types[2] = {SD_T_F32, SD_T_F16};
     for (int ty = 0; ty < 2; ty++) {
         bench_model bm;
@@ -266,14 +295,19 @@ int main(void) {
                     /* L = 256 takes the best of 2 (the first warms caches and
                      * the arena's pages); L = 1024 runs once to keep the
                      * whole benchmark within a few minutes. */
-                    if (quick) time_forward(&bm.w, pool, L, nr, 1, embd, logits, rows); /* warm */
-                    double s = time_forward(&bm.w, pool, L, nr, reps, embd, logits, rows);
+                    if (quick) time_forward(&bm.w, pool, L, nr, 1, embd, logits, rows, NULL); /* warm */
+                    double cpu = 0, s = time_forward(&bm.w, pool, L, nr, reps, embd, logits, rows, &cpu);
                     double fl = sd_forward_flops(&bm.w, L, nr);
-                    printf("%-5s %-4d %-5lld %-6lld %9.3f %9.1f %9.1f %8.0f%%\n", ty ? "F16" : "F32", t,
-                           (long long)L, (long long)nr, s, fl / 1e9, fl / s / 1e9, 100.0 * fl / s / 1e9 / peak[t]);
-                    if (t == 2 && ty == 0) f32_time[li][ri] = s;
-                    if (t == 2 && ty == 1 && f32_time[li][ri] > 0)
-                        printf("      F16 / F32 time at 2 threads: %.2f\n", s / f32_time[li][ri]);
+                    printf("%-5s %-4d %-5lld %-6lld %9.3f %9.1f %9.1f %8.0f%% %9.3f %8.0f%%\n", ty ? "F16" : "F32", t,
+                           (long long)L, (long long)nr, s, fl / 1e9, fl / s / 1e9, 100.0 * fl / s / 1e9 / peak[t],
+                           cpu, 100.0 * fl / cpu / 1e9 / cpu_peak[t]);
+                    if (ty == 0) {
+                        f32_time[ti][li][ri] = s;
+                        f32_cpu[ti][li][ri] = cpu;
+                    } else if (f32_time[ti][li][ri] > 0) {
+                        printf("      F16 / F32: wall time %.2f, cpu time %.2f\n", s / f32_time[ti][li][ri],
+                               cpu / f32_cpu[ti][li][ri]);
+                    }
                 }
                 if (L == 256) {
                     long long h = proc_status_kb("VmHWM:");

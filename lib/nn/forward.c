@@ -64,6 +64,7 @@ static int64_t w_rows(const sd_weight *w) { return w->rows; }
 int32_t sd_forward(const sd_weights *w, const float *embd, int64_t L, const int32_t *rows,
                    int64_t n_rows, float *logits, float *hidden, const sd_forward_opts *opts,
                    sd_arena *scratch, sd_error *err) {
+    /* embd[L, d], rows[n_rows] -> logits[n_rows, V], hidden[L, d] (optional) */
     const sd_hparams *hp = &w->hp;
     if (L <= 0 || n_rows < 0 || (n_rows > 0 && (!rows || !logits)) || !embd || !scratch)
         return sd_fail(err, SMDIFF_E_INVAL, "sd_forward: invalid argument (L %lld, n_rows %lld)",

@@ -1,5 +1,6 @@
 /* ops.c -- transformer kernels, fast and reference. See ops.h. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "blas.h"
@@ -21,7 +22,8 @@ static int force_scalar;
 
 static int cpu_has_avx2(void) {
 #if SD_X86
-    static int cached = -1;
+    /* Atomic: concurrent forward passes may race to fill it (same value). */
+    static _Atomic int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
         /* clang 14 has no "f16c" for __builtin_cpu_supports: ask CPUID
@@ -236,6 +238,7 @@ typedef struct {
 } rmsnorm_ctx;
 
 static void rmsnorm_range(void *vctx, int64_t b, int64_t e, int t) {
+    /* rows [b, e) of x[L, d] -> out[L, d]; w[d] */
     (void)t;
     const rmsnorm_ctx *c = vctx;
     for (int64_t i = b; i < e; i++) {
@@ -263,6 +266,7 @@ void sd_rmsnorm(float *out, const float *x, const float *w, int64_t L, int64_t d
 }
 
 void sd_rmsnorm_ref(float *out, const float *x, const float *w, int64_t L, int64_t d, float eps) {
+    /* x[L, d], w[d] -> out[L, d] */
     for (int64_t i = 0; i < L; i++) {
         double ss = 0;
         for (int64_t j = 0; j < d; j++) ss += (double)x[i * d + j] * x[i * d + j];
@@ -274,6 +278,7 @@ void sd_rmsnorm_ref(float *out, const float *x, const float *w, int64_t L, int64
 /* --------------------------------------------------------------- RoPE */
 
 void sd_rope_table(float *cos_t, float *sin_t, int64_t L, int64_t hd, float base) {
+    /* cos_t, sin_t [L, hd/2] */
     int64_t half = hd / 2;
     for (int64_t i = 0; i < half; i++) {
         double inv_freq = pow((double)base, -2.0 * (double)i / (double)hd);
@@ -293,6 +298,7 @@ typedef struct {
 } rope_ctx;
 
 static void rope_range(void *vctx, int64_t b, int64_t e, int t) {
+    /* positions [b, e) of x[L, ld], heads [n_heads, hd] from column 0; tables [L, hd/2] */
     (void)t;
     const rope_ctx *c = vctx;
     int64_t half = c->hd / 2;
@@ -344,6 +350,7 @@ void sd_rope_ref(float *x, int64_t L, int64_t n_heads, int64_t hd, int64_t ld, f
 #if SD_X86
 /* Softmax of x[n] in place. */
 SD_TARGET_AVX2 static void softmax_row_avx2(float *x, int64_t n) {
+    /* x[n] in place */
     int64_t j = 0;
     __m256 vm = _mm256_set1_ps(-INFINITY);
     for (; j + 8 <= n; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
@@ -395,6 +402,7 @@ typedef struct {
 } softmax_ctx;
 
 static void softmax_range(void *vctx, int64_t b, int64_t e, int t) {
+    /* rows [b, e) of x[n, ld], first cols columns */
     (void)t;
     const softmax_ctx *c = vctx;
     for (int64_t i = b; i < e; i++) {
@@ -434,6 +442,7 @@ typedef struct {
 
 #if SD_X86
 SD_TARGET_AVX2 static void swiglu_avx2(float *g, const float *u, int64_t b, int64_t e) {
+    /* g[b:e], u[b:e]; g in place */
     int64_t j = b;
     __m256 one = _mm256_set1_ps(1.0f);
     for (; j + 8 <= e; j += 8) {
@@ -479,6 +488,7 @@ void sd_swiglu_ref(float *g, const float *u, int64_t n) {
 
 void sd_attention(float *out, const float *q, const float *k, const float *v, int64_t L,
                   int64_t H, int64_t Hkv, int64_t hd, int causal, float *scores, sd_pool *pool) {
+    /* q[L, H*hd], k, v[L, Hkv*hd] -> out[L, H*hd]; scores[L, L] scratch */
     int64_t group = H / Hkv, ldq = H * hd, ldk = Hkv * hd;
     float scale = 1.0f / sqrtf((float)hd);
     for (int64_t h = 0; h < H; h++) {
@@ -493,6 +503,7 @@ void sd_attention(float *out, const float *q, const float *k, const float *v, in
 
 void sd_attention_ref(float *out, const float *q, const float *k, const float *v, int64_t L,
                       int64_t H, int64_t Hkv, int64_t hd, int causal) {
+    /* q[L, H*hd], k, v[L, Hkv*hd] -> out[L, H*hd]; hd <= 512 (test shapes) */
     int64_t group = H / Hkv, ldq = H * hd, ldk = Hkv * hd;
     double scale = 1.0 / sqrt((double)hd);
     for (int64_t h = 0; h < H; h++) {
@@ -537,6 +548,7 @@ size_t sd_panel_floats(int64_t max_cols) {
 
 void sd_matmul_w(float *out, int64_t ldc, float beta, const float *x, int64_t M, uint32_t type, const void *w,
                  int64_t rows, int64_t cols, float *panel, size_t panel_floats, sd_pool *pool) {
+    /* x[M, cols] @ W[rows, cols]^T -> out[M, ldc] columns [0, rows); panel[p, cols] */
     if (M <= 0 || rows <= 0) return;
     if (type == SD_T_F32) {
         sd_sgemm(0, 1, M, rows, cols, 1.0f, x, cols, w, cols, beta, out, ldc);
@@ -554,6 +566,7 @@ void sd_matmul_w(float *out, int64_t ldc, float beta, const float *x, int64_t M,
 
 void sd_matmul_w_ref(float *out, int64_t ldc, float beta, const float *x, int64_t M, uint32_t type,
                      const void *w, int64_t rows, int64_t cols) {
+    /* x[M, cols] @ W[rows, cols]^T -> out[M, ldc]; cols <= 8192 (test shapes) */
     float row[8192];
     for (int64_t r = 0; r < rows; r++) {
         if (cols > 8192) return; /* reference is for test shapes only */
