@@ -178,16 +178,47 @@ SD_ALWAYS_INLINE float exp_chunk_g(const float *x, int64_t n, float m, float bet
     return hsum(s);
 }
 
-/* e[i] = exp(max(beta (x[i] - m), -87)) and y[i] the clamped argument, for
- * i < n, n a multiple of VL. */
-SD_ALWAYS_INLINE void exp_block_g(const float *x, int64_t n, float m, float beta, float *e, float *y) {
-    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-87.0f);
+/* Histogram geometry of the top-p path: bin b holds y = beta (x - m) in
+ * (-(b+1) w, -b w], w = HRANGE / HBINS, the last bin everything below. */
+#define HBINS 2048
+#define HRANGE 87.0f
+
+/* e[i] = exp(max(beta (x[i] - m), -87)), bin[i] its histogram bin and,
+ * when y is not NULL, y[i] the clamped argument, for i < n, n a multiple of
+ * VL. The bin is computed as hbin() does, in the same float operations, so
+ * the two agree exactly. */
+SD_ALWAYS_INLINE void exp_bins_g(const float *x, int64_t n, float m, float beta, float *e,
+                                 int32_t *bin, float *y) {
+    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), sc = vsplat((float)HBINS / HRANGE);
+    v8si top = {HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1};
     for (int64_t i = 0; i < n; i += VL) {
         v8sf a = vmax(lo, (vload(x + i) - vm) * vb);
         v8sf r = vexp(a);
-        memcpy(y + i, &a, sizeof a);
+        v8sf na = -a;
+        v8si b = __builtin_convertvector(na * sc, v8si);
+        v8si lt = b < top;
+        b = (b & lt) | (top & ~lt);
+        if (y) memcpy(y + i, &a, sizeof a);
         memcpy(e + i, &r, sizeof r);
+        memcpy(bin + i, &b, sizeof b);
     }
+}
+
+/* Sum of e[i] over the kept entries of x[0..n) (n a multiple of VL): x > tau,
+ * or x == tau and base + i <= tau_id. The inverse-CDF walk over a top-p
+ * kept set uses it to skip whole chunks without an exponential. */
+SD_ALWAYS_INLINE float kept_chunk_g(const float *x, const float *e, int64_t n, int32_t base, float tau,
+                                    int32_t tau_id) {
+    v8sf s = vsplat(0), vt = vsplat(tau);
+    v8si id = {0, 1, 2, 3, 4, 5, 6, 7}, vtid = {tau_id, tau_id, tau_id, tau_id, tau_id, tau_id, tau_id, tau_id};
+    id += base;
+    for (int64_t i = 0; i < n; i += VL) {
+        v8sf xv = vload(x + i);
+        v8si keep = (xv > vt) | ((xv == vt) & (id <= vtid));
+        s += (v8sf)((v8si)vload(e + i) & keep);
+        id += VL;
+    }
+    return hsum(s);
 }
 
 /* Passes 1 and 2 fused, so the row is read from memory once: per block of
@@ -284,8 +315,13 @@ SD_ALWAYS_INLINE int any_in_range_g(const float *x, float lo, float hi) {
 }
 
 static int any_in_range_base(const float *x, float lo, float hi) { return any_in_range_g(x, lo, hi); }
-static void exp_block_base(const float *x, int64_t n, float m, float beta, float *e, float *y) {
-    exp_block_g(x, n, m, beta, e, y);
+static void exp_bins_base(const float *x, int64_t n, float m, float beta, float *e, int32_t *bin,
+                          float *y) {
+    exp_bins_g(x, n, m, beta, e, bin, y);
+}
+static float kept_chunk_base(const float *x, const float *e, int64_t n, int32_t base, float tau,
+                             int32_t tau_id) {
+    return kept_chunk_g(x, e, n, base, tau, tau_id);
 }
 static void exp_sums_base(const float *x, int64_t V, float m, float beta, double *s, double *t) {
     exp_sums_g(x, V, m, beta, s, t);
@@ -307,8 +343,13 @@ SD_AVX2 static int32_t fused_not_avx2(const float *x, int64_t V, int32_t K, cand
 SD_AVX2 static int any_in_range_avx2(const float *x, float lo, float hi) {
     return any_in_range_g(x, lo, hi);
 }
-SD_AVX2 static void exp_block_avx2(const float *x, int64_t n, float m, float beta, float *e, float *y) {
-    exp_block_g(x, n, m, beta, e, y);
+SD_AVX2 static void exp_bins_avx2(const float *x, int64_t n, float m, float beta, float *e, int32_t *bin,
+                                  float *y) {
+    exp_bins_g(x, n, m, beta, e, bin, y);
+}
+SD_AVX2 static float kept_chunk_avx2(const float *x, const float *e, int64_t n, int32_t base, float tau,
+                                     int32_t tau_id) {
+    return kept_chunk_g(x, e, n, base, tau, tau_id);
 }
 SD_AVX2 static void exp_sums_avx2(const float *x, int64_t V, float m, float beta, double *s,
                                   double *t) {
@@ -381,7 +422,8 @@ static int cand_cmp(const void *a, const void *b) {
  *   KEEP_ALL    nothing filtered
  *   KEEP_LIST   the first n entries of a sorted list c
  *   KEEP_ABOVE  x > tau, or x == tau and id <= tau_id; Z and TZ are the sums
- *               of exp(y) and exp(y) y over it, y = beta (x - m)
+ *               of exp(y) and exp(y) y over it, y = beta (x - m), and
+ *               e[V] every exp(y) of the row (the histogram's)
  */
 enum { KEEP_ALL, KEEP_LIST, KEEP_ABOVE };
 typedef struct kept {
@@ -391,6 +433,7 @@ typedef struct kept {
     float tau;
     int32_t tau_id;
     double Z, TZ;
+    const float *e;
 } kept;
 
 /* Apply Dream's top_p then top_k filters to the sorted list c[nc] (the
@@ -436,47 +479,71 @@ static int filter_list(const cand *c, int64_t nc, int64_t V, float m, double bet
     return 0;
 }
 
-#define HBINS 2048
-#define HRANGE 87.0f
-
 static inline int hbin(float y) {
     int b = (int)(-y * ((float)HBINS / HRANGE));
     return b < HBINS - 1 ? b : HBINS - 1;
 }
 
-/* top_p when the 64 best do not reach it (flat rows, high temperature):
- * a histogram of the probability mass over y = beta (x - m) finds the bin
- * where the sorted cumulative mass crosses top_p; only that bin's entries
- * are sorted. Two passes and a small sort instead of sorting the row.
- * scratch holds up to V entries. */
-static void top_p_threshold(const float *x, int64_t V, float m, float beta, double top_p,
-                            cand *scratch, kept *k) {
+/* The probability mass of a row at inverse temperature beta binned by
+ * y = beta (x - m) (bins of width HRANGE / HBINS, bin 0 at the maximum):
+ * mass[b] = sum exp(y), tmass[b] = sum exp(y) y (only when with_t), Z the
+ * total. e[V] receives every exp(y), so the top-p draw can walk the kept
+ * tokens without computing exponentials again. */
+typedef struct hist {
     double mass[HBINS], tmass[HBINS];
-    memset(mass, 0, sizeof mass);
-    memset(tmass, 0, sizeof tmass);
-    /* exponentials in vector chunks, then a scalar scatter into the bins */
-    float eb[256], yb[256];
+    double Z;
+    const float *e;
+} hist;
+
+static void hist_build(const float *x, int64_t V, float m, float beta, int with_t, float *e, hist *h) {
+    memset(h->mass, 0, sizeof h->mass);
+    if (with_t) memset(h->tmass, 0, sizeof h->tmass);
+    /* exponentials and bins in vector chunks, then a scalar scatter; two
+     * interleaved accumulators halve the dependency chains of flat rows,
+     * whose entries crowd into a few bins */
+    int32_t bb[256];
+    float yb[256];
+    double mass2[HBINS];
+    memset(mass2, 0, sizeof mass2);
     for (int64_t c = 0; c < V; c += 256) {
         int64_t n = V - c < 256 ? V - c : 256, nv = n & ~(int64_t)(VL - 1);
-        DISPATCH(exp_block, x + c, nv, m, beta, eb, yb);
+        float *ec = e + c;
+        DISPATCH(exp_bins, x + c, nv, m, beta, ec, bb, with_t ? yb : NULL);
         for (int64_t j = nv; j < n; j++) {
             float y = (x[c + j] - m) * beta;
             yb[j] = y < -HRANGE ? -HRANGE : y;
-            eb[j] = exp_nonpos(yb[j]);
+            ec[j] = exp_nonpos(yb[j]);
+            bb[j] = hbin(yb[j]);
         }
-        for (int64_t j = 0; j < n; j++) {
-            int b = hbin(yb[j]);
-            mass[b] += eb[j];
-            tmass[b] += (double)eb[j] * yb[j];
+        int64_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+            h->mass[bb[j]] += ec[j];
+            mass2[bb[j + 1]] += ec[j + 1];
         }
+        if (j < n) h->mass[bb[j]] += ec[j];
+        if (with_t)
+            for (j = 0; j < n; j++) h->tmass[bb[j]] += (double)ec[j] * yb[j];
     }
     double Z = 0;
-    for (int b = 0; b < HBINS; b++) Z += mass[b];
-    double target = top_p * Z, cum = 0, tcum = 0;
+    for (int b = 0; b < HBINS; b++) {
+        h->mass[b] += mass2[b];
+        Z += h->mass[b];
+    }
+    h->Z = Z;
+    h->e = e;
+}
+
+/* top_p when the 64 best do not reach it (flat rows, high temperature):
+ * the histogram h finds the bin where the sorted cumulative mass crosses
+ * top_p; only that bin's entries are sorted. One pass and a small sort
+ * instead of sorting the row. scratch holds up to V entries. */
+static void top_p_threshold(const float *x, int64_t V, float m, float beta, double top_p,
+                            const hist *h, int with_t, cand *scratch, kept *k) {
+    double target = top_p * h->Z, cum = 0, tcum = 0;
     int bc = 0;
-    while (bc < HBINS && !(cum + mass[bc] > target)) {
-        cum += mass[bc];
-        tcum += tmass[bc];
+    while (bc < HBINS && !(cum + h->mass[bc] > target)) {
+        cum += h->mass[bc];
+        if (with_t) tcum += h->tmass[bc];
         bc++;
     }
     if (bc == HBINS) { /* rounding: top_p is within float noise of 1 */
@@ -517,7 +584,7 @@ static void top_p_threshold(const float *x, int64_t V, float m, float beta, doub
     for (; j < n; j++) {
         float y = (scratch[j].v - m) * beta;
         y = y < -HRANGE ? -HRANGE : y;
-        float e = exp_nonpos(y);
+        float e = h->e[scratch[j].id]; /* the histogram's own exponential */
         cum += e;
         tcum += (double)e * y;
         if (cum > target) break;
@@ -528,6 +595,7 @@ static void top_p_threshold(const float *x, int64_t V, float m, float beta, doub
     k->tau_id = scratch[j].id;
     k->Z = cum;
     k->TZ = tcum;
+    k->e = h->e;
 }
 
 static int cand_id_cmp(const void *a, const void *b) {
@@ -550,6 +618,27 @@ static int32_t walk_kept(const float *x, int64_t V, float m, double beta, const 
             if (acc > target) return byid[i].id;
         }
         return byid[k->n - 1].id;
+    }
+    if (k->mode == KEEP_ABOVE) {
+        /* The kept mass of chunks of 256 from the stored exponentials (a
+         * masked vector sum, no exponential); only the chunk the draw
+         * falls in is walked element by element. */
+        const int64_t CH = 256;
+        int64_t i = 0;
+        for (; i + CH <= V; i += CH) {
+            double c = DISPATCH(kept_chunk, x + i, k->e + i, CH, (int32_t)i, k->tau, k->tau_id);
+            if (acc + c > target) break;
+            acc += c;
+        }
+        for (; i < V; i++) {
+            if (!(x[i] > k->tau || (x[i] == k->tau && i <= k->tau_id))) continue;
+            acc += k->e[i];
+            if (acc > target) return (int32_t)i;
+        }
+        /* rounding left target just above the kept sum: the last kept token */
+        for (i = V - 1; i > 0; i--)
+            if (x[i] > k->tau || (x[i] == k->tau && i <= k->tau_id)) break;
+        return (int32_t)i;
     }
     float tau = k->mode == KEEP_LIST ? k->c[k->n - 1].v : k->tau;
     int32_t tid = k->mode == KEEP_LIST ? k->c[k->n - 1].id : k->tau_id;
@@ -613,9 +702,10 @@ static void finish_row(const float *x, int64_t V, uint64_t row_id, const sd_stat
     o->p_token = (float)(exp((double)x[tok] - m) / s);
 }
 
-/* One row; sorted is NULL or scratch of V cands for the slow paths. */
+/* One row; sorted and ebuf are NULL or scratch of V cands and V floats
+ * for the slow paths, h the histogram's storage. */
 static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
-                         cand *sorted, sd_row_stats *o) {
+                         cand *sorted, float *ebuf, hist *h, sd_row_stats *o) {
     /* top_k + 1 candidates show whether the k-th value ties past the list. */
     int32_t K = p->sm_k > 2 ? p->sm_k : 2;
     if (p->top_k > 0 && p->top_k + 1 > K)
@@ -629,20 +719,36 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
     int32_t ntop = with_t ? DISPATCH(fused, x, V, K, top, &m, &s, &t) : DISPATCH(fused_not, x, V, K, top, &m, &s, &t);
     if (ntop == 0 || !isfinite(m) || !isfinite(s) || !isfinite(t)) return SMDIFF_E_NUMERIC;
     double beta = p->temperature > 0 ? 1.0 / p->temperature : 1.0;
-    kept k = {KEEP_ALL, NULL, 0, 0, 0, 0, 0};
+    kept k = {KEEP_ALL, NULL, 0, 0, 0, 0, 0, NULL};
     if (p->top_p < 1.0 || p->top_k > 0) {
         double Z = s;
-        if (beta != 1.0 && p->top_p < 1.0) {
+        int have_hist = 0;
+        if (p->top_p < 1.0 && ebuf && h) {
+            /* A row whose 64 best hold at most top_p of p (temperature 1)
+             * is flat: top_p will need the histogram (certainly at T >= 1,
+             * where tempering flattens q further; almost always below), and
+             * the histogram pass gives Z at temperature T as well, so it
+             * replaces the sums pass instead of following it. */
+            double share = 0;
+            for (int32_t i = 0; i < ntop; i++) share += exp((double)top[i].v - m);
+            if (share <= p->top_p * s) {
+                hist_build(x, V, m, (float)beta, p->want_q_entropy, ebuf, h);
+                Z = h->Z;
+                have_hist = 1;
+            }
+        }
+        if (!have_hist && beta != 1.0 && p->top_p < 1.0) {
             double tz;
             exp_sums_beta(x, V, m, (float)beta, &Z, &tz);
         }
         if (filter_list(top, ntop, V, m, beta, Z, p->top_p, p->top_k, &k)) {
-            if (!sorted) return SMDIFF_E_NOMEM;
+            if (!sorted || (p->top_p < 1.0 && (!ebuf || !h))) return SMDIFF_E_NOMEM;
             int done = 0;
             if (p->top_p < 1.0 && p->top_k < ntop - 1) {
                 /* The 64 best are all kept by top_p; top_k (if any) then
                  * cuts inside them. */
-                top_p_threshold(x, V, m, (float)beta, p->top_p, sorted, &k);
+                if (!have_hist) hist_build(x, V, m, (float)beta, p->want_q_entropy, ebuf, h);
+                top_p_threshold(x, V, m, (float)beta, p->top_p, h, p->want_q_entropy, sorted, &k);
                 done = 1;
                 if (p->top_k > 0 && k.mode != KEEP_ALL) {
                     float kth = top[p->top_k - 1].v;
@@ -680,14 +786,18 @@ typedef struct rows_ctx {
     const sd_stats_params *p;
     sd_row_stats *out;
     cand *sorted;       /* [n_threads, V] or NULL */
+    float *ebuf;        /* [n_threads, V] or NULL: the top-p histogram's exponentials */
+    hist *hists;        /* [n_threads] or NULL */
     int32_t *rc;        /* [n_rows] */
 } rows_ctx;
 
 static void rows_worker(void *vctx, int64_t begin, int64_t end, int thread) {
     rows_ctx *c = vctx;
     cand *sorted = c->sorted ? c->sorted + (size_t)thread * (size_t)c->V : NULL;
+    float *ebuf = c->ebuf ? c->ebuf + (size_t)thread * (size_t)c->V : NULL;
+    hist *h = c->hists ? c->hists + thread : NULL;
     for (int64_t r = begin; r < end; r++)
-        c->rc[r] = stats_row(c->logits + r * c->V, c->V, c->row_id[r], c->p, sorted, &c->out[r]);
+        c->rc[r] = stats_row(c->logits + r * c->V, c->V, c->row_id[r], c->p, sorted, ebuf, h, &c->out[r]);
 }
 
 int32_t sd_stats_rows(sd_pool *pool, const float *logits, int64_t n_rows, int64_t V,
@@ -701,17 +811,26 @@ int32_t sd_stats_rows(sd_pool *pool, const float *logits, int64_t n_rows, int64_
         return sd_fail(err, SMDIFF_E_INVAL, "stats: invalid sampling parameters");
     int nt = pool ? sd_pool_threads(pool) : 1;
     cand *sorted = NULL;
+    float *ebuf = NULL;
+    hist *hists = NULL;
     int32_t *rc = sd_malloc((size_t)n_rows * sizeof *rc);
     if (!rc) return sd_fail(err, SMDIFF_E_NOMEM, "stats: out of memory");
     if (p->top_p < 1.0 || p->top_k > 0) {
         size_t bytes;
         if (sd_mul_size((size_t)nt * (size_t)V, sizeof(cand), &bytes) == 0) sorted = sd_malloc(bytes);
-        if (!sorted) {
+        if (p->top_p < 1.0) {
+            if (sd_mul_size((size_t)nt * (size_t)V, sizeof(float), &bytes) == 0) ebuf = sd_malloc(bytes);
+            hists = sd_malloc((size_t)nt * sizeof *hists);
+        }
+        if (!sorted || (p->top_p < 1.0 && (!ebuf || !hists))) {
+            sd_free(sorted);
+            sd_free(ebuf);
+            sd_free(hists);
             sd_free(rc);
             return sd_fail(err, SMDIFF_E_NOMEM, "stats: out of memory for the top-p sort");
         }
     }
-    rows_ctx c = {logits, V, row_id, p, out, sorted, rc};
+    rows_ctx c = {logits, V, row_id, p, out, sorted, ebuf, hists, rc};
     if (pool)
         sd_pool_run(pool, rows_worker, &c, n_rows);
     else
@@ -725,6 +844,8 @@ int32_t sd_stats_rows(sd_pool *pool, const float *logits, int64_t n_rows, int64_
         }
     }
     sd_free(sorted);
+    sd_free(ebuf);
+    sd_free(hists);
     sd_free(rc);
     return status;
 }
