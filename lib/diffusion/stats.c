@@ -183,25 +183,40 @@ SD_ALWAYS_INLINE float exp_chunk_g(const float *x, int64_t n, float m, float bet
 #define HBINS 2048
 #define HRANGE 87.0f
 
-/* e[i] = exp(max(beta (x[i] - m), -87)), bin[i] its histogram bin and,
- * when y is not NULL, y[i] the clamped argument, for i < n, n a multiple of
- * VL. The bin is computed as hbin() does, in the same float operations, so
- * the two agree exactly. */
-SD_ALWAYS_INLINE void exp_bins_g(const float *x, int64_t n, float m, float beta, float *e,
-                                 int32_t *bin, float *y) {
+/* e[i] = exp(max(beta (x[i] - m), -87)) and bin[i] its histogram bin, for
+ * i < n, n a multiple of VL. The bin is computed as hbin() does, in the same
+ * float operations, so the two agree exactly. Entries in bins >= bth (the
+ * far tail) go into lump[0] += e and, when y is not NULL, lump[1] += e y;
+ * bit j of sel[i / VL] is set for the others, which the caller scatters
+ * (y[i] then holds their clamped argument). */
+SD_ALWAYS_INLINE void exp_bins_g(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
+                                 int32_t *bin, float *y, uint8_t *sel, double *lump) {
     v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), sc = vsplat((float)HBINS / HRANGE);
     v8si top = {HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1};
+    v8si vth = {bth, bth, bth, bth, bth, bth, bth, bth};
+    v8sf ls = vsplat(0), lt = vsplat(0);
     for (int64_t i = 0; i < n; i += VL) {
         v8sf a = vmax(lo, (vload(x + i) - vm) * vb);
         v8sf r = vexp(a);
         v8sf na = -a;
         v8si b = __builtin_convertvector(na * sc, v8si);
-        v8si lt = b < top;
-        b = (b & lt) | (top & ~lt);
-        if (y) memcpy(y + i, &a, sizeof a);
+        v8si under = b < top;
+        b = (b & under) | (top & ~under);
+        v8si far = b >= vth;
+        v8sf rf = (v8sf)((v8si)r & far);
+        ls += rf;
+        if (y) {
+            lt += rf * a;
+            memcpy(y + i, &a, sizeof a);
+        }
         memcpy(e + i, &r, sizeof r);
         memcpy(bin + i, &b, sizeof b);
+        uint32_t bits = 0;
+        for (int j = 0; j < VL; j++) bits |= (uint32_t)(far[j] == 0) << j;
+        sel[i / VL] = (uint8_t)bits;
     }
+    lump[0] += hsum(ls);
+    if (y) lump[1] += hsum(lt);
 }
 
 /* Sum of e[i] over the kept entries of x[0..n) (n a multiple of VL): x > tau,
@@ -305,19 +320,27 @@ static int32_t fused_not_base(const float *x, int64_t V, int32_t K, cand *c, flo
                               double *t) {
     return fused_g(x, V, K, c, m, s, t, 0);
 }
-/* Whether any of x[0..VL) lies in [lo, hi] (NaN never does). */
-SD_ALWAYS_INLINE int any_in_range_g(const float *x, float lo, float hi) {
-    v8sf v = vload(x);
-    v8si in = (v >= vsplat(lo)) & (v <= vsplat(hi));
-    int32_t acc = 0;
-    for (int j = 0; j < VL; j++) acc |= in[j];
-    return acc != 0;
+/* The first i >= from, stepping by VL below n (n - from a multiple of VL),
+ * whose block x[i..i+VL) holds a value in [lo, hi] (NaN never does); n if
+ * none. One call scans the whole row, so the test stays in registers. */
+SD_ALWAYS_INLINE int64_t next_in_range_g(const float *x, int64_t from, int64_t n, float lo, float hi) {
+    v8sf vlo = vsplat(lo), vhi = vsplat(hi);
+    for (int64_t i = from; i < n; i += VL) {
+        v8sf v = vload(x + i);
+        v8si in = (v >= vlo) & (v <= vhi);
+        int32_t acc = 0;
+        for (int j = 0; j < VL; j++) acc |= in[j];
+        if (acc) return i;
+    }
+    return n;
 }
 
-static int any_in_range_base(const float *x, float lo, float hi) { return any_in_range_g(x, lo, hi); }
-static void exp_bins_base(const float *x, int64_t n, float m, float beta, float *e, int32_t *bin,
-                          float *y) {
-    exp_bins_g(x, n, m, beta, e, bin, y);
+static int64_t next_in_range_base(const float *x, int64_t from, int64_t n, float lo, float hi) {
+    return next_in_range_g(x, from, n, lo, hi);
+}
+static void exp_bins_base(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
+                          int32_t *bin, float *y, uint8_t *sel, double *lump) {
+    exp_bins_g(x, n, m, beta, bth, e, bin, y, sel, lump);
 }
 static float kept_chunk_base(const float *x, const float *e, int64_t n, int32_t base, float tau,
                              int32_t tau_id) {
@@ -340,12 +363,12 @@ SD_AVX2 static int32_t fused_not_avx2(const float *x, int64_t V, int32_t K, cand
                                       double *t) {
     return fused_g(x, V, K, c, m, s, t, 0);
 }
-SD_AVX2 static int any_in_range_avx2(const float *x, float lo, float hi) {
-    return any_in_range_g(x, lo, hi);
+SD_AVX2 static int64_t next_in_range_avx2(const float *x, int64_t from, int64_t n, float lo, float hi) {
+    return next_in_range_g(x, from, n, lo, hi);
 }
-SD_AVX2 static void exp_bins_avx2(const float *x, int64_t n, float m, float beta, float *e, int32_t *bin,
-                                  float *y) {
-    exp_bins_g(x, n, m, beta, e, bin, y);
+SD_AVX2 static void exp_bins_avx2(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
+                                  int32_t *bin, float *y, uint8_t *sel, double *lump) {
+    exp_bins_g(x, n, m, beta, bth, e, bin, y, sel, lump);
 }
 SD_AVX2 static float kept_chunk_avx2(const float *x, const float *e, int64_t n, int32_t base, float tau,
                                      int32_t tau_id) {
@@ -492,52 +515,86 @@ static inline int hbin(float y) {
 typedef struct hist {
     double mass[HBINS], tmass[HBINS];
     double Z;
+    int32_t bth; /* bins >= bth are the far tail, all its mass in bin HBINS - 1 */
     const float *e;
 } hist;
 
-static void hist_build(const float *x, int64_t V, float m, float beta, int with_t, float *e, hist *h) {
+static void hist_build(const float *x, int64_t V, float m, float beta, int32_t bth, int with_t, float *e,
+                       hist *h) {
     memset(h->mass, 0, sizeof h->mass);
     if (with_t) memset(h->tmass, 0, sizeof h->tmass);
-    /* exponentials and bins in vector chunks, then a scalar scatter; two
-     * interleaved accumulators halve the dependency chains of flat rows,
-     * whose entries crowd into a few bins */
+    /* exponentials and bins in vector chunks, then a scalar scatter of the
+     * entries above the far tail; two interleaved accumulators halve the
+     * dependency chains of flat rows, whose entries crowd into few bins */
     int32_t bb[256];
     float yb[256];
-    double mass2[HBINS];
+    uint8_t sel[256 / VL];
+    double mass2[HBINS], lump[2] = {0, 0};
     memset(mass2, 0, sizeof mass2);
     for (int64_t c = 0; c < V; c += 256) {
         int64_t n = V - c < 256 ? V - c : 256, nv = n & ~(int64_t)(VL - 1);
         float *ec = e + c;
-        DISPATCH(exp_bins, x + c, nv, m, beta, ec, bb, with_t ? yb : NULL);
-        for (int64_t j = nv; j < n; j++) {
+        DISPATCH(exp_bins, x + c, nv, m, beta, bth, ec, bb, with_t ? yb : NULL, sel, lump);
+        for (int64_t q = 0; q < nv / VL; q++) {
+            uint32_t bits = sel[q];
+            while (bits) {
+                int64_t j = q * VL + __builtin_ctz(bits);
+                bits &= bits - 1;
+                h->mass[bb[j]] += ec[j];
+                if (with_t) h->tmass[bb[j]] += (double)ec[j] * yb[j];
+                if (!bits) break;
+                j = q * VL + __builtin_ctz(bits);
+                bits &= bits - 1;
+                mass2[bb[j]] += ec[j];
+                if (with_t) h->tmass[bb[j]] += (double)ec[j] * yb[j];
+            }
+        }
+        for (int64_t j = nv; j < n; j++) { /* the row's last partial vector */
             float y = (x[c + j] - m) * beta;
-            yb[j] = y < -HRANGE ? -HRANGE : y;
-            ec[j] = exp_nonpos(yb[j]);
-            bb[j] = hbin(yb[j]);
+            y = y < -HRANGE ? -HRANGE : y;
+            ec[j] = exp_nonpos(y);
+            int b = hbin(y);
+            if (b >= bth) {
+                lump[0] += ec[j];
+                lump[1] += (double)ec[j] * y;
+            } else {
+                h->mass[b] += ec[j];
+                if (with_t) h->tmass[b] += (double)ec[j] * y;
+            }
         }
-        int64_t j = 0;
-        for (; j + 2 <= n; j += 2) {
-            h->mass[bb[j]] += ec[j];
-            mass2[bb[j + 1]] += ec[j + 1];
-        }
-        if (j < n) h->mass[bb[j]] += ec[j];
-        if (with_t)
-            for (j = 0; j < n; j++) h->tmass[bb[j]] += (double)ec[j] * yb[j];
     }
     double Z = 0;
     for (int b = 0; b < HBINS; b++) {
         h->mass[b] += mass2[b];
         Z += h->mass[b];
     }
-    h->Z = Z;
+    /* The far tail stands in the last bin: its mass only counts in Z. */
+    h->mass[HBINS - 1] += lump[0];
+    if (with_t) h->tmass[HBINS - 1] += lump[1];
+    h->Z = Z + lump[0];
+    h->bth = bth;
     h->e = e;
+}
+
+/* The first bin of the far tail of a row for top_p: every entry with y =
+ * beta (x - m) <= -bth w has exp(y) <= e^(-bth w), so V of them hold at
+ * most half of (1 - top_p) of z_lo, a lower bound on Z (the 64 best's
+ * mass at beta). The cut, where the mass from the top passes top_p Z, then
+ * lies above them, and they need no bin of their own. */
+static int32_t far_bin(int64_t V, double top_p, double z_lo) {
+    double ylim = log(0.5 * (1.0 - top_p) * z_lo / (double)V);
+    if (!(ylim > -(double)HRANGE)) return HBINS - 1;
+    double b = ceil(-ylim * HBINS / HRANGE) + 1; /* one bin of slack for rounding */
+    return b < HBINS - 1 ? (int32_t)b : HBINS - 1;
 }
 
 /* top_p when the 64 best do not reach it (flat rows, high temperature):
  * the histogram h finds the bin where the sorted cumulative mass crosses
  * top_p; only that bin's entries are sorted. One pass and a small sort
- * instead of sorting the row. scratch holds up to V entries. */
-static void top_p_threshold(const float *x, int64_t V, float m, float beta, double top_p,
+ * instead of sorting the row. scratch holds up to V entries. Returns 1
+ * (and leaves *k alone) if the cut fell into h's far tail, which has no
+ * bins of its own; 0 when *k is set. */
+static int top_p_threshold(const float *x, int64_t V, float m, float beta, double top_p,
                             const hist *h, int with_t, cand *scratch, kept *k) {
     double target = top_p * h->Z, cum = 0, tcum = 0;
     int bc = 0;
@@ -548,8 +605,9 @@ static void top_p_threshold(const float *x, int64_t V, float m, float beta, doub
     }
     if (bc == HBINS) { /* rounding: top_p is within float noise of 1 */
         k->mode = KEEP_ALL;
-        return;
+        return 0;
     }
+    if (bc >= h->bth && h->bth < HBINS - 1) return 1; /* cannot happen but to rounding, see far_bin */
     /* The bin's entries: a cheap vector test on x against the bin's value
      * range (widened a little for rounding) picks the chunks to look at;
      * hbin itself decides, so membership is exactly the histogram's. */
@@ -557,9 +615,8 @@ static void top_p_threshold(const float *x, int64_t V, float m, float beta, doub
     float tol = 1e-4f * (fabsf(m) + 1.0f);
     float xlo = bc == HBINS - 1 ? -INFINITY : m - (float)((bc + 1) * w / beta) - tol;
     float xhi = m - (float)(bc * w / beta) + tol;
-    int64_t n = 0, i = 0;
-    for (; i + VL <= V; i += VL) {
-        if (!DISPATCH(any_in_range, x + i, xlo, xhi)) continue;
+    int64_t n = 0, i = 0, nv = V & ~(int64_t)(VL - 1);
+    for (; (i = DISPATCH(next_in_range, x, i, nv, xlo, xhi)) < nv; i += VL) {
         for (int64_t q = i; q < i + VL; q++) {
             float y = (x[q] - m) * beta;
             y = y < -HRANGE ? -HRANGE : y;
@@ -579,6 +636,7 @@ static void top_p_threshold(const float *x, int64_t V, float m, float beta, doub
             n++;
         }
     }
+    if (n == 0) return 1; /* cannot happen: the bin holds mass, so entries */
     qsort(scratch, (size_t)n, sizeof *scratch, cand_cmp);
     int64_t j = 0;
     for (; j < n; j++) {
@@ -596,6 +654,7 @@ static void top_p_threshold(const float *x, int64_t V, float m, float beta, doub
     k->Z = cum;
     k->TZ = tcum;
     k->e = h->e;
+    return 0;
 }
 
 static int cand_id_cmp(const void *a, const void *b) {
@@ -723,16 +782,32 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
     if (p->top_p < 1.0 || p->top_k > 0) {
         double Z = s;
         int have_hist = 0;
+        /* the 64 best's mass at temperature 1 and at T */
+        double share = 0, share_b = 0;
+        if (p->top_p < 1.0)
+            for (int32_t i = 0; i < ntop; i++) {
+                share += exp((double)top[i].v - m);
+                share_b += exp(beta * ((double)top[i].v - m));
+            }
+        int32_t bth = p->top_p < 1.0 ? far_bin(V, p->top_p, share_b) : HBINS - 1;
         if (p->top_p < 1.0 && ebuf && h) {
             /* A row whose 64 best hold at most top_p of p (temperature 1)
              * is flat: top_p will need the histogram (certainly at T >= 1,
-             * where tempering flattens q further; almost always below), and
-             * the histogram pass gives Z at temperature T as well, so it
-             * replaces the sums pass instead of following it. */
-            double share = 0;
-            for (int32_t i = 0; i < ntop; i++) share += exp((double)top[i].v - m);
-            if (share <= p->top_p * s) {
-                hist_build(x, V, m, (float)beta, p->want_q_entropy, ebuf, h);
+             * where tempering flattens q further; often below), and the
+             * histogram pass gives Z at temperature T as well, so it
+             * replaces the sums pass instead of following it.
+             * Below T = 1 the list's share grows. Every y = x - m outside
+             * the list is <= y_K (the list's last), so its term at beta > 1
+             * is at most e^y e^((beta - 1) y_K): Z <= share_b + (s - share)
+             * e^((beta - 1) y_K). When even that bound leaves the list above
+             * top_p, the list decides the cut and the plain sums suffice. */
+            int list_decides = 0;
+            if (beta > 1.0) {
+                double zmax = share_b + (s - share) * exp((beta - 1.0) * ((double)top[ntop - 1].v - m));
+                list_decides = share_b > p->top_p * zmax;
+            }
+            if (share <= p->top_p * s && !list_decides) {
+                hist_build(x, V, m, (float)beta, bth, p->want_q_entropy, ebuf, h);
                 Z = h->Z;
                 have_hist = 1;
             }
@@ -747,10 +822,15 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
             if (p->top_p < 1.0 && p->top_k < ntop - 1) {
                 /* The 64 best are all kept by top_p; top_k (if any) then
                  * cuts inside them. */
-                if (!have_hist) hist_build(x, V, m, (float)beta, p->want_q_entropy, ebuf, h);
-                top_p_threshold(x, V, m, (float)beta, p->top_p, h, p->want_q_entropy, sorted, &k);
-                done = 1;
-                if (p->top_k > 0 && k.mode != KEEP_ALL) {
+                if (!have_hist) hist_build(x, V, m, (float)beta, bth, p->want_q_entropy, ebuf, h);
+                int fail = top_p_threshold(x, V, m, (float)beta, p->top_p, h, p->want_q_entropy, sorted, &k);
+                if (fail) { /* the bound of far_bin failed to rounding: bin every entry */
+                    hist_build(x, V, m, (float)beta, HBINS - 1, p->want_q_entropy, ebuf, h);
+                    fail = top_p_threshold(x, V, m, (float)beta, p->top_p, h, p->want_q_entropy, sorted, &k);
+                }
+                done = !fail; /* else the full sort below */
+                if (fail) {
+                } else if (p->top_k > 0 && k.mode != KEEP_ALL) {
                     float kth = top[p->top_k - 1].v;
                     int64_t j = p->top_k;
                     while (j < ntop && top[j].v >= kth) j++;
