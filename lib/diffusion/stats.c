@@ -186,37 +186,38 @@ SD_ALWAYS_INLINE float exp_chunk_g(const float *x, int64_t n, float m, float bet
 /* e[i] = exp(max(beta (x[i] - m), -87)) and bin[i] its histogram bin, for
  * i < n, n a multiple of VL. The bin is computed as hbin() does, in the same
  * float operations, so the two agree exactly. Entries in bins >= bth (the
- * far tail) go into lump[0] += e and, when y is not NULL, lump[1] += e y;
- * bit j of sel[i / VL] is set for the others, which the caller scatters
- * (y[i] then holds their clamped argument). */
+ * far tail) get bin HBINS + (i mod VL) instead: slots of their own, one per
+ * lane so that adding them up makes no long dependency chain. y[i] (when y
+ * is not NULL) receives the clamped argument. */
 SD_ALWAYS_INLINE void exp_bins_g(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
-                                 int32_t *bin, float *y, uint8_t *sel, double *lump) {
+                                 int32_t *bin, float *y) {
     v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), sc = vsplat((float)HBINS / HRANGE);
-    v8si top = {HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1};
     v8si vth = {bth, bth, bth, bth, bth, bth, bth, bth};
-    v8sf ls = vsplat(0), lt = vsplat(0);
+    v8si far_slot = {HBINS, HBINS + 1, HBINS + 2, HBINS + 3, HBINS + 4, HBINS + 5, HBINS + 6, HBINS + 7};
     for (int64_t i = 0; i < n; i += VL) {
         v8sf a = vmax(lo, (vload(x + i) - vm) * vb);
         v8sf r = vexp(a);
         v8sf na = -a;
         v8si b = __builtin_convertvector(na * sc, v8si);
-        v8si under = b < top;
-        b = (b & under) | (top & ~under);
         v8si far = b >= vth;
-        v8sf rf = (v8sf)((v8si)r & far);
-        ls += rf;
-        if (y) {
-            lt += rf * a;
-            memcpy(y + i, &a, sizeof a);
-        }
+        b = (b & ~far) | (far_slot & far);
+        if (y) memcpy(y + i, &a, sizeof a);
         memcpy(e + i, &r, sizeof r);
         memcpy(bin + i, &b, sizeof b);
-        uint32_t bits = 0;
-        for (int j = 0; j < VL; j++) bits |= (uint32_t)(far[j] == 0) << j;
-        sel[i / VL] = (uint8_t)bits;
     }
-    lump[0] += hsum(ls);
-    if (y) lump[1] += hsum(lt);
+}
+
+/* An estimate of sum exp(beta (x - m)) over the entries below xk: the
+ * first VL of every BLK entries, times BLK / VL. A guess that only steers
+ * the choice of path (stats_row), at an eighth of a pass. */
+SD_ALWAYS_INLINE double rest_sample_g(const float *x, int64_t V, float m, float beta, float xk) {
+    v8sf s = vsplat(0), vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), vk = vsplat(xk);
+    for (int64_t i = 0; i + VL <= V; i += BLK) {
+        v8sf v = vload(x + i);
+        v8sf r = vexp(vmax(lo, (v - vm) * vb));
+        s += (v8sf)((v8si)r & (v < vk));
+    }
+    return (double)hsum(s) * (BLK / VL);
 }
 
 /* Sum of e[i] over the kept entries of x[0..n) (n a multiple of VL): x > tau,
@@ -339,8 +340,11 @@ static int64_t next_in_range_base(const float *x, int64_t from, int64_t n, float
     return next_in_range_g(x, from, n, lo, hi);
 }
 static void exp_bins_base(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
-                          int32_t *bin, float *y, uint8_t *sel, double *lump) {
-    exp_bins_g(x, n, m, beta, bth, e, bin, y, sel, lump);
+                          int32_t *bin, float *y) {
+    exp_bins_g(x, n, m, beta, bth, e, bin, y);
+}
+static double rest_sample_base(const float *x, int64_t V, float m, float beta, float xk) {
+    return rest_sample_g(x, V, m, beta, xk);
 }
 static float kept_chunk_base(const float *x, const float *e, int64_t n, int32_t base, float tau,
                              int32_t tau_id) {
@@ -367,8 +371,11 @@ SD_AVX2 static int64_t next_in_range_avx2(const float *x, int64_t from, int64_t 
     return next_in_range_g(x, from, n, lo, hi);
 }
 SD_AVX2 static void exp_bins_avx2(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
-                                  int32_t *bin, float *y, uint8_t *sel, double *lump) {
-    exp_bins_g(x, n, m, beta, bth, e, bin, y, sel, lump);
+                                  int32_t *bin, float *y) {
+    exp_bins_g(x, n, m, beta, bth, e, bin, y);
+}
+SD_AVX2 static double rest_sample_avx2(const float *x, int64_t V, float m, float beta, float xk) {
+    return rest_sample_g(x, V, m, beta, xk);
 }
 SD_AVX2 static float kept_chunk_avx2(const float *x, const float *e, int64_t n, int32_t base, float tau,
                                      int32_t tau_id) {
@@ -521,57 +528,49 @@ typedef struct hist {
 
 static void hist_build(const float *x, int64_t V, float m, float beta, int32_t bth, int with_t, float *e,
                        hist *h) {
-    memset(h->mass, 0, sizeof h->mass);
-    if (with_t) memset(h->tmass, 0, sizeof h->tmass);
-    /* exponentials and bins in vector chunks, then a scalar scatter of the
-     * entries above the far tail; two interleaved accumulators halve the
-     * dependency chains of flat rows, whose entries crowd into few bins */
+    /* bins, then VL slots for the far tail */
+    double mass[HBINS + VL], mass2[HBINS + VL], tmass[HBINS + VL];
+    memset(mass, 0, sizeof mass);
+    memset(mass2, 0, sizeof mass2);
+    if (with_t) memset(tmass, 0, sizeof tmass);
+    /* exponentials and bins in vector chunks, then a branch-free scalar
+     * scatter; two interleaved accumulators halve the dependency chains of
+     * flat rows, whose entries crowd into few bins */
     int32_t bb[256];
     float yb[256];
-    uint8_t sel[256 / VL];
-    double mass2[HBINS], lump[2] = {0, 0};
-    memset(mass2, 0, sizeof mass2);
     for (int64_t c = 0; c < V; c += 256) {
         int64_t n = V - c < 256 ? V - c : 256, nv = n & ~(int64_t)(VL - 1);
         float *ec = e + c;
-        DISPATCH(exp_bins, x + c, nv, m, beta, bth, ec, bb, with_t ? yb : NULL, sel, lump);
-        for (int64_t q = 0; q < nv / VL; q++) {
-            uint32_t bits = sel[q];
-            while (bits) {
-                int64_t j = q * VL + __builtin_ctz(bits);
-                bits &= bits - 1;
-                h->mass[bb[j]] += ec[j];
-                if (with_t) h->tmass[bb[j]] += (double)ec[j] * yb[j];
-                if (!bits) break;
-                j = q * VL + __builtin_ctz(bits);
-                bits &= bits - 1;
-                mass2[bb[j]] += ec[j];
-                if (with_t) h->tmass[bb[j]] += (double)ec[j] * yb[j];
-            }
-        }
+        DISPATCH(exp_bins, x + c, nv, m, beta, bth, ec, bb, with_t ? yb : NULL);
         for (int64_t j = nv; j < n; j++) { /* the row's last partial vector */
             float y = (x[c + j] - m) * beta;
-            y = y < -HRANGE ? -HRANGE : y;
-            ec[j] = exp_nonpos(y);
-            int b = hbin(y);
-            if (b >= bth) {
-                lump[0] += ec[j];
-                lump[1] += (double)ec[j] * y;
-            } else {
-                h->mass[b] += ec[j];
-                if (with_t) h->tmass[b] += (double)ec[j] * y;
-            }
+            yb[j] = y < -HRANGE ? -HRANGE : y;
+            ec[j] = exp_nonpos(yb[j]);
+            int b = hbin(yb[j]);
+            bb[j] = b >= bth ? HBINS : b;
         }
+        int64_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+            mass[bb[j]] += ec[j];
+            mass2[bb[j + 1]] += ec[j + 1];
+        }
+        if (j < n) mass[bb[j]] += ec[j];
+        if (with_t)
+            for (j = 0; j < n; j++) tmass[bb[j]] += (double)ec[j] * yb[j];
     }
-    double Z = 0;
-    for (int b = 0; b < HBINS; b++) {
-        h->mass[b] += mass2[b];
-        Z += h->mass[b];
+    double Z = 0, lump = 0, tlump = 0;
+    for (int b = 0; b < HBINS + VL; b++) mass[b] += mass2[b];
+    for (int b = 0; b < HBINS; b++) Z += mass[b];
+    for (int b = HBINS; b < HBINS + VL; b++) {
+        lump += mass[b];
+        if (with_t) tlump += tmass[b];
     }
     /* The far tail stands in the last bin: its mass only counts in Z. */
-    h->mass[HBINS - 1] += lump[0];
-    if (with_t) h->tmass[HBINS - 1] += lump[1];
-    h->Z = Z + lump[0];
+    memcpy(h->mass, mass, sizeof h->mass);
+    if (with_t) memcpy(h->tmass, tmass, sizeof h->tmass);
+    h->mass[HBINS - 1] += lump;
+    if (with_t) h->tmass[HBINS - 1] += tlump;
+    h->Z = Z + lump;
     h->bth = bth;
     h->e = e;
 }
@@ -791,22 +790,29 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
             }
         int32_t bth = p->top_p < 1.0 ? far_bin(V, p->top_p, share_b) : HBINS - 1;
         if (p->top_p < 1.0 && ebuf && h) {
-            /* A row whose 64 best hold at most top_p of p (temperature 1)
-             * is flat: top_p will need the histogram (certainly at T >= 1,
-             * where tempering flattens q further; often below), and the
-             * histogram pass gives Z at temperature T as well, so it
-             * replaces the sums pass instead of following it.
-             * Below T = 1 the list's share grows. Every y = x - m outside
-             * the list is <= y_K (the list's last), so its term at beta > 1
-             * is at most e^y e^((beta - 1) y_K): Z <= share_b + (s - share)
-             * e^((beta - 1) y_K). When even that bound leaves the list above
-             * top_p, the list decides the cut and the plain sums suffice. */
-            int list_decides = 0;
-            if (beta > 1.0) {
-                double zmax = share_b + (s - share) * exp((beta - 1.0) * ((double)top[ntop - 1].v - m));
-                list_decides = share_b > p->top_p * zmax;
+            /* When the 64 best hold at most top_p of q, top_p needs the
+             * histogram, and the histogram pass gives Z at temperature T as
+             * well, so it replaces the sums pass instead of following it.
+             * Z is not known yet; bounds decide:
+             *  - Jensen (e^(c y) is convex): Z = s E_p[e^((beta - 1) y)] >=
+             *    s e^((beta - 1) t / s), y = x - m, when t is at hand;
+             *  - at beta <= 1 the list's share of q is at most its share of
+             *    p (tempering flattens q), so share <= top_p s suffices.
+             * Otherwise (beta > 1, bound not met) a sample of the entries
+             * below the list (rest_sample) estimates Z; a wrong guess
+             * costs time only. */
+            int flat;
+            if (beta <= 1.0) {
+                flat = share <= p->top_p * s;
+            } else {
+                double zlo = with_t ? s * exp((beta - 1.0) * t / s) : 0;
+                flat = share_b <= p->top_p * zlo;
+                if (!flat) {
+                    double est = share_b + DISPATCH(rest_sample, x, V, m, (float)beta, top[ntop - 1].v);
+                    flat = share_b <= p->top_p * est;
+                }
             }
-            if (share <= p->top_p * s && !list_decides) {
+            if (flat) {
                 hist_build(x, V, m, (float)beta, bth, p->want_q_entropy, ebuf, h);
                 Z = h->Z;
                 have_hist = 1;
