@@ -1,7 +1,8 @@
 /* test_stats.c -- per-row statistics (lib/diffusion/stats.c) against the
  * NumPy reference tests/data/stats_ref.txt (tests/ref/stats_ref.py), the
- * naive double-precision path, chi-square tests of the sampled tokens, and
- * thread-count independence. */
+ * naive double-precision path, chi-square tests of the sampled tokens, the
+ * top-p histogram path (flat rows, ties at the cut, the full vocabulary
+ * width), and thread-count independence. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -181,7 +182,130 @@ static void test_chi_square(void **state) {
         free(cnt);
         tested++;
     }
-    assert_true(tested >= 6);
+    assert_true(tested >= 10);
+}
+
+/* Share of the 64 largest logits in softmax(x / T), double precision: below
+ * top_p, stats.c cannot place the top-p cut within its candidate list and
+ * takes the histogram path. */
+static double top64_share(const float *x, int V, double T) {
+    double *y = malloc(sizeof(double) * (size_t)V), m = -INFINITY, z = 0, top = 0;
+    for (int i = 0; i < V; i++) m = fmax(m, (y[i] = x[i] / T));
+    for (int i = 0; i < V; i++) z += exp(y[i] - m);
+    for (int k = 0; k < 64 && k < V; k++) { /* selection by repeated maximum */
+        int b = -1;
+        for (int i = 0; i < V; i++)
+            if (y[i] > -INFINITY && (b < 0 || y[i] > y[b])) b = i;
+        top += exp(y[b] - m);
+        y[b] = -INFINITY;
+    }
+    free(y);
+    return top / z;
+}
+
+/* The top-p histogram path (the 64 best miss top_p): the fixture's flat and
+ * quantised cases (ties straddling the cut) draw the same tokens as the
+ * naive path for thousands of row streams, and on 1 and 2 threads alike. */
+static void test_top_p_histogram_path(void **state) {
+    (void)state;
+    load_ref();
+    int flat_cases = 0, tie_cases = 0;
+    const int R = 2000;
+    uint64_t *ids = malloc(sizeof(uint64_t) * R);
+    float *rows = malloc(sizeof(float) * MAXV * R);
+    sd_row_stats *a = malloc(sizeof(sd_row_stats) * R), *b = malloc(sizeof(sd_row_stats) * R);
+    sd_pool *pool;
+    assert_int_equal(sd_pool_create(2, &pool, NULL), 0);
+    for (int ci = 0; ci < n_cases; ci++) {
+        const refcase *c = &cases[ci];
+        if (c->T == 0 || c->p >= 1 || c->k > 0 || c->V < 128) continue;
+        if (!(top64_share(c->x, c->V, c->T) < c->p)) continue;
+        flat_cases++;
+        /* a tie group split by the cut: equal logits, some kept, some not */
+        int split = 0;
+        for (int i = 0; i < c->V && !split; i++)
+            for (int j = 0; j < c->V; j++)
+                if (c->x[j] == c->x[i] && (c->q[i] > 0) != (c->q[j] > 0)) split = 1;
+        tie_cases += split;
+        for (int e = 0; e < 2; e++) { /* with and without H(p): different path choices */
+            sd_stats_params p = params_of(c);
+            p.skip_entropy = e;
+            p.want_q_entropy = !e;
+            for (int r = 0; r < R; r++) {
+                memcpy(rows + (size_t)r * c->V, c->x, sizeof(float) * (size_t)c->V);
+                ids[r] = (uint64_t)r * 7 + 1;
+            }
+            memset(a, 0, sizeof(sd_row_stats) * R); /* sm slots past sm_k stay unwritten */
+            memset(b, 0, sizeof(sd_row_stats) * R);
+            assert_int_equal(sd_stats_rows(NULL, rows, R, c->V, ids, &p, a, NULL), 0);
+            assert_int_equal(sd_stats_rows(pool, rows, R, c->V, ids, &p, b, NULL), 0);
+            assert_memory_equal(a, b, sizeof(sd_row_stats) * R);
+            int mism = 0;
+            for (int r = 0; r < R; r++) {
+                sd_row_stats n;
+                assert_int_equal(sd_stats_row_naive(c->x, c->V, ids[r], &p, &n), 0);
+                if (!(c->q[a[r].token] > 0))
+                    fail_msg("case %d: token %d is outside the top-p set", ci, a[r].token);
+                if (a[r].token != n.token) {
+                    mism++;
+                    continue;
+                }
+                assert_true(fabs(a[r].confidence - c->q[a[r].token]) < 1e-5);
+                assert_true(fabs(a[r].q_top1 - c->t1) < 1e-5);
+                if (!e) assert_true(fabs(a[r].q_neg_entropy - c->ne) < 2e-5 * (1 + fabs(c->ne)));
+            }
+            /* only draws within float rounding of a CDF boundary may differ */
+            if (mism * 200 > R) fail_msg("case %d: %d of %d draws differ from the naive path", ci, mism, R);
+        }
+    }
+    sd_pool_free(pool);
+    free(ids);
+    free(rows);
+    free(a);
+    free(b);
+    assert_true(flat_cases >= 4);
+    assert_true(tie_cases >= 2);
+}
+
+/* The same at the vocabulary of Qwen2.5 (151936): flat, normal(0, 3) and
+ * peaked rows, top-p with T below, at and above 1, against the naive path.
+ * normal(0, 3) rows at T 0.7 are the bench's "flat rows". */
+static void test_top_p_wide_rows(void **state) {
+    (void)state;
+    const int64_t V = 151936;
+    float *x = sd_malloc(sizeof(float) * (size_t)V);
+    sd_rng rng;
+    sd_rng_init(&rng, 77, 0);
+    const double scales[] = {0.3, 3.0, 8.0};
+    const double Ts[] = {0.7, 1.0, 1.5, 0.7};
+    const double ps[] = {0.95, 0.95, 0.8, 0.5};
+    int total = 0, mism = 0;
+    for (int si = 0; si < 3; si++) {
+        for (int64_t i = 0; i < V; i++) x[i] = (float)(sd_rng_normal(&rng) * scales[si]);
+        if (si == 2) x[12345] = x[0] = -INFINITY; /* masked-out logits */
+        for (int c = 0; c < 4; c++) {
+            sd_stats_params p = {Ts[c], 0, ps[c], 4, c & 1, 3, (uint64_t)si, (c >> 1) & 1};
+            for (uint64_t rid = 0; rid < 2; rid++) {
+                sd_row_stats f, n;
+                assert_int_equal(sd_stats_rows(NULL, x, 1, V, &rid, &p, &f, NULL), 0);
+                assert_int_equal(sd_stats_row_naive(x, V, rid, &p, &n), 0);
+                total++;
+                if (f.token != n.token) {
+                    mism++;
+                    continue;
+                }
+                if (!(fabs(f.confidence - n.confidence) < 1e-5 * (1 + n.confidence)))
+                    fail_msg("scale %g T %g p %g: conf %g vs %g", scales[si], Ts[c], ps[c], f.confidence,
+                             n.confidence);
+                assert_true(fabs(f.q_top1 - n.q_top1) < 1e-5);
+                assert_true(fabs(f.q_top2 - n.q_top2) < 1e-5);
+                assert_true(fabs(f.q_neg_entropy - n.q_neg_entropy) < 1e-4 * (1 + fabs(n.q_neg_entropy)));
+                assert_true(fabs(f.p_token - n.p_token) < 1e-5);
+            }
+        }
+    }
+    assert_true(total == 24 && mism <= 1);
+    sd_free(x);
 }
 
 /* Fast path against the naive double-precision path on random rows of a
@@ -283,6 +407,8 @@ int main(void) {
         cmocka_unit_test(test_reference_fixture),
         cmocka_unit_test(test_chi_square),
         cmocka_unit_test(test_fast_vs_naive),
+        cmocka_unit_test(test_top_p_histogram_path),
+        cmocka_unit_test(test_top_p_wide_rows),
         cmocka_unit_test(test_threads_and_nan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,9 +51,15 @@ def main():
     specs = [(50, 0.0, 0, 1.0, 3.0), (50, 0.0, 5, 1.0, 3.0), (50, 0.0, 0, 0.7, 2.0),
              (200, 0.7, 0, 0.9, 2.0), (200, 1.3, 10, 1.0, 2.0), (200, 1.0, 0, 1.0, 0.5),
              (8, 0.8, 0, 1.0, 1.0), (8, 1.0, 3, 1.0, 1.0), (8, 1.0, 0, 0.8, 1.0),
-             (8, 2.0, 4, 0.9, 1.0), (1000, 0.0, 0, 0.95, 1.0)]
-    for V, T, k, p, sc in specs:
+             (8, 2.0, 4, 0.9, 1.0), (1000, 0.0, 0, 0.95, 1.0),
+             # flat rows: the 64 best miss top_p, so stats.c takes its
+             # histogram path; quantised rows put ties at the top-p cut
+             (200, 0.7, 0, 0.9, 0.3), (200, 1.0, 0, 0.9, 0.5, 0.25),
+             (200, 1.5, 0, 0.6, 0.5, 0.25), (200, 1.3, 0, 0.8, 0.5)]
+    for V, T, k, p, sc, *quant in specs:
         x = (rng.standard_normal(V) * sc).astype(np.float32)
+        if quant:
+            x = (np.round(x / quant[0]) * quant[0]).astype(np.float32)
         xd = x.astype(np.float64)
         pr = softmax(xd)
         order = np.argsort(-xd, kind="stable")
