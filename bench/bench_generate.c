@@ -10,6 +10,8 @@
  *   statistics + strategy, and in building the input embeddings (SM mix).
  *
  *   BENCH_QUICK=1   part 1 and a two-step generation only
+ *   BENCH_GEN_RUN=r only generation run r (0 SM off greedy, 1 SM constant
+ *                   greedy, 2 SM constant T 0.7 top-p 0.95)
  *
  * Prints a table (docs/PERFORMANCE.md, "Generation"); never fails on
  * slowness.
@@ -167,6 +169,7 @@ typedef struct bmodel {
     sd_pool *pool;
     sd_arena arena;
     size_t arena_bytes;
+    double cpu_forward; /* process CPU seconds inside bm_forward */
 } bmodel;
 
 static sd_weight make(bmodel *bm, int64_t rows, int64_t cols, uint32_t type, float scale, float offset) {
@@ -249,7 +252,10 @@ static int32_t bm_forward(void *ctx, const float *embd, int64_t L, const int32_t
     }
     sd_arena_reset(&bm->arena);
     sd_forward_opts o = {0, bm->pool, abort_fn, abort_ud};
-    return sd_forward(&bm->w, embd, L, rows, n_rows, logits, NULL, &o, &bm->arena, err);
+    double c0 = cpu_s();
+    int32_t rc = sd_forward(&bm->w, embd, L, rows, n_rows, logits, NULL, &o, &bm->arena, err);
+    bm->cpu_forward += cpu_s() - c0;
+    return rc;
 }
 
 static void part2(int quick) {
@@ -268,8 +274,13 @@ static void part2(int quick) {
     for (int i = 0; i < 20; i++) prompt[i] = 1000 + 37 * i;
     printf("%-26s %6s %12s %12s %12s %10s\n", "run", "steps", "forward ms", "stats ms", "embed ms",
            "outside %");
-    int n_runs = quick ? 1 : 3;
-    for (int run = 0; run < n_runs; run++) {
+    int n_runs = quick ? 1 : 3, first = 0;
+    const char *only = getenv("BENCH_GEN_RUN");
+    if (only && atoi(only) >= 0 && atoi(only) < 3) {
+        first = atoi(only);
+        n_runs = first + 1;
+    }
+    for (int run = first; run < n_runs; run++) {
         smdiff_sampler *s;
         if (smdiff_sampler_create(&s)) exit(1);
         int steps = quick ? 2 : 3;
@@ -291,7 +302,10 @@ static void part2(int quick) {
         }
         smdiff_sampler_set_softmask(s, sm);
         smdiff_softmask_free(sm);
+        bm.cpu_forward = 0;
+        double cpu0 = cpu_s();
         int32_t rc = sd_generate(s, &gm, prompt, 20, out, 256, &n_out);
+        double cpu_all = cpu_s() - cpu0;
         if (rc) {
             fprintf(stderr, "generate failed: %s\n", smdiff_sampler_last_error(s));
             exit(1);
@@ -299,6 +313,12 @@ static void part2(int quick) {
         int k = s->steps_run;
         double f = s->time_forward / k * 1e3, st = s->time_stats / k * 1e3, e = s->time_embed / k * 1e3;
         printf("%-26s %6d %12.1f %12.2f %12.2f %9.2f%%\n", label, k, f, st, e, 100 * (st + e) / (f + st + e));
+        /* The same split in process CPU time (both threads; holds on a
+         * shared machine): the forward callback's CPU against everything
+         * else sd_generate spent. OpenBLAS's spin-waiting counts as forward. */
+        printf("%-26s %6s %12.1f %12.2f %12s %9.2f%%   (CPU ms per step)\n", "  same, CPU time", "",
+               bm.cpu_forward / k * 1e3, (cpu_all - bm.cpu_forward) / k * 1e3, "(incl.)",
+               100 * (cpu_all - bm.cpu_forward) / cpu_all);
         smdiff_sampler_free(s);
     }
     sd_arena_destroy(&bm.arena);
