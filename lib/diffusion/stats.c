@@ -220,6 +220,35 @@ SD_ALWAYS_INLINE double rest_sample_g(const float *x, int64_t V, float m, float 
     return (double)hsum(s) * (BLK / VL);
 }
 
+/* The entries of x[0..n) (n a multiple of VL) in histogram bin bc (bins
+ * as exp_bins_g computes them), appended to out as (value, id); returns
+ * their count. */
+SD_ALWAYS_INLINE int64_t collect_bin_g(const float *x, int64_t n, float m, float beta, int32_t bc,
+                                       cand *out) {
+    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), sc = vsplat((float)HBINS / HRANGE);
+    v8si top = {HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1};
+    v8si vbc = {bc, bc, bc, bc, bc, bc, bc, bc};
+    int64_t cnt = 0;
+    for (int64_t i = 0; i < n; i += VL) {
+        v8sf a = vmax(lo, (vload(x + i) - vm) * vb);
+        v8sf na = -a;
+        v8si b = __builtin_convertvector(na * sc, v8si);
+        v8si under = b < top;
+        b = (b & under) | (top & ~under);
+        v8si eq = b == vbc;
+        uint32_t bits = 0;
+        for (int j = 0; j < VL; j++) bits |= (uint32_t)(eq[j] & 1) << j;
+        while (bits) {
+            int j = __builtin_ctz(bits);
+            bits &= bits - 1;
+            out[cnt].v = x[i + j];
+            out[cnt].id = (int32_t)(i + j);
+            cnt++;
+        }
+    }
+    return cnt;
+}
+
 /* Sum of e[i] over the kept entries of x[0..n) (n a multiple of VL): x > tau,
  * or x == tau and base + i <= tau_id. The inverse-CDF walk over a top-p
  * kept set uses it to skip whole chunks without an exponential. */
@@ -321,30 +350,15 @@ static int32_t fused_not_base(const float *x, int64_t V, int32_t K, cand *c, flo
                               double *t) {
     return fused_g(x, V, K, c, m, s, t, 0);
 }
-/* The first i >= from, stepping by VL below n (n - from a multiple of VL),
- * whose block x[i..i+VL) holds a value in [lo, hi] (NaN never does); n if
- * none. One call scans the whole row, so the test stays in registers. */
-SD_ALWAYS_INLINE int64_t next_in_range_g(const float *x, int64_t from, int64_t n, float lo, float hi) {
-    v8sf vlo = vsplat(lo), vhi = vsplat(hi);
-    for (int64_t i = from; i < n; i += VL) {
-        v8sf v = vload(x + i);
-        v8si in = (v >= vlo) & (v <= vhi);
-        int32_t acc = 0;
-        for (int j = 0; j < VL; j++) acc |= in[j];
-        if (acc) return i;
-    }
-    return n;
-}
-
-static int64_t next_in_range_base(const float *x, int64_t from, int64_t n, float lo, float hi) {
-    return next_in_range_g(x, from, n, lo, hi);
-}
 static void exp_bins_base(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
                           int32_t *bin, float *y) {
     exp_bins_g(x, n, m, beta, bth, e, bin, y);
 }
 static double rest_sample_base(const float *x, int64_t V, float m, float beta, float xk) {
     return rest_sample_g(x, V, m, beta, xk);
+}
+static int64_t collect_bin_base(const float *x, int64_t n, float m, float beta, int32_t bc, cand *out) {
+    return collect_bin_g(x, n, m, beta, bc, out);
 }
 static float kept_chunk_base(const float *x, const float *e, int64_t n, int32_t base, float tau,
                              int32_t tau_id) {
@@ -367,15 +381,16 @@ SD_AVX2 static int32_t fused_not_avx2(const float *x, int64_t V, int32_t K, cand
                                       double *t) {
     return fused_g(x, V, K, c, m, s, t, 0);
 }
-SD_AVX2 static int64_t next_in_range_avx2(const float *x, int64_t from, int64_t n, float lo, float hi) {
-    return next_in_range_g(x, from, n, lo, hi);
-}
 SD_AVX2 static void exp_bins_avx2(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
                                   int32_t *bin, float *y) {
     exp_bins_g(x, n, m, beta, bth, e, bin, y);
 }
 SD_AVX2 static double rest_sample_avx2(const float *x, int64_t V, float m, float beta, float xk) {
     return rest_sample_g(x, V, m, beta, xk);
+}
+SD_AVX2 static int64_t collect_bin_avx2(const float *x, int64_t n, float m, float beta, int32_t bc,
+                                        cand *out) {
+    return collect_bin_g(x, n, m, beta, bc, out);
 }
 SD_AVX2 static float kept_chunk_avx2(const float *x, const float *e, int64_t n, int32_t base, float tau,
                                      int32_t tau_id) {
@@ -587,6 +602,21 @@ static int32_t far_bin(int64_t V, double top_p, double z_lo) {
     return b < HBINS - 1 ? (int32_t)b : HBINS - 1;
 }
 
+/* (a before b) in the order of a sorted row: value descending, id ascending. */
+static inline int cand_before(cand a, cand b) { return a.v > b.v || (a.v == b.v && a.id < b.id); }
+
+static inline void cand_swap(cand *a, cand *b) {
+    cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* y = beta (x - m) clamped as the histogram clamps it. */
+static inline float clamped_y(float x, float m, float beta) {
+    float y = (x - m) * beta;
+    return y < -HRANGE ? -HRANGE : y;
+}
+
 /* top_p when the 64 best do not reach it (flat rows, high temperature):
  * the histogram h finds the bin where the sorted cumulative mass crosses
  * top_p; only that bin's entries are sorted. One pass and a small sort
@@ -607,46 +637,73 @@ static int top_p_threshold(const float *x, int64_t V, float m, float beta, doubl
         return 0;
     }
     if (bc >= h->bth && h->bth < HBINS - 1) return 1; /* cannot happen but to rounding, see far_bin */
-    /* The bin's entries: a cheap vector test on x against the bin's value
-     * range (widened a little for rounding) picks the chunks to look at;
-     * hbin itself decides, so membership is exactly the histogram's. */
-    double w = (double)HRANGE / HBINS;
-    float tol = 1e-4f * (fabsf(m) + 1.0f);
-    float xlo = bc == HBINS - 1 ? -INFINITY : m - (float)((bc + 1) * w / beta) - tol;
-    float xhi = m - (float)(bc * w / beta) + tol;
-    int64_t n = 0, i = 0, nv = V & ~(int64_t)(VL - 1);
-    for (; (i = DISPATCH(next_in_range, x, i, nv, xlo, xhi)) < nv; i += VL) {
-        for (int64_t q = i; q < i + VL; q++) {
-            float y = (x[q] - m) * beta;
-            y = y < -HRANGE ? -HRANGE : y;
-            if (hbin(y) == bc) {
-                scratch[n].v = x[q];
-                scratch[n].id = (int32_t)q;
-                n++;
-            }
-        }
-    }
-    for (; i < V; i++) {
-        float y = (x[i] - m) * beta;
-        y = y < -HRANGE ? -HRANGE : y;
-        if (hbin(y) == bc) {
+    /* The bin's entries, by the histogram's own bin computation so that
+     * membership is exactly the histogram's (a vector pass, then the row's
+     * last partial vector). */
+    int64_t nv = V & ~(int64_t)(VL - 1);
+    int64_t n = DISPATCH(collect_bin, x, nv, m, beta, bc, scratch);
+    for (int64_t i = nv; i < V; i++) {
+        if (hbin(clamped_y(x[i], m, beta)) == bc) {
             scratch[n].v = x[i];
             scratch[n].id = (int32_t)i;
             n++;
         }
     }
     if (n == 0) return 1; /* cannot happen: the bin holds mass, so entries */
-    qsort(scratch, (size_t)n, sizeof *scratch, cand_cmp);
-    int64_t j = 0;
-    for (; j < n; j++) {
-        float y = (scratch[j].v - m) * beta;
-        y = y < -HRANGE ? -HRANGE : y;
-        float e = h->e[scratch[j].id]; /* the histogram's own exponential */
-        cum += e;
-        tcum += (double)e * y;
-        if (cum > target) break;
+    /* The crossing entry within the bin, in the order (value descending,
+     * id ascending), by a quickselect weighted with the entries' mass: each
+     * round partitions the range around a pivot and keeps the side where
+     * the running mass passes target; the last few entries are sorted and
+     * walked. Expected linear time: on very flat rows the bin holds
+     * thousands of entries, and sorting them dominated the row. */
+    int64_t lo = 0, hi = n, j = -1;
+    while (hi - lo > 48) {
+        int64_t mid = lo + (hi - lo) / 2;
+        cand *a = scratch;
+        if (cand_before(a[mid], a[lo])) cand_swap(a + mid, a + lo);
+        if (cand_before(a[hi - 1], a[lo])) cand_swap(a + hi - 1, a + lo);
+        if (cand_before(a[hi - 1], a[mid])) cand_swap(a + hi - 1, a + mid);
+        cand_swap(a + mid, a + hi - 1); /* the median of three is the pivot */
+        cand pv = a[hi - 1];
+        int64_t q = lo;
+        double mb = 0, tb = 0;
+        for (int64_t r = lo; r < hi - 1; r++) {
+            if (cand_before(a[r], pv)) {
+                cand_swap(a + r, a + q);
+                float e = h->e[a[q].id];
+                mb += e;
+                tb += (double)e * clamped_y(a[q].v, m, beta);
+                q++;
+            }
+        }
+        cand_swap(a + q, a + hi - 1);
+        if (cum + mb > target) {
+            hi = q;
+            continue;
+        }
+        cum += mb;
+        tcum += tb;
+        float ep = h->e[a[q].id];
+        cum += ep;
+        tcum += (double)ep * clamped_y(a[q].v, m, beta);
+        if (cum > target) {
+            j = q;
+            break;
+        }
+        lo = q + 1;
     }
-    if (j == n) j = n - 1;
+    if (j < 0) {
+        qsort(scratch + lo, (size_t)(hi - lo), sizeof *scratch, cand_cmp);
+        for (j = lo; j < hi; j++) {
+            float e = h->e[scratch[j].id]; /* the histogram's own exponential */
+            cum += e;
+            tcum += (double)e * clamped_y(scratch[j].v, m, beta);
+            if (cum > target) break;
+        }
+        /* rounding: the range's mass fell just short of target; its last
+         * entry ends the kept set (and cum holds all of it) */
+        if (j == hi) j = hi - 1;
+    }
     k->mode = KEEP_ABOVE;
     k->tau = scratch[j].v;
     k->tau_id = scratch[j].id;
