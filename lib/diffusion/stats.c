@@ -88,6 +88,11 @@ SD_ALWAYS_INLINE v8sf vmax(v8sf a, v8sf b) {
     return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
 }
 
+SD_ALWAYS_INLINE v8sf vmin(v8sf a, v8sf b) {
+    v8si m = (v8si)(a < b);
+    return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
+}
+
 /* exp(y) for y in [-87, 0] (Cephes' single-precision polynomial, ~1 ulp),
  * branch-free. NaN in, NaN out. */
 SD_ALWAYS_INLINE v8sf vexp(v8sf y) {
@@ -179,32 +184,45 @@ SD_ALWAYS_INLINE float exp_chunk_g(const float *x, int64_t n, float m, float bet
 }
 
 /* Histogram geometry of the top-p path: bin b holds y = beta (x - m) in
- * (-(b+1) w, -b w], w = HRANGE / HBINS, the last bin everything below. */
+ * (-(b+1) w, -b w], w = 1 / sc, for a per-row sc (hist_scale), the last
+ * bin everything below; y is clamped at -HRANGE as the exponentials are. */
 #define HBINS 2048
 #define HRANGE 87.0f
 
-/* e[i] = exp(max(beta (x[i] - m), -87)) and bin[i] its histogram bin, for
- * i < n, n a multiple of VL. The bin is computed as hbin() does, in the same
- * float operations, so the two agree exactly. Entries in bins >= bth (the
- * far tail) get bin HBINS + (i mod VL) instead: slots of their own, one per
- * lane so that adding them up makes no long dependency chain. y[i] (when y
- * is not NULL) receives the clamped argument. */
-SD_ALWAYS_INLINE void exp_bins_g(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
+/* e[i] = exp(max(beta (x[i] - m), -87)) and bin[i] its histogram bin at sc
+ * bins per unit of y, for i < n, n a multiple of VL. The bin is computed as
+ * hbin() does, in the same float operations, so the two agree exactly.
+ * Entries of the last bin (everything below the histogram's range) get bin
+ * HBINS + (i mod VL) instead: slots of their own, one per lane, so that
+ * adding them up makes no long dependency chain. y[i] (when y is not NULL)
+ * receives the clamped argument. */
+SD_ALWAYS_INLINE void exp_bins_g(const float *x, int64_t n, float m, float beta, float scale, float *e,
                                  int32_t *bin, float *y) {
-    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), sc = vsplat((float)HBINS / HRANGE);
-    v8si vth = {bth, bth, bth, bth, bth, bth, bth, bth};
+    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), sc = vsplat(scale);
+    v8sf last = vsplat((float)(HBINS - 1));
+    v8si vlast = {HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1};
     v8si far_slot = {HBINS, HBINS + 1, HBINS + 2, HBINS + 3, HBINS + 4, HBINS + 5, HBINS + 6, HBINS + 7};
     for (int64_t i = 0; i < n; i += VL) {
         v8sf a = vmax(lo, (vload(x + i) - vm) * vb);
         v8sf r = vexp(a);
-        v8sf na = -a;
-        v8si b = __builtin_convertvector(na * sc, v8si);
-        v8si far = b >= vth;
+        v8sf na = -a, f = na * sc;
+        v8si b = __builtin_convertvector(vmin(f, last), v8si);
+        v8si far = b >= vlast;
         b = (b & ~far) | (far_slot & far);
         if (y) memcpy(y + i, &a, sizeof a);
         memcpy(e + i, &r, sizeof r);
         memcpy(bin + i, &b, sizeof b);
     }
+}
+
+/* The smallest of a sample of x (the first VL of every BLK entries): where
+ * a row's histogram may end (hist_scale). */
+SD_ALWAYS_INLINE float sample_min_g(const float *x, int64_t V) {
+    v8sf mn = vsplat(INFINITY);
+    for (int64_t i = 0; i + VL <= V; i += BLK) mn = vmin(mn, vload(x + i));
+    float r = mn[0];
+    for (int j = 1; j < VL; j++) r = mn[j] < r ? mn[j] : r;
+    return r;
 }
 
 /* An estimate of sum exp(beta (x - m)) over the entries below xk: the
@@ -221,20 +239,18 @@ SD_ALWAYS_INLINE double rest_sample_g(const float *x, int64_t V, float m, float 
 }
 
 /* The entries of x[0..n) (n a multiple of VL) in histogram bin bc (bins
- * as exp_bins_g computes them), appended to out as (value, id); returns
+ * at sc bins per unit of y, as exp_bins_g computes them), appended to out as (value, id); returns
  * their count. */
-SD_ALWAYS_INLINE int64_t collect_bin_g(const float *x, int64_t n, float m, float beta, int32_t bc,
-                                       cand *out) {
-    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), sc = vsplat((float)HBINS / HRANGE);
-    v8si top = {HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1};
+SD_ALWAYS_INLINE int64_t collect_bin_g(const float *x, int64_t n, float m, float beta, float scale,
+                                       int32_t bc, cand *out) {
+    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), sc = vsplat(scale);
+    v8sf last = vsplat((float)(HBINS - 1));
     v8si vbc = {bc, bc, bc, bc, bc, bc, bc, bc};
     int64_t cnt = 0;
     for (int64_t i = 0; i < n; i += VL) {
         v8sf a = vmax(lo, (vload(x + i) - vm) * vb);
-        v8sf na = -a;
-        v8si b = __builtin_convertvector(na * sc, v8si);
-        v8si under = b < top;
-        b = (b & under) | (top & ~under);
+        v8sf na = -a, f = na * sc;
+        v8si b = __builtin_convertvector(vmin(f, last), v8si);
         v8si eq = b == vbc;
         uint32_t bits = 0;
         for (int j = 0; j < VL; j++) bits |= (uint32_t)(eq[j] & 1) << j;
@@ -350,15 +366,17 @@ static int32_t fused_not_base(const float *x, int64_t V, int32_t K, cand *c, flo
                               double *t) {
     return fused_g(x, V, K, c, m, s, t, 0);
 }
-static void exp_bins_base(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
-                          int32_t *bin, float *y) {
-    exp_bins_g(x, n, m, beta, bth, e, bin, y);
+static void exp_bins_base(const float *x, int64_t n, float m, float beta, float sc, float *e, int32_t *bin,
+                          float *y) {
+    exp_bins_g(x, n, m, beta, sc, e, bin, y);
 }
+static float sample_min_base(const float *x, int64_t V) { return sample_min_g(x, V); }
 static double rest_sample_base(const float *x, int64_t V, float m, float beta, float xk) {
     return rest_sample_g(x, V, m, beta, xk);
 }
-static int64_t collect_bin_base(const float *x, int64_t n, float m, float beta, int32_t bc, cand *out) {
-    return collect_bin_g(x, n, m, beta, bc, out);
+static int64_t collect_bin_base(const float *x, int64_t n, float m, float beta, float sc, int32_t bc,
+                                cand *out) {
+    return collect_bin_g(x, n, m, beta, sc, bc, out);
 }
 static float kept_chunk_base(const float *x, const float *e, int64_t n, int32_t base, float tau,
                              int32_t tau_id) {
@@ -381,16 +399,17 @@ SD_AVX2 static int32_t fused_not_avx2(const float *x, int64_t V, int32_t K, cand
                                       double *t) {
     return fused_g(x, V, K, c, m, s, t, 0);
 }
-SD_AVX2 static void exp_bins_avx2(const float *x, int64_t n, float m, float beta, int32_t bth, float *e,
+SD_AVX2 static void exp_bins_avx2(const float *x, int64_t n, float m, float beta, float sc, float *e,
                                   int32_t *bin, float *y) {
-    exp_bins_g(x, n, m, beta, bth, e, bin, y);
+    exp_bins_g(x, n, m, beta, sc, e, bin, y);
 }
+SD_AVX2 static float sample_min_avx2(const float *x, int64_t V) { return sample_min_g(x, V); }
 SD_AVX2 static double rest_sample_avx2(const float *x, int64_t V, float m, float beta, float xk) {
     return rest_sample_g(x, V, m, beta, xk);
 }
-SD_AVX2 static int64_t collect_bin_avx2(const float *x, int64_t n, float m, float beta, int32_t bc,
-                                        cand *out) {
-    return collect_bin_g(x, n, m, beta, bc, out);
+SD_AVX2 static int64_t collect_bin_avx2(const float *x, int64_t n, float m, float beta, float sc,
+                                        int32_t bc, cand *out) {
+    return collect_bin_g(x, n, m, beta, sc, bc, out);
 }
 SD_AVX2 static float kept_chunk_avx2(const float *x, const float *e, int64_t n, int32_t base, float tau,
                                      int32_t tau_id) {
@@ -524,26 +543,27 @@ static int filter_list(const cand *c, int64_t nc, int64_t V, float m, double bet
     return 0;
 }
 
-static inline int hbin(float y) {
-    int b = (int)(-y * ((float)HBINS / HRANGE));
-    return b < HBINS - 1 ? b : HBINS - 1;
+/* The bin of y at sc bins per unit (the float operations of exp_bins_g). */
+static inline int hbin(float y, float sc) {
+    float f = -y * sc;
+    return (int)(f < (float)(HBINS - 1) ? f : (float)(HBINS - 1));
 }
 
 /* The probability mass of a row at inverse temperature beta binned by
- * y = beta (x - m) (bins of width HRANGE / HBINS, bin 0 at the maximum):
+ * y = beta (x - m) (sc bins per unit of y, bin 0 at the maximum):
  * mass[b] = sum exp(y), tmass[b] = sum exp(y) y (only when with_t), Z the
  * total. e[V] receives every exp(y), so the top-p draw can walk the kept
  * tokens without computing exponentials again. */
 typedef struct hist {
     double mass[HBINS], tmass[HBINS];
     double Z;
-    int32_t bth; /* bins >= bth are the far tail, all its mass in bin HBINS - 1 */
+    float sc; /* bins per unit of y */
     const float *e;
 } hist;
 
-static void hist_build(const float *x, int64_t V, float m, float beta, int32_t bth, int with_t, float *e,
+static void hist_build(const float *x, int64_t V, float m, float beta, float sc, int with_t, float *e,
                        hist *h) {
-    /* bins, then VL slots for the far tail */
+    /* bins, then VL slots for the last bin (see exp_bins_g) */
     double mass[HBINS + VL], mass2[HBINS + VL], tmass[HBINS + VL];
     memset(mass, 0, sizeof mass);
     memset(mass2, 0, sizeof mass2);
@@ -556,13 +576,13 @@ static void hist_build(const float *x, int64_t V, float m, float beta, int32_t b
     for (int64_t c = 0; c < V; c += 256) {
         int64_t n = V - c < 256 ? V - c : 256, nv = n & ~(int64_t)(VL - 1);
         float *ec = e + c;
-        DISPATCH(exp_bins, x + c, nv, m, beta, bth, ec, bb, with_t ? yb : NULL);
+        DISPATCH(exp_bins, x + c, nv, m, beta, sc, ec, bb, with_t ? yb : NULL);
         for (int64_t j = nv; j < n; j++) { /* the row's last partial vector */
             float y = (x[c + j] - m) * beta;
             yb[j] = y < -HRANGE ? -HRANGE : y;
             ec[j] = exp_nonpos(yb[j]);
-            int b = hbin(yb[j]);
-            bb[j] = b >= bth ? HBINS : b;
+            int b = hbin(yb[j], sc);
+            bb[j] = b >= HBINS - 1 ? HBINS : b;
         }
         int64_t j = 0;
         for (; j + 2 <= n; j += 2) {
@@ -580,26 +600,32 @@ static void hist_build(const float *x, int64_t V, float m, float beta, int32_t b
         lump += mass[b];
         if (with_t) tlump += tmass[b];
     }
-    /* The far tail stands in the last bin: its mass only counts in Z. */
+    /* the last bin's slots back into it */
     memcpy(h->mass, mass, sizeof h->mass);
     if (with_t) memcpy(h->tmass, tmass, sizeof h->tmass);
     h->mass[HBINS - 1] += lump;
     if (with_t) h->tmass[HBINS - 1] += tlump;
     h->Z = Z + lump;
-    h->bth = bth;
+    h->sc = sc;
     h->e = e;
 }
 
-/* The first bin of the far tail of a row for top_p: every entry with y =
- * beta (x - m) <= -bth w has exp(y) <= e^(-bth w), so V of them hold at
- * most half of (1 - top_p) of z_lo, a lower bound on Z (the 64 best's
- * mass at beta). The cut, where the mass from the top passes top_p Z, then
- * lies above them, and they need no bin of their own. */
-static int32_t far_bin(int64_t V, double top_p, double z_lo) {
+/* Bins per unit of y for a row's top-p histogram, which spans [ylo, 0]
+ * (everything below falls into the last bin). Any span gives the exact
+ * cut; a span fitted to the row keeps the cut's bin small:
+ *  - below ylim, every entry has exp(y) <= e^ylim, so all V of them hold at
+ *    most half of (1 - top_p) of z_lo, a lower bound on Z (the 64 best's
+ *    mass at beta): the cut, where the mass from the top passes top_p Z,
+ *    lies above them;
+ *  - ymin, the smallest y of a sample of the row, shows where a narrow
+ *    row (a random-weight model's logits span a fraction of a nat) ends.
+ * ylo is the larger, with a margin, within [-HRANGE, -1e-3]. */
+static float hist_scale(int64_t V, double top_p, double z_lo, double ymin) {
     double ylim = log(0.5 * (1.0 - top_p) * z_lo / (double)V);
-    if (!(ylim > -(double)HRANGE)) return HBINS - 1;
-    double b = ceil(-ylim * HBINS / HRANGE) + 1; /* one bin of slack for rounding */
-    return b < HBINS - 1 ? (int32_t)b : HBINS - 1;
+    double ylo = (ymin > ylim ? ymin : ylim) * 1.0625;
+    if (!(ylo > -(double)HRANGE)) ylo = -(double)HRANGE;
+    if (ylo > -1e-3) ylo = -1e-3;
+    return (float)(HBINS / -ylo);
 }
 
 /* (a before b) in the order of a sorted row: value descending, id ascending. */
@@ -620,9 +646,9 @@ static inline float clamped_y(float x, float m, float beta) {
 /* top_p when the 64 best do not reach it (flat rows, high temperature):
  * the histogram h finds the bin where the sorted cumulative mass crosses
  * top_p; only that bin's entries are sorted. One pass and a small sort
- * instead of sorting the row. scratch holds up to V entries. Returns 1
- * (and leaves *k alone) if the cut fell into h's far tail, which has no
- * bins of its own; 0 when *k is set. */
+ * instead of sorting the row. scratch holds up to V entries. Returns 0
+ * when *k is set, 1 (*k left alone) if the cut's bin came out empty, which
+ * the exact agreement of hbin and the histogram's bins rules out. */
 static int top_p_threshold(const float *x, int64_t V, float m, float beta, double top_p,
                             const hist *h, int with_t, cand *scratch, kept *k) {
     double target = top_p * h->Z, cum = 0, tcum = 0;
@@ -636,14 +662,13 @@ static int top_p_threshold(const float *x, int64_t V, float m, float beta, doubl
         k->mode = KEEP_ALL;
         return 0;
     }
-    if (bc >= h->bth && h->bth < HBINS - 1) return 1; /* cannot happen but to rounding, see far_bin */
     /* The bin's entries, by the histogram's own bin computation so that
      * membership is exactly the histogram's (a vector pass, then the row's
      * last partial vector). */
     int64_t nv = V & ~(int64_t)(VL - 1);
-    int64_t n = DISPATCH(collect_bin, x, nv, m, beta, bc, scratch);
+    int64_t n = DISPATCH(collect_bin, x, nv, m, beta, h->sc, bc, scratch);
     for (int64_t i = nv; i < V; i++) {
-        if (hbin(clamped_y(x[i], m, beta)) == bc) {
+        if (hbin(clamped_y(x[i], m, beta), h->sc) == bc) {
             scratch[n].v = x[i];
             scratch[n].id = (int32_t)i;
             n++;
@@ -845,7 +870,6 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
                 share += exp((double)top[i].v - m);
                 share_b += exp(beta * ((double)top[i].v - m));
             }
-        int32_t bth = p->top_p < 1.0 ? far_bin(V, p->top_p, share_b) : HBINS - 1;
         if (p->top_p < 1.0 && ebuf && h) {
             /* When the 64 best hold at most top_p of q, top_p needs the
              * histogram, and the histogram pass gives Z at temperature T as
@@ -870,7 +894,9 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
                 }
             }
             if (flat) {
-                hist_build(x, V, m, (float)beta, bth, p->want_q_entropy, ebuf, h);
+                hist_build(x, V, m, (float)beta,
+                           hist_scale(V, p->top_p, share_b, beta * ((double)DISPATCH(sample_min, x, V) - m)),
+                           p->want_q_entropy, ebuf, h);
                 Z = h->Z;
                 have_hist = 1;
             }
@@ -885,12 +911,10 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
             if (p->top_p < 1.0 && p->top_k < ntop - 1) {
                 /* The 64 best are all kept by top_p; top_k (if any) then
                  * cuts inside them. */
-                if (!have_hist) hist_build(x, V, m, (float)beta, bth, p->want_q_entropy, ebuf, h);
+                if (!have_hist) hist_build(x, V, m, (float)beta,
+                           hist_scale(V, p->top_p, share_b, beta * ((double)DISPATCH(sample_min, x, V) - m)),
+                           p->want_q_entropy, ebuf, h);
                 int fail = top_p_threshold(x, V, m, (float)beta, p->top_p, h, p->want_q_entropy, sorted, &k);
-                if (fail) { /* the bound of far_bin failed to rounding: bin every entry */
-                    hist_build(x, V, m, (float)beta, HBINS - 1, p->want_q_entropy, ebuf, h);
-                    fail = top_p_threshold(x, V, m, (float)beta, p->top_p, h, p->want_q_entropy, sorted, &k);
-                }
                 done = !fail; /* else the full sort below */
                 if (fail) {
                 } else if (p->top_k > 0 && k.mode != KEEP_ALL) {
