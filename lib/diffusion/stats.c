@@ -7,8 +7,11 @@
  *   pass 2: s = sum exp(x - m), t = sum exp(x - m) (x - m), m = max;
  *           H(p) = log s - t / s.
  *   then the sampling distribution q is either the whole row at
- *   temperature T (no filter) or an explicit sorted candidate list (top-p /
- *   top-k), and the candidate token is argmax or an inverse-CDF draw.
+ *   temperature T (no filter), an explicit sorted candidate list (top-p /
+ *   top-k within the 64 best), or, when top-p keeps more than the 64 best,
+ *   everything above a cut (tau, tau_id) found with a histogram of the
+ *   row's mass (top_p_threshold); the candidate token is argmax or an
+ *   inverse-CDF draw, always over the kept tokens in vocabulary order.
  * The naive reference (sd_stats_row_naive) sorts the whole row in double
  * precision and follows Dream's sample_tokens literally.
  */
@@ -916,8 +919,7 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
                            p->want_q_entropy, ebuf, h);
                 int fail = top_p_threshold(x, V, m, (float)beta, p->top_p, h, p->want_q_entropy, sorted, &k);
                 done = !fail; /* else the full sort below */
-                if (fail) {
-                } else if (p->top_k > 0 && k.mode != KEEP_ALL) {
+                if (!fail && p->top_k > 0 && k.mode != KEEP_ALL) {
                     float kth = top[p->top_k - 1].v;
                     int64_t j = p->top_k;
                     while (j < ntop && top[j].v >= kth) j++;
@@ -928,7 +930,7 @@ static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_st
                     } else {
                         done = 0;
                     }
-                } else if (p->top_k > 0) {
+                } else if (!fail && p->top_k > 0) {
                     done = 0;
                 }
             }

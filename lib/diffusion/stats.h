@@ -17,11 +17,16 @@
  *     sum q log q (Dream's entropy strategy), and p[token] at temperature
  *     1 (LLaDA's and Fast-dLLM's confidence).
  *
- * Cost: two passes over the row (selection of the top candidates with a
- * block-max skip, then one exponential per element for the normaliser and
- * entropy), a third only when sampling at T > 0 without filters, or when
- * T != 1 and the entropy of q is wanted. A full sort of the row happens
- * only when top-p keeps more than the 64 best candidates, or top-k > 64.
+ * Cost: one fused pass over the row (selection of the top candidates with
+ * a block-max skip, and one exponential per element for the normaliser and
+ * entropy), a second only when sampling at T > 0 without filters, or when
+ * T != 1 and the entropy of q is wanted. When top-p keeps more than the 64
+ * best candidates, a histogram pass at temperature T (it also gives the
+ * normaliser and keeps every exponential) finds the bin of the cut, a
+ * vector pass gathers that bin, a mass-weighted quickselect places the cut
+ * exactly, and the draw walks the kept tokens in vocabulary order over the
+ * stored exponentials, chunk sums first. A full sort of the row happens
+ * only for top-k > 63 or ties at the k-th value.
  *
  * Randomness: row r draws from Philox(key = {seed, 0x5354415453}, counter =
  * {ctr, row_id[r], 0, 0}), a pure function of the step and the row's canvas
