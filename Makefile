@@ -236,7 +236,7 @@ fuzz: $(FUZZ_TARGETS)
 # runs them all in turn (BENCH_QUICK=1 asks each for its reduced set).
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-$(BUILD)/bench/%: bench/%.c $(STATIC_LIB)
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
 

@@ -34,6 +34,8 @@
 #include "nn/ops.h"
 #include "nn/transformer.h"
 
+#include "qwen05b.h"
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -71,101 +73,6 @@ static void reset_peak_rss(void) {
     }
 }
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static inline uint32_t next32(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 32);
-}
-/* uniform in [-a, a) */
-static inline float frand(float a) { return ((float)(next32() >> 8) / 8388608.0f - 1.0f) * a; }
-
-static uint16_t to_f16(float f) { /* round to nearest; values here are normal and small */
-    union { float f; uint32_t u; } v = {f};
-    uint32_t sign = (v.u >> 16) & 0x8000, e = (v.u >> 23) & 0xff, m = v.u & 0x7fffff;
-    int32_t ne = (int32_t)e - 112;
-    if (ne <= 0) return (uint16_t)sign;
-    uint32_t h = ((uint32_t)ne << 10) | (m >> 13);
-    if ((m & 0x1fff) > 0x1000 || ((m & 0x1fff) == 0x1000 && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
-typedef struct {
-    sd_weights w;
-    void *blobs[512];
-    int n;
-    size_t bytes;
-} bench_model;
-
-/* Large tensors tile a block of TILE random values: the timing does not
- * depend on the values, and drawing 630 M of them one by one would take
- * longer than the benchmark itself. */
-#define TILE ((size_t)1 << 18)
-
-/* rows x cols of type: values offset + scale * u, u uniform in [-1, 1). */
-static sd_weight make(bench_model *bm, int64_t rows, int64_t cols, uint32_t type, float scale, float offset) {
-    sd_weight w = {NULL, type, rows, cols};
-    size_t n = (size_t)(rows * cols), esz = type == SD_T_F16 ? 2 : 4, bytes = n * esz;
-    unsigned char *p = sd_malloc(bytes);
-    if (!p) {
-        fprintf(stderr, "out of memory for weights\n");
-        exit(1);
-    }
-    size_t fresh = n < TILE ? n : TILE;
-    for (size_t i = 0; i < fresh; i++) {
-        float v = offset + frand(scale);
-        if (type == SD_T_F16) {
-            uint16_t h = to_f16(v);
-            memcpy(p + 2 * i, &h, 2);
-        } else {
-            memcpy(p + 4 * i, &v, 4);
-        }
-    }
-    for (size_t i = fresh; i < n; i += fresh) memcpy(p + i * esz, p, esz * (n - i < fresh ? n - i : fresh));
-    bm->blobs[bm->n++] = p;
-    bm->bytes += bytes;
-    w.data = p;
-    return w;
-}
-
-/* Qwen2.5-0.5B: 24 layers, d 896, 14 heads (hd 64), 2 KV heads, ffn 4864, vocab 151936. */
-static void build(bench_model *bm, uint32_t type) {
-    memset(bm, 0, sizeof *bm);
-    sd_hparams *hp = &bm->w.hp;
-    hp->arch = SD_ARCH_DREAM;
-    hp->n_vocab = 151936; hp->n_embd = 896; hp->n_layer = 24; hp->n_head = 14; hp->n_head_kv = 2;
-    hp->n_ff = 4864; hp->n_ctx = 32768; hp->norm_eps = 1e-6f; hp->rope_base = 1e6f;
-    hp->shift_logits = 1; hp->mask_id = 151665;
-    int64_t d = 896, qd = 896, kd = 128, F = 4864, V = 151936;
-    /* Scales keep activations O(1) through 24 random layers. */
-    float s = 0.02f;
-    bm->w.layers = sd_calloc(24, sizeof(sd_layer_weights));
-    bm->blobs[bm->n++] = bm->w.layers;
-    bm->w.token_embd = make(bm, V, d, type, 1.0f, 0);
-    for (int i = 0; i < 24; i++) {
-        sd_layer_weights *l = &bm->w.layers[i];
-        l->attn_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
-        l->wq = make(bm, qd, d, type, s, 0);
-        l->wk = make(bm, kd, d, type, s, 0);
-        l->wv = make(bm, kd, d, type, s, 0);
-        l->bq = make(bm, 1, qd, SD_T_F32, 0.1f, 0);
-        l->bk = make(bm, 1, kd, SD_T_F32, 0.1f, 0);
-        l->bv = make(bm, 1, kd, SD_T_F32, 0.1f, 0);
-        l->wo = make(bm, d, qd, type, s, 0);
-        l->ffn_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
-        l->w_gate = make(bm, F, d, type, s, 0);
-        l->w_up = make(bm, F, d, type, s, 0);
-        l->w_down = make(bm, d, F, type, s, 0);
-    }
-    bm->w.output_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
-    bm->w.output = make(bm, V, d, type, s, 0);
-}
-
-static void release(bench_model *bm) {
-    for (int i = 0; i < bm->n; i++) sd_free(bm->blobs[i]);
-    bm->n = 0;
-}
 
 /* ----------------------------------------------------------- sgemm */
 
@@ -173,8 +80,8 @@ static void release(bench_model *bm) {
 static double sgemm_gflops(int64_t M, int64_t N, int64_t K, double min_s, double *cpu_gflops) {
     float *A = sd_malloc(sizeof(float) * (size_t)(M * K)), *B = sd_malloc(sizeof(float) * (size_t)(N * K));
     float *C = sd_malloc(sizeof(float) * (size_t)(M * N));
-    for (int64_t i = 0; i < M * K; i++) A[i] = frand(1);
-    for (int64_t i = 0; i < N * K; i++) B[i] = frand(1);
+    for (int64_t i = 0; i < M * K; i++) A[i] = bench_frand(1);
+    for (int64_t i = 0; i < N * K; i++) B[i] = bench_frand(1);
     /* C = A @ B^T, as the forward pass multiplies by weights */
     sd_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
     int reps = 0;
@@ -257,7 +164,7 @@ int main(void) {
     int64_t V = 151936, d = 896, maxL = Ls[nL - 1];
     float *embd = sd_malloc(sizeof(float) * (size_t)(maxL * d));
     int32_t *rows = sd_malloc(sizeof(int32_t) * (size_t)maxL);
-    for (int64_t i = 0; i < maxL * d; i++) embd[i] = frand(1.0f);
+    for (int64_t i = 0; i < maxL * d; i++) embd[i] = bench_frand(1.0f);
     printf("\nforward, Qwen2.5-0.5B-shaped dream (24 x d 896, 14/2 heads, ffn 4864, vocab 151936)\n");
     printf("%-5s %-4s %-5s %-6s %9s %9s %9s %9s %9s %9s\n", "type", "thr", "L", "rows", "s/fwd", "GFLOP", "GFLOP/s",
            "of peak", "cpu s", "cpu peak");
@@ -266,7 +173,7 @@ int main(void) {
     for (int ty = 0; ty < 2; ty++) {
         bench_model bm;
         double tb = now();
-        build(&bm, types[ty]);
+        bench_model_build(&bm, types[ty]);
         int64_t total, ne;
         sd_weights_n_params(&bm.w, &total, &ne);
         printf("%s weights: %.1f M parameters (%.1f M non-embedding), %.2f GB, made in %.1f s\n",
@@ -320,7 +227,7 @@ int main(void) {
         printf("%s peak RSS during the L = 256 forwards: %.2f GB = weights %.2f GB x %.3f "
                "(includes the logits of the largest row count, the canvas, the arena and OpenBLAS's buffers)\n",
                ty ? "F16" : "F32", hwm_256 * 1024 / 1e9, bm.bytes / 1e9, hwm_256 * 1024.0 / (double)bm.bytes);
-        release(&bm);
+        bench_model_release(&bm);
     }
     sd_free(embd);
     sd_free(rows);

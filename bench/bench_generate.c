@@ -35,6 +35,8 @@
 #include "nn/transformer.h"
 #include "smdiff/smdiff.h"
 
+#include "qwen05b.h"
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -154,97 +156,23 @@ static void part1(void) {
 
 /* --------------------------------------------------- part 2: generation */
 
-static uint64_t xs = 0x9E3779B97F4A7C15ull;
-static inline float frand(float a) {
-    xs ^= xs << 13;
-    xs ^= xs >> 7;
-    xs ^= xs << 17;
-    return ((float)(uint32_t)(xs >> 40) / 8388608.0f - 1.0f) * a;
-}
-
 typedef struct bmodel {
-    sd_weights w;
-    void *blobs[512];
-    int n;
+    bench_model m;
     sd_pool *pool;
     sd_arena arena;
     size_t arena_bytes;
-    double cpu_forward; /* process CPU seconds inside bm_forward */
+    double cpu_forward;
 } bmodel;
-
-static sd_weight make(bmodel *bm, int64_t rows, int64_t cols, uint32_t type, float scale, float offset) {
-    sd_weight w = {NULL, type, rows, cols};
-    size_t n = (size_t)(rows * cols);
-    void *p = sd_malloc(n * (type == SD_T_F16 ? 2 : 4));
-    if (!p) {
-        fprintf(stderr, "out of memory for weights\n");
-        exit(1);
-    }
-    if (type == SD_T_F16) {
-        uint16_t *h = p;
-        float buf[4096];
-        for (size_t i = 0; i < n; i += 4096) {
-            size_t m = n - i < 4096 ? n - i : 4096;
-            for (size_t k = 0; k < m; k++) buf[k] = offset + frand(scale);
-            sd_ggml_from_f32(SD_T_F16, buf, h + i, (int64_t)m);
-        }
-    } else {
-        float *f = p;
-        for (size_t i = 0; i < n; i++) f[i] = offset + frand(scale);
-    }
-    bm->blobs[bm->n++] = p;
-    w.data = p;
-    return w;
-}
-
-static void build(bmodel *bm) {
-    sd_hparams *hp = &bm->w.hp;
-    hp->arch = SD_ARCH_DREAM;
-    hp->n_vocab = 151936;
-    hp->n_embd = 896;
-    hp->n_layer = 24;
-    hp->n_head = 14;
-    hp->n_head_kv = 2;
-    hp->n_ff = 4864;
-    hp->n_ctx = 32768;
-    hp->norm_eps = 1e-6f;
-    hp->rope_base = 1e6f;
-    hp->shift_logits = 1;
-    hp->mask_id = 151666;
-    hp->eos_id = -1;
-    int64_t d = 896, kd = 128, F = 4864, V = 151936;
-    float s = 0.02f;
-    bm->w.layers = sd_calloc(24, sizeof(sd_layer_weights));
-    bm->blobs[bm->n++] = bm->w.layers;
-    bm->w.token_embd = make(bm, V, d, SD_T_F16, 1.0f, 0);
-    for (int i = 0; i < 24; i++) {
-        sd_layer_weights *l = &bm->w.layers[i];
-        l->attn_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
-        l->wq = make(bm, d, d, SD_T_F16, s, 0);
-        l->wk = make(bm, kd, d, SD_T_F16, s, 0);
-        l->wv = make(bm, kd, d, SD_T_F16, s, 0);
-        l->bq = make(bm, 1, d, SD_T_F32, 0.1f, 0);
-        l->bk = make(bm, 1, kd, SD_T_F32, 0.1f, 0);
-        l->bv = make(bm, 1, kd, SD_T_F32, 0.1f, 0);
-        l->wo = make(bm, d, d, SD_T_F16, s, 0);
-        l->ffn_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
-        l->w_gate = make(bm, F, d, SD_T_F16, s, 0);
-        l->w_up = make(bm, F, d, SD_T_F16, s, 0);
-        l->w_down = make(bm, d, F, SD_T_F16, s, 0);
-    }
-    bm->w.output_norm = make(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
-    bm->w.output = make(bm, V, d, SD_T_F16, s, 0);
-}
 
 static void bm_embed(void *ctx, int32_t id, float *out) {
     bmodel *bm = ctx;
-    sd_embed_token(&bm->w, id, out);
+    sd_embed_token(&bm->m.w, id, out);
 }
 
 static int32_t bm_forward(void *ctx, const float *embd, int64_t L, const int32_t *rows, int64_t n_rows,
                           float *logits, int (*abort_fn)(void *), void *abort_ud, sd_error *err) {
     bmodel *bm = ctx;
-    size_t need = sd_forward_scratch_bytes(&bm->w.hp, L, n_rows);
+    size_t need = sd_forward_scratch_bytes(&bm->m.w.hp, L, n_rows);
     if (need > bm->arena_bytes) {
         sd_arena_destroy(&bm->arena);
         if (sd_arena_init(&bm->arena, need, 0)) return sd_fail(err, SMDIFF_E_NOMEM, "arena");
@@ -253,7 +181,7 @@ static int32_t bm_forward(void *ctx, const float *embd, int64_t L, const int32_t
     sd_arena_reset(&bm->arena);
     sd_forward_opts o = {0, bm->pool, abort_fn, abort_ud};
     double c0 = cpu_s();
-    int32_t rc = sd_forward(&bm->w, embd, L, rows, n_rows, logits, NULL, &o, &bm->arena, err);
+    int32_t rc = sd_forward(&bm->m.w, embd, L, rows, n_rows, logits, NULL, &o, &bm->arena, err);
     bm->cpu_forward += cpu_s() - c0;
     return rc;
 }
@@ -262,13 +190,13 @@ static void part2(int quick) {
     bmodel bm;
     memset(&bm, 0, sizeof bm);
     double t0 = now();
-    build(&bm);
+    bench_model_build(&bm.m, SD_T_F16);
     if (sd_pool_create(2, &bm.pool, NULL)) exit(1);
     sd_blas_set_threads(2);
     printf("\npart 2: generation, Qwen2.5-0.5B-shaped dream, F16 random weights (built in %.1f s), "
            "prompt 20 + 256, 2 threads\n",
            now() - t0);
-    sd_gen_model gm = {bm.w.hp.n_vocab, bm.w.hp.n_embd, bm.w.hp.n_ctx, bm.w.hp.mask_id, -1, 1,
+    sd_gen_model gm = {bm.m.w.hp.n_vocab, bm.m.w.hp.n_embd, bm.m.w.hp.n_ctx, bm.m.w.hp.mask_id, -1, 1,
                        bm_embed, bm_forward, &bm};
     int32_t prompt[20], out[256], n_out;
     for (int i = 0; i < 20; i++) prompt[i] = 1000 + 37 * i;
@@ -323,7 +251,7 @@ static void part2(int quick) {
     }
     sd_arena_destroy(&bm.arena);
     sd_pool_free(bm.pool);
-    for (int i = 0; i < bm.n; i++) sd_free(bm.blobs[i]);
+    bench_model_release(&bm.m);
 }
 
 int main(void) {
