@@ -100,6 +100,16 @@ static void sm_stats_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
             c->logits + r * c->V, c->V, c->k, c->ws->soft_ids + r * c->k, c->ws->soft_pi + r * c->k);
 }
 
+/* The shared end of every objective: forward (and backward) of a built batch. */
+static int32_t run_batch(sd_tmodel *m, const sd_tbatch *bt, int backward, double *loss) {
+    if (backward) sd_tmodel_zero_grad(m);
+    double l = 0.0;
+    int32_t rc = sd_tmodel_forward(m, bt, &l);
+    if (rc) return rc;
+    if (loss) *loss = l;
+    return backward ? sd_tmodel_backward(m, bt) : SMDIFF_OK;
+}
+
 static int32_t mdlm(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
                     const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked, const float *t,
                     int use_sm, int backward, double *loss, int64_t *n_masked) {
@@ -156,12 +166,7 @@ static int32_t mdlm(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *
         bt->soft_pi = ws->soft_pi;
         bt->soft_entropy = ws->soft_entropy;
     }
-    if (backward) sd_tmodel_zero_grad(m);
-    double l = 0.0;
-    rc = sd_tmodel_forward(m, bt, &l);
-    if (rc) return rc;
-    if (loss) *loss = l;
-    return backward ? sd_tmodel_backward(m, bt) : SMDIFF_OK;
+    return run_batch(m, bt, backward, loss);
 }
 
 int32_t sd_mdlm_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
@@ -206,12 +211,7 @@ static int32_t ar(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t 
     bt->loss_rows = ws->loss_rows;
     bt->loss_targets = ws->loss_targets;
     bt->loss_weights = ws->loss_weights;
-    if (backward) sd_tmodel_zero_grad(m);
-    double l = 0.0;
-    rc = sd_tmodel_forward(m, bt, &l);
-    if (rc) return rc;
-    if (loss) *loss = l;
-    return backward ? sd_tmodel_backward(m, bt) : SMDIFF_OK;
+    return run_batch(m, bt, backward, loss);
 }
 
 int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
