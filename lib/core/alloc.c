@@ -87,4 +87,14 @@ char *sd_strdup(const char *s) {
     return d;
 }
 
+char *sd_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = sd_malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
 int64_t sd_alloc_live(void) { return (int64_t)atomic_load(&live_blocks); }

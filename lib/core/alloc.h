@@ -18,6 +18,7 @@ void *sd_calloc(size_t n, size_t size);  /* zeroed; NULL on overflow */
 void *sd_realloc(void *ptr, size_t size);/* like realloc; ptr kept on failure */
 void sd_free(void *ptr);                 /* accepts NULL */
 char *sd_strdup(const char *s);          /* NULL on failure */
+char *sd_path_join(const char *dir, const char *name); /* "dir/name"; NULL on failure */
 
 /* Number of live sd_* blocks (for the allocator-swap guard and tests). */
 int64_t sd_alloc_live(void);

@@ -33,20 +33,10 @@ uint64_t sd_convert_llada_perm_row(uint64_t r, uint64_t head_dim) {
     return h * head_dim + (w % 2) * (head_dim / 2) + w / 2;
 }
 
-static char *path_join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = sd_malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
 /* Load dir/name as JSON; *out NULL (and OK) if the file is absent and optional. */
 static int32_t load_json(const char *dir, const char *name, int required, json_t **out, sd_error *err) {
     *out = NULL;
-    char *p = path_join(dir, name);
+    char *p = sd_path_join(dir, name);
     if (!p) return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
     int32_t rc = SMDIFF_OK;
     if (access(p, F_OK) != 0) {
@@ -273,7 +263,7 @@ int32_t sd_convert_vocab(const char *dir, uint64_t vocab_size, const char *pre, 
         }
     }
     /* Merges. */
-    char *mp = path_join(dir, "merges.txt");
+    char *mp = sd_path_join(dir, "merges.txt");
     if (!mp) {
         rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
         goto done;

@@ -96,7 +96,7 @@ static const char *gguf_type_name(uint32_t t) {
 }
 
 /* Bytes of one scalar value of a fixed-size metadata type; 0 otherwise. */
-static uint32_t gguf_scalar_size(uint32_t t) {
+uint32_t sd_gguf_scalar_size(uint32_t t) {
     switch (t) {
     case SD_GGUF_UINT8: case SD_GGUF_INT8: case SD_GGUF_BOOL: return 1;
     case SD_GGUF_UINT16: case SD_GGUF_INT16: return 2;
@@ -451,7 +451,7 @@ static int64_t hash_add(int64_t **tab, uint64_t *cap, int64_t i, const char *s, 
 static int32_t parse_value(sd_gguf *g, cursor *c, gguf_kv *kv, const char *kname, sd_error *err) {
     uint32_t t = kv->type;
     kv->val = c->p + c->pos;
-    uint32_t sz = gguf_scalar_size(t);
+    uint32_t sz = sd_gguf_scalar_size(t);
     if (sz) {
         if (!cur_need(c, sz))
             return sd_fail(err, SMDIFF_E_FORMAT, "gguf: key '%s': %s value at byte %zu past end of file (%zu bytes)",
@@ -480,7 +480,7 @@ static int32_t parse_value(sd_gguf *g, cursor *c, gguf_kv *kv, const char *kname
     kv->arr_count = n;
     kv->val = c->p + c->pos;
     uint64_t left = c->size - c->pos;
-    uint32_t esz = gguf_scalar_size(et);
+    uint32_t esz = sd_gguf_scalar_size(et);
     if (esz) {
         if (n > left / esz)
             return sd_fail(err, SMDIFF_E_FORMAT,
@@ -918,7 +918,7 @@ int32_t sd_gguf_arr_i64(const sd_gguf *g, const char *key, uint64_t i, int64_t *
     const gguf_kv *kv = NULL;
     int32_t rc = arr_elem(g, key, i, &kv);
     if (rc) return rc;
-    uint32_t sz = gguf_scalar_size(kv->arr_type);
+    uint32_t sz = sd_gguf_scalar_size(kv->arr_type);
     if (!sz) return SMDIFF_E_FORMAT;
     scalar s = load_scalar(kv->arr_type, kv->val + i * sz);
     if (s.kind == 2) { *out = s.i; return SMDIFF_OK; }
@@ -930,7 +930,7 @@ int32_t sd_gguf_arr_f64(const sd_gguf *g, const char *key, uint64_t i, double *o
     const gguf_kv *kv = NULL;
     int32_t rc = arr_elem(g, key, i, &kv);
     if (rc) return rc;
-    uint32_t sz = gguf_scalar_size(kv->arr_type);
+    uint32_t sz = sd_gguf_scalar_size(kv->arr_type);
     if (!sz) return SMDIFF_E_FORMAT;
     scalar s = load_scalar(kv->arr_type, kv->val + i * sz);
     if (s.kind == 3) *out = s.f;
@@ -944,7 +944,7 @@ const void *sd_gguf_arr_data(const sd_gguf *g, const char *key) {
     int64_t k = sd_gguf_find_key(g, key);
     if (k < 0) return NULL;
     const gguf_kv *kv = &g->kv[k];
-    if (kv->type != SD_GGUF_ARRAY || !gguf_scalar_size(kv->arr_type)) return NULL;
+    if (kv->type != SD_GGUF_ARRAY || !sd_gguf_scalar_size(kv->arr_type)) return NULL;
     return kv->val;
 }
 
@@ -1006,7 +1006,7 @@ int32_t sd_gguf_value_text(const sd_gguf *g, int64_t kv_index, char *buf, size_t
                 tb_put(&tb, (const char *)p + 8, (size_t)n);
                 tb_put(&tb, "\"", 1);
             } else {
-                tb_scalar(&tb, kv->arr_type, kv->val + i * gguf_scalar_size(kv->arr_type));
+                tb_scalar(&tb, kv->arr_type, kv->val + i * sd_gguf_scalar_size(kv->arr_type));
             }
         }
         if (shown < kv->arr_count) tb_printf(&tb, ", ... (%" PRIu64 " items)", kv->arr_count);

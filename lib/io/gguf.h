@@ -91,6 +91,10 @@ uint32_t sd_gguf_kv_arr_type(const sd_gguf *g, int64_t i);
 /* Size in bytes of the file (or memory image). */
 size_t sd_gguf_file_size(const sd_gguf *g);
 
+/* Bytes of one value of a fixed-size metadata type (SD_GGUF_UINT8 ..
+ * SD_GGUF_FLOAT64, BOOL); 0 for STRING, ARRAY and unknown types. */
+uint32_t sd_gguf_scalar_size(uint32_t type);
+
 /* Format any value as text (for smdiff_model_meta / `smdiff info`). */
 int32_t sd_gguf_value_text(const sd_gguf *g, int64_t kv_index, char *buf, size_t size,
                            size_t *needed);

@@ -76,16 +76,6 @@ void sd_gguf_writer_set_progress(sd_gguf_writer *w, sd_gguf_progress_fn fn, void
     w->progress_user = user;
 }
 
-static uint32_t scalar_size(uint32_t t) {
-    switch (t) {
-    case SD_GGUF_UINT8: case SD_GGUF_INT8: case SD_GGUF_BOOL: return 1;
-    case SD_GGUF_UINT16: case SD_GGUF_INT16: return 2;
-    case SD_GGUF_UINT32: case SD_GGUF_INT32: case SD_GGUF_FLOAT32: return 4;
-    case SD_GGUF_UINT64: case SD_GGUF_INT64: case SD_GGUF_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
 /* Store (key, type, blob), taking ownership of blob; replaces an existing key
  * in place so insertion order is that of the first set. */
 static int32_t put_kv(sd_gguf_writer *w, const char *key, uint32_t type, uint8_t *blob, size_t len) {
@@ -117,7 +107,7 @@ static int32_t put_kv(sd_gguf_writer *w, const char *key, uint32_t type, uint8_t
 
 int32_t sd_gguf_set_scalar(sd_gguf_writer *w, const char *key, uint32_t type, const void *value) {
     if (!w) return SMDIFF_E_INVAL;
-    uint32_t sz = scalar_size(type);
+    uint32_t sz = sd_gguf_scalar_size(type);
     if (!sz || !value) return sd_fail(&w->err, SMDIFF_E_INVAL, "gguf writer: key '%s': bad scalar type %u", key ? key : "", type);
     if (type == SD_GGUF_BOOL && *(const uint8_t *)value > 1)
         return sd_fail(&w->err, SMDIFF_E_INVAL, "gguf writer: key '%s': bool must be 0 or 1", key ? key : "");
@@ -154,7 +144,7 @@ int32_t sd_gguf_set_str(sd_gguf_writer *w, const char *key, const char *v) {
 
 int32_t sd_gguf_set_arr(sd_gguf_writer *w, const char *key, uint32_t elem_type, const void *v, uint64_t n) {
     if (!w) return SMDIFF_E_INVAL;
-    uint32_t sz = scalar_size(elem_type);
+    uint32_t sz = sd_gguf_scalar_size(elem_type);
     size_t bytes;
     if (!sz || (!v && n) || sd_mul_size((size_t)n, sz, &bytes) || bytes > SIZE_MAX - 12)
         return sd_fail(&w->err, SMDIFF_E_INVAL, "gguf writer: key '%s': bad array (type %u, %" PRIu64 " elements)",

@@ -287,16 +287,6 @@ int32_t sd_st_open(const char *path, sd_st **out, sd_error *err) {
     return SMDIFF_OK;
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = sd_malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
 static int32_t open_sharded(sd_st *st, const char *dir, const char *index_path, sd_error *err) {
     json_error_t jerr;
     json_t *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &jerr);
@@ -321,7 +311,7 @@ static int32_t open_sharded(sd_st *st, const char *dir, const char *index_path, 
         int seen = 0;
         for (int64_t i = 0; i < st->n_files && !seen; i++) seen = strcmp(st->files[i].name, shard) == 0;
         if (seen) continue;
-        char *p = join(dir, shard);
+        char *p = sd_path_join(dir, shard);
         if (!p) {
             rc = sd_fail(err, SMDIFF_E_NOMEM, "safetensors: no memory");
             goto done;
@@ -349,8 +339,8 @@ int32_t sd_st_open_dir(const char *dir, sd_st **out, sd_error *err) {
     *out = NULL;
     sd_st *st = sd_calloc(1, sizeof *st);
     if (!st) return sd_fail(err, SMDIFF_E_NOMEM, "safetensors: no memory");
-    char *index = join(dir, "model.safetensors.index.json");
-    char *single = join(dir, "model.safetensors");
+    char *index = sd_path_join(dir, "model.safetensors.index.json");
+    char *single = sd_path_join(dir, "model.safetensors");
     int32_t rc;
     if (!index || !single) {
         rc = sd_fail(err, SMDIFF_E_NOMEM, "safetensors: no memory");

@@ -179,21 +179,11 @@ static void read_specials(builder *b, json_t *config, json_t *smap) {
     if (json_is_boolean(ab)) b->add_bos = json_is_true(ab);
 }
 
-static char *path_join(const char *dir, const char *name) {
-    size_t a = strlen(dir), c = strlen(name);
-    char *p = sd_malloc(a + c + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, c + 1);
-    return p;
-}
-
 /* Load dir/name if it exists (NULL document otherwise). */
 static int32_t load_optional(const char *dir, const char *name, json_t **out, sd_error *err) {
     *out = NULL;
     if (!dir) return SMDIFF_OK;
-    char *p = path_join(dir, name);
+    char *p = sd_path_join(dir, name);
     if (!p) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
     int32_t rc = file_exists(p) ? load_json(p, out, err) : SMDIFF_OK;
     sd_free(p);
@@ -476,7 +466,7 @@ int32_t sd_tokenizer_from_hf_dir(const char *dir, sd_tokenizer **out, sd_error *
         {"vocab.json", "merges.txt"},
         {"encoder.json", "vocab.bpe"},
     };
-    char *p = path_join(dir, "tokenizer.json");
+    char *p = sd_path_join(dir, "tokenizer.json");
     if (!p) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
     if (file_exists(p)) {
         int32_t rc = sd_tokenizer_from_hf_json(p, out, err);
@@ -485,7 +475,7 @@ int32_t sd_tokenizer_from_hf_dir(const char *dir, sd_tokenizer **out, sd_error *
     }
     sd_free(p);
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
-        char *v = path_join(dir, layouts[i][0]), *m = path_join(dir, layouts[i][1]);
+        char *v = sd_path_join(dir, layouts[i][0]), *m = sd_path_join(dir, layouts[i][1]);
         int32_t rc = SMDIFF_E_NOT_FOUND;
         if (!v || !m) rc = sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
         else if (file_exists(v) && file_exists(m))
