@@ -18,11 +18,19 @@ int cli_fail(const char *what, int32_t status, const char *detail);
 #define CLI_DEFAULT_MODEL "smdiff-gutenberg-18m.gguf"
 const char *cli_default_model(void);
 
+/* Read a token file (little-endian int32 ids); NULL after printing why.
+ * The caller frees the result with free(). */
+int32_t *cli_read_tokens(const char *path, int64_t *n);
+/* Tokens held out for validation at the end of a token file of n tokens
+ * (`smdiff train` and `smdiff eval` agree): 1%, at least one sequence. */
+int64_t cli_val_tokens(int64_t n, int64_t seq);
+
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -37,6 +37,8 @@ static void usage(FILE *f) {
             "  --cosine           cosine decay to 10%% of the peak at the last step\n"
             "  --no-sm            plain MDLM (no soft-masking two-pass training)\n"
             "  --sm-prob P        fraction of batches trained with soft-masking (default 0.8)\n"
+            "  --sm-init S,A,B    start omega_s, omega_a, omega_b here instead of the file's values\n"
+            "                     (new models: the paper's 1e-6,6.66,-0.75)\n"
             "  --ar               autoregressive objective (causal reference model)\n"
             "  --seed S           random seed (default 1)\n"
             "  --threads T        threads (default: all CPUs)\n"
@@ -53,31 +55,6 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int32_t *read_tokens(const char *path, int64_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "smdiff: %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (size < 0 || size % 4) {
-        fprintf(stderr, "smdiff: %s: size %ld is not a whole number of int32 tokens\n", path, size);
-        fclose(f);
-        return NULL;
-    }
-    int32_t *t = malloc(size ? (size_t)size : 4);
-    *n = size / 4;
-    if (!t || fread(t, 4, (size_t)*n, f) != (size_t)*n) {
-        fprintf(stderr, "smdiff: %s: read failed\n", path);
-        free(t);
-        t = NULL;
-    }
-    fclose(f);
-    return t;
 }
 
 /* Keep the CSV's header and the rows up to `step` (a resumed run redoes
@@ -179,7 +156,7 @@ static int make_tokens(const args *a);
 typedef struct args {
     const char *corpus[64];
     int n_corpus;
-    const char *tokens, *out, *init, *arch, *tokenizer;
+    const char *tokens, *out, *init, *arch, *tokenizer, *sm_init;
     long long vocab, embd, layers, heads, kv_heads, ff, mask_id, eos_id;
     long long steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after;
     double lr, sm_lr, sm_prob;
@@ -196,7 +173,7 @@ static int parse(int argc, char **argv, args *a) {
         struct { const char *name; const char **s; long long *n; double *d; } opt[] = {
             {"--tokens", &a->tokens, NULL, NULL}, {"--out", &a->out, NULL, NULL},
             {"--init", &a->init, NULL, NULL}, {"--arch", &a->arch, NULL, NULL},
-            {"--tokenizer", &a->tokenizer, NULL, NULL}, {"--vocab", NULL, &a->vocab, NULL},
+            {"--tokenizer", &a->tokenizer, NULL, NULL}, {"--sm-init", &a->sm_init, NULL, NULL}, {"--vocab", NULL, &a->vocab, NULL},
             {"--embd", NULL, &a->embd, NULL}, {"--layers", NULL, &a->layers, NULL},
             {"--heads", NULL, &a->heads, NULL}, {"--kv-heads", NULL, &a->kv_heads, NULL},
             {"--ff", NULL, &a->ff, NULL}, {"--mask-id", NULL, &a->mask_id, NULL},
@@ -301,9 +278,9 @@ int cmd_train(int argc, char **argv) {
     }
     if (a.n_corpus && !a.resume && make_tokens(&a)) return 1;
     int64_t n = 0;
-    int32_t *tok = read_tokens(a.tokens, &n);
+    int32_t *tok = cli_read_tokens(a.tokens, &n);
     if (!tok) return 1;
-    int64_t n_val = n / 100 > a.seq ? n / 100 : a.seq;
+    int64_t n_val = cli_val_tokens(n, a.seq);
     if (n - n_val < a.seq) {
         fprintf(stderr, "smdiff train: %s has %lld tokens: too few for a training and a validation "
                         "sequence of %lld (corpus too small)\n", a.tokens, (long long)n, a.seq);
@@ -339,6 +316,18 @@ int cmd_train(int argc, char **argv) {
         rc = smdiff_trainer_init_new(t, a.arch, (int32_t)a.vocab, (int32_t)a.embd, (int32_t)a.layers,
                                      (int32_t)a.heads, (int32_t)(a.kv_heads > 0 ? a.kv_heads : a.heads),
                                      (int32_t)a.ff, (int32_t)a.mask_id, (int32_t)a.eos_id);
+    }
+    if (!rc && a.sm_init && !a.resume) {
+        double sm[3];
+        char tail;
+        what = "--sm-init";
+        if (sscanf(a.sm_init, "%lf,%lf,%lf%c", &sm[0], &sm[1], &sm[2], &tail) != 3) {
+            fprintf(stderr, "smdiff train: --sm-init wants SCALE,STEEPNESS,CENTRE, e.g. 0.5,6.66,-0.75\n");
+            smdiff_trainer_free(t);
+            free(tok);
+            return 2;
+        }
+        rc = smdiff_trainer_set_softmask(t, sm[0], sm[1], sm[2]);
     }
     if (!rc && a.tokenizer) what = a.tokenizer, rc = smdiff_trainer_set_tokenizer_file(t, a.tokenizer);
     if (!rc) what = a.tokens, rc = smdiff_trainer_set_data(t, tok, n - n_val, tok + (n - n_val), n_val);

@@ -1,4 +1,5 @@
 /* main.c -- dispatch `smdiff COMMAND ...` to its cmd_* function. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "tokenize standard input with a model's or tokenizer directory's tokenizer"},
     {"convert", cmd_convert, "convert a Hugging Face Dream/LLaDA checkpoint to GGUF"},
     {"train", cmd_train, "train or fine-tune a model (MDLM with soft-masking, or AR)"},
+    {"eval", cmd_eval, "validation bound, generative perplexity, entropy and MAUVE of samples"},
 };
 
 int cli_fail(const char *what, int32_t status, const char *detail) {
@@ -48,6 +50,33 @@ const char *cli_default_model(void) {
     }
     return NULL;
 }
+
+int32_t *cli_read_tokens(const char *path, int64_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "smdiff: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (size < 0 || size % 4) {
+        fprintf(stderr, "smdiff: %s: size %ld is not a whole number of int32 tokens\n", path, size);
+        fclose(f);
+        return NULL;
+    }
+    int32_t *t = malloc(size ? (size_t)size : 4);
+    *n = size / 4;
+    if (!t || fread(t, 4, (size_t)*n, f) != (size_t)*n) {
+        fprintf(stderr, "smdiff: %s: read failed\n", path);
+        free(t);
+        t = NULL;
+    }
+    fclose(f);
+    return t;
+}
+
+int64_t cli_val_tokens(int64_t n, int64_t seq) { return n / 100 > seq ? n / 100 : seq; }
 
 static void usage(FILE *f) {
     fprintf(f, "usage: smdiff COMMAND [ARGS...]\n\ncommands:\n");

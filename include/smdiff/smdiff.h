@@ -595,6 +595,15 @@ SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *trainer, const char *
                                            int32_t n_vocab, int32_t n_embd, int32_t n_layer,
                                            int32_t n_head, int32_t n_head_kv, int32_t n_ff,
                                            int32_t mask_id, int32_t eos_id);
+/* Set the model's soft-masking parameters (omega_s in (0,1), omega_a > 0,
+ * omega_b < 0) before training starts, overriding the values of the file
+ * or the paper's initial ones (1e-6, 6.66, -0.75). For short runs: at the
+ * SM learning rate of 1e-2 the raw omega_s moves about 0.01 per step, so
+ * from 1e-6 SM stays off for the first thousand steps or so.
+ * SMDIFF_E_INVAL for a value out of range, SMDIFF_E_STATE before init or
+ * after the first step. */
+SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *trainer, double omega_s,
+                                               double omega_a, double omega_b);
 /* Copy the tokenizer.* metadata of a GGUF file into the models this trainer
  * saves (for a model initialised from scratch). SMDIFF_E_IO, SMDIFF_E_FORMAT. */
 SMDIFF_API int32_t smdiff_trainer_set_tokenizer_file(smdiff_trainer *trainer, const char *path);
@@ -642,6 +651,58 @@ SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model,
                                                 const char *const *paths, int32_t n_paths,
                                                 int32_t eos_id, const char *out_path,
                                                 int64_t *n_tokens, int64_t *n_documents);
+
+/* ---- Evaluation (experimental; docs/RESULTS.md, docs/TRAINING.md) ----
+ * Functions of plain arrays; errors go to smdiff_last_error() (thread-local).
+ * All are deterministic given their seeds and thread-safe. */
+
+/* Validation bound of a masked diffusion model: the MDLM ELBO in nats per
+ * token (exp of it bounds the perplexity) on windows [n_windows, seq_len]
+ * of token ids, with `draws` noise draws per window. The windows are
+ * numbered from first_window; draw j of window i uses
+ * t = eps + (1-eps)(u_i + j)/draws (u_i uniform: stratified in t) and a
+ * Bernoulli(t) mask, all from the Philox stream (seed, i + 1), eps 1e-3.
+ * So two models given the same windows and seed see the same t and masks,
+ * and a long evaluation split into calls (first_window = windows already
+ * done) gives the same draws as one call. two_pass = 1 gives the soft-masking two-pass bound (pass 1's
+ * top-k predictions mixed into pass 2 with the model's own omega and k),
+ * the bound an SM model is trained on; 0 the plain one. threads 0 = all.
+ * *n_masked (may be NULL) receives the number of masked positions scored.
+ * SMDIFF_E_INVAL for bad arguments, SMDIFF_E_RANGE for ids outside the
+ * vocabulary, SMDIFF_E_IO / SMDIFF_E_FORMAT for a bad file, SMDIFF_E_NOMEM. */
+SMDIFF_API int32_t smdiff_eval_elbo(const char *model_path, const int32_t *windows,
+                                    int64_t n_windows, int64_t first_window, int32_t seq_len, int32_t draws,
+                                    uint64_t seed, int32_t two_pass, int32_t threads,
+                                    double *nll, int64_t *n_masked);
+
+/* Score sequences [n, seq_len] with an autoregressive reference model (one
+ * trained with SMDIFF_TRAIN_AR: causal attention, next-token loss).
+ *   nll       [n] or NULL: mean negative log-likelihood, nats, of tokens
+ *             1..seq_len-1 given their prefix (exp of the mean over all
+ *             sequences is the generative perplexity);
+ *   features  [n, n_embd] or NULL: the final hidden state (after the output
+ *             norm) at the last position, MAUVE's features;
+ *   n_embd    may be NULL: receives the model's width (to size features).
+ * SMDIFF_E_INVAL, SMDIFF_E_RANGE (ids), SMDIFF_E_IO, SMDIFF_E_FORMAT,
+ * SMDIFF_E_NOMEM. */
+SMDIFF_API int32_t smdiff_eval_ar(const char *ar_model_path, const int32_t *seqs, int64_t n,
+                                  int32_t seq_len, int32_t threads, double *nll, float *features,
+                                  int32_t *n_embd);
+
+/* MAUVE (Pillutla et al., 2021) between model features p [n_p, dim] and
+ * human features q [n_q, dim]: L2 normalisation, PCA to 90% explained
+ * variance, k-means (k-means++ seeding from `seed`, 5 restarts) into
+ * max(2, round(min(n_p, n_q) / 10)) clusters, divergence frontier with
+ * scaling 5 over 25 mixture weights, area under it. 1 = same
+ * distribution, near 0 = disjoint. SMDIFF_E_INVAL, SMDIFF_E_NOMEM. */
+SMDIFF_API int32_t smdiff_eval_mauve(const float *p, int64_t n_p, const float *q, int64_t n_q,
+                                     int64_t dim, uint64_t seed, double *score);
+
+/* Unigram entropy, nats, of the token histogram of ids [n] (vocabulary
+ * size vocab): low values expose repetition. SMDIFF_E_INVAL for bad
+ * arguments, SMDIFF_E_RANGE for ids outside [0, vocab). */
+SMDIFF_API int32_t smdiff_eval_unigram_entropy(const int32_t *ids, int64_t n, int64_t vocab,
+                                               double *entropy);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/options.h"
 #include "core/pool.h"
+#include "diffusion/softmask.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
 #include "smdiff/smdiff.h"
@@ -168,6 +169,22 @@ SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *tr, const char *arch,
     sd_rng_init(&r, (uint64_t)tr->opt[SMDIFF_TRAIN_SEED].i, 1);
     sd_tmodel_init_random(m, &r, 0.02f, 1e-6, 6.66, -0.75);
     return start(tr, m);
+}
+
+SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *tr, double omega_s, double omega_a,
+                                               double omega_b) {
+    REQUIRE(tr, tr, "smdiff_trainer_set_softmask: trainer is NULL");
+    if (!tr->t) return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_set_softmask: no model yet");
+    if (tr->t->step > 0)
+        return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_set_softmask: training has started");
+    REQUIRE(omega_s > 0 && omega_s < 1 && omega_a > 0 && omega_a <= 1e4 && omega_b < 0 && omega_b >= -1e4, tr,
+            "smdiff_trainer_set_softmask: need 0 < omega_s < 1, 0 < omega_a <= 1e4, -1e4 <= omega_b < 0 "
+            "(got %g, %g, %g)", omega_s, omega_a, omega_b);
+    float *raw = tr->t->m->p.sm_raw;
+    raw[0] = (float)sd_logit(omega_s);
+    raw[1] = (float)sd_softplus_inv(omega_a);
+    raw[2] = (float)sd_softplus_inv(-omega_b);
+    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_trainer_set_tokenizer_file(smdiff_trainer *tr, const char *path) {

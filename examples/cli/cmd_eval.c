@@ -1,0 +1,474 @@
+/* cmd_eval.c -- `smdiff eval`: the measurements of docs/RESULTS.md.
+ *
+ *   smdiff eval elbo    validation bound (perplexity) on fixed, seeded noise
+ *   smdiff eval samples generative perplexity under an AR reference model,
+ *                       unigram entropy and MAUVE of samples, per step
+ *                       budget, mean +- sd over seeds
+ *
+ * Data flow of `samples`, per seed: n held-out windows of len+1 tokens
+ * (the human text) -> their first token is each sample's one-token prompt
+ * -> smdiff_generate_tokens fills len tokens at each step budget -> the
+ * reference model scores samples and human text (smdiff_eval_ar) -> mean
+ * NLL gives the generative perplexity, the final hidden states MAUVE
+ * against the human windows (smdiff_eval_mauve). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: smdiff eval elbo -m MODEL [-m MODEL ...] --tokens FILE.i32 [options]\n"
+            "       smdiff eval samples -m MODEL --ref AR.gguf --tokens FILE.i32 [options]\n"
+            "\n"
+            "Both read the held-out part of FILE.i32: its last 1%% (at least one sequence),\n"
+            "the split `smdiff train` validates on.\n"
+            "\n"
+            "elbo: the MDLM bound in nats/token and its perplexity, on consecutive windows\n"
+            "with fixed seeded t and masks (every model sees the same noise).\n"
+            "  --seq L            window length (default 128)\n"
+            "  --windows N        windows (default 256; 0 = all that fit)\n"
+            "  --draws D          noise draws per window, stratified in t (default 4)\n"
+            "  --seed S           noise seed (default 1)\n"
+            "  --two-pass         the soft-masking two-pass bound (as SM models train)\n"
+            "  --threads T        threads (default: all CPUs)\n"
+            "  --csv FILE         append model,bound,seq,windows,draws,seed,two_pass,nll,ppl,masked\n"
+            "\n"
+            "samples: per seed, N held-out windows of LEN+1 tokens are the human text; sample\n"
+            "i is generated after the first token of window i. The AR reference model gives\n"
+            "the generative perplexity exp(mean NLL) and MAUVE's features.\n"
+            "  --len LEN          generated tokens per sample (default 64)\n"
+            "  --budgets A,B,..   denoising steps (default LEN/8,LEN/4,LEN/2,LEN)\n"
+            "  --seeds S1,S2,..   seeds (default 1,2,3)\n"
+            "  --n N              samples per seed and budget (default 50)\n"
+            "  --strategy NAME    decoder strategy (default origin: MDLM's ancestral order)\n"
+            "  --temp T           sampling temperature (default 1)\n"
+            "  --top-p P          nucleus (default 1 = off)\n"
+            "  --softmask off|entropy|constant  (default: the model's)\n"
+            "  --sm-lambda X      lambda of --softmask constant\n"
+            "  --label NAME       name of this configuration in the output (default MODEL)\n"
+            "  --csv FILE         append label,budget,seed,n,gen_ppl,entropy,mauve per run\n"
+            "  --show K           print the first K samples of the first seed per budget\n"
+            "  --threads T        threads (default: all CPUs)\n");
+}
+
+/* "8,16,32" -> values; returns the count or -1 */
+static int parse_list(const char *s, long long *out, int cap) {
+    int n = 0;
+    while (s && *s) {
+        char *end = NULL;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || n == cap || v < 0) return -1;
+        out[n++] = v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+static void mean_sd(const double *x, int n, double *mean, double *sd) {
+    double m = 0, v = 0;
+    for (int i = 0; i < n; i++) m += x[i];
+    m /= n;
+    for (int i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+    *mean = m;
+    *sd = n > 1 ? sqrt(v / (n - 1)) : 0.0;
+}
+
+/* splitmix64: the CLI's own small generator for window positions */
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* ------------------------------------------------------------------ elbo */
+
+static int eval_elbo(int argc, char **argv) {
+    const char *models[16], *tokens = NULL, *csv = NULL;
+    int n_models = 0, two_pass = 0;
+    long long seq = 128, windows = 256, draws = 4, seed = 1, threads = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (!strcmp(a, name) && v && ++i)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (OPT("-m")) {
+            if (n_models == 16) {
+                fprintf(stderr, "smdiff eval: at most 16 models\n");
+                return 2;
+            }
+            models[n_models++] = v;
+        } else if (OPT("--tokens")) tokens = v;
+        else if (OPT("--csv")) csv = v;
+        else if (OPT("--seq")) seq = atoll(v);
+        else if (OPT("--windows")) windows = atoll(v);
+        else if (OPT("--draws")) draws = atoll(v);
+        else if (OPT("--seed")) seed = atoll(v);
+        else if (OPT("--threads")) threads = atoll(v);
+        else if (!strcmp(a, "--two-pass")) two_pass = 1;
+        else {
+            fprintf(stderr, "smdiff eval elbo: unknown or incomplete option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+#undef OPT
+    }
+    if (!n_models || !tokens || seq < 2 || windows < 0 || draws < 1 || seed < 0 || threads < 0) {
+        fprintf(stderr, "smdiff eval elbo: need -m and --tokens; --seq >= 2, --draws >= 1, "
+                        "--windows, --seed, --threads >= 0\n");
+        return 2;
+    }
+    int64_t n = 0;
+    int32_t *tok = cli_read_tokens(tokens, &n);
+    if (!tok) return 1;
+    int64_t n_val = cli_val_tokens(n, seq);
+    if (n_val > n) {
+        fprintf(stderr, "smdiff eval: %s has %lld tokens, fewer than one window of %lld\n", tokens,
+                (long long)n, seq);
+        free(tok);
+        return 1;
+    }
+    const int32_t *val = tok + (n - n_val);
+    int64_t fit = n_val / seq;
+    if (windows == 0 || windows > fit) windows = fit;
+    FILE *out = NULL;
+    if (csv) {
+        out = fopen(csv, "a");
+        if (!out) {
+            fprintf(stderr, "smdiff: %s: %s\n", csv, strerror(errno));
+            free(tok);
+            return 1;
+        }
+    }
+    int ret = 0;
+    const int64_t chunk = 32;
+    for (int k = 0; k < n_models && !ret; k++) {
+        double sum = 0.0, t0 = now_s();
+        int64_t masked = 0;
+        for (int64_t w = 0; w < windows; w += chunk) {
+            int64_t nw = windows - w < chunk ? windows - w : chunk;
+            double nll = 0.0;
+            int64_t nm = 0;
+            int32_t rc = smdiff_eval_elbo(models[k], val + w * seq, nw, w, (int32_t)seq, (int32_t)draws,
+                                          (uint64_t)seed, two_pass, (int32_t)threads, &nll, &nm);
+            if (rc) {
+                ret = cli_fail(models[k], rc, smdiff_last_error());
+                break;
+            }
+            sum += nll * (double)nw;
+            masked += nm;
+            double el = now_s() - t0, done = (double)(w + nw);
+            fprintf(stderr, "\relbo %s: %lld/%lld windows  %.0fs left   ", models[k], (long long)(w + nw),
+                    (long long)windows, el / done * ((double)windows - done));
+        }
+        fprintf(stderr, "\n");
+        if (ret) break;
+        double nll = sum / (double)windows;
+        printf("%s: %s bound %.4f nats/token, perplexity <= %.2f  (%lld windows x %lld tokens, "
+               "%lld draws, seed %lld, %lld masked positions)\n",
+               models[k], two_pass ? "two-pass" : "single-pass", nll, exp(nll), (long long)windows, seq,
+               draws, seed, (long long)masked);
+        if (out)
+            fprintf(out, "%s,%s,%lld,%lld,%lld,%lld,%d,%.6f,%.4f,%lld\n", models[k],
+                    two_pass ? "two-pass" : "single-pass", seq, (long long)windows, draws, seed, two_pass,
+                    nll, exp(nll), (long long)masked);
+    }
+    if (out) fclose(out);
+    free(tok);
+    return ret;
+}
+
+/* --------------------------------------------------------------- samples */
+
+typedef struct samples_args {
+    const char *model, *ref, *tokens, *csv, *label, *strategy, *sm_mode;
+    long long len, n, show, threads;
+    long long budgets[16], seeds[16];
+    int n_budgets, n_seeds;
+    double temp, top_p, sm_lambda;
+} samples_args;
+
+static int parse_samples(int argc, char **argv, samples_args *a) {
+    memset(a, 0, sizeof *a);
+    a->len = 64, a->n = 50, a->temp = 1.0, a->top_p = 1.0, a->sm_lambda = -1;
+    a->strategy = "origin";
+    a->n_seeds = 3, a->seeds[0] = 1, a->seeds[1] = 2, a->seeds[2] = 3;
+    const char *budgets = NULL, *seeds = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (!strcmp(k, name) && v && ++i)
+        if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
+            usage(stdout);
+            return 1;
+        } else if (OPT("-m")) a->model = v;
+        else if (OPT("--ref")) a->ref = v;
+        else if (OPT("--tokens")) a->tokens = v;
+        else if (OPT("--csv")) a->csv = v;
+        else if (OPT("--label")) a->label = v;
+        else if (OPT("--strategy")) a->strategy = v;
+        else if (OPT("--softmask")) a->sm_mode = v;
+        else if (OPT("--sm-lambda")) a->sm_lambda = atof(v);
+        else if (OPT("--len")) a->len = atoll(v);
+        else if (OPT("--n")) a->n = atoll(v);
+        else if (OPT("--show")) a->show = atoll(v);
+        else if (OPT("--threads")) a->threads = atoll(v);
+        else if (OPT("--temp")) a->temp = atof(v);
+        else if (OPT("--top-p")) a->top_p = atof(v);
+        else if (OPT("--budgets")) budgets = v;
+        else if (OPT("--seeds")) seeds = v;
+        else {
+            fprintf(stderr, "smdiff eval samples: unknown or incomplete option '%s'\n\n", k);
+            usage(stderr);
+            return -1;
+        }
+#undef OPT
+    }
+    if (!a->model || !a->ref || !a->tokens) {
+        fprintf(stderr, "smdiff eval samples: -m, --ref and --tokens are required\n");
+        return -1;
+    }
+    if (a->len < 2 || a->n < 2 || a->show < 0 || a->threads < 0) {
+        fprintf(stderr, "smdiff eval samples: need --len >= 2, --n >= 2, --show and --threads >= 0\n");
+        return -1;
+    }
+    if (budgets) {
+        a->n_budgets = parse_list(budgets, a->budgets, 16);
+    } else {
+        a->n_budgets = 0;
+        for (long long d = 8; d >= 1; d /= 2)
+            if (a->len / d >= 1) a->budgets[a->n_budgets++] = a->len / d;
+    }
+    if (seeds) a->n_seeds = parse_list(seeds, a->seeds, 16);
+    if (a->n_budgets < 1 || a->n_seeds < 1) {
+        fprintf(stderr, "smdiff eval samples: --budgets and --seeds want comma-separated numbers "
+                        "(at most 16)\n");
+        return -1;
+    }
+    for (int i = 0; i < a->n_budgets; i++)
+        if (a->budgets[i] < 1 || a->budgets[i] > a->len) {
+            fprintf(stderr, "smdiff eval samples: budget %lld outside 1..%lld\n", a->budgets[i], a->len);
+            return -1;
+        }
+    if (!a->label) a->label = a->model;
+    return 0;
+}
+
+/* Sampler with the configuration's strategy, temperature and soft-mask. */
+static int32_t make_sampler(const samples_args *a, smdiff_model *m, smdiff_sampler **s_out,
+                            smdiff_softmask **sm_out, const char **what) {
+    smdiff_sampler *s = NULL;
+    smdiff_softmask *sm = NULL;
+    int32_t rc = smdiff_sampler_create(&s);
+    *what = "sampler";
+    if (!rc) rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, a->len);
+    if (!rc) rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0);
+    if (!rc) rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, a->threads);
+    if (!rc) *what = "--temp", rc = smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, a->temp);
+    if (!rc) *what = "--top-p", rc = smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, a->top_p);
+    if (!rc) *what = "--strategy", rc = smdiff_sampler_set_strategy(s, a->strategy);
+    if (!rc) *what = "soft-mask", rc = smdiff_softmask_create_from_model(m, &sm);
+    if (!rc && a->sm_mode) {
+        int64_t mode = !strcmp(a->sm_mode, "off")       ? SMDIFF_SM_OFF
+                       : !strcmp(a->sm_mode, "entropy")  ? SMDIFF_SM_ENTROPY
+                       : !strcmp(a->sm_mode, "constant") ? SMDIFF_SM_CONSTANT
+                                                         : -1;
+        *what = "--softmask (off, entropy or constant)";
+        rc = mode < 0 ? SMDIFF_E_INVAL : smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, mode);
+    }
+    if (!rc && a->sm_lambda >= 0)
+        *what = "--sm-lambda", rc = smdiff_softmask_set_double(sm, SMDIFF_SM_CONSTANT_LAMBDA, a->sm_lambda);
+    if (!rc) rc = smdiff_sampler_set_softmask(s, sm);
+    if (rc) {
+        smdiff_sampler_free(s);
+        smdiff_softmask_free(sm);
+        return rc;
+    }
+    *s_out = s, *sm_out = sm;
+    return SMDIFF_OK;
+}
+
+static void print_text(smdiff_model *m, const int32_t *ids, int64_t n) {
+    size_t nb = 0;
+    if (smdiff_model_detokenize(m, ids, (size_t)n, 0, NULL, 0, &nb) && nb == 0) return;
+    char *t = malloc(nb + 1);
+    if (t && smdiff_model_detokenize(m, ids, (size_t)n, 0, t, nb + 1, &nb) == SMDIFF_OK) {
+        t[nb] = 0;
+        for (char *c = t; *c; c++)
+            if (*c == '\n') *c = ' ';
+        printf("    | %s\n", t);
+    }
+    free(t);
+}
+
+static int eval_samples(int argc, char **argv) {
+    samples_args a;
+    int pr = parse_samples(argc, argv, &a);
+    if (pr) return pr > 0 ? 0 : 2;
+    const int64_t S = a.len + 1; /* prompt token + generated */
+    int64_t n_tok = 0;
+    int32_t *tok = cli_read_tokens(a.tokens, &n_tok);
+    if (!tok) return 1;
+    int64_t n_val = cli_val_tokens(n_tok, S);
+    if (n_val > n_tok || n_val < S) {
+        fprintf(stderr, "smdiff eval: %s has too few tokens for a window of %lld\n", a.tokens, (long long)S);
+        free(tok);
+        return 1;
+    }
+    const int32_t *val = tok + (n_tok - n_val);
+    smdiff_model *m = NULL;
+    smdiff_sampler *s = NULL;
+    smdiff_softmask *sm = NULL;
+    FILE *csv = NULL;
+    const int64_t N = a.n, nb = a.n_budgets, ns = a.n_seeds;
+    int32_t *human = malloc(sizeof(int32_t) * (size_t)(N * S));
+    int32_t *gen = malloc(sizeof(int32_t) * (size_t)(N * S));
+    double *nll = malloc(sizeof(double) * (size_t)N);
+    double *res = calloc((size_t)(3 * nb * ns), sizeof(double)); /* [metric][budget][seed] */
+    float *hf = NULL, *gf = NULL;
+    int ret = 1;
+    const char *what = "out of memory";
+    int32_t rc = (!human || !gen || !nll || !res) ? SMDIFF_E_NOMEM : smdiff_model_create(&m);
+    if (!rc) {
+        smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, a.threads);
+        what = a.model, rc = smdiff_model_load_file(m, a.model);
+        if (rc) {
+            ret = cli_fail(a.model, rc, smdiff_model_last_error(m));
+            goto done;
+        }
+    }
+    if (!rc) rc = make_sampler(&a, m, &s, &sm, &what);
+    int64_t vocab = 0;
+    if (!rc) smdiff_model_property(m, SMDIFF_PROP_VOCAB_SIZE, &vocab);
+    if (rc) {
+        ret = cli_fail(what, rc, smdiff_last_error());
+        goto done;
+    }
+    if (a.csv && !(csv = fopen(a.csv, "a"))) {
+        fprintf(stderr, "smdiff: %s: %s\n", a.csv, strerror(errno));
+        goto done;
+    }
+    int32_t d = 0;
+    double t0 = now_s(), work_done = 0, work_total = 0;
+    for (int64_t b = 0; b < nb; b++) work_total += (double)(a.budgets[b] * N * ns);
+    printf("# %s: %lld samples of %lld tokens per seed and budget, strategy %s, temperature %g, "
+           "soft-mask %s\n",
+           a.label, (long long)N, a.len, a.strategy, a.temp, a.sm_mode ? a.sm_mode : "(model's)");
+    for (int64_t si = 0; si < ns; si++) {
+        uint64_t seed = (uint64_t)a.seeds[si], st = seed * 0x2545F4914F6CDD1Dull + 7;
+        for (int64_t i = 0; i < N; i++) {
+            uint64_t start = splitmix(&st) % (uint64_t)(n_val - S + 1);
+            memcpy(human + i * S, val + start, sizeof(int32_t) * (size_t)S);
+        }
+        what = a.ref;
+        rc = smdiff_eval_ar(a.ref, human, N, (int32_t)S, (int32_t)a.threads, nll, NULL, &d);
+        if (!rc && !hf) hf = malloc(sizeof(float) * (size_t)(N * d)), gf = malloc(sizeof(float) * (size_t)(N * d));
+        if (!rc && (!hf || !gf)) rc = SMDIFF_E_NOMEM;
+        if (!rc) rc = smdiff_eval_ar(a.ref, human, N, (int32_t)S, (int32_t)a.threads, nll, hf, &d);
+        if (rc) {
+            ret = cli_fail(what, rc, smdiff_last_error());
+            goto done;
+        }
+        double hn = 0, he = 0;
+        for (int64_t i = 0; i < N; i++) {
+            double e = 0;
+            hn += nll[i];
+            smdiff_eval_unigram_entropy(human + i * S + 1, a.len, vocab, &e);
+            he += e;
+        }
+        printf("seed %llu human text: gen ppl %.2f, entropy %.3f nats (n %lld)\n", (unsigned long long)seed,
+               exp(hn / N), he / N, (long long)N);
+        for (int64_t b = 0; b < nb; b++) {
+            what = "--budgets";
+            rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, a.budgets[b]);
+            for (int64_t i = 0; !rc && i < N; i++) {
+                int32_t n_out = 0;
+                what = "generate";
+                rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_SEED, (int64_t)(seed * 1000003u + (uint64_t)i));
+                gen[i * S] = human[i * S];
+                if (!rc) rc = smdiff_generate_tokens(s, m, human + i * S, 1, gen + i * S + 1, (int32_t)a.len, &n_out);
+                if (!rc && n_out != a.len) rc = SMDIFF_E_INTERNAL;
+                work_done += (double)a.budgets[b];
+                double el = now_s() - t0;
+                fprintf(stderr, "\r%s seed %llu budget %lld: sample %lld/%lld  %.0fs left   ", a.label,
+                        (unsigned long long)seed, a.budgets[b], (long long)(i + 1), (long long)N,
+                        el / work_done * (work_total - work_done));
+            }
+            if (rc) {
+                fprintf(stderr, "\n");
+                ret = cli_fail(what, rc, smdiff_sampler_last_error(s));
+                goto done;
+            }
+            what = a.ref;
+            rc = smdiff_eval_ar(a.ref, gen, N, (int32_t)S, (int32_t)a.threads, nll, gf, &d);
+            double mauve = 0, gn = 0, ge = 0;
+            if (!rc) what = "MAUVE", rc = smdiff_eval_mauve(gf, N, hf, N, d, seed, &mauve);
+            for (int64_t i = 0; !rc && i < N; i++) {
+                double e = 0;
+                gn += nll[i];
+                rc = smdiff_eval_unigram_entropy(gen + i * S + 1, a.len, vocab, &e);
+                ge += e;
+            }
+            if (rc) {
+                fprintf(stderr, "\n");
+                ret = cli_fail(what, rc, smdiff_last_error());
+                goto done;
+            }
+            double *r = res + (b * ns + si);
+            r[0] = exp(gn / N), r[nb * ns] = ge / N, r[2 * nb * ns] = mauve;
+            fprintf(stderr, "\n");
+            printf("%s seed %llu steps %lld: gen ppl %.2f  entropy %.3f  MAUVE %.4f  (n %lld)\n", a.label,
+                   (unsigned long long)seed, a.budgets[b], r[0], r[nb * ns], mauve, (long long)N);
+            if (csv)
+                fprintf(csv, "%s,%lld,%llu,%lld,%.4f,%.5f,%.5f\n", a.label, a.budgets[b],
+                        (unsigned long long)seed, (long long)N, r[0], r[nb * ns], mauve);
+            for (int64_t i = 0; si == 0 && i < a.show && i < N; i++) print_text(m, gen + i * S, S);
+            fflush(stdout);
+        }
+    }
+    printf("# %s summary, mean +- sd over %lld seeds of %lld samples each\n", a.label, (long long)ns,
+           (long long)N);
+    for (int64_t b = 0; b < nb; b++) {
+        double mu[3], sd[3];
+        for (int k = 0; k < 3; k++) mean_sd(res + k * nb * ns + b * ns, (int)ns, &mu[k], &sd[k]);
+        printf("%s steps %lld: gen ppl %.2f +- %.2f  entropy %.3f +- %.3f  MAUVE %.4f +- %.4f\n", a.label,
+               a.budgets[b], mu[0], sd[0], mu[1], sd[1], mu[2], sd[2]);
+    }
+    ret = 0;
+done:
+    if (csv) fclose(csv);
+    smdiff_sampler_free(s);
+    smdiff_softmask_free(sm);
+    smdiff_model_free(m);
+    free(tok);
+    free(human);
+    free(gen);
+    free(nll);
+    free(res);
+    free(hf);
+    free(gf);
+    return ret;
+}
+
+int cmd_eval(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "elbo")) return eval_elbo(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "samples")) return eval_samples(argc, argv);
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        usage(stdout);
+        return 0;
+    }
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,159 @@
+/* eval.c -- validation bound on fixed noise and AR reference scores; see eval.h. */
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/pool.h"
+#include "core/rng.h"
+#include "eval.h"
+#include "io/gguf.h"
+#include "nn/blas.h"
+#include "train/checkpoint.h"
+#include "train/objective.h"
+
+/* A loaded model with its thread pool and objective buffers. */
+typedef struct eval_ctx {
+    sd_tmodel *m;
+    sd_pool *pool;
+    sd_objective_ws ws;
+} eval_ctx;
+
+static void ctx_free(eval_ctx *c) {
+    sd_objective_ws_free(&c->ws);
+    sd_tmodel_free(c->m);
+    sd_pool_free(c->pool);
+}
+
+static int32_t ctx_open(eval_ctx *c, const char *path, int64_t B, int64_t L, int32_t k, int threads,
+                        sd_error *err) {
+    memset(c, 0, sizeof *c);
+    if (threads <= 0) threads = sd_cpu_count();
+    sd_blas_set_threads(threads);
+    int32_t rc = sd_tmodel_load_gguf(path, B, L, 0, &c->m, err);
+    if (!rc) rc = sd_pool_create(threads, &c->pool, err);
+    if (!rc) {
+        c->m->pool = c->pool;
+        rc = sd_objective_ws_init(&c->ws, c->m, k, err);
+    }
+    if (rc) ctx_free(c);
+    return rc;
+}
+
+static int32_t check_ids(const int32_t *ids, int64_t n, int32_t V, sd_error *err) {
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return sd_fail(err, SMDIFF_E_RANGE, "eval: token %lld is %d, outside vocabulary %d",
+                           (long long)i, ids[i], V);
+    return SMDIFF_OK;
+}
+
+/* k of the two-pass bound: the option, else the file's, else 3 */
+static int32_t file_k(const char *path, int32_t want) {
+    if (want > 0) return want;
+    sd_gguf *g = NULL;
+    sd_error e = {0};
+    int64_t k = 0;
+    if (sd_gguf_open(path, 0, &g, &e)) return 3;
+    if (sd_gguf_get_i64(g, "smdiff.softmask.k", &k, &e) || k < 1 || k > 64) k = 3;
+    sd_gguf_close(g);
+    return (int32_t)k;
+}
+
+int32_t sd_eval_elbo(const char *path, const int32_t *windows, int64_t n_win, const sd_elbo_opts *o,
+                     double *nll, int64_t *n_masked, sd_error *err) {
+    if (!path || !windows || !o || !nll) return sd_fail(err, SMDIFF_E_INVAL, "eval: NULL argument");
+    if (n_win < 1 || o->L < 1 || o->draws < 1 || !(o->eps > 0 && o->eps < 1) || o->batch < 0 ||
+        o->sm_k < 0 || o->sm_k > 64 || o->first < 0)
+        return sd_fail(err, SMDIFF_E_INVAL,
+                       "eval: need >= 1 window, L >= 1, draws >= 1, 0 < eps < 1, 0 <= k <= 64 "
+                       "(got %lld, %lld, %d, %g, %d)",
+                       (long long)n_win, (long long)o->L, (int)o->draws, o->eps, (int)o->sm_k);
+    const int64_t L = o->L, D = o->draws, B = o->batch ? o->batch : 8;
+    const int32_t k = o->two_pass ? file_k(path, o->sm_k) : 1;
+    eval_ctx c;
+    int32_t rc = ctx_open(&c, path, B, L, k, o->threads, err);
+    if (rc) return rc;
+    sd_tmodel *m = c.m;
+    rc = check_ids(windows, n_win * L, m->hp.n_vocab, err);
+    sd_objective_opts oo;
+    sd_objective_defaults(&oo);
+    oo.eps = o->eps;
+    oo.sm_k = k;
+    int32_t *x = sd_malloc((size_t)(B * L) * sizeof(int32_t));
+    uint8_t *mask = sd_malloc((size_t)(B * L));
+    float *t = sd_malloc((size_t)B * sizeof(float));
+    if (!rc && (!x || !mask || !t)) rc = sd_fail(err, SMDIFF_E_NOMEM, "eval: out of memory");
+    double sum = 0.0;
+    int64_t masked_total = 0, total = n_win * D, done = 0;
+    sd_rng r;
+    /* (window, draw) pairs in order; window i's stream is restarted for
+     * each of its draws and skipped forward, so the noise of a pair does not
+     * depend on how pairs are batched */
+    while (!rc && done < total) {
+        int64_t nb = total - done < B ? total - done : B;
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t i = (done + b) / D, j = (done + b) % D;
+            sd_rng_init(&r, o->seed, (uint64_t)(o->first + i) + 1);
+            double u = sd_rng_uniform(&r);
+            double tj = o->eps + (1.0 - o->eps) * (u + (double)j) / (double)D;
+            for (int64_t s = 0; s < j * L; s++) (void)sd_rng_uniform(&r); /* masks of draws < j */
+            t[b] = (float)tj;
+            memcpy(x + b * L, windows + i * L, (size_t)L * sizeof(int32_t));
+            for (int64_t p = 0; p < L; p++) mask[b * L + p] = sd_rng_uniform(&r) < tj;
+        }
+        double l = 0.0;
+        int64_t nm = 0;
+        rc = sd_mdlm_loss(m, &c.ws, &oo, x, nb, L, mask, t, o->two_pass, &l, &nm);
+        if (rc) {
+            sd_error_forward(err, &m->err);
+            break;
+        }
+        sum += l * (double)nb; /* the loss is the batch mean */
+        masked_total += nm;
+        done += nb;
+    }
+    if (!rc) {
+        *nll = sum / (double)total;
+        if (n_masked) *n_masked = masked_total;
+    }
+    sd_free(x);
+    sd_free(mask);
+    sd_free(t);
+    ctx_free(&c);
+    return rc;
+}
+
+int32_t sd_eval_ar(const char *path, const int32_t *seqs, int64_t n, int64_t L, int threads,
+                   double *nll, float *features, int64_t *d_out, sd_error *err) {
+    if (!path || !seqs || n < 1 || L < 2)
+        return sd_fail(err, SMDIFF_E_INVAL, "eval: need a path, >= 1 sequence and L >= 2");
+    const int64_t B = 8;
+    eval_ctx c;
+    int32_t rc = ctx_open(&c, path, B, L, 1, threads, err);
+    if (rc) return rc;
+    sd_tmodel *m = c.m;
+    const int64_t d = m->hp.n_embd;
+    if (d_out) *d_out = d;
+    rc = check_ids(seqs, n * L, m->hp.n_vocab, err);
+    for (int64_t s0 = 0; !rc && s0 < n; s0 += B) {
+        int64_t nb = n - s0 < B ? n - s0 : B;
+        double l = 0.0;
+        rc = sd_ar_loss(m, &c.ws, seqs + s0 * L, nb, L, &l);
+        if (rc) {
+            sd_error_forward(err, &m->err);
+            break;
+        }
+        /* loss rows are (b, p) for p < L-1 in order; losses are raw CE */
+        for (int64_t b = 0; b < nb; b++) {
+            if (nll) {
+                double acc = 0.0;
+                for (int64_t p = 0; p < L - 1; p++) acc += m->a.losses[b * (L - 1) + p];
+                nll[s0 + b] = acc / (double)(L - 1);
+            }
+            if (features)
+                memcpy(features + (s0 + b) * d, m->a.lnf + (b * L + L - 1) * d, (size_t)d * sizeof(float));
+        }
+    }
+    ctx_free(&c);
+    return rc;
+}
