@@ -6,6 +6,7 @@
 #   make check-abi       compare the shared library with the committed ABI baseline
 #   make abi-baseline    regenerate that baseline (only when an ABI break is intended)
 #   make bench           benchmarks (see docs/PERFORMANCE.md)
+#   make reproduce       the soft-masking experiment of docs/RESULTS.md (hours)
 #   make fuzz            libFuzzer targets (clang)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -92,7 +93,7 @@ SHARED_LIB := $(BUILD)/libsmdiff.so.$(VERSION)
 SONAME := libsmdiff.so.$(VERSION_MAJOR)
 CLI := $(BUILD)/smdiff
 
-.PHONY: all lib cli check test check-abi abi-baseline install uninstall clean bench fuzz help \
+.PHONY: all lib cli check test check-abi abi-baseline install uninstall clean bench fuzz help reproduce \
         check-examples check-symbols
 .DEFAULT_GOAL := all
 
@@ -239,6 +240,11 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
+
+# docs/RESULTS.md end to end: reference AR model, continued pretraining with
+# binary masking and with soft-masking, evaluation, tables and plots.
+reproduce: $(CLI)
+	OUT=$(BUILD)/reproduce SMDIFF=$(CLI) examples/reproduce.sh
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

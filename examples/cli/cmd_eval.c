@@ -57,7 +57,8 @@ static void usage(FILE *f) {
             "  --softmask off|entropy|constant  (default: the model's)\n"
             "  --sm-lambda X      lambda of --softmask constant\n"
             "  --label NAME       name of this configuration in the output (default MODEL)\n"
-            "  --csv FILE         append label,budget,seed,n,gen_ppl,entropy,mauve per run\n"
+            "  --csv FILE         append label,budget,seed,n,gen_ppl,entropy,mauve per run (and\n"
+            "                     a row \"human\" with budget 0 for the held-out text)\n"
             "  --show K           print the first K samples of the first seed per budget\n"
             "  --threads T        threads (default: all CPUs)\n");
 }
@@ -390,6 +391,9 @@ static int eval_samples(int argc, char **argv) {
         }
         printf("seed %llu human text: gen ppl %.2f, entropy %.3f nats (n %lld)\n", (unsigned long long)seed,
                exp(hn / N), he / N, (long long)N);
+        if (csv) /* the held-out windows themselves, as the row "human", budget 0, MAUVE 1 */
+            fprintf(csv, "human,0,%llu,%lld,%.4f,%.5f,1\n", (unsigned long long)seed, (long long)N,
+                    exp(hn / N), he / N);
         for (int64_t b = 0; b < nb; b++) {
             what = "--budgets";
             rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, a.budgets[b]);
