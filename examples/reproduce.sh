@@ -19,20 +19,20 @@
 #   6. report   tables and SVG plots into docs/results/
 #
 # Every stage is skipped when its output exists, so an interrupted run
-# continues where it stopped (rm -r $OUT to start over). About 2 h 30 min on
+# continues where it stopped (rm -r $OUT to start over). About 1 h 40 min on
 # a 2-core machine (the 2-core AMD EPYC of docs/RESULTS.md): ref 40 min,
-# cpt 40 min, elbo 5 min, samples 45 min.
+# cpt 35 min, elbo 5 min, samples 15 min.
 #
 # Environment: OUT (default build/reproduce), SMDIFF (default build/smdiff),
 # SMDIFF_SHARED_DATA (default ../shared/data), STEPS (continued-pretraining
-# steps, default 500), N (samples per seed and budget, default 50).
+# steps, default 500), N (samples per seed and budget, default 100).
 set -eu
 cd "$(dirname "$0")/.."
 DATA=${SMDIFF_SHARED_DATA:-../shared/data}
 OUT=${OUT:-build/reproduce}
 SMDIFF=${SMDIFF:-build/smdiff}
 STEPS=${STEPS:-500}
-N=${N:-50}
+N=${N:-100}
 BASE=models/smdiff-gutenberg-18m.gguf
 TOK=$OUT/gutenberg.i32
 mkdir -p "$OUT"
@@ -81,7 +81,7 @@ if [ ! -f "$OUT/elbo.csv" ]; then
 fi
 
 # 5: samples, two configurations at a time (one thread each).
-S="--ref $OUT/ref-ar.gguf --tokens $TOK --len 64 --seeds 1,2,3 --n $N --strategy origin --temp 1
+S="--ref $OUT/ref-ar.gguf --tokens $TOK --len 32 --seeds 1,2,3 --n $N --strategy origin --temp 1
    --threads 1 --show 3"
 run_samples() { # name, then smdiff eval samples arguments
     name=$1

@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 
+LEN = 32  # generated tokens per sample (examples/reproduce.sh --len)
 ORDER = ["base", "binary-cpt", "sm-cpt", "sm-cpt-off", "const-0.2", "const-0.5"]
 NAMES = {
     "base": "base (binary MDLM), SM off",
@@ -83,7 +84,7 @@ def svg_plot(path, title, ylabel, series, budgets, logy=False, ref=None):
     for b in budgets:
         out.append(f'<line x1="{X(b):.1f}" y1="{T + ph}" x2="{X(b):.1f}" y2="{T + ph + 5}" stroke="#333"/>')
         out.append(f'<text x="{X(b):.1f}" y="{T + ph + 18}" text-anchor="middle">{b}</text>')
-    out.append(f'<text x="{L + pw / 2}" y="{H - 10}" text-anchor="middle">denoising steps (64 tokens)</text>')
+    out.append(f'<text x="{L + pw / 2}" y="{H - 10}" text-anchor="middle">denoising steps ({LEN} tokens)</text>')
     for i in range(6):
         v = lo + (hi - lo) * i / 5
         lab = 10 ** v if logy else v
@@ -202,7 +203,7 @@ def main():
                                     ("entropy", 1, "{:.3f} ± {:.3f}", "Unigram entropy of a sample, nats (human text for scale)"),
                                     ("mauve", 2, "{:.3f} ± {:.3f}", "MAUVE against held-out text (higher is better)")]:
         md += [f"### {title}", "",
-               f"Mean ± sd over {len(human) or 3} seeds, {n} samples of 64 tokens per seed and budget.", "",
+               f"Mean ± sd over {len(human) or 3} seeds, {n} samples of {LEN} tokens per seed and budget.", "",
                "| configuration | " + " | ".join(f"{b} steps" for b in budgets) + " |",
                "|---|" + "---|" * len(budgets)]
         series = []
