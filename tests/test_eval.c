@@ -9,12 +9,16 @@
  *    English (this repository's LICENSE, as bytes) scores its own training
  *    text lower than the same tokens shuffled;
  *  - MAUVE of identical feature sets is 1 and of far-apart sets near 0;
- *  - bad arguments, ids and files give errors. */
+ *  - bad arguments, ids and files give errors;
+ *  - `smdiff eval elbo` prints the API's bound; `smdiff eval samples` with
+ *    the uniform model as its reference reports a generative perplexity of
+ *    exactly V; bad command lines exit with status 2, bad files with 1. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -243,6 +247,85 @@ static void test_noise_fixed_and_errors(void **state) {
     assert_int_equal(smdiff_eval_unigram_entropy(bad, 0, 5, &x), SMDIFF_E_INVAL);
 }
 
+/* ------------------------------------------------------------ the CLI */
+
+static const char *cli_path(void) {
+    static char p[512];
+    const char *b = getenv("BUILD");
+    snprintf(p, sizeof p, "%s/smdiff", b && *b ? b : "build/cc");
+    return access(p, X_OK) == 0 ? p : NULL;
+}
+
+/* run a shell command, stdout into out (cap bytes); returns the exit status */
+static int run(const char *cmd, char *out, size_t cap) {
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void **state) {
+    (void)state;
+    const char *smdiff = cli_path();
+    if (!smdiff) SKIP_BECAUSE("the smdiff CLI is not built (set BUILD to its folder)");
+    enum { NT = 2000 };
+    static int32_t tok[NT];
+    fill_windows(tok, NT, 6);
+    char tpath[300], csv[300], cmd[2400];
+    static char out[16384];
+    snprintf(tpath, sizeof tpath, "%s/tok.i32", dir);
+    snprintf(csv, sizeof csv, "%s/s.csv", dir);
+    FILE *f = fopen(tpath, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(tok, sizeof tok[0], NT, f), NT);
+    fclose(f);
+    /* the held-out split is the last max(1%, one window) = 24 tokens: one window */
+    snprintf(cmd, sizeof cmd, "%s eval elbo -m %s --tokens %s --seq 24 --windows 0 --draws 3 --seed 5 "
+             "--threads 1 2>/dev/null", smdiff, uniform_path, tpath);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    const char *b = strstr(out, "single-pass bound ");
+    assert_non_null(b);
+    double printed = atof(b + strlen("single-pass bound ")), api = 0;
+    assert_int_equal(smdiff_eval_elbo(uniform_path, tok + NT - 24, 1, 0, 24, 3, 5, 0, 1, &api, NULL), SMDIFF_OK);
+    printf("  smdiff eval elbo printed %.4f, API %.6f\n", printed, api);
+    assert_true(fabs(printed - api) < 6e-5);
+    /* a uniform reference gives every text the perplexity V */
+    snprintf(cmd, sizeof cmd, "%s eval samples -m %s --ref %s --tokens %s --len 8 --n 4 --seeds 1,2 "
+             "--budgets 2,8 --threads 1 --softmask off --label u --csv %s 2>/dev/null",
+             smdiff, uniform_path, uniform_path, tpath, csv);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "u steps 2: gen ppl 40.00 +- 0.00"));
+    assert_non_null(strstr(out, "u steps 8: gen ppl 40.00 +- 0.00"));
+    assert_non_null(strstr(out, "human text: gen ppl 40.00"));
+    f = fopen(csv, "r");
+    assert_non_null(f);
+    int rows = 0, human = 0;
+    char line[256];
+    while (fgets(line, sizeof line, f)) rows++, human += !strncmp(line, "human,0,", 8);
+    fclose(f);
+    assert_int_equal(rows, 6); /* 2 seeds x (human + 2 budgets) */
+    assert_int_equal(human, 2);
+    /* bad command lines: 2; bad files: 1 */
+    const char *bad[] = {
+        "eval", "eval bogus", "eval samples -m X --tokens Y", "eval elbo --tokens Y",
+        "eval elbo -m X --tokens Y --draws 0", "eval samples -m X --ref X --tokens Y --budgets 0",
+        "eval samples -m X --ref X --tokens Y --seeds a,b", "eval elbo -m X --tokens Y --bogus 1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", smdiff, bad[i]);
+        assert_int_equal(run(cmd, out, sizeof out), 2);
+    }
+    snprintf(cmd, sizeof cmd, "%s eval elbo -m no/such.gguf --tokens %s --seq 24 2>/dev/null", smdiff, tpath);
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+    snprintf(cmd, sizeof cmd, "%s eval elbo -m %s --tokens no/such.i32 2>/dev/null", smdiff, uniform_path);
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+    snprintf(cmd, sizeof cmd, "%s eval samples -m %s --ref LICENSE --tokens %s --len 8 --n 2 2>/dev/null",
+             smdiff, uniform_path, tpath);
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elbo_uniform_exact),
@@ -250,6 +333,7 @@ int main(void) {
         cmocka_unit_test(test_noise_fixed_and_errors),
         cmocka_unit_test(test_gen_ppl_own_vs_shuffled),
         cmocka_unit_test(test_mauve_api),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
