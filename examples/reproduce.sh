@@ -20,8 +20,8 @@
 #
 # Every stage is skipped when its output exists, so an interrupted run
 # continues where it stopped (rm -r $OUT to start over). About 1 h 40 min on
-# a 2-core machine (the 2-core AMD EPYC of docs/RESULTS.md): ref 40 min,
-# cpt 35 min, elbo 5 min, samples 15 min.
+# a 2-core machine (the 2-core AMD EPYC of docs/RESULTS.md): ref 45 min,
+# cpt 26 min, elbo 8 min, samples 22 min.
 #
 # Environment: OUT (default build/reproduce), SMDIFF (default build/smdiff),
 # SMDIFF_SHARED_DATA (default ../shared/data), STEPS (continued-pretraining
@@ -40,7 +40,9 @@ stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 
 # 1 + 2: the AR run tokenizes the corpus on its way (tokenizer taken from the
 # bundled model's file).
-if [ ! -f "$OUT/ref-ar.gguf" ]; then
+# (checkpoints appear before a run ends, so each training stage leaves a
+# .done marker when it finishes and is redone from the start without one)
+if [ ! -f "$OUT/ref-ar.done" ]; then
     stamp "reference AR model"
     CORPUS="--corpus $DATA/corpora/gutenberg-clean"
     [ -f "$TOK" ] && CORPUS=""
@@ -50,12 +52,13 @@ if [ ! -f "$OUT/ref-ar.gguf" ]; then
         --mask-id 50257 --eos-id 50256 --ar --steps 1200 --batch 16 --seq 128 \
         --lr 8e-4 --warmup 100 --cosine --seed 7 --save-every 200 --eval-every 100 \
         --threads 2 --f16
+    touch "$OUT/ref-ar.done"
 fi
 
 # 3: (a) and (b) share every option but the objective.
 CPT="--init $BASE --tokens $TOK --steps $STEPS --batch 16 --seq 128 --lr 2e-4 --warmup 50 --cosine
      --seed 11 --save-every 100 --eval-every 50 --threads 1 --f16"
-if [ ! -f "$OUT/cpt-binary.gguf" ] || [ ! -f "$OUT/cpt-sm.gguf" ]; then
+if [ ! -f "$OUT/cpt.done" ]; then
     stamp "continued pretraining: (a) binary and (b) soft-masking, side by side"
     # shellcheck disable=SC2086
     "$SMDIFF" train $CPT --out "$OUT/cpt-binary.gguf" --no-sm > "$OUT/cpt-binary.log" 2>&1 &
@@ -66,6 +69,7 @@ if [ ! -f "$OUT/cpt-binary.gguf" ] || [ ! -f "$OUT/cpt-sm.gguf" ]; then
     B=$!
     wait $A
     wait $B
+    touch "$OUT/cpt.done"
 fi
 
 # 4: validation bound, identical noise for every model.
