@@ -15,7 +15,7 @@ int cli_fail(const char *what, int32_t status, const char *detail);
  * in order: $SMDIFF_MODEL; models/DEFAULT in the current folder; next to
  * the executable (../../models/ from build/VARIANT/, ../share/smdiff/ from
  * an installed bin/). */
-#define CLI_DEFAULT_MODEL "smdiff-gutenberg-18m.gguf"
+#define CLI_DEFAULT_MODEL "smdiff-gutenberg-18m-sm.gguf"
 const char *cli_default_model(void);
 
 /* Read a token file (little-endian int32 ids); NULL after printing why.
