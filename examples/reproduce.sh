@@ -13,6 +13,7 @@
 #               omega; run side by side, one thread each
 #   4. elbo     validation bound of base, (a), (b) on identical seeded noise;
 #               (b) also with its two-pass bound
+#   4b. gate    what SM feeds back: entropy, top-k accuracy, lambda
 #   5. samples  generative perplexity, unigram entropy and MAUVE at step
 #               budgets L/8..L, 3 seeds: base, (a) SM off, (b) SM on and off,
 #               (c) training-free constant lambda on the base model
@@ -83,6 +84,13 @@ if [ ! -f "$OUT/elbo.csv" ]; then
     "$SMDIFF" eval elbo -m "$OUT/cpt-sm.gguf" --two-pass $ELBO
     mv "$OUT/elbo.tmp" "$OUT/elbo.csv"
 fi
+
+# 4b: what soft-masking feeds back (entropy, top-k accuracy, lambda).
+for m in base:$BASE sm-cpt:$OUT/cpt-sm.gguf; do
+    [ -f "$OUT/gate-${m%%:*}.txt" ] && continue
+    "$SMDIFF" eval gate -m "${m#*:}" --tokens "$TOK" --threads 2 > "$OUT/gate-${m%%:*}.tmp"
+    mv "$OUT/gate-${m%%:*}.tmp" "$OUT/gate-${m%%:*}.txt"
+done
 
 # 5: samples, two configurations at a time (one thread each).
 S="--ref $OUT/ref-ar.gguf --tokens $TOK --len 32 --seeds 1,2,3 --n $N --strategy origin --temp 1

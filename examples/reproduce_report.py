@@ -234,8 +234,13 @@ def main():
         for (l, b), d in sorted(rows.items()):
             for seed, v in sorted(d.items()):
                 f.write(f"{l},{b},{seed},{v[3]},{v[0]},{v[1]},{v[2]}\n")
-    for p in glob.glob(os.path.join(out, "samples-*.txt")):
+    for p in glob.glob(os.path.join(out, "samples-*.txt")) + glob.glob(os.path.join(out, "gate-*.txt")):
         shutil.copy(p, dest)
+    for name in ["gate-base", "gate-sm-cpt"]:
+        p = os.path.join(out, name + ".txt")
+        if os.path.exists(p):
+            with open(p) as f:
+                md += [f"### What soft-masking feeds back ({name[5:]})", "", "```"] + f.read().rstrip().split("\n") + ["```", ""]
 
     # training curves
     curves = []

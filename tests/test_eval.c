@@ -10,7 +10,8 @@
  *    text lower than the same tokens shuffled;
  *  - MAUVE of identical feature sets is 1 and of far-apart sets near 0;
  *  - bad arguments, ids and files give errors;
- *  - `smdiff eval elbo` prints the API's bound; `smdiff eval samples` with
+ *  - `smdiff eval elbo` prints the API's bound; `smdiff eval gate` gives
+ *    a uniform model's entropy log V and the lambda of the SM formula; `smdiff eval samples` with
  *    the uniform model as its reference reports a generative perplexity of
  *    exactly V; bad command lines exit with status 2, bad files with 1. */
 #include <math.h>
@@ -307,11 +308,28 @@ static void test_cli(void **state) {
     fclose(f);
     assert_int_equal(rows, 6); /* 2 seeds x (human + 2 budgets) */
     assert_int_equal(human, 2);
+    /* gate: a uniform model has H = log V at every masked position, and
+     * lambda = omega_s sigmoid(omega_a (-H - omega_b)) with the file's raw
+     * (0, 0.5, 0.5): omega_s 0.5, omega_a = -omega_b = softplus(0.5) */
+    snprintf(cmd, sizeof cmd, "%s eval gate -m %s --tokens %s --seq 24 --t 0.5 --threads 1 2>/dev/null", smdiff,
+             uniform_path, tpath);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    const char *row = strstr(out, "\n 0.50 ");
+    assert_non_null(row);
+    double t_, masked_, medh, top1, topk, meanl;
+    assert_int_equal(sscanf(row, "%lf %lf %lf %lf %lf %lf", &t_, &masked_, &medh, &top1, &topk, &meanl), 6);
+    double wa = log1p(exp(0.5)), want_l = 0.5 / (1 + exp(-wa * (-log((double)V) + wa)));
+    printf("  eval gate on the uniform model: median H %.3f (log V %.3f), mean lambda %.4f (want %.4f)\n", medh,
+           log((double)V), meanl, want_l);
+    assert_true(masked_ > 0);
+    assert_true(fabs(medh - log((double)V)) < 1e-3);
+    assert_true(fabs(meanl - want_l) < 1e-4);
     /* bad command lines: 2; bad files: 1 */
     const char *bad[] = {
         "eval", "eval bogus", "eval samples -m X --tokens Y", "eval elbo --tokens Y",
         "eval elbo -m X --tokens Y --draws 0", "eval samples -m X --ref X --tokens Y --budgets 0",
         "eval samples -m X --ref X --tokens Y --seeds a,b", "eval elbo -m X --tokens Y --bogus 1",
+        "eval gate -m X --tokens Y --t 0", "eval gate -m X --tokens Y --t 0.5x", "eval gate --tokens Y",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", smdiff, bad[i]);

@@ -4,6 +4,8 @@
  *   smdiff eval samples generative perplexity under an AR reference model,
  *                       unigram entropy and MAUVE of samples, per step
  *                       budget, mean +- sd over seeds
+ *   smdiff eval gate    what soft-masking feeds back: entropy, top-k
+ *                       accuracy and lambda over masked held-out positions
  *
  * Data flow of `samples`, per seed: n held-out windows of len+1 tokens
  * (the human text) -> their first token is each sample's one-token prompt
@@ -30,6 +32,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: smdiff eval elbo -m MODEL [-m MODEL ...] --tokens FILE.i32 [options]\n"
             "       smdiff eval samples -m MODEL --ref AR.gguf --tokens FILE.i32 [options]\n"
+            "       smdiff eval gate -m MODEL --tokens FILE.i32 [--seq L] [--windows N] [--t T1,T2,..]\n"
             "\n"
             "Both read the held-out part of FILE.i32: its last 1%% (at least one sequence),\n"
             "the split `smdiff train` validates on.\n"
@@ -60,7 +63,13 @@ static void usage(FILE *f) {
             "  --csv FILE         append label,budget,seed,n,gen_ppl,entropy,mauve per run (and\n"
             "                     a row \"human\" with budget 0 for the held-out text)\n"
             "  --show K           print the first K samples of the first seed per budget\n"
-            "  --threads T        threads (default: all CPUs)\n");
+            "  --threads T        threads (default: all CPUs)\n"
+            "\n"
+            "gate: what soft-masking would feed back. Held-out windows are masked at each rate\n"
+            "t (default 0.25,0.5,0.75); over the masked positions it prints the median\n"
+            "predictive entropy, how often the true token is the top-1 or in the model's top-k,\n"
+            "and the mean of lambda under the model's soft-mask with the share above 0.01, 0.1.\n"
+            "  --seq L --windows N (default 128, 32) --seed S --threads T\n");
 }
 
 /* "8,16,32" -> values; returns the count or -1 */
@@ -466,9 +475,156 @@ done:
     return ret;
 }
 
+/* ------------------------------------------------------------------ gate */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* What soft-masking would feed back: over the masked positions of held-out
+ * windows masked at rate t, the predictive entropy, whether the true token
+ * is the top-1 or in the top-k, and the resulting lambda. */
+static int eval_gate(int argc, char **argv) {
+    const char *model = NULL, *tokens = NULL, *ts = "0.25,0.5,0.75";
+    long long seq = 128, windows = 32, seed = 1, threads = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (!strcmp(a, name) && v && ++i)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (OPT("-m")) model = v;
+        else if (OPT("--tokens")) tokens = v;
+        else if (OPT("--seq")) seq = atoll(v);
+        else if (OPT("--windows")) windows = atoll(v);
+        else if (OPT("--seed")) seed = atoll(v);
+        else if (OPT("--threads")) threads = atoll(v);
+        else if (OPT("--t")) ts = v;
+        else {
+            fprintf(stderr, "smdiff eval gate: unknown or incomplete option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+#undef OPT
+    }
+    double tv[16];
+    int nt = 0;
+    for (const char *c = ts; c && *c && nt < 16;) {
+        char *end = NULL;
+        tv[nt] = strtod(c, &end);
+        if (end == c || !(tv[nt] > 0 && tv[nt] <= 1)) nt = -100;
+        nt++;
+        c = end && *end == ',' ? end + 1 : NULL;
+        if (end && *end && *end != ',') nt = -100;
+    }
+    if (!model || !tokens || seq < 2 || windows < 1 || seed < 0 || threads < 0 || nt < 1) {
+        fprintf(stderr, "smdiff eval gate: need -m, --tokens, --seq >= 2, --windows >= 1, --t in (0,1] list\n");
+        return 2;
+    }
+    int64_t n = 0;
+    int32_t *tok = cli_read_tokens(tokens, &n);
+    if (!tok) return 1;
+    int64_t n_val = cli_val_tokens(n, seq);
+    if (n_val > n) {
+        fprintf(stderr, "smdiff eval: %s has fewer tokens than one window of %lld\n", tokens, seq);
+        free(tok);
+        return 1;
+    }
+    if (windows > n_val / seq) windows = n_val / seq;
+    const int32_t *val = tok + (n - n_val);
+    smdiff_model *m = NULL;
+    smdiff_softmask *sm = NULL;
+    int ret = 1;
+    int32_t rc = smdiff_model_create(&m);
+    if (!rc) smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, threads);
+    if (!rc && (rc = smdiff_model_load_file(m, model))) {
+        ret = cli_fail(model, rc, smdiff_model_last_error(m));
+        smdiff_model_free(m);
+        free(tok);
+        return ret;
+    }
+    if (!rc) rc = smdiff_softmask_create_from_model(m, &sm);
+    int64_t V = 0, mask_id = 0, k = 3;
+    if (!rc) rc = smdiff_model_property(m, SMDIFF_PROP_VOCAB_SIZE, &V);
+    if (!rc) rc = smdiff_model_property(m, SMDIFF_PROP_MASK_ID, &mask_id);
+    if (!rc) rc = smdiff_softmask_get_int(sm, SMDIFF_SM_TOPK, &k);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)seq), *rows = malloc(sizeof(int32_t) * (size_t)seq);
+    float *logits = malloc(sizeof(float) * (size_t)(seq * V));
+    double *H = malloc(sizeof(double) * (size_t)(seq * windows)), *lam = malloc(sizeof(double) * (size_t)(seq * windows));
+    if (!rc && (!ids || !rows || !logits || !H || !lam)) rc = SMDIFF_E_NOMEM;
+    if (rc) {
+        ret = cli_fail("eval gate", rc, smdiff_last_error());
+        goto done;
+    }
+    double s_, a_, b_;
+    smdiff_softmask_get_double(sm, SMDIFF_SM_SCALE, &s_);
+    smdiff_softmask_get_double(sm, SMDIFF_SM_STEEPNESS, &a_);
+    smdiff_softmask_get_double(sm, SMDIFF_SM_CENTRE, &b_);
+    printf("# %s: soft-mask omega_s %g, omega_a %g, omega_b %g, k %lld; %lld windows x %lld tokens\n", model, s_,
+           a_, b_, (long long)k, windows, seq);
+    printf("#   t  masked  median H  top-1 right  true in top-%lld  mean lambda  lambda>0.01  lambda>0.1\n",
+           (long long)k);
+    for (int ti = 0; ti < nt; ti++) {
+        uint64_t st = (uint64_t)seed * 0x9E3779B97F4A7C15ull + (uint64_t)ti;
+        int64_t R = 0, top1 = 0, topk = 0;
+        double lsum = 0;
+        for (int64_t w = 0; w < windows; w++) {
+            int32_t nr = 0;
+            for (int64_t p = 0; p < seq; p++) {
+                int masked = (double)(splitmix(&st) >> 11) * 0x1.0p-53 < tv[ti];
+                ids[p] = masked ? (int32_t)mask_id : val[w * seq + p];
+                if (masked) rows[nr++] = (int32_t)p;
+            }
+            if (!nr) continue;
+            rc = smdiff_model_logits(m, ids, (int32_t)seq, rows, nr, logits, (size_t)(seq * V));
+            if (rc) {
+                ret = cli_fail("logits", rc, smdiff_model_last_error(m));
+                goto done;
+            }
+            for (int32_t r = 0; r < nr; r++) {
+                float *z = logits + (size_t)r * (size_t)V, mx = z[0];
+                for (int64_t v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+                double sum = 0, h = 0;
+                for (int64_t v = 0; v < V; v++) sum += (z[v] = expf(z[v] - mx));
+                int32_t truth = val[w * seq + rows[r]];
+                int64_t above = 0; /* tokens more probable than the truth */
+                for (int64_t v = 0; v < V; v++) {
+                    z[v] = (float)(z[v] / sum);
+                    if (z[v] > 0) h -= z[v] * log(z[v]);
+                }
+                for (int64_t v = 0; v < V; v++) above += z[v] > z[truth];
+                top1 += above == 0, topk += above < k;
+                double l = 0;
+                smdiff_softmask_lambda(sm, z, V, 1, 2, &l);
+                H[R] = h, lam[R] = l, lsum += l;
+                R++;
+            }
+        }
+        int64_t l01 = 0, l1 = 0;
+        for (int64_t i = 0; i < R; i++) l01 += lam[i] > 0.01, l1 += lam[i] > 0.1;
+        qsort(H, (size_t)R, sizeof *H, cmp_double);
+        printf("%5.2f  %6lld  %8.3f  %11.3f  %14.3f  %11.4f  %11.3f  %10.3f\n", tv[ti], (long long)R,
+               R ? H[R / 2] : 0.0, R ? (double)top1 / R : 0.0, R ? (double)topk / R : 0.0, R ? lsum / R : 0.0,
+               R ? (double)l01 / R : 0.0, R ? (double)l1 / R : 0.0);
+    }
+    ret = 0;
+done:
+    free(ids);
+    free(rows);
+    free(logits);
+    free(H);
+    free(lam);
+    smdiff_softmask_free(sm);
+    smdiff_model_free(m);
+    free(tok);
+    return ret;
+}
+
 int cmd_eval(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "elbo")) return eval_elbo(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "samples")) return eval_samples(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "gate")) return eval_gate(argc, argv);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
         return 0;
