@@ -46,11 +46,9 @@ def read_samples(out):
             for r in csv.reader(f):
                 label, budget, seed, n = r[0], int(r[1]), int(r[2]), int(r[3])
                 key = (label, budget)
-                vals = (float(r[4]), float(r[5]), float(r[6]), n)
-                if label == "human":  # the same windows in every file: keep one per seed
-                    rows.setdefault(key, {})[seed] = vals
-                else:
-                    rows.setdefault(key, {})[seed] = vals
+                # keyed by seed: the "human" rows, the same windows in every
+                # file, are kept once per seed
+                rows.setdefault(key, {})[seed] = (float(r[4]), float(r[5]), float(r[6]), n)
     return rows
 
 

@@ -13,7 +13,8 @@
  *  - `smdiff eval elbo` prints the API's bound; `smdiff eval gate` gives
  *    a uniform model's entropy log V and the lambda of the SM formula; `smdiff eval samples` with
  *    the uniform model as its reference reports a generative perplexity of
- *    exactly V; bad command lines exit with status 2, bad files with 1. */
+ *    exactly V; bad command lines exit with status 2, bad files with 1;
+ *  - the report script's tables are the mean and sd over seeds. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,6 +345,71 @@ static void test_cli(void **state) {
     assert_int_equal(run(cmd, out, sizeof out), 1);
 }
 
+/* ------------------------------------------------- examples/reproduce_report.py */
+
+/* The report that docs/RESULTS.md's tables come from: given sample CSVs with
+ * known values, its table cells are the mean and sample sd over seeds
+ * (computed here independently), the human row is kept once, and the plots
+ * are complete SVG documents. */
+static void test_report_script(void **state) {
+    (void)state;
+    if (system("python3 -c 'import csv' 2>/dev/null") != 0) SKIP_BECAUSE("python3 is not installed");
+    char out[300], dest[300], p[400], cmd[1000];
+    snprintf(out, sizeof out, "%s/rep", dir);
+    snprintf(dest, sizeof dest, "%s/rep/docs", dir);
+    assert_int_equal(mkdir(out, 0700), 0);
+    const double v[2][3] = {{100.0, 130.0, 160.0}, {50.0, 52.0, 57.0}}; /* gen ppl per budget, seed */
+    for (int f = 0; f < 2; f++) { /* two files, each repeating the human rows */
+        snprintf(p, sizeof p, "%s/samples-%s.csv", out, f ? "base" : "zz");
+        FILE *c = fopen(p, "w");
+        assert_non_null(c);
+        for (int seed = 1; seed <= 3; seed++) {
+            fprintf(c, "human,0,%d,10,%.1f,3.0,1\n", seed, 20.0 + seed);
+            for (int b = 0; b < 2; b++)
+                fprintf(c, "%s,%d,%d,10,%.4f,%.5f,%.5f\n", f ? "base" : "zz", 4 << b, seed, v[b][seed - 1] * (f + 1),
+                        3.0 + 0.1 * seed, 0.5 + 0.1 * b);
+        }
+        fclose(c);
+    }
+    snprintf(cmd, sizeof cmd, "python3 examples/reproduce_report.py %s %s", out, dest);
+    assert_int_equal(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/tables.md", dest);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    static char md[65536];
+    md[fread(md, 1, sizeof md - 1, f)] = 0;
+    fclose(f);
+    /* zz, budget 4: 100, 130, 160 -> 130.0 +- 30.0; budget 8: 50, 52, 57 -> 53.0 +- 3.6 */
+    char want[200];
+    for (int k = 0; k < 2; k++) {
+        double m[2], sd[2];
+        for (int b = 0; b < 2; b++) {
+            double a = 0, q = 0;
+            for (int i = 0; i < 3; i++) a += v[b][i] * (k + 1) / 3;
+            for (int i = 0; i < 3; i++) q += (v[b][i] * (k + 1) - a) * (v[b][i] * (k + 1) - a) / 2;
+            m[b] = a, sd[b] = sqrt(q);
+        }
+        snprintf(want, sizeof want, "| %s | %.1f ± %.1f | %.1f ± %.1f |", k ? "base (binary MDLM), SM off" : "zz",
+                 m[0], sd[0], m[1], sd[1]);
+        printf("  report row: %s\n", want);
+        assert_non_null(strstr(md, want));
+    }
+    assert_non_null(strstr(md, "| held-out human text | 22.0 ± 1.0 | 22.0 ± 1.0 |"));
+    assert_non_null(strstr(md, "Mean ± sd over 3 seeds, 10 samples"));
+    const char *plots[] = {"gen_ppl.svg", "entropy.svg", "mauve.svg"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dest, plots[i]);
+        f = fopen(p, "r");
+        assert_non_null(f);
+        static char svg[65536];
+        svg[fread(svg, 1, sizeof svg - 1, f)] = 0;
+        fclose(f);
+        assert_int_equal(strncmp(svg, "<svg ", 5), 0);
+        assert_non_null(strstr(svg, "</svg>\n"));
+        assert_null(strstr(svg, "nan"));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elbo_uniform_exact),
@@ -352,6 +418,7 @@ int main(void) {
         cmocka_unit_test(test_gen_ppl_own_vs_shuffled),
         cmocka_unit_test(test_mauve_api),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_report_script),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
