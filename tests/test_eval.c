@@ -3,6 +3,8 @@
  *    analytic value: exactly log V * mean(m / (L t)) on the documented
  *    noise (re-drawn here from the contract in smdiff.h), and log V in
  *    expectation (checked on many windows); the two-pass bound agrees;
+ *  - the two-pass bound differs from the single-pass one for a live
+ *    soft-mask and agrees with it when omega_s = 1e-6;
  *  - the noise is fixed: the same seed gives the same bound, a split
  *    evaluation (first_window) equals one call, another seed differs;
  *  - generative perplexity: an AR reference model trained here on real
@@ -119,6 +121,48 @@ static void test_elbo_uniform_expectation(void **state) {
     printf("  uniform model: bound %.4f over %d windows x %d draws, log V = %.4f\n", nll, NW, D, log((double)V));
     assert_true(fabs(nll / log((double)V) - 1.0) < 0.05);
     free(w);
+}
+
+/* a random llada model with the given omega (raw SM values set from them) */
+static void write_random_model(const char *path, double omega_s) {
+    sd_hparams hp = {0};
+    hp.arch = SD_ARCH_LLADA;
+    hp.n_vocab = V, hp.n_embd = 16, hp.n_layer = 1, hp.n_head = 2, hp.n_head_kv = 2, hp.n_ff = 32;
+    hp.n_ctx = 64, hp.norm_eps = 1e-5f, hp.rope_base = 10000.0f, hp.rope_permuted = 1;
+    hp.mask_id = V - 1, hp.eos_id = -1, hp.bos_id = -1, hp.pad_id = -1;
+    sd_tmodel *m = NULL;
+    assert_int_equal(sd_tmodel_create(&hp, 1, 8, 0, &m, NULL), SMDIFF_OK);
+    sd_rng r;
+    sd_rng_init(&r, 12, 0);
+    sd_tmodel_init_random(m, &r, 0.5f, omega_s, 2.0, -8.0); /* wide gate: lambda ~ omega_s */
+    sd_ckpt_opts o = {NULL, 0, 3, NULL};
+    assert_int_equal(sd_tmodel_save_gguf(m, path, &o, NULL), SMDIFF_OK);
+    sd_tmodel_free(m);
+}
+
+/* The two-pass bound feeds pass 1's predictions back: with a live soft-mask
+ * it differs from the single-pass bound; with omega_s = 1e-6 the mixture
+ * moves an embedding by about 1e-6 of itself and the bounds agree. */
+static void test_two_pass_is_wired(void **state) {
+    (void)state;
+    enum { NW = 8 };
+    int32_t w[NW * L];
+    fill_windows(w, NW * L, 13);
+    char live[300], off[300];
+    snprintf(live, sizeof live, "%s/live.gguf", dir);
+    snprintf(off, sizeof off, "%s/off.gguf", dir);
+    write_random_model(live, 0.6);
+    write_random_model(off, 1e-6);
+    double l1 = 0, l2 = 0, o1 = 0, o2 = 0;
+    assert_int_equal(smdiff_eval_elbo(live, w, NW, 0, L, 2, 3, 0, 1, &l1, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(live, w, NW, 0, L, 2, 3, 1, 1, &l2, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(off, w, NW, 0, L, 2, 3, 0, 1, &o1, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(off, w, NW, 0, L, 2, 3, 1, 1, &o2, NULL), SMDIFF_OK);
+    printf("  random model: live SM single %.6f two-pass %.6f; omega_s 1e-6 single %.6f two-pass %.6f\n", l1,
+           l2, o1, o2);
+    assert_true(fabs(l2 - l1) > 1e-3 * l1);
+    assert_true(fabs(o2 - o1) < 1e-4 * o1);
+    assert_true(fabs(o1 - l1) < 1e-9 * l1); /* the same weights: omega plays no part in one pass */
 }
 
 static char ar_path[300];
@@ -415,6 +459,7 @@ int main(void) {
         cmocka_unit_test(test_elbo_uniform_exact),
         cmocka_unit_test(test_elbo_uniform_expectation),
         cmocka_unit_test(test_noise_fixed_and_errors),
+        cmocka_unit_test(test_two_pass_is_wired),
         cmocka_unit_test(test_gen_ppl_own_vs_shuffled),
         cmocka_unit_test(test_mauve_api),
         cmocka_unit_test(test_cli),
