@@ -26,7 +26,8 @@
 #
 # Environment: OUT (default build/reproduce), SMDIFF (default build/smdiff),
 # SMDIFF_SHARED_DATA (default ../shared/data), STEPS (continued-pretraining
-# steps, default 500), N (samples per seed and budget, default 100).
+# steps, default 500), N (samples per seed and budget, default 100),
+# REPORT (where the tables and plots go, default docs/results).
 set -eu
 cd "$(dirname "$0")/.."
 DATA=${SMDIFF_SHARED_DATA:-../shared/data}
@@ -34,6 +35,7 @@ OUT=${OUT:-build/reproduce}
 SMDIFF=${SMDIFF:-build/smdiff}
 STEPS=${STEPS:-500}
 N=${N:-100}
+REPORT=${REPORT:-docs/results}
 BASE=models/smdiff-gutenberg-18m.gguf
 TOK=$OUT/gutenberg.i32
 mkdir -p "$OUT"
@@ -118,5 +120,5 @@ wait $P
 # 6: tables and plots.
 stamp "report"
 "$SMDIFF" info "$OUT/cpt-sm.gguf" > "$OUT/cpt-sm.info"
-python3 examples/reproduce_report.py "$OUT" docs/results
-stamp "done: docs/results/tables.md and docs/results/*.svg"
+python3 examples/reproduce_report.py "$OUT" "$REPORT"
+stamp "done: $REPORT/tables.md and $REPORT/*.svg"
