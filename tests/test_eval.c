@@ -16,7 +16,8 @@
  *    a uniform model's entropy log V and the lambda of the SM formula; `smdiff eval samples` with
  *    the uniform model as its reference reports a generative perplexity of
  *    exactly V; bad command lines exit with status 2, bad files with 1;
- *  - the report script's tables are the mean and sd over seeds. */
+ *  - the report script's tables are the mean and sd over seeds;
+ *  - examples/reproduce.sh runs every stage once and skips finished ones. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,6 +455,62 @@ static void test_report_script(void **state) {
     }
 }
 
+/* examples/reproduce.sh's control flow, with a stand-in for smdiff that
+ * records its calls and writes the files each stage expects: a first run
+ * makes every call (1 AR + 2 continued-pretraining runs + 2 bounds + 2 gates
+ * + 6 sample configurations + info) and the report; a second run redoes
+ * only the report, every stage being done. */
+static void test_reproduce_dry_run(void **state) {
+    (void)state;
+    if (system("python3 -c 'import csv' 2>/dev/null") != 0) SKIP_BECAUSE("python3 is not installed");
+    char stub[300], calls[300], out[300], rep[300], cmd[1600];
+    snprintf(stub, sizeof stub, "%s/stub.sh", dir);
+    snprintf(calls, sizeof calls, "%s/stub.calls", dir);
+    snprintf(out, sizeof out, "%s/repro", dir);
+    snprintf(rep, sizeof rep, "%s/repro-report", dir);
+    static const char body[] =
+        "#!/bin/sh\n"
+        "# stand-in for smdiff: records the call, makes the outputs the script expects\n"
+        "echo \"$*\" >> CALLS\n"
+        "cmd=$1; shift\n"
+        "case \"$cmd\" in\n"
+        "train) out=; tok=; while [ $# -gt 0 ]; do case \"$1\" in --out) out=$2;; --tokens) tok=$2;; esac; shift; done\n"
+        "       [ -f \"$tok\" ] || printf 'abcd' > \"$tok\"; echo x > \"$out\"; echo \"step,loss,val_loss,tokens_per_s,elapsed_s\" > \"$out.csv\"; echo \"1,5,5.5,1,1\" >> \"$out.csv\";;\n"
+        "eval) sub=$1; csv=; label=x; while [ $# -gt 0 ]; do case \"$1\" in --csv) csv=$2;; --label) label=$2;; esac; shift; done\n"
+        "      case \"$sub\" in\n"
+        "      elbo) echo \"m,single-pass,128,256,4,1,0,5.8,330.3,100\" >> \"$csv\";;\n"
+        "      gate) echo \"# gate\";;\n"
+        "      samples) for s in 1 2 3; do echo \"human,0,$s,100,110,3.1,1\" >> \"$csv\"; for b in 4 8 16 32; do echo \"$label,$b,$s,100,1000,3.2,0.9\" >> \"$csv\"; done; done;;\n"
+        "      esac;;\n"
+        "info) echo \"soft-mask: entropy, k 3, scale 0.4\";;\n"
+        "esac\n";
+    FILE *f = fopen(stub, "w");
+    assert_non_null(f);
+    /* the calls file's path replaces CALLS */
+    for (const char *c = body; *c; c++) {
+        if (!strncmp(c, "CALLS", 5)) fputs(calls, f), c += 4;
+        else fputc(*c, f);
+    }
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "chmod +x %s && OUT=%s SMDIFF=%s REPORT=%s SMDIFF_SHARED_DATA=%s/none "
+             "sh examples/reproduce.sh > /dev/null", stub, out, stub, rep, dir);
+    for (int run = 0; run < 2; run++) {
+        remove(calls);
+        assert_int_equal(system(cmd), 0);
+        f = fopen(calls, "r");
+        assert_non_null(f);
+        int n = 0, samples = 0;
+        char line[1024];
+        while (fgets(line, sizeof line, f)) n++, samples += !strncmp(line, "eval samples", 12);
+        fclose(f);
+        printf("  reproduce.sh run %d: %d calls (%d sample configurations)\n", run + 1, n, samples);
+        assert_int_equal(n, run ? 1 : 14);
+        assert_int_equal(samples, run ? 0 : 6);
+    }
+    snprintf(cmd, sizeof cmd, "grep -q '(b) SM CPT, SM on' %s/tables.md", rep);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elbo_uniform_exact),
@@ -464,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_mauve_api),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_report_script),
+        cmocka_unit_test(test_reproduce_dry_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
