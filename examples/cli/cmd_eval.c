@@ -72,18 +72,39 @@ static void usage(FILE *f) {
             "  --seq L --windows N (default 128, 32) --seed S --threads T\n");
 }
 
-/* "8,16,32" -> values; returns the count or -1 */
-static int parse_list(const char *s, long long *out, int cap) {
+/* "8,16,32" -> non-negative integers into ints, or "0.25,0.5" -> reals
+ * (exactly one of the two is given); returns the count, or -1 for a
+ * malformed list or more than cap values */
+static int parse_list(const char *s, long long *ints, double *reals, int cap) {
     int n = 0;
     while (s && *s) {
         char *end = NULL;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || n == cap || v < 0) return -1;
-        out[n++] = v;
+        if (n == cap) return -1;
+        if (ints) ints[n] = strtoll(s, &end, 10);
+        else reals[n] = strtod(s, &end);
+        if (end == s || (ints && ints[n] < 0) || (*end && *end != ',')) return -1;
+        n++;
         s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return -1;
     }
     return n;
+}
+
+/* The held-out part of a token file, the split `smdiff train` validates on:
+ * returns the file's tokens (the caller frees them), *val pointing at the
+ * last *n_val of them, at least one window of `win`; NULL after printing why. */
+static int32_t *read_heldout(const char *path, int64_t win, const int32_t **val, int64_t *n_val) {
+    int64_t n = 0;
+    int32_t *tok = cli_read_tokens(path, &n);
+    if (!tok) return NULL;
+    *n_val = cli_val_tokens(n, win);
+    if (*n_val > n) {
+        fprintf(stderr, "smdiff eval: %s has %lld tokens, fewer than one window of %lld\n", path,
+                (long long)n, (long long)win);
+        free(tok);
+        return NULL;
+    }
+    *val = tok + (n - *n_val);
+    return tok;
 }
 
 static void mean_sd(const double *x, int n, double *mean, double *sd) {
@@ -141,17 +162,10 @@ static int eval_elbo(int argc, char **argv) {
                         "--windows, --seed, --threads >= 0\n");
         return 2;
     }
-    int64_t n = 0;
-    int32_t *tok = cli_read_tokens(tokens, &n);
+    const int32_t *val = NULL;
+    int64_t n_val = 0;
+    int32_t *tok = read_heldout(tokens, seq, &val, &n_val);
     if (!tok) return 1;
-    int64_t n_val = cli_val_tokens(n, seq);
-    if (n_val > n) {
-        fprintf(stderr, "smdiff eval: %s has %lld tokens, fewer than one window of %lld\n", tokens,
-                (long long)n, seq);
-        free(tok);
-        return 1;
-    }
-    const int32_t *val = tok + (n - n_val);
     int64_t fit = n_val / seq;
     if (windows == 0 || windows > fit) windows = fit;
     FILE *out = NULL;
@@ -255,13 +269,13 @@ static int parse_samples(int argc, char **argv, samples_args *a) {
         return -1;
     }
     if (budgets) {
-        a->n_budgets = parse_list(budgets, a->budgets, 16);
+        a->n_budgets = parse_list(budgets, a->budgets, NULL, 16);
     } else {
         a->n_budgets = 0;
         for (long long d = 8; d >= 1; d /= 2)
             if (a->len / d >= 1) a->budgets[a->n_budgets++] = a->len / d;
     }
-    if (seeds) a->n_seeds = parse_list(seeds, a->seeds, 16);
+    if (seeds) a->n_seeds = parse_list(seeds, a->seeds, NULL, 16);
     if (a->n_budgets < 1 || a->n_seeds < 1) {
         fprintf(stderr, "smdiff eval samples: --budgets and --seeds want comma-separated numbers "
                         "(at most 16)\n");
@@ -328,16 +342,10 @@ static int eval_samples(int argc, char **argv) {
     int pr = parse_samples(argc, argv, &a);
     if (pr) return pr > 0 ? 0 : 2;
     const int64_t S = a.len + 1; /* prompt token + generated */
-    int64_t n_tok = 0;
-    int32_t *tok = cli_read_tokens(a.tokens, &n_tok);
+    const int32_t *val = NULL;
+    int64_t n_val = 0;
+    int32_t *tok = read_heldout(a.tokens, S, &val, &n_val);
     if (!tok) return 1;
-    int64_t n_val = cli_val_tokens(n_tok, S);
-    if (n_val > n_tok || n_val < S) {
-        fprintf(stderr, "smdiff eval: %s has too few tokens for a window of %lld\n", a.tokens, (long long)S);
-        free(tok);
-        return 1;
-    }
-    const int32_t *val = tok + (n_tok - n_val);
     smdiff_model *m = NULL;
     smdiff_sampler *s = NULL;
     smdiff_softmask *sm = NULL;
@@ -360,17 +368,31 @@ static int eval_samples(int argc, char **argv) {
         }
     }
     if (!rc) rc = make_sampler(&a, m, &s, &sm, &what);
-    int64_t vocab = 0;
+    int64_t vocab = 0, d = 0;
     if (!rc) smdiff_model_property(m, SMDIFF_PROP_VOCAB_SIZE, &vocab);
     if (rc) {
         ret = cli_fail(what, rc, smdiff_last_error());
+        goto done;
+    }
+    /* the reference model's width sizes the feature buffers (its header only:
+     * the file is mapped, not computed with) */
+    smdiff_model *ref = NULL;
+    what = a.ref;
+    rc = smdiff_model_create(&ref);
+    if (!rc) rc = smdiff_model_load_file(ref, a.ref);
+    if (!rc) rc = smdiff_model_property(ref, SMDIFF_PROP_EMBED_DIM, &d);
+    if (rc) ret = cli_fail(a.ref, rc, ref ? smdiff_model_last_error(ref) : smdiff_last_error());
+    smdiff_model_free(ref);
+    if (rc) goto done;
+    hf = malloc(sizeof(float) * (size_t)(N * d)), gf = malloc(sizeof(float) * (size_t)(N * d));
+    if (!hf || !gf) {
+        ret = cli_fail("feature buffers", SMDIFF_E_NOMEM, "out of memory");
         goto done;
     }
     if (a.csv && !(csv = fopen(a.csv, "a"))) {
         fprintf(stderr, "smdiff: %s: %s\n", a.csv, strerror(errno));
         goto done;
     }
-    int32_t d = 0;
     double t0 = now_s(), work_done = 0, work_total = 0;
     for (int64_t b = 0; b < nb; b++) work_total += (double)(a.budgets[b] * N * ns);
     printf("# %s: %lld samples of %lld tokens per seed and budget, strategy %s, temperature %g, "
@@ -383,10 +405,7 @@ static int eval_samples(int argc, char **argv) {
             memcpy(human + i * S, val + start, sizeof(int32_t) * (size_t)S);
         }
         what = a.ref;
-        rc = smdiff_eval_ar(a.ref, human, N, (int32_t)S, (int32_t)a.threads, nll, NULL, &d);
-        if (!rc && !hf) hf = malloc(sizeof(float) * (size_t)(N * d)), gf = malloc(sizeof(float) * (size_t)(N * d));
-        if (!rc && (!hf || !gf)) rc = SMDIFF_E_NOMEM;
-        if (!rc) rc = smdiff_eval_ar(a.ref, human, N, (int32_t)S, (int32_t)a.threads, nll, hf, &d);
+        rc = smdiff_eval_ar(a.ref, human, N, (int32_t)S, (int32_t)a.threads, nll, hf, NULL);
         if (rc) {
             ret = cli_fail(what, rc, smdiff_last_error());
             goto done;
@@ -425,7 +444,7 @@ static int eval_samples(int argc, char **argv) {
                 goto done;
             }
             what = a.ref;
-            rc = smdiff_eval_ar(a.ref, gen, N, (int32_t)S, (int32_t)a.threads, nll, gf, &d);
+            rc = smdiff_eval_ar(a.ref, gen, N, (int32_t)S, (int32_t)a.threads, nll, gf, NULL);
             double mauve = 0, gn = 0, ge = 0;
             if (!rc) what = "MAUVE", rc = smdiff_eval_mauve(gf, N, hf, N, d, seed, &mauve);
             for (int64_t i = 0; !rc && i < N; i++) {
@@ -509,30 +528,18 @@ static int eval_gate(int argc, char **argv) {
 #undef OPT
     }
     double tv[16];
-    int nt = 0;
-    for (const char *c = ts; c && *c && nt < 16;) {
-        char *end = NULL;
-        tv[nt] = strtod(c, &end);
-        if (end == c || !(tv[nt] > 0 && tv[nt] <= 1)) nt = -100;
-        nt++;
-        c = end && *end == ',' ? end + 1 : NULL;
-        if (end && *end && *end != ',') nt = -100;
-    }
+    int nt = parse_list(ts, NULL, tv, 16);
+    for (int i = 0; i < nt; i++)
+        if (!(tv[i] > 0 && tv[i] <= 1)) nt = -1;
     if (!model || !tokens || seq < 2 || windows < 1 || seed < 0 || threads < 0 || nt < 1) {
         fprintf(stderr, "smdiff eval gate: need -m, --tokens, --seq >= 2, --windows >= 1, --t in (0,1] list\n");
         return 2;
     }
-    int64_t n = 0;
-    int32_t *tok = cli_read_tokens(tokens, &n);
+    const int32_t *val = NULL;
+    int64_t n_val = 0;
+    int32_t *tok = read_heldout(tokens, seq, &val, &n_val);
     if (!tok) return 1;
-    int64_t n_val = cli_val_tokens(n, seq);
-    if (n_val > n) {
-        fprintf(stderr, "smdiff eval: %s has fewer tokens than one window of %lld\n", tokens, seq);
-        free(tok);
-        return 1;
-    }
     if (windows > n_val / seq) windows = n_val / seq;
-    const int32_t *val = tok + (n - n_val);
     smdiff_model *m = NULL;
     smdiff_softmask *sm = NULL;
     int ret = 1;
