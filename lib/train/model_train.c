@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "diffusion/softmask.h"
 #include "model_train.h"
+#include "nn/ops.h"
 #include "ops.h"
 
 #define ALIGN_FLOATS 16 /* 64 bytes: every tensor starts on a cache line */
@@ -217,7 +218,7 @@ int32_t sd_tmodel_create(const sd_hparams *hp, int64_t B_max, int64_t L_max, int
     bind_params(m, m->params, &m->p);
     bind_params(m, m->grads, &m->g);
     act_layout(m, m->act_mem);
-    sd_tr_rope_table(m->a.rope_cos, m->a.rope_sin, L_max, hp->n_embd / hp->n_head, hp->rope_base);
+    sd_rope_table(m->a.rope_cos, m->a.rope_sin, L_max, hp->n_embd / hp->n_head, hp->rope_base);
     *out = m;
     return SMDIFF_OK;
 }

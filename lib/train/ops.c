@@ -160,18 +160,7 @@ void sd_tr_matmul_bwd(float *dx, float *dW, float *db, const float *dout, const 
 
 /* ---------------------------------------------------------------- RoPE */
 
-/* cos_t, sin_t [L, hd/2] */
-void sd_tr_rope_table(float *cos_t, float *sin_t, int64_t L, int64_t hd, float base) {
-    int64_t h2 = hd / 2;
-    for (int64_t i = 0; i < h2; i++) {
-        double inv = pow((double)base, -2.0 * (double)i / (double)hd);
-        for (int64_t l = 0; l < L; l++) {
-            double a = (double)l * inv;
-            cos_t[l * h2 + i] = (float)cos(a);
-            sin_t[l * h2 + i] = (float)sin(a);
-        }
-    }
-}
+/* The cos/sin table is the inference path's sd_rope_table (nn/ops.h). */
 
 /* Rotate every pair of x [B,L,nh,hd] by +angle (sign = 1) or -angle (sign = -1). */
 static void rope_rotate(float *x, const float *cos_t, const float *sin_t, int64_t B, int64_t L,

@@ -82,8 +82,8 @@ void sd_tr_matmul_fwd_ref(float *out, const float *x, const float *W, const floa
 
 /* ---- RoPE --------------------------------------------------------------- */
 
-/* cos/sin tables [L, hd/2]: angle(l, i) = l * base^(-2i/hd) (computed in double). */
-void sd_tr_rope_table(float *cos_t, float *sin_t, int64_t L, int64_t hd, float base);
+/* The cos/sin tables [L, hd/2] come from nn/ops.h's sd_rope_table, the
+ * inference path's, so both paths rotate by the same angles. */
 /* In place on x [B, L, nh, hd] (position l of each sequence), pairing by mode. */
 void sd_tr_rope_fwd(float *x, const float *cos_t, const float *sin_t, int64_t B, int64_t L,
                     int64_t nh, int64_t hd, int mode);
