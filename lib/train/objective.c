@@ -100,6 +100,26 @@ static void sm_stats_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
             c->logits + r * c->V, c->V, c->k, c->ws->soft_ids + r * c->k, c->ws->soft_pi + r * c->k);
 }
 
+/* ws->batch over ws->ids [B, L] with the R loss rows ws->loss_* hold;
+ * SMDIFF_E_INVAL ("R <what> exceed ...") if the model has fewer logit rows. */
+static int32_t loss_batch(sd_tmodel *m, sd_objective_ws *ws, int64_t B, int64_t L, int64_t R, int causal,
+                          const char *what) {
+    if (R > m->R_max)
+        return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: %lld %s exceed the model's %lld", (long long)R,
+                       what, (long long)m->R_max);
+    sd_tbatch *bt = &ws->batch;
+    memset(bt, 0, sizeof *bt);
+    bt->B = B;
+    bt->L = L;
+    bt->ids = ws->ids;
+    bt->causal = causal;
+    bt->n_loss = R;
+    bt->loss_rows = ws->loss_rows;
+    bt->loss_targets = ws->loss_targets;
+    bt->loss_weights = ws->loss_weights;
+    return SMDIFF_OK;
+}
+
 /* The shared end of every objective: forward (and backward) of a built batch. */
 static int32_t run_batch(sd_tmodel *m, const sd_tbatch *bt, int backward, double *loss) {
     if (backward) sd_tmodel_zero_grad(m);
@@ -136,18 +156,9 @@ static int32_t mdlm(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *
         }
     }
     if (n_masked) *n_masked = R;
-    if (R > m->R_max)
-        return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: %lld masked rows exceed the model's %lld",
-                       (long long)R, (long long)m->R_max);
+    rc = loss_batch(m, ws, B, L, R, 0, "masked rows");
+    if (rc) return rc;
     sd_tbatch *bt = &ws->batch;
-    memset(bt, 0, sizeof *bt);
-    bt->B = B;
-    bt->L = L;
-    bt->ids = ws->ids;
-    bt->n_loss = R;
-    bt->loss_rows = ws->loss_rows;
-    bt->loss_targets = ws->loss_targets;
-    bt->loss_weights = ws->loss_weights;
     if (use_sm && R > 0) {
         /* pass 1: predictions on the masked batch; nothing flows back */
         sd_tbatch p1 = *bt;
@@ -198,20 +209,8 @@ static int32_t ar(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t 
             ws->loss_weights[R] = w;
             R++;
         }
-    if (R > m->R_max)
-        return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: %lld rows exceed the model's %lld",
-                       (long long)R, (long long)m->R_max);
-    sd_tbatch *bt = &ws->batch;
-    memset(bt, 0, sizeof *bt);
-    bt->B = B;
-    bt->L = L;
-    bt->ids = ws->ids;
-    bt->causal = 1;
-    bt->n_loss = R;
-    bt->loss_rows = ws->loss_rows;
-    bt->loss_targets = ws->loss_targets;
-    bt->loss_weights = ws->loss_weights;
-    return run_batch(m, bt, backward, loss);
+    rc = loss_batch(m, ws, B, L, R, 1, "rows");
+    return rc ? rc : run_batch(m, &ws->batch, backward, loss);
 }
 
 int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
