@@ -36,8 +36,8 @@
 static char dir[256], uniform_path[300];
 enum { V = 40, L = 24 };
 
-/* a llada model with every parameter 0: logits 0, p = 1/V everywhere */
-static void write_uniform_model(void) {
+/* the tests' tiny llada shape (vocabulary V), every parameter 0 */
+static sd_tmodel *tiny_model(void) {
     sd_hparams hp = {0};
     hp.arch = SD_ARCH_LLADA;
     hp.n_vocab = V, hp.n_embd = 16, hp.n_layer = 1, hp.n_head = 2, hp.n_head_kv = 2, hp.n_ff = 32;
@@ -45,6 +45,12 @@ static void write_uniform_model(void) {
     hp.mask_id = V - 1, hp.eos_id = -1, hp.bos_id = -1, hp.pad_id = -1;
     sd_tmodel *m = NULL;
     assert_int_equal(sd_tmodel_create(&hp, 1, 8, 0, &m, NULL), SMDIFF_OK);
+    return m;
+}
+
+/* a llada model with every parameter 0: logits 0, p = 1/V everywhere */
+static void write_uniform_model(void) {
+    sd_tmodel *m = tiny_model();
     /* raw SM values of a live soft-mask, so the two-pass bound mixes */
     m->p.sm_raw[0] = 0.0f, m->p.sm_raw[1] = 0.5f, m->p.sm_raw[2] = 0.5f;
     assert_int_equal(sd_tmodel_save_gguf(m, uniform_path, NULL, NULL), SMDIFF_OK);
@@ -126,13 +132,7 @@ static void test_elbo_uniform_expectation(void **state) {
 
 /* a random llada model with the given omega (raw SM values set from them) */
 static void write_random_model(const char *path, double omega_s) {
-    sd_hparams hp = {0};
-    hp.arch = SD_ARCH_LLADA;
-    hp.n_vocab = V, hp.n_embd = 16, hp.n_layer = 1, hp.n_head = 2, hp.n_head_kv = 2, hp.n_ff = 32;
-    hp.n_ctx = 64, hp.norm_eps = 1e-5f, hp.rope_base = 10000.0f, hp.rope_permuted = 1;
-    hp.mask_id = V - 1, hp.eos_id = -1, hp.bos_id = -1, hp.pad_id = -1;
-    sd_tmodel *m = NULL;
-    assert_int_equal(sd_tmodel_create(&hp, 1, 8, 0, &m, NULL), SMDIFF_OK);
+    sd_tmodel *m = tiny_model();
     sd_rng r;
     sd_rng_init(&r, 12, 0);
     sd_tmodel_init_random(m, &r, 0.5f, omega_s, 2.0, -8.0); /* wide gate: lambda ~ omega_s */
@@ -296,13 +296,6 @@ static void test_noise_fixed_and_errors(void **state) {
 
 /* ------------------------------------------------------------ the CLI */
 
-static const char *cli_path(void) {
-    static char p[512];
-    const char *b = getenv("BUILD");
-    snprintf(p, sizeof p, "%s/smdiff", b && *b ? b : "build/cc");
-    return access(p, X_OK) == 0 ? p : NULL;
-}
-
 /* run a shell command, stdout into out (cap bytes); returns the exit status */
 static int run(const char *cmd, char *out, size_t cap) {
     FILE *f = popen(cmd, "r");
@@ -315,7 +308,7 @@ static int run(const char *cmd, char *out, size_t cap) {
 
 static void test_cli(void **state) {
     (void)state;
-    const char *smdiff = cli_path();
+    const char *smdiff = test_cli_path();
     if (!smdiff) SKIP_BECAUSE("the smdiff CLI is not built (set BUILD to its folder)");
     enum { NT = 2000 };
     static int32_t tok[NT];

@@ -126,13 +126,6 @@ static void test_api_model_roundtrip(void **state) {
 
 /* ------------------------------------------------------------ the CLI */
 
-static const char *cli_path(void) {
-    static char p[512];
-    const char *b = getenv("BUILD");
-    snprintf(p, sizeof p, "%s/smdiff", b && *b ? b : "build/cc");
-    return access(p, X_OK) == 0 ? p : NULL;
-}
-
 /* Run the CLI with args (NULL-terminated), stderr to errfile; returns the
  * wait status. */
 static int run_cli(const char *const *args, const char *errfile) {
@@ -177,7 +170,7 @@ static char *losses(const char *csv) {
 
 static void test_cli_kill_and_resume(void **state) {
     (void)state;
-    const char *smdiff = cli_path();
+    const char *smdiff = test_cli_path();
     if (!smdiff) SKIP_BECAUSE("the smdiff CLI is not built (set BUILD to its folder)");
     char tok[300], a[300], b[300], err[300], csv_a[320], csv_b[320], svg[320];
     snprintf(tok, sizeof tok, "%s/tokens.i32", dir);

@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -22,4 +23,11 @@ const char *test_shared_path(const char *rel) {
     if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
     snprintf(buf, sizeof buf, "%s/%s", root, rel);
     return buf;
+}
+
+const char *test_cli_path(void) {
+    static char p[512];
+    const char *b = getenv("BUILD");
+    snprintf(p, sizeof p, "%s/smdiff", b && *b ? b : "build/cc");
+    return access(p, X_OK) == 0 ? p : NULL;
 }

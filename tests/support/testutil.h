@@ -15,6 +15,10 @@ const char *test_data_path(const char *name);
  * environment variable of the same name), or NULL if the folder is absent. */
 const char *test_shared_path(const char *rel);
 
+/* Path of the smdiff CLI of the build variant under test ($BUILD/smdiff,
+ * default build/cc/smdiff), or NULL if it is not built. */
+const char *test_cli_path(void);
+
 /* Skip the current test with a printed reason. */
 #define SKIP_BECAUSE(...)                 \
     do {                                  \
