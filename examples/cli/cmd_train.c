@@ -40,6 +40,9 @@ static void usage(FILE *f) {
             "  --sm-init S,A,B    start omega_s, omega_a, omega_b here instead of the file's values\n"
             "                     (new models: the paper's 1e-6,6.66,-0.75)\n"
             "  --ar               autoregressive objective (causal reference model)\n"
+            "  --shift-logits on|off  row i predicts position i+1 (on, Dream) or i (off); default:\n"
+            "                     the file's, else on for dream, off for llada. --init AR.gguf\n"
+            "                     --shift-logits on adapts an --ar model into a diffusion model\n"
             "  --seed S           random seed (default 1)\n"
             "  --threads T        threads (default: all CPUs)\n"
             "  --save-every N     checkpoint (model, training state, log, curve) every N steps (default 100)\n"
@@ -156,7 +159,7 @@ static int make_tokens(const args *a);
 typedef struct args {
     const char *corpus[64];
     int n_corpus;
-    const char *tokens, *out, *init, *arch, *tokenizer, *sm_init;
+    const char *tokens, *out, *init, *arch, *tokenizer, *sm_init, *shift;
     long long vocab, embd, layers, heads, kv_heads, ff, mask_id, eos_id;
     long long steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after;
     double lr, sm_lr, sm_prob;
@@ -173,7 +176,8 @@ static int parse(int argc, char **argv, args *a) {
         struct { const char *name; const char **s; long long *n; double *d; } opt[] = {
             {"--tokens", &a->tokens, NULL, NULL}, {"--out", &a->out, NULL, NULL},
             {"--init", &a->init, NULL, NULL}, {"--arch", &a->arch, NULL, NULL},
-            {"--tokenizer", &a->tokenizer, NULL, NULL}, {"--sm-init", &a->sm_init, NULL, NULL}, {"--vocab", NULL, &a->vocab, NULL},
+            {"--tokenizer", &a->tokenizer, NULL, NULL}, {"--sm-init", &a->sm_init, NULL, NULL},
+            {"--shift-logits", &a->shift, NULL, NULL}, {"--vocab", NULL, &a->vocab, NULL},
             {"--embd", NULL, &a->embd, NULL}, {"--layers", NULL, &a->layers, NULL},
             {"--heads", NULL, &a->heads, NULL}, {"--kv-heads", NULL, &a->kv_heads, NULL},
             {"--ff", NULL, &a->ff, NULL}, {"--mask-id", NULL, &a->mask_id, NULL},
@@ -221,6 +225,10 @@ static int parse(int argc, char **argv, args *a) {
             fprintf(stderr, "smdiff train: unknown argument %s\n", k);
             return -1;
         }
+    }
+    if (a->shift && strcmp(a->shift, "on") && strcmp(a->shift, "off")) {
+        fprintf(stderr, "smdiff train: --shift-logits wants on or off, not %s\n", a->shift);
+        return -1;
     }
     if (!a->tokens || !a->out || (!a->init && !a->arch)) {
         fprintf(stderr, "smdiff train: --tokens, --out and --init or --arch are required\n");
@@ -317,6 +325,7 @@ int cmd_train(int argc, char **argv) {
                                      (int32_t)a.heads, (int32_t)(a.kv_heads > 0 ? a.kv_heads : a.heads),
                                      (int32_t)a.ff, (int32_t)a.mask_id, (int32_t)a.eos_id);
     }
+    if (!rc && a.shift) what = "--shift-logits", rc = smdiff_trainer_set_shift_logits(t, !strcmp(a.shift, "on"));
     if (!rc && a.sm_init && !a.resume) {
         double sm[3];
         char tail;

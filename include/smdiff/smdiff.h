@@ -604,6 +604,18 @@ SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *trainer, const char *
  * after the first step. */
 SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *trainer, double omega_s,
                                                double omega_a, double omega_b);
+/* Choose which position each output row predicts, before training starts:
+ * on = 1 makes row i predict position i + 1 (Dream's shifted logits), on = 0
+ * position i (LLaDA), overriding the file's diffusion.shift_logits or the
+ * architecture's default; saved models record the choice. The use: adapt an
+ * autoregressive model (trained with SMDIFF_TRAIN_AR, whose row i already
+ * predicts token i + 1) into a masked diffusion model with on = 1, as Dream
+ * was adapted from an AR model -- the MDLM objective then starts from the AR
+ * model's predictions instead of from scratch. A resumed run sets the same
+ * value again before smdiff_trainer_resume.
+ * SMDIFF_E_INVAL unless on is 0 or 1, SMDIFF_E_STATE before init or after
+ * the first step. */
+SMDIFF_API int32_t smdiff_trainer_set_shift_logits(smdiff_trainer *trainer, int32_t on);
 /* Copy the tokenizer.* metadata of a GGUF file into the models this trainer
  * saves (for a model initialised from scratch). SMDIFF_E_IO, SMDIFF_E_FORMAT. */
 SMDIFF_API int32_t smdiff_trainer_set_tokenizer_file(smdiff_trainer *trainer, const char *path);

@@ -187,6 +187,16 @@ SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *tr, double omega_
     return SMDIFF_OK;
 }
 
+SMDIFF_API int32_t smdiff_trainer_set_shift_logits(smdiff_trainer *tr, int32_t on) {
+    REQUIRE(tr, tr, "smdiff_trainer_set_shift_logits: trainer is NULL");
+    REQUIRE(on == 0 || on == 1, tr, "smdiff_trainer_set_shift_logits: on must be 0 or 1 (got %d)", on);
+    if (!tr->t) return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_set_shift_logits: no model yet");
+    if (tr->t->step > 0)
+        return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_set_shift_logits: training has started");
+    tr->t->m->hp.shift_logits = on;
+    return SMDIFF_OK;
+}
+
 SMDIFF_API int32_t smdiff_trainer_set_tokenizer_file(smdiff_trainer *tr, const char *path) {
     REQUIRE(tr && path, tr, "smdiff_trainer_set_tokenizer_file: NULL argument");
     sd_gguf *g = NULL;
