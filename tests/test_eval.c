@@ -404,6 +404,18 @@ static void test_cli(void **state) {
     fclose(f);
     assert_int_equal(rows, 6); /* 2 seeds x (human + 2 budgets) */
     assert_int_equal(human, 2);
+    /* semi-autoregressive blocks: the same perplexity; a block length that
+     * does not divide the length is refused with the sampler's reason */
+    snprintf(cmd, sizeof cmd, "%s eval samples -m %s --ref %s --tokens %s --len 8 --n 2 --seeds 1 "
+             "--budgets 2,8 --block-len 4 --threads 1 --softmask off --label ub 2>/dev/null",
+             smdiff, uniform_path, uniform_path, tpath);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "block 4,"));
+    assert_non_null(strstr(out, "ub steps 2: gen ppl 40.00"));
+    snprintf(cmd, sizeof cmd, "%s eval samples -m %s --ref %s --tokens %s --len 8 --n 2 --seeds 1 "
+             "--budgets 8 --block-len 3 --threads 1 2>&1", smdiff, uniform_path, uniform_path, tpath);
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "must divide gen_length"));
     /* gate: a uniform model has H = log V at every masked position, and
      * lambda = omega_s sigmoid(omega_a (-H - omega_b)) with the file's raw
      * (0, 0.5, 0.5): omega_s 0.5, omega_a = -omega_b = softplus(0.5) */

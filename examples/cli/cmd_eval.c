@@ -55,6 +55,7 @@ static void usage(FILE *f) {
             "  --seeds S1,S2,..   seeds (default 1,2,3)\n"
             "  --n N              samples per seed and budget (default 50)\n"
             "  --strategy NAME    decoder strategy (default origin: MDLM's ancestral order)\n"
+            "  --block-len N      semi-autoregressive blocks of N tokens (default 0: one block)\n"
             "  --temp T           sampling temperature (default 1)\n"
             "  --top-p P          nucleus (default 1 = off)\n"
             "  --softmask off|entropy|constant  (default: the model's)\n"
@@ -219,7 +220,7 @@ static int eval_elbo(int argc, char **argv) {
 
 typedef struct samples_args {
     const char *model, *ref, *tokens, *csv, *label, *strategy, *sm_mode;
-    long long len, n, show, threads;
+    long long len, n, show, threads, block_len;
     long long budgets[16], seeds[16];
     int n_budgets, n_seeds;
     double temp, top_p, sm_lambda;
@@ -249,6 +250,7 @@ static int parse_samples(int argc, char **argv, samples_args *a) {
         else if (OPT("--n")) a->n = atoll(v);
         else if (OPT("--show")) a->show = atoll(v);
         else if (OPT("--threads")) a->threads = atoll(v);
+        else if (OPT("--block-len")) a->block_len = atoll(v);
         else if (OPT("--temp")) a->temp = atof(v);
         else if (OPT("--top-p")) a->top_p = atof(v);
         else if (OPT("--budgets")) budgets = v;
@@ -300,6 +302,7 @@ static int32_t make_sampler(const samples_args *a, smdiff_model *m, smdiff_sampl
     if (!rc) rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, a->len);
     if (!rc) rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0);
     if (!rc) rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, a->threads);
+    if (!rc) *what = "--block-len", rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_BLOCK_LENGTH, a->block_len);
     if (!rc) *what = "--temp", rc = smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, a->temp);
     if (!rc) *what = "--top-p", rc = smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, a->top_p);
     if (!rc) *what = "--strategy", rc = smdiff_sampler_set_strategy(s, a->strategy);
@@ -395,9 +398,10 @@ static int eval_samples(int argc, char **argv) {
     }
     double t0 = now_s(), work_done = 0, work_total = 0;
     for (int64_t b = 0; b < nb; b++) work_total += (double)(a.budgets[b] * N * ns);
-    printf("# %s: %lld samples of %lld tokens per seed and budget, strategy %s, temperature %g, "
-           "soft-mask %s\n",
-           a.label, (long long)N, a.len, a.strategy, a.temp, a.sm_mode ? a.sm_mode : "(model's)");
+    printf("# %s: %lld samples of %lld tokens per seed and budget, strategy %s, block %lld, "
+           "temperature %g, top-p %g, soft-mask %s\n",
+           a.label, (long long)N, a.len, a.strategy, a.block_len ? a.block_len : a.len, a.temp, a.top_p,
+           a.sm_mode ? a.sm_mode : "(model's)");
     for (int64_t si = 0; si < ns; si++) {
         uint64_t seed = (uint64_t)a.seeds[si], st = seed * 0x2545F4914F6CDD1Dull + 7;
         for (int64_t i = 0; i < N; i++) {
