@@ -2,7 +2,8 @@
 # Rebuild the bundled models with smdiff alone: GPT-2's tokenizer plus a
 # <|mask|> token, the 68 cleaned Project Gutenberg novels of ../shared/data,
 # an 18M-parameter llada-block model on 2 threads. Writes into OUT (default
-# build/bundled/) and leaves the committed models alone.
+# build/bundled/; SMDIFF names the tool, default build/smdiff) and leaves
+# the committed models alone.
 #
 #   models/train-bundled.sh          the default, smdiff-gutenberg-18m-sm.gguf
 #                                    (about 1 h 50 min on the 2-core machine):
@@ -19,13 +20,14 @@ set -eu
 cd "$(dirname "$0")/.."
 DATA=${SMDIFF_SHARED_DATA:-../shared/data}
 OUT=${OUT:-build/bundled}
+SMDIFF=${SMDIFF:-build/smdiff}
 WHICH=${1:-default}
 case "$WHICH" in default | base) ;; *) echo "usage: $0 [default|base]" >&2; exit 2 ;; esac
 mkdir -p "$OUT/tok"
 # Tokenizer: GPT-2's encoder.json + vocab.bpe (MIT) and the added mask token.
 cp "$DATA/tokenizers/gpt2/encoder.json" "$DATA/tokenizers/gpt2/vocab.bpe" "$OUT/tok/"
 cp models/gpt2-mask/added_tokens.json models/gpt2-mask/special_tokens_map.json "$OUT/tok/"
-build/smdiff tokenize "$OUT/tok" --save "$OUT/gpt2-mask.gguf"
+"$SMDIFF" tokenize "$OUT/tok" --save "$OUT/gpt2-mask.gguf"
 TOK="$OUT/gutenberg.i32"
 CORPUS="--corpus $DATA/corpora/gutenberg-clean"
 [ -f "$TOK" ] && CORPUS=""
@@ -37,7 +39,7 @@ stage() { # name, then smdiff train's arguments
     shift
     [ -f "$OUT/$name.done" ] && return 0
     echo "== $(date -u +%H:%M:%S) $name"
-    build/smdiff train "$@"
+    "$SMDIFF" train "$@"
     touch "$OUT/$name.done"
 }
 

@@ -21,7 +21,8 @@
  *    the uniform model as its reference reports a generative perplexity of
  *    exactly V; bad command lines exit with status 2, bad files with 1;
  *  - the report script's tables are the mean and sd over seeds;
- *  - examples/reproduce.sh runs every stage once and skips finished ones. */
+ *  - examples/reproduce.sh runs every stage once and skips finished ones;
+ *  - models/train-bundled.sh runs AR, shifted adaptation and SM in order. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -522,14 +523,11 @@ static void test_report_script(void **state) {
  * makes every call (1 AR + 2 continued-pretraining runs + 2 bounds + 2 gates
  * + 6 sample configurations + info) and the report; a second run redoes
  * only the report, every stage being done. */
-static void test_reproduce_dry_run(void **state) {
-    (void)state;
-    if (system("python3 -c 'import csv' 2>/dev/null") != 0) SKIP_BECAUSE("python3 is not installed");
-    char stub[300], calls[300], out[300], rep[300], cmd[1600];
-    snprintf(stub, sizeof stub, "%s/stub.sh", dir);
-    snprintf(calls, sizeof calls, "%s/stub.calls", dir);
-    snprintf(out, sizeof out, "%s/repro", dir);
-    snprintf(rep, sizeof rep, "%s/repro-report", dir);
+/* A stand-in for smdiff at dir/stub.sh that appends each call's arguments
+ * to dir/stub.calls and makes the outputs the scripts expect. */
+static void write_stub(char *stub, char *calls, size_t cap) {
+    snprintf(stub, cap, "%s/stub.sh", dir);
+    snprintf(calls, cap, "%s/stub.calls", dir);
     static const char body[] =
         "#!/bin/sh\n"
         "# stand-in for smdiff: records the call, makes the outputs the script expects\n"
@@ -554,12 +552,34 @@ static void test_reproduce_dry_run(void **state) {
         else fputc(*c, f);
     }
     fclose(f);
-    snprintf(cmd, sizeof cmd, "chmod +x %s && OUT=%s SMDIFF=%s REPORT=%s SMDIFF_SHARED_DATA=%s/none "
-             "sh examples/reproduce.sh > /dev/null", stub, out, stub, rep, dir);
+    assert_int_equal(chmod(stub, 0755), 0);
+}
+
+/* the stub's calls so far, one per line, into buf; returns how many */
+static int read_calls(const char *calls, char *buf, size_t cap) {
+    FILE *f = fopen(calls, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += buf[i] == '\n';
+    return lines;
+}
+
+static void test_reproduce_dry_run(void **state) {
+    (void)state;
+    if (system("python3 -c 'import csv' 2>/dev/null") != 0) SKIP_BECAUSE("python3 is not installed");
+    char stub[300], calls[300], out[300], rep[300], cmd[1600];
+    write_stub(stub, calls, sizeof stub);
+    snprintf(out, sizeof out, "%s/repro", dir);
+    snprintf(rep, sizeof rep, "%s/repro-report", dir);
+    snprintf(cmd, sizeof cmd, "OUT=%s SMDIFF=%s REPORT=%s SMDIFF_SHARED_DATA=%s/none "
+             "sh examples/reproduce.sh > /dev/null", out, stub, rep, dir);
     for (int run = 0; run < 2; run++) {
         remove(calls);
         assert_int_equal(system(cmd), 0);
-        f = fopen(calls, "r");
+        FILE *f = fopen(calls, "r");
         assert_non_null(f);
         int n = 0, samples = 0;
         char line[1024];
@@ -571,6 +591,51 @@ static void test_reproduce_dry_run(void **state) {
     }
     snprintf(cmd, sizeof cmd, "grep -q '(b) SM CPT, SM on' %s/tables.md", rep);
     assert_int_equal(system(cmd), 0);
+}
+
+/* models/train-bundled.sh: the default is AR pretraining, then the AR model
+ * adapted with shifted logits, then soft-masking; finished stages are
+ * skipped; `base` is the binary MDLM from scratch. */
+static void test_train_bundled_dry_run(void **state) {
+    (void)state;
+    char stub[300], calls[300], out[300], cmd[1600];
+    static char buf[8192];
+    write_stub(stub, calls, sizeof stub);
+    snprintf(out, sizeof out, "%s/bundled", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/data/tokenizers/gpt2 && touch %s/data/tokenizers/gpt2/encoder.json "
+             "%s/data/tokenizers/gpt2/vocab.bpe", dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "OUT=%s SMDIFF=%s SMDIFF_SHARED_DATA=%s/data sh models/train-bundled.sh%%s > /dev/null",
+             out, stub, dir);
+    char run_default[1700], run_base[1700];
+    snprintf(run_default, sizeof run_default, cmd, "");
+    snprintf(run_base, sizeof run_base, cmd, " base");
+    remove(calls);
+    assert_int_equal(system(run_default), 0);
+    assert_int_equal(read_calls(calls, buf, sizeof buf), 4); /* tokenize, ar, adapt, sm */
+    char want[1200];
+    snprintf(want, sizeof want, "train --init %s/ar.gguf --shift-logits on --tokens %s/gutenberg.i32 --out %s/adapted.gguf",
+             out, out, out);
+    assert_non_null(strstr(buf, want));
+    snprintf(want, sizeof want, "train --init %s/adapted.gguf --tokens %s/gutenberg.i32 --out %s/smdiff-gutenberg-18m-sm.gguf",
+             out, out, out);
+    assert_non_null(strstr(buf, want));
+    const char *ar = strstr(buf, "--ar ");
+    assert_non_null(ar);
+    assert_true(ar < strstr(buf, "--shift-logits on")); /* AR first */
+    assert_non_null(strstr(buf, "--corpus")); /* the first stage tokenizes */
+    remove(calls);
+    assert_int_equal(system(run_default), 0);
+    assert_int_equal(read_calls(calls, buf, sizeof buf), 1); /* only the tokenizer export */
+    remove(calls);
+    assert_int_equal(system(run_base), 0);
+    assert_int_equal(read_calls(calls, buf, sizeof buf), 2);
+    assert_non_null(strstr(buf, "--no-sm"));
+    assert_null(strstr(buf, "--corpus")); /* the token file is there */
+    snprintf(cmd, sizeof cmd, "SMDIFF=%s sh models/train-bundled.sh nonsense 2>/dev/null", stub);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    printf("  train-bundled.sh: AR, adapt (shifted), SM stages in order; reruns skip them\n");
 }
 
 int main(void) {
@@ -585,6 +650,7 @@ int main(void) {
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_report_script),
         cmocka_unit_test(test_reproduce_dry_run),
+        cmocka_unit_test(test_train_bundled_dry_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
