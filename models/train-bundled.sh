@@ -6,7 +6,7 @@
 # the committed models alone.
 #
 #   models/train-bundled.sh          the default, smdiff-gutenberg-18m-sm.gguf
-#                                    (about 1 h 50 min on the 2-core machine):
+#                                    (about 1 h 30 min on the 2-core machine):
 #     1. autoregressive pretraining (--ar, causal attention, next-token loss);
 #     2. adaptation into a masked diffusion model: the AR weights read with
 #        shifted logits (row i predicts token i+1, as Dream does), trained
@@ -58,4 +58,4 @@ stage adapt --init "$OUT/ar.gguf" --shift-logits on --tokens "$TOK" --out "$OUT/
     $RUN --no-sm --steps 3600 --lr 4e-4 --warmup 100 --cosine --seed 41
 # shellcheck disable=SC2086
 stage sm --init "$OUT/adapted.gguf" --tokens "$TOK" --out "$OUT/smdiff-gutenberg-18m-sm.gguf" \
-    $RUN --sm-prob 0.8 --sm-init 0.5,6.66,-0.75 --steps 500 --lr 2e-4 --warmup 50 --cosine --seed 11
+    $RUN --sm-prob 0.8 --sm-init 0.5,6.66,-0.75 --steps 500 --lr 5e-5 --warmup 50 --cosine --seed 11
