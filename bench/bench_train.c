@@ -9,8 +9,10 @@
  * with N = B L rows, R = masked rows; SM adds one forward (pass 1).
  *
  * usage: bench_train [d n_layer n_head n_head_kv n_ff n_vocab B L steps]
- * default shape: d 256, 4 layers, 4/4 heads, F 704, V 50258 (GPT-2 + mask),
- * B 8, L 128; BENCH_QUICK=1 runs fewer steps. */
+ * default shape: the bundled model's (models/train-bundled.sh): d 160, 6
+ * layers, 5/5 heads, F 512, V 50258 (GPT-2 + mask), B 16, L 128;
+ * `bench_train 256 4 4 4 704 50258 8 128` is the wider shape of earlier
+ * figures. BENCH_QUICK=1 runs fewer steps. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +47,7 @@ static double sgemm_peak(void) {
 }
 
 int main(int argc, char **argv) {
-    int64_t a[9] = {256, 4, 4, 4, 704, 50258, 8, 128, 0};
+    int64_t a[9] = {160, 6, 5, 5, 512, 50258, 16, 128, 0};
     for (int i = 1; i < argc && i <= 9; i++) a[i - 1] = atoll(argv[i]);
     int quick = getenv("BENCH_QUICK") != NULL;
     int steps = a[8] > 0 ? (int)a[8] : quick ? 3 : 8;
