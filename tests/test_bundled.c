@@ -20,21 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "testutil.h"
-
-#define CORPUS SMDIFF_SHARED_DATA "/corpora/gutenberg-clean"
-
-/* run a shell command, stdout into out (cap bytes); returns the exit status */
-static int run(const char *cmd, char *out, size_t cap) {
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* ------------------------------------------------- a set of lowercase words */
 
@@ -82,10 +69,10 @@ static void each_word(const char *text, void (*fn)(const char *, void *), void *
 
 static void add_word(const char *w, void *ctx) { set_find(ctx, w, 1); }
 
-/* the vocabulary of every novel of the corpus; 0 when it is absent */
-static int load_vocab(word_set *ws) {
-    DIR *d = opendir(CORPUS);
-    if (!d) return 0;
+/* the vocabulary of every novel of the corpus in dir */
+static int load_vocab(word_set *ws, const char *dir) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
     ws->slot = calloc((size_t)1 << SET_BITS, WORD_MAX);
     assert_non_null(ws->slot);
     struct dirent *e;
@@ -94,17 +81,9 @@ static int load_vocab(word_set *ws) {
         size_t len = strlen(e->d_name);
         if (len < 5 || strcmp(e->d_name + len - 4, ".txt")) continue;
         char path[1024];
-        snprintf(path, sizeof path, "%s/%s", CORPUS, e->d_name);
-        FILE *f = fopen(path, "rb");
-        assert_non_null(f);
-        fseek(f, 0, SEEK_END);
-        long size = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        char *text = malloc((size_t)size + 1);
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        char *text = test_read_file(path, NULL);
         assert_non_null(text);
-        assert_int_equal(fread(text, 1, (size_t)size, f), (size_t)size);
-        text[size] = 0;
-        fclose(f);
         each_word(text, add_word, ws);
         free(text);
         files++;
@@ -132,7 +111,7 @@ static void test_info(void **state) {
     if (!smdiff) SKIP_BECAUSE("the smdiff CLI is not built (set BUILD to its folder)");
     char cmd[1024], out[8192];
     snprintf(cmd, sizeof cmd, "%s info models/smdiff-gutenberg-18m-sm.gguf", smdiff);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(test_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "architecture: llada"));
     assert_non_null(strstr(out, "vocab: 50258"));
     assert_non_null(strstr(out, "shift logits: 1"));
@@ -142,7 +121,7 @@ static void test_info(void **state) {
     printf("  default model: soft-mask scale %.4f\n", scale);
     assert_true(scale > 0.05 && scale <= 1.0); /* learned, not the 1e-6 of an off mask */
     snprintf(cmd, sizeof cmd, "%s info models/smdiff-gutenberg-18m.gguf", smdiff);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(test_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "shift logits: 0"));
 }
 
@@ -169,8 +148,10 @@ static void test_readme_command(void **state) {
     (void)state;
     const char *smdiff = test_cli_path();
     if (!smdiff) SKIP_BECAUSE("the smdiff CLI is not built (set BUILD to its folder)");
+    const char *corpus = test_shared_path("corpora/gutenberg-clean");
+    if (!corpus) SKIP_BECAUSE("the shared data folder is absent: no corpus vocabulary to check words against");
     word_set ws = {0};
-    if (!load_vocab(&ws)) SKIP_BECAUSE("the corpus " CORPUS " is absent: no vocabulary to check words against");
+    assert_true(load_vocab(&ws, corpus) > 0);
     printf("  corpus vocabulary: %zu words\n", ws.n);
     char args[1024], cmd[2048], out[8192];
     readme_command(args, sizeof args);
@@ -179,7 +160,7 @@ static void test_readme_command(void **state) {
     for (int seed = 1; seed <= 3; seed++) {
         /* SMDIFF_MODEL unset: the bundled default is found by the lookup */
         snprintf(cmd, sizeof cmd, "env -u SMDIFF_MODEL %s %s -q --seed %d 2>&1", smdiff, args, seed);
-        assert_int_equal(run(cmd, out, sizeof out), 0);
+        assert_int_equal(test_run(cmd, out, sizeof out), 0);
         word_count c = {&ws, 0, 0};
         each_word(out, count_word, &c);
         printf("  seed %d: %d words, %d in the corpus\n", seed, c.words, c.known);

@@ -354,16 +354,6 @@ static void test_noise_fixed_and_errors(void **state) {
 
 /* ------------------------------------------------------------ the CLI */
 
-/* run a shell command, stdout into out (cap bytes); returns the exit status */
-static int run(const char *cmd, char *out, size_t cap) {
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void test_cli(void **state) {
     (void)state;
     const char *smdiff = test_cli_path();
@@ -382,7 +372,7 @@ static void test_cli(void **state) {
     /* the held-out split is the last max(1%, one window) = 24 tokens: one window */
     snprintf(cmd, sizeof cmd, "%s eval elbo -m %s --tokens %s --seq 24 --windows 0 --draws 3 --seed 5 "
              "--threads 1 2>/dev/null", smdiff, uniform_path, tpath);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(test_run(cmd, out, sizeof out), 0);
     const char *b = strstr(out, "single-pass bound ");
     assert_non_null(b);
     double printed = atof(b + strlen("single-pass bound ")), api = 0;
@@ -393,7 +383,7 @@ static void test_cli(void **state) {
     snprintf(cmd, sizeof cmd, "%s eval samples -m %s --ref %s --tokens %s --len 8 --n 4 --seeds 1,2 "
              "--budgets 2,8 --threads 1 --softmask off --label u --csv %s 2>/dev/null",
              smdiff, uniform_path, uniform_path, tpath, csv);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(test_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "u steps 2: gen ppl 40.00 +- 0.00"));
     assert_non_null(strstr(out, "u steps 8: gen ppl 40.00 +- 0.00"));
     assert_non_null(strstr(out, "human text: gen ppl 40.00"));
@@ -410,19 +400,19 @@ static void test_cli(void **state) {
     snprintf(cmd, sizeof cmd, "%s eval samples -m %s --ref %s --tokens %s --len 8 --n 2 --seeds 1 "
              "--budgets 2,8 --block-len 4 --threads 1 --softmask off --label ub 2>/dev/null",
              smdiff, uniform_path, uniform_path, tpath);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(test_run(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "block 4,"));
     assert_non_null(strstr(out, "ub steps 2: gen ppl 40.00"));
     snprintf(cmd, sizeof cmd, "%s eval samples -m %s --ref %s --tokens %s --len 8 --n 2 --seeds 1 "
              "--budgets 8 --block-len 3 --threads 1 2>&1", smdiff, uniform_path, uniform_path, tpath);
-    assert_int_equal(run(cmd, out, sizeof out), 1);
+    assert_int_equal(test_run(cmd, out, sizeof out), 1);
     assert_non_null(strstr(out, "must divide gen_length"));
     /* gate: a uniform model has H = log V at every masked position, and
      * lambda = omega_s sigmoid(omega_a (-H - omega_b)) with the file's raw
      * (0, 0.5, 0.5): omega_s 0.5, omega_a = -omega_b = softplus(0.5) */
     snprintf(cmd, sizeof cmd, "%s eval gate -m %s --tokens %s --seq 24 --t 0.5 --threads 1 2>/dev/null", smdiff,
              uniform_path, tpath);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(test_run(cmd, out, sizeof out), 0);
     const char *row = strstr(out, "\n 0.50 ");
     assert_non_null(row);
     double t_, masked_, medh, top1, topk, meanl;
@@ -442,15 +432,15 @@ static void test_cli(void **state) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", smdiff, bad[i]);
-        assert_int_equal(run(cmd, out, sizeof out), 2);
+        assert_int_equal(test_run(cmd, out, sizeof out), 2);
     }
     snprintf(cmd, sizeof cmd, "%s eval elbo -m no/such.gguf --tokens %s --seq 24 2>/dev/null", smdiff, tpath);
-    assert_int_equal(run(cmd, out, sizeof out), 1);
+    assert_int_equal(test_run(cmd, out, sizeof out), 1);
     snprintf(cmd, sizeof cmd, "%s eval elbo -m %s --tokens no/such.i32 2>/dev/null", smdiff, uniform_path);
-    assert_int_equal(run(cmd, out, sizeof out), 1);
+    assert_int_equal(test_run(cmd, out, sizeof out), 1);
     snprintf(cmd, sizeof cmd, "%s eval samples -m %s --ref LICENSE --tokens %s --len 8 --n 2 2>/dev/null",
              smdiff, uniform_path, tpath);
-    assert_int_equal(run(cmd, out, sizeof out), 1);
+    assert_int_equal(test_run(cmd, out, sizeof out), 1);
 }
 
 /* ------------------------------------------------- examples/reproduce_report.py */

@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/alloc.h"
 #include "io/gguf.h"
 
@@ -674,19 +676,6 @@ static void test_writer_failures(void **state) {
 
 /* ------------------------------------------- independent reference file */
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc((size_t)len + 1);
-    assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return p;
-}
-
 /* tests/data/gguf_ref.gguf was written by tests/ref/make_gguf_fixture.py
  * (struct + NumPy): read it, then rebuild it with our writer and encoders
  * from its f32 tensor and require the same bytes. */
@@ -762,7 +751,7 @@ static void test_reference_file(void **state) {
     assert_int_equal(sd_gguf_write(w, path, &err), 0);
     sd_gguf_writer_free(w);
     size_t n_ref, n_out;
-    uint8_t *a = slurp(ref, &n_ref), *c = slurp(path, &n_out);
+    uint8_t *a = test_read_file(ref, &n_ref), *c = test_read_file(path, &n_out);
     assert_non_null(a);
     assert_non_null(c);
     assert_int_equal(n_out, n_ref);

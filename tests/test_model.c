@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/arena.h"
 #include "io/convert.h"
 #include "io/gguf.h"
@@ -26,16 +28,8 @@
 enum { L = 9 }; /* canvas length of the fixtures */
 
 static void *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open fixture %s (run tests from the repository root)", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
+    void *buf = test_read_file(path, size);
+    if (!buf) fail_msg("cannot open fixture %s (run tests from the repository root)", path);
     return buf;
 }
 

@@ -14,22 +14,11 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "io/safetensors.h"
 
 #define DATA "tests/data/"
-
-static void *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc((size_t)len + 1);
-    assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return p;
-}
 
 static void test_misc_file(void **state) {
     (void)state;
@@ -70,7 +59,8 @@ static void test_misc_file(void **state) {
 static void test_truncated_every_byte(void **state) {
     (void)state;
     size_t n;
-    uint8_t *full = slurp(DATA "st_misc.safetensors", &n);
+    uint8_t *full = test_read_file(DATA "st_misc.safetensors", &n);
+    assert_non_null(full);
     for (size_t k = 0; k < n; k++) {
         void *c = malloc(k ? k : 1);
         memcpy(c, full, k);

@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <jansson.h>
 
 #include "io/gguf.h"
@@ -46,20 +48,6 @@
 #endif
 
 static sd_tokenizer *gpt2_hf, *gpt2_gguf, *qwen2;
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long s = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)s + 1);
-    assert_non_null(b);
-    *n = fread(b, 1, (size_t)s, f);
-    b[*n] = '\0';
-    fclose(f);
-    return b;
-}
 
 static int have_data(void) {
     struct stat st;
@@ -162,7 +150,7 @@ static size_t parse_ids(const char *line, int32_t *out, size_t cap) {
 static void run_vectors(const sd_tokenizer *t, const char *inp_path, const char *out_path, int32_t flags,
                         int expect_cases) {
     size_t ni, no;
-    char *inp = slurp(inp_path, &ni), *out = slurp(out_path, &no);
+    char *inp = test_read_file(inp_path, &ni), *out = test_read_file(out_path, &no);
     assert_non_null(inp);
     assert_non_null(out);
     static const char sep[] = "\n__ggml_vocab_test__\n";
@@ -276,7 +264,7 @@ static void test_tokenizer_json(void **state) {
     assert_non_null(vocab);
     assert_non_null(config);
     size_t nm;
-    char *mtxt = slurp(TOK_DIR "dream-qwen2.5/merges.txt", &nm);
+    char *mtxt = test_read_file(TOK_DIR "dream-qwen2.5/merges.txt", &nm);
     json_t *merges = json_array();
     int k = 0;
     for (char *line = strtok(mtxt, "\n"); line; line = strtok(NULL, "\n")) {
@@ -412,7 +400,7 @@ static void test_naive_bpe(void **state) {
     json_t *vocab = json_load_file(TOK_DIR "dream-qwen2.5/vocab.json", 0, &je);
     assert_non_null(vocab);
     size_t nm;
-    char *mtxt = slurp(TOK_DIR "dream-qwen2.5/merges.txt", &nm);
+    char *mtxt = test_read_file(TOK_DIR "dream-qwen2.5/merges.txt", &nm);
     json_t *ranks = json_object();
     long rank = 0;
     for (char *line = strtok(mtxt, "\n"); line; line = strtok(NULL, "\n")) {
@@ -462,7 +450,7 @@ static void test_llada_pre(void **state) {
     json_t *vocab = json_load_file(TOK_DIR "gpt2/encoder.json", 0, &je);
     assert_non_null(vocab);
     size_t nm;
-    char *mtxt = slurp(TOK_DIR "gpt2/vocab.bpe", &nm);
+    char *mtxt = test_read_file(TOK_DIR "gpt2/vocab.bpe", &nm);
     const char **merges = malloc(sizeof(char *) * 60000);
     int64_t n_merges = 0;
     for (char *line = strtok(mtxt, "\n"); line; line = strtok(NULL, "\n"))
@@ -528,7 +516,7 @@ static void check_fixture(const sd_tokenizer *t, const char *name, const char *v
     snprintf(tp, sizeof tp, TOK_DIR "cs336-fixtures/%s", name);
     snprintf(ip, sizeof ip, TOK_DIR "derived/%s.%s.ids", name, vocab);
     size_t nt, ni;
-    char *text = slurp(tp, &nt), *idtxt = slurp(ip, &ni);
+    char *text = test_read_file(tp, &nt), *idtxt = test_read_file(ip, &ni);
     assert_non_null(text);
     assert_non_null(idtxt);
     int32_t *want = malloc(sizeof(int32_t) * (ni / 2 + 2));
@@ -581,7 +569,7 @@ static void roundtrip_dir(const char *dir, size_t prefix, int *files) {
             continue;
         }
         size_t n;
-        char *text = slurp(p, &n);
+        char *text = test_read_file(p, &n);
         assert_non_null(text);
         if (n > prefix) n = prefix;
         check_roundtrip(qwen2, text, n, 0, 0);
@@ -727,7 +715,7 @@ static void test_streaming(void **state) {
     (void)state;
     NEED_DATA();
     size_t nt;
-    char *text = slurp(TOK_DIR "cs336-fixtures/german.txt", &nt);
+    char *text = test_read_file(TOK_DIR "cs336-fixtures/german.txt", &nt);
     assert_non_null(text);
     const char extra[] = " \xf0\x9f\xa6\x99\xf0\x9f\xa6\x99 \xe4\xbd\xa0\xe5\xa5\xbd \xe1\x9e\x80\xe1\x9e\xb6";
     text = realloc(text, nt + sizeof extra);
@@ -776,7 +764,7 @@ static void test_chat_template(void **state) {
     size_t need = 0;
     /* Case 0 of derived/dream-special.inp is this conversation. */
     size_t ni;
-    char *inp = slurp(TOK_DIR "derived/dream-special.inp", &ni);
+    char *inp = test_read_file(TOK_DIR "derived/dream-special.inp", &ni);
     char *sep = strstr(inp, "\n__ggml_vocab_test__\n");
     *sep = '\0';
     const char *roles[] = {"user"}, *contents[] = {"Write a function that adds two numbers."};
@@ -961,7 +949,7 @@ static void test_threads(void **state) {
     (void)state;
     NEED_DATA();
     size_t n;
-    char *text = slurp(TOK_DIR "cs336-fixtures/corpus.en", &n);
+    char *text = test_read_file(TOK_DIR "cs336-fixtures/corpus.en", &n);
     assert_non_null(text);
     size_t ref_n = 0;
     int32_t *ref = encode(qwen2, text, n, 0, &ref_n);

@@ -141,21 +141,9 @@ static int run_cli(const char *const *args, const char *errfile) {
     return status;
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = calloc(1, (size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
-    fclose(f);
-    return s;
-}
-
 /* step,loss columns of a CSV log (the rest holds timings) */
 static char *losses(const char *csv) {
-    char *s = slurp(csv), *out = calloc(1, s ? strlen(s) + 1 : 1);
+    char *s = test_read_file(csv, NULL), *out = calloc(1, s ? strlen(s) + 1 : 1);
     if (!s) return out;
     char *save = NULL;
     for (char *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -196,7 +184,7 @@ static void test_cli_kill_and_resume(void **state) {
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     const char *resumed[] = {COMMON, "--out", b, "--resume", NULL};
     st = run_cli(resumed, err);
-    char *msg = slurp(err);
+    char *msg = test_read_file(err, NULL);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_non_null(strstr(msg, "resumed at step 8"));
     free(msg);
@@ -204,7 +192,7 @@ static void test_cli_kill_and_resume(void **state) {
     assert_true(strlen(la) > 100);
     assert_string_equal(la, lb); /* identical loss curve, step by step */
     free(la), free(lb);
-    char *s = slurp(svg);
+    char *s = test_read_file(svg, NULL);
     assert_non_null(s);
     assert_non_null(strstr(s, "<svg") && strstr(s, "polyline"));
     free(s);
@@ -214,7 +202,7 @@ static void test_cli_kill_and_resume(void **state) {
     fclose(e);
     const char *empty[] = {COMMON, "--out", a, NULL};
     st = run_cli(empty, err);
-    msg = slurp(err);
+    msg = test_read_file(err, NULL);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
     assert_non_null(strstr(msg, "corpus too small"));
     free(msg);
@@ -227,7 +215,7 @@ static void test_cli_kill_and_resume(void **state) {
     fputs("not a state file", f);
     fclose(f);
     st = run_cli(resumed, err);
-    msg = slurp(err);
+    msg = test_read_file(err, NULL);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
     assert_non_null(strstr(msg, ".state"));
     free(msg);

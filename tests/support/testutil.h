@@ -19,6 +19,15 @@ const char *test_shared_path(const char *rel);
  * default build/cc/smdiff), or NULL if it is not built. */
 const char *test_cli_path(void);
 
+/* The whole file, NUL-terminated (malloc'd; the caller frees), its length
+ * in *size when size is not NULL; NULL when the file cannot be opened. A
+ * short read fails the test. */
+void *test_read_file(const char *path, size_t *size);
+
+/* Runs a shell command, its standard output into out (at most cap - 1
+ * bytes, NUL-terminated); returns its exit status, -1 if it did not exit. */
+int test_run(const char *cmd, char *out, size_t cap);
+
 /* Skip the current test with a printed reason. */
 #define SKIP_BECAUSE(...)                 \
     do {                                  \
