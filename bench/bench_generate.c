@@ -71,12 +71,13 @@ typedef struct stats_job {
     int64_t R, V;
     const uint64_t *ids;
     sd_stats_params p;
-    sd_row_stats *out;
+    void *scratch;
+    const sd_stats_out *out;
 } stats_job;
 
 static void run_stats(void *c) {
     stats_job *j = c;
-    if (sd_stats_rows(j->pool, j->logits, j->R, j->V, j->ids, &j->p, j->out, NULL)) {
+    if (sd_stats_rows(j->pool, j->logits, j->R, j->V, j->ids, &j->p, j->scratch, j->out, NULL)) {
         fprintf(stderr, "stats failed\n");
         exit(1);
     }
@@ -86,7 +87,8 @@ typedef struct mix_job {
     const float *table; /* [V, d] */
     int64_t d, R;
     const float *e_mask;
-    const sd_row_stats *st;
+    const int32_t *sm_ids; /* [R, k] */
+    const float *sm_probs; /* [R, k] */
     int32_t k;
     float *out;
 } mix_job;
@@ -94,7 +96,7 @@ typedef struct mix_job {
 static void run_mix(void *c) {
     mix_job *j = c;
     for (int64_t r = 0; r < j->R; r++)
-        sd_softmask_mix(j->table, j->d, j->e_mask, j->st[r].sm_ids, j->st[r].sm_probs, j->k, 0.5f,
+        sd_softmask_mix(j->table, j->d, j->e_mask, j->sm_ids + r * j->k, j->sm_probs + r * j->k, j->k, 0.5f,
                         j->out + r * j->d);
 }
 
@@ -105,8 +107,12 @@ static void part1(void) {
     float *out = sd_malloc(sizeof(float) * (size_t)(R * d));
     float *e_mask = sd_malloc(sizeof(float) * (size_t)d);
     uint64_t *ids = sd_malloc(sizeof(uint64_t) * (size_t)R);
-    sd_row_stats *st = sd_malloc(sizeof(sd_row_stats) * (size_t)R);
-    if (!logits || !table || !out || !e_mask || !ids || !st) {
+    /* the statistics' arrays, as the denoising loop has them */
+    int32_t *tok = sd_malloc(sizeof(int32_t) * (size_t)R), *sm_ids = sd_malloc(sizeof(int32_t) * 3 * (size_t)R);
+    float *f = sd_malloc(sizeof(float) * 5 * (size_t)R), *sm_probs = sd_malloc(sizeof(float) * 3 * (size_t)R);
+    sd_stats_params widest = {1, 40, 0.95, 3, 0, 0, 0, 0};
+    void *scratch = sd_malloc(sd_stats_scratch_bytes(2, V, &widest));
+    if (!logits || !table || !out || !e_mask || !ids || !tok || !sm_ids || !f || !sm_probs || !scratch) {
         fprintf(stderr, "out of memory\n");
         exit(1);
     }
@@ -135,14 +141,17 @@ static void part1(void) {
         double t[2], cpu = 0;
         int reps = c == 5 ? 2 : 5;
         for (int th = 0; th < 2; th++) {
-            stats_job j = {th ? pool2 : NULL, logits, R, V, ids, {cfg[c].T, cfg[c].top_k, cfg[c].top_p, 3, 0, 7, 1, cfg[c].skip_h}, st};
+            sd_stats_out so = {tok, f, NULL, f + R, f + 2 * R, NULL, cfg[c].skip_h ? NULL : f + 3 * R, sm_ids,
+                               sm_probs, NULL};
+            stats_job j = {th ? pool2 : NULL, logits, R, V, ids, {cfg[c].T, cfg[c].top_k, cfg[c].top_p, 3, 0, 7, 1, cfg[c].skip_h},
+                           scratch, &so};
             double c0 = cpu_s();
             t[th] = best_of(reps, run_stats, &j);
             if (th == 0) cpu = (cpu_s() - c0) / reps;
         }
         printf("%-42s %10.2f %10.2f %12.2f\n", cfg[c].label, t[0] * 1e3, t[1] * 1e3, cpu * 1e3);
     }
-    mix_job mj = {table, d, R, e_mask, st, 3, out};
+    mix_job mj = {table, d, R, e_mask, sm_ids, sm_probs, 3, out};
     double tm = best_of(5, run_mix, &mj);
     printf("%-42s %10.3f %10s\n", "SM mix, k 3, 256 rows", tm * 1e3, "-");
     sd_pool_free(pool2);
@@ -151,7 +160,11 @@ static void part1(void) {
     sd_free(out);
     sd_free(e_mask);
     sd_free(ids);
-    sd_free(st);
+    sd_free(tok);
+    sd_free(sm_ids);
+    sd_free(f);
+    sd_free(sm_probs);
+    sd_free(scratch);
 }
 
 /* --------------------------------------------------- part 2: generation */
@@ -198,7 +211,8 @@ static void part2(int quick) {
            now() - t0);
     sd_gen_model gm = {bm.m.w.hp.n_vocab, bm.m.w.hp.n_embd, bm.m.w.hp.n_ctx, bm.m.w.hp.mask_id, -1, 1,
                        bm_embed, bm_forward, &bm};
-    int32_t prompt[20], out[256], n_out;
+    int32_t prompt[20], out[256];
+    size_t n_out;
     for (int i = 0; i < 20; i++) prompt[i] = 1000 + 37 * i;
     printf("%-26s %6s %12s %12s %12s %10s\n", "run", "steps", "forward ms", "stats ms", "embed ms",
            "outside %");

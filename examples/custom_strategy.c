@@ -4,7 +4,9 @@
  * The strategy, "window_confident", decodes roughly left to right: at each
  * step it looks only at the `window` leftmost masked positions and commits
  * those whose confidence reaches `min_conf`, always at least the most
- * confident one of the window, so every step makes progress.
+ * confident one of the window, so every step makes progress. It declares
+ * what it reads (the confidence, nothing else) and the confidence kind it
+ * wants; the sampler fills the view accordingly.
  *
  *   usage: custom_strategy MODEL.gguf      (runs it on token-id prompt 4 5 6)
  *          custom_strategy                 (only registers and lists it)
@@ -16,7 +18,7 @@
 #include <smdiff/smdiff_decoder.h>
 
 typedef struct window_params {
-    int32_t window;
+    size_t window;
     float min_conf;
     int32_t steps_seen; /* counted by the strategy, reported at the end */
 } window_params;
@@ -31,13 +33,13 @@ static int32_t window_select(const smdiff_step_view *v, int32_t *commit, int32_t
     if (v->n_masked == 0) return SMDIFF_OK;
     /* The view's arrays are in canvas order within the block, so the
      * window is simply the first `window` entries. */
-    int32_t w = v->n_masked < p->window ? v->n_masked : p->window;
-    int32_t best = 0;
-    for (int32_t i = 0; i < w; i++) {
+    size_t w = v->n_masked < p->window ? v->n_masked : p->window;
+    size_t best = 0;
+    for (size_t i = 0; i < w; i++) {
         if (v->confidence[i] > v->confidence[best]) best = i;
-        if (v->confidence[i] >= p->min_conf) commit[(*n_commit)++] = i;
+        if (v->confidence[i] >= p->min_conf) commit[(*n_commit)++] = (int32_t)i;
     }
-    if (*n_commit == 0) commit[(*n_commit)++] = best;
+    if (*n_commit == 0) commit[(*n_commit)++] = (int32_t)best;
     return SMDIFF_OK;
 }
 
@@ -50,6 +52,12 @@ int main(int argc, char **argv) {
     dec.name = "window_confident";
     dec.description = "left-to-right window, confident positions first";
     dec.select = window_select;
+    /* What it reads and how it wants to be scheduled (smdiff_decoder.h):
+     * the softmax probability of each candidate at temperature 1, and
+     * Dream's timestep schedule (the default; n_transfer is not used). */
+    dec.needs = SMDIFF_NEED_CONFIDENCE;
+    dec.confidence = SMDIFF_CONFIDENCE_RAW;
+    dec.schedule = SMDIFF_SCHEDULE_TIMESTEP;
     int32_t rc = smdiff_decoder_register(&dec, &params);
     if (rc) {
         fprintf(stderr, "register: %s: %s\n", smdiff_strerror(rc), smdiff_last_error());

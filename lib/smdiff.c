@@ -449,6 +449,7 @@ SMDIFF_API int32_t smdiff_sampler_create(smdiff_sampler **out) {
 SMDIFF_API void smdiff_sampler_free(smdiff_sampler *s) {
     if (!s) return;
     sd_free(s->text_cache);
+    sd_gen_workspace_free(s->ws);
     sd_free(s);
 }
 
@@ -531,11 +532,9 @@ SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model 
     REQUIRE(m && (prompt || n_prompt == 0) && n_prompt >= 0 && out && capacity >= 0 && n_out,
             &s->err, "smdiff_generate_tokens: invalid argument");
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_tokens: model is not loaded");
-    sd_gen_model gm;
-    int32_t rc = sd_gen_model_from(m, &gm, &s->err);
-    if (rc) return rc;
-    rc = sd_generate(s, &gm, prompt, n_prompt, out, capacity, n_out);
-    sd_gen_model_release(&gm);
+    size_t n = 0;
+    int32_t rc = sd_generate_model(s, m, prompt, (size_t)n_prompt, out, (size_t)capacity, &n);
+    if (rc == SMDIFF_OK) *n_out = (int32_t)n;
     return rc;
 }
 

@@ -73,6 +73,14 @@ static int32_t scenario(void) {
     int32_t ids[5] = {3, 1, 4, 1, 5}, rows[2] = {4, 0};
     float logits[2 * 160];
     if ((rc = smdiff_model_logits(m, ids, 5, rows, 2, logits, 2 * 160))) goto out;
+    /* a generation: the sampler's workspace, pool and forward scratch */
+    int32_t gen[4], n_gen;
+    if ((rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 4)) ||
+        (rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 2)) ||
+        (rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, 2)) ||
+        (rc = smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, 0.9)) ||
+        (rc = smdiff_generate_tokens(s, m, ids, 3, gen, 4, &n_gen)))
+        goto out;
     if ((rc = sd_pool_create(2, &pool, NULL))) goto out;
     if (sd_arena_init(&arena, 4096, 1) != 0) {
         rc = SMDIFF_E_NOMEM;

@@ -7,6 +7,10 @@
  *  - determinism across runs and thread counts while sampling;
  *  - callbacks (step, abort), EOS handling and a user strategy, on a
  *    synthetic model reached through the loop's model interface;
+ *  - a user-registered copy of each built-in (same select, same
+ *    declaration, another name) gives the built-in's tokens exactly;
+ *  - no allocation after a run's first step, none at all in a second run
+ *    of the same shape (a counting allocator);
  *  - bad input: each a clear error code, never a crash.
  */
 #include <math.h>
@@ -21,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "diffusion/decoder.h"
 #include "diffusion/generate.h"
 #include "io/gguf.h"
 #include "smdiff/smdiff.h"
@@ -314,7 +319,8 @@ static void test_callbacks_and_abort(void **state) {
     assert_int_equal(smdiff_sampler_create(&s), 0);
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 8), 0);
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 8), 0);
-    int32_t prompt[] = {2, 3}, out[8], n;
+    int32_t prompt[] = {2, 3}, out[8];
+    size_t n;
     int polls = 0;
     assert_int_equal(smdiff_sampler_set_abort_callback(s, abort_after_two, &polls), 0);
     assert_int_equal(sd_generate(s, &gm, prompt, 2, out, 8, &n), SMDIFF_E_ABORTED);
@@ -347,7 +353,8 @@ static void test_eos(void **state) {
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 12), 0);
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 12), 0);
     assert_int_equal(smdiff_sampler_set_strategy(s, "low_confidence"), 0);
-    int32_t prompt[] = {2, 3}, out[12], n;
+    int32_t prompt[] = {2, 3}, out[12];
+    size_t n;
     assert_int_equal(sd_generate(s, &gm, prompt, 2, out, 12, &n), 0);
     assert_int_equal(n, 2); /* positions 2, 3 then EOS at 4 */
     for (int i = 2; i < 12; i++) assert_int_equal(out[i], FEOS);
@@ -368,10 +375,10 @@ static int32_t leftmost(const smdiff_step_view *v, int32_t *commit, int32_t *n_c
     (void)remask;
     int *calls = ud;
     (*calls)++;
-    int32_t best = 0;
-    for (int32_t i = 1; i < v->n_masked; i++)
+    size_t best = 0;
+    for (size_t i = 1; i < v->n_masked; i++)
         if (v->position[i] < v->position[best]) best = i;
-    commit[0] = best;
+    commit[0] = (int32_t)best;
     *n_commit = 1;
     *n_remask = 0;
     return SMDIFF_OK;
@@ -380,7 +387,8 @@ static int32_t leftmost(const smdiff_step_view *v, int32_t *commit, int32_t *n_c
 static void test_user_strategy(void **state) {
     (void)state;
     static int calls;
-    smdiff_decoder d = {sizeof d, SMDIFF_DECODER_ABI_VERSION, "test_leftmost", "left to right", leftmost, NULL};
+    smdiff_decoder d = {sizeof d, SMDIFF_DECODER_ABI_VERSION, "test_leftmost", "left to right", leftmost, NULL,
+                        0, 0, 0, 0};
     assert_int_equal(smdiff_decoder_register(&d, &calls), 0);
     fake f = {-1, 0};
     sd_gen_model gm = fake_model(&f);
@@ -393,7 +401,8 @@ static void test_user_strategy(void **state) {
     memset(&t, 0, sizeof t);
     t.mask = FMASK;
     assert_int_equal(smdiff_sampler_set_step_callback(s, record_step, &t), 0);
-    int32_t prompt[] = {2}, out[6], n;
+    int32_t prompt[] = {2}, out[6];
+    size_t n;
     assert_int_equal(sd_generate(s, &gm, prompt, 1, out, 6, &n), 0);
     assert_int_equal(calls, 6);
     for (int g = 0; g < 6; g++) {
@@ -403,6 +412,184 @@ static void test_user_strategy(void **state) {
     assert_int_equal(smdiff_decoder_unregister("test_leftmost"), 0);
     assert_int_equal(sd_generate(s, &gm, prompt, 1, out, 6, &n), SMDIFF_E_NOT_FOUND);
     smdiff_sampler_free(s);
+}
+
+/* --------------------------------- declarations, not names, decide */
+
+/* A run's output and a fingerprint of every step (positions committed,
+ * lambda per position), so two runs compare step by step. */
+typedef struct run_result {
+    int32_t rc, out[24], n;
+    uint64_t steps;
+} run_result;
+
+static int32_t fingerprint(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                           const float *lambda, int32_t n, void *ud) {
+    uint64_t *h = ud;
+    *h = *h * 1000003u + (uint64_t)step * 31u + (uint64_t)n_steps;
+    for (int32_t p = 0; p < n; p++) {
+        uint32_t bits;
+        memcpy(&bits, &lambda[p], sizeof bits);
+        *h = (*h * 131u + (uint64_t)(uint32_t)canvas[p] + 7u * committed[p]) * 17u + bits;
+    }
+    return 0;
+}
+
+/* One configuration of the comparison: model, strategy, prompt, seed,
+ * temperature (and with it top-p/alg_temp), SM mode, block length. */
+static run_result run_config(smdiff_model *m, const char *strategy, int cfg) {
+    static const double temps[] = {0.0, 0.8, 1.4};
+    static const int32_t prompts[3][3] = {{4, 5, 6}, {9, 2, 7}, {3, 3, 1}};
+    int t = cfg % 3, sm_mode = (cfg / 3) % 3, pr = (cfg / 9) % 3;
+    smdiff_sampler *s;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 24), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_BLOCK_LENGTH, cfg % 2 ? 8 : 0), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, cfg % 2 ? 12 : 8), 0);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, temps[t]), 0);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, t == 1 ? 0.9 : 1.0), 0);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_ALG_TEMP, t == 2 ? 0.5 : 0.0), 0);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_THRESHOLD, 0.05), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_SEED, 11 + cfg), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+    assert_int_equal(smdiff_sampler_set_strategy(s, strategy), 0);
+    smdiff_softmask *sm;
+    assert_int_equal(smdiff_softmask_create(&sm), 0);
+    assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, sm_mode), 0);
+    if (sm_mode == SMDIFF_SM_ENTROPY) {
+        assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_SCALE, 0.9), 0);
+        assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CENTRE, -3.0), 0);
+    }
+    assert_int_equal(smdiff_sampler_set_softmask(s, sm), 0);
+    smdiff_softmask_free(sm);
+    run_result r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(smdiff_sampler_set_step_callback(s, fingerprint, &r.steps), 0);
+    r.rc = smdiff_generate_tokens(s, m, prompts[pr], 3, r.out, 24, &r.n);
+    if (r.rc) fail_msg("%s, configuration %d: %s", strategy, cfg, smdiff_sampler_last_error(s));
+    smdiff_sampler_free(s);
+    return r;
+}
+
+/* A user-registered copy of each built-in (its select, its declaration,
+ * another name) gives the built-in's tokens and steps exactly, over
+ * prompts, seeds, temperatures (with top-p and alg_temp), SM off, entropy
+ * and constant, one block and three, on both tiny models. A copy that
+ * declares another schedule does not: the declaration, not the name,
+ * decides. */
+static void test_user_copies_of_builtins(void **state) {
+    (void)state;
+    const char *archs[] = {"dream", "llada"};
+    for (int a = 0; a < 2; a++) {
+        smdiff_model *m = load(archs[a]);
+        for (int i = 0; sd_builtin_decoders[i]; i++) {
+            const char *name = sd_builtin_decoders[i]->name;
+            smdiff_decoder copy;
+            void *ud;
+            assert_int_equal(sd_decoder_lookup(name, &copy, &ud), 0);
+            char copy_name[64];
+            snprintf(copy_name, sizeof copy_name, "copy_of_%s", name);
+            copy.name = copy_name;
+            copy.description = "a user strategy declared as a built-in";
+            assert_int_equal(smdiff_decoder_register(&copy, NULL), 0);
+            for (int cfg = 0; cfg < 27; cfg++) {
+                run_result want = run_config(m, name, cfg), got = run_config(m, copy_name, cfg);
+                if (memcmp(&want, &got, sizeof want) != 0)
+                    fail_msg("%s, %s, configuration %d: the copy differs from the built-in", archs[a], name,
+                             cfg);
+            }
+            assert_int_equal(smdiff_decoder_unregister(copy_name), 0);
+        }
+        /* low_confidence declared with Dream's schedule instead */
+        smdiff_decoder other;
+        void *ud;
+        assert_int_equal(sd_decoder_lookup("low_confidence", &other, &ud), 0);
+        other.name = "other_schedule";
+        other.schedule = SMDIFF_SCHEDULE_TIMESTEP;
+        assert_int_equal(smdiff_decoder_register(&other, NULL), 0);
+        int differs = 0;
+        for (int cfg = 0; cfg < 27; cfg++) {
+            run_result want = run_config(m, "low_confidence", cfg), got = run_config(m, "other_schedule", cfg);
+            differs += memcmp(&want, &got, sizeof want) != 0;
+        }
+        assert_true(differs > 0);
+        assert_int_equal(smdiff_decoder_unregister("other_schedule"), 0);
+        smdiff_model_free(m);
+    }
+}
+
+/* ----------------------------------------------- allocation per step */
+
+typedef struct counting {
+    long allocs, frees;
+    long at_step[64];
+    int steps;
+} counting;
+
+static counting counter;
+
+static void *count_alloc(size_t n, void *ud) {
+    ((counting *)ud)->allocs++;
+    return malloc(n);
+}
+
+static void count_free(void *p, void *ud) {
+    if (p) ((counting *)ud)->frees++;
+    free(p);
+}
+
+static int32_t note_allocs(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                           const float *lambda, int32_t n, void *ud) {
+    counting *c = ud;
+    if (c->steps < 64) c->at_step[c->steps++] = c->allocs;
+    return 0;
+}
+
+/* With a counting allocator: after a run's first step nothing is
+ * allocated, and a second run of the same shape allocates nothing at all
+ * (workspace, statistics scratch, strategy scratch, worker pool and
+ * forward activations are the sampler's, kept between runs). Every
+ * built-in, SM on, sampling with top-p, two threads, two blocks. */
+static void test_no_allocation_per_step(void **state) {
+    (void)state;
+    memset(&counter, 0, sizeof counter);
+    assert_int_equal(smdiff_set_allocator(count_alloc, count_free, &counter), 0);
+    smdiff_model *m = load("llada");
+    smdiff_sampler *s;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 16), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_BLOCK_LENGTH, 8), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 8), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, 2), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 0.8), 0);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, 0.9), 0);
+    assert_int_equal(smdiff_sampler_set_step_callback(s, note_allocs, &counter), 0);
+    int32_t prompt[] = {4, 5, 6}, out[16], n;
+    const char *strategies[] = {"origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence",
+                                "random", "threshold"};
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(smdiff_sampler_set_strategy(s, strategies[i]), 0);
+        for (int again = 0; again < 2; again++) {
+            long before = counter.allocs;
+            counter.steps = 0;
+            assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out, 16, &n), 0);
+            assert_true(counter.steps >= 2);
+            for (int k = 1; k < counter.steps; k++)
+                if (counter.at_step[k] != counter.at_step[0])
+                    fail_msg("%s: %ld allocations between step 0 and step %d", strategies[i],
+                             counter.at_step[k] - counter.at_step[0], k);
+            assert_int_equal(counter.allocs, counter.at_step[0]);
+            if (again && counter.allocs != before)
+                fail_msg("%s: a second run of the same shape allocated %ld times", strategies[i],
+                         counter.allocs - before);
+        }
+    }
+    smdiff_sampler_free(s);
+    smdiff_model_free(m);
+    assert_true(counter.allocs > 0);
+    assert_int_equal(counter.allocs, counter.frees);
+    assert_int_equal(smdiff_set_allocator(NULL, NULL, NULL), 0);
 }
 
 /* ---------------------------------------------------------- bad input */
@@ -573,6 +760,8 @@ int main(void) {
         cmocka_unit_test(test_callbacks_and_abort),
         cmocka_unit_test(test_eos),
         cmocka_unit_test(test_user_strategy),
+        cmocka_unit_test(test_user_copies_of_builtins),
+        cmocka_unit_test(test_no_allocation_per_step),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_softmask_from_model),
     };

@@ -66,6 +66,39 @@ static sd_stats_params params_of(const refcase *c) {
     return p;
 }
 
+/* sd_stats_rows into one record per row: the library writes a structure
+ * of arrays (what the denoising loop reads); the checks below compare
+ * records. Soft-mask slots past sm_k are left as they were. */
+static int32_t stats_rows(sd_pool *pool, const float *x, int64_t R, int64_t V, const uint64_t *ids,
+                          const sd_stats_params *p, sd_row_stats *o, sd_error *err) {
+    size_t bytes = sd_stats_scratch_bytes(pool ? sd_pool_threads(pool) : 1, V, p);
+    void *scratch = sd_malloc(bytes);
+    int32_t *tok = calloc((size_t)R, sizeof *tok), *ids_k = calloc((size_t)R * SD_STATS_MAX_K, sizeof *ids_k);
+    float *f = calloc((size_t)R * 6, sizeof *f), *probs = calloc((size_t)R * SD_STATS_MAX_K, sizeof *probs);
+    assert_true(scratch && tok && ids_k && f && probs);
+    sd_stats_out out = {tok, f, f + R, f + 2 * R, f + 3 * R, f + 4 * R, f + 5 * R, ids_k, probs, NULL};
+    int32_t rc = sd_stats_rows(pool, x, R, V, ids, p, scratch, &out, err);
+    for (int64_t r = 0; r < R && rc == 0; r++) {
+        o[r].token = tok[r];
+        o[r].confidence = out.q_token[r];
+        o[r].p_token = out.p_token[r];
+        o[r].q_top1 = out.q_top1[r];
+        o[r].q_top2 = out.q_top2[r];
+        o[r].q_neg_entropy = 0.0f - out.q_entropy[r];
+        o[r].entropy = out.p_entropy[r];
+        for (int32_t i = 0; i < p->sm_k; i++) {
+            o[r].sm_ids[i] = ids_k[r * p->sm_k + i];
+            o[r].sm_probs[i] = probs[r * p->sm_k + i];
+        }
+    }
+    sd_free(scratch);
+    free(tok);
+    free(ids_k);
+    free(f);
+    free(probs);
+    return rc;
+}
+
 /* Top-k ids/probs and entropy at temperature 1, and the deterministic parts
  * of the sampling distribution, match NumPy. */
 static void test_reference_fixture(void **state) {
@@ -81,7 +114,7 @@ static void test_reference_fixture(void **state) {
         /* The fixture's q is at temperature T; argmax and q's top-2 do not
          * depend on the draw, so check them with the fixture's T. */
         p.temperature = Tq;
-        assert_int_equal(sd_stats_rows(NULL, c->x, 1, c->V, &rid, &p, &o, NULL), 0);
+        assert_int_equal(stats_rows(NULL, c->x, 1, c->V, &rid, &p, &o, NULL), 0);
         int nsm = c->V < 8 ? c->V : 8;
         for (int i = 0; i < nsm; i++) {
             assert_int_equal(o.sm_ids[i], c->sm_ids[i]);
@@ -145,7 +178,7 @@ static void draw_counts(const refcase *c, int N, int *cnt) {
             memcpy(rows + (size_t)r * c->V, c->x, sizeof(float) * (size_t)c->V);
             ids[r] = (uint64_t)b * 1000 + r;
         }
-        assert_int_equal(sd_stats_rows(NULL, rows, 1000, c->V, ids, &p, o, NULL), 0);
+        assert_int_equal(stats_rows(NULL, rows, 1000, c->V, ids, &p, o, NULL), 0);
         for (int r = 0; r < 1000; r++) cnt[o[r].token]++;
     }
     free(rows);
@@ -237,8 +270,8 @@ static void test_top_p_histogram_path(void **state) {
             }
             memset(a, 0, sizeof(sd_row_stats) * R); /* sm slots past sm_k stay unwritten */
             memset(b, 0, sizeof(sd_row_stats) * R);
-            assert_int_equal(sd_stats_rows(NULL, rows, R, c->V, ids, &p, a, NULL), 0);
-            assert_int_equal(sd_stats_rows(pool, rows, R, c->V, ids, &p, b, NULL), 0);
+            assert_int_equal(stats_rows(NULL, rows, R, c->V, ids, &p, a, NULL), 0);
+            assert_int_equal(stats_rows(pool, rows, R, c->V, ids, &p, b, NULL), 0);
             assert_memory_equal(a, b, sizeof(sd_row_stats) * R);
             int mism = 0;
             for (int r = 0; r < R; r++) {
@@ -287,7 +320,7 @@ static void test_top_p_wide_rows(void **state) {
             sd_stats_params p = {Ts[c], 0, ps[c], 4, c & 1, 3, (uint64_t)si, (c >> 1) & 1};
             for (uint64_t rid = 0; rid < 2; rid++) {
                 sd_row_stats f, n;
-                assert_int_equal(sd_stats_rows(NULL, x, 1, V, &rid, &p, &f, NULL), 0);
+                assert_int_equal(stats_rows(NULL, x, 1, V, &rid, &p, &f, NULL), 0);
                 assert_int_equal(sd_stats_row_naive(x, V, rid, &p, &n), 0);
                 total++;
                 if (f.token != n.token) {
@@ -330,7 +363,7 @@ static void test_fast_vs_naive(void **state) {
                     sd_stats_params p = {temps[a], ks[b], ps[c], 5, 1, 99, (uint64_t)rep, 0};
                     sd_row_stats f, n;
                     uint64_t rid = (uint64_t)(a * 100 + b * 10 + c);
-                    assert_int_equal(sd_stats_rows(NULL, x, 1, V, &rid, &p, &f, NULL), 0);
+                    assert_int_equal(stats_rows(NULL, x, 1, V, &rid, &p, &f, NULL), 0);
                     assert_int_equal(sd_stats_row_naive(x, V, rid, &p, &n), 0);
                     total++;
                     if (f.token != n.token) {
@@ -374,15 +407,15 @@ static void test_threads_and_nan(void **state) {
     memset(b, 0, sizeof b);
     sd_pool *pool;
     assert_int_equal(sd_pool_create(2, &pool, NULL), 0);
-    assert_int_equal(sd_stats_rows(NULL, x, R, V, ids, &p, a, NULL), 0);
-    assert_int_equal(sd_stats_rows(pool, x, R, V, ids, &p, b, NULL), 0);
+    assert_int_equal(stats_rows(NULL, x, R, V, ids, &p, a, NULL), 0);
+    assert_int_equal(stats_rows(pool, x, R, V, ids, &p, b, NULL), 0);
     assert_memory_equal(a, b, sizeof a);
     /* Without H(p) everything else is unchanged. */
     sd_stats_params pe = p;
     pe.skip_entropy = 1;
     sd_row_stats c[37];
     memset(c, 0, sizeof c);
-    assert_int_equal(sd_stats_rows(pool, x, R, V, ids, &pe, c, NULL), 0);
+    assert_int_equal(stats_rows(pool, x, R, V, ids, &pe, c, NULL), 0);
     for (int r = 0; r < R; r++) {
         assert_true(a[r].entropy > 0);
         assert_true(c[r].entropy == 0);
@@ -391,14 +424,58 @@ static void test_threads_and_nan(void **state) {
     assert_memory_equal(a, c, sizeof a);
     x[5 * V + 100] = NAN;
     sd_error err = {0};
-    assert_int_equal(sd_stats_rows(pool, x, R, V, ids, &p, b, &err), SMDIFF_E_NUMERIC);
+    assert_int_equal(stats_rows(pool, x, R, V, ids, &p, b, &err), SMDIFF_E_NUMERIC);
     assert_non_null(strstr(err.msg, "row 5"));
     x[5 * V + 100] = INFINITY;
-    assert_int_equal(sd_stats_rows(pool, x, R, V, ids, &p, b, &err), SMDIFF_E_NUMERIC);
+    assert_int_equal(stats_rows(pool, x, R, V, ids, &p, b, &err), SMDIFF_E_NUMERIC);
     p.top_p = NAN;
     x[5 * V + 100] = 0;
-    assert_int_equal(sd_stats_rows(pool, x, R, V, ids, &p, b, &err), SMDIFF_E_INVAL);
+    assert_int_equal(stats_rows(pool, x, R, V, ids, &p, b, &err), SMDIFF_E_INVAL);
     sd_pool_free(pool);
+    sd_free(x);
+}
+
+/* The structure of arrays: each row's top-k goes to its slot, arrays left
+ * NULL are not written (and cost nothing), a missing scratch is refused. */
+static void test_output_arrays(void **state) {
+    (void)state;
+    const int64_t V = 300, R = 5;
+    float *x = sd_malloc(sizeof(float) * V * R);
+    sd_rng rng;
+    sd_rng_init(&rng, 9, 0);
+    for (int64_t i = 0; i < V * R; i++) x[i] = (float)(sd_rng_normal(&rng) * 2);
+    uint64_t ids[5] = {10, 11, 12, 13, 14};
+    sd_stats_params p = {0.8, 0, 0.9, 3, 0, 77, 2, 0};
+    sd_row_stats full[5];
+    memset(full, 0, sizeof full);
+    assert_int_equal(stats_rows(NULL, x, R, V, ids, &p, full, NULL), 0);
+    const int32_t slot[5] = {7, 0, 3, 9, 1};
+    int32_t tok[5], sm_ids[10 * 3];
+    float q[5], sm_probs[10 * 3];
+    for (int i = 0; i < 30; i++) {
+        sm_ids[i] = -1;
+        sm_probs[i] = -1.0f;
+    }
+    sd_stats_out out = {tok, q, NULL, NULL, NULL, NULL, NULL, sm_ids, sm_probs, slot};
+    size_t bytes = sd_stats_scratch_bytes(1, V, &p);
+    void *scratch = sd_malloc(bytes);
+    assert_int_equal(sd_stats_rows(NULL, x, R, V, ids, &p, scratch, &out, NULL), 0);
+    int written[10] = {0};
+    for (int r = 0; r < R; r++) {
+        assert_int_equal(tok[r], full[r].token);
+        assert_true(q[r] == full[r].confidence);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(sm_ids[slot[r] * 3 + i], full[r].sm_ids[i]);
+            assert_true(sm_probs[slot[r] * 3 + i] == full[r].sm_probs[i]);
+        }
+        written[slot[r]] = 1;
+    }
+    for (int sl = 0; sl < 10; sl++)
+        if (!written[sl])
+            for (int i = 0; i < 3; i++) assert_int_equal(sm_ids[sl * 3 + i], -1);
+    sd_error err = {0};
+    assert_int_equal(sd_stats_rows(NULL, x, R, V, ids, &p, NULL, &out, &err), SMDIFF_E_INVAL);
+    sd_free(scratch);
     sd_free(x);
 }
 
@@ -410,6 +487,7 @@ int main(void) {
         cmocka_unit_test(test_top_p_histogram_path),
         cmocka_unit_test(test_top_p_wide_rows),
         cmocka_unit_test(test_threads_and_nan),
+        cmocka_unit_test(test_output_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

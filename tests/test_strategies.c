@@ -1,7 +1,9 @@
 /* test_strategies.c -- the built-in decoder strategies and their schedules
  * against traces replayed by tests/ref/strategies_ref.py (Dream, LLaDA and
- * Fast-dLLM selection rules) in tests/data/strategies_ref.txt, plus the
- * registry's handling of them. */
+ * Fast-dLLM selection rules) in tests/data/strategies_ref.txt, each
+ * replayed with a view holding only the fields it declares it reads; the
+ * registry's handling of them and of declarations (versions, defaults,
+ * bad values). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,22 @@
 #include "diffusion/decoder.h"
 
 static double unif(void *st) { return sd_rng_uniform(st); }
+
+/* The registry's copy of a strategy: its declaration as the loop sees it. */
+static const smdiff_decoder *declared(const char *name) {
+    static smdiff_decoder d;
+    void *ud;
+    assert_int_equal(sd_decoder_lookup(name, &d, &ud), 0);
+    return &d;
+}
+
+static int32_t pick_none(const smdiff_step_view *v, int32_t *commit, int32_t *n_commit, int32_t *remask,
+                         int32_t *n_remask, void *ud) {
+    (void)v, (void)commit, (void)remask, (void)ud;
+    *n_commit = 0;
+    *n_remask = 0;
+    return SMDIFF_OK;
+}
 
 typedef struct vals {
     float conf, top1, top2, ent;
@@ -43,20 +61,20 @@ static int run_scenario(FILE *f) {
     smdiff_decoder dec;
     void *ud;
     assert_int_equal(sd_decoder_lookup(strat, &dec, &ud), 0);
-    int family = sd_decoder_family(strat);
-    int n_blocks = gen / block, spb = family == SD_FAMILY_THRESHOLD ? block : steps / n_blocks;
+    int n_blocks = gen / block;
+    size_t spb = sd_schedule_steps(dec.schedule, (size_t)(steps / n_blocks), (size_t)block);
     uint8_t *masked = calloc((size_t)n, 1);
     for (int p = P; p < n; p++) masked[p] = 1;
-    float *ts = malloc(sizeof(float) * (size_t)(spb + 1));
-    int32_t *sched = malloc(sizeof(int32_t) * (size_t)spb);
+    float *ts = malloc(sizeof(float) * (spb + 1));
     int32_t pos[64], tok[64], commit[64], remask[64];
     float conf[64], t1[64], t2[64], ent[64];
+    void *scratch = dec.scratch_per_position ? malloc(64 * dec.scratch_per_position) : NULL;
+    uint32_t need = dec.needs;
     int g = 0;
     for (int b = 0; b < n_blocks; b++) {
         int lo = P + b * block, hi = lo + block;
         sd_dream_timesteps(spb, eps, ts);
-        if (family == SD_FAMILY_LLADA) sd_llada_schedule(block, spb, sched);
-        for (int i = 0; i < spb; i++) {
+        for (size_t i = 0; i < spb; i++) {
             int m = 0;
             for (int p = lo; p < hi; p++)
                 if (masked[p]) {
@@ -71,18 +89,26 @@ static int run_scenario(FILE *f) {
             if (m == 0) break;
             sd_rng rng;
             sd_rng_init(&rng, (uint64_t)seed, 1000 + (uint64_t)g);
-            smdiff_step_view view = {sizeof view, i, spb, b, n_blocks, m, m, 0, ts[i], ts[i + 1], at,
-                                     thr, pos, tok, conf, t1, t2, ent, unif, &rng};
-            view.n_transfer = family == SD_FAMILY_DREAM ? sd_dream_n_transfer(m, i, spb, ts)
-                              : family == SD_FAMILY_LLADA ? sched[i]
-                                                          : m;
+            /* only what the strategy declares; the rest NULL */
+            smdiff_step_view view = {sizeof view, i, spb, (size_t)b, (size_t)n_blocks, (size_t)m, (size_t)m, 0,
+                                     ts[i], ts[i + 1], at, thr,
+                                     need & SMDIFF_NEED_POSITION ? pos : NULL,
+                                     need & SMDIFF_NEED_TOKEN ? tok : NULL,
+                                     need & SMDIFF_NEED_CONFIDENCE ? conf : NULL,
+                                     need & SMDIFF_NEED_TOP2 ? t1 : NULL,
+                                     need & SMDIFF_NEED_TOP2 ? t2 : NULL,
+                                     need & SMDIFF_NEED_ENTROPY ? ent : NULL,
+                                     need & SMDIFF_NEED_RANDOM ? unif : NULL,
+                                     need & SMDIFF_NEED_RANDOM ? &rng : NULL,
+                                     scratch};
+            view.n_transfer = sd_schedule_n_transfer(dec.schedule, (size_t)m, (size_t)block, i, spb, ts);
             int32_t nc = -1, nr = -1;
             assert_int_equal(dec.select(&view, commit, &nc, remask, &nr, ud), 0);
             assert_int_equal(nr, 0);
             assert_true(nc >= 0 && nc <= m);
             uint8_t now[128] = {0};
             for (int k = 0; k < nc; k++) now[pos[commit[k]]] = 1;
-            if (i == spb - 1)
+            if (i + 1 == spb)
                 for (int k = 0; k < m; k++) now[pos[k]] = 1;
             int rg, rk;
             assert_int_equal(fscanf(f, "%15s %d %d", tag, &rg, &rk), 3);
@@ -109,7 +135,7 @@ static int run_scenario(FILE *f) {
     free(v);
     free(masked);
     free(ts);
-    free(sched);
+    free(scratch);
     return 1;
 }
 
@@ -137,7 +163,7 @@ static void test_schedules(void **state) {
     assert_int_equal(sd_dream_n_transfer(7, 5, 6, ts), 7);
     /* step 4: t = 0.334, s = 0.1675: int(5 * (1 - 0.50150)) = 2 */
     assert_int_equal(sd_dream_n_transfer(5, 4, 6, ts), 2);
-    int32_t s[4];
+    size_t s[4];
     sd_llada_schedule(10, 4, s);
     assert_int_equal(s[0], 3);
     assert_int_equal(s[1], 3);
@@ -163,9 +189,104 @@ static void test_registry(void **state) {
         assert_true(strlen(desc) > 0);
     }
     assert_int_equal(smdiff_decoder_unregister("entropy"), SMDIFF_E_STATE);
-    assert_int_equal(sd_decoder_family("random"), SD_FAMILY_LLADA);
-    assert_int_equal(sd_decoder_family("threshold"), SD_FAMILY_THRESHOLD);
-    assert_int_equal(sd_decoder_family("my_own"), SD_FAMILY_DREAM);
+    /* LLaDA's and Fast-dLLM's schedules are declared; a strategy that
+     * declares nothing gets Dream's. */
+    assert_int_equal(declared("random")->schedule, SMDIFF_SCHEDULE_EVEN);
+    assert_int_equal(declared("threshold")->schedule, SMDIFF_SCHEDULE_UNTIL_DONE);
+    smdiff_decoder mine = {sizeof mine, SMDIFF_DECODER_ABI_VERSION, "my_own", NULL, pick_none, NULL, 0, 0, 0, 0};
+    assert_int_equal(smdiff_decoder_register(&mine, NULL), 0);
+    assert_int_equal(declared("my_own")->schedule, SMDIFF_SCHEDULE_TIMESTEP);
+    assert_int_equal(smdiff_decoder_unregister("my_own"), 0);
+}
+
+/* The built-ins' declarations, as the reference algorithms define them
+ * (docs/DECODING.md's table): Dream's four use the timestep schedule and
+ * q[token]; LLaDA's the even schedule and softmax(logits)[token]; Fast-dLLM
+ * runs a block until done. Only entropy asks for H(q). */
+static void test_builtin_declarations(void **state) {
+    (void)state;
+    const uint32_t P = SMDIFF_NEED_POSITION, C = SMDIFF_NEED_CONFIDENCE, T2 = SMDIFF_NEED_TOP2,
+                   H = SMDIFF_NEED_ENTROPY, R = SMDIFF_NEED_RANDOM;
+    const struct {
+        const char *name;
+        int32_t schedule, confidence;
+        uint32_t needs;
+        int scratch;
+    } want[] = {
+        {"origin", SMDIFF_SCHEDULE_TIMESTEP, SMDIFF_CONFIDENCE_SAMPLED, R, 0},
+        {"maskgit_plus", SMDIFF_SCHEDULE_TIMESTEP, SMDIFF_CONFIDENCE_SAMPLED, P | C | R, 1},
+        {"topk_margin", SMDIFF_SCHEDULE_TIMESTEP, SMDIFF_CONFIDENCE_SAMPLED, P | T2 | R, 1},
+        {"entropy", SMDIFF_SCHEDULE_TIMESTEP, SMDIFF_CONFIDENCE_SAMPLED, P | H | R, 1},
+        {"low_confidence", SMDIFF_SCHEDULE_EVEN, SMDIFF_CONFIDENCE_RAW, P | C, 1},
+        {"random", SMDIFF_SCHEDULE_EVEN, SMDIFF_CONFIDENCE_RAW, P | R, 1},
+        {"threshold", SMDIFF_SCHEDULE_UNTIL_DONE, SMDIFF_CONFIDENCE_RAW, P | C, 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const smdiff_decoder *d = declared(want[i].name);
+        assert_int_equal(d->abi_version, SMDIFF_DECODER_ABI_VERSION);
+        assert_int_equal(d->schedule, want[i].schedule);
+        assert_int_equal(d->confidence, want[i].confidence);
+        assert_int_equal(d->needs, want[i].needs);
+        assert_int_equal(d->scratch_per_position > 0, want[i].scratch);
+    }
+}
+
+/* Version-1 structs (up to `release`) are accepted with the defaults,
+ * whatever lies after them; a version-2 struct's zeros are the same
+ * defaults; bad declarations are refused with a message. */
+static void test_declaration_versions(void **state) {
+    (void)state;
+    size_t v1 = offsetof(smdiff_decoder, release) + sizeof(void (*)(void *));
+    unsigned char buf[sizeof(smdiff_decoder)];
+    memset(buf, 0xA5, sizeof buf); /* garbage where version 2 has its fields */
+    smdiff_decoder d = {(uint32_t)v1, 1, "old_style", "a version-1 strategy", pick_none, NULL, 0, 0, 0, 0};
+    memcpy(buf, &d, v1);
+    assert_int_equal(smdiff_decoder_register((const smdiff_decoder *)buf, NULL), 0);
+    const smdiff_decoder *got = declared("old_style");
+    assert_int_equal(got->schedule, SMDIFF_SCHEDULE_TIMESTEP);
+    assert_int_equal(got->confidence, SMDIFF_CONFIDENCE_SAMPLED);
+    assert_int_equal(got->needs, SMDIFF_NEED_ALL);
+    assert_int_equal(got->scratch_per_position, 0);
+    assert_int_equal(smdiff_decoder_unregister("old_style"), 0);
+
+    smdiff_decoder z = {sizeof z, SMDIFF_DECODER_ABI_VERSION, "zeros", NULL, pick_none, NULL, 0, 0, 0, 0};
+    assert_int_equal(smdiff_decoder_register(&z, NULL), 0);
+    assert_int_equal(declared("zeros")->needs, SMDIFF_NEED_ALL);
+    assert_int_equal(smdiff_decoder_unregister("zeros"), 0);
+
+    smdiff_decoder bad = z;
+    bad.name = "bad";
+    bad.schedule = 3;
+    assert_int_equal(smdiff_decoder_register(&bad, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "schedule"));
+    bad.schedule = -1;
+    assert_int_equal(smdiff_decoder_register(&bad, NULL), SMDIFF_E_INVAL);
+    bad.schedule = SMDIFF_SCHEDULE_EVEN;
+    bad.confidence = 2;
+    assert_int_equal(smdiff_decoder_register(&bad, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "confidence"));
+    bad.confidence = SMDIFF_CONFIDENCE_RAW;
+    bad.needs = SMDIFF_NEED_ALL + 1;
+    assert_int_equal(smdiff_decoder_register(&bad, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "needs"));
+    bad.needs = SMDIFF_NEED_TOKEN;
+    bad.scratch_per_position = SMDIFF_DECODER_MAX_SCRATCH + 1;
+    assert_int_equal(smdiff_decoder_register(&bad, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "scratch"));
+    bad.scratch_per_position = SMDIFF_DECODER_MAX_SCRATCH;
+    bad.struct_size = (uint32_t)v1; /* version 2 needs its whole layout */
+    assert_int_equal(smdiff_decoder_register(&bad, NULL), SMDIFF_E_INVAL);
+    bad.struct_size = sizeof bad;
+    bad.abi_version = 3;
+    assert_int_equal(smdiff_decoder_register(&bad, NULL), SMDIFF_E_UNSUPPORTED);
+    bad.abi_version = SMDIFF_DECODER_ABI_VERSION;
+    assert_int_equal(smdiff_decoder_register(&bad, NULL), 0);
+    got = declared("bad");
+    assert_int_equal(got->schedule, SMDIFF_SCHEDULE_EVEN);
+    assert_int_equal(got->confidence, SMDIFF_CONFIDENCE_RAW);
+    assert_int_equal(got->needs, SMDIFF_NEED_TOKEN);
+    assert_int_equal(got->scratch_per_position, SMDIFF_DECODER_MAX_SCRATCH);
+    assert_int_equal(smdiff_decoder_unregister("bad"), 0);
 }
 
 int main(void) {
@@ -173,6 +294,8 @@ int main(void) {
         cmocka_unit_test(test_reference_traces),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_builtin_declarations),
+        cmocka_unit_test(test_declaration_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

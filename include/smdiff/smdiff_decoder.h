@@ -5,18 +5,40 @@
  * positions to commit (and, for remasking strategies, which committed
  * positions to mask again). smdiff's own strategies ("origin",
  * "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random",
- * "threshold") register through exactly this interface.
+ * "threshold") register through exactly this interface, and a user
+ * strategy that declares the same behaviour as a built-in (below) gets
+ * exactly the same step views and so the same tokens: the denoising loop
+ * never looks at a strategy's name.
+ *
+ * A strategy declares, in its smdiff_decoder struct:
+ *   schedule    how many positions the sampler asks for at each step and
+ *               how many steps a block runs (SMDIFF_SCHEDULE_*);
+ *   confidence  what view->confidence holds (SMDIFF_CONFIDENCE_*);
+ *   needs       which per-position fields of the view it reads
+ *               (SMDIFF_NEED_*); the others are NULL in its views, and the
+ *               entropy, the one that costs extra, is computed only when
+ *               declared;
+ *   scratch_per_position  bytes of scratch memory it wants per masked
+ *               position (view->scratch), so it never allocates per step.
+ * A zero in every one of these fields is the behaviour of version 1 of this
+ * interface (Dream's timestep schedule, the sampling distribution's
+ * confidence, every field of the view, no scratch), so a strategy that sets
+ * none of them behaves as before.
  *
  * ABI rules: both structs below start with struct_size; the library fills
  * smdiff_step_view.struct_size with the size it was built with and only
  * appends fields in later versions, so a strategy must read a field only
  * when struct_size shows it is present. A strategy sets
  * smdiff_decoder.struct_size = sizeof(smdiff_decoder) and
- * abi_version = SMDIFF_DECODER_ABI_VERSION; a library refuses an
- * abi_version it does not know.
+ * abi_version = SMDIFF_DECODER_ABI_VERSION; the library also accepts
+ * abi_version 1 (the struct up to `release`, with the defaults above) and
+ * refuses any other. Version 2 (smdiff 0.2) made the view's counts size_t:
+ * strategies compiled against version 1 must be recompiled.
  */
 #ifndef SMDIFF_DECODER_H
 #define SMDIFF_DECODER_H
+
+#include <stddef.h>
 
 #include "smdiff.h"
 
@@ -24,42 +46,74 @@
 extern "C" {
 #endif
 
-#define SMDIFF_DECODER_ABI_VERSION 1
+#define SMDIFF_DECODER_ABI_VERSION 2
+
+/* smdiff_decoder.schedule: view->n_transfer (the commits the schedule asks
+ * for; a strategy may follow or ignore it) and the steps of a block. */
+#define SMDIFF_SCHEDULE_TIMESTEP   0 /* Dream (default): int(n_masked * (1 - s/t)) in float32,
+                                        all that remain at the block's last step;
+                                        steps / n_blocks steps per block */
+#define SMDIFF_SCHEDULE_EVEN       1 /* LLaDA's get_num_transfer_tokens: the block's
+                                        block_length masks split evenly over its
+                                        steps / n_blocks steps, the remainder one each to
+                                        the first steps */
+#define SMDIFF_SCHEDULE_UNTIL_DONE 2 /* Fast-dLLM: n_masked; the block runs until no mask
+                                        is left, at most block_length steps
+                                        (SMDIFF_SAMPLER_STEPS is not used) */
+
+/* smdiff_decoder.confidence: what view->confidence[i] holds. */
+#define SMDIFF_CONFIDENCE_SAMPLED  0 /* default: q[token], q the sampling distribution
+                                        after temperature, top-p and top-k (Dream's
+                                        sample_tokens) */
+#define SMDIFF_CONFIDENCE_RAW      1 /* softmax(logits)[token] at temperature 1, no
+                                        filter (LLaDA's x0_p) */
+
+/* smdiff_decoder.needs: bits naming the per-position fields of the view the
+ * strategy reads; fields not named are NULL. 0 means SMDIFF_NEED_ALL. */
+#define SMDIFF_NEED_POSITION   0x01u /* position[] */
+#define SMDIFF_NEED_TOKEN      0x02u /* token[] */
+#define SMDIFF_NEED_CONFIDENCE 0x04u /* confidence[] */
+#define SMDIFF_NEED_TOP2       0x08u /* top1[] and top2[] */
+#define SMDIFF_NEED_ENTROPY    0x10u /* entropy[]: costs a multiply-add per logit */
+#define SMDIFF_NEED_RANDOM     0x20u /* uniform and rng_state */
+#define SMDIFF_NEED_ALL        0x3fu
+
+/* Largest scratch_per_position the library accepts. */
+#define SMDIFF_DECODER_MAX_SCRATCH 4096
 
 /* Read-only view of one denoising step, built by the sampler. Arrays are
  * indexed by the i-th still-masked position of the current block, i in
- * [0, n_masked). Valid only during the select call. */
+ * [0, n_masked), in canvas order. Valid only during the select call. */
 typedef struct smdiff_step_view {
     uint32_t struct_size;      /* sizeof as the library built it */
-    int32_t step;              /* 0-based step within the current block */
-    int32_t n_steps;           /* steps budgeted for the current block */
-    int32_t block;             /* 0-based block index */
-    int32_t n_blocks;
-    int32_t n_masked;          /* masked positions in the current block */
-    int32_t n_masked_total;    /* masked positions in the whole generation */
-    int32_t n_transfer;        /* commits the schedule asks for this step
-                                  (LLaDA get_num_transfer_tokens, Dream's
-                                  int(n_masked*(1-s/t))); a strategy may
-                                  follow or ignore it */
-    double t;                  /* Dream timestep t = linspace(1, eps, n+1)[step] */
+    size_t step;               /* 0-based step within the current block */
+    size_t n_steps;            /* steps budgeted for the current block */
+    size_t block;              /* 0-based block index */
+    size_t n_blocks;
+    size_t n_masked;           /* masked positions in the current block */
+    size_t n_masked_total;     /* masked positions in the whole generation */
+    size_t n_transfer;         /* commits the declared schedule asks for this
+                                  step; a strategy may follow or ignore it */
+    double t;                  /* Dream timestep t = linspace(1, eps, n_steps+1)[step] */
     double s;                  /* next timestep */
     double alg_temp;           /* position-sampling temperature (0 = top-k) */
     double threshold;          /* confidence threshold option */
     const int32_t *position;   /* [n_masked] canvas index of each masked position */
     const int32_t *token;      /* [n_masked] sampled candidate token */
-    const float *confidence;   /* [n_masked] probability of the candidate
-                                  (after temperature/top-k/top-p; LLaDA-family
-                                  built-ins get softmax(logits) at temperature
-                                  1, see docs/DECODING.md) */
+    const float *confidence;   /* [n_masked] the declared confidence of the
+                                  candidate (SMDIFF_CONFIDENCE_*) */
     const float *top1;         /* [n_masked] largest probability of the
-                                  sampling distribution (as Dream's topk_margin) */
-    const float *top2;         /* [n_masked] second largest probability */
-    const float *entropy;      /* [n_masked] entropy in nats of the sampling
-                                  distribution (Dream's entropy strategy) */
+                                  sampling distribution q (Dream's topk_margin) */
+    const float *top2;         /* [n_masked] second largest probability of q */
+    const float *entropy;      /* [n_masked] entropy of q in nats (Dream's
+                                  entropy strategy) */
     /* Random numbers from the sampler's stream, so runs are reproducible:
      * uniform in [0,1). rng_state is opaque. */
     double (*uniform)(void *rng_state);
     void *rng_state;
+    /* n_masked * scratch_per_position bytes, 64-byte aligned, for the
+     * strategy's own use during this call (NULL when it declared none). */
+    void *scratch;
 } smdiff_step_view;
 
 /* A strategy. Callbacks receive the user_data given at registration. */
@@ -83,13 +137,20 @@ typedef struct smdiff_decoder {
     /* Called when the strategy is unregistered or the library state is torn
      * down; may be NULL. */
     void (*release)(void *user_data);
+    /* ---- version 2: the declaration (see the top of this file) */
+    int32_t schedule;          /* SMDIFF_SCHEDULE_*, default TIMESTEP */
+    int32_t confidence;        /* SMDIFF_CONFIDENCE_*, default SAMPLED */
+    uint32_t needs;            /* SMDIFF_NEED_* bits, 0 = all */
+    size_t scratch_per_position; /* bytes, at most SMDIFF_DECODER_MAX_SCRATCH */
 } smdiff_decoder;
 
 /* Register a strategy. The struct is copied (name and description too).
  * Returns SMDIFF_E_INVAL for a NULL pointer, a missing select, an invalid
- * name or a struct_size smaller than the version-1 layout;
- * SMDIFF_E_UNSUPPORTED for an unknown abi_version; SMDIFF_E_STATE if the
- * name is taken. Thread-safe (a global registry behind a mutex). */
+ * name, a struct_size smaller than its version's layout, or a declaration
+ * field out of range (an unknown schedule, confidence or needs bit, too
+ * much scratch); SMDIFF_E_UNSUPPORTED for an abi_version other than 1 or 2;
+ * SMDIFF_E_STATE if the name is taken. Thread-safe (a global registry
+ * behind a mutex). */
 SMDIFF_API int32_t smdiff_decoder_register(const smdiff_decoder *decoder, void *user_data);
 
 /* Remove a user strategy by name; built-ins cannot be removed

@@ -21,8 +21,10 @@ static int registry_ok = 0;
 static entry registry[MAX_DECODERS];
 static int32_t registry_n = 0;
 
-/* The version-1 layout ends after `release`. */
+/* The version-1 layout ends after `release`; version 2 adds the
+ * declaration (schedule, confidence, needs, scratch_per_position). */
 #define V1_SIZE (offsetof(smdiff_decoder, release) + sizeof(void (*)(void *)))
+#define V2_SIZE (offsetof(smdiff_decoder, scratch_per_position) + sizeof(size_t))
 
 static int valid_name(const char *s) {
     size_t n = strlen(s);
@@ -34,15 +36,41 @@ static int valid_name(const char *s) {
     return 1;
 }
 
+/* Check d's version, size and declaration, and copy it into *vt with the
+ * version-1 defaults filled in (needs 0 becomes SMDIFF_NEED_ALL). */
+static int32_t normalize(const smdiff_decoder *d, smdiff_decoder *vt) {
+    if (d->abi_version != 1 && d->abi_version != SMDIFF_DECODER_ABI_VERSION)
+        return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "decoder abi_version %u not supported (1 or %d)",
+                       d->abi_version, SMDIFF_DECODER_ABI_VERSION);
+    size_t need = d->abi_version == 1 ? V1_SIZE : V2_SIZE;
+    if (d->struct_size < need)
+        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder struct_size %u smaller than version %u's layout (%zu)",
+                       d->struct_size, d->abi_version, need);
+    memset(vt, 0, sizeof *vt);
+    memcpy(vt, d, need); /* a version-1 struct keeps the zero (default) declaration */
+    vt->struct_size = sizeof *vt;
+    if (vt->schedule < SMDIFF_SCHEDULE_TIMESTEP || vt->schedule > SMDIFF_SCHEDULE_UNTIL_DONE)
+        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder schedule %d is not a SMDIFF_SCHEDULE_* value",
+                       (int)vt->schedule);
+    if (vt->confidence < SMDIFF_CONFIDENCE_SAMPLED || vt->confidence > SMDIFF_CONFIDENCE_RAW)
+        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder confidence %d is not a SMDIFF_CONFIDENCE_* value",
+                       (int)vt->confidence);
+    if (vt->needs & ~SMDIFF_NEED_ALL)
+        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder needs 0x%x has bits outside SMDIFF_NEED_ALL",
+                       (unsigned)vt->needs);
+    if (vt->needs == 0) vt->needs = SMDIFF_NEED_ALL;
+    if (vt->scratch_per_position > SMDIFF_DECODER_MAX_SCRATCH)
+        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder scratch_per_position %zu above %d bytes",
+                       vt->scratch_per_position, SMDIFF_DECODER_MAX_SCRATCH);
+    return SMDIFF_OK;
+}
+
 static int32_t add_locked(const smdiff_decoder *d, void *user_data, int builtin) {
     if (!d || !d->select || !d->name)
         return sd_fail(NULL, SMDIFF_E_INVAL, "decoder needs a name and a select callback");
-    if (d->struct_size < V1_SIZE)
-        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder struct_size %u smaller than version 1 (%zu)",
-                       d->struct_size, (size_t)V1_SIZE);
-    if (d->abi_version != SMDIFF_DECODER_ABI_VERSION)
-        return sd_fail(NULL, SMDIFF_E_UNSUPPORTED, "decoder abi_version %u not supported (want %d)",
-                       d->abi_version, SMDIFF_DECODER_ABI_VERSION);
+    smdiff_decoder vt;
+    int32_t rc = normalize(d, &vt);
+    if (rc) return rc;
     if (!valid_name(d->name))
         return sd_fail(NULL, SMDIFF_E_INVAL, "decoder name must be 1-63 of [a-z0-9_]");
     for (int32_t i = 0; i < registry_n; i++)
@@ -57,9 +85,7 @@ static int32_t add_locked(const smdiff_decoder *d, void *user_data, int builtin)
         return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory registering a decoder");
     entry *e = &registry[registry_n++];
     memset(e, 0, sizeof *e);
-    /* Copy only what the caller's struct holds; later fields stay zero. */
-    memcpy(&e->vt, d, d->struct_size < sizeof e->vt ? d->struct_size : sizeof e->vt);
-    e->vt.struct_size = sizeof e->vt;
+    e->vt = vt;
     strcpy(e->name, d->name);
     e->vt.name = e->name;
     e->description = desc;

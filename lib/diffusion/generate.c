@@ -1,22 +1,38 @@
-/* generate.c -- the denoising loop with soft-masking (DECODING.md).
+/* generate.c -- the denoising loop with soft-masking (docs/DECODING.md).
  *
  * Canvas = prompt (P ids) + gen_length masks, cut into n_blocks blocks of
  * block_length decoded left to right (LLaDA's semi-autoregressive blocks;
- * one block when block_length is 0). Each step of a block:
- *   1. input embeddings [L, d]: prompt and committed positions use their
- *      token rows; a still-masked position uses
- *         (1 - lambda) E[MASK] + lambda sum_i pi_i E[v_i]
- *      from the previous step's prediction (lambda = 0 at a block's first
- *      step, with SM off, and for positions outside the current block,
- *      which get no logits);
- *   2. forward, logits only for the masked positions of the block (row p-1
- *      for position p with shifted logits, dream);
- *   3. per-row statistics (stats.h), one row per masked position;
- *   4. the strategy picks positions (all that remain at a block's last
- *      step); the canvas gets their candidate tokens;
- *   5. SM inputs for the next step: top-k ids/probs and
- *      lambda = gate(step+1) * lambda(H) per still-masked position;
- *   6. step callback, EOS check.
+ * one block when block_length is 0). One step of a block is this sequence
+ * of functions over the run's arrays (sd_generate at the end calls them):
+ *
+ *   find_masked      the block's still-masked positions -> pos[nm]
+ *   embed_inputs     input embeddings [L, d]: prompt and committed
+ *                    positions use their token rows; a still-masked one
+ *                    (1 - lambda) E[MASK] + lambda sum_i pi_i E[v_i] from
+ *                    its previous prediction (lambda = 0 at a block's first
+ *                    step, with SM off, and outside the current block)
+ *   forward          logits [nm, V] of the masked positions only (row p-1
+ *                    for position p with shifted logits, dream)
+ *   compute_stats    per-row statistics (stats.h), written straight into
+ *                    the step view's arrays and each position's SM top-k
+ *   select_positions the strategy reads the view and picks positions
+ *   commit           they take their candidate tokens (all that remain at
+ *                    a block's last step); remasks
+ *   update_softmask  lambda = gate(step+1) * lambda(H(p)) per still-masked
+ *                    position, for the next step's embed_inputs
+ *   report           step callback, then the EOS check
+ *
+ * What a strategy declares (smdiff_decoder.h) is all the loop knows of it:
+ * its schedule (n_transfer and the steps of a block), its confidence kind
+ * and the view fields it reads (the others stay NULL, and H(q) is computed
+ * only when read). Names are never compared.
+ *
+ * Memory: the workspace belongs to the sampler. One block holds every array
+ * of a run (layout) and is replaced only when a larger canvas, block,
+ * vocabulary or thread count needs more; the worker pool and the forward
+ * pass's arena are kept too. A run allocates nothing after its first
+ * forward pass, and a second run of the same shape allocates nothing.
+ *
  * Randomness is counter-based: row statistics draw from (seed, global step,
  * canvas position), the strategy from a stream keyed by the global step,
  * so runs repeat exactly on any thread count.
@@ -44,7 +60,7 @@ static double now_s(void) {
 
 typedef struct model_ctx {
     const struct smdiff_model *m;
-    sd_arena arena;
+    sd_arena arena;     /* the forward pass's activations, kept between runs */
     size_t arena_bytes;
 } model_ctx;
 
@@ -78,32 +94,74 @@ static int32_t model_forward(void *ctx, const float *embd, int64_t L, const int3
     return rc;
 }
 
-int32_t sd_gen_model_from(const struct smdiff_model *m, sd_gen_model *gm, sd_error *err) {
-    model_ctx *c = sd_calloc(1, sizeof *c);
-    if (!c) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
-    c->m = m;
-    const sd_hparams *hp = &m->w.hp;
-    gm->n_vocab = hp->n_vocab;
-    gm->n_embd = hp->n_embd;
-    gm->n_ctx = hp->n_ctx;
-    gm->mask_id = hp->mask_id;
-    gm->eos_id = hp->eos_id;
-    gm->shift_logits = hp->shift_logits;
-    gm->embed = model_embed;
-    gm->forward = model_forward;
-    gm->ctx = c;
-    return SMDIFF_OK;
+/* ---------------------------------------------------------- workspace */
+
+struct sd_gen_workspace {
+    void *mem;          /* every array of a run, carved by layout() */
+    size_t mem_bytes;
+    sd_pool *pool;      /* the sampler's worker pool; NULL for one thread */
+    int pool_threads;
+    model_ctx model;    /* a loaded model's forward scratch */
+};
+
+void sd_gen_workspace_free(struct sd_gen_workspace *ws) {
+    if (!ws) return;
+    sd_free(ws->mem);
+    sd_pool_free(ws->pool);
+    sd_arena_destroy(&ws->model.arena);
+    sd_free(ws);
 }
 
-void sd_gen_model_release(sd_gen_model *gm) {
-    if (!gm || !gm->ctx) return;
-    model_ctx *c = gm->ctx;
-    sd_arena_destroy(&c->arena);
-    sd_free(c);
-    gm->ctx = NULL;
+static struct sd_gen_workspace *workspace_of(struct smdiff_sampler *s) {
+    if (!s->ws) s->ws = sd_calloc(1, sizeof *s->ws);
+    return s->ws;
 }
 
-/* ------------------------------------------------------------- the loop */
+/* ---------------------------------------------------------- one run */
+
+/* What embedding row p holds. */
+enum { EMBD_STALE, EMBD_TOKEN, EMBD_MASK, EMBD_MIX };
+
+typedef struct run {
+    /* the request */
+    struct smdiff_sampler *s;
+    const sd_gen_model *m;
+    smdiff_decoder dec;     /* the strategy: select and its declaration */
+    void *dec_ud;
+    int32_t P, L, d, V, k;  /* prompt, canvas, embedding width, vocabulary, SM top-k (>= 1) */
+    size_t G, B;            /* gen_length, block length */
+    size_t n_blocks, spb;   /* blocks, steps per block (as the schedule runs them) */
+    int32_t eos;            /* -1: no EOS handling */
+    sd_stats_params sp;
+    int sm_on;
+    sd_pool *pool;
+    /* the canvas, [L] */
+    int32_t *canvas;
+    uint8_t *committed;     /* committed this step (step callback) */
+    float *lambda;          /* weight each masked position uses next step */
+    uint8_t *state;         /* EMBD_* of embd row p */
+    int32_t *sm_ids;        /* [L, k] top-k of the position's last prediction */
+    float *sm_probs;        /* [L, k] */
+    float *embd;            /* [L, d] */
+    float *e_mask;          /* [d] */
+    float *mix;             /* [k, d] candidate rows of one mix */
+    /* the block's masked positions, [B]: the view's arrays */
+    float *logits;          /* [B, V] */
+    int32_t *pos, *rows, *tok, *commit, *remask;
+    uint64_t *row_id;
+    float *conf, *top1, *top2, *ent_q, *ent_p;
+    void *dec_scratch;      /* [B * scratch_per_position] */
+    void *stats_scratch;
+    float *ts;              /* [spb + 1] the block's timesteps */
+    sd_stats_out out;       /* where compute_stats writes */
+    smdiff_step_view view;
+    sd_rng rng;
+    /* where the run is */
+    size_t block, step, nm;
+    int32_t lo, hi;         /* the current block, [lo, hi) */
+    int32_t g, total_steps; /* global step */
+    int stopped;            /* EOS reached */
+} run;
 
 static double view_uniform(void *st) { return sd_rng_uniform(st); }
 
@@ -117,326 +175,408 @@ static int abort_poll(void *ud) {
     return a->fn(a->ud) != 0;
 }
 
-typedef struct run {
-    int32_t P, G, L, d, V, k;
-    int32_t *canvas;        /* [L] */
-    uint8_t *committed;     /* [L] committed this step (callback) */
-    float *lambda;          /* [L] lambda each masked position uses next step */
-    int32_t *sm_ids;        /* [L, k] previous prediction's top-k */
-    float *sm_probs;        /* [L, k] */
-    uint8_t *state;         /* [L] what embd row p holds: 0 stale, 1 token, 2 mask, 3 mix */
-    float *embd;            /* [L, d] */
-    float *e_mask;          /* [d] */
-    float *tmp;             /* [k, d] candidate rows for the mix */
-    float *logits;          /* [B, V] */
-    int32_t *pos, *rows, *tok, *commit, *remask; /* [B] */
-    uint64_t *row_id;       /* [B] */
-    float *conf, *top1, *top2, *ent; /* [B] */
-    sd_row_stats *st;       /* [B] */
-    float *ts;              /* [max steps per block + 1] */
-    int32_t *sched;         /* [max steps per block] */
-} run;
-
-static void run_free(run *r) {
-    void *ptrs[] = {r->canvas, r->committed, r->lambda, r->sm_ids, r->sm_probs, r->state,
-                    r->embd, r->e_mask, r->tmp, r->logits, r->pos, r->rows, r->tok,
-                    r->commit, r->remask, r->row_id, r->conf, r->top1, r->top2, r->ent,
-                    r->st, r->ts, r->sched};
-    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) sd_free(ptrs[i]);
+/* Arguments and options, checked before anything runs. */
+static int32_t check_request(run *r, const int32_t *prompt, size_t n_prompt, size_t capacity,
+                             size_t steps) {
+    sd_error *err = &r->s->err;
+    const sd_gen_model *m = r->m;
+    size_t G = r->G, B = r->B;
+    if (n_prompt < 1) return sd_fail(err, SMDIFF_E_INVAL, "the prompt is empty (at least one token is needed)");
+    if (n_prompt > (size_t)m->n_ctx || G > (size_t)m->n_ctx - n_prompt)
+        return sd_fail(err, SMDIFF_E_RANGE, "prompt (%zu) + gen_length (%zu) exceeds the context of %d",
+                       n_prompt, G, (int)m->n_ctx);
+    for (size_t i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= m->n_vocab)
+            return sd_fail(err, SMDIFF_E_RANGE, "prompt[%zu] = %d outside the vocabulary [0, %d)", i,
+                           (int)prompt[i], (int)m->n_vocab);
+    if (m->mask_id < 0 || m->mask_id >= m->n_vocab)
+        return sd_fail(err, SMDIFF_E_FORMAT, "the model has no valid mask token id (%d)", (int)m->mask_id);
+    if (B > G || G % B != 0)
+        return sd_fail(err, SMDIFF_E_INVAL, "block_length %zu must divide gen_length %zu", B, G);
+    if (steps > G)
+        return sd_fail(err, SMDIFF_E_INVAL, "steps %zu exceed gen_length %zu (at most one step per token)",
+                       steps, G);
+    if (steps % (G / B) != 0)
+        return sd_fail(err, SMDIFF_E_INVAL, "steps %zu must be a multiple of the number of blocks %zu",
+                       steps, G / B);
+    if (capacity < G)
+        return sd_fail(err, SMDIFF_E_BUFFER, "output capacity %zu is smaller than gen_length %zu",
+                       capacity, G);
+    return SMDIFF_OK;
 }
 
-static void *alloc_n(size_t n, size_t size, int *fail) {
+/* The run's shape and statistics parameters from the sampler's options and
+ * the strategy's declaration. */
+static int32_t plan(run *r, const int32_t *prompt, size_t n_prompt, size_t capacity) {
+    struct smdiff_sampler *s = r->s;
+    const sd_optval *o = s->opt;
+    size_t steps = (size_t)o[SMDIFF_SAMPLER_STEPS].i;
+    r->G = (size_t)o[SMDIFF_SAMPLER_GEN_LENGTH].i;
+    r->B = o[SMDIFF_SAMPLER_BLOCK_LENGTH].i ? (size_t)o[SMDIFF_SAMPLER_BLOCK_LENGTH].i : r->G;
+    int32_t rc = check_request(r, prompt, n_prompt, capacity, steps);
+    if (rc) return rc;
+    if (sd_decoder_lookup(s->strategy, &r->dec, &r->dec_ud))
+        return sd_fail(&s->err, SMDIFF_E_NOT_FOUND, "decoder strategy '%s' is not registered", s->strategy);
+    r->n_blocks = r->G / r->B;
+    r->spb = sd_schedule_steps(r->dec.schedule, steps / r->n_blocks, r->B);
+    r->total_steps = (int32_t)(r->n_blocks * r->spb);
+    r->P = (int32_t)n_prompt;
+    r->L = (int32_t)(n_prompt + r->G);
+    r->d = r->m->n_embd;
+    r->V = r->m->n_vocab;
+    const struct smdiff_softmask *sm = &s->softmask;
+    r->sm_on = sm->opt[SMDIFF_SM_MODE].i != SMDIFF_SM_OFF;
+    /* Entropies cost a multiply-add per logit: H(p) only for the entropy
+     * rule of SM, H(q) only for a strategy that reads it. */
+    int want_h = r->sm_on && sm->opt[SMDIFF_SM_MODE].i == SMDIFF_SM_ENTROPY;
+    sd_stats_params sp = {o[SMDIFF_SAMPLER_TEMPERATURE].d, (int32_t)o[SMDIFF_SAMPLER_TOP_K].i,
+                          o[SMDIFF_SAMPLER_TOP_P].d, r->sm_on ? (int32_t)sm->opt[SMDIFF_SM_TOPK].i : 0,
+                          (r->dec.needs & SMDIFF_NEED_ENTROPY) != 0, (uint64_t)o[SMDIFF_SAMPLER_SEED].i,
+                          0, !want_h};
+    if (!isfinite(sp.temperature) || !isfinite(sp.top_p))
+        return sd_fail(&s->err, SMDIFF_E_RANGE, "temperature and top_p must be finite");
+    r->sp = sp;
+    r->k = sp.sm_k > 0 ? sp.sm_k : 1;
+    r->eos = o[SMDIFF_SAMPLER_STOP_AT_EOS].i ? r->m->eos_id : -1;
+    return SMDIFF_OK;
+}
+
+/* Carving: consecutive 64-byte aligned pieces of one block (base NULL: only
+ * count). An overflowing size makes the total SIZE_MAX. */
+typedef struct carver {
+    char *base;
+    size_t off;
+} carver;
+
+static void *take(carver *c, size_t n, size_t size) {
     size_t bytes;
-    void *p = NULL;
-    if (sd_mul_size(n ? n : 1, size, &bytes) == 0) p = sd_calloc(1, bytes);
-    if (!p) *fail = 1;
+    if (c->off == SIZE_MAX || sd_mul_size(n ? n : 1, size, &bytes) || bytes > SIZE_MAX / 2 - c->off) {
+        c->off = SIZE_MAX;
+        return NULL;
+    }
+    void *p = c->base ? c->base + c->off : NULL;
+    c->off += (bytes + SD_ALIGN - 1) & ~(size_t)(SD_ALIGN - 1);
     return p;
 }
 
+/* Every array of the run, from base (NULL: just the size). */
+static size_t layout(run *r, char *base, int n_threads) {
+    carver c = {base, 0};
+    size_t L = (size_t)r->L, B = r->B, k = (size_t)r->k, d = (size_t)r->d, V = (size_t)r->V;
+    r->canvas = take(&c, L, sizeof(int32_t));
+    r->committed = take(&c, L, 1);
+    r->lambda = take(&c, L, sizeof(float));
+    r->state = take(&c, L, 1);
+    r->sm_ids = take(&c, L * k, sizeof(int32_t));
+    r->sm_probs = take(&c, L * k, sizeof(float));
+    r->embd = take(&c, L, d * sizeof(float));
+    r->e_mask = take(&c, d, sizeof(float));
+    r->mix = take(&c, k, d * sizeof(float));
+    r->logits = take(&c, B, V * sizeof(float));
+    int32_t **i32[] = {&r->pos, &r->rows, &r->tok, &r->commit, &r->remask};
+    for (size_t i = 0; i < sizeof i32 / sizeof i32[0]; i++) *i32[i] = take(&c, B, sizeof(int32_t));
+    r->row_id = take(&c, B, sizeof(uint64_t));
+    float **f32[] = {&r->conf, &r->top1, &r->top2, &r->ent_q, &r->ent_p};
+    for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++) *f32[i] = take(&c, B, sizeof(float));
+    r->dec_scratch = r->dec.scratch_per_position ? take(&c, B, r->dec.scratch_per_position) : NULL;
+    r->stats_scratch = take(&c, sd_stats_scratch_bytes(n_threads, r->V, &r->sp), 1);
+    r->ts = take(&c, r->spb + 1, sizeof(float));
+    return c.off;
+}
+
+/* The sampler's pool for the thread option, and room for the run's arrays:
+ * made or grown only when the last run's do not fit. */
+static int32_t reserve(run *r, struct sd_gen_workspace *ws) {
+    sd_error *err = &r->s->err;
+    int nthreads = (int)r->s->opt[SMDIFF_SAMPLER_THREADS].i;
+    if (nthreads == 0) nthreads = sd_cpu_count();
+    if (ws->pool_threads != nthreads) {
+        sd_pool_free(ws->pool);
+        ws->pool = NULL;
+        ws->pool_threads = 0;
+        if (nthreads > 1) {
+            int32_t rc = sd_pool_create(nthreads, &ws->pool, err);
+            if (rc) return rc;
+        }
+        ws->pool_threads = nthreads;
+    }
+    r->pool = ws->pool;
+    size_t need = layout(r, NULL, nthreads);
+    if (need == SIZE_MAX)
+        return sd_fail(err, SMDIFF_E_NOMEM, "a canvas of %d positions is too large to address", (int)r->L);
+    if (need > ws->mem_bytes) {
+        sd_free(ws->mem);
+        ws->mem_bytes = 0;
+        if (!(ws->mem = sd_malloc(need)))
+            return sd_fail(err, SMDIFF_E_NOMEM, "out of memory for a canvas of %d positions", (int)r->L);
+        ws->mem_bytes = need;
+    }
+    layout(r, ws->mem, nthreads);
+    return SMDIFF_OK;
+}
+
+/* The canvas, and the parts of the step view and the statistics' output
+ * that stay fixed for the run: the arrays the strategy declared it reads
+ * (the others NULL), the confidence of its kind. */
+static void start_run(run *r, const int32_t *prompt) {
+    const sd_gen_model *m = r->m;
+    memcpy(r->canvas, prompt, sizeof(int32_t) * (size_t)r->P);
+    for (int32_t p = r->P; p < r->L; p++) r->canvas[p] = m->mask_id;
+    memset(r->lambda, 0, sizeof(float) * (size_t)r->L);
+    memset(r->state, EMBD_STALE, (size_t)r->L);
+    m->embed(m->ctx, m->mask_id, r->e_mask);
+    uint32_t need = r->dec.needs;
+    int raw = r->dec.confidence == SMDIFF_CONFIDENCE_RAW;
+    float *conf = need & SMDIFF_NEED_CONFIDENCE ? r->conf : NULL;
+    sd_stats_out out = {r->tok, raw ? NULL : conf, raw ? conf : NULL,
+                        need & SMDIFF_NEED_TOP2 ? r->top1 : NULL, need & SMDIFF_NEED_TOP2 ? r->top2 : NULL,
+                        need & SMDIFF_NEED_ENTROPY ? r->ent_q : NULL, r->sm_on ? r->ent_p : NULL,
+                        r->sp.sm_k ? r->sm_ids : NULL, r->sp.sm_k ? r->sm_probs : NULL, r->pos};
+    r->out = out;
+    smdiff_step_view *v = &r->view;
+    memset(v, 0, sizeof *v);
+    v->struct_size = sizeof *v;
+    v->n_steps = r->spb;
+    v->n_blocks = r->n_blocks;
+    v->alg_temp = r->s->opt[SMDIFF_SAMPLER_ALG_TEMP].d;
+    v->threshold = r->s->opt[SMDIFF_SAMPLER_THRESHOLD].d;
+    v->position = need & SMDIFF_NEED_POSITION ? r->pos : NULL;
+    v->token = need & SMDIFF_NEED_TOKEN ? r->tok : NULL;
+    v->confidence = conf;
+    v->top1 = out.q_top1;
+    v->top2 = out.q_top2;
+    v->entropy = out.q_entropy;
+    v->uniform = need & SMDIFF_NEED_RANDOM ? view_uniform : NULL;
+    v->rng_state = need & SMDIFF_NEED_RANDOM ? &r->rng : NULL;
+    v->scratch = r->dec_scratch;
+    r->g = 0;
+    r->stopped = 0;
+}
+
+/* Block b: its range, its timesteps; no prediction carries over into it. */
+static void start_block(run *r, size_t b) {
+    r->block = b;
+    r->lo = r->P + (int32_t)(b * r->B);
+    r->hi = r->lo + (int32_t)r->B;
+    sd_dream_timesteps(r->spb, r->s->opt[SMDIFF_SAMPLER_EPS].d, r->ts);
+    for (int32_t p = r->lo; p < r->hi; p++) r->lambda[p] = 0.0f;
+    r->view.block = b;
+}
+
+/* The block's still-masked positions, their logits rows and RNG streams. */
+static size_t find_masked(run *r) {
+    const sd_gen_model *m = r->m;
+    size_t nm = 0;
+    for (int32_t p = r->lo; p < r->hi; p++) {
+        if (r->canvas[p] != m->mask_id) continue;
+        r->pos[nm] = p;
+        r->rows[nm] = m->shift_logits ? (p > 0 ? p - 1 : 0) : p;
+        r->row_id[nm] = (uint64_t)p;
+        nm++;
+    }
+    r->nm = nm;
+    return nm;
+}
+
 /* Bring embedding row p up to date with the canvas and the SM inputs. */
-static void update_embd(run *r, const sd_gen_model *m, int32_t p, int32_t mask_id) {
+static void embed_row(run *r, int32_t p) {
+    const sd_gen_model *m = r->m;
     float *row = r->embd + (size_t)p * (size_t)r->d;
-    if (r->canvas[p] != mask_id || p < r->P) {
-        if (r->state[p] != 1) {
+    if (r->canvas[p] != m->mask_id || p < r->P) {
+        if (r->state[p] != EMBD_TOKEN) {
             m->embed(m->ctx, r->canvas[p], row);
-            r->state[p] = 1;
+            r->state[p] = EMBD_TOKEN;
         }
     } else if (r->lambda[p] > 0.0f) {
         const int32_t *ids = r->sm_ids + (size_t)p * (size_t)r->k;
         int32_t local[SD_STATS_MAX_K];
         for (int32_t i = 0; i < r->k; i++) {
-            m->embed(m->ctx, ids[i], r->tmp + (size_t)i * (size_t)r->d);
+            m->embed(m->ctx, ids[i], r->mix + (size_t)i * (size_t)r->d);
             local[i] = i;
         }
-        sd_softmask_mix(r->tmp, r->d, r->e_mask, local, r->sm_probs + (size_t)p * (size_t)r->k,
-                        r->k, r->lambda[p], row);
-        r->state[p] = 3;
-    } else if (r->state[p] != 2) {
+        sd_softmask_mix(r->mix, r->d, r->e_mask, local, r->sm_probs + (size_t)p * (size_t)r->k, r->k,
+                        r->lambda[p], row);
+        r->state[p] = EMBD_MIX;
+    } else if (r->state[p] != EMBD_MASK) {
         memcpy(row, r->e_mask, sizeof(float) * (size_t)r->d);
-        r->state[p] = 2;
+        r->state[p] = EMBD_MASK;
     }
 }
 
-int32_t sd_generate(struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *prompt,
-                    int32_t n_prompt, int32_t *out, int32_t capacity, int32_t *n_out) {
-    sd_error *err = &s->err;
-    const sd_optval *o = s->opt;
-    int32_t steps = (int32_t)o[SMDIFF_SAMPLER_STEPS].i;
-    int32_t G = (int32_t)o[SMDIFF_SAMPLER_GEN_LENGTH].i;
-    int32_t B = (int32_t)o[SMDIFF_SAMPLER_BLOCK_LENGTH].i;
-    if (B == 0) B = G;
-    s->time_forward = s->time_stats = s->time_embed = 0;
-    s->steps_run = 0;
+static void embed_inputs(run *r) {
+    for (int32_t p = 0; p < r->L; p++) embed_row(r, p);
+}
 
-    /* ---- arguments */
-    if (n_prompt < 1) return sd_fail(err, SMDIFF_E_INVAL, "the prompt is empty (at least one token is needed)");
-    if ((int64_t)n_prompt + G > m->n_ctx)
-        return sd_fail(err, SMDIFF_E_RANGE, "prompt (%d) + gen_length (%d) exceeds the context of %d",
-                       (int)n_prompt, (int)G, (int)m->n_ctx);
-    for (int32_t i = 0; i < n_prompt; i++)
-        if (prompt[i] < 0 || prompt[i] >= m->n_vocab)
-            return sd_fail(err, SMDIFF_E_RANGE, "prompt[%d] = %d outside the vocabulary [0, %d)", (int)i,
-                           (int)prompt[i], (int)m->n_vocab);
-    if (m->mask_id < 0 || m->mask_id >= m->n_vocab)
-        return sd_fail(err, SMDIFF_E_FORMAT, "the model has no valid mask token id (%d)", (int)m->mask_id);
-    if (B > G || G % B != 0)
-        return sd_fail(err, SMDIFF_E_INVAL, "block_length %d must divide gen_length %d", (int)B, (int)G);
-    int32_t n_blocks = G / B;
-    if (steps > G)
-        return sd_fail(err, SMDIFF_E_INVAL, "steps %d exceed gen_length %d (at most one step per token)",
-                       (int)steps, (int)G);
-    if (steps % n_blocks != 0)
-        return sd_fail(err, SMDIFF_E_INVAL, "steps %d must be a multiple of the number of blocks %d",
-                       (int)steps, (int)n_blocks);
-    if (capacity < G)
-        return sd_fail(err, SMDIFF_E_BUFFER, "output capacity %d is smaller than gen_length %d",
-                       (int)capacity, (int)G);
-    smdiff_decoder dec;
-    void *dec_ud;
-    if (sd_decoder_lookup(s->strategy, &dec, &dec_ud))
-        return sd_fail(err, SMDIFF_E_NOT_FOUND, "decoder strategy '%s' is not registered", s->strategy);
-    int family = sd_decoder_family(s->strategy);
-    int32_t spb = family == SD_FAMILY_THRESHOLD ? B : steps / n_blocks;
-
-    const struct smdiff_softmask *sm = &s->softmask;
-    int sm_on = sm->opt[SMDIFF_SM_MODE].i != SMDIFF_SM_OFF;
-    /* Entropies cost a multiply-add per logit: H(p) only for the entropy
-     * rule of SM, H(q) only for Dream's entropy strategy and user
-     * strategies (which get every field of the view). */
-    int want_q_entropy = !strcmp(s->strategy, "entropy") || !sd_decoder_is_builtin(s->strategy);
-    int want_h = sm_on && sm->opt[SMDIFF_SM_MODE].i == SMDIFF_SM_ENTROPY;
-    sd_stats_params sp = {o[SMDIFF_SAMPLER_TEMPERATURE].d, (int32_t)o[SMDIFF_SAMPLER_TOP_K].i,
-                          o[SMDIFF_SAMPLER_TOP_P].d, sm_on ? (int32_t)sm->opt[SMDIFF_SM_TOPK].i : 0,
-                          want_q_entropy, (uint64_t)o[SMDIFF_SAMPLER_SEED].i, 0, !want_h};
-    if (!isfinite(sp.temperature) || !isfinite(sp.top_p))
-        return sd_fail(err, SMDIFF_E_RANGE, "temperature and top_p must be finite");
-
-    /* ---- workspace */
-    run r;
-    memset(&r, 0, sizeof r);
-    r.P = n_prompt;
-    r.G = G;
-    r.L = n_prompt + G;
-    r.d = m->n_embd;
-    r.V = m->n_vocab;
-    r.k = sp.sm_k > 0 ? sp.sm_k : 1;
-    int fail = 0;
-    size_t L = (size_t)r.L, Bz = (size_t)B;
-    r.canvas = alloc_n(L, sizeof(int32_t), &fail);
-    r.committed = alloc_n(L, 1, &fail);
-    r.lambda = alloc_n(L, sizeof(float), &fail);
-    r.sm_ids = alloc_n(L * (size_t)r.k, sizeof(int32_t), &fail);
-    r.sm_probs = alloc_n(L * (size_t)r.k, sizeof(float), &fail);
-    r.state = alloc_n(L, 1, &fail);
-    r.embd = alloc_n(L * (size_t)r.d, sizeof(float), &fail);
-    r.e_mask = alloc_n((size_t)r.d, sizeof(float), &fail);
-    r.tmp = alloc_n((size_t)r.k * (size_t)r.d, sizeof(float), &fail);
-    r.logits = alloc_n(Bz * (size_t)r.V, sizeof(float), &fail);
-    r.pos = alloc_n(Bz, sizeof(int32_t), &fail);
-    r.rows = alloc_n(Bz, sizeof(int32_t), &fail);
-    r.tok = alloc_n(Bz, sizeof(int32_t), &fail);
-    r.commit = alloc_n(Bz, sizeof(int32_t), &fail);
-    r.remask = alloc_n(Bz, sizeof(int32_t), &fail);
-    r.row_id = alloc_n(Bz, sizeof(uint64_t), &fail);
-    r.conf = alloc_n(Bz, sizeof(float), &fail);
-    r.top1 = alloc_n(Bz, sizeof(float), &fail);
-    r.top2 = alloc_n(Bz, sizeof(float), &fail);
-    r.ent = alloc_n(Bz, sizeof(float), &fail);
-    r.st = alloc_n(Bz, sizeof(sd_row_stats), &fail);
-    r.ts = alloc_n((size_t)spb + 1, sizeof(float), &fail);
-    r.sched = alloc_n((size_t)spb, sizeof(int32_t), &fail);
-    sd_pool *pool = NULL;
-    int32_t rc = SMDIFF_OK;
-    if (fail) {
-        rc = sd_fail(err, SMDIFF_E_NOMEM, "out of memory for a canvas of %d positions", (int)r.L);
-        goto done;
-    }
-    int32_t nthreads = (int32_t)o[SMDIFF_SAMPLER_THREADS].i;
-    if (nthreads == 0) nthreads = sd_cpu_count();
-    if (nthreads > 1 && (rc = sd_pool_create(nthreads, &pool, err))) goto done;
-
-    memcpy(r.canvas, prompt, sizeof(int32_t) * (size_t)n_prompt);
-    for (int32_t p = n_prompt; p < r.L; p++) r.canvas[p] = m->mask_id;
-    m->embed(m->ctx, m->mask_id, r.e_mask);
-
+static int32_t forward(run *r) {
+    struct smdiff_sampler *s = r->s;
     abort_shim shim = {s->abort_fn, s->abort_ud};
-    int32_t eos = o[SMDIFF_SAMPLER_STOP_AT_EOS].i ? m->eos_id : -1;
-    int32_t g = 0, total_steps = n_blocks * spb;
-    int stopped = 0;
-    double eps = o[SMDIFF_SAMPLER_EPS].d;
+    int32_t rc = r->m->forward(r->m->ctx, r->embd, r->L, r->rows, (int64_t)r->nm, r->logits,
+                               s->abort_fn ? abort_poll : NULL, &shim, &s->err);
+    if (rc == SMDIFF_E_ABORTED) sd_fail(&s->err, rc, "aborted by the host during step %d", (int)r->g);
+    return rc;
+}
 
-    for (int32_t b = 0; b < n_blocks && !stopped; b++) {
-        int32_t lo = n_prompt + b * B, hi = lo + B;
-        sd_dream_timesteps(spb, eps, r.ts);
-        if (family == SD_FAMILY_LLADA) sd_llada_schedule(B, spb, r.sched);
-        /* No prediction carries over into a new block. */
-        for (int32_t p = lo; p < hi; p++) r.lambda[p] = 0.0f;
-        for (int32_t i = 0; i < spb && !stopped; i++) {
-            int32_t nm = 0;
-            for (int32_t p = lo; p < hi; p++)
-                if (r.canvas[p] == m->mask_id) r.pos[nm++] = p;
-            if (nm == 0) break;
-            if (s->abort_fn && s->abort_fn(s->abort_ud)) {
-                rc = sd_fail(err, SMDIFF_E_ABORTED, "aborted by the host before step %d", (int)g);
-                goto done;
-            }
-            /* 1. input embeddings */
-            double t0 = now_s();
-            for (int32_t p = 0; p < r.L; p++) update_embd(&r, m, p, m->mask_id);
-            double t1 = now_s();
-            /* 2. forward, logits of the masked positions only */
-            for (int32_t j = 0; j < nm; j++) {
-                r.rows[j] = m->shift_logits ? (r.pos[j] > 0 ? r.pos[j] - 1 : 0) : r.pos[j];
-                r.row_id[j] = (uint64_t)r.pos[j];
-            }
-            rc = m->forward(m->ctx, r.embd, r.L, r.rows, nm, r.logits, s->abort_fn ? abort_poll : NULL,
-                            &shim, err);
-            if (rc) {
-                if (rc == SMDIFF_E_ABORTED) sd_fail(err, rc, "aborted by the host during step %d", (int)g);
-                goto done;
-            }
-            double t2 = now_s();
-            /* 3. statistics */
-            sp.ctr = (uint64_t)g;
-            if ((rc = sd_stats_rows(pool, r.logits, nm, r.V, r.row_id, &sp, r.st, err))) goto done;
-            int32_t n_masked_total = 0;
-            for (int32_t p = n_prompt; p < r.L; p++) n_masked_total += r.canvas[p] == m->mask_id;
-            for (int32_t j = 0; j < nm; j++) {
-                const sd_row_stats *q = &r.st[j];
-                r.tok[j] = q->token;
-                r.conf[j] = family == SD_FAMILY_DREAM ? q->confidence : q->p_token;
-                r.top1[j] = q->q_top1;
-                r.top2[j] = q->q_top2;
-                r.ent[j] = -q->q_neg_entropy;
-            }
-            /* 4. the strategy */
-            sd_rng rng;
-            sd_rng_init(&rng, (uint64_t)o[SMDIFF_SAMPLER_SEED].i, (1ull << 40) + (uint64_t)g);
-            smdiff_step_view view;
-            memset(&view, 0, sizeof view);
-            view.struct_size = sizeof view;
-            view.step = i;
-            view.n_steps = spb;
-            view.block = b;
-            view.n_blocks = n_blocks;
-            view.n_masked = nm;
-            view.n_masked_total = n_masked_total;
-            view.n_transfer = family == SD_FAMILY_DREAM   ? sd_dream_n_transfer(nm, i, spb, r.ts)
-                              : family == SD_FAMILY_LLADA ? r.sched[i]
-                                                          : nm;
-            view.t = r.ts[i];
-            view.s = r.ts[i + 1];
-            view.alg_temp = o[SMDIFF_SAMPLER_ALG_TEMP].d;
-            view.threshold = o[SMDIFF_SAMPLER_THRESHOLD].d;
-            view.position = r.pos;
-            view.token = r.tok;
-            view.confidence = r.conf;
-            view.top1 = r.top1;
-            view.top2 = r.top2;
-            view.entropy = r.ent;
-            view.uniform = view_uniform;
-            view.rng_state = &rng;
-            int32_t nc = 0, nr = 0;
-            rc = dec.select(&view, r.commit, &nc, r.remask, &nr, dec_ud);
-            if (rc) {
-                rc = sd_fail(err, rc < 0 ? rc : SMDIFF_E_INVAL, "strategy '%s' failed at step %d (%d)",
-                             s->strategy, (int)g, (int)rc);
-                goto done;
-            }
-            if (nc < 0 || nc > nm || nr < 0 || nr > nm) {
-                rc = sd_fail(err, SMDIFF_E_INVAL, "strategy '%s' returned %d commits and %d remasks for %d masked positions",
-                             s->strategy, (int)nc, (int)nr, (int)nm);
-                goto done;
-            }
-            memset(r.committed, 0, L);
-            for (int32_t c = 0; c < nc; c++) {
-                int32_t j = r.commit[c];
-                if (j < 0 || j >= nm || r.committed[r.pos[j]]) {
-                    rc = sd_fail(err, SMDIFF_E_INVAL, "strategy '%s' chose an invalid or repeated index %d",
-                                 s->strategy, (int)j);
-                    goto done;
-                }
-                r.committed[r.pos[j]] = 1;
-            }
-            if (i == spb - 1)
-                for (int32_t j = 0; j < nm; j++) r.committed[r.pos[j]] = 1;
-            for (int32_t j = 0; j < nm; j++)
-                if (r.committed[r.pos[j]]) r.canvas[r.pos[j]] = r.tok[j];
-            for (int32_t c = 0; c < nr && i < spb - 1; c++) {
-                int32_t p = r.remask[c];
-                if (p < lo || p >= hi || r.canvas[p] == m->mask_id || r.committed[p]) {
-                    rc = sd_fail(err, SMDIFF_E_INVAL, "strategy '%s' asked to remask position %d, not a token committed earlier in this block",
-                                 s->strategy, (int)p);
-                    goto done;
-                }
-                r.canvas[p] = m->mask_id;
-                r.lambda[p] = 0.0f;
-            }
-            /* 5. SM inputs for the next step */
-            double gate = sm_on ? sd_softmask_gate(sm, i + 1, spb) : 0.0;
-            for (int32_t j = 0; j < nm; j++) {
-                int32_t p = r.pos[j];
-                r.lambda[p] = 0.0f;
-                if (r.canvas[p] != m->mask_id || gate <= 0) continue;
-                r.lambda[p] = (float)(gate * sd_softmask_lambda_from_entropy(sm, r.st[j].entropy));
-                memcpy(r.sm_ids + (size_t)p * (size_t)r.k, r.st[j].sm_ids, sizeof(int32_t) * (size_t)r.k);
-                memcpy(r.sm_probs + (size_t)p * (size_t)r.k, r.st[j].sm_probs, sizeof(float) * (size_t)r.k);
-            }
-            double t3 = now_s();
-            s->time_embed += t1 - t0;
-            s->time_forward += t2 - t1;
-            s->time_stats += t3 - t2;
-            s->steps_run++;
-            /* 6. callback and EOS */
-            if (s->step_fn &&
-                s->step_fn(g, total_steps, r.canvas, r.committed, r.lambda, r.L, s->step_ud)) {
-                rc = sd_fail(err, SMDIFF_E_ABORTED, "stopped by the step callback after step %d", (int)g);
-                goto done;
-            }
-            g++;
-            if (eos >= 0) {
-                /* Done once an EOS is committed and every position before it
-                 * is decided: what follows would be cut anyway. */
-                int32_t p = n_prompt;
-                while (p < r.L && r.canvas[p] != m->mask_id && r.canvas[p] != eos) p++;
-                if (p < r.L && r.canvas[p] == eos) {
-                    for (int32_t q = p; q < r.L; q++) r.canvas[q] = eos;
-                    stopped = 1;
-                }
-            }
-        }
+static int32_t compute_stats(run *r) {
+    r->sp.ctr = (uint64_t)r->g;
+    return sd_stats_rows(r->pool, r->logits, (int64_t)r->nm, r->V, r->row_id, &r->sp, r->stats_scratch,
+                         &r->out, &r->s->err);
+}
+
+/* The step's counts and timesteps into the view, then the strategy. */
+static int32_t select_positions(run *r, int32_t *nc, int32_t *nr) {
+    smdiff_step_view *v = &r->view;
+    size_t n_masked_total = 0;
+    for (int32_t p = r->P; p < r->L; p++) n_masked_total += r->canvas[p] == r->m->mask_id;
+    v->step = r->step;
+    v->n_masked = r->nm;
+    v->n_masked_total = n_masked_total;
+    v->n_transfer = sd_schedule_n_transfer(r->dec.schedule, r->nm, r->B, r->step, r->spb, r->ts);
+    v->t = r->ts[r->step];
+    v->s = r->ts[r->step + 1];
+    if (v->uniform) sd_rng_init(&r->rng, r->sp.seed, (1ull << 40) + (uint64_t)r->g);
+    *nc = *nr = 0;
+    int32_t rc = r->dec.select(v, r->commit, nc, r->remask, nr, r->dec_ud);
+    const char *name = r->s->strategy;
+    if (rc)
+        return sd_fail(&r->s->err, rc < 0 ? rc : SMDIFF_E_INVAL, "strategy '%s' failed at step %d (%d)", name,
+                       (int)r->g, (int)rc);
+    if (*nc < 0 || (size_t)*nc > r->nm || *nr < 0 || (size_t)*nr > r->nm)
+        return sd_fail(&r->s->err, SMDIFF_E_INVAL,
+                       "strategy '%s' returned %d commits and %d remasks for %zu masked positions", name,
+                       (int)*nc, (int)*nr, r->nm);
+    return SMDIFF_OK;
+}
+
+/* The chosen positions (every one left at the block's last step) take
+ * their candidates; the remasked ones become masks again. */
+static int32_t commit(run *r, int32_t nc, int32_t nr) {
+    const char *name = r->s->strategy;
+    int32_t mask_id = r->m->mask_id;
+    int last = r->step + 1 == r->spb;
+    memset(r->committed, 0, (size_t)r->L);
+    for (int32_t c = 0; c < nc; c++) {
+        int32_t j = r->commit[c];
+        if (j < 0 || (size_t)j >= r->nm || r->committed[r->pos[j]])
+            return sd_fail(&r->s->err, SMDIFF_E_INVAL, "strategy '%s' chose an invalid or repeated index %d",
+                           name, (int)j);
+        r->committed[r->pos[j]] = 1;
     }
-    int32_t n = G;
-    if (eos >= 0)
-        for (int32_t p = 0; p < G; p++)
-            if (r.canvas[n_prompt + p] == eos) {
+    for (size_t j = 0; j < r->nm; j++) {
+        if (last) r->committed[r->pos[j]] = 1;
+        if (r->committed[r->pos[j]]) r->canvas[r->pos[j]] = r->tok[j];
+    }
+    for (int32_t c = 0; c < nr && !last; c++) {
+        int32_t p = r->remask[c];
+        if (p < r->lo || p >= r->hi || r->canvas[p] == mask_id || r->committed[p])
+            return sd_fail(&r->s->err, SMDIFF_E_INVAL,
+                           "strategy '%s' asked to remask position %d, not a token committed earlier in this block",
+                           name, (int)p);
+        r->canvas[p] = mask_id;
+        r->lambda[p] = 0.0f;
+    }
+    return SMDIFF_OK;
+}
+
+/* SM inputs for the next step: lambda of each still-masked position (its
+ * top-k ids and probabilities are already in place, from compute_stats). */
+static void update_softmask(run *r) {
+    const struct smdiff_softmask *sm = &r->s->softmask;
+    double gate = r->sm_on ? sd_softmask_gate(sm, (int32_t)r->step + 1, (int32_t)r->spb) : 0.0;
+    for (size_t j = 0; j < r->nm; j++) {
+        int32_t p = r->pos[j];
+        r->lambda[p] = 0.0f;
+        if (r->canvas[p] != r->m->mask_id || gate <= 0) continue;
+        r->lambda[p] = (float)(gate * sd_softmask_lambda_from_entropy(sm, r->ent_p[j]));
+    }
+}
+
+/* Once an EOS is committed and every position before it is decided, what
+ * follows would be cut anyway: pad with EOS and stop. */
+static void check_eos(run *r) {
+    if (r->eos < 0) return;
+    int32_t p = r->P;
+    while (p < r->L && r->canvas[p] != r->m->mask_id && r->canvas[p] != r->eos) p++;
+    if (p == r->L || r->canvas[p] != r->eos) return;
+    for (int32_t q = p; q < r->L; q++) r->canvas[q] = r->eos;
+    r->stopped = 1;
+}
+
+static int32_t report(run *r) {
+    struct smdiff_sampler *s = r->s;
+    if (s->step_fn &&
+        s->step_fn(r->g, r->total_steps, r->canvas, r->committed, r->lambda, r->L, s->step_ud))
+        return sd_fail(&s->err, SMDIFF_E_ABORTED, "stopped by the step callback after step %d", (int)r->g);
+    r->g++;
+    check_eos(r);
+    return SMDIFF_OK;
+}
+
+/* One step of the current block: the functions above, in order. */
+static int32_t run_step(run *r) {
+    struct smdiff_sampler *s = r->s;
+    int32_t rc, nc, nr;
+    if (s->abort_fn && s->abort_fn(s->abort_ud))
+        return sd_fail(&s->err, SMDIFF_E_ABORTED, "aborted by the host before step %d", (int)r->g);
+    double t0 = now_s();
+    embed_inputs(r);
+    double t1 = now_s();
+    if ((rc = forward(r))) return rc;
+    double t2 = now_s();
+    if ((rc = compute_stats(r)) || (rc = select_positions(r, &nc, &nr)) || (rc = commit(r, nc, nr)))
+        return rc;
+    update_softmask(r);
+    double t3 = now_s();
+    s->time_embed += t1 - t0;
+    s->time_forward += t2 - t1;
+    s->time_stats += t3 - t2;
+    s->steps_run++;
+    return report(r);
+}
+
+/* The generated ids, and how many precede the first EOS. */
+static void finish(const run *r, int32_t *out, size_t *n_out) {
+    size_t n = r->G;
+    if (r->eos >= 0)
+        for (size_t p = 0; p < r->G; p++)
+            if (r->canvas[(size_t)r->P + p] == r->eos) {
                 n = p;
                 break;
             }
-    memcpy(out, r.canvas + n_prompt, sizeof(int32_t) * (size_t)G);
+    memcpy(out, r->canvas + r->P, sizeof(int32_t) * r->G);
     *n_out = n;
-done:
-    sd_pool_free(pool);
-    run_free(&r);
-    return rc;
+}
+
+int32_t sd_generate(struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *prompt,
+                    size_t n_prompt, int32_t *out, size_t capacity, size_t *n_out) {
+    s->time_forward = s->time_stats = s->time_embed = 0;
+    s->steps_run = 0;
+    run r;
+    memset(&r, 0, sizeof r);
+    r.s = s;
+    r.m = m;
+    int32_t rc = plan(&r, prompt, n_prompt, capacity);
+    if (rc) return rc;
+    struct sd_gen_workspace *ws = workspace_of(s);
+    if (!ws) return sd_fail(&s->err, SMDIFF_E_NOMEM, "out of memory for the sampler's workspace");
+    if ((rc = reserve(&r, ws))) return rc;
+    start_run(&r, prompt);
+    for (size_t b = 0; b < r.n_blocks && !r.stopped; b++) {
+        start_block(&r, b);
+        for (r.step = 0; r.step < r.spb && !r.stopped && find_masked(&r) > 0; r.step++)
+            if ((rc = run_step(&r))) return rc;
+    }
+    finish(&r, out, n_out);
+    return SMDIFF_OK;
+}
+
+int32_t sd_generate_model(struct smdiff_sampler *s, const struct smdiff_model *model,
+                          const int32_t *prompt, size_t n_prompt, int32_t *out, size_t capacity,
+                          size_t *n_out) {
+    struct sd_gen_workspace *ws = workspace_of(s);
+    if (!ws) return sd_fail(&s->err, SMDIFF_E_NOMEM, "out of memory for the sampler's workspace");
+    const sd_hparams *hp = &model->w.hp;
+    ws->model.m = model;
+    sd_gen_model gm = {hp->n_vocab,  hp->n_embd,   hp->n_ctx,     hp->mask_id, hp->eos_id,
+                       hp->shift_logits, model_embed, model_forward, &ws->model};
+    return sd_generate(s, &gm, prompt, n_prompt, out, capacity, n_out);
 }

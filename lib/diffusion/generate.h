@@ -6,6 +6,7 @@
 #ifndef SD_DIFFUSION_GENERATE_H
 #define SD_DIFFUSION_GENERATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -29,15 +30,20 @@ typedef struct sd_gen_model {
     void *ctx;
 } sd_gen_model;
 
-/* Wrap a loaded model. The wrapper keeps a scratch arena for the forward
- * pass; release it with sd_gen_model_release. */
-int32_t sd_gen_model_from(const struct smdiff_model *m, sd_gen_model *gm, sd_error *err);
-void sd_gen_model_release(sd_gen_model *gm);
-
 /* Run the sampler's loop on prompt[n_prompt]; out[capacity] receives the
- * generated ids (see smdiff_generate_tokens for the contract). Errors are
- * recorded on s->err. */
+ * generated ids (see smdiff_generate_tokens for the contract), *n_out how
+ * many precede the first EOS. Errors are recorded on s->err. The arrays,
+ * worker pool and forward scratch live in the sampler's workspace: made on
+ * the first run, grown when a run needs more, freed with the sampler. */
 int32_t sd_generate(struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *prompt,
-                    int32_t n_prompt, int32_t *out, int32_t capacity, int32_t *n_out);
+                    size_t n_prompt, int32_t *out, size_t capacity, size_t *n_out);
+
+/* The same on a loaded model. */
+int32_t sd_generate_model(struct smdiff_sampler *s, const struct smdiff_model *model,
+                          const int32_t *prompt, size_t n_prompt, int32_t *out, size_t capacity,
+                          size_t *n_out);
+
+/* Free a sampler's workspace (NULL is fine). */
+void sd_gen_workspace_free(struct sd_gen_workspace *ws);
 
 #endif

@@ -25,6 +25,9 @@ struct smdiff_sampler {
     char *text_cache;
     size_t text_cache_len;
     uint64_t text_cache_key;
+    /* The denoising loop's arrays, worker pool and forward scratch, kept
+     * between runs (generate.c); NULL until the first run. */
+    struct sd_gen_workspace *ws;
 };
 
 extern const sd_option_table sd_sampler_options;

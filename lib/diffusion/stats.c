@@ -1,455 +1,26 @@
-/* stats.c -- per-row statistics (see stats.h for the definitions).
- *
- * Fast path per row x[V]:
- *   pass 1: the K best (value, id) pairs, descending, ties by lower id
- *           (torch.max and torch.topk return the first occurrence on CPU).
- *           Blocks of 64 are skipped when their maximum cannot enter.
- *   pass 2: s = sum exp(x - m), t = sum exp(x - m) (x - m), m = max;
- *           H(p) = log s - t / s.
- *   then the sampling distribution q is either the whole row at
- *   temperature T (no filter), an explicit sorted candidate list (top-p /
- *   top-k within the 64 best), or, when top-p keeps more than the 64 best,
- *   everything above a cut (tau, tau_id) found with a histogram of the
- *   row's mass (top_p_threshold); the candidate token is argmax or an
- *   inverse-CDF draw, always over the kept tokens in vocabulary order.
+/* stats.c -- the sampling logic of the per-row statistics (stats.h): the
+ * candidate token drawn from Dream's sampling distribution q, the
+ * confidence kinds, and rows spread over a worker pool, on the row
+ * summaries of stats_kernels.c. The candidate is argmax q or an
+ * inverse-CDF draw, always over the kept tokens in vocabulary order.
  * The naive reference (sd_stats_row_naive) sorts the whole row in double
  * precision and follows Dream's sample_tokens literally.
  */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "stats.h"
+#include "stats_kernels.h"
 
 #define STATS_KEY_TAG 0x5354415453ull /* "STATS" */
-#define BLK 64
 
 double sd_stats_uniform(uint64_t seed, uint64_t ctr, uint64_t row_id) {
     uint64_t c[4] = {ctr, row_id, 0, 0}, k[2] = {seed, STATS_KEY_TAG}, o[4];
     sd_philox4x64(c, k, o);
     return (double)(o[0] >> 11) * (1.0 / 9007199254740992.0);
-}
-
-typedef struct cand {
-    float v;
-    int32_t id;
-} cand;
-
-/* Insert (v, id) into the descending list c[0..*n) of capacity K. Called
- * only when v beats the current K-th value (or the list is not full). */
-static inline void cand_insert(cand *c, int32_t *n, int32_t K, float v, int32_t id) {
-    int32_t i = *n < K ? (*n)++ : K - 1;
-    while (i > 0 && c[i - 1].v < v) {
-        c[i] = c[i - 1];
-        i--;
-    }
-    c[i].v = v;
-    c[i].id = id;
-}
-
-/* ---- vector kernels.
- * GCC/clang vector extensions: 8 floats per vector, compiled for the
- * baseline ISA and, on x86-64, once more for AVX2+FMA, picked at run time.
- * The float lanes are summed in a fixed order, so a row's result does not
- * depend on the thread that computes it. */
-/* The helpers below are static and always inlined: no vector crosses an
- * ABI boundary, so the compilers' note about AVX vector returns does not
- * apply. */
-#if defined(__clang__)
-#pragma clang diagnostic ignored "-Wpsabi"
-#elif defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-/* Let a*b+c fuse into FMA in the kernels (the AVX2 clone has FMA; the
- * baseline build has none to use). Results differ from the unfused build
- * in the last bits only, and a given build is still deterministic. */
-#if defined(__clang__)
-#pragma clang fp contract(fast)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=fast")
-#endif
-typedef float v8sf __attribute__((vector_size(32)));
-typedef int32_t v8si __attribute__((vector_size(32)));
-#define VL 8
-
-#define SD_ALWAYS_INLINE static inline __attribute__((always_inline))
-
-SD_ALWAYS_INLINE v8sf vload(const float *p) {
-    v8sf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-SD_ALWAYS_INLINE v8sf vsplat(float a) { return (v8sf){a, a, a, a, a, a, a, a}; }
-
-SD_ALWAYS_INLINE v8sf vmax(v8sf a, v8sf b) {
-    v8si m = (v8si)(a > b);
-    return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
-}
-
-SD_ALWAYS_INLINE v8sf vmin(v8sf a, v8sf b) {
-    v8si m = (v8si)(a < b);
-    return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
-}
-
-/* exp(y) for y in [-87, 0] (Cephes' single-precision polynomial, ~1 ulp),
- * branch-free. NaN in, NaN out. */
-SD_ALWAYS_INLINE v8sf vexp(v8sf y) {
-    const v8sf magic = vsplat(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
-    v8sf n = (y * vsplat(1.44269504088896341f) + magic) - magic;
-    v8sf r = y - n * vsplat(0.693359375f) - n * vsplat(-2.12194440e-4f);
-    v8sf p = vsplat(1.9875691500e-4f);
-    p = p * r + vsplat(1.3981999507e-3f);
-    p = p * r + vsplat(8.3334519073e-3f);
-    p = p * r + vsplat(4.1665795894e-2f);
-    p = p * r + vsplat(1.6666665459e-1f);
-    p = p * r + vsplat(5.0000001201e-1f);
-    p = p * r * r + r + vsplat(1.0f);
-    v8si bits = (__builtin_convertvector(n, v8si) + 127) << 23;
-    return p * (v8sf)bits;
-}
-
-/* Scalar twin of vexp for tails (same polynomial). */
-static inline float exp_nonpos(float y) {
-    y = y < -87.0f ? -87.0f : y;
-    const float magic = 12582912.0f;
-    float n = (y * 1.44269504088896341f + magic) - magic;
-    float r = y - n * 0.693359375f - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-SD_ALWAYS_INLINE float hsum(v8sf v) {
-    float s = 0;
-    for (int j = 0; j < VL; j++) s += v[j];
-    return s;
-}
-
-/* Largest of x[0..BLK). */
-SD_ALWAYS_INLINE float block_max_g(const float *x) {
-    v8sf a = vload(x), b = vload(x + 8);
-    for (int i = 16; i < BLK; i += 16) {
-        a = vmax(vload(x + i), a);
-        b = vmax(vload(x + i + 8), b);
-    }
-    a = vmax(a, b);
-    float m = a[0];
-    for (int j = 1; j < VL; j++) m = a[j] > m ? a[j] : m;
-    return m;
-}
-
-/* s = sum exp(beta (x - m)), t = sum exp(beta (x - m)) * beta (x - m),
- * arguments clamped at -87 (so -inf logits stay finite). */
-SD_ALWAYS_INLINE void exp_sums_g(const float *x, int64_t V, float m, float beta, double *s_out,
-                                 double *t_out) {
-    v8sf s0 = vsplat(0), s1 = vsplat(0), t0 = vsplat(0), t1 = vsplat(0);
-    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-87.0f);
-    int64_t i = 0;
-    for (; i + 2 * VL <= V; i += 2 * VL) {
-        v8sf y0 = vmax(lo, (vload(x + i) - vm) * vb); /* NaN stays NaN */
-        v8sf y1 = vmax(lo, (vload(x + i + VL) - vm) * vb);
-        v8sf e0 = vexp(y0), e1 = vexp(y1);
-        s0 += e0;
-        s1 += e1;
-        t0 += e0 * y0;
-        t1 += e1 * y1;
-    }
-    double S = (double)hsum(s0) + hsum(s1), T = (double)hsum(t0) + hsum(t1);
-    for (; i < V; i++) {
-        float y = (x[i] - m) * beta;
-        y = y < -87.0f ? -87.0f : y;
-        float e = exp_nonpos(y);
-        S += e;
-        T += (double)e * y;
-    }
-    *s_out = S;
-    *t_out = T;
-}
-
-/* Sum of exp(beta (x - m)) over x[0..n), n a multiple of VL. */
-SD_ALWAYS_INLINE float exp_chunk_g(const float *x, int64_t n, float m, float beta) {
-    v8sf s = vsplat(0), vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-87.0f);
-    for (int64_t i = 0; i < n; i += VL) s += vexp(vmax(lo, (vload(x + i) - vm) * vb));
-    return hsum(s);
-}
-
-/* Histogram geometry of the top-p path: bin b holds y = beta (x - m) in
- * (-(b+1) w, -b w], w = 1 / sc, for a per-row sc (hist_scale), the last
- * bin everything below; y is clamped at -HRANGE as the exponentials are. */
-#define HBINS 2048
-#define HRANGE 87.0f
-
-/* e[i] = exp(max(beta (x[i] - m), -87)) and bin[i] its histogram bin at sc
- * bins per unit of y, for i < n, n a multiple of VL. The bin is computed as
- * hbin() does, in the same float operations, so the two agree exactly.
- * Entries of the last bin (everything below the histogram's range) get bin
- * HBINS + (i mod VL) instead: slots of their own, one per lane, so that
- * adding them up makes no long dependency chain. y[i] (when y is not NULL)
- * receives the clamped argument. */
-SD_ALWAYS_INLINE void exp_bins_g(const float *x, int64_t n, float m, float beta, float scale, float *e,
-                                 int32_t *bin, float *y) {
-    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), sc = vsplat(scale);
-    v8sf last = vsplat((float)(HBINS - 1));
-    v8si vlast = {HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1, HBINS - 1};
-    v8si far_slot = {HBINS, HBINS + 1, HBINS + 2, HBINS + 3, HBINS + 4, HBINS + 5, HBINS + 6, HBINS + 7};
-    for (int64_t i = 0; i < n; i += VL) {
-        v8sf a = vmax(lo, (vload(x + i) - vm) * vb);
-        v8sf r = vexp(a);
-        v8sf na = -a, f = na * sc;
-        v8si b = __builtin_convertvector(vmin(f, last), v8si);
-        v8si far = b >= vlast;
-        b = (b & ~far) | (far_slot & far);
-        if (y) memcpy(y + i, &a, sizeof a);
-        memcpy(e + i, &r, sizeof r);
-        memcpy(bin + i, &b, sizeof b);
-    }
-}
-
-/* The smallest of a sample of x (the first VL of every BLK entries): where
- * a row's histogram may end (hist_scale). */
-SD_ALWAYS_INLINE float sample_min_g(const float *x, int64_t V) {
-    v8sf mn = vsplat(INFINITY);
-    for (int64_t i = 0; i + VL <= V; i += BLK) mn = vmin(mn, vload(x + i));
-    float r = mn[0];
-    for (int j = 1; j < VL; j++) r = mn[j] < r ? mn[j] : r;
-    return r;
-}
-
-/* An estimate of sum exp(beta (x - m)) over the entries below xk: the
- * first VL of every BLK entries, times BLK / VL. A guess that only steers
- * the choice of path (stats_row), at an eighth of a pass. */
-SD_ALWAYS_INLINE double rest_sample_g(const float *x, int64_t V, float m, float beta, float xk) {
-    v8sf s = vsplat(0), vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), vk = vsplat(xk);
-    for (int64_t i = 0; i + VL <= V; i += BLK) {
-        v8sf v = vload(x + i);
-        v8sf r = vexp(vmax(lo, (v - vm) * vb));
-        s += (v8sf)((v8si)r & (v < vk));
-    }
-    return (double)hsum(s) * (BLK / VL);
-}
-
-/* The entries of x[0..n) (n a multiple of VL) in histogram bin bc (bins
- * at sc bins per unit of y, as exp_bins_g computes them), appended to out as (value, id); returns
- * their count. */
-SD_ALWAYS_INLINE int64_t collect_bin_g(const float *x, int64_t n, float m, float beta, float scale,
-                                       int32_t bc, cand *out) {
-    v8sf vm = vsplat(m), vb = vsplat(beta), lo = vsplat(-HRANGE), sc = vsplat(scale);
-    v8sf last = vsplat((float)(HBINS - 1));
-    v8si vbc = {bc, bc, bc, bc, bc, bc, bc, bc};
-    int64_t cnt = 0;
-    for (int64_t i = 0; i < n; i += VL) {
-        v8sf a = vmax(lo, (vload(x + i) - vm) * vb);
-        v8sf na = -a, f = na * sc;
-        v8si b = __builtin_convertvector(vmin(f, last), v8si);
-        v8si eq = b == vbc;
-        uint32_t bits = 0;
-        for (int j = 0; j < VL; j++) bits |= (uint32_t)(eq[j] & 1) << j;
-        while (bits) {
-            int j = __builtin_ctz(bits);
-            bits &= bits - 1;
-            out[cnt].v = x[i + j];
-            out[cnt].id = (int32_t)(i + j);
-            cnt++;
-        }
-    }
-    return cnt;
-}
-
-/* Sum of e[i] over the kept entries of x[0..n) (n a multiple of VL): x > tau,
- * or x == tau and base + i <= tau_id. The inverse-CDF walk over a top-p
- * kept set uses it to skip whole chunks without an exponential. */
-SD_ALWAYS_INLINE float kept_chunk_g(const float *x, const float *e, int64_t n, int32_t base, float tau,
-                                    int32_t tau_id) {
-    v8sf s = vsplat(0), vt = vsplat(tau);
-    v8si id = {0, 1, 2, 3, 4, 5, 6, 7}, vtid = {tau_id, tau_id, tau_id, tau_id, tau_id, tau_id, tau_id, tau_id};
-    id += base;
-    for (int64_t i = 0; i < n; i += VL) {
-        v8sf xv = vload(x + i);
-        v8si keep = (xv > vt) | ((xv == vt) & (id <= vtid));
-        s += (v8sf)((v8si)vload(e + i) & keep);
-        id += VL;
-    }
-    return hsum(s);
-}
-
-/* Passes 1 and 2 fused, so the row is read from memory once: per block of
- * 64, its maximum decides whether it can enter the top list, and its
- * exponentials are summed against the running maximum; when the maximum
- * grows, the sums are rescaled:
- *     s' = s e^(m - m'),   t' = e^(m - m') (t + s (m - m'))
- * for s = sum e^(x - m), t = sum e^(x - m) (x - m). Returns the list size;
- * *m_out, *s_out, *t_out are relative to the row maximum. A row holding
- * NaN or +inf gives non-finite sums. */
-SD_ALWAYS_INLINE int32_t fused_g(const float *x, int64_t V, int32_t K, cand *c, float *m_out,
-                                 double *s_out, double *t_out, const int with_t) {
-    int32_t n = 0;
-    float thr = -INFINITY, m = -INFINITY;
-    v8sf s0 = vsplat(0), s1 = vsplat(0), t0 = vsplat(0), t1 = vsplat(0), lo = vsplat(-87.0f);
-    int64_t i = 0;
-    for (; i + BLK <= V; i += BLK) {
-        float bm = block_max_g(x + i);
-        if (bm > thr || n < K) {
-            for (int64_t j = i; j < i + BLK; j++) {
-                if (x[j] > thr || (n < K && x[j] == x[j])) {
-                    cand_insert(c, &n, K, x[j], (int32_t)j);
-                    if (n == K) thr = c[K - 1].v;
-                }
-            }
-        }
-        if (bm > m) {
-            if (m > -INFINITY) {
-                float d = m - bm;
-                v8sf f = vsplat(exp_nonpos(d < -87.0f ? -87.0f : d)), vd = vsplat(d);
-                t0 = (t0 + s0 * vd) * f;
-                t1 = (t1 + s1 * vd) * f;
-                s0 *= f;
-                s1 *= f;
-            }
-            m = bm;
-        }
-        v8sf vm = vsplat(m);
-        for (int b = 0; b < BLK; b += 2 * VL) {
-            v8sf y0 = vmax(lo, vload(x + i + b) - vm); /* NaN stays NaN */
-            v8sf y1 = vmax(lo, vload(x + i + b + VL) - vm);
-            v8sf e0 = vexp(y0), e1 = vexp(y1);
-            s0 += e0;
-            s1 += e1;
-            if (with_t) {
-                t0 += e0 * y0;
-                t1 += e1 * y1;
-            }
-        }
-    }
-    double S = (double)hsum(s0) + hsum(s1), T = (double)hsum(t0) + hsum(t1);
-    /* the tail, then everything rescaled to the final maximum */
-    for (int64_t j = i; j < V; j++) {
-        if (x[j] > thr || (n < K && x[j] == x[j])) {
-            cand_insert(c, &n, K, x[j], (int32_t)j);
-            if (n == K) thr = c[K - 1].v;
-        }
-    }
-    float mf = n > 0 ? c[0].v : m;
-    if (mf > m && m > -INFINITY) {
-        double d = (double)m - mf, f = exp(d);
-        T = f * (T + S * d);
-        S *= f;
-    } else if (!(m > -INFINITY)) {
-        S = T = 0;
-    }
-    for (int64_t j = i; j < V; j++) {
-        float y = x[j] - mf;
-        y = y < -87.0f ? -87.0f : y;
-        float e = exp_nonpos(y);
-        S += e;
-        T += (double)e * y;
-    }
-    *m_out = mf;
-    *s_out = S;
-    *t_out = T;
-    return n;
-}
-
-static int32_t fused_base(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s, double *t) {
-    return fused_g(x, V, K, c, m, s, t, 1);
-}
-static int32_t fused_not_base(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
-                              double *t) {
-    return fused_g(x, V, K, c, m, s, t, 0);
-}
-static void exp_bins_base(const float *x, int64_t n, float m, float beta, float sc, float *e, int32_t *bin,
-                          float *y) {
-    exp_bins_g(x, n, m, beta, sc, e, bin, y);
-}
-static float sample_min_base(const float *x, int64_t V) { return sample_min_g(x, V); }
-static double rest_sample_base(const float *x, int64_t V, float m, float beta, float xk) {
-    return rest_sample_g(x, V, m, beta, xk);
-}
-static int64_t collect_bin_base(const float *x, int64_t n, float m, float beta, float sc, int32_t bc,
-                                cand *out) {
-    return collect_bin_g(x, n, m, beta, sc, bc, out);
-}
-static float kept_chunk_base(const float *x, const float *e, int64_t n, int32_t base, float tau,
-                             int32_t tau_id) {
-    return kept_chunk_g(x, e, n, base, tau, tau_id);
-}
-static void exp_sums_base(const float *x, int64_t V, float m, float beta, double *s, double *t) {
-    exp_sums_g(x, V, m, beta, s, t);
-}
-static float exp_chunk_base(const float *x, int64_t n, float m, float beta) {
-    return exp_chunk_g(x, n, m, beta);
-}
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SD_AVX2 __attribute__((target("avx2,fma")))
-SD_AVX2 static int32_t fused_avx2(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
-                                  double *t) {
-    return fused_g(x, V, K, c, m, s, t, 1);
-}
-SD_AVX2 static int32_t fused_not_avx2(const float *x, int64_t V, int32_t K, cand *c, float *m, double *s,
-                                      double *t) {
-    return fused_g(x, V, K, c, m, s, t, 0);
-}
-SD_AVX2 static void exp_bins_avx2(const float *x, int64_t n, float m, float beta, float sc, float *e,
-                                  int32_t *bin, float *y) {
-    exp_bins_g(x, n, m, beta, sc, e, bin, y);
-}
-SD_AVX2 static float sample_min_avx2(const float *x, int64_t V) { return sample_min_g(x, V); }
-SD_AVX2 static double rest_sample_avx2(const float *x, int64_t V, float m, float beta, float xk) {
-    return rest_sample_g(x, V, m, beta, xk);
-}
-SD_AVX2 static int64_t collect_bin_avx2(const float *x, int64_t n, float m, float beta, float sc,
-                                        int32_t bc, cand *out) {
-    return collect_bin_g(x, n, m, beta, sc, bc, out);
-}
-SD_AVX2 static float kept_chunk_avx2(const float *x, const float *e, int64_t n, int32_t base, float tau,
-                                     int32_t tau_id) {
-    return kept_chunk_g(x, e, n, base, tau, tau_id);
-}
-SD_AVX2 static void exp_sums_avx2(const float *x, int64_t V, float m, float beta, double *s,
-                                  double *t) {
-    exp_sums_g(x, V, m, beta, s, t);
-}
-SD_AVX2 static float exp_chunk_avx2(const float *x, int64_t n, float m, float beta) {
-    return exp_chunk_g(x, n, m, beta);
-}
-/* Probed once; threads racing on the first call store the same answer. */
-static int have_avx2(void) {
-    static _Atomic int cached = -1;
-    int v = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        atomic_store_explicit(&cached, v, memory_order_relaxed);
-    }
-    return v;
-}
-#define DISPATCH(name, ...) (have_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
-#else
-#define DISPATCH(name, ...) name##_base(__VA_ARGS__)
-#endif
-#if defined(__clang__)
-#pragma clang fp contract(on)
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
-
-/* Sums at inverse temperature beta (the pass-2 sums of a tempered row). */
-static void exp_sums_beta(const float *x, int64_t V, float m, float beta, double *s_out,
-                          double *t_out) {
-    DISPATCH(exp_sums, x, V, m, beta, s_out, t_out);
 }
 
 /* Inverse CDF over the whole row at inverse temperature beta: the first
@@ -461,14 +32,14 @@ static int32_t walk_cdf(const float *x, int64_t V, float m, float beta, double t
     double acc = 0;
     int64_t i = 0;
     for (; i + CH <= V; i += CH) {
-        double c = DISPATCH(exp_chunk, x + i, CH, m, beta);
+        double c = sd_row_exp_chunk(x + i, CH, m, beta);
         if (acc + c > target) break;
         acc += c;
     }
     int64_t last = -1;
     for (; i < V; i++) {
         float y = (x[i] - m) * beta;
-        double e = exp_nonpos(y);
+        double e = sd_exp_nonpos(y);
         if (e > 0 && x[i] == x[i]) last = i;
         acc += e;
         if (acc > target) return (int32_t)i;
@@ -476,285 +47,20 @@ static int32_t walk_cdf(const float *x, int64_t V, float m, float beta, double t
     return (int32_t)(last >= 0 ? last : V - 1); /* rounding left target just above the sum */
 }
 
-static int cand_cmp(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    if (x->v > y->v) return -1;
-    if (x->v < y->v) return 1;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
-/* The kept set of the sampling distribution. Dream's filters always keep a
- * prefix of the row sorted by (value descending, id ascending), so the set
- * is "everything up to and including (tau, tau_id)" in that order:
- *   KEEP_ALL    nothing filtered
- *   KEEP_LIST   the first n entries of a sorted list c
- *   KEEP_ABOVE  x > tau, or x == tau and id <= tau_id; Z and TZ are the sums
- *               of exp(y) and exp(y) y over it, y = beta (x - m), and
- *               e[V] every exp(y) of the row (the histogram's)
- */
-enum { KEEP_ALL, KEEP_LIST, KEEP_ABOVE };
-typedef struct kept {
-    int mode;
-    const cand *c;
-    int64_t n;
-    float tau;
-    int32_t tau_id;
-    double Z, TZ;
-    const float *e;
-} kept;
-
-/* Apply Dream's top_p then top_k filters to the sorted list c[nc] (the
- * nc best of a row of V; complete when nc == V). beta = 1/T (1 at T = 0),
- * Z = sum over the row of exp(beta (x - m)). Returns 0 and fills *k, or 1
- * when the list is too short to decide. */
-static int filter_list(const cand *c, int64_t nc, int64_t V, float m, double beta, double Z,
-                       double top_p, int32_t top_k, kept *k) {
-    int complete = nc == V;
-    int64_t n = nc;
-    int filtered = 0;
-    if (top_p < 1.0) {
-        /* Remove j >= 1 when the cumulative mass of 0..j-1 exceeds top_p. */
-        double cum = 0;
-        int64_t j = 0;
-        for (; j < nc; j++) {
-            cum += exp(beta * ((double)c[j].v - m)) / Z;
-            if (cum > top_p) break;
-        }
-        if (j < nc) {
-            n = j + 1;
-            filtered = 1;
-        } else if (!complete) {
-            return 1;
-        }
-    }
-    if (top_k > 0 && !filtered && !complete && top_k >= nc) return 1; /* the k-th is past the list */
-    if (top_k > 0 && top_k < n) {
-        float kth = c[top_k - 1].v;
-        int64_t j = top_k;
-        while (j < n && c[j].v >= kth) j++;
-        if (j == n && n == nc && !complete && !filtered) return 1; /* ties may continue past the list */
-        n = j;
-        filtered = 1;
-    }
-    if (!filtered && !complete) {
-        k->mode = KEEP_ALL;
-        return 0;
-    }
-    k->mode = KEEP_LIST;
-    k->c = c;
-    k->n = n;
-    return 0;
-}
-
-/* The bin of y at sc bins per unit (the float operations of exp_bins_g). */
-static inline int hbin(float y, float sc) {
-    float f = -y * sc;
-    return (int)(f < (float)(HBINS - 1) ? f : (float)(HBINS - 1));
-}
-
-/* The probability mass of a row at inverse temperature beta binned by
- * y = beta (x - m) (sc bins per unit of y, bin 0 at the maximum):
- * mass[b] = sum exp(y), tmass[b] = sum exp(y) y (only when with_t), Z the
- * total. e[V] receives every exp(y), so the top-p draw can walk the kept
- * tokens without computing exponentials again. */
-typedef struct hist {
-    double mass[HBINS], tmass[HBINS];
-    double Z;
-    float sc; /* bins per unit of y */
-    const float *e;
-} hist;
-
-static void hist_build(const float *x, int64_t V, float m, float beta, float sc, int with_t, float *e,
-                       hist *h) {
-    /* bins, then VL slots for the last bin (see exp_bins_g) */
-    double mass[HBINS + VL], mass2[HBINS + VL], tmass[HBINS + VL];
-    memset(mass, 0, sizeof mass);
-    memset(mass2, 0, sizeof mass2);
-    if (with_t) memset(tmass, 0, sizeof tmass);
-    /* exponentials and bins in vector chunks, then a branch-free scalar
-     * scatter; two interleaved accumulators halve the dependency chains of
-     * flat rows, whose entries crowd into few bins */
-    int32_t bb[256];
-    float yb[256];
-    for (int64_t c = 0; c < V; c += 256) {
-        int64_t n = V - c < 256 ? V - c : 256, nv = n & ~(int64_t)(VL - 1);
-        float *ec = e + c;
-        DISPATCH(exp_bins, x + c, nv, m, beta, sc, ec, bb, with_t ? yb : NULL);
-        for (int64_t j = nv; j < n; j++) { /* the row's last partial vector */
-            float y = (x[c + j] - m) * beta;
-            yb[j] = y < -HRANGE ? -HRANGE : y;
-            ec[j] = exp_nonpos(yb[j]);
-            int b = hbin(yb[j], sc);
-            bb[j] = b >= HBINS - 1 ? HBINS : b;
-        }
-        int64_t j = 0;
-        for (; j + 2 <= n; j += 2) {
-            mass[bb[j]] += ec[j];
-            mass2[bb[j + 1]] += ec[j + 1];
-        }
-        if (j < n) mass[bb[j]] += ec[j];
-        if (with_t)
-            for (j = 0; j < n; j++) tmass[bb[j]] += (double)ec[j] * yb[j];
-    }
-    double Z = 0, lump = 0, tlump = 0;
-    for (int b = 0; b < HBINS + VL; b++) mass[b] += mass2[b];
-    for (int b = 0; b < HBINS; b++) Z += mass[b];
-    for (int b = HBINS; b < HBINS + VL; b++) {
-        lump += mass[b];
-        if (with_t) tlump += tmass[b];
-    }
-    /* the last bin's slots back into it */
-    memcpy(h->mass, mass, sizeof h->mass);
-    if (with_t) memcpy(h->tmass, tmass, sizeof h->tmass);
-    h->mass[HBINS - 1] += lump;
-    if (with_t) h->tmass[HBINS - 1] += tlump;
-    h->Z = Z + lump;
-    h->sc = sc;
-    h->e = e;
-}
-
-/* Bins per unit of y for a row's top-p histogram, which spans [ylo, 0]
- * (everything below falls into the last bin). Any span gives the exact
- * cut; a span fitted to the row keeps the cut's bin small:
- *  - below ylim, every entry has exp(y) <= e^ylim, so all V of them hold at
- *    most half of (1 - top_p) of z_lo, a lower bound on Z (the 64 best's
- *    mass at beta): the cut, where the mass from the top passes top_p Z,
- *    lies above them;
- *  - ymin, the smallest y of a sample of the row, shows where a narrow
- *    row (a random-weight model's logits span a fraction of a nat) ends.
- * ylo is the larger, with a margin, within [-HRANGE, -1e-3]. */
-static float hist_scale(int64_t V, double top_p, double z_lo, double ymin) {
-    double ylim = log(0.5 * (1.0 - top_p) * z_lo / (double)V);
-    double ylo = (ymin > ylim ? ymin : ylim) * 1.0625;
-    if (!(ylo > -(double)HRANGE)) ylo = -(double)HRANGE;
-    if (ylo > -1e-3) ylo = -1e-3;
-    return (float)(HBINS / -ylo);
-}
-
-/* (a before b) in the order of a sorted row: value descending, id ascending. */
-static inline int cand_before(cand a, cand b) { return a.v > b.v || (a.v == b.v && a.id < b.id); }
-
-static inline void cand_swap(cand *a, cand *b) {
-    cand t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* y = beta (x - m) clamped as the histogram clamps it. */
-static inline float clamped_y(float x, float m, float beta) {
-    float y = (x - m) * beta;
-    return y < -HRANGE ? -HRANGE : y;
-}
-
-/* top_p when the 64 best do not reach it (flat rows, high temperature):
- * the histogram h finds the bin where the sorted cumulative mass crosses
- * top_p; only that bin's entries are sorted. One pass and a small sort
- * instead of sorting the row. scratch holds up to V entries. Returns 0
- * when *k is set, 1 (*k left alone) if the cut's bin came out empty, which
- * the exact agreement of hbin and the histogram's bins rules out. */
-static int top_p_threshold(const float *x, int64_t V, float m, float beta, double top_p,
-                            const hist *h, int with_t, cand *scratch, kept *k) {
-    double target = top_p * h->Z, cum = 0, tcum = 0;
-    int bc = 0;
-    while (bc < HBINS && !(cum + h->mass[bc] > target)) {
-        cum += h->mass[bc];
-        if (with_t) tcum += h->tmass[bc];
-        bc++;
-    }
-    if (bc == HBINS) { /* rounding: top_p is within float noise of 1 */
-        k->mode = KEEP_ALL;
-        return 0;
-    }
-    /* The bin's entries, by the histogram's own bin computation so that
-     * membership is exactly the histogram's (a vector pass, then the row's
-     * last partial vector). */
-    int64_t nv = V & ~(int64_t)(VL - 1);
-    int64_t n = DISPATCH(collect_bin, x, nv, m, beta, h->sc, bc, scratch);
-    for (int64_t i = nv; i < V; i++) {
-        if (hbin(clamped_y(x[i], m, beta), h->sc) == bc) {
-            scratch[n].v = x[i];
-            scratch[n].id = (int32_t)i;
-            n++;
-        }
-    }
-    if (n == 0) return 1; /* cannot happen: the bin holds mass, so entries */
-    /* The crossing entry within the bin, in the order (value descending,
-     * id ascending), by a quickselect weighted with the entries' mass: each
-     * round partitions the range around a pivot and keeps the side where
-     * the running mass passes target; the last few entries are sorted and
-     * walked. Expected linear time: on very flat rows the bin holds
-     * thousands of entries, and sorting them dominated the row. */
-    int64_t lo = 0, hi = n, j = -1;
-    while (hi - lo > 48) {
-        int64_t mid = lo + (hi - lo) / 2;
-        cand *a = scratch;
-        if (cand_before(a[mid], a[lo])) cand_swap(a + mid, a + lo);
-        if (cand_before(a[hi - 1], a[lo])) cand_swap(a + hi - 1, a + lo);
-        if (cand_before(a[hi - 1], a[mid])) cand_swap(a + hi - 1, a + mid);
-        cand_swap(a + mid, a + hi - 1); /* the median of three is the pivot */
-        cand pv = a[hi - 1];
-        int64_t q = lo;
-        double mb = 0, tb = 0;
-        for (int64_t r = lo; r < hi - 1; r++) {
-            if (cand_before(a[r], pv)) {
-                cand_swap(a + r, a + q);
-                float e = h->e[a[q].id];
-                mb += e;
-                tb += (double)e * clamped_y(a[q].v, m, beta);
-                q++;
-            }
-        }
-        cand_swap(a + q, a + hi - 1);
-        if (cum + mb > target) {
-            hi = q;
-            continue;
-        }
-        cum += mb;
-        tcum += tb;
-        float ep = h->e[a[q].id];
-        cum += ep;
-        tcum += (double)ep * clamped_y(a[q].v, m, beta);
-        if (cum > target) {
-            j = q;
-            break;
-        }
-        lo = q + 1;
-    }
-    if (j < 0) {
-        qsort(scratch + lo, (size_t)(hi - lo), sizeof *scratch, cand_cmp);
-        for (j = lo; j < hi; j++) {
-            float e = h->e[scratch[j].id]; /* the histogram's own exponential */
-            cum += e;
-            tcum += (double)e * clamped_y(scratch[j].v, m, beta);
-            if (cum > target) break;
-        }
-        /* rounding: the range's mass fell just short of target; its last
-         * entry ends the kept set (and cum holds all of it) */
-        if (j == hi) j = hi - 1;
-    }
-    k->mode = KEEP_ABOVE;
-    k->tau = scratch[j].v;
-    k->tau_id = scratch[j].id;
-    k->Z = cum;
-    k->TZ = tcum;
-    k->e = h->e;
-    return 0;
-}
-
 static int cand_id_cmp(const void *a, const void *b) {
-    const cand *x = a, *y = b;
+    const sd_cand *x = a, *y = b;
     return (x->id > y->id) - (x->id < y->id);
 }
 
 /* Inverse CDF over the kept set in vocabulary order (the order the
  * unfiltered walk uses too): the first kept token whose running mass
  * passes target. */
-static int32_t walk_kept(const float *x, int64_t V, float m, double beta, const kept *k,
+static int32_t walk_kept(const float *x, int64_t V, float m, double beta, const sd_kept *k,
                          double target) {
     double acc = 0;
-    if (k->mode == KEEP_LIST && k->n <= SD_STATS_MAX_K) {
-        cand byid[SD_STATS_MAX_K];
-        memcpy(byid, k->c, sizeof(cand) * (size_t)k->n);
+    if (k->mode == SD_KEEP_LIST && k->n <= SD_STATS_MAX_K) {
+        sd_cand byid[SD_STATS_MAX_K];
+        memcpy(byid, k->c, sizeof(sd_cand) * (size_t)k->n);
         qsort(byid, (size_t)k->n, sizeof *byid, cand_id_cmp);
         for (int64_t i = 0; i < k->n; i++) {
             acc += exp(beta * ((double)byid[i].v - m));
@@ -762,14 +68,14 @@ static int32_t walk_kept(const float *x, int64_t V, float m, double beta, const 
         }
         return byid[k->n - 1].id;
     }
-    if (k->mode == KEEP_ABOVE) {
+    if (k->mode == SD_KEEP_ABOVE) {
         /* The kept mass of chunks of 256 from the stored exponentials (a
          * masked vector sum, no exponential); only the chunk the draw
          * falls in is walked element by element. */
         const int64_t CH = 256;
         int64_t i = 0;
         for (; i + CH <= V; i += CH) {
-            double c = DISPATCH(kept_chunk, x + i, k->e + i, CH, (int32_t)i, k->tau, k->tau_id);
+            double c = sd_row_kept_chunk(x + i, k->e + i, CH, (int32_t)i, k->tau, k->tau_id);
             if (acc + c > target) break;
             acc += c;
         }
@@ -783,169 +89,66 @@ static int32_t walk_kept(const float *x, int64_t V, float m, double beta, const 
             if (x[i] > k->tau || (x[i] == k->tau && i <= k->tau_id)) break;
         return (int32_t)i;
     }
-    float tau = k->mode == KEEP_LIST ? k->c[k->n - 1].v : k->tau;
-    int32_t tid = k->mode == KEEP_LIST ? k->c[k->n - 1].id : k->tau_id;
+    float tau = k->mode == SD_KEEP_LIST ? k->c[k->n - 1].v : k->tau;
+    int32_t tid = k->mode == SD_KEEP_LIST ? k->c[k->n - 1].id : k->tau_id;
     int32_t last = tid;
     for (int64_t i = 0; i < V; i++) {
         if (!(x[i] > tau || (x[i] == tau && i <= tid))) continue;
-        acc += exp_nonpos((x[i] - m) * (float)beta);
+        acc += sd_exp_nonpos((x[i] - m) * (float)beta);
         last = (int32_t)i;
         if (acc > target) return (int32_t)i;
     }
     return last;
 }
 
-/* Everything once the kept set is known. */
-static void finish_row(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
-                       const cand *top, int32_t ntop, float m, double s, double t,
-                       const kept *k, sd_row_stats *o) {
+/* The candidate of row r and what the caller wants of it, written into
+ * out at index r (slot for the soft-mask top-k). */
+static void finish_row(const float *x, int64_t V, int64_t r, uint64_t row_id, const sd_stats_params *p,
+                       const sd_row_summary *sum, const sd_stats_out *out) {
     double T = p->temperature;
     double beta = T > 0 ? 1.0 / T : 1.0;
-    o->entropy = p->skip_entropy ? 0.0f : (float)(log(s) - t / s);
-    int32_t smk = p->sm_k < ntop ? p->sm_k : ntop;
-    for (int32_t i = 0; i < smk; i++) {
-        o->sm_ids[i] = top[i].id;
-        o->sm_probs[i] = (float)(exp((double)top[i].v - m) / s);
-    }
-    for (int32_t i = smk; i < p->sm_k; i++) {
-        o->sm_ids[i] = top[0].id;
-        o->sm_probs[i] = 0.0f;
+    double m = sum->m, s = sum->s;
+    if (out->p_entropy) out->p_entropy[r] = p->skip_entropy ? 0.0f : (float)sd_row_entropy(sum);
+    if (p->sm_k > 0 && out->sm_ids) {
+        size_t slot = (size_t)(out->sm_slot ? out->sm_slot[r] : r) * (size_t)p->sm_k;
+        sd_row_softmax_topk(sum, p->sm_k, out->sm_ids + slot, out->sm_probs + slot);
     }
     double Z, tz;
     int64_t n_kept;
-    if (k->mode == KEEP_ALL) {
-        Z = s;
-        tz = t * beta;
-        if (beta != 1.0 && (T > 0 || p->want_q_entropy)) exp_sums_beta(x, V, m, (float)beta, &Z, &tz);
-        n_kept = V;
-    } else if (k->mode == KEEP_ABOVE) {
-        Z = k->Z;
-        tz = k->TZ;
-        n_kept = ntop + 1; /* more than the list: its top two are kept */
-    } else {
-        Z = tz = 0;
-        for (int64_t i = 0; i < k->n; i++) {
-            double y = beta * ((double)k->c[i].v - m), e = exp(y);
-            Z += e;
-            tz += e * y;
-        }
-        n_kept = k->n;
-    }
-    int32_t tok = top[0].id;
+    sd_row_q_sums(x, V, sum, beta, p->want_q_entropy, T > 0, &Z, &tz, &n_kept);
+    int32_t tok = sum->top[0].id;
     if (T > 0) {
         double target = sd_stats_uniform(p->seed, p->ctr, row_id) * Z;
-        tok = k->mode == KEEP_ALL ? walk_cdf(x, V, m, (float)beta, target)
-                                  : walk_kept(x, V, m, beta, k, target);
+        tok = sum->kept.mode == SD_KEEP_ALL ? walk_cdf(x, V, (float)m, (float)beta, target)
+                                            : walk_kept(x, V, (float)m, beta, &sum->kept, target);
     }
-    o->token = tok;
-    o->confidence = (float)(exp(beta * ((double)x[tok] - m)) / Z);
-    o->q_top1 = (float)(exp(beta * ((double)top[0].v - m)) / Z);
-    o->q_top2 = ntop > 1 && n_kept > 1 ? (float)(exp(beta * ((double)top[1].v - m)) / Z) : 0.0f;
-    o->q_neg_entropy = p->want_q_entropy ? (float)(tz / Z - log(Z)) : 0.0f;
-    o->p_token = (float)(exp((double)x[tok] - m) / s);
+    if (out->token) out->token[r] = tok;
+    /* the confidence kinds: q[token] (SAMPLED) and p[token] (RAW) */
+    if (out->q_token) out->q_token[r] = (float)(exp(beta * ((double)x[tok] - m)) / Z);
+    if (out->p_token) out->p_token[r] = (float)(exp((double)x[tok] - m) / s);
+    if (out->q_top1) out->q_top1[r] = (float)(exp(beta * ((double)sum->top[0].v - m)) / Z);
+    if (out->q_top2)
+        out->q_top2[r] = sum->ntop > 1 && n_kept > 1 ? (float)(exp(beta * ((double)sum->top[1].v - m)) / Z) : 0.0f;
+    if (out->q_entropy) out->q_entropy[r] = p->want_q_entropy ? -(float)(tz / Z - log(Z)) : 0.0f;
 }
 
-/* One row; sorted and ebuf are NULL or scratch of V cands and V floats
- * for the slow paths, h the histogram's storage. */
-static int32_t stats_row(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
-                         cand *sorted, float *ebuf, hist *h, sd_row_stats *o) {
-    /* top_k + 1 candidates show whether the k-th value ties past the list. */
-    int32_t K = p->sm_k > 2 ? p->sm_k : 2;
-    if (p->top_k > 0 && p->top_k + 1 > K)
-        K = p->top_k + 1 < SD_STATS_MAX_K ? p->top_k + 1 : SD_STATS_MAX_K;
-    if (p->top_p < 1.0) K = SD_STATS_MAX_K;
-    cand top[SD_STATS_MAX_K];
-    float m;
-    double s, t;
-    /* t (for H(p), and for sum q log q when q is p) only when wanted */
-    int with_t = !p->skip_entropy || (p->want_q_entropy && !(p->temperature > 0 && p->temperature != 1.0));
-    int32_t ntop = with_t ? DISPATCH(fused, x, V, K, top, &m, &s, &t) : DISPATCH(fused_not, x, V, K, top, &m, &s, &t);
-    if (ntop == 0 || !isfinite(m) || !isfinite(s) || !isfinite(t)) return SMDIFF_E_NUMERIC;
-    double beta = p->temperature > 0 ? 1.0 / p->temperature : 1.0;
-    kept k = {KEEP_ALL, NULL, 0, 0, 0, 0, 0, NULL};
-    if (p->top_p < 1.0 || p->top_k > 0) {
-        double Z = s;
-        int have_hist = 0;
-        /* the 64 best's mass at temperature 1 and at T */
-        double share = 0, share_b = 0;
-        if (p->top_p < 1.0)
-            for (int32_t i = 0; i < ntop; i++) {
-                share += exp((double)top[i].v - m);
-                share_b += exp(beta * ((double)top[i].v - m));
-            }
-        if (p->top_p < 1.0 && ebuf && h) {
-            /* When the 64 best hold at most top_p of q, top_p needs the
-             * histogram, and the histogram pass gives Z at temperature T as
-             * well, so it replaces the sums pass instead of following it.
-             * Z is not known yet; bounds decide:
-             *  - Jensen (e^(c y) is convex): Z = s E_p[e^((beta - 1) y)] >=
-             *    s e^((beta - 1) t / s), y = x - m, when t is at hand;
-             *  - at beta <= 1 the list's share of q is at most its share of
-             *    p (tempering flattens q), so share <= top_p s suffices.
-             * Otherwise (beta > 1, bound not met) a sample of the entries
-             * below the list (rest_sample) estimates Z; a wrong guess
-             * costs time only. */
-            int flat;
-            if (beta <= 1.0) {
-                flat = share <= p->top_p * s;
-            } else {
-                double zlo = with_t ? s * exp((beta - 1.0) * t / s) : 0;
-                flat = share_b <= p->top_p * zlo;
-                if (!flat) {
-                    double est = share_b + DISPATCH(rest_sample, x, V, m, (float)beta, top[ntop - 1].v);
-                    flat = share_b <= p->top_p * est;
-                }
-            }
-            if (flat) {
-                hist_build(x, V, m, (float)beta,
-                           hist_scale(V, p->top_p, share_b, beta * ((double)DISPATCH(sample_min, x, V) - m)),
-                           p->want_q_entropy, ebuf, h);
-                Z = h->Z;
-                have_hist = 1;
-            }
-        }
-        if (!have_hist && beta != 1.0 && p->top_p < 1.0) {
-            double tz;
-            exp_sums_beta(x, V, m, (float)beta, &Z, &tz);
-        }
-        if (filter_list(top, ntop, V, m, beta, Z, p->top_p, p->top_k, &k)) {
-            if (!sorted || (p->top_p < 1.0 && (!ebuf || !h))) return SMDIFF_E_NOMEM;
-            int done = 0;
-            if (p->top_p < 1.0 && p->top_k < ntop - 1) {
-                /* The 64 best are all kept by top_p; top_k (if any) then
-                 * cuts inside them. */
-                if (!have_hist) hist_build(x, V, m, (float)beta,
-                           hist_scale(V, p->top_p, share_b, beta * ((double)DISPATCH(sample_min, x, V) - m)),
-                           p->want_q_entropy, ebuf, h);
-                int fail = top_p_threshold(x, V, m, (float)beta, p->top_p, h, p->want_q_entropy, sorted, &k);
-                done = !fail; /* else the full sort below */
-                if (!fail && p->top_k > 0 && k.mode != KEEP_ALL) {
-                    float kth = top[p->top_k - 1].v;
-                    int64_t j = p->top_k;
-                    while (j < ntop && top[j].v >= kth) j++;
-                    if (j < ntop) {
-                        k.mode = KEEP_LIST;
-                        k.c = top;
-                        k.n = j;
-                    } else {
-                        done = 0;
-                    }
-                } else if (!fail && p->top_k > 0) {
-                    done = 0;
-                }
-            }
-            if (!done) {
-                for (int64_t i = 0; i < V; i++) {
-                    sorted[i].v = x[i];
-                    sorted[i].id = (int32_t)i;
-                }
-                qsort(sorted, (size_t)V, sizeof *sorted, cand_cmp);
-                filter_list(sorted, V, V, m, beta, Z, p->top_p, p->top_k, &k);
-            }
-        }
-    }
-    finish_row(x, V, row_id, p, top, ntop, m, s, t, &k, o);
-    return SMDIFF_OK;
+/* ------------------------------------------------------ rows over a pool */
+
+/* A thread's first failing row (rows of a thread are contiguous, so the
+ * smallest of these is the first failing row of all). */
+typedef struct row_fail {
+    int64_t row;
+    int32_t rc;
+} row_fail;
+
+#define FAIL_BYTES ((sizeof(row_fail) + 63) & ~(size_t)63)
+
+size_t sd_stats_scratch_bytes(int n_threads, int64_t V, const sd_stats_params *p) {
+    size_t row = sd_row_scratch_bytes(V, p), each, total;
+    if (row == SIZE_MAX || n_threads < 1) return SIZE_MAX;
+    each = row + FAIL_BYTES;
+    if (sd_mul_size((size_t)n_threads, each, &total)) return SIZE_MAX;
+    return total;
 }
 
 typedef struct rows_ctx {
@@ -953,77 +156,65 @@ typedef struct rows_ctx {
     int64_t V;
     const uint64_t *row_id;
     const sd_stats_params *p;
-    sd_row_stats *out;
-    cand *sorted;       /* [n_threads, V] or NULL */
-    float *ebuf;        /* [n_threads, V] or NULL: the top-p histogram's exponentials */
-    hist *hists;        /* [n_threads] or NULL */
-    int32_t *rc;        /* [n_rows] */
+    const sd_stats_out *out;
+    char *scratch;     /* per thread: a row_fail, then the row scratch */
+    size_t per_thread; /* bytes */
 } rows_ctx;
 
 static void rows_worker(void *vctx, int64_t begin, int64_t end, int thread) {
     rows_ctx *c = vctx;
-    cand *sorted = c->sorted ? c->sorted + (size_t)thread * (size_t)c->V : NULL;
-    float *ebuf = c->ebuf ? c->ebuf + (size_t)thread * (size_t)c->V : NULL;
-    hist *h = c->hists ? c->hists + thread : NULL;
-    for (int64_t r = begin; r < end; r++)
-        c->rc[r] = stats_row(c->logits + r * c->V, c->V, c->row_id[r], c->p, sorted, ebuf, h, &c->out[r]);
+    char *mine = c->scratch + (size_t)thread * c->per_thread;
+    row_fail *fail = (row_fail *)mine;
+    sd_row_scratch scr;
+    sd_row_scratch_carve(mine + FAIL_BYTES, c->V, c->p, &scr);
+    fail->rc = SMDIFF_OK;
+    for (int64_t r = begin; r < end; r++) {
+        sd_row_summary sum;
+        const float *x = c->logits + r * c->V;
+        int32_t rc = sd_row_summarize(x, c->V, c->p, &scr, &sum);
+        if (rc) {
+            fail->row = r;
+            fail->rc = rc;
+            return;
+        }
+        finish_row(x, c->V, r, c->row_id[r], c->p, &sum, c->out);
+    }
 }
 
 int32_t sd_stats_rows(sd_pool *pool, const float *logits, int64_t n_rows, int64_t V,
-                      const uint64_t *row_id, const sd_stats_params *p, sd_row_stats *out,
-                      sd_error *err) {
+                      const uint64_t *row_id, const sd_stats_params *p, void *scratch,
+                      const sd_stats_out *out, sd_error *err) {
     if (n_rows == 0) return SMDIFF_OK;
-    if (!logits || !row_id || !p || !out || V < 1 || V > INT32_MAX || n_rows < 0)
+    if (!logits || !row_id || !p || !out || !scratch || V < 1 || V > INT32_MAX || n_rows < 0)
         return sd_fail(err, SMDIFF_E_INVAL, "stats: invalid arguments");
     if (!(p->temperature >= 0) || !(p->top_p > 0 && p->top_p <= 1) || p->top_k < 0 ||
-        p->sm_k < 0 || p->sm_k > SD_STATS_MAX_K)
+        p->sm_k < 0 || p->sm_k > SD_STATS_MAX_K || (p->sm_k > 0 && out->sm_ids && !out->sm_probs))
         return sd_fail(err, SMDIFF_E_INVAL, "stats: invalid sampling parameters");
     int nt = pool ? sd_pool_threads(pool) : 1;
-    cand *sorted = NULL;
-    float *ebuf = NULL;
-    hist *hists = NULL;
-    int32_t *rc = sd_malloc((size_t)n_rows * sizeof *rc);
-    if (!rc) return sd_fail(err, SMDIFF_E_NOMEM, "stats: out of memory");
-    if (p->top_p < 1.0 || p->top_k > 0) {
-        size_t bytes;
-        if (sd_mul_size((size_t)nt * (size_t)V, sizeof(cand), &bytes) == 0) sorted = sd_malloc(bytes);
-        if (p->top_p < 1.0) {
-            if (sd_mul_size((size_t)nt * (size_t)V, sizeof(float), &bytes) == 0) ebuf = sd_malloc(bytes);
-            hists = sd_malloc((size_t)nt * sizeof *hists);
-        }
-        if (!sorted || (p->top_p < 1.0 && (!ebuf || !hists))) {
-            sd_free(sorted);
-            sd_free(ebuf);
-            sd_free(hists);
-            sd_free(rc);
-            return sd_fail(err, SMDIFF_E_NOMEM, "stats: out of memory for the top-p sort");
-        }
-    }
-    rows_ctx c = {logits, V, row_id, p, out, sorted, ebuf, hists, rc};
+    rows_ctx c = {logits, V, row_id, p, out, scratch, sd_row_scratch_bytes(V, p) + FAIL_BYTES};
+    for (int t = 0; t < nt; t++) ((row_fail *)(c.scratch + (size_t)t * c.per_thread))->rc = SMDIFF_OK;
     if (pool)
         sd_pool_run(pool, rows_worker, &c, n_rows);
     else
         rows_worker(&c, 0, n_rows, 0);
-    int32_t status = SMDIFF_OK;
-    for (int64_t r = 0; r < n_rows; r++) {
-        if (rc[r]) {
-            status = sd_fail(err, rc[r], "stats: logits row %lld is not finite (NaN or inf)",
-                             (long long)r);
-            break;
-        }
+    const row_fail *first = NULL;
+    for (int t = 0; t < nt; t++) {
+        const row_fail *f = (const row_fail *)(c.scratch + (size_t)t * c.per_thread);
+        if (f->rc && (!first || f->row < first->row)) first = f;
     }
-    sd_free(sorted);
-    sd_free(ebuf);
-    sd_free(hists);
-    sd_free(rc);
-    return status;
+    if (!first) return SMDIFF_OK;
+    if (first->rc == SMDIFF_E_NUMERIC)
+        return sd_fail(err, first->rc, "stats: logits row %lld is not finite (NaN or inf)",
+                       (long long)first->row);
+    return sd_fail(err, first->rc, "stats: no scratch for the filters of logits row %lld",
+                   (long long)first->row);
 }
 
 /* ------------------------------------------------------------ reference */
 
 int32_t sd_stats_row_naive(const float *x, int64_t V, uint64_t row_id, const sd_stats_params *p,
                            sd_row_stats *o) {
-    cand *c = sd_malloc((size_t)V * sizeof *c);
+    sd_cand *c = sd_malloc((size_t)V * sizeof *c);
     double *q = sd_malloc((size_t)V * sizeof *q);
     if (!c || !q) {
         sd_free(c);
@@ -1039,7 +230,7 @@ int32_t sd_stats_row_naive(const float *x, int64_t V, uint64_t row_id, const sd_
         c[i].v = x[i];
         c[i].id = (int32_t)i;
     }
-    qsort(c, (size_t)V, sizeof *c, cand_cmp);
+    qsort(c, (size_t)V, sizeof *c, sd_cand_cmp);
     double m = c[0].v, s = 0, h = 0;
     for (int64_t i = 0; i < V; i++) s += exp((double)c[i].v - m);
     for (int64_t i = 0; i < V; i++) {
@@ -1108,3 +299,4 @@ int32_t sd_stats_row_naive(const float *x, int64_t V, uint64_t row_id, const sd_
     sd_free(q);
     return SMDIFF_OK;
 }
+
