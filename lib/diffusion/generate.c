@@ -132,6 +132,8 @@ typedef struct run {
     size_t G, B;            /* gen_length, block length */
     size_t n_blocks, spb;   /* blocks, steps per block (as the schedule runs them) */
     int32_t eos;            /* -1: no EOS handling */
+    int n_threads;
+    double alg_temp, threshold, eps;
     sd_stats_params sp;
     int sm_on;
     sd_pool *pool;
@@ -205,8 +207,8 @@ static int32_t check_request(run *r, const int32_t *prompt, size_t n_prompt, siz
     return SMDIFF_OK;
 }
 
-/* The run's shape and statistics parameters from the sampler's options and
- * the strategy's declaration. */
+/* The run's shape and statistics parameters from the sampler's options (the
+ * only place that reads them) and the strategy's declaration. */
 static int32_t plan(run *r, const int32_t *prompt, size_t n_prompt, size_t capacity) {
     struct smdiff_sampler *s = r->s;
     const sd_optval *o = s->opt;
@@ -238,11 +240,16 @@ static int32_t plan(run *r, const int32_t *prompt, size_t n_prompt, size_t capac
     r->sp = sp;
     r->k = sp.sm_k > 0 ? sp.sm_k : 1;
     r->eos = o[SMDIFF_SAMPLER_STOP_AT_EOS].i ? r->m->eos_id : -1;
+    r->n_threads = o[SMDIFF_SAMPLER_THREADS].i ? (int)o[SMDIFF_SAMPLER_THREADS].i : sd_cpu_count();
+    r->alg_temp = o[SMDIFF_SAMPLER_ALG_TEMP].d;
+    r->threshold = o[SMDIFF_SAMPLER_THRESHOLD].d;
+    r->eps = o[SMDIFF_SAMPLER_EPS].d;
     return SMDIFF_OK;
 }
 
 /* Carving: consecutive 64-byte aligned pieces of one block (base NULL: only
- * count). An overflowing size makes the total SIZE_MAX. */
+ * count). A size beyond a quarter of the address space makes the total
+ * SIZE_MAX (so the sum of two never wraps). */
 typedef struct carver {
     char *base;
     size_t off;
@@ -250,7 +257,7 @@ typedef struct carver {
 
 static void *take(carver *c, size_t n, size_t size) {
     size_t bytes;
-    if (c->off == SIZE_MAX || sd_mul_size(n ? n : 1, size, &bytes) || bytes > SIZE_MAX / 2 - c->off) {
+    if (c->off > SIZE_MAX / 4 || sd_mul_size(n ? n : 1, size, &bytes) || bytes > SIZE_MAX / 4) {
         c->off = SIZE_MAX;
         return NULL;
     }
@@ -288,8 +295,7 @@ static size_t layout(run *r, char *base, int n_threads) {
  * made or grown only when the last run's do not fit. */
 static int32_t reserve(run *r, struct sd_gen_workspace *ws) {
     sd_error *err = &r->s->err;
-    int nthreads = (int)r->s->opt[SMDIFF_SAMPLER_THREADS].i;
-    if (nthreads == 0) nthreads = sd_cpu_count();
+    int nthreads = r->n_threads;
     if (ws->pool_threads != nthreads) {
         sd_pool_free(ws->pool);
         ws->pool = NULL;
@@ -338,8 +344,8 @@ static void start_run(run *r, const int32_t *prompt) {
     v->struct_size = sizeof *v;
     v->n_steps = r->spb;
     v->n_blocks = r->n_blocks;
-    v->alg_temp = r->s->opt[SMDIFF_SAMPLER_ALG_TEMP].d;
-    v->threshold = r->s->opt[SMDIFF_SAMPLER_THRESHOLD].d;
+    v->alg_temp = r->alg_temp;
+    v->threshold = r->threshold;
     v->position = need & SMDIFF_NEED_POSITION ? r->pos : NULL;
     v->token = need & SMDIFF_NEED_TOKEN ? r->tok : NULL;
     v->confidence = conf;
@@ -358,7 +364,7 @@ static void start_block(run *r, size_t b) {
     r->block = b;
     r->lo = r->P + (int32_t)(b * r->B);
     r->hi = r->lo + (int32_t)r->B;
-    sd_dream_timesteps(r->spb, r->s->opt[SMDIFF_SAMPLER_EPS].d, r->ts);
+    sd_dream_timesteps(r->spb, r->eps, r->ts);
     for (int32_t p = r->lo; p < r->hi; p++) r->lambda[p] = 0.0f;
     r->view.block = b;
 }
