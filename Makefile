@@ -5,8 +5,10 @@
 #   make check SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make check-abi       compare the shared library with the committed ABI baseline
 #   make abi-baseline    regenerate that baseline (only when an ABI break is intended)
-#   make bench           benchmarks (see docs/PERFORMANCE.md)
-#   make reproduce       the soft-masking experiment of docs/RESULTS.md (hours)
+#   make bench           benchmarks (see docs/PERFORMANCE.md); SHARED_DATA=DIR
+#                        adds the large-corpus tokenizer benchmark
+#   make reproduce SHARED_DATA=DIR   the soft-masking experiment of
+#                        docs/RESULTS.md (hours; DIR holds the corpora)
 #   make fuzz            libFuzzer targets (clang)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -34,7 +36,10 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 DESTDIR ?=
-SHARED_DATA ?= ../shared/data
+# The large corpora (Project Gutenberg novels and others, see docs/RESULTS.md)
+# used only by `make bench` and `make reproduce`; tests never need them, every
+# file a test reads is in tests/data/.
+SHARED_DATA ?=
 
 VARIANT := $(notdir $(firstword $(CC)))$(if $(SAN),-san)
 BUILD ?= build/$(VARIANT)
@@ -75,8 +80,7 @@ ALL_CFLAGS := $(CFLAGS_BASE) $(WARN) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
 # Tests and tools may use internal headers and relaxed prototypes.
 TEST_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -Iinclude -Ilib -Itests -Itests/support $(DEP_CFLAGS) $(CMOCKA_CFLAGS) \
-               -Wall -Wextra -Werror -Wno-unused-parameter $(SAN_FLAGS) $(CFLAGS) \
-               -DSMDIFF_SHARED_DATA='"$(SHARED_DATA)"'
+               -Wall -Wextra -Werror -Wno-unused-parameter $(SAN_FLAGS) $(CFLAGS)
 
 # ---------------------------------------------------------------- sources
 LIB_SRC := $(sort $(wildcard lib/*.c lib/*/*.c))
@@ -129,7 +133,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(STATIC_LIB)
 
 # ------------------------------------------------------------------ tests
 check test: $(TEST_BIN) $(CLI) check-symbols check-examples
-	@BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) sh tests/run.sh $(TEST_BIN)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh $(TEST_BIN)
 
 # Only smdiff_* may be exported, and the SONAME must carry the major version.
 check-symbols: $(SHARED_LIB)
@@ -202,7 +206,7 @@ clean:
 	rm -rf build
 
 help:
-	@sed -n '2,12p' Makefile
+	@sed -n '2,14p' Makefile
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
@@ -236,6 +240,9 @@ fuzz: $(FUZZ_TARGETS)
 # Every bench/*.c is a program linked like a test; `make bench` builds and
 # runs them all in turn (BENCH_QUICK=1 asks each for its reduced set).
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+# SHARED_DATA reaches the benchmarks and scripts as SMDIFF_SHARED_DATA (an
+# SMDIFF_SHARED_DATA already in the environment is kept when it is unset).
+DATA_ENV := $(if $(SHARED_DATA),SMDIFF_SHARED_DATA=$(SHARED_DATA))
 
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
@@ -244,7 +251,7 @@ $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC_LIB)
 # docs/RESULTS.md end to end: reference AR model, continued pretraining with
 # binary masking and with soft-masking, evaluation, tables and plots.
 reproduce: $(CLI)
-	OUT=$(BUILD)/reproduce SMDIFF=$(CLI) examples/reproduce.sh
+	OUT=$(BUILD)/reproduce SMDIFF=$(CLI) $(DATA_ENV) examples/reproduce.sh
 
 bench: $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@for b in $(BENCH_BIN); do echo "== $$b"; $(DATA_ENV) $$b || exit 1; done
