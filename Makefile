@@ -5,8 +5,10 @@
 #   make check SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make check-abi       compare the shared library with the committed ABI baseline
 #   make abi-baseline    regenerate that baseline (only when an ABI break is intended)
-#   make bench           benchmarks (see docs/PERFORMANCE.md)
-#   make reproduce       the soft-masking experiment of docs/RESULTS.md (hours)
+#   make bench           benchmarks (see docs/PERFORMANCE.md); SHARED_DATA=DIR
+#                        adds the large-corpus tokenizer benchmark
+#   make reproduce SHARED_DATA=DIR   the soft-masking experiment of
+#                        docs/RESULTS.md (hours; DIR holds the corpora)
 #   make fuzz            libFuzzer targets (clang)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -34,7 +36,10 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 DESTDIR ?=
-SHARED_DATA ?= ../shared/data
+# The large corpora (Project Gutenberg novels and others, see docs/RESULTS.md)
+# used only by `make bench` and `make reproduce`; tests never need them, every
+# file a test reads is in tests/data/.
+SHARED_DATA ?=
 
 VARIANT := $(notdir $(firstword $(CC)))$(if $(SAN),-san)
 BUILD ?= build/$(VARIANT)
@@ -58,6 +63,11 @@ endif
 endif
 
 PKG_NAMES := $(foreach p,$(PKGS),$(word 1,$(subst :, ,$(p))))
+# What smdiff.pc requires for a static link. Debian (and libuv's own build)
+# ships libuv's static archive as libuv_a.a, described by libuv-static.pc:
+# naming it makes `pkg-config --static --libs smdiff` say -luv_a, which links
+# (a plain -luv finds no libuv.a there).
+PC_REQUIRES_PRIVATE := $(if $(shell pkg-config --exists libuv-static 2>/dev/null && echo y),$(PKG_NAMES:libuv=libuv-static),$(PKG_NAMES))
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKG_NAMES) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(PKG_NAMES) 2>/dev/null) -lm -lpthread -ldl
 CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
@@ -75,8 +85,7 @@ ALL_CFLAGS := $(CFLAGS_BASE) $(WARN) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
 # Tests and tools may use internal headers and relaxed prototypes.
 TEST_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -Iinclude -Ilib -Itests -Itests/support $(DEP_CFLAGS) $(CMOCKA_CFLAGS) \
-               -Wall -Wextra -Werror -Wno-unused-parameter $(SAN_FLAGS) $(CFLAGS) \
-               -DSMDIFF_SHARED_DATA='"$(SHARED_DATA)"'
+               -Wall -Wextra -Werror -Wno-unused-parameter $(SAN_FLAGS) $(CFLAGS)
 
 # ---------------------------------------------------------------- sources
 LIB_SRC := $(sort $(wildcard lib/*.c lib/*/*.c))
@@ -129,7 +138,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(STATIC_LIB)
 
 # ------------------------------------------------------------------ tests
 check test: $(TEST_BIN) $(CLI) check-symbols check-examples
-	@BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) sh tests/run.sh $(TEST_BIN)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh $(TEST_BIN)
 
 # Only smdiff_* may be exported, and the SONAME must carry the major version.
 check-symbols: $(SHARED_LIB)
@@ -138,35 +147,59 @@ check-symbols: $(SHARED_LIB)
 	readelf -d $(SHARED_LIB) | grep -q "SONAME.*\[$(SONAME)\]" || { echo "check-symbols: SONAME is not $(SONAME)"; exit 1; }; \
 	echo "check-symbols: only smdiff_* exported, SONAME $(SONAME)"
 
-# Link a consumer both ways: against an installed shared library through
-# pkg-config, and statically against libsmdiff.a; plus a C++ unit that
-# includes both headers.
+# Link examples/consumer.c as a user would: `make install` to a prefix, then
+# nothing but pkg-config (README.md, "Linking"):
+#   shared        cc app.c $(pkg-config --cflags --libs smdiff)
+#   fully static  cc -static app.c $(pkg-config --static --cflags --libs smdiff)
+#                 (not under SAN=1: the sanitizer runtimes do not link statically)
+#   libsmdiff.a in a dynamic program: the same --static flags without -static
+#                 where only libsmdiff.a is installed
+# Each is checked to be what it claims and run; then a C++ unit that includes
+# both headers and the custom strategy example.
 STAGE := $(abspath $(BUILD)/stage)
+CONSUMER_CC := $(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS)
 check-examples: $(STATIC_LIB) $(SHARED_LIB)
 	@rm -rf $(STAGE)
-	@$(MAKE) --no-print-directory install DESTDIR=$(STAGE) PREFIX=/usr BUILD=$(BUILD) >/dev/null
-	@PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig \
-	  sh -c '$(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS) -o $(BUILD)/consumer-shared examples/consumer.c \
-	    $$(pkg-config --cflags --libs smdiff)'
-	@LD_LIBRARY_PATH=$(STAGE)/usr/lib $(BUILD)/consumer-shared
-	@PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig \
-	  sh -c '$(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS) -o $(BUILD)/consumer-static examples/consumer.c \
-	    $$(pkg-config --cflags smdiff) $(STATIC_LIB) $$(pkg-config --static --libs-only-other --libs-only-l smdiff | sed "s/-lsmdiff//")'
+	@$(MAKE) --no-print-directory install PREFIX=$(STAGE)/prefix BUILD=$(BUILD) >/dev/null
+	@mkdir -p $(STAGE)/static-only/lib/pkgconfig && cp -R $(STAGE)/prefix/include $(STAGE)/static-only/ && \
+	  cp $(STAGE)/prefix/lib/libsmdiff.a $(STAGE)/static-only/lib/ && \
+	  sed 's|$(STAGE)/prefix|$(STAGE)/static-only|' $(STAGE)/prefix/lib/pkgconfig/smdiff.pc \
+	    > $(STAGE)/static-only/lib/pkgconfig/smdiff.pc
+	@PKG_CONFIG_PATH=$(STAGE)/prefix/lib/pkgconfig sh -c '$(CONSUMER_CC) -o $(BUILD)/consumer-shared \
+	    examples/consumer.c $$(pkg-config --cflags --libs smdiff)'
+	@readelf -d $(BUILD)/consumer-shared | grep -q 'NEEDED.*\[$(SONAME)\]' || \
+	  { echo "check-examples: consumer-shared does not load $(SONAME)"; exit 1; }
+	@LD_LIBRARY_PATH=$(STAGE)/prefix/lib $(BUILD)/consumer-shared
+	@PKG_CONFIG_PATH=$(STAGE)/static-only/lib/pkgconfig sh -c '$(CONSUMER_CC) -o $(BUILD)/consumer-static-lib \
+	    examples/consumer.c $$(pkg-config --static --cflags --libs smdiff)'
+	@! readelf -d $(BUILD)/consumer-static-lib | grep -q 'NEEDED.*libsmdiff' || \
+	  { echo "check-examples: consumer-static-lib loads libsmdiff.so"; exit 1; }
+	@$(BUILD)/consumer-static-lib
+ifdef SAN
+	@echo "check-examples: no fully static consumer under SAN=1 (the sanitizer runtimes do not link statically)"
+else
+	@PKG_CONFIG_PATH=$(STAGE)/prefix/lib/pkgconfig sh -c '$(CONSUMER_CC) -static -o $(BUILD)/consumer-static \
+	    examples/consumer.c $$(pkg-config --static --cflags --libs smdiff)' 2> $(BUILD)/consumer-static.log || \
+	  { cat $(BUILD)/consumer-static.log; echo "check-examples: the fully static link needs every dependency's"; \
+	    echo "  static archive (Debian: the packages of scripts/debian-packages.txt)"; exit 1; }
+	@! readelf -l $(BUILD)/consumer-static | grep -q INTERP || \
+	  { echo "check-examples: consumer-static is not statically linked"; exit 1; }
 	@$(BUILD)/consumer-static
+endif
 	@$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic $(SAN_FLAGS) -Iinclude -o $(BUILD)/consumer-cxx \
 	    examples/consumer_cxx.cpp $(STATIC_LIB) $(DEP_LIBS)
 	@$(BUILD)/consumer-cxx
 	@$(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS) -Iinclude -o $(BUILD)/custom-strategy \
 	    examples/custom_strategy.c $(STATIC_LIB) $(DEP_LIBS)
 	@$(BUILD)/custom-strategy tests/data/tiny_llada_f32.gguf
-	@echo "check-examples: shared (pkg-config), static and C++ consumers and the custom strategy built and ran"
+	@echo "check-examples: consumers (shared, $(if $(SAN),,fully static, )libsmdiff.a in a dynamic program; pkg-config only), C++ and the custom strategy built and ran"
 
 # ------------------------------------------------------------------- ABI
 ABI_BASELINE := abi/libsmdiff.abi
 ABI_BUILD := build/abi
 check-abi:
 	@$(MAKE) --no-print-directory BUILD=$(ABI_BUILD) CC=gcc SAN= $(ABI_BUILD)/libsmdiff.so.$(VERSION) >/dev/null
-	abidw --headers-dir include/smdiff --no-corpus-path --out-file $(ABI_BUILD)/current.abi $(ABI_BUILD)/libsmdiff.so.$(VERSION)
+	abidw --headers-dir include/smdiff --no-corpus-path --no-comp-dir-path --out-file $(ABI_BUILD)/current.abi $(ABI_BUILD)/libsmdiff.so.$(VERSION)
 	@abidiff --no-added-syms --headers-dir1 include/smdiff --headers-dir2 include/smdiff \
 	    $(ABI_BASELINE) $(ABI_BUILD)/current.abi; rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "check-abi: ABI changed beyond additions (abidiff exit $$rc)"; exit 1; fi; \
@@ -175,7 +208,7 @@ check-abi:
 abi-baseline:
 	@$(MAKE) --no-print-directory BUILD=$(ABI_BUILD) CC=gcc SAN= $(ABI_BUILD)/libsmdiff.so.$(VERSION) >/dev/null
 	@mkdir -p abi
-	abidw --headers-dir include/smdiff --no-corpus-path --out-file $(ABI_BASELINE) $(ABI_BUILD)/libsmdiff.so.$(VERSION)
+	abidw --headers-dir include/smdiff --no-corpus-path --no-comp-dir-path --out-file $(ABI_BASELINE) $(ABI_BUILD)/libsmdiff.so.$(VERSION)
 
 # --------------------------------------------------------------- install
 install: $(STATIC_LIB) $(SHARED_LIB)
@@ -186,7 +219,7 @@ install: $(STATIC_LIB) $(SHARED_LIB)
 	ln -sf libsmdiff.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsmdiff.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(PKG_NAMES)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES_PRIVATE)|' \
 	    pkgconfig/smdiff.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/smdiff.pc
 	@if [ -f $(CLI) ]; then install -d $(DESTDIR)$(BINDIR) && install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/; fi
 	@for f in models/*.gguf; do [ -f "$$f" ] || continue; install -d $(DESTDIR)$(PREFIX)/share/smdiff; \
@@ -202,7 +235,7 @@ clean:
 	rm -rf build
 
 help:
-	@sed -n '2,12p' Makefile
+	@sed -n '2,14p' Makefile
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
@@ -236,6 +269,9 @@ fuzz: $(FUZZ_TARGETS)
 # Every bench/*.c is a program linked like a test; `make bench` builds and
 # runs them all in turn (BENCH_QUICK=1 asks each for its reduced set).
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+# SHARED_DATA reaches the benchmarks and scripts as SMDIFF_SHARED_DATA (an
+# SMDIFF_SHARED_DATA already in the environment is kept when it is unset).
+DATA_ENV := $(if $(SHARED_DATA),SMDIFF_SHARED_DATA=$(SHARED_DATA))
 
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
@@ -244,7 +280,7 @@ $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC_LIB)
 # docs/RESULTS.md end to end: reference AR model, continued pretraining with
 # binary masking and with soft-masking, evaluation, tables and plots.
 reproduce: $(CLI)
-	OUT=$(BUILD)/reproduce SMDIFF=$(CLI) examples/reproduce.sh
+	OUT=$(BUILD)/reproduce SMDIFF=$(CLI) $(DATA_ENV) examples/reproduce.sh
 
 bench: $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@for b in $(BENCH_BIN); do echo "== $$b"; $(DATA_ENV) $$b || exit 1; done

@@ -7,7 +7,7 @@
  *      with 1 and 2 BLAS threads; the best shape is the "peak";
  *   2. seconds per forward for L = 256 and 1024, logits for 1, 64 and all
  *      rows, 1 and 2 threads, F32 and F16 weights; model FLOPs as
- *      DESIGN.md section 5 counts them and their rate as a fraction of the
+ *      docs/METHOD.md section 4 counts them and their rate as a fraction of the
  *      peak at the same thread count;
  *   3. peak resident memory during the L = 256 forwards against the bytes
  *      of the weights.

@@ -24,13 +24,15 @@
 # a 2-core machine (the 2-core AMD EPYC of docs/RESULTS.md): ref 45 min,
 # cpt 26 min, elbo 8 min, samples 22 min.
 #
-# Environment: OUT (default build/reproduce), SMDIFF (default build/smdiff),
-# SMDIFF_SHARED_DATA (default ../shared/data), STEPS (continued-pretraining
-# steps, default 500), N (samples per seed and budget, default 100),
-# REPORT (where the tables and plots go, default docs/results).
+# Environment: SMDIFF_SHARED_DATA (the data folder: its corpora/gutenberg-clean
+# holds the 68 cleaned novels, see docs/RESULTS.md "Data"; needed until the
+# corpus is tokenized), OUT (default build/reproduce), SMDIFF (default
+# build/smdiff), STEPS (continued-pretraining steps, default 500), N (samples
+# per seed and budget, default 100), REPORT (where the tables and plots go,
+# default docs/results).
 set -eu
 cd "$(dirname "$0")/.."
-DATA=${SMDIFF_SHARED_DATA:-../shared/data}
+DATA=${SMDIFF_SHARED_DATA:-}
 OUT=${OUT:-build/reproduce}
 SMDIFF=${SMDIFF:-build/smdiff}
 STEPS=${STEPS:-500}
@@ -49,6 +51,11 @@ if [ ! -f "$OUT/ref-ar.done" ]; then
     stamp "reference AR model"
     CORPUS="--corpus $DATA/corpora/gutenberg-clean"
     [ -f "$TOK" ] && CORPUS=""
+    if [ -n "$CORPUS" ] && [ -z "$DATA" ]; then
+        echo "reproduce.sh: set SMDIFF_SHARED_DATA to the folder whose corpora/gutenberg-clean" \
+            "holds the novels (docs/RESULTS.md, Data)" >&2
+        exit 2
+    fi
     # shellcheck disable=SC2086
     "$SMDIFF" train $CORPUS --tokens "$TOK" --tokenizer "$BASE" --out "$OUT/ref-ar.gguf" \
         --arch llada --vocab 50258 --embd 160 --layers 6 --heads 5 --ff 512 \

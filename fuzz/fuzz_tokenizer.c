@@ -3,8 +3,9 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ilib \
  *         fuzz/fuzz_tokenizer.c <library sources or libsmdiff.a> <deps>
  * It loads the Qwen2 (Dream) tokenizer from SMDIFF_FUZZ_TOKENIZER (a GGUF
- * file or tokenizer directory) or from the shared data folder, and falls
- * back to a small tokenizer built from arrays when neither exists.
+ * file or tokenizer directory) or from tests/data/tokenizers/dream-qwen2.5
+ * (run from the repository root), and falls back to a small tokenizer built
+ * from arrays when neither loads.
  *
  * Properties checked (a violation traps):
  *   decode(encode(x)) == x, with and without special-token parsing;
@@ -17,10 +18,6 @@
 #include <string.h>
 
 #include "text/tokenizer.h"
-
-#ifndef SMDIFF_SHARED_DATA
-#define SMDIFF_SHARED_DATA "../shared/data"
-#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -82,7 +79,7 @@ static void init(void) {
     if (tok) return;
     sd_error err = {0};
     const char *env = getenv("SMDIFF_FUZZ_TOKENIZER");
-    const char *path = env ? env : SMDIFF_SHARED_DATA "/tokenizers/dream-qwen2.5";
+    const char *path = env ? env : "tests/data/tokenizers/dream-qwen2.5";
     if (sd_tokenizer_load(path, &tok, &err) != 0) {
         fprintf(stderr, "fuzz_tokenizer: %s: %s; using a small built-in tokenizer\n", path, err.msg);
         tok = fallback();

@@ -1,9 +1,11 @@
 #!/bin/sh
-# Rebuild the bundled models with smdiff alone: GPT-2's tokenizer plus a
-# <|mask|> token, the 68 cleaned Project Gutenberg novels of ../shared/data,
-# an 18M-parameter llada-block model on 2 threads. Writes into OUT (default
-# build/bundled/; SMDIFF names the tool, default build/smdiff) and leaves
-# the committed models alone.
+# Rebuild the bundled models with smdiff alone: GPT-2's tokenizer
+# (tests/data/tokenizers/gpt2) plus a <|mask|> token, the 68 cleaned Project
+# Gutenberg novels (SMDIFF_SHARED_DATA names the folder whose
+# corpora/gutenberg-clean holds them, see docs/MODEL.md), an 18M-parameter
+# llada-block model on 2 threads. Writes into OUT (default build/bundled/;
+# SMDIFF names the tool, default build/smdiff) and leaves the committed
+# models alone.
 #
 #   models/train-bundled.sh          the default, smdiff-gutenberg-18m-sm.gguf
 #                                    (about 1 h 30 min on the 2-core machine):
@@ -18,19 +20,24 @@
 # Each training stage leaves OUT/<stage>.done and is skipped when it is there.
 set -eu
 cd "$(dirname "$0")/.."
-DATA=${SMDIFF_SHARED_DATA:-../shared/data}
+DATA=${SMDIFF_SHARED_DATA:-}
 OUT=${OUT:-build/bundled}
 SMDIFF=${SMDIFF:-build/smdiff}
 WHICH=${1:-default}
 case "$WHICH" in default | base) ;; *) echo "usage: $0 [default|base]" >&2; exit 2 ;; esac
 mkdir -p "$OUT/tok"
 # Tokenizer: GPT-2's encoder.json + vocab.bpe (MIT) and the added mask token.
-cp "$DATA/tokenizers/gpt2/encoder.json" "$DATA/tokenizers/gpt2/vocab.bpe" "$OUT/tok/"
+cp tests/data/tokenizers/gpt2/encoder.json tests/data/tokenizers/gpt2/vocab.bpe "$OUT/tok/"
 cp models/gpt2-mask/added_tokens.json models/gpt2-mask/special_tokens_map.json "$OUT/tok/"
 "$SMDIFF" tokenize "$OUT/tok" --save "$OUT/gpt2-mask.gguf"
 TOK="$OUT/gutenberg.i32"
 CORPUS="--corpus $DATA/corpora/gutenberg-clean"
 [ -f "$TOK" ] && CORPUS=""
+if [ -n "$CORPUS" ] && [ -z "$DATA" ]; then
+    echo "train-bundled.sh: set SMDIFF_SHARED_DATA to the folder whose corpora/gutenberg-clean" \
+        "holds the novels (docs/MODEL.md)" >&2
+    exit 2
+fi
 SHAPE="--arch llada --vocab 50258 --embd 160 --layers 6 --heads 5 --ff 512 --mask-id 50257 --eos-id 50256"
 RUN="--batch 16 --seq 128 --save-every 200 --eval-every 100 --threads 2 --f16"
 

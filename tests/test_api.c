@@ -126,7 +126,7 @@ static void test_softmask_object(void **state) {
     assert_int_equal(smdiff_softmask_create(&sm), SMDIFF_OK);
     double d = 0;
     int64_t v = 0;
-    /* Reference defaults (DESIGN.md section 1). */
+    /* Reference defaults (docs/METHOD.md section 1). */
     assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_SCALE, &d), SMDIFF_OK);
     assert_true(d == 1e-6);
     assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_STEEPNESS, &d), SMDIFF_OK);

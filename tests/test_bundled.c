@@ -7,15 +7,14 @@
  *    no -m (so through the default-model lookup) for three seeds, prints
  *    64 tokens of text whose words are the novels' words: at least 40
  *    words per seed, and at least 90% of all of them found in the
- *    vocabulary of the training corpus (../shared/data; skipped with the
- *    reason when it is absent).
+ *    vocabulary of the training corpus (tests/data/gutenberg-words.txt,
+ *    every word of the 68 novels, made by tests/ref/corpus_fixtures.py).
  * The word check guards the whole path (file, tokenizer, shifted decoding,
  * detokenization) rather than grading the prose: an untrained model of the
  * same shape (one training step) scores 0.52 (tried by hand with -m), and the
  * quality figures of the default model are the evaluation numbers in
  * docs/MODEL.md. */
 #include <ctype.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,27 +68,16 @@ static void each_word(const char *text, void (*fn)(const char *, void *), void *
 
 static void add_word(const char *w, void *ctx) { set_find(ctx, w, 1); }
 
-/* the vocabulary of every novel of the corpus in dir */
-static int load_vocab(word_set *ws, const char *dir) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
+/* the corpus vocabulary: the words of a word list, one per line, split as
+ * generated text is (the list is made with the same rule) */
+static size_t load_vocab(word_set *ws, const char *path) {
     ws->slot = calloc((size_t)1 << SET_BITS, WORD_MAX);
     assert_non_null(ws->slot);
-    struct dirent *e;
-    int files = 0;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".txt")) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        char *text = test_read_file(path, NULL);
-        assert_non_null(text);
-        each_word(text, add_word, ws);
-        free(text);
-        files++;
-    }
-    closedir(d);
-    return files;
+    char *text = test_read_file(path, NULL);
+    if (!text) fail_msg("%s: test fixture missing", path);
+    each_word(text, add_word, ws);
+    free(text);
+    return ws->n;
 }
 
 typedef struct {
@@ -148,10 +136,8 @@ static void test_readme_command(void **state) {
     (void)state;
     const char *smdiff = test_cli_path();
     if (!smdiff) SKIP_BECAUSE("the smdiff CLI is not built (set BUILD to its folder)");
-    const char *corpus = test_shared_path("corpora/gutenberg-clean");
-    if (!corpus) SKIP_BECAUSE("the shared data folder is absent: no corpus vocabulary to check words against");
     word_set ws = {0};
-    assert_true(load_vocab(&ws, corpus) > 0);
+    assert_true(load_vocab(&ws, test_data_path("gutenberg-words.txt")) > 0);
     printf("  corpus vocabulary: %zu words\n", ws.n);
     char args[1024], cmd[2048], out[8192];
     readme_command(args, sizeof args);

@@ -581,6 +581,12 @@ static void test_reproduce_dry_run(void **state) {
     }
     snprintf(cmd, sizeof cmd, "grep -q '(b) SM CPT, SM on' %s/tables.md", rep);
     assert_int_equal(system(cmd), 0);
+    /* the corpus still to tokenize and no data folder named: stop, saying which variable */
+    char msg[1024];
+    snprintf(cmd, sizeof cmd, "env -u SMDIFF_SHARED_DATA OUT=%s/repro-nodata REPORT=%s/repro-nodata SMDIFF=%s "
+             "sh examples/reproduce.sh 2>&1", dir, dir, stub);
+    assert_int_equal(test_run(cmd, msg, sizeof msg), 2);
+    assert_non_null(strstr(msg, "set SMDIFF_SHARED_DATA"));
 }
 
 /* models/train-bundled.sh: the default is AR pretraining, then the AR model
@@ -625,6 +631,11 @@ static void test_train_bundled_dry_run(void **state) {
     snprintf(cmd, sizeof cmd, "SMDIFF=%s sh models/train-bundled.sh nonsense 2>/dev/null", stub);
     int st = system(cmd);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    /* the corpus still to tokenize and no data folder named: stop, saying which variable */
+    snprintf(cmd, sizeof cmd, "env -u SMDIFF_SHARED_DATA OUT=%s/bundled-nodata SMDIFF=%s sh models/train-bundled.sh 2>&1",
+             dir, stub);
+    assert_int_equal(test_run(cmd, buf, sizeof buf), 2);
+    assert_non_null(strstr(buf, "set SMDIFF_SHARED_DATA"));
     printf("  train-bundled.sh: AR, adapt (shifted), SM stages in order; reruns skip them\n");
 }
 

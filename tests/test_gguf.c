@@ -27,7 +27,7 @@
 #include "core/alloc.h"
 #include "io/gguf.h"
 
-#define VOCAB_DIR SMDIFF_SHARED_DATA "/tokenizers/llama.cpp-vocab/"
+#define VOCAB_DIR "tests/data/tokenizers/llama.cpp-vocab/"
 
 static int str_eq(sd_gguf_str s, const char *c) { return s.len == strlen(c) && memcmp(s.ptr, c, s.len) == 0; }
 
@@ -237,12 +237,9 @@ static void test_f16_bf16_arrays(void **state) {
 
 /* ---------------------------------------------------------- real files */
 
-/* The shared data folder may be absent outside the project's machines. */
+/* vocab-only GGUFs written by llama.cpp (tests/data/SOURCES.md) */
 static void need_file(const char *path) {
-    if (access(path, R_OK) != 0) {
-        print_message("skip: %s not found (shared data folder missing)\n", path);
-        skip();
-    }
+    if (access(path, R_OK) != 0) fail_msg("%s: test fixture missing", path);
 }
 
 static void check_gpt2_vocab(int use_mmap) {

@@ -29,15 +29,13 @@ static void tokenize(smdiff_model *m, const char *text, int32_t *ids, size_t cap
 
 static void test_roundtrip_gpt2_with_mask(void **state) {
     (void)state;
-    const char *enc = test_shared_path("tokenizers/gpt2/encoder.json");
-    if (!enc) SKIP_BECAUSE("shared data folder not found (set SMDIFF_SHARED_DATA)");
     char dir[] = "/tmp/smdiff_tok_save_XXXXXX";
     assert_non_null(mkdtemp(dir));
     char path[512], out[600];
     snprintf(path, sizeof path, "%s/encoder.json", dir);
-    assert_int_equal(copy_file(test_shared_path("tokenizers/gpt2/encoder.json"), path), 0);
+    assert_int_equal(copy_file(test_data_path("tokenizers/gpt2/encoder.json"), path), 0);
     snprintf(path, sizeof path, "%s/vocab.bpe", dir);
-    assert_int_equal(copy_file(test_shared_path("tokenizers/gpt2/vocab.bpe"), path), 0);
+    assert_int_equal(copy_file(test_data_path("tokenizers/gpt2/vocab.bpe"), path), 0);
     snprintf(path, sizeof path, "%s/added_tokens.json", dir);
     assert_int_equal(copy_file("models/gpt2-mask/added_tokens.json", path), 0);
     snprintf(path, sizeof path, "%s/special_tokens_map.json", dir);

@@ -241,8 +241,7 @@ static void test_tokenize_corpus(void **state) {
     assert_int_equal(smdiff_train_tokenize_corpus(NULL, paths, 1, 0, out, NULL, NULL), SMDIFF_E_INVAL);
     /* GPT-2's tokenizer, as the bundled model uses (the tiny test models carry
      * only a placeholder vocabulary). */
-    const char *gpt2 = test_shared_path("tokenizers/gpt2");
-    if (!gpt2) SKIP_BECAUSE("shared data folder not found (set SMDIFF_SHARED_DATA)");
+    const char *gpt2 = test_data_path("tokenizers/gpt2");
     smdiff_model *m = NULL;
     assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
     assert_int_equal(smdiff_model_load_tokenizer(m, gpt2), SMDIFF_OK);

@@ -1,4 +1,4 @@
-/* softmask.h -- the soft-masking rule (DESIGN.md section 1).
+/* softmask.h -- the soft-masking rule (docs/METHOD.md section 1).
  *
  * For a still-masked position with previous prediction p (softmax of raw
  * logits, temperature 1):

@@ -261,7 +261,7 @@ static int32_t load(struct smdiff_model *m, const char *path) {
     if ((rc = get_token(&ld, "tokenizer.ggml.eos_token_id", &hp->eos_id))) return rc;
     if ((rc = get_token(&ld, "tokenizer.ggml.padding_token_id", &hp->pad_id))) return rc;
     if (hp->mask_id < 0) {
-        /* The released checkpoints' ids (DESIGN.md section 2) when the file does not say. */
+        /* The released checkpoints' ids (docs/METHOD.md section 2) when the file does not say. */
         int32_t def = hp->arch == SD_ARCH_DREAM ? 151666 : 126336;
         hp->mask_id = def < hp->n_vocab ? def : -1;
     }

@@ -80,11 +80,11 @@ void sd_embed_token(const sd_weights *w, int32_t id, float *out);
 int32_t sd_weights_validate(const sd_weights *w, sd_error *err);
 
 /* Parameter counts: all, and without token_embd and output (the
- * "non-embedding" count of the performance model, DESIGN.md section 5). */
+ * "non-embedding" count of the performance model, docs/METHOD.md section 4). */
 void sd_weights_n_params(const sd_weights *w, int64_t *total, int64_t *non_embedding);
 
 /* Model FLOPs of one forward over L positions with n_rows logit rows, as
- * DESIGN.md section 5 counts them: 2*P_ne*L + 4*L^2*d*layers + 2*d*V*n_rows. */
+ * docs/METHOD.md section 4 counts them: 2*P_ne*L + 4*L^2*d*layers + 2*d*V*n_rows. */
 double sd_forward_flops(const sd_weights *w, int64_t L, int64_t n_rows);
 
 #endif

@@ -1,5 +1,5 @@
 /* objective.h -- training objectives: MDLM (the masked-diffusion ELBO of
- * the linear schedule), soft-masking two-pass training (DESIGN.md section
+ * the linear schedule), soft-masking two-pass training (docs/METHOD.md section
  * 1), and autoregressive next-token loss (the causal reference model).
  *
  * MDLM, for a batch x0 [B, L] of clean tokens:

@@ -35,7 +35,7 @@ void sd_tr_embed_fwd(float *out, const float *E, const int32_t *ids, int64_t N, 
 /* dE[ids[n],:] += dout[n,:] */
 void sd_tr_embed_bwd(float *dE, const float *dout, const int32_t *ids, int64_t N, int64_t d);
 
-/* Soft-mask input embedding on S chosen rows (DESIGN.md section 1):
+/* Soft-mask input embedding on S chosen rows (docs/METHOD.md section 1):
  *   out[rows[s],:] = (1 - lam[s]) E[mask_id] + lam[s] * sum_i pi[s,i] E[ids[s,i]]
  *   out [N,d] (other rows untouched), E [V,d], rows [S], ids/pi [S,k], lam [S].
  * pi is used as given (the caller renormalised it over the top k). */

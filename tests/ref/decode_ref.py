@@ -5,7 +5,7 @@ Decodes the tiny random `dream` and `llada` models of tiny_models.py (the
 weights of tests/data/tiny_<arch>_f32.gguf, float64 math) at temperature 0
 with deterministic strategies, with soft-masking off and on, and records the
 canvas positions committed at every step and the final tokens. Written from
-the method's definition (DESIGN.md s.1, Dream's diffusion_generate, LLaDA's
+the method's definition (docs/METHOD.md s.1, Dream's diffusion_generate, LLaDA's
 generate, Fast-dLLM's threshold rule), not from the C code:
   - input embedding of a still-masked position:
       (1 - lam) E[MASK] + lam * sum_i pi_i E[v_i] over the previous step's

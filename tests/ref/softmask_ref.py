@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference values of the soft-masking weight lambda (DESIGN.md section 1),
+"""Reference values of the soft-masking weight lambda (docs/METHOD.md section 1),
 computed with NumPy in float64 independently of the C code.
 
     lambda = omega_s * sigmoid(omega_a * (-H(p) - omega_b))     mode entropy

@@ -3,7 +3,7 @@
 
 Writes tests/data/stats_ref.txt. Independent of the C code: NumPy in float64,
 following Dream's generation_utils.py sample_tokens (top_p_logits, then
-top_k_logits, softmax) and the soft-masking quantities of DESIGN.md s.1
+top_k_logits, softmax) and the soft-masking quantities of docs/METHOD.md s.1
 (softmax at temperature 1, its top-k and its entropy).
 
 Format, one case per block:

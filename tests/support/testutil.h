@@ -8,12 +8,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-/* Path of a file under tests/data/ (tests run from the repository root). */
+/* Path of a file under tests/data/ (tests run from the repository root).
+ * Every file a test reads is there (tests/data/SOURCES.md): a test needs
+ * nothing from outside the repository. */
 const char *test_data_path(const char *name);
-
-/* Path of a file under the shared data folder (SMDIFF_SHARED_DATA, or the
- * environment variable of the same name), or NULL if the folder is absent. */
-const char *test_shared_path(const char *rel);
 
 /* Path of the smdiff CLI of the build variant under test ($BUILD/smdiff,
  * default build/cc/smdiff), or NULL if it is not built. */
