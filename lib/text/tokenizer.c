@@ -665,6 +665,8 @@ typedef struct enc_state {
     int32_t *cids;
     size_t cids_len, cids_cap;
     int32_t rc;
+    sd_pretoken_fn fn;   /* sd_tokenizer_pretokenize: pre-tokens go here, not to BPE */
+    void *fn_ud;
 } enc_state;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -851,7 +853,7 @@ static int32_t regex_fail(enc_state *st, int rc) {
  * between matches to the next level; after the last level, BPE. */
 static int split_level(enc_state *st, int level, const uint8_t *s, size_t n) {
     const sd_tokenizer *t = st->t;
-    if (level == t->n_re) return encode_pretoken(st, s, n);
+    if (level == t->n_re) return st->fn ? st->fn(st->fn_ud, (const char *)s, n) : encode_pretoken(st, s, n);
     pcre2_match_data *md = st->md[level];
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
     size_t pos = 0;
@@ -948,6 +950,25 @@ int32_t sd_tokenizer_encode(const sd_tokenizer *t, const char *text, size_t n_by
     enc_state_free(&st);
     return rc;
 }
+
+int sd_tokenizer_pretokenize(const sd_tokenizer *t, const char *text, size_t n, sd_pretoken_fn fn,
+                             void *ud, sd_error *err) {
+    enc_state st;
+    memset(&st, 0, sizeof st);
+    st.t = t;
+    st.fn = fn;
+    st.fn_ud = ud;
+    int rc = 0;
+    for (int i = 0; i < t->n_re && !rc; i++)
+        if (!(st.md[i] = pcre2_match_data_create_from_pattern(t->re[i], t->gctx)))
+            rc = -1, sd_fail(err, SMDIFF_E_NOMEM, "out of memory (regex match data)");
+    if (!rc && n) rc = split_level(&st, 0, (const uint8_t *)text, n);
+    if (rc == -1 && st.rc) sd_error_forward(err, sd_tls_error());
+    enc_state_free(&st);
+    return rc;
+}
+
+size_t sd_byte_level_char(uint8_t b, char out[4]) { return utf8_put(byte_to_cp(b), out); }
 
 /* --------------------------------------------------------------- decode */
 

@@ -139,6 +139,21 @@ const char *sd_tokenizer_pre_name(const sd_tokenizer *t);
 /* Id of a token given by its stored text (byte-level form), -1 if absent. */
 int32_t sd_tokenizer_find(const sd_tokenizer *t, const char *text, size_t len);
 
+/* ------------------------------------------------------ for trainers */
+
+/* Split text[0..n) into pre-tokens with t's pre-tokenizer (the regex stage
+ * of sd_tokenizer_encode: no special tokens, no BPE) and call fn for each,
+ * in order; a positive return from fn stops the split and is returned.
+ * Returns 0, fn's value, or -1 after recording SMDIFF_E_NOMEM or a regex
+ * failure in err. */
+typedef int (*sd_pretoken_fn)(void *ud, const char *piece, size_t len);
+int sd_tokenizer_pretokenize(const sd_tokenizer *t, const char *text, size_t n, sd_pretoken_fn fn,
+                             void *ud, sd_error *err);
+
+/* The byte-level alphabet's character for byte b as UTF-8 in out (1 or 2
+ * bytes); returns its length. */
+size_t sd_byte_level_char(uint8_t b, char out[4]);
+
 /* ------------------------------------------------------------ streaming */
 
 /* Length of the longest prefix of buf[0..n) that does not end inside a

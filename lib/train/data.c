@@ -1,5 +1,4 @@
 /* data.c -- corpus walking, tokenization into one stream, token files. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "data.h"
+#include "io/walk.h"
 
 typedef struct walk {
     sd_tokenize_fn fn;
@@ -18,114 +18,38 @@ typedef struct walk {
     int32_t *tok;
     size_t n, cap;
     int64_t docs;
-    sd_error *err;
 } walk;
 
-static int32_t grow(walk *w, size_t need) {
+static int32_t grow(walk *w, size_t need, sd_error *err) {
     if (need <= w->cap) return SMDIFF_OK;
     size_t cap = w->cap ? w->cap : 4096;
     while (cap < need) cap *= 2;
     int32_t *t = sd_realloc(w->tok, cap * sizeof(int32_t));
-    if (!t) return sd_fail(w->err, SMDIFF_E_NOMEM, "corpus: out of memory for %zu tokens", need);
+    if (!t) return sd_fail(err, SMDIFF_E_NOMEM, "corpus: out of memory for %zu tokens", need);
     w->tok = t;
     w->cap = cap;
     return SMDIFF_OK;
 }
 
-static int32_t add_document(walk *w, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sd_fail(w->err, SMDIFF_E_IO, "corpus: cannot open %s: %s", path, strerror(errno));
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    int32_t rc = SMDIFF_OK;
-    for (;;) {
-        if (len + 65536 > cap) {
-            cap = (len + 65536) * 2;
-            char *t = sd_realloc(text, cap);
-            if (!t) {
-                rc = sd_fail(w->err, SMDIFF_E_NOMEM, "corpus: out of memory reading %s", path);
-                break;
-            }
-            text = t;
-        }
-        size_t got = fread(text + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) rc = sd_fail(w->err, SMDIFF_E_IO, "corpus: read error in %s", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (!rc && len > 0) {
-        size_t n_out = 0;
-        /* room for about one token per 2 bytes, then exactly what is needed */
-        rc = grow(w, w->n + len / 2 + 2);
+/* sd_walk_fn: tokenize one document and append it with its EOS. */
+static int32_t add_document(void *ud, const char *path, const char *text, size_t len, sd_error *err) {
+    walk *w = ud;
+    if (len == 0) return SMDIFF_OK;
+    size_t n_out = 0;
+    /* room for about one token per 2 bytes, then exactly what is needed */
+    int32_t rc = grow(w, w->n + len / 2 + 2, err);
+    if (!rc) rc = w->fn(w->ud, text, len, w->tok + w->n, w->cap - w->n - 1, &n_out);
+    if (rc == SMDIFF_E_BUFFER) {
+        rc = grow(w, w->n + n_out + 1, err);
         if (!rc) rc = w->fn(w->ud, text, len, w->tok + w->n, w->cap - w->n - 1, &n_out);
-        if (rc == SMDIFF_E_BUFFER) {
-            rc = grow(w, w->n + n_out + 1);
-            if (!rc) rc = w->fn(w->ud, text, len, w->tok + w->n, w->cap - w->n - 1, &n_out);
-        }
-        if (rc) {
-            if (!w->err || !w->err->code)
-                sd_fail(w->err, rc, "corpus: tokenizing %s failed", path);
-        } else if (n_out > 0) {
-            w->n += n_out;
-            w->tok[w->n++] = w->eos; /* room reserved above */
-            w->docs++;
-        }
     }
-    sd_free(text);
-    return rc;
-}
-
-static int cmp_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int32_t visit(walk *w, const char *path, int depth) {
-    struct stat st;
-    if (stat(path, &st) != 0) return sd_fail(w->err, SMDIFF_E_IO, "corpus: %s: %s", path, strerror(errno));
-    if (S_ISREG(st.st_mode)) return add_document(w, path);
-    if (!S_ISDIR(st.st_mode)) return SMDIFF_OK; /* sockets, devices: not text */
-    if (depth > 64) return sd_fail(w->err, SMDIFF_E_IO, "corpus: %s: folders nested too deep", path);
-    DIR *d = opendir(path);
-    if (!d) return sd_fail(w->err, SMDIFF_E_IO, "corpus: cannot open folder %s: %s", path, strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int32_t rc = SMDIFF_OK;
-    struct dirent *e;
-    while (!rc && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue; /* ., .., hidden files and folders */
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **t = sd_realloc(names, cap * sizeof *names);
-            if (!t) {
-                rc = sd_fail(w->err, SMDIFF_E_NOMEM, "corpus: out of memory listing %s", path);
-                break;
-            }
-            names = t;
-        }
-        names[n] = sd_strdup(e->d_name);
-        if (!names[n]) rc = sd_fail(w->err, SMDIFF_E_NOMEM, "corpus: out of memory listing %s", path);
-        else n++;
+    if (rc) {
+        if (!err->code) sd_fail(err, rc, "corpus: tokenizing %s failed", path);
+    } else if (n_out > 0) {
+        w->n += n_out;
+        w->tok[w->n++] = w->eos; /* room reserved above */
+        w->docs++;
     }
-    closedir(d);
-    /* readdir's order depends on the file system: sort for determinism */
-    if (n) qsort(names, n, sizeof *names, cmp_names);
-    size_t plen = strlen(path);
-    for (size_t i = 0; !rc && i < n; i++) {
-        size_t len = plen + 1 + strlen(names[i]) + 1;
-        char *child = sd_malloc(len);
-        if (!child) {
-            rc = sd_fail(w->err, SMDIFF_E_NOMEM, "corpus: out of memory");
-            break;
-        }
-        snprintf(child, len, "%s/%s", path, names[i]);
-        rc = visit(w, child, depth + 1);
-        sd_free(child);
-    }
-    for (size_t i = 0; i < n; i++) sd_free(names[i]);
-    sd_free(names);
     return rc;
 }
 
@@ -139,9 +63,8 @@ int32_t sd_data_tokenize_paths(const char *const *paths, int32_t n_paths, sd_tok
         return sd_fail(err, SMDIFF_E_INVAL, "corpus: no paths, tokenizer or EOS id");
     *tokens = NULL;
     *n_tokens = 0;
-    walk w = {fn, ud, eos_id, NULL, 0, 0, 0, err};
-    int32_t rc = SMDIFF_OK;
-    for (int32_t i = 0; !rc && i < n_paths; i++) rc = visit(&w, paths[i], 0);
+    walk w = {fn, ud, eos_id, NULL, 0, 0, 0};
+    int32_t rc = sd_walk_documents(paths, (size_t)n_paths, add_document, &w, err);
     if (!rc && w.n == 0) rc = sd_fail(err, SMDIFF_E_INVAL, "corpus: empty corpus (no text in %d path(s))", n_paths);
     if (rc) {
         sd_free(w.tok);
