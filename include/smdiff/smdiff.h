@@ -716,6 +716,60 @@ SMDIFF_API int32_t smdiff_eval_mauve(const float *p, int64_t n_p, const float *q
 SMDIFF_API int32_t smdiff_eval_unigram_entropy(const int32_t *ids, int64_t n, int64_t vocab,
                                                double *entropy);
 
+/* ---- Tokenizer training (experimental; docs/TOKENIZER.md) -------------
+ * Learn a byte-level BPE vocabulary from a corpus and write it as a
+ * vocabulary-only GGUF tokenizer, the kind smdiff_model_save_tokenizer
+ * writes and smdiff_model_load_tokenizer and `smdiff train --tokenizer`
+ * read. */
+
+#define SMDIFF_TOKENIZER_TRAIN_READING 0  /* splitting and counting the corpus */
+#define SMDIFF_TOKENIZER_TRAIN_MERGING 1  /* learning merges */
+
+/* Where training stands, for a progress display. */
+typedef struct smdiff_tokenizer_train_progress {
+    int32_t phase;            /* SMDIFF_TOKENIZER_TRAIN_* */
+    size_t n_documents;       /* files read so far */
+    size_t n_bytes;           /* their bytes */
+    size_t n_words;           /* distinct pre-tokens so far */
+    size_t n_merges;          /* merges learned */
+    size_t n_tokens;          /* vocabulary so far (bytes + learned tokens) */
+    size_t n_tokens_target;   /* vocab_size - n_specials: training ends here */
+} smdiff_tokenizer_train_progress;
+
+/* Called after every document read and every merge learned; return
+ * non-zero to stop training (SMDIFF_E_ABORTED). */
+typedef int32_t (*smdiff_tokenizer_train_fn)(const smdiff_tokenizer_train_progress *progress,
+                                             void *user_data);
+
+/* Train a byte-level BPE tokenizer on every file under paths[n_paths]
+ * (folders walked recursively in name order, hidden entries skipped; each
+ * file is one document) and write it to out_path atomically.
+ *   vocab_size     total tokens: the 256 bytes + learned tokens + specials
+ *   pre_tokenizer  the split rule, as in tokenizer.ggml.pre: "qwen2"
+ *                  (recommended for code), "gpt2", "llama-bpe", "bailingmoe"
+ *   specials       control tokens appended after the learned ones, in order
+ *                  (may be NULL when n_specials is 0). <|endoftext|> (or
+ *                  </s>, <|eos|>) becomes the EOS id, <|mask|> (or <mask>,
+ *                  [MASK]) the mask id, <s>/<|bos|>/<|startoftext|> the BOS
+ *                  id (never added by tokenize), <pad>/<|pad|>/[PAD] the
+ *                  padding id.
+ *   progress       may be NULL.
+ * Merges are chosen by highest pair count, ties broken by the smaller left
+ * token id, then the smaller right id; the output is a function of the
+ * corpus bytes, the paths' order and the arguments alone.
+ * SMDIFF_E_INVAL for a NULL or empty argument, a vocab_size below
+ * 256 + n_specials or above 2^24, an empty or duplicated special, an empty
+ * corpus, or a corpus too small to reach vocab_size (the message says the
+ * largest size it supports); SMDIFF_E_UNSUPPORTED for an unknown
+ * pre-tokenizer; SMDIFF_E_IO for an unreadable path, a named path that is
+ * neither a regular file nor a folder (e.g. a FIFO), or an unwritable
+ * output; SMDIFF_E_NOMEM; SMDIFF_E_ABORTED. Errors go to
+ * smdiff_last_error(). Thread-safe. */
+SMDIFF_API int32_t smdiff_tokenizer_train(const char *const *paths, size_t n_paths, size_t vocab_size,
+                                          const char *pre_tokenizer, const char *const *specials,
+                                          size_t n_specials, const char *out_path,
+                                          smdiff_tokenizer_train_fn progress, void *user_data);
+
 #ifdef __cplusplus
 }
 #endif
