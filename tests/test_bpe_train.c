@@ -4,7 +4,8 @@
  * pre-tokenizers; exact round trips on the corpus and on random bytes
  * (invalid UTF-8 included); byte-identical output across runs and path
  * orders; every bad argument refused with its own code and message; the
- * progress callback and abort; the `smdiff tokenizer train` command. */
+ * progress callback and abort; the `smdiff tokenizer train` and `corpus`
+ * commands. */
 #define SMDIFF_EXPERIMENTAL
 #include <fcntl.h>
 #include <stdio.h>
@@ -343,6 +344,21 @@ static void test_cli(void **state) {
     assert_int_equal(na, nb);
     assert_memory_equal(x, y, na);
     free(x), free(y);
+    /* the corpus's token file: one document per file, EOS (798) after each */
+    const char *i32 = tmp("c.i32");
+    snprintf(cmd, sizeof cmd, "%s tokenizer corpus -t %s -o %s %s 2>&1", cli, api, i32, CORPUS);
+    assert_int_equal(test_run(cmd, outbuf, sizeof outbuf), 0);
+    size_t nt;
+    int32_t *ids = test_read_file(i32, &nt);
+    nt /= 4;
+    size_t n_eos = 0;
+    for (size_t i = 0; i < nt; i++) n_eos += ids[i] == 798;
+    assert_int_equal(n_eos, N_FILES);
+    assert_int_equal(ids[nt - 1], 798);
+    free(ids);
+    snprintf(cmd, sizeof cmd, "%s tokenizer corpus -t %s --eos '<|nope|>' -o %s %s 2>&1", cli, api, i32, CORPUS);
+    assert_int_equal(test_run(cmd, outbuf, sizeof outbuf), 1);
+    assert_non_null(strstr(outbuf, "not a single token"));
     snprintf(cmd, sizeof cmd, "%s tokenizer train --vocab-size 800 %s 2>&1", cli, CORPUS);
     assert_int_equal(test_run(cmd, outbuf, sizeof outbuf), 2);
     snprintf(cmd, sizeof cmd, "%s tokenizer train --vocab-size 12 -o %s %s 2>&1", cli, tmp("x.gguf"), CORPUS);

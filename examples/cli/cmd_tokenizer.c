@@ -1,6 +1,8 @@
 /* cmd_tokenizer.c -- `smdiff tokenizer train`: learn a byte-level BPE
  * vocabulary from a corpus (smdiff_tokenizer_train) and write it as a
- * vocabulary-only GGUF tokenizer for `smdiff train --tokenizer`. */
+ * vocabulary-only GGUF tokenizer for `smdiff train --tokenizer`;
+ * `smdiff tokenizer corpus`: tokenize a corpus into a token file
+ * (smdiff_train_tokenize_corpus) without training a model. */
 #define SMDIFF_EXPERIMENTAL
 #include <getopt.h>
 #include <stdio.h>
@@ -32,7 +34,15 @@ static void usage(FILE *f) {
             "                   <|endoftext|> becomes the EOS id, <|mask|> the mask id.\n"
             "  -o, --out FILE   output GGUF file (written atomically)\n"
             "\n"
-            "Progress goes to standard error when it is a terminal.\n");
+            "Progress goes to standard error when it is a terminal.\n"
+            "\n"
+            "usage: smdiff tokenizer corpus -t TOKENIZER [--eos TOKEN] -o OUT.i32 PATH...\n"
+            "\n"
+            "Tokenizes every file under the PATHs (one document each, no special-token\n"
+            "parsing) into OUT.i32 (little-endian int32), the EOS token after each\n"
+            "document, as `smdiff train --corpus` does before it trains.\n"
+            "  -t, --tokenizer T  a GGUF file or Hugging Face tokenizer folder\n"
+            "  --eos TOKEN        the document separator (default <|endoftext|>)\n");
 }
 
 typedef struct progress_state {
@@ -118,13 +128,69 @@ static int train(int argc, char **argv) {
     return 0;
 }
 
+/* The id of a special token's text, -1 if it is not one token. */
+static int32_t special_id(const smdiff_model *m, const char *text) {
+    int32_t ids[2];
+    size_t n = 0;
+    if (smdiff_model_tokenize(m, text, strlen(text), SMDIFF_TOKENIZE_PARSE_SPECIAL, ids, 2, &n) || n != 1)
+        return -1;
+    return ids[0];
+}
+
+static int corpus(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"tokenizer", required_argument, NULL, 't'}, {"eos", required_argument, NULL, 'e'},
+        {"out", required_argument, NULL, 'o'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *tok = NULL, *eos = "<|endoftext|>", *out = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "t:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': tok = optarg; break;
+        case 'e': eos = optarg; break;
+        case 'o': out = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!tok || !out || optind >= argc) {
+        fprintf(stderr, "smdiff tokenizer corpus: -t, -o and at least one PATH are required\n\n");
+        usage(stderr);
+        return 2;
+    }
+    smdiff_model *m = NULL;
+    int32_t rc = smdiff_model_create(&m);
+    if (!rc) rc = smdiff_model_load_tokenizer(m, tok);
+    if (rc) {
+        smdiff_model_free(m);
+        return cli_fail(tok, rc, smdiff_last_error());
+    }
+    int32_t eos_id = special_id(m, eos);
+    int64_t n_tokens = 0, n_docs = 0;
+    if (eos_id < 0) {
+        fprintf(stderr, "smdiff tokenizer corpus: %s is not a single token of %s\n", eos, tok);
+        smdiff_model_free(m);
+        return 1;
+    }
+    rc = smdiff_train_tokenize_corpus(m, (const char *const *)(argv + optind), (int32_t)(argc - optind), eos_id,
+                                      out, &n_tokens, &n_docs);
+    smdiff_model_free(m);
+    if (rc) return cli_fail("tokenizer corpus", rc, smdiff_last_error());
+    fprintf(stderr, "smdiff tokenizer: %lld documents, %lld tokens (EOS %s = %d included) -> %s\n",
+            (long long)n_docs, (long long)n_tokens, eos, (int)eos_id, out);
+    return 0;
+}
+
 int cmd_tokenizer(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "train")) return train(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "corpus")) return corpus(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "smdiff tokenizer: unknown or missing subcommand (the one there is: train)\n\n");
+    fprintf(stderr, "smdiff tokenizer: unknown or missing subcommand (train, corpus)\n\n");
     usage(stderr);
     return 2;
 }

@@ -18,7 +18,7 @@ static const command commands[] = {
     {"info", cmd_info, "describe a model file: architecture, sizes, tokenizer, soft-mask"},
     {"generate", cmd_generate, "decode text with soft-masking and any decoder strategy"},
     {"tokenize", cmd_tokenize, "tokenize standard input with a model's or tokenizer directory's tokenizer"},
-    {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on a corpus (tokenizer train)"},
+    {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on a corpus; tokenize a corpus to a token file"},
     {"convert", cmd_convert, "convert a Hugging Face Dream/LLaDA checkpoint to GGUF"},
     {"train", cmd_train, "train or fine-tune a model (MDLM with soft-masking, or AR)"},
     {"eval", cmd_eval, "validation bound, generative perplexity, entropy and MAUVE of samples"},
