@@ -30,8 +30,6 @@ The committed fixtures are made by:
       -o tests/data/bpe_train/merges_qwen2_1024.txt tests/data/bpe_train/corpus/*
   python3 tests/ref/bpe_train_ref.py --vocab-size 700 --pre gpt2 --specials 0 \
       -o tests/data/bpe_train/merges_gpt2_700.txt tests/data/bpe_train/corpus/*
-  python3 tests/ref/bpe_train_ref.py --vocab-size 266 --pre gpt2 --specials 0 \
-      -o tests/data/bpe_train/merges_reuse_266.txt tests/data/bpe_train/reuse.txt
 """
 import argparse
 import collections
