@@ -65,11 +65,11 @@ SMDIFF_API int32_t smdiff_model_get_int(const smdiff_model *m, int32_t key, int6
 
 SMDIFF_API int32_t smdiff_model_option_info(int32_t key, const char **name, int32_t *type,
                                             double *min, double *max, double *def) {
-    return sd_option_info(&sd_model_options, key, name, type, min, max, def);
+    return sd_option_info(&sd_model_options, key, name, type, min, max, def, NULL);
 }
 
 SMDIFF_API int32_t smdiff_model_option_key(const char *name, int32_t *key) {
-    return sd_option_key(&sd_model_options, name, key);
+    return sd_option_key(&sd_model_options, name, key, NULL);
 }
 
 SMDIFF_API const char *smdiff_model_last_error(const smdiff_model *m) {
@@ -97,7 +97,8 @@ static int32_t require_loaded(const smdiff_model *m, const char *fn) {
 }
 
 SMDIFF_API int32_t smdiff_model_property(const smdiff_model *m, int32_t prop, int64_t *out) {
-    int32_t rc = require_loaded(m, "smdiff_model_property");
+    int32_t rc = sd_option_check_family(SMDIFF_PROP_OPT_FIRST_, SMDIFF_PROP_OPT_LAST_, prop, NULL);
+    if (!rc) rc = require_loaded(m, "smdiff_model_property");
     if (rc) return rc;
     REQUIRE(out, NULL, "smdiff_model_property: out is NULL");
     const sd_hparams *hp = &m->w.hp;
@@ -121,7 +122,7 @@ SMDIFF_API int32_t smdiff_model_property(const smdiff_model *m, int32_t prop, in
         if (m->w.output.data == m->w.token_embd.data) total -= m->w.output.rows * m->w.output.cols;
         *out = total;
         break;
-    default: return sd_fail(NULL, SMDIFF_E_INVAL, "smdiff_model_property: unknown property %d", (int)prop);
+    default: return sd_fail(NULL, SMDIFF_E_INTERNAL, "smdiff_model_property: property %d not handled", (int)prop);
     }
     return SMDIFF_OK;
 }
@@ -370,16 +371,16 @@ SMDIFF_API void smdiff_softmask_free(smdiff_softmask *sm) { sd_free(sm); }
 
 /* The window must stay ordered; check on a copy so a failure changes nothing. */
 static int32_t softmask_commit(smdiff_softmask *sm, const sd_optval *opt) {
-    if (opt[SMDIFF_SM_WINDOW_START].d > opt[SMDIFF_SM_WINDOW_END].d)
+    if (opt[SD_OPT_SLOT(SMDIFF_SM_WINDOW_START)].d > opt[SD_OPT_SLOT(SMDIFF_SM_WINDOW_END)].d)
         return sd_fail(&sm->err, SMDIFF_E_RANGE, "softmask window_start %g > window_end %g",
-                       opt[SMDIFF_SM_WINDOW_START].d, opt[SMDIFF_SM_WINDOW_END].d);
+                       opt[SD_OPT_SLOT(SMDIFF_SM_WINDOW_START)].d, opt[SD_OPT_SLOT(SMDIFF_SM_WINDOW_END)].d);
     memcpy(sm->opt, opt, sizeof sm->opt);
     return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_softmask_set_int(smdiff_softmask *sm, int32_t key, int64_t value) {
     REQUIRE(sm, NULL, "smdiff_softmask_set_int: schedule is NULL");
-    sd_optval opt[SMDIFF_SM_OPT_LAST_ + 1];
+    sd_optval opt[SMDIFF_SM_OPT_LAST_ - SMDIFF_SM_OPT_FIRST_ + 1];
     memcpy(opt, sm->opt, sizeof opt);
     int32_t rc = sd_option_set_int(&sd_softmask_options, opt, key, value, &sm->err);
     return rc ? rc : softmask_commit(sm, opt);
@@ -387,7 +388,7 @@ SMDIFF_API int32_t smdiff_softmask_set_int(smdiff_softmask *sm, int32_t key, int
 
 SMDIFF_API int32_t smdiff_softmask_set_double(smdiff_softmask *sm, int32_t key, double value) {
     REQUIRE(sm, NULL, "smdiff_softmask_set_double: schedule is NULL");
-    sd_optval opt[SMDIFF_SM_OPT_LAST_ + 1];
+    sd_optval opt[SMDIFF_SM_OPT_LAST_ - SMDIFF_SM_OPT_FIRST_ + 1];
     memcpy(opt, sm->opt, sizeof opt);
     int32_t rc = sd_option_set_double(&sd_softmask_options, opt, key, value, &sm->err);
     return rc ? rc : softmask_commit(sm, opt);
@@ -407,11 +408,11 @@ SMDIFF_API int32_t smdiff_softmask_get_double(const smdiff_softmask *sm, int32_t
 
 SMDIFF_API int32_t smdiff_softmask_option_info(int32_t key, const char **name, int32_t *type,
                                                double *min, double *max, double *def) {
-    return sd_option_info(&sd_softmask_options, key, name, type, min, max, def);
+    return sd_option_info(&sd_softmask_options, key, name, type, min, max, def, NULL);
 }
 
 SMDIFF_API int32_t smdiff_softmask_option_key(const char *name, int32_t *key) {
-    return sd_option_key(&sd_softmask_options, name, key);
+    return sd_option_key(&sd_softmask_options, name, key, NULL);
 }
 
 SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm) {
@@ -476,11 +477,11 @@ SMDIFF_API int32_t smdiff_sampler_get_double(const smdiff_sampler *s, int32_t ke
 
 SMDIFF_API int32_t smdiff_sampler_option_info(int32_t key, const char **name, int32_t *type,
                                               double *min, double *max, double *def) {
-    return sd_option_info(&sd_sampler_options, key, name, type, min, max, def);
+    return sd_option_info(&sd_sampler_options, key, name, type, min, max, def, NULL);
 }
 
 SMDIFF_API int32_t smdiff_sampler_option_key(const char *name, int32_t *key) {
-    return sd_option_key(&sd_sampler_options, name, key);
+    return sd_option_key(&sd_sampler_options, name, key, NULL);
 }
 
 SMDIFF_API int32_t smdiff_sampler_set_strategy(smdiff_sampler *s, const char *name) {
@@ -585,7 +586,7 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
             sd_free(rendered);
             return sd_error_forward(&s->err, sd_tls_error());
         }
-        int32_t G = (int32_t)s->opt[SMDIFF_SAMPLER_GEN_LENGTH].i;
+        int32_t G = (int32_t)s->opt[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i;
         int32_t *ids = sd_malloc(sizeof(int32_t) * (n_ids + 1)), *gen = sd_malloc(sizeof(int32_t) * (size_t)G);
         int32_t n_gen = 0;
         if (!ids || !gen) {

@@ -14,8 +14,8 @@ typedef int32_t (*info_fn)(int32_t, const char **, int32_t *, double *, double *
 typedef int32_t (*key_fn)(const char *, int32_t *);
 
 /* Walk an option table through its public describe/lookup functions. */
-static void check_option_table(info_fn info, key_fn lookup, int32_t last) {
-    for (int32_t k = 1; k <= last; k++) {
+static void check_option_table(info_fn info, key_fn lookup, int32_t first, int32_t last) {
+    for (int32_t k = first; k <= last; k++) {
         const char *name = NULL;
         int32_t type = 0, back = 0;
         double lo = NAN, hi = NAN, def = NAN;
@@ -28,6 +28,7 @@ static void check_option_table(info_fn info, key_fn lookup, int32_t last) {
         assert_int_equal(info(k, NULL, NULL, NULL, NULL, NULL), SMDIFF_OK);
     }
     assert_int_equal(info(0, NULL, NULL, NULL, NULL, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(info(first - 1, NULL, NULL, NULL, NULL, NULL), SMDIFF_E_INVAL);
     assert_int_equal(info(last + 1, NULL, NULL, NULL, NULL, NULL), SMDIFF_E_INVAL);
     int32_t key = -5;
     assert_int_equal(lookup("no_such_option", &key), SMDIFF_E_NOT_FOUND);
@@ -38,9 +39,12 @@ static void check_option_table(info_fn info, key_fn lookup, int32_t last) {
 
 static void test_option_tables(void **state) {
     (void)state;
-    check_option_table(smdiff_model_option_info, smdiff_model_option_key, SMDIFF_MODEL_OPT_LAST_);
-    check_option_table(smdiff_sampler_option_info, smdiff_sampler_option_key, SMDIFF_SAMPLER_OPT_LAST_);
-    check_option_table(smdiff_softmask_option_info, smdiff_softmask_option_key, SMDIFF_SM_OPT_LAST_);
+    check_option_table(smdiff_model_option_info, smdiff_model_option_key, SMDIFF_MODEL_OPT_FIRST_,
+                       SMDIFF_MODEL_OPT_LAST_);
+    check_option_table(smdiff_sampler_option_info, smdiff_sampler_option_key, SMDIFF_SAMPLER_OPT_FIRST_,
+                       SMDIFF_SAMPLER_OPT_LAST_);
+    check_option_table(smdiff_softmask_option_info, smdiff_softmask_option_key, SMDIFF_SM_OPT_FIRST_,
+                       SMDIFF_SM_OPT_LAST_);
 }
 
 static void test_model_object(void **state) {

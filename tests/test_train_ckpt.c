@@ -61,7 +61,7 @@ static struct smdiff_model *load_inference(const char *path) {
     struct smdiff_model *im = sd_calloc(1, sizeof *im);
     atomic_init(&im->refcount, 1);
     sd_options_defaults(&sd_model_options, im->opt);
-    im->opt[SMDIFF_MODEL_THREADS].i = sd_blas_get_threads();
+    im->opt[SD_OPT_SLOT(SMDIFF_MODEL_THREADS)].i = sd_blas_get_threads();
     int32_t rc = sd_model_load(im, path);
     if (rc) printf("  load %s: %s\n", path, im->err.msg);
     assert_int_equal(rc, 0);

@@ -166,11 +166,12 @@ SMDIFF_API int32_t smdiff_set_allocator(smdiff_alloc_fn alloc, smdiff_free_fn re
 typedef struct smdiff_model smdiff_model;
 
 /* Model options (set before loading). */
-#define SMDIFF_MODEL_USE_MMAP 1  /* int 0..1, default 1: map weights instead of reading */
-#define SMDIFF_MODEL_THREADS  2  /* int 0..1024, default 0 = all online CPUs: threads for
+#define SMDIFF_MODEL_USE_MMAP 100  /* int 0..1, default 1: map weights instead of reading */
+#define SMDIFF_MODEL_THREADS  101  /* int 0..1024, default 0 = all online CPUs: threads for
                                     model-level computation (smdiff_model_logits) */
-#define SMDIFF_MODEL_CONTEXT  3  /* int 0..1048576, default 0 = the file's context length */
-#define SMDIFF_MODEL_OPT_LAST_ 3
+#define SMDIFF_MODEL_CONTEXT  102  /* int 0..1048576, default 0 = the file's context length */
+#define SMDIFF_MODEL_OPT_FIRST_ 100
+#define SMDIFF_MODEL_OPT_LAST_  102
 
 /* Create an empty, unloaded model with default options. *out receives the
  * handle (reference count 1). Returns SMDIFF_E_INVAL if out is NULL,
@@ -217,19 +218,21 @@ SMDIFF_API int32_t smdiff_model_load_file(smdiff_model *model, const char *path)
 SMDIFF_API int32_t smdiff_model_is_loaded(const smdiff_model *model, int32_t *out);
 
 /* Integer properties of a loaded model. */
-#define SMDIFF_PROP_VOCAB_SIZE   1  /* rows of the output head */
-#define SMDIFF_PROP_MASK_ID      2  /* id of the [MASK] token */
-#define SMDIFF_PROP_CONTEXT      3  /* maximum canvas length */
-#define SMDIFF_PROP_EMBED_DIM    4  /* d, the width of an input embedding */
-#define SMDIFF_PROP_LAYERS       5
-#define SMDIFF_PROP_HEADS        6
-#define SMDIFF_PROP_KV_HEADS     7
-#define SMDIFF_PROP_FFN_DIM      8
-#define SMDIFF_PROP_SHIFT_LOGITS 9  /* 1 if row i predicts position i+1 (dream) */
-#define SMDIFF_PROP_BOS_ID      10  /* -1 if none */
-#define SMDIFF_PROP_EOS_ID      11  /* -1 if none */
-#define SMDIFF_PROP_PAD_ID      12  /* -1 if none */
-#define SMDIFF_PROP_N_PARAMS    13  /* parameter count, embeddings included */
+#define SMDIFF_PROP_VOCAB_SIZE   500  /* rows of the output head */
+#define SMDIFF_PROP_MASK_ID      501  /* id of the [MASK] token */
+#define SMDIFF_PROP_CONTEXT      502  /* maximum canvas length */
+#define SMDIFF_PROP_EMBED_DIM    503  /* d, the width of an input embedding */
+#define SMDIFF_PROP_LAYERS       504
+#define SMDIFF_PROP_HEADS        505
+#define SMDIFF_PROP_KV_HEADS     506
+#define SMDIFF_PROP_FFN_DIM      507
+#define SMDIFF_PROP_SHIFT_LOGITS 508  /* 1 if row i predicts position i+1 (dream) */
+#define SMDIFF_PROP_BOS_ID      509  /* -1 if none */
+#define SMDIFF_PROP_EOS_ID      510  /* -1 if none */
+#define SMDIFF_PROP_PAD_ID      511  /* -1 if none */
+#define SMDIFF_PROP_N_PARAMS    512  /* parameter count, embeddings included */
+#define SMDIFF_PROP_OPT_FIRST_  500
+#define SMDIFF_PROP_OPT_LAST_   512
 
 /* Read an integer property of a loaded model. SMDIFF_E_STATE if not
  * loaded, SMDIFF_E_INVAL for an unknown property. Thread-safe. */
@@ -364,16 +367,17 @@ typedef struct smdiff_softmask smdiff_softmask;
 #define SMDIFF_SM_CONSTANT 2  /* fixed lambda, the training-free variant */
 
 /* Soft-mask schedule options. */
-#define SMDIFF_SM_MODE         1  /* int 0..2 (SMDIFF_SM_*), default 1 */
-#define SMDIFF_SM_TOPK         2  /* int 1..64, default 3: k, tokens mixed per position */
-#define SMDIFF_SM_SCALE        3  /* double (0,1) open, default 1e-6: omega_s */
-#define SMDIFF_SM_STEEPNESS    4  /* double (0,1e4], default 6.66: omega_a > 0 */
-#define SMDIFF_SM_CENTRE       5  /* double [-1e4,0) , default -0.75: omega_b < 0 */
-#define SMDIFF_SM_CONSTANT_LAMBDA 6 /* double [0,1], default 0.5: lambda in constant mode */
-#define SMDIFF_SM_WINDOW_START 7  /* double [0,1], default 0: first active fraction of steps */
-#define SMDIFF_SM_WINDOW_END   8  /* double [0,1], default 1: active until this fraction */
-#define SMDIFF_SM_FADE         9  /* int 0..1, default 0: fade lambda linearly to 0 over the window */
-#define SMDIFF_SM_OPT_LAST_    9
+#define SMDIFF_SM_MODE         200  /* int 0..2 (SMDIFF_SM_*), default 1 */
+#define SMDIFF_SM_TOPK         201  /* int 1..64, default 3: k, tokens mixed per position */
+#define SMDIFF_SM_SCALE        202  /* double (0,1) open, default 1e-6: omega_s */
+#define SMDIFF_SM_STEEPNESS    203  /* double (0,1e4], default 6.66: omega_a > 0 */
+#define SMDIFF_SM_CENTRE       204  /* double [-1e4,0) , default -0.75: omega_b < 0 */
+#define SMDIFF_SM_CONSTANT_LAMBDA 205 /* double [0,1], default 0.5: lambda in constant mode */
+#define SMDIFF_SM_WINDOW_START 206  /* double [0,1], default 0: first active fraction of steps */
+#define SMDIFF_SM_WINDOW_END   207  /* double [0,1], default 1: active until this fraction */
+#define SMDIFF_SM_FADE         208  /* int 0..1, default 0: fade lambda linearly to 0 over the window */
+#define SMDIFF_SM_OPT_FIRST_   200
+#define SMDIFF_SM_OPT_LAST_    208
 
 /* Create a schedule with the reference defaults (mode entropy, k = 3,
  * omega = (1e-6, 6.66, -0.75), full window, no fade). Thread-safe. */
@@ -434,20 +438,21 @@ SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float
 typedef struct smdiff_sampler smdiff_sampler;
 
 /* Sampler options. */
-#define SMDIFF_SAMPLER_STEPS        1  /* int 1..1048576, default 64: denoising steps */
-#define SMDIFF_SAMPLER_GEN_LENGTH   2  /* int 1..1048576, default 128: tokens to generate */
-#define SMDIFF_SAMPLER_BLOCK_LENGTH 3  /* int 0..1048576, default 0 = one block (gen_length) */
-#define SMDIFF_SAMPLER_TEMPERATURE  4  /* double [0,100], default 0 = greedy */
-#define SMDIFF_SAMPLER_TOP_K        5  /* int 0..1048576, default 0 = off */
-#define SMDIFF_SAMPLER_TOP_P        6  /* double (0,1], default 1 = off */
-#define SMDIFF_SAMPLER_SEED         7  /* int 0..2^63-1, default 0 */
-#define SMDIFF_SAMPLER_ALG_TEMP     8  /* double [0,100], default 0: position-sampling temperature */
-#define SMDIFF_SAMPLER_THRESHOLD    9  /* double [0,1], default 0.9: confidence threshold strategy */
-#define SMDIFF_SAMPLER_EPS         10  /* double [0,0.5], default 1e-3: Dream's final timestep */
-#define SMDIFF_SAMPLER_THREADS     11  /* int 0..1024, default 0 = all online CPUs */
-#define SMDIFF_SAMPLER_STOP_AT_EOS 12  /* int 0..1, default 1: finish early once EOS is committed
+#define SMDIFF_SAMPLER_STEPS        300  /* int 1..1048576, default 64: denoising steps */
+#define SMDIFF_SAMPLER_GEN_LENGTH   301  /* int 1..1048576, default 128: tokens to generate */
+#define SMDIFF_SAMPLER_BLOCK_LENGTH 302  /* int 0..1048576, default 0 = one block (gen_length) */
+#define SMDIFF_SAMPLER_TEMPERATURE  303  /* double [0,100], default 0 = greedy */
+#define SMDIFF_SAMPLER_TOP_K        304  /* int 0..1048576, default 0 = off */
+#define SMDIFF_SAMPLER_TOP_P        305  /* double (0,1], default 1 = off */
+#define SMDIFF_SAMPLER_SEED         306  /* int 0..2^63-1, default 0 */
+#define SMDIFF_SAMPLER_ALG_TEMP     307  /* double [0,100], default 0: position-sampling temperature */
+#define SMDIFF_SAMPLER_THRESHOLD    308  /* double [0,1], default 0.9: confidence threshold strategy */
+#define SMDIFF_SAMPLER_EPS         309  /* double [0,0.5], default 1e-3: Dream's final timestep */
+#define SMDIFF_SAMPLER_THREADS     310  /* int 0..1024, default 0 = all online CPUs */
+#define SMDIFF_SAMPLER_STOP_AT_EOS 311  /* int 0..1, default 1: finish early once EOS is committed
                                           and everything before it is decided; pad the rest */
-#define SMDIFF_SAMPLER_OPT_LAST_   12
+#define SMDIFF_SAMPLER_OPT_FIRST_  300
+#define SMDIFF_SAMPLER_OPT_LAST_   311
 
 /* Create a sampler with default options, the "maskgit_plus" strategy and
  * the default soft-mask schedule. Thread-safe. */
@@ -556,23 +561,24 @@ typedef struct smdiff_trainer smdiff_trainer;
 #define SMDIFF_TRAIN_MDLM 0  /* masked diffusion ELBO (t ~ U(eps,1), 1/t weights) */
 #define SMDIFF_TRAIN_AR   1  /* autoregressive next-token loss, causal attention */
 
-#define SMDIFF_TRAIN_BATCH         1  /* int 1..65536, default 8: sequences per step */
-#define SMDIFF_TRAIN_SEQ_LEN       2  /* int 2..1048576, default 128: tokens per sequence */
-#define SMDIFF_TRAIN_SEED          3  /* int 0..2^53, default 1 */
-#define SMDIFF_TRAIN_OBJECTIVE     4  /* int 0..1, default SMDIFF_TRAIN_MDLM */
-#define SMDIFF_TRAIN_SM            5  /* int 0..1, default 1: soft-masking two-pass training */
-#define SMDIFF_TRAIN_SM_PROB       6  /* double [0,1], default 0.8: batches trained with SM */
-#define SMDIFF_TRAIN_SM_TOPK       7  /* int 1..64, default 3 */
-#define SMDIFF_TRAIN_LR            8  /* double [0,1], default 3e-4: peak learning rate */
-#define SMDIFF_TRAIN_SM_LR         9  /* double [0,1], default 1e-2: of the SM parameters */
-#define SMDIFF_TRAIN_WEIGHT_DECAY 10  /* double [0,1], default 0.01 (matrices only) */
-#define SMDIFF_TRAIN_GRAD_CLIP    11  /* double [0,1e6], default 1: max global norm, 0 = off */
-#define SMDIFF_TRAIN_WARMUP       12  /* int 0..2^31, default 0: linear warm-up steps */
-#define SMDIFF_TRAIN_COSINE_STEPS 13  /* int 0..2^31, default 0 = constant after warm-up;
+#define SMDIFF_TRAIN_BATCH         400  /* int 1..65536, default 8: sequences per step */
+#define SMDIFF_TRAIN_SEQ_LEN       401  /* int 2..1048576, default 128: tokens per sequence */
+#define SMDIFF_TRAIN_SEED          402  /* int 0..2^53, default 1 */
+#define SMDIFF_TRAIN_OBJECTIVE     403  /* int 0..1, default SMDIFF_TRAIN_MDLM */
+#define SMDIFF_TRAIN_SM            404  /* int 0..1, default 1: soft-masking two-pass training */
+#define SMDIFF_TRAIN_SM_PROB       405  /* double [0,1], default 0.8: batches trained with SM */
+#define SMDIFF_TRAIN_SM_TOPK       406  /* int 1..64, default 3 */
+#define SMDIFF_TRAIN_LR            407  /* double [0,1], default 3e-4: peak learning rate */
+#define SMDIFF_TRAIN_SM_LR         408  /* double [0,1], default 1e-2: of the SM parameters */
+#define SMDIFF_TRAIN_WEIGHT_DECAY 409  /* double [0,1], default 0.01 (matrices only) */
+#define SMDIFF_TRAIN_GRAD_CLIP    410  /* double [0,1e6], default 1: max global norm, 0 = off */
+#define SMDIFF_TRAIN_WARMUP       411  /* int 0..2^31, default 0: linear warm-up steps */
+#define SMDIFF_TRAIN_COSINE_STEPS 412  /* int 0..2^31, default 0 = constant after warm-up;
                                          else cosine decay to 10% of the peak at this step */
-#define SMDIFF_TRAIN_THREADS      14  /* int 0..1024, default 0 = all online CPUs */
-#define SMDIFF_TRAIN_MIN_T        15  /* double (0,1), default 1e-3: eps of t ~ U(eps,1) */
-#define SMDIFF_TRAIN_OPT_LAST_    15
+#define SMDIFF_TRAIN_THREADS      413  /* int 0..1024, default 0 = all online CPUs */
+#define SMDIFF_TRAIN_MIN_T        414  /* double (0,1), default 1e-3: eps of t ~ U(eps,1) */
+#define SMDIFF_TRAIN_OPT_FIRST_  400
+#define SMDIFF_TRAIN_OPT_LAST_   414
 
 /* Create a trainer with default options. SMDIFF_E_INVAL if out is NULL. */
 SMDIFF_API int32_t smdiff_trainer_create(smdiff_trainer **out);

@@ -1,9 +1,15 @@
 /* options.h -- enum-keyed option tables shared by the public objects.
  *
  * Each object describes its options once (key, name, type, bounds,
- * default) and stores values in an array indexed by key. The generic
- * setters here check type and bounds; objects add cross-field checks on a
- * copy before committing, so a rejected set leaves the object unchanged.
+ * default) and stores values in an array indexed by the key's slot in its
+ * family. The generic setters here check the family, the type and the
+ * bounds; objects add cross-field checks on a copy before committing, so a
+ * rejected set leaves the object unchanged.
+ *
+ * Key families (smdiff.h): each family owns the keys [base, base + 100),
+ * base a multiple of 100 from 100 up; keys 0..99 belong to none. A key
+ * handed to another family's function is refused with SMDIFF_E_INVAL and a
+ * message naming both families.
  */
 #ifndef SD_CORE_OPTIONS_H
 #define SD_CORE_OPTIONS_H
@@ -12,8 +18,13 @@
 
 #include "error.h"
 
+#define SD_OPT_FAMILY_SPAN 100
+
+/* Index of a key in its family's value array (the family's first key is 0). */
+#define SD_OPT_SLOT(key) ((key) % SD_OPT_FAMILY_SPAN)
+
 typedef struct sd_option_def {
-    int32_t key;        /* 1..n, equal to its index + 1 in the table */
+    int32_t key;        /* the family's first key + its index in the table */
     const char *name;
     int32_t type;       /* SMDIFF_TYPE_INT or SMDIFF_TYPE_DOUBLE */
     double min, max, def;
@@ -22,8 +33,8 @@ typedef struct sd_option_def {
 } sd_option_def;
 
 typedef struct sd_option_table {
-    const char *object;          /* "sampler", for messages */
-    const sd_option_def *defs;
+    const sd_option_def *defs;   /* defs[i].key == defs[0].key + i, defs[0].key
+                                    the family's base */
     int32_t n;
 } sd_option_table;
 
@@ -32,7 +43,16 @@ typedef union sd_optval {
     double d;
 } sd_optval;
 
-/* vals must hold table->n + 1 entries (index 0 unused). */
+/* What a family's keys are, for messages: "sampler option", "model
+ * property"; NULL for a key of no family. */
+const char *sd_option_family(int32_t key);
+
+/* SMDIFF_OK if key lies in [first, last], else SMDIFF_E_INVAL with a message
+ * naming the key's family and the expected one ("key 300 is a sampler
+ * option, not a soft-mask option"). */
+int32_t sd_option_check_family(int32_t first, int32_t last, int32_t key, sd_error *err);
+
+/* vals must hold table->n entries, indexed by SD_OPT_SLOT(key). */
 void sd_options_defaults(const sd_option_table *t, sd_optval *vals);
 int32_t sd_option_set_int(const sd_option_table *t, sd_optval *vals, int32_t key,
                           int64_t value, sd_error *err);
@@ -43,7 +63,7 @@ int32_t sd_option_get_int(const sd_option_table *t, const sd_optval *vals, int32
 int32_t sd_option_get_double(const sd_option_table *t, const sd_optval *vals, int32_t key,
                              double *out, sd_error *err);
 int32_t sd_option_info(const sd_option_table *t, int32_t key, const char **name,
-                       int32_t *type, double *min, double *max, double *def);
-int32_t sd_option_key(const sd_option_table *t, const char *name, int32_t *key);
+                       int32_t *type, double *min, double *max, double *def, sd_error *err);
+int32_t sd_option_key(const sd_option_table *t, const char *name, int32_t *key, sd_error *err);
 
 #endif

@@ -212,9 +212,9 @@ static int32_t check_request(run *r, const int32_t *prompt, size_t n_prompt, siz
 static int32_t plan(run *r, const int32_t *prompt, size_t n_prompt, size_t capacity) {
     struct smdiff_sampler *s = r->s;
     const sd_optval *o = s->opt;
-    size_t steps = (size_t)o[SMDIFF_SAMPLER_STEPS].i;
-    r->G = (size_t)o[SMDIFF_SAMPLER_GEN_LENGTH].i;
-    r->B = o[SMDIFF_SAMPLER_BLOCK_LENGTH].i ? (size_t)o[SMDIFF_SAMPLER_BLOCK_LENGTH].i : r->G;
+    size_t steps = (size_t)o[SD_OPT_SLOT(SMDIFF_SAMPLER_STEPS)].i;
+    r->G = (size_t)o[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i;
+    r->B = o[SD_OPT_SLOT(SMDIFF_SAMPLER_BLOCK_LENGTH)].i ? (size_t)o[SD_OPT_SLOT(SMDIFF_SAMPLER_BLOCK_LENGTH)].i : r->G;
     int32_t rc = check_request(r, prompt, n_prompt, capacity, steps);
     if (rc) return rc;
     if (sd_decoder_lookup(s->strategy, &r->dec, &r->dec_ud))
@@ -227,23 +227,23 @@ static int32_t plan(run *r, const int32_t *prompt, size_t n_prompt, size_t capac
     r->d = r->m->n_embd;
     r->V = r->m->n_vocab;
     const struct smdiff_softmask *sm = &s->softmask;
-    r->sm_on = sm->opt[SMDIFF_SM_MODE].i != SMDIFF_SM_OFF;
+    r->sm_on = sm->opt[SD_OPT_SLOT(SMDIFF_SM_MODE)].i != SMDIFF_SM_OFF;
     /* Entropies cost a multiply-add per logit: H(p) only for the entropy
      * rule of SM, H(q) only for a strategy that reads it. */
-    int want_h = r->sm_on && sm->opt[SMDIFF_SM_MODE].i == SMDIFF_SM_ENTROPY;
-    sd_stats_params sp = {o[SMDIFF_SAMPLER_TEMPERATURE].d, (int32_t)o[SMDIFF_SAMPLER_TOP_K].i,
-                          o[SMDIFF_SAMPLER_TOP_P].d, r->sm_on ? (int32_t)sm->opt[SMDIFF_SM_TOPK].i : 0,
-                          (r->dec.needs & SMDIFF_NEED_ENTROPY) != 0, (uint64_t)o[SMDIFF_SAMPLER_SEED].i,
+    int want_h = r->sm_on && sm->opt[SD_OPT_SLOT(SMDIFF_SM_MODE)].i == SMDIFF_SM_ENTROPY;
+    sd_stats_params sp = {o[SD_OPT_SLOT(SMDIFF_SAMPLER_TEMPERATURE)].d, (int32_t)o[SD_OPT_SLOT(SMDIFF_SAMPLER_TOP_K)].i,
+                          o[SD_OPT_SLOT(SMDIFF_SAMPLER_TOP_P)].d, r->sm_on ? (int32_t)sm->opt[SD_OPT_SLOT(SMDIFF_SM_TOPK)].i : 0,
+                          (r->dec.needs & SMDIFF_NEED_ENTROPY) != 0, (uint64_t)o[SD_OPT_SLOT(SMDIFF_SAMPLER_SEED)].i,
                           0, !want_h};
     if (!isfinite(sp.temperature) || !isfinite(sp.top_p))
         return sd_fail(&s->err, SMDIFF_E_RANGE, "temperature and top_p must be finite");
     r->sp = sp;
     r->k = sp.sm_k > 0 ? sp.sm_k : 1;
-    r->eos = o[SMDIFF_SAMPLER_STOP_AT_EOS].i ? r->m->eos_id : -1;
-    r->n_threads = o[SMDIFF_SAMPLER_THREADS].i ? (int)o[SMDIFF_SAMPLER_THREADS].i : sd_cpu_count();
-    r->alg_temp = o[SMDIFF_SAMPLER_ALG_TEMP].d;
-    r->threshold = o[SMDIFF_SAMPLER_THRESHOLD].d;
-    r->eps = o[SMDIFF_SAMPLER_EPS].d;
+    r->eos = o[SD_OPT_SLOT(SMDIFF_SAMPLER_STOP_AT_EOS)].i ? r->m->eos_id : -1;
+    r->n_threads = o[SD_OPT_SLOT(SMDIFF_SAMPLER_THREADS)].i ? (int)o[SD_OPT_SLOT(SMDIFF_SAMPLER_THREADS)].i : sd_cpu_count();
+    r->alg_temp = o[SD_OPT_SLOT(SMDIFF_SAMPLER_ALG_TEMP)].d;
+    r->threshold = o[SD_OPT_SLOT(SMDIFF_SAMPLER_THRESHOLD)].d;
+    r->eps = o[SD_OPT_SLOT(SMDIFF_SAMPLER_EPS)].d;
     return SMDIFF_OK;
 }
 

@@ -15,7 +15,7 @@ static const sd_option_def defs[] = {
     {SMDIFF_SAMPLER_STOP_AT_EOS, "stop_at_eos", SMDIFF_TYPE_INT, 0, 1, 1, 0, 0},
 };
 
-const sd_option_table sd_sampler_options = {"sampler", defs,
+const sd_option_table sd_sampler_options = {defs,
                                             (int32_t)(sizeof defs / sizeof defs[0])};
 
-_Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_SAMPLER_OPT_LAST_, "one entry per option");
+_Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_SAMPLER_OPT_LAST_ - SMDIFF_SAMPLER_OPT_FIRST_ + 1, "one entry per option");

@@ -8,7 +8,7 @@
 #include "softmask.h"
 
 struct smdiff_sampler {
-    sd_optval opt[SMDIFF_SAMPLER_OPT_LAST_ + 1];
+    sd_optval opt[SMDIFF_SAMPLER_OPT_LAST_ - SMDIFF_SAMPLER_OPT_FIRST_ + 1];
     char strategy[64];
     struct smdiff_softmask softmask;
     smdiff_step_fn step_fn;

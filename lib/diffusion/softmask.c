@@ -14,10 +14,10 @@ static const sd_option_def defs[] = {
     {SMDIFF_SM_FADE, "fade", SMDIFF_TYPE_INT, 0, 1, 0, 0, 0},
 };
 
-const sd_option_table sd_softmask_options = {"softmask", defs,
+const sd_option_table sd_softmask_options = {defs,
                                              (int32_t)(sizeof defs / sizeof defs[0])};
 
-_Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_SM_OPT_LAST_, "one entry per option");
+_Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_SM_OPT_LAST_ - SMDIFF_SM_OPT_FIRST_ + 1, "one entry per option");
 
 double sd_sigmoid(double x) {
     if (x >= 0) return 1.0 / (1.0 + exp(-x));
@@ -43,19 +43,19 @@ double sd_entropy(const float *probs, int64_t n) {
 double sd_softmask_gate(const struct smdiff_softmask *sm, int32_t step, int32_t n_steps) {
     if (step <= 0 || n_steps <= 0) return 0.0;
     double f = (double)step / (double)n_steps;
-    double start = sm->opt[SMDIFF_SM_WINDOW_START].d, end = sm->opt[SMDIFF_SM_WINDOW_END].d;
+    double start = sm->opt[SD_OPT_SLOT(SMDIFF_SM_WINDOW_START)].d, end = sm->opt[SD_OPT_SLOT(SMDIFF_SM_WINDOW_END)].d;
     if (f < start || f >= end) return 0.0;
-    if (!sm->opt[SMDIFF_SM_FADE].i) return 1.0;
+    if (!sm->opt[SD_OPT_SLOT(SMDIFF_SM_FADE)].i) return 1.0;
     return 1.0 - (f - start) / (end - start);
 }
 
 double sd_softmask_lambda_from_entropy(const struct smdiff_softmask *sm, double entropy) {
-    switch (sm->opt[SMDIFF_SM_MODE].i) {
+    switch (sm->opt[SD_OPT_SLOT(SMDIFF_SM_MODE)].i) {
     case SMDIFF_SM_ENTROPY:
-        return sm->opt[SMDIFF_SM_SCALE].d *
-               sd_sigmoid(sm->opt[SMDIFF_SM_STEEPNESS].d * (-entropy - sm->opt[SMDIFF_SM_CENTRE].d));
+        return sm->opt[SD_OPT_SLOT(SMDIFF_SM_SCALE)].d *
+               sd_sigmoid(sm->opt[SD_OPT_SLOT(SMDIFF_SM_STEEPNESS)].d * (-entropy - sm->opt[SD_OPT_SLOT(SMDIFF_SM_CENTRE)].d));
     case SMDIFF_SM_CONSTANT:
-        return sm->opt[SMDIFF_SM_CONSTANT_LAMBDA].d;
+        return sm->opt[SD_OPT_SLOT(SMDIFF_SM_CONSTANT_LAMBDA)].d;
     default:
         return 0.0;
     }

@@ -24,7 +24,7 @@
 #include "core/options.h"
 
 struct smdiff_softmask {
-    sd_optval opt[SMDIFF_SM_OPT_LAST_ + 1];
+    sd_optval opt[SMDIFF_SM_OPT_LAST_ - SMDIFF_SM_OPT_FIRST_ + 1];
     sd_error err;
 };
 

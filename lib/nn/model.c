@@ -16,9 +16,9 @@ static const sd_option_def defs[] = {
     {SMDIFF_MODEL_CONTEXT, "context", SMDIFF_TYPE_INT, 0, 1048576, 0, 0, 0},
 };
 
-const sd_option_table sd_model_options = {"model", defs, (int32_t)(sizeof defs / sizeof defs[0])};
+const sd_option_table sd_model_options = {defs, (int32_t)(sizeof defs / sizeof defs[0])};
 
-_Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_MODEL_OPT_LAST_, "one entry per option");
+_Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_MODEL_OPT_LAST_ - SMDIFF_MODEL_OPT_FIRST_ + 1, "one entry per option");
 
 /* Release the nn part (weights, mapping, pool); the model becomes unloaded. */
 static void unload(struct smdiff_model *m) {
@@ -211,7 +211,7 @@ static int32_t load_tensors(loader *ld) {
 }
 
 static int32_t load(struct smdiff_model *m, const char *path) {
-    int32_t rc = sd_gguf_open(path, (int)m->opt[SMDIFF_MODEL_USE_MMAP].i, &m->gguf, &m->err);
+    int32_t rc = sd_gguf_open(path, (int)m->opt[SD_OPT_SLOT(SMDIFF_MODEL_USE_MMAP)].i, &m->gguf, &m->err);
     if (rc) return rc;
     loader ld = {m, {0}};
     sd_gguf_str a;
@@ -243,7 +243,7 @@ static int32_t load(struct smdiff_model *m, const char *path) {
     hp->n_head_kv = (int32_t)v;
     if ((rc = get_int(&ld, ".context_length", 1, big * 16, -1, &v))) return rc;
     hp->n_ctx = (int32_t)v;
-    if (m->opt[SMDIFF_MODEL_CONTEXT].i > 0) hp->n_ctx = (int32_t)m->opt[SMDIFF_MODEL_CONTEXT].i;
+    if (m->opt[SD_OPT_SLOT(SMDIFF_MODEL_CONTEXT)].i > 0) hp->n_ctx = (int32_t)m->opt[SD_OPT_SLOT(SMDIFF_MODEL_CONTEXT)].i;
     if ((rc = get_float(&ld, ".rope.freq_base", 10000.0, &hp->rope_base))) return rc;
     if ((rc = get_float(&ld, ".attention.layer_norm_rms_epsilon", -1, &hp->norm_eps))) return rc;
     /* Every llada file from llama.cpp's converter has Q/K rows permuted
@@ -266,7 +266,7 @@ static int32_t load(struct smdiff_model *m, const char *path) {
         hp->mask_id = def < hp->n_vocab ? def : -1;
     }
 
-    int threads = (int)m->opt[SMDIFF_MODEL_THREADS].i;
+    int threads = (int)m->opt[SD_OPT_SLOT(SMDIFF_MODEL_THREADS)].i;
     if (threads <= 0) threads = sd_cpu_count();
     m->threads = threads;
     if ((rc = sd_pool_create(threads, &m->pool, &m->err))) return rc;

@@ -16,7 +16,7 @@ struct smdiff_model {
     atomic_int refcount;
     int loaded;
     struct sd_tokenizer *tok;  /* NULL until a tokenizer is loaded; owned */
-    sd_optval opt[SMDIFF_MODEL_OPT_LAST_ + 1];
+    sd_optval opt[SMDIFF_MODEL_OPT_LAST_ - SMDIFF_MODEL_OPT_FIRST_ + 1];
     sd_error err;
 
     /* nn: weights and what the forward pass needs (set by sd_model_load). */

@@ -34,12 +34,12 @@ static const sd_option_def defs[] = {
     {SMDIFF_TRAIN_MIN_T, "min_t", SMDIFF_TYPE_DOUBLE, 0, 1, 1e-3, 1, 1},
 };
 
-static const sd_option_table options = {"trainer", defs, (int32_t)(sizeof defs / sizeof defs[0])};
+static const sd_option_table options = {defs, (int32_t)(sizeof defs / sizeof defs[0])};
 
-_Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_TRAIN_OPT_LAST_, "one entry per option");
+_Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_TRAIN_OPT_LAST_ - SMDIFF_TRAIN_OPT_FIRST_ + 1, "one entry per option");
 
 struct smdiff_trainer {
-    sd_optval opt[SMDIFF_TRAIN_OPT_LAST_ + 1];
+    sd_optval opt[SMDIFF_TRAIN_OPT_LAST_ - SMDIFF_TRAIN_OPT_FIRST_ + 1];
     sd_error err;
     sd_trainer *t;
     sd_pool *pool;
@@ -88,28 +88,28 @@ SMDIFF_API int32_t smdiff_trainer_set_double(smdiff_trainer *tr, int32_t key, do
 static int32_t start(smdiff_trainer *tr, sd_tmodel *m) {
     sd_trainer_opts o;
     memset(&o, 0, sizeof o);
-    o.B = tr->opt[SMDIFF_TRAIN_BATCH].i;
-    o.L = tr->opt[SMDIFF_TRAIN_SEQ_LEN].i;
-    o.seed = (uint64_t)tr->opt[SMDIFF_TRAIN_SEED].i;
+    o.B = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_BATCH)].i;
+    o.L = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SEQ_LEN)].i;
+    o.seed = (uint64_t)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SEED)].i;
     sd_objective_defaults(&o.obj);
-    o.obj.kind = tr->opt[SMDIFF_TRAIN_OBJECTIVE].i == SMDIFF_TRAIN_AR ? SD_OBJ_AR : SD_OBJ_MDLM;
-    o.obj.sm = (int)tr->opt[SMDIFF_TRAIN_SM].i && o.obj.kind == SD_OBJ_MDLM;
-    o.obj.sm_prob = tr->opt[SMDIFF_TRAIN_SM_PROB].d;
-    o.obj.sm_k = (int32_t)tr->opt[SMDIFF_TRAIN_SM_TOPK].i;
-    o.obj.eps = tr->opt[SMDIFF_TRAIN_MIN_T].d;
+    o.obj.kind = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_OBJECTIVE)].i == SMDIFF_TRAIN_AR ? SD_OBJ_AR : SD_OBJ_MDLM;
+    o.obj.sm = (int)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SM)].i && o.obj.kind == SD_OBJ_MDLM;
+    o.obj.sm_prob = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SM_PROB)].d;
+    o.obj.sm_k = (int32_t)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SM_TOPK)].i;
+    o.obj.eps = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_MIN_T)].d;
     o.obj.antithetic = 1;
     sd_adamw_defaults(&o.adam);
-    o.adam.lr = tr->opt[SMDIFF_TRAIN_LR].d;
-    o.adam.sm_lr = tr->opt[SMDIFF_TRAIN_SM_LR].d;
-    o.adam.weight_decay = tr->opt[SMDIFF_TRAIN_WEIGHT_DECAY].d;
-    o.adam.grad_clip = tr->opt[SMDIFF_TRAIN_GRAD_CLIP].d;
-    o.adam.warmup_steps = tr->opt[SMDIFF_TRAIN_WARMUP].i;
-    if (tr->opt[SMDIFF_TRAIN_COSINE_STEPS].i > 0) {
+    o.adam.lr = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_LR)].d;
+    o.adam.sm_lr = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SM_LR)].d;
+    o.adam.weight_decay = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_WEIGHT_DECAY)].d;
+    o.adam.grad_clip = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_GRAD_CLIP)].d;
+    o.adam.warmup_steps = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_WARMUP)].i;
+    if (tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_COSINE_STEPS)].i > 0) {
         o.adam.schedule = SD_LR_COSINE;
-        o.adam.total_steps = tr->opt[SMDIFF_TRAIN_COSINE_STEPS].i;
+        o.adam.total_steps = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_COSINE_STEPS)].i;
         o.adam.min_lr_frac = 0.1;
     }
-    int threads = (int)tr->opt[SMDIFF_TRAIN_THREADS].i;
+    int threads = (int)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_THREADS)].i;
     if (threads <= 0) threads = sd_cpu_count();
     sd_blas_set_threads(threads);
     int32_t rc = SMDIFF_OK;
@@ -124,7 +124,7 @@ static int32_t start(smdiff_trainer *tr, sd_tmodel *m) {
 SMDIFF_API int32_t smdiff_trainer_init_from_file(smdiff_trainer *tr, const char *path) {
     REQUIRE(tr && path, tr, "smdiff_trainer_init_from_file: NULL argument");
     if (tr->t) return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_init_from_file: already initialised");
-    int64_t B = tr->opt[SMDIFF_TRAIN_BATCH].i, L = tr->opt[SMDIFF_TRAIN_SEQ_LEN].i;
+    int64_t B = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_BATCH)].i, L = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SEQ_LEN)].i;
     sd_tmodel *m = NULL;
     int32_t rc = sd_tmodel_load_gguf(path, B, L, 0, &m, &tr->err);
     if (rc) return rc;
@@ -152,7 +152,7 @@ SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *tr, const char *arch,
                        "(dream, llada)", arch);
     hp.n_vocab = n_vocab, hp.n_embd = n_embd, hp.n_layer = n_layer, hp.n_head = n_head;
     hp.n_head_kv = n_head_kv, hp.n_ff = n_ff;
-    hp.n_ctx = (int32_t)tr->opt[SMDIFF_TRAIN_SEQ_LEN].i;
+    hp.n_ctx = (int32_t)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SEQ_LEN)].i;
     hp.norm_eps = 1e-5f, hp.rope_base = 10000.0f;
     hp.shift_logits = hp.arch == SD_ARCH_DREAM;
     /* llada files are read with adjacent-pair RoPE: train in that layout */
@@ -162,11 +162,11 @@ SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *tr, const char *arch,
         return sd_fail(&tr->err, SMDIFF_E_INVAL, "smdiff_trainer_init_new: eos id %d outside vocabulary %d",
                        eos_id, n_vocab);
     sd_tmodel *m = NULL;
-    int32_t rc = sd_tmodel_create(&hp, tr->opt[SMDIFF_TRAIN_BATCH].i, tr->opt[SMDIFF_TRAIN_SEQ_LEN].i, 0,
+    int32_t rc = sd_tmodel_create(&hp, tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_BATCH)].i, tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SEQ_LEN)].i, 0,
                                   &m, &tr->err);
     if (rc) return rc;
     sd_rng r;
-    sd_rng_init(&r, (uint64_t)tr->opt[SMDIFF_TRAIN_SEED].i, 1);
+    sd_rng_init(&r, (uint64_t)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SEED)].i, 1);
     sd_tmodel_init_random(m, &r, 0.02f, 1e-6, 6.66, -0.75);
     return start(tr, m);
 }

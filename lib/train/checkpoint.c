@@ -210,8 +210,8 @@ int32_t sd_tmodel_load_gguf(const char *path, int64_t B_max, int64_t L_max, int6
     if (!im) return sd_fail(err, SMDIFF_E_NOMEM, "checkpoint: out of memory");
     atomic_init(&im->refcount, 1);
     sd_options_defaults(&sd_model_options, im->opt);
-    im->opt[SMDIFF_MODEL_USE_MMAP].i = 1;
-    im->opt[SMDIFF_MODEL_THREADS].i = sd_blas_get_threads(); /* leave BLAS threads as they are */
+    im->opt[SD_OPT_SLOT(SMDIFF_MODEL_USE_MMAP)].i = 1;
+    im->opt[SD_OPT_SLOT(SMDIFF_MODEL_THREADS)].i = sd_blas_get_threads(); /* leave BLAS threads as they are */
     int32_t rc = sd_model_load(im, path);
     if (rc) {
         sd_error_forward(err, &im->err);
