@@ -22,6 +22,11 @@
         if (!(cond)) return sd_fail((err), SMDIFF_E_INVAL, __VA_ARGS__); \
     } while (0)
 
+/* The error slot of a sampler or schedule handle, NULL for a NULL handle.
+ * The slot is not part of the object's value (a const getter that fails
+ * still records there, as smdiff.h's error rule says). */
+#define ERR_OF(obj) ((obj) ? (sd_error *)&(obj)->err : NULL)
+
 /* ---------------------------------------------------------------- version */
 
 SMDIFF_API uint32_t smdiff_version_number(void) { return SMDIFF_VERSION_NUMBER; }
@@ -54,8 +59,8 @@ SMDIFF_API void smdiff_model_free(smdiff_model *m) {
 SMDIFF_API int32_t smdiff_model_set_int(smdiff_model *m, int32_t key, int64_t value) {
     REQUIRE(m, NULL, "smdiff_model_set_int: model is NULL");
     if (m->loaded)
-        return sd_fail(&m->err, SMDIFF_E_STATE, "model options are frozen once the model is loaded");
-    return sd_option_set_int(&sd_model_options, m->opt, key, value, &m->err);
+        return sd_fail(NULL, SMDIFF_E_STATE, "model options are frozen once the model is loaded");
+    return sd_option_set_int(&sd_model_options, m->opt, key, value, NULL);
 }
 
 SMDIFF_API int32_t smdiff_model_get_int(const smdiff_model *m, int32_t key, int64_t *out) {
@@ -72,13 +77,9 @@ SMDIFF_API int32_t smdiff_model_option_key(const char *name, int32_t *key) {
     return sd_option_key(&sd_model_options, name, key, NULL);
 }
 
-SMDIFF_API const char *smdiff_model_last_error(const smdiff_model *m) {
-    return m ? m->err.msg : "model is NULL";
-}
-
 SMDIFF_API int32_t smdiff_model_load_file(smdiff_model *m, const char *path) {
     REQUIRE(m && path, NULL, "smdiff_model_load_file: NULL argument");
-    if (m->loaded) return sd_fail(&m->err, SMDIFF_E_STATE, "model is already loaded");
+    if (m->loaded) return sd_fail(NULL, SMDIFF_E_STATE, "smdiff_model_load_file: the model is already loaded");
     int32_t rc = sd_model_load(m, path);
     if (rc) sd_error_forward(NULL, &m->err);
     return rc;
@@ -250,7 +251,7 @@ SMDIFF_API int32_t smdiff_model_save_tokenizer(const smdiff_model *m, const char
 SMDIFF_API int32_t smdiff_model_load_tokenizer(smdiff_model *m, const char *path) {
     REQUIRE(m && path, NULL, "smdiff_model_load_tokenizer: NULL argument");
     if (m->loaded || m->tok)
-        return sd_fail(&m->err, SMDIFF_E_STATE, "smdiff_model_load_tokenizer: the model already "
+        return sd_fail(NULL, SMDIFF_E_STATE, "smdiff_model_load_tokenizer: the model already "
                        "has a tokenizer");
     sd_tokenizer *t = NULL;
     int32_t rc = sd_tokenizer_load(path, &t, &m->err);
@@ -358,9 +359,9 @@ SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *m,
 }
 
 SMDIFF_API int32_t smdiff_softmask_clone(const smdiff_softmask *src, smdiff_softmask **out) {
-    REQUIRE(src && out, NULL, "smdiff_softmask_clone: NULL argument");
+    REQUIRE(src && out, ERR_OF(src), "smdiff_softmask_clone: NULL argument");
     smdiff_softmask *sm = sd_malloc(sizeof *sm);
-    if (!sm) return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory cloning a soft-mask schedule");
+    if (!sm) return sd_fail(ERR_OF(src), SMDIFF_E_NOMEM, "out of memory cloning a soft-mask schedule");
     memcpy(sm, src, sizeof *sm);
     sd_error_clear(&sm->err);
     *out = sm;
@@ -379,7 +380,7 @@ static int32_t softmask_commit(smdiff_softmask *sm, const sd_optval *opt) {
 }
 
 SMDIFF_API int32_t smdiff_softmask_set_int(smdiff_softmask *sm, int32_t key, int64_t value) {
-    REQUIRE(sm, NULL, "smdiff_softmask_set_int: schedule is NULL");
+    REQUIRE(sm, ERR_OF(sm), "smdiff_softmask_set_int: schedule is NULL");
     sd_optval opt[SMDIFF_SM_OPT_LAST_ - SMDIFF_SM_OPT_FIRST_ + 1];
     memcpy(opt, sm->opt, sizeof opt);
     int32_t rc = sd_option_set_int(&sd_softmask_options, opt, key, value, &sm->err);
@@ -387,7 +388,7 @@ SMDIFF_API int32_t smdiff_softmask_set_int(smdiff_softmask *sm, int32_t key, int
 }
 
 SMDIFF_API int32_t smdiff_softmask_set_double(smdiff_softmask *sm, int32_t key, double value) {
-    REQUIRE(sm, NULL, "smdiff_softmask_set_double: schedule is NULL");
+    REQUIRE(sm, ERR_OF(sm), "smdiff_softmask_set_double: schedule is NULL");
     sd_optval opt[SMDIFF_SM_OPT_LAST_ - SMDIFF_SM_OPT_FIRST_ + 1];
     memcpy(opt, sm->opt, sizeof opt);
     int32_t rc = sd_option_set_double(&sd_softmask_options, opt, key, value, &sm->err);
@@ -396,14 +397,14 @@ SMDIFF_API int32_t smdiff_softmask_set_double(smdiff_softmask *sm, int32_t key, 
 
 SMDIFF_API int32_t smdiff_softmask_get_int(const smdiff_softmask *sm, int32_t key,
                                            int64_t *out) {
-    REQUIRE(sm && out, NULL, "smdiff_softmask_get_int: NULL argument");
-    return sd_option_get_int(&sd_softmask_options, sm->opt, key, out, NULL);
+    REQUIRE(sm && out, ERR_OF(sm), "smdiff_softmask_get_int: NULL argument");
+    return sd_option_get_int(&sd_softmask_options, sm->opt, key, out, ERR_OF(sm));
 }
 
 SMDIFF_API int32_t smdiff_softmask_get_double(const smdiff_softmask *sm, int32_t key,
                                               double *out) {
-    REQUIRE(sm && out, NULL, "smdiff_softmask_get_double: NULL argument");
-    return sd_option_get_double(&sd_softmask_options, sm->opt, key, out, NULL);
+    REQUIRE(sm && out, ERR_OF(sm), "smdiff_softmask_get_double: NULL argument");
+    return sd_option_get_double(&sd_softmask_options, sm->opt, key, out, ERR_OF(sm));
 }
 
 SMDIFF_API int32_t smdiff_softmask_option_info(int32_t key, const char **name, int32_t *type,
@@ -422,14 +423,14 @@ SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm) {
 SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float *probs,
                                           int64_t n, int32_t step, int32_t n_steps,
                                           double *out_lambda) {
-    REQUIRE(sm && probs && out_lambda, NULL, "smdiff_softmask_lambda: NULL argument");
-    REQUIRE(n >= 1, NULL, "smdiff_softmask_lambda: n = %lld < 1", (long long)n);
-    REQUIRE(n_steps >= 1 && step >= 0 && step < n_steps, NULL,
+    REQUIRE(sm && probs && out_lambda, ERR_OF(sm), "smdiff_softmask_lambda: NULL argument");
+    REQUIRE(n >= 1, ERR_OF(sm), "smdiff_softmask_lambda: n = %lld < 1", (long long)n);
+    REQUIRE(n_steps >= 1 && step >= 0 && step < n_steps, ERR_OF(sm),
             "smdiff_softmask_lambda: step %d outside [0, %d)", (int)step, (int)n_steps);
     double gate = sd_softmask_gate(sm, step, n_steps);
     double lambda = gate > 0 ? gate * sd_softmask_lambda_from_entropy(sm, sd_entropy(probs, n)) : 0.0;
     if (!isfinite(lambda))
-        return sd_fail(NULL, SMDIFF_E_NUMERIC, "smdiff_softmask_lambda: probabilities give a non-finite entropy");
+        return sd_fail(ERR_OF(sm), SMDIFF_E_NUMERIC, "smdiff_softmask_lambda: probabilities give a non-finite entropy");
     *out_lambda = lambda;
     return SMDIFF_OK;
 }
@@ -455,24 +456,24 @@ SMDIFF_API void smdiff_sampler_free(smdiff_sampler *s) {
 }
 
 SMDIFF_API int32_t smdiff_sampler_set_int(smdiff_sampler *s, int32_t key, int64_t value) {
-    REQUIRE(s, NULL, "smdiff_sampler_set_int: sampler is NULL");
+    REQUIRE(s, ERR_OF(s), "smdiff_sampler_set_int: sampler is NULL");
     return sd_option_set_int(&sd_sampler_options, s->opt, key, value, &s->err);
 }
 
 SMDIFF_API int32_t smdiff_sampler_set_double(smdiff_sampler *s, int32_t key, double value) {
-    REQUIRE(s, NULL, "smdiff_sampler_set_double: sampler is NULL");
+    REQUIRE(s, ERR_OF(s), "smdiff_sampler_set_double: sampler is NULL");
     return sd_option_set_double(&sd_sampler_options, s->opt, key, value, &s->err);
 }
 
 SMDIFF_API int32_t smdiff_sampler_get_int(const smdiff_sampler *s, int32_t key, int64_t *out) {
-    REQUIRE(s && out, NULL, "smdiff_sampler_get_int: NULL argument");
-    return sd_option_get_int(&sd_sampler_options, s->opt, key, out, NULL);
+    REQUIRE(s && out, ERR_OF(s), "smdiff_sampler_get_int: NULL argument");
+    return sd_option_get_int(&sd_sampler_options, s->opt, key, out, ERR_OF(s));
 }
 
 SMDIFF_API int32_t smdiff_sampler_get_double(const smdiff_sampler *s, int32_t key,
                                              double *out) {
-    REQUIRE(s && out, NULL, "smdiff_sampler_get_double: NULL argument");
-    return sd_option_get_double(&sd_sampler_options, s->opt, key, out, NULL);
+    REQUIRE(s && out, ERR_OF(s), "smdiff_sampler_get_double: NULL argument");
+    return sd_option_get_double(&sd_sampler_options, s->opt, key, out, ERR_OF(s));
 }
 
 SMDIFF_API int32_t smdiff_sampler_option_info(int32_t key, const char **name, int32_t *type,
@@ -485,7 +486,7 @@ SMDIFF_API int32_t smdiff_sampler_option_key(const char *name, int32_t *key) {
 }
 
 SMDIFF_API int32_t smdiff_sampler_set_strategy(smdiff_sampler *s, const char *name) {
-    REQUIRE(s && name, NULL, "smdiff_sampler_set_strategy: NULL argument");
+    REQUIRE(s && name, ERR_OF(s), "smdiff_sampler_set_strategy: NULL argument");
     smdiff_decoder vt;
     void *ud;
     int32_t rc = sd_decoder_lookup(name, &vt, &ud);
@@ -495,20 +496,20 @@ SMDIFF_API int32_t smdiff_sampler_set_strategy(smdiff_sampler *s, const char *na
 }
 
 SMDIFF_API int32_t smdiff_sampler_get_strategy(const smdiff_sampler *s, const char **out) {
-    REQUIRE(s && out, NULL, "smdiff_sampler_get_strategy: NULL argument");
+    REQUIRE(s && out, ERR_OF(s), "smdiff_sampler_get_strategy: NULL argument");
     *out = s->strategy;
     return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_sampler_set_softmask(smdiff_sampler *s, const smdiff_softmask *sm) {
-    REQUIRE(s && sm, NULL, "smdiff_sampler_set_softmask: NULL argument");
+    REQUIRE(s && sm, ERR_OF(s), "smdiff_sampler_set_softmask: NULL argument");
     memcpy(s->softmask.opt, sm->opt, sizeof s->softmask.opt);
     return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_sampler_set_step_callback(smdiff_sampler *s, smdiff_step_fn fn,
                                                     void *user_data) {
-    REQUIRE(s, NULL, "smdiff_sampler_set_step_callback: sampler is NULL");
+    REQUIRE(s, ERR_OF(s), "smdiff_sampler_set_step_callback: sampler is NULL");
     s->step_fn = fn;
     s->step_ud = user_data;
     return SMDIFF_OK;
@@ -516,7 +517,7 @@ SMDIFF_API int32_t smdiff_sampler_set_step_callback(smdiff_sampler *s, smdiff_st
 
 SMDIFF_API int32_t smdiff_sampler_set_abort_callback(smdiff_sampler *s, smdiff_abort_fn fn,
                                                      void *user_data) {
-    REQUIRE(s, NULL, "smdiff_sampler_set_abort_callback: sampler is NULL");
+    REQUIRE(s, ERR_OF(s), "smdiff_sampler_set_abort_callback: sampler is NULL");
     s->abort_fn = fn;
     s->abort_ud = user_data;
     return SMDIFF_OK;
@@ -529,7 +530,7 @@ SMDIFF_API const char *smdiff_sampler_last_error(const smdiff_sampler *s) {
 SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model *m,
                                           const int32_t *prompt, int32_t n_prompt, int32_t *out,
                                           int32_t capacity, int32_t *n_out) {
-    REQUIRE(s, NULL, "smdiff_generate_tokens: sampler is NULL");
+    REQUIRE(s, ERR_OF(s), "smdiff_generate_tokens: sampler is NULL");
     REQUIRE(m && (prompt || n_prompt == 0) && n_prompt >= 0 && out && capacity >= 0 && n_out,
             &s->err, "smdiff_generate_tokens: invalid argument");
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_tokens: model is not loaded");
@@ -559,7 +560,7 @@ static uint64_t text_request_key(const smdiff_sampler *s, const smdiff_model *m,
 SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m,
                                         const char *prompt, int32_t chat, char *text,
                                         size_t capacity, size_t *n_out) {
-    REQUIRE(s, NULL, "smdiff_generate_text: sampler is NULL");
+    REQUIRE(s, ERR_OF(s), "smdiff_generate_text: sampler is NULL");
     REQUIRE(m && prompt && n_out && (text || capacity == 0), &s->err,
             "smdiff_generate_text: invalid argument");
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_text: model is not loaded");

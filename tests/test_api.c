@@ -57,7 +57,7 @@ static void test_model_object(void **state) {
     assert_int_equal(v, 1);
     assert_int_equal(smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, 2), SMDIFF_OK);
     assert_int_equal(smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, -1), SMDIFF_E_RANGE);
-    assert_true(strstr(smdiff_model_last_error(m), "threads") != NULL);
+    assert_true(strstr(smdiff_last_error(), "threads") != NULL);
     assert_int_equal(smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, 1025), SMDIFF_E_RANGE);
     assert_int_equal(smdiff_model_get_int(m, SMDIFF_MODEL_THREADS, &v), SMDIFF_OK);
     assert_int_equal(v, 2);  /* unchanged by the rejected sets */
@@ -106,7 +106,7 @@ static void test_model_object(void **state) {
     assert_int_equal(smdiff_model_load_file(NULL, "x.gguf"), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_model_load_file(m, NULL), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_softmask_create_from_model(NULL, &sm), SMDIFF_E_INVAL);
-    assert_string_equal(smdiff_model_last_error(NULL), "model is NULL");
+    assert_non_null(strstr(smdiff_last_error(), "model is NULL"));
     smdiff_model_free(m);
     smdiff_model_free(NULL);
 }
@@ -118,7 +118,6 @@ static void test_not_yet_implemented(void **state) {
     smdiff_model *m = NULL;
     assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
     assert_int_equal(smdiff_model_load_file(m, "tests/data/rng_philox.txt"), SMDIFF_E_FORMAT);
-    assert_true(strlen(smdiff_model_last_error(m)) > 0);
     assert_true(strlen(smdiff_last_error()) > 0);
     smdiff_model_free(m);
 }

@@ -55,7 +55,12 @@ static void test_thread_local_error(void **state) {
     assert_string_equal(e.msg, "");
     sd_fail(&e, SMDIFF_E_RANGE, "%d", 7);
     assert_string_equal(e.msg, "7");
-    assert_string_equal(smdiff_last_error(), "file x.gguf missing");
+    /* 0.2's rule: a failure recorded on an object is in the thread's slot too */
+    assert_string_equal(smdiff_last_error(), "7");
+    sd_error src = {SMDIFF_E_IO, "forwarded"};
+    assert_int_equal(sd_error_forward(&e, &src), SMDIFF_E_IO);
+    assert_string_equal(e.msg, "forwarded");
+    assert_string_equal(smdiff_last_error(), "forwarded");
 }
 
 typedef struct {

@@ -60,7 +60,7 @@ static smdiff_model *load(const char *arch, const char *type, int threads) {
     assert_int_equal(smdiff_model_create(&m), 0);
     if (threads) assert_int_equal(smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, threads), 0);
     int32_t rc = smdiff_model_load_file(m, path);
-    if (rc) fail_msg("loading %s: %s", path, smdiff_model_last_error(m));
+    if (rc) fail_msg("loading %s: %s", path, smdiff_last_error());
     return m;
 }
 
@@ -355,7 +355,7 @@ static void test_hf_convert(void **state) {
             if (sd_convert_hf(hf, out, &o, &err)) fail_msg("converting %s: %s", hf, err.msg);
             smdiff_model *m;
             assert_int_equal(smdiff_model_create(&m), 0);
-            if (smdiff_model_load_file(m, out)) fail_msg("loading %s: %s", out, smdiff_model_last_error(m));
+            if (smdiff_model_load_file(m, out)) fail_msg("loading %s: %s", out, smdiff_last_error());
             int64_t V = prop(m, SMDIFF_PROP_VOCAB_SIZE);
             assert_int_equal(V, a == 0 ? 160 : 128);
             assert_int_equal(prop(m, SMDIFF_PROP_MASK_ID), a == 0 ? 158 : 126);
@@ -438,7 +438,7 @@ static void expect_refused(const char *dir, const mutation *mu, const char *need
     smdiff_model *m;
     assert_int_equal(smdiff_model_create(&m), 0);
     int32_t rc = smdiff_model_load_file(m, path);
-    const char *msg = smdiff_model_last_error(m);
+    const char *msg = smdiff_last_error();
     if (rc != SMDIFF_E_FORMAT || !strstr(msg, needle))
         fail_msg("expected SMDIFF_E_FORMAT naming \"%s\", got %d: %s", needle, (int)rc, msg);
     int32_t loaded = 1;
@@ -459,7 +459,7 @@ static void test_refused_files(void **state) {
     write_mutant(path, &same);
     smdiff_model *m;
     assert_int_equal(smdiff_model_create(&m), 0);
-    if (smdiff_model_load_file(m, path)) fail_msg("unchanged copy: %s", smdiff_model_last_error(m));
+    if (smdiff_model_load_file(m, path)) fail_msg("unchanged copy: %s", smdiff_last_error());
     smdiff_model_free(m);
     unlink(path);
 

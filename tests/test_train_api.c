@@ -90,7 +90,7 @@ static void test_api_model_roundtrip(void **state) {
     smdiff_model *m = NULL;
     assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
     int32_t rc = smdiff_model_load_file(m, path);
-    if (rc) printf("  load: %s\n", smdiff_model_last_error(m));
+    if (rc) printf("  load: %s\n", smdiff_last_error());
     assert_int_equal(rc, SMDIFF_OK);
     const char *arch;
     assert_int_equal(smdiff_model_arch(m, &arch), SMDIFF_OK);

@@ -366,7 +366,7 @@ static int eval_samples(int argc, char **argv) {
         smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, a.threads);
         what = a.model, rc = smdiff_model_load_file(m, a.model);
         if (rc) {
-            ret = cli_fail(a.model, rc, smdiff_model_last_error(m));
+            ret = cli_fail(a.model, rc, smdiff_last_error());
             goto done;
         }
     }
@@ -384,7 +384,7 @@ static int eval_samples(int argc, char **argv) {
     rc = smdiff_model_create(&ref);
     if (!rc) rc = smdiff_model_load_file(ref, a.ref);
     if (!rc) rc = smdiff_model_property(ref, SMDIFF_PROP_EMBED_DIM, &d);
-    if (rc) ret = cli_fail(a.ref, rc, ref ? smdiff_model_last_error(ref) : smdiff_last_error());
+    if (rc) ret = cli_fail(a.ref, rc, smdiff_last_error());
     smdiff_model_free(ref);
     if (rc) goto done;
     hf = malloc(sizeof(float) * (size_t)(N * d)), gf = malloc(sizeof(float) * (size_t)(N * d));
@@ -550,7 +550,7 @@ static int eval_gate(int argc, char **argv) {
     int32_t rc = smdiff_model_create(&m);
     if (!rc) smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, threads);
     if (!rc && (rc = smdiff_model_load_file(m, model))) {
-        ret = cli_fail(model, rc, smdiff_model_last_error(m));
+        ret = cli_fail(model, rc, smdiff_last_error());
         smdiff_model_free(m);
         free(tok);
         return ret;
@@ -590,7 +590,7 @@ static int eval_gate(int argc, char **argv) {
             if (!nr) continue;
             rc = smdiff_model_logits(m, ids, (int32_t)seq, rows, nr, logits, (size_t)(seq * V));
             if (rc) {
-                ret = cli_fail("logits", rc, smdiff_model_last_error(m));
+                ret = cli_fail("logits", rc, smdiff_last_error());
                 goto done;
             }
             for (int32_t r = 0; r < nr; r++) {

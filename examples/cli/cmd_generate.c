@@ -190,7 +190,7 @@ int cmd_generate(int argc, char **argv) {
     int32_t rc = smdiff_model_create(&m);
     if (rc) return cli_fail("create model", rc, smdiff_last_error());
     if ((rc = smdiff_model_load_file(m, model_path))) {
-        ret = cli_fail(model_path, rc, smdiff_model_last_error(m));
+        ret = cli_fail(model_path, rc, smdiff_last_error());
         goto done;
     }
     if ((rc = smdiff_sampler_create(&s))) {

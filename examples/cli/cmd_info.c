@@ -14,7 +14,7 @@ int cmd_info(int argc, char **argv) {
     if (rc != SMDIFF_OK) return cli_fail("create model", rc, smdiff_last_error());
     rc = smdiff_model_load_file(m, argv[1]);
     if (rc != SMDIFF_OK) {
-        int r = cli_fail(argv[1], rc, smdiff_model_last_error(m));
+        int r = cli_fail(argv[1], rc, smdiff_last_error());
         smdiff_model_free(m);
         return r;
     }

@@ -70,7 +70,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (rc != SMDIFF_OK) return cli_fail("create model", rc, smdiff_last_error());
     rc = smdiff_model_load_tokenizer(m, path);
     if (rc != SMDIFF_OK) {
-        int r = cli_fail(path, rc, smdiff_model_last_error(m));
+        int r = cli_fail(path, rc, smdiff_last_error());
         smdiff_model_free(m);
         return r;
     }

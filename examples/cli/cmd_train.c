@@ -255,7 +255,7 @@ static int make_tokens(const args *a) {
      * Hugging Face tokenizer folder. */
     rc = a->init ? smdiff_model_load_file(m, src) : smdiff_model_load_tokenizer(m, src);
     if (rc) {
-        int r = cli_fail(src, rc, smdiff_model_last_error(m));
+        int r = cli_fail(src, rc, smdiff_last_error());
         smdiff_model_free(m);
         return r;
     }

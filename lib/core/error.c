@@ -46,13 +46,13 @@ sd_error *sd_tls_error(void) { return &tls_error; }
 SMDIFF_API const char *smdiff_last_error(void) { return tls_error.msg; }
 
 int32_t sd_fail(sd_error *err, int32_t code, const char *fmt, ...) {
-    if (!err) err = &tls_error;
-    err->code = code;
+    tls_error.code = code;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    int n = vsnprintf(tls_error.msg, sizeof tls_error.msg, fmt, ap);
     va_end(ap);
-    if (n < 0) err->msg[0] = '\0';
+    if (n < 0) tls_error.msg[0] = '\0';
+    if (err && err != &tls_error) memcpy(err, &tls_error, sizeof *err);
     return code;
 }
 
@@ -63,7 +63,7 @@ void sd_error_clear(sd_error *err) {
 }
 
 int32_t sd_error_forward(sd_error *dst, const sd_error *src) {
-    if (!dst) dst = &tls_error;
-    if (dst != src) memcpy(dst, src, sizeof *dst);
+    if (src != &tls_error) memcpy(&tls_error, src, sizeof tls_error);
+    if (dst && dst != &tls_error && dst != src) memcpy(dst, src, sizeof *dst);
     return src->code;
 }

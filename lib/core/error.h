@@ -1,9 +1,11 @@
 /* error.h -- status codes and detailed error messages inside smdiff.
  *
- * Every object embeds an sd_error; a failing function records a code and a
- * formatted message there and returns the code, so the public API can
- * report both. Calls without an object use the thread-local slot read by
- * smdiff_last_error().
+ * smdiff.h's rule: every failing call records its message in the calling
+ * thread's slot (smdiff_last_error), and a call on a sampler, schedule or
+ * trainer also on that object. So every record goes to the thread-local
+ * slot, and to the object's sd_error when one is given: a failing function
+ * calls sd_fail(&obj->err, ...) (or NULL without an object) and returns
+ * the code, and both places the header names hold the newest message.
  */
 #ifndef SD_CORE_ERROR_H
 #define SD_CORE_ERROR_H
@@ -26,14 +28,15 @@ typedef struct sd_error {
 #define SD_PRINTF(a, b)
 #endif
 
-/* Record code and message in err (or the thread-local slot when err is
- * NULL) and return code, so callers can write `return sd_fail(...)`. */
+/* Record code and message in the thread-local slot and, when err is not
+ * NULL, in err too; return code, so callers can write `return sd_fail(...)`. */
 int32_t sd_fail(sd_error *err, int32_t code, const char *fmt, ...) SD_PRINTF(3, 4);
 
 /* Clear a record. */
 void sd_error_clear(sd_error *err);
 
-/* Copy src's record into dst (or the thread-local slot when dst is NULL). */
+/* Copy src's record into the thread-local slot and into dst (may be NULL);
+ * return its code. */
 int32_t sd_error_forward(sd_error *dst, const sd_error *src);
 
 /* The thread-local record used when there is no object. */

@@ -48,9 +48,13 @@ struct smdiff_trainer {
     int64_t n_train, n_val;
 };
 
-#define REQUIRE(cond, tr, ...)                                                     \
-    do {                                                                           \
-        if (!(cond)) return sd_fail((tr) ? &(tr)->err : NULL, SMDIFF_E_INVAL, __VA_ARGS__); \
+/* The trainer's error slot (NULL for a NULL handle); smdiff.h's error rule
+ * records a failure there and in the thread's slot, const getters included. */
+#define ERR_OF(tr) ((tr) ? (sd_error *)&(tr)->err : NULL)
+
+#define REQUIRE(cond, tr, ...)                                                \
+    do {                                                                      \
+        if (!(cond)) return sd_fail(ERR_OF(tr), SMDIFF_E_INVAL, __VA_ARGS__); \
     } while (0)
 
 SMDIFF_API int32_t smdiff_trainer_create(smdiff_trainer **out) {
@@ -257,7 +261,7 @@ SMDIFF_API int32_t smdiff_trainer_eval(smdiff_trainer *tr, int32_t n_batches, do
 }
 
 SMDIFF_API int32_t smdiff_trainer_steps(const smdiff_trainer *tr, int64_t *steps) {
-    REQUIRE(tr && steps, (smdiff_trainer *)NULL, "smdiff_trainer_steps: NULL argument");
+    REQUIRE(tr && steps, tr, "smdiff_trainer_steps: NULL argument");
     *steps = tr->t ? tr->t->step : 0;
     return SMDIFF_OK;
 }
@@ -268,7 +272,9 @@ SMDIFF_API int32_t smdiff_trainer_save(smdiff_trainer *tr, const char *model_pat
     if (!tr->t) return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_save: no model");
     sd_ckpt_opts o = {NULL, f16 ? SD_GGML_F16 : SD_GGML_F32,
                       tr->t->o.obj.sm ? tr->t->o.obj.sm_k : 0, tr->tokenizer};
-    int32_t rc = sd_tmodel_save_gguf(tr->t->m, model_path, &o, &tr->err);
+    sd_error e = {0}; /* the writer starts from a clean record */
+    int32_t rc = sd_tmodel_save_gguf(tr->t->m, model_path, &o, &e);
+    if (rc) sd_error_forward(&tr->err, &e);
     if (!rc && state_path) {
         rc = sd_trainer_save_state(tr->t, state_path);
         if (rc) sd_error_forward(&tr->err, &tr->t->err);
@@ -284,8 +290,7 @@ SMDIFF_API int32_t smdiff_trainer_resume(smdiff_trainer *tr, const char *state_p
 }
 
 SMDIFF_API const char *smdiff_trainer_last_error(const smdiff_trainer *tr) {
-    if (!tr) return sd_tls_error()->msg;
-    return tr->err.msg;
+    return tr ? tr->err.msg : "trainer is NULL";
 }
 
 /* the model's tokenizer behind the corpus walker's callback; keeps the
