@@ -45,6 +45,8 @@ static void test_option_tables(void **state) {
                        SMDIFF_SAMPLER_OPT_LAST_);
     check_option_table(smdiff_softmask_option_info, smdiff_softmask_option_key, SMDIFF_SM_OPT_FIRST_,
                        SMDIFF_SM_OPT_LAST_);
+    check_option_table(smdiff_trainer_option_info, smdiff_trainer_option_key, SMDIFF_TRAIN_OPT_FIRST_,
+                       SMDIFF_TRAIN_OPT_LAST_);
 }
 
 static void test_model_object(void **state) {

@@ -11,7 +11,7 @@
  *    English (this repository's LICENSE, as bytes) scores its own training
  *    text lower than the same tokens shuffled;
  *  - adapting that AR model into a diffusion model (Dream-style shifted
- *    logits, smdiff_trainer_set_shift_logits) gives it a far lower MDLM
+ *    logits, SMDIFF_TRAIN_SHIFT_LOGITS) gives it a far lower MDLM
  *    bound than reading it unshifted, the saved file records the shift,
  *    and a few MDLM steps from there lower the bound further;
  *  - MAUVE of identical feature sets is 1 and of far-apart sets near 0;
@@ -196,7 +196,8 @@ static void train_ar(const int32_t *tok, int64_t n) {
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_BATCH, 8), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_THREADS, 1), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_double(t, SMDIFF_TRAIN_LR, 3e-3), SMDIFF_OK);
-    assert_int_equal(smdiff_trainer_init_new(t, "llada", 257, 32, 2, 4, 4, 64, 256, -1), SMDIFF_OK);
+    assert_int_equal(test_trainer_shape(t, 257, 32, 2, 4, 4, 64, 256, -1), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_init_new(t, "llada"), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_data(t, tok, n, tok, n), SMDIFF_OK);
     double loss = 0, first = 0;
     for (int s = 0; s < 150; s++) {
@@ -252,13 +253,13 @@ static const char *adapt(const char *name, int on, int steps, const int32_t *tok
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_THREADS, 1), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_SM, 0), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_double(t, SMDIFF_TRAIN_LR, 1e-3), SMDIFF_OK);
-    assert_int_equal(smdiff_trainer_set_shift_logits(t, on), SMDIFF_E_STATE); /* no model yet */
+    /* an option since 0.2: set before the model, frozen after */
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_SHIFT_LOGITS, 2), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_SHIFT_LOGITS, on), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_init_from_file(t, ar_path), SMDIFF_OK);
-    assert_int_equal(smdiff_trainer_set_shift_logits(t, 2), SMDIFF_E_INVAL);
-    assert_int_equal(smdiff_trainer_set_shift_logits(t, on), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_SHIFT_LOGITS, on), SMDIFF_E_STATE);
     assert_int_equal(smdiff_trainer_set_data(t, tok, n, tok, n), SMDIFF_OK);
     for (int s = 0; s < steps; s++) assert_int_equal(smdiff_trainer_step(t, NULL), SMDIFF_OK);
-    if (steps) assert_int_equal(smdiff_trainer_set_shift_logits(t, on), SMDIFF_E_STATE);
     assert_int_equal(smdiff_trainer_save(t, p, 0, NULL), SMDIFF_OK);
     smdiff_trainer_free(t);
     smdiff_model *m = NULL;

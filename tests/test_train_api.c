@@ -34,18 +34,30 @@ static void test_api_errors(void **state) {
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_BATCH, 0), SMDIFF_E_RANGE);
     assert_int_equal(smdiff_trainer_set_double(t, SMDIFF_TRAIN_BATCH, 1.0), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_trainer_set_double(t, SMDIFF_TRAIN_MIN_T, 0.0), SMDIFF_E_RANGE);
+    int64_t iv = 0;
+    double dv = 0;
+    assert_int_equal(smdiff_trainer_get_int(t, SMDIFF_TRAIN_BATCH, &iv), SMDIFF_OK);
+    assert_int_equal(iv, 8); /* unchanged by the refused set */
+    assert_int_equal(smdiff_trainer_get_double(t, SMDIFF_TRAIN_MIN_T, &dv), SMDIFF_OK);
+    assert_true(dv == 1e-3);
+    assert_int_equal(smdiff_trainer_get_double(t, SMDIFF_TRAIN_BATCH, &dv), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_trainer_get_int(NULL, SMDIFF_TRAIN_BATCH, &iv), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_trainer_step(t, NULL), SMDIFF_E_STATE);
     assert_int_equal(smdiff_trainer_set_data(t, tokens, NTOK, tokens, NTOK), SMDIFF_E_STATE);
-    assert_int_equal(smdiff_trainer_init_new(t, "gpt", V, 16, 1, 2, 2, 32, V - 1, 0), SMDIFF_E_INVAL);
+    assert_int_equal(test_trainer_shape(t, V, 16, 1, 2, 2, 32, V - 1, 0), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_init_new(t, "gpt"), SMDIFF_E_INVAL);
     assert_non_null(strstr(smdiff_trainer_last_error(t), "unknown architecture"));
-    assert_int_equal(smdiff_trainer_init_new(t, "dream", V, 15, 1, 2, 2, 32, V - 1, 0), SMDIFF_E_INVAL);
+    assert_int_equal(test_trainer_shape(t, V, 15, 1, 2, 2, 32, V - 1, 0), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_init_new(t, "dream"), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_trainer_last_error(t), "n_embd"));
+    assert_int_equal(test_trainer_shape(t, V, 16, 1, 2, 2, 32, V - 1, 0), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_init_from_file(t, "no/such.gguf"), SMDIFF_E_IO);
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_SEQ_LEN, 16), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_BATCH, 2), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_THREADS, 1), SMDIFF_OK);
-    assert_int_equal(smdiff_trainer_init_new(t, "dream", V, 16, 1, 2, 2, 32, V - 1, 0), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_init_new(t, "dream"), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_BATCH, 4), SMDIFF_E_STATE);
-    assert_int_equal(smdiff_trainer_init_new(t, "dream", V, 16, 1, 2, 2, 32, V - 1, 0), SMDIFF_E_STATE);
+    assert_int_equal(smdiff_trainer_init_new(t, "dream"), SMDIFF_E_STATE);
     assert_int_equal(smdiff_trainer_step(t, NULL), SMDIFF_E_STATE); /* no data */
     /* empty corpus, corpus smaller than one sequence, bad ids */
     assert_int_equal(smdiff_trainer_set_data(t, tokens, 0, tokens, 100), SMDIFF_E_INVAL);
@@ -76,7 +88,8 @@ static void test_api_model_roundtrip(void **state) {
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_BATCH, 2), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_THREADS, 1), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_double(t, SMDIFF_TRAIN_LR, 1e-2), SMDIFF_OK);
-    assert_int_equal(smdiff_trainer_init_new(t, "llada", V, 16, 2, 2, 1, 32, V - 1, 0), SMDIFF_OK);
+    assert_int_equal(test_trainer_shape(t, V, 16, 2, 2, 1, 32, V - 1, 0), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_init_new(t, "llada"), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_data(t, tokens, 2000, tokens + 2000, 1000), SMDIFF_OK);
     double e0, e1, loss;
     assert_int_equal(smdiff_trainer_eval(t, 8, &e0), SMDIFF_OK);
@@ -122,6 +135,57 @@ static void test_api_model_roundtrip(void **state) {
     free(a);
     free(b);
     unlink(path), unlink(spath), unlink(path2);
+}
+
+/* The starting soft-mask parameters come from a schedule (k included), set
+ * before the model, and reach the saved file. */
+static void test_api_softmask_start(void **state) {
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/sm.gguf", dir);
+    smdiff_softmask *sm = NULL;
+    assert_int_equal(smdiff_softmask_create(&sm), SMDIFF_OK);
+    assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_SCALE, 0.25), SMDIFF_OK);
+    assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_STEEPNESS, 3.0), SMDIFF_OK);
+    assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CENTRE, -0.5), SMDIFF_OK);
+    assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_TOPK, 5), SMDIFF_OK);
+    smdiff_trainer *t = NULL;
+    assert_int_equal(smdiff_trainer_create(&t), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_softmask(t, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_trainer_set_softmask(NULL, sm), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_SEQ_LEN, 16), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_BATCH, 2), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_int(t, SMDIFF_TRAIN_THREADS, 1), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_double(t, SMDIFF_TRAIN_SM_PROB, 1.0), SMDIFF_OK);
+    assert_int_equal(test_trainer_shape(t, V, 16, 1, 2, 2, 32, V - 1, 0), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_softmask(t, sm), SMDIFF_OK);
+    smdiff_softmask_free(sm); /* copied */
+    assert_int_equal(smdiff_trainer_init_new(t, "dream"), SMDIFF_OK);
+    smdiff_softmask *late = NULL;
+    assert_int_equal(smdiff_softmask_create(&late), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_set_softmask(t, late), SMDIFF_E_STATE);
+    smdiff_softmask_free(late);
+    assert_int_equal(smdiff_trainer_set_data(t, tokens, 1000, tokens + 1000, 200), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_save(t, path, 0, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_step(t, NULL), SMDIFF_OK); /* two passes with k = 5 */
+    smdiff_trainer_free(t);
+    smdiff_model *m = NULL;
+    assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
+    assert_int_equal(smdiff_model_load_file(m, path), SMDIFF_OK);
+    assert_int_equal(smdiff_softmask_create_from_model(m, &sm), SMDIFF_OK);
+    double d = 0;
+    int64_t k = 0;
+    assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_SCALE, &d), SMDIFF_OK);
+    assert_true(fabs(d - 0.25) < 1e-6);
+    assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_STEEPNESS, &d), SMDIFF_OK);
+    assert_true(fabs(d - 3.0) < 1e-5);
+    assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_CENTRE, &d), SMDIFF_OK);
+    assert_true(fabs(d + 0.5) < 1e-6);
+    assert_int_equal(smdiff_softmask_get_int(sm, SMDIFF_SM_TOPK, &k), SMDIFF_OK);
+    assert_int_equal(k, 5);
+    smdiff_softmask_free(sm);
+    smdiff_model_free(m);
+    unlink(path);
 }
 
 /* ------------------------------------------------------------ the CLI */
@@ -291,6 +355,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_api_model_roundtrip),
+        cmocka_unit_test(test_api_softmask_start),
         cmocka_unit_test(test_cli_kill_and_resume),
         cmocka_unit_test(test_tokenize_corpus),
     };

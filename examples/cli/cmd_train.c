@@ -310,22 +310,22 @@ int cmd_train(int argc, char **argv) {
         {SMDIFF_TRAIN_BATCH, a.batch}, {SMDIFF_TRAIN_SEQ_LEN, a.seq}, {SMDIFF_TRAIN_SEED, a.seed},
         {SMDIFF_TRAIN_OBJECTIVE, a.ar ? SMDIFF_TRAIN_AR : SMDIFF_TRAIN_MDLM},
         {SMDIFF_TRAIN_SM, !a.no_sm && !a.ar}, {SMDIFF_TRAIN_WARMUP, a.warmup},
-        {SMDIFF_TRAIN_COSINE_STEPS, a.cosine ? a.steps : 0}, {SMDIFF_TRAIN_THREADS, a.threads}};
+        {SMDIFF_TRAIN_COSINE_STEPS, a.cosine ? a.steps : 0}, {SMDIFF_TRAIN_THREADS, a.threads},
+        {SMDIFF_TRAIN_SHIFT_LOGITS, a.shift ? !strcmp(a.shift, "on") : -1}};
+    /* the shape of a new model (an --init file has its own) */
+    const struct { int32_t key; long long v; const char *flag; } shape[] = {
+        {SMDIFF_TRAIN_N_VOCAB, a.vocab, "--vocab"}, {SMDIFF_TRAIN_N_EMBD, a.embd, "--embd"},
+        {SMDIFF_TRAIN_N_LAYER, a.layers, "--layers"}, {SMDIFF_TRAIN_N_HEAD, a.heads, "--heads"},
+        {SMDIFF_TRAIN_N_HEAD_KV, a.kv_heads > 0 ? a.kv_heads : a.heads, "--kv-heads"},
+        {SMDIFF_TRAIN_N_FF, a.ff, "--ff"}, {SMDIFF_TRAIN_MASK_ID, a.mask_id, "--mask-id"},
+        {SMDIFF_TRAIN_EOS_ID, a.eos_id, "--eos-id"}};
     const struct { int32_t key; double v; } dbls[] = {
         {SMDIFF_TRAIN_LR, a.lr}, {SMDIFF_TRAIN_SM_LR, a.sm_lr}, {SMDIFF_TRAIN_SM_PROB, a.sm_prob}};
     const char *what = "options";
     for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++) rc = smdiff_trainer_set_int(t, ints[i].key, ints[i].v);
     for (size_t i = 0; !rc && i < sizeof dbls / sizeof dbls[0]; i++) rc = smdiff_trainer_set_double(t, dbls[i].key, dbls[i].v);
-    if (!rc && a.init) {
-        what = a.init;
-        rc = smdiff_trainer_init_from_file(t, a.init);
-    } else if (!rc) {
-        what = "new model";
-        rc = smdiff_trainer_init_new(t, a.arch, (int32_t)a.vocab, (int32_t)a.embd, (int32_t)a.layers,
-                                     (int32_t)a.heads, (int32_t)(a.kv_heads > 0 ? a.kv_heads : a.heads),
-                                     (int32_t)a.ff, (int32_t)a.mask_id, (int32_t)a.eos_id);
-    }
-    if (!rc && a.shift) what = "--shift-logits", rc = smdiff_trainer_set_shift_logits(t, !strcmp(a.shift, "on"));
+    for (size_t i = 0; !rc && !a.init && i < sizeof shape / sizeof shape[0]; i++)
+        what = shape[i].flag, rc = smdiff_trainer_set_int(t, shape[i].key, shape[i].v);
     if (!rc && a.sm_init && !a.resume) {
         double sm[3];
         char tail;
@@ -336,7 +336,20 @@ int cmd_train(int argc, char **argv) {
             free(tok);
             return 2;
         }
-        rc = smdiff_trainer_set_softmask(t, sm[0], sm[1], sm[2]);
+        smdiff_softmask *s = NULL;
+        rc = smdiff_softmask_create(&s);
+        if (!rc) rc = smdiff_softmask_set_double(s, SMDIFF_SM_SCALE, sm[0]);
+        if (!rc) rc = smdiff_softmask_set_double(s, SMDIFF_SM_STEEPNESS, sm[1]);
+        if (!rc) rc = smdiff_softmask_set_double(s, SMDIFF_SM_CENTRE, sm[2]);
+        if (!rc) rc = smdiff_trainer_set_softmask(t, s);
+        smdiff_softmask_free(s);
+    }
+    if (!rc && a.init) {
+        what = a.init;
+        rc = smdiff_trainer_init_from_file(t, a.init);
+    } else if (!rc) {
+        what = "new model";
+        rc = smdiff_trainer_init_new(t, a.arch);
     }
     if (!rc && a.tokenizer) what = a.tokenizer, rc = smdiff_trainer_set_tokenizer_file(t, a.tokenizer);
     if (!rc) what = a.tokens, rc = smdiff_trainer_set_data(t, tok, n - n_val, tok + (n - n_val), n_val);
@@ -348,7 +361,7 @@ int cmd_train(int argc, char **argv) {
         if (!rc && trim_log(csv, step)) rc = SMDIFF_E_IO, what = csv;
     }
     if (rc) {
-        int r = cli_fail(what, rc, smdiff_trainer_last_error(t));
+        int r = cli_fail(what, rc, smdiff_last_error());
         smdiff_trainer_free(t);
         free(tok);
         return r;

@@ -561,67 +561,90 @@ typedef struct smdiff_trainer smdiff_trainer;
 #define SMDIFF_TRAIN_MDLM 0  /* masked diffusion ELBO (t ~ U(eps,1), 1/t weights) */
 #define SMDIFF_TRAIN_AR   1  /* autoregressive next-token loss, causal attention */
 
+/* Trainer options (set before the model is initialised). */
 #define SMDIFF_TRAIN_BATCH         400  /* int 1..65536, default 8: sequences per step */
 #define SMDIFF_TRAIN_SEQ_LEN       401  /* int 2..1048576, default 128: tokens per sequence */
 #define SMDIFF_TRAIN_SEED          402  /* int 0..2^53, default 1 */
 #define SMDIFF_TRAIN_OBJECTIVE     403  /* int 0..1, default SMDIFF_TRAIN_MDLM */
 #define SMDIFF_TRAIN_SM            404  /* int 0..1, default 1: soft-masking two-pass training */
 #define SMDIFF_TRAIN_SM_PROB       405  /* double [0,1], default 0.8: batches trained with SM */
-#define SMDIFF_TRAIN_SM_TOPK       406  /* int 1..64, default 3 */
-#define SMDIFF_TRAIN_LR            407  /* double [0,1], default 3e-4: peak learning rate */
-#define SMDIFF_TRAIN_SM_LR         408  /* double [0,1], default 1e-2: of the SM parameters */
-#define SMDIFF_TRAIN_WEIGHT_DECAY 409  /* double [0,1], default 0.01 (matrices only) */
-#define SMDIFF_TRAIN_GRAD_CLIP    410  /* double [0,1e6], default 1: max global norm, 0 = off */
-#define SMDIFF_TRAIN_WARMUP       411  /* int 0..2^31, default 0: linear warm-up steps */
-#define SMDIFF_TRAIN_COSINE_STEPS 412  /* int 0..2^31, default 0 = constant after warm-up;
-                                         else cosine decay to 10% of the peak at this step */
-#define SMDIFF_TRAIN_THREADS      413  /* int 0..1024, default 0 = all online CPUs */
-#define SMDIFF_TRAIN_MIN_T        414  /* double (0,1), default 1e-3: eps of t ~ U(eps,1) */
-#define SMDIFF_TRAIN_OPT_FIRST_  400
-#define SMDIFF_TRAIN_OPT_LAST_   414
+#define SMDIFF_TRAIN_LR            406  /* double [0,1], default 3e-4: peak learning rate */
+#define SMDIFF_TRAIN_SM_LR         407  /* double [0,1], default 1e-2: of the SM parameters */
+#define SMDIFF_TRAIN_WEIGHT_DECAY  408  /* double [0,1], default 0.01 (matrices only) */
+#define SMDIFF_TRAIN_GRAD_CLIP     409  /* double [0,1e6], default 1: max global norm, 0 = off */
+#define SMDIFF_TRAIN_WARMUP        410  /* int 0..2^31-1, default 0: linear warm-up steps */
+#define SMDIFF_TRAIN_COSINE_STEPS  411  /* int 0..2^31-1, default 0 = constant after warm-up;
+                                           else cosine decay to 10% of the peak at this step */
+#define SMDIFF_TRAIN_THREADS       412  /* int 0..1024, default 0 = all online CPUs */
+#define SMDIFF_TRAIN_MIN_T         413  /* double (0,1), default 1e-3: eps of t ~ U(eps,1) */
+/* The shape of a model made by smdiff_trainer_init_new (ignored by
+ * smdiff_trainer_init_from_file, whose file has its own); the defaults are
+ * the bundled model's. */
+#define SMDIFF_TRAIN_N_VOCAB       414  /* int 2..2^24, default 50258: vocabulary rows */
+#define SMDIFF_TRAIN_N_EMBD        415  /* int 1..65536, default 160: width d (a multiple of n_head) */
+#define SMDIFF_TRAIN_N_LAYER       416  /* int 1..1024, default 6 */
+#define SMDIFF_TRAIN_N_HEAD        417  /* int 1..4096, default 5 */
+#define SMDIFF_TRAIN_N_HEAD_KV     418  /* int 0..4096, default 0 = n_head; divides n_head */
+#define SMDIFF_TRAIN_N_FF          419  /* int 1..1048576, default 512: feed-forward width */
+#define SMDIFF_TRAIN_CONTEXT       420  /* int 0..1048576, default 0 = seq_len: context length
+                                           the saved model declares (>= seq_len) */
+#define SMDIFF_TRAIN_MASK_ID       421  /* int -1..2^24-1, default -1 = n_vocab - 1 */
+#define SMDIFF_TRAIN_EOS_ID        422  /* int -1..2^24-1, default -1 = none */
+/* Which position each output row predicts: 1 row i predicts position i + 1
+ * (Dream's shifted logits), 0 position i (LLaDA), -1 the file's
+ * diffusion.shift_logits or, from scratch, the architecture's default (on
+ * for dream, off for llada); saved models record the choice. The use: adapt
+ * an autoregressive model (trained with SMDIFF_TRAIN_AR, whose row i already
+ * predicts token i + 1) into a masked diffusion model with 1, as Dream was
+ * adapted from an AR model. A resumed run sets the same value again. */
+#define SMDIFF_TRAIN_SHIFT_LOGITS  423  /* int -1..1, default -1 */
+#define SMDIFF_TRAIN_OPT_FIRST_    400
+#define SMDIFF_TRAIN_OPT_LAST_     423
 
 /* Create a trainer with default options. SMDIFF_E_INVAL if out is NULL. */
 SMDIFF_API int32_t smdiff_trainer_create(smdiff_trainer **out);
 /* Free a trainer. Accepts NULL. */
 SMDIFF_API void smdiff_trainer_free(smdiff_trainer *trainer);
-/* Set an option (SMDIFF_TRAIN_*): SMDIFF_E_INVAL for an unknown key or
- * wrong type, SMDIFF_E_RANGE out of bounds, SMDIFF_E_STATE after init. */
+
+/* Typed option access (see SMDIFF_TRAIN_*), as the sampler's: setters check
+ * the family, the type and the bounds (SMDIFF_E_INVAL, SMDIFF_E_RANGE) and
+ * return SMDIFF_E_STATE once the model is initialised; on failure the
+ * trainer is unchanged. */
 SMDIFF_API int32_t smdiff_trainer_set_int(smdiff_trainer *trainer, int32_t key, int64_t value);
 SMDIFF_API int32_t smdiff_trainer_set_double(smdiff_trainer *trainer, int32_t key, double value);
+SMDIFF_API int32_t smdiff_trainer_get_int(const smdiff_trainer *trainer, int32_t key,
+                                          int64_t *out);
+SMDIFF_API int32_t smdiff_trainer_get_double(const smdiff_trainer *trainer, int32_t key,
+                                             double *out);
+/* Describe / look up a trainer option; as smdiff_model_option_info. */
+SMDIFF_API int32_t smdiff_trainer_option_info(int32_t key, const char **name, int32_t *type,
+                                              double *min, double *max, double *def);
+SMDIFF_API int32_t smdiff_trainer_option_key(const char *name, int32_t *key);
+
+/* Soft-masking parameters to start training from: omega_s (SMDIFF_SM_SCALE),
+ * omega_a (SMDIFF_SM_STEEPNESS), omega_b (SMDIFF_SM_CENTRE) and k
+ * (SMDIFF_SM_TOPK) are taken from the schedule (copied; the caller keeps
+ * it); its other options are decoding settings and are ignored. They
+ * override the values of the file or the paper's initial ones (1e-6, 6.66,
+ * -0.75, k 3) that a trainer starts from otherwise. For short runs: at the
+ * SM learning rate of 1e-2 the raw omega_s moves about 0.01 per step, so
+ * from 1e-6 SM stays off for the first thousand steps or so. Call before
+ * the model is initialised: SMDIFF_E_STATE afterwards, SMDIFF_E_INVAL for
+ * NULL. */
+SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *trainer,
+                                               const smdiff_softmask *sm);
 
 /* Initialise the model from a dream/llada GGUF file (continued pretraining
  * or fine-tuning; any weight type is converted to F32), or from scratch
- * with the given shape (arch "dream" or "llada"; weights ~ N(0, 0.02^2),
- * SM parameters at the paper's initial values). Its tokenizer metadata is
- * copied into saved models. SMDIFF_E_STATE if already initialised,
- * SMDIFF_E_IO / SMDIFF_E_FORMAT for a bad file, SMDIFF_E_INVAL for a bad
- * shape, SMDIFF_E_NOMEM. */
+ * with the shape of the SMDIFF_TRAIN_N_* options (arch "dream" or "llada";
+ * weights ~ N(0, 0.02^2)). The file's tokenizer metadata is copied into
+ * saved models. SMDIFF_E_STATE if already initialised, SMDIFF_E_IO /
+ * SMDIFF_E_FORMAT for a bad file, SMDIFF_E_INVAL for an unknown
+ * architecture or an inconsistent shape (the message names the option),
+ * SMDIFF_E_NOMEM. */
 SMDIFF_API int32_t smdiff_trainer_init_from_file(smdiff_trainer *trainer, const char *path);
-SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *trainer, const char *arch,
-                                           int32_t n_vocab, int32_t n_embd, int32_t n_layer,
-                                           int32_t n_head, int32_t n_head_kv, int32_t n_ff,
-                                           int32_t mask_id, int32_t eos_id);
-/* Set the model's soft-masking parameters (omega_s in (0,1), omega_a > 0,
- * omega_b < 0) before training starts, overriding the values of the file
- * or the paper's initial ones (1e-6, 6.66, -0.75). For short runs: at the
- * SM learning rate of 1e-2 the raw omega_s moves about 0.01 per step, so
- * from 1e-6 SM stays off for the first thousand steps or so.
- * SMDIFF_E_INVAL for a value out of range, SMDIFF_E_STATE before init or
- * after the first step. */
-SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *trainer, double omega_s,
-                                               double omega_a, double omega_b);
-/* Choose which position each output row predicts, before training starts:
- * on = 1 makes row i predict position i + 1 (Dream's shifted logits), on = 0
- * position i (LLaDA), overriding the file's diffusion.shift_logits or the
- * architecture's default; saved models record the choice. The use: adapt an
- * autoregressive model (trained with SMDIFF_TRAIN_AR, whose row i already
- * predicts token i + 1) into a masked diffusion model with on = 1, as Dream
- * was adapted from an AR model -- the MDLM objective then starts from the AR
- * model's predictions instead of from scratch. A resumed run sets the same
- * value again before smdiff_trainer_resume.
- * SMDIFF_E_INVAL unless on is 0 or 1, SMDIFF_E_STATE before init or after
- * the first step. */
-SMDIFF_API int32_t smdiff_trainer_set_shift_logits(smdiff_trainer *trainer, int32_t on);
+SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *trainer, const char *arch);
+
 /* Copy the tokenizer.* metadata of a GGUF file into the models this trainer
  * saves (for a model initialised from scratch). SMDIFF_E_IO, SMDIFF_E_FORMAT. */
 SMDIFF_API int32_t smdiff_trainer_set_tokenizer_file(smdiff_trainer *trainer, const char *path);

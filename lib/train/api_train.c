@@ -23,7 +23,6 @@ static const sd_option_def defs[] = {
     {SMDIFF_TRAIN_OBJECTIVE, "objective", SMDIFF_TYPE_INT, 0, 1, SMDIFF_TRAIN_MDLM, 0, 0},
     {SMDIFF_TRAIN_SM, "sm", SMDIFF_TYPE_INT, 0, 1, 1, 0, 0},
     {SMDIFF_TRAIN_SM_PROB, "sm_prob", SMDIFF_TYPE_DOUBLE, 0, 1, 0.8, 0, 0},
-    {SMDIFF_TRAIN_SM_TOPK, "sm_topk", SMDIFF_TYPE_INT, 1, 64, 3, 0, 0},
     {SMDIFF_TRAIN_LR, "lr", SMDIFF_TYPE_DOUBLE, 0, 1, 3e-4, 0, 0},
     {SMDIFF_TRAIN_SM_LR, "sm_lr", SMDIFF_TYPE_DOUBLE, 0, 1, 1e-2, 0, 0},
     {SMDIFF_TRAIN_WEIGHT_DECAY, "weight_decay", SMDIFF_TYPE_DOUBLE, 0, 1, 0.01, 0, 0},
@@ -32,6 +31,17 @@ static const sd_option_def defs[] = {
     {SMDIFF_TRAIN_COSINE_STEPS, "cosine_steps", SMDIFF_TYPE_INT, 0, 2147483647.0, 0, 0, 0},
     {SMDIFF_TRAIN_THREADS, "threads", SMDIFF_TYPE_INT, 0, 1024, 0, 0, 0},
     {SMDIFF_TRAIN_MIN_T, "min_t", SMDIFF_TYPE_DOUBLE, 0, 1, 1e-3, 1, 1},
+    /* the from-scratch shape; defaults are the bundled model's */
+    {SMDIFF_TRAIN_N_VOCAB, "n_vocab", SMDIFF_TYPE_INT, 2, 16777216, 50258, 0, 0},
+    {SMDIFF_TRAIN_N_EMBD, "n_embd", SMDIFF_TYPE_INT, 1, 65536, 160, 0, 0},
+    {SMDIFF_TRAIN_N_LAYER, "n_layer", SMDIFF_TYPE_INT, 1, 1024, 6, 0, 0},
+    {SMDIFF_TRAIN_N_HEAD, "n_head", SMDIFF_TYPE_INT, 1, 4096, 5, 0, 0},
+    {SMDIFF_TRAIN_N_HEAD_KV, "n_head_kv", SMDIFF_TYPE_INT, 0, 4096, 0, 0, 0},
+    {SMDIFF_TRAIN_N_FF, "n_ff", SMDIFF_TYPE_INT, 1, 1048576, 512, 0, 0},
+    {SMDIFF_TRAIN_CONTEXT, "context", SMDIFF_TYPE_INT, 0, 1048576, 0, 0, 0},
+    {SMDIFF_TRAIN_MASK_ID, "mask_id", SMDIFF_TYPE_INT, -1, 16777215, -1, 0, 0},
+    {SMDIFF_TRAIN_EOS_ID, "eos_id", SMDIFF_TYPE_INT, -1, 16777215, -1, 0, 0},
+    {SMDIFF_TRAIN_SHIFT_LOGITS, "shift_logits", SMDIFF_TYPE_INT, -1, 1, -1, 0, 0},
 };
 
 static const sd_option_table options = {defs, (int32_t)(sizeof defs / sizeof defs[0])};
@@ -41,6 +51,10 @@ _Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_TRAIN_OPT_LAST_ - SMDIFF_T
 struct smdiff_trainer {
     sd_optval opt[SMDIFF_TRAIN_OPT_LAST_ - SMDIFF_TRAIN_OPT_FIRST_ + 1];
     sd_error err;
+    /* smdiff_trainer_set_softmask's starting point (applied at init) */
+    int32_t sm_set;
+    double sm_omega[3]; /* omega_s, omega_a, omega_b */
+    int32_t sm_k;
     sd_trainer *t;
     sd_pool *pool;
     sd_gguf *tokenizer; /* tokenizer.* keys copied into saved models */
@@ -62,6 +76,7 @@ SMDIFF_API int32_t smdiff_trainer_create(smdiff_trainer **out) {
     smdiff_trainer *tr = sd_calloc(1, sizeof *tr);
     if (!tr) return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory creating a trainer");
     sd_options_defaults(&options, tr->opt);
+    tr->sm_k = 3; /* the paper's k for language modelling */
     *out = tr;
     return SMDIFF_OK;
 }
@@ -88,6 +103,53 @@ SMDIFF_API int32_t smdiff_trainer_set_double(smdiff_trainer *tr, int32_t key, do
     return sd_option_set_double(&options, tr->opt, key, value, &tr->err);
 }
 
+SMDIFF_API int32_t smdiff_trainer_get_int(const smdiff_trainer *tr, int32_t key, int64_t *out) {
+    REQUIRE(tr && out, tr, "smdiff_trainer_get_int: NULL argument");
+    return sd_option_get_int(&options, tr->opt, key, out, ERR_OF(tr));
+}
+
+SMDIFF_API int32_t smdiff_trainer_get_double(const smdiff_trainer *tr, int32_t key, double *out) {
+    REQUIRE(tr && out, tr, "smdiff_trainer_get_double: NULL argument");
+    return sd_option_get_double(&options, tr->opt, key, out, ERR_OF(tr));
+}
+
+SMDIFF_API int32_t smdiff_trainer_option_info(int32_t key, const char **name, int32_t *type, double *min,
+                                              double *max, double *def) {
+    return sd_option_info(&options, key, name, type, min, max, def, NULL);
+}
+
+SMDIFF_API int32_t smdiff_trainer_option_key(const char *name, int32_t *key) {
+    return sd_option_key(&options, name, key, NULL);
+}
+
+SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *tr, const smdiff_softmask *sm) {
+    REQUIRE(tr && sm, tr, "smdiff_trainer_set_softmask: NULL argument");
+    if (tr->t)
+        return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_set_softmask: the model is initialised "
+                       "(set the starting soft-mask parameters before)");
+    /* the schedule's bounds are the constraints: omega_s in (0,1), omega_a > 0, omega_b < 0 */
+    tr->sm_omega[0] = sm->opt[SD_OPT_SLOT(SMDIFF_SM_SCALE)].d;
+    tr->sm_omega[1] = sm->opt[SD_OPT_SLOT(SMDIFF_SM_STEEPNESS)].d;
+    tr->sm_omega[2] = sm->opt[SD_OPT_SLOT(SMDIFF_SM_CENTRE)].d;
+    tr->sm_k = (int32_t)sm->opt[SD_OPT_SLOT(SMDIFF_SM_TOPK)].i;
+    tr->sm_set = 1;
+    return SMDIFF_OK;
+}
+
+#define OPT_I(tr, key) ((tr)->opt[SD_OPT_SLOT(key)].i)
+
+/* Options that apply to a model however it was made: the starting SM
+ * parameters and the shifted-logits choice. */
+static void apply_to_model(const smdiff_trainer *tr, sd_tmodel *m) {
+    if (tr->sm_set) {
+        float *raw = m->p.sm_raw;
+        raw[0] = (float)sd_logit(tr->sm_omega[0]);
+        raw[1] = (float)sd_softplus_inv(tr->sm_omega[1]);
+        raw[2] = (float)sd_softplus_inv(-tr->sm_omega[2]);
+    }
+    if (OPT_I(tr, SMDIFF_TRAIN_SHIFT_LOGITS) >= 0) m->hp.shift_logits = (int32_t)OPT_I(tr, SMDIFF_TRAIN_SHIFT_LOGITS);
+}
+
 /* Wrap a model (owned from here on) in the trainer the options describe. */
 static int32_t start(smdiff_trainer *tr, sd_tmodel *m) {
     sd_trainer_opts o;
@@ -99,7 +161,7 @@ static int32_t start(smdiff_trainer *tr, sd_tmodel *m) {
     o.obj.kind = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_OBJECTIVE)].i == SMDIFF_TRAIN_AR ? SD_OBJ_AR : SD_OBJ_MDLM;
     o.obj.sm = (int)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SM)].i && o.obj.kind == SD_OBJ_MDLM;
     o.obj.sm_prob = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SM_PROB)].d;
-    o.obj.sm_k = (int32_t)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SM_TOPK)].i;
+    o.obj.sm_k = tr->sm_k;
     o.obj.eps = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_MIN_T)].d;
     o.obj.antithetic = 1;
     sd_adamw_defaults(&o.adam);
@@ -113,6 +175,7 @@ static int32_t start(smdiff_trainer *tr, sd_tmodel *m) {
         o.adam.total_steps = tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_COSINE_STEPS)].i;
         o.adam.min_lr_frac = 0.1;
     }
+    apply_to_model(tr, m);
     int threads = (int)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_THREADS)].i;
     if (threads <= 0) threads = sd_cpu_count();
     sd_blas_set_threads(threads);
@@ -139,10 +202,38 @@ SMDIFF_API int32_t smdiff_trainer_init_from_file(smdiff_trainer *tr, const char 
     return start(tr, m);
 }
 
-SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *tr, const char *arch, int32_t n_vocab,
-                                           int32_t n_embd, int32_t n_layer, int32_t n_head,
-                                           int32_t n_head_kv, int32_t n_ff, int32_t mask_id,
-                                           int32_t eos_id) {
+/* The from-scratch shape of the SMDIFF_TRAIN_N_* options; SMDIFF_E_INVAL
+ * naming the option that does not fit. */
+static int32_t shape_from_options(smdiff_trainer *tr, sd_hparams *hp) {
+    hp->n_vocab = (int32_t)OPT_I(tr, SMDIFF_TRAIN_N_VOCAB);
+    hp->n_embd = (int32_t)OPT_I(tr, SMDIFF_TRAIN_N_EMBD);
+    hp->n_layer = (int32_t)OPT_I(tr, SMDIFF_TRAIN_N_LAYER);
+    hp->n_head = (int32_t)OPT_I(tr, SMDIFF_TRAIN_N_HEAD);
+    hp->n_head_kv = (int32_t)OPT_I(tr, SMDIFF_TRAIN_N_HEAD_KV);
+    if (hp->n_head_kv == 0) hp->n_head_kv = hp->n_head;
+    hp->n_ff = (int32_t)OPT_I(tr, SMDIFF_TRAIN_N_FF);
+    int64_t L = OPT_I(tr, SMDIFF_TRAIN_SEQ_LEN), ctx = OPT_I(tr, SMDIFF_TRAIN_CONTEXT);
+    hp->n_ctx = (int32_t)(ctx ? ctx : L);
+    int64_t mask = OPT_I(tr, SMDIFF_TRAIN_MASK_ID), eos = OPT_I(tr, SMDIFF_TRAIN_EOS_ID);
+    hp->mask_id = (int32_t)(mask < 0 ? hp->n_vocab - 1 : mask);
+    hp->eos_id = (int32_t)eos, hp->bos_id = -1, hp->pad_id = -1;
+    const char *fn = "smdiff_trainer_init_new";
+    if (hp->n_embd % hp->n_head)
+        return sd_fail(&tr->err, SMDIFF_E_INVAL, "%s: n_embd %d is not a multiple of n_head %d", fn, hp->n_embd,
+                       hp->n_head);
+    if (hp->n_head % hp->n_head_kv)
+        return sd_fail(&tr->err, SMDIFF_E_INVAL, "%s: n_head_kv %d does not divide n_head %d", fn, hp->n_head_kv,
+                       hp->n_head);
+    if (ctx && ctx < L)
+        return sd_fail(&tr->err, SMDIFF_E_INVAL, "%s: context %lld is shorter than seq_len %lld", fn,
+                       (long long)ctx, (long long)L);
+    if (hp->mask_id >= hp->n_vocab || eos >= hp->n_vocab)
+        return sd_fail(&tr->err, SMDIFF_E_INVAL, "%s: mask_id %d or eos_id %d outside the vocabulary of n_vocab %d",
+                       fn, hp->mask_id, hp->eos_id, hp->n_vocab);
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *tr, const char *arch) {
     REQUIRE(tr && arch, tr, "smdiff_trainer_init_new: NULL argument");
     if (tr->t) return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_init_new: already initialised");
     sd_hparams hp;
@@ -154,51 +245,19 @@ SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *tr, const char *arch,
     else
         return sd_fail(&tr->err, SMDIFF_E_INVAL, "smdiff_trainer_init_new: unknown architecture \"%s\" "
                        "(dream, llada)", arch);
-    hp.n_vocab = n_vocab, hp.n_embd = n_embd, hp.n_layer = n_layer, hp.n_head = n_head;
-    hp.n_head_kv = n_head_kv, hp.n_ff = n_ff;
-    hp.n_ctx = (int32_t)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SEQ_LEN)].i;
+    int32_t rc = shape_from_options(tr, &hp);
+    if (rc) return rc;
     hp.norm_eps = 1e-5f, hp.rope_base = 10000.0f;
     hp.shift_logits = hp.arch == SD_ARCH_DREAM;
     /* llada files are read with adjacent-pair RoPE: train in that layout */
     hp.rope_permuted = hp.arch == SD_ARCH_LLADA;
-    hp.mask_id = mask_id, hp.eos_id = eos_id, hp.bos_id = -1, hp.pad_id = -1;
-    if (eos_id < -1 || eos_id >= n_vocab)
-        return sd_fail(&tr->err, SMDIFF_E_INVAL, "smdiff_trainer_init_new: eos id %d outside vocabulary %d",
-                       eos_id, n_vocab);
     sd_tmodel *m = NULL;
-    int32_t rc = sd_tmodel_create(&hp, tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_BATCH)].i, tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SEQ_LEN)].i, 0,
-                                  &m, &tr->err);
+    rc = sd_tmodel_create(&hp, OPT_I(tr, SMDIFF_TRAIN_BATCH), OPT_I(tr, SMDIFF_TRAIN_SEQ_LEN), 0, &m, &tr->err);
     if (rc) return rc;
     sd_rng r;
-    sd_rng_init(&r, (uint64_t)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_SEED)].i, 1);
+    sd_rng_init(&r, (uint64_t)OPT_I(tr, SMDIFF_TRAIN_SEED), 1);
     sd_tmodel_init_random(m, &r, 0.02f, 1e-6, 6.66, -0.75);
     return start(tr, m);
-}
-
-SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *tr, double omega_s, double omega_a,
-                                               double omega_b) {
-    REQUIRE(tr, tr, "smdiff_trainer_set_softmask: trainer is NULL");
-    if (!tr->t) return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_set_softmask: no model yet");
-    if (tr->t->step > 0)
-        return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_set_softmask: training has started");
-    REQUIRE(omega_s > 0 && omega_s < 1 && omega_a > 0 && omega_a <= 1e4 && omega_b < 0 && omega_b >= -1e4, tr,
-            "smdiff_trainer_set_softmask: need 0 < omega_s < 1, 0 < omega_a <= 1e4, -1e4 <= omega_b < 0 "
-            "(got %g, %g, %g)", omega_s, omega_a, omega_b);
-    float *raw = tr->t->m->p.sm_raw;
-    raw[0] = (float)sd_logit(omega_s);
-    raw[1] = (float)sd_softplus_inv(omega_a);
-    raw[2] = (float)sd_softplus_inv(-omega_b);
-    return SMDIFF_OK;
-}
-
-SMDIFF_API int32_t smdiff_trainer_set_shift_logits(smdiff_trainer *tr, int32_t on) {
-    REQUIRE(tr, tr, "smdiff_trainer_set_shift_logits: trainer is NULL");
-    REQUIRE(on == 0 || on == 1, tr, "smdiff_trainer_set_shift_logits: on must be 0 or 1 (got %d)", on);
-    if (!tr->t) return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_set_shift_logits: no model yet");
-    if (tr->t->step > 0)
-        return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_set_shift_logits: training has started");
-    tr->t->m->hp.shift_logits = on;
-    return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_trainer_set_tokenizer_file(smdiff_trainer *tr, const char *path) {

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "smdiff/smdiff.h"
 #include "testutil.h"
 
 const char *test_data_path(const char *name) {
@@ -41,4 +42,15 @@ int test_run(const char *cmd, char *out, size_t cap) {
     out[n] = 0;
     int st = pclose(f);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int32_t test_trainer_shape(struct smdiff_trainer *t, int64_t vocab, int64_t embd, int64_t layers,
+                           int64_t heads, int64_t kv_heads, int64_t ff, int64_t mask_id, int64_t eos_id) {
+    const int32_t keys[8] = {SMDIFF_TRAIN_N_VOCAB, SMDIFF_TRAIN_N_EMBD, SMDIFF_TRAIN_N_LAYER,
+                             SMDIFF_TRAIN_N_HEAD,  SMDIFF_TRAIN_N_HEAD_KV, SMDIFF_TRAIN_N_FF,
+                             SMDIFF_TRAIN_MASK_ID, SMDIFF_TRAIN_EOS_ID};
+    const int64_t vals[8] = {vocab, embd, layers, heads, kv_heads, ff, mask_id, eos_id};
+    int32_t rc = SMDIFF_OK;
+    for (int i = 0; i < 8 && !rc; i++) rc = smdiff_trainer_set_int(t, keys[i], vals[i]);
+    return rc;
 }

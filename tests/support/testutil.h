@@ -26,6 +26,13 @@ void *test_read_file(const char *path, size_t *size);
  * bytes, NUL-terminated); returns its exit status, -1 if it did not exit. */
 int test_run(const char *cmd, char *out, size_t cap);
 
+/* Set a trainer's from-scratch shape (SMDIFF_TRAIN_N_VOCAB, _N_EMBD,
+ * _N_LAYER, _N_HEAD, _N_HEAD_KV, _N_FF, _MASK_ID, _EOS_ID, in this order);
+ * returns the first failing status. */
+struct smdiff_trainer;
+int32_t test_trainer_shape(struct smdiff_trainer *t, int64_t vocab, int64_t embd, int64_t layers,
+                           int64_t heads, int64_t kv_heads, int64_t ff, int64_t mask_id, int64_t eos_id);
+
 /* Skip the current test with a printed reason. */
 #define SKIP_BECAUSE(...)                 \
     do {                                  \
