@@ -63,10 +63,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "register: %s: %s\n", smdiff_strerror(rc), smdiff_last_error());
         return 1;
     }
-    int32_t n = 0;
+    size_t n = 0;
     smdiff_decoder_count(&n);
     printf("strategies:");
-    for (int32_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         const char *name;
         smdiff_decoder_name(i, &name, NULL);
         printf(" %s", name);
@@ -85,13 +85,14 @@ int main(int argc, char **argv) {
     smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 12);
     smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 12);
     if ((rc = smdiff_sampler_set_strategy(s, "window_confident"))) goto done;
-    int32_t prompt[] = {4, 5, 6}, out[12], n_out = 0;
+    int32_t prompt[] = {4, 5, 6}, out[12];
+    size_t n_out = 0;
     if ((rc = smdiff_generate_tokens(s, m, prompt, 3, out, 12, &n_out))) {
         fprintf(stderr, "generate: %s: %s\n", smdiff_strerror(rc), smdiff_sampler_last_error(s));
         goto done;
     }
     printf("window_confident: %d steps, tokens:", (int)params.steps_seen);
-    for (int32_t i = 0; i < n_out; i++) printf(" %d", (int)out[i]);
+    for (size_t i = 0; i < n_out; i++) printf(" %d", (int)out[i]);
     printf("\n");
     ret = params.steps_seen > 0 ? 0 : 1;
 done:

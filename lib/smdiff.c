@@ -22,6 +22,11 @@
         if (!(cond)) return sd_fail((err), SMDIFF_E_INVAL, __VA_ARGS__); \
     } while (0)
 
+/* Counts are size_t; one above INT32_MAX is refused as an invalid argument
+ * (no canvas, prompt or list is that long, and a negative number converted
+ * to size_t lands there). */
+#define COUNT_OK(n) ((n) <= (size_t)INT32_MAX)
+
 /* The error slot of a sampler or schedule handle, NULL for a NULL handle.
  * The slot is not part of the object's value (a const getter that fails
  * still records there, as smdiff.h's error rule says). */
@@ -137,69 +142,69 @@ SMDIFF_API int32_t smdiff_model_arch(const smdiff_model *m, const char **out) {
 }
 
 SMDIFF_API int32_t smdiff_model_meta(const smdiff_model *m, const char *key, char *buf,
-                                     size_t buf_size, size_t *needed) {
+                                     size_t capacity, size_t *needed) {
     int32_t rc = require_loaded(m, "smdiff_model_meta");
     if (rc) return rc;
-    REQUIRE(key && needed && (buf || buf_size == 0), NULL, "smdiff_model_meta: NULL argument");
+    REQUIRE(key && needed && (buf || capacity == 0), NULL, "smdiff_model_meta: NULL argument");
     int64_t kv = sd_gguf_find_key(m->gguf, key);
     if (kv < 0) return sd_fail(NULL, SMDIFF_E_NOT_FOUND, "smdiff_model_meta: no metadata key \"%s\"", key);
     /* Measure first so a short buffer is left untouched. */
     rc = sd_gguf_value_text(m->gguf, kv, NULL, 0, needed);
     if (rc && rc != SMDIFF_E_BUFFER) return sd_fail(NULL, rc, "smdiff_model_meta: cannot format \"%s\"", key);
-    if (buf_size < *needed)
+    if (capacity < *needed)
         return sd_fail(NULL, SMDIFF_E_BUFFER, "smdiff_model_meta: \"%s\" needs %zu bytes, buffer has %zu",
-                       key, *needed, buf_size);
-    return sd_gguf_value_text(m->gguf, kv, buf, buf_size, needed);
+                       key, *needed, capacity);
+    return sd_gguf_value_text(m->gguf, kv, buf, capacity, needed);
 }
 
 /* Canvas length within the context, rows inside the canvas, room for the
  * logits: SMDIFF_E_RANGE otherwise. */
-static int32_t check_logits_args(const smdiff_model *m, int32_t n_pos, const int32_t *rows,
-                                 int32_t n_rows, size_t logits_count, const char *fn) {
+static int32_t check_logits_args(const smdiff_model *m, size_t n_pos, const int32_t *rows,
+                                 size_t n_rows, size_t capacity, const char *fn) {
     const sd_hparams *hp = &m->w.hp;
-    if (n_pos > hp->n_ctx)
-        return sd_fail(NULL, SMDIFF_E_RANGE, "%s: canvas of %d positions exceeds the context %d", fn,
-                       (int)n_pos, (int)hp->n_ctx);
-    for (int32_t r = 0; r < n_rows; r++)
-        if (rows[r] < 0 || rows[r] >= n_pos)
-            return sd_fail(NULL, SMDIFF_E_RANGE, "%s: rows[%d] = %d outside the canvas [0, %d)", fn, (int)r,
-                           (int)rows[r], (int)n_pos);
-    if (logits_count / (size_t)hp->n_vocab < (size_t)n_rows)
-        return sd_fail(NULL, SMDIFF_E_RANGE, "%s: logits holds %zu floats, %d rows need %zu", fn,
-                       logits_count, (int)n_rows, (size_t)n_rows * (size_t)hp->n_vocab);
+    if (n_pos > (size_t)hp->n_ctx)
+        return sd_fail(NULL, SMDIFF_E_RANGE, "%s: canvas of %zu positions exceeds the context %d", fn, n_pos,
+                       (int)hp->n_ctx);
+    for (size_t r = 0; r < n_rows; r++)
+        if (rows[r] < 0 || (size_t)rows[r] >= n_pos)
+            return sd_fail(NULL, SMDIFF_E_RANGE, "%s: rows[%zu] = %d outside the canvas [0, %zu)", fn, r,
+                           (int)rows[r], n_pos);
+    if (capacity / (size_t)hp->n_vocab < n_rows)
+        return sd_fail(NULL, SMDIFF_E_RANGE, "%s: logits holds %zu floats, %zu rows need %zu", fn, capacity,
+                       n_rows, n_rows * (size_t)hp->n_vocab);
     return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_model_logits(const smdiff_model *m, const int32_t *ids,
-                                       int32_t n_ids, const int32_t *rows, int32_t n_rows,
-                                       float *logits, size_t logits_count) {
+                                       size_t n_ids, const int32_t *rows, size_t n_rows,
+                                       float *logits, size_t capacity) {
     int32_t rc = require_loaded(m, "smdiff_model_logits");
     if (rc) return rc;
-    REQUIRE(ids && rows && logits && n_ids > 0 && n_rows >= 0 && logits_count > 0, NULL,
+    REQUIRE(ids && rows && logits && n_ids > 0 && COUNT_OK(n_ids) && COUNT_OK(n_rows) && capacity > 0, NULL,
             "smdiff_model_logits: invalid argument");
     const sd_hparams *hp = &m->w.hp;
-    for (int32_t i = 0; i < n_ids; i++)
+    for (size_t i = 0; i < n_ids; i++)
         if (ids[i] < 0 || ids[i] >= hp->n_vocab)
-            return sd_fail(NULL, SMDIFF_E_RANGE, "smdiff_model_logits: ids[%d] = %d outside the vocabulary [0, %d)",
-                           (int)i, (int)ids[i], (int)hp->n_vocab);
-    if ((rc = check_logits_args(m, n_ids, rows, n_rows, logits_count, "smdiff_model_logits"))) return rc;
-    float *embd = sd_malloc(sizeof(float) * (size_t)n_ids * (size_t)hp->n_embd);
-    if (!embd) return sd_fail(NULL, SMDIFF_E_NOMEM, "smdiff_model_logits: out of memory for %d embeddings", (int)n_ids);
-    for (int32_t i = 0; i < n_ids; i++) sd_embed_token(&m->w, ids[i], embd + (size_t)i * (size_t)hp->n_embd);
-    rc = sd_model_forward(m, embd, n_ids, rows, n_rows, logits);
+            return sd_fail(NULL, SMDIFF_E_RANGE, "smdiff_model_logits: ids[%zu] = %d outside the vocabulary [0, %d)",
+                           i, (int)ids[i], (int)hp->n_vocab);
+    if ((rc = check_logits_args(m, n_ids, rows, n_rows, capacity, "smdiff_model_logits"))) return rc;
+    float *embd = sd_malloc(sizeof(float) * n_ids * (size_t)hp->n_embd);
+    if (!embd) return sd_fail(NULL, SMDIFF_E_NOMEM, "smdiff_model_logits: out of memory for %zu embeddings", n_ids);
+    for (size_t i = 0; i < n_ids; i++) sd_embed_token(&m->w, ids[i], embd + i * (size_t)hp->n_embd);
+    rc = sd_model_forward(m, embd, (int64_t)n_ids, rows, (int64_t)n_rows, logits);
     sd_free(embd);
     return rc;
 }
 
 SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *m, const float *embd,
-                                            int32_t n_pos, const int32_t *rows, int32_t n_rows,
-                                            float *logits, size_t logits_count) {
+                                            size_t n_pos, const int32_t *rows, size_t n_rows,
+                                            float *logits, size_t capacity) {
     int32_t rc = require_loaded(m, "smdiff_model_logits_embd");
     if (rc) return rc;
-    REQUIRE(embd && rows && logits && n_pos > 0 && n_rows >= 0 && logits_count > 0, NULL,
+    REQUIRE(embd && rows && logits && n_pos > 0 && COUNT_OK(n_pos) && COUNT_OK(n_rows) && capacity > 0, NULL,
             "smdiff_model_logits_embd: invalid argument");
-    if ((rc = check_logits_args(m, n_pos, rows, n_rows, logits_count, "smdiff_model_logits_embd"))) return rc;
-    return sd_model_forward(m, embd, n_pos, rows, n_rows, logits);
+    if ((rc = check_logits_args(m, n_pos, rows, n_rows, capacity, "smdiff_model_logits_embd"))) return rc;
+    return sd_model_forward(m, embd, (int64_t)n_pos, rows, (int64_t)n_rows, logits);
 }
 
 static int32_t require_tokenizer(const smdiff_model *m, const char *fn) {
@@ -260,26 +265,26 @@ SMDIFF_API int32_t smdiff_model_load_tokenizer(smdiff_model *m, const char *path
     return SMDIFF_OK;
 }
 
-SMDIFF_API int32_t smdiff_model_token_piece(const smdiff_model *m, int32_t id, char *buf,
-                                            size_t buf_size, size_t *needed) {
+SMDIFF_API int32_t smdiff_model_token_piece(const smdiff_model *m, int32_t id, char *text,
+                                            size_t capacity, size_t *n_out) {
     int32_t rc = require_tokenizer(m, "smdiff_model_token_piece");
     if (rc) return rc;
-    REQUIRE(needed && (buf || buf_size == 0), NULL, "smdiff_model_token_piece: NULL argument");
-    return sd_tokenizer_piece(m->tok, id, buf, buf_size, needed, NULL);
+    REQUIRE(n_out && (text || capacity == 0), NULL, "smdiff_model_token_piece: NULL argument");
+    return sd_tokenizer_piece(m->tok, id, text, capacity, n_out, NULL);
 }
 
-SMDIFF_API int32_t smdiff_chat_template(const smdiff_model *m, int32_t n_messages,
+SMDIFF_API int32_t smdiff_chat_template(const smdiff_model *m, size_t n_messages,
                                         const char *const *roles, const char *const *contents,
                                         int32_t add_generation_prompt, char *buf,
-                                        size_t buf_size, size_t *needed) {
+                                        size_t capacity, size_t *needed) {
     int32_t rc = require_tokenizer(m, "smdiff_chat_template");
     if (rc) return rc;
-    REQUIRE(needed && (buf || buf_size == 0) && n_messages >= 0 &&
+    REQUIRE(needed && (buf || capacity == 0) && COUNT_OK(n_messages) &&
             (n_messages == 0 || (roles && contents)), NULL, "smdiff_chat_template: invalid argument");
     REQUIRE(add_generation_prompt == 0 || add_generation_prompt == 1, NULL,
             "smdiff_chat_template: add_generation_prompt must be 0 or 1");
-    return sd_tokenizer_chat(m->tok, n_messages, roles, contents, add_generation_prompt, buf,
-                             buf_size, needed, NULL);
+    return sd_tokenizer_chat(m->tok, (int32_t)n_messages, roles, contents, add_generation_prompt, buf,
+                             capacity, needed, NULL);
 }
 
 SMDIFF_API int32_t smdiff_utf8_complete(const char *text, size_t n_bytes, size_t *n_complete) {
@@ -420,18 +425,17 @@ SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm) {
     return sm ? sm->err.msg : "schedule is NULL";
 }
 
-SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float *probs,
-                                          int64_t n, int32_t step, int32_t n_steps,
-                                          double *out_lambda) {
-    REQUIRE(sm && probs && out_lambda, ERR_OF(sm), "smdiff_softmask_lambda: NULL argument");
-    REQUIRE(n >= 1, ERR_OF(sm), "smdiff_softmask_lambda: n = %lld < 1", (long long)n);
+SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float *probs, size_t n,
+                                          int32_t step, int32_t n_steps, double *out) {
+    REQUIRE(sm && probs && out, ERR_OF(sm), "smdiff_softmask_lambda: NULL argument");
+    REQUIRE(n >= 1 && n <= (size_t)INT64_MAX, ERR_OF(sm), "smdiff_softmask_lambda: n = %zu is not a length", n);
     REQUIRE(n_steps >= 1 && step >= 0 && step < n_steps, ERR_OF(sm),
             "smdiff_softmask_lambda: step %d outside [0, %d)", (int)step, (int)n_steps);
     double gate = sd_softmask_gate(sm, step, n_steps);
-    double lambda = gate > 0 ? gate * sd_softmask_lambda_from_entropy(sm, sd_entropy(probs, n)) : 0.0;
+    double lambda = gate > 0 ? gate * sd_softmask_lambda_from_entropy(sm, sd_entropy(probs, (int64_t)n)) : 0.0;
     if (!isfinite(lambda))
         return sd_fail(ERR_OF(sm), SMDIFF_E_NUMERIC, "smdiff_softmask_lambda: probabilities give a non-finite entropy");
-    *out_lambda = lambda;
+    *out = lambda;
     return SMDIFF_OK;
 }
 
@@ -528,15 +532,15 @@ SMDIFF_API const char *smdiff_sampler_last_error(const smdiff_sampler *s) {
 }
 
 SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model *m,
-                                          const int32_t *prompt, int32_t n_prompt, int32_t *out,
-                                          int32_t capacity, int32_t *n_out) {
+                                          const int32_t *prompt, size_t n_prompt, int32_t *out,
+                                          size_t capacity, size_t *n_out) {
     REQUIRE(s, ERR_OF(s), "smdiff_generate_tokens: sampler is NULL");
-    REQUIRE(m && (prompt || n_prompt == 0) && n_prompt >= 0 && out && capacity >= 0 && n_out,
-            &s->err, "smdiff_generate_tokens: invalid argument");
+    REQUIRE(m && (prompt || n_prompt == 0) && COUNT_OK(n_prompt) && out && n_out, &s->err,
+            "smdiff_generate_tokens: invalid argument");
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_tokens: model is not loaded");
     size_t n = 0;
-    int32_t rc = sd_generate_model(s, m, prompt, (size_t)n_prompt, out, (size_t)capacity, &n);
-    if (rc == SMDIFF_OK) *n_out = (int32_t)n;
+    int32_t rc = sd_generate_model(s, m, prompt, n_prompt, out, capacity, &n);
+    if (rc == SMDIFF_OK) *n_out = n;
     return rc;
 }
 
@@ -589,7 +593,7 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
         }
         int32_t G = (int32_t)s->opt[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i;
         int32_t *ids = sd_malloc(sizeof(int32_t) * (n_ids + 1)), *gen = sd_malloc(sizeof(int32_t) * (size_t)G);
-        int32_t n_gen = 0;
+        size_t n_gen = 0;
         if (!ids || !gen) {
             sd_free(ids);
             sd_free(gen);
@@ -598,14 +602,13 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
         }
         rc = smdiff_model_tokenize(m, prompt, strlen(prompt), SMDIFF_TOKENIZE_PARSE_SPECIAL, ids, n_ids, &n_ids);
         if (rc) rc = sd_error_forward(&s->err, sd_tls_error());
-        if (!rc && n_ids > INT32_MAX) rc = sd_fail(&s->err, SMDIFF_E_RANGE, "smdiff_generate_text: prompt too long");
-        if (!rc) rc = smdiff_generate_tokens(s, m, ids, (int32_t)n_ids, gen, G, &n_gen);
+        if (!rc) rc = smdiff_generate_tokens(s, m, ids, n_ids, gen, (size_t)G, &n_gen);
         char *buf = NULL;
         if (!rc) {
-            rc = smdiff_model_detokenize(m, gen, (size_t)n_gen, 0, NULL, 0, &n_text);
+            rc = smdiff_model_detokenize(m, gen, n_gen, 0, NULL, 0, &n_text);
             if (rc == SMDIFF_E_BUFFER || rc == SMDIFF_OK) {
                 buf = sd_malloc(n_text + 1);
-                rc = buf ? smdiff_model_detokenize(m, gen, (size_t)n_gen, 0, buf, n_text, &n_text) : SMDIFF_E_NOMEM;
+                rc = buf ? smdiff_model_detokenize(m, gen, n_gen, 0, buf, n_text, &n_text) : SMDIFF_E_NOMEM;
                 if (rc == SMDIFF_E_NOMEM) sd_fail(&s->err, rc, "smdiff_generate_text: out of memory");
                 else if (rc) sd_error_forward(&s->err, sd_tls_error());
             } else {

@@ -251,13 +251,13 @@ static void test_sampler_object(void **state) {
     smdiff_model *m = NULL;
     assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
     int32_t prompt[2] = {1, 2}, out[4];
-    int32_t n = -1;
+    size_t n = (size_t)-1;
     size_t nt = 0;
     char text[8];
     assert_int_equal(smdiff_generate_tokens(NULL, m, prompt, 2, out, 4, &n), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_generate_tokens(s, NULL, prompt, 2, out, 4, &n), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_generate_tokens(s, m, NULL, 2, out, 4, &n), SMDIFF_E_INVAL);
-    assert_int_equal(smdiff_generate_tokens(s, m, prompt, -1, out, 4, &n), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_generate_tokens(s, m, prompt, (size_t)-1, out, 4, &n), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_generate_tokens(s, m, prompt, 2, NULL, 4, &n), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_generate_tokens(s, m, prompt, 2, out, 4, NULL), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_generate_tokens(s, m, prompt, 2, out, 4, &n), SMDIFF_E_STATE);
@@ -266,7 +266,7 @@ static void test_sampler_object(void **state) {
     assert_int_equal(smdiff_generate_text(s, m, "hi", 0, NULL, 8, &nt), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_generate_text(s, m, "hi", 0, text, sizeof text, NULL), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_generate_text(s, m, "hi", 0, text, sizeof text, &nt), SMDIFF_E_STATE);
-    assert_int_equal(n, -1);
+    assert_true(n == (size_t)-1);
     smdiff_model_free(m);
     smdiff_sampler_free(s);
     smdiff_sampler_free(NULL);
@@ -300,9 +300,9 @@ static void on_release(void *ud) { released += *(int *)ud; }
 
 static void test_decoder_registry(void **state) {
     (void)state;
-    int32_t base = -1;
+    size_t base = (size_t)-1;
     assert_int_equal(smdiff_decoder_count(&base), SMDIFF_OK);
-    assert_true(base >= 0);
+    assert_true(base < 1000);
     int token = 5;
     smdiff_decoder d;
     memset(&d, 0, sizeof d);
@@ -332,7 +332,7 @@ static void test_decoder_registry(void **state) {
 
     assert_int_equal(smdiff_decoder_register(&d, &token), SMDIFF_OK);
     assert_int_equal(smdiff_decoder_register(&d, &token), SMDIFF_E_STATE);  /* name taken */
-    int32_t n = 0;
+    size_t n = 0;
     assert_int_equal(smdiff_decoder_count(&n), SMDIFF_OK);
     assert_int_equal(n, base + 1);
     const char *name = NULL, *desc = NULL;

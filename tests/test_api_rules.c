@@ -215,7 +215,7 @@ static void test_sampler_messages(void **state) {
     smdiff_sampler *s = fam[2].obj;
     smdiff_model *m = fam[0].obj;
     int32_t prompt[1] = {0}, out[4];
-    int32_t n = 0;
+    size_t n = 0;
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 0), SMDIFF_E_RANGE);
     expect_message(smdiff_sampler_last_error(s), "steps", "no_such");
     assert_int_equal(smdiff_sampler_set_strategy(s, "no_such_strategy"), SMDIFF_E_NOT_FOUND);

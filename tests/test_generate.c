@@ -44,12 +44,12 @@ typedef struct trace {
 } trace;
 
 static int32_t record_step(int32_t step, int32_t n_steps, const int32_t *canvas,
-                           const uint8_t *committed, const float *lambda, int32_t n, void *ud) {
+                           const uint8_t *committed, const float *lambda, size_t n, void *ud) {
     trace *t = ud;
     assert_int_equal(step, t->n_steps);
     assert_true(step < n_steps);
     t->n_commit[step] = 0;
-    for (int32_t p = 0; p < n; p++) {
+    for (size_t p = 0; p < n; p++) {
         if (committed[p]) t->pos[step][t->n_commit[step]++] = p;
         if (lambda[p] > t->max_lambda) t->max_lambda = lambda[p];
         if (lambda[p] > 0) assert_int_equal(canvas[p], t->mask);
@@ -119,7 +119,8 @@ static void test_reference_decoding(void **state) {
         assert_int_equal(smdiff_model_property(m, SMDIFF_PROP_MASK_ID, &mask_id), 0);
         t.mask = (int32_t)mask_id;
         assert_int_equal(smdiff_sampler_set_step_callback(s, record_step, &t), 0);
-        int32_t out[64], n_out = -1;
+        int32_t out[64];
+        size_t n_out = (size_t)-1;
         int32_t rc = smdiff_generate_tokens(s, m, prompt, np, out, 64, &n_out);
         if (rc) fail_msg("%s: %s", name, smdiff_sampler_last_error(s));
         int g = 0, rg, rk;
@@ -166,7 +167,8 @@ static void test_abort_between_layers(void **state) {
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 4), 0);
     int polls = 0;
     assert_int_equal(smdiff_sampler_set_abort_callback(s, abort_on_second_poll, &polls), 0);
-    int32_t prompt[] = {4, 5}, out[8], n;
+    int32_t prompt[] = {4, 5}, out[8];
+    size_t n;
     assert_int_equal(smdiff_generate_tokens(s, m, prompt, 2, out, 8, &n), SMDIFF_E_ABORTED);
     assert_non_null(strstr(smdiff_sampler_last_error(s), "during step 0"));
     assert_int_equal(polls, 2);
@@ -175,7 +177,7 @@ static void test_abort_between_layers(void **state) {
 }
 
 static int32_t count_steps(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
-                           const float *lambda, int32_t n, void *ud) {
+                           const float *lambda, size_t n, void *ud) {
     (*(int *)ud)++;
     return 0;
 }
@@ -215,11 +217,12 @@ static void test_generate_text(void **state) {
     assert_int_equal(got2, got);
     assert_memory_equal(again, text, got);
     /* The same as tokens in, tokens out, then detokenized. */
-    int32_t prompt = 0, out[8], n;
+    int32_t prompt = 0, out[8];
+    size_t n;
     assert_int_equal(smdiff_generate_tokens(s, m, &prompt, 1, out, 8, &n), 0);
     char want[256];
     size_t wn = 0;
-    assert_int_equal(smdiff_model_detokenize(m, out, (size_t)n, 0, want, sizeof want, &wn), 0);
+    assert_int_equal(smdiff_model_detokenize(m, out, n, 0, want, sizeof want, &wn), 0);
     assert_int_equal(wn, got);
     assert_memory_equal(want, text, got);
     /* The chat template's special tokens lie outside the tiny vocabulary. */
@@ -234,7 +237,8 @@ static void test_determinism(void **state) {
     (void)state;
     smdiff_model *m = load("dream");
     int32_t prompt[] = {3, 4, 5};
-    int32_t out[3][24], n[3];
+    int32_t out[3][24];
+    size_t n[3];
     for (int r = 0; r < 3; r++) {
         smdiff_sampler *s;
         assert_int_equal(smdiff_sampler_create(&s), 0);
@@ -593,7 +597,8 @@ static void test_bad_input(void **state) {
     smdiff_model *m = load("llada");
     smdiff_sampler *s;
     assert_int_equal(smdiff_sampler_create(&s), 0);
-    int32_t prompt[80] = {4, 5, 6}, out[128], n;
+    int32_t prompt[80] = {4, 5, 6}, out[128];
+    size_t n;
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 8), 0);
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 4), 0);
     /* empty prompt */

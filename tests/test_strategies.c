@@ -179,7 +179,7 @@ static void test_registry(void **state) {
     (void)state;
     const char *want[] = {"origin", "maskgit_plus", "topk_margin", "entropy",
                           "low_confidence", "random", "threshold"};
-    int32_t n;
+    size_t n;
     assert_int_equal(smdiff_decoder_count(&n), 0);
     assert_true(n >= 7);
     for (int i = 0; i < 7; i++) {

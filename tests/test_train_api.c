@@ -325,7 +325,7 @@ static void test_tokenize_corpus(void **state) {
     FILE *f = fopen(txt, "w");
     fputs("hello world", f);
     fclose(f);
-    int64_t n = 0, docs = 0;
+    size_t n = 0, docs = 0;
     int32_t rc = smdiff_train_tokenize_corpus(m, paths, 1, 3, out, &n, &docs);
     unlink(txt);
     assert_int_equal(rc, SMDIFF_OK);

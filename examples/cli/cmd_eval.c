@@ -430,12 +430,12 @@ static int eval_samples(int argc, char **argv) {
             what = "--budgets";
             rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, a.budgets[b]);
             for (int64_t i = 0; !rc && i < N; i++) {
-                int32_t n_out = 0;
+                size_t n_out = 0;
                 what = "generate";
                 rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_SEED, (int64_t)(seed * 1000003u + (uint64_t)i));
                 gen[i * S] = human[i * S];
-                if (!rc) rc = smdiff_generate_tokens(s, m, human + i * S, 1, gen + i * S + 1, (int32_t)a.len, &n_out);
-                if (!rc && n_out != a.len) rc = SMDIFF_E_INTERNAL;
+                if (!rc) rc = smdiff_generate_tokens(s, m, human + i * S, 1, gen + i * S + 1, (size_t)a.len, &n_out);
+                if (!rc && n_out != (size_t)a.len) rc = SMDIFF_E_INTERNAL;
                 work_done += (double)a.budgets[b];
                 double el = now_s() - t0;
                 fprintf(stderr, "\r%s seed %llu budget %lld: sample %lld/%lld  %.0fs left   ", a.label,

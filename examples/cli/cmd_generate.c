@@ -38,7 +38,7 @@ static void usage(FILE *f) {
 typedef struct progress {
     const smdiff_model *m;
     int visual, quiet;
-    int32_t n_prompt;
+    size_t n_prompt;
     double t0;
 } progress;
 
@@ -65,7 +65,7 @@ static void print_piece(const smdiff_model *m, int32_t id) {
 }
 
 static int32_t on_step(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
-                       const float *lambda, int32_t n, void *ud) {
+                       const float *lambda, size_t n, void *ud) {
     progress *p = ud;
     if (p->quiet) return 0;
     double el = now_s() - p->t0, per = el / (step + 1), left = per * (n_steps - step - 1);
@@ -74,7 +74,7 @@ static int32_t on_step(int32_t step, int32_t n_steps, const int32_t *canvas, con
         smdiff_model_property(p->m, SMDIFF_PROP_MASK_ID, &mask);
         fputs("\033[H\033[2J", stderr);
         fprintf(stderr, "step %d/%d  %.2f s/step  %.0f s left\n\n", (int)step + 1, (int)n_steps, per, left);
-        for (int32_t i = p->n_prompt; i < n; i++) {
+        for (size_t i = p->n_prompt; i < n; i++) {
             if (canvas[i] == mask) {
                 /* grey ramp 236..255: brighter = larger lambda */
                 int shade = 236 + (int)lrintf(fminf(fmaxf(lambda[i], 0.0f), 1.0f) * 19.0f);
@@ -299,25 +299,25 @@ int cmd_generate(int argc, char **argv) {
     if (!out) goto done;
     progress pr = {m, visual, quiet, n_ids, now_s()};
     smdiff_sampler_set_step_callback(s, on_step, &pr);
-    int32_t n_out = 0;
-    if ((rc = smdiff_generate_tokens(s, m, ids, n_ids, out, (int32_t)G, &n_out))) {
+    size_t n_out = 0;
+    if ((rc = smdiff_generate_tokens(s, m, ids, (size_t)n_ids, out, (size_t)G, &n_out))) {
         if (!quiet) fputs("\n", stderr);
         ret = cli_fail("generate", rc, smdiff_sampler_last_error(s));
         goto done;
     }
     size_t nb = 0;
-    rc = smdiff_model_detokenize(m, out, (size_t)n_out, 0, NULL, 0, &nb);
+    rc = smdiff_model_detokenize(m, out, n_out, 0, NULL, 0, &nb);
     if ((rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER) && (text = malloc(nb + 1)) &&
-        smdiff_model_detokenize(m, out, (size_t)n_out, 0, text, nb, &nb) == SMDIFF_OK) {
+        smdiff_model_detokenize(m, out, n_out, 0, text, nb, &nb) == SMDIFF_OK) {
         fwrite(text, 1, nb, stdout);
         fputc('\n', stdout);
     } else {
         /* No tokenizer in the file: print the ids. */
-        for (int32_t i = 0; i < n_out; i++) printf("%s%d", i ? " " : "", (int)out[i]);
+        for (size_t i = 0; i < n_out; i++) printf("%s%d", i ? " " : "", (int)out[i]);
         printf("\n");
     }
     if (!quiet)
-        fprintf(stderr, "%d tokens in %.2f s\n", (int)n_out, now_s() - pr.t0);
+        fprintf(stderr, "%zu tokens in %.2f s\n", n_out, now_s() - pr.t0);
     ret = 0;
 done:
     free(text);

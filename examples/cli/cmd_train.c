@@ -265,8 +265,8 @@ static int make_tokens(const args *a) {
         smdiff_model_free(m);
         return 1;
     }
-    int64_t n = 0, docs = 0;
-    if (!rc) rc = smdiff_train_tokenize_corpus(m, a->corpus, a->n_corpus, (int32_t)eos, a->tokens, &n, &docs);
+    size_t n = 0, docs = 0;
+    if (!rc) rc = smdiff_train_tokenize_corpus(m, a->corpus, (size_t)a->n_corpus, (int32_t)eos, a->tokens, &n, &docs);
     smdiff_model_free(m);
     if (rc) return cli_fail("tokenizing the corpus", rc, smdiff_last_error());
     fprintf(stderr, "smdiff train: %lld documents, %lld tokens -> %s\n", (long long)docs, (long long)n, a->tokens);

@@ -245,30 +245,32 @@ SMDIFF_API int32_t smdiff_model_arch(const smdiff_model *model, const char **out
 
 /* Copy a metadata value of the loaded file, formatted as text (numbers in
  * decimal, arrays as "[n items]"), into buf (NUL-terminated). *needed gets
- * the size including the NUL; if buf_size is smaller, returns SMDIFF_E_BUFFER
- * and writes nothing else. SMDIFF_E_NOT_FOUND if the key is absent.
- * Thread-safe. */
+ * the size including the NUL; if capacity is smaller, returns
+ * SMDIFF_E_BUFFER and writes nothing else (buf may be NULL when capacity is
+ * 0). SMDIFF_E_NOT_FOUND if the key is absent. Thread-safe. */
 SMDIFF_API int32_t smdiff_model_meta(const smdiff_model *model, const char *key,
-                                     char *buf, size_t buf_size, size_t *needed);
+                                     char *buf, size_t capacity, size_t *needed);
 
 /* Logits for selected rows of a canvas of token ids.
- *   ids[n_ids]:  the canvas (prompt, committed and mask tokens)
+ *   ids[n_ids]:   the canvas (prompt, committed and mask tokens), 1 <= n_ids
+ *                 <= the context
  *   rows[n_rows]: canvas rows whose logits are wanted (0 <= row < n_ids)
- *   logits: n_rows * vocab floats written row after row; logits_count is
- *           its capacity in floats.
+ *   logits:       n_rows * vocab floats written row after row; capacity is
+ *                 its length in floats.
  * Attention is bidirectional. Rows are the model's raw output rows: for a
  * model with SMDIFF_PROP_SHIFT_LOGITS, row i predicts position i+1.
+ * SMDIFF_E_RANGE for ids outside the vocabulary, rows outside the canvas,
+ * a canvas beyond the context or a capacity below n_rows * vocab.
  * Thread-safe (uses a private workspace per call). */
 SMDIFF_API int32_t smdiff_model_logits(const smdiff_model *model, const int32_t *ids,
-                                       int32_t n_ids, const int32_t *rows, int32_t n_rows,
-                                       float *logits, size_t logits_count);
+                                       size_t n_ids, const int32_t *rows, size_t n_rows,
+                                       float *logits, size_t capacity);
 
 /* As smdiff_model_logits, but the canvas is given as input embeddings
- * (n_rows_in * embed_dim floats), e.g. soft-masked mixtures. */
+ * embd[n_pos * SMDIFF_PROP_EMBED_DIM], e.g. soft-masked mixtures. */
 SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *model, const float *embd,
-                                            int32_t n_pos, const int32_t *rows,
-                                            int32_t n_rows, float *logits,
-                                            size_t logits_count);
+                                            size_t n_pos, const int32_t *rows, size_t n_rows,
+                                            float *logits, size_t capacity);
 
 /* ------------------------------------------------------------- tokenizer */
 
@@ -317,13 +319,14 @@ SMDIFF_API int32_t smdiff_model_load_tokenizer(smdiff_model *model, const char *
 SMDIFF_API int32_t smdiff_model_save_tokenizer(const smdiff_model *model, const char *path);
 
 /* The bytes token id stands for (control tokens as their text, e.g.
- * "<|im_end|>"), not NUL-terminated. *needed receives the byte count; if
- * buf_size is smaller, returns SMDIFF_E_BUFFER (buf may be NULL when
- * buf_size is 0). SMDIFF_E_RANGE for an id outside the vocabulary,
- * SMDIFF_E_STATE if the model has no tokenizer. A piece may end inside a
- * multi-byte character: see smdiff_utf8_complete. Thread-safe. */
-SMDIFF_API int32_t smdiff_model_token_piece(const smdiff_model *model, int32_t id, char *buf,
-                                            size_t buf_size, size_t *needed);
+ * "<|im_end|>"), not NUL-terminated. Two-call pattern as
+ * smdiff_model_detokenize: *n_out receives the byte count; if capacity is
+ * smaller, returns SMDIFF_E_BUFFER (text may be NULL when capacity is 0).
+ * SMDIFF_E_RANGE for an id outside the vocabulary, SMDIFF_E_STATE if the
+ * model has no tokenizer. A piece may end inside a multi-byte character:
+ * see smdiff_utf8_complete. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_token_piece(const smdiff_model *model, int32_t id, char *text,
+                                            size_t capacity, size_t *n_out);
 
 /* Render a conversation with the model's chat template into a prompt
  * (NUL-terminated UTF-8; tokenize it with SMDIFF_TOKENIZE_PARSE_SPECIAL).
@@ -332,14 +335,14 @@ SMDIFF_API int32_t smdiff_model_token_piece(const smdiff_model *model, int32_t i
  * Dream-Instruct's tokenizer_config.json: a first message that is not a
  * system message gets the default system message "You are a helpful
  * assistant."; add_generation_prompt (0 or 1) appends the assistant header.
- * *needed receives the size including the NUL; if buf_size is smaller,
+ * *needed receives the size including the NUL; if capacity is smaller,
  * returns SMDIFF_E_BUFFER. SMDIFF_E_UNSUPPORTED if the model's vocabulary
  * has no ChatML tokens, SMDIFF_E_STATE if it has no tokenizer, SMDIFF_E_INVAL
- * for NULL pointers or n_messages < 0. Thread-safe. */
-SMDIFF_API int32_t smdiff_chat_template(const smdiff_model *model, int32_t n_messages,
+ * for NULL pointers. Thread-safe. */
+SMDIFF_API int32_t smdiff_chat_template(const smdiff_model *model, size_t n_messages,
                                         const char *const *roles, const char *const *contents,
                                         int32_t add_generation_prompt, char *buf,
-                                        size_t buf_size, size_t *needed);
+                                        size_t capacity, size_t *needed);
 
 /* Streaming detokenization: *n_complete receives the length of the longest
  * prefix of text[0..n_bytes) that does not end inside an incomplete (but so
@@ -425,8 +428,8 @@ SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm);
  * Returns SMDIFF_E_INVAL for NULL pointers, n < 1 or step outside
  * [0, n_steps). Pure; thread-safe for a schedule not being modified. */
 SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float *probs,
-                                          int64_t n, int32_t step, int32_t n_steps,
-                                          double *out_lambda);
+                                          size_t n, int32_t step, int32_t n_steps,
+                                          double *out);
 
 /* ============================================================= sampler
  *
@@ -500,7 +503,7 @@ SMDIFF_API int32_t smdiff_sampler_set_softmask(smdiff_sampler *sampler,
  * Called on the generating thread. Pass NULL to remove. */
 typedef int32_t (*smdiff_step_fn)(int32_t step, int32_t n_steps, const int32_t *canvas,
                                   const uint8_t *committed, const float *lambda,
-                                  int32_t n, void *user_data);
+                                  size_t n, void *user_data);
 SMDIFF_API int32_t smdiff_sampler_set_step_callback(smdiff_sampler *sampler,
                                                     smdiff_step_fn fn, void *user_data);
 
@@ -525,8 +528,8 @@ SMDIFF_API const char *smdiff_sampler_last_error(const smdiff_sampler *sampler);
  * registered; SMDIFF_E_ABORTED from the callbacks (docs/DECODING.md).
  * Thread-safe for distinct samplers sharing one model. */
 SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *sampler, const smdiff_model *model,
-                                          const int32_t *prompt, int32_t n_prompt,
-                                          int32_t *out, int32_t capacity, int32_t *n_out);
+                                          const int32_t *prompt, size_t n_prompt,
+                                          int32_t *out, size_t capacity, size_t *n_out);
 
 /* Generate text for a UTF-8 prompt. If chat is non-zero the prompt is
  * wrapped in the model's chat template as one user message. Two-call
@@ -653,14 +656,14 @@ SMDIFF_API int32_t smdiff_trainer_set_tokenizer_file(smdiff_trainer *trainer, co
  * separated by EOS). SMDIFF_E_INVAL if either has fewer tokens than one
  * sequence or an id outside the vocabulary; SMDIFF_E_STATE before init. */
 SMDIFF_API int32_t smdiff_trainer_set_data(smdiff_trainer *trainer, const int32_t *train,
-                                           int64_t n_train, const int32_t *val, int64_t n_val);
+                                           size_t n_train, const int32_t *val, size_t n_val);
 
 /* One optimizer step; *loss (may be NULL) gets the batch loss.
  * SMDIFF_E_NUMERIC if the loss or gradient is not finite (nothing changed,
  * the last good state can be saved); SMDIFF_E_STATE without model or data. */
 SMDIFF_API int32_t smdiff_trainer_step(smdiff_trainer *trainer, double *loss);
 /* Mean validation loss over n_batches fixed batches (no SM). */
-SMDIFF_API int32_t smdiff_trainer_eval(smdiff_trainer *trainer, int32_t n_batches, double *loss);
+SMDIFF_API int32_t smdiff_trainer_eval(smdiff_trainer *trainer, size_t n_batches, double *loss);
 /* Steps taken so far (including those of a resumed run). */
 SMDIFF_API int32_t smdiff_trainer_steps(const smdiff_trainer *trainer, int64_t *steps);
 
@@ -689,9 +692,9 @@ SMDIFF_API const char *smdiff_trainer_last_error(const smdiff_trainer *trainer);
  * unwritable output, or the tokenizer's error (e.g. SMDIFF_E_STATE for a
  * model without a tokenizer). Thread-safe for distinct outputs. */
 SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model,
-                                                const char *const *paths, int32_t n_paths,
+                                                const char *const *paths, size_t n_paths,
                                                 int32_t eos_id, const char *out_path,
-                                                int64_t *n_tokens, int64_t *n_documents);
+                                                size_t *n_tokens, size_t *n_documents);
 
 /* ---- Evaluation (experimental; docs/RESULTS.md, docs/TRAINING.md) ----
  * Functions of plain arrays; errors go to smdiff_last_error() (thread-local).

@@ -160,8 +160,8 @@ SMDIFF_API int32_t smdiff_decoder_unregister(const char *name);
 
 /* Number of registered strategies, and the i-th name (0-based, registration
  * order, built-ins first). Thread-safe. */
-SMDIFF_API int32_t smdiff_decoder_count(int32_t *out);
-SMDIFF_API int32_t smdiff_decoder_name(int32_t index, const char **name,
+SMDIFF_API int32_t smdiff_decoder_count(size_t *out);
+SMDIFF_API int32_t smdiff_decoder_name(size_t index, const char **name,
                                        const char **description);
 
 #ifdef __cplusplus

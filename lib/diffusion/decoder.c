@@ -142,24 +142,23 @@ SMDIFF_API int32_t smdiff_decoder_unregister(const char *name) {
     return rc;
 }
 
-SMDIFF_API int32_t smdiff_decoder_count(int32_t *out) {
+SMDIFF_API int32_t smdiff_decoder_count(size_t *out) {
     if (!out) return sd_fail(NULL, SMDIFF_E_INVAL, "out is NULL");
     int32_t rc = lock();
     if (rc) return rc;
-    *out = registry_n;
+    *out = (size_t)registry_n;
     uv_mutex_unlock(&registry_mutex);
     return SMDIFF_OK;
 }
 
-SMDIFF_API int32_t smdiff_decoder_name(int32_t index, const char **name,
+SMDIFF_API int32_t smdiff_decoder_name(size_t index, const char **name,
                                        const char **description) {
     if (!name) return sd_fail(NULL, SMDIFF_E_INVAL, "name is NULL");
     int32_t rc = lock();
     if (rc) return rc;
-    if (index < 0 || index >= registry_n) {
+    if (index >= (size_t)registry_n) {
         uv_mutex_unlock(&registry_mutex);
-        return sd_fail(NULL, SMDIFF_E_RANGE, "decoder index %d outside 0..%d", (int)index,
-                       (int)registry_n - 1);
+        return sd_fail(NULL, SMDIFF_E_RANGE, "decoder index %zu outside 0..%d", index, (int)registry_n - 1);
     }
     *name = registry[index].name;
     if (description) *description = registry[index].vt.description ? registry[index].vt.description : "";

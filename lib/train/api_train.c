@@ -270,11 +270,13 @@ SMDIFF_API int32_t smdiff_trainer_set_tokenizer_file(smdiff_trainer *tr, const c
     return SMDIFF_OK;
 }
 
-SMDIFF_API int32_t smdiff_trainer_set_data(smdiff_trainer *tr, const int32_t *train, int64_t n_train,
-                                           const int32_t *val, int64_t n_val) {
+SMDIFF_API int32_t smdiff_trainer_set_data(smdiff_trainer *tr, const int32_t *train, size_t n_train,
+                                           const int32_t *val, size_t n_val) {
     REQUIRE(tr && train && val, tr, "smdiff_trainer_set_data: NULL argument");
     if (!tr->t) return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_set_data: no model yet");
-    if (n_train < 0 || n_val < 0) return sd_fail(&tr->err, SMDIFF_E_INVAL, "smdiff_trainer_set_data: negative size");
+    if (n_train > (size_t)INT64_MAX / sizeof(int32_t) || n_val > (size_t)INT64_MAX / sizeof(int32_t))
+        return sd_fail(&tr->err, SMDIFF_E_INVAL, "smdiff_trainer_set_data: %zu or %zu tokens is not a size", n_train,
+                       n_val);
     int32_t *a = sd_malloc((size_t)(n_train ? n_train : 1) * sizeof(int32_t));
     int32_t *b = sd_malloc((size_t)(n_val ? n_val : 1) * sizeof(int32_t));
     if (!a || !b) {
@@ -286,14 +288,14 @@ SMDIFF_API int32_t smdiff_trainer_set_data(smdiff_trainer *tr, const int32_t *tr
     memcpy(b, val, (size_t)n_val * sizeof(int32_t));
     /* validate both before switching, so a refused call changes nothing */
     int32_t rc = SMDIFF_OK;
-    if (n_val < tr->t->o.L)
-        rc = sd_fail(&tr->err, SMDIFF_E_INVAL, "validation data has %lld tokens, fewer than one sequence "
-                     "of %lld (corpus too small)", (long long)n_val, (long long)tr->t->o.L);
-    for (int64_t i = 0; !rc && i < n_val; i++)
+    if ((int64_t)n_val < tr->t->o.L)
+        rc = sd_fail(&tr->err, SMDIFF_E_INVAL, "validation data has %zu tokens, fewer than one sequence "
+                     "of %lld (corpus too small)", n_val, (long long)tr->t->o.L);
+    for (size_t i = 0; !rc && i < n_val; i++)
         if (b[i] < 0 || b[i] >= tr->t->m->hp.n_vocab)
-            rc = sd_fail(&tr->err, SMDIFF_E_INVAL, "validation token %lld is %d, outside vocabulary %d",
-                         (long long)i, b[i], tr->t->m->hp.n_vocab);
-    if (!rc && (rc = sd_trainer_set_data(tr->t, a, n_train))) sd_error_forward(&tr->err, &tr->t->err);
+            rc = sd_fail(&tr->err, SMDIFF_E_INVAL, "validation token %zu is %d, outside vocabulary %d", i, b[i],
+                         tr->t->m->hp.n_vocab);
+    if (!rc && (rc = sd_trainer_set_data(tr->t, a, (int64_t)n_train))) sd_error_forward(&tr->err, &tr->t->err);
     if (rc) {
         sd_free(a);
         sd_free(b);
@@ -301,7 +303,7 @@ SMDIFF_API int32_t smdiff_trainer_set_data(smdiff_trainer *tr, const int32_t *tr
     }
     sd_free(tr->train);
     sd_free(tr->val);
-    tr->train = a, tr->n_train = n_train, tr->val = b, tr->n_val = n_val;
+    tr->train = a, tr->n_train = (int64_t)n_train, tr->val = b, tr->n_val = (int64_t)n_val;
     return SMDIFF_OK;
 }
 
@@ -312,10 +314,12 @@ SMDIFF_API int32_t smdiff_trainer_step(smdiff_trainer *tr, double *loss) {
     return rc ? sd_error_forward(&tr->err, &tr->t->err) : SMDIFF_OK;
 }
 
-SMDIFF_API int32_t smdiff_trainer_eval(smdiff_trainer *tr, int32_t n_batches, double *loss) {
+SMDIFF_API int32_t smdiff_trainer_eval(smdiff_trainer *tr, size_t n_batches, double *loss) {
     REQUIRE(tr && loss, tr, "smdiff_trainer_eval: NULL argument");
     if (!tr->t || !tr->val) return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_eval: no model or no data");
-    int32_t rc = sd_trainer_eval(tr->t, tr->val, tr->n_val, n_batches, loss);
+    if (n_batches < 1 || n_batches > (size_t)INT32_MAX)
+        return sd_fail(&tr->err, SMDIFF_E_INVAL, "smdiff_trainer_eval: n_batches %zu outside 1..2^31-1", n_batches);
+    int32_t rc = sd_trainer_eval(tr->t, tr->val, tr->n_val, (int32_t)n_batches, loss);
     return rc ? sd_error_forward(&tr->err, &tr->t->err) : SMDIFF_OK;
 }
 
@@ -368,21 +372,22 @@ static int32_t tokenize_with_model(void *ud, const char *text, size_t n, int32_t
 }
 
 SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model, const char *const *paths,
-                                                int32_t n_paths, int32_t eos_id, const char *out_path,
-                                                int64_t *n_tokens, int64_t *n_documents) {
-    REQUIRE(model && paths && n_paths > 0 && out_path && eos_id >= 0, (smdiff_trainer *)NULL,
-            "smdiff_train_tokenize_corpus: NULL argument, no paths or negative EOS id");
-    for (int32_t i = 0; i < n_paths; i++)
-        REQUIRE(paths[i], (smdiff_trainer *)NULL, "smdiff_train_tokenize_corpus: path %d is NULL", (int)i);
+                                                size_t n_paths, int32_t eos_id, const char *out_path,
+                                                size_t *n_tokens, size_t *n_documents) {
+    REQUIRE(model && paths && n_paths > 0 && n_paths <= (size_t)INT32_MAX && out_path && eos_id >= 0,
+            (smdiff_trainer *)NULL, "smdiff_train_tokenize_corpus: NULL argument, no paths or negative EOS id");
+    for (size_t i = 0; i < n_paths; i++)
+        REQUIRE(paths[i], (smdiff_trainer *)NULL, "smdiff_train_tokenize_corpus: path %zu is NULL", i);
     int32_t *tok = NULL;
     int64_t n = 0, docs = 0;
     sd_error err = {0};
     tok_ctx c = {model, ""};
-    int32_t rc = sd_data_tokenize_paths(paths, n_paths, tokenize_with_model, &c, eos_id, &tok, &n, &docs, &err);
+    int32_t rc = sd_data_tokenize_paths(paths, (int32_t)n_paths, tokenize_with_model, &c, eos_id, &tok, &n, &docs,
+                                        &err);
     if (!rc) rc = sd_data_write_tokens(out_path, tok, n, &err);
     sd_free(tok);
     if (rc) return sd_fail(NULL, rc, "%s%s%s", err.msg, c.msg[0] ? ": " : "", c.msg);
-    if (n_tokens) *n_tokens = n;
-    if (n_documents) *n_documents = docs;
+    if (n_tokens) *n_tokens = (size_t)n;
+    if (n_documents) *n_documents = (size_t)docs;
     return SMDIFF_OK;
 }
