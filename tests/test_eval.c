@@ -1,4 +1,4 @@
-/* test_eval.c -- evaluation (lib/train/eval.c through smdiff_eval_*):
+/* test_eval.c -- evaluation (lib/eval/ through smdiff_eval_*):
  *  - the ELBO of a model that predicts the uniform distribution equals its
  *    analytic value: exactly log V * mean(m / (L t)) on the documented
  *    noise (re-drawn here from the contract in smdiff.h), and log V in
@@ -39,6 +39,15 @@
 #include "train/model_train.h"
 
 static char dir[256], uniform_path[300];
+static smdiff_model *uniform; /* the model at uniform_path, loaded */
+
+/* A model file loaded for the evaluation functions (fails the test otherwise). */
+static smdiff_model *open_model(const char *path) {
+    smdiff_model *m = NULL;
+    assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
+    if (smdiff_model_load_file(m, path)) fail_msg("%s: %s", path, smdiff_last_error());
+    return m;
+}
 enum { V = 40, L = 24 };
 
 /* the tests' tiny llada shape (vocabulary V), every parameter 0 */
@@ -68,11 +77,13 @@ static int setup(void **state) {
     if (mkdir(dir, 0700)) return -1;
     snprintf(uniform_path, sizeof uniform_path, "%s/uniform.gguf", dir);
     write_uniform_model();
+    uniform = open_model(uniform_path);
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
+    smdiff_model_free(uniform);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : -1;
@@ -91,11 +102,11 @@ static void test_elbo_uniform_exact(void **state) {
     int32_t w[NW * L];
     fill_windows(w, NW * L, 1);
     double nll = 0, nll2 = 0;
-    int64_t nm = 0, nm2 = 0;
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, NW, 0, L, D, seed, 0, 1, &nll, &nm), SMDIFF_OK);
-    /* the documented noise, drawn independently of lib/train/eval.c */
+    size_t nm = 0, nm2 = 0;
+    assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, L, D, seed, 0, 1, &nll, &nm), SMDIFF_OK);
+    /* the documented noise, drawn independently of lib/eval/likelihood.c */
     double want = 0;
-    int64_t masked = 0;
+    size_t masked = 0;
     for (int i = 0; i < NW; i++) {
         sd_rng r;
         sd_rng_init(&r, seed, (uint64_t)i + 1);
@@ -105,7 +116,7 @@ static void test_elbo_uniform_exact(void **state) {
             int m = 0;
             for (int p = 0; p < L; p++) m += sd_rng_uniform(&r) < (double)(float)t;
             want += (double)m / ((double)L * (double)(float)t);
-            masked += m;
+            masked += (size_t)m;
         }
     }
     want = want / (NW * D) * log((double)V);
@@ -114,7 +125,7 @@ static void test_elbo_uniform_exact(void **state) {
     assert_int_equal(nm, masked);
     assert_true(fabs(nll - want) < 1e-5 * want);
     /* soft inputs change nothing when the head is zero: the same bound */
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, NW, 0, L, D, seed, 1, 1, &nll2, &nm2), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, L, D, seed, 1, 1, &nll2, &nm2), SMDIFF_OK);
     assert_int_equal(nm2, nm);
     assert_true(fabs(nll2 - nll) < 1e-6 * nll);
 }
@@ -129,7 +140,7 @@ static void test_elbo_uniform_expectation(void **state) {
     assert_non_null(w);
     fill_windows(w, (int64_t)NW * LL, 2);
     double nll = 0;
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, NW, 0, LL, D, 11, 0, 0, &nll, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, LL, D, 11, 0, 0, &nll, NULL), SMDIFF_OK);
     printf("  uniform model: bound %.4f over %d windows x %d draws, log V = %.4f\n", nll, NW, D, log((double)V));
     assert_true(fabs(nll / log((double)V) - 1.0) < 0.05);
     free(w);
@@ -159,11 +170,14 @@ static void test_two_pass_is_wired(void **state) {
     snprintf(off, sizeof off, "%s/off.gguf", dir);
     write_random_model(live, 0.6);
     write_random_model(off, 1e-6);
+    smdiff_model *ml = open_model(live), *mo = open_model(off);
     double l1 = 0, l2 = 0, o1 = 0, o2 = 0;
-    assert_int_equal(smdiff_eval_elbo(live, w, NW, 0, L, 2, 3, 0, 1, &l1, NULL), SMDIFF_OK);
-    assert_int_equal(smdiff_eval_elbo(live, w, NW, 0, L, 2, 3, 1, 1, &l2, NULL), SMDIFF_OK);
-    assert_int_equal(smdiff_eval_elbo(off, w, NW, 0, L, 2, 3, 0, 1, &o1, NULL), SMDIFF_OK);
-    assert_int_equal(smdiff_eval_elbo(off, w, NW, 0, L, 2, 3, 1, 1, &o2, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(ml, w, NW, 0, L, 2, 3, 0, 1, &l1, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(ml, w, NW, 0, L, 2, 3, 1, 1, &l2, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(mo, w, NW, 0, L, 2, 3, 0, 1, &o1, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(mo, w, NW, 0, L, 2, 3, 1, 1, &o2, NULL), SMDIFF_OK);
+    smdiff_model_free(ml);
+    smdiff_model_free(mo);
     printf("  random model: live SM single %.6f two-pass %.6f; omega_s 1e-6 single %.6f two-pass %.6f\n", l1,
            l2, o1, o2);
     assert_true(fabs(l2 - l1) > 1e-3 * l1);
@@ -229,11 +243,13 @@ static void test_gen_ppl_own_vs_shuffled(void **state) {
         }
     }
     double a[NS], b[NS], ma = 0, mb = 0;
-    int32_t d = 0;
+    size_t d = 0;
     float feats[NS * 32];
-    assert_int_equal(smdiff_eval_ar(ar_path, own, NS, S, 1, a, feats, &d), SMDIFF_OK);
+    smdiff_model *ar = open_model(ar_path);
+    assert_int_equal(smdiff_eval_ar(ar, own, NS, S, 1, a, feats, &d), SMDIFF_OK);
     assert_int_equal(d, 32);
-    assert_int_equal(smdiff_eval_ar(ar_path, shuf, NS, S, 1, b, NULL, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_ar(ar, shuf, NS, S, 1, b, NULL, NULL), SMDIFF_OK);
+    smdiff_model_free(ar);
     for (int i = 0; i < NS; i++) ma += a[i] / NS, mb += b[i] / NS;
     for (int i = 0; i < NS * 32; i++) assert_true(isfinite(feats[i]));
     printf("  generative perplexity: own training text %.2f, shuffled %.2f\n", exp(ma), exp(mb));
@@ -280,13 +296,15 @@ static void test_adapt_ar_with_shift(void **state) {
     enum { S = 32, NW = 48 };
     int32_t w[NW * S];
     for (int i = 0; i < NW; i++) memcpy(w + i * S, tok + (int64_t)i * (n - S) / NW, sizeof(int32_t) * S);
-    double off = 0, on = 0, tuned = 0;
-    assert_int_equal(smdiff_eval_elbo(adapt("ar-off.gguf", 0, 0, tok, n), w, NW, 0, S, 4, 5, 0, 1, &off, NULL),
-                     SMDIFF_OK);
-    assert_int_equal(smdiff_eval_elbo(adapt("ar-on.gguf", 1, 0, tok, n), w, NW, 0, S, 4, 5, 0, 1, &on, NULL),
-                     SMDIFF_OK);
-    assert_int_equal(smdiff_eval_elbo(adapt("ar-on-30.gguf", 1, 30, tok, n), w, NW, 0, S, 4, 5, 0, 1, &tuned,
-                                      NULL), SMDIFF_OK);
+    double bound[3] = {0};
+    const struct { const char *name; int on, steps; } runs[3] = {{"ar-off.gguf", 0, 0}, {"ar-on.gguf", 1, 0},
+                                                                  {"ar-on-30.gguf", 1, 30}};
+    for (int i = 0; i < 3; i++) {
+        smdiff_model *m = open_model(adapt(runs[i].name, runs[i].on, runs[i].steps, tok, n));
+        assert_int_equal(smdiff_eval_elbo(m, w, NW, 0, S, 4, 5, 0, 1, &bound[i], NULL), SMDIFF_OK);
+        smdiff_model_free(m);
+    }
+    double off = bound[0], on = bound[1], tuned = bound[2];
     printf("  AR model as MDLM: unshifted %.3f, shifted %.3f, shifted + 30 MDLM steps %.3f nats/token "
            "(uniform %.3f)\n", off, on, tuned, log(257.0));
     assert_true(on + 0.3 < off);
@@ -321,36 +339,89 @@ static void test_noise_fixed_and_errors(void **state) {
     int32_t w[NW * L];
     fill_windows(w, NW * L, 3);
     double one = 0, a = 0, b = 0, other = 0;
-    int64_t ma = 0, mb = 0;
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, NW, 0, L, 2, 9, 0, 1, &one, NULL), SMDIFF_OK);
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, 4, 0, L, 2, 9, 0, 1, &a, &ma), SMDIFF_OK);
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w + 4 * L, 2, 4, L, 2, 9, 0, 1, &b, &mb), SMDIFF_OK);
+    size_t ma = 0, mb = 0;
+    assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, L, 2, 9, 0, 1, &one, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(uniform, w, 4, 0, L, 2, 9, 0, 1, &a, &ma), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(uniform, w + 4 * L, 2, 4, L, 2, 9, 0, 1, &b, &mb), SMDIFF_OK);
     assert_true(fabs((4 * a + 2 * b) / NW - one) < 1e-9 * one);
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, NW, 0, L, 2, 10, 0, 1, &other, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, L, 2, 10, 0, 1, &other, NULL), SMDIFF_OK);
     assert_true(other != one);
     /* errors: arguments, ids, files */
     double x;
     assert_int_equal(smdiff_eval_elbo(NULL, w, NW, 0, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_INVAL);
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, 0, 0, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_INVAL);
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, NW, -1, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_INVAL);
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, NW, 0, L, 0, 9, 0, 1, &x, NULL), SMDIFF_E_INVAL);
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, NW, 0, L, 2, 9, 2, 1, &x, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_eval_elbo(uniform, w, 0, 0, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_eval_elbo(uniform, w, NW, (size_t)-1, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, L, 0, 9, 0, 1, &x, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, L, 2, 9, 2, 1, &x, NULL), SMDIFF_E_INVAL);
     w[5] = V;
-    assert_int_equal(smdiff_eval_elbo(uniform_path, w, NW, 0, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_RANGE);
     assert_non_null(strstr(smdiff_last_error(), "outside vocabulary"));
     w[5] = -1;
-    assert_int_equal(smdiff_eval_ar(uniform_path, w, 2, L, 1, NULL, NULL, NULL), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_eval_ar(uniform, w, 2, L, 1, NULL, NULL, NULL), SMDIFF_E_RANGE);
     w[5] = 0;
-    assert_int_equal(smdiff_eval_elbo("no/such.gguf", w, NW, 0, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_IO);
-    assert_int_equal(smdiff_eval_elbo("LICENSE", w, NW, 0, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_FORMAT);
-    assert_int_equal(smdiff_eval_ar(uniform_path, w, 2, 1, 1, NULL, NULL, NULL), SMDIFF_E_INVAL);
-    assert_int_equal(smdiff_eval_ar(uniform_path, NULL, 2, L, 1, NULL, NULL, NULL), SMDIFF_E_INVAL);
+    /* files are the loader's business now: a model that did not load is refused */
+    smdiff_model *bad_file = NULL;
+    assert_int_equal(smdiff_model_create(&bad_file), SMDIFF_OK);
+    assert_int_equal(smdiff_model_load_file(bad_file, "no/such.gguf"), SMDIFF_E_IO);
+    assert_int_equal(smdiff_model_load_file(bad_file, "LICENSE"), SMDIFF_E_FORMAT);
+    assert_int_equal(smdiff_eval_elbo(bad_file, w, NW, 0, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_STATE);
+    assert_int_equal(smdiff_eval_ar(bad_file, w, 2, L, 1, NULL, NULL, NULL), SMDIFF_E_STATE);
+    smdiff_model_free(bad_file);
+    assert_int_equal(smdiff_eval_ar(uniform, w, 2, 1, 1, NULL, NULL, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_eval_ar(uniform, NULL, 2, L, 1, NULL, NULL, NULL), SMDIFF_E_INVAL);
     float f[4] = {0};
     assert_int_equal(smdiff_eval_mauve(f, 0, f, 1, 4, 1, &x), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_eval_mauve(NULL, 1, f, 1, 4, 1, &x), SMDIFF_E_INVAL);
     int32_t bad[2] = {0, 7};
     assert_int_equal(smdiff_eval_unigram_entropy(bad, 2, 5, &x), SMDIFF_E_RANGE);
     assert_int_equal(smdiff_eval_unigram_entropy(bad, 0, 5, &x), SMDIFF_E_INVAL);
+}
+
+/* smdiff_eval_gate on the uniform model: every masked position has H = log V
+ * and, all tokens tied, the truth counts as top-1; lambda follows the
+ * schedule's formula (the model's own, or one given); two rates draw their
+ * own masks; bad arguments are refused. */
+static void test_gate_api(void **state) {
+    (void)state;
+    enum { NW = 4 };
+    int32_t w[NW * L];
+    fill_windows(w, NW * L, 21);
+    const double rates[2] = {0.5, 0.25};
+    smdiff_gate_stats st[2];
+    memset(st, 0, sizeof st);
+    assert_int_equal(smdiff_eval_gate(uniform, NULL, w, NW, L, rates, 2, 1, st), SMDIFF_OK);
+    /* the file's raw (0, 0.5, 0.5): omega_s 0.5, omega_a = -omega_b = softplus(0.5) */
+    double wa = log1p(exp(0.5)), want_l = 0.5 / (1 + exp(-wa * (-log((double)V) + wa)));
+    for (int i = 0; i < 2; i++) {
+        printf("  gate t %.2f: %zu masked, median H %.4f, top-1 %.3f, mean lambda %.5f (want %.5f)\n", rates[i],
+               st[i].n_masked, st[i].median_entropy, st[i].top1, st[i].mean_lambda, want_l);
+        assert_true(st[i].n_masked > 0 && st[i].n_masked < NW * L);
+        assert_true(fabs(st[i].median_entropy - log((double)V)) < 1e-4);
+        assert_true(st[i].top1 == 1.0 && st[i].topk == 1.0);
+        assert_true(fabs(st[i].mean_lambda - want_l) < 1e-5);
+        assert_true(st[i].lambda_above_001 == 1.0 && st[i].lambda_above_01 == (want_l > 0.1 ? 1.0 : 0.0));
+    }
+    assert_true(st[0].n_masked > st[1].n_masked); /* rate 0.5 masks about twice as many */
+    /* a schedule given: constant lambda 0.3 */
+    smdiff_softmask *sm = NULL;
+    assert_int_equal(smdiff_softmask_create(&sm), SMDIFF_OK);
+    assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, SMDIFF_SM_CONSTANT), SMDIFF_OK);
+    assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CONSTANT_LAMBDA, 0.3), SMDIFF_OK);
+    smdiff_gate_stats c;
+    assert_int_equal(smdiff_eval_gate(uniform, sm, w, NW, L, rates, 1, 1, &c), SMDIFF_OK);
+    assert_int_equal(c.n_masked, st[0].n_masked); /* the same masks */
+    assert_true(fabs(c.mean_lambda - 0.3) < 1e-12);
+    smdiff_softmask_free(sm);
+    /* refusals */
+    const double bad_rate[1] = {0.0};
+    assert_int_equal(smdiff_eval_gate(NULL, NULL, w, NW, L, rates, 1, 1, &c), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_eval_gate(uniform, NULL, w, NW, L, bad_rate, 1, 1, &c), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_eval_gate(uniform, NULL, w, NW, 65, rates, 1, 1, &c), SMDIFF_E_INVAL); /* > context */
+    assert_int_equal(smdiff_eval_gate(uniform, NULL, w, 0, L, rates, 1, 1, &c), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_eval_gate(uniform, NULL, w, NW, L, rates, 1, 1, NULL), SMDIFF_E_INVAL);
+    w[3] = V;
+    assert_int_equal(smdiff_eval_gate(uniform, NULL, w, NW, L, rates, 1, 1, &c), SMDIFF_E_RANGE);
+    assert_non_null(strstr(smdiff_last_error(), "outside vocabulary"));
 }
 
 /* ------------------------------------------------------------ the CLI */
@@ -377,7 +448,7 @@ static void test_cli(void **state) {
     const char *b = strstr(out, "single-pass bound ");
     assert_non_null(b);
     double printed = atof(b + strlen("single-pass bound ")), api = 0;
-    assert_int_equal(smdiff_eval_elbo(uniform_path, tok + NT - 24, 1, 0, 24, 3, 5, 0, 1, &api, NULL), SMDIFF_OK);
+    assert_int_equal(smdiff_eval_elbo(uniform, tok + NT - 24, 1, 0, 24, 3, 5, 0, 1, &api, NULL), SMDIFF_OK);
     printf("  smdiff eval elbo printed %.4f, API %.6f\n", printed, api);
     assert_true(fabs(printed - api) < 6e-5);
     /* a uniform reference gives every text the perplexity V */
@@ -649,6 +720,7 @@ int main(void) {
         cmocka_unit_test(test_gen_ppl_own_vs_shuffled),
         cmocka_unit_test(test_adapt_ar_with_shift),
         cmocka_unit_test(test_mauve_api),
+        cmocka_unit_test(test_gate_api),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_report_script),
         cmocka_unit_test(test_reproduce_dry_run),

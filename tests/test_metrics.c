@@ -1,4 +1,4 @@
-/* test_metrics.c -- sample-quality metrics (lib/train/metrics.c): PCA
+/* test_metrics.c -- sample-quality metrics (lib/eval/metrics.c): PCA
  * against numpy.linalg.eigh and the divergence-curve/area part of MAUVE
  * against the independent NumPy reference (tests/ref/mauve_ref.py ->
  * tests/data/mauve_ref.txt, fixed cluster labels); end-to-end MAUVE of
@@ -18,7 +18,7 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "smdiff/smdiff.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 /* MAUVE of any two label sets with disjoint supports, c = 5, 25 weights:
  * the curve points are ((1-w)^5, w^5) whatever the histograms, so the score

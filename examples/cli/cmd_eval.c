@@ -183,23 +183,28 @@ static int eval_elbo(int argc, char **argv) {
     for (int k = 0; k < n_models && !ret; k++) {
         double sum = 0.0, t0 = now_s();
         int64_t masked = 0;
-        for (int64_t w = 0; w < windows; w += chunk) {
+        smdiff_model *m = NULL;
+        int32_t rc = smdiff_model_create(&m);
+        if (!rc) rc = smdiff_model_load_file(m, models[k]);
+        if (rc) ret = cli_fail(models[k], rc, smdiff_last_error());
+        for (int64_t w = 0; !ret && w < windows; w += chunk) {
             int64_t nw = windows - w < chunk ? windows - w : chunk;
             double nll = 0.0;
-            int64_t nm = 0;
-            int32_t rc = smdiff_eval_elbo(models[k], val + w * seq, nw, w, (int32_t)seq, (int32_t)draws,
-                                          (uint64_t)seed, two_pass, (int32_t)threads, &nll, &nm);
+            size_t nm = 0;
+            rc = smdiff_eval_elbo(m, val + w * seq, (size_t)nw, (size_t)w, (size_t)seq, (size_t)draws, (uint64_t)seed,
+                                  two_pass, (int32_t)threads, &nll, &nm);
             if (rc) {
                 ret = cli_fail(models[k], rc, smdiff_last_error());
                 break;
             }
             sum += nll * (double)nw;
-            masked += nm;
+            masked += (int64_t)nm;
             double el = now_s() - t0, done = (double)(w + nw);
             fprintf(stderr, "\relbo %s: %lld/%lld windows  %.0fs left   ", models[k], (long long)(w + nw),
                     (long long)windows, el / done * ((double)windows - done));
         }
         fprintf(stderr, "\n");
+        smdiff_model_free(m);
         if (ret) break;
         double nll = sum / (double)windows;
         printf("%s: %s bound %.4f nats/token, perplexity <= %.2f  (%lld windows x %lld tokens, "
@@ -349,7 +354,7 @@ static int eval_samples(int argc, char **argv) {
     int64_t n_val = 0;
     int32_t *tok = read_heldout(a.tokens, S, &val, &n_val);
     if (!tok) return 1;
-    smdiff_model *m = NULL;
+    smdiff_model *m = NULL, *ref = NULL;
     smdiff_sampler *s = NULL;
     smdiff_softmask *sm = NULL;
     FILE *csv = NULL;
@@ -377,16 +382,16 @@ static int eval_samples(int argc, char **argv) {
         ret = cli_fail(what, rc, smdiff_last_error());
         goto done;
     }
-    /* the reference model's width sizes the feature buffers (its header only:
-     * the file is mapped, not computed with) */
-    smdiff_model *ref = NULL;
+    /* the reference model scores every sample set; its width sizes the
+     * feature buffers */
     what = a.ref;
     rc = smdiff_model_create(&ref);
     if (!rc) rc = smdiff_model_load_file(ref, a.ref);
     if (!rc) rc = smdiff_model_property(ref, SMDIFF_PROP_EMBED_DIM, &d);
-    if (rc) ret = cli_fail(a.ref, rc, smdiff_last_error());
-    smdiff_model_free(ref);
-    if (rc) goto done;
+    if (rc) {
+        ret = cli_fail(a.ref, rc, smdiff_last_error());
+        goto done;
+    }
     hf = malloc(sizeof(float) * (size_t)(N * d)), gf = malloc(sizeof(float) * (size_t)(N * d));
     if (!hf || !gf) {
         ret = cli_fail("feature buffers", SMDIFF_E_NOMEM, "out of memory");
@@ -409,7 +414,7 @@ static int eval_samples(int argc, char **argv) {
             memcpy(human + i * S, val + start, sizeof(int32_t) * (size_t)S);
         }
         what = a.ref;
-        rc = smdiff_eval_ar(a.ref, human, N, (int32_t)S, (int32_t)a.threads, nll, hf, NULL);
+        rc = smdiff_eval_ar(ref, human, (size_t)N, (size_t)S, (int32_t)a.threads, nll, hf, NULL);
         if (rc) {
             ret = cli_fail(what, rc, smdiff_last_error());
             goto done;
@@ -418,7 +423,7 @@ static int eval_samples(int argc, char **argv) {
         for (int64_t i = 0; i < N; i++) {
             double e = 0;
             hn += nll[i];
-            smdiff_eval_unigram_entropy(human + i * S + 1, a.len, vocab, &e);
+            smdiff_eval_unigram_entropy(human + i * S + 1, (size_t)a.len, (size_t)vocab, &e);
             he += e;
         }
         printf("seed %llu human text: gen ppl %.2f, entropy %.3f nats (n %lld)\n", (unsigned long long)seed,
@@ -448,13 +453,13 @@ static int eval_samples(int argc, char **argv) {
                 goto done;
             }
             what = a.ref;
-            rc = smdiff_eval_ar(a.ref, gen, N, (int32_t)S, (int32_t)a.threads, nll, gf, NULL);
+            rc = smdiff_eval_ar(ref, gen, (size_t)N, (size_t)S, (int32_t)a.threads, nll, gf, NULL);
             double mauve = 0, gn = 0, ge = 0;
-            if (!rc) what = "MAUVE", rc = smdiff_eval_mauve(gf, N, hf, N, d, seed, &mauve);
+            if (!rc) what = "MAUVE", rc = smdiff_eval_mauve(gf, (size_t)N, hf, (size_t)N, (size_t)d, seed, &mauve);
             for (int64_t i = 0; !rc && i < N; i++) {
                 double e = 0;
                 gn += nll[i];
-                rc = smdiff_eval_unigram_entropy(gen + i * S + 1, a.len, vocab, &e);
+                rc = smdiff_eval_unigram_entropy(gen + i * S + 1, (size_t)a.len, (size_t)vocab, &e);
                 ge += e;
             }
             if (rc) {
@@ -488,6 +493,7 @@ done:
     smdiff_sampler_free(s);
     smdiff_softmask_free(sm);
     smdiff_model_free(m);
+    smdiff_model_free(ref);
     free(tok);
     free(human);
     free(gen);
@@ -500,14 +506,10 @@ done:
 
 /* ------------------------------------------------------------------ gate */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* What soft-masking would feed back: over the masked positions of held-out
- * windows masked at rate t, the predictive entropy, whether the true token
- * is the top-1 or in the top-k, and the resulting lambda. */
+/* What soft-masking would feed back (smdiff_eval_gate): over the masked
+ * positions of held-out windows masked at rate t, the predictive entropy,
+ * whether the true token is the top-1 or in the top-k, and the resulting
+ * lambda. */
 static int eval_gate(int argc, char **argv) {
     const char *model = NULL, *tokens = NULL, *ts = "0.25,0.5,0.75";
     long long seq = 128, windows = 32, seed = 1, threads = 0;
@@ -546,86 +548,31 @@ static int eval_gate(int argc, char **argv) {
     if (windows > n_val / seq) windows = n_val / seq;
     smdiff_model *m = NULL;
     smdiff_softmask *sm = NULL;
-    int ret = 1;
+    smdiff_gate_stats st[16];
+    int64_t k = 3;
+    double s_ = 0, a_ = 0, b_ = 0;
     int32_t rc = smdiff_model_create(&m);
     if (!rc) smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, threads);
-    if (!rc && (rc = smdiff_model_load_file(m, model))) {
-        ret = cli_fail(model, rc, smdiff_last_error());
-        smdiff_model_free(m);
-        free(tok);
-        return ret;
-    }
+    if (!rc) rc = smdiff_model_load_file(m, model);
     if (!rc) rc = smdiff_softmask_create_from_model(m, &sm);
-    int64_t V = 0, mask_id = 0, k = 3;
-    if (!rc) rc = smdiff_model_property(m, SMDIFF_PROP_VOCAB_SIZE, &V);
-    if (!rc) rc = smdiff_model_property(m, SMDIFF_PROP_MASK_ID, &mask_id);
     if (!rc) rc = smdiff_softmask_get_int(sm, SMDIFF_SM_TOPK, &k);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)seq), *rows = malloc(sizeof(int32_t) * (size_t)seq);
-    float *logits = malloc(sizeof(float) * (size_t)(seq * V));
-    double *H = malloc(sizeof(double) * (size_t)(seq * windows)), *lam = malloc(sizeof(double) * (size_t)(seq * windows));
-    if (!rc && (!ids || !rows || !logits || !H || !lam)) rc = SMDIFF_E_NOMEM;
+    if (!rc) rc = smdiff_softmask_get_double(sm, SMDIFF_SM_SCALE, &s_);
+    if (!rc) rc = smdiff_softmask_get_double(sm, SMDIFF_SM_STEEPNESS, &a_);
+    if (!rc) rc = smdiff_softmask_get_double(sm, SMDIFF_SM_CENTRE, &b_);
+    if (!rc) rc = smdiff_eval_gate(m, sm, val, (size_t)windows, (size_t)seq, tv, (size_t)nt, (uint64_t)seed, st);
+    int ret = 0;
     if (rc) {
-        ret = cli_fail("eval gate", rc, smdiff_last_error());
-        goto done;
+        ret = cli_fail(model, rc, smdiff_last_error());
+    } else {
+        printf("# %s: soft-mask omega_s %g, omega_a %g, omega_b %g, k %lld; %lld windows x %lld tokens\n", model,
+               s_, a_, b_, (long long)k, windows, seq);
+        printf("#   t  masked  median H  top-1 right  true in top-%lld  mean lambda  lambda>0.01  lambda>0.1\n",
+               (long long)k);
+        for (int ti = 0; ti < nt; ti++)
+            printf("%5.2f  %6zu  %8.3f  %11.3f  %14.3f  %11.4f  %11.3f  %10.3f\n", tv[ti], st[ti].n_masked,
+                   st[ti].median_entropy, st[ti].top1, st[ti].topk, st[ti].mean_lambda, st[ti].lambda_above_001,
+                   st[ti].lambda_above_01);
     }
-    double s_, a_, b_;
-    smdiff_softmask_get_double(sm, SMDIFF_SM_SCALE, &s_);
-    smdiff_softmask_get_double(sm, SMDIFF_SM_STEEPNESS, &a_);
-    smdiff_softmask_get_double(sm, SMDIFF_SM_CENTRE, &b_);
-    printf("# %s: soft-mask omega_s %g, omega_a %g, omega_b %g, k %lld; %lld windows x %lld tokens\n", model, s_,
-           a_, b_, (long long)k, windows, seq);
-    printf("#   t  masked  median H  top-1 right  true in top-%lld  mean lambda  lambda>0.01  lambda>0.1\n",
-           (long long)k);
-    for (int ti = 0; ti < nt; ti++) {
-        uint64_t st = (uint64_t)seed * 0x9E3779B97F4A7C15ull + (uint64_t)ti;
-        int64_t R = 0, top1 = 0, topk = 0;
-        double lsum = 0;
-        for (int64_t w = 0; w < windows; w++) {
-            int32_t nr = 0;
-            for (int64_t p = 0; p < seq; p++) {
-                int masked = (double)(splitmix(&st) >> 11) * 0x1.0p-53 < tv[ti];
-                ids[p] = masked ? (int32_t)mask_id : val[w * seq + p];
-                if (masked) rows[nr++] = (int32_t)p;
-            }
-            if (!nr) continue;
-            rc = smdiff_model_logits(m, ids, (int32_t)seq, rows, nr, logits, (size_t)(seq * V));
-            if (rc) {
-                ret = cli_fail("logits", rc, smdiff_last_error());
-                goto done;
-            }
-            for (int32_t r = 0; r < nr; r++) {
-                float *z = logits + (size_t)r * (size_t)V, mx = z[0];
-                for (int64_t v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-                double sum = 0, h = 0;
-                for (int64_t v = 0; v < V; v++) sum += (z[v] = expf(z[v] - mx));
-                int32_t truth = val[w * seq + rows[r]];
-                int64_t above = 0; /* tokens more probable than the truth */
-                for (int64_t v = 0; v < V; v++) {
-                    z[v] = (float)(z[v] / sum);
-                    if (z[v] > 0) h -= z[v] * log(z[v]);
-                }
-                for (int64_t v = 0; v < V; v++) above += z[v] > z[truth];
-                top1 += above == 0, topk += above < k;
-                double l = 0;
-                smdiff_softmask_lambda(sm, z, V, 1, 2, &l);
-                H[R] = h, lam[R] = l, lsum += l;
-                R++;
-            }
-        }
-        int64_t l01 = 0, l1 = 0;
-        for (int64_t i = 0; i < R; i++) l01 += lam[i] > 0.01, l1 += lam[i] > 0.1;
-        qsort(H, (size_t)R, sizeof *H, cmp_double);
-        printf("%5.2f  %6lld  %8.3f  %11.3f  %14.3f  %11.4f  %11.3f  %10.3f\n", tv[ti], (long long)R,
-               R ? H[R / 2] : 0.0, R ? (double)top1 / R : 0.0, R ? (double)topk / R : 0.0, R ? lsum / R : 0.0,
-               R ? (double)l01 / R : 0.0, R ? (double)l1 / R : 0.0);
-    }
-    ret = 0;
-done:
-    free(ids);
-    free(rows);
-    free(logits);
-    free(H);
-    free(lam);
     smdiff_softmask_free(sm);
     smdiff_model_free(m);
     free(tok);

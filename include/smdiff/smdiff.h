@@ -696,57 +696,88 @@ SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model,
                                                 int32_t eos_id, const char *out_path,
                                                 size_t *n_tokens, size_t *n_documents);
 
-/* ---- Evaluation (experimental; docs/RESULTS.md, docs/TRAINING.md) ----
- * Functions of plain arrays; errors go to smdiff_last_error() (thread-local).
- * All are deterministic given their seeds and thread-safe. */
+/* ---- Evaluation (experimental; docs/TRAINING.md, docs/RESULTS.md) ----
+ * Functions of a loaded model (whose weights are converted once per call to
+ * what the computation needs) and plain arrays; they keep no state, so
+ * their errors go to smdiff_last_error() only. All are deterministic given
+ * their seeds and thread-safe for a shared model. */
 
 /* Validation bound of a masked diffusion model: the MDLM ELBO in nats per
- * token (exp of it bounds the perplexity) on windows [n_windows, seq_len]
+ * token (exp of it bounds the perplexity) on windows[n_windows * seq_len]
  * of token ids, with `draws` noise draws per window. The windows are
  * numbered from first_window; draw j of window i uses
  * t = eps + (1-eps)(u_i + j)/draws (u_i uniform: stratified in t) and a
  * Bernoulli(t) mask, all from the Philox stream (seed, i + 1), eps 1e-3.
  * So two models given the same windows and seed see the same t and masks,
  * and a long evaluation split into calls (first_window = windows already
- * done) gives the same draws as one call. two_pass = 1 gives the soft-masking two-pass bound (pass 1's
- * top-k predictions mixed into pass 2 with the model's own omega and k),
- * the bound an SM model is trained on; 0 the plain one. threads 0 = all.
- * *n_masked (may be NULL) receives the number of masked positions scored.
- * SMDIFF_E_INVAL for bad arguments, SMDIFF_E_RANGE for ids outside the
- * vocabulary, SMDIFF_E_IO / SMDIFF_E_FORMAT for a bad file, SMDIFF_E_NOMEM. */
-SMDIFF_API int32_t smdiff_eval_elbo(const char *model_path, const int32_t *windows,
-                                    int64_t n_windows, int64_t first_window, int32_t seq_len, int32_t draws,
-                                    uint64_t seed, int32_t two_pass, int32_t threads,
-                                    double *nll, int64_t *n_masked);
+ * done) gives the same draws as one call. two_pass = 1 gives the
+ * soft-masking two-pass bound (pass 1's top-k predictions mixed into pass 2
+ * with the model's own omega and k), the bound an SM model is trained on;
+ * 0 the plain one. threads 0 = all. *n_masked (may be NULL) receives the
+ * number of masked positions scored. SMDIFF_E_INVAL for bad arguments,
+ * SMDIFF_E_STATE for a model that is not loaded, SMDIFF_E_RANGE for ids
+ * outside the vocabulary, SMDIFF_E_NOMEM. */
+SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *windows,
+                                    size_t n_windows, size_t first_window, size_t seq_len,
+                                    size_t draws, uint64_t seed, int32_t two_pass, int32_t threads,
+                                    double *nll, size_t *n_masked);
 
-/* Score sequences [n, seq_len] with an autoregressive reference model (one
- * trained with SMDIFF_TRAIN_AR: causal attention, next-token loss).
+/* Score sequences seqs[n * seq_len] with an autoregressive reference model
+ * (one trained with SMDIFF_TRAIN_AR: causal attention, next-token loss).
  *   nll       [n] or NULL: mean negative log-likelihood, nats, of tokens
  *             1..seq_len-1 given their prefix (exp of the mean over all
  *             sequences is the generative perplexity);
- *   features  [n, n_embd] or NULL: the final hidden state (after the output
+ *   features  [n * n_embd] or NULL: the final hidden state (after the output
  *             norm) at the last position, MAUVE's features;
- *   n_embd    may be NULL: receives the model's width (to size features).
- * SMDIFF_E_INVAL, SMDIFF_E_RANGE (ids), SMDIFF_E_IO, SMDIFF_E_FORMAT,
- * SMDIFF_E_NOMEM. */
-SMDIFF_API int32_t smdiff_eval_ar(const char *ar_model_path, const int32_t *seqs, int64_t n,
-                                  int32_t seq_len, int32_t threads, double *nll, float *features,
-                                  int32_t *n_embd);
+ *   n_embd    may be NULL: receives the model's width
+ *             (SMDIFF_PROP_EMBED_DIM, to size features).
+ * SMDIFF_E_INVAL, SMDIFF_E_STATE, SMDIFF_E_RANGE (ids), SMDIFF_E_NOMEM. */
+SMDIFF_API int32_t smdiff_eval_ar(const smdiff_model *model, const int32_t *seqs, size_t n,
+                                  size_t seq_len, int32_t threads, double *nll, float *features,
+                                  size_t *n_embd);
 
-/* MAUVE (Pillutla et al., 2021) between model features p [n_p, dim] and
- * human features q [n_q, dim]: L2 normalisation, PCA to 90% explained
+/* MAUVE (Pillutla et al., 2021) between model features p[n_p * dim] and
+ * human features q[n_q * dim]: L2 normalisation, PCA to 90% explained
  * variance, k-means (k-means++ seeding from `seed`, 5 restarts) into
  * max(2, round(min(n_p, n_q) / 10)) clusters, divergence frontier with
  * scaling 5 over 25 mixture weights, area under it. 1 = same
  * distribution, near 0 = disjoint. SMDIFF_E_INVAL, SMDIFF_E_NOMEM. */
-SMDIFF_API int32_t smdiff_eval_mauve(const float *p, int64_t n_p, const float *q, int64_t n_q,
-                                     int64_t dim, uint64_t seed, double *score);
+SMDIFF_API int32_t smdiff_eval_mauve(const float *p, size_t n_p, const float *q, size_t n_q,
+                                     size_t dim, uint64_t seed, double *score);
 
-/* Unigram entropy, nats, of the token histogram of ids [n] (vocabulary
+/* Unigram entropy, nats, of the token histogram of ids[n] (vocabulary
  * size vocab): low values expose repetition. SMDIFF_E_INVAL for bad
  * arguments, SMDIFF_E_RANGE for ids outside [0, vocab). */
-SMDIFF_API int32_t smdiff_eval_unigram_entropy(const int32_t *ids, int64_t n, int64_t vocab,
+SMDIFF_API int32_t smdiff_eval_unigram_entropy(const int32_t *ids, size_t n, size_t vocab,
                                                double *entropy);
+
+/* What soft-masking feeds back at one masking rate (smdiff_eval_gate). */
+typedef struct smdiff_gate_stats {
+    size_t n_masked;          /* masked positions looked at */
+    double median_entropy;    /* of the predictive distribution, nats */
+    double top1;              /* share whose true token is the most probable */
+    double topk;              /* share whose true token is among the k most
+                                 probable (k: SMDIFF_SM_TOPK of the schedule) */
+    double mean_lambda;       /* mean soft-mask weight */
+    double lambda_above_001;  /* share with lambda > 0.01 */
+    double lambda_above_01;   /* share with lambda > 0.1 */
+} smdiff_gate_stats;
+
+/* Mask held-out windows[n_windows * seq_len] at each rate t = rates[i] in
+ * (0, 1] and look at the masked positions as a decoding step would: the
+ * model's predictive entropy, whether the true token is its top-1 or among
+ * its top-k, and the lambda that the schedule sm (NULL: the model's own,
+ * smdiff_softmask_create_from_model) gives each position past the first
+ * step. out[n_rates] receives the statistics. Masks come from a splitmix64
+ * stream seeded with seed * 0x9E3779B97F4A7C15 + i for rate i, position p
+ * masked when its draw's top 53 bits, as a fraction, are below t.
+ * SMDIFF_E_INVAL for bad arguments (seq_len beyond the context included),
+ * SMDIFF_E_STATE for a model that is not loaded, SMDIFF_E_RANGE for ids
+ * outside the vocabulary, SMDIFF_E_NOMEM. */
+SMDIFF_API int32_t smdiff_eval_gate(const smdiff_model *model, const smdiff_softmask *sm,
+                                    const int32_t *windows, size_t n_windows, size_t seq_len,
+                                    const double *rates, size_t n_rates, uint64_t seed,
+                                    smdiff_gate_stats *out);
 
 /* ---- Tokenizer training (experimental; docs/TOKENIZER.md) -------------
  * Learn a byte-level BPE vocabulary from a corpus and write it as a

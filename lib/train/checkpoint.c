@@ -199,28 +199,15 @@ int32_t sd_tmodel_save_gguf(const sd_tmodel *m, const char *path, const sd_ckpt_
 
 /* ------------------------------------------------------------------ load */
 
-int32_t sd_tmodel_load_gguf(const char *path, int64_t B_max, int64_t L_max, int64_t R_max,
-                            sd_tmodel **out, sd_error *err) {
+int32_t sd_tmodel_from_model(const struct smdiff_model *im, int64_t B_max, int64_t L_max, int64_t R_max,
+                             sd_tmodel **out, sd_error *err) {
     sd_error local = {0};
     if (!err) err = &local;
-    if (!out || !path) return sd_fail(err, SMDIFF_E_INVAL, "checkpoint: NULL path or out");
+    if (!out || !im || !im->loaded) return sd_fail(err, SMDIFF_E_INVAL, "checkpoint: no loaded model");
     *out = NULL;
-    /* parse exactly as the inference path does */
-    struct smdiff_model *im = sd_calloc(1, sizeof *im);
-    if (!im) return sd_fail(err, SMDIFF_E_NOMEM, "checkpoint: out of memory");
-    atomic_init(&im->refcount, 1);
-    sd_options_defaults(&sd_model_options, im->opt);
-    im->opt[SD_OPT_SLOT(SMDIFF_MODEL_USE_MMAP)].i = 1;
-    im->opt[SD_OPT_SLOT(SMDIFF_MODEL_THREADS)].i = sd_blas_get_threads(); /* leave BLAS threads as they are */
-    int32_t rc = sd_model_load(im, path);
-    if (rc) {
-        sd_error_forward(err, &im->err);
-        sd_model_destroy(im);
-        return rc;
-    }
     sd_hparams hp = im->w.hp;
     sd_tmodel *m = NULL;
-    rc = sd_tmodel_create(&hp, B_max, L_max, R_max, &m, err);
+    int32_t rc = sd_tmodel_create(&hp, B_max, L_max, R_max, &m, err);
     for (int32_t i = 0; !rc && i < m->n_tensors; i++) {
         const sd_ttensor *t = &m->tensors[i];
         float *dst = m->params + t->offset;
@@ -228,14 +215,14 @@ int32_t sd_tmodel_load_gguf(const char *path, int64_t B_max, int64_t L_max, int6
         const sd_gguf_tensor *gt = sd_gguf_find_tensor(im->gguf, t->name);
         if (!gt && !strcmp(t->name, "output.weight")) gt = sd_gguf_find_tensor(im->gguf, "token_embd.weight");
         if (!gt) {
-            rc = sd_fail(err, SMDIFF_E_FORMAT, "checkpoint %s: tensor %s is missing", path, t->name);
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "checkpoint: tensor %s is missing", t->name);
             break;
         }
         uint64_t rows = gt->n_dims > 1 ? gt->ne[1] : 1;
         if (gt->ne[0] != (uint64_t)t->cols || rows != (uint64_t)t->rows || gt->n_dims > 2 ||
             !sd_ggml_is_supported(gt->type)) {
-            rc = sd_fail(err, SMDIFF_E_FORMAT, "checkpoint %s: tensor %s has shape [%llu, %llu] type %s, "
-                         "expected [%lld, %lld]", path, t->name, (unsigned long long)rows,
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "checkpoint: tensor %s has shape [%llu, %llu] type %s, "
+                         "expected [%lld, %lld]", t->name, (unsigned long long)rows,
                          (unsigned long long)gt->ne[0], sd_ggml_type_name(gt->type),
                          (long long)t->rows, (long long)t->cols);
             break;
@@ -260,13 +247,33 @@ int32_t sd_tmodel_load_gguf(const char *path, int64_t B_max, int64_t L_max, int6
             raw[2] = (float)sd_softplus_inv(-b);
         }
         if (!isfinite(raw[0]) || !isfinite(raw[1]) || !isfinite(raw[2]))
-            rc = sd_fail(err, SMDIFF_E_FORMAT, "checkpoint %s: soft-masking parameters are not finite", path);
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "checkpoint: soft-masking parameters are not finite");
     }
-    sd_model_destroy(im);
     if (rc) {
         sd_tmodel_free(m);
         return rc;
     }
     *out = m;
     return SMDIFF_OK;
+}
+
+int32_t sd_tmodel_load_gguf(const char *path, int64_t B_max, int64_t L_max, int64_t R_max,
+                            sd_tmodel **out, sd_error *err) {
+    sd_error local = {0};
+    if (!err) err = &local;
+    if (!out || !path) return sd_fail(err, SMDIFF_E_INVAL, "checkpoint: NULL path or out");
+    *out = NULL;
+    /* parse exactly as the inference path does */
+    struct smdiff_model *im = sd_calloc(1, sizeof *im);
+    if (!im) return sd_fail(err, SMDIFF_E_NOMEM, "checkpoint: out of memory");
+    atomic_init(&im->refcount, 1);
+    sd_options_defaults(&sd_model_options, im->opt);
+    im->opt[SD_OPT_SLOT(SMDIFF_MODEL_USE_MMAP)].i = 1;
+    im->opt[SD_OPT_SLOT(SMDIFF_MODEL_THREADS)].i = sd_blas_get_threads(); /* leave BLAS threads as they are */
+    int32_t rc = sd_model_load(im, path);
+    if (rc) sd_error_forward(err, &im->err);
+    sd_error e = {0};
+    if (!rc && (rc = sd_tmodel_from_model(im, B_max, L_max, R_max, out, &e))) sd_fail(err, rc, "%s: %s", path, e.msg);
+    sd_model_destroy(im);
+    return rc;
 }

@@ -47,4 +47,10 @@ int32_t sd_tmodel_save_gguf(const sd_tmodel *m, const char *path, const sd_ckpt_
 int32_t sd_tmodel_load_gguf(const char *path, int64_t B_max, int64_t L_max, int64_t R_max,
                             sd_tmodel **out, sd_error *err);
 
+/* The same from a model already loaded for inference (its weights are
+ * copied and converted; the model is not changed). */
+struct smdiff_model;
+int32_t sd_tmodel_from_model(const struct smdiff_model *model, int64_t B_max, int64_t L_max,
+                             int64_t R_max, sd_tmodel **out, sd_error *err);
+
 #endif

@@ -1,6 +1,6 @@
-/* eval.h -- model evaluation for the experiment of issue 7: the MDLM
- * validation bound on fixed, seeded noise, and an autoregressive
- * reference model's scores and features for sample quality.
+/* likelihood.h -- how well a model predicts text: the MDLM validation bound
+ * on fixed, seeded noise, and an autoregressive reference model's scores
+ * and features for sample quality (docs/TRAINING.md, "Evaluation").
  *
  * ELBO (validation perplexity). For windows x [n_win, L] and D draws per
  * window, draw j of window i uses
@@ -20,35 +20,38 @@
  * next-token negative log-likelihood of positions 1..L-1 given their
  * prefix, per sequence, and as features the final hidden state (after the
  * output RMSNorm) of the last position, the summary MAUVE quantises. */
-#ifndef SD_TRAIN_EVAL_H
-#define SD_TRAIN_EVAL_H
+#ifndef SD_EVAL_LIKELIHOOD_H
+#define SD_EVAL_LIKELIHOOD_H
 
 #include <stdint.h>
 
 #include "core/error.h"
+
+struct smdiff_model;
 
 typedef struct sd_elbo_opts {
     int64_t L;       /* window length (<= the model's context) */
     int32_t draws;   /* D >= 1 noise draws per window */
     uint64_t seed;
     double eps;      /* lower end of t, as in training (1e-3) */
-    int two_pass;    /* 1: SM two-pass bound (needs k >= 1 in the file or sm_k) */
-    int32_t sm_k;    /* top-k for the two-pass bound; 0 = the file's smdiff.softmask.k, else 3 */
+    int two_pass;    /* 1: SM two-pass bound (k from sm_k or the model) */
+    int32_t sm_k;    /* top-k for the two-pass bound; 0 = the model's smdiff.softmask.k, else 3 */
     int threads;     /* 0 = all CPUs */
     int64_t batch;   /* sequences per forward (0 = 8) */
     int64_t first;   /* number of the first window (its stream is first + 1) */
 } sd_elbo_opts;
 
-/* Bound of the model at `path` on windows [n_win, L] (row-major ids).
- * *nll gets nats per token; *n_masked (may be NULL) the masked positions
- * scored. Returns SMDIFF_E_INVAL for bad options or ids, SMDIFF_E_IO /
- * SMDIFF_E_FORMAT for a bad file, SMDIFF_E_NOMEM. */
-int32_t sd_eval_elbo(const char *path, const int32_t *windows, int64_t n_win,
+/* Bound of a loaded dream/llada model on windows [n_win, L] (row-major
+ * ids); its weights are converted to the training layer's F32 model once
+ * per call. *nll gets nats per token; *n_masked (may be NULL) the masked
+ * positions scored. Returns SMDIFF_E_INVAL for bad options, SMDIFF_E_RANGE
+ * for ids outside the vocabulary, SMDIFF_E_NOMEM. */
+int32_t sd_eval_elbo(const struct smdiff_model *model, const int32_t *windows, int64_t n_win,
                      const sd_elbo_opts *o, double *nll, int64_t *n_masked, sd_error *err);
 
 /* Causal-model scores of seqs [n, L]: nll [n] (mean over L-1 predictions,
  * may be NULL) and features [n, d] (may be NULL; *d_out gets d). */
-int32_t sd_eval_ar(const char *path, const int32_t *seqs, int64_t n, int64_t L, int threads,
-                   double *nll, float *features, int64_t *d_out, sd_error *err);
+int32_t sd_eval_ar(const struct smdiff_model *model, const int32_t *seqs, int64_t n, int64_t L,
+                   int threads, double *nll, float *features, int64_t *d_out, sd_error *err);
 
 #endif

@@ -1,13 +1,14 @@
-/* eval.c -- validation bound on fixed noise and AR reference scores; see eval.h. */
+/* likelihood.c -- validation bound on fixed noise and AR reference scores; see likelihood.h. */
 #include <math.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/pool.h"
 #include "core/rng.h"
-#include "eval.h"
+#include "eval/likelihood.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
+#include "nn/model.h"
 #include "train/checkpoint.h"
 #include "train/objective.h"
 
@@ -24,12 +25,12 @@ static void ctx_free(eval_ctx *c) {
     sd_pool_free(c->pool);
 }
 
-static int32_t ctx_open(eval_ctx *c, const char *path, int64_t B, int64_t L, int32_t k, int threads,
-                        sd_error *err) {
+static int32_t ctx_open(eval_ctx *c, const struct smdiff_model *model, int64_t B, int64_t L, int32_t k,
+                        int threads, sd_error *err) {
     memset(c, 0, sizeof *c);
     if (threads <= 0) threads = sd_cpu_count();
     sd_blas_set_threads(threads);
-    int32_t rc = sd_tmodel_load_gguf(path, B, L, 0, &c->m, err);
+    int32_t rc = sd_tmodel_from_model(model, B, L, 0, &c->m, err);
     if (!rc) rc = sd_pool_create(threads, &c->pool, err);
     if (!rc) {
         c->m->pool = c->pool;
@@ -47,21 +48,20 @@ static int32_t check_ids(const int32_t *ids, int64_t n, int32_t V, sd_error *err
     return SMDIFF_OK;
 }
 
-/* k of the two-pass bound: the option, else the file's, else 3 */
-static int32_t file_k(const char *path, int32_t want) {
+/* k of the two-pass bound: the option, else the model's, else 3 */
+static int32_t model_k(const struct smdiff_model *model, int32_t want) {
     if (want > 0) return want;
-    sd_gguf *g = NULL;
     sd_error e = {0};
     int64_t k = 0;
-    if (sd_gguf_open(path, 0, &g, &e)) return 3;
-    if (sd_gguf_get_i64(g, "smdiff.softmask.k", &k, &e) || k < 1 || k > 64) k = 3;
-    sd_gguf_close(g);
+    if (sd_gguf_find_key(model->gguf, "smdiff.softmask.k") < 0 ||
+        sd_gguf_get_i64(model->gguf, "smdiff.softmask.k", &k, &e) || k < 1 || k > 64)
+        k = 3;
     return (int32_t)k;
 }
 
-int32_t sd_eval_elbo(const char *path, const int32_t *windows, int64_t n_win, const sd_elbo_opts *o,
-                     double *nll, int64_t *n_masked, sd_error *err) {
-    if (!path || !windows || !o || !nll) return sd_fail(err, SMDIFF_E_INVAL, "eval: NULL argument");
+int32_t sd_eval_elbo(const struct smdiff_model *model, const int32_t *windows, int64_t n_win,
+                     const sd_elbo_opts *o, double *nll, int64_t *n_masked, sd_error *err) {
+    if (!model || !windows || !o || !nll) return sd_fail(err, SMDIFF_E_INVAL, "eval: NULL argument");
     if (n_win < 1 || o->L < 1 || o->draws < 1 || !(o->eps > 0 && o->eps < 1) || o->batch < 0 ||
         o->sm_k < 0 || o->sm_k > 64 || o->first < 0)
         return sd_fail(err, SMDIFF_E_INVAL,
@@ -69,9 +69,9 @@ int32_t sd_eval_elbo(const char *path, const int32_t *windows, int64_t n_win, co
                        "(got %lld, %lld, %d, %g, %d)",
                        (long long)n_win, (long long)o->L, (int)o->draws, o->eps, (int)o->sm_k);
     const int64_t L = o->L, D = o->draws, B = o->batch ? o->batch : 8;
-    const int32_t k = o->two_pass ? file_k(path, o->sm_k) : 1;
+    const int32_t k = o->two_pass ? model_k(model, o->sm_k) : 1;
     eval_ctx c;
-    int32_t rc = ctx_open(&c, path, B, L, k, o->threads, err);
+    int32_t rc = ctx_open(&c, model, B, L, k, o->threads, err);
     if (rc) return rc;
     sd_tmodel *m = c.m;
     rc = check_ids(windows, n_win * L, m->hp.n_vocab, err);
@@ -123,13 +123,13 @@ int32_t sd_eval_elbo(const char *path, const int32_t *windows, int64_t n_win, co
     return rc;
 }
 
-int32_t sd_eval_ar(const char *path, const int32_t *seqs, int64_t n, int64_t L, int threads,
+int32_t sd_eval_ar(const struct smdiff_model *model, const int32_t *seqs, int64_t n, int64_t L, int threads,
                    double *nll, float *features, int64_t *d_out, sd_error *err) {
-    if (!path || !seqs || n < 1 || L < 2)
-        return sd_fail(err, SMDIFF_E_INVAL, "eval: need a path, >= 1 sequence and L >= 2");
+    if (!model || !seqs || n < 1 || L < 2)
+        return sd_fail(err, SMDIFF_E_INVAL, "eval: need a model, >= 1 sequence and L >= 2");
     const int64_t B = 8;
     eval_ctx c;
-    int32_t rc = ctx_open(&c, path, B, L, 1, threads, err);
+    int32_t rc = ctx_open(&c, model, B, L, 1, threads, err);
     if (rc) return rc;
     sd_tmodel *m = c.m;
     const int64_t d = m->hp.n_embd;

@@ -3,8 +3,8 @@
  * package's compute_mauve) and the unigram entropy of token samples.
  * Internal API; pure C, deterministic given the seed. See docs/TRAINING.md,
  * "Sample-quality metrics", for what follows the reference and what differs. */
-#ifndef SD_TRAIN_METRICS_H
-#define SD_TRAIN_METRICS_H
+#ifndef SD_EVAL_METRICS_H
+#define SD_EVAL_METRICS_H
 
 #include <stdint.h>
 

@@ -1,7 +1,7 @@
 /* metrics.c -- MAUVE and unigram entropy (see metrics.h). Numerics in
  * double where sums are long (covariance, distances' totals, KL); the
  * data stays float as the features arrive. */
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,0 +1,93 @@
+/* api_eval.c -- the experimental public evaluation API (smdiff_eval_*,
+ * include/smdiff/smdiff.h): argument checks mapped onto lib/eval/; errors go
+ * to the thread-local message (these functions have no object). */
+#include "core/alloc.h"
+#include "core/error.h"
+#include "eval/gate.h"
+#include "eval/likelihood.h"
+#include "eval/metrics.h"
+#include "nn/model.h"
+#include "smdiff/smdiff.h"
+
+#define REQUIRE(cond, ...)                                             \
+    do {                                                               \
+        if (!(cond)) return sd_fail(NULL, SMDIFF_E_INVAL, __VA_ARGS__); \
+    } while (0)
+
+/* A count of at most 2^40: no evaluation is that large, and a negative
+ * number converted to size_t is refused. */
+#define COUNT_OK(n) ((n) <= ((size_t)1 << 40))
+
+static int32_t require_loaded(const smdiff_model *model, const char *fn) {
+    if (!model) return sd_fail(NULL, SMDIFF_E_INVAL, "%s: model is NULL", fn);
+    if (!model->loaded) return sd_fail(NULL, SMDIFF_E_STATE, "%s: model is not loaded", fn);
+    return SMDIFF_OK;
+}
+
+SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *windows, size_t n_windows,
+                                    size_t first_window, size_t seq_len, size_t draws, uint64_t seed,
+                                    int32_t two_pass, int32_t threads, double *nll, size_t *n_masked) {
+    int32_t rc = require_loaded(model, "smdiff_eval_elbo");
+    if (rc) return rc;
+    REQUIRE(windows && nll, "smdiff_eval_elbo: NULL argument");
+    REQUIRE(n_windows >= 1 && COUNT_OK(n_windows) && COUNT_OK(first_window) && seq_len >= 1 &&
+                seq_len <= (size_t)INT32_MAX && draws >= 1 && draws <= 1 << 20 && threads >= 0 &&
+                threads <= 1024 && (two_pass == 0 || two_pass == 1),
+            "smdiff_eval_elbo: need 1 <= n_windows, first_window < 2^40, 1 <= seq_len, 1 <= draws <= 2^20, "
+            "0 <= threads <= 1024, two_pass 0 or 1");
+    sd_elbo_opts o = {(int64_t)seq_len, (int32_t)draws, seed, 1e-3, two_pass, 0, threads, 0, (int64_t)first_window};
+    int64_t nm = 0;
+    rc = sd_eval_elbo(model, windows, (int64_t)n_windows, &o, nll, &nm, NULL);
+    if (!rc && n_masked) *n_masked = (size_t)nm;
+    return rc;
+}
+
+SMDIFF_API int32_t smdiff_eval_ar(const smdiff_model *model, const int32_t *seqs, size_t n, size_t seq_len,
+                                  int32_t threads, double *nll, float *features, size_t *n_embd) {
+    int32_t rc = require_loaded(model, "smdiff_eval_ar");
+    if (rc) return rc;
+    REQUIRE(seqs, "smdiff_eval_ar: NULL argument");
+    REQUIRE(n >= 1 && COUNT_OK(n) && seq_len >= 2 && seq_len <= (size_t)INT32_MAX && threads >= 0 && threads <= 1024,
+            "smdiff_eval_ar: need n >= 1, seq_len >= 2, 0 <= threads <= 1024");
+    int64_t d = 0;
+    rc = sd_eval_ar(model, seqs, (int64_t)n, (int64_t)seq_len, threads, nll, features, &d, NULL);
+    if (!rc && n_embd) *n_embd = (size_t)d;
+    return rc;
+}
+
+SMDIFF_API int32_t smdiff_eval_mauve(const float *p, size_t n_p, const float *q, size_t n_q, size_t dim,
+                                     uint64_t seed, double *score) {
+    REQUIRE(p && q && score, "smdiff_eval_mauve: NULL argument");
+    REQUIRE(n_p >= 1 && n_q >= 1 && n_p + n_q >= 2 && dim >= 1, "smdiff_eval_mauve: empty feature set");
+    REQUIRE(COUNT_OK(n_p) && COUNT_OK(n_q) && COUNT_OK(dim), "smdiff_eval_mauve: a count is not a size");
+    sd_mauve_params prm;
+    sd_mauve_params_default(&prm);
+    prm.seed = seed;
+    return sd_mauve(p, (int64_t)n_p, q, (int64_t)n_q, (int64_t)dim, &prm, score, NULL, NULL);
+}
+
+SMDIFF_API int32_t smdiff_eval_unigram_entropy(const int32_t *ids, size_t n, size_t vocab, double *entropy) {
+    REQUIRE(ids && entropy, "smdiff_eval_unigram_entropy: NULL argument");
+    REQUIRE(n >= 1 && vocab >= 1 && COUNT_OK(n) && COUNT_OK(vocab),
+            "smdiff_eval_unigram_entropy: need n >= 1 and vocab >= 1");
+    return sd_unigram_entropy(ids, (int64_t)n, (int64_t)vocab, entropy, NULL);
+}
+
+SMDIFF_API int32_t smdiff_eval_gate(const smdiff_model *model, const smdiff_softmask *sm, const int32_t *windows,
+                                    size_t n_windows, size_t seq_len, const double *rates, size_t n_rates,
+                                    uint64_t seed, smdiff_gate_stats *out) {
+    int32_t rc = require_loaded(model, "smdiff_eval_gate");
+    if (rc) return rc;
+    REQUIRE(windows && rates && out, "smdiff_eval_gate: NULL argument");
+    REQUIRE(n_windows >= 1 && seq_len >= 1 && n_rates >= 1 && seq_len <= (size_t)model->w.hp.n_ctx &&
+                COUNT_OK(n_windows) && n_windows * seq_len <= ((size_t)1 << 40) && n_rates <= 1024,
+            "smdiff_eval_gate: need n_windows >= 1, 1 <= seq_len <= the context %d, 1 <= n_rates <= 1024",
+            (int)model->w.hp.n_ctx);
+    for (size_t i = 0; i < n_rates; i++)
+        REQUIRE(rates[i] > 0 && rates[i] <= 1, "smdiff_eval_gate: rates[%zu] = %g outside (0, 1]", i, rates[i]);
+    smdiff_softmask *own = NULL;
+    if (!sm && (rc = smdiff_softmask_create_from_model(model, &own))) return rc;
+    rc = sd_eval_gate(model, sm ? sm : own, windows, n_windows, seq_len, rates, n_rates, seed, out, NULL);
+    smdiff_softmask_free(own);
+    return rc;
+}
