@@ -17,9 +17,11 @@
 
 #include <cmocka.h>
 
-#include "io/convert.h"
+#include "convert/convert.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
+#include "smdiff/smdiff.h"
+#include "text/tokenizer.h"
 
 #define DATA "tests/data/"
 #define DREAM_TOK DATA "tokenizers/dream-qwen2.5"
@@ -168,7 +170,10 @@ static void test_dream_all_types(void **state) {
         expect_tok(g, 40, "[PAD40]", 5);
         expect_tok(g, 59, "[PAD59]", 5);
         expect_tok(g, 60, "<|endoftext|>", 3);
-        expect_tok(g, 61, "<|file_sep|>", 4);  /* added but not special */
+        /* added, not special, but looks special (<|...|>): CONTROL, as llama.cpp's
+         * convert_hf_to_gguf.py (does_token_look_special) and the tokenizer's
+         * own loader type it (0.1's converter wrote 4, user-defined) */
+        expect_tok(g, 61, "<|file_sep|>", 3);
         expect_tok(g, 62, "<|mask|>", 3);
         expect_tok(g, 63, "<|beginoftext|>", 3);
         assert_int_equal(sd_gguf_get_arr(g, "tokenizer.ggml.merges", NULL, &n, &err), 0);
@@ -257,6 +262,41 @@ static void test_llada_all_types(void **state) {
     }
 }
 
+/* One parser: the tokenizer of the converted file and the one the loader
+ * builds from the folder agree on every token's type and the special ids,
+ * and tokenize text alike; and the public entry point writes that file. */
+static void test_same_tokenizer_as_the_folder(void **state) {
+    (void)state;
+    char out[256];
+    snprintf(out, sizeof out, "%s/dream_public.gguf", tmpdir);
+    assert_int_equal(smdiff_convert_hf(DATA "hf_dream_tiny", out, "q4_0", NULL, NULL, NULL, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "q4_0"));
+    assert_int_equal(smdiff_convert_hf(NULL, out, NULL, NULL, NULL, NULL, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_convert_hf(DATA "hf_dream_tiny", out, NULL, NULL, NULL, NULL, NULL), SMDIFF_OK);
+    sd_tokenizer *a = NULL, *b = NULL;
+    sd_error err;
+    if (sd_tokenizer_load(out, &a, &err)) fail_msg("%s", err.msg);
+    /* the fixture's tokenizer_config names no tokenizer_class, so the split
+     * rule the converter records for Dream is given to the loader */
+    sd_hf_opts qwen2 = {"qwen2", 0};
+    if (sd_tokenizer_from_hf(DATA "hf_dream_tiny", &qwen2, &b, NULL, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(sd_tokenizer_n_vocab(a), sd_tokenizer_n_vocab(b));
+    for (int32_t i = 0; i < sd_tokenizer_n_vocab(a); i++)
+        assert_int_equal(sd_tokenizer_token_type(a, i), sd_tokenizer_token_type(b, i));
+    for (int k = 0; k < 4; k++) assert_int_equal(sd_tokenizer_special_id(a, k), sd_tokenizer_special_id(b, k));
+    assert_string_equal(sd_tokenizer_pre_name(a), sd_tokenizer_pre_name(b));
+    const char *text = "hello the world<|file_sep|> thereafter<|mask|>";
+    int32_t ia[64], ib[64];
+    size_t na = 0, nb = 0;
+    assert_int_equal(sd_tokenizer_encode(a, text, strlen(text), SD_TOK_PARSE_SPECIAL, ia, 64, &na, &err), 0);
+    assert_int_equal(sd_tokenizer_encode(b, text, strlen(text), SD_TOK_PARSE_SPECIAL, ib, 64, &nb, &err), 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(ia, ib, na * sizeof ia[0]);
+    sd_tokenizer_free(a);
+    sd_tokenizer_free(b);
+    unlink(out);
+}
+
 static void test_llada_perm_rows(void **state) {
     (void)state;
     /* head_dim 8: GGUF rows 2i, 2i+1 <- HF rows i, i + 4 (hand-derived from
@@ -284,7 +324,8 @@ static void test_real_dream_tokenizer(void **state) {
     assert_int_equal(n, 152064);
     expect_tok(g, 0, "!", 1);
     expect_tok(g, 151643, "<|endoftext|>", 3);
-    expect_tok(g, 151664, "<|file_sep|>", 4);
+    expect_tok(g, 151664, "<|file_sep|>", 3);  /* looks special: CONTROL, as in llama.cpp */
+    expect_tok(g, 151657, "<tool_call>", 4);    /* added, not special, plain: USER_DEFINED */
     expect_tok(g, 151666, "<|mask|>", 3);
     expect_tok(g, 151667, "[PAD151667]", 5);
     expect_tok(g, 152063, "[PAD152063]", 5);
@@ -405,6 +446,7 @@ int main(void) {
         cmocka_unit_test(test_dream_all_types),
         cmocka_unit_test(test_llada_all_types),
         cmocka_unit_test(test_real_dream_tokenizer),
+        cmocka_unit_test(test_same_tokenizer_as_the_folder),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_cli),
     };

@@ -17,7 +17,7 @@
 #include "testutil.h"
 
 #include "core/arena.h"
-#include "io/convert.h"
+#include "convert/convert.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
 #include "nn/model.h"

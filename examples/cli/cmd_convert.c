@@ -6,7 +6,6 @@
 #include <time.h>
 
 #include "cli.h"
-#include "io/convert.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -30,7 +29,7 @@ static double since(const struct timespec *t0) {
     return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
 }
 
-static void on_progress(void *user, uint64_t done, uint64_t total) {
+static void on_progress(uint64_t done, uint64_t total, void *user) {
     progress_state *p = user;
     double el = since(&p->start);
     double frac = total ? (double)done / (double)total : 1.0;
@@ -45,25 +44,15 @@ int cmd_convert(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    const char *pos[2] = {NULL, NULL};
+    const char *pos[2] = {NULL, NULL}, *type = "f16", *pre = NULL, *name = NULL;
     int n_pos = 0;
-    sd_convert_opts o = {SD_GGML_F16, NULL, NULL, on_progress, NULL};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--type") && i + 1 < argc) {
-            const char *t = argv[++i];
-            if (!strcmp(t, "f32")) o.out_type = SD_GGML_F32;
-            else if (!strcmp(t, "f16")) o.out_type = SD_GGML_F16;
-            else if (!strcmp(t, "bf16")) o.out_type = SD_GGML_BF16;
-            else if (!strcmp(t, "q8_0")) o.out_type = SD_GGML_Q8_0;
-            else {
-                fprintf(stderr, "smdiff convert: unknown --type '%s'\n", t);
-                usage(stderr);
-                return 2;
-            }
+            type = argv[++i];
         } else if (!strcmp(argv[i], "--pre") && i + 1 < argc) {
-            o.tokenizer_pre = argv[++i];
+            pre = argv[++i];
         } else if (!strcmp(argv[i], "--name") && i + 1 < argc) {
-            o.name = argv[++i];
+            name = argv[++i];
         } else if (argv[i][0] == '-' || n_pos == 2) {
             fprintf(stderr, "smdiff convert: unexpected argument '%s'\n", argv[i]);
             usage(stderr);
@@ -78,11 +67,14 @@ int cmd_convert(int argc, char **argv) {
     }
     progress_state ps = {{0, 0}, 0};
     clock_gettime(CLOCK_MONOTONIC, &ps.start);
-    o.progress_user = &ps;
-    sd_error err = {0, {0}};
-    int32_t rc = sd_convert_hf(pos[0], pos[1], &o, &err);
+    int32_t rc = smdiff_convert_hf(pos[0], pos[1], type, pre, name, on_progress, &ps);
     if (ps.shown) fputc('\n', stderr);
-    if (rc != SMDIFF_OK) return cli_fail("convert", rc, err.msg);
+    if (rc == SMDIFF_E_INVAL) { /* an unknown --type: a usage error */
+        fprintf(stderr, "smdiff convert: %s\n", smdiff_last_error());
+        usage(stderr);
+        return 2;
+    }
+    if (rc != SMDIFF_OK) return cli_fail("convert", rc, smdiff_last_error());
     fprintf(stderr, "wrote %s in %.1f s\n", pos[1], since(&ps.start));
     return 0;
 }

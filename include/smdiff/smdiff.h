@@ -696,6 +696,33 @@ SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model,
                                                 int32_t eos_id, const char *out_path,
                                                 size_t *n_tokens, size_t *n_documents);
 
+/* ---- Conversion (experimental; docs/FORMATS.md) ------------------------ */
+
+/* Progress of a long job: done of total units (bytes for conversion). */
+typedef void (*smdiff_progress_fn)(uint64_t done, uint64_t total, void *user_data);
+
+/* Convert a Hugging Face checkpoint folder of a Dream (DreamModel) or
+ * LLaDA (LLaDAModelLM) model -- config.json, model.safetensors or
+ * model-*.safetensors with its index, and the tokenizer files the loader of
+ * smdiff_model_load_tokenizer reads -- into a GGUF file with llama.cpp's
+ * keys and tensor names, written atomically at out_path.
+ *   type_name      "f32", "f16", "bf16" or "q8_0" for the 2-D weights (NULL:
+ *                  "f16"); norms and biases stay F32, and q8_0 falls back
+ *                  to f16 for rows that are not whole 32-element blocks
+ *   tokenizer_pre  tokenizer.ggml.pre to record (NULL: "qwen2" for Dream,
+ *                  "default" for LLaDA, as llama.cpp writes them)
+ *   name           general.name (NULL: the folder's name)
+ *   progress       called after each tensor with bytes written and in
+ *                  total (may be NULL)
+ * SMDIFF_E_INVAL for NULL paths or an unknown type_name, SMDIFF_E_IO for
+ * unreadable input or an unwritable output, SMDIFF_E_FORMAT for malformed
+ * files (the message names the file, key or tensor), SMDIFF_E_UNSUPPORTED
+ * for another architecture, SMDIFF_E_NOMEM. Thread-safe for distinct
+ * outputs. */
+SMDIFF_API int32_t smdiff_convert_hf(const char *hf_dir, const char *out_path, const char *type_name,
+                                     const char *tokenizer_pre, const char *name,
+                                     smdiff_progress_fn progress, void *user_data);
+
 /* ---- Evaluation (experimental; docs/TRAINING.md, docs/RESULTS.md) ----
  * Functions of a loaded model (whose weights are converted once per call to
  * what the computation needs) and plain arrays; they keep no state, so

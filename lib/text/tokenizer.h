@@ -73,8 +73,31 @@ int sd_tokenizer_pre_known(const char *name);
 
 /* Hugging Face files. dir may hold tokenizer.json, or vocab.json + merges.txt
  * (+ added_tokens.json, tokenizer_config.json, special_tokens_map.json), or
- * GPT-2's encoder.json + vocab.bpe. tokenizer.json wins when present. */
+ * GPT-2's encoder.json + vocab.bpe. tokenizer.json wins when present.
+ * Special tokens are the texts tokenizer_config.json (else
+ * special_tokens_map.json) names, else config.json's <name>_token_id, as
+ * llama.cpp's converter finds them; ids no file names become UNUSED rows
+ * "[PAD<id>]". */
 int32_t sd_tokenizer_from_hf_dir(const char *dir, sd_tokenizer **out, sd_error *err);
+
+/* The same with options, for a converter that writes the vocabulary into a
+ * GGUF file: opts (may be NULL) chooses the split rule instead of the one
+ * the files declare (pre, a name sd_tokenizer_pre_known accepts) and pads
+ * the vocabulary with UNUSED rows up to n_vocab ids (the model's embedding
+ * rows); extras (may be NULL) receives what the files say beyond what
+ * tokenizing needs. Release extras with sd_hf_extras_free. */
+typedef struct sd_hf_opts {
+    const char *pre;       /* NULL: from the files */
+    int32_t n_vocab;       /* 0: the largest id named + 1 */
+} sd_hf_opts;
+typedef struct sd_hf_extras {
+    int32_t unk_id, sep_id, cls_id;  /* -1 if none */
+    int32_t add_eos;                 /* tokenizer_config.json's add_eos_token; -1 if absent */
+    char *chat_template;             /* its chat_template, or NULL */
+} sd_hf_extras;
+int32_t sd_tokenizer_from_hf(const char *dir, const sd_hf_opts *opts, sd_tokenizer **out,
+                             sd_hf_extras *extras, sd_error *err);
+void sd_hf_extras_free(sd_hf_extras *extras);
 /* One tokenizer.json file (its directory is searched for tokenizer_config.json). */
 int32_t sd_tokenizer_from_hf_json(const char *path, sd_tokenizer **out, sd_error *err);
 /* vocab.json + merges.txt; config_dir (may be NULL) is searched for

@@ -38,7 +38,9 @@ typedef struct builder {
     size_t *merge_lens;
     int64_t n_merges;
     char *merges_buf;       /* merges.txt contents (merges point into it) */
+    char *pad_names;        /* "[PAD<id>]" texts of the ids no file names */
     int32_t special[4];     /* bos eos pad mask */
+    int special_set;        /* special[] already holds GPT-2's defaults: keep them unless a file names one */
     int32_t add_bos;
     int32_t ignore_merges;
     const char *pre;
@@ -52,6 +54,7 @@ static void builder_free(builder *b) {
     sd_free(b->merges);
     sd_free(b->merge_lens);
     sd_free(b->merges_buf);
+    sd_free(b->pad_names);
 }
 
 static int file_exists(const char *path) {
@@ -74,16 +77,22 @@ static int looks_special(const char *s, size_t len) {
     return len >= 4 && s[0] == '<' && s[1] == '|' && s[len - 2] == '|' && s[len - 1] == '>';
 }
 
-/* Allocate the token arrays for ids [0, n); unnamed ids become UNUSED "". */
-static int32_t builder_alloc(builder *b, int32_t n, sd_error *err) {
+/* Allocate the token arrays for ids [0, max(n, opts' n_vocab)); ids no
+ * file names become UNUSED rows called "[PAD<id>]", as llama.cpp's converter
+ * names them, so a folder and the GGUF made from it hold the same list. */
+static int32_t builder_alloc(builder *b, int32_t n, const sd_hf_opts *o, sd_error *err) {
+    if (o && o->n_vocab > n) n = o->n_vocab;
     b->n = n;
     b->tokens = sd_malloc(sizeof(char *) * (size_t)n);
     b->lens = sd_malloc(sizeof(size_t) * (size_t)n);
     b->types = sd_malloc(sizeof(int32_t) * (size_t)n);
-    if (!b->tokens || !b->lens || !b->types) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (vocabulary)");
+    b->pad_names = sd_malloc((size_t)n * 20);
+    if (!b->tokens || !b->lens || !b->types || !b->pad_names)
+        return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (vocabulary)");
     for (int32_t i = 0; i < n; i++) {
-        b->tokens[i] = "";
-        b->lens[i] = 0;
+        char *name = b->pad_names + (size_t)i * 20;
+        b->lens[i] = (size_t)snprintf(name, 20, "[PAD%d]", (int)i);
+        b->tokens[i] = name;
         b->types[i] = SD_TOKEN_UNUSED;
     }
     return SMDIFF_OK;
@@ -166,18 +175,65 @@ static int32_t id_of(const builder *b, const char *s) {
     return -1;
 }
 
-/* bos/eos/pad/mask and add_bos_token from tokenizer_config.json, falling
- * back to special_tokens_map.json. */
-static void read_specials(builder *b, json_t *config, json_t *smap) {
-    static const char *const keys[4] = {"bos_token", "eos_token", "pad_token", "mask_token"};
-    for (int i = 0; i < 4; i++) {
-        const char *s = config ? special_text(json_object_get(config, keys[i])) : NULL;
-        if (!s && smap) s = special_text(json_object_get(smap, keys[i]));
-        if (s) b->special[i] = id_of(b, s);
-    }
-    json_t *ab = config ? json_object_get(config, "add_bos_token") : NULL;
-    if (json_is_boolean(ab)) b->add_bos = json_is_true(ab);
+/* The JSON documents beside the vocabulary (each may be NULL). */
+typedef struct hf_docs {
+    json_t *config;  /* tokenizer_config.json */
+    json_t *smap;    /* special_tokens_map.json */
+    json_t *model;   /* config.json, the model's: special ids as a last resort */
+} hf_docs;
+
+static void docs_free(hf_docs *d) {
+    json_decref(d->config);
+    json_decref(d->smap);
+    json_decref(d->model);
 }
+
+/* Special tokens as llama.cpp's converter finds them: the text named in
+ * tokenizer_config.json (else special_tokens_map.json) looked up in the
+ * vocabulary, else config.json's <name>_token_id. bos/eos/pad/mask go to
+ * the tokenizer, unk/sep/cls (which tokenizing does not use) to extras;
+ * add_bos_token, and for extras add_eos_token and chat_template, from
+ * tokenizer_config.json. */
+static int32_t read_specials(builder *b, const hf_docs *d, sd_hf_extras *x, sd_error *err) {
+    static const char *const names[7] = {"bos", "eos", "pad", "mask", "unk", "sep", "cls"};
+    int32_t ids[7];
+    for (int i = 0; i < 7; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%s_token", names[i]);
+        const char *s = d->config ? special_text(json_object_get(d->config, key)) : NULL;
+        if (!s && d->smap) s = special_text(json_object_get(d->smap, key));
+        ids[i] = s ? id_of(b, s) : -1;
+        snprintf(key, sizeof key, "%s_token_id", names[i]);
+        json_t *j = d->model ? json_object_get(d->model, key) : NULL;
+        if (ids[i] < 0 && json_is_integer(j) && json_integer_value(j) >= 0) {
+            if (json_integer_value(j) >= b->n)
+                return sd_fail(err, SMDIFF_E_FORMAT, "config.json: %s %lld is outside the vocabulary of %d", key,
+                               (long long)json_integer_value(j), (int)b->n);
+            ids[i] = (int32_t)json_integer_value(j);
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        if (ids[i] >= 0 || !b->special_set) b->special[i] = ids[i];
+    json_t *ab = d->config ? json_object_get(d->config, "add_bos_token") : NULL;
+    if (json_is_boolean(ab)) b->add_bos = json_is_true(ab);
+    if (!x) return SMDIFF_OK;
+    x->unk_id = ids[4], x->sep_id = ids[5], x->cls_id = ids[6];
+    json_t *ae = d->config ? json_object_get(d->config, "add_eos_token") : NULL;
+    x->add_eos = json_is_boolean(ae) ? json_is_true(ae) : -1;
+    json_t *ct = d->config ? json_object_get(d->config, "chat_template") : NULL;
+    if (json_is_string(ct) && !(x->chat_template = sd_strdup(json_string_value(ct))))
+        return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (chat template)");
+    return SMDIFF_OK;
+}
+
+void sd_hf_extras_free(sd_hf_extras *x) {
+    if (!x) return;
+    sd_free(x->chat_template);
+    x->chat_template = NULL;
+}
+
+/* tokenizer_config.json, special_tokens_map.json and config.json of dir. */
+static int32_t load_docs(const char *dir, hf_docs *d, sd_error *err);
 
 /* Load dir/name if it exists (NULL document otherwise). */
 static int32_t load_optional(const char *dir, const char *name, json_t **out, sd_error *err) {
@@ -187,6 +243,16 @@ static int32_t load_optional(const char *dir, const char *name, json_t **out, sd
     if (!p) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
     int32_t rc = file_exists(p) ? load_json(p, out, err) : SMDIFF_OK;
     sd_free(p);
+    return rc;
+}
+
+static int32_t load_docs(const char *dir, hf_docs *d, sd_error *err) {
+    memset(d, 0, sizeof *d);
+    int32_t rc = load_optional(dir, "tokenizer_config.json", &d->config, err);
+    if (!rc) rc = load_optional(dir, "special_tokens_map.json", &d->smap, err);
+    if (!rc) rc = load_optional(dir, "config.json", &d->model, err);
+    if (!rc && d->config && !json_is_object(d->config))
+        rc = sd_fail(err, SMDIFF_E_FORMAT, "%s/tokenizer_config.json is not a JSON object", dir);
     return rc;
 }
 
@@ -249,25 +315,25 @@ static int32_t read_merges_txt(builder *b, const char *path, sd_error *err) {
     return SMDIFF_OK;
 }
 
-int32_t sd_tokenizer_from_hf_files(const char *vocab_json, const char *merges_txt,
-                                   const char *config_dir, const char *pre, sd_tokenizer **out,
-                                   sd_error *err) {
-    if (!vocab_json || !merges_txt || !out) return sd_fail(err, SMDIFF_E_INVAL, "NULL argument");
+/* vocab.json + merges.txt, the other files from config_dir (may be NULL). */
+static int32_t hf_files(const char *vocab_json, const char *merges_txt, const char *config_dir,
+                        const sd_hf_opts *o, sd_tokenizer **out, sd_hf_extras *x, sd_error *err) {
     builder b;
     memset(&b, 0, sizeof b);
     for (int i = 0; i < 4; i++) b.special[i] = -1;
-    json_t *vocab = NULL, *config = NULL, *smap = NULL, *added = NULL;
-    int32_t rc = load_json(vocab_json, &vocab, err);
+    json_t *vocab = NULL, *added = NULL;
+    hf_docs d;
+    int32_t rc = load_docs(config_dir, &d, err);
+    json_t *config = d.config;
+    if (!rc) rc = load_json(vocab_json, &vocab, err);
     if (!rc && !json_is_object(vocab)) rc = sd_fail(err, SMDIFF_E_FORMAT, "%s is not a JSON object", vocab_json);
-    if (!rc) rc = load_optional(config_dir, "tokenizer_config.json", &config, err);
-    if (!rc) rc = load_optional(config_dir, "special_tokens_map.json", &smap, err);
     if (!rc) rc = load_optional(config_dir, "added_tokens.json", &added, err);
     json_t *decoder = config ? json_object_get(config, "added_tokens_decoder") : NULL;
     if (decoder && !json_is_object(decoder)) decoder = NULL;
     if (added && !json_is_object(added)) added = NULL;
     int64_t m = 0;
     if (!rc) rc = max_id(vocab, NULL, decoder, added, &m, vocab_json, err);
-    if (!rc) rc = builder_alloc(&b, (int32_t)(m + 1), err);
+    if (!rc) rc = builder_alloc(&b, (int32_t)(m + 1), o, err);
     if (!rc) {
         put_vocab(&b, vocab);
         const char *k;
@@ -290,24 +356,32 @@ int32_t sd_tokenizer_from_hf_files(const char *vocab_json, const char *merges_tx
             if (e >= 0) {
                 b.types[e] = SD_TOKEN_CONTROL;
                 b.special[0] = b.special[1] = e;
+                b.special_set = 1;
             }
         }
-        read_specials(&b, config, smap);
-        b.pre = pre;
+        rc = read_specials(&b, &d, x, err);
+        b.pre = o ? o->pre : NULL;
         if (!b.pre) {
             json_t *cls = config ? json_object_get(config, "tokenizer_class") : NULL;
             const char *c = json_is_string(cls) ? json_string_value(cls) : "";
             b.pre = (strstr(c, "Qwen") || strstr(c, "Dream")) ? "qwen2" : "gpt2";
         }
-        rc = read_merges_txt(&b, merges_txt, err);
+        if (!rc) rc = read_merges_txt(&b, merges_txt, err);
     }
     if (!rc) rc = build(&b, out, err);
     builder_free(&b);
     json_decref(vocab);
-    json_decref(config);
-    json_decref(smap);
+    docs_free(&d);
     json_decref(added);
     return rc;
+}
+
+int32_t sd_tokenizer_from_hf_files(const char *vocab_json, const char *merges_txt,
+                                   const char *config_dir, const char *pre, sd_tokenizer **out,
+                                   sd_error *err) {
+    if (!vocab_json || !merges_txt || !out) return sd_fail(err, SMDIFF_E_INVAL, "NULL argument");
+    sd_hf_opts o = {pre, 0};
+    return hf_files(vocab_json, merges_txt, config_dir, &o, out, NULL, err);
 }
 
 /* --------------------------------------------------------- tokenizer.json */
@@ -360,12 +434,15 @@ static int32_t hf_pre(builder *b, json_t *pt, const char *path, sd_error *err) {
                    type ? type : "(none)");
 }
 
-int32_t sd_tokenizer_from_hf_json(const char *path, sd_tokenizer **out, sd_error *err) {
-    if (!path || !out) return sd_fail(err, SMDIFF_E_INVAL, "NULL argument");
+/* tokenizer.json; the other files from its folder. */
+static int32_t hf_json(const char *path, const sd_hf_opts *o, sd_tokenizer **out, sd_hf_extras *x,
+                       sd_error *err) {
     builder b;
     memset(&b, 0, sizeof b);
     for (int i = 0; i < 4; i++) b.special[i] = -1;
-    json_t *root = NULL, *config = NULL, *smap = NULL;
+    json_t *root = NULL;
+    hf_docs d;
+    memset(&d, 0, sizeof d);
     int32_t rc = load_json(path, &root, err);
     json_t *model = root ? json_object_get(root, "model") : NULL;
     json_t *vocab = model ? json_object_get(model, "vocab") : NULL;
@@ -376,7 +453,7 @@ int32_t sd_tokenizer_from_hf_json(const char *path, sd_tokenizer **out, sd_error
         if (!json_is_object(vocab) || !json_is_array(merges) || (mt && strcmp(mt, "BPE")))
             rc = sd_fail(err, SMDIFF_E_UNSUPPORTED, "%s: not a BPE model with vocab and merges", path);
     }
-    /* tokenizer_config.json beside it names bos/eos/pad/mask and add_bos. */
+    /* tokenizer_config.json beside it names the special tokens and add_bos. */
     char *dir = NULL;
     if (!rc) {
         dir = sd_strdup(path);
@@ -387,12 +464,11 @@ int32_t sd_tokenizer_from_hf_json(const char *path, sd_tokenizer **out, sd_error
             else strcpy(dir, ".");
         }
     }
-    if (!rc) rc = load_optional(dir, "tokenizer_config.json", &config, err);
-    if (!rc) rc = load_optional(dir, "special_tokens_map.json", &smap, err);
+    if (!rc) rc = load_docs(dir, &d, err);
     sd_free(dir);
     int64_t m = 0;
     if (!rc) rc = max_id(vocab, json_is_array(added) ? added : NULL, NULL, NULL, &m, path, err);
-    if (!rc) rc = builder_alloc(&b, (int32_t)(m + 1), err);
+    if (!rc) rc = builder_alloc(&b, (int32_t)(m + 1), o, err);
     if (!rc) {
         put_vocab(&b, vocab);
         size_t i;
@@ -405,8 +481,9 @@ int32_t sd_tokenizer_from_hf_json(const char *path, sd_tokenizer **out, sd_error
                       added_type(json_is_true(json_object_get(v, "special")), s, strlen(s)));
         }
         b.ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
-        read_specials(&b, config, smap);
-        rc = hf_pre(&b, json_object_get(root, "pre_tokenizer"), path, err);
+        rc = read_specials(&b, &d, x, err);
+        if (!rc && o && o->pre) b.pre = o->pre;
+        else if (!rc) rc = hf_pre(&b, json_object_get(root, "pre_tokenizer"), path, err);
     }
     if (!rc) {
         json_t *norm = json_object_get(root, "normalizer");
@@ -455,13 +532,26 @@ int32_t sd_tokenizer_from_hf_json(const char *path, sd_tokenizer **out, sd_error
     if (!rc) rc = build(&b, out, err);
     builder_free(&b);
     json_decref(root);
-    json_decref(config);
-    json_decref(smap);
+    docs_free(&d);
     return rc;
 }
 
+int32_t sd_tokenizer_from_hf_json(const char *path, sd_tokenizer **out, sd_error *err) {
+    if (!path || !out) return sd_fail(err, SMDIFF_E_INVAL, "NULL argument");
+    return hf_json(path, NULL, out, NULL, err);
+}
+
 int32_t sd_tokenizer_from_hf_dir(const char *dir, sd_tokenizer **out, sd_error *err) {
+    return sd_tokenizer_from_hf(dir, NULL, out, NULL, err);
+}
+
+int32_t sd_tokenizer_from_hf(const char *dir, const sd_hf_opts *opts, sd_tokenizer **out, sd_hf_extras *extras,
+                             sd_error *err) {
     if (!dir || !out) return sd_fail(err, SMDIFF_E_INVAL, "NULL argument");
+    if (extras) {
+        memset(extras, 0, sizeof *extras);
+        extras->unk_id = extras->sep_id = extras->cls_id = extras->add_eos = -1;
+    }
     static const char *const layouts[][2] = {
         {"vocab.json", "merges.txt"},
         {"encoder.json", "vocab.bpe"},
@@ -469,7 +559,7 @@ int32_t sd_tokenizer_from_hf_dir(const char *dir, sd_tokenizer **out, sd_error *
     char *p = sd_path_join(dir, "tokenizer.json");
     if (!p) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
     if (file_exists(p)) {
-        int32_t rc = sd_tokenizer_from_hf_json(p, out, err);
+        int32_t rc = hf_json(p, opts, out, extras, err);
         sd_free(p);
         return rc;
     }
@@ -479,7 +569,7 @@ int32_t sd_tokenizer_from_hf_dir(const char *dir, sd_tokenizer **out, sd_error *
         int32_t rc = SMDIFF_E_NOT_FOUND;
         if (!v || !m) rc = sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
         else if (file_exists(v) && file_exists(m))
-            rc = sd_tokenizer_from_hf_files(v, m, dir, NULL, out, err);
+            rc = hf_files(v, m, dir, opts, out, extras, err);
         sd_free(v);
         sd_free(m);
         if (rc != SMDIFF_E_NOT_FOUND) return rc;

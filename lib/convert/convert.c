@@ -12,11 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "convert/convert.h"
 #include "core/alloc.h"
-#include "io/convert.h"
 #include "io/safetensors.h"
-
-enum { TOK_NORMAL = 1, TOK_CONTROL = 3, TOK_USER_DEFINED = 4, TOK_UNUSED = 5 };
+#include "text/tokenizer.h"
 
 /* llama.cpp's LlamaFileType values for general.file_type. */
 static uint32_t file_type_of(uint32_t t) {
@@ -66,300 +65,41 @@ static double cfg_num(const json_t *cfg, const char *key, double dflt) {
 
 /* ------------------------------------------------------------ vocabulary */
 
-typedef struct {
-    uint64_t n;
-    char **tok;      /* NULL = id not in any file */
-    uint8_t *kind;   /* 0, or TOK_CONTROL / TOK_USER_DEFINED for added tokens */
-} vocab;
-
-static void vocab_free(vocab *v) {
-    if (v->tok)
-        for (uint64_t i = 0; i < v->n; i++) sd_free(v->tok[i]);
-    sd_free(v->tok);
-    sd_free(v->kind);
-}
-
-static int32_t vocab_set(vocab *v, const char *what, const char *s, json_int_t id, uint8_t kind, sd_error *err) {
-    if (id < 0 || (uint64_t)id >= v->n)
-        return sd_fail(err, SMDIFF_E_FORMAT, "convert: %s: token '%.80s' has id %" JSON_INTEGER_FORMAT
-                       " outside the vocabulary size %" PRIu64, what, s, id, v->n);
-    char *c = sd_strdup(s);
-    if (!c) return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-    sd_free(v->tok[id]);
-    v->tok[id] = c;
-    if (kind) v->kind[id] = kind;
-    return SMDIFF_OK;
-}
-
-/* Id of a token text: added tokens first (as llama.cpp looks specials up
- * among added tokens), then the whole vocabulary; -1 if absent. */
-static int64_t vocab_find(const vocab *v, const char *s) {
-    for (uint64_t i = 0; i < v->n; i++)
-        if (v->kind[i] && v->tok[i] && strcmp(v->tok[i], s) == 0) return (int64_t)i;
-    for (uint64_t i = 0; i < v->n; i++)
-        if (v->tok[i] && strcmp(v->tok[i], s) == 0) return (int64_t)i;
-    return -1;
-}
-
-/* merges.txt: skip a leading "#version" line and blank lines; each line is
- * two space-separated parts, stored as "a b". */
-static int32_t read_merges_txt(const char *path, char ***out, uint64_t *n_out, sd_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sd_fail(err, SMDIFF_E_IO, "convert: cannot open '%s'", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = len >= 0 ? sd_malloc((size_t)len + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        fclose(f);
-        sd_free(buf);
-        return sd_fail(err, SMDIFF_E_IO, "convert: cannot read '%s'", path);
-    }
-    fclose(f);
-    buf[len] = '\0';
-    uint64_t cap = 1;
-    for (long i = 0; i < len; i++) cap += buf[i] == '\n';
-    char **m = sd_calloc((size_t)cap, sizeof *m);
-    if (!m) {
-        sd_free(buf);
-        return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-    }
-    uint64_t n = 0, line_no = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), line_no++) {
-        size_t l = strlen(line);
-        while (l && (line[l - 1] == '\r' || line[l - 1] == ' ' || line[l - 1] == '\t')) line[--l] = '\0';
-        if (l == 0 || (line_no == 0 && line[0] == '#')) continue;
-        char *sp = strchr(line, ' ');
-        if (!sp || sp == line || !sp[1] || strchr(sp + 1, ' ')) {
-            for (uint64_t i = 0; i < n; i++) sd_free(m[i]);
-            sd_free(m);
-            sd_free(buf);
-            return sd_fail(err, SMDIFF_E_FORMAT, "convert: '%s' line %" PRIu64 ": not two space-separated parts", path,
-                           line_no + 1);
-        }
-        if (!(m[n++] = sd_strdup(line))) {
-            for (uint64_t i = 0; i < n - 1; i++) sd_free(m[i]);
-            sd_free(m);
-            sd_free(buf);
-            return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-        }
-    }
-    sd_free(buf);
-    *out = m;
-    *n_out = n;
-    return SMDIFF_OK;
-}
-
-/* tokenizer.json model.merges: "a b" strings or ["a", "b"] pairs. */
-static int32_t merges_from_json(const json_t *arr, char ***out, uint64_t *n_out, sd_error *err) {
-    size_t n = json_array_size(arr);
-    char **m = sd_calloc(n ? n : 1, sizeof *m);
-    if (!m) return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-    for (size_t i = 0; i < n; i++) {
-        const json_t *e = json_array_get(arr, i);
-        char *s = NULL;
-        if (json_is_string(e)) {
-            s = sd_strdup(json_string_value(e));
-        } else if (json_is_array(e) && json_array_size(e) == 2 && json_is_string(json_array_get(e, 0)) &&
-                   json_is_string(json_array_get(e, 1))) {
-            const char *a = json_string_value(json_array_get(e, 0)), *b = json_string_value(json_array_get(e, 1));
-            s = sd_malloc(strlen(a) + strlen(b) + 2);
-            if (s) sprintf(s, "%s %s", a, b);
-        } else {
-            for (size_t k = 0; k < i; k++) sd_free(m[k]);
-            sd_free(m);
-            return sd_fail(err, SMDIFF_E_FORMAT, "convert: tokenizer.json merge %zu is neither \"a b\" nor [a, b]", i);
-        }
-        if (!s) {
-            for (size_t k = 0; k < i; k++) sd_free(m[k]);
-            sd_free(m);
-            return sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-        }
-        m[i] = s;
-    }
-    *out = m;
-    *n_out = n;
-    return SMDIFF_OK;
-}
-
-static const char *token_text(const json_t *entry) {
-    if (json_is_string(entry)) return json_string_value(entry);
-    if (json_is_object(entry)) return json_string_value(json_object_get(entry, "content"));
-    return NULL;
-}
-
 int32_t sd_convert_vocab(const char *dir, uint64_t vocab_size, const char *pre, int force_add_bos, sd_gguf_writer *w,
                          sd_error *err) {
     if (!dir || !w || !pre || vocab_size == 0 || vocab_size > (1u << 24))
         return sd_fail(err, SMDIFF_E_INVAL, "convert: bad vocabulary arguments (size %" PRIu64 ")", vocab_size);
-    json_t *vj = NULL, *tj = NULL, *aj = NULL, *tc = NULL, *cfg = NULL;
-    vocab v = {vocab_size, sd_calloc((size_t)vocab_size, sizeof(char *)), sd_calloc((size_t)vocab_size, 1)};
-    char **merges = NULL;
-    uint64_t n_merges = 0;
-    const char **toks = NULL;
-    int32_t *types = NULL;
-    char **pads = NULL;
-    int32_t rc;
-    if (!v.tok || !v.kind) {
-        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-        goto done;
+    /* The tokenizer's own loader reads the files, padded to the model's
+     * rows. Its split rule plays no part here (only the vocabulary, the
+     * types, merges and special ids are written), so a name smdiff does not
+     * implement, as llama.cpp's "default", is recorded as given while the
+     * files are read with GPT-2's rule. */
+    sd_hf_opts o = {sd_tokenizer_pre_known(pre) ? pre : "gpt2", (int32_t)vocab_size};
+    sd_hf_extras x;
+    sd_tokenizer *t = NULL;
+    sd_error e = {0};
+    int32_t rc = sd_tokenizer_from_hf(dir, &o, &t, &x, &e);
+    if (rc) {
+        sd_hf_extras_free(&x);
+        return sd_fail(err, rc, "convert: tokenizer of '%s': %s", dir, e.msg);
     }
-    if ((rc = load_json(dir, "vocab.json", 0, &vj, err))) goto done;
-    if ((rc = load_json(dir, "tokenizer.json", 0, &tj, err))) goto done;
-    if ((rc = load_json(dir, "added_tokens.json", 0, &aj, err))) goto done;
-    if ((rc = load_json(dir, "tokenizer_config.json", 0, &tc, err))) goto done;
-    if ((rc = load_json(dir, "config.json", 0, &cfg, err))) goto done;
-    const char *key;
-    json_t *val;
-    /* Base vocabulary: vocab.json, else tokenizer.json's model.vocab. */
-    const json_t *base = vj ? vj : json_object_get(json_object_get(tj, "model"), "vocab");
-    if (!json_is_object(base)) {
-        rc = sd_fail(err, SMDIFF_E_IO, "convert: '%s' has neither vocab.json nor a tokenizer.json with model.vocab", dir);
-        goto done;
-    }
-    json_object_foreach((json_t *)base, key, val) {
-        if (!json_is_integer(val)) {
-            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: vocabulary entry '%.80s' has no integer id", key);
-            goto done;
-        }
-        if ((rc = vocab_set(&v, "vocab", key, json_integer_value(val), 0, err))) goto done;
-    }
-    /* Added tokens. Without decoder information llama.cpp treats them as control. */
-    if (aj) {
-        json_object_foreach(aj, key, val) {
-            if (!json_is_integer(val)) {
-                rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: added_tokens.json entry '%.80s' has no integer id", key);
-                goto done;
-            }
-            if ((rc = vocab_set(&v, "added_tokens.json", key, json_integer_value(val), TOK_CONTROL, err))) goto done;
-        }
-    }
-    const json_t *tj_added = json_object_get(tj, "added_tokens");
-    for (size_t i = 0; i < json_array_size(tj_added); i++) {
-        const json_t *e = json_array_get(tj_added, i);
-        const json_t *id = json_object_get(e, "id");
-        const char *content = json_string_value(json_object_get(e, "content"));
-        if (!json_is_integer(id) || !content) {
-            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: tokenizer.json added_tokens[%zu] lacks id or content", i);
-            goto done;
-        }
-        uint8_t kind = json_is_true(json_object_get(e, "special")) ? TOK_CONTROL : TOK_USER_DEFINED;
-        if ((rc = vocab_set(&v, "tokenizer.json added_tokens", content, json_integer_value(id), kind, err))) goto done;
-    }
-    const json_t *dec = json_object_get(tc, "added_tokens_decoder");
-    if (json_is_object(dec)) {
-        json_object_foreach((json_t *)dec, key, val) {
-            char *end;
-            long long id = strtoll(key, &end, 10);
-            const char *content = json_string_value(json_object_get(val, "content"));
-            if (*end || end == key || !content) {
-                rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: tokenizer_config.json added_tokens_decoder['%.40s'] is malformed",
-                             key);
-                goto done;
-            }
-            uint8_t kind = json_is_true(json_object_get(val, "special")) ? TOK_CONTROL : TOK_USER_DEFINED;
-            if ((rc = vocab_set(&v, "added_tokens_decoder", content, (json_int_t)id, kind, err))) goto done;
-        }
-    }
-    /* Merges. */
-    char *mp = sd_path_join(dir, "merges.txt");
-    if (!mp) {
-        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-        goto done;
-    }
-    if (access(mp, F_OK) == 0) {
-        rc = read_merges_txt(mp, &merges, &n_merges, err);
-    } else {
-        const json_t *jm = json_object_get(json_object_get(tj, "model"), "merges");
-        rc = json_is_array(jm) ? merges_from_json(jm, &merges, &n_merges, err)
-                               : sd_fail(err, SMDIFF_E_IO, "convert: '%s' has neither merges.txt nor tokenizer.json merges", dir);
-    }
-    sd_free(mp);
-    if (rc) goto done;
-
-    /* Token list and types, padded to vocab_size as llama.cpp does. */
-    toks = sd_calloc((size_t)vocab_size, sizeof *toks);
-    types = sd_calloc((size_t)vocab_size, sizeof *types);
-    pads = sd_calloc((size_t)vocab_size, sizeof *pads);
-    if (!toks || !types || !pads) {
-        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-        goto done;
-    }
-    for (uint64_t i = 0; i < vocab_size; i++) {
-        if (v.tok[i]) {
-            toks[i] = v.tok[i];
-            types[i] = v.kind[i] ? v.kind[i] : TOK_NORMAL;
-        } else {
-            char tmp[32];
-            snprintf(tmp, sizeof tmp, "[PAD%" PRIu64 "]", i);
-            if (!(pads[i] = sd_strdup(tmp))) {
-                rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-                goto done;
-            }
-            toks[i] = pads[i];
-            types[i] = TOK_UNUSED;
-        }
-    }
-    if ((rc = sd_gguf_set_str(w, "tokenizer.ggml.model", "gpt2")) || (rc = sd_gguf_set_str(w, "tokenizer.ggml.pre", pre)) ||
-        (rc = sd_gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, vocab_size)) ||
-        (rc = sd_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, vocab_size)) ||
-        (rc = sd_gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, n_merges))) {
-        sd_error_forward(err, sd_gguf_writer_error(w));
-        goto done;
-    }
-    /* Special tokens: tokenizer_config.json's text, else config.json's id. */
-    static const struct {
-        const char *typ, *key;
-    } specials[] = {
-        {"bos", "tokenizer.ggml.bos_token_id"},     {"eos", "tokenizer.ggml.eos_token_id"},
-        {"unk", "tokenizer.ggml.unknown_token_id"}, {"sep", "tokenizer.ggml.seperator_token_id"},
-        {"pad", "tokenizer.ggml.padding_token_id"}, {"cls", "tokenizer.ggml.cls_token_id"},
-        {"mask", "tokenizer.ggml.mask_token_id"},
-    };
-    for (size_t s = 0; s < sizeof specials / sizeof specials[0]; s++) {
-        char k[32];
-        snprintf(k, sizeof k, "%s_token", specials[s].typ);
-        const char *text = token_text(json_object_get(tc, k));
-        int64_t id = text ? vocab_find(&v, text) : -1;
-        if (id < 0) {
-            snprintf(k, sizeof k, "%s_token_id", specials[s].typ);
-            const json_t *j = json_object_get(cfg, k);
-            if (json_is_integer(j)) id = (int64_t)json_integer_value(j);
-        }
-        if (id < 0) continue;
-        if ((uint64_t)id >= vocab_size) {
-            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: %s token id %" PRId64 " outside the vocabulary (%" PRIu64 ")",
-                         specials[s].typ, id, vocab_size);
-            goto done;
-        }
-        if ((rc = sd_gguf_set_u32(w, specials[s].key, (uint32_t)id))) {
-            sd_error_forward(err, sd_gguf_writer_error(w));
-            goto done;
-        }
-    }
-    const json_t *ab = json_object_get(tc, "add_bos_token");
-    if (force_add_bos >= 0) rc = sd_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", force_add_bos);
-    else if (json_is_boolean(ab)) rc = sd_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", json_is_true(ab));
-    const json_t *ae = json_object_get(tc, "add_eos_token");
-    if (!rc && json_is_boolean(ae)) rc = sd_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", json_is_true(ae));
-    const json_t *ct = json_object_get(tc, "chat_template");
-    if (!rc && json_is_string(ct)) rc = sd_gguf_set_str(w, "tokenizer.chat_template", json_string_value(ct));
-    if (rc) sd_error_forward(err, sd_gguf_writer_error(w));
-done:
-    if (pads)
-        for (uint64_t i = 0; i < vocab_size; i++) sd_free(pads[i]);
-    sd_free(pads);
-    sd_free(toks);
-    sd_free(types);
-    for (uint64_t i = 0; i < n_merges; i++) sd_free(merges[i]);
-    sd_free(merges);
-    vocab_free(&v);
-    json_decref(vj);
-    json_decref(tj);
-    json_decref(aj);
-    json_decref(tc);
-    json_decref(cfg);
+    if ((uint64_t)sd_tokenizer_n_vocab(t) > vocab_size)
+        rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: the tokenizer names token id %d, outside the vocabulary size %" PRIu64,
+                     (int)sd_tokenizer_n_vocab(t) - 1, vocab_size);
+    if (!rc) rc = sd_tokenizer_to_gguf(t, w, err);
+    /* what the files say beyond the tokenizer itself */
+    static const char *const keys[3] = {"tokenizer.ggml.unknown_token_id", "tokenizer.ggml.seperator_token_id",
+                                        "tokenizer.ggml.cls_token_id"};
+    const int32_t ids[3] = {x.unk_id, x.sep_id, x.cls_id};
+    int32_t r = rc ? rc : sd_gguf_set_str(w, "tokenizer.ggml.pre", pre);
+    for (int i = 0; i < 3 && !r; i++)
+        if (ids[i] >= 0) r = sd_gguf_set_u32(w, keys[i], (uint32_t)ids[i]);
+    if (!r && force_add_bos >= 0) r = sd_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", force_add_bos);
+    if (!r && x.add_eos >= 0) r = sd_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", x.add_eos);
+    if (!r && x.chat_template) r = sd_gguf_set_str(w, "tokenizer.chat_template", x.chat_template);
+    if (r && !rc) rc = sd_error_forward(err, sd_gguf_writer_error(w));
+    sd_hf_extras_free(&x);
+    sd_tokenizer_free(t);
     return rc;
 }
 

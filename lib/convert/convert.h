@@ -7,8 +7,8 @@
  * tensors stay F32), so one loader handles both; docs/FORMATS.md lists the
  * mapping and the few keys where we differ.
  */
-#ifndef SD_IO_CONVERT_H
-#define SD_IO_CONVERT_H
+#ifndef SD_CONVERT_CONVERT_H
+#define SD_CONVERT_CONVERT_H
 
 #include <stdint.h>
 
@@ -33,13 +33,15 @@ typedef struct sd_convert_opts {
  * SMDIFF_E_INVAL for a bad out_type. */
 int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert_opts *opts, sd_error *err);
 
-/* The tokenizer part alone: read vocab.json + merges.txt (or tokenizer.json),
- * added_tokens.json, tokenizer_config.json and config.json from hf_dir and
- * set tokenizer.ggml.* on w: vocab_size tokens (ids missing from the files
- * become "[PAD<id>]" of type UNUSED), token types (1 normal, 3 control =
- * special added token, 4 user-defined = non-special added token, 5 unused),
- * merges, special token ids, add_bos/eos flags, chat template.
- * force_add_bos >= 0 overrides tokenizer_config's add_bos_token. */
+/* The tokenizer part alone: load hf_dir's tokenizer files with the text
+ * layer's Hugging Face loader (text/tokenizer.h, the one parser of those
+ * files) padded to vocab_size, and set tokenizer.ggml.* on w: the tokens
+ * (ids missing from the files are "[PAD<id>]" of type UNUSED), token types
+ * (1 normal, 3 control = an added token that is special or looks special,
+ * <|...|>, 4 user-defined = any other added token, 5 unused), merges,
+ * special token ids, add_bos/eos flags, the chat template; pre is written
+ * as tokenizer.ggml.pre. force_add_bos >= 0 overrides tokenizer_config's
+ * add_bos_token. */
 int32_t sd_convert_vocab(const char *hf_dir, uint64_t vocab_size, const char *pre, int force_add_bos,
                          sd_gguf_writer *w, sd_error *err);
 
