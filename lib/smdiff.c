@@ -304,18 +304,6 @@ SMDIFF_API int32_t smdiff_softmask_create(smdiff_softmask **out) {
     return SMDIFF_OK;
 }
 
-/* One stored SM parameter: absent keys keep the default; a present key of
- * the wrong type or out of bounds is a format error. */
-static int32_t softmask_meta_double(const smdiff_model *m, smdiff_softmask *sm, const char *key,
-                                    int32_t opt) {
-    if (sd_gguf_find_key(m->gguf, key) < 0) return SMDIFF_OK;
-    double v;
-    sd_error e = {0};
-    if (sd_gguf_get_f64(m->gguf, key, &v, &e) || sd_option_set_double(&sd_softmask_options, sm->opt, opt, v, &e))
-        return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: %s", key, e.msg);
-    return SMDIFF_OK;
-}
-
 SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *m,
                                                      smdiff_softmask **out) {
     int32_t rc = require_loaded(m, "smdiff_softmask_create_from_model");
@@ -323,42 +311,10 @@ SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *m,
     REQUIRE(out, NULL, "smdiff_softmask_create_from_model: out is NULL");
     smdiff_softmask *sm;
     if ((rc = smdiff_softmask_create(&sm))) return rc;
-    sd_error e = {0};
-    const char *kk = "smdiff.softmask.k";
-    if (sd_gguf_find_key(m->gguf, kk) >= 0) {
-        int64_t k;
-        if (sd_gguf_get_i64(m->gguf, kk, &k, &e) || sd_option_set_int(&sd_softmask_options, sm->opt, SMDIFF_SM_TOPK, k, &e)) {
-            smdiff_softmask_free(sm);
-            return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: %s", kk, e.msg);
-        }
+    if ((rc = sd_softmask_from_model(m, sm, NULL))) {
+        smdiff_softmask_free(sm);
+        return rc;
     }
-    const char *km = "smdiff.softmask.mode";
-    if (sd_gguf_find_key(m->gguf, km) >= 0) {
-        sd_gguf_str str;
-        int64_t mode = -1;
-        if (sd_gguf_get_str(m->gguf, km, &str, &e) == SMDIFF_OK) {
-            static const char *names[] = {"off", "entropy", "constant"};
-            for (int i = 0; i < 3; i++)
-                if (str.len == strlen(names[i]) && !memcmp(str.ptr, names[i], str.len)) mode = i;
-        } else if (sd_gguf_get_i64(m->gguf, km, &mode, &e) != SMDIFF_OK) {
-            mode = -1;
-        }
-        if (mode < 0 || sd_option_set_int(&sd_softmask_options, sm->opt, SMDIFF_SM_MODE, mode, &e)) {
-            smdiff_softmask_free(sm);
-            return sd_fail(NULL, SMDIFF_E_FORMAT, "model metadata %s: expected \"off\", \"entropy\" or \"constant\"", km);
-        }
-    }
-    static const struct { const char *key; int32_t opt; } dkeys[] = {
-        {"smdiff.softmask.scale", SMDIFF_SM_SCALE},
-        {"smdiff.softmask.steepness", SMDIFF_SM_STEEPNESS},
-        {"smdiff.softmask.centre", SMDIFF_SM_CENTRE},
-        {"smdiff.softmask.constant_lambda", SMDIFF_SM_CONSTANT_LAMBDA},
-    };
-    for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
-        if ((rc = softmask_meta_double(m, sm, dkeys[i].key, dkeys[i].opt))) {
-            smdiff_softmask_free(sm);
-            return rc;
-        }
     *out = sm;
     return SMDIFF_OK;
 }
@@ -461,12 +417,16 @@ SMDIFF_API void smdiff_sampler_free(smdiff_sampler *s) {
 
 SMDIFF_API int32_t smdiff_sampler_set_int(smdiff_sampler *s, int32_t key, int64_t value) {
     REQUIRE(s, ERR_OF(s), "smdiff_sampler_set_int: sampler is NULL");
-    return sd_option_set_int(&sd_sampler_options, s->opt, key, value, &s->err);
+    int32_t rc = sd_option_set_int(&sd_sampler_options, s->opt, key, value, &s->err);
+    if (!rc) s->opt_set |= 1ull << SD_OPT_SLOT(key);
+    return rc;
 }
 
 SMDIFF_API int32_t smdiff_sampler_set_double(smdiff_sampler *s, int32_t key, double value) {
     REQUIRE(s, ERR_OF(s), "smdiff_sampler_set_double: sampler is NULL");
-    return sd_option_set_double(&sd_sampler_options, s->opt, key, value, &s->err);
+    int32_t rc = sd_option_set_double(&sd_sampler_options, s->opt, key, value, &s->err);
+    if (!rc) s->opt_set |= 1ull << SD_OPT_SLOT(key);
+    return rc;
 }
 
 SMDIFF_API int32_t smdiff_sampler_get_int(const smdiff_sampler *s, int32_t key, int64_t *out) {
@@ -508,6 +468,7 @@ SMDIFF_API int32_t smdiff_sampler_get_strategy(const smdiff_sampler *s, const ch
 SMDIFF_API int32_t smdiff_sampler_set_softmask(smdiff_sampler *s, const smdiff_softmask *sm) {
     REQUIRE(s && sm, ERR_OF(s), "smdiff_sampler_set_softmask: NULL argument");
     memcpy(s->softmask.opt, sm->opt, sizeof s->softmask.opt);
+    s->softmask_set = 1;
     return SMDIFF_OK;
 }
 
@@ -538,8 +499,12 @@ SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model 
     REQUIRE(m && (prompt || n_prompt == 0) && COUNT_OK(n_prompt) && out && n_out, &s->err,
             "smdiff_generate_tokens: invalid argument");
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_tokens: model is not loaded");
+    sd_sampler_saved saved;
+    int32_t rc = sd_sampler_resolve(s, m, (int64_t)n_prompt, &saved);
+    if (rc) return rc;
     size_t n = 0;
-    int32_t rc = sd_generate_model(s, m, prompt, n_prompt, out, capacity, &n);
+    rc = sd_generate_model(s, m, prompt, n_prompt, out, capacity, &n);
+    sd_sampler_restore(s, &saved);
     if (rc == SMDIFF_OK) *n_out = n;
     return rc;
 }
@@ -553,6 +518,8 @@ static uint64_t text_request_key(const smdiff_sampler *s, const smdiff_model *m,
     for (; *p; p++) h = (h ^ *p) * 1099511628211ull;
     h = (h ^ (uint64_t)(uintptr_t)m) * 1099511628211ull;
     h = (h ^ (uint64_t)chat) * 1099511628211ull;
+    h = (h ^ s->opt_set) * 1099511628211ull;
+    h = (h ^ (uint64_t)s->softmask_set) * 1099511628211ull;
     const unsigned char *o = (const unsigned char *)s->opt;
     for (size_t i = 0; i < sizeof s->opt; i++) h = (h ^ o[i]) * 1099511628211ull;
     const unsigned char *so = (const unsigned char *)s->softmask.opt;

@@ -223,7 +223,11 @@ int cmd_generate(int argc, char **argv) {
         ret = cli_fail("--strategy", rc, smdiff_sampler_last_error(s));
         goto done;
     }
-    if ((rc = smdiff_softmask_create_from_model(m, &sm))) {
+    /* Soft-masking: the sampler uses the model's own schedule unless one is
+     * set; a --softmask/--sm-* flag changes that schedule. */
+    int sm_flags = sm_mode || sm_k >= 0 || sm_scale != UNSET || sm_steep != UNSET || sm_centre != UNSET ||
+                   sm_lambda != UNSET;
+    if (sm_flags && (rc = smdiff_softmask_create_from_model(m, &sm))) {
         ret = cli_fail("soft-mask parameters", rc, smdiff_last_error());
         goto done;
     }
@@ -256,7 +260,7 @@ int cmd_generate(int argc, char **argv) {
         ret = cli_fail("--sm-k", rc, smdiff_softmask_last_error(sm));
         goto done;
     }
-    smdiff_sampler_set_softmask(s, sm);
+    if (sm) smdiff_sampler_set_softmask(s, sm);
 
     /* Prompt ids: given, or the text tokenized (in the chat template). */
     int32_t n_ids = 0;

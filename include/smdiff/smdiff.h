@@ -435,14 +435,24 @@ SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float
  *
  * A sampler runs the denoising loop for one request at a time. It owns its
  * workspace and its random stream, and holds a copy of a soft-mask
- * schedule. It is not tied to a model: pass the model to each generate
- * call. One sampler per thread; many samplers can share one model.
+ * schedule once one is set. It is not tied to a model: pass the model to
+ * each generate call. One sampler per thread; many samplers can share one
+ * model.
+ *
+ * Defaults that depend on the model are settled at each run, for options
+ * the caller did not set: the schedule is the model's stored one
+ * (smdiff_softmask_create_from_model) until smdiff_sampler_set_softmask is
+ * called; gen_length is its default clamped to the context left after the
+ * prompt; steps is its default, at most that gen_length. The getters report
+ * the options as set (or their defaults), not the settled values.
  */
 typedef struct smdiff_sampler smdiff_sampler;
 
 /* Sampler options. */
-#define SMDIFF_SAMPLER_STEPS        300  /* int 1..1048576, default 64: denoising steps */
-#define SMDIFF_SAMPLER_GEN_LENGTH   301  /* int 1..1048576, default 128: tokens to generate */
+#define SMDIFF_SAMPLER_STEPS        300  /* int 1..1048576, default 64 (at most gen_length):
+                                            denoising steps */
+#define SMDIFF_SAMPLER_GEN_LENGTH   301  /* int 1..1048576, default 128 (at most the context
+                                            left after the prompt): tokens to generate */
 #define SMDIFF_SAMPLER_BLOCK_LENGTH 302  /* int 0..1048576, default 0 = one block (gen_length) */
 #define SMDIFF_SAMPLER_TEMPERATURE  303  /* double [0,100], default 0 = greedy */
 #define SMDIFF_SAMPLER_TOP_K        304  /* int 0..1048576, default 0 = off */
@@ -458,7 +468,7 @@ typedef struct smdiff_sampler smdiff_sampler;
 #define SMDIFF_SAMPLER_OPT_LAST_   311
 
 /* Create a sampler with default options, the "maskgit_plus" strategy and
- * the default soft-mask schedule. Thread-safe. */
+ * no schedule of its own (a run uses the model's). Thread-safe. */
 SMDIFF_API int32_t smdiff_sampler_create(smdiff_sampler **out);
 
 /* Free a sampler. Accepts NULL. */
@@ -489,7 +499,7 @@ SMDIFF_API int32_t smdiff_sampler_get_strategy(const smdiff_sampler *sampler,
                                                const char **out);
 
 /* Copy a schedule into the sampler (the caller keeps and may free its
- * schedule). */
+ * schedule); from now on runs use it instead of the model's own. */
 SMDIFF_API int32_t smdiff_sampler_set_softmask(smdiff_sampler *sampler,
                                                const smdiff_softmask *sm);
 
@@ -516,16 +526,20 @@ SMDIFF_API int32_t smdiff_sampler_set_abort_callback(smdiff_sampler *sampler,
 /* Detailed message of the last failure on this sampler; "" if none. */
 SMDIFF_API const char *smdiff_sampler_last_error(const smdiff_sampler *sampler);
 
-/* Generate gen_length tokens after a prompt of token ids.
+/* Generate gen_length tokens after prompt[n_prompt], token ids (gen_length
+ * and steps settled as the sampler section says).
  * out receives the generated ids only (not the prompt); capacity is its
  * length. *n_out receives how many were written: gen_length, or fewer
  * when generation stopped at EOS (the EOS itself is not counted).
  * Errors: SMDIFF_E_INVAL for an empty prompt, steps > gen_length, a
  * block_length that does not divide gen_length or steps that are not a
  * multiple of the number of blocks; SMDIFF_E_RANGE for prompt ids outside
- * the vocabulary or prompt + gen_length beyond the context; SMDIFF_E_BUFFER
- * if capacity < gen_length; SMDIFF_E_NOT_FOUND if the strategy is no longer
- * registered; SMDIFF_E_ABORTED from the callbacks (docs/DECODING.md).
+ * the vocabulary, a gen_length set that does not fit the context after the
+ * prompt, or a prompt that fills it (the message names the limit);
+ * SMDIFF_E_FORMAT for malformed soft-mask metadata in the model (when no
+ * schedule was set); SMDIFF_E_BUFFER if capacity < gen_length;
+ * SMDIFF_E_NOT_FOUND if the strategy is no longer registered;
+ * SMDIFF_E_ABORTED from the callbacks (docs/DECODING.md).
  * Thread-safe for distinct samplers sharing one model. */
 SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *sampler, const smdiff_model *model,
                                           const int32_t *prompt, size_t n_prompt,

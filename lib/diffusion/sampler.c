@@ -1,3 +1,6 @@
+#include <string.h>
+
+#include "nn/model.h"
 #include "sampler.h"
 
 static const sd_option_def defs[] = {
@@ -19,3 +22,37 @@ const sd_option_table sd_sampler_options = {defs,
                                             (int32_t)(sizeof defs / sizeof defs[0])};
 
 _Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_SAMPLER_OPT_LAST_ - SMDIFF_SAMPLER_OPT_FIRST_ + 1, "one entry per option");
+
+#define SET_BY_CALLER(s, key) (((s)->opt_set >> SD_OPT_SLOT(key)) & 1)
+
+int32_t sd_sampler_resolve(struct smdiff_sampler *s, const struct smdiff_model *m, int64_t n_prompt,
+                           sd_sampler_saved *saved) {
+    struct smdiff_softmask sm = s->softmask;
+    if (!s->softmask_set) {
+        int32_t rc = sd_softmask_from_model(m, &sm, &s->err);
+        if (rc) return rc;
+    }
+    const int64_t ctx = m->w.hp.n_ctx, room = ctx - n_prompt;
+    sd_optval *o = s->opt;
+    int64_t G = o[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i;
+    if (SET_BY_CALLER(s, SMDIFF_SAMPLER_GEN_LENGTH) && G > room)
+        return sd_fail(&s->err, SMDIFF_E_RANGE, "prompt (%lld) + gen_length (%lld) exceeds the context of %lld: "
+                       "at most %lld tokens fit after this prompt", (long long)n_prompt, (long long)G, (long long)ctx,
+                       (long long)(room > 0 ? room : 0));
+    if (room < 1)
+        return sd_fail(&s->err, SMDIFF_E_RANGE, "the prompt (%lld tokens) fills the context of %lld: no room to "
+                       "generate", (long long)n_prompt, (long long)ctx);
+    memcpy(saved->opt, s->opt, sizeof saved->opt);
+    saved->softmask = s->softmask;
+    if (G > room) G = room; /* not set by the caller: the default, clamped */
+    o[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i = G;
+    if (!SET_BY_CALLER(s, SMDIFF_SAMPLER_STEPS) && o[SD_OPT_SLOT(SMDIFF_SAMPLER_STEPS)].i > G)
+        o[SD_OPT_SLOT(SMDIFF_SAMPLER_STEPS)].i = G;
+    memcpy(s->softmask.opt, sm.opt, sizeof sm.opt);
+    return SMDIFF_OK;
+}
+
+void sd_sampler_restore(struct smdiff_sampler *s, const sd_sampler_saved *saved) {
+    memcpy(s->opt, saved->opt, sizeof s->opt);
+    memcpy(s->softmask.opt, saved->softmask.opt, sizeof s->softmask.opt);
+}

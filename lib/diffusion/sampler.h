@@ -7,10 +7,14 @@
 #include "smdiff/smdiff.h"
 #include "softmask.h"
 
+#define SD_SAMPLER_N_OPT (SMDIFF_SAMPLER_OPT_LAST_ - SMDIFF_SAMPLER_OPT_FIRST_ + 1)
+
 struct smdiff_sampler {
-    sd_optval opt[SMDIFF_SAMPLER_OPT_LAST_ - SMDIFF_SAMPLER_OPT_FIRST_ + 1];
+    sd_optval opt[SD_SAMPLER_N_OPT];
+    uint64_t opt_set;        /* bit SD_OPT_SLOT(key): the caller set that option */
     char strategy[64];
     struct smdiff_softmask softmask;
+    int32_t softmask_set;    /* the caller chose the schedule (else the model's is used) */
     smdiff_step_fn step_fn;
     void *step_ud;
     smdiff_abort_fn abort_fn;
@@ -31,5 +35,24 @@ struct smdiff_sampler {
 };
 
 extern const sd_option_table sd_sampler_options;
+
+/* What sd_sampler_resolve replaced, to put back after the run. */
+typedef struct sd_sampler_saved {
+    sd_optval opt[SD_SAMPLER_N_OPT];
+    struct smdiff_softmask softmask;
+} sd_sampler_saved;
+
+/* Settle the defaults the caller left for a run on model m after a prompt
+ * of n_prompt tokens, in s->opt and s->softmask (the previous values go to
+ * saved; sd_sampler_restore puts them back):
+ *  - no schedule set: the model's stored one (sd_softmask_from_model);
+ *  - gen_length not set: the default, clamped to the context left after the
+ *    prompt; set, it must fit (SMDIFF_E_RANGE naming the limit otherwise);
+ *  - steps not set: the default, at most gen_length.
+ * Errors are recorded on s->err; nothing is changed then. */
+struct smdiff_model;
+int32_t sd_sampler_resolve(struct smdiff_sampler *s, const struct smdiff_model *m, int64_t n_prompt,
+                           sd_sampler_saved *saved);
+void sd_sampler_restore(struct smdiff_sampler *s, const sd_sampler_saved *saved);
 
 #endif

@@ -1,5 +1,8 @@
 #include <math.h>
+#include <string.h>
 
+#include "io/gguf.h"
+#include "nn/model.h"
 #include "softmask.h"
 
 static const sd_option_def defs[] = {
@@ -72,4 +75,57 @@ void sd_softmask_mix(const float *embd, int64_t d, const float *e_mask, const in
         const float *row = embd + (int64_t)ids[i] * d;
         for (int64_t j = 0; j < d; j++) out[j] += w * row[j];
     }
+}
+
+/* ------------------------------------------------ a model's stored values */
+
+/* One stored SM parameter: absent keys keep the default; a present key of
+ * the wrong type or out of bounds is a format error. */
+static int32_t meta_double(const struct smdiff_model *m, struct smdiff_softmask *sm, const char *key,
+                           int32_t opt, sd_error *err) {
+    if (sd_gguf_find_key(m->gguf, key) < 0) return SMDIFF_OK;
+    double v;
+    sd_error e = {0};
+    if (sd_gguf_get_f64(m->gguf, key, &v, &e) || sd_option_set_double(&sd_softmask_options, sm->opt, opt, v, &e))
+        return sd_fail(err, SMDIFF_E_FORMAT, "model metadata %s: %s", key, e.msg);
+    return SMDIFF_OK;
+}
+
+int32_t sd_softmask_from_model(const struct smdiff_model *m, struct smdiff_softmask *sm, sd_error *err) {
+    sd_options_defaults(&sd_softmask_options, sm->opt);
+    sd_error e = {0};
+    const char *kk = "smdiff.softmask.k";
+    if (sd_gguf_find_key(m->gguf, kk) >= 0) {
+        int64_t k;
+        if (sd_gguf_get_i64(m->gguf, kk, &k, &e) || sd_option_set_int(&sd_softmask_options, sm->opt, SMDIFF_SM_TOPK, k, &e))
+            return sd_fail(err, SMDIFF_E_FORMAT, "model metadata %s: %s", kk, e.msg);
+    }
+    const char *km = "smdiff.softmask.mode";
+    if (sd_gguf_find_key(m->gguf, km) >= 0) {
+        sd_gguf_str str;
+        int64_t mode = -1;
+        if (sd_gguf_get_str(m->gguf, km, &str, &e) == SMDIFF_OK) {
+            static const char *names[] = {"off", "entropy", "constant"};
+            for (int i = 0; i < 3; i++)
+                if (str.len == strlen(names[i]) && !memcmp(str.ptr, names[i], str.len)) mode = i;
+        } else if (sd_gguf_get_i64(m->gguf, km, &mode, &e) != SMDIFF_OK) {
+            mode = -1;
+        }
+        if (mode < 0 || sd_option_set_int(&sd_softmask_options, sm->opt, SMDIFF_SM_MODE, mode, &e))
+            return sd_fail(err, SMDIFF_E_FORMAT, "model metadata %s: expected \"off\", \"entropy\" or \"constant\"", km);
+    }
+    static const struct {
+        const char *key;
+        int32_t opt;
+    } dkeys[] = {
+        {"smdiff.softmask.scale", SMDIFF_SM_SCALE},
+        {"smdiff.softmask.steepness", SMDIFF_SM_STEEPNESS},
+        {"smdiff.softmask.centre", SMDIFF_SM_CENTRE},
+        {"smdiff.softmask.constant_lambda", SMDIFF_SM_CONSTANT_LAMBDA},
+    };
+    for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++) {
+        int32_t rc = meta_double(m, sm, dkeys[i].key, dkeys[i].opt, err);
+        if (rc) return rc;
+    }
+    return SMDIFF_OK;
 }

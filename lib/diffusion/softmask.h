@@ -30,6 +30,13 @@ struct smdiff_softmask {
 
 extern const sd_option_table sd_softmask_options;
 
+/* The schedule a loaded model stores (smdiff.softmask.* metadata, see
+ * docs/API.md), the reference defaults for what it does not store.
+ * SMDIFF_E_FORMAT naming the key for a value of the wrong type or out of
+ * bounds. */
+struct smdiff_model;
+int32_t sd_softmask_from_model(const struct smdiff_model *m, struct smdiff_softmask *sm, sd_error *err);
+
 /* Entropy (nats) of probs[n] as given; zero entries contribute nothing. */
 double sd_entropy(const float *probs, int64_t n);
 
