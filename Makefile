@@ -17,7 +17,7 @@
 # mixes objects with the default build.
 
 VERSION_MAJOR := 0
-VERSION_MINOR := 1
+VERSION_MINOR := 2
 VERSION_PATCH := 0
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
@@ -83,8 +83,11 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-o
 endif
 ALL_CFLAGS := $(CFLAGS_BASE) $(WARN) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
+# The CLI is a consumer of the public headers only (it opts in to the
+# experimental section in cli.h): no lib/ on its include path.
+CLI_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -Iinclude $(WARN) $(SAN_FLAGS) $(CFLAGS)
 # Tests and tools may use internal headers and relaxed prototypes.
-TEST_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -Iinclude -Ilib -Itests -Itests/support $(DEP_CFLAGS) $(CMOCKA_CFLAGS) \
+TEST_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -DSMDIFF_EXPERIMENTAL -Iinclude -Ilib -Itests -Itests/support $(DEP_CFLAGS) $(CMOCKA_CFLAGS) \
                -Wall -Wextra -Werror -Wno-unused-parameter $(SAN_FLAGS) $(CFLAGS)
 
 # ---------------------------------------------------------------- sources
@@ -102,7 +105,7 @@ SHARED_LIB := $(BUILD)/libsmdiff.so.$(VERSION)
 SONAME := libsmdiff.so.$(VERSION_MAJOR)
 CLI := $(BUILD)/smdiff
 
-.PHONY: all lib cli check test check-abi abi-baseline install uninstall clean bench fuzz help reproduce \
+.PHONY: all lib cli check test check-abi abi-baseline abi-lib install uninstall clean bench fuzz help reproduce \
         check-examples check-symbols
 .DEFAULT_GOAL := all
 
@@ -113,6 +116,10 @@ cli: $(CLI)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/examples/cli/%.o: examples/cli/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CLI_CFLAGS) -MMD -MP -c $< -o $@
 
 $(STATIC_LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -140,12 +147,11 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(STATIC_LIB)
 check test: $(TEST_BIN) $(CLI) check-symbols check-examples
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh $(TEST_BIN)
 
-# Only smdiff_* may be exported, and the SONAME must carry the major version.
+# Only the public functions are exported, each in the version node of its
+# header section (stable: SMDIFF_0 / SMDIFF_0.2, experimental:
+# SMDIFF_EXPERIMENTAL_0.2), and the SONAME carries the major version.
 check-symbols: $(SHARED_LIB)
-	@bad=$$(nm -D --defined-only $(SHARED_LIB) | awk '{print $$3}' | grep -v '^smdiff_' | grep -v '^SMDIFF_0$$' || true); \
-	if [ -n "$$bad" ]; then echo "check-symbols: unexpected exports:"; echo "$$bad"; exit 1; fi; \
-	readelf -d $(SHARED_LIB) | grep -q "SONAME.*\[$(SONAME)\]" || { echo "check-symbols: SONAME is not $(SONAME)"; exit 1; }; \
-	echo "check-symbols: only smdiff_* exported, SONAME $(SONAME)"
+	@sh scripts/check-symbols.sh $(SHARED_LIB) $(SONAME) include/smdiff/smdiff.h include/smdiff/smdiff_decoder.h
 
 # Link examples/consumer.c as a user would: `make install` to a prefix, then
 # nothing but pkg-config (README.md, "Linking"):
@@ -155,7 +161,9 @@ check-symbols: $(SHARED_LIB)
 #   libsmdiff.a in a dynamic program: the same --static flags without -static
 #                 where only libsmdiff.a is installed
 # Each is checked to be what it claims and run; then a C++ unit that includes
-# both headers and the custom strategy example.
+# both headers with the experimental section, the custom strategy example,
+# and a check that the experimental section is hidden without
+# SMDIFF_EXPERIMENTAL.
 STAGE := $(abspath $(BUILD)/stage)
 CONSUMER_CC := $(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS)
 check-examples: $(STATIC_LIB) $(SHARED_LIB)
@@ -192,23 +200,35 @@ endif
 	@$(CC) -std=c99 -Wall -Wextra -Werror $(SAN_FLAGS) -Iinclude -o $(BUILD)/custom-strategy \
 	    examples/custom_strategy.c $(STATIC_LIB) $(DEP_LIBS)
 	@$(BUILD)/custom-strategy tests/data/tiny_llada_f32.gguf
+	@printf '#include <smdiff/smdiff.h>\nint f(void);\nint f(void) { return smdiff_trainer_create(0); }\n' > $(BUILD)/optin.c
+	@if $(CC) -std=c99 -Wall -Werror -Iinclude -c -o $(BUILD)/optin.o $(BUILD)/optin.c 2>/dev/null; then \
+	  echo "check-examples: the experimental section is visible without SMDIFF_EXPERIMENTAL"; exit 1; fi
+	@$(CC) -std=c99 -Wall -Werror -DSMDIFF_EXPERIMENTAL -Iinclude -c -o $(BUILD)/optin.o $(BUILD)/optin.c
 	@echo "check-examples: consumers (shared, $(if $(SAN),,fully static, )libsmdiff.a in a dynamic program; pkg-config only), C++ and the custom strategy built and ran"
+	@echo "  the experimental section is visible with SMDIFF_EXPERIMENTAL only"
 
 # ------------------------------------------------------------------- ABI
 ABI_BASELINE := abi/libsmdiff.abi
 ABI_BUILD := build/abi
-check-abi:
+# The experimental section (version node SMDIFF_EXPERIMENTAL_*) is left out
+# of the baseline and of the comparison: abi/experimental.suppr plus the
+# section's names, see scripts/abi-suppressions.sh.
+ABI_SUPPR := $(ABI_BUILD)/abi.suppr
+ABIDW := abidw --headers-dir include/smdiff --no-corpus-path --no-comp-dir-path --suppressions $(ABI_SUPPR)
+abi-lib:
 	@$(MAKE) --no-print-directory BUILD=$(ABI_BUILD) CC=gcc SAN= $(ABI_BUILD)/libsmdiff.so.$(VERSION) >/dev/null
-	abidw --headers-dir include/smdiff --no-corpus-path --no-comp-dir-path --out-file $(ABI_BUILD)/current.abi $(ABI_BUILD)/libsmdiff.so.$(VERSION)
-	@abidiff --no-added-syms --headers-dir1 include/smdiff --headers-dir2 include/smdiff \
+	@sh scripts/abi-suppressions.sh include/smdiff/smdiff.h > $(ABI_SUPPR)
+
+check-abi: abi-lib
+	$(ABIDW) --out-file $(ABI_BUILD)/current.abi $(ABI_BUILD)/libsmdiff.so.$(VERSION)
+	@abidiff --no-added-syms --suppressions $(ABI_SUPPR) --headers-dir1 include/smdiff --headers-dir2 include/smdiff \
 	    $(ABI_BASELINE) $(ABI_BUILD)/current.abi; rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "check-abi: ABI changed beyond additions (abidiff exit $$rc)"; exit 1; fi; \
-	echo "check-abi: no change beyond additions against $(ABI_BASELINE)"
+	echo "check-abi: the stable section has no change beyond additions against $(ABI_BASELINE)"
 
-abi-baseline:
-	@$(MAKE) --no-print-directory BUILD=$(ABI_BUILD) CC=gcc SAN= $(ABI_BUILD)/libsmdiff.so.$(VERSION) >/dev/null
+abi-baseline: abi-lib
 	@mkdir -p abi
-	abidw --headers-dir include/smdiff --no-corpus-path --no-comp-dir-path --out-file $(ABI_BASELINE) $(ABI_BUILD)/libsmdiff.so.$(VERSION)
+	$(ABIDW) --out-file $(ABI_BASELINE) $(ABI_BUILD)/libsmdiff.so.$(VERSION)
 
 # --------------------------------------------------------------- install
 install: $(STATIC_LIB) $(SHARED_LIB)

@@ -1,4 +1,6 @@
-// consumer_cxx.cpp -- proves both public headers compile as C++ and link.
+// consumer_cxx.cpp -- proves both public headers, the experimental section
+// included, compile as C++ and link.
+#define SMDIFF_EXPERIMENTAL
 #include <smdiff/smdiff.h>
 #include <smdiff/smdiff_decoder.h>
 
@@ -9,6 +11,10 @@ int main() {
     if (smdiff_softmask_create(&sm) != SMDIFF_OK) return 1;
     double scale = 0;
     int32_t rc = smdiff_softmask_get_double(sm, SMDIFF_SM_SCALE, &scale);
+    smdiff_trainer *t = nullptr;
+    if (rc == SMDIFF_OK) rc = smdiff_trainer_create(&t);
+    if (rc == SMDIFF_OK) rc = smdiff_trainer_set_softmask(t, sm);
+    smdiff_trainer_free(t);
     smdiff_softmask_free(sm);
     if (rc != SMDIFF_OK || scale <= 0) return 1;
     smdiff_decoder d = smdiff_decoder();

@@ -6,7 +6,14 @@
 
 #include <stdint.h>
 
+/* The CLI uses the experimental section too (training, evaluation,
+ * conversion): opt in before the first smdiff header. It includes only the
+ * public headers. */
+#ifndef SMDIFF_EXPERIMENTAL
+#define SMDIFF_EXPERIMENTAL
+#endif
 #include <smdiff/smdiff.h>
+#include <smdiff/smdiff_decoder.h>
 
 /* Print "smdiff: what: message (SMDIFF_E_X)" to stderr; returns 1. */
 int cli_fail(const char *what, int32_t status, const char *detail);

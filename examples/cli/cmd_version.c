@@ -2,8 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <smdiff/smdiff_decoder.h>
-
 #include "cli.h"
 
 int cmd_version(int argc, char **argv) {

@@ -8,23 +8,44 @@
  *    negative SMDIFF_E_* code. Results are written through out-parameters,
  *    which always come last. On failure out-parameters are left untouched
  *    unless the function says otherwise.
+ *  - Error messages, one rule: every call that fails records its detailed
+ *    message in the calling thread's slot, read with smdiff_last_error().
+ *    A call on an object that one thread owns at a time -- a sampler, a
+ *    soft-mask schedule, a trainer -- also records it on that object
+ *    (smdiff_sampler_last_error, smdiff_softmask_last_error,
+ *    smdiff_trainer_last_error). A model is shared between threads once
+ *    loaded, so it keeps no message: read a model call's failure with
+ *    smdiff_last_error(). A failing call always overwrites both places, so
+ *    neither holds a stale message from an earlier call; a successful call
+ *    clears neither (like errno: read them only after a failure).
  *  - Objects are opaque handles. Each has a create/load function and a free
  *    function that accepts NULL.
- *  - Options are set through typed, enum-keyed setters (zstd style). Each
- *    option has a name, a type, bounds and a default that can be queried.
- *    An out-of-bounds value returns SMDIFF_E_RANGE and leaves the object
- *    unchanged.
- *  - Each object keeps a detailed message for its most recent failure
- *    (smdiff_*_last_error). Functions that fail before an object exists
- *    (create, load) leave their message in a thread-local slot read by
- *    smdiff_last_error().
+ *  - Options are set through typed, key-addressed setters (zstd style).
+ *    Each option has a name, a type, bounds and a default that can be
+ *    queried. An out-of-bounds value returns SMDIFF_E_RANGE and leaves the
+ *    object unchanged. Keys come in families with disjoint ranges, each
+ *    family owning [base, base + 100): SMDIFF_MODEL_* 100, SMDIFF_SM_* 200,
+ *    SMDIFF_SAMPLER_* 300, SMDIFF_TRAIN_* 400, SMDIFF_PROP_* 500 (800 and
+ *    below are reserved for families to come); keys 0..99 are no family's.
+ *    Every setter, getter, info and property call refuses a key of another
+ *    family with SMDIFF_E_INVAL, the message naming both families. Each
+ *    family has *_OPT_FIRST_ and *_OPT_LAST_.
+ *  - Types: size_t for every count and capacity (n_ids, n_rows, capacity,
+ *    *n_out, ...), int32_t for token ids, index arrays, status codes and
+ *    0/1 flags, int64_t and double for option values. The same quantity
+ *    has the same name in every function; two-call outputs are (buffer,
+ *    capacity, *n_out) -- or *needed, counting the NUL, for NUL-terminated
+ *    text.
  *  - The library never exits, aborts or prints; it reports through return
  *    codes and the log callback.
+ *  - Experimental declarations are visible only when the includer defines
+ *    SMDIFF_EXPERIMENTAL before including this header; see the
+ *    EXPERIMENTAL SECTION.
  *
  * Thread-safety: a model is immutable after loading and may be shared by
- * any number of threads. A sampler or a soft-mask schedule belongs to one
- * thread at a time. Global settings (allocator, log callback) are documented
- * at each setter.
+ * any number of threads. A sampler, a soft-mask schedule or a trainer
+ * belongs to one thread at a time. Global settings (allocator, log
+ * callback) are documented at each setter.
  *
  * This header includes only <stddef.h> and <stdint.h> and compiles as C99,
  * C11 and C++.
@@ -57,17 +78,19 @@ extern "C" {
  * STABLE SECTION
  * Everything from here to the EXPERIMENTAL SECTION keeps its ABI across
  * minor versions. New functions and new enum values may be added; numbers
- * already published never change meaning.
+ * already published never change meaning. The functions of 0.1 are in the
+ * library's symbol-version node SMDIFF_0, stable functions added since in
+ * SMDIFF_0.2 (and later nodes, each inheriting the one before).
  * ====================================================================== */
 
 /* ---------------------------------------------------------------- version */
 
 #define SMDIFF_VERSION_MAJOR 0
-#define SMDIFF_VERSION_MINOR 1
+#define SMDIFF_VERSION_MINOR 2
 #define SMDIFF_VERSION_PATCH 0
 #define SMDIFF_VERSION_NUMBER \
     (SMDIFF_VERSION_MAJOR * 10000 + SMDIFF_VERSION_MINOR * 100 + SMDIFF_VERSION_PATCH)
-#define SMDIFF_VERSION_STRING "0.1.0"
+#define SMDIFF_VERSION_STRING "0.2.0"
 
 /* Version of the library actually linked, as MAJOR*10000+MINOR*100+PATCH.
  * Compare with SMDIFF_VERSION_NUMBER to detect a header/library mismatch.
@@ -107,10 +130,10 @@ SMDIFF_API const char *smdiff_strerror(int32_t status);
  * Thread-safe. */
 SMDIFF_API const char *smdiff_err_name(int32_t status);
 
-/* Detailed message of the most recent failure in this thread of a call that
- * had no object to record it on (create and load functions, global
- * setters). Empty string if none. Valid until the next smdiff call in this
- * thread. Thread-safe (thread-local). */
+/* Detailed message of the most recent failing call in this thread, any call
+ * (see the error rule at the top). Empty string if none has failed yet.
+ * Valid until the next smdiff call in this thread. Thread-safe
+ * (thread-local). */
 SMDIFF_API const char *smdiff_last_error(void);
 
 /* ---------------------------------------------------------------- logging */
@@ -202,11 +225,6 @@ SMDIFF_API int32_t smdiff_model_option_info(int32_t key, const char **name, int3
 /* Look a model option up by name. SMDIFF_E_NOT_FOUND if there is none.
  * Thread-safe. */
 SMDIFF_API int32_t smdiff_model_option_key(const char *name, int32_t *key);
-
-/* Detailed message of the last failure on this model; "" if none. Valid
- * until the next failing call on the model. Not thread-safe for a model
- * used by several threads at once: each thread should use its return code. */
-SMDIFF_API const char *smdiff_model_last_error(const smdiff_model *model);
 
 /* Load a GGUF model file (architectures "dream" and "llada"). Returns
  * SMDIFF_E_IO if it cannot be opened, SMDIFF_E_FORMAT with a message naming
@@ -417,7 +435,9 @@ SMDIFF_API int32_t smdiff_softmask_option_info(int32_t key, const char **name,
                                                double *def);
 SMDIFF_API int32_t smdiff_softmask_option_key(const char *name, int32_t *key);
 
-/* Detailed message of the last failure on this schedule; "" if none. */
+/* Detailed message of the last failing call on this schedule (the error
+ * rule at the top); "" if none, "schedule is NULL" for NULL. Valid until the
+ * next call on the schedule. */
 SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm);
 
 /* lambda for one predicted distribution, as the sampler would use it.
@@ -523,7 +543,9 @@ typedef int32_t (*smdiff_abort_fn)(void *user_data);
 SMDIFF_API int32_t smdiff_sampler_set_abort_callback(smdiff_sampler *sampler,
                                                      smdiff_abort_fn fn, void *user_data);
 
-/* Detailed message of the last failure on this sampler; "" if none. */
+/* Detailed message of the last failing call on this sampler (the error
+ * rule at the top); "" if none, "sampler is NULL" for NULL. Valid until the
+ * next call on the sampler. */
 SMDIFF_API const char *smdiff_sampler_last_error(const smdiff_sampler *sampler);
 
 /* Generate gen_length tokens after prompt[n_prompt], token ids (gen_length
@@ -556,8 +578,18 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *sampler, const smdiff_mo
 
 /* ======================================================================
  * EXPERIMENTAL SECTION
- * Functions below may change between minor versions.
+ * Visible only when the includer defines SMDIFF_EXPERIMENTAL before
+ * including this header (as zstd's ZSTD_STATIC_LINKING_ONLY):
+ *
+ *     #define SMDIFF_EXPERIMENTAL
+ *     #include <smdiff/smdiff.h>
+ *
+ * What is declared here may change or go between minor versions. Its
+ * symbols live in the version node SMDIFF_EXPERIMENTAL_0.2 (renamed when
+ * they change) and are left out of the ABI baseline that `make check-abi`
+ * guards.
  * ====================================================================== */
+#if defined(SMDIFF_EXPERIMENTAL) || defined(SMDIFF_BUILDING)
 
 /* Number of threads smdiff's BLAS backend will use for calls made with the
  * given thread setting (0 = all online CPUs) -- a diagnostic. Thread-safe. */
@@ -693,7 +725,9 @@ SMDIFF_API int32_t smdiff_trainer_save(smdiff_trainer *trainer, const char *mode
  * mismatch (message says which), SMDIFF_E_IO if unreadable. */
 SMDIFF_API int32_t smdiff_trainer_resume(smdiff_trainer *trainer, const char *state_path);
 
-/* Message of the trainer's last error (never NULL). */
+/* Detailed message of the last failing call on this trainer (the error
+ * rule at the top); "" if none, "trainer is NULL" for NULL. Valid until the
+ * next call on the trainer. */
 SMDIFF_API const char *smdiff_trainer_last_error(const smdiff_trainer *trainer);
 
 /* Tokenize a corpus once into a token file for smdiff_trainer_set_data /
@@ -873,6 +907,8 @@ SMDIFF_API int32_t smdiff_tokenizer_train(const char *const *paths, size_t n_pat
                                           const char *pre_tokenizer, const char *const *specials,
                                           size_t n_specials, const char *out_path,
                                           smdiff_tokenizer_train_fn progress, void *user_data);
+
+#endif /* SMDIFF_EXPERIMENTAL */
 
 #ifdef __cplusplus
 }
