@@ -188,11 +188,11 @@ SMDIFF_API int32_t smdiff_set_allocator(smdiff_alloc_fn alloc, smdiff_free_fn re
  */
 typedef struct smdiff_model smdiff_model;
 
-/* Model options (set before loading). */
-#define SMDIFF_MODEL_USE_MMAP 100  /* int 0..1, default 1: map weights instead of reading */
-#define SMDIFF_MODEL_THREADS  101  /* int 0..1024, default 0 = all online CPUs: threads for
-                                    model-level computation (smdiff_model_logits) */
-#define SMDIFF_MODEL_CONTEXT  102  /* int 0..1048576, default 0 = the file's context length */
+/* Model options, family 100 (set before loading). */
+#define SMDIFF_MODEL_USE_MMAP   100  /* int 0..1, default 1: map weights instead of reading */
+#define SMDIFF_MODEL_THREADS    101  /* int 0..1024, default 0 = all online CPUs: threads for
+                                        model-level computation (smdiff_model_logits) */
+#define SMDIFF_MODEL_CONTEXT    102  /* int 0..1048576, default 0 = the file's context length */
 #define SMDIFF_MODEL_OPT_FIRST_ 100
 #define SMDIFF_MODEL_OPT_LAST_  102
 
@@ -209,16 +209,17 @@ SMDIFF_API int32_t smdiff_model_retain(smdiff_model *model);
 SMDIFF_API void smdiff_model_free(smdiff_model *model);
 
 /* Set or get an integer model option. Setters return SMDIFF_E_STATE after
- * the model is loaded, SMDIFF_E_INVAL for an unknown key or a key of
- * another type, SMDIFF_E_RANGE out of bounds (model unchanged). Not
- * thread-safe before loading; getters are thread-safe after. */
+ * the model is loaded, SMDIFF_E_INVAL for an unknown key, a key of another
+ * family or of another type, SMDIFF_E_RANGE out of bounds (model
+ * unchanged). Not thread-safe before loading; getters are thread-safe
+ * after. */
 SMDIFF_API int32_t smdiff_model_set_int(smdiff_model *model, int32_t key, int64_t value);
 SMDIFF_API int32_t smdiff_model_get_int(const smdiff_model *model, int32_t key,
                                         int64_t *out);
 
 /* Describe a model option: its name ("use_mmap"), type (SMDIFF_TYPE_*),
  * bounds and default. Any out pointer may be NULL. Returns SMDIFF_E_INVAL
- * for an unknown key. Thread-safe. */
+ * for an unknown key or a key of another family. Thread-safe. */
 SMDIFF_API int32_t smdiff_model_option_info(int32_t key, const char **name, int32_t *type,
                                             double *min, double *max, double *def);
 
@@ -235,7 +236,7 @@ SMDIFF_API int32_t smdiff_model_load_file(smdiff_model *model, const char *path)
 /* Whether the model is loaded: *out = 1 or 0. Thread-safe. */
 SMDIFF_API int32_t smdiff_model_is_loaded(const smdiff_model *model, int32_t *out);
 
-/* Integer properties of a loaded model. */
+/* Integer properties of a loaded model, family 500. */
 #define SMDIFF_PROP_VOCAB_SIZE   500  /* rows of the output head */
 #define SMDIFF_PROP_MASK_ID      501  /* id of the [MASK] token */
 #define SMDIFF_PROP_CONTEXT      502  /* maximum canvas length */
@@ -245,15 +246,15 @@ SMDIFF_API int32_t smdiff_model_is_loaded(const smdiff_model *model, int32_t *ou
 #define SMDIFF_PROP_KV_HEADS     506
 #define SMDIFF_PROP_FFN_DIM      507
 #define SMDIFF_PROP_SHIFT_LOGITS 508  /* 1 if row i predicts position i+1 (dream) */
-#define SMDIFF_PROP_BOS_ID      509  /* -1 if none */
-#define SMDIFF_PROP_EOS_ID      510  /* -1 if none */
-#define SMDIFF_PROP_PAD_ID      511  /* -1 if none */
-#define SMDIFF_PROP_N_PARAMS    512  /* parameter count, embeddings included */
-#define SMDIFF_PROP_OPT_FIRST_  500
-#define SMDIFF_PROP_OPT_LAST_   512
+#define SMDIFF_PROP_BOS_ID       509  /* -1 if none */
+#define SMDIFF_PROP_EOS_ID       510  /* -1 if none */
+#define SMDIFF_PROP_PAD_ID       511  /* -1 if none */
+#define SMDIFF_PROP_N_PARAMS     512  /* parameter count, embeddings included */
+#define SMDIFF_PROP_OPT_FIRST_   500
+#define SMDIFF_PROP_OPT_LAST_    512
 
-/* Read an integer property of a loaded model. SMDIFF_E_STATE if not
- * loaded, SMDIFF_E_INVAL for an unknown property. Thread-safe. */
+/* Read an integer property of a loaded model. SMDIFF_E_INVAL for a key of
+ * another family or NULL out, SMDIFF_E_STATE if not loaded. Thread-safe. */
 SMDIFF_API int32_t smdiff_model_property(const smdiff_model *model, int32_t prop,
                                          int64_t *out);
 
@@ -387,26 +388,29 @@ typedef struct smdiff_softmask smdiff_softmask;
 #define SMDIFF_SM_ENTROPY  1  /* lambda from the entropy rule (the paper's) */
 #define SMDIFF_SM_CONSTANT 2  /* fixed lambda, the training-free variant */
 
-/* Soft-mask schedule options. */
-#define SMDIFF_SM_MODE         200  /* int 0..2 (SMDIFF_SM_*), default 1 */
-#define SMDIFF_SM_TOPK         201  /* int 1..64, default 3: k, tokens mixed per position */
-#define SMDIFF_SM_SCALE        202  /* double (0,1) open, default 1e-6: omega_s */
-#define SMDIFF_SM_STEEPNESS    203  /* double (0,1e4], default 6.66: omega_a > 0 */
-#define SMDIFF_SM_CENTRE       204  /* double [-1e4,0) , default -0.75: omega_b < 0 */
-#define SMDIFF_SM_CONSTANT_LAMBDA 205 /* double [0,1], default 0.5: lambda in constant mode */
-#define SMDIFF_SM_WINDOW_START 206  /* double [0,1], default 0: first active fraction of steps */
-#define SMDIFF_SM_WINDOW_END   207  /* double [0,1], default 1: active until this fraction */
-#define SMDIFF_SM_FADE         208  /* int 0..1, default 0: fade lambda linearly to 0 over the window */
-#define SMDIFF_SM_OPT_FIRST_   200
-#define SMDIFF_SM_OPT_LAST_    208
+/* Soft-mask schedule options, family 200. */
+#define SMDIFF_SM_MODE            200  /* int 0..2 (SMDIFF_SM_*), default 1 */
+#define SMDIFF_SM_TOPK            201  /* int 1..64, default 3: k, tokens mixed per position */
+#define SMDIFF_SM_SCALE           202  /* double (0,1) open, default 1e-6: omega_s */
+#define SMDIFF_SM_STEEPNESS       203  /* double (0,1e4], default 6.66: omega_a > 0 */
+#define SMDIFF_SM_CENTRE          204  /* double [-1e4,0), default -0.75: omega_b < 0 */
+#define SMDIFF_SM_CONSTANT_LAMBDA 205  /* double [0,1], default 0.5: lambda in constant mode */
+#define SMDIFF_SM_WINDOW_START    206  /* double [0,1], default 0: first active fraction of steps */
+#define SMDIFF_SM_WINDOW_END      207  /* double [0,1], default 1: active until this fraction */
+#define SMDIFF_SM_FADE            208  /* int 0..1, default 0: fade lambda linearly to 0 over
+                                          the window */
+#define SMDIFF_SM_OPT_FIRST_      200
+#define SMDIFF_SM_OPT_LAST_       208
 
 /* Create a schedule with the reference defaults (mode entropy, k = 3,
  * omega = (1e-6, 6.66, -0.75), full window, no fade). Thread-safe. */
 SMDIFF_API int32_t smdiff_softmask_create(smdiff_softmask **out);
 
 /* Create a schedule from a loaded model's stored parameters
- * (smdiff.softmask.* metadata), or the reference defaults when the model
- * has none. SMDIFF_E_STATE if the model is not loaded. Thread-safe. */
+ * (smdiff.softmask.* metadata, docs/API.md), the reference defaults for
+ * what the model does not store. SMDIFF_E_STATE if the model is not
+ * loaded, SMDIFF_E_FORMAT naming the key for malformed metadata.
+ * Thread-safe. */
 SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *model,
                                                      smdiff_softmask **out);
 
@@ -416,10 +420,11 @@ SMDIFF_API int32_t smdiff_softmask_clone(const smdiff_softmask *src, smdiff_soft
 /* Free a schedule. Accepts NULL. */
 SMDIFF_API void smdiff_softmask_free(smdiff_softmask *sm);
 
-/* Typed option access (see SMDIFF_SM_*). Setters check the type and the
- * bounds (SMDIFF_E_INVAL, SMDIFF_E_RANGE; NaN is always out of range) and
- * also that window_start <= window_end holds after the change
- * (SMDIFF_E_RANGE); on failure the schedule is unchanged. */
+/* Typed option access (see SMDIFF_SM_*). Setters and getters check the
+ * key's family and type (SMDIFF_E_INVAL), setters the bounds
+ * (SMDIFF_E_RANGE; NaN is always out of range) and also that window_start
+ * <= window_end holds after the change (SMDIFF_E_RANGE); on failure the
+ * schedule is unchanged. */
 SMDIFF_API int32_t smdiff_softmask_set_int(smdiff_softmask *sm, int32_t key, int64_t value);
 SMDIFF_API int32_t smdiff_softmask_set_double(smdiff_softmask *sm, int32_t key, double value);
 SMDIFF_API int32_t smdiff_softmask_get_int(const smdiff_softmask *sm, int32_t key,
@@ -440,13 +445,15 @@ SMDIFF_API int32_t smdiff_softmask_option_key(const char *name, int32_t *key);
  * next call on the schedule. */
 SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm);
 
-/* lambda for one predicted distribution, as the sampler would use it.
+/* lambda for one predicted distribution, as the sampler would use it,
+ * into *out.
  *   probs[n]: a probability row (softmax of raw logits at temperature 1);
  *             it need not be normalised exactly, entropy uses it as given.
  *   step, n_steps: 0-based step index within the budget. At step 0 there
  *             is no previous prediction and lambda is 0.
  * Returns SMDIFF_E_INVAL for NULL pointers, n < 1 or step outside
- * [0, n_steps). Pure; thread-safe for a schedule not being modified. */
+ * [0, n_steps), SMDIFF_E_NUMERIC for a non-finite entropy. Pure;
+ * thread-safe for a schedule not being modified. */
 SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float *probs,
                                           size_t n, int32_t step, int32_t n_steps,
                                           double *out);
@@ -468,7 +475,7 @@ SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float
  */
 typedef struct smdiff_sampler smdiff_sampler;
 
-/* Sampler options. */
+/* Sampler options, family 300. */
 #define SMDIFF_SAMPLER_STEPS        300  /* int 1..1048576, default 64 (at most gen_length):
                                             denoising steps */
 #define SMDIFF_SAMPLER_GEN_LENGTH   301  /* int 1..1048576, default 128 (at most the context
@@ -480,12 +487,12 @@ typedef struct smdiff_sampler smdiff_sampler;
 #define SMDIFF_SAMPLER_SEED         306  /* int 0..2^63-1, default 0 */
 #define SMDIFF_SAMPLER_ALG_TEMP     307  /* double [0,100], default 0: position-sampling temperature */
 #define SMDIFF_SAMPLER_THRESHOLD    308  /* double [0,1], default 0.9: confidence threshold strategy */
-#define SMDIFF_SAMPLER_EPS         309  /* double [0,0.5], default 1e-3: Dream's final timestep */
-#define SMDIFF_SAMPLER_THREADS     310  /* int 0..1024, default 0 = all online CPUs */
-#define SMDIFF_SAMPLER_STOP_AT_EOS 311  /* int 0..1, default 1: finish early once EOS is committed
-                                          and everything before it is decided; pad the rest */
-#define SMDIFF_SAMPLER_OPT_FIRST_  300
-#define SMDIFF_SAMPLER_OPT_LAST_   311
+#define SMDIFF_SAMPLER_EPS          309  /* double [0,0.5], default 1e-3: Dream's final timestep */
+#define SMDIFF_SAMPLER_THREADS      310  /* int 0..1024, default 0 = all online CPUs */
+#define SMDIFF_SAMPLER_STOP_AT_EOS  311  /* int 0..1, default 1: finish early once EOS is committed
+                                            and everything before it is decided; pad the rest */
+#define SMDIFF_SAMPLER_OPT_FIRST_   300
+#define SMDIFF_SAMPLER_OPT_LAST_    311
 
 /* Create a sampler with default options, the "maskgit_plus" strategy and
  * no schedule of its own (a run uses the model's). Thread-safe. */
@@ -494,7 +501,8 @@ SMDIFF_API int32_t smdiff_sampler_create(smdiff_sampler **out);
 /* Free a sampler. Accepts NULL. */
 SMDIFF_API void smdiff_sampler_free(smdiff_sampler *sampler);
 
-/* Typed option access (see SMDIFF_SAMPLER_*); as the schedule's setters. */
+/* Typed option access (see SMDIFF_SAMPLER_*), as the schedule's; describe
+ * and look up an option as smdiff_model_option_info / _option_key. */
 SMDIFF_API int32_t smdiff_sampler_set_int(smdiff_sampler *sampler, int32_t key,
                                           int64_t value);
 SMDIFF_API int32_t smdiff_sampler_set_double(smdiff_sampler *sampler, int32_t key,
@@ -523,7 +531,8 @@ SMDIFF_API int32_t smdiff_sampler_get_strategy(const smdiff_sampler *sampler,
 SMDIFF_API int32_t smdiff_sampler_set_softmask(smdiff_sampler *sampler,
                                                const smdiff_softmask *sm);
 
-/* Step callback, called after every denoising step with the canvas.
+/* Step callback, called after every denoising step with the canvas (step
+ * is 0-based among the n_steps of the run).
  *   canvas[n]: token ids of the whole canvas (prompt first; masked
  *              positions hold the mask id)
  *   committed[n]: 1 where this step committed the position, else 0
