@@ -74,7 +74,8 @@ static int32_t scenario(void) {
     float logits[2 * 160];
     if ((rc = smdiff_model_logits(m, ids, 5, rows, 2, logits, 2 * 160))) goto out;
     /* a generation: the sampler's workspace, pool and forward scratch */
-    int32_t gen[4], n_gen;
+    int32_t gen[4];
+    size_t n_gen;
     if ((rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 4)) ||
         (rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 2)) ||
         (rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, 2)) ||

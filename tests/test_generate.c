@@ -422,10 +422,10 @@ typedef struct run_result {
 } run_result;
 
 static int32_t fingerprint(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
-                           const float *lambda, int32_t n, void *ud) {
+                           const float *lambda, size_t n, void *ud) {
     uint64_t *h = ud;
     *h = *h * 1000003u + (uint64_t)step * 31u + (uint64_t)n_steps;
-    for (int32_t p = 0; p < n; p++) {
+    for (size_t p = 0; p < n; p++) {
         uint32_t bits;
         memcpy(&bits, &lambda[p], sizeof bits);
         *h = (*h * 131u + (uint64_t)(uint32_t)canvas[p] + 7u * committed[p]) * 17u + bits;
@@ -463,7 +463,9 @@ static run_result run_config(smdiff_model *m, const char *strategy, int cfg) {
     run_result r;
     memset(&r, 0, sizeof r);
     assert_int_equal(smdiff_sampler_set_step_callback(s, fingerprint, &r.steps), 0);
-    r.rc = smdiff_generate_tokens(s, m, prompts[pr], 3, r.out, 24, &r.n);
+    size_t n = 0;
+    r.rc = smdiff_generate_tokens(s, m, prompts[pr], 3, r.out, 24, &n);
+    r.n = (int32_t)n;
     if (r.rc) fail_msg("%s, configuration %d: %s", strategy, cfg, smdiff_sampler_last_error(s));
     smdiff_sampler_free(s);
     return r;
@@ -537,7 +539,7 @@ static void count_free(void *p, void *ud) {
 }
 
 static int32_t note_allocs(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
-                           const float *lambda, int32_t n, void *ud) {
+                           const float *lambda, size_t n, void *ud) {
     counting *c = ud;
     if (c->steps < 64) c->at_step[c->steps++] = c->allocs;
     return 0;
@@ -563,7 +565,8 @@ static void test_no_allocation_per_step(void **state) {
     assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 0.8), 0);
     assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, 0.9), 0);
     assert_int_equal(smdiff_sampler_set_step_callback(s, note_allocs, &counter), 0);
-    int32_t prompt[] = {4, 5, 6}, out[16], n;
+    int32_t prompt[] = {4, 5, 6}, out[16];
+    size_t n;
     const char *strategies[] = {"origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence",
                                 "random", "threshold"};
     for (int i = 0; i < 7; i++) {
