@@ -25,8 +25,8 @@
  *    queried. An out-of-bounds value returns SMDIFF_E_RANGE and leaves the
  *    object unchanged. Keys come in families with disjoint ranges, each
  *    family owning [base, base + 100): SMDIFF_MODEL_* 100, SMDIFF_SM_* 200,
- *    SMDIFF_SAMPLER_* 300, SMDIFF_TRAIN_* 400, SMDIFF_PROP_* 500 (800 and
- *    below are reserved for families to come); keys 0..99 are no family's.
+ *    SMDIFF_SAMPLER_* 300, SMDIFF_TRAIN_* 400, SMDIFF_PROP_* 500 (600, 700
+ *    and 800 are reserved for families to come); keys 0..99 are no family's.
  *    Every setter, getter, info and property call refuses a key of another
  *    family with SMDIFF_E_INVAL, the message naming both families. Each
  *    family has *_OPT_FIRST_ and *_OPT_LAST_.

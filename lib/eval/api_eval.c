@@ -16,7 +16,7 @@
 
 /* A count of at most 2^40: no evaluation is that large, and a negative
  * number converted to size_t is refused. */
-#define COUNT_OK(n) ((n) <= ((size_t)1 << 40))
+#define EVAL_COUNT_OK(n) ((n) <= ((size_t)1 << 40))
 
 static int32_t require_loaded(const smdiff_model *model, const char *fn) {
     if (!model) return sd_fail(NULL, SMDIFF_E_INVAL, "%s: model is NULL", fn);
@@ -30,7 +30,7 @@ SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *wi
     int32_t rc = require_loaded(model, "smdiff_eval_elbo");
     if (rc) return rc;
     REQUIRE(windows && nll, "smdiff_eval_elbo: NULL argument");
-    REQUIRE(n_windows >= 1 && COUNT_OK(n_windows) && COUNT_OK(first_window) && seq_len >= 1 &&
+    REQUIRE(n_windows >= 1 && EVAL_COUNT_OK(n_windows) && EVAL_COUNT_OK(first_window) && seq_len >= 1 &&
                 seq_len <= (size_t)INT32_MAX && draws >= 1 && draws <= 1 << 20 && threads >= 0 &&
                 threads <= 1024 && (two_pass == 0 || two_pass == 1),
             "smdiff_eval_elbo: need 1 <= n_windows, first_window < 2^40, 1 <= seq_len, 1 <= draws <= 2^20, "
@@ -47,7 +47,7 @@ SMDIFF_API int32_t smdiff_eval_ar(const smdiff_model *model, const int32_t *seqs
     int32_t rc = require_loaded(model, "smdiff_eval_ar");
     if (rc) return rc;
     REQUIRE(seqs, "smdiff_eval_ar: NULL argument");
-    REQUIRE(n >= 1 && COUNT_OK(n) && seq_len >= 2 && seq_len <= (size_t)INT32_MAX && threads >= 0 && threads <= 1024,
+    REQUIRE(n >= 1 && EVAL_COUNT_OK(n) && seq_len >= 2 && seq_len <= (size_t)INT32_MAX && threads >= 0 && threads <= 1024,
             "smdiff_eval_ar: need n >= 1, seq_len >= 2, 0 <= threads <= 1024");
     int64_t d = 0;
     rc = sd_eval_ar(model, seqs, (int64_t)n, (int64_t)seq_len, threads, nll, features, &d, NULL);
@@ -59,7 +59,7 @@ SMDIFF_API int32_t smdiff_eval_mauve(const float *p, size_t n_p, const float *q,
                                      uint64_t seed, double *score) {
     REQUIRE(p && q && score, "smdiff_eval_mauve: NULL argument");
     REQUIRE(n_p >= 1 && n_q >= 1 && n_p + n_q >= 2 && dim >= 1, "smdiff_eval_mauve: empty feature set");
-    REQUIRE(COUNT_OK(n_p) && COUNT_OK(n_q) && COUNT_OK(dim), "smdiff_eval_mauve: a count is not a size");
+    REQUIRE(EVAL_COUNT_OK(n_p) && EVAL_COUNT_OK(n_q) && EVAL_COUNT_OK(dim), "smdiff_eval_mauve: a count is not a size");
     sd_mauve_params prm;
     sd_mauve_params_default(&prm);
     prm.seed = seed;
@@ -68,7 +68,7 @@ SMDIFF_API int32_t smdiff_eval_mauve(const float *p, size_t n_p, const float *q,
 
 SMDIFF_API int32_t smdiff_eval_unigram_entropy(const int32_t *ids, size_t n, size_t vocab, double *entropy) {
     REQUIRE(ids && entropy, "smdiff_eval_unigram_entropy: NULL argument");
-    REQUIRE(n >= 1 && vocab >= 1 && COUNT_OK(n) && COUNT_OK(vocab),
+    REQUIRE(n >= 1 && vocab >= 1 && EVAL_COUNT_OK(n) && EVAL_COUNT_OK(vocab),
             "smdiff_eval_unigram_entropy: need n >= 1 and vocab >= 1");
     return sd_unigram_entropy(ids, (int64_t)n, (int64_t)vocab, entropy, NULL);
 }
@@ -80,7 +80,7 @@ SMDIFF_API int32_t smdiff_eval_gate(const smdiff_model *model, const smdiff_soft
     if (rc) return rc;
     REQUIRE(windows && rates && out, "smdiff_eval_gate: NULL argument");
     REQUIRE(n_windows >= 1 && seq_len >= 1 && n_rates >= 1 && seq_len <= (size_t)model->w.hp.n_ctx &&
-                COUNT_OK(n_windows) && n_windows * seq_len <= ((size_t)1 << 40) && n_rates <= 1024,
+                EVAL_COUNT_OK(n_windows) && n_windows * seq_len <= ((size_t)1 << 40) && n_rates <= 1024,
             "smdiff_eval_gate: need n_windows >= 1, 1 <= seq_len <= the context %d, 1 <= n_rates <= 1024",
             (int)model->w.hp.n_ctx);
     for (size_t i = 0; i < n_rates; i++)
