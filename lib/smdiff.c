@@ -382,12 +382,12 @@ SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm) {
 }
 
 SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float *probs, size_t n,
-                                          int32_t step, int32_t n_steps, double *out) {
+                                          size_t step, size_t n_steps, double *out) {
     REQUIRE(sm && probs && out, ERR_OF(sm), "smdiff_softmask_lambda: NULL argument");
     REQUIRE(n >= 1 && n <= (size_t)INT64_MAX, ERR_OF(sm), "smdiff_softmask_lambda: n = %zu is not a length", n);
-    REQUIRE(n_steps >= 1 && step >= 0 && step < n_steps, ERR_OF(sm),
-            "smdiff_softmask_lambda: step %d outside [0, %d)", (int)step, (int)n_steps);
-    double gate = sd_softmask_gate(sm, step, n_steps);
+    REQUIRE(n_steps >= 1 && COUNT_OK(n_steps) && step < n_steps, ERR_OF(sm),
+            "smdiff_softmask_lambda: step %zu outside [0, %zu)", step, n_steps);
+    double gate = sd_softmask_gate(sm, (int32_t)step, (int32_t)n_steps);
     double lambda = gate > 0 ? gate * sd_softmask_lambda_from_entropy(sm, sd_entropy(probs, (int64_t)n)) : 0.0;
     if (!isfinite(lambda))
         return sd_fail(ERR_OF(sm), SMDIFF_E_NUMERIC, "smdiff_softmask_lambda: probabilities give a non-finite entropy");

@@ -43,7 +43,7 @@ typedef struct trace {
     int32_t mask;   /* mask id: lambda may be non-zero only where the canvas holds it */
 } trace;
 
-static int32_t record_step(int32_t step, int32_t n_steps, const int32_t *canvas,
+static int32_t record_step(size_t step, size_t n_steps, const int32_t *canvas,
                            const uint8_t *committed, const float *lambda, size_t n, void *ud) {
     trace *t = ud;
     assert_int_equal(step, t->n_steps);
@@ -176,7 +176,7 @@ static void test_abort_between_layers(void **state) {
     smdiff_model_free(m);
 }
 
-static int32_t count_steps(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
+static int32_t count_steps(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
                            const float *lambda, size_t n, void *ud) {
     (*(int *)ud)++;
     return 0;
@@ -421,7 +421,7 @@ typedef struct run_result {
     uint64_t steps;
 } run_result;
 
-static int32_t fingerprint(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
+static int32_t fingerprint(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
                            const float *lambda, size_t n, void *ud) {
     uint64_t *h = ud;
     *h = *h * 1000003u + (uint64_t)step * 31u + (uint64_t)n_steps;
@@ -538,7 +538,7 @@ static void count_free(void *p, void *ud) {
     free(p);
 }
 
-static int32_t note_allocs(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
+static int32_t note_allocs(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
                            const float *lambda, size_t n, void *ud) {
     counting *c = ud;
     if (c->steps < 64) c->at_step[c->steps++] = c->allocs;

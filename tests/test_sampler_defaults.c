@@ -57,7 +57,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static int32_t max_lambda(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
+static int32_t max_lambda(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
                           const float *lambda, size_t n, void *ud) {
     float *mx = ud;
     for (size_t i = 0; i < n; i++) *mx = fmaxf(*mx, lambda[i]);

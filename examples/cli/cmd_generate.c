@@ -64,11 +64,11 @@ static void print_piece(const smdiff_model *m, int32_t id) {
     }
 }
 
-static int32_t on_step(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
+static int32_t on_step(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
                        const float *lambda, size_t n, void *ud) {
     progress *p = ud;
     if (p->quiet) return 0;
-    double el = now_s() - p->t0, per = el / (step + 1), left = per * (n_steps - step - 1);
+    double el = now_s() - p->t0, per = el / (double)(step + 1), left = per * ((double)n_steps - (double)step - 1);
     if (p->visual) {
         int64_t mask = -1;
         smdiff_model_property(p->m, SMDIFF_PROP_MASK_ID, &mask);

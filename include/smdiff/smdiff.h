@@ -455,8 +455,7 @@ SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm);
  * [0, n_steps), SMDIFF_E_NUMERIC for a non-finite entropy. Pure;
  * thread-safe for a schedule not being modified. */
 SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float *probs,
-                                          size_t n, int32_t step, int32_t n_steps,
-                                          double *out);
+                                          size_t n, size_t step, size_t n_steps, double *out);
 
 /* ============================================================= sampler
  *
@@ -540,7 +539,7 @@ SMDIFF_API int32_t smdiff_sampler_set_softmask(smdiff_sampler *sampler,
  *              the next step (0 elsewhere)
  * Return 0 to continue, non-zero to abort (the run returns SMDIFF_E_ABORTED).
  * Called on the generating thread. Pass NULL to remove. */
-typedef int32_t (*smdiff_step_fn)(int32_t step, int32_t n_steps, const int32_t *canvas,
+typedef int32_t (*smdiff_step_fn)(size_t step, size_t n_steps, const int32_t *canvas,
                                   const uint8_t *committed, const float *lambda,
                                   size_t n, void *user_data);
 SMDIFF_API int32_t smdiff_sampler_set_step_callback(smdiff_sampler *sampler,
