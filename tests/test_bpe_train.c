@@ -6,7 +6,9 @@
  * orders; every bad argument refused with its own code and message; the
  * progress callback and abort; the `smdiff tokenizer train` and `corpus`
  * commands. */
+#ifndef SMDIFF_EXPERIMENTAL /* the Makefile defines it for every test */
 #define SMDIFF_EXPERIMENTAL
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -168,18 +168,18 @@ static int corpus(int argc, char **argv) {
         return cli_fail(tok, rc, smdiff_last_error());
     }
     int32_t eos_id = special_id(m, eos);
-    int64_t n_tokens = 0, n_docs = 0;
+    size_t n_tokens = 0, n_docs = 0;
     if (eos_id < 0) {
         fprintf(stderr, "smdiff tokenizer corpus: %s is not a single token of %s\n", eos, tok);
         smdiff_model_free(m);
         return 1;
     }
-    rc = smdiff_train_tokenize_corpus(m, (const char *const *)(argv + optind), (int32_t)(argc - optind), eos_id,
+    rc = smdiff_train_tokenize_corpus(m, (const char *const *)(argv + optind), (size_t)(argc - optind), eos_id,
                                       out, &n_tokens, &n_docs);
     smdiff_model_free(m);
     if (rc) return cli_fail("tokenizer corpus", rc, smdiff_last_error());
-    fprintf(stderr, "smdiff tokenizer: %lld documents, %lld tokens (EOS %s = %d included) -> %s\n",
-            (long long)n_docs, (long long)n_tokens, eos, (int)eos_id, out);
+    fprintf(stderr, "smdiff tokenizer: %zu documents, %zu tokens (EOS %s = %d included) -> %s\n", n_docs,
+            n_tokens, eos, (int)eos_id, out);
     return 0;
 }
 
