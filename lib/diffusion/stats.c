@@ -12,13 +12,13 @@
 
 #include "core/alloc.h"
 #include "core/rng.h"
+#include "core/rng_streams.h"
 #include "stats.h"
 #include "stats_kernels.h"
 
-#define STATS_KEY_TAG 0x5354415453ull /* "STATS" */
 
 double sd_stats_uniform(uint64_t seed, uint64_t ctr, uint64_t row_id) {
-    uint64_t c[4] = {ctr, row_id, 0, 0}, k[2] = {seed, STATS_KEY_TAG}, o[4];
+    uint64_t c[4] = {ctr, row_id, 0, 0}, k[2] = {seed, SD_STREAM_STATS_KEY}, o[4];
     sd_philox4x64(c, k, o);
     return (double)(o[0] >> 11) * (1.0 / 9007199254740992.0);
 }

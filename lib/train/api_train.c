@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/options.h"
 #include "core/pool.h"
+#include "core/rng_streams.h"
 #include "diffusion/softmask.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
@@ -166,7 +167,7 @@ SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *tr, const char *arch,
                                   &m, &tr->err);
     if (rc) return rc;
     sd_rng r;
-    sd_rng_init(&r, (uint64_t)tr->opt[SMDIFF_TRAIN_SEED].i, 1);
+    sd_rng_init(&r, (uint64_t)tr->opt[SMDIFF_TRAIN_SEED].i, SD_STREAM_TRAIN_INIT);
     sd_tmodel_init_random(m, &r, 0.02f, 1e-6, 6.66, -0.75);
     return start(tr, m);
 }
