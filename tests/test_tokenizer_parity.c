@@ -1,0 +1,378 @@
+/* test_tokenizer_parity.c -- Hugging Face parity of the tokenizer: the
+ * Unicode normaliser a tokenizer declares, and special tokens matched
+ * whole inside text.
+ *
+ * Expected ids come from tests/ref/tokenizer_ref.py (Python's unicodedata
+ * and a byte-level BPE written there from GPT-2's algorithm), committed as
+ * tests/data/tokenizer_parity.json. Tokenizer files are in
+ * tests/data/tokenizers/ (sources and licences in tests/data/SOURCES.md), so this
+ * test needs nothing outside the repository.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "io/gguf.h"
+#include "testutil.h"
+#include "text/tokenizer.h"
+
+#define TOKDIR "tests/data/tokenizers/"
+
+static json_t *fixture;
+
+static int setup(void **state) {
+    (void)state;
+    json_error_t je;
+    fixture = json_load_file(test_data_path("tokenizer_parity.json"), 0, &je);
+    if (!fixture) {
+        printf("tokenizer_parity.json: %s (line %d)\n", je.text, je.line);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    json_decref(fixture);
+    return 0;
+}
+
+static json_t *cases(void) { return json_object_get(fixture, "cases"); }
+
+static int32_t *encode(const sd_tokenizer *t, const char *s, size_t n, int32_t flags, size_t *n_ids) {
+    sd_error err = {0};
+    size_t need = 0;
+    int32_t rc = sd_tokenizer_encode(t, s, n, flags, NULL, 0, &need, &err);
+    assert_true(rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER);
+    int32_t *ids = malloc(sizeof(int32_t) * (need + 1));
+    assert_non_null(ids);
+    assert_int_equal(sd_tokenizer_encode(t, s, n, flags, ids, need, n_ids, &err), SMDIFF_OK);
+    return ids;
+}
+
+/* Every case's ids for tokenizer `name`, special tokens parsed (Hugging
+ * Face's default: split_special_tokens = False). */
+static void check_cases(const sd_tokenizer *t, const char *name) {
+    size_t i;
+    json_t *c;
+    int checked = 0;
+    json_array_foreach(cases(), i, c) {
+        const char *text = json_string_value(json_object_get(c, "text"));
+        json_t *want = json_object_get(json_object_get(c, "ids"), name);
+        assert_non_null(text);
+        assert_true(json_is_array(want));
+        size_t n = 0;
+        int32_t *ids = encode(t, text, strlen(text), SD_TOK_PARSE_SPECIAL, &n);
+        int same = n == json_array_size(want);
+        for (size_t k = 0; same && k < n; k++) same = ids[k] == json_integer_value(json_array_get(want, k));
+        if (!same) {
+            print_message("%s, case %zu: got", name, i);
+            for (size_t k = 0; k < n; k++) print_message(" %d", ids[k]);
+            print_message("\n  want");
+            for (size_t k = 0; k < json_array_size(want); k++)
+                print_message(" %d", (int)json_integer_value(json_array_get(want, k)));
+            print_message("\n");
+            fail();
+        }
+        free(ids);
+        checked++;
+    }
+    assert_true(checked >= 16);
+}
+
+/* ------------------------------------------------------------ Dream: NFC */
+
+static sd_tokenizer *load_dream(void) {
+    sd_tokenizer *t = NULL;
+    sd_error err = {0};
+    int32_t rc = sd_tokenizer_from_hf_dir(TOKDIR "dream-qwen2.5", &t, &err);
+    if (rc) print_message("load: %s\n", err.msg);
+    assert_int_equal(rc, SMDIFF_OK);
+    return t;
+}
+
+static void test_dream_nfc(void **state) {
+    (void)state;
+    sd_tokenizer *t = load_dream();
+    assert_int_equal(sd_tokenizer_normalizer(t), SD_NORM_NFC); /* tokenizer_class DreamTokenizer */
+    check_cases(t, "dream");
+    /* the point of it: composed and decomposed spellings tokenize alike */
+    size_t a = 0, b = 0;
+    int32_t *x = encode(t, "caf\xc3\xa9", 5, 0, &a), *y = encode(t, "cafe\xcc\x81", 6, 0, &b);
+    assert_int_equal(a, b);
+    assert_memory_equal(x, y, a * sizeof(int32_t));
+    free(x);
+    free(y);
+    sd_tokenizer_free(t);
+}
+
+/* The normaliser travels through GGUF (smdiff.tokenizer.normalizer). */
+static void test_dream_nfc_via_gguf(void **state) {
+    (void)state;
+    sd_tokenizer *t = load_dream(), *back = NULL;
+    sd_gguf_writer *w = NULL;
+    sd_error err = {0};
+    assert_int_equal(sd_gguf_writer_create(&w, &err), SMDIFF_OK);
+    assert_int_equal(sd_tokenizer_to_gguf(t, w, &err), SMDIFF_OK);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/smdiff_tok_parity_%d.gguf", (int)getpid());
+    assert_int_equal(sd_gguf_write(w, path, &err), SMDIFF_OK);
+    sd_gguf_writer_free(w);
+    sd_gguf *g = NULL;
+    assert_int_equal(sd_gguf_open(path, 1, &g, &err), SMDIFF_OK);
+    sd_gguf_str v = {0};
+    assert_int_equal(sd_gguf_get_str(g, "smdiff.tokenizer.normalizer", &v, &err), SMDIFF_OK);
+    assert_int_equal(v.len, 3);
+    assert_memory_equal(v.ptr, "NFC", 3);
+    assert_int_equal(sd_tokenizer_from_gguf(g, &back, &err), SMDIFF_OK);
+    sd_gguf_close(g);
+    unlink(path);
+    assert_int_equal(sd_tokenizer_normalizer(back), SD_NORM_NFC);
+    check_cases(back, "dream");
+    sd_tokenizer_free(back);
+    sd_tokenizer_free(t);
+}
+
+/* A GGUF naming a normaliser smdiff does not know is refused; one without
+ * the key (llama.cpp's files) has none. */
+static void test_gguf_normalizer_key(void **state) {
+    (void)state;
+    static const char *const toks[] = {"a", "b", "ab"};
+    static const char *const merges[] = {"a b"};
+    const char *values[] = {NULL, "NFKD", "NFX"};
+    int32_t want_rc[] = {SMDIFF_OK, SMDIFF_OK, SMDIFF_E_UNSUPPORTED};
+    int32_t want_form[] = {SD_NORM_NONE, SD_NORM_NFKD, 0};
+    for (int k = 0; k < 3; k++) {
+        sd_gguf_writer *w = NULL;
+        sd_error err = {0};
+        assert_int_equal(sd_gguf_writer_create(&w, &err), SMDIFF_OK);
+        assert_int_equal(sd_gguf_set_str(w, "tokenizer.ggml.model", "gpt2"), SMDIFF_OK);
+        assert_int_equal(sd_gguf_set_str(w, "tokenizer.ggml.pre", "gpt2"), SMDIFF_OK);
+        assert_int_equal(sd_gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3), SMDIFF_OK);
+        assert_int_equal(sd_gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, 1), SMDIFF_OK);
+        if (values[k]) assert_int_equal(sd_gguf_set_str(w, "smdiff.tokenizer.normalizer", values[k]), SMDIFF_OK);
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/smdiff_tok_norm_%d.gguf", (int)getpid());
+        assert_int_equal(sd_gguf_write(w, path, &err), SMDIFF_OK);
+        sd_gguf_writer_free(w);
+        sd_gguf *g = NULL;
+        sd_tokenizer *t = NULL;
+        assert_int_equal(sd_gguf_open(path, 1, &g, &err), SMDIFF_OK);
+        assert_int_equal(sd_tokenizer_from_gguf(g, &t, &err), want_rc[k]);
+        if (t) assert_int_equal(sd_tokenizer_normalizer(t), want_form[k]);
+        else assert_non_null(strstr(err.msg, "NFX"));
+        sd_tokenizer_free(t);
+        sd_gguf_close(g);
+        unlink(path);
+    }
+}
+
+/* -------------------------------------------------- GPT-2: <|endoftext|> */
+
+static void test_gpt2_endoftext(void **state) {
+    (void)state;
+    sd_tokenizer *t = NULL;
+    sd_error err = {0};
+    assert_int_equal(sd_tokenizer_from_hf_dir(TOKDIR "gpt2", &t, &err), SMDIFF_OK);
+    assert_int_equal(sd_tokenizer_normalizer(t), SD_NORM_NONE);
+    assert_int_equal(sd_tokenizer_token_type(t, 50256), SD_TOKEN_CONTROL);
+    assert_int_equal(sd_tokenizer_special_id(t, 0), 50256);
+    assert_int_equal(sd_tokenizer_special_id(t, 1), 50256);
+    check_cases(t, "gpt2");
+    sd_tokenizer_free(t);
+}
+
+/* GPT-2 plus the bundled models' <|mask|> (added_tokens.json) and a
+ * special-tokens map: <|endoftext|> is still the special token. */
+static void test_gpt2_mask_endoftext(void **state) {
+    (void)state;
+    sd_tokenizer *t = NULL;
+    sd_error err = {0};
+    int32_t rc = sd_tokenizer_from_hf_files(TOKDIR "gpt2/encoder.json", TOKDIR "gpt2/vocab.bpe",
+                                            "models/gpt2-mask", NULL, &t, &err);
+    if (rc) print_message("load: %s\n", err.msg);
+    assert_int_equal(rc, SMDIFF_OK);
+    assert_int_equal(sd_tokenizer_token_type(t, 50256), SD_TOKEN_CONTROL);
+    assert_int_equal(sd_tokenizer_token_type(t, 50257), SD_TOKEN_CONTROL);
+    assert_int_equal(sd_tokenizer_special_id(t, 1), 50256);
+    assert_int_equal(sd_tokenizer_special_id(t, 3), 50257);
+    check_cases(t, "gpt2_mask");
+    /* without special-token parsing it is text, and decodes back as text */
+    size_t n = 0;
+    int32_t *ids = encode(t, "a<|endoftext|>", 14, 0, &n);
+    assert_true(n > 2);
+    for (size_t k = 0; k < n; k++) assert_int_not_equal(ids[k], 50256);
+    free(ids);
+    sd_tokenizer_free(t);
+}
+
+/* ------------------------------------------ every normal form, by bytes */
+
+/* GPT-2's byte-level alphabet, written out here: printable Latin-1 bytes
+ * stand for themselves, the rest take U+0100.. in byte order. */
+static size_t byte_symbol(int b, char *out) {
+    int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+    int cp = b;
+    if (!keep) {
+        int k = 0;
+        for (int i = 0; i < b; i++) k += !((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || i >= 174);
+        cp = 256 + k;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
+/* A tokenizer.json whose vocabulary is the 256 bytes (id = byte) and has
+ * no merges, declaring `normalizer`: its ids are the bytes the encoder saw. */
+static sd_tokenizer *bytes_tokenizer(json_t *normalizer) {
+    json_t *vocab = json_object();
+    for (int b = 0; b < 256; b++) {
+        char s[3] = {0};
+        byte_symbol(b, s);
+        json_object_set_new(vocab, s, json_integer(b));
+    }
+    json_t *root = json_pack("{s:s, s:[], s:o, s:{s:s, s:b, s:b, s:b}, s:{s:s, s:o, s:[]}}", "version", "1.0",
+                             "added_tokens", "normalizer", normalizer, "pre_tokenizer", "type", "ByteLevel",
+                             "add_prefix_space", 0, "trim_offsets", 0, "use_regex", 1, "model", "type", "BPE",
+                             "vocab", vocab, "merges");
+    assert_non_null(root);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/smdiff_tok_bytes_%d.json", (int)getpid());
+    assert_int_equal(json_dump_file(root, path, JSON_COMPACT), 0);
+    json_decref(root);
+    sd_tokenizer *t = NULL;
+    sd_error err = {0};
+    int32_t rc = sd_tokenizer_from_hf_json(path, &t, &err);
+    unlink(path);
+    if (rc) print_message("load: %s\n", err.msg);
+    assert_int_equal(rc, SMDIFF_OK);
+    return t;
+}
+
+static void check_form(const sd_tokenizer *t, const char *field) {
+    size_t i;
+    json_t *c;
+    json_array_foreach(cases(), i, c) {
+        const char *text = json_string_value(json_object_get(c, "text"));
+        const char *want = json_string_value(json_object_get(c, field));
+        size_t n = 0, wl = strlen(want);
+        int32_t *ids = encode(t, text, strlen(text), 0, &n);
+        char *got = malloc(n + 1);
+        for (size_t k = 0; k < n; k++) got[k] = (char)ids[k];
+        if (n != wl || memcmp(got, want, wl)) fail_msg("%s of case %zu differs from Python's unicodedata", field, i);
+        free(got);
+        free(ids);
+    }
+}
+
+static void test_normal_forms(void **state) {
+    (void)state;
+    static const struct {
+        const char *type, *field;
+        int32_t form;
+    } forms[] = {{"NFC", "nfc", SD_NORM_NFC}, {"NFD", "nfd", SD_NORM_NFD},
+                 {"NFKC", "nfkc", SD_NORM_NFKC}, {"NFKD", "nfkd", SD_NORM_NFKD}};
+    for (size_t k = 0; k < 4; k++) {
+        sd_tokenizer *t = bytes_tokenizer(json_pack("{s:s}", "type", forms[k].type));
+        assert_int_equal(sd_tokenizer_normalizer(t), forms[k].form);
+        check_form(t, forms[k].field);
+        sd_tokenizer_free(t);
+    }
+    /* a Sequence of one is that one */
+    sd_tokenizer *t = bytes_tokenizer(json_pack("{s:s, s:[{s:s}]}", "type", "Sequence", "normalizers", "type", "NFKC"));
+    assert_int_equal(sd_tokenizer_normalizer(t), SD_NORM_NFKC);
+    check_form(t, "nfkc");
+    sd_tokenizer_free(t);
+    /* none, and one that is not applied (logged): the text as given */
+    json_t *other[] = {json_null(), json_pack("{s:s}", "type", "Lowercase")};
+    for (int k = 0; k < 2; k++) {
+        t = bytes_tokenizer(other[k]);
+        assert_int_equal(sd_tokenizer_normalizer(t), SD_NORM_NONE);
+        check_form(t, "text");
+        sd_tokenizer_free(t);
+    }
+}
+
+/* --------------------------------------------- the encoder's pieces */
+
+typedef struct pieces {
+    char text[256];
+    size_t len;
+    int n, stop_after;
+} pieces;
+
+static int on_piece(void *user, const char *text, size_t len) {
+    pieces *p = user;
+    assert_true(p->len + len < sizeof p->text);
+    memcpy(p->text + p->len, text, len);
+    p->len += len;
+    p->n++;
+    return p->stop_after && p->n >= p->stop_after ? 7 : 0;
+}
+
+/* sd_tokenizer_pretokenize hands out the normalised text, added tokens
+ * whole (with SD_TOK_PARSE_SPECIAL); invalid bytes pass through unchanged
+ * (each valid run normalised on its own); a callback can stop it. */
+static void test_pretokenize(void **state) {
+    (void)state;
+    sd_tokenizer *t = load_dream();
+    const char *s = "e\xcc\x81<|endoftext|>\xcc\x81 x\xff" "e\xcc\x81";
+    const char *want = "\xc3\xa9<|endoftext|>\xcc\x81 x\xff\xc3\xa9";
+    pieces p = {0};
+    sd_error err = {0};
+    assert_int_equal(sd_tokenizer_pretokenize(t, s, strlen(s), SD_TOK_PARSE_SPECIAL, on_piece, &p, &err), 0);
+    assert_int_equal(p.len, strlen(want));
+    assert_memory_equal(p.text, want, p.len);
+    /* "<|endoftext|>" is one piece with special-token parsing, text without */
+    pieces plain = {0};
+    assert_int_equal(sd_tokenizer_pretokenize(t, s, strlen(s), 0, on_piece, &plain, &err), 0);
+    assert_int_equal(plain.len, strlen(want));
+    assert_memory_equal(plain.text, want, plain.len);
+    assert_true(plain.n > p.n);
+    pieces q = {0};
+    q.stop_after = 2;
+    assert_int_equal(sd_tokenizer_pretokenize(t, s, strlen(s), SD_TOK_PARSE_SPECIAL, on_piece, &q, &err), 7);
+    assert_int_equal(q.n, 2);
+    assert_int_equal(sd_tokenizer_pretokenize(t, NULL, 3, 0, on_piece, &q, &err), -1);
+    assert_int_equal(err.code, SMDIFF_E_INVAL);
+    assert_int_equal(sd_tokenizer_pretokenize(t, s, 3, 0, NULL, NULL, &err), -1);
+    sd_tokenizer_free(t);
+}
+
+/* The byte-level alphabet is GPT-2's (checked against the table written
+ * out above). */
+static void test_bytelevel_alphabet(void **state) {
+    (void)state;
+    for (int b = 0; b < 256; b++) {
+        char want[4], got[4];
+        size_t wl = byte_symbol(b, want);
+        assert_int_equal(sd_byte_level_char((uint8_t)b, got), wl);
+        assert_memory_equal(got, want, wl);
+    }
+    char sp[4];
+    assert_int_equal(sd_byte_level_char(' ', sp), 2);
+    assert_memory_equal(sp, "\xc4\xa0", 2); /* U+0120 */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dream_nfc),
+        cmocka_unit_test(test_dream_nfc_via_gguf),
+        cmocka_unit_test(test_gguf_normalizer_key),
+        cmocka_unit_test(test_gpt2_endoftext),
+        cmocka_unit_test(test_gpt2_mask_endoftext),
+        cmocka_unit_test(test_normal_forms),
+        cmocka_unit_test(test_pretokenize),
+        cmocka_unit_test(test_bytelevel_alphabet),
+    };
+    return cmocka_run_group_tests_name("tokenizer_parity", tests, setup, teardown);
+}
