@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <utf8proc.h>
 
 #include "io/gguf.h"
 #include "testutil.h"
@@ -348,6 +349,66 @@ static void test_pretokenize(void **state) {
     sd_tokenizer_free(t);
 }
 
+/* sd_utf8_normalize cuts the text before stable characters and normalises
+ * only the stretches between them: the result must equal utf8proc's
+ * normalisation of each whole valid run (invalid bytes kept), on random
+ * mixes of the characters where the forms differ. */
+static void test_normalize_pieces(void **state) {
+    (void)state;
+    static const char *const pool[] = {
+        "a", "e", " ", "\n", "A", "\xc3\xa9", "\xc3\x85", "\xc2\xbd", "\xc2\xa0",   /* Latin-1 */
+        "\xcc\x81", "\xcc\x80", "\xcc\x88", "\xcc\xa3", "\xcc\x87", "\xcd\x82", /* marks */
+        "\xe1\x84\x92", "\xe1\x85\xa1", "\xe1\x86\xab", "\xed\x95\x9c",       /* jamo, syllable */
+        "\xe0\xad\x87", "\xe0\xac\xbe", "\xe0\xa5\x98", "\xe0\xa4\xbc",       /* Oriya, Devanagari */
+        "\xe2\x84\xab", "\xe2\x84\xa6", "\xef\xac\x81", "\xe2\x91\xa0", "\xef\xbc\xa1", /* singletons, compat */
+        "\xe4\xbd\xa0", "\xf0\x9f\x91\x8d", "\xe2\x80\x94",                       /* CJK, emoji, dash */
+        "\xff", "\xcc", "\x80",                                                          /* invalid */
+    };
+    static const int32_t forms[] = {SD_NORM_NFC, SD_NORM_NFD, SD_NORM_NFKC, SD_NORM_NFKD};
+    static const utf8proc_option_t opts[] = {
+        UTF8PROC_STABLE | UTF8PROC_COMPOSE, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
+        UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT};
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    sd_norm_buf nb = {0};
+    char text[400], want[4000];
+    int iters = 3000;
+    for (int it = 0; it < iters; it++) {
+        size_t n = 0, len = 1 + it % 40;
+        for (size_t k = 0; k < len; k++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            const char *c = pool[r % (sizeof pool / sizeof pool[0])];
+            memcpy(text + n, c, strlen(c));
+            n += strlen(c);
+        }
+        int f = it % 4;
+        /* expected: whole valid runs through utf8proc_map, invalid bytes kept */
+        size_t wl = 0, run = 0, i = 0;
+        while (i <= n) {
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t cl = i < n ? utf8proc_iterate((const uint8_t *)text + i, (utf8proc_ssize_t)(n - i), &cp) : -1;
+            if (cl > 0) {
+                i += (size_t)cl;
+                continue;
+            }
+            if (i > run) {
+                uint8_t *o = NULL;
+                utf8proc_ssize_t ol = utf8proc_map((const uint8_t *)text + run, (utf8proc_ssize_t)(i - run), &o, opts[f]);
+                assert_true(ol >= 0);
+                memcpy(want + wl, o, (size_t)ol);
+                wl += (size_t)ol;
+                free(o);
+            }
+            if (i < n) want[wl++] = text[i];
+            run = ++i;
+        }
+        const uint8_t *got = NULL;
+        size_t gl = 0;
+        assert_int_equal(sd_utf8_normalize(forms[f], (const uint8_t *)text, n, &nb, &got, &gl), 0);
+        if (gl != wl || memcmp(got, want, wl)) fail_msg("iteration %d, form %s differs from utf8proc", it, sd_norm_name(forms[f]));
+    }
+    sd_norm_buf_free(&nb);
+}
+
 /* The byte-level alphabet is GPT-2's (checked against the table written
  * out above). */
 static void test_bytelevel_alphabet(void **state) {
@@ -372,6 +433,7 @@ int main(void) {
         cmocka_unit_test(test_gpt2_mask_endoftext),
         cmocka_unit_test(test_normal_forms),
         cmocka_unit_test(test_pretokenize),
+        cmocka_unit_test(test_normalize_pieces),
         cmocka_unit_test(test_bytelevel_alphabet),
     };
     return cmocka_run_group_tests_name("tokenizer_parity", tests, setup, teardown);

@@ -158,40 +158,60 @@ static int normalize_run(int32_t form, const uint8_t *s, size_t n, sd_norm_buf *
     return 0;
 }
 
-/* Whether every form leaves s unchanged without looking closer: ASCII
- * only, or, for NFC, nothing at or above U+0300 (lead bytes below 0xCC):
- * Latin-1 and the other code points below the combining marks are all
- * NFC-stable and compose with nothing that precedes them. */
-static int quick_unchanged(int32_t form, const uint8_t *s, size_t n) {
-    uint8_t limit = form == SD_NORM_NFC ? 0xCC : 0x80;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] >= limit) return 0;
-    return 1;
+/* Code points below this are left as they are by the form and never
+ * combine with what precedes them (UAX #15's stable code points): for
+ * NFC all of U+0000..U+02FF (the combining marks start at U+0300; Latin-1
+ * letters are precomposed already), for the other forms only ASCII. Text
+ * can be cut before any of them and each piece normalised on its own, so
+ * only the stretches around other code points go through utf8proc. */
+static uint32_t stable_below(int32_t form) { return form == SD_NORM_NFC ? 0x300 : 0x80; }
+
+/* The length of the valid character at s[0..n) if the form may change it
+ * or combine it with its neighbours, else 0 (a stable character, or an
+ * invalid byte, which is kept as it is). */
+static size_t unstable_at(const uint8_t *s, size_t n, uint32_t lim) {
+    if (s[0] < 0x80) return 0;
+    uint32_t cp;
+    size_t cl = sd_utf8_get(s, n, &cp);
+    return cl && cp >= lim ? cl : 0;
+}
+
+static int append_raw(sd_norm_buf *b, size_t *len, const uint8_t *s, size_t n) {
+    if (n == 0) return 0;
+    if (grow_bytes(&b->out, &b->out_cap, *len + n)) return -1;
+    memcpy(b->out + *len, s, n);
+    *len += n;
+    return 0;
 }
 
 int sd_utf8_normalize(int32_t form, const uint8_t *s, size_t n, sd_norm_buf *b, const uint8_t **out,
                       size_t *out_len) {
     *out = NULL;
-    if (form == SD_NORM_NONE || quick_unchanged(form, s, n)) {
+    uint32_t lim = stable_below(form);
+    size_t i = 0;
+    while (form != SD_NORM_NONE && i < n && !unstable_at(s + i, n - i, lim)) i++;
+    if (form == SD_NORM_NONE || i == n) { /* nothing the form changes */
         *out = s;
         *out_len = n;
         return 0;
     }
-    size_t len = 0, run = 0, i = 0;
-    while (i < n) {
-        uint32_t cp;
-        size_t cl = sd_utf8_get(s + i, n - i, &cp);
-        if (cl) {
-            i += cl;
+    size_t len = 0, done = 0, cut = 0; /* cut: where a piece may start */
+    for (i = 0; i < n;) {
+        size_t cl = unstable_at(s + i, n - i, lim);
+        if (!cl) {
+            uint32_t cp;
+            size_t vl = s[i] < 0x80 ? 1 : sd_utf8_get(s + i, n - i, &cp);
+            cut = vl ? i : i + 1; /* before a stable character, after an invalid byte */
+            i += vl ? vl : 1;
             continue;
         }
-        if (normalize_run(form, s + run, i - run, b, &len)) return -1;
-        if (grow_bytes(&b->out, &b->out_cap, len + 1)) return -1;
-        b->out[len++] = (char)s[i++];
-        run = i;
+        size_t start = cut > done ? cut : done, j = i + cl;
+        while (j < n && (cl = unstable_at(s + j, n - j, lim))) j += cl;
+        if (append_raw(b, &len, s + done, start - done) || normalize_run(form, s + start, j - start, b, &len))
+            return -1;
+        done = i = j;
     }
-    if (normalize_run(form, s + run, n - run, b, &len)) return -1;
-    if (len == 0 && grow_bytes(&b->out, &b->out_cap, 1)) return -1;
+    if (append_raw(b, &len, s + done, n - done)) return -1;
     *out = (const uint8_t *)b->out;
     *out_len = len;
     return 0;
