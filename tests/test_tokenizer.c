@@ -86,15 +86,7 @@ static uint64_t rnd(void) {
 
 
 static int32_t *encode(const sd_tokenizer *t, const char *s, size_t n, int32_t flags, size_t *n_ids) {
-    sd_error err = {0};
-    size_t need = 0;
-    int32_t rc = sd_tokenizer_encode(t, s, n, flags, NULL, 0, &need, &err);
-    assert_true(rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER);
-    int32_t *ids = malloc(sizeof(int32_t) * (need + 1));
-    assert_non_null(ids);
-    assert_int_equal(sd_tokenizer_encode(t, s, n, flags, ids, need, n_ids, &err), SMDIFF_OK);
-    assert_int_equal(*n_ids, need);
-    return ids;
+    return test_tokenize(t, s, n, flags, n_ids);
 }
 
 static char *decode(const sd_tokenizer *t, const int32_t *ids, size_t n, int32_t flags, size_t *len) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "text/tokenizer.h"
 
 const char *test_data_path(const char *name) {
     static _Thread_local char buf[4096];
@@ -41,4 +42,16 @@ int test_run(const char *cmd, char *out, size_t cap) {
     out[n] = 0;
     int st = pclose(f);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int32_t *test_tokenize(const struct sd_tokenizer *t, const char *s, size_t n, int32_t flags, size_t *n_ids) {
+    sd_error err = {0};
+    size_t need = 0;
+    int32_t rc = sd_tokenizer_encode(t, s, n, flags, NULL, 0, &need, &err);
+    assert_true(rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER);
+    int32_t *ids = malloc(sizeof(int32_t) * (need + 1));
+    assert_non_null(ids);
+    assert_int_equal(sd_tokenizer_encode(t, s, n, flags, ids, need, n_ids, &err), SMDIFF_OK);
+    assert_int_equal(*n_ids, need);
+    return ids;
 }

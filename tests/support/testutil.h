@@ -26,6 +26,12 @@ void *test_read_file(const char *path, size_t *size);
  * bytes, NUL-terminated); returns its exit status, -1 if it did not exit. */
 int test_run(const char *cmd, char *out, size_t cap);
 
+/* The ids of s[0..n) under tokenizer t (malloc'd; the caller frees), their
+ * count in *n_ids, by the two-call pattern (size query, then fill), which
+ * must agree; flags as sd_tokenizer_encode's. */
+struct sd_tokenizer;
+int32_t *test_tokenize(const struct sd_tokenizer *t, const char *s, size_t n, int32_t flags, size_t *n_ids);
+
 /* Skip the current test with a printed reason. */
 #define SKIP_BECAUSE(...)                 \
     do {                                  \
