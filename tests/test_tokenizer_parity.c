@@ -17,7 +17,9 @@
 #include <jansson.h>
 #include <utf8proc.h>
 
+#include "core/alloc.h"
 #include "io/gguf.h"
+#include "smdiff/smdiff.h"
 #include "testutil.h"
 #include "text/tokenizer.h"
 
@@ -338,6 +340,71 @@ static void test_pretokenize(void **state) {
     sd_tokenizer_free(t);
 }
 
+/* Out of memory inside the normaliser (or anywhere in an encode call):
+ * SMDIFF_E_NOMEM, and nothing the call allocated is left behind. */
+typedef struct oom_hook {
+    long allocs, fail_at; /* fail the allocation with this index; -1 never */
+    int failed;
+} oom_hook;
+
+static void *oom_alloc(size_t n, void *ud) {
+    oom_hook *h = ud;
+    if (h->fail_at >= 0 && h->allocs++ == h->fail_at) {
+        h->failed = 1;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+static void oom_free(void *p, void *ud) {
+    (void)ud;
+    free(p);
+}
+
+static void test_encode_out_of_memory(void **state) {
+    (void)state;
+    oom_hook h = {0, -1, 0};
+    assert_int_equal(smdiff_set_allocator(oom_alloc, oom_free, &h), SMDIFF_OK);
+    static char sym[256][3];
+    const char *toks[256];
+    for (int b = 0; b < 256; b++) {
+        byte_symbol(b, sym[b]);
+        toks[b] = sym[b];
+    }
+    sd_tokenizer_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.n_tokens = 256;
+    spec.tokens = toks;
+    spec.pre = "gpt2";
+    spec.normalizer = SD_NORM_NFC;
+    spec.bos_id = spec.eos_id = spec.pad_id = spec.mask_id = -1;
+    sd_tokenizer *t = NULL;
+    sd_error err = {0};
+    assert_int_equal(sd_tokenizer_create(&spec, &t, &err), SMDIFF_OK);
+    int64_t live = sd_alloc_live();
+    const char *text = "Cafe\xcc\x81 de\xcc\x81ja\xcc\x80 vu \xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab\xff"
+                       "q\xcc\x87\xcc\xa3 and more text to fill the cache";
+    int32_t ids[256];
+    size_t n = 0;
+    int saw_ok = 0, injected = 0;
+    for (long k = 0; !saw_ok; k++) {
+        h.allocs = 0, h.fail_at = k, h.failed = 0;
+        int32_t rc = sd_tokenizer_encode(t, text, strlen(text), 0, ids, 256, &n, &err);
+        if (h.failed) {
+            assert_int_equal(rc, SMDIFF_E_NOMEM);
+            injected++;
+        } else {
+            assert_int_equal(rc, SMDIFF_OK);
+            saw_ok = 1;
+        }
+        assert_int_equal(sd_alloc_live(), live);
+    }
+    assert_true(injected >= 3); /* match data, normaliser buffers, BPE scratch */
+    h.fail_at = -1;
+    sd_tokenizer_free(t);
+    assert_int_equal(smdiff_set_allocator(NULL, NULL, NULL), SMDIFF_OK);
+}
+
 /* sd_utf8_normalize cuts the text before stable characters and normalises
  * only the stretches between them: the result must equal utf8proc's
  * normalisation of each whole valid run (invalid bytes kept), on random
@@ -423,6 +490,7 @@ int main(void) {
         cmocka_unit_test(test_normal_forms),
         cmocka_unit_test(test_pretokenize),
         cmocka_unit_test(test_normalize_pieces),
+        cmocka_unit_test(test_encode_out_of_memory),
         cmocka_unit_test(test_bytelevel_alphabet),
     };
     return cmocka_run_group_tests_name("tokenizer_parity", tests, setup, teardown);
