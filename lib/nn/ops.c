@@ -32,11 +32,25 @@ static void run(sd_pool *pool, sd_pool_fn fn, void *ctx, int64_t n) {
 
 /* ----------------------------------------------- exp and reductions */
 
-/* exp is core/vecmath.h's, the same function in both paths; the AVX2
- * kernels that call it are compiled with multiply-add contraction
- * (SD_FP_CONTRACT_FAST_BEGIN), as the vector exp expects. */
+/* exp is core/vecmath.h's in both paths. Its 8-lane form is generic
+ * (untargeted) code, so it is called through memory: no vector value
+ * crosses from an AVX2 kernel into it (clang refuses that), and inlined
+ * there it compiles to AVX2, with multiply-adds fused in the kernels
+ * compiled under SD_FP_CONTRACT_FAST_BEGIN. */
+SD_FP_CONTRACT_FAST_BEGIN
+/* out[0..8) = exp(in[0..8) - m); out may equal in. */
+SD_V8_INLINE void exp8_shifted(const float *in, float m, float *out) {
+    sd_v8_store(out, sd_v8_exp(sd_v8_load(in) - sd_v8_splat(m)));
+}
+
+/* g[0..8) = silu(g) * u. */
+SD_V8_INLINE void swiglu8(float *g, const float *u) {
+    sd_v8f gv = sd_v8_load(g);
+    sd_v8_store(g, gv / (sd_v8_splat(1.0f) + sd_v8_exp(-gv)) * sd_v8_load(u));
+}
+SD_FP_CONTRACT_FAST_END
+
 #if SD_X86
-SD_TARGET_AVX2 SD_V8_INLINE __m256 exp_avx2(__m256 x) { return (__m256)sd_v8_exp((sd_v8f)x); }
 
 SD_TARGET_AVX2 static inline float hsum_avx2(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -267,11 +281,10 @@ SD_TARGET_AVX2 static void softmax_row_avx2(float *x, int64_t n) {
     for (; j + 8 <= n; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
     float m = hmax_avx2(vm);
     for (; j < n; j++) m = x[j] > m ? x[j] : m;
-    __m256 mv = _mm256_set1_ps(m), vs = _mm256_setzero_ps();
+    __m256 vs = _mm256_setzero_ps();
     for (j = 0; j + 8 <= n; j += 8) {
-        __m256 ev = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv));
-        _mm256_storeu_ps(x + j, ev);
-        vs = _mm256_add_ps(vs, ev);
+        exp8_shifted(x + j, m, x + j);
+        vs = _mm256_add_ps(vs, _mm256_loadu_ps(x + j));
     }
     float s = hsum_avx2(vs);
     for (; j < n; j++) {
@@ -357,12 +370,7 @@ SD_FP_CONTRACT_FAST_BEGIN
 SD_TARGET_AVX2 static void swiglu_avx2(float *g, const float *u, int64_t b, int64_t e) {
     /* g[b:e], u[b:e]; g in place */
     int64_t j = b;
-    __m256 one = _mm256_set1_ps(1.0f);
-    for (; j + 8 <= e; j += 8) {
-        __m256 gv = _mm256_loadu_ps(g + j);
-        __m256 den = _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), gv)));
-        _mm256_storeu_ps(g + j, _mm256_mul_ps(_mm256_div_ps(gv, den), _mm256_loadu_ps(u + j)));
-    }
+    for (; j + 8 <= e; j += 8) swiglu8(g + j, u + j);
     for (; j < e; j++) g[j] = sd_siluf(g[j]) * u[j];
 }
 SD_FP_CONTRACT_FAST_END
