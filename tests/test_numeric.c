@@ -5,7 +5,8 @@
  * block sizes are written out here from ggml's published list (gguf-py's
  * GGML_QUANT_SIZES, ggml.h's enum ggml_type); the CPU features are compared
  * with what the Linux kernel reports in /proc/cpuinfo; exp is compared
- * with libm's double-precision exp.
+ * with libm's double-precision exp (and the one-lane exp with a lane of the
+ * 8-lane one, bit for bit).
  */
 #include <math.h>
 #include <stdio.h>
@@ -177,6 +178,9 @@ static void test_expf_against_libm(void **state) {
                 double ev = ulps(v[j], want);
                 if (ev > worst_v) worst_v = ev;
             }
+            /* the one-lane form is the same steps: the same bits */
+            float one = sd_v1_exp(x);
+            if (memcmp(&one, &v[0], 4)) fail_msg("sd_v1_exp(%a) = %a, a lane of sd_v8_exp %a", x, one, v[0]);
         }
     }
     print_message("  sd_expf: worst %.3f ulp, %d of %d not the correctly rounded value; "
@@ -199,6 +203,7 @@ static void test_expf_against_libm(void **state) {
     assert_true(v[0] == v[1] && v[0] > 0 && v[0] < 2e-38f);
     assert_true(v[2] == v[3] && isfinite(v[2]) && v[2] > 1e38f);
     assert_true(isnan(v[4]));
+    assert_true(sd_v1_exp(-INFINITY) == v[0] && sd_v1_exp(INFINITY) == v[2] && isnan(sd_v1_exp(NAN)));
     assert_true(v[5] == 1.0f);
     assert_true(fabs(v[6] - M_E) < 3e-7 && fabs(v[7] - 1 / M_E) < 1e-7);
     /* friends */

@@ -20,7 +20,10 @@
  *               vectorised kernels. Valid for x in [SD_EXP_LO, SD_EXP_HI]
  *               where 2^n stays a normal float: sd_v8_exp_core requires
  *               it, sd_v8_exp clamps to it (so exp(-inf) is e^-87 ~
- *               1.6e-38, not 0). NaN stays NaN.
+ *               1.6e-38, not 0). NaN stays NaN. sd_v1_exp is one lane of
+ *               it (the same steps, written once for both), for the
+ *               scalar tails of vectorised loops that must agree with
+ *               their bodies (the sampling statistics).
  *
  * The 8-lane form uses GCC/clang vector extensions and is always inlined:
  * a kernel compiled with __attribute__((target("avx2,fma"))) gets AVX2
@@ -42,7 +45,7 @@
 /* Cephes expf constants. */
 #define SD_EXP_LOG2E 1.44269504088896341f
 #define SD_EXP_C1 0.693359375f    /* ln 2, high part (exact in 9 bits) */
-#define SD_EXP_C2 -2.12194440e-4f /* ln 2 - C1 */
+#define SD_EXP_C2 (-2.12194440e-4f) /* ln 2 - C1 */
 #define SD_EXP_P0 1.9875691500e-4f
 #define SD_EXP_P1 1.3981999507e-3f
 #define SD_EXP_P2 8.3334519073e-3f
@@ -50,6 +53,23 @@
 #define SD_EXP_P4 1.6666665459e-1f
 #define SD_EXP_P5 5.0000001201e-1f
 #define SD_EXP_ROUND 12582912.0f /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
+
+/* Cephes' steps for exp(y), written once for float and for 8 lanes: T is
+ * the type, K(c) makes constant c of that type. Sets n (the power of two,
+ * still as T) and p (e^r); the caller scales p by 2^n. */
+#define SD_EXP_CEPHES_STEPS(T, K, y, n, p)                           \
+    do {                                                             \
+        n = ((y) * K(SD_EXP_LOG2E) + K(SD_EXP_ROUND)) - K(SD_EXP_ROUND); \
+        T r_ = (y) - n * K(SD_EXP_C1) - n * K(SD_EXP_C2);            \
+        p = K(SD_EXP_P0);                                            \
+        p = p * r_ + K(SD_EXP_P1);                                   \
+        p = p * r_ + K(SD_EXP_P2);                                   \
+        p = p * r_ + K(SD_EXP_P3);                                   \
+        p = p * r_ + K(SD_EXP_P4);                                   \
+        p = p * r_ + K(SD_EXP_P5);                                   \
+        p = p * r_ * r_ + r_ + K(1.0f);                              \
+    } while (0)
+#define SD_EXP_K1(c) (c)
 
 #if defined(__clang__)
 #define SD_FP_CONTRACT_FAST_BEGIN _Pragma("clang fp contract(fast)")
@@ -86,6 +106,23 @@ static inline float sd_expf(float x) {
     double scale;
     memcpy(&scale, &bits, sizeof scale);
     return (float)(p * scale);
+}
+
+/* One lane of sd_v8_exp (below): the same steps on one float, so a scalar
+ * tail of a vectorised loop computes what the vector body would. y in
+ * [SD_EXP_LO, SD_EXP_HI] (or NaN) for the _core form; sd_v1_exp clamps. */
+static inline float sd_v1_exp_core(float y) {
+    float n, p;
+    SD_EXP_CEPHES_STEPS(float, SD_EXP_K1, y, n, p);
+    int32_t bits = ((int32_t)n + 127) * (1 << 23);
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float sd_v1_exp(float x) {
+    x = x < SD_EXP_LO ? SD_EXP_LO : (x > SD_EXP_HI ? SD_EXP_HI : x);
+    return sd_v1_exp_core(x);
 }
 
 /* 1 / (1 + exp(-x)) and x * sigmoid(x). */
@@ -134,16 +171,8 @@ SD_V8_INLINE sd_v8f sd_v8_min(sd_v8f a, sd_v8f b) {
 
 /* exp of each lane, lanes in [SD_EXP_LO, SD_EXP_HI] (or NaN). */
 SD_V8_INLINE sd_v8f sd_v8_exp_core(sd_v8f y) {
-    const sd_v8f round = sd_v8_splat(SD_EXP_ROUND);
-    sd_v8f n = (y * sd_v8_splat(SD_EXP_LOG2E) + round) - round;
-    sd_v8f r = y - n * sd_v8_splat(SD_EXP_C1) - n * sd_v8_splat(SD_EXP_C2);
-    sd_v8f p = sd_v8_splat(SD_EXP_P0);
-    p = p * r + sd_v8_splat(SD_EXP_P1);
-    p = p * r + sd_v8_splat(SD_EXP_P2);
-    p = p * r + sd_v8_splat(SD_EXP_P3);
-    p = p * r + sd_v8_splat(SD_EXP_P4);
-    p = p * r + sd_v8_splat(SD_EXP_P5);
-    p = p * r * r + r + sd_v8_splat(1.0f);
+    sd_v8f n, p;
+    SD_EXP_CEPHES_STEPS(sd_v8f, sd_v8_splat, y, n, p);
     sd_v8i bits = (__builtin_convertvector(n, sd_v8i) + 127) << 23;
     return p * (sd_v8f)bits;
 }

@@ -39,7 +39,7 @@ static int32_t walk_cdf(const float *x, int64_t V, float m, float beta, double t
     int64_t last = -1;
     for (; i < V; i++) {
         float y = (x[i] - m) * beta;
-        double e = sd_exp_nonpos(y);
+        double e = sd_v1_exp(y);
         if (e > 0 && x[i] == x[i]) last = i;
         acc += e;
         if (acc > target) return (int32_t)i;
@@ -94,7 +94,7 @@ static int32_t walk_kept(const float *x, int64_t V, float m, double beta, const 
     int32_t last = tid;
     for (int64_t i = 0; i < V; i++) {
         if (!(x[i] > tau || (x[i] == tau && i <= tid))) continue;
-        acc += sd_exp_nonpos((x[i] - m) * (float)beta);
+        acc += sd_v1_exp((x[i] - m) * (float)beta);
         last = (int32_t)i;
         if (acc > target) return (int32_t)i;
     }

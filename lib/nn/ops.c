@@ -288,7 +288,7 @@ SD_TARGET_AVX2 static void softmax_row_avx2(float *x, int64_t n) {
     }
     float s = hsum_avx2(vs);
     for (; j < n; j++) {
-        x[j] = sd_expf(x[j] - m);
+        x[j] = sd_v1_exp(x[j] - m); /* the vector body's exp, one lane */
         s += x[j];
     }
     __m256 inv = _mm256_set1_ps(1.0f / s);
@@ -371,7 +371,7 @@ SD_TARGET_AVX2 static void swiglu_avx2(float *g, const float *u, int64_t b, int6
     /* g[b:e], u[b:e]; g in place */
     int64_t j = b;
     for (; j + 8 <= e; j += 8) swiglu8(g + j, u + j);
-    for (; j < e; j++) g[j] = sd_siluf(g[j]) * u[j];
+    for (; j < e; j++) g[j] = g[j] / (1.0f + sd_v1_exp(-g[j])) * u[j]; /* as swiglu8, one lane */
 }
 SD_FP_CONTRACT_FAST_END
 #endif
