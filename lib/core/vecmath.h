@@ -114,6 +114,7 @@ static inline float sd_expf(float x) {
 static inline float sd_v1_exp_core(float y) {
     float n, p;
     SD_EXP_CEPHES_STEPS(float, SD_EXP_K1, y, n, p);
+    if (!(n == n)) return n; /* NaN in, NaN out (and no NaN-to-int conversion) */
     int32_t bits = ((int32_t)n + 127) * (1 << 23);
     float scale;
     memcpy(&scale, &bits, sizeof scale);
