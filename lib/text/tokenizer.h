@@ -17,7 +17,8 @@
  * loaders' builder), tokenizer_encode.c (pre-tokenize, BPE,
  * decode), tokenizer_chat.c (chat template), tokenizer_hf.c and
  * tokenizer_gguf.c (loaders, GGUF writing), tokenizer_load.c (pick a
- * loader by path), utf8.c (UTF-8 and normalisation).
+ * loader by path), utf8.c (UTF-8 and normalisation), bpe_train.c
+ * (learning a vocabulary).
  */
 #ifndef SD_TEXT_TOKENIZER_H
 #define SD_TEXT_TOKENIZER_H
