@@ -38,23 +38,12 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 TOK = os.path.join(ROOT, "tests", "data", "tokenizers")
 OUT = os.path.join(ROOT, "tests", "data", "tokenizer_parity.json")
 
-RE_GPT2 = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-RE_QWEN2 = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
-            r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
+# The split patterns and GPT-2's byte alphabet, shared with the trainer's
+# reference (as the models' tokenizer.json and GPT-2's encoder.py spell them).
+from bpe_train_ref import PATTERNS, bytes_to_unicode  # noqa: E402
 
-
-def byte_alphabet():
-    """GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for
-    themselves, the rest take 256, 257, ... in byte order."""
-    keep = set(range(33, 127)) | set(range(161, 173)) | set(range(174, 256))
-    table, extra = {}, 0
-    for b in range(256):
-        if b in keep:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
+RE_GPT2 = PATTERNS["gpt2"]
+RE_QWEN2 = PATTERNS["qwen2"]
 
 
 class Bpe:
@@ -64,7 +53,7 @@ class Bpe:
         self.added = added                      # text -> id, matched in the text
         self.split = regex.compile(regex_src)
         self.form = form                        # "NFC" or None
-        self.alpha = byte_alphabet()
+        self.alpha = bytes_to_unicode()
 
     def merge_word(self, symbols):
         while len(symbols) > 1:
