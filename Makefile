@@ -47,7 +47,8 @@ BUILD ?= build/$(VARIANT)
 # ------------------------------------------------------------ dependencies
 # Each dependency is found through pkg-config; a missing one stops the build
 # with one line naming the Debian package that provides it.
-PKGS := openblas:libopenblas-dev libuv:libuv1-dev libpcre2-8:libpcre2-dev jansson:libjansson-dev
+PKGS := openblas:libopenblas-dev libuv:libuv1-dev libpcre2-8:libpcre2-dev jansson:libjansson-dev \
+        libutf8proc:libutf8proc-dev
 TEST_PKGS := cmocka:libcmocka-dev
 
 NO_DEP_GOALS := clean help

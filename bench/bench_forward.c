@@ -169,7 +169,7 @@ int main(void) {
     printf("%-5s %-4s %-5s %-6s %9s %9s %9s %9s %9s %9s\n", "type", "thr", "L", "rows", "s/fwd", "GFLOP", "GFLOP/s",
            "of peak", "cpu s", "cpu peak");
     double f32_time[2][2][3] = {{{0}}}, f32_cpu[2][2][3] = {{{0}}}; /* [threads][L][rows], for F16 vs F32 */
-    uint32_t types[2] = {SD_T_F32, SD_T_F16};
+    uint32_t types[2] = {SD_GGML_F32, SD_GGML_F16};
     for (int ty = 0; ty < 2; ty++) {
         bench_model bm;
         double tb = now();

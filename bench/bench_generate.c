@@ -203,7 +203,7 @@ static void part2(int quick) {
     bmodel bm;
     memset(&bm, 0, sizeof bm);
     double t0 = now();
-    bench_model_build(&bm.m, SD_T_F16);
+    bench_model_build(&bm.m, SD_GGML_F16);
     if (sd_pool_create(2, &bm.pool, NULL)) exit(1);
     sd_blas_set_threads(2);
     printf("\npart 2: generation, Qwen2.5-0.5B-shaped dream, F16 random weights (built in %.1f s), "

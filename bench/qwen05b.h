@@ -35,11 +35,11 @@ static inline float bench_frand(float a) {
 
 #define BENCH_TILE ((size_t)1 << 18)
 
-/* rows x cols of type (SD_T_F32 or SD_T_F16): offset + scale * u, u in [-1, 1). */
+/* rows x cols of type (SD_GGML_F32 or SD_GGML_F16): offset + scale * u, u in [-1, 1). */
 static sd_weight bench_tensor(bench_model *bm, int64_t rows, int64_t cols, uint32_t type, float scale,
                               float offset) {
     sd_weight w = {NULL, type, rows, cols};
-    size_t n = (size_t)(rows * cols), esz = type == SD_T_F16 ? 2 : 4, bytes = n * esz;
+    size_t n = (size_t)(rows * cols), esz = type == SD_GGML_F16 ? 2 : 4, bytes = n * esz;
     unsigned char *p = sd_malloc(bytes);
     if (!p) {
         fprintf(stderr, "out of memory for weights\n");
@@ -75,20 +75,20 @@ static void bench_model_build(bench_model *bm, uint32_t type) {
     bm->w.token_embd = bench_tensor(bm, V, d, type, 1.0f, 0);
     for (int i = 0; i < 24; i++) {
         sd_layer_weights *l = &bm->w.layers[i];
-        l->attn_norm = bench_tensor(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
+        l->attn_norm = bench_tensor(bm, 1, d, SD_GGML_F32, 0.1f, 1.0f);
         l->wq = bench_tensor(bm, d, d, type, s, 0);
         l->wk = bench_tensor(bm, kd, d, type, s, 0);
         l->wv = bench_tensor(bm, kd, d, type, s, 0);
-        l->bq = bench_tensor(bm, 1, d, SD_T_F32, 0.1f, 0);
-        l->bk = bench_tensor(bm, 1, kd, SD_T_F32, 0.1f, 0);
-        l->bv = bench_tensor(bm, 1, kd, SD_T_F32, 0.1f, 0);
+        l->bq = bench_tensor(bm, 1, d, SD_GGML_F32, 0.1f, 0);
+        l->bk = bench_tensor(bm, 1, kd, SD_GGML_F32, 0.1f, 0);
+        l->bv = bench_tensor(bm, 1, kd, SD_GGML_F32, 0.1f, 0);
         l->wo = bench_tensor(bm, d, d, type, s, 0);
-        l->ffn_norm = bench_tensor(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
+        l->ffn_norm = bench_tensor(bm, 1, d, SD_GGML_F32, 0.1f, 1.0f);
         l->w_gate = bench_tensor(bm, F, d, type, s, 0);
         l->w_up = bench_tensor(bm, F, d, type, s, 0);
         l->w_down = bench_tensor(bm, d, F, type, s, 0);
     }
-    bm->w.output_norm = bench_tensor(bm, 1, d, SD_T_F32, 0.1f, 1.0f);
+    bm->w.output_norm = bench_tensor(bm, 1, d, SD_GGML_F32, 0.1f, 1.0f);
     bm->w.output = bench_tensor(bm, V, d, type, s, 0);
 }
 

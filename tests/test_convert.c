@@ -22,6 +22,7 @@
 #include "io/safetensors.h"
 #include "smdiff/smdiff.h"
 #include "text/tokenizer.h"
+#include "testutil.h"
 
 #define DATA "tests/data/"
 #define DREAM_TOK DATA "tokenizers/dream-qwen2.5"
@@ -192,6 +193,8 @@ static void test_dream_all_types(void **state) {
         assert_int_equal(sd_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b, &err), 0);
         assert_int_equal(b, 0);
         assert_true(sd_gguf_find_key(g, "tokenizer.chat_template") >= 0);
+        /* no tokenizer class and no tokenizer.json: no normaliser, no key */
+        assert_int_equal(sd_gguf_find_key(g, "smdiff.tokenizer.normalizer"), -1);
         check_tensors(g, DATA "hf_dream_tiny_expected.safetensors", k_types[ti], 1, 27);
         sd_gguf_close(g);
         unlink(out);
@@ -285,6 +288,7 @@ static void test_same_tokenizer_as_the_folder(void **state) {
         assert_int_equal(sd_tokenizer_token_type(a, i), sd_tokenizer_token_type(b, i));
     for (int k = 0; k < 4; k++) assert_int_equal(sd_tokenizer_special_id(a, k), sd_tokenizer_special_id(b, k));
     assert_string_equal(sd_tokenizer_pre_name(a), sd_tokenizer_pre_name(b));
+    assert_int_equal(sd_tokenizer_normalizer(a), sd_tokenizer_normalizer(b));
     const char *text = "hello the world<|file_sep|> thereafter<|mask|>";
     int32_t ia[64], ib[64];
     size_t na = 0, nb = 0;
@@ -335,6 +339,21 @@ static void test_real_dream_tokenizer(void **state) {
     assert_int_equal(get_u(g, "tokenizer.ggml.eos_token_id"), 151643);
     assert_int_equal(get_u(g, "tokenizer.ggml.padding_token_id"), 151643);
     assert_int_equal(get_u(g, "tokenizer.ggml.mask_token_id"), 151666);
+    /* Dream's tokenizer class normalises to NFC: the converted file records
+     * it, and the tokenizer read back from the file applies it, so a
+     * decomposed e + U+0301 gives the ids of the composed U+00E9. */
+    expect_str(g, "smdiff.tokenizer.normalizer", "NFC");
+    sd_tokenizer *t = NULL;
+    if (sd_tokenizer_from_gguf(g, &t, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(sd_tokenizer_normalizer(t), SD_NORM_NFC);
+    size_t n_nfc = 0, n_nfd = 0;
+    int32_t *nfc = test_tokenize(t, "caf\xc3\xa9 au lait", 13, 0, &n_nfc);
+    int32_t *nfd = test_tokenize(t, "cafe\xcc\x81 au lait", 14, 0, &n_nfd);
+    assert_int_equal(n_nfc, n_nfd);
+    assert_memory_equal(nfc, nfd, n_nfc * sizeof nfc[0]);
+    free(nfc);
+    free(nfd);
+    sd_tokenizer_free(t);
     sd_gguf_close(g);
     unlink(out);
 }

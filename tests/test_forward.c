@@ -104,9 +104,9 @@ static void test_dequant_rows(void **state) {
         }
     }
     float a[ROWS * COLS], b[ROWS * COLS];
-    uint32_t types[] = {SD_T_F16, SD_T_BF16, SD_T_Q8_0};
+    uint32_t types[] = {SD_GGML_F16, SD_GGML_BF16, SD_GGML_Q8_0};
     for (int t = 0; t < 3; t++) {
-        const void *src = types[t] == SD_T_Q8_0 ? (const void *)q : (const void *)h;
+        const void *src = types[t] == SD_GGML_Q8_0 ? (const void *)q : (const void *)h;
         FOR_BOTH_PATHS({
             sd_dequant_rows(types[t], src, COLS, 2, ROWS - 2, a, NULL);
             sd_dequant_rows_ref(types[t], src, COLS, 2, ROWS - 2, b);
@@ -116,20 +116,20 @@ static void test_dequant_rows(void **state) {
     }
     /* odd row length for F16 (SIMD tail) */
     FOR_BOTH_PATHS({
-        sd_dequant_rows(SD_T_F16, h, 37, 1, 3, a, NULL);
-        sd_dequant_rows_ref(SD_T_F16, h, 37, 1, 3, b);
+        sd_dequant_rows(SD_GGML_F16, h, 37, 1, 3, a, NULL);
+        sd_dequant_rows_ref(SD_GGML_F16, h, 37, 1, 3, b);
         assert_memory_equal(a, b, sizeof(float) * 3 * 37);
     });
     /* hand-computed Q8_0 block: scale 0.5 (f16 0x3800), q = -3 -> -1.5 */
     unsigned char blk[34] = {0x00, 0x38};
     for (int j = 0; j < 32; j++) blk[2 + j] = (unsigned char)(int8_t)(j - 3);
     FOR_BOTH_PATHS({
-        sd_dequant_rows(SD_T_Q8_0, blk, 32, 0, 1, a, NULL);
+        sd_dequant_rows(SD_GGML_Q8_0, blk, 32, 0, 1, a, NULL);
         assert_true(a[0] == -1.5f && a[3] == 0.0f && a[31] == 14.0f);
     });
-    assert_int_equal(sd_row_bytes(SD_T_Q8_0, 33), 0);
-    assert_int_equal(sd_row_bytes(SD_T_Q8_0, 64), 68);
-    assert_int_equal(sd_row_bytes(99, 64), 0);
+    assert_int_equal(sd_ggml_row_size(SD_GGML_Q8_0, 33), 0);
+    assert_int_equal(sd_ggml_row_size(SD_GGML_Q8_0, 64), 68);
+    assert_int_equal(sd_ggml_row_size(99, 64), 0);
 }
 
 static void test_rmsnorm(void **state) {
@@ -258,7 +258,7 @@ static void test_matmul_w(void **state) {
     for (size_t i = 0; i < sizeof wq; i++) wq[i] = (unsigned char)(frand() * 127.0f);
     for (int blk = 0; blk < ROWS * COLS / 32; blk++) { wq[blk * 34] = 0x66; wq[blk * 34 + 1] = 0x20; }
     float panel[16 * COLS];
-    struct { uint32_t t; const void *w; } cases[] = {{SD_T_F32, wf}, {SD_T_F16, wh}, {SD_T_BF16, wh}, {SD_T_Q8_0, wq}};
+    struct { uint32_t t; const void *w; } cases[] = {{SD_GGML_F32, wf}, {SD_GGML_F16, wh}, {SD_GGML_BF16, wh}, {SD_GGML_Q8_0, wq}};
     for (int c = 0; c < 4; c++)
         for (int beta = 0; beta < 2; beta++) {
             fill(a, M * (ROWS + 3), 1.0f);
@@ -293,7 +293,7 @@ static sd_weight rand_weight(test_model *m, int64_t rows, int64_t cols, uint32_t
     sd_weight w = {NULL, type, rows, cols};
     float *f = blob(m, sizeof(float) * (size_t)(rows * cols));
     for (int64_t i = 0; i < rows * cols; i++) f[i] = offset + frand() * scale;
-    if (type == SD_T_F16) {
+    if (type == SD_GGML_F16) {
         uint16_t *h = blob(m, 2 * (size_t)(rows * cols));
         for (int64_t i = 0; i < rows * cols; i++) h[i] = f32_to_f16_bits(f[i]);
         w.data = h;
@@ -314,21 +314,21 @@ static void model_init(test_model *m, sd_arch arch, uint32_t mat_type) {
     int64_t d = 24, qd = 24, kd = 12, F = 40; /* head size 4 */
     m->w.layers = m->layers;
     m->w.token_embd = rand_weight(m, 67, d, mat_type, 1.0f, 0);
-    m->w.output_norm = rand_weight(m, 1, d, SD_T_F32, 0.1f, 1.0f);
+    m->w.output_norm = rand_weight(m, 1, d, SD_GGML_F32, 0.1f, 1.0f);
     m->w.output = rand_weight(m, 67, d, mat_type, 0.3f, 0);
     for (int i = 0; i < 3; i++) {
         sd_layer_weights *l = &m->layers[i];
-        l->attn_norm = rand_weight(m, 1, d, SD_T_F32, 0.1f, 1.0f);
+        l->attn_norm = rand_weight(m, 1, d, SD_GGML_F32, 0.1f, 1.0f);
         l->wq = rand_weight(m, qd, d, mat_type, 0.3f, 0);
         l->wk = rand_weight(m, kd, d, mat_type, 0.3f, 0);
         l->wv = rand_weight(m, kd, d, mat_type, 0.3f, 0);
         if (arch == SD_ARCH_DREAM) {
-            l->bq = rand_weight(m, 1, qd, SD_T_F32, 0.1f, 0);
-            l->bk = rand_weight(m, 1, kd, SD_T_F32, 0.1f, 0);
-            l->bv = rand_weight(m, 1, kd, SD_T_F32, 0.1f, 0);
+            l->bq = rand_weight(m, 1, qd, SD_GGML_F32, 0.1f, 0);
+            l->bk = rand_weight(m, 1, kd, SD_GGML_F32, 0.1f, 0);
+            l->bv = rand_weight(m, 1, kd, SD_GGML_F32, 0.1f, 0);
         }
         l->wo = rand_weight(m, d, qd, mat_type, 0.3f, 0);
-        l->ffn_norm = rand_weight(m, 1, d, SD_T_F32, 0.1f, 1.0f);
+        l->ffn_norm = rand_weight(m, 1, d, SD_GGML_F32, 0.1f, 1.0f);
         l->w_gate = rand_weight(m, F, d, mat_type, 0.3f, 0);
         l->w_up = rand_weight(m, F, d, mat_type, 0.3f, 0);
         l->w_down = rand_weight(m, d, F, mat_type, 0.3f, 0);
@@ -361,7 +361,7 @@ static void canvas(const sd_weights *w, float *embd) {
 static void test_forward_rows_and_threads(void **state) {
     (void)state;
     test_model m;
-    model_init(&m, SD_ARCH_DREAM, SD_T_F32);
+    model_init(&m, SD_ARCH_DREAM, SD_GGML_F32);
     sd_error err = {0};
     assert_int_equal(sd_weights_validate(&m.w, &err), 0);
     float embd[TL * TD], full[TL * TV], part[3 * TV], hidden[TL * TD], hidden2[TL * TD];
@@ -395,7 +395,7 @@ static void test_forward_rows_and_threads(void **state) {
 static void test_forward_causal(void **state) {
     (void)state;
     test_model m;
-    model_init(&m, SD_ARCH_LLADA, SD_T_F32);
+    model_init(&m, SD_ARCH_LLADA, SD_GGML_F32);
     float embd[TL * TD], causal[TL * TV], bidir[TL * TV], prefix[TV];
     canvas(&m.w, embd);
     int32_t all[TL];
@@ -427,16 +427,16 @@ static void test_forward_f16_and_permuted(void **state) {
     (void)state;
     /* F16 weights (dequantised in panels) against the same values as F32. */
     test_model mh, mf;
-    model_init(&mh, SD_ARCH_DREAM, SD_T_F16);
-    model_init(&mf, SD_ARCH_DREAM, SD_T_F32);
+    model_init(&mh, SD_ARCH_DREAM, SD_GGML_F16);
+    model_init(&mf, SD_ARCH_DREAM, SD_GGML_F32);
     sd_weight *wh[] = {&mh.w.token_embd, &mh.w.output}, *wf[] = {&mf.w.token_embd, &mf.w.output};
-    for (int i = 0; i < 2; i++) sd_dequant_rows_ref(SD_T_F16, wh[i]->data, TD, 0, TV, (float *)wf[i]->data);
+    for (int i = 0; i < 2; i++) sd_dequant_rows_ref(SD_GGML_F16, wh[i]->data, TD, 0, TV, (float *)wf[i]->data);
     for (int l = 0; l < 3; l++) {
         sd_weight *h[] = {&mh.layers[l].wq, &mh.layers[l].wk, &mh.layers[l].wv, &mh.layers[l].wo,
                           &mh.layers[l].w_gate, &mh.layers[l].w_up, &mh.layers[l].w_down};
         sd_weight *f[] = {&mf.layers[l].wq, &mf.layers[l].wk, &mf.layers[l].wv, &mf.layers[l].wo,
                           &mf.layers[l].w_gate, &mf.layers[l].w_up, &mf.layers[l].w_down};
-        for (int i = 0; i < 7; i++) sd_dequant_rows_ref(SD_T_F16, h[i]->data, h[i]->cols, 0, h[i]->rows, (float *)f[i]->data);
+        for (int i = 0; i < 7; i++) sd_dequant_rows_ref(SD_GGML_F16, h[i]->data, h[i]->cols, 0, h[i]->rows, (float *)f[i]->data);
     }
     float embd[TL * TD], a[TL * TV], b[TL * TV];
     canvas(&mh.w, embd);
@@ -450,7 +450,7 @@ static void test_forward_f16_and_permuted(void **state) {
     /* llada: permuting Q/K rows as llama.cpp does and switching to
      * adjacent-pair RoPE leaves the logits unchanged. */
     test_model mp;
-    model_init(&mp, SD_ARCH_LLADA, SD_T_F32);
+    model_init(&mp, SD_ARCH_LLADA, SD_GGML_F32);
     assert_int_equal(run_forward(&mp.w, embd, TL, all, TL, a, NULL, 0, NULL), 0);
     for (int l = 0; l < 3; l++) {
         sd_weight *t[] = {&mp.layers[l].wq, &mp.layers[l].wk};
@@ -481,7 +481,7 @@ static int abort_after(void *ud) { return --*(int *)ud < 0; }
 static void test_forward_errors(void **state) {
     (void)state;
     test_model m;
-    model_init(&m, SD_ARCH_DREAM, SD_T_F32);
+    model_init(&m, SD_ARCH_DREAM, SD_GGML_F32);
     float embd[TL * TD], out[TV];
     canvas(&m.w, embd);
     sd_error err = {0};

@@ -71,7 +71,8 @@ int32_t sd_convert_vocab(const char *dir, uint64_t vocab_size, const char *pre, 
         return sd_fail(err, SMDIFF_E_INVAL, "convert: bad vocabulary arguments (size %" PRIu64 ")", vocab_size);
     /* The tokenizer's own loader reads the files, padded to the model's
      * rows. Its split rule plays no part here (only the vocabulary, the
-     * types, merges and special ids are written), so a name smdiff does not
+     * types, merges, special ids and the Unicode normaliser, as
+     * smdiff.tokenizer.normalizer, are written), so a name smdiff does not
      * implement, as llama.cpp's "default", is recorded as given while the
      * files are read with GPT-2's rule. */
     sd_hf_opts o = {sd_tokenizer_pre_known(pre) ? pre : "gpt2", (int32_t)vocab_size};

@@ -45,6 +45,7 @@
 #include "core/arena.h"
 #include "core/pool.h"
 #include "core/rng.h"
+#include "core/rng_streams.h"
 #include "decoder.h"
 #include "generate.h"
 #include "nn/model.h"
@@ -439,7 +440,7 @@ static int32_t select_positions(run *r, int32_t *nc, int32_t *nr) {
     v->n_transfer = sd_schedule_n_transfer(r->dec.schedule, r->nm, r->B, r->step, r->spb, r->ts);
     v->t = r->ts[r->step];
     v->s = r->ts[r->step + 1];
-    if (v->uniform) sd_rng_init(&r->rng, r->sp.seed, (1ull << 40) + (uint64_t)r->g);
+    if (v->uniform) sd_rng_init(&r->rng, r->sp.seed, SD_STREAM_DECODER(r->g));
     *nc = *nr = 0;
     int32_t rc = r->dec.select(v, r->commit, nc, r->remask, nr, r->dec_ud);
     const char *name = r->s->strategy;

@@ -12,13 +12,13 @@
 
 #include "core/alloc.h"
 #include "core/rng.h"
+#include "core/rng_streams.h"
 #include "stats.h"
 #include "stats_kernels.h"
 
-#define STATS_KEY_TAG 0x5354415453ull /* "STATS" */
 
 double sd_stats_uniform(uint64_t seed, uint64_t ctr, uint64_t row_id) {
-    uint64_t c[4] = {ctr, row_id, 0, 0}, k[2] = {seed, STATS_KEY_TAG}, o[4];
+    uint64_t c[4] = {ctr, row_id, 0, 0}, k[2] = {seed, SD_STREAM_STATS_KEY}, o[4];
     sd_philox4x64(c, k, o);
     return (double)(o[0] >> 11) * (1.0 / 9007199254740992.0);
 }
@@ -39,7 +39,7 @@ static int32_t walk_cdf(const float *x, int64_t V, float m, float beta, double t
     int64_t last = -1;
     for (; i < V; i++) {
         float y = (x[i] - m) * beta;
-        double e = sd_exp_nonpos(y);
+        double e = sd_v1_exp(y);
         if (e > 0 && x[i] == x[i]) last = i;
         acc += e;
         if (acc > target) return (int32_t)i;
@@ -94,7 +94,7 @@ static int32_t walk_kept(const float *x, int64_t V, float m, double beta, const 
     int32_t last = tid;
     for (int64_t i = 0; i < V; i++) {
         if (!(x[i] > tau || (x[i] == tau && i <= tid))) continue;
-        acc += sd_exp_nonpos((x[i] - m) * (float)beta);
+        acc += sd_v1_exp((x[i] - m) * (float)beta);
         last = (int32_t)i;
         if (acc > target) return (int32_t)i;
     }

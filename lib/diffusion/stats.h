@@ -31,7 +31,7 @@
  * stored exponentials, chunk sums first. A full sort of the row happens
  * only for top-k > 63 or ties at the k-th value.
  *
- * Randomness: row r draws from Philox(key = {seed, 0x5354415453}, counter =
+ * Randomness: row r draws from Philox(key = {seed, SD_STREAM_STATS_KEY}, counter =
  * {ctr, row_id[r], 0, 0}), a pure function of the step and the row's canvas
  * position, so results do not depend on the thread count.
  */

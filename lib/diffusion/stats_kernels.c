@@ -15,11 +15,11 @@
  *   histogram of the row's mass (top_p_threshold).
  */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/cpu.h"
 #include "stats_kernels.h"
 
 #define BLK 64
@@ -41,71 +41,20 @@ static inline void cand_insert(sd_cand *c, int32_t *n, int32_t K, float v, int32
  * baseline ISA and, on x86-64, once more for AVX2+FMA, picked at run time.
  * The float lanes are summed in a fixed order, so a row's result does not
  * depend on the thread that computes it. */
-/* The helpers below are static and always inlined: no vector crosses an
- * ABI boundary, so the compilers' note about AVX vector returns does not
- * apply. */
-#if defined(__clang__)
-#pragma clang diagnostic ignored "-Wpsabi"
-#elif defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-/* Let a*b+c fuse into FMA in the kernels (the AVX2 clone has FMA; the
- * baseline build has none to use). Results differ from the unfused build
- * in the last bits only, and a given build is still deterministic. */
-#if defined(__clang__)
-#pragma clang fp contract(fast)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=fast")
-#endif
-typedef float v8sf __attribute__((vector_size(32)));
-typedef int32_t v8si __attribute__((vector_size(32)));
+/* The vector type and helpers are core/vecmath.h's (short names here);
+ * multiply-adds fuse in the kernels (SD_FP_CONTRACT_FAST_BEGIN, see there). */
+SD_FP_CONTRACT_FAST_BEGIN
+typedef sd_v8f v8sf;
+typedef sd_v8i v8si;
 #define VL 8
+#define vload sd_v8_load
+#define vsplat sd_v8_splat
+#define vmax sd_v8_max
+#define vmin sd_v8_min
+#define vexp sd_v8_exp_core
+#define hsum sd_v8_hsum
 
 #define SD_ALWAYS_INLINE static inline __attribute__((always_inline))
-
-SD_ALWAYS_INLINE v8sf vload(const float *p) {
-    v8sf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-SD_ALWAYS_INLINE v8sf vsplat(float a) { return (v8sf){a, a, a, a, a, a, a, a}; }
-
-SD_ALWAYS_INLINE v8sf vmax(v8sf a, v8sf b) {
-    v8si m = (v8si)(a > b);
-    return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
-}
-
-SD_ALWAYS_INLINE v8sf vmin(v8sf a, v8sf b) {
-    v8si m = (v8si)(a < b);
-    return (v8sf)(((v8si)a & m) | ((v8si)b & ~m));
-}
-
-/* exp(y) for y in [-87, 0] (Cephes' single-precision polynomial, ~1 ulp),
- * branch-free. NaN in, NaN out. */
-SD_ALWAYS_INLINE v8sf vexp(v8sf y) {
-    const v8sf magic = vsplat(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
-    v8sf n = (y * vsplat(1.44269504088896341f) + magic) - magic;
-    v8sf r = y - n * vsplat(0.693359375f) - n * vsplat(-2.12194440e-4f);
-    v8sf p = vsplat(1.9875691500e-4f);
-    p = p * r + vsplat(1.3981999507e-3f);
-    p = p * r + vsplat(8.3334519073e-3f);
-    p = p * r + vsplat(4.1665795894e-2f);
-    p = p * r + vsplat(1.6666665459e-1f);
-    p = p * r + vsplat(5.0000001201e-1f);
-    p = p * r * r + r + vsplat(1.0f);
-    v8si bits = (__builtin_convertvector(n, v8si) + 127) << 23;
-    return p * (v8sf)bits;
-}
-
-/* Scalar twin of vexp for tails (same polynomial). */
-
-SD_ALWAYS_INLINE float hsum(v8sf v) {
-    float s = 0;
-    for (int j = 0; j < VL; j++) s += v[j];
-    return s;
-}
 
 /* Largest of x[0..BLK). */
 SD_ALWAYS_INLINE float block_max_g(const float *x) {
@@ -140,7 +89,7 @@ SD_ALWAYS_INLINE void exp_sums_g(const float *x, int64_t V, float m, float beta,
     for (; i < V; i++) {
         float y = (x[i] - m) * beta;
         y = y < -87.0f ? -87.0f : y;
-        float e = sd_exp_nonpos(y);
+        float e = sd_v1_exp(y);
         S += e;
         T += (double)e * y;
     }
@@ -281,7 +230,7 @@ SD_ALWAYS_INLINE int32_t fused_g(const float *x, int64_t V, int32_t K, sd_cand *
         if (bm > m) {
             if (m > -INFINITY) {
                 float d = m - bm;
-                v8sf f = vsplat(sd_exp_nonpos(d < -87.0f ? -87.0f : d)), vd = vsplat(d);
+                v8sf f = vsplat(sd_v1_exp(d < -87.0f ? -87.0f : d)), vd = vsplat(d);
                 t0 = (t0 + s0 * vd) * f;
                 t1 = (t1 + s1 * vd) * f;
                 s0 *= f;
@@ -321,7 +270,7 @@ SD_ALWAYS_INLINE int32_t fused_g(const float *x, int64_t V, int32_t K, sd_cand *
     for (int64_t j = i; j < V; j++) {
         float y = x[j] - mf;
         y = y < -87.0f ? -87.0f : y;
-        float e = sd_exp_nonpos(y);
+        float e = sd_v1_exp(y);
         S += e;
         T += (double)e * y;
     }
@@ -394,26 +343,11 @@ SD_AVX2 static void exp_sums_avx2(const float *x, int64_t V, float m, float beta
 SD_AVX2 static float exp_chunk_avx2(const float *x, int64_t n, float m, float beta) {
     return exp_chunk_g(x, n, m, beta);
 }
-/* Probed once; threads racing on the first call store the same answer. */
-static int have_avx2(void) {
-    static _Atomic int cached = -1;
-    int v = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        atomic_store_explicit(&cached, v, memory_order_relaxed);
-    }
-    return v;
-}
-#define DISPATCH(name, ...) (have_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
+#define DISPATCH(name, ...) (sd_cpu_has(SD_CPU_AVX2 | SD_CPU_FMA) ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
 #else
 #define DISPATCH(name, ...) name##_base(__VA_ARGS__)
 #endif
-#if defined(__clang__)
-#pragma clang fp contract(on)
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+SD_FP_CONTRACT_FAST_END
 
 /* Sums at inverse temperature beta (the pass-2 sums of a tempered row). */
 static void exp_sums_beta(const float *x, int64_t V, float m, float beta, double *s_out,
@@ -518,7 +452,7 @@ static void hist_build(const float *x, int64_t V, float m, float beta, float sc,
         for (int64_t j = nv; j < n; j++) { /* the row's last partial vector */
             float y = (x[c + j] - m) * beta;
             yb[j] = y < -HRANGE ? -HRANGE : y;
-            ec[j] = sd_exp_nonpos(yb[j]);
+            ec[j] = sd_v1_exp(yb[j]);
             int b = hbin(yb[j], sc);
             bb[j] = b >= HBINS - 1 ? HBINS : b;
         }

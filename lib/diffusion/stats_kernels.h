@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/vecmath.h" /* sd_v1_exp: the kernels' exp, one lane at a time */
 #include "stats.h"
 
 typedef struct sd_cand {
@@ -104,39 +105,5 @@ float sd_row_exp_chunk(const float *x, int64_t n, float m, float beta);
  * base): x > tau, or x == tau and id <= tau_id. */
 float sd_row_kept_chunk(const float *x, const float *e, int64_t n, int32_t base, float tau,
                         int32_t tau_id);
-
-/* exp(y) for y <= 0 (clamped at -87): Cephes' single-precision polynomial,
- * ~1 ulp; the scalar twin of the kernels' vector exp. Defined with the
- * kernels' contraction setting, so inside their AVX2+FMA clones it fuses
- * as their vector code does (and cannot elsewhere: the baseline ISA has no
- * FMA). */
-#if defined(__clang__)
-#pragma clang fp contract(fast)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=fast")
-#endif
-static inline float sd_exp_nonpos(float y) {
-    y = y < -87.0f ? -87.0f : y;
-    const float magic = 12582912.0f;
-    float n = (y * 1.44269504088896341f + magic) - magic;
-    float r = y - n * 0.693359375f - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-#if defined(__clang__)
-#pragma clang fp contract(on)
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/vecmath.h"
 #include "diffusion/softmask.h"
 #include "eval/gate.h"
 #include "nn/model.h"
@@ -39,7 +40,7 @@ static double softmax_entropy(float *z, int64_t V, int32_t truth, int64_t *above
     float mx = z[0];
     for (int64_t v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
     double sum = 0, h = 0;
-    for (int64_t v = 0; v < V; v++) sum += (z[v] = expf(z[v] - mx));
+    for (int64_t v = 0; v < V; v++) sum += (z[v] = sd_expf(z[v] - mx));
     for (int64_t v = 0; v < V; v++) {
         z[v] = (float)(z[v] / sum);
         if (z[v] > 0) h -= z[v] * log(z[v]);

@@ -5,6 +5,7 @@
 #include "core/alloc.h"
 #include "core/pool.h"
 #include "core/rng.h"
+#include "core/rng_streams.h"
 #include "eval/likelihood.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
@@ -93,7 +94,7 @@ int32_t sd_eval_elbo(const struct smdiff_model *model, const int32_t *windows, i
         int64_t nb = total - done < B ? total - done : B;
         for (int64_t b = 0; b < nb; b++) {
             int64_t i = (done + b) / D, j = (done + b) % D;
-            sd_rng_init(&r, o->seed, (uint64_t)(o->first + i) + 1);
+            sd_rng_init(&r, o->seed, SD_STREAM_EVAL_WINDOW(o->first + i));
             double u = sd_rng_uniform(&r);
             double tj = o->eps + (1.0 - o->eps) * (u + (double)j) / (double)D;
             for (int64_t s = 0; s < j * L; s++) (void)sd_rng_uniform(&r); /* masks of draws < j */

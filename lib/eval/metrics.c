@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "core/rng.h"
+#include "core/rng_streams.h"
 #include "smdiff/smdiff.h"
 
 void sd_mauve_params_default(sd_mauve_params *prm) {
@@ -229,7 +230,7 @@ int32_t sd_kmeans(const float *x, int64_t n, int64_t d, int64_t k, int32_t num_r
     double best = INFINITY;
     for (int32_t redo = 0; redo < num_redo; redo++) {
         sd_rng r;
-        sd_rng_init(&r, seed, (uint64_t)redo);
+        sd_rng_init(&r, seed, SD_STREAM_KMEANS(redo));
         kmeanspp(x, n, d, k, &r, cen, dmin);
         for (int64_t i = 0; i < n; i++) lab[i] = -1;
         double obj = 0.0;

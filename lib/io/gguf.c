@@ -8,6 +8,9 @@
  * one item before anything is allocated for it, so a hostile header can make
  * us allocate at most a small multiple of the file size. Beyond that, the
  * arrays grow with the entries actually parsed, never with a claimed count.
+ *
+ * The tensor element types (names, block sizes) and their conversions are
+ * the numeric base's, in core/numfmt.c; this file is only the container.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,64 +33,6 @@
 #define GGUF_MAX_NAME_LEN 255u  /* ggml uses 64; be lenient but bounded */
 #define GGUF_READ_ALIGN 4096u   /* base alignment of the read() fallback buffer */
 
-/* ------------------------------------------------------------ type table */
-
-typedef struct {
-    const char *name;
-    uint32_t block;  /* elements per block; 0 = not a valid type id */
-    uint32_t bytes;  /* bytes per block */
-} ggml_traits;
-
-/* Block sizes from the ggml block structs (ggml-common.h); ids 4, 5 and
- * 31..33, 36..38 were removed from ggml and stay invalid. */
-static const ggml_traits k_ggml[] = {
-    [0] = {"F32", 1, 4},         [1] = {"F16", 1, 2},
-    [2] = {"Q4_0", 32, 18},      [3] = {"Q4_1", 32, 20},
-    [6] = {"Q5_0", 32, 22},      [7] = {"Q5_1", 32, 24},
-    [8] = {"Q8_0", 32, 34},      [9] = {"Q8_1", 32, 36},
-    [10] = {"Q2_K", 256, 84},    [11] = {"Q3_K", 256, 110},
-    [12] = {"Q4_K", 256, 144},   [13] = {"Q5_K", 256, 176},
-    [14] = {"Q6_K", 256, 210},   [15] = {"Q8_K", 256, 292},
-    [16] = {"IQ2_XXS", 256, 66}, [17] = {"IQ2_XS", 256, 74},
-    [18] = {"IQ3_XXS", 256, 98}, [19] = {"IQ1_S", 256, 50},
-    [20] = {"IQ4_NL", 32, 18},   [21] = {"IQ3_S", 256, 110},
-    [22] = {"IQ2_S", 256, 82},   [23] = {"IQ4_XS", 256, 136},
-    [24] = {"I8", 1, 1},         [25] = {"I16", 1, 2},
-    [26] = {"I32", 1, 4},        [27] = {"I64", 1, 8},
-    [28] = {"F64", 1, 8},        [29] = {"IQ1_M", 256, 56},
-    [30] = {"BF16", 1, 2},       [34] = {"TQ1_0", 256, 54},
-    [35] = {"TQ2_0", 256, 66},   [39] = {"MXFP4", 32, 17},
-};
-#define N_GGML_TYPES ((uint32_t)(sizeof k_ggml / sizeof k_ggml[0]))
-
-static const ggml_traits *ggml_traits_of(uint32_t type) {
-    if (type >= N_GGML_TYPES || k_ggml[type].block == 0) return NULL;
-    return &k_ggml[type];
-}
-
-uint32_t sd_ggml_block_size(uint32_t type) {
-    const ggml_traits *t = ggml_traits_of(type);
-    return t ? t->block : 0;
-}
-
-int sd_ggml_is_supported(uint32_t type) {
-    return type == SD_GGML_F32 || type == SD_GGML_F16 || type == SD_GGML_BF16 ||
-           type == SD_GGML_Q8_0;
-}
-
-uint64_t sd_ggml_type_size(uint32_t type, uint64_t n_elements) {
-    const ggml_traits *t = ggml_traits_of(type);
-    if (!t || n_elements % t->block) return 0;
-    uint64_t blocks = n_elements / t->block;
-    if (blocks > UINT64_MAX / t->bytes) return 0;
-    return blocks * t->bytes;
-}
-
-const char *sd_ggml_type_name(uint32_t type) {
-    const ggml_traits *t = ggml_traits_of(type);
-    return t ? t->name : "unknown";
-}
-
 static const char *gguf_type_name(uint32_t t) {
     static const char *names[] = {"uint8", "int8",  "uint16", "int16",  "uint32",
                                   "int32", "float32", "bool", "string", "array",
@@ -103,194 +48,6 @@ uint32_t sd_gguf_scalar_size(uint32_t t) {
     case SD_GGUF_UINT32: case SD_GGUF_INT32: case SD_GGUF_FLOAT32: return 4;
     case SD_GGUF_UINT64: case SD_GGUF_INT64: case SD_GGUF_FLOAT64: return 8;
     default: return 0;
-    }
-}
-
-/* ------------------------------------------------- f16 / bf16 / q8_0 */
-
-/* Reference conversion: decode the fields one case at a time. */
-static float f16_to_f32_naive(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t man = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);  /* inf, or nan keeping its payload */
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112u) << 23) | (man << 13);  /* rebias 15 -> 127 */
-    } else if (man == 0) {
-        bits = sign;
-    } else {
-        /* Subnormal: value = man * 2^-24; normalise into an f32 normal. */
-        int e = -14;
-        while (!(man & 0x400u)) { man <<= 1; e--; }
-        man &= 0x3ffu;
-        bits = sign | ((uint32_t)(e + 127) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-/* Branch-free conversion (used on every weight of an F16 file).
- * Normal and inf/nan: place exponent+mantissa at f32's mantissa boundary
- * with the exponent raised by 224, then multiply by 2^-112: the net rebias
- * is +112 (15 -> 127), and f16 exponent 31 lands on f32 exponent 255 before
- * the multiply, so inf stays inf and nan stays nan.
- * Subnormal (exponent 0, value man * 2^-24): put the 10 mantissa bits under
- * the exponent of 0.5, which gives 0.5 + man * 2^-24 exactly, and subtract
- * 0.5 (exact by Sterbenz). Checked against f16_to_f32_naive and against the
- * IEEE definition for all 65536 inputs in tests/test_gguf.c. */
-float sd_f16_to_f32(uint16_t h) {
-    uint32_t w = (uint32_t)h << 16;
-    uint32_t sign = w & 0x80000000u;
-    uint32_t two_w = w + w;  /* drops the sign */
-    uint32_t nb = (two_w >> 4) + (0xE0u << 23), db = (two_w >> 17) | (126u << 23);
-    float nf, df;
-    memcpy(&nf, &nb, 4);
-    memcpy(&df, &db, 4);
-    nf *= 0x1p-112f;
-    df -= 0.5f;
-    uint32_t nbits, dbits;
-    memcpy(&nbits, &nf, 4);
-    memcpy(&dbits, &df, 4);
-    uint32_t bits = sign | (two_w < (1u << 27) ? dbits : nbits);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-float sd_f16_to_f32_ref(uint16_t h) { return f16_to_f32_naive(h); }
-
-uint16_t sd_f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    uint32_t absx = x & 0x7fffffffu;
-    if (absx >= 0x7f800000u) {  /* inf or nan; keep nan quiet and non-zero */
-        if (absx == 0x7f800000u) return sign | 0x7c00u;
-        return (uint16_t)(sign | 0x7e00u | ((absx >> 13) & 0x3ffu));
-    }
-    if (absx >= 0x477ff000u) return sign | 0x7c00u;  /* rounds to >= 65520: inf */
-    if (absx < 0x38800000u) {
-        /* Result is subnormal (or zero) in f16: value / 2^-24 rounded RNE. */
-        if (absx < 0x33000000u) return sign;  /* < 2^-25: rounds to zero */
-        uint32_t e = absx >> 23;
-        uint32_t m = (absx & 0x7fffffu) | 0x800000u;
-        uint32_t shift = 126u - e;  /* bring to units of 2^-24 */
-        uint32_t q = m >> shift;
-        uint32_t rem = m & ((1u << shift) - 1u);
-        uint32_t half = 1u << (shift - 1u);
-        if (rem > half || (rem == half && (q & 1u))) q++;
-        return (uint16_t)(sign | q);  /* q may carry into the smallest normal: correct */
-    }
-    /* Normal: rebias and round the 13 dropped bits to nearest even. */
-    uint32_t r = absx - 0x38000000u;  /* exponent 127 -> 15 */
-    uint32_t q = r >> 13;
-    uint32_t rem = r & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (q & 1u))) q++;
-    return (uint16_t)(sign | q);
-}
-
-float sd_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t sd_f32_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);  /* quiet nan */
-    x += 0x7fffu + ((x >> 16) & 1u);  /* round to nearest even; overflow -> inf is right */
-    return (uint16_t)(x >> 16);
-}
-
-/* Q8_0 block: f16 scale d, then 32 int8 q; value = d * q. */
-#define Q8_0_BLOCK 32
-#define Q8_0_BYTES 34
-
-void sd_ggml_to_f32(uint32_t type, const void *src, float *dst, int64_t n) {
-    /* src: n elements of type (n a multiple of the block size); dst: (n,) f32 */
-    const uint8_t *s = (const uint8_t *)src;
-    switch (type) {
-    case SD_GGML_F32:
-        memcpy(dst, s, (size_t)n * 4);
-        return;
-    case SD_GGML_F16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, s + 2 * i, 2);
-            dst[i] = sd_f16_to_f32(h);
-        }
-        return;
-    case SD_GGML_BF16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, s + 2 * i, 2);
-            dst[i] = sd_bf16_to_f32(h);
-        }
-        return;
-    case SD_GGML_Q8_0:
-        for (int64_t b = 0; b < n / Q8_0_BLOCK; b++) {
-            const uint8_t *blk = s + b * Q8_0_BYTES;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            float d = sd_f16_to_f32(h);
-            for (int j = 0; j < Q8_0_BLOCK; j++)
-                dst[b * Q8_0_BLOCK + j] = d * (float)(int8_t)blk[2 + j];
-        }
-        return;
-    default:
-        /* Not computable: make any accidental use loud rather than plausible. */
-        for (int64_t i = 0; i < n; i++) dst[i] = NAN;
-        return;
-    }
-}
-
-void sd_ggml_from_f32(uint32_t type, const float *src, void *dst, int64_t n) {
-    /* src: (n,) f32; dst: n elements of type (n a multiple of the block size) */
-    uint8_t *d8 = (uint8_t *)dst;
-    switch (type) {
-    case SD_GGML_F32:
-        memcpy(d8, src, (size_t)n * 4);
-        return;
-    case SD_GGML_F16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h = sd_f32_to_f16(src[i]);
-            memcpy(d8 + 2 * i, &h, 2);
-        }
-        return;
-    case SD_GGML_BF16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h = sd_f32_to_bf16(src[i]);
-            memcpy(d8 + 2 * i, &h, 2);
-        }
-        return;
-    case SD_GGML_Q8_0:
-        /* As ggml's reference quantizer: d = amax/127 stored as f16, the
-         * quants use the unrounded 1/d, round half away from zero. */
-        for (int64_t b = 0; b < n / Q8_0_BLOCK; b++) {
-            const float *x = src + b * Q8_0_BLOCK;
-            uint8_t *blk = d8 + b * Q8_0_BYTES;
-            float amax = 0.0f;
-            for (int j = 0; j < Q8_0_BLOCK; j++) amax = fmaxf(amax, fabsf(x[j]));
-            float d = amax / 127.0f;
-            float id = d != 0.0f ? 1.0f / d : 0.0f;
-            uint16_t h = sd_f32_to_f16(d);
-            memcpy(blk, &h, 2);
-            for (int j = 0; j < Q8_0_BLOCK; j++) {
-                float q = roundf(x[j] * id);
-                if (q > 127.0f) q = 127.0f;
-                if (q < -128.0f) q = -128.0f;
-                blk[2 + j] = (uint8_t)(int8_t)q;
-            }
-        }
-        return;
-    default:
-        memset(d8, 0, (size_t)sd_ggml_type_size(type, (uint64_t)n));
-        return;
     }
 }
 
@@ -619,7 +376,7 @@ static int32_t parse(sd_gguf *g, sd_error *err) {
         }
         t->type = rd_u32(&c);
         t->offset = rd_u64(&c);
-        const ggml_traits *tr = ggml_traits_of(t->type);
+        const sd_ggml_type_info *tr = sd_ggml_type_info_of(t->type);
         if (!tr)
             return sd_fail(err, SMDIFF_E_FORMAT, "gguf: tensor '%s': unknown ggml type id %u", nb, t->type);
         if (t->ne[0] % tr->block)

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/numfmt.h" /* SD_GGML_* element types, conversions */
 
 /* Metadata value types (GGUF spec numbering). */
 enum {
@@ -27,11 +28,6 @@ enum {
     SD_GGUF_UINT32 = 4, SD_GGUF_INT32 = 5, SD_GGUF_FLOAT32 = 6, SD_GGUF_BOOL = 7,
     SD_GGUF_STRING = 8, SD_GGUF_ARRAY = 9, SD_GGUF_UINT64 = 10, SD_GGUF_INT64 = 11,
     SD_GGUF_FLOAT64 = 12,
-};
-
-/* Tensor element types (ggml numbering); the ones smdiff computes with. */
-enum {
-    SD_GGML_F32 = 0, SD_GGML_F16 = 1, SD_GGML_Q8_0 = 8, SD_GGML_BF16 = 30,
 };
 
 typedef struct sd_gguf sd_gguf;
@@ -45,7 +41,7 @@ typedef struct sd_gguf_tensor {
     sd_gguf_str name;
     uint32_t n_dims;      /* 1..4 */
     uint64_t ne[4];       /* ne[0] is the fastest-varying (row length), unused dims = 1 */
-    uint32_t type;        /* SD_GGML_* */
+    uint32_t type;        /* SD_GGML_* (core/numfmt.h) */
     uint64_t offset;      /* relative to the data section */
     uint64_t n_bytes;     /* validated: data + offset + n_bytes <= file end */
     const void *data;     /* into the mapping, aligned to general.alignment */
@@ -102,32 +98,6 @@ int32_t sd_gguf_value_text(const sd_gguf *g, int64_t kv_index, char *buf, size_t
 int64_t sd_gguf_n_tensors(const sd_gguf *g);
 const sd_gguf_tensor *sd_gguf_tensor_at(const sd_gguf *g, int64_t i);
 const sd_gguf_tensor *sd_gguf_find_tensor(const sd_gguf *g, const char *name); /* NULL if absent */
-
-/* Bytes of a tensor of type with n elements (n must be a multiple of the
- * type's block size); 0 for an unknown type or a bad element count. */
-uint64_t sd_ggml_type_size(uint32_t type, uint64_t n_elements);
-const char *sd_ggml_type_name(uint32_t type);
-/* Elements per block of a type (1 for F32/F16/BF16, 32 for Q8_0); 0 if unknown. */
-uint32_t sd_ggml_block_size(uint32_t type);
-/* 1 for the types smdiff converts and computes with (F32, F16, BF16, Q8_0):
- * files with other known types parse, but their tensors cannot be used. */
-int sd_ggml_is_supported(uint32_t type);
-
-/* Scalar conversions: IEEE half with subnormals, inf and nan (nan stays
- * nan); f32 -> f16 and f32 -> bf16 round to nearest, ties to even. */
-float sd_f16_to_f32(uint16_t h);
-/* The same by field decoding, one case at a time (reference for tests). */
-float sd_f16_to_f32_ref(uint16_t h);
-uint16_t sd_f32_to_f16(float f);
-float sd_bf16_to_f32(uint16_t h);
-uint16_t sd_f32_to_bf16(float f);
-
-/* Convert n elements starting at element 0 of src (of type) to f32. n must
- * be a multiple of the block size. src may be unaligned. For a type that
- * sd_ggml_is_supported() refuses, dst is filled with NaN. */
-void sd_ggml_to_f32(uint32_t type, const void *src, float *dst, int64_t n);
-/* Convert f32 to type (F32, F16, BF16, Q8_0) for the writer. */
-void sd_ggml_from_f32(uint32_t type, const float *src, void *dst, int64_t n);
 
 /* ------------------------------------------------------------- writer */
 

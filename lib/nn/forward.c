@@ -163,7 +163,7 @@ static int32_t check(const sd_weight *t, const char *name, int32_t layer, int64_
     if (t->rows != rows || t->cols != cols)
         return sd_fail(err, SMDIFF_E_FORMAT, "tensor %s has shape [%lld, %lld], expected [%lld, %lld]",
                        full, (long long)t->rows, (long long)t->cols, (long long)rows, (long long)cols);
-    if (vector ? t->type != SD_T_F32 : !sd_type_supported(t->type) || !sd_row_bytes(t->type, cols))
+    if (vector ? t->type != SD_GGML_F32 : !sd_ggml_is_supported(t->type) || !sd_ggml_row_size(t->type, cols))
         return sd_fail(err, SMDIFF_E_FORMAT, "tensor %s has unsupported type %u for its shape", full,
                        (unsigned)t->type);
     return SMDIFF_OK;

@@ -125,14 +125,14 @@ static int32_t find_tensor(loader *ld, const char *name, sd_weight *w) {
     if (t->ne[2] != 1 || t->ne[3] != 1)
         return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "tensor %s has %u dimensions, expected at most 2", name,
                        (unsigned)t->n_dims);
-    if (!sd_type_supported(t->type))
+    if (!sd_ggml_is_supported(t->type))
         return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "tensor %s has type %s (%u), not F32/F16/BF16/Q8_0",
                        name, sd_ggml_type_name(t->type), (unsigned)t->type);
     w->data = t->data;
     w->type = t->type;
     w->rows = (int64_t)t->ne[1];
     w->cols = (int64_t)t->ne[0];
-    if (w->rows > 1 && sd_row_bytes(w->type, w->cols) * (uint64_t)w->rows > t->n_bytes)
+    if (w->rows > 1 && sd_ggml_row_size(w->type, w->cols) * (uint64_t)w->rows > t->n_bytes)
         return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "tensor %s is shorter than its shape", name);
     return SMDIFF_OK;
 }
@@ -140,14 +140,14 @@ static int32_t find_tensor(loader *ld, const char *name, sd_weight *w) {
 /* 1-D tensors (norms, biases) are read as F32 by the forward pass: count
  * the floats needed to convert the others. */
 static int64_t vector_floats(const sd_weight *w) {
-    return w->data && w->type != SD_T_F32 ? w->rows * w->cols : 0;
+    return w->data && w->type != SD_GGML_F32 ? w->rows * w->cols : 0;
 }
 
 static void to_f32(sd_weight *w, float **cursor) {
-    if (!w->data || w->type == SD_T_F32) return;
+    if (!w->data || w->type == SD_GGML_F32) return;
     sd_ggml_to_f32(w->type, w->data, *cursor, w->rows * w->cols);
     w->data = *cursor;
-    w->type = SD_T_F32;
+    w->type = SD_GGML_F32;
     *cursor += w->rows * w->cols;
 }
 

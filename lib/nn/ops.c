@@ -1,15 +1,14 @@
 /* ops.c -- transformer kernels, fast and reference. See ops.h. */
 #include <math.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "blas.h"
-#include "io/gguf.h" /* sd_f16_to_f32, sd_bf16_to_f32 */
+#include "core/cpu.h"
+#include "core/vecmath.h"
 #include "ops.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define SD_X86 1
-#include <cpuid.h>
 #include <immintrin.h>
 #define SD_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #else
@@ -20,25 +19,7 @@
 
 static int force_scalar;
 
-static int cpu_has_avx2(void) {
-#if SD_X86
-    /* Atomic: concurrent forward passes may race to fill it (same value). */
-    static _Atomic int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        /* clang 14 has no "f16c" for __builtin_cpu_supports: ask CPUID
-         * (leaf 1, ECX bit 29); AVX2 implies the OS saves YMM state. */
-        unsigned a, b, c, d;
-        int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
-    }
-    return cached;
-#else
-    return 0;
-#endif
-}
-
-int sd_ops_simd(void) { return !force_scalar && cpu_has_avx2(); }
+int sd_ops_simd(void) { return !force_scalar && sd_cpu_has(SD_CPU_SET_AVX2); }
 void sd_ops_force_scalar(int on) { force_scalar = on; }
 
 static void run(sd_pool *pool, sd_pool_fn fn, void *ctx, int64_t n) {
@@ -49,56 +30,27 @@ static void run(sd_pool *pool, sd_pool_fn fn, void *ctx, int64_t n) {
         fn(ctx, 0, n, 0);
 }
 
-/* --------------------------------------------------------------- exp */
+/* ----------------------------------------------- exp and reductions */
 
-/* exp(x) by range reduction x = n ln2 + r, |r| <= ln2/2, and a degree-6
- * Taylor polynomial for e^r (truncation error < 1.3e-7 relative), then
- * 2^n through the exponent bits. Inputs are clamped so 2^n stays a normal
- * float: results are 0 < exp(x) <= 2^127 * e^0.35, fine for softmax and
- * sigmoid, where the extremes saturate anyway. The same steps in scalar
- * and AVX2 code so both paths agree to rounding. */
-#define EXP_LO (-87.0f)
-#define EXP_HI (88.0f)
-#define LOG2E 1.44269504088896341f
-#define LN2_HI 0.693145751953125f
-#define LN2_LO 1.42860682030941723212e-6f
-
-static inline float exp_scalar(float x) {
-    x = x < EXP_LO ? EXP_LO : (x > EXP_HI ? EXP_HI : x);
-    float n = rintf(x * LOG2E);
-    float r = x - n * LN2_HI - n * LN2_LO;
-    float p = 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    union {
-        uint32_t u;
-        float f;
-    } s;
-    s.u = (uint32_t)((int32_t)n + 127) << 23;
-    return p * s.f;
+/* exp is core/vecmath.h's in both paths. Its 8-lane form is generic
+ * (untargeted) code, so it is called through memory: no vector value
+ * crosses from an AVX2 kernel into it (clang refuses that), and inlined
+ * there it compiles to AVX2, with multiply-adds fused in the kernels
+ * compiled under SD_FP_CONTRACT_FAST_BEGIN. */
+SD_FP_CONTRACT_FAST_BEGIN
+/* out[0..8) = exp(in[0..8) - m); out may equal in. */
+SD_V8_INLINE void exp8_shifted(const float *in, float m, float *out) {
+    sd_v8_store(out, sd_v8_exp(sd_v8_load(in) - sd_v8_splat(m)));
 }
+
+/* g[0..8) = silu(g) * u. */
+SD_V8_INLINE void swiglu8(float *g, const float *u) {
+    sd_v8f gv = sd_v8_load(g);
+    sd_v8_store(g, gv / (sd_v8_splat(1.0f) + sd_v8_exp(-gv)) * sd_v8_load(u));
+}
+SD_FP_CONTRACT_FAST_END
 
 #if SD_X86
-SD_TARGET_AVX2 static inline __m256 exp_avx2(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
 
 SD_TARGET_AVX2 static inline float hsum_avx2(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -119,42 +71,14 @@ SD_TARGET_AVX2 static inline float hmax_avx2(__m256 v) {
 
 static inline uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
-int sd_type_supported(uint32_t type) {
-    return type == SD_T_F32 || type == SD_T_F16 || type == SD_T_BF16 || type == SD_T_Q8_0;
-}
-
-size_t sd_row_bytes(uint32_t type, int64_t cols) {
-    if (cols < 0) return 0;
-    switch (type) {
-    case SD_T_F32: return (size_t)cols * 4;
-    case SD_T_F16:
-    case SD_T_BF16: return (size_t)cols * 2;
-    case SD_T_Q8_0: return cols % SD_QK8_0 ? 0 : (size_t)(cols / SD_QK8_0) * 34;
-    default: return 0;
-    }
-}
+#define Q8_0_BYTES 34 /* f16 scale + SD_QK8_0 int8 (core/numfmt.c's table) */
 
 /* ---------------------------------------------------------- dequantise */
 
-/* One row of cols elements: src (of type) -> dst f32. Shapes: src[cols], dst[cols]. */
+/* One row of cols elements: src (of type) -> dst f32: the numeric base's
+ * plain conversion. Shapes: src[cols], dst[cols]. */
 static void dequant_row_scalar(uint32_t type, const unsigned char *src, int64_t cols, float *dst) {
-    switch (type) {
-    case SD_T_F32: memcpy(dst, src, (size_t)cols * 4); break;
-    case SD_T_F16:
-        for (int64_t j = 0; j < cols; j++) dst[j] = sd_f16_to_f32(rd16(src + 2 * j));
-        break;
-    case SD_T_BF16:
-        for (int64_t j = 0; j < cols; j++) dst[j] = sd_bf16_to_f32(rd16(src + 2 * j));
-        break;
-    case SD_T_Q8_0:
-        for (int64_t b = 0; b < cols / SD_QK8_0; b++) {
-            const unsigned char *blk = src + b * 34;
-            float d = sd_f16_to_f32(rd16(blk));
-            for (int j = 0; j < SD_QK8_0; j++) dst[b * SD_QK8_0 + j] = d * (float)(int8_t)blk[2 + j];
-        }
-        break;
-    default: break;
-    }
+    sd_ggml_to_f32(type, src, dst, cols);
 }
 
 #if SD_X86
@@ -162,21 +86,21 @@ SD_TARGET_AVX2 static void dequant_row_avx2(uint32_t type, const unsigned char *
                                             float *dst) {
     int64_t j = 0;
     switch (type) {
-    case SD_T_F16:
+    case SD_GGML_F16:
         for (; j + 8 <= cols; j += 8)
             _mm256_storeu_ps(dst + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * j))));
         for (; j < cols; j++) dst[j] = sd_f16_to_f32(rd16(src + 2 * j));
         break;
-    case SD_T_BF16:
+    case SD_GGML_BF16:
         for (; j + 8 <= cols; j += 8) {
             __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * j)));
             _mm256_storeu_ps(dst + j, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
         }
         for (; j < cols; j++) dst[j] = sd_bf16_to_f32(rd16(src + 2 * j));
         break;
-    case SD_T_Q8_0:
+    case SD_GGML_Q8_0:
         for (int64_t b = 0; b < cols / SD_QK8_0; b++) {
-            const unsigned char *blk = src + b * 34;
+            const unsigned char *blk = src + b * Q8_0_BYTES;
             __m256 d = _mm256_set1_ps(sd_f16_to_f32(rd16(blk)));
             for (int k = 0; k < SD_QK8_0; k += 8) {
                 __m128i q8 = _mm_loadl_epi64((const __m128i *)(blk + 2 + k));
@@ -216,14 +140,14 @@ static void dequant_range(void *vctx, int64_t b, int64_t e, int t) {
 
 void sd_dequant_rows(uint32_t type, const void *w, int64_t cols, int64_t r0, int64_t n,
                      float *out, sd_pool *pool) {
-    dequant_ctx c = {type, w, cols, r0, out, sd_row_bytes(type, cols)};
+    dequant_ctx c = {type, w, cols, r0, out, sd_ggml_row_size(type, cols)};
     /* Below ~16K elements a fork-join costs more than it saves. */
     run(n * cols >= 16384 ? pool : NULL, dequant_range, &c, n);
 }
 
 void sd_dequant_rows_ref(uint32_t type, const void *w, int64_t cols, int64_t r0, int64_t n,
                          float *out) {
-    size_t rb = sd_row_bytes(type, cols);
+    size_t rb = sd_ggml_row_size(type, cols);
     for (int64_t i = 0; i < n; i++)
         dequant_row_scalar(type, (const unsigned char *)w + (size_t)(r0 + i) * rb, cols, out + i * cols);
 }
@@ -348,6 +272,7 @@ void sd_rope_ref(float *x, int64_t L, int64_t n_heads, int64_t hd, int64_t ld, f
 /* ------------------------------------------------------------ softmax */
 
 #if SD_X86
+SD_FP_CONTRACT_FAST_BEGIN
 /* Softmax of x[n] in place. */
 SD_TARGET_AVX2 static void softmax_row_avx2(float *x, int64_t n) {
     /* x[n] in place */
@@ -356,21 +281,21 @@ SD_TARGET_AVX2 static void softmax_row_avx2(float *x, int64_t n) {
     for (; j + 8 <= n; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
     float m = hmax_avx2(vm);
     for (; j < n; j++) m = x[j] > m ? x[j] : m;
-    __m256 mv = _mm256_set1_ps(m), vs = _mm256_setzero_ps();
+    __m256 vs = _mm256_setzero_ps();
     for (j = 0; j + 8 <= n; j += 8) {
-        __m256 ev = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv));
-        _mm256_storeu_ps(x + j, ev);
-        vs = _mm256_add_ps(vs, ev);
+        exp8_shifted(x + j, m, x + j);
+        vs = _mm256_add_ps(vs, _mm256_loadu_ps(x + j));
     }
     float s = hsum_avx2(vs);
     for (; j < n; j++) {
-        x[j] = exp_scalar(x[j] - m);
+        x[j] = sd_v1_exp(x[j] - m); /* the vector body's exp, one lane */
         s += x[j];
     }
     __m256 inv = _mm256_set1_ps(1.0f / s);
     for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), inv));
     for (; j < n; j++) x[j] *= 1.0f / s;
 }
+SD_FP_CONTRACT_FAST_END
 #endif
 
 /* One row in place over n valid columns; columns [n, total) set to 0. */
@@ -386,7 +311,7 @@ static void softmax_row(float *x, int64_t n, int64_t total) {
     for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
     float s = 0;
     for (int64_t j = 0; j < n; j++) {
-        x[j] = exp_scalar(x[j] - m);
+        x[j] = sd_expf(x[j] - m);
         s += x[j];
     }
     float inv = 1.0f / s;
@@ -441,17 +366,14 @@ typedef struct {
 } swiglu_ctx;
 
 #if SD_X86
+SD_FP_CONTRACT_FAST_BEGIN
 SD_TARGET_AVX2 static void swiglu_avx2(float *g, const float *u, int64_t b, int64_t e) {
     /* g[b:e], u[b:e]; g in place */
     int64_t j = b;
-    __m256 one = _mm256_set1_ps(1.0f);
-    for (; j + 8 <= e; j += 8) {
-        __m256 gv = _mm256_loadu_ps(g + j);
-        __m256 den = _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), gv)));
-        _mm256_storeu_ps(g + j, _mm256_mul_ps(_mm256_div_ps(gv, den), _mm256_loadu_ps(u + j)));
-    }
-    for (; j < e; j++) g[j] = g[j] / (1.0f + exp_scalar(-g[j])) * u[j];
+    for (; j + 8 <= e; j += 8) swiglu8(g + j, u + j);
+    for (; j < e; j++) g[j] = g[j] / (1.0f + sd_v1_exp(-g[j])) * u[j]; /* as swiglu8, one lane */
 }
+SD_FP_CONTRACT_FAST_END
 #endif
 
 /* Items are chunks of 1024 elements so threads split evenly. */
@@ -471,7 +393,7 @@ static void swiglu_range(void *vctx, int64_t b, int64_t e, int t) {
         return;
     }
 #endif
-    for (int64_t j = lo; j < hi; j++) c->s.g[j] = c->s.g[j] / (1.0f + exp_scalar(-c->s.g[j])) * c->s.u[j];
+    for (int64_t j = lo; j < hi; j++) c->s.g[j] = sd_siluf(c->s.g[j]) * c->s.u[j];
 }
 
 void sd_swiglu(float *g, const float *u, int64_t n, sd_pool *pool) {
@@ -550,7 +472,7 @@ void sd_matmul_w(float *out, int64_t ldc, float beta, const float *x, int64_t M,
                  int64_t rows, int64_t cols, float *panel, size_t panel_floats, sd_pool *pool) {
     /* x[M, cols] @ W[rows, cols]^T -> out[M, ldc] columns [0, rows); panel[p, cols] */
     if (M <= 0 || rows <= 0) return;
-    if (type == SD_T_F32) {
+    if (type == SD_GGML_F32) {
         sd_sgemm(0, 1, M, rows, cols, 1.0f, x, cols, w, cols, beta, out, ldc);
         return;
     }

@@ -14,12 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/numfmt.h" /* SD_GGML_* weight types, sd_ggml_row_size */
 #include "core/pool.h"
-
-/* ggml element types handled by the weight kernels (same numbers as
- * SD_GGML_* in io/gguf.h, repeated here so nn does not depend on io). */
-enum { SD_T_F32 = 0, SD_T_F16 = 1, SD_T_Q8_0 = 8, SD_T_BF16 = 30 };
-#define SD_QK8_0 32 /* elements per Q8_0 block: f16 scale + 32 int8 */
 
 /* Whether the SIMD paths are in use (for benchmarks and test messages). */
 int sd_ops_simd(void);
@@ -27,13 +23,8 @@ int sd_ops_simd(void);
  * can exercise both on a machine that has AVX2. Not thread-safe. */
 void sd_ops_force_scalar(int on);
 
-/* Bytes of one row of `cols` elements of type; 0 if the type is unknown or
- * cols is not a multiple of its block size. */
-size_t sd_row_bytes(uint32_t type, int64_t cols);
-/* Whether the weight kernels know the type. */
-int sd_type_supported(uint32_t type);
-
-/* Rows [r0, r0+n) of a matrix W[*, cols] of type -> out[n, cols] f32. */
+/* Rows [r0, r0+n) of a matrix W[*, cols] of a supported type (core/numfmt.h)
+ * -> out[n, cols] f32. */
 void sd_dequant_rows(uint32_t type, const void *w, int64_t cols, int64_t r0, int64_t n,
                      float *out, sd_pool *pool);
 void sd_dequant_rows_ref(uint32_t type, const void *w, int64_t cols, int64_t r0, int64_t n,

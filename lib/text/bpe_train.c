@@ -206,7 +206,7 @@ static int32_t report(bpe *b) {
 /* sd_walk_fn: one document. */
 static int32_t read_document(void *ud, const char *path, const char *text, size_t len, sd_error *err) {
     bpe *b = ud;
-    int rc = sd_tokenizer_pretokenize(b->splitter, text, len, count_word, b, err);
+    int rc = sd_tokenizer_pretokenize(b->splitter, text, len, 0, count_word, b, err);
     if (rc > 0) return nomem(b);
     if (rc) return err->code ? err->code : SMDIFF_E_INTERNAL;
     b->prog.n_documents++;

@@ -4,6 +4,7 @@
  *
  * Pipeline of sd_tokenizer_encode:
  *   text --(special/added tokens as whole tokens)--> segments
+ *        --(the declared Unicode normaliser, utf8proc; e.g. NFC)--> segments
  *        --(pre-tokenizer regexes, PCRE2, UTF + UCP)--> pre-tokens
  *        --(bytes -> byte-level symbols, merges by rank)--> ids
  * Decoding maps each id to its bytes (the byte-level alphabet undone).
@@ -11,6 +12,13 @@
  * A tokenizer is immutable after sd_tokenizer_create and may be used from
  * any number of threads at once: every call keeps its scratch state (PCRE2
  * match data, merge heap, pre-token cache) private.
+ *
+ * Files: tokenizer_build.c (construction; tokenizer_build.h has the
+ * loaders' builder), tokenizer_encode.c (pre-tokenize, BPE,
+ * decode), tokenizer_chat.c (chat template), tokenizer_hf.c and
+ * tokenizer_gguf.c (loaders, GGUF writing), tokenizer_load.c (pick a
+ * loader by path), utf8.c (UTF-8 and normalisation), bpe_train.c
+ * (learning a vocabulary).
  */
 #ifndef SD_TEXT_TOKENIZER_H
 #define SD_TEXT_TOKENIZER_H
@@ -19,6 +27,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "text/utf8.h" /* SD_NORM_*, sd_utf8_complete_prefix */
 
 /* Token types (llama.cpp / GGUF numbering, tokenizer.ggml.token_type). */
 enum {
@@ -51,6 +60,8 @@ typedef struct sd_tokenizer_spec {
     const char *pre;             /* pre-tokenizer name (tokenizer.ggml.pre), or NULL
                                     when pre_regex is given */
     const char *pre_regex;       /* optional: one explicit split regex (tokenizer.json) */
+    int32_t normalizer;          /* SD_NORM_* (text/utf8.h) applied to the text between
+                                    added tokens before pre-tokenizing; 0 = none */
     int32_t bos_id, eos_id, pad_id, mask_id;  /* -1 if none */
     int32_t add_bos;             /* the model wants BOS prepended */
     int32_t ignore_merges;       /* a pre-token that is itself a token is not merged */
@@ -75,9 +86,11 @@ int sd_tokenizer_pre_known(const char *name);
  * (+ added_tokens.json, tokenizer_config.json, special_tokens_map.json), or
  * GPT-2's encoder.json + vocab.bpe. tokenizer.json wins when present.
  * Special tokens are the texts tokenizer_config.json (else
- * special_tokens_map.json) names, else config.json's <name>_token_id, as
- * llama.cpp's converter finds them; ids no file names become UNUSED rows
- * "[PAD<id>]". */
+ * special_tokens_map.json, else for GPT-2's classes <|endoftext|> as bos,
+ * eos and unk) names, each made a CONTROL token as Hugging Face makes it a
+ * special added token; else config.json's <name>_token_id, as llama.cpp's
+ * converter finds them. Ids no file names become UNUSED rows "[PAD<id>]".
+ * The normaliser is tokenizer.json's, or NFC for Qwen2's classes. */
 int32_t sd_tokenizer_from_hf_dir(const char *dir, sd_tokenizer **out, sd_error *err);
 
 /* The same with options, for a converter that writes the vocabulary into a
@@ -107,14 +120,16 @@ int32_t sd_tokenizer_from_hf_files(const char *vocab_json, const char *merges_tx
                                    const char *config_dir, const char *pre,
                                    sd_tokenizer **out, sd_error *err);
 
-/* GGUF metadata (tokenizer.ggml.*); the file may be closed afterwards.
+/* GGUF metadata (tokenizer.ggml.*, and smdiff.tokenizer.normalizer when a
+ * normaliser applies); the file may be closed afterwards.
  * SMDIFF_E_NOT_FOUND if the file has no tokenizer, SMDIFF_E_UNSUPPORTED
- * for a tokenizer.ggml.model other than "gpt2". */
+ * for a tokenizer.ggml.model other than "gpt2" or an unknown normaliser. */
 struct sd_gguf;
 int32_t sd_tokenizer_from_gguf(const struct sd_gguf *g, sd_tokenizer **out, sd_error *err);
 
 /* Write the tokenizer.ggml.* keys (model "gpt2", pre, tokens, token_type,
- * merges in rank order, special ids, add_bos_token) that
+ * merges in rank order, special ids, add_bos_token), and
+ * smdiff.tokenizer.normalizer ("NFC", ...) when a normaliser applies, that
  * sd_tokenizer_from_gguf reads back, for converters and trainers that write
  * GGUF files. SMDIFF_E_UNSUPPORTED for a custom (unnamed) split regex. */
 struct sd_gguf_writer;
@@ -159,30 +174,29 @@ int32_t sd_tokenizer_token_type(const sd_tokenizer *t, int32_t id); /* 0 if out 
 /* Special ids: which = 0 bos, 1 eos, 2 pad, 3 mask; -1 if none. */
 int32_t sd_tokenizer_special_id(const sd_tokenizer *t, int which);
 const char *sd_tokenizer_pre_name(const sd_tokenizer *t);
+/* The normaliser applied before pre-tokenizing (SD_NORM_*). */
+int32_t sd_tokenizer_normalizer(const sd_tokenizer *t);
 /* Id of a token given by its stored text (byte-level form), -1 if absent. */
 int32_t sd_tokenizer_find(const sd_tokenizer *t, const char *text, size_t len);
 
 /* ------------------------------------------------------ for trainers */
 
-/* Split text[0..n) into pre-tokens with t's pre-tokenizer (the regex stage
- * of sd_tokenizer_encode: no special tokens, no BPE) and call fn for each,
- * in order; a positive return from fn stops the split and is returned.
- * Returns 0, fn's value, or -1 after recording SMDIFF_E_NOMEM or a regex
- * failure in err. */
+/* Cut text[0..n) as sd_tokenizer_encode(flags) does before BPE and call fn
+ * for each piece, in order: added tokens whole (user-defined ones always,
+ * control ones with SD_TOK_PARSE_SPECIAL; a tokenizer without added tokens
+ * has none), the text between them normalised with the tokenizer's
+ * normaliser and split by its pre-tokenizer regexes. piece points into
+ * text or a normalised copy, valid during the call. A nonzero return from
+ * fn stops the split and is returned. Returns 0, fn's value, or -1 after
+ * recording SMDIFF_E_INVAL, SMDIFF_E_NOMEM or a regex failure in err. */
 typedef int (*sd_pretoken_fn)(void *ud, const char *piece, size_t len);
-int sd_tokenizer_pretokenize(const sd_tokenizer *t, const char *text, size_t n, sd_pretoken_fn fn,
-                             void *ud, sd_error *err);
+int sd_tokenizer_pretokenize(const sd_tokenizer *t, const char *text, size_t n, int32_t flags,
+                             sd_pretoken_fn fn, void *ud, sd_error *err);
 
 /* The byte-level alphabet's character for byte b as UTF-8 in out (1 or 2
- * bytes); returns its length. */
+ * bytes); returns its length. GPT-2's bytes_to_unicode: printable Latin-1
+ * bytes stand for themselves, the other 68 bytes for U+0100..U+0143 in byte
+ * order, so every byte is a visible, non-space character. */
 size_t sd_byte_level_char(uint8_t b, char out[4]);
-
-/* ------------------------------------------------------------ streaming */
-
-/* Length of the longest prefix of buf[0..n) that does not end inside a
- * UTF-8 sequence that is still valid so far but incomplete. A streaming
- * caller emits that prefix and keeps the rest (at most 3 bytes) in front of
- * the next chunk. Invalid bytes are never held back. */
-size_t sd_utf8_complete_prefix(const char *buf, size_t n);
 
 #endif

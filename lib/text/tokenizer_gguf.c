@@ -1,19 +1,41 @@
-/* tokenizer_gguf.c -- build a tokenizer from GGUF metadata, the keys
- * llama.cpp's converter writes:
+/* tokenizer_gguf.c -- a tokenizer from GGUF metadata and back: the keys
+ * llama.cpp's converter writes,
  *   tokenizer.ggml.model        "gpt2" (byte-level BPE; the only kind here)
  *   tokenizer.ggml.pre          pre-tokenizer name ("gpt-2", "qwen2", ...)
  *   tokenizer.ggml.tokens       [n] strings
  *   tokenizer.ggml.token_type   [n] i32 (optional; NORMAL when absent)
  *   tokenizer.ggml.merges       [m] "LEFT RIGHT"
  *   tokenizer.ggml.{bos,eos,padding,mask}_token_id, add_bos_token
+ * and smdiff's one addition, which llama.cpp has no key for:
+ *   smdiff.tokenizer.normalizer "NFC", "NFD", "NFKC" or "NFKD": the Unicode
+ *                               normaliser the original tokenizer declares
+ *                               (absent: none, llama.cpp's behaviour)
  * Strings are used in place (the mapping outlives the call) and copied by
  * sd_tokenizer_create. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
 #include "io/gguf.h"
-#include "tokenizer.h"
+#include "tokenizer_impl.h"
+
+#define SD_GGUF_KEY_NORMALIZER "smdiff.tokenizer.normalizer"
+
+/* The normaliser key, if present. */
+static int32_t read_normalizer(const sd_gguf *g, int32_t *out, sd_error *err) {
+    sd_gguf_str v = {0};
+    *out = SD_NORM_NONE;
+    int32_t rc = sd_gguf_get_str(g, SD_GGUF_KEY_NORMALIZER, &v, err);
+    if (rc == SMDIFF_E_NOT_FOUND) return SMDIFF_OK;
+    if (rc) return rc;
+    int32_t form = sd_norm_parse(v.ptr, (size_t)v.len);
+    if (form < 0)
+        return sd_fail(err, SMDIFF_E_UNSUPPORTED, "%s \"%.*s\" is not a normaliser smdiff applies "
+                       "(NFC, NFD, NFKC, NFKD)", SD_GGUF_KEY_NORMALIZER, (int)(v.len > 40 ? 40 : v.len), v.ptr);
+    *out = form;
+    return SMDIFF_OK;
+}
 
 static int32_t str_array(const sd_gguf *g, const char *key, const char ***ptrs, size_t **lens,
                          uint64_t *count, int required, sd_error *err) {
@@ -135,6 +157,7 @@ int32_t sd_tokenizer_from_gguf(const sd_gguf *g, sd_tokenizer **out, sd_error *e
         if (r2 == SMDIFF_OK) s.add_bos = ab;
         else if (r2 != SMDIFF_E_NOT_FOUND) rc = r2;
     }
+    if (!rc) rc = read_normalizer(g, &s.normalizer, err);
     if (!rc) {
         s.n_tokens = (int32_t)n_tok;
         s.tokens = tokens;
@@ -151,5 +174,89 @@ int32_t sd_tokenizer_from_gguf(const sd_gguf *g, sd_tokenizer **out, sd_error *e
     sd_free(merges);
     sd_free(merge_lens);
     sd_free(types);
+    return rc;
+}
+
+/* ------------------------------------------------------------- writing */
+
+static int cmp_rank(const void *a, const void *b) {
+    const sd_merge_ent *x = *(const sd_merge_ent *const *)a, *y = *(const sd_merge_ent *const *)b;
+    return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+int32_t sd_tokenizer_to_gguf(const sd_tokenizer *t, sd_gguf_writer *w, sd_error *err) {
+    if (!t || !w) return sd_fail(err, SMDIFF_E_INVAL, "sd_tokenizer_to_gguf: NULL argument");
+    if (t->n_re == 1 && !sd_tokenizer_pre_known(t->pre))
+        return sd_fail(err, SMDIFF_E_UNSUPPORTED, "a tokenizer with a custom split regex has no "
+                       "tokenizer.ggml.pre name to write");
+    size_t n = (size_t)t->n_vocab, m = (size_t)t->n_merges_used;
+    const char **tok = sd_malloc(sizeof(char *) * n);
+    uint64_t *tlen = sd_malloc(sizeof(uint64_t) * n);
+    int32_t *types = sd_malloc(sizeof(int32_t) * n);
+    const sd_merge_ent **ents = sd_malloc(sizeof(sd_merge_ent *) * (m ? m : 1));
+    const char **mer = sd_malloc(sizeof(char *) * (m ? m : 1));
+    uint64_t *mlen = sd_malloc(sizeof(uint64_t) * (m ? m : 1));
+    char *blob = NULL;
+    int32_t rc = SMDIFF_OK;
+    if (!tok || !tlen || !types || !ents || !mer || !mlen) rc = sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
+    size_t total = 0, k = 0;
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) {
+            size_t l;
+            tok[i] = sd_tok_text(t, (int32_t)i, &l);
+            tlen[i] = l;
+            types[i] = t->types[i];
+        }
+        for (uint64_t i = 0; i <= t->merge_mask; i++)
+            if (t->merge_tab[i].key) ents[k++] = &t->merge_tab[i];
+        qsort(ents, k, sizeof ents[0], cmp_rank);
+        for (size_t i = 0; i < k; i++) {
+            uint64_t key = ents[i]->key - 1;
+            size_t a, b;
+            sd_tok_text(t, (int32_t)(key >> 32), &a);
+            sd_tok_text(t, (int32_t)(uint32_t)key, &b);
+            total += a + b + 1;
+        }
+        blob = sd_malloc(total ? total : 1);
+        if (!blob) rc = sd_fail(err, SMDIFF_E_NOMEM, "out of memory");
+    }
+    if (!rc) {
+        size_t off = 0;
+        for (size_t i = 0; i < k; i++) {
+            uint64_t key = ents[i]->key - 1;
+            size_t a, b;
+            const char *l = sd_tok_text(t, (int32_t)(key >> 32), &a);
+            const char *r = sd_tok_text(t, (int32_t)(uint32_t)key, &b);
+            mer[i] = blob + off;
+            memcpy(blob + off, l, a);
+            blob[off + a] = ' ';
+            memcpy(blob + off + a + 1, r, b);
+            mlen[i] = a + b + 1;
+            off += a + b + 1;
+        }
+        static const char *const id_keys[4] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                               "tokenizer.ggml.padding_token_id", "tokenizer.ggml.mask_token_id"};
+        int32_t ids[4] = {t->bos, t->eos, t->pad, t->mask};
+        int32_t r = sd_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+        if (!r) r = sd_gguf_set_str(w, "tokenizer.ggml.pre", t->pre);
+        if (!r) r = sd_gguf_set_arr_strn(w, "tokenizer.ggml.tokens", tok, tlen, n);
+        if (!r) r = sd_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, n);
+        if (!r) r = sd_gguf_set_arr_strn(w, "tokenizer.ggml.merges", mer, mlen, k);
+        for (int i = 0; i < 4 && !r; i++)
+            if (ids[i] >= 0) r = sd_gguf_set_u32(w, id_keys[i], (uint32_t)ids[i]);
+        if (!r) r = sd_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos);
+        /* llama.cpp has no key for a BPE normaliser: smdiff's own, written
+         * only when there is one, so files without it stay as they were */
+        if (!r && t->normalizer != SD_NORM_NONE)
+            r = sd_gguf_set_str(w, SD_GGUF_KEY_NORMALIZER, sd_norm_name(t->normalizer));
+        if (r) rc = sd_fail(err, r, "writing tokenizer metadata failed");
+    }
+    sd_free(tok);
+    sd_free(tlen);
+    sd_free(types);
+    sd_free(ents);
+    sd_free(mer);
+    sd_free(mlen);
+    sd_free(blob);
     return rc;
 }

@@ -6,7 +6,18 @@
  * Added tokens get the types llama.cpp's converter gives them, so that a
  * directory and the GGUF made from it behave the same: an added token that
  * is "special" or looks special (<|...|>) is CONTROL, any other added token
- * is USER_DEFINED.
+ * is USER_DEFINED. The special tokens the config names (bos, eos, pad,
+ * mask, unk, sep, cls, additional_special_tokens) are CONTROL as well:
+ * Hugging Face makes each a special added token, cut out of the text whole.
+ * GPT-2's classes default bos, eos and unk to <|endoftext|>. A special id
+ * that no tokenizer file names comes from the model's config.json
+ * (<name>_token_id) as llama.cpp's converter finds it; ids no file names
+ * become UNUSED rows "[PAD<id>]", so a folder and the GGUF converted from it
+ * hold the same list.
+ *
+ * The Unicode normaliser comes from tokenizer.json's "normalizer" or, for
+ * vocab.json + merges.txt, from the tokenizer class (Qwen2's and Dream's
+ * apply NFC).
  *
  * Jansson allocates with malloc during loading (its allocator hook is
  * process-global, so smdiff cannot redirect it without affecting the host);
@@ -19,7 +30,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
-#include "tokenizer.h"
+#include "tokenizer_build.h"
 
 /* The original Qwen2 split pattern, as tokenizer.json spells it. */
 static const char QWEN2_HF_PATTERN[] =
@@ -28,34 +39,6 @@ static const char QWEN2_HF_PATTERN[] =
 static const char LLAMA3_HF_PATTERN[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
-typedef struct builder {
-    int32_t n;              /* vocabulary size (max id + 1) */
-    const char **tokens;    /* borrowed from the JSON documents */
-    size_t *lens;
-    int32_t *types;
-    const char **merges;
-    size_t *merge_lens;
-    int64_t n_merges;
-    char *merges_buf;       /* merges.txt contents (merges point into it) */
-    char *pad_names;        /* "[PAD<id>]" texts of the ids no file names */
-    int32_t special[4];     /* bos eos pad mask */
-    int special_set;        /* special[] already holds GPT-2's defaults: keep them unless a file names one */
-    int32_t add_bos;
-    int32_t ignore_merges;
-    const char *pre;
-    const char *pre_regex;
-} builder;
-
-static void builder_free(builder *b) {
-    sd_free(b->tokens);
-    sd_free(b->lens);
-    sd_free(b->types);
-    sd_free(b->merges);
-    sd_free(b->merge_lens);
-    sd_free(b->merges_buf);
-    sd_free(b->pad_names);
-}
 
 static int file_exists(const char *path) {
     struct stat st;
@@ -75,27 +58,6 @@ static int32_t load_json(const char *path, json_t **out, sd_error *err) {
 
 static int looks_special(const char *s, size_t len) {
     return len >= 4 && s[0] == '<' && s[1] == '|' && s[len - 2] == '|' && s[len - 1] == '>';
-}
-
-/* Allocate the token arrays for ids [0, max(n, opts' n_vocab)); ids no
- * file names become UNUSED rows called "[PAD<id>]", as llama.cpp's converter
- * names them, so a folder and the GGUF made from it hold the same list. */
-static int32_t builder_alloc(builder *b, int32_t n, const sd_hf_opts *o, sd_error *err) {
-    if (o && o->n_vocab > n) n = o->n_vocab;
-    b->n = n;
-    b->tokens = sd_malloc(sizeof(char *) * (size_t)n);
-    b->lens = sd_malloc(sizeof(size_t) * (size_t)n);
-    b->types = sd_malloc(sizeof(int32_t) * (size_t)n);
-    b->pad_names = sd_malloc((size_t)n * 20);
-    if (!b->tokens || !b->lens || !b->types || !b->pad_names)
-        return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (vocabulary)");
-    for (int32_t i = 0; i < n; i++) {
-        char *name = b->pad_names + (size_t)i * 20;
-        b->lens[i] = (size_t)snprintf(name, 20, "[PAD%d]", (int)i);
-        b->tokens[i] = name;
-        b->types[i] = SD_TOKEN_UNUSED;
-    }
-    return SMDIFF_OK;
 }
 
 /* Largest id named by a vocab object, an added_tokens array (tokenizer.json),
@@ -141,16 +103,10 @@ static int32_t max_id(json_t *vocab, json_t *added_arr, json_t *decoder, json_t 
     return SMDIFF_OK;
 }
 
-static void set_token(builder *b, int64_t id, const char *text, size_t len, int32_t type) {
-    b->tokens[id] = text;
-    b->lens[id] = len;
-    b->types[id] = type;
-}
-
-static void put_vocab(builder *b, json_t *vocab) {
+static void put_vocab(sd_tok_builder *b, json_t *vocab) {
     const char *k;
     json_t *v;
-    json_object_foreach(vocab, k, v) set_token(b, json_integer_value(v), k, strlen(k), SD_TOKEN_NORMAL);
+    json_object_foreach(vocab, k, v) sd_tok_builder_set(b, json_integer_value(v), k, strlen(k), SD_TOKEN_NORMAL);
 }
 
 static int32_t added_type(int special, const char *s, size_t len) {
@@ -167,12 +123,12 @@ static const char *special_text(json_t *v) {
     return NULL;
 }
 
-static int32_t id_of(const builder *b, const char *s) {
-    if (!s) return -1;
-    size_t len = strlen(s);
-    for (int32_t i = b->n - 1; i >= 0; i--)  /* added tokens sit at the end */
-        if (b->lens[i] == len && memcmp(b->tokens[i], s, len) == 0) return i;
-    return -1;
+/* Hugging Face makes every special token the config names (bos, eos,
+ * pad, mask, unk, sep, cls, additional_special_tokens) a special added
+ * token: cut out of the text whole, skipped when decoding with
+ * skip_special_tokens. Here that is a CONTROL token. */
+static void mark_special(sd_tok_builder *b, int32_t id) {
+    if (id >= 0 && b->types[id] == SD_TOKEN_NORMAL) b->types[id] = SD_TOKEN_CONTROL;
 }
 
 /* The JSON documents beside the vocabulary (each may be NULL). */
@@ -188,42 +144,68 @@ static void docs_free(hf_docs *d) {
     json_decref(d->model);
 }
 
-/* Special tokens as llama.cpp's converter finds them: the text named in
- * tokenizer_config.json (else special_tokens_map.json) looked up in the
- * vocabulary, else config.json's <name>_token_id. bos/eos/pad/mask go to
- * the tokenizer, unk/sep/cls (which tokenizing does not use) to extras;
- * add_bos_token, and for extras add_eos_token and chat_template, from
- * tokenizer_config.json. */
-static int32_t read_specials(builder *b, const hf_docs *d, sd_hf_extras *x, sd_error *err) {
+/* config.json's <name>_token_id into *id when it names one (llama.cpp's
+ * SpecialVocab reads it for ids the tokenizer files leave out). */
+static int32_t model_special_id(const sd_tok_builder *b, json_t *model, const char *name, int32_t *id,
+                                sd_error *err) {
+    char key[32];
+    snprintf(key, sizeof key, "%s_token_id", name);
+    json_t *j = model ? json_object_get(model, key) : NULL;
+    if (!json_is_integer(j) || json_integer_value(j) < 0) return SMDIFF_OK;
+    if (json_integer_value(j) >= b->n)
+        return sd_fail(err, SMDIFF_E_FORMAT, "config.json: %s %lld is outside the vocabulary of %d", key,
+                       (long long)json_integer_value(j), (int)b->n);
+    *id = (int32_t)json_integer_value(j);
+    return SMDIFF_OK;
+}
+
+/* add_eos_token and chat_template of tokenizer_config.json into x. */
+static int32_t read_extras(json_t *config, sd_hf_extras *x, sd_error *err) {
+    json_t *ae = config ? json_object_get(config, "add_eos_token") : NULL;
+    x->add_eos = json_is_boolean(ae) ? json_is_true(ae) : -1;
+    json_t *ct = config ? json_object_get(config, "chat_template") : NULL;
+    if (json_is_string(ct) && !(x->chat_template = sd_strdup(json_string_value(ct))))
+        return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (chat template)");
+    return SMDIFF_OK;
+}
+
+/* The special tokens and add_bos_token. A token's text comes from
+ * tokenizer_config.json, else special_tokens_map.json, else, for
+ * gpt2_defaults (the tokenizer class is GPT-2's, whose constructor makes
+ * <|endoftext|> bos, eos and unk unless the config names others or null),
+ * <|endoftext|>; the text found in the vocabulary is marked CONTROL. An id
+ * no text gives comes from config.json, unmarked: Hugging Face's tokenizer
+ * never reads that file, so it does not change how text is cut.
+ * bos/eos/pad/mask go to the tokenizer, unk/sep/cls (which tokenizing does
+ * not use) and add_eos_token, chat_template to x (may be NULL). */
+static int32_t read_specials(sd_tok_builder *b, const hf_docs *d, int gpt2_defaults, sd_hf_extras *x,
+                             sd_error *err) {
     static const char *const names[7] = {"bos", "eos", "pad", "mask", "unk", "sep", "cls"};
+    static const int gpt2_default[7] = {1, 1, 0, 0, 1, 0, 0};
     int32_t ids[7];
     for (int i = 0; i < 7; i++) {
         char key[32];
         snprintf(key, sizeof key, "%s_token", names[i]);
-        const char *s = d->config ? special_text(json_object_get(d->config, key)) : NULL;
+        json_t *cv = d->config ? json_object_get(d->config, key) : NULL;
+        const char *s = special_text(cv);
         if (!s && d->smap) s = special_text(json_object_get(d->smap, key));
-        ids[i] = s ? id_of(b, s) : -1;
-        snprintf(key, sizeof key, "%s_token_id", names[i]);
-        json_t *j = d->model ? json_object_get(d->model, key) : NULL;
-        if (ids[i] < 0 && json_is_integer(j) && json_integer_value(j) >= 0) {
-            if (json_integer_value(j) >= b->n)
-                return sd_fail(err, SMDIFF_E_FORMAT, "config.json: %s %lld is outside the vocabulary of %d", key,
-                               (long long)json_integer_value(j), (int)b->n);
-            ids[i] = (int32_t)json_integer_value(j);
-        }
+        if (!s && !json_is_null(cv) && gpt2_defaults && gpt2_default[i]) s = "<|endoftext|>";
+        ids[i] = sd_tok_builder_find(b, s);
+        mark_special(b, ids[i]);
+        int32_t rc = ids[i] < 0 ? model_special_id(b, d->model, names[i], &ids[i], err) : SMDIFF_OK;
+        if (rc) return rc;
     }
-    for (int i = 0; i < 4; i++)
-        if (ids[i] >= 0 || !b->special_set) b->special[i] = ids[i];
+    for (int i = 0; i < 4; i++) b->special[i] = ids[i];
+    json_t *extra = d->config ? json_object_get(d->config, "additional_special_tokens") : NULL;
+    if (!json_is_array(extra) && d->smap) extra = json_object_get(d->smap, "additional_special_tokens");
+    size_t i;
+    json_t *v;
+    json_array_foreach(extra, i, v) mark_special(b, sd_tok_builder_find(b, special_text(v)));
     json_t *ab = d->config ? json_object_get(d->config, "add_bos_token") : NULL;
     if (json_is_boolean(ab)) b->add_bos = json_is_true(ab);
     if (!x) return SMDIFF_OK;
     x->unk_id = ids[4], x->sep_id = ids[5], x->cls_id = ids[6];
-    json_t *ae = d->config ? json_object_get(d->config, "add_eos_token") : NULL;
-    x->add_eos = json_is_boolean(ae) ? json_is_true(ae) : -1;
-    json_t *ct = d->config ? json_object_get(d->config, "chat_template") : NULL;
-    if (json_is_string(ct) && !(x->chat_template = sd_strdup(json_string_value(ct))))
-        return sd_fail(err, SMDIFF_E_NOMEM, "out of memory (chat template)");
-    return SMDIFF_OK;
+    return read_extras(d->config, x, err);
 }
 
 void sd_hf_extras_free(sd_hf_extras *x) {
@@ -232,8 +214,19 @@ void sd_hf_extras_free(sd_hf_extras *x) {
     x->chat_template = NULL;
 }
 
-/* tokenizer_config.json, special_tokens_map.json and config.json of dir. */
-static int32_t load_docs(const char *dir, hf_docs *d, sd_error *err);
+/* The tokenizer_class of tokenizer_config.json, "" if none. */
+static const char *tokenizer_class(json_t *config) {
+    json_t *cls = config ? json_object_get(config, "tokenizer_class") : NULL;
+    return json_is_string(cls) ? json_string_value(cls) : "";
+}
+
+/* Qwen2's tokenizer classes (and Dream's copy of them) normalise to NFC:
+ * the slow one in prepare_for_tokenization, the fast one through the NFC
+ * normalizer of its tokenizer.json. */
+static int qwen_class(const char *cls) { return strstr(cls, "Qwen") || strstr(cls, "Dream"); }
+
+/* GPT-2's classes, or no class at all (GPT-2's original files). */
+static int gpt2_class(const char *cls) { return !*cls || !strncmp(cls, "GPT2", 4); }
 
 /* Load dir/name if it exists (NULL document otherwise). */
 static int32_t load_optional(const char *dir, const char *name, json_t **out, sd_error *err) {
@@ -246,6 +239,7 @@ static int32_t load_optional(const char *dir, const char *name, json_t **out, sd
     return rc;
 }
 
+/* tokenizer_config.json, special_tokens_map.json and config.json of dir. */
 static int32_t load_docs(const char *dir, hf_docs *d, sd_error *err) {
     memset(d, 0, sizeof *d);
     int32_t rc = load_optional(dir, "tokenizer_config.json", &d->config, err);
@@ -256,30 +250,17 @@ static int32_t load_docs(const char *dir, hf_docs *d, sd_error *err) {
     return rc;
 }
 
-static int32_t build(builder *b, sd_tokenizer **out, sd_error *err) {
-    sd_tokenizer_spec s;
-    memset(&s, 0, sizeof s);
-    s.n_tokens = b->n;
-    s.tokens = b->tokens;
-    s.token_lens = b->lens;
-    s.token_types = b->types;
-    s.n_merges = b->n_merges;
-    s.merges = b->merges;
-    s.merge_lens = b->merge_lens;
-    s.pre = b->pre;
-    s.pre_regex = b->pre_regex;
-    s.bos_id = b->special[0];
-    s.eos_id = b->special[1];
-    s.pad_id = b->special[2];
-    s.mask_id = b->special[3];
-    s.add_bos = b->add_bos;
-    s.ignore_merges = b->ignore_merges;
-    return sd_tokenizer_create(&s, out, err);
+/* Ids [0, m] the files name, padded up to opts' n_vocab (the model's
+ * embedding rows). */
+static int32_t hf_alloc(sd_tok_builder *b, int64_t m, const sd_hf_opts *o, sd_error *err) {
+    int32_t n = (int32_t)(m + 1);
+    if (o && o->n_vocab > n) n = o->n_vocab;
+    return sd_tok_builder_alloc(b, n, err);
 }
 
 /* ------------------------------------------------- vocab.json + merges.txt */
 
-static int32_t read_merges_txt(builder *b, const char *path, sd_error *err) {
+static int32_t read_merges_txt(sd_tok_builder *b, const char *path, sd_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return sd_fail(err, SMDIFF_E_IO, "cannot open %s", path);
     if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return sd_fail(err, SMDIFF_E_IO, "cannot read %s", path); }
@@ -318,9 +299,8 @@ static int32_t read_merges_txt(builder *b, const char *path, sd_error *err) {
 /* vocab.json + merges.txt, the other files from config_dir (may be NULL). */
 static int32_t hf_files(const char *vocab_json, const char *merges_txt, const char *config_dir,
                         const sd_hf_opts *o, sd_tokenizer **out, sd_hf_extras *x, sd_error *err) {
-    builder b;
-    memset(&b, 0, sizeof b);
-    for (int i = 0; i < 4; i++) b.special[i] = -1;
+    sd_tok_builder b;
+    sd_tok_builder_init(&b);
     json_t *vocab = NULL, *added = NULL;
     hf_docs d;
     int32_t rc = load_docs(config_dir, &d, err);
@@ -333,43 +313,32 @@ static int32_t hf_files(const char *vocab_json, const char *merges_txt, const ch
     if (added && !json_is_object(added)) added = NULL;
     int64_t m = 0;
     if (!rc) rc = max_id(vocab, NULL, decoder, added, &m, vocab_json, err);
-    if (!rc) rc = builder_alloc(&b, (int32_t)(m + 1), o, err);
+    if (!rc) rc = hf_alloc(&b, m, o, err);
     if (!rc) {
         put_vocab(&b, vocab);
         const char *k;
         json_t *v;
         json_object_foreach(added, k, v) {
-            set_token(&b, json_integer_value(v), k, strlen(k), added_type(0, k, strlen(k)));
+            sd_tok_builder_set(&b, json_integer_value(v), k, strlen(k), added_type(0, k, strlen(k)));
         }
         /* added_tokens_decoder carries the "special" flag: it decides. */
         json_object_foreach(decoder, k, v) {
             json_t *c = json_object_get(v, "content");
             if (!json_is_string(c)) continue;
             const char *s = json_string_value(c);
-            set_token(&b, strtoll(k, NULL, 10), s, strlen(s),
+            sd_tok_builder_set(&b, strtoll(k, NULL, 10), s, strlen(s),
                       added_type(json_is_true(json_object_get(v, "special")), s, strlen(s)));
         }
-        if (!config && !added) {
-            /* GPT-2's original files: <|endoftext|> is its one special
-             * token (bos = eos = unk in GPT2Tokenizer). */
-            int32_t e = id_of(&b, "<|endoftext|>");
-            if (e >= 0) {
-                b.types[e] = SD_TOKEN_CONTROL;
-                b.special[0] = b.special[1] = e;
-                b.special_set = 1;
-            }
-        }
-        rc = read_specials(&b, &d, x, err);
-        b.pre = o ? o->pre : NULL;
-        if (!b.pre) {
-            json_t *cls = config ? json_object_get(config, "tokenizer_class") : NULL;
-            const char *c = json_is_string(cls) ? json_string_value(cls) : "";
-            b.pre = (strstr(c, "Qwen") || strstr(c, "Dream")) ? "qwen2" : "gpt2";
-        }
+        /* GPT-2's original files (no config): <|endoftext|> is its one
+         * special token, bos = eos = unk, as GPT2Tokenizer's defaults. */
+        const char *cls = tokenizer_class(config);
+        rc = read_specials(&b, &d, gpt2_class(cls), x, err);
+        b.pre = o && o->pre ? o->pre : qwen_class(cls) ? "qwen2" : "gpt2";
+        b.normalizer = qwen_class(cls) ? SD_NORM_NFC : SD_NORM_NONE;
         if (!rc) rc = read_merges_txt(&b, merges_txt, err);
     }
-    if (!rc) rc = build(&b, out, err);
-    builder_free(&b);
+    if (!rc) rc = sd_tok_builder_create(&b, out, err);
+    sd_tok_builder_free(&b);
     json_decref(vocab);
     docs_free(&d);
     json_decref(added);
@@ -387,7 +356,7 @@ int32_t sd_tokenizer_from_hf_files(const char *vocab_json, const char *merges_tx
 /* --------------------------------------------------------- tokenizer.json */
 
 /* Decide the pre-tokenizer from tokenizer.json's "pre_tokenizer". */
-static int32_t hf_pre(builder *b, json_t *pt, const char *path, sd_error *err) {
+static int32_t hf_pre(sd_tok_builder *b, json_t *pt, const char *path, sd_error *err) {
     const char *type = json_string_value(json_object_get(pt, "type"));
     if (type && !strcmp(type, "ByteLevel")) {
         if (json_is_false(json_object_get(pt, "use_regex")))
@@ -434,12 +403,28 @@ static int32_t hf_pre(builder *b, json_t *pt, const char *path, sd_error *err) {
                    type ? type : "(none)");
 }
 
+/* The Unicode normaliser tokenizer.json declares: {"type": "NFC"} (or NFD,
+ * NFKC, NFKD), alone or as the one member of a Sequence; null for none.
+ * Other normalizers (Lowercase, Replace, BertNormalizer, ...) are not
+ * applied, with a warning: text is tokenized as given. */
+static int32_t hf_normalizer(json_t *norm, const char *path) {
+    const char *nt = json_string_value(json_object_get(norm, "type"));
+    if (!nt) return SD_NORM_NONE;
+    json_t *list = json_object_get(norm, "normalizers");
+    if (!strcmp(nt, "Sequence") && json_array_size(list) == 1)
+        return hf_normalizer(json_array_get(list, 0), path);
+    int32_t form = sd_norm_parse(nt, strlen(nt));
+    if (form > 0) return form;
+    SD_LOGW("tokenizer: %s asks for the %s normalizer, which is not applied; text is tokenized as given",
+            path, nt);
+    return SD_NORM_NONE;
+}
+
 /* tokenizer.json; the other files from its folder. */
 static int32_t hf_json(const char *path, const sd_hf_opts *o, sd_tokenizer **out, sd_hf_extras *x,
                        sd_error *err) {
-    builder b;
-    memset(&b, 0, sizeof b);
-    for (int i = 0; i < 4; i++) b.special[i] = -1;
+    sd_tok_builder b;
+    sd_tok_builder_init(&b);
     json_t *root = NULL;
     hf_docs d;
     memset(&d, 0, sizeof d);
@@ -468,7 +453,7 @@ static int32_t hf_json(const char *path, const sd_hf_opts *o, sd_tokenizer **out
     sd_free(dir);
     int64_t m = 0;
     if (!rc) rc = max_id(vocab, json_is_array(added) ? added : NULL, NULL, NULL, &m, path, err);
-    if (!rc) rc = builder_alloc(&b, (int32_t)(m + 1), o, err);
+    if (!rc) rc = hf_alloc(&b, m, o, err);
     if (!rc) {
         put_vocab(&b, vocab);
         size_t i;
@@ -477,19 +462,16 @@ static int32_t hf_json(const char *path, const sd_hf_opts *o, sd_tokenizer **out
             json_t *c = json_object_get(v, "content");
             if (!json_is_string(c)) continue;
             const char *s = json_string_value(c);
-            set_token(&b, json_integer_value(json_object_get(v, "id")), s, strlen(s),
+            sd_tok_builder_set(&b, json_integer_value(json_object_get(v, "id")), s, strlen(s),
                       added_type(json_is_true(json_object_get(v, "special")), s, strlen(s)));
         }
         b.ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
-        rc = read_specials(&b, &d, x, err);
+        rc = read_specials(&b, &d, gpt2_class(tokenizer_class(d.config)), x, err);
         if (!rc && o && o->pre) b.pre = o->pre;
         else if (!rc) rc = hf_pre(&b, json_object_get(root, "pre_tokenizer"), path, err);
     }
     if (!rc) {
-        json_t *norm = json_object_get(root, "normalizer");
-        const char *nt = json_string_value(json_object_get(norm, "type"));
-        if (nt) SD_LOGW("tokenizer: %s asks for the %s normalizer, which is not applied "
-                        "(as in llama.cpp); text is tokenized as given", path, nt);
+        b.normalizer = hf_normalizer(json_object_get(root, "normalizer"), path);
         size_t n = json_array_size(merges);
         b.merges = sd_malloc(sizeof(char *) * (n ? n : 1));
         b.merge_lens = sd_malloc(sizeof(size_t) * (n ? n : 1));
@@ -529,8 +511,8 @@ static int32_t hf_json(const char *path, const sd_hf_opts *o, sd_tokenizer **out
         }
         b.n_merges = (int64_t)n;
     }
-    if (!rc) rc = build(&b, out, err);
-    builder_free(&b);
+    if (!rc) rc = sd_tok_builder_create(&b, out, err);
+    sd_tok_builder_free(&b);
     json_decref(root);
     docs_free(&d);
     return rc;

@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/options.h"
 #include "core/pool.h"
+#include "core/rng_streams.h"
 #include "diffusion/softmask.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
@@ -255,7 +256,7 @@ SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *tr, const char *arch)
     rc = sd_tmodel_create(&hp, OPT_I(tr, SMDIFF_TRAIN_BATCH), OPT_I(tr, SMDIFF_TRAIN_SEQ_LEN), 0, &m, &tr->err);
     if (rc) return rc;
     sd_rng r;
-    sd_rng_init(&r, (uint64_t)OPT_I(tr, SMDIFF_TRAIN_SEED), 1);
+    sd_rng_init(&r, (uint64_t)OPT_I(tr, SMDIFF_TRAIN_SEED), SD_STREAM_TRAIN_INIT);
     sd_tmodel_init_random(m, &r, 0.02f, 1e-6, 6.66, -0.75);
     return start(tr, m);
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/vecmath.h"
 #include "diffusion/softmask.h"
 #include "nn/blas.h"
 #include "ops.h"
@@ -216,7 +217,7 @@ void sd_tr_attention_fwd(float *out, float *att, const float *q, const float *k,
                 for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
                 double z = 0.0;
                 for (int64_t j = 0; j < n; j++) {
-                    row[j] = expf(row[j] - mx);
+                    row[j] = sd_expf(row[j] - mx);
                     z += row[j];
                 }
                 float iz = (float)(1.0 / z);
@@ -261,8 +262,7 @@ void sd_tr_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const 
 /* h, g, u [n] */
 void sd_tr_swiglu_fwd(float *h, const float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + expf(-g[i]));
-        h[i] = g[i] * s * u[i];
+        h[i] = sd_siluf(g[i]) * u[i];
     }
 }
 
@@ -270,7 +270,7 @@ void sd_tr_swiglu_fwd(float *h, const float *g, const float *u, int64_t n) {
 void sd_tr_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
                       int64_t n) {
     for (int64_t i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + expf(-g[i]));
+        float s = sd_sigmoidf(g[i]);
         du[i] += dh[i] * g[i] * s;
         dg[i] += dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
     }
@@ -348,7 +348,7 @@ static void xent_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
         for (int64_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
         double z = 0.0;
         for (int64_t j = 0; j < V; j++) {
-            float e = expf(x[j] - mx);
+            float e = sd_expf(x[j] - mx);
             x[j] = e;
             z += e;
         }
@@ -373,7 +373,7 @@ double sd_tr_topk_entropy(const float *logits, int64_t V, int32_t k, int32_t *id
     for (int64_t j = 1; j < V; j++) mx = logits[j] > mx ? logits[j] : mx;
     double z = 0.0, zx = 0.0;
     for (int64_t j = 0; j < V; j++) {
-        float e = expf(logits[j] - mx);
+        float e = sd_expf(logits[j] - mx);
         z += e;
         zx += (double)e * (double)(logits[j] - mx);
     }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/rng_streams.h"
 #include "io/gguf.h"
 #include "trainer.h"
 
@@ -45,7 +46,7 @@ int32_t sd_trainer_create(sd_tmodel *m, const sd_trainer_opts *opts, sd_pool *po
         return rc;
     }
     t->opt.pool = pool;
-    sd_rng_init(&t->rng, o->seed, 0);
+    sd_rng_init(&t->rng, o->seed, SD_STREAM_TRAIN);
     *out = t;
     return SMDIFF_OK;
 }
@@ -112,7 +113,7 @@ int32_t sd_trainer_eval(sd_trainer *t, const int32_t *tokens, int64_t n, int32_t
     if (n_batches < 1) return sd_fail(&t->err, SMDIFF_E_INVAL, "trainer: n_batches must be >= 1");
     int64_t B = t->o.B, L = t->o.L;
     sd_rng r;
-    sd_rng_init(&r, t->o.seed, 0xE7A1);
+    sd_rng_init(&r, t->o.seed, SD_STREAM_TRAIN_EVAL);
     double sum = 0.0;
     for (int32_t i = 0; i < n_batches; i++) {
         draw_windows(&r, tokens, n, B, L, t->batch);

@@ -66,7 +66,7 @@ int32_t sd_trainer_step(sd_trainer *t, double *loss, double *grad_norm);
 
 /* Mean MDLM (or AR) loss over n_batches fixed batches of tokens, without
  * SM and without touching the training stream: windows, t and masks come
- * from a generator seeded by (seed, 0xE7A1), so evaluations are comparable
+ * from the stream (seed, SD_STREAM_TRAIN_EVAL), so evaluations are comparable
  * across steps. */
 int32_t sd_trainer_eval(sd_trainer *t, const int32_t *tokens, int64_t n, int32_t n_batches,
                         double *loss);

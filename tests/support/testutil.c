@@ -5,6 +5,7 @@
 
 #include "smdiff/smdiff.h"
 #include "testutil.h"
+#include "text/tokenizer.h"
 
 const char *test_data_path(const char *name) {
     static _Thread_local char buf[4096];
@@ -53,4 +54,16 @@ int32_t test_trainer_shape(struct smdiff_trainer *t, int64_t vocab, int64_t embd
     int32_t rc = SMDIFF_OK;
     for (int i = 0; i < 8 && !rc; i++) rc = smdiff_trainer_set_int(t, keys[i], vals[i]);
     return rc;
+}
+
+int32_t *test_tokenize(const struct sd_tokenizer *t, const char *s, size_t n, int32_t flags, size_t *n_ids) {
+    sd_error err = {0};
+    size_t need = 0;
+    int32_t rc = sd_tokenizer_encode(t, s, n, flags, NULL, 0, &need, &err);
+    assert_true(rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER);
+    int32_t *ids = malloc(sizeof(int32_t) * (need + 1));
+    assert_non_null(ids);
+    assert_int_equal(sd_tokenizer_encode(t, s, n, flags, ids, need, n_ids, &err), SMDIFF_OK);
+    assert_int_equal(*n_ids, need);
+    return ids;
 }

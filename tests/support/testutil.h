@@ -33,6 +33,12 @@ struct smdiff_trainer;
 int32_t test_trainer_shape(struct smdiff_trainer *t, int64_t vocab, int64_t embd, int64_t layers,
                            int64_t heads, int64_t kv_heads, int64_t ff, int64_t mask_id, int64_t eos_id);
 
+/* The ids of s[0..n) under tokenizer t (malloc'd; the caller frees), their
+ * count in *n_ids, by the two-call pattern (size query, then fill), which
+ * must agree; flags as sd_tokenizer_encode's. */
+struct sd_tokenizer;
+int32_t *test_tokenize(const struct sd_tokenizer *t, const char *s, size_t n, int32_t flags, size_t *n_ids);
+
 /* Skip the current test with a printed reason. */
 #define SKIP_BECAUSE(...)                 \
     do {                                  \
