@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#define SMDIFF_EXPERIMENTAL
 #include "diffusion/decoder.h"
 #include "diffusion/generate.h"
 #include "io/gguf.h"
@@ -149,6 +150,130 @@ static void test_reference_decoding(void **state) {
     }
     fclose(f);
     assert_int_equal(cases, 6);
+}
+
+/* Commits and re-masks of every step: a re-mask is a position holding a
+ * token after the previous step and the mask id after this one. */
+typedef struct canvas_trace {
+    int n_steps, L;
+    int32_t mask, prev[64];
+    int n_commit[64], commit[64][64], n_remask[64], remask[64][64];
+} canvas_trace;
+
+static int32_t record_canvas(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                             const float *lambda, int32_t n, void *ud) {
+    canvas_trace *t = ud;
+    assert_int_equal(step, t->n_steps);
+    assert_true(step < 64 && n == t->L);
+    t->n_commit[step] = t->n_remask[step] = 0;
+    for (int32_t p = 0; p < n; p++) {
+        if (committed[p]) t->commit[step][t->n_commit[step]++] = p;
+        if (canvas[p] == t->mask && t->prev[p] != t->mask) t->remask[step][t->n_remask[step]++] = p;
+        if (lambda[p] > 0) assert_int_equal(canvas[p], t->mask);
+        t->prev[p] = canvas[p];
+    }
+    t->n_steps++;
+    return 0;
+}
+
+/* Infilling canvases, ReMDM and SM across blocks on the tiny models:
+ * every step's commits and re-masks and the final canvas equal
+ * tests/ref/decode_ref.py's reference loop (decode_canvas_ref.txt). */
+static void test_reference_canvas(void **state) {
+    (void)state;
+    FILE *f = fopen("tests/data/decode_canvas_ref.txt", "r");
+    assert_non_null(f);
+    char tag[16], name[64], arch[16], strat[32];
+    int cases = 0, remasked = 0;
+    while (fscanf(f, "%15s", tag) == 1) {
+        assert_string_equal(tag, "case");
+        int block, steps, mode, k, seed, across;
+        double thr, scale, steep, centre, cst, eta, t_on, t_off, alpha_on;
+        assert_int_equal(fscanf(f, "%63s %15s %31s %d %d %lf %d %d %lf %lf %lf %lf %d %d %lf %lf %lf %lf", name, arch,
+                                strat, &block, &steps, &thr, &mode, &k, &scale, &steep, &centre, &cst, &seed, &across,
+                                &eta, &t_on, &t_off, &alpha_on),
+                         18);
+        int L, n;
+        int32_t canvas[64], want[64];
+        assert_int_equal(fscanf(f, "%15s %d", tag, &L), 2);
+        assert_true(L <= 64);
+        for (int i = 0; i < L; i++) assert_int_equal(fscanf(f, "%d", &canvas[i]), 1);
+        assert_int_equal(fscanf(f, "%15s %d", tag, &n), 2);
+        assert_int_equal(n, L);
+        for (int i = 0; i < L; i++) assert_int_equal(fscanf(f, "%d", &want[i]), 1);
+
+        smdiff_model *m = load(arch);
+        smdiff_sampler *s;
+        assert_int_equal(smdiff_sampler_create(&s), 0);
+        const struct {
+            int32_t key;
+            int64_t v;
+        } ints[] = {{SMDIFF_SAMPLER_BLOCK_LENGTH, block}, {SMDIFF_SAMPLER_STEPS, steps}, {SMDIFF_SAMPLER_SEED, seed},
+                    {SMDIFF_SAMPLER_SM_ACROSS_BLOCKS, across}};
+        for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+            assert_int_equal(smdiff_sampler_set_int(s, ints[i].key, ints[i].v), 0);
+        const struct {
+            int32_t key;
+            double v;
+        } dbls[] = {{SMDIFF_SAMPLER_THRESHOLD, thr},   {SMDIFF_SAMPLER_REMDM_ETA, eta},
+                    {SMDIFF_SAMPLER_REMDM_T_ON, t_on}, {SMDIFF_SAMPLER_REMDM_T_OFF, t_off},
+                    {SMDIFF_SAMPLER_REMDM_ALPHA_ON, alpha_on}};
+        for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++)
+            assert_int_equal(smdiff_sampler_set_double(s, dbls[i].key, dbls[i].v), 0);
+        assert_int_equal(smdiff_sampler_set_strategy(s, strat), 0);
+        smdiff_softmask *sm;
+        assert_int_equal(smdiff_softmask_create(&sm), 0);
+        assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, mode), 0);
+        assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_TOPK, k), 0);
+        if (mode == SMDIFF_SM_ENTROPY) {
+            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_SCALE, scale), 0);
+            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_STEEPNESS, steep), 0);
+            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CENTRE, centre), 0);
+        }
+        if (mode == SMDIFF_SM_CONSTANT)
+            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CONSTANT_LAMBDA, cst), 0);
+        assert_int_equal(smdiff_sampler_set_softmask(s, sm), 0);
+        smdiff_softmask_free(sm);
+        canvas_trace t;
+        memset(&t, 0, sizeof t);
+        int64_t mask_id;
+        assert_int_equal(smdiff_model_property(m, SMDIFF_PROP_MASK_ID, &mask_id), 0);
+        t.mask = (int32_t)mask_id;
+        t.L = L;
+        memcpy(t.prev, canvas, sizeof(int32_t) * (size_t)L);
+        assert_int_equal(smdiff_sampler_set_step_callback(s, record_canvas, &t), 0);
+        int32_t rc = smdiff_generate_canvas(s, m, canvas, (size_t)L);
+        if (rc) fail_msg("%s: %s", name, smdiff_sampler_last_error(s));
+        int g = 0, rg, rk, rr, p;
+        while (fscanf(f, "%15s", tag) == 1 && strcmp(tag, "end") != 0) {
+            assert_string_equal(tag, "step");
+            assert_int_equal(fscanf(f, "%d %d", &rg, &rk), 2);
+            assert_int_equal(rg, g);
+            if (g >= t.n_steps) fail_msg("%s: the loop stopped after %d steps", name, t.n_steps);
+            if (rk != t.n_commit[g]) fail_msg("%s: step %d committed %d, reference %d", name, g, t.n_commit[g], rk);
+            for (int i = 0; i < rk; i++) {
+                assert_int_equal(fscanf(f, "%d", &p), 1);
+                if (t.commit[g][i] != p) fail_msg("%s: step %d commit %d at %d, reference %d", name, g, i, t.commit[g][i], p);
+            }
+            assert_int_equal(fscanf(f, "%d", &rr), 1);
+            if (rr != t.n_remask[g]) fail_msg("%s: step %d re-masked %d, reference %d", name, g, t.n_remask[g], rr);
+            for (int i = 0; i < rr; i++) {
+                assert_int_equal(fscanf(f, "%d", &p), 1);
+                if (t.remask[g][i] != p) fail_msg("%s: step %d re-mask %d at %d, reference %d", name, g, i, t.remask[g][i], p);
+            }
+            remasked += rr;
+            g++;
+        }
+        assert_int_equal(g, t.n_steps);
+        for (int i = 0; i < L; i++)
+            if (canvas[i] != want[i]) fail_msg("%s: canvas[%d] is %d, reference %d", name, i, canvas[i], want[i]);
+        smdiff_sampler_free(s);
+        smdiff_model_free(m);
+        cases++;
+    }
+    fclose(f);
+    assert_int_equal(cases, 9);
+    assert_true(remasked > 10); /* the ReMDM cases do re-mask */
 }
 
 static int32_t abort_on_second_poll(void *ud) {
@@ -386,7 +511,7 @@ static void test_user_strategy(void **state) {
     (void)state;
     static int calls;
     smdiff_decoder d = {sizeof d, SMDIFF_DECODER_ABI_VERSION, "test_leftmost", "left to right", leftmost, NULL,
-                        0, 0, 0, 0};
+                        0, 0, 0, 0, 0};
     assert_int_equal(smdiff_decoder_register(&d, &calls), 0);
     fake f = {-1, 0};
     sd_gen_model gm = fake_model(&f);
@@ -756,6 +881,7 @@ static void test_softmask_from_model(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_decoding),
+        cmocka_unit_test(test_reference_canvas),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_generate_text),
         cmocka_unit_test(test_abort_between_layers),

@@ -1,5 +1,6 @@
 #include <string.h>
 
+#include "core/alloc.h"
 #include "nn/model.h"
 #include "sampler.h"
 
@@ -16,6 +17,11 @@ static const sd_option_def defs[] = {
     {SMDIFF_SAMPLER_EPS, "eps", SMDIFF_TYPE_DOUBLE, 0, 0.5, 1e-3, 0, 0},
     {SMDIFF_SAMPLER_THREADS, "threads", SMDIFF_TYPE_INT, 0, 1024, 0, 0, 0},
     {SMDIFF_SAMPLER_STOP_AT_EOS, "stop_at_eos", SMDIFF_TYPE_INT, 0, 1, 1, 0, 0},
+    {SMDIFF_SAMPLER_SM_ACROSS_BLOCKS, "sm_across_blocks", SMDIFF_TYPE_INT, 0, 1, 0, 0, 0},
+    {SMDIFF_SAMPLER_REMDM_ETA, "remdm_eta", SMDIFF_TYPE_DOUBLE, 0, 1, 0.02, 0, 0},
+    {SMDIFF_SAMPLER_REMDM_T_ON, "remdm_t_on", SMDIFF_TYPE_DOUBLE, 0, 1, 0.55, 0, 0},
+    {SMDIFF_SAMPLER_REMDM_T_OFF, "remdm_t_off", SMDIFF_TYPE_DOUBLE, 0, 1, 0.05, 0, 0},
+    {SMDIFF_SAMPLER_REMDM_ALPHA_ON, "remdm_alpha_on", SMDIFF_TYPE_DOUBLE, 0, 1, 0.9, 1, 1},
 };
 
 const sd_option_table sd_sampler_options = {defs,
@@ -55,4 +61,51 @@ int32_t sd_sampler_resolve(struct smdiff_sampler *s, const struct smdiff_model *
 void sd_sampler_restore(struct smdiff_sampler *s, const sd_sampler_saved *saved) {
     memcpy(s->opt, saved->opt, sizeof s->opt);
     memcpy(s->softmask.opt, saved->softmask.opt, sizeof s->softmask.opt);
+}
+
+/* ------------------------------------------------- text result cache */
+
+static uint64_t fnv(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+uint64_t sd_sampler_request_key(const struct smdiff_sampler *s, const void *model, const char *const *parts,
+                                size_t n_parts, int32_t flag) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n_parts; i++) {
+        size_t n = strlen(parts[i]);
+        h = fnv(fnv(h, parts[i], n), &n, sizeof n);
+    }
+    uintptr_t m = (uintptr_t)model;
+    h = fnv(fnv(h, &m, sizeof m), &flag, sizeof flag);
+    h = fnv(h, s->opt, sizeof s->opt);
+    h = fnv(h, s->softmask.opt, sizeof s->softmask.opt);
+    return fnv(h, s->strategy, strlen(s->strategy));
+}
+
+int sd_sampler_has_text(const struct smdiff_sampler *s, uint64_t key) {
+    return s->text_cache && s->text_cache_key == key;
+}
+
+void sd_sampler_keep_text(struct smdiff_sampler *s, uint64_t key, char *text, size_t len) {
+    sd_free(s->text_cache);
+    s->text_cache = text;
+    s->text_cache_len = len;
+    s->text_cache_key = key;
+}
+
+int32_t sd_sampler_deliver_text(struct smdiff_sampler *s, const char *fn, char *text, size_t capacity,
+                                size_t *n_out) {
+    *n_out = s->text_cache_len;
+    if (capacity < s->text_cache_len)
+        return sd_fail(&s->err, SMDIFF_E_BUFFER, "%s: %zu bytes needed, buffer has %zu", fn, s->text_cache_len,
+                       capacity);
+    if (s->text_cache_len) memcpy(text, s->text_cache, s->text_cache_len);
+    /* The cache only serves the retry after SMDIFF_E_BUFFER. */
+    sd_free(s->text_cache);
+    s->text_cache = NULL;
+    s->text_cache_len = 0;
+    return SMDIFF_OK;
 }
