@@ -31,6 +31,7 @@
 #include "io/gguf.h"
 #include "smdiff/smdiff.h"
 #include "smdiff/smdiff_decoder.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -934,6 +935,33 @@ static void test_infill_text(void **state) {
     smdiff_model_free(m);
 }
 
+/* `smdiff generate` fills {{fill:N}} markers and the span before
+ * --suffix, printing the whole text: the prompt's text and the suffix come
+ * back unchanged around the fill; a malformed marker and --chat with
+ * infilling are refused with exit status 2. */
+static void test_cli_infill(void **state) {
+    (void)state;
+    const char *cli = test_cli_path();
+    if (!cli) SKIP_BECAUSE("the smdiff CLI is not built");
+    char cmd[1024], out[4096];
+    const char *model = "-m models/smdiff-gutenberg-18m-sm.gguf -q --steps 6";
+    snprintf(cmd, sizeof cmd, "%s generate %s -p 'The old man walked{{fill:6}} and went home.'", cli, model);
+    assert_int_equal(test_run(cmd, out, sizeof out), 0);
+    assert_true(strncmp(out, "The old man walked", 18) == 0);
+    size_t n = strlen(out);
+    assert_true(n > 18 + 16 && strcmp(out + n - 16, " and went home.\n") == 0);
+    snprintf(cmd, sizeof cmd, "%s generate %s --gen-len 6 -p 'It was a cold night' --suffix ' and then he slept.'",
+             cli, model);
+    assert_int_equal(test_run(cmd, out, sizeof out), 0);
+    n = strlen(out);
+    assert_true(strncmp(out, "It was a cold night", 19) == 0);
+    assert_true(n > 19 + 20 && strcmp(out + n - 20, " and then he slept.\n") == 0);
+    snprintf(cmd, sizeof cmd, "%s generate %s -p 'It was {{fill:x}}' 2>/dev/null", cli, model);
+    assert_int_equal(test_run(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "%s generate %s --chat -p 'Hi' --suffix '.' 2>/dev/null", cli, model);
+    assert_int_equal(test_run(cmd, out, sizeof out), 2);
+}
+
 /* ------------------------------------------------------------- ReMDM */
 
 /* remdm_cap with eta = 0 is MDLM's step, Dream's origin: the same tokens
@@ -1381,6 +1409,7 @@ int main(void) {
         cmocka_unit_test(test_infill_eos_per_span),
         cmocka_unit_test(test_sm_across_blocks),
         cmocka_unit_test(test_infill_text),
+        cmocka_unit_test(test_cli_infill),
         cmocka_unit_test(test_remdm),
         cmocka_unit_test(test_remask_validation),
         cmocka_unit_test(test_canvas_bad_input),
