@@ -805,11 +805,13 @@ static void test_infill_eos_per_span(void **state) {
     smdiff_sampler_free(s);
 }
 
-/* SM across blocks: with SM off it changes nothing (the extra rows' draws
- * are keyed by position); with SM on, masked positions of later blocks
- * get a weight during earlier blocks and a block's first step uses the
- * last prediction (lambda > 0 reported before it), which never happens
- * with the option off. */
+/* SM across blocks: with SM off it changes nothing; with SM on but every
+ * weight 0 (a window no step reaches) the extra rows it computes leave the
+ * block's draws alone (they are keyed by position), so tokens are the
+ * same; with SM on, masked positions of later blocks get a weight during
+ * earlier blocks and a block's first step uses the last prediction
+ * (lambda > 0 reported before it), which never happens with the option
+ * off. */
 typedef struct lambda_watch {
     int32_t mask;
     int P, B, steps_per_block, step;
@@ -834,7 +836,7 @@ static void test_sm_across_blocks(void **state) {
     smdiff_model *m = load("dream");
     int32_t prompt[] = {5, 17, 33}, out[3][24];
     int32_t n;
-    for (int mode = 0; mode < 2; mode++) {
+    for (int mode = 0; mode < 3; mode++) {
         lambda_watch w[2];
         for (int across = 0; across < 2; across++) {
             smdiff_sampler *s;
@@ -849,6 +851,8 @@ static void test_sm_across_blocks(void **state) {
             smdiff_softmask *sm;
             assert_int_equal(smdiff_softmask_create(&sm), 0);
             assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, mode ? SMDIFF_SM_CONSTANT : SMDIFF_SM_OFF), 0);
+            /* mode 2: SM on, but a window no step reaches (lambda always 0) */
+            if (mode == 2) assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_WINDOW_START, 0.999), 0);
             assert_int_equal(smdiff_sampler_set_softmask(s, sm), 0);
             smdiff_softmask_free(sm);
             lambda_watch z = {158, 3, 8, 4, 0, 0, 0};
@@ -857,10 +861,10 @@ static void test_sm_across_blocks(void **state) {
             assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out[across], 24, &n), 0);
             smdiff_sampler_free(s);
         }
-        if (mode == 0) assert_memory_equal(out[0], out[1], sizeof out[0]);
+        if (mode != 1) assert_memory_equal(out[0], out[1], sizeof out[0]);
         assert_int_equal(w[0].outside_block, 0);
         assert_int_equal(w[0].at_block_start, 0);
-        if (mode) {
+        if (mode == 1) {
             assert_true(w[1].outside_block > 0);
             assert_int_equal(w[1].at_block_start, 16); /* blocks 2 and 3 start with 8 weighted masks each */
         }
@@ -1058,7 +1062,7 @@ static void test_remdm(void **state) {
 }
 
 /* Re-masks a strategy may not ask for: a prompt position, a position of
- * another block, more than the capacity. */
+ * another block, the same position twice, more than the capacity. */
 static int bad_remask_kind;
 
 static int32_t bad_remasker(const smdiff_step_view *v, int32_t *commit, int32_t *n_commit, int32_t *remask,
@@ -1067,12 +1071,13 @@ static int32_t bad_remasker(const smdiff_step_view *v, int32_t *commit, int32_t 
     commit[0] = 0;
     *n_commit = v->n_masked ? 1 : 0;
     *n_remask = 0;
-    /* once each, at block 1's first step (so a missing check would pass) */
-    if (v->block != 1 || v->step != 0) return SMDIFF_OK;
+    /* once each, early in block 1 (so a missing check would pass) */
+    if (v->block != 1 || v->step != (bad_remask_kind == 2 ? 1u : 0u)) return SMDIFF_OK;
     switch (bad_remask_kind) {
     case -1: break;
     case 0: remask[0] = 0, *n_remask = 1; break; /* the prompt */
     case 1: remask[0] = 2, *n_remask = 1; break; /* committed in block 0 */
+    case 2: remask[0] = remask[1] = v->committed_position[0], *n_remask = 2; break; /* twice */
     default: *n_remask = (int32_t)v->remask_capacity + 1; break;
     }
     return SMDIFF_OK;
@@ -1093,7 +1098,7 @@ static void test_remask_validation(void **state) {
     assert_int_equal(smdiff_sampler_set_strategy(s, "bad_remasker"), 0);
     int32_t prompt[] = {2, 3}, out[8];
     size_t n;
-    for (bad_remask_kind = 0; bad_remask_kind < 3; bad_remask_kind++) {
+    for (bad_remask_kind = 0; bad_remask_kind < 4; bad_remask_kind++) {
         assert_int_equal(sd_generate(s, &gm, prompt, 2, out, 8, &n), SMDIFF_E_INVAL);
         assert_non_null(strstr(smdiff_sampler_last_error(s), "remask"));
     }

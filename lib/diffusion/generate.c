@@ -561,7 +561,6 @@ static void remask_position(run *r, int32_t p) {
     float *probs = r->sm_probs + (size_t)p * (size_t)r->k;
     for (int32_t i = 0; i < r->k; i++) ids[i] = r->canvas[p], probs[i] = i == 0 ? 1.0f : 0.0f;
     r->canvas[p] = r->m->mask_id;
-    r->committed[p] = 2; /* for update_softmask; reported as 0 */
 }
 
 /* The chosen positions (every one left at the block's last step) take
@@ -583,8 +582,10 @@ static int32_t commit(run *r, int32_t nc, int32_t nr) {
         if (p < 0 || p >= r->L || r->block_of[p] != (int32_t)r->block || r->canvas[p] == mask_id ||
             r->committed[p])
             return sd_fail(&r->s->err, SMDIFF_E_INVAL,
-                           "strategy '%s' asked to remask position %d, not a token committed earlier in this block",
+                           "strategy '%s' asked to remask position %d, not a token committed earlier in this "
+                           "block (or twice)",
                            name, (int)p);
+        r->committed[p] = 2; /* re-masked: for update_softmask; reported as 0 */
     }
     for (size_t j = 0; j < r->nm; j++) {
         int32_t p = r->pos[j];
