@@ -75,6 +75,23 @@ static smdiff_model *load(const char *arch) {
 
 /* ------------------------------------------------ reference decoding */
 
+/* The soft-mask schedule of a reference case. */
+static void set_softmask(smdiff_sampler *s, int mode, int k, double scale, double steep, double centre, double cst) {
+    smdiff_softmask *sm;
+    assert_int_equal(smdiff_softmask_create(&sm), 0);
+    assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, mode), 0);
+    assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_TOPK, k), 0);
+    if (mode == SMDIFF_SM_ENTROPY) {
+        assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_SCALE, scale), 0);
+        assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_STEEPNESS, steep), 0);
+        assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CENTRE, centre), 0);
+    }
+    if (mode == SMDIFF_SM_CONSTANT)
+        assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CONSTANT_LAMBDA, cst), 0);
+    assert_int_equal(smdiff_sampler_set_softmask(s, sm), 0);
+    smdiff_softmask_free(sm);
+}
+
 static void test_reference_decoding(void **state) {
     (void)state;
     FILE *f = fopen("tests/data/decode_ref.txt", "r");
@@ -102,19 +119,7 @@ static void test_reference_decoding(void **state) {
         assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, steps), 0);
         assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_THRESHOLD, thr), 0);
         assert_int_equal(smdiff_sampler_set_strategy(s, strat), 0);
-        smdiff_softmask *sm;
-        assert_int_equal(smdiff_softmask_create(&sm), 0);
-        assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, mode), 0);
-        assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_TOPK, k), 0);
-        if (mode == SMDIFF_SM_ENTROPY) {
-            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_SCALE, scale), 0);
-            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_STEEPNESS, steep), 0);
-            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CENTRE, centre), 0);
-        }
-        if (mode == SMDIFF_SM_CONSTANT)
-            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CONSTANT_LAMBDA, cst), 0);
-        assert_int_equal(smdiff_sampler_set_softmask(s, sm), 0);
-        smdiff_softmask_free(sm);
+        set_softmask(s, mode, k, scale, steep, centre, cst);
         trace t;
         memset(&t, 0, sizeof t);
         int64_t mask_id;
@@ -222,19 +227,7 @@ static void test_reference_canvas(void **state) {
         for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++)
             assert_int_equal(smdiff_sampler_set_double(s, dbls[i].key, dbls[i].v), 0);
         assert_int_equal(smdiff_sampler_set_strategy(s, strat), 0);
-        smdiff_softmask *sm;
-        assert_int_equal(smdiff_softmask_create(&sm), 0);
-        assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, mode), 0);
-        assert_int_equal(smdiff_softmask_set_int(sm, SMDIFF_SM_TOPK, k), 0);
-        if (mode == SMDIFF_SM_ENTROPY) {
-            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_SCALE, scale), 0);
-            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_STEEPNESS, steep), 0);
-            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CENTRE, centre), 0);
-        }
-        if (mode == SMDIFF_SM_CONSTANT)
-            assert_int_equal(smdiff_softmask_set_double(sm, SMDIFF_SM_CONSTANT_LAMBDA, cst), 0);
-        assert_int_equal(smdiff_sampler_set_softmask(s, sm), 0);
-        smdiff_softmask_free(sm);
+        set_softmask(s, mode, k, scale, steep, centre, cst);
         canvas_trace t;
         memset(&t, 0, sizeof t);
         int64_t mask_id;

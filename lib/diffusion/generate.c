@@ -691,10 +691,16 @@ static int32_t run_step(run *r) {
     return report(r);
 }
 
-/* The request checked and planned, the workspace reserved, every block
- * decoded; the canvas is then in r->canvas. */
-static int32_t decode(run *r, size_t n_ids, size_t capacity) {
-    struct smdiff_sampler *s = r->s;
+/* The request (ids: a prompt, or a canvas) checked and planned, the
+ * workspace reserved, every block decoded; the canvas is then in
+ * r->canvas. */
+static int32_t decode(run *r, struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *ids, int is_canvas,
+                      size_t n_ids, size_t capacity) {
+    memset(r, 0, sizeof *r);
+    r->s = s;
+    r->m = m;
+    r->ids = ids;
+    r->is_canvas = is_canvas;
     s->time_forward = s->time_stats = s->time_embed = 0;
     s->steps_run = 0;
     int32_t rc = plan(r, n_ids, capacity);
@@ -714,11 +720,7 @@ static int32_t decode(run *r, size_t n_ids, size_t capacity) {
 int32_t sd_generate(struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *prompt,
                     size_t n_prompt, int32_t *out, size_t capacity, size_t *n_out) {
     run r;
-    memset(&r, 0, sizeof r);
-    r.s = s;
-    r.m = m;
-    r.ids = prompt;
-    int32_t rc = decode(&r, n_prompt, capacity);
+    int32_t rc = decode(&r, s, m, prompt, 0, n_prompt, capacity);
     if (rc) return rc;
     /* The generated ids, and how many precede the first EOS. */
     size_t n = r.G;
@@ -735,12 +737,7 @@ int32_t sd_generate(struct smdiff_sampler *s, const sd_gen_model *m, const int32
 int32_t sd_generate_canvas(struct smdiff_sampler *s, const sd_gen_model *m, int32_t *canvas,
                            size_t n_canvas) {
     run r;
-    memset(&r, 0, sizeof r);
-    r.s = s;
-    r.m = m;
-    r.ids = canvas;
-    r.is_canvas = 1;
-    int32_t rc = decode(&r, n_canvas, 0);
+    int32_t rc = decode(&r, s, m, canvas, 1, n_canvas, 0);
     if (rc) return rc;
     memcpy(canvas, r.canvas, sizeof(int32_t) * n_canvas);
     return SMDIFF_OK;
