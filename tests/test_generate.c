@@ -1015,6 +1015,20 @@ static void test_remdm(void **state) {
     /* steps > gen_length */
     smdiff_sampler *s;
     assert_int_equal(smdiff_sampler_create(&s), 0);
+    /* the options' bounds and names */
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_REMDM_ALPHA_ON, 1.0), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_REMDM_ALPHA_ON, 0.0), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_REMDM_ETA, 1.5), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_REMDM_T_ON, NAN), SMDIFF_E_RANGE);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_SM_ACROSS_BLOCKS, 2), SMDIFF_E_RANGE);
+    const char *names[] = {"sm_across_blocks", "remdm_eta", "remdm_t_on", "remdm_t_off", "remdm_alpha_on"};
+    const int32_t keys[] = {SMDIFF_SAMPLER_SM_ACROSS_BLOCKS, SMDIFF_SAMPLER_REMDM_ETA, SMDIFF_SAMPLER_REMDM_T_ON,
+                            SMDIFF_SAMPLER_REMDM_T_OFF, SMDIFF_SAMPLER_REMDM_ALPHA_ON};
+    for (int i = 0; i < 5; i++) {
+        int32_t key = -1;
+        assert_int_equal(smdiff_sampler_option_key(names[i], &key), 0);
+        assert_int_equal(key, keys[i]);
+    }
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 8), 0);
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 32), 0);
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
