@@ -25,7 +25,6 @@
 
 #include <cmocka.h>
 
-#define SMDIFF_EXPERIMENTAL
 #include "diffusion/decoder.h"
 #include "diffusion/generate.h"
 #include "io/gguf.h"
@@ -166,13 +165,13 @@ typedef struct canvas_trace {
     int n_commit[64], commit[64][64], n_remask[64], remask[64][64];
 } canvas_trace;
 
-static int32_t record_canvas(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
-                             const float *lambda, int32_t n, void *ud) {
+static int32_t record_canvas(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                             const float *lambda, size_t n, void *ud) {
     canvas_trace *t = ud;
     assert_int_equal(step, t->n_steps);
-    assert_true(step < 64 && n == t->L);
+    assert_true(step < 64 && n == (size_t)t->L);
     t->n_commit[step] = t->n_remask[step] = 0;
-    for (int32_t p = 0; p < n; p++) {
+    for (int32_t p = 0; p < (int32_t)n; p++) {
         if (committed[p]) t->commit[step][t->n_commit[step]++] = p;
         if (canvas[p] == t->mask && t->prev[p] != t->mask) t->remask[step][t->n_remask[step]++] = p;
         if (lambda[p] > 0) assert_int_equal(canvas[p], t->mask);
@@ -691,11 +690,11 @@ typedef struct infill_watch {
     int steps;
 } infill_watch;
 
-static int32_t count_calls(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
-                           const float *lambda, int32_t n, void *ud) {
+static int32_t count_calls(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                           const float *lambda, size_t n, void *ud) {
     infill_watch *w = ud;
     w->steps++;
-    for (int32_t p = 0; p < n; p++) {
+    for (int32_t p = 0; p < (int32_t)n; p++) {
         if (lambda[p] > 0) assert_int_equal(canvas[p], w->mask);
         if (committed[p] && canvas[p] == w->mask) fail_msg("committed the mask id at %d step %d", p, step);
     }
@@ -811,11 +810,11 @@ typedef struct lambda_watch {
     int outside_block, at_block_start;
 } lambda_watch;
 
-static int32_t watch_lambda(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
-                            const float *lambda, int32_t n, void *ud) {
+static int32_t watch_lambda(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                            const float *lambda, size_t n, void *ud) {
     lambda_watch *w = ud;
     int block = step / w->steps_per_block, last = (step + 1) % w->steps_per_block == 0;
-    for (int32_t p = 0; p < n; p++) {
+    for (int32_t p = 0; p < (int32_t)n; p++) {
         if (lambda[p] > 0) assert_int_equal(canvas[p], w->mask);
         int bp = p < w->P ? -1 : (p - w->P) / w->B;
         if (lambda[p] > 0 && bp > block) w->outside_block++;
@@ -828,7 +827,7 @@ static void test_sm_across_blocks(void **state) {
     (void)state;
     smdiff_model *m = load("dream");
     int32_t prompt[] = {5, 17, 33}, out[3][24];
-    int32_t n;
+    size_t n;
     for (int mode = 0; mode < 3; mode++) {
         lambda_watch w[2];
         for (int across = 0; across < 2; across++) {
@@ -972,10 +971,10 @@ typedef struct remask_watch {
     float want;
 } remask_watch;
 
-static int32_t watch_remask(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
-                            const float *lambda, int32_t n, void *ud) {
+static int32_t watch_remask(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                            const float *lambda, size_t n, void *ud) {
     remask_watch *w = ud;
-    for (int32_t p = 0; p < n; p++) {
+    for (int32_t p = 0; p < (int32_t)n; p++) {
         if (w->steps > 0 && canvas[p] == w->mask && w->prev[p] != w->mask) {
             w->remasks++;
             if (step + 1 < n_steps) { /* gate 1 before the last step */
@@ -1006,7 +1005,7 @@ static void test_remdm(void **state) {
             assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_REMDM_ETA, 0.0), 0);
             assert_int_equal(smdiff_sampler_set_strategy(s, which ? "remdm_cap" : "origin"), 0);
             int32_t prompt[] = {4, 5, 6};
-            int32_t n;
+            size_t n;
             assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out[which], 16, &n), 0);
             smdiff_sampler_free(s);
         }
@@ -1033,7 +1032,7 @@ static void test_remdm(void **state) {
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 32), 0);
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
     int32_t prompt[] = {4, 5, 6}, out[8];
-    int32_t n;
+    size_t n;
     assert_int_equal(smdiff_generate_tokens(s, m, prompt, 3, out, 8, &n), SMDIFF_E_INVAL);
     assert_non_null(strstr(smdiff_sampler_last_error(s), "steps"));
     const char *remdm[] = {"remdm_cap", "remdm_loop"};

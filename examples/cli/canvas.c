@@ -2,7 +2,8 @@
  * "Infilling"): the prompt's {{fill:N}} markers become N mask ids each
  * (the text between them tokenized piece by piece); with --suffix, the
  * suffix is tokenized onto the end, after gen_length masks when the
- * prompt has no marker. A prompt with neither is the plain prompt, and
+ * prompt has no marker (gen_length left at its default: at most what the
+ * context leaves). A prompt with neither is the plain prompt, and
  * smdiff_generate_tokens appends the generation. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,8 +75,32 @@ static int32_t add_prompt(const smdiff_model *m, const char *prompt, int32_t mas
     return rc ? rc : add_text(m, p, strlen(p), b);
 }
 
+/* The span before the suffix (the prompt has no marker): gen_length, or
+ * left at its default, at most what the context leaves. */
+static int32_t add_span_and_suffix(const smdiff_model *m, const char *suffix, int32_t mask, int64_t gen_length,
+                                   int gen_set, ids_buf *b) {
+    ids_buf tail = {NULL, 0, 0};
+    int64_t ctx = 0;
+    int32_t rc = add_text(m, suffix, strlen(suffix), &tail);
+    if (!rc) rc = smdiff_model_property(m, SMDIFF_PROP_CONTEXT, &ctx);
+    int64_t room = ctx - (int64_t)(b->n + tail.n);
+    if (!rc && !gen_set && gen_length > room) gen_length = room;
+    if (!rc && gen_length < 1) {
+        fprintf(stderr, "smdiff generate: the prompt and the suffix fill the context of %lld tokens\n",
+                (long long)ctx);
+        rc = SMDIFF_E_INVAL;
+    }
+    if (!rc) rc = add_masks(b, mask, (size_t)gen_length);
+    if (!rc && !(rc = reserve(b, tail.n))) {
+        memcpy(b->v + b->n, tail.v, sizeof *tail.v * tail.n);
+        b->n += tail.n;
+    }
+    free(tail.v);
+    return rc;
+}
+
 int cli_canvas(const smdiff_model *m, const int32_t *ids_in, size_t n_in, const char *prompt,
-               const char *suffix, int64_t gen_length, int32_t **ids, size_t *n, int *infill) {
+               const char *suffix, int64_t gen_length, int gen_set, int32_t **ids, size_t *n, int *infill) {
     ids_buf b = {NULL, 0, 0};
     int64_t mask = -1;
     int markers = 0;
@@ -85,8 +110,8 @@ int cli_canvas(const smdiff_model *m, const int32_t *ids_in, size_t n_in, const 
         b.n = n_in;
     }
     if (!rc && prompt) rc = add_prompt(m, prompt, (int32_t)mask, &b, &markers);
-    if (!rc && suffix && !markers) rc = add_masks(&b, (int32_t)mask, (size_t)gen_length);
-    if (!rc && suffix) rc = add_text(m, suffix, strlen(suffix), &b);
+    if (!rc && suffix && !markers) rc = add_span_and_suffix(m, suffix, (int32_t)mask, gen_length, gen_set, &b);
+    else if (!rc && suffix) rc = add_text(m, suffix, strlen(suffix), &b);
     if (rc) {
         free(b.v);
         return rc == SMDIFF_E_INVAL ? 2 : cli_fail("build the canvas", rc, smdiff_last_error());

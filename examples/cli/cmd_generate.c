@@ -315,7 +315,7 @@ int cmd_generate(int argc, char **argv) {
     }
     int64_t G = 0;
     smdiff_sampler_get_int(s, SMDIFF_SAMPLER_GEN_LENGTH, &G);
-    ret = cli_canvas(m, given, (size_t)n_ids, src, suffix, G, &ids, &n_canvas, &infill);
+    ret = cli_canvas(m, given, (size_t)n_ids, src, suffix, G, gen >= 0, &ids, &n_canvas, &infill);
     free(rendered);
     free(given);
     if (ret) goto done;

@@ -14,9 +14,17 @@
 SMDIFF_API int32_t smdiff_generate_canvas(smdiff_sampler *s, const smdiff_model *m, int32_t *canvas,
                                           size_t n_canvas) {
     if (!s) return sd_fail(NULL, SMDIFF_E_INVAL, "smdiff_generate_canvas: sampler is NULL");
-    if (!m || !canvas) return sd_fail(&s->err, SMDIFF_E_INVAL, "smdiff_generate_canvas: NULL argument");
+    if (!m || !canvas || n_canvas > (size_t)INT32_MAX)
+        return sd_fail(&s->err, SMDIFF_E_INVAL, "smdiff_generate_canvas: invalid argument");
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_canvas: model is not loaded");
-    return sd_generate_canvas_model(s, m, canvas, n_canvas);
+    int64_t n_masks = 0;
+    for (size_t i = 0; i < n_canvas; i++) n_masks += canvas[i] == m->w.hp.mask_id;
+    sd_sampler_saved saved;
+    int32_t rc = sd_sampler_resolve_canvas(s, m, n_masks, &saved);
+    if (rc) return rc;
+    rc = sd_generate_canvas_model(s, m, canvas, n_canvas);
+    sd_sampler_restore(s, &saved);
+    return rc;
 }
 
 /* text (n bytes) tokenized onto the end of ids[*n] (capacity cap). */
@@ -28,14 +36,20 @@ static int32_t tokenize_onto(const smdiff_model *m, const char *text, int32_t *i
     return rc;
 }
 
-/* The canvas prefix + G masks + suffix, filled; *span points at the span. */
+/* The canvas prefix + G masks + suffix, filled; *span points at the span,
+ * *G is its length: gen_length, or, left at its default, what the context
+ * leaves beside the prefix and the suffix. */
 static int32_t fill_text_canvas(smdiff_sampler *s, const smdiff_model *m, const char *prefix, const char *suffix,
-                                int32_t **canvas, size_t *span) {
-    size_t np = 0, ns = 0, G = (size_t)s->opt[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i;
+                                int32_t **canvas, size_t *span, size_t *G_out) {
+    size_t np = 0, ns = 0;
     int32_t rc = smdiff_model_tokenize(m, prefix, strlen(prefix), SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL, 0, &np);
     if (rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER)
         rc = smdiff_model_tokenize(m, suffix, strlen(suffix), SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL, 0, &ns);
     if (rc != SMDIFF_OK && rc != SMDIFF_E_BUFFER) return sd_error_forward(&s->err, sd_tls_error());
+    sd_sampler_saved saved;
+    if ((rc = sd_sampler_resolve(s, m, (int64_t)(np + ns), &saved))) return rc;
+    size_t G = (size_t)s->opt[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i;
+    sd_sampler_restore(s, &saved);
     size_t cap = np + G + ns + 1;
     int32_t *ids = sd_malloc(sizeof(int32_t) * cap);
     if (!ids) return sd_fail(&s->err, SMDIFF_E_NOMEM, "smdiff_generate_infill_text: out of memory");
@@ -49,6 +63,7 @@ static int32_t fill_text_canvas(smdiff_sampler *s, const smdiff_model *m, const 
     }
     *canvas = ids;
     *span = np;
+    *G_out = G;
     return SMDIFF_OK;
 fail:
     sd_free(ids);
@@ -56,9 +71,9 @@ fail:
 }
 
 /* The span's text (up to its first EOS when EOS handling is on). */
-static int32_t render_span(smdiff_sampler *s, const smdiff_model *m, const int32_t *span, char **text,
+static int32_t render_span(smdiff_sampler *s, const smdiff_model *m, const int32_t *span, size_t G, char **text,
                            size_t *len) {
-    size_t G = (size_t)s->opt[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i, n = G;
+    size_t n = G;
     int32_t eos = s->opt[SD_OPT_SLOT(SMDIFF_SAMPLER_STOP_AT_EOS)].i ? m->w.hp.eos_id : -1;
     for (size_t i = 0; eos >= 0 && i < G; i++)
         if (span[i] == eos) {
@@ -86,11 +101,11 @@ SMDIFF_API int32_t smdiff_generate_infill_text(smdiff_sampler *s, const smdiff_m
     uint64_t key = sd_sampler_request_key(s, m, parts, 2, 2);
     if (!sd_sampler_has_text(s, key)) {
         int32_t *canvas = NULL;
-        size_t span = 0, len = 0;
+        size_t span = 0, G = 0, len = 0;
         char *out = NULL;
-        int32_t rc = fill_text_canvas(s, m, prefix, suffix, &canvas, &span);
+        int32_t rc = fill_text_canvas(s, m, prefix, suffix, &canvas, &span, &G);
         if (rc) return rc;
-        rc = render_span(s, m, canvas + span, &out, &len);
+        rc = render_span(s, m, canvas + span, G, &out, &len);
         sd_free(canvas);
         if (rc) return rc;
         sd_sampler_keep_text(s, key, out, len);

@@ -31,16 +31,30 @@ _Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_SAMPLER_OPT_LAST_ - SMDIFF
 
 #define SET_BY_CALLER(s, key) (((s)->opt_set >> SD_OPT_SLOT(key)) & 1)
 
-int32_t sd_sampler_resolve(struct smdiff_sampler *s, const struct smdiff_model *m, int64_t n_prompt,
-                           sd_sampler_saved *saved) {
+/* The run's schedule (the model's when the caller set none) and steps at
+ * most G when the caller did not set them; gen_length G when set_gen. The
+ * previous values go to saved. */
+static int32_t settle(struct smdiff_sampler *s, const struct smdiff_model *m, int64_t G, int set_gen,
+                      sd_sampler_saved *saved) {
     struct smdiff_softmask sm = s->softmask;
     if (!s->softmask_set) {
         int32_t rc = sd_softmask_from_model(m, &sm, &s->err);
         if (rc) return rc;
     }
-    const int64_t ctx = m->w.hp.n_ctx, room = ctx - n_prompt;
     sd_optval *o = s->opt;
-    int64_t G = o[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i;
+    memcpy(saved->opt, s->opt, sizeof saved->opt);
+    saved->softmask = s->softmask;
+    if (set_gen) o[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i = G;
+    if (!SET_BY_CALLER(s, SMDIFF_SAMPLER_STEPS) && o[SD_OPT_SLOT(SMDIFF_SAMPLER_STEPS)].i > G)
+        o[SD_OPT_SLOT(SMDIFF_SAMPLER_STEPS)].i = G;
+    memcpy(s->softmask.opt, sm.opt, sizeof sm.opt);
+    return SMDIFF_OK;
+}
+
+int32_t sd_sampler_resolve(struct smdiff_sampler *s, const struct smdiff_model *m, int64_t n_prompt,
+                           sd_sampler_saved *saved) {
+    const int64_t ctx = m->w.hp.n_ctx, room = ctx - n_prompt;
+    int64_t G = s->opt[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i;
     if (SET_BY_CALLER(s, SMDIFF_SAMPLER_GEN_LENGTH) && G > room)
         return sd_fail(&s->err, SMDIFF_E_RANGE, "prompt (%lld) + gen_length (%lld) exceeds the context of %lld: "
                        "at most %lld tokens fit after this prompt", (long long)n_prompt, (long long)G, (long long)ctx,
@@ -48,14 +62,12 @@ int32_t sd_sampler_resolve(struct smdiff_sampler *s, const struct smdiff_model *
     if (room < 1)
         return sd_fail(&s->err, SMDIFF_E_RANGE, "the prompt (%lld tokens) fills the context of %lld: no room to "
                        "generate", (long long)n_prompt, (long long)ctx);
-    memcpy(saved->opt, s->opt, sizeof saved->opt);
-    saved->softmask = s->softmask;
-    if (G > room) G = room; /* not set by the caller: the default, clamped */
-    o[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i = G;
-    if (!SET_BY_CALLER(s, SMDIFF_SAMPLER_STEPS) && o[SD_OPT_SLOT(SMDIFF_SAMPLER_STEPS)].i > G)
-        o[SD_OPT_SLOT(SMDIFF_SAMPLER_STEPS)].i = G;
-    memcpy(s->softmask.opt, sm.opt, sizeof sm.opt);
-    return SMDIFF_OK;
+    return settle(s, m, G > room ? room : G, 1, saved); /* not set by the caller: the default, clamped */
+}
+
+int32_t sd_sampler_resolve_canvas(struct smdiff_sampler *s, const struct smdiff_model *m, int64_t n_masks,
+                                  sd_sampler_saved *saved) {
+    return settle(s, m, n_masks, 0, saved);
 }
 
 void sd_sampler_restore(struct smdiff_sampler *s, const sd_sampler_saved *saved) {
@@ -80,6 +92,7 @@ uint64_t sd_sampler_request_key(const struct smdiff_sampler *s, const void *mode
     }
     uintptr_t m = (uintptr_t)model;
     h = fnv(fnv(h, &m, sizeof m), &flag, sizeof flag);
+    h = fnv(fnv(h, &s->opt_set, sizeof s->opt_set), &s->softmask_set, sizeof s->softmask_set);
     h = fnv(h, s->opt, sizeof s->opt);
     h = fnv(h, s->softmask.opt, sizeof s->softmask.opt);
     return fnv(h, s->strategy, strlen(s->strategy));
