@@ -696,7 +696,7 @@ static int32_t count_calls(size_t step, size_t n_steps, const int32_t *canvas, c
     w->steps++;
     for (int32_t p = 0; p < (int32_t)n; p++) {
         if (lambda[p] > 0) assert_int_equal(canvas[p], w->mask);
-        if (committed[p] && canvas[p] == w->mask) fail_msg("committed the mask id at %d step %d", p, step);
+        if (committed[p] && canvas[p] == w->mask) fail_msg("committed the mask id at %d step %zu", p, step);
     }
     return 0;
 }
