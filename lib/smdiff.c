@@ -509,25 +509,6 @@ SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model 
     return rc;
 }
 
-/* FNV-1a over the request, so a second call with the same arguments after
- * SMDIFF_E_BUFFER returns the cached text instead of generating again. */
-static uint64_t text_request_key(const smdiff_sampler *s, const smdiff_model *m, const char *prompt,
-                                 int32_t chat) {
-    uint64_t h = 1469598103934665603ull;
-    const unsigned char *p = (const unsigned char *)prompt;
-    for (; *p; p++) h = (h ^ *p) * 1099511628211ull;
-    h = (h ^ (uint64_t)(uintptr_t)m) * 1099511628211ull;
-    h = (h ^ (uint64_t)chat) * 1099511628211ull;
-    h = (h ^ s->opt_set) * 1099511628211ull;
-    h = (h ^ (uint64_t)s->softmask_set) * 1099511628211ull;
-    const unsigned char *o = (const unsigned char *)s->opt;
-    for (size_t i = 0; i < sizeof s->opt; i++) h = (h ^ o[i]) * 1099511628211ull;
-    const unsigned char *so = (const unsigned char *)s->softmask.opt;
-    for (size_t i = 0; i < sizeof s->softmask.opt; i++) h = (h ^ so[i]) * 1099511628211ull;
-    for (const unsigned char *q = (const unsigned char *)s->strategy; *q; q++) h = (h ^ *q) * 1099511628211ull;
-    return h;
-}
-
 SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m,
                                         const char *prompt, int32_t chat, char *text,
                                         size_t capacity, size_t *n_out) {
@@ -535,8 +516,10 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
     REQUIRE(m && prompt && n_out && (text || capacity == 0), &s->err,
             "smdiff_generate_text: invalid argument");
     if (!m->loaded) return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_generate_text: model is not loaded");
-    uint64_t key = text_request_key(s, m, prompt, chat);
-    if (!(s->text_cache && s->text_cache_key == key)) {
+    /* a second call with the same arguments after SMDIFF_E_BUFFER returns
+     * the cached text instead of generating again */
+    uint64_t key = sd_sampler_request_key(s, m, &prompt, 1, chat);
+    if (!sd_sampler_has_text(s, key)) {
         char *rendered = NULL;
         if (chat) {
             /* One user message in the model's chat template, assistant header appended. */
@@ -589,21 +572,9 @@ SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m
             sd_free(buf);
             return rc;
         }
-        sd_free(s->text_cache);
-        s->text_cache = buf;
-        s->text_cache_len = n_text;
-        s->text_cache_key = key;
+        sd_sampler_keep_text(s, key, buf, n_text);
     }
-    *n_out = s->text_cache_len;
-    if (capacity < s->text_cache_len)
-        return sd_fail(&s->err, SMDIFF_E_BUFFER, "smdiff_generate_text: %zu bytes needed, buffer has %zu",
-                       s->text_cache_len, capacity);
-    if (s->text_cache_len) memcpy(text, s->text_cache, s->text_cache_len);
-    /* The cache only serves the retry after SMDIFF_E_BUFFER. */
-    sd_free(s->text_cache);
-    s->text_cache = NULL;
-    s->text_cache_len = 0;
-    return SMDIFF_OK;
+    return sd_sampler_deliver_text(s, "smdiff_generate_text", text, capacity, n_out);
 }
 
 /* ----------------------------------------------------------- experimental */

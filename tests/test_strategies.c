@@ -1,9 +1,10 @@
 /* test_strategies.c -- the built-in decoder strategies and their schedules
  * against traces replayed by tests/ref/strategies_ref.py (Dream, LLaDA and
  * Fast-dLLM selection rules) in tests/data/strategies_ref.txt, each
- * replayed with a view holding only the fields it declares it reads; the
- * registry's handling of them and of declarations (versions, defaults,
- * bad values). */
+ * replayed with a view holding only the fields it declares it reads;
+ * ReMDM's unmasking and re-masking probabilities at hand-worked points of
+ * its schedules; the registry's handling of them and of declarations
+ * (versions, defaults, appended fields, bad values). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,7 +101,7 @@ static int run_scenario(FILE *f) {
                                      need & SMDIFF_NEED_ENTROPY ? ent : NULL,
                                      need & SMDIFF_NEED_RANDOM ? unif : NULL,
                                      need & SMDIFF_NEED_RANDOM ? &rng : NULL,
-                                     scratch};
+                                     scratch, 0, NULL, NULL, NULL, (size_t)block, 0, 0, 0, 0};
             view.n_transfer = sd_schedule_n_transfer(dec.schedule, (size_t)m, (size_t)block, i, spb, ts);
             int32_t nc = -1, nr = -1;
             assert_int_equal(dec.select(&view, commit, &nc, remask, &nr, ud), 0);
@@ -193,7 +194,7 @@ static void test_registry(void **state) {
      * declares nothing gets Dream's. */
     assert_int_equal(declared("random")->schedule, SMDIFF_SCHEDULE_EVEN);
     assert_int_equal(declared("threshold")->schedule, SMDIFF_SCHEDULE_UNTIL_DONE);
-    smdiff_decoder mine = {sizeof mine, SMDIFF_DECODER_ABI_VERSION, "my_own", NULL, pick_none, NULL, 0, 0, 0, 0};
+    smdiff_decoder mine = {sizeof mine, SMDIFF_DECODER_ABI_VERSION, "my_own", NULL, pick_none, NULL, 0, 0, 0, 0, 0};
     assert_int_equal(smdiff_decoder_register(&mine, NULL), 0);
     assert_int_equal(declared("my_own")->schedule, SMDIFF_SCHEDULE_TIMESTEP);
     assert_int_equal(smdiff_decoder_unregister("my_own"), 0);
@@ -239,7 +240,7 @@ static void test_declaration_versions(void **state) {
     size_t v1 = offsetof(smdiff_decoder, release) + sizeof(void (*)(void *));
     unsigned char buf[sizeof(smdiff_decoder)];
     memset(buf, 0xA5, sizeof buf); /* garbage where version 2 has its fields */
-    smdiff_decoder d = {(uint32_t)v1, 1, "old_style", "a version-1 strategy", pick_none, NULL, 0, 0, 0, 0};
+    smdiff_decoder d = {(uint32_t)v1, 1, "old_style", "a version-1 strategy", pick_none, NULL, 0, 0, 0, 0, 0};
     memcpy(buf, &d, v1);
     assert_int_equal(smdiff_decoder_register((const smdiff_decoder *)buf, NULL), 0);
     const smdiff_decoder *got = declared("old_style");
@@ -249,7 +250,7 @@ static void test_declaration_versions(void **state) {
     assert_int_equal(got->scratch_per_position, 0);
     assert_int_equal(smdiff_decoder_unregister("old_style"), 0);
 
-    smdiff_decoder z = {sizeof z, SMDIFF_DECODER_ABI_VERSION, "zeros", NULL, pick_none, NULL, 0, 0, 0, 0};
+    smdiff_decoder z = {sizeof z, SMDIFF_DECODER_ABI_VERSION, "zeros", NULL, pick_none, NULL, 0, 0, 0, 0, 0};
     assert_int_equal(smdiff_decoder_register(&z, NULL), 0);
     assert_int_equal(declared("zeros")->needs, SMDIFF_NEED_ALL);
     assert_int_equal(smdiff_decoder_unregister("zeros"), 0);
@@ -289,8 +290,135 @@ static void test_declaration_versions(void **state) {
     assert_int_equal(smdiff_decoder_unregister("bad"), 0);
 }
 
+/* ------------------------------------------------------------- ReMDM */
+
+/* Uniforms from a list, so each decision sits just below or above the
+ * probability worked out by hand. */
+typedef struct canned {
+    const double *u;
+    int n, at;
+} canned;
+
+static double next_canned(void *st) {
+    canned *c = st;
+    assert_true(c->at < c->n);
+    return c->u[c->at++];
+}
+
+/* One ReMDM step on 2 masked and 2 committed positions at time t -> s,
+ * with uniforms u[4] (2 for unmasking, then 2 for re-masking); checks the
+ * commits and remasks expected and that all four uniforms were drawn. */
+static void remdm_step(const char *name, double t, double s, double eta, const double *u, int want_c0,
+                       int want_c1, int want_r0, int want_r1) {
+    smdiff_decoder dec;
+    void *ud;
+    assert_int_equal(sd_decoder_lookup(name, &dec, &ud), 0);
+    const int32_t pos[2] = {10, 12}, cpos[2] = {11, 13}, ctok[2] = {5, 6};
+    canned c = {u, 4, 0};
+    smdiff_step_view v;
+    memset(&v, 0, sizeof v);
+    v.struct_size = sizeof v;
+    v.step = 1;
+    v.n_steps = 8;
+    v.n_masked = 2;
+    v.t = t;
+    v.s = s;
+    v.position = pos;
+    v.uniform = next_canned;
+    v.rng_state = &c;
+    v.n_committed = 2;
+    v.committed_position = cpos;
+    v.committed_token = ctok;
+    v.remask_capacity = 4;
+    v.remdm_eta = eta;
+    v.remdm_t_on = 0.55;
+    v.remdm_t_off = 0.05;
+    v.remdm_alpha_on = 0.9;
+    int32_t commit[4], remask[4], nc = -1, nr = -1;
+    assert_int_equal(dec.select(&v, commit, &nc, remask, &nr, ud), 0);
+    assert_int_equal(c.at, 4);
+    assert_int_equal(nc, want_c0 + want_c1);
+    if (want_c0) assert_int_equal(commit[0], 0);
+    if (want_c1) assert_int_equal(commit[nc - 1], 1);
+    assert_int_equal(nr, want_r0 + want_r1);
+    if (want_r0) assert_int_equal(remask[0], 11);
+    if (want_r1) assert_int_equal(remask[nr - 1], 13);
+}
+
+/* The posterior's probabilities, worked out by hand from the paper's
+ * formulas (alpha_t = 1 - t; unmask (alpha_s - (1 - sigma) alpha_t) /
+ * (1 - alpha_t); re-mask sigma), at each schedule's phases. */
+static void test_remdm_probabilities(void **state) {
+    (void)state;
+    const double e = 1e-9;
+    /* cap, t 0.5 -> s 0.4, eta 0.1: sigma = min(0.1, 0.4 / 0.5) = 0.1;
+     * unmask (0.6 - 0.9 * 0.5) / 0.5 = 0.3 */
+    remdm_step("remdm_cap", 0.5, 0.4, 0.1, (const double[]){0.3 - e, 0.3 + e, 0.1 - e, 0.1 + e}, 1, 0, 1, 0);
+    /* cap, t 0.9 -> s 0.05, eta 0.5: sigma = min(0.5, 0.05 / 0.1) = 0.5;
+     * unmask (0.95 - 0.5 * 0.1) / 0.9 = 1 */
+    remdm_step("remdm_cap", 0.9, 0.05, 0.5, (const double[]){0.999999, 0.5, 0.5 - e, 0.5 + e}, 1, 1, 1, 0);
+    /* cap, eta 0: MDLM, unmask 1 - s/t = 0.2, nothing re-masked */
+    remdm_step("remdm_cap", 0.5, 0.4, 0.0, (const double[]){0.2 + e, 0.2 - e, 0.0, 0.0}, 0, 1, 0, 0);
+    /* loop phase 1 (t 0.8 > t_on 0.55): alpha_t = 0.2 * 0.9 / 0.45 = 0.4,
+     * alpha_s = 0.3 * 0.9 / 0.45 = 0.6: unmask 0.2 / 0.6 = 1/3; sigma 0 */
+    remdm_step("remdm_loop", 0.8, 0.7, 0.02, (const double[]){1.0 / 3 - e, 1.0 / 3 + e, 0.0, 0.0}, 1, 0, 0, 0);
+    /* loop phase 2 (t_off < t 0.3 <= t_on): alpha held at 0.9, sigma = eta
+     * 0.02: unmask 0.9 * 0.02 / 0.1 = 0.18 */
+    remdm_step("remdm_loop", 0.3, 0.2, 0.02, (const double[]){0.18 + e, 0.18 - e, 0.02 + e, 0.02 - e}, 0, 1, 0, 1);
+    /* loop phase 3 (t 0.04 <= t_off 0.05): alpha_t = 1 - 0.04 * 0.1 / 0.05
+     * = 0.92, alpha_s (s 0.01) = 0.98: unmask 0.06 / 0.08 = 0.75 */
+    remdm_step("remdm_loop", 0.04, 0.01, 0.02, (const double[]){0.75 - e, 0.75 + e, 0.0, 0.0}, 1, 0, 0, 0);
+    /* loop phase 2 with eta above (1 - alpha_on) / alpha_on: unmasking
+     * saturates at 1 */
+    remdm_step("remdm_loop", 0.3, 0.2, 0.5, (const double[]){0.999999, 0.999999, 0.5 - e, 0.5 + e}, 1, 1, 1, 0);
+}
+
+/* ReMDM's two strategies declare re-masking, Dream's timestep schedule and
+ * only the random stream; the appended remask field is read only when the
+ * struct is large enough, and unknown trailing fields must be zero. */
+static void test_remask_declaration(void **state) {
+    (void)state;
+    const char *names[] = {"remdm_cap", "remdm_loop"};
+    for (int i = 0; i < 2; i++) {
+        const smdiff_decoder *d = declared(names[i]);
+        assert_int_equal(d->remask, 1);
+        assert_int_equal(d->schedule, SMDIFF_SCHEDULE_TIMESTEP);
+        assert_int_equal(d->needs, SMDIFF_NEED_RANDOM);
+    }
+    assert_int_equal(declared("maskgit_plus")->remask, 0);
+    /* a version-2 struct that ends before `remask` (built against the
+     * header before it was appended): garbage after it is not read */
+    size_t v2 = offsetof(smdiff_decoder, scratch_per_position) + sizeof(size_t);
+    unsigned char buf[sizeof(smdiff_decoder) + 16];
+    memset(buf, 0xA5, sizeof buf);
+    smdiff_decoder d = {(uint32_t)v2, SMDIFF_DECODER_ABI_VERSION, "short_v2", NULL, pick_none, NULL, 0, 0, 0, 0, 0};
+    memcpy(buf, &d, v2);
+    assert_int_equal(smdiff_decoder_register((const smdiff_decoder *)buf, NULL), 0);
+    assert_int_equal(declared("short_v2")->remask, 0);
+    assert_int_equal(smdiff_decoder_unregister("short_v2"), 0);
+    /* remask must be 0 or 1 */
+    d.struct_size = sizeof d;
+    d.name = "bad_remask";
+    d.remask = 2;
+    assert_int_equal(smdiff_decoder_register(&d, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "remask"));
+    /* a larger struct (a later header): zeros beyond are fine, anything
+     * else is a declaration this library cannot honour */
+    d.remask = 1;
+    memset(buf, 0, sizeof buf);
+    memcpy(buf, &d, sizeof d);
+    ((smdiff_decoder *)buf)->struct_size = (uint32_t)sizeof buf;
+    assert_int_equal(smdiff_decoder_register((const smdiff_decoder *)buf, NULL), 0);
+    assert_int_equal(declared("bad_remask")->remask, 1);
+    assert_int_equal(smdiff_decoder_unregister("bad_remask"), 0);
+    buf[sizeof d + 3] = 1;
+    assert_int_equal(smdiff_decoder_register((const smdiff_decoder *)buf, NULL), SMDIFF_E_UNSUPPORTED);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_remdm_probabilities),
+        cmocka_unit_test(test_remask_declaration),
         cmocka_unit_test(test_reference_traces),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_registry),

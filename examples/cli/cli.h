@@ -32,6 +32,16 @@ int32_t *cli_read_tokens(const char *path, int64_t *n);
  * (`smdiff train` and `smdiff eval` agree): 1%, at least one sequence. */
 int64_t cli_val_tokens(int64_t n, int64_t seq);
 
+/* The token canvas of `smdiff generate` (canvas.c): ids_in (may be NULL)
+ * and/or the prompt text with its {{fill:N}} markers expanded to N mask
+ * ids; with a suffix, gen_length masks (when there is no marker; when
+ * gen_set is 0, at most what the context leaves) and the suffix's tokens.
+ * *infill is 1 when the canvas has masks to fill (a marker or a suffix), 0
+ * for a plain prompt. Returns 0, or an exit status after printing why. The
+ * caller frees *ids with free(). */
+int cli_canvas(const smdiff_model *m, const int32_t *ids_in, size_t n_in, const char *prompt,
+               const char *suffix, int64_t gen_length, int gen_set, int32_t **ids, size_t *n, int *infill);
+
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

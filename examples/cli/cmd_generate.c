@@ -1,5 +1,6 @@
 /* cmd_generate.c -- `smdiff generate`: decode text with a masked diffusion
- * model, soft-masking on or off, any registered strategy.
+ * model, soft-masking on or off, any registered strategy; fill spans
+ * anywhere in the text ({{fill:N}} markers, --suffix: canvas.c).
  *
  * Progress goes to stderr (a bar with the time left, or with --visual the
  * canvas redrawn at every step: masked positions as shaded blocks whose
@@ -16,6 +17,10 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: smdiff generate [-m MODEL.gguf] (-p PROMPT | --ids \"ID ID ...\") [options]\n"
+            "  -p PROMPT            the text to continue; each {{fill:N}} in it is a span of N\n"
+            "                       tokens to fill (infilling; the whole text is printed)\n"
+            "  --suffix TEXT        text after the generation: fill the gen-len tokens between\n"
+            "                       the prompt and TEXT (or, with markers, append TEXT)\n"
             "  -m MODEL.gguf        model file (default: the bundled " CLI_DEFAULT_MODEL ",\n"
             "                       or $SMDIFF_MODEL)\n"
             "  --chat               wrap the prompt in the model's chat template\n"
@@ -23,7 +28,10 @@ static void usage(FILE *f) {
             "  --gen-len N          tokens to generate (default 128)\n"
             "  --block-len N        semi-autoregressive block length (default: one block)\n"
             "  --strategy NAME      origin maskgit_plus topk_margin entropy low_confidence\n"
-            "                       random threshold, or a registered one (default maskgit_plus)\n"
+            "                       random threshold remdm_cap remdm_loop, or a registered one\n"
+            "                       (default maskgit_plus)\n"
+            "  --remdm-eta E --remdm-t-on T --remdm-t-off T --remdm-alpha-on A\n"
+            "                       ReMDM's parameters (defaults 0.02, 0.55, 0.05, 0.9)\n"
             "  --temp T --top-p P --top-k K --seed S\n"
             "  --alg-temp T         Dream's position-sampling temperature (default 0)\n"
             "  --threshold C        confidence threshold of the threshold strategy (default 0.9)\n"
@@ -31,6 +39,7 @@ static void usage(FILE *f) {
             "  --no-eos-stop        run every step even after EOS\n"
             "  --softmask off|entropy|constant   (default: the model's, else entropy)\n"
             "  --sm-k K --sm-scale S --sm-steepness A --sm-centre B --sm-lambda L\n"
+            "  --sm-across-blocks   soft-mask feedback for masked positions of later blocks too\n"
             "  --visual             redraw the canvas at each step (ANSI colours)\n"
             "  -q                   no progress output\n");
 }
@@ -127,13 +136,14 @@ static int parse_ids(const char *s, int32_t **ids, int32_t *n) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *ids_text = NULL, *strategy = NULL, *sm_mode = NULL;
-    int chat = 0, visual = 0, quiet = 0, eos_stop = 1;
+    const char *suffix = NULL;
+    int chat = 0, visual = 0, quiet = 0, eos_stop = 1, across = -1;
     long long steps = -1, gen = -1, block = -1, top_k = -1, seed = -1, threads = -1, sm_k = -1;
     /* UNSET marks options not given; anything typed, NaN included, goes to
      * the setters, which refuse what is out of range. */
     const double UNSET = -1.5e308;
     double temp = UNSET, top_p = UNSET, alg_temp = UNSET, thr = UNSET, sm_scale = UNSET, sm_steep = UNSET,
-           sm_centre = UNSET, sm_lambda = UNSET;
+           sm_centre = UNSET, sm_lambda = UNSET, eta = UNSET, t_on = UNSET, t_off = UNSET, alpha_on = UNSET;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -144,6 +154,12 @@ int cmd_generate(int argc, char **argv) {
         } else if (OPT("-m")) model_path = v;
         else if (OPT("-p")) prompt = v;
         else if (OPT("--ids")) ids_text = v;
+        else if (OPT("--suffix")) suffix = v;
+        else if (!strcmp(a, "--sm-across-blocks")) across = 1;
+        else if (OPT("--remdm-eta")) eta = atof(v);
+        else if (OPT("--remdm-t-on")) t_on = atof(v);
+        else if (OPT("--remdm-t-off")) t_off = atof(v);
+        else if (OPT("--remdm-alpha-on")) alpha_on = atof(v);
         else if (!strcmp(a, "--chat")) chat = 1;
         else if (!strcmp(a, "--visual")) visual = 1;
         else if (!strcmp(a, "-q")) quiet = 1;
@@ -219,6 +235,11 @@ int cmd_generate(int argc, char **argv) {
     SET_D(SMDIFF_SAMPLER_TOP_P, top_p, "--top-p")
     SET_D(SMDIFF_SAMPLER_ALG_TEMP, alg_temp, "--alg-temp")
     SET_D(SMDIFF_SAMPLER_THRESHOLD, thr, "--threshold")
+    SET_I(SMDIFF_SAMPLER_SM_ACROSS_BLOCKS, (long long)across, "--sm-across-blocks")
+    SET_D(SMDIFF_SAMPLER_REMDM_ETA, eta, "--remdm-eta")
+    SET_D(SMDIFF_SAMPLER_REMDM_T_ON, t_on, "--remdm-t-on")
+    SET_D(SMDIFF_SAMPLER_REMDM_T_OFF, t_off, "--remdm-t-off")
+    SET_D(SMDIFF_SAMPLER_REMDM_ALPHA_ON, alpha_on, "--remdm-alpha-on")
     if (strategy && (rc = smdiff_sampler_set_strategy(s, strategy))) {
         ret = cli_fail("--strategy", rc, smdiff_sampler_last_error(s));
         goto done;
@@ -262,49 +283,62 @@ int cmd_generate(int argc, char **argv) {
     }
     if (sm) smdiff_sampler_set_softmask(s, sm);
 
-    /* Prompt ids: given, or the text tokenized (in the chat template). */
-    int32_t n_ids = 0;
-    if (ids_text) {
-        if (parse_ids(ids_text, &ids, &n_ids)) {
-            fprintf(stderr, "smdiff generate: --ids wants integers separated by spaces or commas\n");
+    /* Prompt ids: given, or the text tokenized (in the chat template), its
+     * {{fill:N}} markers and --suffix making it a canvas to fill. */
+    int32_t n_ids = 0, *given = NULL;
+    size_t n_canvas = 0;
+    int infill = 0;
+    if (ids_text && parse_ids(ids_text, &given, &n_ids)) {
+        fprintf(stderr, "smdiff generate: --ids wants integers separated by spaces or commas\n");
+        ret = 2;
+        goto done;
+    }
+    char *rendered = NULL;
+    const char *src = prompt;
+    if (chat && !ids_text) {
+        const char *role = "user";
+        size_t need = 0;
+        if (strstr(prompt, "{{fill:") || suffix) {
+            fprintf(stderr, "smdiff generate: --chat cannot be combined with --suffix or {{fill:N}} markers\n");
             ret = 2;
             goto done;
         }
-    } else {
-        const char *src = prompt;
-        char *rendered = NULL;
-        size_t need = 0;
-        if (chat) {
-            const char *role = "user";
-            rc = smdiff_chat_template(m, 1, &role, &prompt, 1, NULL, 0, &need);
-            if (rc == SMDIFF_E_BUFFER && (rendered = malloc(need)))
-                rc = smdiff_chat_template(m, 1, &role, &prompt, 1, rendered, need, &need);
-            if (rc) {
-                free(rendered);
-                ret = cli_fail("--chat", rc, smdiff_last_error());
-                goto done;
-            }
-            src = rendered;
-        }
-        size_t n = 0;
-        rc = smdiff_model_tokenize(m, src, strlen(src), SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL, 0, &n);
-        if ((rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER) && (ids = malloc(sizeof *ids * (n + 1))))
-            rc = smdiff_model_tokenize(m, src, strlen(src), SMDIFF_TOKENIZE_PARSE_SPECIAL, ids, n, &n);
-        free(rendered);
+        rc = smdiff_chat_template(m, 1, &role, &prompt, 1, NULL, 0, &need);
+        if (rc == SMDIFF_E_BUFFER && (rendered = malloc(need)))
+            rc = smdiff_chat_template(m, 1, &role, &prompt, 1, rendered, need, &need);
         if (rc) {
-            ret = cli_fail("tokenize the prompt", rc, smdiff_last_error());
+            free(rendered);
+            ret = cli_fail("--chat", rc, smdiff_last_error());
             goto done;
         }
-        n_ids = (int32_t)n;
+        src = rendered;
     }
     int64_t G = 0;
     smdiff_sampler_get_int(s, SMDIFF_SAMPLER_GEN_LENGTH, &G);
-    out = malloc(sizeof *out * (size_t)G);
-    if (!out) goto done;
-    progress pr = {m, visual, quiet, n_ids, now_s()};
+    ret = cli_canvas(m, given, (size_t)n_ids, src, suffix, G, gen >= 0, &ids, &n_canvas, &infill);
+    free(rendered);
+    free(given);
+    if (ret) goto done;
+    ret = 1;
+    n_ids = (int32_t)n_canvas;
+    progress pr = {m, visual, quiet, infill ? 0 : n_ids, now_s()};
     smdiff_sampler_set_step_callback(s, on_step, &pr);
-    size_t n_out = 0;
-    if ((rc = smdiff_generate_tokens(s, m, ids, (size_t)n_ids, out, (size_t)G, &n_out))) {
+    size_t n_out = 0, n_filled = 0;
+    if (infill) {
+        /* the whole canvas, filled, is the output */
+        int64_t mask = -1;
+        smdiff_model_property(m, SMDIFF_PROP_MASK_ID, &mask);
+        for (size_t i = 0; i < n_canvas; i++) n_filled += ids[i] == mask;
+        rc = smdiff_generate_canvas(s, m, ids, n_canvas);
+        out = ids, ids = NULL;
+        n_out = n_canvas;
+    } else if ((out = malloc(sizeof *out * (size_t)G))) {
+        rc = smdiff_generate_tokens(s, m, ids, (size_t)n_ids, out, (size_t)G, &n_out);
+        n_filled = n_out;
+    } else {
+        goto done;
+    }
+    if (rc) {
         if (!quiet) fputs("\n", stderr);
         ret = cli_fail("generate", rc, smdiff_sampler_last_error(s));
         goto done;
@@ -321,7 +355,7 @@ int cmd_generate(int argc, char **argv) {
         printf("\n");
     }
     if (!quiet)
-        fprintf(stderr, "%zu tokens in %.2f s\n", n_out, now_s() - pr.t0);
+        fprintf(stderr, "%zu tokens in %.2f s\n", n_filled, now_s() - pr.t0);
     ret = 0;
 done:
     free(text);

@@ -490,8 +490,16 @@ typedef struct smdiff_sampler smdiff_sampler;
 #define SMDIFF_SAMPLER_THREADS      310  /* int 0..1024, default 0 = all online CPUs */
 #define SMDIFF_SAMPLER_STOP_AT_EOS  311  /* int 0..1, default 1: finish early once EOS is committed
                                             and everything before it is decided; pad the rest */
+#define SMDIFF_SAMPLER_SM_ACROSS_BLOCKS 312 /* int 0..1, default 0: also feed soft-mask
+                                            predictions to masked positions outside the current
+                                            block (logits for every masked position each step) */
+#define SMDIFF_SAMPLER_REMDM_ETA    313  /* double [0,1], default 0.02: ReMDM's eta (remdm_cap's
+                                            cap, remdm_loop's remasking probability) */
+#define SMDIFF_SAMPLER_REMDM_T_ON   314  /* double [0,1], default 0.55: remdm_loop's loop start */
+#define SMDIFF_SAMPLER_REMDM_T_OFF  315  /* double [0,1], default 0.05: remdm_loop's loop end */
+#define SMDIFF_SAMPLER_REMDM_ALPHA_ON 316 /* double (0,1), default 0.9: remdm_loop's alpha */
 #define SMDIFF_SAMPLER_OPT_FIRST_   300
-#define SMDIFF_SAMPLER_OPT_LAST_    311
+#define SMDIFF_SAMPLER_OPT_LAST_    316
 
 /* Create a sampler with default options, the "maskgit_plus" strategy and
  * no schedule of its own (a run uses the model's). Thread-safe. */
@@ -915,6 +923,48 @@ SMDIFF_API int32_t smdiff_tokenizer_train(const char *const *paths, size_t n_pat
                                           const char *pre_tokenizer, const char *const *specials,
                                           size_t n_specials, const char *out_path,
                                           smdiff_tokenizer_train_fn progress, void *user_data);
+
+/* ---- Infilling (experimental; docs/DECODING.md, "Infilling") ----------
+ * A canvas is a sequence of token ids in which every position holding the
+ * model's mask id (SMDIFF_PROP_MASK_ID) is to be filled and every other
+ * position is context: a prefix and a suffix around a span, several spans,
+ * anything. Context anywhere is attended to in both directions. The
+ * sampler's options apply as to smdiff_generate_tokens, with the masked
+ * positions in canvas order in the role of the generation: block_length
+ * cuts them into blocks decoded in that order (it must divide their
+ * number), steps must be a multiple of the number of blocks and, unless
+ * the strategy re-masks, at most their number; gen_length is not used.
+ * Every strategy and soft-masking work as for a prompt. EOS handling
+ * (SMDIFF_SAMPLER_STOP_AT_EOS) works per span of consecutive masked
+ * positions: once a span has an EOS with everything before it in the span
+ * decided, the rest of that span becomes EOS (padding); context, the
+ * suffix included, is never changed. A canvas that is a prompt followed by
+ * gen_length masks decodes exactly as smdiff_generate_tokens does. */
+
+/* Fill the masked positions of canvas[n_canvas] in place; on failure the
+ * canvas is unchanged. Errors: SMDIFF_E_INVAL for NULL pointers, a canvas
+ * without a mask, a mask at position 0 of a model with shifted logits
+ * (nothing predicts it), or blocks and steps that do not fit the masked
+ * positions (as above); SMDIFF_E_RANGE for ids outside the vocabulary or a
+ * canvas longer than the context; SMDIFF_E_STATE for a model not loaded;
+ * SMDIFF_E_NOT_FOUND, SMDIFF_E_ABORTED, SMDIFF_E_NUMERIC as
+ * smdiff_generate_tokens. Thread-safe for distinct samplers sharing one
+ * model. */
+SMDIFF_API int32_t smdiff_generate_canvas(smdiff_sampler *sampler, const smdiff_model *model,
+                                          int32_t *canvas, size_t n_canvas);
+
+/* Text infilling: the canvas is prefix (may be "" for a model without
+ * shifted logits), gen_length masks, then suffix (may be ""), each
+ * tokenized with SMDIFF_TOKENIZE_PARSE_SPECIAL; text receives the filled
+ * span as UTF-8, up to its first EOS when SMDIFF_SAMPLER_STOP_AT_EOS is on
+ * (special tokens are not rendered). Two-call pattern as
+ * smdiff_generate_text: on SMDIFF_E_BUFFER (*n_out holds the size), call
+ * again with the same arguments and a larger buffer to receive the cached
+ * result without decoding again. Errors as smdiff_generate_canvas, and the
+ * tokenizer's (SMDIFF_E_STATE for a model without one). */
+SMDIFF_API int32_t smdiff_generate_infill_text(smdiff_sampler *sampler, const smdiff_model *model,
+                                               const char *prefix, const char *suffix, char *text,
+                                               size_t capacity, size_t *n_out);
 
 #endif /* SMDIFF_EXPERIMENTAL */
 

@@ -5,7 +5,7 @@
  * positions to commit (and, for remasking strategies, which committed
  * positions to mask again). smdiff's own strategies ("origin",
  * "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random",
- * "threshold") register through exactly this interface, and a user
+ * "threshold", "remdm_cap", "remdm_loop") register through exactly this interface, and a user
  * strategy that declares the same behaviour as a built-in (below) gets
  * exactly the same step views and so the same tokens: the denoising loop
  * never looks at a strategy's name.
@@ -25,6 +25,12 @@
  * confidence, every field of the view, no scratch), so a strategy that sets
  * none of them behaves as before.
  *
+ * A strategy that re-masks committed positions (ReMDM) also declares
+ *   remask      1: the view lists the block's committed positions (the
+ *               candidates for re-masking), the block runs its whole step
+ *               budget even when nothing in it is masked, and steps may
+ *               exceed the number of positions to fill.
+ *
  * ABI rules: both structs below start with struct_size; the library fills
  * smdiff_step_view.struct_size with the size it was built with and only
  * appends fields in later versions, so a strategy must read a field only
@@ -33,7 +39,10 @@
  * abi_version = SMDIFF_DECODER_ABI_VERSION; the library also accepts
  * abi_version 1 (the struct up to `release`, with the defaults above) and
  * refuses any other. Version 2 (smdiff 0.2) made the view's counts size_t:
- * strategies compiled against version 1 must be recompiled.
+ * strategies compiled against version 1 must be recompiled. Fields appended
+ * to a version-2 smdiff_decoder (remask) are read only when its struct_size
+ * covers them (absent: 0); a struct_size larger than the library's struct is
+ * accepted when the bytes the library does not know are all zero.
  */
 #ifndef SMDIFF_DECODER_H
 #define SMDIFF_DECODER_H
@@ -114,6 +123,23 @@ typedef struct smdiff_step_view {
     /* n_masked * scratch_per_position bytes, 64-byte aligned, for the
      * strategy's own use during this call (NULL when it declared none). */
     void *scratch;
+    /* ---- appended in smdiff 0.2: re-masking (check struct_size first).
+     * The committed arrays are filled only for a strategy that declares
+     * remask = 1 (else n_committed is 0 and they are NULL): the positions
+     * of the current block committed at earlier steps and still holding
+     * their token -- never prompt or context positions -- in canvas order. */
+    size_t n_committed;
+    const int32_t *committed_position; /* [n_committed] canvas index */
+    const int32_t *committed_token;    /* [n_committed] the token it holds */
+    const float *committed_confidence; /* [n_committed] its declared confidence
+                                          when it was committed; NULL unless
+                                          SMDIFF_NEED_CONFIDENCE is declared */
+    size_t remask_capacity;            /* room in select's remask[] (the block
+                                          length: >= n_masked + n_committed) */
+    /* ReMDM's parameters, the sampler's SMDIFF_SAMPLER_REMDM_* options. */
+    double remdm_eta;                  /* eta: remasking probability cap */
+    double remdm_t_on, remdm_t_off;    /* loop schedule: the loop phase's times */
+    double remdm_alpha_on;             /* loop schedule: alpha held in the loop */
 } smdiff_step_view;
 
 /* A strategy. Callbacks receive the user_data given at registration. */
@@ -126,12 +152,15 @@ typedef struct smdiff_decoder {
      *   commit[]: capacity view->n_masked; write indices i (into the view's
      *             arrays) of positions to commit, each at most once.
      *   *n_commit: number written.
-     *   remask[], *n_remask: canvas positions (committed earlier in this
-     *             block) to mask again; capacity view->n_masked; leave
-     *             *n_remask = 0 if the strategy never remasks.
+     *   remask[], *n_remask: canvas positions (committed at an earlier
+     *             step of this block, not prompt or context) to mask
+     *             again; capacity view->remask_capacity (at least
+     *             view->n_masked); leave *n_remask = 0 if the strategy
+     *             never remasks. A re-masked position's soft-mask input at
+     *             the next step is the token it held (a one-hot prediction).
      * Return SMDIFF_OK or a negative SMDIFF_E_* code to fail the run. On the
      * last step of a block the sampler commits everything still masked
-     * whatever the strategy chose. */
+     * whatever the strategy chose, and re-masks nothing. */
     int32_t (*select)(const smdiff_step_view *view, int32_t *commit, int32_t *n_commit,
                       int32_t *remask, int32_t *n_remask, void *user_data);
     /* Called when the strategy is unregistered or the library state is torn
@@ -142,13 +171,18 @@ typedef struct smdiff_decoder {
     int32_t confidence;        /* SMDIFF_CONFIDENCE_*, default SAMPLED */
     uint32_t needs;            /* SMDIFF_NEED_* bits, 0 = all */
     size_t scratch_per_position; /* bytes, at most SMDIFF_DECODER_MAX_SCRATCH */
+    /* ---- appended in smdiff 0.2 (read when struct_size covers it) */
+    int32_t remask;            /* 0 (default) or 1: re-masks committed positions
+                                  (see the top of this file) */
 } smdiff_decoder;
 
 /* Register a strategy. The struct is copied (name and description too).
  * Returns SMDIFF_E_INVAL for a NULL pointer, a missing select, an invalid
  * name, a struct_size smaller than its version's layout, or a declaration
  * field out of range (an unknown schedule, confidence or needs bit, too
- * much scratch); SMDIFF_E_UNSUPPORTED for an abi_version other than 1 or 2;
+ * much scratch, a remask other than 0 or 1); SMDIFF_E_UNSUPPORTED for an
+ * abi_version other than 1 or 2, or a struct larger than the library's
+ * with non-zero bytes it does not know;
  * SMDIFF_E_STATE if the name is taken. Thread-safe (a global registry
  * behind a mutex). */
 SMDIFF_API int32_t smdiff_decoder_register(const smdiff_decoder *decoder, void *user_data);

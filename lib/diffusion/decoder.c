@@ -22,7 +22,8 @@ static entry registry[MAX_DECODERS];
 static int32_t registry_n = 0;
 
 /* The version-1 layout ends after `release`; version 2 adds the
- * declaration (schedule, confidence, needs, scratch_per_position). */
+ * declaration (schedule, confidence, needs, scratch_per_position), then
+ * appended fields (remask) read when struct_size covers them. */
 #define V1_SIZE (offsetof(smdiff_decoder, release) + sizeof(void (*)(void *)))
 #define V2_SIZE (offsetof(smdiff_decoder, scratch_per_position) + sizeof(size_t))
 
@@ -46,8 +47,18 @@ static int32_t normalize(const smdiff_decoder *d, smdiff_decoder *vt) {
     if (d->struct_size < need)
         return sd_fail(NULL, SMDIFF_E_INVAL, "decoder struct_size %u smaller than version %u's layout (%zu)",
                        d->struct_size, d->abi_version, need);
+    /* Version 2 grows by appending: copy what the caller's struct has;
+     * fields it lacks keep their zero default, and fields this library
+     * does not know must be zero (else the caller expects a behaviour it
+     * would not get). */
+    size_t have = d->abi_version == 1 ? V1_SIZE : d->struct_size < sizeof *vt ? d->struct_size : sizeof *vt;
+    for (size_t i = sizeof *vt; d->abi_version != 1 && i < d->struct_size; i++)
+        if (((const unsigned char *)d)[i])
+            return sd_fail(NULL, SMDIFF_E_UNSUPPORTED,
+                           "decoder struct_size %u declares fields this library (%zu bytes) does not know",
+                           d->struct_size, sizeof *vt);
     memset(vt, 0, sizeof *vt);
-    memcpy(vt, d, need); /* a version-1 struct keeps the zero (default) declaration */
+    memcpy(vt, d, have); /* a version-1 struct keeps the zero (default) declaration */
     vt->struct_size = sizeof *vt;
     if (vt->schedule < SMDIFF_SCHEDULE_TIMESTEP || vt->schedule > SMDIFF_SCHEDULE_UNTIL_DONE)
         return sd_fail(NULL, SMDIFF_E_INVAL, "decoder schedule %d is not a SMDIFF_SCHEDULE_* value",
@@ -59,6 +70,8 @@ static int32_t normalize(const smdiff_decoder *d, smdiff_decoder *vt) {
         return sd_fail(NULL, SMDIFF_E_INVAL, "decoder needs 0x%x has bits outside SMDIFF_NEED_ALL",
                        (unsigned)vt->needs);
     if (vt->needs == 0) vt->needs = SMDIFF_NEED_ALL;
+    if (vt->remask != 0 && vt->remask != 1)
+        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder remask %d is not 0 or 1", (int)vt->remask);
     if (vt->scratch_per_position > SMDIFF_DECODER_MAX_SCRATCH)
         return sd_fail(NULL, SMDIFF_E_INVAL, "decoder scratch_per_position %zu above %d bytes",
                        vt->scratch_per_position, SMDIFF_DECODER_MAX_SCRATCH);

@@ -19,6 +19,9 @@ int32_t sd_decoder_lookup(const char *name, smdiff_decoder *vt, void **user_data
  * the registry (decoder_builtin.c). */
 extern const smdiff_decoder *const sd_builtin_decoders[];
 
+/* ReMDM's strategies (decoder_remdm.c), in that list. */
+extern const smdiff_decoder sd_decoder_remdm_cap, sd_decoder_remdm_loop;
+
 /* ------------------------------------------------------------ schedules */
 
 /* Steps a block of block_length positions runs under a schedule:

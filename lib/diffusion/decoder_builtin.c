@@ -16,7 +16,8 @@
  *   Fast-dLLM (get_transfer_index with threshold): the most confident
  *     position always, plus every other one with confidence >= threshold.
  * Ties in confidence go to the lower canvas position (torch.topk leaves
- * tie order unspecified).
+ * tie order unspecified). ReMDM's re-masking strategies are in
+ * decoder_remdm.c.
  *
  * Each declares what it reads and how the sampler schedules it (the table
  * at the end; docs/DECODING.md has it too); nothing else tells the loop
@@ -167,7 +168,7 @@ static int32_t sel_threshold(const smdiff_step_view *v, int32_t *commit, int32_t
 
 #define DEC(var, nm, fn, desc, sched, conf, needs, scratch)                                      \
     static const smdiff_decoder var = {sizeof(smdiff_decoder), SMDIFF_DECODER_ABI_VERSION, nm,  \
-                                       desc, fn, NULL, sched, conf, needs, scratch}
+                                       desc, fn, NULL, sched, conf, needs, scratch, 0}
 
 #define TIMESTEP SMDIFF_SCHEDULE_TIMESTEP
 #define EVEN SMDIFF_SCHEDULE_EVEN
@@ -195,7 +196,8 @@ DEC(d_threshold, "threshold", sel_threshold,
     UNTIL_DONE, RAW, POS | SMDIFF_NEED_CONFIDENCE, 0);
 
 const smdiff_decoder *const sd_builtin_decoders[] = {
-    &d_origin, &d_maskgit, &d_margin, &d_entropy, &d_lowconf, &d_random, &d_threshold, NULL};
+    &d_origin, &d_maskgit, &d_margin, &d_entropy, &d_lowconf, &d_random, &d_threshold,
+    &sd_decoder_remdm_cap, &sd_decoder_remdm_loop, NULL};
 
 /* ------------------------------------------------------------ schedules */
 

@@ -1,31 +1,42 @@
 /* generate.c -- the denoising loop with soft-masking (docs/DECODING.md).
  *
- * Canvas = prompt (P ids) + gen_length masks, cut into n_blocks blocks of
- * block_length decoded left to right (LLaDA's semi-autoregressive blocks;
- * one block when block_length is 0). One step of a block is this sequence
- * of functions over the run's arrays (sd_generate at the end calls them):
+ * The canvas holds context ids and the positions to fill: a prompt (P ids)
+ * followed by gen_length masks (sd_generate), or any canvas whose mask ids
+ * are the positions to fill, in spans anywhere (sd_generate_canvas:
+ * infilling). The G positions to fill, in canvas order (fill[]), are cut
+ * into n_blocks blocks of block_length decoded in that order (LLaDA's
+ * semi-autoregressive blocks; one block when block_length is 0); context
+ * anywhere in the canvas is attended to bidirectionally. One step of a
+ * block is this sequence of functions over the run's arrays (sd_generate
+ * at the end calls them):
  *
- *   find_masked      the block's still-masked positions -> pos[nm]
- *   embed_inputs     input embeddings [L, d]: prompt and committed
+ *   find_masked      the block's still-masked positions -> pos[nm], then,
+ *                    with SM across blocks, those of later blocks
+ *                    -> pos[nm..n_rows)
+ *   embed_inputs     input embeddings [L, d]: context and committed
  *                    positions use their token rows; a still-masked one
  *                    (1 - lambda) E[MASK] + lambda sum_i pi_i E[v_i] from
- *                    its previous prediction (lambda = 0 at a block's first
- *                    step, with SM off, and outside the current block)
- *   forward          logits [nm, V] of the masked positions only (row p-1
+ *                    its previous prediction (lambda = 0 at the first step,
+ *                    with SM off, and -- unless SM across blocks is on --
+ *                    at a block's first step and outside the current block)
+ *   forward          logits [n_rows, V] of those positions only (row p-1
  *                    for position p with shifted logits, dream)
  *   compute_stats    per-row statistics (stats.h), written straight into
  *                    the step view's arrays and each position's SM top-k
  *   select_positions the strategy reads the view and picks positions
  *   commit           they take their candidate tokens (all that remain at
- *                    a block's last step); remasks
- *   update_softmask  lambda = gate(step+1) * lambda(H(p)) per still-masked
- *                    position, for the next step's embed_inputs
- *   report           step callback, then the EOS check
+ *                    a block's last step); remasks, whose SM input becomes
+ *                    the token they held (a one-hot prediction)
+ *   update_softmask  lambda = gate * lambda(H(p)) per still-masked position
+ *                    with a prediction, for the next forward pass
+ *   report           step callback, then the EOS check (per span)
  *
  * What a strategy declares (smdiff_decoder.h) is all the loop knows of it:
- * its schedule (n_transfer and the steps of a block), its confidence kind
- * and the view fields it reads (the others stay NULL, and H(q) is computed
- * only when read). Names are never compared.
+ * its schedule (n_transfer and the steps of a block), its confidence kind,
+ * the view fields it reads (the others stay NULL, and H(q) is computed
+ * only when read) and whether it re-masks (the view then lists the block's
+ * committed positions and a block runs all its steps). Names are never
+ * compared.
  *
  * Memory: the workspace belongs to the sampler. One block holds every array
  * of a run (layout) and is replaced only when a larger canvas, block,
@@ -127,32 +138,44 @@ typedef struct run {
     /* the request */
     struct smdiff_sampler *s;
     const sd_gen_model *m;
+    const int32_t *ids;     /* the prompt, or the whole canvas */
+    int is_canvas;          /* 1: ids is a canvas whose masks are filled */
     smdiff_decoder dec;     /* the strategy: select and its declaration */
     void *dec_ud;
-    int32_t P, L, d, V, k;  /* prompt, canvas, embedding width, vocabulary, SM top-k (>= 1) */
-    size_t G, B;            /* gen_length, block length */
+    int32_t P, L, d, V, k;  /* prompt (0 for a canvas), canvas, embedding width,
+                               vocabulary, SM top-k (>= 1) */
+    size_t G, B, R;         /* positions to fill, block length, logits rows (B, or G
+                               with SM across blocks) */
     size_t n_blocks, spb;   /* blocks, steps per block (as the schedule runs them) */
     int32_t eos;            /* -1: no EOS handling */
     int n_threads;
     double alg_temp, threshold, eps;
+    double remdm[4];        /* eta, t_on, t_off, alpha_on */
     sd_stats_params sp;
-    int sm_on;
+    int sm_on, sm_across;
     sd_pool *pool;
     /* the canvas, [L] */
     int32_t *canvas;
+    int32_t *block_of;      /* block of each position to fill, -1 for context */
+    int32_t *fill;          /* [G] the positions to fill, canvas order */
     uint8_t *committed;     /* committed this step (step callback) */
     float *lambda;          /* weight each masked position uses next step */
+    float *conf_at;         /* confidence of each position when committed */
     uint8_t *state;         /* EMBD_* of embd row p */
     int32_t *sm_ids;        /* [L, k] top-k of the position's last prediction */
     float *sm_probs;        /* [L, k] */
     float *embd;            /* [L, d] */
     float *e_mask;          /* [d] */
     float *mix;             /* [k, d] candidate rows of one mix */
-    /* the block's masked positions, [B]: the view's arrays */
-    float *logits;          /* [B, V] */
-    int32_t *pos, *rows, *tok, *commit, *remask;
+    /* the rows of a step, [R]: the block's masked positions first (the
+     * view's arrays), then those of later blocks (SM across blocks) */
+    float *logits;          /* [R, V] */
+    int32_t *pos, *rows, *tok;
     uint64_t *row_id;
     float *conf, *top1, *top2, *ent_q, *ent_p;
+    /* the strategy's answer and the block's committed positions, [B] */
+    int32_t *commit, *remask, *c_pos, *c_tok;
+    float *c_conf;
     void *dec_scratch;      /* [B * scratch_per_position] */
     void *stats_scratch;
     float *ts;              /* [spb + 1] the block's timesteps */
@@ -160,8 +183,8 @@ typedef struct run {
     smdiff_step_view view;
     sd_rng rng;
     /* where the run is */
-    size_t block, step, nm;
-    int32_t lo, hi;         /* the current block, [lo, hi) */
+    size_t block, step, nm, n_rows;
+    size_t lo, hi;          /* the current block, fill[lo..hi) */
     int32_t g, total_steps; /* global step */
     int stopped;            /* EOS reached */
 } run;
@@ -178,31 +201,57 @@ static int abort_poll(void *ud) {
     return a->fn(a->ud) != 0;
 }
 
-/* Arguments and options, checked before anything runs. */
-static int32_t check_request(run *r, const int32_t *prompt, size_t n_prompt, size_t capacity,
-                             size_t steps) {
+/* The canvas's shape: for a prompt, P ids then gen_length masks; for a
+ * canvas, its masks are the positions to fill. */
+static int32_t check_canvas(run *r, size_t n_ids, size_t G_opt) {
     sd_error *err = &r->s->err;
     const sd_gen_model *m = r->m;
-    size_t G = r->G, B = r->B;
-    if (n_prompt < 1) return sd_fail(err, SMDIFF_E_INVAL, "the prompt is empty (at least one token is needed)");
-    if (n_prompt > (size_t)m->n_ctx || G > (size_t)m->n_ctx - n_prompt)
-        return sd_fail(err, SMDIFF_E_RANGE, "prompt (%zu) + gen_length (%zu) exceeds the context of %d",
-                       n_prompt, G, (int)m->n_ctx);
-    for (size_t i = 0; i < n_prompt; i++)
-        if (prompt[i] < 0 || prompt[i] >= m->n_vocab)
-            return sd_fail(err, SMDIFF_E_RANGE, "prompt[%zu] = %d outside the vocabulary [0, %d)", i,
-                           (int)prompt[i], (int)m->n_vocab);
     if (m->mask_id < 0 || m->mask_id >= m->n_vocab)
         return sd_fail(err, SMDIFF_E_FORMAT, "the model has no valid mask token id (%d)", (int)m->mask_id);
+    for (size_t i = 0; i < n_ids; i++)
+        if (r->ids[i] < 0 || r->ids[i] >= m->n_vocab)
+            return sd_fail(err, SMDIFF_E_RANGE, "%s[%zu] = %d outside the vocabulary [0, %d)",
+                           r->is_canvas ? "canvas" : "prompt", i, (int)r->ids[i], (int)m->n_vocab);
+    if (!r->is_canvas) {
+        if (n_ids < 1) return sd_fail(err, SMDIFF_E_INVAL, "the prompt is empty (at least one token is needed)");
+        if (n_ids > (size_t)m->n_ctx || G_opt > (size_t)m->n_ctx - n_ids)
+            return sd_fail(err, SMDIFF_E_RANGE, "prompt (%zu) + gen_length (%zu) exceeds the context of %d",
+                           n_ids, G_opt, (int)m->n_ctx);
+        r->P = (int32_t)n_ids;
+        r->G = G_opt;
+        r->L = (int32_t)(n_ids + G_opt);
+        return SMDIFF_OK;
+    }
+    if (n_ids > (size_t)m->n_ctx)
+        return sd_fail(err, SMDIFF_E_RANGE, "a canvas of %zu positions exceeds the context of %d", n_ids,
+                       (int)m->n_ctx);
+    size_t G = 0;
+    for (size_t i = 0; i < n_ids; i++) G += r->ids[i] == m->mask_id;
+    if (G == 0)
+        return sd_fail(err, SMDIFF_E_INVAL, "the canvas has no mask id (%d) to fill", (int)m->mask_id);
+    if (m->shift_logits && r->ids[0] == m->mask_id)
+        return sd_fail(err, SMDIFF_E_INVAL,
+                       "canvas position 0 is a mask, but with shifted logits nothing predicts it");
+    r->P = 0;
+    r->G = G;
+    r->L = (int32_t)n_ids;
+    return SMDIFF_OK;
+}
+
+/* Blocks and steps against the positions to fill. */
+static int32_t check_schedule(run *r, size_t capacity, size_t steps) {
+    sd_error *err = &r->s->err;
+    size_t G = r->G, B = r->B;
+    const char *what = r->is_canvas ? "the canvas's masks" : "gen_length";
     if (B > G || G % B != 0)
-        return sd_fail(err, SMDIFF_E_INVAL, "block_length %zu must divide gen_length %zu", B, G);
-    if (steps > G)
-        return sd_fail(err, SMDIFF_E_INVAL, "steps %zu exceed gen_length %zu (at most one step per token)",
-                       steps, G);
+        return sd_fail(err, SMDIFF_E_INVAL, "block_length %zu must divide %s (%zu)", B, what, G);
+    if (steps > G && !r->dec.remask)
+        return sd_fail(err, SMDIFF_E_INVAL, "steps %zu exceed %s (%zu): at most one step per token", steps,
+                       what, G);
     if (steps % (G / B) != 0)
         return sd_fail(err, SMDIFF_E_INVAL, "steps %zu must be a multiple of the number of blocks %zu",
                        steps, G / B);
-    if (capacity < G)
+    if (!r->is_canvas && capacity < G)
         return sd_fail(err, SMDIFF_E_BUFFER, "output capacity %zu is smaller than gen_length %zu",
                        capacity, G);
     return SMDIFF_OK;
@@ -210,25 +259,25 @@ static int32_t check_request(run *r, const int32_t *prompt, size_t n_prompt, siz
 
 /* The run's shape and statistics parameters from the sampler's options (the
  * only place that reads them) and the strategy's declaration. */
-static int32_t plan(run *r, const int32_t *prompt, size_t n_prompt, size_t capacity) {
+static int32_t plan(run *r, size_t n_ids, size_t capacity) {
     struct smdiff_sampler *s = r->s;
     const sd_optval *o = s->opt;
     size_t steps = (size_t)o[SD_OPT_SLOT(SMDIFF_SAMPLER_STEPS)].i;
-    r->G = (size_t)o[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i;
-    r->B = o[SD_OPT_SLOT(SMDIFF_SAMPLER_BLOCK_LENGTH)].i ? (size_t)o[SD_OPT_SLOT(SMDIFF_SAMPLER_BLOCK_LENGTH)].i : r->G;
-    int32_t rc = check_request(r, prompt, n_prompt, capacity, steps);
+    int32_t rc = check_canvas(r, n_ids, (size_t)o[SD_OPT_SLOT(SMDIFF_SAMPLER_GEN_LENGTH)].i);
     if (rc) return rc;
+    r->B = o[SD_OPT_SLOT(SMDIFF_SAMPLER_BLOCK_LENGTH)].i ? (size_t)o[SD_OPT_SLOT(SMDIFF_SAMPLER_BLOCK_LENGTH)].i : r->G;
     if (sd_decoder_lookup(s->strategy, &r->dec, &r->dec_ud))
         return sd_fail(&s->err, SMDIFF_E_NOT_FOUND, "decoder strategy '%s' is not registered", s->strategy);
+    if ((rc = check_schedule(r, capacity, steps))) return rc;
     r->n_blocks = r->G / r->B;
     r->spb = sd_schedule_steps(r->dec.schedule, steps / r->n_blocks, r->B);
     r->total_steps = (int32_t)(r->n_blocks * r->spb);
-    r->P = (int32_t)n_prompt;
-    r->L = (int32_t)(n_prompt + r->G);
     r->d = r->m->n_embd;
     r->V = r->m->n_vocab;
     const struct smdiff_softmask *sm = &s->softmask;
     r->sm_on = sm->opt[SD_OPT_SLOT(SMDIFF_SM_MODE)].i != SMDIFF_SM_OFF;
+    r->sm_across = r->sm_on && o[SD_OPT_SLOT(SMDIFF_SAMPLER_SM_ACROSS_BLOCKS)].i;
+    r->R = r->sm_across ? r->G : r->B;
     /* Entropies cost a multiply-add per logit: H(p) only for the entropy
      * rule of SM, H(q) only for a strategy that reads it. */
     int want_h = r->sm_on && sm->opt[SD_OPT_SLOT(SMDIFF_SM_MODE)].i == SMDIFF_SM_ENTROPY;
@@ -245,6 +294,9 @@ static int32_t plan(run *r, const int32_t *prompt, size_t n_prompt, size_t capac
     r->alg_temp = o[SD_OPT_SLOT(SMDIFF_SAMPLER_ALG_TEMP)].d;
     r->threshold = o[SD_OPT_SLOT(SMDIFF_SAMPLER_THRESHOLD)].d;
     r->eps = o[SD_OPT_SLOT(SMDIFF_SAMPLER_EPS)].d;
+    double remdm[4] = {o[SD_OPT_SLOT(SMDIFF_SAMPLER_REMDM_ETA)].d, o[SD_OPT_SLOT(SMDIFF_SAMPLER_REMDM_T_ON)].d,
+                       o[SD_OPT_SLOT(SMDIFF_SAMPLER_REMDM_T_OFF)].d, o[SD_OPT_SLOT(SMDIFF_SAMPLER_REMDM_ALPHA_ON)].d};
+    memcpy(r->remdm, remdm, sizeof remdm);
     return SMDIFF_OK;
 }
 
@@ -270,22 +322,28 @@ static void *take(carver *c, size_t n, size_t size) {
 /* Every array of the run, from base (NULL: just the size). */
 static size_t layout(run *r, char *base, int n_threads) {
     carver c = {base, 0};
-    size_t L = (size_t)r->L, B = r->B, k = (size_t)r->k, d = (size_t)r->d, V = (size_t)r->V;
+    size_t L = (size_t)r->L, B = r->B, R = r->R, k = (size_t)r->k, d = (size_t)r->d, V = (size_t)r->V;
     r->canvas = take(&c, L, sizeof(int32_t));
+    r->block_of = take(&c, L, sizeof(int32_t));
+    r->fill = take(&c, r->G, sizeof(int32_t));
     r->committed = take(&c, L, 1);
     r->lambda = take(&c, L, sizeof(float));
+    r->conf_at = take(&c, L, sizeof(float));
     r->state = take(&c, L, 1);
     r->sm_ids = take(&c, L * k, sizeof(int32_t));
     r->sm_probs = take(&c, L * k, sizeof(float));
     r->embd = take(&c, L, d * sizeof(float));
     r->e_mask = take(&c, d, sizeof(float));
     r->mix = take(&c, k, d * sizeof(float));
-    r->logits = take(&c, B, V * sizeof(float));
-    int32_t **i32[] = {&r->pos, &r->rows, &r->tok, &r->commit, &r->remask};
-    for (size_t i = 0; i < sizeof i32 / sizeof i32[0]; i++) *i32[i] = take(&c, B, sizeof(int32_t));
-    r->row_id = take(&c, B, sizeof(uint64_t));
+    r->logits = take(&c, R, V * sizeof(float));
+    int32_t **rows[] = {&r->pos, &r->rows, &r->tok};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) *rows[i] = take(&c, R, sizeof(int32_t));
+    int32_t **blk[] = {&r->commit, &r->remask, &r->c_pos, &r->c_tok};
+    for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++) *blk[i] = take(&c, B, sizeof(int32_t));
+    r->c_conf = take(&c, B, sizeof(float));
+    r->row_id = take(&c, R, sizeof(uint64_t));
     float **f32[] = {&r->conf, &r->top1, &r->top2, &r->ent_q, &r->ent_p};
-    for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++) *f32[i] = take(&c, B, sizeof(float));
+    for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++) *f32[i] = take(&c, R, sizeof(float));
     r->dec_scratch = r->dec.scratch_per_position ? take(&c, B, r->dec.scratch_per_position) : NULL;
     r->stats_scratch = take(&c, sd_stats_scratch_bytes(n_threads, r->V, &r->sp), 1);
     r->ts = take(&c, r->spb + 1, sizeof(float));
@@ -325,11 +383,17 @@ static int32_t reserve(run *r, struct sd_gen_workspace *ws) {
 /* The canvas, and the parts of the step view and the statistics' output
  * that stay fixed for the run: the arrays the strategy declared it reads
  * (the others NULL), the confidence of its kind. */
-static void start_run(run *r, const int32_t *prompt) {
+static void start_run(run *r) {
     const sd_gen_model *m = r->m;
-    memcpy(r->canvas, prompt, sizeof(int32_t) * (size_t)r->P);
-    for (int32_t p = r->P; p < r->L; p++) r->canvas[p] = m->mask_id;
+    memcpy(r->canvas, r->ids, sizeof(int32_t) * (size_t)(r->is_canvas ? r->L : r->P));
+    size_t n = 0;
+    for (int32_t p = 0; p < r->L; p++) {
+        int fill = r->is_canvas ? r->canvas[p] == m->mask_id : p >= r->P;
+        if (fill) r->canvas[p] = m->mask_id, r->fill[n++] = p;
+        r->block_of[p] = fill ? (int32_t)((n - 1) / r->B) : -1;
+    }
     memset(r->lambda, 0, sizeof(float) * (size_t)r->L);
+    memset(r->conf_at, 0, sizeof(float) * (size_t)r->L);
     memset(r->state, EMBD_STALE, (size_t)r->L);
     m->embed(m->ctx, m->mask_id, r->e_mask);
     uint32_t need = r->dec.needs;
@@ -356,40 +420,61 @@ static void start_run(run *r, const int32_t *prompt) {
     v->uniform = need & SMDIFF_NEED_RANDOM ? view_uniform : NULL;
     v->rng_state = need & SMDIFF_NEED_RANDOM ? &r->rng : NULL;
     v->scratch = r->dec_scratch;
+    if (r->dec.remask) {
+        v->committed_position = r->c_pos;
+        v->committed_token = r->c_tok;
+        v->committed_confidence = conf ? r->c_conf : NULL;
+    }
+    v->remask_capacity = r->B;
+    v->remdm_eta = r->remdm[0];
+    v->remdm_t_on = r->remdm[1];
+    v->remdm_t_off = r->remdm[2];
+    v->remdm_alpha_on = r->remdm[3];
     r->g = 0;
     r->stopped = 0;
 }
 
-/* Block b: its range, its timesteps; no prediction carries over into it. */
+/* Block b: its range, its timesteps; no prediction carries over into it
+ * unless SM across blocks kept one. */
 static void start_block(run *r, size_t b) {
     r->block = b;
-    r->lo = r->P + (int32_t)(b * r->B);
-    r->hi = r->lo + (int32_t)r->B;
+    r->lo = b * r->B;
+    r->hi = r->lo + r->B;
     sd_dream_timesteps(r->spb, r->eps, r->ts);
-    for (int32_t p = r->lo; p < r->hi; p++) r->lambda[p] = 0.0f;
+    for (size_t j = r->lo; j < r->hi && !r->sm_across; j++) r->lambda[r->fill[j]] = 0.0f;
     r->view.block = b;
 }
 
-/* The block's still-masked positions, their logits rows and RNG streams. */
-static size_t find_masked(run *r) {
+/* Positions fill[from..to) still masked, appended to the step's rows. */
+static void add_rows(run *r, size_t from, size_t to) {
     const sd_gen_model *m = r->m;
-    size_t nm = 0;
-    for (int32_t p = r->lo; p < r->hi; p++) {
+    for (size_t j = from; j < to; j++) {
+        int32_t p = r->fill[j];
         if (r->canvas[p] != m->mask_id) continue;
-        r->pos[nm] = p;
-        r->rows[nm] = m->shift_logits ? (p > 0 ? p - 1 : 0) : p;
-        r->row_id[nm] = (uint64_t)p;
-        nm++;
+        r->pos[r->n_rows] = p;
+        r->rows[r->n_rows] = m->shift_logits ? p - 1 : p; /* never 0 with shifted logits (plan) */
+        r->row_id[r->n_rows] = (uint64_t)p;
+        r->n_rows++;
     }
-    r->nm = nm;
-    return nm;
+}
+
+/* The block's still-masked positions, their logits rows and RNG streams;
+ * with SM across blocks, then those of the later blocks (earlier blocks
+ * are decided). Returns whether the block has a step to run: a mask left,
+ * or a re-masking strategy (which runs every step of its budget). */
+static int find_masked(run *r) {
+    r->n_rows = 0;
+    add_rows(r, r->lo, r->hi);
+    r->nm = r->n_rows;
+    if (r->sm_across) add_rows(r, r->hi, r->G);
+    return r->nm > 0 || r->dec.remask;
 }
 
 /* Bring embedding row p up to date with the canvas and the SM inputs. */
 static void embed_row(run *r, int32_t p) {
     const sd_gen_model *m = r->m;
     float *row = r->embd + (size_t)p * (size_t)r->d;
-    if (r->canvas[p] != m->mask_id || p < r->P) {
+    if (r->canvas[p] != m->mask_id || r->block_of[p] < 0) {
         if (r->state[p] != EMBD_TOKEN) {
             m->embed(m->ctx, r->canvas[p], row);
             r->state[p] = EMBD_TOKEN;
@@ -417,7 +502,7 @@ static void embed_inputs(run *r) {
 static int32_t forward(run *r) {
     struct smdiff_sampler *s = r->s;
     abort_shim shim = {s->abort_fn, s->abort_ud};
-    int32_t rc = r->m->forward(r->m->ctx, r->embd, r->L, r->rows, (int64_t)r->nm, r->logits,
+    int32_t rc = r->m->forward(r->m->ctx, r->embd, r->L, r->rows, (int64_t)r->n_rows, r->logits,
                                s->abort_fn ? abort_poll : NULL, &shim, &s->err);
     if (rc == SMDIFF_E_ABORTED) sd_fail(&s->err, rc, "aborted by the host during step %d", (int)r->g);
     return rc;
@@ -425,15 +510,31 @@ static int32_t forward(run *r) {
 
 static int32_t compute_stats(run *r) {
     r->sp.ctr = (uint64_t)r->g;
-    return sd_stats_rows(r->pool, r->logits, (int64_t)r->nm, r->V, r->row_id, &r->sp, r->stats_scratch,
+    return sd_stats_rows(r->pool, r->logits, (int64_t)r->n_rows, r->V, r->row_id, &r->sp, r->stats_scratch,
                          &r->out, &r->s->err);
+}
+
+/* The block's positions committed at earlier steps, for a re-masking
+ * strategy's view. */
+static size_t list_committed(run *r) {
+    size_t n = 0;
+    for (size_t j = r->lo; j < r->hi; j++) {
+        int32_t p = r->fill[j];
+        if (r->canvas[p] == r->m->mask_id) continue;
+        r->c_pos[n] = p;
+        r->c_tok[n] = r->canvas[p];
+        r->c_conf[n] = r->conf_at[p];
+        n++;
+    }
+    return n;
 }
 
 /* The step's counts and timesteps into the view, then the strategy. */
 static int32_t select_positions(run *r, int32_t *nc, int32_t *nr) {
     smdiff_step_view *v = &r->view;
     size_t n_masked_total = 0;
-    for (int32_t p = r->P; p < r->L; p++) n_masked_total += r->canvas[p] == r->m->mask_id;
+    for (size_t j = 0; j < r->G; j++) n_masked_total += r->canvas[r->fill[j]] == r->m->mask_id;
+    v->n_committed = r->dec.remask ? list_committed(r) : 0;
     v->step = r->step;
     v->n_masked = r->nm;
     v->n_masked_total = n_masked_total;
@@ -447,11 +548,20 @@ static int32_t select_positions(run *r, int32_t *nc, int32_t *nr) {
     if (rc)
         return sd_fail(&r->s->err, rc < 0 ? rc : SMDIFF_E_INVAL, "strategy '%s' failed at step %d (%d)", name,
                        (int)r->g, (int)rc);
-    if (*nc < 0 || (size_t)*nc > r->nm || *nr < 0 || (size_t)*nr > r->nm)
+    if (*nc < 0 || (size_t)*nc > r->nm || *nr < 0 || (size_t)*nr > v->remask_capacity)
         return sd_fail(&r->s->err, SMDIFF_E_INVAL,
                        "strategy '%s' returned %d commits and %d remasks for %zu masked positions", name,
                        (int)*nc, (int)*nr, r->nm);
     return SMDIFF_OK;
+}
+
+/* A re-masked position's prediction is the token it held: a one-hot top-k
+ * (entropy 0), so its soft-mask weight is the largest the rule gives. */
+static void remask_position(run *r, int32_t p) {
+    int32_t *ids = r->sm_ids + (size_t)p * (size_t)r->k;
+    float *probs = r->sm_probs + (size_t)p * (size_t)r->k;
+    for (int32_t i = 0; i < r->k; i++) ids[i] = r->canvas[p], probs[i] = i == 0 ? 1.0f : 0.0f;
+    r->canvas[p] = r->m->mask_id;
 }
 
 /* The chosen positions (every one left at the block's last step) take
@@ -468,46 +578,85 @@ static int32_t commit(run *r, int32_t nc, int32_t nr) {
                            name, (int)j);
         r->committed[r->pos[j]] = 1;
     }
-    for (size_t j = 0; j < r->nm; j++) {
-        if (last) r->committed[r->pos[j]] = 1;
-        if (r->committed[r->pos[j]]) r->canvas[r->pos[j]] = r->tok[j];
-    }
     for (int32_t c = 0; c < nr && !last; c++) {
         int32_t p = r->remask[c];
-        if (p < r->lo || p >= r->hi || r->canvas[p] == mask_id || r->committed[p])
+        if (p < 0 || p >= r->L || r->block_of[p] != (int32_t)r->block || r->canvas[p] == mask_id ||
+            r->committed[p])
             return sd_fail(&r->s->err, SMDIFF_E_INVAL,
-                           "strategy '%s' asked to remask position %d, not a token committed earlier in this block",
+                           "strategy '%s' asked to remask position %d, not a token committed earlier in this "
+                           "block (or twice)",
                            name, (int)p);
-        r->canvas[p] = mask_id;
-        r->lambda[p] = 0.0f;
+        r->committed[p] = 2; /* re-masked: for update_softmask; reported as 0 */
     }
+    for (size_t j = 0; j < r->nm; j++) {
+        int32_t p = r->pos[j];
+        if (last) r->committed[p] = 1;
+        if (!r->committed[p]) continue;
+        r->canvas[p] = r->tok[j];
+        if (r->view.confidence) r->conf_at[p] = r->conf[j];
+    }
+    for (int32_t c = 0; c < nr && !last; c++) remask_position(r, r->remask[c]);
     return SMDIFF_OK;
 }
 
-/* SM inputs for the next step: lambda of each still-masked position (its
- * top-k ids and probabilities are already in place, from compute_stats). */
+/* Whether the next forward pass belongs to this block: its budget has
+ * steps left and it has a mask left (or a re-masking strategy). */
+static int block_continues(const run *r) {
+    if (r->step + 1 >= r->spb) return 0;
+    if (r->dec.remask) return 1;
+    for (size_t j = r->lo; j < r->hi; j++)
+        if (r->canvas[r->fill[j]] == r->m->mask_id) return 1;
+    return 0;
+}
+
+/* SM inputs for the next forward pass: lambda of each still-masked row
+ * (its top-k ids and probabilities are already in place, from
+ * compute_stats) and of each re-masked position (one-hot, entropy 0). The
+ * gate is the window factor of that pass: the block's next step, or --
+ * for rows of later blocks once this block is done -- the next block's
+ * first step, counted as a step with a prediction. */
 static void update_softmask(run *r) {
     const struct smdiff_softmask *sm = &r->s->softmask;
-    double gate = r->sm_on ? sd_softmask_gate(sm, (int32_t)r->step + 1, (int32_t)r->spb) : 0.0;
-    for (size_t j = 0; j < r->nm; j++) {
+    int32_t step = (int32_t)r->step + 1, n_steps = (int32_t)r->spb;
+    double gate = r->sm_on ? sd_softmask_gate(sm, step, n_steps) : 0.0;
+    double gate_next = !r->sm_across ? 0.0 : block_continues(r) ? gate : sd_softmask_window(sm, 0.0);
+    for (size_t j = 0; j < r->n_rows; j++) {
         int32_t p = r->pos[j];
+        double g = j < r->nm ? gate : gate_next;
         r->lambda[p] = 0.0f;
-        if (r->canvas[p] != r->m->mask_id || gate <= 0) continue;
-        r->lambda[p] = (float)(gate * sd_softmask_lambda_from_entropy(sm, r->ent_p[j]));
+        if (r->canvas[p] != r->m->mask_id || g <= 0) continue;
+        r->lambda[p] = (float)(g * sd_softmask_lambda_from_entropy(sm, r->ent_p[j]));
+    }
+    for (size_t j = r->lo; j < r->hi; j++) {
+        int32_t p = r->fill[j];
+        if (r->committed[p] != 2) continue;
+        r->committed[p] = 0;
+        r->lambda[p] = gate > 0 ? (float)(gate * sd_softmask_lambda_from_entropy(sm, 0.0)) : 0.0f;
     }
 }
 
-/* Once an EOS is committed and every position before it is decided, what
- * follows would be cut anyway: pad with EOS and stop. */
+/* Per span (a run of consecutive positions to fill): once an EOS is
+ * committed and every position of the span before it is decided, the rest
+ * of the span is padding, so it becomes EOS; context is never touched.
+ * When that leaves nothing masked, the run stops (for a prompt, this is
+ * stopping at the first EOS). */
 static void check_eos(run *r) {
     if (r->eos < 0) return;
-    int32_t p = r->P;
-    while (p < r->L && r->canvas[p] != r->m->mask_id && r->canvas[p] != r->eos) p++;
-    if (p == r->L || r->canvas[p] != r->eos) return;
-    for (int32_t q = p; q < r->L; q++) r->canvas[q] = r->eos;
-    r->stopped = 1;
+    const int32_t mask_id = r->m->mask_id, *fill = r->fill;
+    int padded = 0;
+    size_t masked = 0;
+    for (size_t j = 0, end; j < r->G; j = end) {
+        for (end = j + 1; end < r->G && fill[end] == fill[end - 1] + 1; end++) {}
+        size_t q = j;
+        while (q < end && r->canvas[fill[q]] != mask_id && r->canvas[fill[q]] != r->eos) q++;
+        if (q < end && r->canvas[fill[q]] == r->eos) {
+            for (; q < end; q++) r->canvas[fill[q]] = r->eos;
+            padded = 1;
+        }
+        for (; q < end; q++) masked += r->canvas[fill[q]] == mask_id;
+    }
+    if (padded && masked == 0) r->stopped = 1;
 }
-
 static int32_t report(run *r) {
     struct smdiff_sampler *s = r->s;
     if (s->step_fn &&
@@ -518,18 +667,21 @@ static int32_t report(run *r) {
     return SMDIFF_OK;
 }
 
-/* One step of the current block: the functions above, in order. */
+/* One step of the current block: the functions above, in order. A step
+ * with no masked row (a re-masking strategy's block fully committed) needs
+ * no forward pass. */
 static int32_t run_step(run *r) {
     struct smdiff_sampler *s = r->s;
     int32_t rc, nc, nr;
     if (s->abort_fn && s->abort_fn(s->abort_ud))
         return sd_fail(&s->err, SMDIFF_E_ABORTED, "aborted by the host before step %d", (int)r->g);
     double t0 = now_s();
-    embed_inputs(r);
+    if (r->n_rows) embed_inputs(r);
     double t1 = now_s();
-    if ((rc = forward(r))) return rc;
+    if (r->n_rows && (rc = forward(r))) return rc;
     double t2 = now_s();
-    if ((rc = compute_stats(r)) || (rc = select_positions(r, &nc, &nr)) || (rc = commit(r, nc, nr)))
+    if ((r->n_rows && (rc = compute_stats(r))) || (rc = select_positions(r, &nc, &nr)) ||
+        (rc = commit(r, nc, nr)))
         return rc;
     update_softmask(r);
     double t3 = now_s();
@@ -540,50 +692,82 @@ static int32_t run_step(run *r) {
     return report(r);
 }
 
-/* The generated ids, and how many precede the first EOS. */
-static void finish(const run *r, int32_t *out, size_t *n_out) {
-    size_t n = r->G;
-    if (r->eos >= 0)
-        for (size_t p = 0; p < r->G; p++)
-            if (r->canvas[(size_t)r->P + p] == r->eos) {
-                n = p;
-                break;
-            }
-    memcpy(out, r->canvas + r->P, sizeof(int32_t) * r->G);
-    *n_out = n;
+/* The request (ids: a prompt, or a canvas) checked and planned, the
+ * workspace reserved, every block decoded; the canvas is then in
+ * r->canvas. */
+static int32_t decode(run *r, struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *ids, int is_canvas,
+                      size_t n_ids, size_t capacity) {
+    memset(r, 0, sizeof *r);
+    r->s = s;
+    r->m = m;
+    r->ids = ids;
+    r->is_canvas = is_canvas;
+    s->time_forward = s->time_stats = s->time_embed = 0;
+    s->steps_run = 0;
+    int32_t rc = plan(r, n_ids, capacity);
+    if (rc) return rc;
+    struct sd_gen_workspace *ws = workspace_of(s);
+    if (!ws) return sd_fail(&s->err, SMDIFF_E_NOMEM, "out of memory for the sampler's workspace");
+    if ((rc = reserve(r, ws))) return rc;
+    start_run(r);
+    for (size_t b = 0; b < r->n_blocks && !r->stopped; b++) {
+        start_block(r, b);
+        for (r->step = 0; r->step < r->spb && !r->stopped && find_masked(r); r->step++)
+            if ((rc = run_step(r))) return rc;
+    }
+    return SMDIFF_OK;
 }
 
 int32_t sd_generate(struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *prompt,
                     size_t n_prompt, int32_t *out, size_t capacity, size_t *n_out) {
-    s->time_forward = s->time_stats = s->time_embed = 0;
-    s->steps_run = 0;
     run r;
-    memset(&r, 0, sizeof r);
-    r.s = s;
-    r.m = m;
-    int32_t rc = plan(&r, prompt, n_prompt, capacity);
+    int32_t rc = decode(&r, s, m, prompt, 0, n_prompt, capacity);
     if (rc) return rc;
+    /* The generated ids, and how many precede the first EOS. */
+    size_t n = r.G;
+    for (size_t p = 0; r.eos >= 0 && p < r.G; p++)
+        if (r.canvas[(size_t)r.P + p] == r.eos) {
+            n = p;
+            break;
+        }
+    memcpy(out, r.canvas + r.P, sizeof(int32_t) * r.G);
+    *n_out = n;
+    return SMDIFF_OK;
+}
+
+int32_t sd_generate_canvas(struct smdiff_sampler *s, const sd_gen_model *m, int32_t *canvas,
+                           size_t n_canvas) {
+    run r;
+    int32_t rc = decode(&r, s, m, canvas, 1, n_canvas, 0);
+    if (rc) return rc;
+    memcpy(canvas, r.canvas, sizeof(int32_t) * n_canvas);
+    return SMDIFF_OK;
+}
+
+/* The loop's view of a loaded model, its forward scratch in the sampler's
+ * workspace. */
+static int32_t gen_model(struct smdiff_sampler *s, const struct smdiff_model *model, sd_gen_model *gm) {
     struct sd_gen_workspace *ws = workspace_of(s);
     if (!ws) return sd_fail(&s->err, SMDIFF_E_NOMEM, "out of memory for the sampler's workspace");
-    if ((rc = reserve(&r, ws))) return rc;
-    start_run(&r, prompt);
-    for (size_t b = 0; b < r.n_blocks && !r.stopped; b++) {
-        start_block(&r, b);
-        for (r.step = 0; r.step < r.spb && !r.stopped && find_masked(&r) > 0; r.step++)
-            if ((rc = run_step(&r))) return rc;
-    }
-    finish(&r, out, n_out);
+    const sd_hparams *hp = &model->w.hp;
+    ws->model.m = model;
+    sd_gen_model g = {hp->n_vocab,  hp->n_embd,   hp->n_ctx,     hp->mask_id, hp->eos_id,
+                      hp->shift_logits, model_embed, model_forward, &ws->model};
+    *gm = g;
     return SMDIFF_OK;
 }
 
 int32_t sd_generate_model(struct smdiff_sampler *s, const struct smdiff_model *model,
                           const int32_t *prompt, size_t n_prompt, int32_t *out, size_t capacity,
                           size_t *n_out) {
-    struct sd_gen_workspace *ws = workspace_of(s);
-    if (!ws) return sd_fail(&s->err, SMDIFF_E_NOMEM, "out of memory for the sampler's workspace");
-    const sd_hparams *hp = &model->w.hp;
-    ws->model.m = model;
-    sd_gen_model gm = {hp->n_vocab,  hp->n_embd,   hp->n_ctx,     hp->mask_id, hp->eos_id,
-                       hp->shift_logits, model_embed, model_forward, &ws->model};
-    return sd_generate(s, &gm, prompt, n_prompt, out, capacity, n_out);
+    sd_gen_model gm;
+    int32_t rc = gen_model(s, model, &gm);
+    return rc ? rc : sd_generate(s, &gm, prompt, n_prompt, out, capacity, n_out);
+}
+
+int32_t sd_generate_canvas_model(struct smdiff_sampler *s, const struct smdiff_model *model,
+                                 int32_t *canvas, size_t n_canvas) {
+    sd_gen_model gm;
+    int32_t rc = gen_model(s, model, &gm);
+    return rc ? rc : sd_generate_canvas(s, &gm, canvas, n_canvas);
 }

@@ -43,6 +43,16 @@ int32_t sd_generate_model(struct smdiff_sampler *s, const struct smdiff_model *m
                           const int32_t *prompt, size_t n_prompt, int32_t *out, size_t capacity,
                           size_t *n_out);
 
+/* Fill the masked positions of canvas[n_canvas] in place (infilling: see
+ * smdiff_generate_canvas for the contract); the canvas is unchanged on
+ * failure. */
+int32_t sd_generate_canvas(struct smdiff_sampler *s, const sd_gen_model *m, int32_t *canvas,
+                           size_t n_canvas);
+
+/* The same on a loaded model. */
+int32_t sd_generate_canvas_model(struct smdiff_sampler *s, const struct smdiff_model *model,
+                                 int32_t *canvas, size_t n_canvas);
+
 /* Free a sampler's workspace (NULL is fine). */
 void sd_gen_workspace_free(struct sd_gen_workspace *ws);
 

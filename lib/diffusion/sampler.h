@@ -53,6 +53,24 @@ typedef struct sd_sampler_saved {
 struct smdiff_model;
 int32_t sd_sampler_resolve(struct smdiff_sampler *s, const struct smdiff_model *m, int64_t n_prompt,
                            sd_sampler_saved *saved);
+/* The same for a canvas with n_masks positions to fill (infilling): the
+ * schedule, and steps at most n_masks; gen_length is not used. */
+int32_t sd_sampler_resolve_canvas(struct smdiff_sampler *s, const struct smdiff_model *m, int64_t n_masks,
+                                  sd_sampler_saved *saved);
 void sd_sampler_restore(struct smdiff_sampler *s, const sd_sampler_saved *saved);
+
+/* The two-call pattern of the text functions: a key of the request (FNV-1a
+ * over the model handle, the text parts with their lengths, a flag, the
+ * sampler's options (and which the caller set), schedule and strategy),
+ * the result kept under it,
+ * and its delivery -- *n_out the size, SMDIFF_E_BUFFER while capacity is
+ * smaller (the result stays cached), else the bytes copied and the cache
+ * dropped. */
+uint64_t sd_sampler_request_key(const struct smdiff_sampler *s, const void *model, const char *const *parts,
+                                size_t n_parts, int32_t flag);
+int sd_sampler_has_text(const struct smdiff_sampler *s, uint64_t key);
+void sd_sampler_keep_text(struct smdiff_sampler *s, uint64_t key, char *text, size_t len);
+int32_t sd_sampler_deliver_text(struct smdiff_sampler *s, const char *fn, char *text, size_t capacity,
+                                size_t *n_out);
 
 #endif

@@ -43,13 +43,16 @@ double sd_entropy(const float *probs, int64_t n) {
     return h;
 }
 
-double sd_softmask_gate(const struct smdiff_softmask *sm, int32_t step, int32_t n_steps) {
-    if (step <= 0 || n_steps <= 0) return 0.0;
-    double f = (double)step / (double)n_steps;
+double sd_softmask_window(const struct smdiff_softmask *sm, double f) {
     double start = sm->opt[SD_OPT_SLOT(SMDIFF_SM_WINDOW_START)].d, end = sm->opt[SD_OPT_SLOT(SMDIFF_SM_WINDOW_END)].d;
     if (f < start || f >= end) return 0.0;
     if (!sm->opt[SD_OPT_SLOT(SMDIFF_SM_FADE)].i) return 1.0;
     return 1.0 - (f - start) / (end - start);
+}
+
+double sd_softmask_gate(const struct smdiff_softmask *sm, int32_t step, int32_t n_steps) {
+    if (step <= 0 || n_steps <= 0) return 0.0;
+    return sd_softmask_window(sm, (double)step / (double)n_steps);
 }
 
 double sd_softmask_lambda_from_entropy(const struct smdiff_softmask *sm, double entropy) {

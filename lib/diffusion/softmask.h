@@ -40,7 +40,11 @@ int32_t sd_softmask_from_model(const struct smdiff_model *m, struct smdiff_softm
 /* Entropy (nats) of probs[n] as given; zero entries contribute nothing. */
 double sd_entropy(const float *probs, int64_t n);
 
-/* The window/fade factor in [0,1] for step of n_steps (0 at step 0). */
+/* The window/fade factor in [0,1] at fraction f of a step budget. */
+double sd_softmask_window(const struct smdiff_softmask *sm, double f);
+
+/* The window/fade factor in [0,1] for step of n_steps (0 at step 0, which
+ * has no previous prediction). */
 double sd_softmask_gate(const struct smdiff_softmask *sm, int32_t step, int32_t n_steps);
 
 /* lambda from an entropy, before the gate. */
