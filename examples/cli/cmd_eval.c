@@ -1,6 +1,9 @@
 /* cmd_eval.c -- `smdiff eval`: the measurements of docs/RESULTS.md.
  *
  *   smdiff eval elbo    validation bound (perplexity) on fixed, seeded noise
+ *   smdiff eval gonogo  does soft-masking help a model at first order: its
+ *                       two-pass bound with omega open against its
+ *                       single-pass bound, paired over windows
  *   smdiff eval samples generative perplexity under an AR reference model,
  *                       unigram entropy and MAUVE of samples, per step
  *                       budget, mean +- sd over seeds
@@ -33,8 +36,9 @@ static void usage(FILE *f) {
             "usage: smdiff eval elbo -m MODEL [-m MODEL ...] --tokens FILE.i32 [options]\n"
             "       smdiff eval samples -m MODEL --ref AR.gguf --tokens FILE.i32 [options]\n"
             "       smdiff eval gate -m MODEL --tokens FILE.i32 [--seq L] [--windows N] [--t T1,T2,..]\n"
+            "       smdiff eval gonogo -m MODEL [-m MODEL ...] --tokens FILE.i32 [--omega S,A,B ...] [--k K]\n"
             "\n"
-            "Both read the held-out part of FILE.i32: its last 1%% (at least one sequence),\n"
+            "All read the held-out part of FILE.i32: its last 1%% (at least one sequence),\n"
             "the split `smdiff train` validates on.\n"
             "\n"
             "elbo: the MDLM bound in nats/token and its perplexity, on consecutive windows\n"
@@ -46,6 +50,18 @@ static void usage(FILE *f) {
             "  --two-pass         the soft-masking two-pass bound (as SM models train)\n"
             "  --threads T        threads (default: all CPUs)\n"
             "  --csv FILE         append model,bound,seq,windows,draws,seed,two_pass,nll,ppl,masked\n"
+            "\n"
+            "gonogo: the go/no-go of soft-masking for a base model. On the same windows, noise\n"
+            "and pass-1 predictions as elbo: the single-pass bound and the two-pass bound with\n"
+            "each omega setting, the difference (two-pass - single-pass) with its standard error\n"
+            "over windows, and a verdict from the smallest omega_s: SM helps at first order when\n"
+            "the difference is below -2 SE (the optimiser opens it), hurts above +2 SE (closes it).\n"
+            "  --omega S,A,B      omega_s, omega_a, omega_b of one setting (repeatable; default\n"
+            "                     0.01,6.66,-0.75 0.1,6.66,-0.75 0.5,6.66,-0.75)\n"
+            "  --k K              top-k of the mixture (default: the model's, else 3)\n"
+            "  --seq --windows --draws --seed --threads as elbo (defaults 128, 256, 4, 1)\n"
+            "  --csv FILE         append model,omega_s,omega_a,omega_b,k,windows,draws,seed,\n"
+            "                     single,two_pass,diff,se per setting\n"
             "\n"
             "samples: per seed, N held-out windows of LEN+1 tokens are the human text; sample\n"
             "i is generated after the first token of window i. The AR reference model gives\n"
@@ -217,6 +233,176 @@ static int eval_elbo(int argc, char **argv) {
                     nll, exp(nll), (long long)masked);
     }
     if (out) fclose(out);
+    free(tok);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- gonogo */
+
+enum { GONOGO_MAX = 16 };
+
+typedef struct gonogo_args {
+    const char *models[16], *tokens, *csv;
+    int n_models, n_omega;
+    double omega[GONOGO_MAX][3];
+    long long k, seq, windows, draws, seed, threads;
+} gonogo_args;
+
+static int parse_gonogo(int argc, char **argv, gonogo_args *a) {
+    memset(a, 0, sizeof *a);
+    a->seq = 128, a->windows = 256, a->draws = 4, a->seed = 1;
+    for (int i = 2; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (!strcmp(k, name) && v && ++i)
+        if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
+            usage(stdout);
+            return 1;
+        } else if (OPT("-m")) {
+            if (a->n_models == 16) {
+                fprintf(stderr, "smdiff eval gonogo: at most 16 models\n");
+                return -1;
+            }
+            a->models[a->n_models++] = v;
+        } else if (OPT("--omega")) {
+            char tail;
+            double *w = a->omega[a->n_omega];
+            if (a->n_omega == GONOGO_MAX || sscanf(v, "%lf,%lf,%lf%c", &w[0], &w[1], &w[2], &tail) != 3 ||
+                !(w[0] > 0 && w[0] < 1 && w[1] > 0 && w[2] < 0)) {
+                fprintf(stderr, "smdiff eval gonogo: --omega wants S,A,B with 0 < S < 1, A > 0, B < 0 "
+                                "(at most %d), not %s\n", GONOGO_MAX, v);
+                return -1;
+            }
+            a->n_omega++;
+        } else if (OPT("--tokens")) a->tokens = v;
+        else if (OPT("--csv")) a->csv = v;
+        else if (OPT("--k")) a->k = atoll(v);
+        else if (OPT("--seq")) a->seq = atoll(v);
+        else if (OPT("--windows")) a->windows = atoll(v);
+        else if (OPT("--draws")) a->draws = atoll(v);
+        else if (OPT("--seed")) a->seed = atoll(v);
+        else if (OPT("--threads")) a->threads = atoll(v);
+        else {
+            fprintf(stderr, "smdiff eval gonogo: unknown or incomplete option '%s'\n\n", k);
+            usage(stderr);
+            return -1;
+        }
+#undef OPT
+    }
+    if (!a->n_models || !a->tokens || a->seq < 2 || a->windows < 0 || a->draws < 1 || a->seed < 0 ||
+        a->threads < 0 || a->k < 0 || a->k > 64) {
+        fprintf(stderr, "smdiff eval gonogo: need -m and --tokens; --seq >= 2, --draws >= 1, 0 <= --k <= 64, "
+                        "--windows, --seed, --threads >= 0\n");
+        return -1;
+    }
+    if (!a->n_omega) {
+        const double s_default[3] = {0.01, 0.1, 0.5};
+        for (int j = 0; j < 3; j++) a->omega[j][0] = s_default[j], a->omega[j][1] = 6.66, a->omega[j][2] = -0.75;
+        a->n_omega = 3;
+    }
+    return 0;
+}
+
+/* The settings' schedules: the model's own (for its k) with omega replaced. */
+static int32_t gonogo_schedules(const gonogo_args *a, const smdiff_model *m, smdiff_softmask **sm) {
+    int32_t rc = SMDIFF_OK;
+    for (int j = 0; !rc && j < a->n_omega; j++) {
+        rc = smdiff_softmask_create_from_model(m, &sm[j]);
+        if (!rc) rc = smdiff_softmask_set_double(sm[j], SMDIFF_SM_SCALE, a->omega[j][0]);
+        if (!rc) rc = smdiff_softmask_set_double(sm[j], SMDIFF_SM_STEEPNESS, a->omega[j][1]);
+        if (!rc) rc = smdiff_softmask_set_double(sm[j], SMDIFF_SM_CENTRE, a->omega[j][2]);
+        if (!rc && a->k) rc = smdiff_softmask_set_int(sm[j], SMDIFF_SM_TOPK, a->k);
+    }
+    return rc;
+}
+
+/* One model: per-window bounds in chunks (for the progress line), then the
+ * paired differences. per [windows * C]. */
+static int gonogo_model(const gonogo_args *a, const char *path, const int32_t *val, int64_t windows, FILE *csv) {
+    const int C = 1 + a->n_omega;
+    smdiff_model *m = NULL;
+    smdiff_softmask *sm[GONOGO_MAX] = {0};
+    double *per = malloc(sizeof(double) * (size_t)(windows * C));
+    int64_t k = 0;
+    int32_t rc = per ? smdiff_model_create(&m) : SMDIFF_E_NOMEM;
+    if (!rc) rc = smdiff_model_load_file(m, path);
+    if (!rc) rc = gonogo_schedules(a, m, sm);
+    if (!rc) rc = smdiff_softmask_get_int(sm[0], SMDIFF_SM_TOPK, &k);
+    size_t masked = 0;
+    double t0 = now_s();
+    for (int64_t w = 0; !rc && w < windows; w += 32) {
+        int64_t nw = windows - w < 32 ? windows - w : 32;
+        size_t nm = 0;
+        rc = smdiff_eval_elbo_windows(m, val + w * a->seq, (size_t)nw, (size_t)w, (size_t)a->seq, (size_t)a->draws,
+                                      (uint64_t)a->seed, (const smdiff_softmask *const *)sm, (size_t)a->n_omega,
+                                      (int32_t)a->threads, per + w * C, &nm);
+        masked += nm;
+        double done = (double)(w + nw);
+        fprintf(stderr, "\rgonogo %s: %lld/%lld windows  %.0fs left   ", path, (long long)(w + nw), (long long)windows,
+                (now_s() - t0) / done * ((double)windows - done));
+    }
+    fprintf(stderr, "\n");
+    int ret = rc ? cli_fail(path, rc, smdiff_last_error()) : 0;
+    if (!ret) {
+        double single = 0;
+        for (int64_t i = 0; i < windows; i++) single += per[i * C] / (double)windows;
+        printf("# %s: %lld windows x %lld tokens, %lld draws, seed %lld, k %lld; %zu masked positions; "
+               "differences paired over windows\n", path, (long long)windows, a->seq, a->draws, a->seed,
+               (long long)k, masked);
+        printf("%-38s bound %.5f nats/token (perplexity <= %.2f)\n", "single-pass",
+               single, exp(single));
+        int first = 0; /* the setting with the smallest omega_s decides */
+        double dfirst = 0, sefirst = 0;
+        for (int j = 0; j < a->n_omega; j++) {
+            double two = 0, d = 0, v = 0;
+            for (int64_t i = 0; i < windows; i++) two += per[i * C + 1 + j] / (double)windows;
+            d = two - single;
+            for (int64_t i = 0; i < windows; i++) {
+                double e = per[i * C + 1 + j] - per[i * C] - d;
+                v += e * e;
+            }
+            double se = windows > 1 ? sqrt(v / (double)(windows - 1) / (double)windows) : 0.0;
+            char label[96];
+            snprintf(label, sizeof label, "omega (%g, %g, %g)", a->omega[j][0], a->omega[j][1], a->omega[j][2]);
+            printf("%-38s bound %.5f  diff %+.5f +- %.5f SE  (%+.1f SE)\n", label, two, d, se, se > 0 ? d / se : 0.0);
+            if (csv)
+                fprintf(csv, "%s,%g,%g,%g,%lld,%lld,%lld,%lld,%.6f,%.6f,%.6f,%.6f\n", path, a->omega[j][0],
+                        a->omega[j][1], a->omega[j][2], (long long)k, (long long)windows, a->draws, a->seed, single,
+                        two, d, se);
+            if (j == 0 || a->omega[j][0] < a->omega[first][0]) first = j, dfirst = d, sefirst = se;
+        }
+        const char *verdict = dfirst < -2 * sefirst && dfirst < 0   ? "yes"
+                              : dfirst > 2 * sefirst && dfirst > 0 ? "no (it hurts: the optimiser will close it)"
+                                                                    : "undecided (|diff| < 2 SE: more windows)";
+        printf("SM helps at first order: %s  [omega_s %g: two-pass - single-pass = %+.5f +- %.5f nats/token]\n",
+               verdict, a->omega[first][0], dfirst, sefirst);
+    }
+    for (int j = 0; j < a->n_omega; j++) smdiff_softmask_free(sm[j]);
+    smdiff_model_free(m);
+    free(per);
+    return ret;
+}
+
+static int eval_gonogo(int argc, char **argv) {
+    gonogo_args a;
+    int pr = parse_gonogo(argc, argv, &a);
+    if (pr) return pr > 0 ? 0 : 2;
+    const int32_t *val = NULL;
+    int64_t n_val = 0;
+    int32_t *tok = read_heldout(a.tokens, a.seq, &val, &n_val);
+    if (!tok) return 1;
+    int64_t windows = a.windows, fit = n_val / a.seq;
+    if (windows == 0 || windows > fit) windows = fit;
+    FILE *csv = a.csv ? fopen(a.csv, "a") : NULL;
+    int ret = 0;
+    if (a.csv && !csv) {
+        fprintf(stderr, "smdiff: %s: %s\n", a.csv, strerror(errno));
+        ret = 1;
+    }
+    for (int i = 0; !ret && i < a.n_models; i++) ret = gonogo_model(&a, a.models[i], val, windows, csv);
+    if (csv && fclose(csv) && !ret) {
+        fprintf(stderr, "smdiff: %s: %s\n", a.csv, strerror(errno));
+        ret = 1;
+    }
     free(tok);
     return ret;
 }
@@ -583,6 +769,7 @@ int cmd_eval(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "elbo")) return eval_elbo(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "samples")) return eval_samples(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "gate")) return eval_gate(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "gonogo")) return eval_gonogo(argc, argv);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
         return 0;

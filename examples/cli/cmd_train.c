@@ -49,9 +49,18 @@ static void usage(FILE *f) {
             "  --eval-every N     validation loss every N steps (default: at checkpoints)\n"
             "  --f16              write F16 matrices in the model file (state stays exact)\n"
             "  --resume           continue from MODEL.gguf.state (same options, data and threads)\n"
+            "  --keep-every N     also keep the model of every N-th step as MODEL.stepN.gguf\n"
+            "  --iso-compute-of RUN.gguf.csv\n"
+            "                     train as many steps as match the compute (plain-step\n"
+            "                     equivalents, the last row's `compute`) of that run's log;\n"
+            "                     replaces --steps (the binary arm of an SM run)\n"
             "\n"
             "Writes MODEL.gguf (loadable by smdiff generate), MODEL.gguf.state (exact resume),\n"
-            "MODEL.gguf.csv (step,loss,val_loss,tokens_per_s,elapsed_s) and MODEL.gguf.svg.\n");
+            "MODEL.gguf.csv and MODEL.gguf.svg. The CSV has one row per step: step, loss,\n"
+            "val_loss, tokens_per_s, elapsed_s, omega_s, omega_a, omega_b (the soft-mask\n"
+            "parameters after the step), grad_r_s (the gradient of the raw omega_s that AdamW\n"
+            "saw), sm (1 if the step used the SM two-pass) and compute (cumulative matrix\n"
+            "FLOPs of the passes run, in nominal plain steps; docs/TRAINING.md).\n");
 }
 
 static double now(void) {
@@ -60,17 +69,27 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Keep the CSV's header and the rows up to `step` (a resumed run redoes
- * the steps after its checkpoint); returns 0 or -1. */
-static int trim_log(const char *path, int64_t step) {
+static const char LOG_HEADER[] =
+    "step,loss,val_loss,tokens_per_s,elapsed_s,omega_s,omega_a,omega_b,grad_r_s,sm,compute\n";
+
+/* Keep the rows up to `step` of the CSV (a resumed run redoes the steps
+ * after its checkpoint) under the current header (a log of an older
+ * version keeps its shorter rows); *elapsed gets the last kept row's
+ * elapsed_s, so a resumed run's clock continues. Returns 0 or -1. */
+static int trim_log(const char *path, int64_t step, double *elapsed) {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
     char *kept = NULL;
     size_t n = 0, cap = 0;
-    char line[512];
+    char line[1024];
     while (fgets(line, sizeof line, f)) {
         long long s = -1;
-        if (sscanf(line, "%lld,", &s) == 1 && s > step) continue;
+        double loss, tps, el;
+        char val[64];
+        if (!strncmp(line, "step,", 5)) snprintf(line, sizeof line, "%s", LOG_HEADER);
+        else if (sscanf(line, "%lld,", &s) == 1 && s > step) continue;
+        if (s >= 0 && sscanf(line, "%lld,%lf,%63[^,],%lf,%lf", &s, &loss, val, &tps, &el) == 5) *elapsed = el;
+        else if (s >= 0 && sscanf(line, "%lld,%lf,,%lf,%lf", &s, &loss, &tps, &el) == 4) *elapsed = el;
         size_t len = strlen(line);
         if (n + len + 1 > cap) {
             cap = (n + len + 1) * 2;
@@ -159,9 +178,9 @@ static int make_tokens(const args *a);
 typedef struct args {
     const char *corpus[64];
     int n_corpus;
-    const char *tokens, *out, *init, *arch, *tokenizer, *sm_init, *shift;
+    const char *tokens, *out, *init, *arch, *tokenizer, *sm_init, *shift, *iso_of;
     long long vocab, embd, layers, heads, kv_heads, ff, mask_id, eos_id;
-    long long steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after;
+    long long steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after, keep_every;
     double lr, sm_lr, sm_prob;
     int cosine, no_sm, ar, f16, resume;
 } args;
@@ -169,7 +188,7 @@ typedef struct args {
 static int parse(int argc, char **argv, args *a) {
     memset(a, 0, sizeof *a);
     a->kv_heads = -1, a->mask_id = -1, a->eos_id = -1;
-    a->steps = 1000, a->batch = 8, a->seq = 128, a->seed = 1, a->save_every = 100;
+    a->steps = -1, a->batch = 8, a->seq = 128, a->seed = 1, a->save_every = 100;
     a->lr = 3e-4, a->sm_lr = 1e-2, a->sm_prob = 0.8;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -178,6 +197,7 @@ static int parse(int argc, char **argv, args *a) {
             {"--init", &a->init, NULL, NULL}, {"--arch", &a->arch, NULL, NULL},
             {"--tokenizer", &a->tokenizer, NULL, NULL}, {"--sm-init", &a->sm_init, NULL, NULL},
             {"--shift-logits", &a->shift, NULL, NULL}, {"--vocab", NULL, &a->vocab, NULL},
+            {"--iso-compute-of", &a->iso_of, NULL, NULL}, {"--keep-every", NULL, &a->keep_every, NULL},
             {"--embd", NULL, &a->embd, NULL}, {"--layers", NULL, &a->layers, NULL},
             {"--heads", NULL, &a->heads, NULL}, {"--kv-heads", NULL, &a->kv_heads, NULL},
             {"--ff", NULL, &a->ff, NULL}, {"--mask-id", NULL, &a->mask_id, NULL},
@@ -234,11 +254,60 @@ static int parse(int argc, char **argv, args *a) {
         fprintf(stderr, "smdiff train: --tokens, --out and --init or --arch are required\n");
         return -1;
     }
-    if (a->steps < 1 || a->save_every < 1 || a->eval_every < 0) {
-        fprintf(stderr, "smdiff train: --steps and --save-every must be >= 1\n");
+    if (a->iso_of && a->steps != -1) {
+        fprintf(stderr, "smdiff train: --iso-compute-of sets the number of steps: leave out --steps\n");
+        return -1;
+    }
+    if (a->steps == -1) a->steps = 1000;
+    if (a->steps < 1 || a->save_every < 1 || a->eval_every < 0 || a->keep_every < 0) {
+        fprintf(stderr, "smdiff train: --steps and --save-every must be >= 1, --keep-every >= 0\n");
         return -1;
     }
     return 0;
+}
+
+/* --iso-compute-of: the last `compute` of a training log (plain-step
+ * equivalents), rounded to whole steps; -1 after printing why not. */
+static long long iso_compute_steps(const char *csv) {
+    FILE *f = fopen(csv, "r");
+    if (!f) {
+        fprintf(stderr, "smdiff train: --iso-compute-of %s: %s\n", csv, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    int col = -1;
+    double compute = -1;
+    long long step = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (col < 0) { /* the header names the column */
+            char *save = NULL;
+            int i = 0;
+            for (char *fl = strtok_r(line, ",\n", &save); fl; fl = strtok_r(NULL, ",\n", &save), i++)
+                if (!strcmp(fl, "compute")) col = i;
+            if (col < 0) break;
+            continue;
+        }
+        const char *p = line; /* fields may be empty (val_loss): count commas */
+        for (int i = 0; i < col && p; i++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+        if (p && *p && *p != '\n') compute = atof(p), step = atoll(line);
+    }
+    fclose(f);
+    if (col < 0 || compute < 0) {
+        fprintf(stderr, "smdiff train: --iso-compute-of %s: no `compute` column with a value "
+                        "(a log written by this version of smdiff train)\n", csv);
+        return -1;
+    }
+    long long n = llround(compute);
+    fprintf(stderr, "smdiff train: %s ran %lld steps costing %.2f plain steps: training %lld steps\n", csv, step,
+            compute, n < 1 ? 1 : n);
+    return n < 1 ? 1 : n;
+}
+
+/* MODEL.stepN.gguf beside MODEL.gguf (--keep-every) */
+static void kept_path(char *buf, size_t cap, const char *out, long long step) {
+    size_t n = strlen(out);
+    int gguf = n >= 5 && !strcmp(out + n - 5, ".gguf");
+    snprintf(buf, cap, "%.*s.step%lld.gguf", (int)(gguf ? n - 5 : n), out, step);
 }
 
 /* --corpus: tokenize once with the tokenizer of --init or --tokenizer. */
@@ -284,6 +353,7 @@ int cmd_train(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (a.iso_of && (a.steps = iso_compute_steps(a.iso_of)) < 0) return 1;
     if (a.n_corpus && !a.resume && make_tokens(&a)) return 1;
     int64_t n = 0;
     int32_t *tok = cli_read_tokens(a.tokens, &n);
@@ -354,11 +424,12 @@ int cmd_train(int argc, char **argv) {
     if (!rc && a.tokenizer) what = a.tokenizer, rc = smdiff_trainer_set_tokenizer_file(t, a.tokenizer);
     if (!rc) what = a.tokens, rc = smdiff_trainer_set_data(t, tok, n - n_val, tok + (n - n_val), n_val);
     int64_t step = 0;
+    double elapsed0 = 0;
     if (!rc && a.resume) {
         what = state;
         rc = smdiff_trainer_resume(t, state);
         if (!rc) smdiff_trainer_steps(t, &step);
-        if (!rc && trim_log(csv, step)) rc = SMDIFF_E_IO, what = csv;
+        if (!rc && trim_log(csv, step, &elapsed0)) rc = SMDIFF_E_IO, what = csv;
     }
     if (rc) {
         int r = cli_fail(what, rc, smdiff_last_error());
@@ -373,10 +444,10 @@ int cmd_train(int argc, char **argv) {
         free(tok);
         return 1;
     }
-    if (!a.resume) fprintf(log, "step,loss,val_loss,tokens_per_s,elapsed_s\n");
+    if (!a.resume) fputs(LOG_HEADER, log);
     fflush(log);
     if (a.resume) fprintf(stderr, "smdiff train: resumed at step %lld from %s\n", (long long)step, state);
-    double t0 = now(), last = t0;
+    double t0 = now() - elapsed0, last = now();
     int64_t start = step, last_good = step, eval_every = a.eval_every ? a.eval_every : a.save_every;
     int ret = 0;
     while (step < a.steps) {
@@ -397,12 +468,14 @@ int cmd_train(int argc, char **argv) {
             rc = smdiff_trainer_eval(t, 4, &val);
             if (rc) val = NAN;
         }
-        if (isnan(val))
-            fprintf(log, "%lld,%.17g,,%.1f,%.3f\n", (long long)step, loss, tps, tnow - t0);
-        else
-            fprintf(log, "%lld,%.17g,%.17g,%.1f,%.3f\n", (long long)step, loss, val, tps, tnow - t0);
+        smdiff_train_stats st;
+        smdiff_trainer_stats(t, &st);
+        char vcol[32] = "";
+        if (!isnan(val)) snprintf(vcol, sizeof vcol, "%.17g", val);
+        fprintf(log, "%lld,%.17g,%s,%.1f,%.3f,%.9g,%.9g,%.9g,%.9g,%d,%.6f\n", (long long)step, loss, vcol, tps,
+                tnow - t0, st.omega_s, st.omega_a, st.omega_b, st.grad_r_s, st.last_step_sm, st.compute);
         fflush(log);
-        double eta = (tnow - t0) / (double)(step - start) * (double)(a.steps - step);
+        double eta = (tnow - t0 - elapsed0) / (double)(step - start) * (double)(a.steps - step);
         if (step % 10 == 0 || step == a.steps || !isnan(val)) {
             char vs[32] = "";
             if (!isnan(val)) snprintf(vs, sizeof vs, "  val %.4f", val);
@@ -418,6 +491,16 @@ int cmd_train(int argc, char **argv) {
             }
             write_svg(csv, svg);
             last_good = step;
+        }
+        if (a.keep_every > 0 && step % a.keep_every == 0) {
+            char kp[1100];
+            kept_path(kp, sizeof kp, a.out, (long long)step);
+            rc = smdiff_trainer_save(t, kp, a.f16, NULL);
+            if (rc) {
+                cli_fail(kp, rc, smdiff_trainer_last_error(t));
+                ret = 1;
+                break;
+            }
         }
         if (a.kill_after > 0 && step == a.kill_after) {
             /* testing aid: die as abruptly as a crash or an OOM kill would */

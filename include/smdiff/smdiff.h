@@ -634,7 +634,10 @@ typedef struct smdiff_trainer smdiff_trainer;
 #define SMDIFF_TRAIN_SM            404  /* int 0..1, default 1: soft-masking two-pass training */
 #define SMDIFF_TRAIN_SM_PROB       405  /* double [0,1], default 0.8: batches trained with SM */
 #define SMDIFF_TRAIN_LR            406  /* double [0,1], default 3e-4: peak learning rate */
-#define SMDIFF_TRAIN_SM_LR         407  /* double [0,1], default 1e-2: of the SM parameters */
+#define SMDIFF_TRAIN_SM_LR         407  /* double [0,1], default 1e-2: of the SM parameters
+                                           (a step of about this size only where their gradient
+                                           is well above AdamW's eps 1e-8: not near omega_s 1e-6,
+                                           see smdiff_trainer_set_softmask) */
 #define SMDIFF_TRAIN_WEIGHT_DECAY  408  /* double [0,1], default 0.01 (matrices only) */
 #define SMDIFF_TRAIN_GRAD_CLIP     409  /* double [0,1e6], default 1: max global norm, 0 = off */
 #define SMDIFF_TRAIN_WARMUP        410  /* int 0..2^31-1, default 0: linear warm-up steps */
@@ -691,11 +694,18 @@ SMDIFF_API int32_t smdiff_trainer_option_key(const char *name, int32_t *key);
  * (SMDIFF_SM_TOPK) are taken from the schedule (copied; the caller keeps
  * it); its other options are decoding settings and are ignored. They
  * override the values of the file or the paper's initial ones (1e-6, 6.66,
- * -0.75, k 3) that a trainer starts from otherwise. For short runs: at the
- * SM learning rate of 1e-2 the raw omega_s moves about 0.01 per step, so
- * from 1e-6 SM stays off for the first thousand steps or so. Call before
- * the model is initialised: SMDIFF_E_STATE afterwards, SMDIFF_E_INVAL for
- * NULL. */
+ * -0.75, k 3) that a trainer starts from otherwise. How fast omega_s
+ * leaves the paper's 1e-6: AdamW moves a raw parameter by about
+ * lr * m / (sqrt(v) + eps) per step, eps = 1e-8. The raw omega_s (its
+ * logit r_s) has the gradient omega_s (1 - omega_s) dL/domega_s, far below
+ * eps near omega_s = 1e-6, so the step is about (lr / eps) omega_s
+ * dL/domega_s -- proportional to the gradient, not one learning rate (at
+ * lr 1e-2 and omega_s 1e-6 numerically dL/domega_s itself). From there SM
+ * opens only if it already helps the model (smdiff_eval_elbo_windows
+ * measures that), and slowly: on the bundled 18M base, 0.03 learning rates
+ * per step (docs/TRAINING.md, "Soft-masking parameters under AdamW"). Short
+ * runs start omega_s higher. Call before the model is initialised:
+ * SMDIFF_E_STATE afterwards, SMDIFF_E_INVAL for NULL. */
 SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *trainer,
                                                const smdiff_softmask *sm);
 
@@ -728,6 +738,32 @@ SMDIFF_API int32_t smdiff_trainer_step(smdiff_trainer *trainer, double *loss);
 SMDIFF_API int32_t smdiff_trainer_eval(smdiff_trainer *trainer, size_t n_batches, double *loss);
 /* Steps taken so far (including those of a resumed run). */
 SMDIFF_API int32_t smdiff_trainer_steps(const smdiff_trainer *trainer, int64_t *steps);
+
+/* Where a run stands, for its log (smdiff_trainer_stats). */
+typedef struct smdiff_train_stats {
+    int64_t steps;           /* optimizer steps taken, a resumed run's included */
+    double omega_s;          /* the soft-mask parameters now: sigmoid(r_s), */
+    double omega_a;          /*   softplus(r_a) */
+    double omega_b;          /*   and -softplus(r_b) of the trained raw r */
+    double grad_r_s;         /* dloss/dr_s of the last step after gradient
+                                clipping, the gradient AdamW saw (0 when the
+                                step did not use soft-masking) */
+    int32_t last_step_sm;    /* 1 if the last step used the SM two-pass */
+    double flops;            /* matrix FLOPs of the training passes run so far
+                                (an SM step: pass 1 forward, pass 2 forward and
+                                backward; evaluations not counted); kept across
+                                resume */
+    double plain_step_flops; /* those of one nominal plain step: forward and
+                                backward with the expected B*L*(1+min_t)/2 masked
+                                rows (MDLM) or B*(L-1) rows (AR) */
+    double compute;          /* flops / plain_step_flops: the run's cost in
+                                plain-step equivalents (iso-compute arms) */
+} smdiff_train_stats;
+
+/* Fill *out with where the run stands (docs/TRAINING.md, "Iso-compute").
+ * SMDIFF_E_INVAL for NULL, SMDIFF_E_STATE before the model is
+ * initialised. */
+SMDIFF_API int32_t smdiff_trainer_stats(const smdiff_trainer *trainer, smdiff_train_stats *out);
 
 /* Write the model as a GGUF file that smdiff_model_load_file loads
  * (matrices in F32, or F16 when f16 is 1), and, if state_path is not NULL,
@@ -812,6 +848,31 @@ SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *wi
                                     size_t n_windows, size_t first_window, size_t seq_len,
                                     size_t draws, uint64_t seed, int32_t two_pass, int32_t threads,
                                     double *nll, size_t *n_masked);
+
+/* The bounds of smdiff_eval_elbo window by window, single-pass and
+ * two-pass under several soft-mask settings at once, all on the same noise
+ * and from the same pass 1, so the differences are paired -- the go/no-go
+ * of soft-masking for a base model (docs/TRAINING.md, "Go/no-go"): if the
+ * two-pass bound with omega open is worse than the single-pass one, the
+ * optimiser closes SM. Arguments as smdiff_eval_elbo, and
+ *   schedules[n_schedules]  one two-pass bound each, with the schedule's
+ *                 omega_s, omega_a, omega_b (SMDIFF_SM_SCALE, _STEEPNESS,
+ *                 _CENTRE) and k (SMDIFF_SM_TOPK), as
+ *                 smdiff_trainer_set_softmask takes them (the other options
+ *                 are decoding settings, ignored); a NULL entry is the
+ *                 model's own soft-mask (as two_pass = 1). n_schedules may
+ *                 be 0 (schedules may then be NULL), at most 1024.
+ *   window_nll    [n_windows * (1 + n_schedules)]: row i is window i's
+ *                 bound in nats per token, the mean over its draws: column
+ *                 0 single-pass, column 1 + j two-pass under schedules[j].
+ * smdiff_eval_elbo's nll is the mean over windows of column 0 (two_pass 0)
+ * or of the model's own two-pass column. Errors as smdiff_eval_elbo. */
+SMDIFF_API int32_t smdiff_eval_elbo_windows(const smdiff_model *model, const int32_t *windows,
+                                            size_t n_windows, size_t first_window, size_t seq_len,
+                                            size_t draws, uint64_t seed,
+                                            const smdiff_softmask *const *schedules,
+                                            size_t n_schedules, int32_t threads,
+                                            double *window_nll, size_t *n_masked);
 
 /* Score sequences seqs[n * seq_len] with an autoregressive reference model
  * (one trained with SMDIFF_TRAIN_AR: causal attention, next-token loss).

@@ -3,6 +3,7 @@
  * to the thread-local message (these functions have no object). */
 #include "core/alloc.h"
 #include "core/error.h"
+#include "diffusion/softmask.h"
 #include "eval/gate.h"
 #include "eval/likelihood.h"
 #include "eval/metrics.h"
@@ -24,21 +25,71 @@ static int32_t require_loaded(const smdiff_model *model, const char *fn) {
     return SMDIFF_OK;
 }
 
+/* The shared checks of the two bound functions */
+static int32_t check_elbo_args(const smdiff_model *model, const int32_t *windows, const void *out, size_t n_windows,
+                               size_t first_window, size_t seq_len, size_t draws, int32_t threads, const char *fn) {
+    int32_t rc = require_loaded(model, fn);
+    if (rc) return rc;
+    REQUIRE(windows && out, "%s: NULL argument", fn);
+    REQUIRE(n_windows >= 1 && EVAL_COUNT_OK(n_windows) && EVAL_COUNT_OK(first_window) && seq_len >= 1 &&
+                seq_len <= (size_t)INT32_MAX && n_windows * seq_len <= ((size_t)1 << 40) && draws >= 1 &&
+                draws <= 1 << 20 && threads >= 0 && threads <= 1024,
+            "%s: need 1 <= n_windows, first_window < 2^40, 1 <= seq_len, 1 <= draws <= 2^20, "
+            "0 <= threads <= 1024", fn);
+    return SMDIFF_OK;
+}
+
 SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *windows, size_t n_windows,
                                     size_t first_window, size_t seq_len, size_t draws, uint64_t seed,
                                     int32_t two_pass, int32_t threads, double *nll, size_t *n_masked) {
-    int32_t rc = require_loaded(model, "smdiff_eval_elbo");
+    int32_t rc = check_elbo_args(model, windows, nll, n_windows, first_window, seq_len, draws, threads,
+                                 "smdiff_eval_elbo");
     if (rc) return rc;
-    REQUIRE(windows && nll, "smdiff_eval_elbo: NULL argument");
-    REQUIRE(n_windows >= 1 && EVAL_COUNT_OK(n_windows) && EVAL_COUNT_OK(first_window) && seq_len >= 1 &&
-                seq_len <= (size_t)INT32_MAX && draws >= 1 && draws <= 1 << 20 && threads >= 0 &&
-                threads <= 1024 && (two_pass == 0 || two_pass == 1),
-            "smdiff_eval_elbo: need 1 <= n_windows, first_window < 2^40, 1 <= seq_len, 1 <= draws <= 2^20, "
-            "0 <= threads <= 1024, two_pass 0 or 1");
-    sd_elbo_opts o = {(int64_t)seq_len, (int32_t)draws, seed, 1e-3, two_pass, 0, threads, 0, (int64_t)first_window};
+    REQUIRE(two_pass == 0 || two_pass == 1, "smdiff_eval_elbo: two_pass must be 0 or 1");
+    sd_elbo_opts o = {(int64_t)seq_len, (int32_t)draws, seed, 1e-3, threads, 0, (int64_t)first_window};
+    sd_elbo_sm own = {1, {0, 0, 0}, 0};
+    const size_t C = 1 + (size_t)two_pass;
+    double *per = sd_malloc(sizeof(double) * n_windows * C);
+    if (!per) return sd_fail(NULL, SMDIFF_E_NOMEM, "smdiff_eval_elbo: out of memory");
     int64_t nm = 0;
-    rc = sd_eval_elbo(model, windows, (int64_t)n_windows, &o, nll, &nm, NULL);
+    rc = sd_eval_elbo(model, windows, (int64_t)n_windows, &o, &own, two_pass, per, &nm, NULL);
+    if (!rc) {
+        double sum = 0.0;
+        for (size_t i = 0; i < n_windows; i++) sum += per[i * C + C - 1];
+        *nll = sum / (double)n_windows;
+        if (n_masked) *n_masked = (size_t)nm;
+    }
+    sd_free(per);
+    return rc;
+}
+
+SMDIFF_API int32_t smdiff_eval_elbo_windows(const smdiff_model *model, const int32_t *windows, size_t n_windows,
+                                            size_t first_window, size_t seq_len, size_t draws, uint64_t seed,
+                                            const smdiff_softmask *const *schedules, size_t n_schedules,
+                                            int32_t threads, double *window_nll, size_t *n_masked) {
+    int32_t rc = check_elbo_args(model, windows, window_nll, n_windows, first_window, seq_len, draws, threads,
+                                 "smdiff_eval_elbo_windows");
+    if (rc) return rc;
+    REQUIRE(n_schedules <= 1024 && (schedules || !n_schedules),
+            "smdiff_eval_elbo_windows: schedules is NULL or n_schedules > 1024");
+    sd_elbo_sm *sm = sd_calloc(n_schedules ? n_schedules : 1, sizeof *sm);
+    if (!sm) return sd_fail(NULL, SMDIFF_E_NOMEM, "smdiff_eval_elbo_windows: out of memory");
+    /* omega and k as smdiff_trainer_set_softmask takes them; the other
+     * options are decoding settings */
+    for (size_t j = 0; j < n_schedules; j++) {
+        const smdiff_softmask *s = schedules[j];
+        sm[j].own = !s;
+        if (!s) continue;
+        sm[j].omega[0] = s->opt[SD_OPT_SLOT(SMDIFF_SM_SCALE)].d;
+        sm[j].omega[1] = s->opt[SD_OPT_SLOT(SMDIFF_SM_STEEPNESS)].d;
+        sm[j].omega[2] = s->opt[SD_OPT_SLOT(SMDIFF_SM_CENTRE)].d;
+        sm[j].k = (int32_t)s->opt[SD_OPT_SLOT(SMDIFF_SM_TOPK)].i;
+    }
+    sd_elbo_opts o = {(int64_t)seq_len, (int32_t)draws, seed, 1e-3, threads, 0, (int64_t)first_window};
+    int64_t nm = 0;
+    rc = sd_eval_elbo(model, windows, (int64_t)n_windows, &o, sm, (int32_t)n_schedules, window_nll, &nm, NULL);
     if (!rc && n_masked) *n_masked = (size_t)nm;
+    sd_free(sm);
     return rc;
 }
 

@@ -6,6 +6,7 @@
 #include "core/pool.h"
 #include "core/rng.h"
 #include "core/rng_streams.h"
+#include "diffusion/softmask.h"
 #include "eval/likelihood.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
@@ -60,31 +61,63 @@ static int32_t model_k(const struct smdiff_model *model, int32_t want) {
     return (int32_t)k;
 }
 
-int32_t sd_eval_elbo(const struct smdiff_model *model, const int32_t *windows, int64_t n_win,
-                     const sd_elbo_opts *o, double *nll, int64_t *n_masked, sd_error *err) {
-    if (!model || !windows || !o || !nll) return sd_fail(err, SMDIFF_E_INVAL, "eval: NULL argument");
-    if (n_win < 1 || o->L < 1 || o->draws < 1 || !(o->eps > 0 && o->eps < 1) || o->batch < 0 ||
-        o->sm_k < 0 || o->sm_k > 64 || o->first < 0)
+/* k of a two-pass setting; SMDIFF_E_INVAL for omega or k out of range */
+static int32_t setting_k(const struct smdiff_model *model, const sd_elbo_sm *s, int32_t j, int32_t *k,
+                         sd_error *err) {
+    const double *w = s->omega;
+    if (!s->own && (!(w[0] > 0 && w[0] < 1 && w[1] > 0 && w[2] < 0) || s->k < 1 || s->k > 64))
         return sd_fail(err, SMDIFF_E_INVAL,
-                       "eval: need >= 1 window, L >= 1, draws >= 1, 0 < eps < 1, 0 <= k <= 64 "
+                       "eval: soft-mask setting %d (omega %g, %g, %g, k %d) needs 0 < omega_s < 1, "
+                       "omega_a > 0, omega_b < 0, 1 <= k <= 64", (int)j, w[0], w[1], w[2], (int)s->k);
+    *k = s->own ? model_k(model, 0) : s->k;
+    return SMDIFF_OK;
+}
+
+/* The raw parameters of a setting: the loaded model's own, or omega's */
+static void setting_raw(const sd_elbo_sm *s, const float own[3], float raw[3]) {
+    if (s->own) {
+        memcpy(raw, own, 3 * sizeof(float));
+        return;
+    }
+    raw[0] = (float)sd_logit(s->omega[0]);
+    raw[1] = (float)sd_softplus_inv(s->omega[1]);
+    raw[2] = (float)sd_softplus_inv(-s->omega[2]);
+}
+
+int32_t sd_eval_elbo(const struct smdiff_model *model, const int32_t *windows, int64_t n_win,
+                     const sd_elbo_opts *o, const sd_elbo_sm *sm, int32_t n_sm, double *window_nll,
+                     int64_t *n_masked, sd_error *err) {
+    if (!model || !windows || !o || !window_nll || (n_sm && !sm))
+        return sd_fail(err, SMDIFF_E_INVAL, "eval: NULL argument");
+    if (n_win < 1 || o->L < 1 || o->draws < 1 || !(o->eps > 0 && o->eps < 1) || o->batch < 0 || o->first < 0 ||
+        n_sm < 0 || n_sm > 1024)
+        return sd_fail(err, SMDIFF_E_INVAL,
+                       "eval: need >= 1 window, L >= 1, draws >= 1, 0 < eps < 1, 0 <= settings <= 1024 "
                        "(got %lld, %lld, %d, %g, %d)",
-                       (long long)n_win, (long long)o->L, (int)o->draws, o->eps, (int)o->sm_k);
-    const int64_t L = o->L, D = o->draws, B = o->batch ? o->batch : 8;
-    const int32_t k = o->two_pass ? model_k(model, o->sm_k) : 1;
+                       (long long)n_win, (long long)o->L, (int)o->draws, o->eps, (int)n_sm);
+    const int64_t L = o->L, D = o->draws, B = o->batch ? o->batch : 8, C = 1 + n_sm;
+    sd_sm_setting *set = sd_malloc(sizeof *set * (size_t)(n_sm ? n_sm : 1));
+    if (!set) return sd_fail(err, SMDIFF_E_NOMEM, "eval: out of memory");
+    int32_t k_max = 1, rc = SMDIFF_OK;
+    for (int32_t j = 0; !rc && j < n_sm; j++) {
+        rc = setting_k(model, &sm[j], j, &set[j].k, err);
+        if (!rc && set[j].k > k_max) k_max = set[j].k;
+    }
     eval_ctx c;
-    int32_t rc = ctx_open(&c, model, B, L, k, o->threads, err);
-    if (rc) return rc;
+    if (!rc) rc = ctx_open(&c, model, B, L, k_max, o->threads, err);
+    if (rc) {
+        sd_free(set);
+        return rc;
+    }
     sd_tmodel *m = c.m;
+    for (int32_t j = 0; j < n_sm; j++) setting_raw(&sm[j], m->p.sm_raw, set[j].raw);
     rc = check_ids(windows, n_win * L, m->hp.n_vocab, err);
-    sd_objective_opts oo;
-    sd_objective_defaults(&oo);
-    oo.eps = o->eps;
-    oo.sm_k = k;
     int32_t *x = sd_malloc((size_t)(B * L) * sizeof(int32_t));
     uint8_t *mask = sd_malloc((size_t)(B * L));
     float *t = sd_malloc((size_t)B * sizeof(float));
-    if (!rc && (!x || !mask || !t)) rc = sd_fail(err, SMDIFF_E_NOMEM, "eval: out of memory");
-    double sum = 0.0;
+    double *seq = sd_malloc((size_t)(B * C) * sizeof(double));
+    if (!rc && (!x || !mask || !t || !seq)) rc = sd_fail(err, SMDIFF_E_NOMEM, "eval: out of memory");
+    if (!rc) memset(window_nll, 0, sizeof(double) * (size_t)(n_win * C));
     int64_t masked_total = 0, total = n_win * D, done = 0;
     sd_rng r;
     /* (window, draw) pairs in order; window i's stream is restarted for
@@ -102,24 +135,23 @@ int32_t sd_eval_elbo(const struct smdiff_model *model, const int32_t *windows, i
             memcpy(x + b * L, windows + i * L, (size_t)L * sizeof(int32_t));
             for (int64_t p = 0; p < L; p++) mask[b * L + p] = sd_rng_uniform(&r) < tj;
         }
-        double l = 0.0;
         int64_t nm = 0;
-        rc = sd_mdlm_loss(m, &c.ws, &oo, x, nb, L, mask, t, o->two_pass, &l, &nm);
+        rc = sd_mdlm_eval_settings(m, &c.ws, x, nb, L, mask, t, set, n_sm, seq, &nm);
         if (rc) {
             sd_error_forward(err, &m->err);
             break;
         }
-        sum += l * (double)nb; /* the loss is the batch mean */
+        for (int64_t b = 0; b < nb; b++)
+            for (int64_t col = 0; col < C; col++) window_nll[(done + b) / D * C + col] += seq[b * C + col] / (double)D;
         masked_total += nm;
         done += nb;
     }
-    if (!rc) {
-        *nll = sum / (double)total;
-        if (n_masked) *n_masked = masked_total;
-    }
+    if (!rc && n_masked) *n_masked = masked_total;
     sd_free(x);
     sd_free(mask);
     sd_free(t);
+    sd_free(seq);
+    sd_free(set);
     ctx_free(&c);
     return rc;
 }

@@ -330,6 +330,24 @@ SMDIFF_API int32_t smdiff_trainer_steps(const smdiff_trainer *tr, int64_t *steps
     return SMDIFF_OK;
 }
 
+SMDIFF_API int32_t smdiff_trainer_stats(const smdiff_trainer *tr, smdiff_train_stats *out) {
+    REQUIRE(tr && out, tr, "smdiff_trainer_stats: NULL argument");
+    if (!tr->t) return sd_fail(ERR_OF(tr), SMDIFF_E_STATE, "smdiff_trainer_stats: no model yet");
+    const sd_trainer *t = tr->t;
+    const float *raw = t->m->p.sm_raw;
+    memset(out, 0, sizeof *out);
+    out->steps = t->step;
+    out->omega_s = sd_sigmoid(raw[0]);
+    out->omega_a = sd_softplus(raw[1]);
+    out->omega_b = -sd_softplus(raw[2]);
+    out->grad_r_s = t->last_grad_sm[0];
+    out->last_step_sm = t->last_sm;
+    out->flops = t->flops;
+    out->plain_step_flops = t->plain_flops;
+    out->compute = t->flops / t->plain_flops;
+    return SMDIFF_OK;
+}
+
 SMDIFF_API int32_t smdiff_trainer_save(smdiff_trainer *tr, const char *model_path, int32_t f16,
                                        const char *state_path) {
     REQUIRE(tr && model_path, tr, "smdiff_trainer_save: NULL argument");

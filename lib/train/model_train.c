@@ -300,6 +300,14 @@ void sd_tmodel_zero_grad(sd_tmodel *m) { memset(m->grads, 0, m->n_params * sizeo
 
 /* --------------------------------------------------------------- forward */
 
+double sd_tmodel_forward_flops(const sd_hparams *hp, int64_t B, int64_t L, int64_t R) {
+    const double d = hp->n_embd, hd = (double)(hp->n_embd / hp->n_head), qd = hd * hp->n_head,
+                 kd = hd * hp->n_head_kv, F = hp->n_ff, N = (double)B * (double)L;
+    const double p_mat = d * qd + 2.0 * d * kd + qd * d + 3.0 * d * F; /* per layer */
+    return hp->n_layer * (2.0 * N * p_mat + 4.0 * (double)B * (double)L * (double)L * qd) +
+           2.0 * (double)R * d * hp->n_vocab;
+}
+
 static int32_t check_batch(sd_tmodel *m, const sd_tbatch *b) {
     const sd_hparams *hp = &m->hp;
     if (!b || !b->ids) return sd_fail(&m->err, SMDIFF_E_INVAL, "train batch: ids are NULL");
@@ -401,6 +409,7 @@ int32_t sd_tmodel_forward(sd_tmodel *m, const sd_tbatch *b, double *loss) {
     }
     if (loss) *loss = total;
     m->have_forward = 1;
+    m->flops += sd_tmodel_forward_flops(hp, B, L, R);
     m->fw_B = B;
     m->fw_L = L;
     m->fw_R = R;
@@ -476,5 +485,6 @@ int32_t sd_tmodel_backward(sd_tmodel *m, const sd_tbatch *b) {
             memset(a->dx + (int64_t)b->soft_rows[s] * d, 0, (size_t)d * fs);
     }
     sd_tr_embed_bwd(m->g.token_embd, a->dx, b->ids, N, d);
+    m->flops += 2.0 * sd_tmodel_forward_flops(hp, B, L, R);
     return SMDIFF_OK;
 }

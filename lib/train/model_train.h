@@ -122,6 +122,8 @@ typedef struct sd_tmodel {
     sd_pool *pool;    /* borrowed, may be NULL: threads for the non-BLAS loops */
     int have_forward; /* activations hold a forward of this batch shape */
     int64_t fw_B, fw_L, fw_R;
+    double flops;     /* matrix FLOPs of every forward and backward run so far
+                         (sd_tmodel_forward_flops each forward, twice that each backward) */
     sd_error err;
 } sd_tmodel;
 
@@ -139,6 +141,15 @@ void sd_tmodel_free(sd_tmodel *m); /* accepts NULL */
  * norms 1, biases 0, SM raw values from (omega_s, omega_a, omega_b). */
 void sd_tmodel_init_random(sd_tmodel *m, sd_rng *rng, float std, double omega_s, double omega_a,
                            double omega_b);
+
+/* Matrix FLOPs of one forward of a batch of B sequences of L tokens with
+ * R logit rows, counting the products that run (docs/METHOD.md section 4):
+ *     2 N P_mat + 4 B L^2 (H hd) n_layer + 2 R d V,   N = B L,
+ * P_mat the blocks' matrix weights (q, k, v, o, gate, up, down per layer;
+ * norms and biases are not products), the attention's QK^T and PV over the
+ * full L x L (causal batches compute it too). A backward runs twice these
+ * products (each one's input and weight gradients). */
+double sd_tmodel_forward_flops(const sd_hparams *hp, int64_t B, int64_t L, int64_t R);
 
 /* View the F32 master parameters as the inference path's weights (type F32,
  * no copy): w->layers must point to n_layer entries the caller provides.

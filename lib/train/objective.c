@@ -130,15 +130,14 @@ static int32_t run_batch(sd_tmodel *m, const sd_tbatch *bt, int backward, double
     return backward ? sd_tmodel_backward(m, bt) : SMDIFF_OK;
 }
 
-static int32_t mdlm(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
-                    const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked, const float *t,
-                    int use_sm, int backward, double *loss, int64_t *n_masked) {
+/* The masked batch of x0 under (masked, t) in ws->batch: input ids (the
+ * mask id where masked) and one loss row per masked position, weighted
+ * 1 / (B L t_b); *R_out gets their number. */
+static int32_t mdlm_batch(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                          const uint8_t *masked, const float *t, int64_t *R_out) {
     int32_t rc = check_args(m, ws, x0, B, L);
     if (rc) return rc;
     if (!masked || !t) return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: NULL mask or t");
-    if (use_sm && (o->sm_k < 1 || o->sm_k > ws->k_max || o->sm_k > m->hp.n_vocab))
-        return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: SM top-k %d outside 1..%d", o->sm_k,
-                       ws->k_max);
     const int shift = m->hp.shift_logits;
     int64_t N = B * L, R = 0;
     double norm = 1.0 / (double)N;
@@ -155,29 +154,110 @@ static int32_t mdlm(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *
             R++;
         }
     }
-    if (n_masked) *n_masked = R;
-    rc = loss_batch(m, ws, B, L, R, 0, "masked rows");
+    *R_out = R;
+    return loss_batch(m, ws, B, L, R, 0, "masked rows");
+}
+
+/* SM pass 1 on the batch in ws->batch (R > 0 loss rows): forward without
+ * targets, then for every masked position its top-k ids, pi and entropy
+ * into ws (stride k), and the batch's soft rows pointing at them. The
+ * logits of pass 1 stay in m->a.logits. Nothing flows back. */
+static int32_t sm_pass1(sd_tmodel *m, sd_objective_ws *ws, int64_t R, int32_t k) {
+    sd_tbatch *bt = &ws->batch, p1 = *bt;
+    p1.loss_targets = NULL;
+    p1.loss_weights = NULL;
+    int32_t rc = sd_tmodel_forward(m, &p1, NULL);
     if (rc) return rc;
-    sd_tbatch *bt = &ws->batch;
-    if (use_sm && R > 0) {
-        /* pass 1: predictions on the masked batch; nothing flows back */
-        sd_tbatch p1 = *bt;
-        p1.loss_targets = NULL;
-        p1.loss_weights = NULL;
-        rc = sd_tmodel_forward(m, &p1, NULL);
-        if (rc) return rc;
-        int32_t k = o->sm_k;
-        for (int64_t r = 0; r < R; r++) ws->soft_rows[r] = ws->loss_pos[r];
-        sm_stats_ctx c = {ws, m->a.logits, m->hp.n_vocab, k};
-        sd_pool_run(m->pool, sm_stats_rows, &c, R);
-        bt->n_soft = R;
-        bt->k = k;
-        bt->soft_rows = ws->soft_rows;
-        bt->soft_ids = ws->soft_ids;
-        bt->soft_pi = ws->soft_pi;
-        bt->soft_entropy = ws->soft_entropy;
+    for (int64_t r = 0; r < R; r++) ws->soft_rows[r] = ws->loss_pos[r];
+    sm_stats_ctx c = {ws, m->a.logits, m->hp.n_vocab, k};
+    sd_pool_run(m->pool, sm_stats_rows, &c, R);
+    bt->n_soft = R;
+    bt->k = k;
+    bt->soft_rows = ws->soft_rows;
+    bt->soft_ids = ws->soft_ids;
+    bt->soft_pi = ws->soft_pi;
+    bt->soft_entropy = ws->soft_entropy;
+    return SMDIFF_OK;
+}
+
+static int32_t check_k(sd_tmodel *m, const sd_objective_ws *ws, int32_t k) {
+    if (k < 1 || k > ws->k_max || k > m->hp.n_vocab)
+        return sd_fail(&m->err, SMDIFF_E_INVAL, "objective: SM top-k %d outside 1..%d", k, ws->k_max);
+    return SMDIFF_OK;
+}
+
+static int32_t mdlm(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
+                    const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked, const float *t,
+                    int use_sm, int backward, double *loss, int64_t *n_masked) {
+    int64_t R = 0;
+    int32_t rc = mdlm_batch(m, ws, x0, B, L, masked, t, &R);
+    if (!rc && use_sm) rc = check_k(m, ws, o->sm_k);
+    if (rc) return rc;
+    if (n_masked) *n_masked = R;
+    if (use_sm && R > 0 && (rc = sm_pass1(m, ws, R, o->sm_k))) return rc;
+    return run_batch(m, &ws->batch, backward, loss);
+}
+
+/* seq_loss[b * stride] += (1 / (L t_b)) sum over b's loss rows of losses[r] */
+static void add_seq_losses(const sd_objective_ws *ws, const float *losses, int64_t R, int64_t L, const float *t,
+                           double *seq_loss, int64_t stride) {
+    for (int64_t r = 0; r < R; r++) {
+        int64_t b = ws->loss_pos[r] / L;
+        seq_loss[b * stride] += (double)losses[r] / ((double)L * (double)t[b]);
     }
-    return run_batch(m, bt, backward, loss);
+}
+
+int32_t sd_mdlm_eval_settings(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                              const uint8_t *masked, const float *t, const sd_sm_setting *set, int32_t n_set,
+                              double *seq_loss, int64_t *n_masked) {
+    int64_t R = 0;
+    int32_t rc = mdlm_batch(m, ws, x0, B, L, masked, t, &R), k_max = 1;
+    for (int32_t j = 0; !rc && j < n_set; j++) {
+        rc = check_k(m, ws, set[j].k);
+        k_max = set[j].k > k_max ? set[j].k : k_max;
+    }
+    if (rc) return rc;
+    const int64_t stride = 1 + n_set, V = m->hp.n_vocab;
+    memset(seq_loss, 0, sizeof(double) * (size_t)(B * stride));
+    if (n_masked) *n_masked = R;
+    if (R == 0) return SMDIFF_OK;
+    /* pass 1 gives the statistics at the largest k; its own loss is the
+     * single-pass bound (the fused cross-entropy consumes the logits, so
+     * it comes after the statistics) */
+    if ((rc = sm_pass1(m, ws, R, k_max))) return rc;
+    sd_tr_xent_fused(m->a.losses, m->a.logits, ws->loss_targets, ws->loss_weights, R, V, m->pool);
+    add_seq_losses(ws, m->a.losses, R, L, t, seq_loss, stride);
+    int32_t *ids = NULL;
+    float *pi = NULL;
+    const float saved[3] = {m->p.sm_raw[0], m->p.sm_raw[1], m->p.sm_raw[2]};
+    sd_tbatch *bt = &ws->batch;
+    for (int32_t j = 0; !rc && j < n_set; j++) {
+        const int32_t k = set[j].k;
+        bt->k = k, bt->soft_ids = ws->soft_ids, bt->soft_pi = ws->soft_pi;
+        if (k < k_max) { /* the first k of the sorted k_max, renormalised */
+            if (!ids) ids = sd_malloc(sizeof(int32_t) * (size_t)(R * k_max)), pi = sd_malloc(sizeof(float) * (size_t)(R * k_max));
+            if (!ids || !pi) {
+                rc = sd_fail(&m->err, SMDIFF_E_NOMEM, "objective: out of memory");
+                break;
+            }
+            for (int64_t r = 0; r < R; r++) {
+                double z = 0.0;
+                for (int32_t i = 0; i < k; i++) z += ws->soft_pi[r * k_max + i];
+                for (int32_t i = 0; i < k; i++) {
+                    ids[r * k + i] = ws->soft_ids[r * k_max + i];
+                    pi[r * k + i] = (float)(ws->soft_pi[r * k_max + i] / z);
+                }
+            }
+            bt->soft_ids = ids, bt->soft_pi = pi;
+        }
+        memcpy(m->p.sm_raw, set[j].raw, sizeof saved);
+        rc = run_batch(m, bt, 0, NULL);
+        if (!rc) add_seq_losses(ws, m->a.losses, R, L, t, seq_loss + 1 + j, stride);
+    }
+    memcpy(m->p.sm_raw, saved, sizeof saved);
+    sd_free(ids);
+    sd_free(pi);
+    return rc;
 }
 
 int32_t sd_mdlm_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,

@@ -80,6 +80,24 @@ int32_t sd_mdlm_loss(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts 
                      const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
                      const float *t, int use_sm, double *loss, int64_t *n_masked);
 
+/* One soft-mask setting of sd_mdlm_eval_settings: raw SM parameters
+ * (r_s, r_a, r_b as in model_train.h) and the top-k of the mixture. */
+typedef struct sd_sm_setting {
+    float raw[3];
+    int32_t k;
+} sd_sm_setting;
+
+/* The bound of one masked batch without SM and under each of n_set
+ * soft-mask settings, all from one pass 1 (whose predictions are every
+ * setting's pass-2 constants): seq_loss[b * (1 + n_set) + c] gets sequence
+ * b's bound (1 / L) sum_{masked p} -log p / t_b -- column 0 single pass
+ * (pass 1's own loss), column 1 + j the two-pass bound under set[j].
+ * Forward only (gradients untouched); the model's raw SM parameters are
+ * restored. Every k must be <= ws->k_max. */
+int32_t sd_mdlm_eval_settings(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                              const uint8_t *masked, const float *t, const sd_sm_setting *set, int32_t n_set,
+                              double *seq_loss, int64_t *n_masked);
+
 /* Autoregressive next-token loss and gradient (zeroes gradients first). */
 int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
                         double *loss);

@@ -46,6 +46,8 @@ int32_t sd_trainer_create(sd_tmodel *m, const sd_trainer_opts *opts, sd_pool *po
         return rc;
     }
     t->opt.pool = pool;
+    double R = o->obj.kind == SD_OBJ_AR ? (double)(o->B * (o->L - 1)) : (double)(o->B * o->L) * (1.0 + o->obj.eps) / 2;
+    t->plain_flops = 3.0 * sd_tmodel_forward_flops(&m->hp, o->B, o->L, (int64_t)llround(R));
     sd_rng_init(&t->rng, o->seed, SD_STREAM_TRAIN);
     *out = t;
     return SMDIFF_OK;
@@ -93,14 +95,18 @@ int32_t sd_trainer_step(sd_trainer *t, double *loss, double *grad_norm) {
     if (!t->data) return sd_fail(&t->err, SMDIFF_E_STATE, "trainer: no training data");
     int64_t B = t->o.B, L = t->o.L;
     draw_windows(&t->rng, t->data, t->n_data, B, L, t->batch);
-    double l = 0.0;
-    int32_t rc = sd_objective_loss_grad(t->m, &t->ws, &t->o.obj, &t->rng, t->batch, B, L, &l, NULL);
+    double l = 0.0, f0 = t->m->flops;
+    int used_sm = 0;
+    int32_t rc = sd_objective_loss_grad(t->m, &t->ws, &t->o.obj, &t->rng, t->batch, B, L, &l, &used_sm);
     if (rc) return sd_error_forward(&t->err, &t->m->err);
     if (!isfinite(l))
         return sd_fail(&t->err, SMDIFF_E_NUMERIC, "trainer: loss is not finite at step %lld",
                        (long long)t->step + 1);
     rc = sd_adamw_step(&t->opt, t->m->params, t->m->grads, t->m->tensors, t->m->n_tensors, grad_norm, &t->err);
     if (rc) return rc;
+    t->flops += t->m->flops - f0;
+    t->last_sm = used_sm;
+    memcpy(t->last_grad_sm, t->m->g.sm_raw, sizeof t->last_grad_sm);
     t->step++;
     if (loss) *loss = l;
     return SMDIFF_OK;
@@ -152,6 +158,7 @@ int32_t sd_trainer_save_state(sd_trainer *t, const char *path) {
     if (!rc) rc = sd_gguf_set_u64(w, "smdiff.train.seq_len", (uint64_t)t->o.L);
     if (!rc) rc = sd_gguf_set_i32(w, "smdiff.train.objective", t->o.obj.kind);
     if (!rc) rc = sd_gguf_set_u64(w, "smdiff.train.seed", t->o.seed);
+    if (!rc) rc = sd_gguf_set_scalar(w, "smdiff.train.flops", SD_GGUF_FLOAT64, &t->flops);
     if (!rc) rc = sd_gguf_set_arr(w, "smdiff.train.rng", SD_GGUF_UINT64, rng_words, 11);
     const float *src[3] = {t->m->params, t->opt.m, t->opt.v};
     char name[96];
@@ -228,6 +235,10 @@ int32_t sd_trainer_load_state(sd_trainer *t, const char *path) {
     t->rng.pos = (int)(words[10] & 7);
     t->step = (int64_t)step;
     t->opt.step = (int64_t)astep;
+    sd_error ignored = {0};
+    if (sd_gguf_find_key(g, "smdiff.train.flops") < 0 || sd_gguf_get_f64(g, "smdiff.train.flops", &t->flops, &ignored) ||
+        !(t->flops >= 0))
+        t->flops = (double)step * t->plain_flops; /* a state from before compute was kept */
     if (seed != t->o.seed) t->o.seed = seed; /* evaluation windows follow the run's seed */
     sd_gguf_close(g);
     return SMDIFF_OK;

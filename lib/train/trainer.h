@@ -43,6 +43,14 @@ typedef struct sd_trainer {
     int64_t n_data;
     int32_t *batch;        /* [B*L] */
     int64_t step;          /* steps taken */
+    /* compute accounting (docs/TRAINING.md, "Iso-compute"): the matrix FLOPs
+     * of the passes the steps ran (an SM step: pass 1 forward, pass 2
+     * forward and backward), kept in the state file, and those of the
+     * nominal plain step -- forward and backward of a batch with the
+     * expected masked rows B L (1 + eps) / 2 (MDLM) or B (L - 1) (AR). */
+    double flops, plain_flops;
+    int last_sm;           /* the last step used the SM two-pass */
+    float last_grad_sm[3]; /* the raw SM parameters' gradient of the last step, clipped as AdamW saw it */
     sd_error err;
 } sd_trainer;
 
@@ -71,7 +79,9 @@ int32_t sd_trainer_step(sd_trainer *t, double *loss, double *grad_norm);
 int32_t sd_trainer_eval(sd_trainer *t, const int32_t *tokens, int64_t n, int32_t n_batches,
                         double *loss);
 
-/* Exact state to/from a GGUF file (atomic write). Loading checks that the
+/* Exact state to/from a GGUF file (atomic write), compute accounting
+ * included (a state written before it was kept resumes with
+ * flops = steps x plain_flops, exact for runs without SM). Loading checks that the
  * parameter layout, batch shape and objective match: SMDIFF_E_FORMAT
  * ("shape mismatch on resume") otherwise; SMDIFF_E_IO if unreadable. */
 int32_t sd_trainer_save_state(sd_trainer *t, const char *path);
