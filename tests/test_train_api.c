@@ -205,15 +205,21 @@ static int run_cli(const char *const *args, const char *errfile) {
     return status;
 }
 
-/* step,loss columns of a CSV log (the rest holds timings) */
+/* a CSV log without its timing columns (tokens_per_s, elapsed_s, the 4th
+ * and 5th): step, loss, val_loss, omega, grad_r_s, sm and compute, which
+ * a resumed run must repeat exactly */
 static char *losses(const char *csv) {
     char *s = test_read_file(csv, NULL), *out = calloc(1, s ? strlen(s) + 1 : 1);
     if (!s) return out;
     char *save = NULL;
     for (char *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL, *c3 = c2 ? strchr(c2 + 1, ',') : NULL;
-        if (c3) *c3 = 0;
+        char *c = line;
+        for (int i = 0; i < 3 && c; i++) c = strchr(c + 1, ',');
+        char *c5 = c ? strchr(c + 1, ',') : NULL;
+        c5 = c5 ? strchr(c5 + 1, ',') : NULL;
+        if (c) *c = 0;
         strcat(out, line);
+        if (c5) strcat(out, c5);
         strcat(out, "\n");
     }
     free(s);
@@ -254,7 +260,8 @@ static void test_cli_kill_and_resume(void **state) {
     free(msg);
     char *la = losses(csv_a), *lb = losses(csv_b);
     assert_true(strlen(la) > 100);
-    assert_string_equal(la, lb); /* identical loss curve, step by step */
+    assert_string_equal(la, lb); /* identical loss curve, omega and compute, step by step */
+    assert_true(!strncmp(la, "step,loss,val_loss,omega_s,omega_a,omega_b,grad_r_s,sm,compute\n", 60));
     free(la), free(lb);
     char *s = test_read_file(svg, NULL);
     assert_non_null(s);
@@ -293,6 +300,103 @@ static void test_cli_kill_and_resume(void **state) {
         unlink(p);
     }
     unlink(tok), unlink(err);
+}
+
+/* --iso-compute-of: the binary arm trains as many steps as the SM run's
+ * last `compute` (rounded); it replaces --steps and needs a log with that
+ * column. --keep-every: MODEL.stepN.gguf files that load. */
+static void test_cli_iso_compute_and_keep(void **state) {
+    (void)state;
+    const char *smdiff = test_cli_path();
+    if (!smdiff) SKIP_BECAUSE("the smdiff CLI is not built (set BUILD to its folder)");
+    char tok[300], sm[300], bin[300], err[300], csv_sm[320], csv_bin[320], kept[330], old[300];
+    snprintf(tok, sizeof tok, "%s/iso.i32", dir);
+    snprintf(sm, sizeof sm, "%s/iso-sm.gguf", dir);
+    snprintf(bin, sizeof bin, "%s/iso-bin.gguf", dir);
+    snprintf(err, sizeof err, "%s/iso-stderr.txt", dir);
+    snprintf(csv_sm, sizeof csv_sm, "%s.csv", sm);
+    snprintf(csv_bin, sizeof csv_bin, "%s.csv", bin);
+    snprintf(old, sizeof old, "%s/old.csv", dir);
+    FILE *f = fopen(tok, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(tokens, 4, NTOK, f), NTOK);
+    fclose(f);
+#define COMMON smdiff, "train", "--tokens", tok, "--arch", "llada", "--vocab", "24", "--embd", "16", \
+               "--layers", "1", "--heads", "2", "--ff", "32", "--mask-id", "23", "--eos-id", "0",  \
+               "--batch", "2", "--seq", "16", "--threads", "1", "--seed", "4"
+    const char *sm_run[] = {COMMON, "--out", sm, "--steps", "12", "--sm-prob", "1", "--sm-init", "0.5,6.66,-0.75",
+                            "--keep-every", "5", NULL};
+    int st = run_cli(sm_run, err);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* the SM run's compute, read back independently: last row, last column */
+    char *log = test_read_file(csv_sm, NULL);
+    assert_non_null(log);
+    char *last = log + strlen(log) - 1;
+    *last = 0;
+    double compute = atof(strrchr(log, ',') + 1);
+    int sm_steps = 0;
+    for (char *p = strstr(log, "\n"); p; p = strstr(p + 1, "\n")) {
+        char *e = strchr(p + 1, '\n'), *c = e ? e : p + strlen(p);
+        while (c > p && *c != ',') c--; /* the compute column */
+        char *c2 = c - 1;
+        while (c2 > p && *c2 != ',') c2--; /* the sm column */
+        sm_steps += c2[1] == '1';
+    }
+    free(log);
+    printf("  SM run: 12 steps, %d with SM, compute %.3f plain steps\n", sm_steps, compute);
+    assert_int_equal(sm_steps, 12);
+    assert_true(compute > 12 * 1.2 && compute < 12 * 1.5);
+    const char *bin_run[] = {COMMON, "--out", bin, "--no-sm", "--iso-compute-of", csv_sm, NULL};
+    st = run_cli(bin_run, err);
+    char *msg = test_read_file(err, NULL);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    long want = lround(compute);
+    char expect[64];
+    snprintf(expect, sizeof expect, "training %ld steps", want);
+    assert_non_null(strstr(msg, expect));
+    free(msg);
+    log = test_read_file(csv_bin, NULL);
+    int rows = 0;
+    for (char *p = log; (p = strchr(p, '\n')); p++) rows++;
+    free(log);
+    assert_int_equal(rows, want + 1); /* header + one row per step */
+    /* kept models: steps 5 and 10, loadable */
+    for (int step = 5; step <= 10; step += 5) {
+        snprintf(kept, sizeof kept, "%s/iso-sm.step%d.gguf", dir, step);
+        smdiff_model *m = NULL;
+        assert_int_equal(smdiff_model_create(&m), SMDIFF_OK);
+        assert_int_equal(smdiff_model_load_file(m, kept), SMDIFF_OK);
+        smdiff_model_free(m);
+        unlink(kept);
+    }
+    snprintf(kept, sizeof kept, "%s/iso-sm.step12.gguf", dir);
+    assert_true(access(kept, F_OK) != 0);
+    /* refusals: with --steps (2), a missing log or one without compute (1) */
+    const char *both[] = {COMMON, "--out", bin, "--iso-compute-of", csv_sm, "--steps", "3", NULL};
+    st = run_cli(both, err);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    const char *missing[] = {COMMON, "--out", bin, "--iso-compute-of", "no/such.csv", NULL};
+    st = run_cli(missing, err);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    f = fopen(old, "w");
+    fputs("step,loss,val_loss,tokens_per_s,elapsed_s\n1,3.2,,100.0,0.5\n", f);
+    fclose(f);
+    const char *no_col[] = {COMMON, "--out", bin, "--iso-compute-of", old, NULL};
+    st = run_cli(no_col, err);
+    msg = test_read_file(err, NULL);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    assert_non_null(strstr(msg, "compute"));
+    free(msg);
+#undef COMMON
+    const char *suffixes[] = {"", ".csv", ".svg", ".state"};
+    char p[340];
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s%s", sm, suffixes[i]);
+        unlink(p);
+        snprintf(p, sizeof p, "%s%s", bin, suffixes[i]);
+        unlink(p);
+    }
+    unlink(tok), unlink(err), unlink(old);
 }
 
 static void test_tokenize_corpus(void **state) {
@@ -357,6 +461,7 @@ int main(void) {
         cmocka_unit_test(test_api_model_roundtrip),
         cmocka_unit_test(test_api_softmask_start),
         cmocka_unit_test(test_cli_kill_and_resume),
+        cmocka_unit_test(test_cli_iso_compute_and_keep),
         cmocka_unit_test(test_tokenize_corpus),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
