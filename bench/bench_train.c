@@ -3,7 +3,8 @@
  * off and on (two-pass), and the SM/plain cost ratio. Run by `make bench`.
  *
  * The peak is measured in the same run: sd_sgemm on a square 1024 problem
- * (best of several). Useful FLOPs of a step count the matrix products only:
+ * (best of several). Useful FLOPs of a step count the matrix products only
+ * (sd_tmodel_forward_flops, the count the trainer's compute column uses):
  *   forward  2 N P_blocks + 4 B L^2 d n_layer (QK^T, PV) + 2 R d V (head),
  *   backward twice the forward (input and weight gradients),
  * with N = B L rows, R = masked rows; SM adds one forward (pass 1).
@@ -118,7 +119,7 @@ int main(int argc, char **argv) {
             }
             double dt = now() - t0;
             if (s < 0) continue;
-            double fwd = 2.0 * N * p_blocks + 4.0 * B * L * L * d * hp.n_layer + 2.0 * R * d * V;
+            double fwd = sd_tmodel_forward_flops(&hp, B, L, R);
             if (dt < best) {
                 best = dt;
                 flops_best = 3.0 * fwd + (sm ? fwd : 0.0);

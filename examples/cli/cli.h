@@ -50,5 +50,11 @@ int cmd_tokenizer(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* ids[n] as text, special tokens skipped, invalid UTF-8 (a character split
+ * between tokens) replaced by U+FFFD, NUL-terminated; NULL on failure.
+ * The caller frees it. (eval_infill.c) */
+char *cli_detokenize_utf8(const smdiff_model *m, const int32_t *ids, size_t n);
+/* `smdiff eval infill` (eval_infill.c), dispatched by cmd_eval */
+int eval_infill(int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@
  *   smdiff eval samples generative perplexity under an AR reference model,
  *                       unigram entropy and MAUVE of samples, per step
  *                       budget, mean +- sd over seeds
+ *   smdiff eval infill  code infilling at several step budgets (eval_infill.c)
  *   smdiff eval gate    what soft-masking feeds back: entropy, top-k
  *                       accuracy and lambda over masked held-out positions
  *
@@ -17,6 +18,7 @@
  * NLL gives the generative perplexity, the final hidden states MAUVE
  * against the human windows (smdiff_eval_mauve). */
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,7 @@ static void usage(FILE *f) {
             "       smdiff eval samples -m MODEL --ref AR.gguf --tokens FILE.i32 [options]\n"
             "       smdiff eval gate -m MODEL --tokens FILE.i32 [--seq L] [--windows N] [--t T1,T2,..]\n"
             "       smdiff eval gonogo -m MODEL [-m MODEL ...] --tokens FILE.i32 [--omega S,A,B ...] [--k K]\n"
+            "       smdiff eval infill -m MODEL --tasks TASKS.jsonl -o OUT.jsonl [options]  (see --help there)\n"
             "\n"
             "All read the held-out part of FILE.i32: its last 1%% (at least one sequence),\n"
             "the split `smdiff train` validates on.\n"
@@ -80,6 +83,11 @@ static void usage(FILE *f) {
             "  --csv FILE         append label,budget,seed,n,gen_ppl,entropy,mauve per run (and\n"
             "                     a row \"human\" with budget 0 for the held-out text)\n"
             "  --show K           print the first K samples of the first seed per budget\n"
+            "  --prompt-id ID     every sample's one-token prompt is ID (e.g. the EOS id: samples\n"
+            "                     that start a document) instead of its window's first token\n"
+            "  --dump FILE        write every sample as a JSON line: label, seed, budget, index,\n"
+            "                     text (up to its first EOS), eos (whether it has one), gen_nll\n"
+            "                     (examples/code/score_samples.py: parse rate of code samples)\n"
             "  --threads T        threads (default: all CPUs)\n"
             "\n"
             "gate: what soft-masking would feed back. Held-out windows are masked at each rate\n"
@@ -410,8 +418,8 @@ static int eval_gonogo(int argc, char **argv) {
 /* --------------------------------------------------------------- samples */
 
 typedef struct samples_args {
-    const char *model, *ref, *tokens, *csv, *label, *strategy, *sm_mode;
-    long long len, n, show, threads, block_len;
+    const char *model, *ref, *tokens, *csv, *label, *strategy, *sm_mode, *dump;
+    long long len, n, show, threads, block_len, prompt_id;
     long long budgets[16], seeds[16];
     int n_budgets, n_seeds;
     double temp, top_p, sm_lambda;
@@ -419,7 +427,7 @@ typedef struct samples_args {
 
 static int parse_samples(int argc, char **argv, samples_args *a) {
     memset(a, 0, sizeof *a);
-    a->len = 64, a->n = 50, a->temp = 1.0, a->top_p = 1.0, a->sm_lambda = -1;
+    a->len = 64, a->n = 50, a->temp = 1.0, a->top_p = 1.0, a->sm_lambda = -1, a->prompt_id = -1;
     a->strategy = "origin";
     a->n_seeds = 3, a->seeds[0] = 1, a->seeds[1] = 2, a->seeds[2] = 3;
     const char *budgets = NULL, *seeds = NULL;
@@ -442,6 +450,8 @@ static int parse_samples(int argc, char **argv, samples_args *a) {
         else if (OPT("--show")) a->show = atoll(v);
         else if (OPT("--threads")) a->threads = atoll(v);
         else if (OPT("--block-len")) a->block_len = atoll(v);
+        else if (OPT("--dump")) a->dump = v;
+        else if (OPT("--prompt-id")) a->prompt_id = atoll(v);
         else if (OPT("--temp")) a->temp = atof(v);
         else if (OPT("--top-p")) a->top_p = atof(v);
         else if (OPT("--budgets")) budgets = v;
@@ -531,6 +541,30 @@ static void print_text(smdiff_model *m, const int32_t *ids, int64_t n) {
     free(t);
 }
 
+/* --dump: one JSON line per sample of a (seed, budget): its text up to the
+ * first EOS, whether it has one, and its NLL under the reference. */
+static int dump_samples(FILE *f, const smdiff_model *m, const samples_args *a, uint64_t seed, long long budget,
+                        const int32_t *gen, const double *nll) {
+    const int64_t S = a->len + 1;
+    int64_t eos = -1;
+    smdiff_model_property(m, SMDIFF_PROP_EOS_ID, &eos);
+    for (int64_t i = 0; i < a->n; i++) {
+        const int32_t *g = gen + i * S + 1;
+        int64_t n = 0;
+        while (n < a->len && g[n] != eos) n++;
+        char *text = cli_detokenize_utf8(m, g, (size_t)n);
+        json_t *j = text ? json_pack("{s:s, s:I, s:I, s:I, s:s, s:b, s:f}", "label", a->label, "seed",
+                                     (json_int_t)seed, "budget", (json_int_t)budget, "index", (json_int_t)i, "text",
+                                     text, "eos", n < a->len, "gen_nll", nll[i])
+                         : NULL;
+        int bad = !j || json_dumpf(j, f, JSON_COMPACT) || fputc('\n', f) == EOF;
+        json_decref(j);
+        free(text);
+        if (bad) return -1;
+    }
+    return fflush(f) ? -1 : 0;
+}
+
 static int eval_samples(int argc, char **argv) {
     samples_args a;
     int pr = parse_samples(argc, argv, &a);
@@ -543,7 +577,7 @@ static int eval_samples(int argc, char **argv) {
     smdiff_model *m = NULL, *ref = NULL;
     smdiff_sampler *s = NULL;
     smdiff_softmask *sm = NULL;
-    FILE *csv = NULL;
+    FILE *csv = NULL, *dump = NULL;
     const int64_t N = a.n, nb = a.n_budgets, ns = a.n_seeds;
     int32_t *human = malloc(sizeof(int32_t) * (size_t)(N * S));
     int32_t *gen = malloc(sizeof(int32_t) * (size_t)(N * S));
@@ -564,6 +598,12 @@ static int eval_samples(int argc, char **argv) {
     if (!rc) rc = make_sampler(&a, m, &s, &sm, &what);
     int64_t vocab = 0, d = 0;
     if (!rc) smdiff_model_property(m, SMDIFF_PROP_VOCAB_SIZE, &vocab);
+    if (!rc && a.prompt_id >= vocab) {
+        fprintf(stderr, "smdiff eval samples: --prompt-id %lld is outside the vocabulary of %lld\n", a.prompt_id,
+                (long long)vocab);
+        ret = 2;
+        goto done;
+    }
     if (rc) {
         ret = cli_fail(what, rc, smdiff_last_error());
         goto done;
@@ -585,6 +625,10 @@ static int eval_samples(int argc, char **argv) {
     }
     if (a.csv && !(csv = fopen(a.csv, "a"))) {
         fprintf(stderr, "smdiff: %s: %s\n", a.csv, strerror(errno));
+        goto done;
+    }
+    if (a.dump && !(dump = fopen(a.dump, "w"))) {
+        fprintf(stderr, "smdiff: %s: %s\n", a.dump, strerror(errno));
         goto done;
     }
     double t0 = now_s(), work_done = 0, work_total = 0;
@@ -624,8 +668,8 @@ static int eval_samples(int argc, char **argv) {
                 size_t n_out = 0;
                 what = "generate";
                 rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_SEED, (int64_t)(seed * 1000003u + (uint64_t)i));
-                gen[i * S] = human[i * S];
-                if (!rc) rc = smdiff_generate_tokens(s, m, human + i * S, 1, gen + i * S + 1, (size_t)a.len, &n_out);
+                gen[i * S] = a.prompt_id >= 0 ? (int32_t)a.prompt_id : human[i * S];
+                if (!rc) rc = smdiff_generate_tokens(s, m, gen + i * S, 1, gen + i * S + 1, (size_t)a.len, &n_out);
                 if (!rc && n_out != (size_t)a.len) rc = SMDIFF_E_INTERNAL;
                 work_done += (double)a.budgets[b];
                 double el = now_s() - t0;
@@ -663,6 +707,10 @@ static int eval_samples(int argc, char **argv) {
                         (unsigned long long)seed, (long long)N, r[0], r[nb * ns], mauve);
             for (int64_t i = 0; si == 0 && i < a.show && i < N; i++) print_text(m, gen + i * S, S);
             fflush(stdout);
+            if (dump && dump_samples(dump, m, &a, seed, a.budgets[b], gen, nll)) {
+                fprintf(stderr, "smdiff: %s: write error\n", a.dump);
+                goto done;
+            }
         }
     }
     printf("# %s summary, mean +- sd over %lld seeds of %lld samples each\n", a.label, (long long)ns,
@@ -676,6 +724,10 @@ static int eval_samples(int argc, char **argv) {
     ret = 0;
 done:
     if (csv) fclose(csv);
+    if (dump && fclose(dump) && !ret) {
+        fprintf(stderr, "smdiff: %s: %s\n", a.dump, strerror(errno));
+        ret = 1;
+    }
     smdiff_sampler_free(s);
     smdiff_softmask_free(sm);
     smdiff_model_free(m);
@@ -770,6 +822,7 @@ int cmd_eval(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "samples")) return eval_samples(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "gate")) return eval_gate(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "gonogo")) return eval_gonogo(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "infill")) return eval_infill(argc, argv);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
         return 0;
