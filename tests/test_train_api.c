@@ -304,7 +304,8 @@ static void test_cli_kill_and_resume(void **state) {
 
 /* --iso-compute-of: the binary arm trains as many steps as the SM run's
  * last `compute` (rounded); it replaces --steps and needs a log with that
- * column. --keep-every: MODEL.stepN.gguf files that load. */
+ * column. --keep-every: MODEL.stepN.gguf files that load. --sm-k: the
+ * saved model's k. */
 static void test_cli_iso_compute_and_keep(void **state) {
     (void)state;
     const char *smdiff = test_cli_path();
@@ -325,7 +326,7 @@ static void test_cli_iso_compute_and_keep(void **state) {
                "--layers", "1", "--heads", "2", "--ff", "32", "--mask-id", "23", "--eos-id", "0",  \
                "--batch", "2", "--seq", "16", "--threads", "1", "--seed", "4"
     const char *sm_run[] = {COMMON, "--out", sm, "--steps", "12", "--sm-prob", "1", "--sm-init", "0.5,6.66,-0.75",
-                            "--keep-every", "5", NULL};
+                            "--sm-k", "1", "--keep-every", "5", NULL};
     int st = run_cli(sm_run, err);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* the SM run's compute, read back independently: last row, last column */
@@ -369,6 +370,17 @@ static void test_cli_iso_compute_and_keep(void **state) {
         smdiff_model_free(m);
         unlink(kept);
     }
+    /* --sm-k reached the model: the saved file's k */
+    smdiff_model *ms = NULL;
+    smdiff_softmask *sk = NULL;
+    int64_t k = 0;
+    assert_int_equal(smdiff_model_create(&ms), SMDIFF_OK);
+    assert_int_equal(smdiff_model_load_file(ms, sm), SMDIFF_OK);
+    assert_int_equal(smdiff_softmask_create_from_model(ms, &sk), SMDIFF_OK);
+    assert_int_equal(smdiff_softmask_get_int(sk, SMDIFF_SM_TOPK, &k), SMDIFF_OK);
+    assert_int_equal(k, 1);
+    smdiff_softmask_free(sk);
+    smdiff_model_free(ms);
     snprintf(kept, sizeof kept, "%s/iso-sm.step12.gguf", dir);
     assert_true(access(kept, F_OK) != 0);
     /* refusals: with --steps (2), a missing log or one without compute (1) */

@@ -39,6 +39,8 @@ static void usage(FILE *f) {
             "  --sm-prob P        fraction of batches trained with soft-masking (default 0.8)\n"
             "  --sm-init S,A,B    start omega_s, omega_a, omega_b here instead of the file's values\n"
             "                     (new models: the paper's 1e-6,6.66,-0.75)\n"
+            "  --sm-k K           top-k of the soft-mask mixture (default 3; the paper's 1 for code);\n"
+            "                     give it again with --resume\n"
             "  --ar               autoregressive objective (causal reference model)\n"
             "  --shift-logits on|off  row i predicts position i+1 (on, Dream) or i (off); default:\n"
             "                     the file's, else on for dream, off for llada. --init AR.gguf\n"
@@ -180,7 +182,7 @@ typedef struct args {
     int n_corpus;
     const char *tokens, *out, *init, *arch, *tokenizer, *sm_init, *shift, *iso_of;
     long long vocab, embd, layers, heads, kv_heads, ff, mask_id, eos_id;
-    long long steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after, keep_every;
+    long long steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after, keep_every, sm_k;
     double lr, sm_lr, sm_prob;
     int cosine, no_sm, ar, f16, resume;
 } args;
@@ -198,6 +200,7 @@ static int parse(int argc, char **argv, args *a) {
             {"--tokenizer", &a->tokenizer, NULL, NULL}, {"--sm-init", &a->sm_init, NULL, NULL},
             {"--shift-logits", &a->shift, NULL, NULL}, {"--vocab", NULL, &a->vocab, NULL},
             {"--iso-compute-of", &a->iso_of, NULL, NULL}, {"--keep-every", NULL, &a->keep_every, NULL},
+            {"--sm-k", NULL, &a->sm_k, NULL},
             {"--embd", NULL, &a->embd, NULL}, {"--layers", NULL, &a->layers, NULL},
             {"--heads", NULL, &a->heads, NULL}, {"--kv-heads", NULL, &a->kv_heads, NULL},
             {"--ff", NULL, &a->ff, NULL}, {"--mask-id", NULL, &a->mask_id, NULL},
@@ -310,6 +313,35 @@ static void kept_path(char *buf, size_t cap, const char *out, long long step) {
     snprintf(buf, cap, "%.*s.step%lld.gguf", (int)(gguf ? n - 5 : n), out, step);
 }
 
+/* --sm-init / --sm-k: the starting soft-mask, from --sm-init, else the
+ * --init file's (or the paper's for a new model), with k from --sm-k.
+ * Returns 2 for a malformed --sm-init (printed), else 0 with *rc set. */
+static int starting_softmask(const args *a, smdiff_trainer *t, int32_t *rc) {
+    double sm[3];
+    char tail;
+    if (a->sm_init && sscanf(a->sm_init, "%lf,%lf,%lf%c", &sm[0], &sm[1], &sm[2], &tail) != 3) {
+        fprintf(stderr, "smdiff train: --sm-init wants SCALE,STEEPNESS,CENTRE, e.g. 0.5,6.66,-0.75\n");
+        return 2;
+    }
+    smdiff_softmask *s = NULL;
+    smdiff_model *m = NULL;
+    if (a->init && !a->sm_init) { /* keep the file's omega, change k */
+        *rc = smdiff_model_create(&m);
+        if (!*rc) *rc = smdiff_model_load_file(m, a->init);
+        if (!*rc) *rc = smdiff_softmask_create_from_model(m, &s);
+        smdiff_model_free(m);
+    } else {
+        *rc = smdiff_softmask_create(&s);
+    }
+    if (!*rc && a->sm_init) *rc = smdiff_softmask_set_double(s, SMDIFF_SM_SCALE, sm[0]);
+    if (!*rc && a->sm_init) *rc = smdiff_softmask_set_double(s, SMDIFF_SM_STEEPNESS, sm[1]);
+    if (!*rc && a->sm_init) *rc = smdiff_softmask_set_double(s, SMDIFF_SM_CENTRE, sm[2]);
+    if (!*rc && a->sm_k) *rc = smdiff_softmask_set_int(s, SMDIFF_SM_TOPK, a->sm_k);
+    if (!*rc) *rc = smdiff_trainer_set_softmask(t, s);
+    smdiff_softmask_free(s);
+    return 0;
+}
+
 /* --corpus: tokenize once with the tokenizer of --init or --tokenizer. */
 static int make_tokens(const args *a) {
     const char *src = a->init ? a->init : a->tokenizer;
@@ -396,23 +428,14 @@ int cmd_train(int argc, char **argv) {
     for (size_t i = 0; !rc && i < sizeof dbls / sizeof dbls[0]; i++) rc = smdiff_trainer_set_double(t, dbls[i].key, dbls[i].v);
     for (size_t i = 0; !rc && !a.init && i < sizeof shape / sizeof shape[0]; i++)
         what = shape[i].flag, rc = smdiff_trainer_set_int(t, shape[i].key, shape[i].v);
-    if (!rc && a.sm_init && !a.resume) {
-        double sm[3];
-        char tail;
-        what = "--sm-init";
-        if (sscanf(a.sm_init, "%lf,%lf,%lf%c", &sm[0], &sm[1], &sm[2], &tail) != 3) {
-            fprintf(stderr, "smdiff train: --sm-init wants SCALE,STEEPNESS,CENTRE, e.g. 0.5,6.66,-0.75\n");
+    if (!rc && (a.sm_init || a.sm_k)) {
+        what = a.sm_init ? "--sm-init" : "--sm-k";
+        int r = starting_softmask(&a, t, &rc);
+        if (r == 2) {
             smdiff_trainer_free(t);
             free(tok);
             return 2;
         }
-        smdiff_softmask *s = NULL;
-        rc = smdiff_softmask_create(&s);
-        if (!rc) rc = smdiff_softmask_set_double(s, SMDIFF_SM_SCALE, sm[0]);
-        if (!rc) rc = smdiff_softmask_set_double(s, SMDIFF_SM_STEEPNESS, sm[1]);
-        if (!rc) rc = smdiff_softmask_set_double(s, SMDIFF_SM_CENTRE, sm[2]);
-        if (!rc) rc = smdiff_trainer_set_softmask(t, s);
-        smdiff_softmask_free(s);
     }
     if (!rc && a.init) {
         what = a.init;
