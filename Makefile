@@ -1,7 +1,9 @@
 # smdiff -- build, test, install.
 #
 #   make                 libsmdiff.a, libsmdiff.so.X.Y.Z and the smdiff CLI
-#   make check           build and run every test (cmocka) and the link examples
+#   make check           build and run every test (cmocka), the link examples and
+#                        the Python package's tests (check-python)
+#   make check-python    install python/ into a throwaway venv, run its pytest suite
 #   make check SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make check-abi       compare the shared library with the committed ABI baseline
 #   make abi-baseline    regenerate that baseline (only when an ABI break is intended)
@@ -107,7 +109,7 @@ SONAME := libsmdiff.so.$(VERSION_MAJOR)
 CLI := $(BUILD)/smdiff
 
 .PHONY: all lib cli check test check-abi abi-baseline abi-lib install uninstall clean bench fuzz help reproduce \
-        check-examples check-symbols
+        check-examples check-symbols check-python
 .DEFAULT_GOAL := all
 
 all: lib cli
@@ -147,6 +149,28 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(STATIC_LIB)
 # ------------------------------------------------------------------ tests
 check test: $(TEST_BIN) $(CLI) check-symbols check-examples
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh $(TEST_BIN)
+	@$(MAKE) --no-print-directory check-python
+
+# The Python package (python/, docs/PYTHON.md) as a user installs it: pip
+# builds and installs it offline (--no-index) into a virtual environment that
+# sees Debian's numpy and pytest (--system-site-packages), and its tests run
+# there, outside the source folder, against this build's library and CLI.
+# Under SAN=1 the sanitizer runtime must be the first library loaded, so it
+# is preloaded into the interpreter (leak checks off: Python keeps memory
+# until exit by design).
+PYVENV := $(BUILD)/pyvenv
+ifdef SAN
+PY_ASAN_RT := $(shell $(CC) -print-file-name=$(if $(findstring clang,$(CC)),libclang_rt.asan-x86_64.so,libasan.so))
+PY_SAN_ENV := LD_PRELOAD=$(PY_ASAN_RT) ASAN_OPTIONS=detect_leaks=0:handle_segv=1
+endif
+check-python: $(SHARED_LIB) $(CLI)
+	@rm -rf $(PYVENV)
+	@$(PYTHON) -m venv --system-site-packages --without-pip $(PYVENV)
+	@$(PYTHON) -m pip --python $(PYVENV)/bin/python install --quiet --no-index --no-cache-dir \
+	    --disable-pip-version-check ./python
+	@cd $(PYVENV) && SMDIFF_LIB=$(abspath $(SHARED_LIB)) SMDIFF_CLI=$(abspath $(CLI)) \
+	    SMDIFF_PY_INSTALLED=$(abspath $(PYVENV)) SMDIFF_REPO=$(CURDIR) $(PY_SAN_ENV) \
+	    bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/python/tests
 
 # Only the public functions are exported, each in the version node of its
 # header section (stable: SMDIFF_0 / SMDIFF_0.2, experimental:
