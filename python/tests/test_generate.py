@@ -72,8 +72,12 @@ def test_reference_decoding(c):
         assert [e.committed.tolist() for e in events] == c["commits"]
         lam = max(float(e.lambda_.max()) for e in events)
         assert lam == 0.0 if c["mode"] == 0 else lam > 0.1
-        for e in events:  # lambda only where the canvas is still masked
-            assert np.all(e.canvas[e.lambda_ > 0] == m.mask_id)
+        decided = set()
+        for e in events:  # each event's own canvas: decided exactly where committed so far
+            decided |= set(e.committed.tolist())
+            gen = e.canvas[len(c["prompt"]):]
+            assert set((np.flatnonzero(gen != m.mask_id) + len(c["prompt"])).tolist()) == decided
+            assert np.all(e.canvas[e.lambda_ > 0] == m.mask_id)  # lambda only where masked
         again = m.generate_tokens(c["prompt"], strategy=c["strategy"], softmask=sm,
                                   gen_len=c["gen"], block_len=c["block"], steps=c["steps"],
                                   threshold=c["threshold"])
