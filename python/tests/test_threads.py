@@ -20,7 +20,7 @@ KW = [dict(gen_len=16, steps=16, temperature=0.9, seed=1, softmask="entropy"),
 
 def test_two_threads_run_concurrently_with_sequential_results(llada):
     sequential = [llada.generate_tokens([4, 5, 6], **kw).tolist() for kw in KW]
-    barrier = threading.Barrier(2, timeout=60)
+    barrier = threading.Barrier(2, timeout=30)
     results, errors, met = [None, None], [], []
 
     def on_step(ev):
