@@ -232,17 +232,31 @@ class Options:
         return cls._family.names()
 
 
-def option_property(name: str, doc: str, convert: Callable[[Any], Any] = lambda v: v,
-                    to_c: Callable[[Any], Any] = lambda v: v) -> property:
-    """A property reading and writing option ``name`` of an Options object."""
+def option_property(name: str, doc: str, typ: type, convert: Optional[Callable[[Any], Any]] = None,
+                    to_c: Optional[Callable[[Any], Any]] = None) -> property:
+    """A property of type ``typ`` reading and writing option ``name`` of an
+    Options object (``convert`` maps the C value, ``to_c`` the one set)."""
 
     def fget(self: Options) -> Any:
-        return convert(self.get(name))
+        v = self.get(name)
+        return convert(v) if convert else v
 
     def fset(self: Options, value: Any) -> None:
-        self.set(**{name: to_c(value)})
+        self.set(**{name: to_c(value) if to_c else value})
 
+    fget.__annotations__["return"] = typ
+    fset.__annotations__["value"] = typ
     return property(fget, fset, doc=doc)
+
+
+def typed_property(fget: Callable[[Any], Any], typ: Any, doc: str) -> property:
+    """A read-only property whose getter is annotated to return ``typ``."""
+
+    def get(self: Any) -> Any:
+        return fget(self)
+
+    get.__annotations__["return"] = typ
+    return property(get, doc=doc)
 
 
 # ---------------------------------------------------------------- arrays

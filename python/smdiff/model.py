@@ -9,12 +9,12 @@ from typing import (TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Seque
 import numpy as np
 
 from . import _core
-from ._core import Family, Handle, Options, check, int32_array, ptr
+from ._core import Family, Handle, Options, check, int32_array, ptr, typed_property
 from ._lib import (DETOKENIZE_SPECIAL, PROP, TOKENIZE_ADD_BOS, TOKENIZE_PARSE_SPECIAL, lib)
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .sampler import StepEvent, StepStream
+    from .sampler import StepStream
     from .softmask import SoftMask
     from .strategy import Strategy
 
@@ -108,23 +108,23 @@ class Model(Options):
             check(lib.smdiff_model_arch(p, byref(out)))
         return out.value.decode()
 
-    vocab_size = property(lambda self: self._prop("vocab_size"),
+    vocab_size = typed_property(lambda self: self._prop("vocab_size"), int,
                           doc="Rows of the output head (the vocabulary size).")
-    mask_id = property(lambda self: self._prop("mask_id"), doc="Id of the [MASK] token.")
-    context = property(lambda self: self._prop("context"),
+    mask_id = typed_property(lambda self: self._prop("mask_id"), int, doc="Id of the [MASK] token.")
+    context = typed_property(lambda self: self._prop("context"), int,
                        doc="Maximum canvas length (prompt plus generation).")
-    embed_dim = property(lambda self: self._prop("embed_dim"),
+    embed_dim = typed_property(lambda self: self._prop("embed_dim"), int,
                          doc="d, the width of an input embedding (for :meth:`logits_embd`).")
-    n_layers = property(lambda self: self._prop("n_layers"), doc="Transformer layers.")
-    n_heads = property(lambda self: self._prop("n_heads"), doc="Attention heads.")
-    n_kv_heads = property(lambda self: self._prop("n_kv_heads"), doc="Key/value heads.")
-    ffn_dim = property(lambda self: self._prop("ffn_dim"), doc="Feed-forward width.")
-    shift_logits = property(lambda self: bool(self._prop("shift_logits")),
+    n_layers = typed_property(lambda self: self._prop("n_layers"), int, doc="Transformer layers.")
+    n_heads = typed_property(lambda self: self._prop("n_heads"), int, doc="Attention heads.")
+    n_kv_heads = typed_property(lambda self: self._prop("n_kv_heads"), int, doc="Key/value heads.")
+    ffn_dim = typed_property(lambda self: self._prop("ffn_dim"), int, doc="Feed-forward width.")
+    shift_logits = typed_property(lambda self: bool(self._prop("shift_logits")), bool,
                             doc="True if logits row i predicts position i+1 (dream).")
-    bos_id = property(lambda self: self._opt_id("bos_id"), doc="BOS token id, or None.")
-    eos_id = property(lambda self: self._opt_id("eos_id"), doc="EOS token id, or None.")
-    pad_id = property(lambda self: self._opt_id("pad_id"), doc="Padding token id, or None.")
-    n_params = property(lambda self: self._prop("n_params"),
+    bos_id = typed_property(lambda self: self._opt_id("bos_id"), Optional[int], doc="BOS token id, or None.")
+    eos_id = typed_property(lambda self: self._opt_id("eos_id"), Optional[int], doc="EOS token id, or None.")
+    pad_id = typed_property(lambda self: self._opt_id("pad_id"), Optional[int], doc="Padding token id, or None.")
+    n_params = typed_property(lambda self: self._prop("n_params"), int,
                         doc="Parameter count, embeddings included.")
 
     @property

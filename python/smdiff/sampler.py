@@ -300,21 +300,21 @@ class Sampler(Options):
         return n_out.value
 
     # -------------------------------------------------------------- options
-    steps = option_property("steps", "Denoising steps (default 64, at most gen_length).")
+    steps = option_property("steps", "Denoising steps (default 64, at most gen_length).", int)
     gen_length = option_property("gen_length", "Tokens to generate (default 128, clamped to "
-                                 "the context left after the prompt when not set).")
+                                 "the context left after the prompt when not set).", int)
     block_length = option_property("block_length", "Semi-autoregressive block length "
-                                   "(0 = one block).")
-    temperature = option_property("temperature", "Sampling temperature (0 = greedy).")
-    top_k = option_property("top_k", "Keep the k most probable tokens (0 = off).")
-    top_p = option_property("top_p", "Nucleus sampling mass in (0, 1] (1 = off).")
-    seed = option_property("seed", "Seed of the random streams.")
-    alg_temp = option_property("alg_temp", "Dream's position-sampling temperature.")
-    threshold = option_property("threshold", "Confidence threshold of the threshold strategy.")
-    eps = option_property("eps", "Dream's final timestep.")
-    threads = option_property("threads", "Threads for the sampling statistics (0 = all CPUs).")
+                                   "(0 = one block).", int)
+    temperature = option_property("temperature", "Sampling temperature (0 = greedy).", float)
+    top_k = option_property("top_k", "Keep the k most probable tokens (0 = off).", int)
+    top_p = option_property("top_p", "Nucleus sampling mass in (0, 1] (1 = off).", float)
+    seed = option_property("seed", "Seed of the random streams.", int)
+    alg_temp = option_property("alg_temp", "Dream's position-sampling temperature.", float)
+    threshold = option_property("threshold", "Confidence threshold of the threshold strategy.", float)
+    eps = option_property("eps", "Dream's final timestep.", float)
+    threads = option_property("threads", "Threads for the sampling statistics (0 = all CPUs).", int)
     stop_at_eos = option_property("stop_at_eos", "Finish once EOS is committed and everything "
-                                  "before it is decided.", bool, int)
+                                  "before it is decided.", bool, bool, int)
 
 
 class _StreamState:

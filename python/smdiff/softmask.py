@@ -140,18 +140,18 @@ class SoftMask(Options):
         return out.value
 
     mode = option_property("mode", "``\"off\"``, ``\"entropy\"`` (the paper's rule) or "
-                           "``\"constant\"``.", lambda v: _MODE_NAMES.get(int(v), int(v)))
-    topk = option_property("topk", "k, the top tokens of p mixed per position (1..64).")
+                           "``\"constant\"``.", str, lambda v: _MODE_NAMES.get(int(v), int(v)))
+    topk = option_property("topk", "k, the top tokens of p mixed per position (1..64).", int)
     k = topk
-    scale = option_property("scale", "omega_s in (0, 1): the largest lambda.")
+    scale = option_property("scale", "omega_s in (0, 1): the largest lambda.", float)
     omega_s = scale
     steepness = option_property("steepness", "omega_a > 0: how sharply lambda follows "
-                                "the confidence -H(p).")
+                                "the confidence -H(p).", float)
     omega_a = steepness
     centre = option_property("centre", "omega_b < 0: the -H(p) at which lambda is half its "
-                             "scale.")
+                             "scale.", float)
     omega_b = centre
-    constant_lambda = option_property("constant_lambda", "lambda in mode constant, [0, 1].")
-    window_start = option_property("window_start", "First active fraction of the steps, [0, 1].")
-    window_end = option_property("window_end", "Active until this fraction of the steps, [0, 1].")
-    fade = option_property("fade", "Fade lambda linearly to 0 over the window.", bool, int)
+    constant_lambda = option_property("constant_lambda", "lambda in mode constant, [0, 1].", float)
+    window_start = option_property("window_start", "First active fraction of the steps, [0, 1].", float)
+    window_end = option_property("window_end", "Active until this fraction of the steps, [0, 1].", float)
+    fade = option_property("fade", "Fade lambda linearly to 0 over the window.", bool, bool, int)
