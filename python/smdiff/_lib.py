@@ -64,6 +64,11 @@ class StepViewC(Structure):
         ("token", POINTER(c_int32)), ("confidence", POINTER(c_float)), ("top1", POINTER(c_float)),
         ("top2", POINTER(c_float)), ("entropy", POINTER(c_float)), ("uniform", UNIFORM_FN),
         ("rng_state", c_void_p), ("scratch", c_void_p),
+        # appended in smdiff 0.2: re-masking
+        ("n_committed", c_size_t), ("committed_position", POINTER(c_int32)),
+        ("committed_token", POINTER(c_int32)), ("committed_confidence", POINTER(c_float)),
+        ("remask_capacity", c_size_t), ("remdm_eta", c_double), ("remdm_t_on", c_double),
+        ("remdm_t_off", c_double), ("remdm_alpha_on", c_double),
     ]
 
 
@@ -79,6 +84,7 @@ class DecoderC(Structure):
         ("description", c_char_p), ("select", SELECT_FN), ("release", RELEASE_FN),
         ("schedule", c_int32), ("confidence", c_int32), ("needs", c_uint32),
         ("scratch_per_position", c_size_t),
+        ("remask", c_int32),  # appended in smdiff 0.2
     ]
 
 
@@ -150,7 +156,13 @@ PROTOTYPES = {
     "smdiff_decoder_unregister": (_i32, [_str]),
     "smdiff_decoder_count": (_i32, [P(_sz)]),
     "smdiff_decoder_name": (_i32, [_sz, P(c_char_p), P(c_char_p)]),
+    # experimental section (SMDIFF_EXPERIMENTAL): infilling
+    "smdiff_generate_canvas": (_i32, [_vp, _vp, _vp, _sz]),
+    "smdiff_generate_infill_text": (_i32, [_vp, _vp, _str, _str, _vp, _sz, P(_sz)]),
 }
+#: Functions of the header's experimental section: a library without them
+#: still loads; the features that need them raise UnsupportedError.
+EXPERIMENTAL = {"smdiff_generate_canvas", "smdiff_generate_infill_text"}
 
 
 def candidates(env: Mapping[str, str]) -> Sequence[str]:
@@ -206,6 +218,8 @@ def declare(dll: ctypes.CDLL) -> ctypes.CDLL:
         try:
             fn = getattr(dll, name)
         except AttributeError:
+            if name in EXPERIMENTAL:
+                continue
             raise ImportError("smdiff: the C library lacks %s; it is not a usable libsmdiff %d.%d"
                               % (name, API_VERSION[0], API_VERSION[1])) from None
         fn.restype = restype
@@ -229,4 +243,9 @@ def _open() -> ctypes.CDLL:
 
 
 lib = _open()
+
+
+def has(name: str) -> bool:
+    """Whether the loaded library exports ``name`` (for experimental ones)."""
+    return hasattr(lib, name)
 

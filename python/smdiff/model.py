@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 from ctypes import byref, c_char_p, c_int32, c_int64, c_size_t
-from typing import (TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Tuple,
-                    Union)
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 
@@ -197,7 +197,7 @@ class Model(Options):
                  temperature: Optional[float] = None, top_p: Optional[float] = None,
                  top_k: Optional[int] = None, seed: Optional[int] = None,
                  softmask: Union["SoftMask", str, bool, None] = None,
-                 suffix: Optional[str] = None, chat: bool = False,
+                 suffix: Optional[Prompt] = None, chat: bool = False,
                  on_step: Optional[Any] = None, **options: Any) -> str:
         """Generate text after ``prompt`` and return it (the generated part).
 
@@ -213,8 +213,10 @@ class Model(Options):
             softmask: None = the model's stored schedule; ``"off"``/False,
                 ``"entropy"``, ``"constant"`` = the stored parameters in that
                 mode; or a :class:`SoftMask`.
-            suffix: text that must follow the generation (infilling) -- not
-                available yet: raises NotImplementedError.
+            suffix: text (or ids) that must follow the generation: infilling,
+                the canvas prompt + gen_len masks + suffix filled by the
+                library (gen_len left unset: what the context leaves, at most
+                128); the filled span is returned, up to its first EOS.
             chat: wrap the prompt in the model's chat template (one user turn).
             on_step: called with a :class:`StepEvent` after every step; return
                 True to stop (AbortedError).
@@ -248,11 +250,28 @@ class Model(Options):
             raise TypeError("generate_steps() yields the steps; it takes no on_step")
         sampler = self._sampler_for(args)
         try:
-            ids = self.prompt_ids(prompt, chat=args["chat"])
+            job = self._job(sampler, prompt, args["suffix"], args["chat"], args)
         except BaseException:
             sampler.close()
             raise
-        return StepStream(sampler, self, ids, own_sampler=True)
+        return StepStream(job, sampler, self, own_sampler=True)
+
+    def fill(self, canvas: Union[Sequence[int], np.ndarray], **kwargs: Any) -> np.ndarray:
+        """Fill every position of ``canvas`` (token ids) that holds
+        :attr:`mask_id` -- infilling with context anywhere, one span or
+        several -- and return the canvas (an int32 array given is filled in
+        place). Keyword arguments as :meth:`generate` (``gen_len`` is not
+        used: the masks are the span; ``block_len`` must divide their
+        number). Uses the library's experimental ``smdiff_generate_canvas``.
+        """
+        args = _generate_args(kwargs)
+        if args["suffix"] is not None or args["chat"]:
+            raise TypeError("fill() takes the whole canvas: no suffix or chat")
+        sampler = self._sampler_for(args)
+        try:
+            return sampler.fill(self, canvas, on_step=args["on_step"])
+        finally:
+            sampler.close()
 
     def prompt_ids(self, prompt: Prompt, *, chat: bool = False) -> np.ndarray:
         """The token ids generation starts from: text is (optionally wrapped in
@@ -281,10 +300,6 @@ class Model(Options):
 
     def _sampler_for(self, a: Mapping[str, Any]) -> Any:
         from .sampler import Sampler
-        if a["suffix"] is not None:
-            raise NotImplementedError(
-                "suffix= (infilling) needs the library's infilling API, which this version of "
-                "libsmdiff does not have yet")
         opts = dict(a["options"])
         for name, value in (("steps", a["steps"]), ("gen_length", a["gen_len"]),
                             ("block_length", a["block_len"]), ("temperature", a["temperature"]),
@@ -293,20 +308,50 @@ class Model(Options):
                 opts[name] = value
         return Sampler(strategy=a["strategy"], softmask=a["softmask"], model=self, **opts)
 
+    def _job(self, sampler: Any, prompt: Prompt, suffix: Optional[Prompt], chat: bool,
+             a: Mapping[str, Any]) -> Callable[[Any], np.ndarray]:
+        """The generation as a function of the step callback: the prompt
+        continued, or, with a suffix, the canvas prefix + span + suffix
+        filled (the library's infilling) and the span returned."""
+        ids = self.prompt_ids(prompt, chat=chat)
+        if suffix is None:
+            return lambda on_step: sampler.generate_tokens(self, ids, on_step=on_step)
+        if chat:
+            raise TypeError("chat=True cannot be combined with suffix=")
+        suf = self.prompt_ids(suffix)
+        gen_set = a["gen_len"] is not None or "gen_length" in a["options"]
+        span = int(sampler.gen_length)
+        if not gen_set:  # as the library's text infilling: what the context leaves
+            span = min(span, self.context - ids.size - suf.size)
+            if span < 1:
+                raise _core.RangeError("the prompt and the suffix fill the context of %d tokens"
+                                       % self.context)
+        canvas = np.concatenate([ids, np.full(span, self.mask_id, np.int32), suf]).astype(np.int32)
+        eos = self.eos_id
+
+        def job(on_step: Any) -> np.ndarray:
+            out = sampler.fill(self, canvas, on_step=on_step, n_prompt=ids.size, n_gen=span)
+            gen = out[ids.size:ids.size + span]
+            if eos is not None and sampler.stop_at_eos:
+                hits = np.flatnonzero(gen == eos)
+                gen = gen[:hits[0]] if hits.size else gen
+            return gen
+
+        return job
+
     def _generate_ids(self, prompt: Prompt, steps: Optional[int] = None,
                       gen_len: Optional[int] = None, block_len: Optional[int] = None,
                       strategy: Any = None, temperature: Optional[float] = None,
                       top_p: Optional[float] = None, top_k: Optional[int] = None,
                       seed: Optional[int] = None, softmask: Any = None,
-                      suffix: Optional[str] = None, chat: bool = False, on_step: Any = None,
+                      suffix: Optional[Prompt] = None, chat: bool = False, on_step: Any = None,
                       options: Optional[Mapping[str, Any]] = None) -> np.ndarray:
         a = dict(steps=steps, gen_len=gen_len, block_len=block_len, strategy=strategy,
                  temperature=temperature, top_p=top_p, top_k=top_k, seed=seed, softmask=softmask,
                  suffix=suffix, options=options or {})
         sampler = self._sampler_for(a)
         try:
-            ids = self.prompt_ids(prompt, chat=chat)
-            return sampler.generate_tokens(self, ids, on_step=on_step)
+            return self._job(sampler, prompt, suffix, chat, a)(on_step)
         finally:
             sampler.close()
 

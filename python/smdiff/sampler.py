@@ -16,7 +16,8 @@ import numpy as np
 from . import _core
 from ._core import Family, Handle, Options, check, int32_array, option_property, ptr
 from ._lib import ABORT_FN, STEP_FN, lib
-from .errors import StateError, error_class
+from ._lib import has as _lib_has
+from .errors import StateError, UnsupportedError, error_class
 from .softmask import SoftMask
 from .strategy import CallbackContext, Strategy, in_use
 
@@ -31,7 +32,10 @@ class StepEvent:
     Attributes:
         step: 0-based global step index (across blocks).
         n_steps: the steps planned for the run.
-        n_prompt: prompt length; the generation is ``canvas[n_prompt:]``.
+        n_prompt: prompt length (the prefix when infilling; 0 for
+            :meth:`Sampler.fill`).
+        n_gen: length of the generated span, ``canvas[n_prompt:n_prompt +
+            n_gen]`` (the masked span before a suffix when infilling).
         mask_id: the model's mask token id.
         canvas: int32 ids of the whole canvas after the step (mask_id where
             still masked).
@@ -42,6 +46,7 @@ class StepEvent:
     step: int
     n_steps: int
     n_prompt: int
+    n_gen: int
     mask_id: int
     canvas: np.ndarray
     committed: np.ndarray
@@ -54,16 +59,16 @@ class StepEvent:
 
     @property
     def generated(self) -> np.ndarray:
-        """The generated part of the canvas."""
-        return self.canvas[self.n_prompt:]
+        """The generated span of the canvas."""
+        return self.canvas[self.n_prompt:self.n_prompt + self.n_gen]
 
 
 def _event(step: int, n_steps: int, canvas: Any, committed: Any, lam: Any, n: int,
-           n_prompt: int, mask_id: int) -> StepEvent:
+           n_prompt: int, n_gen: int, mask_id: int) -> StepEvent:
     c = np.ctypeslib.as_array(canvas, shape=(n,)).copy()
     k = np.flatnonzero(np.ctypeslib.as_array(committed, shape=(n,))).astype(np.int32)
     lam_a = np.ctypeslib.as_array(lam, shape=(n,)).copy()
-    return StepEvent(step, n_steps, n_prompt, mask_id, c, k, lam_a)
+    return StepEvent(step, n_steps, n_prompt, n_gen, mask_id, c, k, lam_a)
 
 
 @contextmanager
@@ -98,7 +103,8 @@ class Sampler(Options):
     Options are keyword arguments and properties, named as in the library
     (``steps``, ``gen_length``, ``block_length``, ``temperature``, ``top_k``,
     ``top_p``, ``seed``, ``alg_temp``, ``threshold``, ``eps``, ``threads``,
-    ``stop_at_eos``; :meth:`option_names` lists them, :meth:`option_info`
+    ``stop_at_eos``, ``sm_across_blocks``, ``remdm_eta``, ``remdm_t_on``,
+    ``remdm_t_off``, ``remdm_alpha_on``; :meth:`option_names` lists them, :meth:`option_info`
     gives bounds and defaults). A sampler belongs to one thread at a time
     (a second concurrent call raises StateError); give each thread its own.
 
@@ -241,6 +247,41 @@ class Sampler(Options):
         and model stay usable.
         """
         ids = int32_array(prompt, "prompt")
+        buf = _core.out_array(out, (int(self.get("gen_length")),), np.int32, "out")
+        n_out = c_size_t()
+        self._running(model, lambda sp, mp: lib.smdiff_generate_tokens(
+            sp, mp, ptr(ids), ids.size, ptr(buf), buf.size, byref(n_out)), on_step, ids.size, None)
+        return buf[:n_out.value]
+
+    def fill(self, model: "Model", canvas: Union[Sequence[int], np.ndarray], *,
+             on_step: Optional[Callable[[StepEvent], Any]] = None, n_prompt: int = 0,
+             n_gen: Optional[int] = None) -> np.ndarray:
+        """Fill every position of ``canvas`` that holds the model's mask id
+        (infilling: context anywhere, one span or several) and return the
+        canvas. A writable int32 C-contiguous array is filled in place;
+        anything else is copied first. The options apply with the masked
+        positions in the role of the generation (``block_length`` divides
+        their number; ``gen_length`` is not used). Events report
+        ``n_prompt`` and ``n_gen`` as given (default: the whole canvas).
+        Experimental in the C library (``smdiff_generate_canvas``).
+        """
+        if not _lib_has("smdiff_generate_canvas"):
+            raise UnsupportedError("this libsmdiff has no infilling API (smdiff_generate_canvas)")
+        c = int32_array(canvas, "canvas")
+        if not c.flags.writeable:
+            c = c.copy()
+
+        def call(sp: int, mp: int) -> int:
+            return lib.smdiff_generate_canvas(sp, mp, ptr(c), c.size)
+
+        self._running(model, call, on_step, n_prompt, c.size - n_prompt if n_gen is None else n_gen)
+        return c
+
+    def _running(self, model: "Model", call: Callable[[int, int], int],
+                 on_step: Optional[Callable[[StepEvent], Any]], n_prompt: int,
+                 n_gen: Optional[int]) -> None:
+        """Run ``call(sampler_ptr, model_ptr)`` -- one generation -- with this
+        sampler held, the callbacks installed and errors raised."""
         if on_step is not None and not callable(on_step):
             raise TypeError("on_step must be callable")
         if not self._busy.acquire(blocking=False):
@@ -248,23 +289,22 @@ class Sampler(Options):
                              "sampler per thread")
         try:
             with self._handle.use() as sp, model._handle.use() as mp, in_use(self.strategy):
-                cap = int(self.get("gen_length"))
-                buf = _core.out_array(out, (cap,), np.int32, "out")
-                return buf[:self._run(sp, mp, ids, buf, on_step, model)]
+                self._run(sp, mp, call, on_step, model, n_prompt, n_gen)
         finally:
             self._busy.release()
 
-    def _run(self, sp: int, mp: int, ids: np.ndarray, buf: np.ndarray,
-             on_step: Optional[Callable[[StepEvent], Any]], model: "Model") -> int:
+    def _run(self, sp: int, mp: int, call: Callable[[int, int], int],
+             on_step: Optional[Callable[[StepEvent], Any]], model: "Model", n_prompt: int,
+             n_gen: Optional[int]) -> None:
         ctx = CallbackContext()
-        n_prompt = ids.size
         mask_id = model.mask_id if on_step is not None else -1
 
         def step_c(step: int, n_steps: int, canvas: Any, committed: Any, lam: Any, n: int,
                    ud: Any) -> int:
             try:
-                stop = on_step(_event(step, n_steps, canvas, committed, lam, n, n_prompt, mask_id))
-                return 1 if stop else 0
+                ev = _event(step, n_steps, canvas, committed, lam, n, n_prompt,
+                            n - n_prompt if n_gen is None else n_gen, mask_id)
+                return 1 if on_step(ev) else 0
             except BaseException as e:
                 ctx.fail(e)
                 return 1
@@ -278,14 +318,12 @@ class Sampler(Options):
 
         step_fn = STEP_FN(step_c) if on_step is not None else STEP_FN()
         abort_fn = ABORT_FN(abort_c)
-        n_out = c_size_t()
         lib.smdiff_sampler_set_step_callback(sp, step_fn, None)
         lib.smdiff_sampler_set_abort_callback(sp, abort_fn, None)
         self._ctx = ctx
         try:
             with ctx.current(), _ctrl_c_aborts(ctx):
-                rc = lib.smdiff_generate_tokens(sp, mp, ptr(ids), ids.size, ptr(buf), buf.size,
-                                                byref(n_out))
+                rc = call(sp, mp)
         finally:
             self._ctx = None
             lib.smdiff_sampler_set_step_callback(sp, STEP_FN(), None)
@@ -297,7 +335,6 @@ class Sampler(Options):
             if ctx.exception is not None:
                 raise err from ctx.exception
             raise err
-        return n_out.value
 
     # -------------------------------------------------------------- options
     steps = option_property("steps", "Denoising steps (default 64, at most gen_length).", int)
@@ -313,6 +350,14 @@ class Sampler(Options):
     threshold = option_property("threshold", "Confidence threshold of the threshold strategy.", float)
     eps = option_property("eps", "Dream's final timestep.", float)
     threads = option_property("threads", "Threads for the sampling statistics (0 = all CPUs).", int)
+    sm_across_blocks = option_property("sm_across_blocks", "Also feed soft-mask predictions to "
+                                       "masked positions outside the current block.", bool, bool,
+                                       int)
+    remdm_eta = option_property("remdm_eta", "ReMDM's eta (remdm_cap's cap, remdm_loop's "
+                                "remasking probability).", float)
+    remdm_t_on = option_property("remdm_t_on", "remdm_loop's loop start.", float)
+    remdm_t_off = option_property("remdm_t_off", "remdm_loop's loop end.", float)
+    remdm_alpha_on = option_property("remdm_alpha_on", "remdm_loop's alpha in the loop.", float)
     stop_at_eos = option_property("stop_at_eos", "Finish once EOS is committed and everything "
                                   "before it is decided.", bool, bool, int)
 
@@ -357,10 +402,10 @@ class StepStream(Iterator[StepEvent]):
     stops the generation within one step.
     """
 
-    def __init__(self, sampler: Sampler, model: "Model", prompt: np.ndarray,
-                 own_sampler: bool = False) -> None:
+    def __init__(self, job: Callable[[Callable[[StepEvent], Any]], np.ndarray], sampler: Sampler,
+                 model: "Model", own_sampler: bool = False) -> None:
         self._state = _StreamState()
-        self._sampler, self._model, self._prompt = sampler, model, prompt
+        self._job, self._sampler, self._model = job, sampler, model
         self._own = own_sampler
         self._thread: Optional[threading.Thread] = None
         self._done = False
@@ -369,12 +414,11 @@ class StepStream(Iterator[StepEvent]):
         self._finalizer = weakref.finalize(self, _stop, self._state, sampler, None, own_sampler)
 
     def _start(self) -> None:
-        state, sampler, model, prompt = self._state, self._sampler, self._model, self._prompt
+        state, sampler, job = self._state, self._sampler, self._job
 
         def work() -> None:
             try:
-                toks = sampler.generate_tokens(model, prompt,
-                                               on_step=lambda ev: not state.put(("step", ev)))
+                toks = job(lambda ev: not state.put(("step", ev)))
                 state.put(("done", toks))
             except BaseException as e:
                 state.put(("error", e))

@@ -59,7 +59,8 @@ def current_context() -> Optional[CallbackContext]:
 class Selection(NamedTuple):
     """What a strategy's select returns when it also remasks: ``commit``
     holds indices into the view's arrays, ``remask`` canvas positions
-    committed earlier in the block to mask again."""
+    committed at an earlier step of the block to mask again (a strategy
+    declared with ``remask=True`` finds them in ``view.committed_position``)."""
     commit: Sequence[int]
     remask: Sequence[int] = ()
 
@@ -89,6 +90,17 @@ class StepView:
     top1: Optional[np.ndarray]        #: float32 largest probability of q
     top2: Optional[np.ndarray]        #: float32 second largest of q
     entropy: Optional[np.ndarray]     #: float32 H(q) in nats
+    #: Re-masking (filled for a strategy declared with ``remask=True``): the
+    #: block's positions committed at earlier steps, in canvas order, the
+    #: token each holds and its declared confidence when committed.
+    committed_position: Optional[np.ndarray] = None
+    committed_token: Optional[np.ndarray] = None
+    committed_confidence: Optional[np.ndarray] = None
+    remask_capacity: int = 0      #: the most positions select may re-mask
+    remdm_eta: float = 0.0        #: ReMDM's eta (sampler option remdm_eta)
+    remdm_t_on: float = 0.0       #: remdm_loop's loop start
+    remdm_t_off: float = 0.0      #: remdm_loop's loop end
+    remdm_alpha_on: float = 0.0   #: remdm_loop's alpha
     _uniform: Any = None
     _rng_state: Any = None
     _live: bool = True
@@ -113,7 +125,7 @@ def _array(p: Any, n: int, ctype: Any, dtype: Any) -> Optional[np.ndarray]:
 
 
 def _view(v: StepViewC) -> StepView:
-    n = v.n_masked
+    n, k = v.n_masked, v.n_committed
     return StepView(
         step=v.step, n_steps=v.n_steps, block=v.block, n_blocks=v.n_blocks, n_masked=n,
         n_masked_total=v.n_masked_total, n_transfer=v.n_transfer, t=v.t, s=v.s,
@@ -124,6 +136,11 @@ def _view(v: StepViewC) -> StepView:
         top1=_array(v.top1, n, ctypes.c_float, np.float32),
         top2=_array(v.top2, n, ctypes.c_float, np.float32),
         entropy=_array(v.entropy, n, ctypes.c_float, np.float32),
+        committed_position=_array(v.committed_position, k, ctypes.c_int32, np.int32),
+        committed_token=_array(v.committed_token, k, ctypes.c_int32, np.int32),
+        committed_confidence=_array(v.committed_confidence, k, ctypes.c_float, np.float32),
+        remask_capacity=v.remask_capacity, remdm_eta=v.remdm_eta, remdm_t_on=v.remdm_t_on,
+        remdm_t_off=v.remdm_t_off, remdm_alpha_on=v.remdm_alpha_on,
         _uniform=_uniform_fn(v), _rng_state=v.rng_state)
 
 
@@ -182,6 +199,9 @@ class Strategy:
             (softmax(logits)[token] at temperature 1).
         needs: view fields read, from ``position``, ``token``, ``confidence``,
             ``top2``, ``entropy``, ``random``; ``"all"`` (default) for all.
+        remask: True for a strategy that re-masks committed positions
+            (ReMDM): the view lists them, a block runs its whole step budget
+            and steps may exceed the positions to fill.
 
     Example (LLaDA's low_confidence)::
 
@@ -196,7 +216,7 @@ class Strategy:
 
     def __init__(self, name: str, select: Optional[Callable[[StepView], Any]] = None, *,
                  description: str = "", schedule: str = "timestep", confidence: str = "sampled",
-                 needs: Union[str, Iterable[str]] = "all") -> None:
+                 needs: Union[str, Iterable[str]] = "all", remask: bool = False) -> None:
         if not isinstance(name, str):
             raise TypeError("name must be str, not %s" % type(name).__name__)
         if select is not None and not callable(select):
@@ -220,6 +240,7 @@ class Strategy:
         self.schedule = schedule
         self.confidence = confidence
         self.needs = tuple(sorted(n for n, b in NEEDS.items() if bits & b))
+        self.remask = bool(remask)
         self._select_fn = select
         self._bits = bits
         self._cfn: Any = None
@@ -247,7 +268,7 @@ class Strategy:
             res = self.select(view)
             commit, remask = (res.commit, res.remask) if isinstance(res, Selection) else (res, ())
             c = _indices(commit, v.n_masked, "commit")
-            r = _indices(remask, v.n_masked, "remask")
+            r = _indices(remask, v.remask_capacity, "remask")
             if c.size:
                 ctypes.memmove(commit_p, c.ctypes.data, 4 * c.size)
             if r.size:
@@ -275,6 +296,7 @@ class Strategy:
         d.confidence = CONFIDENCES[self.confidence]
         d.needs = self._bits
         d.scratch_per_position = 0
+        d.remask = int(self.remask)
         return d
 
     @property
@@ -322,8 +344,9 @@ class Strategy:
         self.unregister()
 
     def __repr__(self) -> str:
-        return "<smdiff.Strategy %r schedule=%s confidence=%s needs=%s%s>" % (
+        return "<smdiff.Strategy %r schedule=%s confidence=%s needs=%s%s%s>" % (
             self.name, self.schedule, self.confidence, ",".join(self.needs),
+            " remask" if self.remask else "",
             "" if self.registered else " (not registered)")
 
 

@@ -211,6 +211,83 @@ def test_bundled_model_stores_learned_softmask(bundled):
     assert bundled.architecture == "llada" and bundled.context == 128
 
 
-def test_suffix_not_yet(dream):
-    with pytest.raises(NotImplementedError, match="infilling"):
-        dream.generate([4, 5], suffix="end", gen_len=4, steps=4)
+# ----------------------------------------------------------------- infilling
+def c_infill_text(model, sampler, prefix, suffix):
+    """The C API's text infilling (smdiff_generate_infill_text) with the
+    sampler's options, called directly."""
+    import ctypes
+    lib = smdiff._lib.lib
+    with sampler._handle.use() as sp, model._handle.use() as mp:
+        n = ctypes.c_size_t()
+        buf = ctypes.create_string_buffer(4096)
+        rc = lib.smdiff_generate_infill_text(sp, mp, prefix.encode(), suffix.encode(), buf, 4096,
+                                             ctypes.byref(n))
+        assert rc == 0, lib.smdiff_sampler_last_error(sp)
+        return buf.raw[:n.value].decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("kw", [dict(temperature=0.0), dict(temperature=0.8, top_p=0.9, seed=4),
+                                dict(softmask="off", strategy="low_confidence", block_len=4)])
+def test_infill_text_same_as_c_api_and_cli(bundled, kw):
+    prefix, suffix = "It was a cold night, and", " and she never came back."
+    common = dict(gen_len=8, steps=8, threads=1)
+    got = bundled.generate(prefix, suffix=suffix, **common, **kw)
+    names = dict(gen_len="gen_length", block_len="block_length")
+    opts = {names.get(k, k): v for k, v in dict(common, **kw).items() if k not in ("softmask", "strategy")}
+    with smdiff.Sampler(strategy=kw.get("strategy"), softmask=kw.get("softmask"), model=bundled,
+                        **opts) as s:
+        assert got == c_infill_text(bundled, s, prefix, suffix)
+    # the CLI prints the whole text, prompt and suffix around the filled span
+    args = ["--gen-len", "8", "--steps", "8", "--threads", "1", "--temp", str(kw.get("temperature", 0))]
+    args += ["--top-p", str(kw["top_p"]), "--seed", str(kw["seed"])] if "seed" in kw else []
+    args += ["--softmask", "off", "--strategy", "low_confidence", "--block-len", "4"] if "strategy" in kw else []
+    want = run_cli(["generate", "-q", "-m", str(BUNDLED), "-p", prefix, "--suffix", suffix] + args)
+    span = bundled.generate_tokens(prefix, suffix=suffix, **common, **kw)
+    with bundled.tokenizer as t:
+        whole = t.decode(t.encode(prefix, parse_special=True) + span.tolist()
+                         + t.encode(suffix, parse_special=True))
+    assert want == whole + "\n"
+    assert whole.startswith(prefix) and whole.endswith(suffix)
+
+
+@pytest.mark.parametrize("arch", ["dream", "llada"])
+def test_fill_a_prompt_then_masks_is_generate(arch):
+    """A canvas that is a prompt followed by masks decodes as generation."""
+    with smdiff.Model(tiny_path(arch)) as m:
+        kw = dict(steps=8, temperature=0.7, seed=9, softmask="entropy", stop_at_eos=False)
+        want = m.generate_tokens([4, 5, 17], gen_len=16, **kw)
+        canvas = np.array([4, 5, 17] + [m.mask_id] * 16, np.int32)
+        events = []
+        got = m.fill(canvas, on_step=events.append, **kw)
+        assert got is canvas  # filled in place
+        assert canvas[3:].tolist() == want.tolist()
+        assert len(events) == 8 and events[0].n_prompt == 0
+
+
+def test_fill_spans_keeps_context(llada):
+    mask = llada.mask_id
+    canvas = [4, mask, mask, mask, 9, 10, mask, mask, 11]
+    out = llada.fill(canvas, steps=5, stop_at_eos=False)
+    assert isinstance(out, np.ndarray) and out.dtype == np.int32
+    assert [out[i] for i in (0, 4, 5, 8)] == [4, 9, 10, 11]
+    assert mask not in out.tolist()
+    assert canvas.count(mask) == 5  # a list is copied, not changed
+    with pytest.raises(smdiff.InvalidArgumentError):
+        llada.fill([4, 5, 6], steps=1)  # nothing to fill
+    with pytest.raises(TypeError):
+        llada.fill(canvas, suffix=[1])
+
+
+def test_infill_tokens_and_steps(llada):
+    kw = dict(gen_len=6, steps=6, seed=1, temperature=0.5, stop_at_eos=False)
+    span = llada.generate_tokens([4, 5], suffix=[9, 10], **kw)
+    assert len(span) == 6
+    with llada.generate_steps([4, 5], suffix=[9, 10], **kw) as stream:
+        events = list(stream)
+    assert stream.tokens.tolist() == span.tolist()
+    assert events[0].n_prompt == 2 and events[0].n_gen == 6 and len(events[0].generated) == 6
+    assert events[-1].canvas[-2:].tolist() == [9, 10]
+    with pytest.raises(smdiff.RangeError, match="context of 64"):
+        llada.generate_tokens([4] * 40, suffix=[9] * 30, steps=1)
+    with pytest.raises(TypeError):
+        llada.generate_tokens([4, 5], suffix=[9], chat=True)

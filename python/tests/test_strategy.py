@@ -53,6 +53,22 @@ def threshold(view):
     return [i for i in range(view.n_masked) if i == best or view.confidence[i] >= view.threshold]
 
 
+def remdm_cap(view):
+    """ReMDM-cap (decoder_remdm.c's order of draws: the masked positions,
+    then the committed ones)."""
+    def clamp(x):
+        return 0.0 if x < 0 else 1.0 if x > 1 else x
+    alpha_t, alpha_s, eta = 1 - view.t, 1 - view.s, view.remdm_eta
+    sigma = clamp(min(eta, (1 - alpha_s) / alpha_t) if alpha_t > 0 else eta)
+    p = clamp((alpha_s - (1 - sigma) * alpha_t) / (1 - alpha_t)) if alpha_t < 1 else 1.0
+    commit = [i for i in range(view.n_masked) if view.uniform() < p]
+    remask = []
+    for pos in view.committed_position:
+        if view.uniform() < sigma and len(remask) < view.remask_capacity:
+            remask.append(int(pos))
+    return smdiff.Selection(commit, remask)
+
+
 # (python select, built-in it re-writes, declaration copied from DECODING.md)
 REWRITES = [
     (low_confidence, "low_confidence", dict(schedule="even", confidence="raw",
@@ -68,6 +84,25 @@ REWRITES = [
     (threshold, "threshold", dict(schedule="until_done", confidence="raw",
                                   needs=("position", "confidence"))),
 ]
+
+
+def test_python_remdm_cap_gives_the_builtin_tokens(llada):
+    """Re-masking through the plug-in interface: ReMDM-cap written in Python
+    with the built-in's declaration (remask=True) gives its tokens, steps
+    and re-maskings; more steps than positions (inference-time scaling)."""
+    with smdiff.Strategy("py_remdm_cap", remdm_cap, needs=("random",), remask=True) as mine:
+        remasked = 0
+        for seed, sm in ((1, "off"), (2, "entropy"), (3, "constant")):
+            kw = dict(gen_len=8, steps=24, temperature=0.9, seed=seed, remdm_eta=0.4,
+                      softmask=sm, stop_at_eos=False)
+            want_ev, got_ev = [], []
+            want = llada.generate_tokens([4, 5], strategy="remdm_cap", on_step=want_ev.append, **kw)
+            got = llada.generate_tokens([4, 5], strategy=mine, on_step=got_ev.append, **kw)
+            assert got.tolist() == want.tolist()
+            assert [e.canvas.tolist() for e in got_ev] == [e.canvas.tolist() for e in want_ev]
+            for a, b in zip(got_ev, got_ev[1:]):  # a decided position masked again
+                remasked += int(np.sum((a.canvas != llada.mask_id) & (b.canvas == llada.mask_id)))
+        assert len(got_ev) == 24 and remasked > 0
 
 
 @pytest.mark.parametrize("fn,builtin,decl", REWRITES, ids=[r[1] for r in REWRITES])
