@@ -3,6 +3,8 @@
 
     python3 examples/python/generate.py -p "It was a dark and stormy night, and"
     python3 examples/python/generate.py --softmask off --strategy low_confidence --block-len 16
+    python3 examples/python/generate.py -p "It was a cold night, and" \
+        --suffix " and she never came back." --gen-len 12      # infilling
 
 The model defaults to $SMDIFF_MODEL, else the bundled
 models/smdiff-gutenberg-18m-sm.gguf of this repository. The package must be
@@ -36,6 +38,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--softmask", default=None, choices=["off", "entropy", "constant"],
                     help="default: the schedule the model stores")
+    ap.add_argument("--suffix", default=None, help="text after the generation (infilling)")
     ap.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
     ap.add_argument("--show-steps", action="store_true", help="print the canvas after every step")
     a = ap.parse_args()
@@ -48,9 +51,9 @@ def main() -> None:
 
         text = model.generate(a.prompt, gen_len=a.gen_len, steps=a.steps, block_len=a.block_len,
                               strategy=a.strategy, temperature=a.temperature, top_p=a.top_p,
-                              seed=a.seed, softmask=a.softmask, chat=a.chat,
+                              seed=a.seed, softmask=a.softmask, chat=a.chat, suffix=a.suffix,
                               on_step=show if a.show_steps else None)
-    print(a.prompt + text)
+    print(a.prompt + text + (a.suffix or ""))
 
 
 if __name__ == "__main__":

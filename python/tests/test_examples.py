@@ -26,6 +26,9 @@ def test_generate_example():
     out = run_example("generate.py", "-p", "Once upon a time", "--gen-len", "8", "--steps", "4",
                       "--show-steps")
     assert out.count("step ") == 4 and "Once upon a time" in out
+    out = run_example("generate.py", "-p", "It was a cold night,", "--suffix", " and then.",
+                      "--gen-len", "6", "--steps", "3")
+    assert out.startswith("It was a cold night,") and out.rstrip().endswith("and then.")
 
 
 def test_denoise_plot_example(tmp_path):

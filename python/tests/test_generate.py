@@ -250,6 +250,19 @@ def test_infill_text_same_as_c_api_and_cli(bundled, kw):
     assert whole.startswith(prefix) and whole.endswith(suffix)
 
 
+def test_infill_default_span_is_what_the_context_leaves(bundled):
+    """gen_len left unset: the span is what the context leaves beside the
+    prefix and the suffix, as in the C API's text infilling."""
+    prefix, suffix = "The door opened", " and the dog ran out."
+    got = bundled.generate_tokens(prefix, suffix=suffix, steps=4, threads=1, stop_at_eos=False)
+    with bundled.tokenizer as t:
+        n_ctx = len(t.encode(prefix, parse_special=True)) + len(t.encode(suffix, parse_special=True))
+        text = t.decode(got)
+    assert len(got) == bundled.context - n_ctx
+    with smdiff.Sampler(steps=4, threads=1, stop_at_eos=False) as s:
+        assert text == c_infill_text(bundled, s, prefix, suffix)
+
+
 @pytest.mark.parametrize("arch", ["dream", "llada"])
 def test_fill_a_prompt_then_masks_is_generate(arch):
     """A canvas that is a prompt followed by masks decodes as generation."""
@@ -287,7 +300,7 @@ def test_infill_tokens_and_steps(llada):
     assert stream.tokens.tolist() == span.tolist()
     assert events[0].n_prompt == 2 and events[0].n_gen == 6 and len(events[0].generated) == 6
     assert events[-1].canvas[-2:].tolist() == [9, 10]
-    with pytest.raises(smdiff.RangeError, match="context of 64"):
-        llada.generate_tokens([4] * 40, suffix=[9] * 30, steps=1)
+    with pytest.raises(smdiff.RangeError, match="prompt and the suffix fill the context of 64"):
+        llada.generate_tokens([4] * 34, suffix=[9] * 30, steps=1)
     with pytest.raises(TypeError):
         llada.generate_tokens([4, 5], suffix=[9], chat=True)
