@@ -157,6 +157,28 @@ SMDIFF_API int32_t smdiff_model_meta(const smdiff_model *m, const char *key, cha
     return sd_gguf_value_text(m->gguf, kv, buf, capacity, needed);
 }
 
+SMDIFF_API int32_t smdiff_model_tensor_types(const smdiff_model *m, const char **names, size_t *counts,
+                                             size_t capacity, size_t *n_out) {
+    int32_t rc = require_loaded(m, "smdiff_model_tensor_types");
+    if (rc) return rc;
+    REQUIRE(n_out && ((names && counts) || capacity == 0), NULL, "smdiff_model_tensor_types: NULL argument");
+    /* GGUF type numbers are below 40 today; a larger one (which the parser
+     * refuses anyway) would be counted in the last slot, named "unknown". */
+    enum { N_SLOTS = 64 };
+    size_t per_type[N_SLOTS] = {0}, n_types = 0;
+    for (int64_t i = 0; i < sd_gguf_n_tensors(m->gguf); i++) {
+        uint32_t t = sd_gguf_tensor_at(m->gguf, i)->type;
+        n_types += per_type[t < N_SLOTS ? t : N_SLOTS - 1]++ == 0;
+    }
+    *n_out = n_types;
+    if (capacity < n_types)
+        return sd_fail(NULL, SMDIFF_E_BUFFER, "smdiff_model_tensor_types: %zu types, room for %zu", n_types,
+                       capacity);
+    for (uint32_t t = 0, k = 0; t < N_SLOTS; t++)
+        if (per_type[t]) names[k] = sd_ggml_type_name(t), counts[k++] = per_type[t];
+    return SMDIFF_OK;
+}
+
 /* Canvas length within the context, rows inside the canvas, room for the
  * logits: SMDIFF_E_RANGE otherwise. */
 static int32_t check_logits_args(const smdiff_model *m, size_t n_pos, const int32_t *rows,

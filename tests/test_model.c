@@ -482,9 +482,55 @@ static void test_refused_files(void **state) {
     rmdir(dir);
 }
 
+/* smdiff_model_tensor_types: the counts follow from tests/ref/tiny_models.py,
+ * which wrote the files: per layer seven matrices (q, k, v, o, gate, up,
+ * down) in the file's type, two norms (and, for dream, three biases) in F32;
+ * the embedding and the head in the file's type, the output norm in F32. */
+static void test_tensor_types(void **state) {
+    (void)state;
+    static const struct {
+        const char *arch, *type, *name;
+        size_t n_f32, n_typed;
+    } cases[] = {
+        {"llada", "q8_0", "Q8_0", 2 * 2 + 1, 2 * 7 + 2},
+        {"dream", "bf16", "BF16", 2 * (2 + 3) + 1, 2 * 7 + 2},
+        {"dream", "f16", "F16", 2 * (2 + 3) + 1, 2 * 7 + 2},
+    };
+    const char *names[2] = {NULL, NULL};
+    size_t counts[2] = {0, 0}, n = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        smdiff_model *m = load(cases[i].arch, cases[i].type, 1);
+        assert_int_equal(smdiff_model_tensor_types(m, NULL, NULL, 0, &n), SMDIFF_E_BUFFER);
+        assert_int_equal(n, 2);
+        assert_int_equal(smdiff_model_tensor_types(m, names, counts, 1, &n), SMDIFF_E_BUFFER);
+        assert_null(names[0]); /* nothing written on a short buffer */
+        assert_int_equal(smdiff_model_tensor_types(m, names, counts, 2, &n), SMDIFF_OK);
+        assert_int_equal(n, 2);
+        assert_string_equal(names[0], "F32"); /* ascending GGUF type numbers: F32 is 0 */
+        assert_int_equal(counts[0], cases[i].n_f32);
+        assert_string_equal(names[1], cases[i].name);
+        assert_int_equal(counts[1], cases[i].n_typed);
+        names[0] = names[1] = NULL;
+        smdiff_model_free(m);
+    }
+    smdiff_model *m = load("llada", "f32", 1);
+    assert_int_equal(smdiff_model_tensor_types(m, names, counts, 2, &n), SMDIFF_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "F32");
+    assert_int_equal(counts[0], 2 * 7 + 2 + 2 * 2 + 1);
+    assert_int_equal(smdiff_model_tensor_types(m, NULL, counts, 2, &n), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_model_tensor_types(m, names, counts, 2, NULL), SMDIFF_E_INVAL);
+    smdiff_model_free(m);
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_tensor_types(m, names, counts, 2, &n), SMDIFF_E_STATE);
+    smdiff_model_free(m);
+    assert_int_equal(smdiff_model_tensor_types(NULL, names, counts, 2, &n), SMDIFF_E_INVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_properties),       cmocka_unit_test(test_logits_f32),
+        cmocka_unit_test(test_properties),       cmocka_unit_test(test_tensor_types),
+        cmocka_unit_test(test_logits_f32),
         cmocka_unit_test(test_logits_types),     cmocka_unit_test(test_rows_embd_causal),
         cmocka_unit_test(test_bad_arguments),    cmocka_unit_test(test_refused_files),
         cmocka_unit_test(test_hf_convert),       cmocka_unit_test(test_concurrent_logits),

@@ -614,6 +614,18 @@ SMDIFF_API int32_t smdiff_resolve_threads(int32_t requested, int32_t *out);
 /* Name of the BLAS kernel in use (OpenBLAS's core name), static storage. */
 SMDIFF_API const char *smdiff_blas_info(void);
 
+/* The storage types of a loaded model file's tensors, with how many tensors
+ * have each (what `smdiff info` prints): names[i] is a type as GGUF names
+ * it ("F32", "F16", "BF16", "Q8_0", ...; static storage) and counts[i] the
+ * number of tensors of that type, in ascending order of the type's GGUF
+ * number. Two-call pattern: *n_out always receives the number of distinct
+ * types; if capacity is smaller, returns SMDIFF_E_BUFFER and writes
+ * nothing else (names and counts may be NULL when capacity is 0).
+ * SMDIFF_E_STATE if the model is not loaded, SMDIFF_E_INVAL for a NULL
+ * model or n_out. Thread-safe. */
+SMDIFF_API int32_t smdiff_model_tensor_types(const smdiff_model *model, const char **names,
+                                             size_t *counts, size_t capacity, size_t *n_out);
+
 
 /* ---- Training (experimental) -------------------------------------------
  * A trainer holds a trainable F32 copy of a dream/llada model, an AdamW
