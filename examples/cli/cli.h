@@ -1,6 +1,9 @@
 /* cli.h -- the smdiff command-line tool: one file per subcommand. To add a
- * command, write cmd_NAME.c with `int cmd_NAME(int argc, char **argv)` and
- * add a line to the table in main.c. */
+ * command, write cmd_NAME.c with `int cmd_NAME(int argc, char **argv)` that
+ * parses its arguments with a cli_spec (args.h), and add a line to each
+ * table in commands.c. Conventions (docs/CLI.md): exit 0 when done, 1 for a
+ * failure while running, 2 for a wrong command line; progress on stderr
+ * only when it is a terminal, colour only where it lands on a terminal. */
 #ifndef SMDIFF_CLI_H
 #define SMDIFF_CLI_H
 
@@ -15,7 +18,10 @@
 #include <smdiff/smdiff.h>
 #include <smdiff/smdiff_decoder.h>
 
-/* Print "smdiff: what: message (SMDIFF_E_X)" to stderr; returns 1. */
+#include "args.h"
+
+/* Print "smdiff NAME: what: message (SMDIFF_E_X)" to stderr; returns
+ * CLI_EXIT_FAIL. */
 int cli_fail(const char *what, int32_t status, const char *detail);
 
 /* Path of the bundled default model, or NULL if none is found. Looked for,
@@ -32,6 +38,10 @@ int32_t *cli_read_tokens(const char *path, int64_t *n);
  * (`smdiff train` and `smdiff eval` agree): 1%, at least one sequence. */
 int64_t cli_val_tokens(int64_t n, int64_t seq);
 
+/* --softmask off|entropy|constant as SMDIFF_SM_OFF/_ENTROPY/_CONSTANT in
+ * *mode; 0, or a usage error reported. */
+int cli_softmask_mode(const char *opt, const char *text, int64_t *mode);
+
 /* The token canvas of `smdiff generate` (canvas.c): ids_in (may be NULL)
  * and/or the prompt text with its {{fill:N}} markers expanded to N mask
  * ids; with a suffix, gen_length masks (when there is no marker; when
@@ -41,6 +51,23 @@ int64_t cli_val_tokens(int64_t n, int64_t seq);
  * caller frees *ids with free(). */
 int cli_canvas(const smdiff_model *m, const int32_t *ids_in, size_t n_in, const char *prompt,
                const char *suffix, int64_t gen_length, int gen_set, int32_t **ids, size_t *n, int *infill);
+
+/* The subcommands, in the order `smdiff --help` lists them. */
+typedef struct cli_command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} cli_command;
+extern const cli_command cli_commands[];
+extern const size_t cli_n_commands;
+
+/* The command line of every command and subcommand ("eval", "eval elbo",
+ * ...), NULL-terminated: what tests/test_cli.c checks each --help against. */
+extern const cli_spec *const cli_specs[];
+extern const cli_spec cli_spec_version, cli_spec_info, cli_spec_generate, cli_spec_tokenize,
+    cli_spec_tokenizer, cli_spec_tokenizer_train, cli_spec_tokenizer_corpus, cli_spec_convert, cli_spec_train,
+    cli_spec_eval, cli_spec_eval_elbo, cli_spec_eval_gonogo, cli_spec_eval_samples, cli_spec_eval_infill,
+    cli_spec_eval_gate;
 
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -35,40 +35,50 @@ static double now_s(void) {
 
 static void usage(FILE *f) {
     fprintf(f,
+            "usage: smdiff eval elbo|gonogo|samples|infill|gate [options]\n"
+            "\n"
+            "  elbo      validation bound (perplexity) of models on fixed, seeded noise\n"
+            "  gonogo    does soft-masking help a model at first order (paired bounds)\n"
+            "  samples   generative perplexity, unigram entropy and MAUVE of samples\n"
+            "  infill    code infilling tasks at several step budgets\n"
+            "  gate      what soft-masking feeds back: entropy, top-k accuracy, lambda\n"
+            "\n"
+            "All but infill read the held-out part of a token file: its last 1%% (at least\n"
+            "one sequence), the split `smdiff train` validates on. `smdiff eval elbo --help`\n"
+            "(gonogo, samples, infill, gate) describes each.\n"
+            "  -h, --help   this text\n");
+}
+
+static void usage_elbo(FILE *f) {
+    fprintf(f,
             "usage: smdiff eval elbo -m MODEL [-m MODEL ...] --tokens FILE.i32 [options]\n"
-            "       smdiff eval samples -m MODEL --ref AR.gguf --tokens FILE.i32 [options]\n"
-            "       smdiff eval gate -m MODEL --tokens FILE.i32 [--seq L] [--windows N] [--t T1,T2,..]\n"
-            "       smdiff eval gonogo -m MODEL [-m MODEL ...] --tokens FILE.i32 [--omega S,A,B ...] [--k K]\n"
-            "       smdiff eval infill -m MODEL --tasks TASKS.jsonl -o OUT.jsonl [options]  (see --help there)\n"
             "\n"
-            "All read the held-out part of FILE.i32: its last 1%% (at least one sequence),\n"
-            "the split `smdiff train` validates on.\n"
-            "\n"
-            "elbo: the MDLM bound in nats/token and its perplexity, on consecutive windows\n"
-            "with fixed seeded t and masks (every model sees the same noise).\n"
+            "The MDLM bound in nats/token and its perplexity, on consecutive held-out\n"
+            "windows with fixed seeded t and masks (every model sees the same noise).\n"
+            "  -m, --model FILE   a model (repeatable, at most 16)\n"
+            "  --tokens FILE      the token file (its last 1%% is held out)\n"
             "  --seq L            window length (default 128)\n"
             "  --windows N        windows (default 256; 0 = all that fit)\n"
             "  --draws D          noise draws per window, stratified in t (default 4)\n"
-            "  --seed S           noise seed (default 1)\n"
+            "  -s, --seed S       noise seed (default 1)\n"
             "  --two-pass         the soft-masking two-pass bound (as SM models train)\n"
-            "  --threads T        threads (default: all CPUs)\n"
+            "  -t, --threads T    threads (default 0: all CPUs)\n"
             "  --csv FILE         append model,bound,seq,windows,draws,seed,two_pass,nll,ppl,masked\n"
+            "  --progress         show progress on stderr even when it is not a terminal\n"
+            "  --no-progress      never show progress\n"
+            "  -h, --help         this text\n");
+}
+
+static void usage_samples(FILE *f) {
+    fprintf(f,
+            "usage: smdiff eval samples -m MODEL --ref AR.gguf --tokens FILE.i32 [options]\n"
             "\n"
-            "gonogo: the go/no-go of soft-masking for a base model. On the same windows, noise\n"
-            "and pass-1 predictions as elbo: the single-pass bound and the two-pass bound with\n"
-            "each omega setting, the difference (two-pass - single-pass) with its standard error\n"
-            "over windows, and a verdict from the smallest omega_s: SM helps at first order when\n"
-            "the difference is below -2 SE (the optimiser opens it), hurts above +2 SE (closes it).\n"
-            "  --omega S,A,B      omega_s, omega_a, omega_b of one setting (repeatable; default\n"
-            "                     0.01,6.66,-0.75 0.1,6.66,-0.75 0.5,6.66,-0.75)\n"
-            "  --k K              top-k of the mixture (default: the model's, else 3)\n"
-            "  --seq --windows --draws --seed --threads as elbo (defaults 128, 256, 4, 1)\n"
-            "  --csv FILE         append model,omega_s,omega_a,omega_b,k,windows,draws,seed,\n"
-            "                     single,two_pass,diff,se per setting\n"
-            "\n"
-            "samples: per seed, N held-out windows of LEN+1 tokens are the human text; sample\n"
-            "i is generated after the first token of window i. The AR reference model gives\n"
-            "the generative perplexity exp(mean NLL) and MAUVE's features.\n"
+            "Per seed, N held-out windows of LEN+1 tokens are the human text; sample i is\n"
+            "generated after the first token of window i. The AR reference model gives the\n"
+            "generative perplexity exp(mean NLL) and MAUVE's features.\n"
+            "  -m, --model FILE   the model that generates\n"
+            "  --ref FILE         the autoregressive reference model (smdiff train --ar)\n"
+            "  --tokens FILE      the token file (its last 1%% is held out)\n"
             "  --len LEN          generated tokens per sample (default 64)\n"
             "  --budgets A,B,..   denoising steps (default LEN/8,LEN/4,LEN/2,LEN)\n"
             "  --seeds S1,S2,..   seeds (default 1,2,3)\n"
@@ -77,7 +87,7 @@ static void usage(FILE *f) {
             "  --block-len N      semi-autoregressive blocks of N tokens (default 0: one block)\n"
             "  --temp T           sampling temperature (default 1)\n"
             "  --top-p P          nucleus (default 1 = off)\n"
-            "  --softmask off|entropy|constant  (default: the model's)\n"
+            "  --softmask MODE    off, entropy or constant (default: the model's)\n"
             "  --sm-lambda X      lambda of --softmask constant\n"
             "  --label NAME       name of this configuration in the output (default MODEL)\n"
             "  --csv FILE         append label,budget,seed,n,gen_ppl,entropy,mauve per run (and\n"
@@ -88,31 +98,102 @@ static void usage(FILE *f) {
             "  --dump FILE        write every sample as a JSON line: label, seed, budget, index,\n"
             "                     text (up to its first EOS), eos (whether it has one), gen_nll\n"
             "                     (examples/code/score_samples.py: parse rate of code samples)\n"
-            "  --threads T        threads (default: all CPUs)\n"
-            "\n"
-            "gate: what soft-masking would feed back. Held-out windows are masked at each rate\n"
-            "t (default 0.25,0.5,0.75); over the masked positions it prints the median\n"
-            "predictive entropy, how often the true token is the top-1 or in the model's top-k,\n"
-            "and the mean of lambda under the model's soft-mask with the share above 0.01, 0.1.\n"
-            "  --seq L --windows N (default 128, 32) --seed S --threads T\n");
+            "  -t, --threads T    threads (default 0: all CPUs)\n"
+            "  --progress         show progress on stderr even when it is not a terminal\n"
+            "  --no-progress      never show progress\n"
+            "  -h, --help         this text\n");
 }
 
-/* "8,16,32" -> non-negative integers into ints, or "0.25,0.5" -> reals
- * (exactly one of the two is given); returns the count, or -1 for a
- * malformed list or more than cap values */
-static int parse_list(const char *s, long long *ints, double *reals, int cap) {
-    int n = 0;
-    while (s && *s) {
-        char *end = NULL;
-        if (n == cap) return -1;
-        if (ints) ints[n] = strtoll(s, &end, 10);
-        else reals[n] = strtod(s, &end);
-        if (end == s || (ints && ints[n] < 0) || (*end && *end != ',')) return -1;
-        n++;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return n;
+static void usage_gonogo(FILE *f) {
+    fprintf(f,
+            "usage: smdiff eval gonogo -m MODEL [-m MODEL ...] --tokens FILE.i32 [--omega S,A,B ...] [--k K]\n"
+            "\n"
+            "The go/no-go of soft-masking for a base model. On the same windows, noise and\n"
+            "pass-1 predictions as elbo: the single-pass bound and the two-pass bound with\n"
+            "each omega setting, the difference (two-pass - single-pass) with its standard\n"
+            "error over windows, and a verdict from the smallest omega_s: SM helps at first\n"
+            "order when the difference is below -2 SE (the optimiser opens it), hurts above\n"
+            "+2 SE (closes it).\n"
+            "  -m, --model FILE   a model (repeatable, at most 16)\n"
+            "  --tokens FILE      the token file (its last 1%% is held out)\n"
+            "  --omega S,A,B      omega_s, omega_a, omega_b of one setting (repeatable, at most\n"
+            "                     16; default 0.01,6.66,-0.75 0.1,6.66,-0.75 0.5,6.66,-0.75)\n"
+            "  --k K              top-k of the mixture (default: the model's, else 3)\n"
+            "  --seq L            window length (default 128)\n"
+            "  --windows N        windows (default 256; 0 = all that fit)\n"
+            "  --draws D          noise draws per window (default 4)\n"
+            "  -s, --seed S       noise seed (default 1)\n"
+            "  -t, --threads T    threads (default 0: all CPUs)\n"
+            "  --csv FILE         append model,omega_s,omega_a,omega_b,k,windows,draws,seed,\n"
+            "                     single,two_pass,diff,se per setting\n"
+            "  --progress         show progress on stderr even when it is not a terminal\n"
+            "  --no-progress      never show progress\n"
+            "  -h, --help         this text\n");
 }
+
+static void usage_gate(FILE *f) {
+    fprintf(f,
+            "usage: smdiff eval gate -m MODEL --tokens FILE.i32 [--seq L] [--windows N] [--t T1,T2,..]\n"
+            "\n"
+            "What soft-masking would feed back. Held-out windows are masked at each rate t;\n"
+            "over the masked positions it prints the median predictive entropy, how often\n"
+            "the true token is the top-1 or in the model's top-k, and the mean of lambda\n"
+            "under the model's soft-mask with the share above 0.01, 0.1.\n"
+            "  -m, --model FILE   the model\n"
+            "  --tokens FILE      the token file (its last 1%% is held out)\n"
+            "  --seq L            window length (default 128)\n"
+            "  --windows N        windows (default 32)\n"
+            "  --t T1,T2,..       masking rates in (0, 1] (default 0.25,0.5,0.75)\n"
+            "  -s, --seed S       mask seed (default 1)\n"
+            "  -t, --threads T    threads (default 0: all CPUs)\n"
+            "  -h, --help         this text\n");
+}
+
+enum {
+    O_TOKENS = CLI_OPT_FIRST, O_CSV, O_SEQ, O_WINDOWS, O_DRAWS, O_TWO_PASS, O_REF, O_LABEL, O_STRATEGY,
+    O_SOFTMASK, O_SM_LAMBDA, O_LEN, O_N, O_SHOW, O_BLOCK, O_TEMP, O_TOP_P, O_BUDGETS, O_SEEDS, O_T, O_DUMP,
+    O_PROMPT_ID, O_OMEGA, O_K,
+};
+#define OPT_MODEL {"model", required_argument, NULL, 'm'}
+#define OPT_TOKENS {"tokens", required_argument, NULL, O_TOKENS}
+#define OPT_THREADS {"threads", required_argument, NULL, 't'}
+static const struct option elbo_opts[] = {
+    OPT_MODEL, OPT_TOKENS, {"csv", required_argument, NULL, O_CSV}, {"seq", required_argument, NULL, O_SEQ},
+    {"windows", required_argument, NULL, O_WINDOWS}, {"draws", required_argument, NULL, O_DRAWS},
+    {"seed", required_argument, NULL, 's'}, {"two-pass", no_argument, NULL, O_TWO_PASS}, OPT_THREADS,
+    CLI_PROGRESS_OPTIONS, CLI_HELP_OPTION, {0, 0, 0, 0},
+};
+static const struct option samples_opts[] = {
+    OPT_MODEL, OPT_TOKENS, {"ref", required_argument, NULL, O_REF}, {"csv", required_argument, NULL, O_CSV},
+    {"label", required_argument, NULL, O_LABEL}, {"strategy", required_argument, NULL, O_STRATEGY},
+    {"softmask", required_argument, NULL, O_SOFTMASK}, {"sm-lambda", required_argument, NULL, O_SM_LAMBDA},
+    {"len", required_argument, NULL, O_LEN}, {"n", required_argument, NULL, O_N},
+    {"show", required_argument, NULL, O_SHOW}, {"block-len", required_argument, NULL, O_BLOCK},
+    {"temp", required_argument, NULL, O_TEMP}, {"top-p", required_argument, NULL, O_TOP_P},
+    {"budgets", required_argument, NULL, O_BUDGETS}, {"seeds", required_argument, NULL, O_SEEDS}, OPT_THREADS,
+    {"dump", required_argument, NULL, O_DUMP}, {"prompt-id", required_argument, NULL, O_PROMPT_ID},
+    CLI_PROGRESS_OPTIONS, CLI_HELP_OPTION, {0, 0, 0, 0},
+};
+static const struct option gonogo_opts[] = {
+    OPT_MODEL, OPT_TOKENS, {"csv", required_argument, NULL, O_CSV}, {"seq", required_argument, NULL, O_SEQ},
+    {"windows", required_argument, NULL, O_WINDOWS}, {"draws", required_argument, NULL, O_DRAWS},
+    {"seed", required_argument, NULL, 's'}, {"omega", required_argument, NULL, O_OMEGA},
+    {"k", required_argument, NULL, O_K}, OPT_THREADS, CLI_PROGRESS_OPTIONS, CLI_HELP_OPTION, {0, 0, 0, 0},
+};
+static const struct option gate_opts[] = {
+    OPT_MODEL, OPT_TOKENS, {"seq", required_argument, NULL, O_SEQ}, {"windows", required_argument, NULL, O_WINDOWS},
+    {"seed", required_argument, NULL, 's'}, {"t", required_argument, NULL, O_T}, OPT_THREADS,
+    CLI_HELP_OPTION, {0, 0, 0, 0},
+};
+static const struct option help_only[] = {CLI_HELP_OPTION, {0, 0, 0, 0}};
+const cli_spec cli_spec_eval = {"eval", "h", help_only, usage};
+const cli_spec cli_spec_eval_elbo = {"eval elbo", "m:s:t:h", elbo_opts, usage_elbo};
+const cli_spec cli_spec_eval_samples = {"eval samples", "m:t:h", samples_opts, usage_samples};
+const cli_spec cli_spec_eval_gate = {"eval gate", "m:s:t:h", gate_opts, usage_gate};
+const cli_spec cli_spec_eval_gonogo = {"eval gonogo", "m:s:t:h", gonogo_opts, usage_gonogo};
+
+/* Counts without an option of the library to take bounds from. */
+#define MAX_COUNT ((int64_t)INT32_MAX)
 
 /* The held-out part of a token file, the split `smdiff train` validates on:
  * returns the file's tokens (the caller frees them), *val pointing at the
@@ -149,44 +230,44 @@ static uint64_t splitmix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
+/* Close a --csv (or --dump) file; 0, or 1 after saying that a write to it
+ * failed. */
+static int close_csv(FILE *f, const char *path) {
+    int bad = ferror(f);
+    if (fclose(f) == 0 && !bad) return 0;
+    fprintf(stderr, "%s: %s: a write failed%s%s\n", cli_prog(), path, bad ? "" : ": ", bad ? "" : strerror(errno));
+    return 1;
+}
+
 /* ------------------------------------------------------------------ elbo */
 
 static int eval_elbo(int argc, char **argv) {
     const char *models[16], *tokens = NULL, *csv = NULL;
-    int n_models = 0, two_pass = 0;
-    long long seq = 128, windows = 256, draws = 4, seed = 1, threads = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && v && ++i)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (OPT("-m")) {
-            if (n_models == 16) {
-                fprintf(stderr, "smdiff eval: at most 16 models\n");
-                return 2;
-            }
-            models[n_models++] = v;
-        } else if (OPT("--tokens")) tokens = v;
-        else if (OPT("--csv")) csv = v;
-        else if (OPT("--seq")) seq = atoll(v);
-        else if (OPT("--windows")) windows = atoll(v);
-        else if (OPT("--draws")) draws = atoll(v);
-        else if (OPT("--seed")) seed = atoll(v);
-        else if (OPT("--threads")) threads = atoll(v);
-        else if (!strcmp(a, "--two-pass")) two_pass = 1;
-        else {
-            fprintf(stderr, "smdiff eval elbo: unknown or incomplete option '%s'\n\n", a);
-            usage(stderr);
-            return 2;
+    int n_models = 0, two_pass = 0, c, r = 0;
+    int64_t seq = 128, windows = 256, draws = 4, seed = 1, threads = 0;
+    cli_args a;
+    cli_begin(&a, &cli_spec_eval_elbo);
+    while (!r && (c = cli_next(&a, argc, argv)) > 0) {
+        switch (c) {
+        case 'm':
+            if (n_models == 16) return cli_usage_error("at most 16 models");
+            models[n_models++] = optarg;
+            break;
+        case O_TOKENS: tokens = optarg; break;
+        case O_CSV: csv = optarg; break;
+        case O_SEQ: r = cli_count(a.opt, optarg, 2, MAX_COUNT, &seq); break;
+        case O_WINDOWS: r = cli_count(a.opt, optarg, 0, MAX_COUNT, &windows); break;
+        case O_DRAWS: r = cli_count(a.opt, optarg, 1, MAX_COUNT, &draws); break;
+        case 's': r = cli_count(a.opt, optarg, 0, INT64_MAX, &seed); break;
+        case 't': r = cli_key_int(a.opt, optarg, SMDIFF_MODEL_THREADS, &threads); break;
+        case O_TWO_PASS: two_pass = 1; break;
+        case CLI_ARG: return cli_usage_error("unexpected argument '%s'", optarg);
         }
-#undef OPT
     }
-    if (!n_models || !tokens || seq < 2 || windows < 0 || draws < 1 || seed < 0 || threads < 0) {
-        fprintf(stderr, "smdiff eval elbo: need -m and --tokens; --seq >= 2, --draws >= 1, "
-                        "--windows, --seed, --threads >= 0\n");
-        return 2;
-    }
+    if (r) return r;
+    if (c < 0) return a.status;
+    if (!n_models || !tokens) return cli_usage_error("-m and --tokens are required");
+    int show = cli_progress(&a);
     const int32_t *val = NULL;
     int64_t n_val = 0;
     int32_t *tok = read_heldout(tokens, seq, &val, &n_val);
@@ -197,9 +278,9 @@ static int eval_elbo(int argc, char **argv) {
     if (csv) {
         out = fopen(csv, "a");
         if (!out) {
-            fprintf(stderr, "smdiff: %s: %s\n", csv, strerror(errno));
+            fprintf(stderr, "%s: %s: %s\n", cli_prog(), csv, strerror(errno));
             free(tok);
-            return 1;
+            return CLI_EXIT_FAIL;
         }
     }
     int ret = 0;
@@ -224,23 +305,25 @@ static int eval_elbo(int argc, char **argv) {
             sum += nll * (double)nw;
             masked += (int64_t)nm;
             double el = now_s() - t0, done = (double)(w + nw);
-            fprintf(stderr, "\relbo %s: %lld/%lld windows  %.0fs left   ", models[k], (long long)(w + nw),
-                    (long long)windows, el / done * ((double)windows - done));
+            if (show)
+                fprintf(stderr, "\relbo %s: %lld/%lld windows  %.0fs left   ", models[k], (long long)(w + nw),
+                        (long long)windows, el / done * ((double)windows - done));
         }
-        fprintf(stderr, "\n");
+        if (show) fprintf(stderr, "\n");
         smdiff_model_free(m);
         if (ret) break;
         double nll = sum / (double)windows;
         printf("%s: %s bound %.4f nats/token, perplexity <= %.2f  (%lld windows x %lld tokens, "
                "%lld draws, seed %lld, %lld masked positions)\n",
-               models[k], two_pass ? "two-pass" : "single-pass", nll, exp(nll), (long long)windows, seq,
-               draws, seed, (long long)masked);
+               models[k], two_pass ? "two-pass" : "single-pass", nll, exp(nll), (long long)windows, (long long)seq,
+               (long long)draws, (long long)seed, (long long)masked);
         if (out)
             fprintf(out, "%s,%s,%lld,%lld,%lld,%lld,%d,%.6f,%.4f,%lld\n", models[k],
-                    two_pass ? "two-pass" : "single-pass", seq, (long long)windows, draws, seed, two_pass,
-                    nll, exp(nll), (long long)masked);
+                    two_pass ? "two-pass" : "single-pass", (long long)seq, (long long)windows, (long long)draws,
+                    (long long)seed, two_pass, nll, exp(nll), (long long)masked);
+        ret = cli_check_stdout(); /* a closed pipe or a full disk: stop before the next model */
     }
-    if (out) fclose(out);
+    if (out && close_csv(out, csv) && !ret) ret = CLI_EXIT_FAIL;
     free(tok);
     return ret;
 }
@@ -251,57 +334,56 @@ enum { GONOGO_MAX = 16 };
 
 typedef struct gonogo_args {
     const char *models[16], *tokens, *csv;
-    int n_models, n_omega;
+    int n_models, n_omega, progress;
     double omega[GONOGO_MAX][3];
-    long long k, seq, windows, draws, seed, threads;
+    int64_t k, seq, windows, draws, seed, threads;
 } gonogo_args;
 
+/* --omega S,A,B: 0 < S < 1, A > 0, B < 0 (the schedule's bounds are
+ * checked again when it is built). */
+static int parse_omega(gonogo_args *a, const char *opt, const char *v) {
+    size_t n = 0;
+    if (a->n_omega == GONOGO_MAX) return cli_usage_error("at most %d %s settings", GONOGO_MAX, opt);
+    double *w = a->omega[a->n_omega];
+    int r = cli_real_list(opt, v, -1e300, 1e300, w, 3, &n);
+    if (r) return r;
+    if (n != 3 || !(w[0] > 0 && w[0] < 1 && w[1] > 0 && w[2] < 0))
+        return cli_usage_error("%s wants S,A,B with 0 < S < 1, A > 0, B < 0, not %s", opt, v);
+    a->n_omega++;
+    return 0;
+}
+
+static int gonogo_option(void *ud, const cli_args *ca, int c, const char *v) {
+    gonogo_args *a = ud;
+    const char *opt = ca->opt;
+    switch (c) {
+    case 'm':
+        if (a->n_models == 16) return cli_usage_error("at most 16 models");
+        a->models[a->n_models++] = v;
+        return 0;
+    case O_OMEGA: return parse_omega(a, opt, v);
+    case O_TOKENS: a->tokens = v; return 0;
+    case O_CSV: a->csv = v; return 0;
+    case O_K: return cli_key_int(opt, v, SMDIFF_SM_TOPK, &a->k);
+    case O_SEQ: return cli_count(opt, v, 2, MAX_COUNT, &a->seq);
+    case O_WINDOWS: return cli_count(opt, v, 0, MAX_COUNT, &a->windows);
+    case O_DRAWS: return cli_count(opt, v, 1, MAX_COUNT, &a->draws);
+    case 's': return cli_count(opt, v, 0, INT64_MAX, &a->seed);
+    case 't': return cli_key_int(opt, v, SMDIFF_MODEL_THREADS, &a->threads);
+    case CLI_ARG: return cli_usage_error("unexpected argument '%s'", v);
+    }
+    return 0;
+}
+
+/* -1 after --help, else 0 or an exit status. */
 static int parse_gonogo(int argc, char **argv, gonogo_args *a) {
     memset(a, 0, sizeof *a);
     a->seq = 128, a->windows = 256, a->draws = 4, a->seed = 1;
-    for (int i = 2; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(k, name) && v && ++i)
-        if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
-            usage(stdout);
-            return 1;
-        } else if (OPT("-m")) {
-            if (a->n_models == 16) {
-                fprintf(stderr, "smdiff eval gonogo: at most 16 models\n");
-                return -1;
-            }
-            a->models[a->n_models++] = v;
-        } else if (OPT("--omega")) {
-            char tail;
-            double *w = a->omega[a->n_omega];
-            if (a->n_omega == GONOGO_MAX || sscanf(v, "%lf,%lf,%lf%c", &w[0], &w[1], &w[2], &tail) != 3 ||
-                !(w[0] > 0 && w[0] < 1 && w[1] > 0 && w[2] < 0)) {
-                fprintf(stderr, "smdiff eval gonogo: --omega wants S,A,B with 0 < S < 1, A > 0, B < 0 "
-                                "(at most %d), not %s\n", GONOGO_MAX, v);
-                return -1;
-            }
-            a->n_omega++;
-        } else if (OPT("--tokens")) a->tokens = v;
-        else if (OPT("--csv")) a->csv = v;
-        else if (OPT("--k")) a->k = atoll(v);
-        else if (OPT("--seq")) a->seq = atoll(v);
-        else if (OPT("--windows")) a->windows = atoll(v);
-        else if (OPT("--draws")) a->draws = atoll(v);
-        else if (OPT("--seed")) a->seed = atoll(v);
-        else if (OPT("--threads")) a->threads = atoll(v);
-        else {
-            fprintf(stderr, "smdiff eval gonogo: unknown or incomplete option '%s'\n\n", k);
-            usage(stderr);
-            return -1;
-        }
-#undef OPT
-    }
-    if (!a->n_models || !a->tokens || a->seq < 2 || a->windows < 0 || a->draws < 1 || a->seed < 0 ||
-        a->threads < 0 || a->k < 0 || a->k > 64) {
-        fprintf(stderr, "smdiff eval gonogo: need -m and --tokens; --seq >= 2, --draws >= 1, 0 <= --k <= 64, "
-                        "--windows, --seed, --threads >= 0\n");
-        return -1;
-    }
+    cli_args ca;
+    int r = cli_parse(&ca, &cli_spec_eval_gonogo, argc, argv, gonogo_option, a);
+    if (r) return r;
+    a->progress = cli_progress(&ca);
+    if (!a->n_models || !a->tokens) return cli_usage_error("-m and --tokens are required");
     if (!a->n_omega) {
         const double s_default[3] = {0.01, 0.1, 0.5};
         for (int j = 0; j < 3; j++) a->omega[j][0] = s_default[j], a->omega[j][1] = 6.66, a->omega[j][2] = -0.75;
@@ -345,16 +427,18 @@ static int gonogo_model(const gonogo_args *a, const char *path, const int32_t *v
                                       (int32_t)a->threads, per + w * C, &nm);
         masked += nm;
         double done = (double)(w + nw);
-        fprintf(stderr, "\rgonogo %s: %lld/%lld windows  %.0fs left   ", path, (long long)(w + nw), (long long)windows,
-                (now_s() - t0) / done * ((double)windows - done));
+        if (a->progress)
+            fprintf(stderr, "\rgonogo %s: %lld/%lld windows  %.0fs left   ", path, (long long)(w + nw),
+                    (long long)windows, (now_s() - t0) / done * ((double)windows - done));
     }
-    fprintf(stderr, "\n");
+    if (a->progress) fprintf(stderr, "\n");
     int ret = rc ? cli_fail(path, rc, smdiff_last_error()) : 0;
     if (!ret) {
         double single = 0;
         for (int64_t i = 0; i < windows; i++) single += per[i * C] / (double)windows;
         printf("# %s: %lld windows x %lld tokens, %lld draws, seed %lld, k %lld; %zu masked positions; "
-               "differences paired over windows\n", path, (long long)windows, a->seq, a->draws, a->seed,
+               "differences paired over windows\n", path, (long long)windows, (long long)a->seq,
+               (long long)a->draws, (long long)a->seed,
                (long long)k, masked);
         printf("%-38s bound %.5f nats/token (perplexity <= %.2f)\n", "single-pass",
                single, exp(single));
@@ -374,7 +458,8 @@ static int gonogo_model(const gonogo_args *a, const char *path, const int32_t *v
             printf("%-38s bound %.5f  diff %+.5f +- %.5f SE  (%+.1f SE)\n", label, two, d, se, se > 0 ? d / se : 0.0);
             if (csv)
                 fprintf(csv, "%s,%g,%g,%g,%lld,%lld,%lld,%lld,%.6f,%.6f,%.6f,%.6f\n", path, a->omega[j][0],
-                        a->omega[j][1], a->omega[j][2], (long long)k, (long long)windows, a->draws, a->seed, single,
+                        a->omega[j][1], a->omega[j][2], (long long)k, (long long)windows, (long long)a->draws,
+                        (long long)a->seed, single,
                         two, d, se);
             if (j == 0 || a->omega[j][0] < a->omega[first][0]) first = j, dfirst = d, sefirst = se;
         }
@@ -383,6 +468,7 @@ static int gonogo_model(const gonogo_args *a, const char *path, const int32_t *v
                                                                     : "undecided (|diff| < 2 SE: more windows)";
         printf("SM helps at first order: %s  [omega_s %g: two-pass - single-pass = %+.5f +- %.5f nats/token]\n",
                verdict, a->omega[first][0], dfirst, sefirst);
+        ret = cli_check_stdout(); /* a closed pipe or a full disk: stop before the next model */
     }
     for (int j = 0; j < a->n_omega; j++) smdiff_softmask_free(sm[j]);
     smdiff_model_free(m);
@@ -393,7 +479,7 @@ static int gonogo_model(const gonogo_args *a, const char *path, const int32_t *v
 static int eval_gonogo(int argc, char **argv) {
     gonogo_args a;
     int pr = parse_gonogo(argc, argv, &a);
-    if (pr) return pr > 0 ? 0 : 2;
+    if (pr) return pr < 0 ? CLI_EXIT_OK : pr;
     const int32_t *val = NULL;
     int64_t n_val = 0;
     int32_t *tok = read_heldout(a.tokens, a.seq, &val, &n_val);
@@ -403,14 +489,11 @@ static int eval_gonogo(int argc, char **argv) {
     FILE *csv = a.csv ? fopen(a.csv, "a") : NULL;
     int ret = 0;
     if (a.csv && !csv) {
-        fprintf(stderr, "smdiff: %s: %s\n", a.csv, strerror(errno));
-        ret = 1;
+        fprintf(stderr, "%s: %s: %s\n", cli_prog(), a.csv, strerror(errno));
+        ret = CLI_EXIT_FAIL;
     }
     for (int i = 0; !ret && i < a.n_models; i++) ret = gonogo_model(&a, a.models[i], val, windows, csv);
-    if (csv && fclose(csv) && !ret) {
-        fprintf(stderr, "smdiff: %s: %s\n", a.csv, strerror(errno));
-        ret = 1;
-    }
+    if (csv && close_csv(csv, a.csv) && !ret) ret = CLI_EXIT_FAIL;
     free(tok);
     return ret;
 }
@@ -419,77 +502,70 @@ static int eval_gonogo(int argc, char **argv) {
 
 typedef struct samples_args {
     const char *model, *ref, *tokens, *csv, *label, *strategy, *sm_mode, *dump;
-    long long len, n, show, threads, block_len, prompt_id;
-    long long budgets[16], seeds[16];
-    int n_budgets, n_seeds;
+    int64_t len, n, show, threads, block_len, sm_mode_id, prompt_id;
+    int64_t budgets[16], seeds[16];
+    size_t n_budgets, n_seeds;
     double temp, top_p, sm_lambda;
+    int progress;
 } samples_args;
 
-static int parse_samples(int argc, char **argv, samples_args *a) {
-    memset(a, 0, sizeof *a);
-    a->len = 64, a->n = 50, a->temp = 1.0, a->top_p = 1.0, a->sm_lambda = -1, a->prompt_id = -1;
-    a->strategy = "origin";
-    a->n_seeds = 3, a->seeds[0] = 1, a->seeds[1] = 2, a->seeds[2] = 3;
-    const char *budgets = NULL, *seeds = NULL;
-    for (int i = 2; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(k, name) && v && ++i)
-        if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
-            usage(stdout);
-            return 1;
-        } else if (OPT("-m")) a->model = v;
-        else if (OPT("--ref")) a->ref = v;
-        else if (OPT("--tokens")) a->tokens = v;
-        else if (OPT("--csv")) a->csv = v;
-        else if (OPT("--label")) a->label = v;
-        else if (OPT("--strategy")) a->strategy = v;
-        else if (OPT("--softmask")) a->sm_mode = v;
-        else if (OPT("--sm-lambda")) a->sm_lambda = atof(v);
-        else if (OPT("--len")) a->len = atoll(v);
-        else if (OPT("--n")) a->n = atoll(v);
-        else if (OPT("--show")) a->show = atoll(v);
-        else if (OPT("--threads")) a->threads = atoll(v);
-        else if (OPT("--block-len")) a->block_len = atoll(v);
-        else if (OPT("--dump")) a->dump = v;
-        else if (OPT("--prompt-id")) a->prompt_id = atoll(v);
-        else if (OPT("--temp")) a->temp = atof(v);
-        else if (OPT("--top-p")) a->top_p = atof(v);
-        else if (OPT("--budgets")) budgets = v;
-        else if (OPT("--seeds")) seeds = v;
-        else {
-            fprintf(stderr, "smdiff eval samples: unknown or incomplete option '%s'\n\n", k);
-            usage(stderr);
-            return -1;
-        }
-#undef OPT
+static int samples_option(void *ud, const cli_args *a, int c, const char *v) {
+    samples_args *s = ud;
+    const char *opt = a->opt;
+    size_t n = 0;
+    int r = 0;
+    switch (c) {
+    case 'm': s->model = v; break;
+    case O_REF: s->ref = v; break;
+    case O_TOKENS: s->tokens = v; break;
+    case O_CSV: s->csv = v; break;
+    case O_LABEL: s->label = v; break;
+    case O_STRATEGY: s->strategy = v; break;
+    case O_SOFTMASK:
+        s->sm_mode = v;
+        return cli_softmask_mode(opt, v, &s->sm_mode_id);
+    case O_SM_LAMBDA: return cli_key_real(opt, v, SMDIFF_SM_CONSTANT_LAMBDA, &s->sm_lambda);
+    case O_LEN: return cli_count(opt, v, 2, 1048576, &s->len);
+    case O_N: return cli_count(opt, v, 2, MAX_COUNT, &s->n);
+    case O_SHOW: return cli_count(opt, v, 0, MAX_COUNT, &s->show);
+    case O_DUMP: s->dump = v; break;
+    case O_PROMPT_ID: return cli_count(opt, v, 0, INT32_MAX, &s->prompt_id);
+    case 't': return cli_key_int(opt, v, SMDIFF_SAMPLER_THREADS, &s->threads);
+    case O_BLOCK: return cli_key_int(opt, v, SMDIFF_SAMPLER_BLOCK_LENGTH, &s->block_len);
+    case O_TEMP: return cli_key_real(opt, v, SMDIFF_SAMPLER_TEMPERATURE, &s->temp);
+    case O_TOP_P: return cli_key_real(opt, v, SMDIFF_SAMPLER_TOP_P, &s->top_p);
+    case O_BUDGETS:
+        r = cli_count_list(opt, v, 1, 1048576, s->budgets, 16, &n);
+        s->n_budgets = r ? 0 : n;
+        return r;
+    case O_SEEDS:
+        r = cli_count_list(opt, v, 0, INT64_MAX, s->seeds, 16, &n);
+        s->n_seeds = r ? 0 : n;
+        return r;
+    case CLI_ARG: return cli_usage_error("unexpected argument '%s'", v);
     }
-    if (!a->model || !a->ref || !a->tokens) {
-        fprintf(stderr, "smdiff eval samples: -m, --ref and --tokens are required\n");
-        return -1;
-    }
-    if (a->len < 2 || a->n < 2 || a->show < 0 || a->threads < 0) {
-        fprintf(stderr, "smdiff eval samples: need --len >= 2, --n >= 2, --show and --threads >= 0\n");
-        return -1;
-    }
-    if (budgets) {
-        a->n_budgets = parse_list(budgets, a->budgets, NULL, 16);
-    } else {
-        a->n_budgets = 0;
-        for (long long d = 8; d >= 1; d /= 2)
-            if (a->len / d >= 1) a->budgets[a->n_budgets++] = a->len / d;
-    }
-    if (seeds) a->n_seeds = parse_list(seeds, a->seeds, NULL, 16);
-    if (a->n_budgets < 1 || a->n_seeds < 1) {
-        fprintf(stderr, "smdiff eval samples: --budgets and --seeds want comma-separated numbers "
-                        "(at most 16)\n");
-        return -1;
-    }
-    for (int i = 0; i < a->n_budgets; i++)
-        if (a->budgets[i] < 1 || a->budgets[i] > a->len) {
-            fprintf(stderr, "smdiff eval samples: budget %lld outside 1..%lld\n", a->budgets[i], a->len);
-            return -1;
-        }
-    if (!a->label) a->label = a->model;
+    return 0;
+}
+
+/* -1 after --help, else 0 or an exit status. */
+static int parse_samples(int argc, char **argv, samples_args *s) {
+    memset(s, 0, sizeof *s);
+    s->len = 64, s->n = 50, s->temp = 1.0, s->top_p = 1.0, s->sm_lambda = -1, s->prompt_id = -1;
+    s->strategy = "origin";
+    s->n_seeds = 3, s->seeds[0] = 1, s->seeds[1] = 2, s->seeds[2] = 3;
+    cli_args a;
+    int r = cli_parse(&a, &cli_spec_eval_samples, argc, argv, samples_option, s);
+    if (r) return r;
+    s->progress = cli_progress(&a);
+    if (!s->model || !s->ref || !s->tokens) return cli_usage_error("-m, --ref and --tokens are required");
+    if (!s->n_budgets)
+        for (int64_t d = 8; d >= 1; d /= 2)
+            if (s->len / d >= 1) s->budgets[s->n_budgets++] = s->len / d;
+    for (size_t i = 0; i < s->n_budgets; i++)
+        if (s->budgets[i] > s->len)
+            return cli_usage_error("--budgets: %lld is more steps than --len %lld", (long long)s->budgets[i],
+                                   (long long)s->len);
+    if (!s->label) s->label = s->model;
     return 0;
 }
 
@@ -508,14 +584,7 @@ static int32_t make_sampler(const samples_args *a, smdiff_model *m, smdiff_sampl
     if (!rc) *what = "--top-p", rc = smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, a->top_p);
     if (!rc) *what = "--strategy", rc = smdiff_sampler_set_strategy(s, a->strategy);
     if (!rc) *what = "soft-mask", rc = smdiff_softmask_create_from_model(m, &sm);
-    if (!rc && a->sm_mode) {
-        int64_t mode = !strcmp(a->sm_mode, "off")       ? SMDIFF_SM_OFF
-                       : !strcmp(a->sm_mode, "entropy")  ? SMDIFF_SM_ENTROPY
-                       : !strcmp(a->sm_mode, "constant") ? SMDIFF_SM_CONSTANT
-                                                         : -1;
-        *what = "--softmask (off, entropy or constant)";
-        rc = mode < 0 ? SMDIFF_E_INVAL : smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, mode);
-    }
+    if (!rc && a->sm_mode) *what = "--softmask", rc = smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, a->sm_mode_id);
     if (!rc && a->sm_lambda >= 0)
         *what = "--sm-lambda", rc = smdiff_softmask_set_double(sm, SMDIFF_SM_CONSTANT_LAMBDA, a->sm_lambda);
     if (!rc) rc = smdiff_sampler_set_softmask(s, sm);
@@ -543,7 +612,7 @@ static void print_text(smdiff_model *m, const int32_t *ids, int64_t n) {
 
 /* --dump: one JSON line per sample of a (seed, budget): its text up to the
  * first EOS, whether it has one, and its NLL under the reference. */
-static int dump_samples(FILE *f, const smdiff_model *m, const samples_args *a, uint64_t seed, long long budget,
+static int dump_samples(FILE *f, const smdiff_model *m, const samples_args *a, uint64_t seed, int64_t budget,
                         const int32_t *gen, const double *nll) {
     const int64_t S = a->len + 1;
     int64_t eos = -1;
@@ -568,7 +637,7 @@ static int dump_samples(FILE *f, const smdiff_model *m, const samples_args *a, u
 static int eval_samples(int argc, char **argv) {
     samples_args a;
     int pr = parse_samples(argc, argv, &a);
-    if (pr) return pr > 0 ? 0 : 2;
+    if (pr) return pr < 0 ? CLI_EXIT_OK : pr;
     const int64_t S = a.len + 1; /* prompt token + generated */
     const int32_t *val = NULL;
     int64_t n_val = 0;
@@ -578,7 +647,7 @@ static int eval_samples(int argc, char **argv) {
     smdiff_sampler *s = NULL;
     smdiff_softmask *sm = NULL;
     FILE *csv = NULL, *dump = NULL;
-    const int64_t N = a.n, nb = a.n_budgets, ns = a.n_seeds;
+    const int64_t N = a.n, nb = (int64_t)a.n_budgets, ns = (int64_t)a.n_seeds;
     int32_t *human = malloc(sizeof(int32_t) * (size_t)(N * S));
     int32_t *gen = malloc(sizeof(int32_t) * (size_t)(N * S));
     double *nll = malloc(sizeof(double) * (size_t)N);
@@ -599,13 +668,12 @@ static int eval_samples(int argc, char **argv) {
     int64_t vocab = 0, d = 0;
     if (!rc) smdiff_model_property(m, SMDIFF_PROP_VOCAB_SIZE, &vocab);
     if (!rc && a.prompt_id >= vocab) {
-        fprintf(stderr, "smdiff eval samples: --prompt-id %lld is outside the vocabulary of %lld\n", a.prompt_id,
-                (long long)vocab);
-        ret = 2;
+        ret = cli_usage_error("--prompt-id %lld is outside the vocabulary of %lld", (long long)a.prompt_id,
+                              (long long)vocab);
         goto done;
     }
-    if (rc) {
-        ret = cli_fail(what, rc, smdiff_last_error());
+    if (rc) { /* an option's value the library refuses is a usage error */
+        ret = what[0] == '-' ? cli_refused(what, rc, smdiff_last_error()) : cli_fail(what, rc, smdiff_last_error());
         goto done;
     }
     /* the reference model scores every sample set; its width sizes the
@@ -624,18 +692,19 @@ static int eval_samples(int argc, char **argv) {
         goto done;
     }
     if (a.csv && !(csv = fopen(a.csv, "a"))) {
-        fprintf(stderr, "smdiff: %s: %s\n", a.csv, strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", cli_prog(), a.csv, strerror(errno));
         goto done;
     }
     if (a.dump && !(dump = fopen(a.dump, "w"))) {
-        fprintf(stderr, "smdiff: %s: %s\n", a.dump, strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", cli_prog(), a.dump, strerror(errno));
         goto done;
     }
     double t0 = now_s(), work_done = 0, work_total = 0;
     for (int64_t b = 0; b < nb; b++) work_total += (double)(a.budgets[b] * N * ns);
     printf("# %s: %lld samples of %lld tokens per seed and budget, strategy %s, block %lld, "
            "temperature %g, top-p %g, soft-mask %s\n",
-           a.label, (long long)N, a.len, a.strategy, a.block_len ? a.block_len : a.len, a.temp, a.top_p,
+           a.label, (long long)N, (long long)a.len, a.strategy, (long long)(a.block_len ? a.block_len : a.len),
+           a.temp, a.top_p,
            a.sm_mode ? a.sm_mode : "(model's)");
     for (int64_t si = 0; si < ns; si++) {
         uint64_t seed = (uint64_t)a.seeds[si], st = seed * 0x2545F4914F6CDD1Dull + 7;
@@ -673,12 +742,13 @@ static int eval_samples(int argc, char **argv) {
                 if (!rc && n_out != (size_t)a.len) rc = SMDIFF_E_INTERNAL;
                 work_done += (double)a.budgets[b];
                 double el = now_s() - t0;
-                fprintf(stderr, "\r%s seed %llu budget %lld: sample %lld/%lld  %.0fs left   ", a.label,
-                        (unsigned long long)seed, a.budgets[b], (long long)(i + 1), (long long)N,
-                        el / work_done * (work_total - work_done));
+                if (a.progress)
+                    fprintf(stderr, "\r%s seed %llu budget %lld: sample %lld/%lld  %.0fs left   ", a.label,
+                            (unsigned long long)seed, (long long)a.budgets[b], (long long)(i + 1), (long long)N,
+                            el / work_done * (work_total - work_done));
             }
             if (rc) {
-                fprintf(stderr, "\n");
+                if (a.progress) fprintf(stderr, "\n");
                 ret = cli_fail(what, rc, smdiff_sampler_last_error(s));
                 goto done;
             }
@@ -692,23 +762,23 @@ static int eval_samples(int argc, char **argv) {
                 rc = smdiff_eval_unigram_entropy(gen + i * S + 1, (size_t)a.len, (size_t)vocab, &e);
                 ge += e;
             }
+            if (a.progress) fprintf(stderr, "\n");
             if (rc) {
-                fprintf(stderr, "\n");
                 ret = cli_fail(what, rc, smdiff_last_error());
                 goto done;
             }
             double *r = res + (b * ns + si);
             r[0] = exp(gn / N), r[nb * ns] = ge / N, r[2 * nb * ns] = mauve;
-            fprintf(stderr, "\n");
             printf("%s seed %llu steps %lld: gen ppl %.2f  entropy %.3f  MAUVE %.4f  (n %lld)\n", a.label,
-                   (unsigned long long)seed, a.budgets[b], r[0], r[nb * ns], mauve, (long long)N);
+                   (unsigned long long)seed, (long long)a.budgets[b], r[0], r[nb * ns], mauve, (long long)N);
             if (csv)
-                fprintf(csv, "%s,%lld,%llu,%lld,%.4f,%.5f,%.5f\n", a.label, a.budgets[b],
+                fprintf(csv, "%s,%lld,%llu,%lld,%.4f,%.5f,%.5f\n", a.label, (long long)a.budgets[b],
                         (unsigned long long)seed, (long long)N, r[0], r[nb * ns], mauve);
             for (int64_t i = 0; si == 0 && i < a.show && i < N; i++) print_text(m, gen + i * S, S);
-            fflush(stdout);
+            if ((ret = cli_check_stdout())) goto done; /* nobody reads the results: stop */
             if (dump && dump_samples(dump, m, &a, seed, a.budgets[b], gen, nll)) {
-                fprintf(stderr, "smdiff: %s: write error\n", a.dump);
+                fprintf(stderr, "%s: %s: a write failed\n", cli_prog(), a.dump);
+                ret = CLI_EXIT_FAIL;
                 goto done;
             }
         }
@@ -719,15 +789,12 @@ static int eval_samples(int argc, char **argv) {
         double mu[3], sd[3];
         for (int k = 0; k < 3; k++) mean_sd(res + k * nb * ns + b * ns, (int)ns, &mu[k], &sd[k]);
         printf("%s steps %lld: gen ppl %.2f +- %.2f  entropy %.3f +- %.3f  MAUVE %.4f +- %.4f\n", a.label,
-               a.budgets[b], mu[0], sd[0], mu[1], sd[1], mu[2], sd[2]);
+               (long long)a.budgets[b], mu[0], sd[0], mu[1], sd[1], mu[2], sd[2]);
     }
-    ret = 0;
+    ret = cli_check_stdout();
 done:
-    if (csv) fclose(csv);
-    if (dump && fclose(dump) && !ret) {
-        fprintf(stderr, "smdiff: %s: %s\n", a.dump, strerror(errno));
-        ret = 1;
-    }
+    if (csv && close_csv(csv, a.csv) && !ret) ret = CLI_EXIT_FAIL;
+    if (dump && close_csv(dump, a.dump) && !ret) ret = CLI_EXIT_FAIL;
     smdiff_sampler_free(s);
     smdiff_softmask_free(sm);
     smdiff_model_free(m);
@@ -749,36 +816,32 @@ done:
  * whether the true token is the top-1 or in the top-k, and the resulting
  * lambda. */
 static int eval_gate(int argc, char **argv) {
-    const char *model = NULL, *tokens = NULL, *ts = "0.25,0.5,0.75";
-    long long seq = 128, windows = 32, seed = 1, threads = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && v && ++i)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (OPT("-m")) model = v;
-        else if (OPT("--tokens")) tokens = v;
-        else if (OPT("--seq")) seq = atoll(v);
-        else if (OPT("--windows")) windows = atoll(v);
-        else if (OPT("--seed")) seed = atoll(v);
-        else if (OPT("--threads")) threads = atoll(v);
-        else if (OPT("--t")) ts = v;
-        else {
-            fprintf(stderr, "smdiff eval gate: unknown or incomplete option '%s'\n\n", a);
-            usage(stderr);
-            return 2;
+    const char *model = NULL, *tokens = NULL;
+    int64_t seq = 128, windows = 32, seed = 1, threads = 0;
+    double tv[16] = {0.25, 0.5, 0.75};
+    size_t nt = 3;
+    int c, r = 0;
+    cli_args a;
+    cli_begin(&a, &cli_spec_eval_gate);
+    while (!r && (c = cli_next(&a, argc, argv)) > 0) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case O_TOKENS: tokens = optarg; break;
+        case O_SEQ: r = cli_count(a.opt, optarg, 2, MAX_COUNT, &seq); break;
+        case O_WINDOWS: r = cli_count(a.opt, optarg, 1, MAX_COUNT, &windows); break;
+        case 's': r = cli_count(a.opt, optarg, 0, INT64_MAX, &seed); break;
+        case 't': r = cli_key_int(a.opt, optarg, SMDIFF_MODEL_THREADS, &threads); break;
+        case O_T:
+            r = cli_real_list(a.opt, optarg, 0, 1, tv, 16, &nt);
+            for (size_t i = 0; !r && i < nt; i++)
+                if (!(tv[i] > 0)) r = cli_usage_error("%s: a masking rate of %g masks nothing: (0, 1]", a.opt, tv[i]);
+            break;
+        case CLI_ARG: return cli_usage_error("unexpected argument '%s'", optarg);
         }
-#undef OPT
     }
-    double tv[16];
-    int nt = parse_list(ts, NULL, tv, 16);
-    for (int i = 0; i < nt; i++)
-        if (!(tv[i] > 0 && tv[i] <= 1)) nt = -1;
-    if (!model || !tokens || seq < 2 || windows < 1 || seed < 0 || threads < 0 || nt < 1) {
-        fprintf(stderr, "smdiff eval gate: need -m, --tokens, --seq >= 2, --windows >= 1, --t in (0,1] list\n");
-        return 2;
-    }
+    if (r) return r;
+    if (c < 0) return a.status;
+    if (!model || !tokens) return cli_usage_error("-m and --tokens are required");
     const int32_t *val = NULL;
     int64_t n_val = 0;
     int32_t *tok = read_heldout(tokens, seq, &val, &n_val);
@@ -803,10 +866,10 @@ static int eval_gate(int argc, char **argv) {
         ret = cli_fail(model, rc, smdiff_last_error());
     } else {
         printf("# %s: soft-mask omega_s %g, omega_a %g, omega_b %g, k %lld; %lld windows x %lld tokens\n", model,
-               s_, a_, b_, (long long)k, windows, seq);
+               s_, a_, b_, (long long)k, (long long)windows, (long long)seq);
         printf("#   t  masked  median H  top-1 right  true in top-%lld  mean lambda  lambda>0.01  lambda>0.1\n",
                (long long)k);
-        for (int ti = 0; ti < nt; ti++)
+        for (size_t ti = 0; ti < nt; ti++)
             printf("%5.2f  %6zu  %8.3f  %11.3f  %14.3f  %11.4f  %11.3f  %10.3f\n", tv[ti], st[ti].n_masked,
                    st[ti].median_entropy, st[ti].top1, st[ti].topk, st[ti].mean_lambda, st[ti].lambda_above_001,
                    st[ti].lambda_above_01);
@@ -818,15 +881,7 @@ static int eval_gate(int argc, char **argv) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "elbo")) return eval_elbo(argc, argv);
-    if (argc >= 2 && !strcmp(argv[1], "samples")) return eval_samples(argc, argv);
-    if (argc >= 2 && !strcmp(argv[1], "gate")) return eval_gate(argc, argv);
-    if (argc >= 2 && !strcmp(argv[1], "gonogo")) return eval_gonogo(argc, argv);
-    if (argc >= 2 && !strcmp(argv[1], "infill")) return eval_infill(argc, argv);
-    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        usage(stdout);
-        return 0;
-    }
-    usage(stderr);
-    return 2;
+    static const cli_subcommand subs[] = {{"elbo", eval_elbo},     {"gonogo", eval_gonogo}, {"samples", eval_samples},
+                                          {"infill", eval_infill}, {"gate", eval_gate}};
+    return cli_dispatch(&cli_spec_eval, subs, sizeof subs / sizeof subs[0], argc, argv);
 }

@@ -3,6 +3,7 @@
  * the AR objective, with checkpoints every N steps, exact --resume, a
  * progress line, a CSV log and an SVG loss curve. */
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,14 +19,29 @@ static void usage(FILE *f) {
             "                    (--init MODEL.gguf | --arch dream|llada --vocab N --embd D --layers N\n"
             "                     --heads H [--kv-heads K] --ff F --mask-id ID [--eos-id ID] [--tokenizer GGUF])\n"
             "                    [options]\n"
-            "\n"
-            "       smdiff train --corpus PATH [--corpus PATH ...] --tokens FILE.i32 ... (as above)\n"
+            "usage: smdiff train --corpus PATH [--corpus PATH ...] --tokens FILE.i32 ... (as above)\n"
             "\n"
             "FILE.i32 holds little-endian int32 token ids, documents separated by EOS.\n"
             "With --corpus, every text file under PATH (folders walked in name order) is\n"
             "tokenized once into FILE.i32 with the tokenizer of --init or --tokenizer, EOS\n"
             "(--eos-id, else the model's) after each document, then training starts.\n"
             "The last 1%% (at least one sequence) is held out for validation.\n"
+            "\n"
+            "data and model:\n"
+            "  --tokens FILE      the token file to train on (written first with --corpus)\n"
+            "  --corpus PATH      text to tokenize into --tokens (repeatable, at most 64)\n"
+            "  --out FILE         the model to write\n"
+            "  --init FILE        start from this model (continued pretraining, fine-tuning)\n"
+            "  --arch NAME        or a new model: dream or llada, with the shape below\n"
+            "  --vocab N          vocabulary rows\n"
+            "  --embd D           width\n"
+            "  --layers N         layers\n"
+            "  --heads H          attention heads\n"
+            "  --kv-heads K       key/value heads (default: --heads)\n"
+            "  --ff F             feed-forward width\n"
+            "  --mask-id ID       the mask token (default: the last row)\n"
+            "  --eos-id ID        the end-of-text token (default: none, or the model's)\n"
+            "  --tokenizer FILE   the tokenizer a new model carries (a GGUF file)\n"
             "\n"
             "options:\n"
             "  --steps N          total optimizer steps (default 1000)\n"
@@ -43,12 +59,12 @@ static void usage(FILE *f) {
             "                     give it again with --resume\n"
             "  --ar               autoregressive objective (causal reference model)\n"
             "  --shift-logits on|off  row i predicts position i+1 (on, Dream) or i (off); default:\n"
-            "                     the file's, else on for dream, off for llada. --init AR.gguf\n"
-            "                     --shift-logits on adapts an --ar model into a diffusion model\n"
-            "  --seed S           random seed (default 1)\n"
-            "  --threads T        threads (default: all CPUs)\n"
+            "                     the file's, else on for dream, off for llada. On, with\n"
+            "                     --init AR.gguf, adapts an --ar model into a diffusion model\n"
+            "  -s, --seed S       random seed (default 1)\n"
+            "  -t, --threads T    threads (default 0: all CPUs)\n"
             "  --save-every N     checkpoint (model, training state, log, curve) every N steps (default 100)\n"
-            "  --eval-every N     validation loss every N steps (default: at checkpoints)\n"
+            "  --eval-every N     validation loss every N steps (default 0: at checkpoints)\n"
             "  --f16              write F16 matrices in the model file (state stays exact)\n"
             "  --resume           continue from MODEL.gguf.state (same options, data and threads)\n"
             "  --keep-every N     also keep the model of every N-th step as MODEL.stepN.gguf\n"
@@ -56,6 +72,10 @@ static void usage(FILE *f) {
             "                     train as many steps as match the compute (plain-step\n"
             "                     equivalents, the last row's `compute`) of that run's log;\n"
             "                     replaces --steps (the binary arm of an SM run)\n"
+            "  --kill-after N     (for tests) die with SIGKILL after step N, as a crash would\n"
+            "  --progress         print the step lines even when stderr is not a terminal\n"
+            "  --no-progress      never print them\n"
+            "  -h, --help         this text\n"
             "\n"
             "Writes MODEL.gguf (loadable by smdiff generate), MODEL.gguf.state (exact resume),\n"
             "MODEL.gguf.csv and MODEL.gguf.svg. The CSV has one row per step: step, loss,\n"
@@ -64,6 +84,36 @@ static void usage(FILE *f) {
             "saw), sm (1 if the step used the SM two-pass) and compute (cumulative matrix\n"
             "FLOPs of the passes run, in nominal plain steps; docs/TRAINING.md).\n");
 }
+
+enum {
+    O_TOKENS = CLI_OPT_FIRST, O_OUT, O_INIT, O_ARCH, O_TOKENIZER, O_SM_INIT, O_SHIFT, O_CORPUS, O_VOCAB, O_EMBD,
+    O_LAYERS, O_HEADS, O_KV_HEADS, O_FF, O_MASK_ID, O_EOS_ID, O_STEPS, O_BATCH, O_SEQ, O_WARMUP, O_SAVE_EVERY,
+    O_EVAL_EVERY, O_KILL_AFTER, O_LR, O_SM_LR, O_SM_PROB, O_COSINE, O_NO_SM, O_AR, O_F16, O_RESUME, O_SM_K,
+    O_KEEP_EVERY, O_ISO,
+};
+static const struct option longopts[] = {
+    {"tokens", required_argument, NULL, O_TOKENS},   {"out", required_argument, NULL, O_OUT},
+    {"init", required_argument, NULL, O_INIT},       {"arch", required_argument, NULL, O_ARCH},
+    {"tokenizer", required_argument, NULL, O_TOKENIZER}, {"sm-init", required_argument, NULL, O_SM_INIT},
+    {"shift-logits", required_argument, NULL, O_SHIFT}, {"corpus", required_argument, NULL, O_CORPUS},
+    {"vocab", required_argument, NULL, O_VOCAB},     {"embd", required_argument, NULL, O_EMBD},
+    {"layers", required_argument, NULL, O_LAYERS},   {"heads", required_argument, NULL, O_HEADS},
+    {"kv-heads", required_argument, NULL, O_KV_HEADS}, {"ff", required_argument, NULL, O_FF},
+    {"mask-id", required_argument, NULL, O_MASK_ID}, {"eos-id", required_argument, NULL, O_EOS_ID},
+    {"steps", required_argument, NULL, O_STEPS},     {"batch", required_argument, NULL, O_BATCH},
+    {"seq", required_argument, NULL, O_SEQ},         {"warmup", required_argument, NULL, O_WARMUP},
+    {"seed", required_argument, NULL, 's'},          {"threads", required_argument, NULL, 't'},
+    {"save-every", required_argument, NULL, O_SAVE_EVERY}, {"eval-every", required_argument, NULL, O_EVAL_EVERY},
+    {"kill-after", required_argument, NULL, O_KILL_AFTER}, {"lr", required_argument, NULL, O_LR},
+    {"sm-lr", required_argument, NULL, O_SM_LR},     {"sm-prob", required_argument, NULL, O_SM_PROB},
+    {"cosine", no_argument, NULL, O_COSINE},         {"no-sm", no_argument, NULL, O_NO_SM},
+    {"ar", no_argument, NULL, O_AR},                 {"f16", no_argument, NULL, O_F16},
+    {"resume", no_argument, NULL, O_RESUME},         {"sm-k", required_argument, NULL, O_SM_K},
+    {"keep-every", required_argument, NULL, O_KEEP_EVERY}, {"iso-compute-of", required_argument, NULL, O_ISO},
+    CLI_PROGRESS_OPTIONS,
+    CLI_HELP_OPTION,                                 {0, 0, 0, 0},
+};
+const cli_spec cli_spec_train = {"train", "s:t:h", longopts, usage};
 
 static double now(void) {
     struct timespec ts;
@@ -180,92 +230,102 @@ static int make_tokens(const args *a);
 typedef struct args {
     const char *corpus[64];
     int n_corpus;
-    const char *tokens, *out, *init, *arch, *tokenizer, *sm_init, *shift, *iso_of;
-    long long vocab, embd, layers, heads, kv_heads, ff, mask_id, eos_id;
-    long long steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after, keep_every, sm_k;
-    double lr, sm_lr, sm_prob;
-    int cosine, no_sm, ar, f16, resume;
+    const char *tokens, *out, *init, *arch, *tokenizer, *shift, *iso_of;
+    int64_t vocab, embd, layers, heads, kv_heads, ff, mask_id, eos_id;
+    int64_t steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after, keep_every, sm_k;
+    double lr, sm_lr, sm_prob, sm_init[3];
+    int cosine, no_sm, ar, f16, resume, has_sm_init, steps_given, progress;
 } args;
 
+/* The trainer option behind each numeric option (bounds from the library),
+ * or 0 for the command's own counts. */
+static const struct {
+    int code;
+    int32_t key;
+    size_t field;
+} k_numbers[] = {
+    {O_VOCAB, SMDIFF_TRAIN_N_VOCAB, offsetof(args, vocab)},     {O_EMBD, SMDIFF_TRAIN_N_EMBD, offsetof(args, embd)},
+    {O_LAYERS, SMDIFF_TRAIN_N_LAYER, offsetof(args, layers)},   {O_HEADS, SMDIFF_TRAIN_N_HEAD, offsetof(args, heads)},
+    {O_KV_HEADS, SMDIFF_TRAIN_N_HEAD_KV, offsetof(args, kv_heads)}, {O_FF, SMDIFF_TRAIN_N_FF, offsetof(args, ff)},
+    {O_MASK_ID, SMDIFF_TRAIN_MASK_ID, offsetof(args, mask_id)}, {O_EOS_ID, SMDIFF_TRAIN_EOS_ID, offsetof(args, eos_id)},
+    {O_BATCH, SMDIFF_TRAIN_BATCH, offsetof(args, batch)},      {O_SEQ, SMDIFF_TRAIN_SEQ_LEN, offsetof(args, seq)},
+    {O_WARMUP, SMDIFF_TRAIN_WARMUP, offsetof(args, warmup)},   {'s', SMDIFF_TRAIN_SEED, offsetof(args, seed)},
+    {'t', SMDIFF_TRAIN_THREADS, offsetof(args, threads)},      {O_LR, SMDIFF_TRAIN_LR, offsetof(args, lr)},
+    {O_SM_LR, SMDIFF_TRAIN_SM_LR, offsetof(args, sm_lr)},      {O_SM_PROB, SMDIFF_TRAIN_SM_PROB, offsetof(args, sm_prob)},
+    {O_STEPS, 0, offsetof(args, steps)},                       {O_SAVE_EVERY, 0, offsetof(args, save_every)},
+    {O_EVAL_EVERY, 0, offsetof(args, eval_every)},             {O_KILL_AFTER, 0, offsetof(args, kill_after)},
+    {O_KEEP_EVERY, 0, offsetof(args, keep_every)},             {O_SM_K, SMDIFF_SM_TOPK, offsetof(args, sm_k)},
+};
+
+/* A numeric option into its field; 1 if c is not one. */
+static int parse_number(args *a, const char *opt, int c, const char *v, int *r) {
+    for (size_t i = 0; i < sizeof k_numbers / sizeof k_numbers[0]; i++) {
+        if (k_numbers[i].code != c) continue;
+        void *field = (char *)a + k_numbers[i].field;
+        int32_t key = k_numbers[i].key;
+        if (key == SMDIFF_TRAIN_LR || key == SMDIFF_TRAIN_SM_LR || key == SMDIFF_TRAIN_SM_PROB)
+            *r = cli_key_real(opt, v, key, field);
+        else if (key)
+            *r = cli_key_count(opt, v, key, field); /* -1 "default" values only by leaving the option out */
+        else
+            *r = cli_count(opt, v, c == O_STEPS || c == O_SAVE_EVERY ? 1 : 0, INT32_MAX, field);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_option(void *ud, const cli_args *ca, int c, const char *v) {
+    args *a = ud;
+    const char *opt = ca->opt;
+    int r = 0;
+    size_t n = 0;
+    a->steps_given |= c == O_STEPS;
+    if (!parse_number(a, opt, c, v, &r)) return r;
+    switch (c) {
+    case O_ISO: a->iso_of = v; break;
+    case O_TOKENS: a->tokens = v; break;
+    case O_OUT: a->out = v; break;
+    case O_INIT: a->init = v; break;
+    case O_ARCH: a->arch = v; break;
+    case O_TOKENIZER: a->tokenizer = v; break;
+    case O_SHIFT:
+        if (strcmp(v, "on") && strcmp(v, "off")) return cli_usage_error("%s wants on or off, not '%s'", opt, v);
+        a->shift = v;
+        break;
+    case O_CORPUS:
+        if (a->n_corpus == 64) return cli_usage_error("at most 64 --corpus paths");
+        a->corpus[a->n_corpus++] = v;
+        break;
+    case O_SM_INIT:
+        /* each bound is checked by the soft-mask schedule when applied */
+        if ((r = cli_real_list(opt, v, -1e300, 1e300, a->sm_init, 3, &n))) return r;
+        if (n != 3) return cli_usage_error("%s wants SCALE,STEEPNESS,CENTRE, e.g. 0.5,6.66,-0.75", opt);
+        a->has_sm_init = 1;
+        break;
+    case O_COSINE: a->cosine = 1; break;
+    case O_NO_SM: a->no_sm = 1; break;
+    case O_AR: a->ar = 1; break;
+    case O_F16: a->f16 = 1; break;
+    case O_RESUME: a->resume = 1; break;
+    case CLI_ARG: return cli_usage_error("unexpected argument '%s'", v);
+    }
+    return 0;
+}
+
+/* -1 after --help, else 0 or an exit status. */
 static int parse(int argc, char **argv, args *a) {
     memset(a, 0, sizeof *a);
     a->kv_heads = -1, a->mask_id = -1, a->eos_id = -1;
-    a->steps = -1, a->batch = 8, a->seq = 128, a->seed = 1, a->save_every = 100;
+    a->steps = 1000, a->batch = 8, a->seq = 128, a->seed = 1, a->save_every = 100;
     a->lr = 3e-4, a->sm_lr = 1e-2, a->sm_prob = 0.8;
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        struct { const char *name; const char **s; long long *n; double *d; } opt[] = {
-            {"--tokens", &a->tokens, NULL, NULL}, {"--out", &a->out, NULL, NULL},
-            {"--init", &a->init, NULL, NULL}, {"--arch", &a->arch, NULL, NULL},
-            {"--tokenizer", &a->tokenizer, NULL, NULL}, {"--sm-init", &a->sm_init, NULL, NULL},
-            {"--shift-logits", &a->shift, NULL, NULL}, {"--vocab", NULL, &a->vocab, NULL},
-            {"--iso-compute-of", &a->iso_of, NULL, NULL}, {"--keep-every", NULL, &a->keep_every, NULL},
-            {"--sm-k", NULL, &a->sm_k, NULL},
-            {"--embd", NULL, &a->embd, NULL}, {"--layers", NULL, &a->layers, NULL},
-            {"--heads", NULL, &a->heads, NULL}, {"--kv-heads", NULL, &a->kv_heads, NULL},
-            {"--ff", NULL, &a->ff, NULL}, {"--mask-id", NULL, &a->mask_id, NULL},
-            {"--eos-id", NULL, &a->eos_id, NULL}, {"--steps", NULL, &a->steps, NULL},
-            {"--batch", NULL, &a->batch, NULL}, {"--seq", NULL, &a->seq, NULL},
-            {"--warmup", NULL, &a->warmup, NULL}, {"--seed", NULL, &a->seed, NULL},
-            {"--threads", NULL, &a->threads, NULL}, {"--save-every", NULL, &a->save_every, NULL},
-            {"--eval-every", NULL, &a->eval_every, NULL}, {"--kill-after", NULL, &a->kill_after, NULL},
-            {"--lr", NULL, NULL, &a->lr}, {"--sm-lr", NULL, NULL, &a->sm_lr},
-            {"--sm-prob", NULL, NULL, &a->sm_prob},
-        };
-        struct { const char *name; int *flag; } flags[] = {
-            {"--cosine", &a->cosine}, {"--no-sm", &a->no_sm}, {"--ar", &a->ar},
-            {"--f16", &a->f16}, {"--resume", &a->resume},
-        };
-        int done = 0;
-        if (!strcmp(k, "--corpus")) {
-            if (!v || a->n_corpus == 64) {
-                fprintf(stderr, "smdiff train: --corpus needs a path (at most 64)\n");
-                return -1;
-            }
-            a->corpus[a->n_corpus++] = v;
-            i++;
-            continue;
-        }
-        for (size_t j = 0; !done && j < sizeof flags / sizeof flags[0]; j++)
-            if (!strcmp(k, flags[j].name)) *flags[j].flag = 1, done = 1;
-        for (size_t j = 0; !done && j < sizeof opt / sizeof opt[0]; j++) {
-            if (strcmp(k, opt[j].name)) continue;
-            if (!v) {
-                fprintf(stderr, "smdiff train: %s needs a value\n", k);
-                return -1;
-            }
-            char *end = NULL;
-            if (opt[j].s) *opt[j].s = v;
-            else if (opt[j].n) *opt[j].n = strtoll(v, &end, 10);
-            else *opt[j].d = strtod(v, &end);
-            if (end && *end) {
-                fprintf(stderr, "smdiff train: %s: not a number: %s\n", k, v);
-                return -1;
-            }
-            i++, done = 1;
-        }
-        if (!done) {
-            fprintf(stderr, "smdiff train: unknown argument %s\n", k);
-            return -1;
-        }
-    }
-    if (a->shift && strcmp(a->shift, "on") && strcmp(a->shift, "off")) {
-        fprintf(stderr, "smdiff train: --shift-logits wants on or off, not %s\n", a->shift);
-        return -1;
-    }
-    if (!a->tokens || !a->out || (!a->init && !a->arch)) {
-        fprintf(stderr, "smdiff train: --tokens, --out and --init or --arch are required\n");
-        return -1;
-    }
-    if (a->iso_of && a->steps != -1) {
-        fprintf(stderr, "smdiff train: --iso-compute-of sets the number of steps: leave out --steps\n");
-        return -1;
-    }
-    if (a->steps == -1) a->steps = 1000;
-    if (a->steps < 1 || a->save_every < 1 || a->eval_every < 0 || a->keep_every < 0) {
-        fprintf(stderr, "smdiff train: --steps and --save-every must be >= 1, --keep-every >= 0\n");
-        return -1;
-    }
+    cli_args ca;
+    int r = cli_parse(&ca, &cli_spec_train, argc, argv, parse_option, a);
+    if (r) return r;
+    a->progress = cli_progress(&ca);
+    if (!a->tokens || !a->out || (!a->init && !a->arch))
+        return cli_usage_error("--tokens, --out and --init or --arch are required");
+    if (a->iso_of && a->steps_given)
+        return cli_usage_error("--iso-compute-of sets the number of steps: leave out --steps");
     return 0;
 }
 
@@ -274,7 +334,7 @@ static int parse(int argc, char **argv, args *a) {
 static long long iso_compute_steps(const char *csv) {
     FILE *f = fopen(csv, "r");
     if (!f) {
-        fprintf(stderr, "smdiff train: --iso-compute-of %s: %s\n", csv, strerror(errno));
+        fprintf(stderr, "%s: --iso-compute-of %s: %s\n", cli_prog(), csv, strerror(errno));
         return -1;
     }
     char line[1024];
@@ -296,12 +356,12 @@ static long long iso_compute_steps(const char *csv) {
     }
     fclose(f);
     if (col < 0 || compute < 0) {
-        fprintf(stderr, "smdiff train: --iso-compute-of %s: no `compute` column with a value "
-                        "(a log written by this version of smdiff train)\n", csv);
+        fprintf(stderr, "%s: --iso-compute-of %s: no `compute` column with a value "
+                        "(a log written by this version of smdiff train)\n", cli_prog(), csv);
         return -1;
     }
     long long n = llround(compute);
-    fprintf(stderr, "smdiff train: %s ran %lld steps costing %.2f plain steps: training %lld steps\n", csv, step,
+    fprintf(stderr, "%s: %s ran %lld steps costing %.2f plain steps: training %lld steps\n", cli_prog(), csv, step,
             compute, n < 1 ? 1 : n);
     return n < 1 ? 1 : n;
 }
@@ -315,38 +375,36 @@ static void kept_path(char *buf, size_t cap, const char *out, long long step) {
 
 /* --sm-init / --sm-k: the starting soft-mask, from --sm-init, else the
  * --init file's (or the paper's for a new model), with k from --sm-k.
- * Returns 2 for a malformed --sm-init (printed), else 0 with *rc set. */
-static int starting_softmask(const args *a, smdiff_trainer *t, int32_t *rc) {
-    double sm[3];
-    char tail;
-    if (a->sm_init && sscanf(a->sm_init, "%lf,%lf,%lf%c", &sm[0], &sm[1], &sm[2], &tail) != 3) {
-        fprintf(stderr, "smdiff train: --sm-init wants SCALE,STEEPNESS,CENTRE, e.g. 0.5,6.66,-0.75\n");
-        return 2;
-    }
+ * Returns 0, or an exit status after saying why (2 for a value the
+ * schedule refuses). */
+static int starting_softmask(const args *a, smdiff_trainer *t) {
     smdiff_softmask *s = NULL;
     smdiff_model *m = NULL;
-    if (a->init && !a->sm_init) { /* keep the file's omega, change k */
-        *rc = smdiff_model_create(&m);
-        if (!*rc) *rc = smdiff_model_load_file(m, a->init);
-        if (!*rc) *rc = smdiff_softmask_create_from_model(m, &s);
+    int32_t rc;
+    if (a->init && !a->has_sm_init) { /* keep the file's omega, change k */
+        rc = smdiff_model_create(&m);
+        if (!rc) rc = smdiff_model_load_file(m, a->init);
+        if (!rc) rc = smdiff_softmask_create_from_model(m, &s);
         smdiff_model_free(m);
     } else {
-        *rc = smdiff_softmask_create(&s);
+        rc = smdiff_softmask_create(&s);
     }
-    if (!*rc && a->sm_init) *rc = smdiff_softmask_set_double(s, SMDIFF_SM_SCALE, sm[0]);
-    if (!*rc && a->sm_init) *rc = smdiff_softmask_set_double(s, SMDIFF_SM_STEEPNESS, sm[1]);
-    if (!*rc && a->sm_init) *rc = smdiff_softmask_set_double(s, SMDIFF_SM_CENTRE, sm[2]);
-    if (!*rc && a->sm_k) *rc = smdiff_softmask_set_int(s, SMDIFF_SM_TOPK, a->sm_k);
-    if (!*rc) *rc = smdiff_trainer_set_softmask(t, s);
+    if (rc) return cli_fail(a->init ? a->init : "soft-mask", rc, smdiff_last_error());
+    const int32_t keys[3] = {SMDIFF_SM_SCALE, SMDIFF_SM_STEEPNESS, SMDIFF_SM_CENTRE};
+    const char *opt = "--sm-init";
+    for (int i = 0; !rc && a->has_sm_init && i < 3; i++) rc = smdiff_softmask_set_double(s, keys[i], a->sm_init[i]);
+    if (!rc && a->sm_k) opt = "--sm-k", rc = smdiff_softmask_set_int(s, SMDIFF_SM_TOPK, a->sm_k);
+    int r = rc ? cli_refused(opt, rc, smdiff_softmask_last_error(s)) : 0;
+    if (!r && (rc = smdiff_trainer_set_softmask(t, s))) r = cli_fail(opt, rc, smdiff_trainer_last_error(t));
     smdiff_softmask_free(s);
-    return 0;
+    return r;
 }
 
 /* --corpus: tokenize once with the tokenizer of --init or --tokenizer. */
 static int make_tokens(const args *a) {
     const char *src = a->init ? a->init : a->tokenizer;
     if (!src) {
-        fprintf(stderr, "smdiff train: --corpus needs --init or --tokenizer for its tokenizer\n");
+        fprintf(stderr, "%s: --corpus needs --init or --tokenizer for its tokenizer\n", cli_prog());
         return 1;
     }
     smdiff_model *m = NULL;
@@ -362,7 +420,7 @@ static int make_tokens(const args *a) {
     }
     int64_t eos = a->eos_id;
     if (eos < 0 && (rc = smdiff_model_property(m, SMDIFF_PROP_EOS_ID, &eos)) == SMDIFF_OK && eos < 0) {
-        fprintf(stderr, "smdiff train: %s has no EOS token: give --eos-id\n", src);
+        fprintf(stderr, "%s: %s has no EOS token: give --eos-id\n", cli_prog(), src);
         smdiff_model_free(m);
         return 1;
     }
@@ -370,21 +428,14 @@ static int make_tokens(const args *a) {
     if (!rc) rc = smdiff_train_tokenize_corpus(m, a->corpus, (size_t)a->n_corpus, (int32_t)eos, a->tokens, &n, &docs);
     smdiff_model_free(m);
     if (rc) return cli_fail("tokenizing the corpus", rc, smdiff_last_error());
-    fprintf(stderr, "smdiff train: %lld documents, %lld tokens -> %s\n", (long long)docs, (long long)n, a->tokens);
+    fprintf(stderr, "%s: %lld documents, %lld tokens -> %s\n", cli_prog(), (long long)docs, (long long)n, a->tokens);
     return 0;
 }
 
 int cmd_train(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        }
     args a;
-    if (parse(argc, argv, &a)) {
-        usage(stderr);
-        return 2;
-    }
+    int r = parse(argc, argv, &a);
+    if (r) return r < 0 ? CLI_EXIT_OK : r;
     if (a.iso_of && (a.steps = iso_compute_steps(a.iso_of)) < 0) return 1;
     if (a.n_corpus && !a.resume && make_tokens(&a)) return 1;
     int64_t n = 0;
@@ -392,8 +443,8 @@ int cmd_train(int argc, char **argv) {
     if (!tok) return 1;
     int64_t n_val = cli_val_tokens(n, a.seq);
     if (n - n_val < a.seq) {
-        fprintf(stderr, "smdiff train: %s has %lld tokens: too few for a training and a validation "
-                        "sequence of %lld (corpus too small)\n", a.tokens, (long long)n, a.seq);
+        fprintf(stderr, "%s: %s has %lld tokens: too few for a training and a validation "
+                        "sequence of %lld (corpus too small)\n", cli_prog(), a.tokens, (long long)n, (long long)a.seq);
         free(tok);
         return 1;
     }
@@ -408,14 +459,14 @@ int cmd_train(int argc, char **argv) {
         free(tok);
         return cli_fail("create trainer", rc, smdiff_last_error());
     }
-    const struct { int32_t key; long long v; } ints[] = {
+    const struct { int32_t key; int64_t v; } ints[] = {
         {SMDIFF_TRAIN_BATCH, a.batch}, {SMDIFF_TRAIN_SEQ_LEN, a.seq}, {SMDIFF_TRAIN_SEED, a.seed},
         {SMDIFF_TRAIN_OBJECTIVE, a.ar ? SMDIFF_TRAIN_AR : SMDIFF_TRAIN_MDLM},
         {SMDIFF_TRAIN_SM, !a.no_sm && !a.ar}, {SMDIFF_TRAIN_WARMUP, a.warmup},
         {SMDIFF_TRAIN_COSINE_STEPS, a.cosine ? a.steps : 0}, {SMDIFF_TRAIN_THREADS, a.threads},
         {SMDIFF_TRAIN_SHIFT_LOGITS, a.shift ? !strcmp(a.shift, "on") : -1}};
     /* the shape of a new model (an --init file has its own) */
-    const struct { int32_t key; long long v; const char *flag; } shape[] = {
+    const struct { int32_t key; int64_t v; const char *flag; } shape[] = {
         {SMDIFF_TRAIN_N_VOCAB, a.vocab, "--vocab"}, {SMDIFF_TRAIN_N_EMBD, a.embd, "--embd"},
         {SMDIFF_TRAIN_N_LAYER, a.layers, "--layers"}, {SMDIFF_TRAIN_N_HEAD, a.heads, "--heads"},
         {SMDIFF_TRAIN_N_HEAD_KV, a.kv_heads > 0 ? a.kv_heads : a.heads, "--kv-heads"},
@@ -428,14 +479,10 @@ int cmd_train(int argc, char **argv) {
     for (size_t i = 0; !rc && i < sizeof dbls / sizeof dbls[0]; i++) rc = smdiff_trainer_set_double(t, dbls[i].key, dbls[i].v);
     for (size_t i = 0; !rc && !a.init && i < sizeof shape / sizeof shape[0]; i++)
         what = shape[i].flag, rc = smdiff_trainer_set_int(t, shape[i].key, shape[i].v);
-    if (!rc && (a.sm_init || a.sm_k)) {
-        what = a.sm_init ? "--sm-init" : "--sm-k";
-        int r = starting_softmask(&a, t, &rc);
-        if (r == 2) {
-            smdiff_trainer_free(t);
-            free(tok);
-            return 2;
-        }
+    if (!rc && (a.has_sm_init || a.sm_k) && (r = starting_softmask(&a, t))) {
+        smdiff_trainer_free(t);
+        free(tok);
+        return r;
     }
     if (!rc && a.init) {
         what = a.init;
@@ -455,21 +502,21 @@ int cmd_train(int argc, char **argv) {
         if (!rc && trim_log(csv, step, &elapsed0)) rc = SMDIFF_E_IO, what = csv;
     }
     if (rc) {
-        int r = cli_fail(what, rc, smdiff_last_error());
+        r = cli_fail(what, rc, smdiff_last_error());
         smdiff_trainer_free(t);
         free(tok);
         return r;
     }
     FILE *log = fopen(csv, a.resume ? "a" : "w");
     if (!log) {
-        fprintf(stderr, "smdiff: %s: %s\n", csv, strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", cli_prog(), csv, strerror(errno));
         smdiff_trainer_free(t);
         free(tok);
         return 1;
     }
     if (!a.resume) fputs(LOG_HEADER, log);
     fflush(log);
-    if (a.resume) fprintf(stderr, "smdiff train: resumed at step %lld from %s\n", (long long)step, state);
+    if (a.resume) fprintf(stderr, "%s: resumed at step %lld from %s\n", cli_prog(), (long long)step, state);
     double t0 = now() - elapsed0, last = now();
     int64_t start = step, last_good = step, eval_every = a.eval_every ? a.eval_every : a.save_every;
     int ret = 0;
@@ -478,7 +525,7 @@ int cmd_train(int argc, char **argv) {
         rc = smdiff_trainer_step(t, &loss);
         if (rc) {
             cli_fail("training step", rc, smdiff_trainer_last_error(t));
-            fprintf(stderr, "smdiff train: stopped; the last good checkpoint (step %lld) is kept in %s\n",
+            fprintf(stderr, "%s: stopped; the last good checkpoint (step %lld) is kept in %s\n", cli_prog(),
                     (long long)last_good, a.out);
             ret = 1;
             break;
@@ -499,7 +546,7 @@ int cmd_train(int argc, char **argv) {
                 tnow - t0, st.omega_s, st.omega_a, st.omega_b, st.grad_r_s, st.last_step_sm, st.compute);
         fflush(log);
         double eta = (tnow - t0 - elapsed0) / (double)(step - start) * (double)(a.steps - step);
-        if (step % 10 == 0 || step == a.steps || !isnan(val)) {
+        if (a.progress && (step % 10 == 0 || step == a.steps || !isnan(val))) {
             char vs[32] = "";
             if (!isnan(val)) snprintf(vs, sizeof vs, "  val %.4f", val);
             fprintf(stderr, "step %lld/%lld  loss %.4f%s  %.0f tok/s  %.0fs left\n", (long long)step,
@@ -531,7 +578,10 @@ int cmd_train(int argc, char **argv) {
             raise(SIGKILL);
         }
     }
-    fclose(log);
+    if ((ferror(log) | fclose(log)) && !ret) { /* the log is the run's record: a lost line is a failure */
+        fprintf(stderr, "%s: %s: a write failed\n", cli_prog(), csv);
+        ret = CLI_EXIT_FAIL;
+    }
     smdiff_trainer_free(t);
     free(tok);
     return ret;

@@ -27,9 +27,11 @@ enum { MAX_LIST = 16 };
 
 typedef struct infill_args {
     const char *model, *tasks, *out, *strategy, *softmask, *label;
-    double fracs[MAX_LIST], temp, eta, t_on, t_off, alpha_on;
-    long long seeds[MAX_LIST], threads, limit;
-    int n_fracs, n_seeds;
+    double fracs[MAX_LIST];
+    int64_t seeds[MAX_LIST], threads, limit;
+    size_t n_fracs, n_seeds;
+    cli_settings sampler; /* --temp and ReMDM's: the sampler's options as given */
+    int progress;
 } infill_args;
 
 /* A task, tokenized. */
@@ -38,8 +40,6 @@ typedef struct task {
     int32_t *prefix, *middle, *suffix;
     size_t np, nm, ns;
 } task;
-
-static const double UNSET = -1.5e308;
 
 static void usage_infill(FILE *f) {
     fprintf(f,
@@ -51,83 +51,86 @@ static void usage_infill(FILE *f) {
             "writes one JSON line per (task, seed, F) with the filled text\n"
             "(examples/code/score_infill.py scores them). Canvases longer than the context\n"
             "lose prefix and suffix tokens at their outer ends (recorded).\n"
+            "  -m, --model FILE   the model\n"
+            "  --tasks FILE       the tasks, one JSON line each\n"
+            "  -o, --out FILE     the output, one JSON line per fill\n"
             "  --steps-frac F,..  fractions of the span (default 0.125,0.25,0.5,1)\n"
             "  --seeds S,..       sampler seeds (default 1,2,3)\n"
             "  --softmask on|off  the model's soft-mask (on, default) or binary masking\n"
             "  --strategy NAME    decoder strategy (default: the sampler's)\n"
             "  --temp T           sampling temperature (default: the sampler's, 0 = greedy)\n"
-            "  --remdm-eta X --remdm-t-on X --remdm-t-off X --remdm-alpha-on X\n"
-            "                     ReMDM parameters (strategies remdm_cap, remdm_loop)\n"
+            "  --remdm-eta X      ReMDM's eta (strategies remdm_cap, remdm_loop)\n"
+            "  --remdm-t-on X     remdm_loop's loop start\n"
+            "  --remdm-t-off X    remdm_loop's loop end\n"
+            "  --remdm-alpha-on X remdm_loop's alpha\n"
             "  --label NAME       configuration name in the output (default: from the options)\n"
             "  --limit N          the first N tasks only\n"
-            "  --threads T        threads (default: all CPUs)\n");
+            "  -t, --threads T    threads (default 0: all CPUs)\n"
+            "  --progress         show progress on stderr even when it is not a terminal\n"
+            "  --no-progress      never show progress\n"
+            "  -h, --help         this text\n");
 }
 
-/* "0.125,0.25" or "1,2,3" into reals or non-negative integers; the count or -1 */
-static int parse_list(const char *s, double *reals, long long *ints) {
-    int n = 0;
-    while (s && *s) {
-        char *end = NULL;
-        if (n == MAX_LIST) return -1;
-        if (reals) reals[n] = strtod(s, &end);
-        else ints[n] = strtoll(s, &end, 10);
-        if (end == s || (*end && *end != ',') || (ints && ints[n] < 0)) return -1;
-        n++;
-        s = *end == ',' ? end + 1 : end;
+enum {
+    O_TASKS = CLI_OPT_FIRST, O_STEPS_FRAC, O_SEEDS, O_SOFTMASK, O_STRATEGY, O_LABEL, O_TEMP, O_REMDM_ETA,
+    O_REMDM_T_ON, O_REMDM_T_OFF, O_REMDM_ALPHA_ON, O_LIMIT,
+};
+static const struct option longopts[] = {
+    {"model", required_argument, NULL, 'm'},          {"tasks", required_argument, NULL, O_TASKS},
+    {"out", required_argument, NULL, 'o'},            {"steps-frac", required_argument, NULL, O_STEPS_FRAC},
+    {"seeds", required_argument, NULL, O_SEEDS},      {"softmask", required_argument, NULL, O_SOFTMASK},
+    {"strategy", required_argument, NULL, O_STRATEGY}, {"label", required_argument, NULL, O_LABEL},
+    {"temp", required_argument, NULL, O_TEMP},        {"remdm-eta", required_argument, NULL, O_REMDM_ETA},
+    {"remdm-t-on", required_argument, NULL, O_REMDM_T_ON}, {"remdm-t-off", required_argument, NULL, O_REMDM_T_OFF},
+    {"remdm-alpha-on", required_argument, NULL, O_REMDM_ALPHA_ON}, {"limit", required_argument, NULL, O_LIMIT},
+    {"threads", required_argument, NULL, 't'},        CLI_PROGRESS_OPTIONS,
+    CLI_HELP_OPTION,                                  {0, 0, 0, 0},
+};
+const cli_spec cli_spec_eval_infill = {"eval infill", "m:o:t:h", longopts, usage_infill};
+
+static int infill_option(void *ud, const cli_args *ca, int c, const char *v) {
+    infill_args *a = ud;
+    const char *opt = ca->opt;
+    int r = 0;
+    switch (c) {
+    case 'm': a->model = v; break;
+    case O_TASKS: a->tasks = v; break;
+    case 'o': a->out = v; break;
+    case O_STRATEGY: a->strategy = v; break;
+    case O_LABEL: a->label = v; break;
+    case O_SOFTMASK:
+        if (strcmp(v, "on") && strcmp(v, "off")) return cli_usage_error("%s wants on or off, not '%s'", opt, v);
+        a->softmask = v;
+        break;
+    case O_STEPS_FRAC:
+        r = cli_real_list(opt, v, 0, 1, a->fracs, MAX_LIST, &a->n_fracs);
+        for (size_t i = 0; !r && i < a->n_fracs; i++)
+            if (!(a->fracs[i] > 0)) r = cli_usage_error("%s: a fraction of 0 runs no step: (0, 1]", opt);
+        return r;
+    case O_SEEDS: return cli_count_list(opt, v, 0, INT64_MAX, a->seeds, MAX_LIST, &a->n_seeds);
+    case O_LIMIT: return cli_count(opt, v, 0, INT64_MAX, &a->limit);
+    case 't': return cli_key_int(opt, v, SMDIFF_SAMPLER_THREADS, &a->threads);
+    case O_TEMP: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_TEMPERATURE);
+    case O_REMDM_ETA: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_REMDM_ETA);
+    case O_REMDM_T_ON: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_REMDM_T_ON);
+    case O_REMDM_T_OFF: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_REMDM_T_OFF);
+    case O_REMDM_ALPHA_ON: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_REMDM_ALPHA_ON);
+    case CLI_ARG: return cli_usage_error("unexpected argument '%s'", v);
     }
-    return n;
+    return 0;
 }
 
+/* -1 after --help, else 0 or an exit status. */
 static int parse_infill(int argc, char **argv, infill_args *a) {
     memset(a, 0, sizeof *a);
-    a->temp = a->eta = a->t_on = a->t_off = a->alpha_on = UNSET;
     a->softmask = "on";
-    const char *fracs = "0.125,0.25,0.5,1", *seeds = "1,2,3";
-    for (int i = 2; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(k, name) && v && ++i)
-        if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
-            usage_infill(stdout);
-            return 1;
-        } else if (OPT("-m") || OPT("--model")) a->model = v;
-        else if (OPT("--tasks")) a->tasks = v;
-        else if (OPT("-o")) a->out = v;
-        else if (OPT("--steps-frac")) fracs = v;
-        else if (OPT("--seeds")) seeds = v;
-        else if (OPT("--softmask")) a->softmask = v;
-        else if (OPT("--strategy")) a->strategy = v;
-        else if (OPT("--label")) a->label = v;
-        else if (OPT("--temp")) a->temp = atof(v);
-        else if (OPT("--remdm-eta")) a->eta = atof(v);
-        else if (OPT("--remdm-t-on")) a->t_on = atof(v);
-        else if (OPT("--remdm-t-off")) a->t_off = atof(v);
-        else if (OPT("--remdm-alpha-on")) a->alpha_on = atof(v);
-        else if (OPT("--limit")) a->limit = atoll(v);
-        else if (OPT("--threads")) a->threads = atoll(v);
-        else {
-            fprintf(stderr, "smdiff eval infill: unknown or incomplete option '%s'\n\n", k);
-            usage_infill(stderr);
-            return -1;
-        }
-#undef OPT
-    }
-    if (!a->model || !a->tasks || !a->out) {
-        fprintf(stderr, "smdiff eval infill: -m, --tasks and -o are required\n");
-        return -1;
-    }
-    a->n_fracs = parse_list(fracs, a->fracs, NULL);
-    a->n_seeds = parse_list(seeds, NULL, a->seeds);
-    int ok = a->n_fracs >= 1 && a->n_seeds >= 1 && a->limit >= 0 && a->threads >= 0;
-    for (int i = 0; ok && i < a->n_fracs; i++) ok = a->fracs[i] > 0 && a->fracs[i] <= 1;
-    if (!ok) {
-        fprintf(stderr, "smdiff eval infill: --steps-frac wants fractions in (0, 1], --seeds non-negative "
-                        "integers (at most %d each); --limit, --threads >= 0\n", MAX_LIST);
-        return -1;
-    }
-    if (strcmp(a->softmask, "on") && strcmp(a->softmask, "off")) {
-        fprintf(stderr, "smdiff eval infill: --softmask wants on or off, not %s\n", a->softmask);
-        return -1;
-    }
+    a->fracs[0] = 0.125, a->fracs[1] = 0.25, a->fracs[2] = 0.5, a->fracs[3] = 1, a->n_fracs = 4;
+    a->seeds[0] = 1, a->seeds[1] = 2, a->seeds[2] = 3, a->n_seeds = 3;
+    cli_args ca;
+    int r = cli_parse(&ca, &cli_spec_eval_infill, argc, argv, infill_option, a);
+    if (r) return r;
+    a->progress = cli_progress(&ca);
+    if (!a->model || !a->tasks || !a->out) return cli_usage_error("-m, --tasks and -o are required");
     return 0;
 }
 
@@ -151,7 +154,7 @@ static void free_tasks(task *t, size_t n) {
 static task *read_tasks(const smdiff_model *m, const char *path, long long limit, size_t *n_out) {
     FILE *f = fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "smdiff: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", cli_prog(), path, strerror(errno));
         return NULL;
     }
     task *t = NULL;
@@ -165,7 +168,7 @@ static task *read_tasks(const smdiff_model *m, const char *path, long long limit
         json_t *j = json_loads(line, 0, &je);
         const char *id = NULL, *pre = NULL, *mid = NULL, *suf = NULL;
         if (!j || json_unpack(j, "{s:s, s:s, s:s, s:s}", "id", &id, "prefix", &pre, "middle", &mid, "suffix", &suf)) {
-            fprintf(stderr, "smdiff eval infill: %s line %zu: %s\n", path, lineno,
+            fprintf(stderr, "%s: %s line %zu: %s\n", cli_prog(), path, lineno,
                     j ? "want an object with string fields id, prefix, middle, suffix" : je.text);
             bad = 1;
         } else if (n == cap) {
@@ -183,7 +186,7 @@ static task *read_tasks(const smdiff_model *m, const char *path, long long limit
             if (!rc) rc = tokenize(m, mid, &k->middle, &k->nm);
             if (!rc) rc = tokenize(m, suf, &k->suffix, &k->ns);
             if (!rc && k->nm == 0) {
-                fprintf(stderr, "smdiff eval infill: %s line %zu: task %s has an empty middle\n", path, lineno, id);
+                fprintf(stderr, "%s: %s line %zu: task %s has an empty middle\n", cli_prog(), path, lineno, id);
                 bad = 1;
             } else if (rc) {
                 cli_fail(path, rc, smdiff_last_error());
@@ -192,10 +195,10 @@ static task *read_tasks(const smdiff_model *m, const char *path, long long limit
         }
         json_decref(j);
     }
-    if (!bad && ferror(f)) fprintf(stderr, "smdiff: %s: read error\n", path), bad = 1;
+    if (!bad && ferror(f)) fprintf(stderr, "%s: %s: read error\n", cli_prog(), path), bad = 1;
     free(line);
     fclose(f);
-    if (!bad && n == 0) fprintf(stderr, "smdiff eval infill: %s has no tasks\n", path), bad = 1;
+    if (!bad && n == 0) fprintf(stderr, "%s: %s has no tasks\n", cli_prog(), path), bad = 1;
     if (bad) {
         free_tasks(t, n);
         return NULL;
@@ -232,7 +235,8 @@ char *cli_detokenize_utf8(const smdiff_model *m, const int32_t *ids, size_t n) {
     return text;
 }
 
-/* The sampler of the configuration (everything but seed and steps). */
+/* The sampler of the configuration (everything but seed, steps and the
+ * options of a.sampler, applied after). */
 static int32_t make_sampler(const infill_args *a, const smdiff_model *m, smdiff_sampler **out, const char **what) {
     smdiff_sampler *s = NULL;
     smdiff_softmask *sm = NULL;
@@ -241,12 +245,6 @@ static int32_t make_sampler(const infill_args *a, const smdiff_model *m, smdiff_
     if (!rc) rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, a->threads);
     if (!rc) rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0);
     if (!rc && a->strategy) *what = "--strategy", rc = smdiff_sampler_set_strategy(s, a->strategy);
-    const struct { int32_t key; double v; const char *flag; } d[] = {
-        {SMDIFF_SAMPLER_TEMPERATURE, a->temp, "--temp"},       {SMDIFF_SAMPLER_REMDM_ETA, a->eta, "--remdm-eta"},
-        {SMDIFF_SAMPLER_REMDM_T_ON, a->t_on, "--remdm-t-on"},  {SMDIFF_SAMPLER_REMDM_T_OFF, a->t_off, "--remdm-t-off"},
-        {SMDIFF_SAMPLER_REMDM_ALPHA_ON, a->alpha_on, "--remdm-alpha-on"}};
-    for (size_t i = 0; !rc && i < sizeof d / sizeof d[0]; i++)
-        if (d[i].v != UNSET) *what = d[i].flag, rc = smdiff_sampler_set_double(s, d[i].key, d[i].v);
     /* the model's own soft-mask, switched off for --softmask off */
     if (!rc) *what = "soft-mask", rc = smdiff_softmask_create_from_model(m, &sm);
     if (!rc && !strcmp(a->softmask, "off")) rc = smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, SMDIFF_SM_OFF);
@@ -311,7 +309,7 @@ static int write_record(FILE *o, const infill_args *a, const char *label, const 
 int eval_infill(int argc, char **argv) {
     infill_args a;
     int pr = parse_infill(argc, argv, &a);
-    if (pr) return pr > 0 ? 0 : 2;
+    if (pr) return pr < 0 ? CLI_EXIT_OK : pr;
     smdiff_model *m = NULL;
     smdiff_sampler *s = NULL;
     task *tasks = NULL;
@@ -334,10 +332,12 @@ int eval_infill(int argc, char **argv) {
         ret = cli_fail(what, rc, smdiff_last_error());
         goto done;
     }
+    if ((ret = cli_settings_apply(&a.sampler, s))) goto done; /* a refused --temp, --remdm-*: 2 */
+    ret = CLI_EXIT_FAIL;
     if (!(tasks = read_tasks(m, a.tasks, a.limit, &n_tasks))) goto done;
     canvas = malloc(sizeof(int32_t) * (size_t)ctx);
     if (!canvas || !(o = fopen(a.out, "w"))) {
-        fprintf(stderr, "smdiff: %s: %s\n", a.out, canvas ? strerror(errno) : "out of memory");
+        fprintf(stderr, "%s: %s: %s\n", cli_prog(), a.out, canvas ? strerror(errno) : "out of memory");
         goto done;
     }
     char label[256];
@@ -345,14 +345,14 @@ int eval_infill(int argc, char **argv) {
     else snprintf(label, sizeof label, "sm-%s%s%s", a.softmask, a.strategy ? "-" : "", a.strategy ? a.strategy : "");
     double total = 0, work = 0, t0 = now_s();
     for (size_t i = 0; i < n_tasks; i++)
-        for (int f = 0; f < a.n_fracs; f++) total += (double)(steps_of(a.fracs[f], tasks[i].nm) * (size_t)a.n_seeds);
-    int tty = isatty(fileno(stderr));
+        for (size_t f = 0; f < a.n_fracs; f++) total += (double)(steps_of(a.fracs[f], tasks[i].nm) * (size_t)a.n_seeds);
+    int tty = isatty(fileno(stderr)), show = a.progress;
     size_t n_done = 0, n_skipped = 0;
     for (size_t i = 0; i < n_tasks; i++) {
         const task *k = &tasks[i];
         size_t cut_p = 0, cut_s = 0, n = build_canvas(k, (int32_t)mask, (size_t)ctx, canvas, &cut_p, &cut_s);
-        for (int si = 0; si < a.n_seeds; si++)
-            for (int f = 0; f < a.n_fracs; f++) {
+        for (size_t si = 0; si < a.n_seeds; si++)
+            for (size_t f = 0; f < a.n_fracs; f++) {
                 size_t steps = steps_of(a.fracs[f], k->nm);
                 char *filled = NULL;
                 const char *err = NULL;
@@ -369,24 +369,25 @@ int eval_infill(int argc, char **argv) {
                 }
                 n_skipped += err != NULL;
                 if (write_record(o, &a, label, k, a.seeds[si], a.fracs[f], steps, n, cut_p, cut_s, filled, err)) {
-                    fprintf(stderr, "\nsmdiff: %s: write error\n", a.out);
+                    fprintf(stderr, "\n%s: %s: a write failed\n", cli_prog(), a.out);
                     free(filled);
                     goto done;
                 }
                 free(filled);
                 work += (double)steps, n_done++;
-                if (tty)
-                    fprintf(stderr, "\rinfill %s: task %zu/%zu, seed %lld, %zu steps  %.0fs left   ", label, i + 1,
-                            n_tasks, a.seeds[si], steps, (now_s() - t0) / work * (total - work));
+                if (show)
+                    fprintf(stderr, "%sinfill %s: task %zu/%zu, seed %lld, %zu steps  %.0fs left%s", tty ? "\r" : "",
+                            label, i + 1, n_tasks, (long long)a.seeds[si], steps, (now_s() - t0) / work * (total - work),
+                            tty ? "   " : "\n");
             }
     }
-    if (tty) fprintf(stderr, "\n");
-    fprintf(stderr, "smdiff eval infill: %zu tasks x %d seeds x %d budgets = %zu fills (%zu failed) in %.0fs -> %s\n",
+    if (show && tty) fprintf(stderr, "\n");
+    fprintf(stderr, "%s: %zu tasks x %zu seeds x %zu budgets = %zu fills (%zu failed) in %.0fs -> %s\n", cli_prog(),
             n_tasks, a.n_seeds, a.n_fracs, n_done, n_skipped, now_s() - t0, a.out);
     ret = 0;
 done:
     if (o && fclose(o) && !ret) {
-        fprintf(stderr, "smdiff: %s: %s\n", a.out, strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", cli_prog(), a.out, strerror(errno));
         ret = 1;
     }
     free(canvas);
