@@ -146,6 +146,14 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_SUPPORT) $(STATIC_LIB) $(DEP_LIBS) $(CMOCKA_LIBS) $(SAN_FLAGS)
 
+# tests/test_cli.c holds every command's --help against its getopt table:
+# it links the CLI's objects (all but main.o) besides the library.
+CLI_PARTS := $(filter-out $(BUILD)/obj/examples/cli/main.o,$(CLI_OBJ))
+$(BUILD)/tests/test_cli: tests/test_cli.c $(TEST_SUPPORT) $(CLI_PARTS) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -Iexamples/cli -o $@ $< $(TEST_SUPPORT) $(CLI_PARTS) $(STATIC_LIB) $(DEP_LIBS) \
+	    $(CMOCKA_LIBS) $(SAN_FLAGS)
+
 # ------------------------------------------------------------------ tests
 check test: $(TEST_BIN) $(CLI) check-symbols check-examples
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh $(TEST_BIN)
