@@ -67,7 +67,7 @@ fi
 
 # 3: (a) and (b) share every option but the objective.
 CPT="--init $BASE --tokens $TOK --steps $STEPS --batch 16 --seq 128 --lr 2e-4 --warmup 50 --cosine
-     --seed 11 --save-every 100 --eval-every 50 --threads 1 --f16"
+     --seed 11 --save-every 100 --eval-every 50 --threads 1 --f16 --progress"
 if [ ! -f "$OUT/cpt.done" ]; then
     stamp "continued pretraining: (a) binary and (b) soft-masking, side by side"
     # shellcheck disable=SC2086
@@ -103,7 +103,7 @@ done
 
 # 5: samples, two configurations at a time (one thread each).
 S="--ref $OUT/ref-ar.gguf --tokens $TOK --len 32 --seeds 1,2,3 --n $N --strategy origin --temp 1
-   --threads 1 --show 3"
+   --threads 1 --show 3 --progress"
 run_samples() { # name, then smdiff eval samples arguments
     name=$1
     shift
