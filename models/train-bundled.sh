@@ -39,7 +39,7 @@ if [ -n "$CORPUS" ] && [ -z "$DATA" ]; then
     exit 2
 fi
 SHAPE="--arch llada --vocab 50258 --embd 160 --layers 6 --heads 5 --ff 512 --mask-id 50257 --eos-id 50256"
-RUN="--batch 16 --seq 128 --save-every 200 --eval-every 100 --threads 2 --f16"
+RUN="--batch 16 --seq 128 --save-every 200 --eval-every 100 --threads 2 --f16 --progress"
 
 stage() { # name, then smdiff train's arguments
     name=$1
