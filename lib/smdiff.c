@@ -1,6 +1,7 @@
 /* smdiff.c -- the public API: validates arguments, records errors, and maps
  * each call onto the layers below (core, io, text, nn, diffusion, train).
  * No computation lives here. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -409,6 +410,10 @@ SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float
     REQUIRE(n >= 1 && n <= (size_t)INT64_MAX, ERR_OF(sm), "smdiff_softmask_lambda: n = %zu is not a length", n);
     REQUIRE(n_steps >= 1 && COUNT_OK(n_steps) && step < n_steps, ERR_OF(sm),
             "smdiff_softmask_lambda: step %zu outside [0, %zu)", step, n_steps);
+    for (size_t i = 0; i < n; i++)
+        if (!(probs[i] >= 0.0f && probs[i] <= FLT_MAX))
+            return sd_fail(ERR_OF(sm), SMDIFF_E_NUMERIC,
+                           "smdiff_softmask_lambda: probs[%zu] = %g is not a probability", i, (double)probs[i]);
     double gate = sd_softmask_gate(sm, (int32_t)step, (int32_t)n_steps);
     double lambda = gate > 0 ? gate * sd_softmask_lambda_from_entropy(sm, sd_entropy(probs, (int64_t)n)) : 0.0;
     if (!isfinite(lambda))

@@ -198,6 +198,15 @@ static void test_softmask_messages(void **state) {
     expect_message(smdiff_softmask_last_error(sm), "mode", "window");
     assert_int_equal(smdiff_softmask_lambda(sm, p, 2, 3, 2, &d), SMDIFF_E_INVAL);
     expect_message(smdiff_softmask_last_error(sm), "step 3", "mode");
+    /* a row that is not a probability distribution is refused, not read as one */
+    float bad[3][2] = {{NAN, 0.5f}, {0.5f, INFINITY}, {-0.25f, 1.0f}};
+    for (int i = 0; i < 3; i++) {
+        d = -7;
+        assert_int_equal(smdiff_softmask_lambda(sm, bad[i], 2, 1, 2, &d), SMDIFF_E_NUMERIC);
+        expect_message(smdiff_softmask_last_error(sm), "not a probability", "step 3");
+        assert_true(d == -7);
+    }
+    assert_int_equal(smdiff_softmask_lambda(sm, p, 2, 3, 2, &d), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_softmask_get_double(sm, SMDIFF_SM_SCALE, NULL), SMDIFF_E_INVAL);
     expect_message(smdiff_softmask_last_error(sm), "NULL", "step 3");
     smdiff_softmask *copy = NULL;
@@ -229,6 +238,14 @@ static void test_sampler_messages(void **state) {
     int64_t v = 0;
     assert_int_equal(smdiff_sampler_get_int(s, SMDIFF_SAMPLER_STEPS, &v), SMDIFF_OK);
     expect_message(smdiff_sampler_last_error(s), "get_int", "not loaded");
+    /* a strategy found leaves both slots as they were (a success clears nothing) */
+    assert_int_equal(smdiff_sampler_set_strategy(s, "no_such_strategy"), SMDIFF_E_NOT_FOUND);
+    assert_int_equal(smdiff_sampler_set_strategy(s, "low_confidence"), SMDIFF_OK);
+    expect_message(smdiff_sampler_last_error(s), "no_such_strategy", "get_int");
+    expect_message(smdiff_last_error(), "no_such_strategy", "get_int");
+    assert_int_equal(smdiff_sampler_get_int(s, SMDIFF_SAMPLER_STEPS, NULL), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_sampler_set_strategy(s, "low_confidence"), SMDIFF_OK);
+    expect_message(smdiff_last_error(), "get_int", "no_such_strategy");
 }
 
 static void test_trainer_messages(void **state) {

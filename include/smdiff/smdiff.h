@@ -294,7 +294,11 @@ SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *model, const flo
 /* ------------------------------------------------------------- tokenizer */
 
 #define SMDIFF_TOKENIZE_PARSE_SPECIAL 1  /* match special tokens written in the text */
-#define SMDIFF_TOKENIZE_ADD_BOS       2  /* prepend BOS when the model has one */
+#define SMDIFF_TOKENIZE_ADD_BOS       2  /* prepend BOS when the tokenizer asks for it
+                                            (GGUF tokenizer.ggml.add_bos_token or HF
+                                            add_bos_token true) and has a BOS id, as
+                                            Hugging Face's add_special_tokens does;
+                                            otherwise nothing is prepended */
 #define SMDIFF_DETOKENIZE_SPECIAL     1  /* render special tokens instead of skipping */
 
 /* Text (UTF-8, n_bytes long, need not be NUL-terminated) to token ids.
@@ -452,7 +456,8 @@ SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm);
  *   step, n_steps: 0-based step index within the budget. At step 0 there
  *             is no previous prediction and lambda is 0.
  * Returns SMDIFF_E_INVAL for NULL pointers, n < 1 or step outside
- * [0, n_steps), SMDIFF_E_NUMERIC for a non-finite entropy. Pure;
+ * [0, n_steps), SMDIFF_E_NUMERIC for an entry of probs that is NaN,
+ * infinite or negative, or a non-finite entropy. Pure;
  * thread-safe for a schedule not being modified. */
 SMDIFF_API int32_t smdiff_softmask_lambda(const smdiff_softmask *sm, const float *probs,
                                           size_t n, size_t step, size_t n_steps, double *out);

@@ -182,15 +182,16 @@ SMDIFF_API int32_t smdiff_decoder_name(size_t index, const char **name,
 int32_t sd_decoder_lookup(const char *name, smdiff_decoder *vt, void **user_data) {
     int32_t rc = lock();
     if (rc) return rc;
-    rc = sd_fail(NULL, SMDIFF_E_NOT_FOUND, "no decoder strategy named '%s'", name);
-    for (int32_t i = 0; i < registry_n; i++) {
+    int32_t found = 0;
+    for (int32_t i = 0; i < registry_n && !found; i++) {
         if (strcmp(registry[i].name, name) == 0) {
             *vt = registry[i].vt;
             *user_data = registry[i].user_data;
-            rc = SMDIFF_OK;
-            break;
+            found = 1;
         }
     }
     uv_mutex_unlock(&registry_mutex);
-    return rc;
+    /* A success leaves the thread's message alone (the header's rule). */
+    return found ? SMDIFF_OK
+                 : sd_fail(NULL, SMDIFF_E_NOT_FOUND, "no decoder strategy named '%s'", name);
 }
