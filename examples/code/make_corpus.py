@@ -12,7 +12,7 @@ Builds, deterministically, from two sources on a Debian bookworm machine:
     /usr/lib/python3/dist-packages (python3-numpy, -scipy, -torch, ...), as
     listed by dpkg (only files a package owns; no pip installs).
 
-Outputs, under OUT (default /work/run/code):
+Outputs, under OUT (--out):
 
   heldout/Lib/...           held-out stdlib files, one file each (never trained on)
   train/stdlib/Lib/...      the other stdlib files
@@ -151,8 +151,9 @@ def write(path, text):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--stdlib", default="/work/shared/data/corpora/python-stdlib/cpython-3.11-stdlib.txt")
-    ap.add_argument("--out", default="/work/run/code")
+    ap.add_argument("--stdlib", required=True,
+                    help="cpython-3.11-stdlib.txt (corpora/python-stdlib/ of the data folder)")
+    ap.add_argument("--out", required=True, help="the run's folder")
     ap.add_argument("--cap", type=int, default=6000000, help="bytes per package at most")
     a = ap.parse_args()
 

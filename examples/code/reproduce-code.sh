@@ -1,0 +1,158 @@
+#!/bin/sh
+# The code experiment of docs/RESULTS.md end to end: does soft-masking help a
+# confident base model on Python code, where the paper's gains are largest?
+#
+#   corpus   examples/code/make_corpus.py: CPython's standard library (held-out
+#            files set aside) and the Python of the installed Debian packages
+#   tok      a 4,096-token byte-level BPE (qwen2 pre-tokenizer), EOS 4094,
+#            mask 4095; train.i32 / heldout.i32 token files
+#   ar       autoregressive pretraining (llada shape d 256 x 8, 4 heads, ff 704,
+#            sequence 256, batch 16, AR_STEPS steps, lr 1e-3 cosine)
+#   adapt    shifted-logits MDLM adaptation of the AR model (ADAPT_STEPS)
+#   gonogo   gate statistics at t = 0.5 and the two-pass bound with omega
+#            open against the single-pass one (k = 1): does SM help at once?
+#   arms     N steps each from adapt.gguf, same seed and data order:
+#            a (binary), b08 (SM p 0.8, k 1), b05 (SM p 0.5, k 1),
+#            c (binary, as many seconds of compute as b08)
+#   eval     two-pass bounds, gate through training, infilling at L/8..L
+#            steps with SM on and off (also ReMDM), unconditional samples
+#
+# Every stage is skipped when its output exists (training stages leave a
+# .done marker and resume from their .state checkpoint), so an interrupted
+# run continues where it stopped: run the script again with the same
+# variables. On the 2-core machine of docs/RESULTS.md, one thread per run:
+# ar ~1 h 50 min, adapt ~1 h 05 min (1,200 steps), each arm 20-30 min.
+#
+# Environment: SMDIFF_SHARED_DATA (the data folder; its
+# corpora/python-stdlib/cpython-3.11-stdlib.txt is read by the corpus stage
+# only), OUT (default build/code), SMDIFF (default build/smdiff), THREADS
+# (per run, default 1; keep it the same when resuming), AR_STEPS (2000),
+# ADAPT_STEPS (1200), N (arm steps, 400), TASKS (infilling tasks, 100),
+# SAMPLES (samples per seed and budget, 50), STOP_AFTER (a stage name: stop
+# after it).
+set -eu
+cd "$(dirname "$0")/../.."
+DATA=${SMDIFF_SHARED_DATA:-}
+OUT=${OUT:-build/code}
+SMDIFF=${SMDIFF:-build/smdiff}
+T=${THREADS:-1}
+N=${N:-400}
+TASKS=${TASKS:-100}
+SAMPLES=${SAMPLES:-50}
+mkdir -p "$OUT"
+stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
+stop_after() { [ "${STOP_AFTER:-}" = "$1" ] && { stamp "stopping after $1"; exit 0; }; return 0; }
+
+if [ ! -f "$OUT/counts.txt" ]; then
+    stamp corpus
+    [ -n "$DATA" ] || { echo "reproduce-code.sh: set SMDIFF_SHARED_DATA (docs/RESULTS.md)" >&2; exit 2; }
+    python3 examples/code/make_corpus.py --stdlib "$DATA/corpora/python-stdlib/cpython-3.11-stdlib.txt" \
+        --out "$OUT"
+fi
+stop_after corpus
+
+if [ ! -f "$OUT/heldout.i32" ]; then
+    stamp tokenizer
+    "$SMDIFF" tokenizer train --vocab-size 4096 --pre qwen2 --special '<|endoftext|>' \
+        --special '<|mask|>' -o "$OUT/code-tok.gguf" "$OUT/train"
+    "$SMDIFF" tokenizer corpus -t "$OUT/code-tok.gguf" --eos '<|endoftext|>' -o "$OUT/train.i32" "$OUT/train"
+    "$SMDIFF" tokenizer corpus -t "$OUT/code-tok.gguf" --eos '<|endoftext|>' -o "$OUT/heldout.i32" "$OUT/heldout"
+fi
+stop_after tok
+
+# A training stage: NAME then smdiff train's arguments; resumes from its
+# checkpoint, leaves NAME.done when finished.
+stage() {
+    name=$1; shift
+    [ -f "$OUT/$name.done" ] && return 0
+    stamp "$name"
+    r=""; [ -f "$OUT/$name.gguf.state" ] && r="--resume"
+    # shellcheck disable=SC2086
+    "$SMDIFF" train "$@" --out "$OUT/$name.gguf" --threads "$T" $r
+    touch "$OUT/$name.done"
+}
+SHAPE="--arch llada --vocab 4096 --embd 256 --layers 8 --heads 4 --ff 704 --mask-id 4095 --eos-id 4094"
+RUN="--tokens $OUT/train.i32 --batch 16 --seq 256 --save-every 100 --eval-every 100 --progress"
+# shellcheck disable=SC2086
+stage ar --tokenizer "$OUT/code-tok.gguf" $SHAPE $RUN --ar --steps "${AR_STEPS:-2000}" \
+    --lr 1e-3 --warmup 100 --cosine --seed 7
+stop_after ar
+# shellcheck disable=SC2086
+stage adapt --init "$OUT/ar.gguf" --shift-logits on $RUN --no-sm --steps "${ADAPT_STEPS:-1200}" \
+    --lr 5e-4 --warmup 100 --cosine --seed 41
+stop_after adapt
+
+if [ ! -f "$OUT/gonogo.csv" ]; then
+    stamp "go/no-go"
+    "$SMDIFF" eval gate -m "$OUT/adapt.gguf" --tokens "$OUT/train.i32" --seq 256 --windows 32 --t 0.5 \
+        --threads "$T" > "$OUT/gate-base.txt"
+    "$SMDIFF" eval gonogo -m "$OUT/adapt.gguf" --tokens "$OUT/train.i32" --seq 256 --windows 256 \
+        --draws 4 --k 1 --threads "$T" --csv "$OUT/gonogo.csv.tmp" > "$OUT/gonogo.txt"
+    mv "$OUT/gonogo.csv.tmp" "$OUT/gonogo.csv"
+fi
+stop_after gonogo
+
+A="--init $OUT/adapt.gguf --tokens $OUT/train.i32 --batch 16 --seq 256 --lr 2e-4 --warmup 50 --cosine"
+A="$A --seed 11 --save-every 100 --eval-every 100 --keep-every 100 --progress"
+SM="--sm-k 1 --sm-init 0.5,6.66,-0.75 --sm-lr 1e-2"
+# shellcheck disable=SC2086
+stage arm-a $A --steps "$N" --no-sm
+# shellcheck disable=SC2086
+stage arm-b08 $A --steps "$N" --sm-prob 0.8 $SM
+# shellcheck disable=SC2086
+stage arm-c $A --no-sm --iso-compute-of "$OUT/arm-b08.gguf.csv"
+# shellcheck disable=SC2086
+stage arm-b05 $A --steps "$N" --sm-prob 0.5 $SM
+stop_after arms
+
+ARMS="a b08 b05 c"
+if [ ! -f "$OUT/elbo.csv" ]; then
+    stamp "validation bounds"
+    M=""; for a in $ARMS; do M="$M -m $OUT/arm-$a.gguf"; done
+    # shellcheck disable=SC2086
+    "$SMDIFF" eval elbo -m "$OUT/adapt.gguf" $M --two-pass --tokens "$OUT/train.i32" --seq 256 \
+        --threads "$T" --csv "$OUT/elbo.csv.tmp" > "$OUT/elbo.txt"
+    mv "$OUT/elbo.csv.tmp" "$OUT/elbo.csv"
+fi
+if [ ! -f "$OUT/gate.csv" ]; then
+    stamp "gate through training"
+    python3 examples/code/gate_through_training.py --smdiff "$SMDIFF" --tokens "$OUT/train.i32" \
+        --threads "$T" "$OUT/arm-a.gguf" "$OUT/arm-b08.gguf" --csv "$OUT/gate.csv" --svg "$OUT/gate.svg"
+fi
+stop_after bounds
+
+if [ ! -f "$OUT/tasks.jsonl" ]; then
+    python3 examples/code/make_infill_tasks.py "$OUT/heldout" -o "$OUT/tasks.jsonl" --seed 1 \
+        --smdiff "$SMDIFF" --tokenizer "$OUT/code-tok.gguf" --max-tokens 256 --max-middle-tokens 64 \
+        --max-tasks "$TASKS"
+fi
+# infill ARM SOFTMASK STRATEGY
+infill() {
+    f="$OUT/infill-$1-$2-$3.jsonl"
+    [ -f "$f" ] && return 0
+    stamp "infill $1 softmask $2 $3"
+    "$SMDIFF" eval infill -m "$OUT/arm-$1.gguf" --tasks "$OUT/tasks.jsonl" --softmask "$2" \
+        --strategy "$3" --seeds 1,2,3 --threads "$T" -o "$f.tmp"
+    mv "$f.tmp" "$f"
+}
+# (a and c learned no soft-mask: they fill with binary masking only)
+for a in b08 a c b05; do infill "$a" off origin; done
+for a in b08 b05; do infill "$a" on origin; done
+infill b08 on remdm_cap; infill b08 off remdm_cap; infill a off remdm_cap
+python3 examples/code/score_infill.py --tasks "$OUT/tasks.jsonl" "$OUT"/infill-*.jsonl \
+    --csv "$OUT/infill.csv" --md "$OUT/infill.md"
+stop_after infill
+
+# samples ARM SOFTMASK: unconditional file starts (prompt = EOS)
+samples() {
+    f="$OUT/samples-$1-$2.jsonl"
+    [ -f "$f" ] && return 0
+    stamp "samples $1 softmask $2"
+    "$SMDIFF" eval samples -m "$OUT/arm-$1.gguf" --ref "$OUT/ar.gguf" --tokens "$OUT/train.i32" \
+        --len 128 --budgets 16,32,64,128 --seeds 1,2,3 --n "$SAMPLES" --prompt-id 4094 \
+        --softmask "$2" --label "$1-$2" --dump "$f.tmp" --csv "$OUT/samples.csv" --threads "$T"
+    mv "$f.tmp" "$f"
+}
+samples b08 entropy; samples b08 off; samples a off; samples c off
+python3 examples/code/score_samples.py "$OUT"/samples-*.jsonl --csv "$OUT/parse.csv" --md "$OUT/parse.md"
+stamp finished
