@@ -77,6 +77,7 @@ int cmd_tokenizer(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 /* ids[n] as text, special tokens skipped, invalid UTF-8 (a character split
  * between tokens) replaced by U+FFFD, NUL-terminated; NULL on failure.
  * The caller frees it. (eval_infill.c) */

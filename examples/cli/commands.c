@@ -11,6 +11,7 @@ const cli_command cli_commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face Dream/LLaDA checkpoint to GGUF"},
     {"train", cmd_train, "train or fine-tune a model (MDLM with soft-masking, or AR)"},
     {"eval", cmd_eval, "validation bound, SM go/no-go, perplexity, entropy and MAUVE of samples, infilling"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with streamed denoising and a playground"},
 };
 const size_t cli_n_commands = sizeof cli_commands / sizeof cli_commands[0];
 

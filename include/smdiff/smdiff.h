@@ -1039,6 +1039,108 @@ SMDIFF_API int32_t smdiff_generate_infill_text(smdiff_sampler *sampler, const sm
                                                const char *prefix, const char *suffix, char *text,
                                                size_t capacity, size_t *n_out);
 
+/* ---- Server (experimental; docs/SERVER.md) -----------------------------
+ * An OpenAI-compatible HTTP/1.1 server for one loaded model, on libuv:
+ * POST /v1/completions and /v1/chat/completions (streamed as server-sent
+ * events on request, with smdiff's per-step events), GET /v1/models,
+ * /health, /metrics (Prometheus text) and a playground page at /.
+ * Generations run on SMDIFF_SERVER_SLOTS worker threads, each request with
+ * its own sampler on the shared model; up to SMDIFF_SERVER_QUEUE more wait,
+ * and beyond that requests get 429 with Retry-After at once. A client that
+ * disconnects, or a request past SMDIFF_SERVER_TIMEOUT, stops its
+ * generation at the next denoising step.
+ *
+ * Use: smdiff_server_create, set options, smdiff_server_listen (binds;
+ * smdiff_server_port then tells the port), smdiff_server_run (serves on
+ * the calling thread until smdiff_server_stop), smdiff_server_free. A
+ * server listens and runs once. Setters return SMDIFF_E_STATE after
+ * listen. Every failing call records its message on the server
+ * (smdiff_server_last_error) and in the thread's slot (smdiff_last_error).
+ * While it runs, the calling thread blocks SIGPIPE (a peer that closed
+ * makes a write fail, not kill the process); the mask is restored after. */
+typedef struct smdiff_server smdiff_server;
+
+#define SMDIFF_SERVER_OPT_FIRST_       600
+#define SMDIFF_SERVER_PORT             600 /* int 0..65535, default 8080; 0 = any free port */
+#define SMDIFF_SERVER_SLOTS            601 /* int 1..1024, default 1: generations at once */
+#define SMDIFF_SERVER_QUEUE            602 /* int 0..1048576, default 8: requests that may wait
+                                              for a slot; more get 429 */
+#define SMDIFF_SERVER_TIMEOUT          603 /* double [0,1e6] s, default 300, 0 = none: limit per
+                                              generation from its arrival (504 past it) */
+#define SMDIFF_SERVER_READ_TIMEOUT     604 /* double (0,3600] s, default 10: time to receive a whole
+                                              request once a connection is free (slowloris, idle
+                                              keep-alive); then it is closed */
+#define SMDIFF_SERVER_MAX_BODY         605 /* int 1..2^30 bytes, default 1 MiB; larger gets 413 */
+#define SMDIFF_SERVER_MAX_HEADER       606 /* int 256..2^20 bytes, default 16 KiB: request line and
+                                              headers; larger gets 431 (414 for the target) */
+#define SMDIFF_SERVER_MAX_CONNECTIONS  607 /* int 1..2^20, default 1024: more are closed at once */
+#define SMDIFF_SERVER_MAX_TOKENS       608 /* int 0..2^20, default 0 = the model's context: most
+                                              tokens one request may generate */
+#define SMDIFF_SERVER_THREADS          609 /* int 0..1024, default 0 = all CPUs:
+                                              SMDIFF_SAMPLER_THREADS of each generation */
+#define SMDIFF_SERVER_SHUTDOWN_GRACE   610 /* double [0,3600] s, default 10: after stop, running
+                                              generations may finish for this long */
+#define SMDIFF_SERVER_OPT_LAST_        610
+
+/* Create a server for a loaded model (the server holds a reference; the
+ * caller may free its own). Host "127.0.0.1", model name the file's
+ * general.name or else its architecture. SMDIFF_E_INVAL for NULL,
+ * SMDIFF_E_STATE if the model is not loaded, SMDIFF_E_NOMEM. */
+SMDIFF_API int32_t smdiff_server_create(smdiff_model *model, smdiff_server **out);
+
+/* Free a server that never listened or whose run returned (a server that
+ * listened but never ran is stopped and run to its end first). Accepts
+ * NULL. */
+SMDIFF_API void smdiff_server_free(smdiff_server *server);
+
+/* Typed option access (SMDIFF_SERVER_*), as the sampler's: SMDIFF_E_INVAL
+ * for a key of another family or the wrong type, SMDIFF_E_RANGE out of
+ * bounds; setters SMDIFF_E_STATE once listening. */
+SMDIFF_API int32_t smdiff_server_set_int(smdiff_server *server, int32_t key, int64_t value);
+SMDIFF_API int32_t smdiff_server_set_double(smdiff_server *server, int32_t key, double value);
+SMDIFF_API int32_t smdiff_server_get_int(const smdiff_server *server, int32_t key, int64_t *out);
+SMDIFF_API int32_t smdiff_server_get_double(const smdiff_server *server, int32_t key, double *out);
+SMDIFF_API int32_t smdiff_server_option_info(int32_t key, const char **name, int32_t *type,
+                                             double *min, double *max, double *def);
+SMDIFF_API int32_t smdiff_server_option_key(const char *name, int32_t *key);
+
+/* The address to bind, numeric or a name ("127.0.0.1", "::1", "0.0.0.0",
+ * "localhost"). Binding beyond loopback exposes the server: see the
+ * security notes of docs/SERVER.md. SMDIFF_E_INVAL for NULL or "". */
+SMDIFF_API int32_t smdiff_server_set_host(smdiff_server *server, const char *host);
+
+/* Require "Authorization: Bearer KEY" on /v1/ endpoints (401 otherwise);
+ * NULL or "" removes the requirement. The string is copied. */
+SMDIFF_API int32_t smdiff_server_set_api_key(smdiff_server *server, const char *key);
+
+/* The model id reported by /v1/models and accepted in requests' "model"
+ * field (another id gets 404). SMDIFF_E_INVAL for NULL or "". */
+SMDIFF_API int32_t smdiff_server_set_model_name(smdiff_server *server, const char *name);
+
+/* Bind and listen, start the worker threads. SMDIFF_E_IO when the address
+ * cannot be resolved or bound (the message says why, e.g. "address already
+ * in use"), SMDIFF_E_THREAD, SMDIFF_E_STATE if already listening. */
+SMDIFF_API int32_t smdiff_server_listen(smdiff_server *server);
+
+/* The port the server listens on (the one chosen for port 0).
+ * SMDIFF_E_STATE before listen. */
+SMDIFF_API int32_t smdiff_server_port(const smdiff_server *server, int32_t *out);
+
+/* Serve on the calling thread until smdiff_server_stop; then finish as
+ * described at SMDIFF_SERVER_SHUTDOWN_GRACE and return SMDIFF_OK.
+ * SMDIFF_E_STATE before listen or after a run. */
+SMDIFF_API int32_t smdiff_server_run(smdiff_server *server);
+
+/* Ask a running (or listening) server to stop: it stops accepting, answers
+ * waiting requests 503, lets running generations finish within the grace
+ * and aborts the rest, then run returns. Safe from any thread and from a
+ * signal handler (it only stores a flag and wakes the loop); calling it
+ * before run makes run stop at once. */
+SMDIFF_API int32_t smdiff_server_stop(smdiff_server *server);
+
+/* Detailed message of the last failure on this server; "" if none. */
+SMDIFF_API const char *smdiff_server_last_error(const smdiff_server *server);
+
 #endif /* SMDIFF_EXPERIMENTAL */
 
 #ifdef __cplusplus
