@@ -328,6 +328,10 @@ static void dispatch(sd_http_conn *c) {
         refuse(c, 500, "out of memory reading the request");
         return;
     }
+    if (c->parser.http_major != 1) {
+        refuse(c, 505, "only HTTP/1.0 and HTTP/1.1 are served");
+        return;
+    }
     if (!c->url.n || http_parser_parse_url(c->url.data, c->url.n, c->parser.method == HTTP_CONNECT, &u) ||
         !(u.field_set & (1 << UF_PATH))) {
         refuse(c, 400, "malformed request target");
