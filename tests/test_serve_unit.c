@@ -300,9 +300,10 @@ static void test_format_sse(void **state) {
     sd_gen_result res = {"chatcmpl-9", 5, "m", NULL, 0, NULL, 4, 3};
     sd_sbuf b = {0};
     int32_t cpos[] = {0, 2}, cid[] = {11, 12}, mpos[] = {1};
-    const char *ctext[] = {"He", "lo"};
+    const char *ctext[] = {"He", "\xe2\x80"}; /* the second: part of a character */
+    size_t clen[] = {2, 2};
     float lam[] = {0.25f};
-    sd_step_event ev = {1, 4, 3, cpos, cid, ctext, 2, mpos, lam, 1, 0.01};
+    sd_step_event ev = {1, 4, 3, cpos, cid, ctext, clen, 2, mpos, lam, 1, 0.01};
     assert_int_equal(sd_chunk_sse(&b, 1, &res, 1, "He", 2, NULL, &ev), 0);
     assert_int_equal(sd_chunk_sse(&b, 1, &res, 0, "", 0, "stop", NULL), 0);
     assert_int_equal(sd_usage_sse(&b, 1, &res), 0);
@@ -325,7 +326,12 @@ static void test_format_sse(void **state) {
     json_t *com = json_object_get(st, "committed");
     assert_int_equal(json_integer_value(json_array_get(json_object_get(com, "positions"), 1)), 2);
     assert_int_equal(json_integer_value(json_array_get(json_object_get(com, "ids"), 0)), 11);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(com, "text"), 1)), "lo");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(com, "text"), 0)), "He");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(com, "text"), 1)), "\xef\xbf\xbd\xef\xbf\xbd");
+    json_t *by = json_array_get(json_object_get(com, "bytes"), 1);
+    assert_int_equal(json_array_size(by), 2);
+    assert_int_equal(json_integer_value(json_array_get(by, 0)), 0xe2);
+    assert_int_equal(json_integer_value(json_array_get(by, 1)), 0x80);
     json_t *mk = json_object_get(st, "masked");
     assert_int_equal(json_integer_value(json_array_get(json_object_get(mk, "positions"), 0)), 1);
     assert_true(fabs(json_number_value(json_array_get(json_object_get(mk, "lambda"), 0)) - 0.25) < 1e-9);

@@ -48,6 +48,7 @@ typedef struct run_state {
     int32_t *cpos, *cid, *mpos;
     float *mlam;
     char **ctext;
+    size_t *clen;
 } run_state;
 
 /* ---------------------------------------------------------- output */
@@ -226,16 +227,14 @@ static int32_t step_event(run_state *rs, const int32_t *canvas, const uint8_t *c
         } else if (committed[rs->P + i]) {
             sd_sbuf t = {0};
             detok(rs->m, &id, 1, &t);
-            sd_sbuf tr = {0};
-            sd_utf8_repair(&tr, t.data ? t.data : "", t.n);
-            sd_sbuf_free(&t);
             sd_free(rs->ctext[nc]);
-            rs->ctext[nc] = tr.data ? sd_sbuf_take(&tr, NULL) : sd_strdup("");
+            rs->clen[nc] = t.n;
+            rs->ctext[nc] = t.data ? sd_sbuf_take(&t, NULL) : sd_strdup("");
             rs->cpos[nc] = i;
             rs->cid[nc++] = id;
         }
     }
-    *ev = (sd_step_event){step, n_steps, rs->G, rs->cpos, rs->cid, (const char *const *)rs->ctext, nc,
+    *ev = (sd_step_event){step, n_steps, rs->G, rs->cpos, rs->cid, (const char *const *)rs->ctext, rs->clen, nc,
                           rs->mpos, rs->mlam, nm, seconds};
     return nc;
 }
@@ -362,7 +361,9 @@ static int alloc_run(run_state *rs, sd_api_error *e) {
         rs->mpos = sd_calloc(G, sizeof(int32_t));
         rs->mlam = sd_calloc(G, sizeof(float));
         rs->ctext = sd_calloc(G, sizeof(char *));
-        if (!rs->cpos || !rs->cid || !rs->mpos || !rs->mlam || !rs->ctext) rs->gen = (sd_free(rs->gen), NULL);
+        rs->clen = sd_calloc(G, sizeof(size_t));
+        if (!rs->cpos || !rs->cid || !rs->mpos || !rs->mlam || !rs->ctext || !rs->clen)
+            rs->gen = (sd_free(rs->gen), NULL);
     }
     return rs->gen ? 0 : sd_api_fail(e, 500, "server_error", NULL, NULL, "out of memory");
 }
@@ -370,7 +371,7 @@ static int alloc_run(run_state *rs, sd_api_error *e) {
 static void free_run(run_state *rs) {
     if (rs->ctext)
         for (int32_t i = 0; i < rs->G; i++) sd_free(rs->ctext[i]);
-    void *p[] = {rs->gen, rs->cpos, rs->cid, rs->mpos, rs->mlam, rs->ctext};
+    void *p[] = {rs->gen, rs->cpos, rs->cid, rs->mpos, rs->mlam, rs->ctext, rs->clen};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) sd_free(p[i]);
     sd_sbuf_free(&rs->text);
 }

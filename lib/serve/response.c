@@ -15,7 +15,9 @@ static int dump(json_t *v, sd_sbuf *out) {
         out->oom = 1;
         return -1;
     }
-    int rc = json_dump_callback(v, dump_cb, out, JSON_COMPACT);
+    /* nine digits hold a float exactly and keep 0.005 from printing as
+     * 0.0050000000000000001 */
+    int rc = json_dump_callback(v, dump_cb, out, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(v);
     if (rc) out->oom = 1;
     return rc ? -1 : 0;
@@ -102,16 +104,23 @@ static json_t *step_json(const sd_step_event *s) {
     json_object_set_new(o, "steps", json_integer(s->n_steps));
     json_object_set_new(o, "length", json_integer(s->length));
     json_object_set_new(o, "seconds", json_real(s->seconds));
-    json_t *pos = json_array(), *ids = json_array(), *text = json_array();
+    json_t *pos = json_array(), *ids = json_array(), *text = json_array(), *bytes = json_array();
     for (int32_t i = 0; i < s->n_committed; i++) {
         json_array_append_new(pos, json_integer(s->committed_pos[i]));
         json_array_append_new(ids, json_integer(s->committed_id[i]));
-        json_array_append_new(text, str(s->committed_text[i]));
+        json_array_append_new(text, str_n(s->committed_text[i], s->committed_len[i]));
+        /* A token can hold part of a character (byte-level BPE), which JSON
+         * text cannot carry; its exact bytes let a client join neighbours. */
+        json_t *b = json_array();
+        for (size_t k = 0; k < s->committed_len[i]; k++)
+            json_array_append_new(b, json_integer((unsigned char)s->committed_text[i][k]));
+        json_array_append_new(bytes, b);
     }
     json_t *committed = json_object();
     json_object_set_new(committed, "positions", pos);
     json_object_set_new(committed, "ids", ids);
     json_object_set_new(committed, "text", text);
+    json_object_set_new(committed, "bytes", bytes);
     json_object_set_new(o, "committed", committed);
     json_t *mpos = json_array(), *lam = json_array();
     for (int32_t i = 0; i < s->n_masked; i++) {

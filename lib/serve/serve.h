@@ -213,7 +213,10 @@ typedef struct sd_step_event {
     int32_t step, n_steps, length;     /* length: generated positions */
     const int32_t *committed_pos;      /* [n_committed] positions, 0-based */
     const int32_t *committed_id;
-    const char *const *committed_text; /* repaired UTF-8, NUL-terminated */
+    const char *const *committed_text; /* each token's bytes (may split a
+                                          character: sent repaired as "text",
+                                          exact as "bytes") */
+    const size_t *committed_len;
     int32_t n_committed;
     const int32_t *masked_pos;         /* [n_masked] still-masked positions */
     const float *masked_lambda;
