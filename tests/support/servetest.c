@@ -53,17 +53,22 @@ static int32_t slow_select(const smdiff_step_view *v, int32_t *commit, int32_t *
     struct timespec t = {st_slow_ms / 1000, (long)(st_slow_ms % 1000) * 1000000L};
     nanosleep(&t, NULL);
     /* positions arrive in canvas order: commit the leftmost n_transfer */
-    int32_t k = v->n_transfer > 0 ? v->n_transfer : 1;
+    size_t k = v->n_transfer > 0 ? v->n_transfer : 1;
     if (k > v->n_masked) k = v->n_masked;
-    for (int32_t i = 0; i < k; i++) commit[i] = i;
-    *n_commit = k;
+    for (size_t i = 0; i < k; i++) commit[i] = (int32_t)i;
+    *n_commit = (int32_t)k;
     *n_remask = 0;
     return SMDIFF_OK;
 }
 
 static void register_slow(void) {
-    smdiff_decoder d = {sizeof d, SMDIFF_DECODER_ABI_VERSION, "test_slow", "sleeps, then commits left to right",
-                        slow_select, NULL};
+    smdiff_decoder d = {
+        .struct_size = sizeof d,
+        .abi_version = SMDIFF_DECODER_ABI_VERSION,
+        .name = "test_slow",
+        .description = "sleeps, then commits left to right",
+        .select = slow_select,
+    };
     smdiff_decoder_register(&d, NULL);
 }
 
