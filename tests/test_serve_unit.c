@@ -955,6 +955,32 @@ static void test_router_stop_echo_ids(void **state) {
     st_free_events(ev, n);
     st_resp_free(&r);
 
+    /* a stop sequence that starts like the end of the text but never
+     * completes: that tail is held back at each step and must still come
+     * at the end */
+    char tail[16];
+    size_t fl = strlen(full);
+    snprintf(tail, sizeof tail, "%s", full + fl - 2);
+    sd_sbuf esc2 = {0};
+    for (const char *p = tail; *p; p++) {
+        if (*p == '\n') sd_sbuf_str(&esc2, "\\n");
+        else if (*p == '"' || *p == '\\') sd_sbuf_printf(&esc2, "\\%c", *p);
+        else sd_sbuf_add(&esc2, p, 1);
+    }
+    snprintf(body, sizeof body, "{%s,\"stop\":\"%sqqq\",\"stream\":true}", base, esc2.data);
+    sd_sbuf_free(&esc2);
+    assert_int_equal(exchange(core, "POST", "/v1/completions", body, NULL, &r), 200);
+    n = st_sse_events(r.body, &ev);
+    for (int i = 0; i < n - 1; i++) {
+        json_t *c = parse_json(ev[i]);
+        sd_sbuf_str(&text, choice_text(c));
+        json_decref(c);
+    }
+    assert_string_equal(text.data ? text.data : "", full);
+    sd_sbuf_free(&text);
+    st_free_events(ev, n);
+    st_resp_free(&r);
+
     /* echo */
     snprintf(body, sizeof body, "{%s,\"echo\":true}", base);
     v = exchange_json(core, "/v1/completions", body, 200);

@@ -152,6 +152,8 @@ int sd_metrics_render(sd_metrics *m, const sd_gauges *g, sd_sbuf *o) {
         {"smdiff_queue_depth", "Requests waiting for a slot.", g->queue_depth},
         {"smdiff_queue_capacity", "Requests that may wait before the server answers 429.", g->queue_capacity},
         {"smdiff_connections", "Open client connections.", g->connections},
+        {"smdiff_heap_blocks", "Blocks allocated through smdiff's allocator and not yet freed; between idle moments "
+                               "it returns to the same value, growth is a leak.", sd_alloc_live()},
     };
     for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++) {
         head(o, gauges[i].name, "gauge", gauges[i].help);
