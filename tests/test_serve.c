@@ -113,14 +113,20 @@ static double metric(int port, const char *name) {
     return v;
 }
 
-/* Wait until a metric reaches a value (or the deadline passes). */
-static int wait_metric(int port, const char *name, double want, double timeout) {
+/* Wait until a metric equals (at_least 0) or reaches (1) a value, or the
+ * deadline passes. */
+static int wait_metric_cmp(int port, const char *name, double want, double timeout, int at_least) {
     double end = st_now() + timeout;
     while (st_now() < end) {
-        if (metric(port, name) == want) return 1;
+        double v = metric(port, name);
+        if (at_least ? v >= want : v == want) return 1;
         usleep(20000);
     }
     return 0;
+}
+
+static int wait_metric(int port, const char *name, double want, double timeout) {
+    return wait_metric_cmp(port, name, want, timeout, 0);
 }
 
 /* A request in its own thread. */
@@ -587,6 +593,8 @@ static void test_stop(void **state) {
     call a, b;
     call_start(&a, v->port, "{\"prompt\":\"Once\",\"max_tokens\":40,\"steps\":40,\"strategy\":\"test_slow\",\"stream\":true}");
     assert_true(wait_metric(v->port, "smdiff_slots_busy", 1, 5));
+    /* the stream has begun (its first step is done) */
+    assert_true(wait_metric_cmp(v->port, "smdiff_step_seconds_count", 1, 5, 1));
     call_start(&b, v->port, k_slow);
     assert_true(wait_metric(v->port, "smdiff_queue_depth", 1, 5));
     double t0 = st_now();

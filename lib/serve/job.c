@@ -53,19 +53,8 @@ typedef struct run_state {
 
 /* ---------------------------------------------------------- output */
 
-static void post_locked_append(sd_job *j, const sd_sbuf *add, int streaming, int finished, int status,
-                               const char *extra) {
-    sd_server_core *c = j->core;
-    uv_mutex_lock(&c->out_mu);
-    if (add && add->n) sd_sbuf_add(&j->out.data, add->data, add->n);
-    if (streaming) j->out.streaming = 1;
-    if (finished) {
-        j->out.finished = 1;
-        j->out.status = status;
-        j->out.extra = extra;
-    }
-    uv_mutex_unlock(&c->out_mu);
-    sd_core_post(c, j);
+static void post(sd_job *j, const sd_sbuf *add, int streaming, int finished, int status, const char *extra) {
+    sd_core_post(j->core, j, add ? add->data : NULL, add ? add->n : 0, streaming, finished, status, extra);
 }
 
 static const char *retry_header(int status) {
@@ -83,7 +72,7 @@ void sd_job_fail(sd_job *j, const sd_api_error *e) {
         if (body) sd_sbuf_add(&b, body, n);
         sd_free(body);
     }
-    post_locked_append(j, &b, 0, 1, e->status, retry_header(e->status));
+    post(j, &b, 0, 1, e->status, retry_header(e->status));
     sd_sbuf_free(&b);
 }
 
@@ -212,7 +201,7 @@ static void stream_chunk(run_state *rs, size_t upto, const char *finish, const s
                  finish, ev);
     rs->sent += n;
     rs->first_sent = 1;
-    post_locked_append(rs->j, &b, 1, 0, 0, NULL);
+    post(rs->j, &b, 1, 0, 0, NULL);
     sd_sbuf_free(&b);
 }
 
@@ -390,7 +379,7 @@ static void finish_ok(run_state *rs, size_t end, const char *finish, int64_t com
         sd_chunk_sse(&b, j->req.chat, &res, !rs->first_sent, "", 0, finish, NULL);
         if (j->req.include_usage) sd_usage_sse(&b, j->req.chat, &res);
         sd_done_sse(&b);
-        post_locked_append(j, &b, 1, 1, 200, NULL);
+        post(j, &b, 1, 1, 200, NULL);
         sd_sbuf_free(&b);
         return;
     }
@@ -405,7 +394,7 @@ static void finish_ok(run_state *rs, size_t end, const char *finish, int64_t com
         sd_job_fail(j, &e);
         return;
     }
-    post_locked_append(j, &b, 0, 1, 200, NULL);
+    post(j, &b, 0, 1, 200, NULL);
     sd_free(body);
 }
 

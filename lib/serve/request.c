@@ -227,19 +227,11 @@ static int f_softmask(const char *name, json_t *v, sd_gen_request *r, sd_api_err
 
 static int f_stop(const char *name, json_t *v, sd_gen_request *r, sd_api_error *e) {
     if (json_is_null(v)) return 0;
-    json_t *one[1] = {v};
-    json_t **items = one;
-    size_t n = 1;
-    json_t *arr = NULL;
-    if (json_is_array(v)) {
-        arr = v;
-        n = json_array_size(v);
-    } else if (!json_is_string(v)) {
-        return wrong_type(e, name, "a string or an array of strings", v);
-    }
+    if (!json_is_array(v) && !json_is_string(v)) return wrong_type(e, name, "a string or an array of strings", v);
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
     if (n > SD_MAX_STOP) return bad(e, name, "Invalid '%s': at most %d stop sequences.", name, SD_MAX_STOP);
     for (size_t i = 0; i < n; i++) {
-        json_t *s = arr ? json_array_get(arr, i) : items[i];
+        json_t *s = json_is_array(v) ? json_array_get(v, i) : v;
         if (!json_is_string(s)) return wrong_type(e, name, "a string or an array of strings", s);
         if (!json_string_length(s)) return bad(e, name, "Invalid '%s': a stop sequence is empty.", name);
         if (!(r->stop[r->n_stop] = dup_str(s))) return sd_api_fail(e, 500, "server_error", NULL, NULL, "out of memory");

@@ -190,8 +190,18 @@ static void generate(sd_server_core *core, sd_http_conn *c, const sd_http_req *r
     }
 }
 
-void sd_core_post(sd_server_core *core, sd_job *j) {
+void sd_core_post(sd_server_core *core, sd_job *j, const char *data, size_t n, int streaming, int finished,
+                  int status, const char *extra) {
+    /* One critical section: once it ends the loop may deliver the job and,
+     * if it is finished, free it, so the caller must not touch j again. */
     uv_mutex_lock(&core->out_mu);
+    if (n) sd_sbuf_add(&j->out.data, data, n);
+    if (streaming) j->out.streaming = 1;
+    if (finished) {
+        j->out.finished = 1;
+        j->out.status = status;
+        j->out.extra = extra;
+    }
     if (!j->out.dirty) {
         j->out.dirty = 1;
         j->ready_next = core->ready;

@@ -345,8 +345,12 @@ struct sd_server_core {
     void *owner;               /* the smdiff_server */
 };
 
-/* Put a job on the ready list and wake the loop (any thread). */
-void sd_core_post(sd_server_core *core, sd_job *j);
+/* Hand output of a job to the loop (any thread): append n bytes, mark the
+ * stream begun and/or the job finished (with the status and extra headers
+ * of a non-streamed answer), put it on the ready list, wake the loop. After
+ * a post with finished set the job belongs to the loop: do not touch it. */
+void sd_core_post(sd_server_core *core, sd_job *j, const char *data, size_t n, int streaming, int finished,
+                  int status, const char *extra);
 /* Deliver the output of every ready job to its connection (loop thread).
  * Returns the number of jobs that finished and were freed. */
 size_t sd_core_deliver(sd_server_core *core);
