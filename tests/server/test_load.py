@@ -57,7 +57,7 @@ def main():
         # completions: 16 clients against 2 slots + 2 waiting; after each
         # round, once every wrk connection is gone, resident memory and the
         # blocks smdiff's allocator has out
-        rounds = 1 if SANITIZED else 4
+        rounds = 3 if SANITIZED else 4
         rss, blocks = [], []
         answered = {200: 0, 429: 0}
         for r in range(rounds):
