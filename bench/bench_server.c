@@ -19,7 +19,9 @@
  * Prints a table (docs/PERFORMANCE.md, "Server"); never fails on slowness.
  * Run from the repository root (it loads models/smdiff-gutenberg-18m-sm.gguf).
  */
+#ifndef SMDIFF_EXPERIMENTAL /* the Makefile defines it for tests and benchmarks */
 #define SMDIFF_EXPERIMENTAL
+#endif
 #include <arpa/inet.h>
 #include <http_parser.h>
 #include <netinet/in.h>
@@ -76,13 +78,13 @@ static double direct_once(const smdiff_model *m, smdiff_sampler *s, int gen, int
     int32_t ids[64], out[GEN];
     size_t n = 0, nb = 0;
     smdiff_model_tokenize(m, PROMPT, strlen(PROMPT), SMDIFF_TOKENIZE_PARSE_SPECIAL, ids, 64, &n);
-    int32_t n_out = 0;
-    if (smdiff_generate_tokens(s, m, ids, (int32_t)n, out, gen, &n_out)) {
+    size_t n_out = 0;
+    if (smdiff_generate_tokens(s, m, ids, n, out, (size_t)gen, &n_out)) {
         fprintf(stderr, "bench_server: generate failed: %s\n", smdiff_sampler_last_error(s));
         exit(1);
     }
     char text[4096];
-    smdiff_model_detokenize(m, out, (size_t)n_out, 0, text, sizeof text, &nb);
+    smdiff_model_detokenize(m, out, n_out, 0, text, sizeof text, &nb);
     return now() - t0;
 }
 

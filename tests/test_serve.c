@@ -25,7 +25,9 @@
 #include "testutil.h"
 #include "servetest.h"
 
+#ifndef SMDIFF_EXPERIMENTAL /* the Makefile defines it for tests and benchmarks */
 #define SMDIFF_EXPERIMENTAL
+#endif
 #include "smdiff/smdiff.h"
 
 #define NEED_MODEL()                                                                      \

@@ -5,7 +5,6 @@
  * the socket is bound (scripts read the port from it when --port 0 asks
  * for any free one), an access line per request with -v, and exits 0 after
  * a clean stop. */
-#define SMDIFF_EXPERIMENTAL
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -141,7 +140,7 @@ int cmd_serve(int argc, char **argv) {
     int32_t rc = smdiff_model_create(&m);
     if (rc) return cli_fail("create model", rc, smdiff_last_error());
     if ((rc = smdiff_model_load_file(m, model_path))) {
-        ret = cli_fail(model_path, rc, smdiff_model_last_error(m));
+        ret = cli_fail(model_path, rc, smdiff_last_error());
         smdiff_model_free(m);
         return ret;
     }

@@ -11,11 +11,11 @@
  *  - Error messages, one rule: every call that fails records its detailed
  *    message in the calling thread's slot, read with smdiff_last_error().
  *    A call on an object that one thread owns at a time -- a sampler, a
- *    soft-mask schedule, a trainer -- also records it on that object
- *    (smdiff_sampler_last_error, smdiff_softmask_last_error,
- *    smdiff_trainer_last_error). A model is shared between threads once
- *    loaded, so it keeps no message: read a model call's failure with
- *    smdiff_last_error(). A failing call always overwrites both places, so
+ *    soft-mask schedule, a trainer, a server -- also records it on that
+ *    object (smdiff_sampler_last_error, smdiff_softmask_last_error,
+ *    smdiff_trainer_last_error, smdiff_server_last_error). A model is
+ *    shared between threads once loaded, so it keeps no message: read a
+ *    model call's failure with smdiff_last_error(). A failing call always overwrites both places, so
  *    neither holds a stale message from an earlier call; a successful call
  *    clears neither (like errno: read them only after a failure).
  *  - Objects are opaque handles. Each has a create/load function and a free
@@ -25,8 +25,9 @@
  *    queried. An out-of-bounds value returns SMDIFF_E_RANGE and leaves the
  *    object unchanged. Keys come in families with disjoint ranges, each
  *    family owning [base, base + 100): SMDIFF_MODEL_* 100, SMDIFF_SM_* 200,
- *    SMDIFF_SAMPLER_* 300, SMDIFF_TRAIN_* 400, SMDIFF_PROP_* 500 (600, 700
- *    and 800 are reserved for families to come); keys 0..99 are no family's.
+ *    SMDIFF_SAMPLER_* 300, SMDIFF_TRAIN_* 400, SMDIFF_PROP_* 500,
+ *    SMDIFF_SERVER_* 600 (700 and 800 are reserved for families to come);
+ *    keys 0..99 are no family's.
  *    Every setter, getter, info and property call refuses a key of another
  *    family with SMDIFF_E_INVAL, the message naming both families. Each
  *    family has *_OPT_FIRST_ and *_OPT_LAST_.
@@ -43,8 +44,8 @@
  *    EXPERIMENTAL SECTION.
  *
  * Thread-safety: a model is immutable after loading and may be shared by
- * any number of threads. A sampler, a soft-mask schedule or a trainer
- * belongs to one thread at a time. Global settings (allocator, log
+ * any number of threads. A sampler, a soft-mask schedule, a trainer or a
+ * server (smdiff_server_stop excepted) belongs to one thread at a time. Global settings (allocator, log
  * callback) are documented at each setter.
  *
  * This header includes only <stddef.h> and <stdint.h> and compiles as C99,
@@ -1135,10 +1136,13 @@ SMDIFF_API int32_t smdiff_server_run(smdiff_server *server);
  * waiting requests 503, lets running generations finish within the grace
  * and aborts the rest, then run returns. Safe from any thread and from a
  * signal handler (it only stores a flag and wakes the loop); calling it
- * before run makes run stop at once. */
+ * before run makes run stop at once. For that reason it is the one call
+ * that records no message: NULL gives SMDIFF_E_INVAL and nothing else. */
 SMDIFF_API int32_t smdiff_server_stop(smdiff_server *server);
 
-/* Detailed message of the last failure on this server; "" if none. */
+/* Detailed message of the last failure on this server (the error rule at
+ * the top); "" if none, "server is NULL" for NULL. Valid until the next
+ * call on the server. */
 SMDIFF_API const char *smdiff_server_last_error(const smdiff_server *server);
 
 #endif /* SMDIFF_EXPERIMENTAL */

@@ -32,10 +32,11 @@
 typedef struct run_state {
     sd_job *j;
     const smdiff_model *m;
-    int32_t P, G, mask_id;
+    size_t P, G;               /* prompt and generated tokens */
+    int32_t mask_id;
     int32_t stop_ids[2];       /* EOS, and <|im_end|> for ChatML chats; -1 = none */
     int32_t *gen;              /* [G] the generated region at the last step */
-    int32_t decided;           /* tokens of the decided prefix seen so far */
+    size_t decided;            /* tokens of the decided prefix seen so far */
     int ended;                 /* a stop id ended the prefix */
     sd_sbuf text;              /* echoed prompt, then the decided prefix's text */
     size_t echo_len;           /* bytes of the echoed prompt */
@@ -168,7 +169,7 @@ static size_t sendable(run_state *rs, int final) {
 
 /* Extend the decided prefix with the canvas of this step. */
 static int advance_prefix(run_state *rs, const int32_t *gen) {
-    int32_t k = rs->decided;
+    size_t k = rs->decided;
     while (!rs->ended && k < rs->G && gen[k] != rs->mask_id) {
         if (is_stop_id(rs, gen[k])) {
             rs->ended = 1;
@@ -176,7 +177,7 @@ static int advance_prefix(run_state *rs, const int32_t *gen) {
         }
         k++;
     }
-    if (k > rs->decided && detok(rs->m, gen + rs->decided, (size_t)(k - rs->decided), &rs->text)) return -1;
+    if (k > rs->decided && detok(rs->m, gen + rs->decided, k - rs->decided, &rs->text)) return -1;
     rs->decided = k;
     if (rs->j->req.n_stop) find_stop(rs);
     return 0;
@@ -188,7 +189,7 @@ static void result_of(const run_state *rs, sd_gen_result *res) {
     res->id = j->id;
     res->created = j->created;
     res->model = j->core->model_name;
-    res->prompt_tokens = rs->P;
+    res->prompt_tokens = (int64_t)rs->P;
 }
 
 /* One chunk (a text delta and/or a step event) onto the stream. */
@@ -205,13 +206,13 @@ static void stream_chunk(run_state *rs, size_t upto, const char *finish, const s
     sd_sbuf_free(&b);
 }
 
-static int32_t step_event(run_state *rs, const int32_t *canvas, const uint8_t *committed, const float *lambda,
-                          int32_t step, int32_t n_steps, double seconds, sd_step_event *ev) {
-    int32_t nc = 0, nm = 0;
-    for (int32_t i = 0; i < rs->G; i++) {
+static size_t step_event(run_state *rs, const int32_t *canvas, const uint8_t *committed, const float *lambda,
+                         size_t step, size_t n_steps, double seconds, sd_step_event *ev) {
+    size_t nc = 0, nm = 0;
+    for (size_t i = 0; i < rs->G; i++) {
         int32_t id = canvas[rs->P + i];
         if (id == rs->mask_id) {
-            rs->mpos[nm] = i;
+            rs->mpos[nm] = (int32_t)i;
             rs->mlam[nm++] = lambda[rs->P + i];
         } else if (committed[rs->P + i]) {
             sd_sbuf t = {0};
@@ -219,7 +220,7 @@ static int32_t step_event(run_state *rs, const int32_t *canvas, const uint8_t *c
             sd_free(rs->ctext[nc]);
             rs->clen[nc] = t.n;
             rs->ctext[nc] = t.data ? sd_sbuf_take(&t, NULL) : sd_strdup("");
-            rs->cpos[nc] = i;
+            rs->cpos[nc] = (int32_t)i;
             rs->cid[nc++] = id;
         }
     }
@@ -228,15 +229,15 @@ static int32_t step_event(run_state *rs, const int32_t *canvas, const uint8_t *c
     return nc;
 }
 
-static int32_t on_step(int32_t step, int32_t n_steps, const int32_t *canvas, const uint8_t *committed,
-                       const float *lambda, int32_t n, void *ud) {
+static int32_t on_step(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                       const float *lambda, size_t n, void *ud) {
     run_state *rs = ud;
     sd_job *j = rs->j;
     double t = sd_now(), secs = t - rs->t_last;
     rs->t_last = t;
     sd_metrics_step(j->core->metrics, secs);
     (void)n;
-    memcpy(rs->gen, canvas + rs->P, sizeof(int32_t) * (size_t)rs->G);
+    memcpy(rs->gen, canvas + rs->P, sizeof(int32_t) * rs->G);
     if (advance_prefix(rs, rs->gen)) return 1;
     if (rs->stopped) atomic_store(&j->abort_reason, SD_ABORT_STOP_WORD);
     if (!j->req.stream) return 0;
@@ -336,13 +337,13 @@ static int fix_lengths(run_state *rs, size_t n_prompt, sd_api_error *e) {
     if (smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, steps))
         return sd_api_fail(e, 400, "invalid_request_error", NULL, "steps", "Invalid 'steps': %s",
                            smdiff_sampler_last_error(s));
-    rs->P = (int32_t)n_prompt;
-    rs->G = (int32_t)G;
+    rs->P = n_prompt;
+    rs->G = (size_t)G;
     return 0;
 }
 
 static int alloc_run(run_state *rs, sd_api_error *e) {
-    size_t G = (size_t)rs->G;
+    size_t G = rs->G;
     rs->gen = sd_calloc(G, sizeof(int32_t));
     if (rs->j->req.stream_steps) {
         rs->cpos = sd_calloc(G, sizeof(int32_t));
@@ -359,7 +360,7 @@ static int alloc_run(run_state *rs, sd_api_error *e) {
 
 static void free_run(run_state *rs) {
     if (rs->ctext)
-        for (int32_t i = 0; i < rs->G; i++) sd_free(rs->ctext[i]);
+        for (size_t i = 0; i < rs->G; i++) sd_free(rs->ctext[i]);
     void *p[] = {rs->gen, rs->cpos, rs->cid, rs->mpos, rs->mlam, rs->ctext, rs->clen};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) sd_free(p[i]);
     sd_sbuf_free(&rs->text);
@@ -372,7 +373,7 @@ static void finish_ok(run_state *rs, size_t end, const char *finish, int64_t com
     result_of(rs, &res);
     res.finish_reason = finish;
     res.completion_tokens = completion_tokens;
-    sd_metrics_tokens(j->core->metrics, rs->P, completion_tokens);
+    sd_metrics_tokens(j->core->metrics, (int64_t)rs->P, completion_tokens);
     if (j->req.stream) {
         if (end > rs->sent) stream_chunk(rs, end, NULL, NULL);
         sd_sbuf b = {0};
@@ -401,11 +402,11 @@ static void finish_ok(run_state *rs, size_t end, const char *finish, int64_t com
 /* The generation returned out[0..n_out): rebuild the text from it (the
  * decided prefix followed the same ids) and look for stop sequences once
  * more over the whole of it. */
-static void finish_from_tokens(run_state *rs, const int32_t *out, int32_t n_out) {
-    int32_t k = 0;
+static void finish_from_tokens(run_state *rs, const int32_t *out, size_t n_out) {
+    size_t k = 0;
     while (k < n_out && !is_stop_id(rs, out[k])) k++;
     rs->text.n = rs->echo_len;
-    if (detok(rs->m, out, (size_t)k, &rs->text)) {
+    if (detok(rs->m, out, k, &rs->text)) {
         sd_api_error e;
         sd_api_fail(&e, 500, "server_error", NULL, NULL, "out of memory decoding the result");
         sd_job_fail(rs->j, &e);
@@ -415,7 +416,7 @@ static void finish_from_tokens(run_state *rs, const int32_t *out, int32_t n_out)
     rs->stopped = 0;
     if (rs->j->req.n_stop) find_stop(rs);
     int stop = rs->stopped || k < rs->G;
-    finish_ok(rs, rs->stopped ? rs->stop_at : rs->text.n, stop ? "stop" : "length", k);
+    finish_ok(rs, rs->stopped ? rs->stop_at : rs->text.n, stop ? "stop" : "length", (int64_t)k);
 }
 
 static void fail_aborted(sd_job *j) {
@@ -449,7 +450,7 @@ void sd_job_run(sd_job *j) {
         return;
     }
     if (prompt_ids(&rs, &rs.text, &ids, &n_ids, &e) || fix_lengths(&rs, n_ids, &e) || alloc_run(&rs, &e) ||
-        !(out = sd_malloc(sizeof(int32_t) * (size_t)rs.G))) {
+        !(out = sd_malloc(sizeof(int32_t) * rs.G))) {
         if (!out && !e.status) sd_api_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail;
     }
@@ -458,13 +459,13 @@ void sd_job_run(sd_job *j) {
     smdiff_sampler_set_step_callback(j->sampler, on_step, &rs);
     smdiff_sampler_set_abort_callback(j->sampler, should_abort, j);
     if (j->req.stream && rs.echo_len) stream_chunk(&rs, rs.echo_len, NULL, NULL);
-    int32_t n_out = 0;
-    int32_t rc = smdiff_generate_tokens(j->sampler, rs.m, ids, (int32_t)n_ids, out, rs.G, &n_out);
+    size_t n_out = 0;
+    int32_t rc = smdiff_generate_tokens(j->sampler, rs.m, ids, n_ids, out, rs.G, &n_out);
     if (rc == SMDIFF_OK) {
         finish_from_tokens(&rs, out, n_out);
     } else if (rc == SMDIFF_E_ABORTED && atomic_load(&j->abort_reason) == SD_ABORT_STOP_WORD) {
         sd_metrics_abort(j->core->metrics, SD_ABORT_STOP_WORD);
-        finish_ok(&rs, rs.stop_at, "stop", rs.decided);
+        finish_ok(&rs, rs.stop_at, "stop", (int64_t)rs.decided);
     } else if (rc == SMDIFF_E_ABORTED) {
         fail_aborted(j);
     } else {

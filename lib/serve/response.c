@@ -100,12 +100,12 @@ char *sd_completion_json(int chat, const sd_gen_result *r, size_t *n) {
 
 static json_t *step_json(const sd_step_event *s) {
     json_t *o = json_object();
-    json_object_set_new(o, "step", json_integer(s->step));
-    json_object_set_new(o, "steps", json_integer(s->n_steps));
-    json_object_set_new(o, "length", json_integer(s->length));
+    json_object_set_new(o, "step", json_integer((json_int_t)s->step));
+    json_object_set_new(o, "steps", json_integer((json_int_t)s->n_steps));
+    json_object_set_new(o, "length", json_integer((json_int_t)s->length));
     json_object_set_new(o, "seconds", json_real(s->seconds));
     json_t *pos = json_array(), *ids = json_array(), *text = json_array(), *bytes = json_array();
-    for (int32_t i = 0; i < s->n_committed; i++) {
+    for (size_t i = 0; i < s->n_committed; i++) {
         json_array_append_new(pos, json_integer(s->committed_pos[i]));
         json_array_append_new(ids, json_integer(s->committed_id[i]));
         json_array_append_new(text, str_n(s->committed_text[i], s->committed_len[i]));
@@ -123,7 +123,7 @@ static json_t *step_json(const sd_step_event *s) {
     json_object_set_new(committed, "bytes", bytes);
     json_object_set_new(o, "committed", committed);
     json_t *mpos = json_array(), *lam = json_array();
-    for (int32_t i = 0; i < s->n_masked; i++) {
+    for (size_t i = 0; i < s->n_masked; i++) {
         json_array_append_new(mpos, json_integer(s->masked_pos[i]));
         /* three decimals are plenty for drawing, and keep events small */
         json_array_append_new(lam, json_real((double)(int)(s->masked_lambda[i] * 1000.0f + 0.5f) / 1000.0));

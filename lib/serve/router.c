@@ -92,9 +92,9 @@ static json_t *model_object(const sd_server_core *core) {
     json_object_set_new(x, "vocab_size", json_integer(core->vocab));
     json_object_set_new(x, "max_tokens", json_integer(core->max_tokens));
     json_t *strategies = json_array();
-    int32_t n = 0;
+    size_t n = 0;
     smdiff_decoder_count(&n);
-    for (int32_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         const char *name = NULL, *desc = NULL;
         if (!smdiff_decoder_name(i, &name, &desc) && name) json_array_append_new(strategies, json_string(name));
     }

@@ -210,17 +210,17 @@ char *sd_completion_json(int chat, const sd_gen_result *r, size_t *n);
  * optional finish reason and an optional step object, appended to out.
  * first: chat's first chunk carries the assistant role. */
 typedef struct sd_step_event {
-    int32_t step, n_steps, length;     /* length: generated positions */
+    size_t step, n_steps, length;      /* length: generated positions */
     const int32_t *committed_pos;      /* [n_committed] positions, 0-based */
     const int32_t *committed_id;
     const char *const *committed_text; /* each token's bytes (may split a
                                           character: sent repaired as "text",
                                           exact as "bytes") */
     const size_t *committed_len;
-    int32_t n_committed;
+    size_t n_committed;
     const int32_t *masked_pos;         /* [n_masked] still-masked positions */
     const float *masked_lambda;
-    int32_t n_masked;
+    size_t n_masked;
     double seconds;                    /* time of this step */
 } sd_step_event;
 

@@ -32,31 +32,31 @@
 enum { S_CREATED, S_LISTENING, S_RUNNING, S_DONE };
 
 static const sd_option_def k_defs[] = {
-    {1, "port", SMDIFF_TYPE_INT, 0, 65535, 8080, 0, 0},
-    {2, "slots", SMDIFF_TYPE_INT, 1, 1024, 1, 0, 0},
-    {3, "queue", SMDIFF_TYPE_INT, 0, 1048576, 8, 0, 0},
-    {4, "timeout", SMDIFF_TYPE_DOUBLE, 0, 1e6, 300, 0, 0},
-    {5, "read_timeout", SMDIFF_TYPE_DOUBLE, 0, 3600, 10, 1, 0},
-    {6, "max_body", SMDIFF_TYPE_INT, 1, 1073741824.0, 1048576, 0, 0},
-    {7, "max_header", SMDIFF_TYPE_INT, 256, 1048576, 16384, 0, 0},
-    {8, "max_connections", SMDIFF_TYPE_INT, 1, 1048576, 1024, 0, 0},
-    {9, "max_tokens", SMDIFF_TYPE_INT, 0, 1048576, 0, 0, 0},
-    {10, "threads", SMDIFF_TYPE_INT, 0, 1024, 0, 0, 0},
-    {11, "shutdown_grace", SMDIFF_TYPE_DOUBLE, 0, 3600, 10, 0, 0},
+    {SMDIFF_SERVER_PORT, "port", SMDIFF_TYPE_INT, 0, 65535, 8080, 0, 0},
+    {SMDIFF_SERVER_SLOTS, "slots", SMDIFF_TYPE_INT, 1, 1024, 1, 0, 0},
+    {SMDIFF_SERVER_QUEUE, "queue", SMDIFF_TYPE_INT, 0, 1048576, 8, 0, 0},
+    {SMDIFF_SERVER_TIMEOUT, "timeout", SMDIFF_TYPE_DOUBLE, 0, 1e6, 300, 0, 0},
+    {SMDIFF_SERVER_READ_TIMEOUT, "read_timeout", SMDIFF_TYPE_DOUBLE, 0, 3600, 10, 1, 0},
+    {SMDIFF_SERVER_MAX_BODY, "max_body", SMDIFF_TYPE_INT, 1, 1073741824.0, 1048576, 0, 0},
+    {SMDIFF_SERVER_MAX_HEADER, "max_header", SMDIFF_TYPE_INT, 256, 1048576, 16384, 0, 0},
+    {SMDIFF_SERVER_MAX_CONNECTIONS, "max_connections", SMDIFF_TYPE_INT, 1, 1048576, 1024, 0, 0},
+    {SMDIFF_SERVER_MAX_TOKENS, "max_tokens", SMDIFF_TYPE_INT, 0, 1048576, 0, 0, 0},
+    {SMDIFF_SERVER_THREADS, "threads", SMDIFF_TYPE_INT, 0, 1024, 0, 0, 0},
+    {SMDIFF_SERVER_SHUTDOWN_GRACE, "shutdown_grace", SMDIFF_TYPE_DOUBLE, 0, 3600, 10, 0, 0},
 };
 
 #define N_OPT ((int32_t)(sizeof k_defs / sizeof k_defs[0]))
 _Static_assert(N_OPT == SMDIFF_SERVER_OPT_LAST_ - SMDIFF_SERVER_OPT_FIRST_ + 1, "one entry per option");
 
-static const sd_option_table k_options = {"server", k_defs, N_OPT};
+static const sd_option_table k_options = {k_defs, N_OPT};
 
 typedef struct conn conn;
 
 /* An option's value by its public key. */
-#define OPT(s, KEY) ((s)->opt[(KEY) - SMDIFF_SERVER_OPT_FIRST_ + 1])
+#define OPT(s, KEY) ((s)->opt[SD_OPT_SLOT(KEY)])
 
 struct smdiff_server {
-    sd_optval opt[N_OPT + 1];
+    sd_optval opt[N_OPT];
     sd_error err;
     smdiff_model *model;
     char *host, *api_key, *model_name;
@@ -92,44 +92,26 @@ typedef struct write_req {
 
 /* ----------------------------------------------------------- errors */
 
-/* Record on the server and in the thread's slot (docs/API.md). */
-static int32_t srv_fail(smdiff_server *s, int32_t code, const char *fmt, ...) SD_PRINTF(3, 4);
-static int32_t srv_fail(smdiff_server *s, int32_t code, const char *fmt, ...) {
-    char msg[SD_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sd_fail(NULL, code, "%s", msg);
-    if (s) sd_error_forward(&s->err, sd_tls_error());
-    return code;
-}
+/* The server's error slot (NULL for a NULL handle): smdiff.h's rule records
+ * a failure there and in the thread's slot, const getters included. */
+#define ERR_OF(s) ((s) ? (sd_error *)&(s)->err : NULL)
 
-#define REQUIRE(cond, s, ...)                                              \
-    do {                                                                   \
-        if (!(cond)) return srv_fail((s), SMDIFF_E_INVAL, __VA_ARGS__);    \
+#define REQUIRE(cond, s, ...)                                                \
+    do {                                                                     \
+        if (!(cond)) return sd_fail(ERR_OF(s), SMDIFF_E_INVAL, __VA_ARGS__); \
     } while (0)
-
-/* Server keys are SMDIFF_SERVER_OPT_FIRST_.. ; the table counts from 1. */
-static int32_t table_key(smdiff_server *s, int32_t key, int32_t *out) {
-    if (key < SMDIFF_SERVER_OPT_FIRST_ || key > SMDIFF_SERVER_OPT_LAST_)
-        return srv_fail(s, SMDIFF_E_INVAL, "key %d is not a server option (server options are %d..%d)", (int)key,
-                        SMDIFF_SERVER_OPT_FIRST_, SMDIFF_SERVER_OPT_LAST_);
-    *out = key - SMDIFF_SERVER_OPT_FIRST_ + 1;
-    return SMDIFF_OK;
-}
 
 /* ------------------------------------------------------------ options */
 
 SMDIFF_API int32_t smdiff_server_create(smdiff_model *model, smdiff_server **out) {
-    REQUIRE(model && out, NULL, "smdiff_server_create: NULL argument");
+    REQUIRE(model && out, (smdiff_server *)NULL, "smdiff_server_create: NULL argument");
     int32_t loaded = 0;
     smdiff_model_is_loaded(model, &loaded);
-    if (!loaded) return srv_fail(NULL, SMDIFF_E_STATE, "smdiff_server_create: the model is not loaded");
+    if (!loaded) return sd_fail(NULL, SMDIFF_E_STATE, "smdiff_server_create: the model is not loaded");
     smdiff_server *s = sd_calloc(1, sizeof *s);
     if (!s || !(s->host = sd_strdup("127.0.0.1"))) {
         sd_free(s);
-        return srv_fail(NULL, SMDIFF_E_NOMEM, "out of memory creating a server");
+        return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory creating a server");
     }
     sd_options_defaults(&k_options, s->opt);
     char name[256];
@@ -140,7 +122,7 @@ SMDIFF_API int32_t smdiff_server_create(smdiff_model *model, smdiff_server **out
     if (!(s->model_name = sd_strdup(name))) {
         sd_free(s->host);
         sd_free(s);
-        return srv_fail(NULL, SMDIFF_E_NOMEM, "out of memory creating a server");
+        return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory creating a server");
     }
     smdiff_model_retain(model);
     s->model = model;
@@ -166,61 +148,47 @@ SMDIFF_API void smdiff_server_free(smdiff_server *s) {
 }
 
 static int32_t settable(smdiff_server *s, const char *fn) {
-    REQUIRE(s, NULL, "%s: server is NULL", fn);
+    REQUIRE(s, s, "%s: server is NULL", fn);
     if (atomic_load(&s->state) != S_CREATED)
-        return srv_fail(s, SMDIFF_E_STATE, "%s: options are fixed once the server listens", fn);
+        return sd_fail(&s->err, SMDIFF_E_STATE, "%s: options are fixed once the server listens", fn);
     return SMDIFF_OK;
 }
 
 SMDIFF_API int32_t smdiff_server_set_int(smdiff_server *s, int32_t key, int64_t value) {
-    int32_t rc = settable(s, "smdiff_server_set_int"), k = 0;
-    if (rc || (rc = table_key(s, key, &k))) return rc;
-    if ((rc = sd_option_set_int(&k_options, s->opt, k, value, &s->err))) sd_error_forward(NULL, &s->err);
-    return rc;
+    int32_t rc = settable(s, "smdiff_server_set_int");
+    return rc ? rc : sd_option_set_int(&k_options, s->opt, key, value, &s->err);
 }
 
 SMDIFF_API int32_t smdiff_server_set_double(smdiff_server *s, int32_t key, double value) {
-    int32_t rc = settable(s, "smdiff_server_set_double"), k = 0;
-    if (rc || (rc = table_key(s, key, &k))) return rc;
-    if ((rc = sd_option_set_double(&k_options, s->opt, k, value, &s->err))) sd_error_forward(NULL, &s->err);
-    return rc;
+    int32_t rc = settable(s, "smdiff_server_set_double");
+    return rc ? rc : sd_option_set_double(&k_options, s->opt, key, value, &s->err);
 }
 
 SMDIFF_API int32_t smdiff_server_get_int(const smdiff_server *s, int32_t key, int64_t *out) {
-    REQUIRE(s && out, NULL, "smdiff_server_get_int: NULL argument");
-    int32_t k = 0, rc = table_key((smdiff_server *)s, key, &k);
-    if (rc) return rc;
-    if ((rc = sd_option_get_int(&k_options, s->opt, k, out, NULL))) sd_error_forward(&((smdiff_server *)s)->err, sd_tls_error());
-    return rc;
+    REQUIRE(s && out, s, "smdiff_server_get_int: NULL argument");
+    return sd_option_get_int(&k_options, s->opt, key, out, ERR_OF(s));
 }
 
 SMDIFF_API int32_t smdiff_server_get_double(const smdiff_server *s, int32_t key, double *out) {
-    REQUIRE(s && out, NULL, "smdiff_server_get_double: NULL argument");
-    int32_t k = 0, rc = table_key((smdiff_server *)s, key, &k);
-    if (rc) return rc;
-    if ((rc = sd_option_get_double(&k_options, s->opt, k, out, NULL))) sd_error_forward(&((smdiff_server *)s)->err, sd_tls_error());
-    return rc;
+    REQUIRE(s && out, s, "smdiff_server_get_double: NULL argument");
+    return sd_option_get_double(&k_options, s->opt, key, out, ERR_OF(s));
 }
 
 SMDIFF_API int32_t smdiff_server_option_info(int32_t key, const char **name, int32_t *type, double *min,
                                              double *max, double *def) {
-    int32_t k = 0, rc = table_key(NULL, key, &k);
-    return rc ? rc : sd_option_info(&k_options, k, name, type, min, max, def);
+    return sd_option_info(&k_options, key, name, type, min, max, def, NULL);
 }
 
 SMDIFF_API int32_t smdiff_server_option_key(const char *name, int32_t *key) {
-    REQUIRE(name && key, NULL, "smdiff_server_option_key: NULL argument");
-    int32_t k = 0, rc = sd_option_key(&k_options, name, &k);
-    if (!rc) *key = k - 1 + SMDIFF_SERVER_OPT_FIRST_;
-    return rc;
+    return sd_option_key(&k_options, name, key, NULL);
 }
 
 static int32_t set_string(smdiff_server *s, char **slot, const char *v, int allow_empty, const char *fn) {
     int32_t rc = settable(s, fn);
     if (rc) return rc;
-    if (!allow_empty && (!v || !*v)) return srv_fail(s, SMDIFF_E_INVAL, "%s: empty value", fn);
+    if (!allow_empty && (!v || !*v)) return sd_fail(&s->err, SMDIFF_E_INVAL, "%s: empty value", fn);
     char *copy = v && *v ? sd_strdup(v) : NULL;
-    if (v && *v && !copy) return srv_fail(s, SMDIFF_E_NOMEM, "%s: out of memory", fn);
+    if (v && *v && !copy) return sd_fail(&s->err, SMDIFF_E_NOMEM, "%s: out of memory", fn);
     sd_free(*slot);
     *slot = copy;
     return SMDIFF_OK;
@@ -243,9 +211,9 @@ SMDIFF_API const char *smdiff_server_last_error(const smdiff_server *s) {
 }
 
 SMDIFF_API int32_t smdiff_server_port(const smdiff_server *s, int32_t *out) {
-    REQUIRE(s && out, NULL, "smdiff_server_port: NULL argument");
+    REQUIRE(s && out, s, "smdiff_server_port: NULL argument");
     if (atomic_load(&s->state) == S_CREATED)
-        return srv_fail((smdiff_server *)s, SMDIFF_E_STATE, "smdiff_server_port: the server is not listening");
+        return sd_fail(ERR_OF(s), SMDIFF_E_STATE, "smdiff_server_port: the server is not listening");
     *out = s->port;
     return SMDIFF_OK;
 }
@@ -502,18 +470,18 @@ static int32_t listen_failed(smdiff_server *s, int32_t code, const char *what, i
     sd_metrics_free(s->core.metrics);
     uv_mutex_destroy(&s->core.out_mu);
     memset(&s->core, 0, sizeof s->core);
-    return srv_fail(s, code, "%s%s%s", what, uverr ? ": " : "", uverr ? uv_strerror(uverr) : "");
+    return sd_fail(&s->err, code, "%s%s%s", what, uverr ? ": " : "", uverr ? uv_strerror(uverr) : "");
 }
 
 SMDIFF_API int32_t smdiff_server_listen(smdiff_server *s) {
-    REQUIRE(s, NULL, "smdiff_server_listen: server is NULL");
+    REQUIRE(s, s, "smdiff_server_listen: server is NULL");
     if (atomic_load(&s->state) != S_CREATED)
-        return srv_fail(s, SMDIFF_E_STATE, "smdiff_server_listen: the server listens already");
-    if (uv_loop_init(&s->loop)) return srv_fail(s, SMDIFF_E_INTERNAL, "cannot create an event loop");
+        return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_server_listen: the server listens already");
+    if (uv_loop_init(&s->loop)) return sd_fail(&s->err, SMDIFF_E_INTERNAL, "cannot create an event loop");
     memset(&s->core, 0, sizeof s->core);
     if (uv_mutex_init(&s->core.out_mu)) {
         uv_loop_close(&s->loop);
-        return srv_fail(s, SMDIFF_E_THREAD, "cannot create a mutex");
+        return sd_fail(&s->err, SMDIFF_E_THREAD, "cannot create a mutex");
     }
     core_init(s);
     s->listener.loop = s->wake.loop = NULL;
@@ -578,10 +546,10 @@ static void sigpipe_restore(const sigset_t *old) {
 }
 
 SMDIFF_API int32_t smdiff_server_run(smdiff_server *s) {
-    REQUIRE(s, NULL, "smdiff_server_run: server is NULL");
+    REQUIRE(s, s, "smdiff_server_run: server is NULL");
     int expected = S_LISTENING;
     if (!atomic_compare_exchange_strong(&s->state, &expected, S_RUNNING))
-        return srv_fail(s, SMDIFF_E_STATE, "smdiff_server_run: %s",
+        return sd_fail(&s->err, SMDIFF_E_STATE, "smdiff_server_run: %s",
                         expected == S_CREATED ? "call smdiff_server_listen first" : "the server has run already");
     sigset_t old;
     sigpipe_block(&old);
