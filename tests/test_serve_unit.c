@@ -68,6 +68,7 @@ static void test_parse_completion(void **state) {
     assert_int_equal(r.seed, 7);
     assert_true(r.stream && r.include_usage && r.echo && r.stream_steps);
     assert_int_equal(r.n_stop, 2);
+    assert_null(r.suffix); /* "" is no suffix */
     assert_string_equal(r.stop[1], "bc");
     assert_int_equal(r.steps, 8);
     assert_int_equal(r.block_length, 4);
@@ -154,7 +155,6 @@ static void test_parse_refusals(void **state) {
     refused("{\"prompt\":\"x\",\"presence_penalty\":0.5}", 0, 400, "presence_penalty", "not supported");
     refused("{\"prompt\":\"x\",\"frequency_penalty\":1}", 0, 400, "frequency_penalty", "not supported");
     refused("{\"prompt\":\"x\",\"logit_bias\":{\"5\":1}}", 0, 400, "logit_bias", "not supported");
-    refused("{\"prompt\":\"x\",\"suffix\":\"end\"}", 0, 400, "suffix", "suffix is not supported yet");
     refused("{\"prompt\":\"x\",\"suffix\":3}", 0, 400, "suffix", "expected a string");
     refused("{\"prompt\":\"x\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", 0, 400, "stop", "at most 4");
     refused("{\"prompt\":\"x\",\"stop\":[\"\"]}", 0, 400, "stop", "empty");
@@ -875,9 +875,12 @@ static void stream_matches(sd_server_core *core, const char *path, const char *p
         assert_int_equal(smdiff_model_detokenize(core->model, ids, (size_t)length, 0, NULL, 0, &need), SMDIFF_E_BUFFER);
         char *dec = calloc(1, need + 1);
         assert_int_equal(smdiff_model_detokenize(core->model, ids, (size_t)length, 0, dec, need, &need), SMDIFF_OK);
+        sd_sbuf fixed = {0}; /* as sent: invalid UTF-8 as U+FFFD */
+        assert_int_equal(sd_utf8_repair(&fixed, dec, need), 0);
         size_t pl = strlen(plain);
-        assert_true(pl >= need);
-        assert_string_equal(plain + pl - need, dec); /* the text ends with it (echo comes first) */
+        assert_true(pl >= fixed.n);
+        assert_string_equal(plain + pl - fixed.n, fixed.data); /* the text ends with it (echo comes first) */
+        sd_sbuf_free(&fixed);
         free(dec);
     }
     for (int p = 0; p < 128; p++) free(pieces[p]);
@@ -1011,6 +1014,59 @@ static void test_router_stop_echo_ids(void **state) {
 
 /* The chat prompt: the model's template when it has one (Qwen2's ChatML
  * tokenizer of tests/data), else a plain transcript. */
+/* OpenAI's suffix is diffusion infilling: the span between prompt and
+ * suffix is denoised with both as context -- the text the library's own
+ * infilling helper gives for the same settings, streamed or not; the
+ * suffix counts as prompt tokens and against the context. */
+static void test_router_suffix(void **state) {
+    (void)state;
+    sd_server_core *core = core_new(NULL);
+    if (!core) SKIP_BECAUSE("the bundled model models/smdiff-gutenberg-18m-sm.gguf is missing");
+    const char *prompt = "It was a dark and stormy night, and", *suffix = " said the old man, and went home.";
+    const char *fields = "\"prompt\":\"It was a dark and stormy night, and\","
+                         "\"suffix\":\" said the old man, and went home.\",\"max_tokens\":16,\"steps\":8";
+    char body[512];
+    snprintf(body, sizeof body, "{%s}", fields);
+    json_t *v = exchange_json(core, "/v1/completions", body, 200);
+    smdiff_sampler *s = NULL;
+    assert_int_equal(smdiff_sampler_create(&s), SMDIFF_OK);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 16), SMDIFF_OK);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 8), SMDIFF_OK);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, 1), SMDIFF_OK);
+    char want[1024];
+    size_t n = 0;
+    assert_int_equal(smdiff_generate_infill_text(s, core->model, prompt, suffix, want, sizeof want, &n), SMDIFF_OK);
+    smdiff_sampler_free(s);
+    /* the server sends invalid UTF-8 as U+FFFD (test_utf8_repair) */
+    sd_sbuf fixed = {0};
+    assert_int_equal(sd_utf8_repair(&fixed, want, n), 0);
+    assert_string_equal(choice_text(v), fixed.data);
+    sd_sbuf_free(&fixed);
+    size_t np = 0, ns = 0;
+    assert_int_equal(smdiff_model_tokenize(core->model, prompt, strlen(prompt), SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL,
+                                           0, &np), SMDIFF_E_BUFFER);
+    assert_int_equal(smdiff_model_tokenize(core->model, suffix, strlen(suffix), SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL,
+                                           0, &ns), SMDIFF_E_BUFFER);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(v, "usage"), "prompt_tokens")),
+                     (json_int_t)(np + ns));
+    json_decref(v);
+    /* the suffix is context: without it the same settings continue otherwise */
+    v = exchange_json(core, "/v1/completions",
+                      "{\"prompt\":\"It was a dark and stormy night, and\",\"max_tokens\":16,\"steps\":8}", 200);
+    assert_string_not_equal(choice_text(v), want);
+    json_decref(v);
+    stream_matches(core, "/v1/completions", fields);
+    /* prompt + suffix + max_tokens beyond the context: the message counts the suffix */
+    snprintf(body, sizeof body, "{\"prompt\":\"Hi\",\"suffix\":\"%s\",\"max_tokens\":%d}", suffix,
+             (int)core->context - 1);
+    v = exchange_json(core, "/v1/completions", body, 400);
+    json_t *err = json_object_get(v, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "context_length_exceeded");
+    assert_non_null(strstr(json_string_value(json_object_get(err, "message")), "in the suffix"));
+    json_decref(v);
+    core_free(core);
+}
+
 static void test_render_chat(void **state) {
     (void)state;
     smdiff_model *m = st_bundled_model();
@@ -1047,7 +1103,8 @@ int main(void) {
         cmocka_unit_test(test_http_basic),       cmocka_unit_test(test_http_deferred),
         cmocka_unit_test(test_http_limits),      cmocka_unit_test(test_router_endpoints),
         cmocka_unit_test(test_router_auth),      cmocka_unit_test(test_router_stream),
-        cmocka_unit_test(test_router_stop_echo_ids), cmocka_unit_test(test_render_chat),
+        cmocka_unit_test(test_router_stop_echo_ids), cmocka_unit_test(test_router_suffix),
+        cmocka_unit_test(test_render_chat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

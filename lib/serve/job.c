@@ -2,8 +2,12 @@
  *
  * The job owns its sampler (configured on the loop thread when the request
  * arrived, so bad settings are refused before queueing). The run tokenizes
- * the prompt, fixes gen length and steps, and calls smdiff_generate_tokens
- * with two callbacks:
+ * the prompt (and a completion's suffix), fixes gen length and steps, and
+ * fills the canvas prompt + gen-length masks + suffix with
+ * smdiff_generate_canvas -- without a suffix exactly what
+ * smdiff_generate_tokens does with the prompt; with one, OpenAI's suffix is
+ * diffusion infilling: the span is denoised with the suffix as context too.
+ * Two callbacks:
  *   - the abort callback, polled by the library between steps and layers,
  *     ends the run when the client has gone, the time limit has passed, the
  *     server is stopping, or a stop sequence has appeared;
@@ -32,7 +36,8 @@
 typedef struct run_state {
     sd_job *j;
     const smdiff_model *m;
-    size_t P, G;               /* prompt and generated tokens */
+    size_t P, G, S;            /* prompt, generated and suffix tokens */
+    int32_t *suffix;           /* [S] */
     int32_t mask_id;
     int32_t stop_ids[2];       /* EOS, and <|im_end|> for ChatML chats; -1 = none */
     int32_t *gen;              /* [G] the generated region at the last step */
@@ -189,7 +194,7 @@ static void result_of(const run_state *rs, sd_gen_result *res) {
     res->id = j->id;
     res->created = j->created;
     res->model = j->core->model_name;
-    res->prompt_tokens = (int64_t)rs->P;
+    res->prompt_tokens = (int64_t)(rs->P + rs->S); /* the context given, suffix included */
 }
 
 /* One chunk (a text delta and/or a step event) onto the stream. */
@@ -271,6 +276,24 @@ static int32_t single_token(const smdiff_model *m, const char *text) {
     return id[0];
 }
 
+/* text's ids (special tokens parsed) into *ids, sd_malloc'd with room for
+ * one more. 0 or -1 with e set (param names the field). */
+static int tokenize(const smdiff_model *m, const char *text, const char *param, int32_t **ids, size_t *n,
+                    sd_api_error *e) {
+    size_t len = strlen(text), need = 0;
+    int32_t rc = smdiff_model_tokenize(m, text, len, SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL, 0, &need);
+    if ((rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER) && (*ids = sd_malloc(sizeof(int32_t) * (need + 1))))
+        rc = smdiff_model_tokenize(m, text, len, SMDIFF_TOKENIZE_PARSE_SPECIAL, *ids, need, &need);
+    else if (rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER)
+        rc = SMDIFF_E_NOMEM;
+    if (rc)
+        return sd_api_fail(e, rc == SMDIFF_E_NOMEM ? 500 : 400,
+                           rc == SMDIFF_E_NOMEM ? "server_error" : "invalid_request_error", NULL, param,
+                           "tokenizing the %s: %s", param, smdiff_strerror(rc));
+    *n = need;
+    return 0;
+}
+
 /* The prompt's ids into *ids (sd_malloc'd). 0 or -1 with e set. */
 static int prompt_ids(run_state *rs, sd_sbuf *echo, int32_t **ids, size_t *n, sd_api_error *e) {
     const sd_gen_request *r = &rs->j->req;
@@ -293,38 +316,41 @@ static int prompt_ids(run_state *rs, sd_sbuf *echo, int32_t **ids, size_t *n, sd
     if (!text) return -1;
     if (templated) rs->stop_ids[1] = single_token(m, "<|im_end|>");
     if (r->echo) sd_sbuf_str(echo, text);
-    size_t len = strlen(text), need = 0;
-    int32_t rc = smdiff_model_tokenize(m, text, len, SMDIFF_TOKENIZE_PARSE_SPECIAL, NULL, 0, &need);
-    if ((rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER) && (*ids = sd_malloc(sizeof(int32_t) * (need + 1))))
-        rc = smdiff_model_tokenize(m, text, len, SMDIFF_TOKENIZE_PARSE_SPECIAL, *ids, need, &need);
-    else if (rc == SMDIFF_OK || rc == SMDIFF_E_BUFFER)
-        rc = SMDIFF_E_NOMEM;
+    int rc = tokenize(m, text, "prompt", ids, n, e);
     sd_free(text);
-    if (rc) return sd_api_fail(e, rc == SMDIFF_E_NOMEM ? 500 : 400, rc == SMDIFF_E_NOMEM ? "server_error" : "invalid_request_error",
-                               NULL, "prompt", "tokenizing the prompt: %s", smdiff_strerror(rc));
-    *n = need;
+    if (rc) return -1;
     /* An empty prompt starts from BOS, as OpenAI's default prompt does. */
     if (!*n && rs->j->core->bos_id >= 0) (*ids)[(*n)++] = (int32_t)rs->j->core->bos_id;
     if (!*n) return sd_api_fail(e, 400, "invalid_request_error", NULL, "prompt", "the prompt is empty");
     return 0;
 }
 
-/* Gen length and steps from the request, the prompt and the context. */
+/* The suffix's ids into rs->suffix (none without a suffix). */
+static int suffix_ids(run_state *rs, sd_api_error *e) {
+    const char *suffix = rs->j->req.suffix;
+    return suffix ? tokenize(rs->m, suffix, "suffix", &rs->suffix, &rs->S, e) : 0;
+}
+
+/* Gen length and steps from the request, the prompt, the suffix and the
+ * context. */
 static int fix_lengths(run_state *rs, size_t n_prompt, sd_api_error *e) {
     const sd_gen_request *r = &rs->j->req;
     const sd_server_core *c = rs->j->core;
-    int64_t ctx = c->context, room = ctx - (int64_t)n_prompt;
+    int64_t ctx = c->context, given = (int64_t)(n_prompt + rs->S), room = ctx - given;
     int64_t G = r->max_tokens > 0 ? r->max_tokens : (room < DEFAULT_GEN ? room : DEFAULT_GEN);
     if (G > c->max_tokens)
         return sd_api_fail(e, 400, "invalid_request_error", NULL, "max_tokens",
                            "max_tokens %lld exceeds this server's limit of %lld", (long long)G,
                            (long long)c->max_tokens);
-    if (G < 1 || (int64_t)n_prompt + G > ctx)
+    if (G < 1 || given + G > ctx) {
+        char in_suffix[48] = "";
+        if (rs->S) snprintf(in_suffix, sizeof in_suffix, ", %zu in the suffix", rs->S);
         return sd_api_fail(e, 400, "invalid_request_error", "context_length_exceeded", "max_tokens",
                            "This model's maximum context length is %lld tokens. However, you requested %lld "
-                           "tokens (%zu in the prompt, %lld for the completion). Please reduce the prompt "
-                           "or max_tokens.", (long long)ctx, (long long)((int64_t)n_prompt + (G > 0 ? G : 1)),
-                           n_prompt, (long long)(G > 0 ? G : 1));
+                           "tokens (%zu in the prompt%s, %lld for the completion). Please reduce the prompt "
+                           "or max_tokens.", (long long)ctx, (long long)(given + (G > 0 ? G : 1)),
+                           n_prompt, in_suffix, (long long)(G > 0 ? G : 1));
+    }
     int64_t steps = r->steps;
     if (steps < 0) {
         steps = G < DEFAULT_STEPS ? G : DEFAULT_STEPS;
@@ -358,10 +384,24 @@ static int alloc_run(run_state *rs, sd_api_error *e) {
     return rs->gen ? 0 : sd_api_fail(e, 500, "server_error", NULL, NULL, "out of memory");
 }
 
+/* The canvas to fill: the prompt, G masks, the suffix (sd_malloc'd). NULL
+ * with e set. */
+static int32_t *make_canvas(const run_state *rs, const int32_t *prompt, sd_api_error *e) {
+    int32_t *canvas = sd_malloc(sizeof(int32_t) * (rs->P + rs->G + rs->S));
+    if (!canvas) {
+        sd_api_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+        return NULL;
+    }
+    memcpy(canvas, prompt, sizeof(int32_t) * rs->P);
+    for (size_t i = 0; i < rs->G; i++) canvas[rs->P + i] = rs->mask_id;
+    if (rs->S) memcpy(canvas + rs->P + rs->G, rs->suffix, sizeof(int32_t) * rs->S);
+    return canvas;
+}
+
 static void free_run(run_state *rs) {
     if (rs->ctext)
         for (size_t i = 0; i < rs->G; i++) sd_free(rs->ctext[i]);
-    void *p[] = {rs->gen, rs->cpos, rs->cid, rs->mpos, rs->mlam, rs->ctext, rs->clen};
+    void *p[] = {rs->gen, rs->cpos, rs->cid, rs->mpos, rs->mlam, rs->ctext, rs->clen, rs->suffix};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) sd_free(p[i]);
     sd_sbuf_free(&rs->text);
 }
@@ -373,7 +413,7 @@ static void finish_ok(run_state *rs, size_t end, const char *finish, int64_t com
     result_of(rs, &res);
     res.finish_reason = finish;
     res.completion_tokens = completion_tokens;
-    sd_metrics_tokens(j->core->metrics, (int64_t)rs->P, completion_tokens);
+    sd_metrics_tokens(j->core->metrics, res.prompt_tokens, completion_tokens);
     if (j->req.stream) {
         if (end > rs->sent) stream_chunk(rs, end, NULL, NULL);
         sd_sbuf b = {0};
@@ -442,27 +482,24 @@ void sd_job_run(sd_job *j) {
     rs.stop_ids[1] = -1;
     j->t_start = sd_now();
     sd_metrics_queue_wait(j->core->metrics, j->t_start - j->t_arrival);
-    int32_t *ids = NULL, *out = NULL;
+    int32_t *ids = NULL, *canvas = NULL;
     size_t n_ids = 0;
     sd_api_error e = {0};
     if (should_abort(j)) {
         fail_aborted(j);
         return;
     }
-    if (prompt_ids(&rs, &rs.text, &ids, &n_ids, &e) || fix_lengths(&rs, n_ids, &e) || alloc_run(&rs, &e) ||
-        !(out = sd_malloc(sizeof(int32_t) * rs.G))) {
-        if (!out && !e.status) sd_api_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
+    if (prompt_ids(&rs, &rs.text, &ids, &n_ids, &e) || suffix_ids(&rs, &e) || fix_lengths(&rs, n_ids, &e) ||
+        alloc_run(&rs, &e) || !(canvas = make_canvas(&rs, ids, &e)))
         goto fail;
-    }
     rs.echo_len = rs.text.n;
     rs.t_last = sd_now();
     smdiff_sampler_set_step_callback(j->sampler, on_step, &rs);
     smdiff_sampler_set_abort_callback(j->sampler, should_abort, j);
     if (j->req.stream && rs.echo_len) stream_chunk(&rs, rs.echo_len, NULL, NULL);
-    size_t n_out = 0;
-    int32_t rc = smdiff_generate_tokens(j->sampler, rs.m, ids, n_ids, out, rs.G, &n_out);
+    int32_t rc = smdiff_generate_canvas(j->sampler, rs.m, canvas, rs.P + rs.G + rs.S);
     if (rc == SMDIFF_OK) {
-        finish_from_tokens(&rs, out, n_out);
+        finish_from_tokens(&rs, canvas + rs.P, rs.G);
     } else if (rc == SMDIFF_E_ABORTED && atomic_load(&j->abort_reason) == SD_ABORT_STOP_WORD) {
         sd_metrics_abort(j->core->metrics, SD_ABORT_STOP_WORD);
         finish_ok(&rs, rs.stop_at, "stop", (int64_t)rs.decided);
@@ -481,5 +518,5 @@ fail:
 done:
     free_run(&rs);
     sd_free(ids);
-    sd_free(out);
+    sd_free(canvas);
 }

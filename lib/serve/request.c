@@ -161,12 +161,14 @@ static int f_best_of(const char *name, json_t *v, sd_gen_request *r, sd_api_erro
                         "one candidate per request (best_of = 1)", e);
 }
 
+/* The text after the completion: the span between prompt and suffix is
+ * denoised with both as context (job.c). "" and null mean none. */
 static int f_suffix(const char *name, json_t *v, sd_gen_request *r, sd_api_error *e) {
-    (void)r;
-    if (json_is_string(v) && json_string_length(v) == 0) return 0;
-    if (!json_is_null(v) && !json_is_string(v)) return wrong_type(e, name, "a string", v);
-    /* TODO(infilling): map to the infilling API once it exists (docs/SERVER.md). */
-    return only_default(name, v, 0, "suffix is not supported yet (infilling is planned)", e);
+    if (json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0)) return 0;
+    if (!json_is_string(v)) return wrong_type(e, name, "a string", v);
+    sd_free(r->suffix);
+    if (!(r->suffix = dup_str(v))) return sd_api_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    return 0;
 }
 
 static int f_tools(const char *name, json_t *v, sd_gen_request *r, sd_api_error *e) {
@@ -397,6 +399,7 @@ void sd_request_free(sd_gen_request *r) {
     sd_free(r->model);
     sd_free(r->prompt);
     sd_free(r->prompt_ids);
+    sd_free(r->suffix);
     for (size_t i = 0; i < r->n_messages; i++) {
         sd_free(r->roles[i]);
         sd_free(r->contents[i]);

@@ -155,6 +155,8 @@ typedef struct sd_gen_request {
     char *prompt;             /* completions: the prompt text */
     int32_t *prompt_ids;      /* completions: or the prompt as token ids */
     size_t n_prompt_ids;
+    char *suffix;             /* completions: text after the generated span
+                                 (infilling); NULL or non-empty */
     size_t n_messages;        /* chat: roles[i], contents[i] */
     char **roles, **contents;
     int stream, stream_steps, include_usage, echo;
