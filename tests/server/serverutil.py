@@ -86,7 +86,8 @@ class Server:
             self.proc.kill()
             fail("smdiff serve did not start: " + "".join(self.lines))
         self.url = "http://127.0.0.1:%d" % self.port
-        threading.Thread(target=self._drain, daemon=True).start()
+        self.drain = threading.Thread(target=self._drain, daemon=True)
+        self.drain.start()
 
     def _drain(self):
         for line in self.proc.stderr:
@@ -100,15 +101,19 @@ class Server:
         return 0
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        """Signal, wait; the exit status (None if it had to be killed)."""
+        """Signal, wait; the exit status (None if it had to be killed). The
+        log is complete on return: its last lines may still be in the pipe
+        when the process has exited, so the reader is waited for too."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            return None
+            code = None
+        self.drain.join(10)
+        return code
 
     def log(self):
         return "".join(self.lines)
