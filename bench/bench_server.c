@@ -30,32 +30,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "smdiff/smdiff.h"
+#include "clock.h"
 
 #define PROMPT "It was a dark and stormy night, and"
 #define GEN 32
 #define STEPS 16
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* CPU seconds of the whole process (every thread: client, loop, workers),
- * user + system: a machine shared with other work stretches wall time, not
- * this. */
-static double cpu_s(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
-           1e-6 * (double)u.ru_stime.tv_usec;
-}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -304,11 +287,11 @@ int main(void) {
         double *d = calloc((size_t)n, sizeof *d), *h = calloc((size_t)n, sizeof *h);
         double *dc = calloc((size_t)n, sizeof *dc), *hc = calloc((size_t)n, sizeof *hc);
         for (int i = 0; i < n; i++) {
-            double c0 = cpu_s();
+            double c0 = cpu_now();
             d[i] = direct_once(m, s, shapes[k].gen, shapes[k].steps);
-            double c1 = cpu_s();
+            double c1 = cpu_now();
             h[i] = roundtrip(&c, req, rn);
-            double c2 = cpu_s();
+            double c2 = cpu_now();
             dc[i] = c1 - c0;
             hc[i] = c2 - c1;
         }
