@@ -20,5 +20,5 @@ const cli_spec *const cli_specs[] = {
     &cli_spec_tokenizer,       &cli_spec_tokenizer_train, &cli_spec_tokenizer_corpus,
     &cli_spec_convert,         &cli_spec_train,          &cli_spec_eval,      &cli_spec_eval_elbo,
     &cli_spec_eval_gonogo,     &cli_spec_eval_samples,   &cli_spec_eval_infill, &cli_spec_eval_gate,
-    NULL,
+    &cli_spec_serve,           NULL,
 };
