@@ -4,7 +4,9 @@ on a free port, talk HTTP with the standard library, skip with a reason.
 
 A script exits 0 when its checks pass, 77 (after printing "SKIP: why") when
 something it needs is missing, anything else on failure. tests/test_serve_tools.c
-runs them in `make check`."""
+runs them in `make check`. CI installs every tool they use (.ci/run) and sets
+SMDIFF_REQUIRE_SERVER_TOOLS=1: there a missing tool is a failure, not a skip
+that would let the check pass without running."""
 import http.client
 import json
 import os
@@ -24,6 +26,8 @@ MODEL = os.path.join(ROOT, "models", "smdiff-gutenberg-18m-sm.gguf")
 
 
 def skip(reason):
+    if os.environ.get("SMDIFF_REQUIRE_SERVER_TOOLS") == "1":
+        fail("SMDIFF_REQUIRE_SERVER_TOOLS=1 (CI) but " + reason)
     print("SKIP: " + reason)
     sys.exit(77)
 

@@ -5,12 +5,13 @@ SIGTERM on an idle server and during a generation (exit 0, the running
 request answered or aborted within the grace), and /metrics read by the
 Prometheus client library's own parser (python3-prometheus-client)."""
 import json
+import os
 import signal
 import subprocess
 import threading
 import time
 
-from serverutil import Server, check, cli, metrics, request, sanitizer_report
+from serverutil import Server, check, cli, fail, metrics, request, sanitizer_report
 
 
 def run(*args):
@@ -47,6 +48,8 @@ def main():
         try:
             from prometheus_client.parser import text_string_to_metric_families
         except ImportError:
+            if os.environ.get("SMDIFF_REQUIRE_SERVER_TOOLS") == "1":
+                fail("SMDIFF_REQUIRE_SERVER_TOOLS=1 (CI) but python3-prometheus-client is not installed")
             print("note: python3-prometheus-client is missing; /metrics checked by the line format only")
             text_string_to_metric_families = None
         if text_string_to_metric_families:
