@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "serve.h"
+#include "text/utf8.h"
 
 static int grow(sd_sbuf *b, size_t extra) {
     if (b->oom) return -1;
@@ -66,31 +67,15 @@ char *sd_sbuf_take(sd_sbuf *b, size_t *n) {
     return p;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is invalid or
- * incomplete (RFC 3629: no overlongs, no surrogates, at most U+10FFFF).
- * Hand-written because the library has no Unicode dependency yet and the
- * check is the few lines of the RFC's table. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (!len || n < len) return 0;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c == 0xE0) lo = 0xA0;
-    else if (c == 0xED) hi = 0x9F;
-    else if (c == 0xF0) lo = 0x90;
-    else if (c == 0xF4) hi = 0x8F;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
-
+/* Every invalid byte becomes U+FFFD; valid characters (the text layer's
+ * strict decoding: no overlongs, no surrogates, at most U+10FFFF) are
+ * copied in runs. */
 int sd_utf8_repair(sd_sbuf *b, const char *text, size_t n) {
-    const unsigned char *s = (const unsigned char *)text;
+    const uint8_t *s = (const uint8_t *)text;
     size_t i = 0, run = 0; /* run: start of the valid stretch being copied */
     while (i < n) {
-        size_t k = utf8_seq(s + i, n - i);
+        uint32_t cp;
+        size_t k = sd_utf8_get(s + i, n - i, &cp);
         if (k) {
             i += k;
             continue;
