@@ -60,6 +60,10 @@ $(error missing pkg-config: apt-get install pkg-config)
 endif
 check_pkg = $(if $(shell pkg-config --exists $(word 1,$(subst :, ,$(1))) && echo ok),,$(error missing dependency $(word 1,$(subst :, ,$(1))): apt-get install $(word 2,$(subst :, ,$(1)))))
 $(foreach p,$(PKGS),$(call check_pkg,$(p)))
+# http-parser ships no pkg-config file in Debian: found by its header.
+ifeq ($(shell printf '\043include <http_parser.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo ok),)
+$(error missing dependency http_parser: apt-get install libhttp-parser-dev)
+endif
 ifneq ($(filter check check-% test% bench fuzz,$(MAKECMDGOALS)),)
 $(foreach p,$(TEST_PKGS),$(call check_pkg,$(p)))
 endif
@@ -72,7 +76,8 @@ PKG_NAMES := $(foreach p,$(PKGS),$(word 1,$(subst :, ,$(p))))
 # (a plain -luv finds no libuv.a there).
 PC_REQUIRES_PRIVATE := $(if $(shell pkg-config --exists libuv-static 2>/dev/null && echo y),$(PKG_NAMES:libuv=libuv-static),$(PKG_NAMES))
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKG_NAMES) 2>/dev/null)
-DEP_LIBS := $(shell pkg-config --libs $(PKG_NAMES) 2>/dev/null) -lm -lpthread -ldl
+NOPC_LIBS := -lhttp_parser
+DEP_LIBS := $(shell pkg-config --libs $(PKG_NAMES) 2>/dev/null) $(NOPC_LIBS) -lm -lpthread -ldl
 CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
@@ -123,6 +128,9 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/examples/cli/%.o: examples/cli/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CLI_CFLAGS) -MMD -MP -c $< -o $@
+
+# The playground page is embedded with .incbin, which -MMD does not see.
+$(BUILD)/obj/lib/serve/playground.o build/fuzz/obj/lib/serve/playground.o: lib/serve/playground.html
 
 $(STATIC_LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -272,7 +280,7 @@ install: $(STATIC_LIB) $(SHARED_LIB)
 	ln -sf libsmdiff.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsmdiff.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES_PRIVATE)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES_PRIVATE)|' -e 's|@LIBS_PRIVATE@|$(NOPC_LIBS)|' \
 	    pkgconfig/smdiff.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/smdiff.pc
 	@if [ -f $(CLI) ]; then install -d $(DESTDIR)$(BINDIR) && install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/; fi
 	@for f in models/*.gguf; do [ -f "$$f" ] || continue; install -d $(DESTDIR)$(PREFIX)/share/smdiff; \

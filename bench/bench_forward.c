@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alloc.h"
 #include "core/arena.h"
@@ -35,21 +34,7 @@
 #include "nn/transformer.h"
 
 #include "qwen05b.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* CPU seconds of the whole process (all threads): on a shared machine this
- * is the work done, while wall time also counts waiting for a core. With
- * more than one thread it includes OpenBLAS's spin-waiting. */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "clock.h"
 
 /* VmHWM / VmRSS of this process in bytes (Linux). */
 static long long proc_status_kb(const char *field) {

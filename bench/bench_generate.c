@@ -20,8 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 #include "core/alloc.h"
 #include "core/arena.h"
@@ -36,21 +34,7 @@
 #include "smdiff/smdiff.h"
 
 #include "qwen05b.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* CPU seconds of this process (user + system), for figures that hold on a
- * shared machine. */
-static double cpu_s(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
-           1e-6 * (double)u.ru_stime.tv_usec;
-}
+#include "clock.h"
 
 static double best_of(int reps, void (*fn)(void *), void *ctx) {
     double best = 1e30;
@@ -145,9 +129,9 @@ static void part1(void) {
                                sm_probs, NULL};
             stats_job j = {th ? pool2 : NULL, logits, R, V, ids, {cfg[c].T, cfg[c].top_k, cfg[c].top_p, 3, 0, 7, 1, cfg[c].skip_h},
                            scratch, &so};
-            double c0 = cpu_s();
+            double c0 = cpu_now();
             t[th] = best_of(reps, run_stats, &j);
-            if (th == 0) cpu = (cpu_s() - c0) / reps;
+            if (th == 0) cpu = (cpu_now() - c0) / reps;
         }
         printf("%-42s %10.2f %10.2f %12.2f\n", cfg[c].label, t[0] * 1e3, t[1] * 1e3, cpu * 1e3);
     }
@@ -193,9 +177,9 @@ static int32_t bm_forward(void *ctx, const float *embd, int64_t L, const int32_t
     }
     sd_arena_reset(&bm->arena);
     sd_forward_opts o = {0, bm->pool, abort_fn, abort_ud};
-    double c0 = cpu_s();
+    double c0 = cpu_now();
     int32_t rc = sd_forward(&bm->m.w, embd, L, rows, n_rows, logits, NULL, &o, &bm->arena, err);
-    bm->cpu_forward += cpu_s() - c0;
+    bm->cpu_forward += cpu_now() - c0;
     return rc;
 }
 
@@ -245,9 +229,9 @@ static void part2(int quick) {
         smdiff_sampler_set_softmask(s, sm);
         smdiff_softmask_free(sm);
         bm.cpu_forward = 0;
-        double cpu0 = cpu_s();
+        double cpu0 = cpu_now();
         int32_t rc = sd_generate(s, &gm, prompt, 20, out, 256, &n_out);
-        double cpu_all = cpu_s() - cpu0;
+        double cpu_all = cpu_now() - cpu0;
         if (rc) {
             fprintf(stderr, "generate failed: %s\n", smdiff_sampler_last_error(s));
             exit(1);

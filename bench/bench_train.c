@@ -17,19 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/pool.h"
 #include "core/rng.h"
 #include "nn/blas.h"
 #include "train/objective.h"
 #include "train/optim.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "clock.h"
 
 static double sgemm_peak(void) {
     enum { n = 1024 };

@@ -1,15 +1,15 @@
 /* test_api_rules.c -- the rules of the public API that hold across objects
  * (docs/API.md):
  *  - option key families: every key of every family (model, soft-mask,
- *    sampler, trainer, model property), walked over the families' ranges,
+ *    sampler, trainer, model property, server), walked over the families' ranges,
  *    is refused by every other family's setters, getters and info calls
  *    with SMDIFF_E_INVAL and a message naming both families; keys outside
  *    every family (0..99) are refused everywhere; a lookup by name never
  *    yields another family's key;
  *  - the error-message rule: a failing call leaves its own message in the
- *    thread's slot and, for a sampler, schedule or trainer, on the object
- *    too, so after a failure A and a different failure B both places name
- *    B; a model's failures are read from the thread's slot. */
+ *    thread's slot and, for a sampler, schedule, trainer or server, on the
+ *    object too, so after a failure A and a different failure B both places
+ *    name B; a model's failures are read from the thread's slot. */
 #include <math.h>
 #include <string.h>
 
@@ -50,9 +50,14 @@ ADAPT(t_get_int, const void *o, int32_t k, int64_t *v) { return smdiff_trainer_g
 ADAPT(t_get_double, const void *o, int32_t k, double *v) { return smdiff_trainer_get_double(o, k, v); }
 static const char *e_sm(const void *o) { return smdiff_softmask_last_error(o); }
 static const char *e_s(const void *o) { return smdiff_sampler_last_error(o); }
+ADAPT(srv_set_int, void *o, int32_t k, int64_t v) { return smdiff_server_set_int(o, k, v); }
+ADAPT(srv_set_double, void *o, int32_t k, double v) { return smdiff_server_set_double(o, k, v); }
+ADAPT(srv_get_int, const void *o, int32_t k, int64_t *v) { return smdiff_server_get_int(o, k, v); }
+ADAPT(srv_get_double, const void *o, int32_t k, double *v) { return smdiff_server_get_double(o, k, v); }
 static const char *e_t(const void *o) { return smdiff_trainer_last_error(o); }
+static const char *e_srv(const void *o) { return smdiff_server_last_error(o); }
 
-enum { N_FAMILIES = 5 };
+enum { N_FAMILIES = 6 };
 static family fam[N_FAMILIES];
 
 static int setup(void **state) {
@@ -61,9 +66,13 @@ static int setup(void **state) {
     smdiff_softmask *sm = NULL;
     smdiff_sampler *s = NULL;
     smdiff_trainer *t = NULL;
+    smdiff_model *loaded = NULL; /* a server is made from a loaded model */
+    smdiff_server *srv = NULL;
     if (smdiff_model_create(&m) || smdiff_softmask_create(&sm) || smdiff_sampler_create(&s) ||
-        smdiff_trainer_create(&t))
+        smdiff_trainer_create(&t) || smdiff_model_create(&loaded) ||
+        smdiff_model_load_file(loaded, test_data_path("tiny_llada_f32.gguf")) || smdiff_server_create(loaded, &srv))
         return -1;
+    smdiff_model_free(loaded); /* the server holds its own reference */
     family f[N_FAMILIES] = {
         {"model option", SMDIFF_MODEL_OPT_FIRST_, SMDIFF_MODEL_OPT_LAST_, a_model_set_int, NULL, a_model_get_int,
          NULL, smdiff_model_option_info, smdiff_model_option_key, m, NULL},
@@ -75,6 +84,8 @@ static int setup(void **state) {
          a_t_get_int, a_t_get_double, smdiff_trainer_option_info, smdiff_trainer_option_key, t, e_t},
         {"model property", SMDIFF_PROP_OPT_FIRST_, SMDIFF_PROP_OPT_LAST_, NULL, NULL, a_model_property, NULL, NULL,
          NULL, m, NULL},
+        {"server option", SMDIFF_SERVER_OPT_FIRST_, SMDIFF_SERVER_OPT_LAST_, a_srv_set_int, a_srv_set_double,
+         a_srv_get_int, a_srv_get_double, smdiff_server_option_info, smdiff_server_option_key, srv, e_srv},
     };
     memcpy(fam, f, sizeof fam);
     return 0;
@@ -86,27 +97,37 @@ static int teardown(void **state) {
     smdiff_softmask_free(fam[1].obj);
     smdiff_sampler_free(fam[2].obj);
     smdiff_trainer_free(fam[3].obj);
+    smdiff_server_free(fam[5].obj);
     return 0;
 }
 
 /* The failure just made: INVAL, its message names both phrases (want may be
- * NULL for a key of no family), in the thread's slot and on the object. */
-static void expect_refusal(int32_t rc, const family *g, int32_t key, const char *got_phrase) {
+ * NULL for a key of no family), in the thread's slot and, for a call on an
+ * object (on_obj), on the object. */
+static void expect_refusal(int32_t rc, const family *g, int32_t key, const char *got_phrase, int on_obj) {
     const char *msg = smdiff_last_error();
     if (rc != SMDIFF_E_INVAL || !strstr(msg, g->phrase) || (got_phrase && !strstr(msg, got_phrase)))
         fail_msg("key %d given to a %s: status %d, message \"%s\"", (int)key, g->phrase, (int)rc, msg);
-    if (g->obj_error) assert_string_equal(g->obj_error(g->obj), msg);
+    if (on_obj && g->obj_error) assert_string_equal(g->obj_error(g->obj), msg);
+}
+
+/* Leave a message of another failure in the thread's slot and on g's
+ * object, so a refusal that records nothing is seen. */
+static const family *plant(const family *g) {
+    int32_t rc = g->get_int(g->obj, g->first, NULL);
+    assert_true(rc < 0 && !strstr(smdiff_last_error(), g->phrase));
+    return g;
 }
 
 /* Every call of family g with key, which is not g's. */
 static void refuse_everywhere(const family *g, int32_t key, const char *got_phrase) {
     int64_t i = 7;
     double d = 7;
-    if (g->set_int) expect_refusal(g->set_int(g->obj, key, 1), g, key, got_phrase);
-    if (g->set_double) expect_refusal(g->set_double(g->obj, key, 0.5), g, key, got_phrase);
-    if (g->get_int) expect_refusal(g->get_int(g->obj, key, &i), g, key, got_phrase);
-    if (g->get_double) expect_refusal(g->get_double(g->obj, key, &d), g, key, got_phrase);
-    if (g->info) expect_refusal(g->info(key, NULL, NULL, NULL, NULL, NULL), g, key, got_phrase);
+    if (g->set_int) expect_refusal(g->set_int(plant(g)->obj, key, 1), g, key, got_phrase, 1);
+    if (g->set_double) expect_refusal(g->set_double(plant(g)->obj, key, 0.5), g, key, got_phrase, 1);
+    if (g->get_int) expect_refusal(g->get_int(plant(g)->obj, key, &i), g, key, got_phrase, 1);
+    if (g->get_double) expect_refusal(g->get_double(plant(g)->obj, key, &d), g, key, got_phrase, 1);
+    if (g->info) expect_refusal(plant(g)->info(key, NULL, NULL, NULL, NULL, NULL), g, key, got_phrase, 0);
     assert_true(i == 7 && d == 7); /* outputs untouched */
 }
 
@@ -266,6 +287,34 @@ static void test_trainer_messages(void **state) {
     expect_message(smdiff_trainer_last_error(t), "smdiff_trainer_steps", "start.gguf");
 }
 
+static void test_server_messages(void **state) {
+    (void)state;
+    smdiff_server *srv = fam[5].obj;
+    int32_t port = 0;
+    double d = 0;
+    assert_int_equal(smdiff_server_set_int(srv, SMDIFF_SERVER_SLOTS, 0), SMDIFF_E_RANGE);
+    expect_message(smdiff_server_last_error(srv), "slots", "port");
+    assert_int_equal(smdiff_server_port(srv, &port), SMDIFF_E_STATE);
+    expect_message(smdiff_server_last_error(srv), "not listening", "slots");
+    assert_int_equal(smdiff_server_set_host(srv, ""), SMDIFF_E_INVAL);
+    expect_message(smdiff_server_last_error(srv), "set_host", "not listening");
+    assert_int_equal(smdiff_server_get_double(srv, SMDIFF_SERVER_SLOTS, &d), SMDIFF_E_INVAL);
+    expect_message(smdiff_server_last_error(srv), "slots", "set_host");
+    assert_int_equal(smdiff_server_run(srv), SMDIFF_E_STATE);
+    expect_message(smdiff_server_last_error(srv), "smdiff_server_listen first", "slots");
+    assert_int_equal(smdiff_server_get_int(srv, SMDIFF_SERVER_PORT, NULL), SMDIFF_E_INVAL);
+    expect_message(smdiff_server_last_error(srv), "get_int", "listen first");
+    /* a call on no server has only the thread's slot */
+    assert_int_equal(smdiff_server_listen(NULL), SMDIFF_E_INVAL);
+    expect_message(NULL, "server is NULL", "get_int");
+    assert_non_null(strstr(smdiff_server_last_error(srv), "get_int"));
+    /* a successful call clears neither place */
+    int64_t v = 0;
+    assert_int_equal(smdiff_server_get_int(srv, SMDIFF_SERVER_PORT, &v), SMDIFF_OK);
+    expect_message(NULL, "server is NULL", "get_int");
+    assert_non_null(strstr(smdiff_server_last_error(srv), "get_int"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_families_disjoint),
@@ -274,6 +323,7 @@ int main(void) {
         cmocka_unit_test(test_softmask_messages),
         cmocka_unit_test(test_sampler_messages),
         cmocka_unit_test(test_trainer_messages),
+        cmocka_unit_test(test_server_messages),
     };
     return cmocka_run_group_tests_name("api rules", tests, setup, teardown);
 }

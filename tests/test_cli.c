@@ -361,6 +361,8 @@ static void test_numbers_are_strict(void **state) {
         {"eval gate", "-t", NULL, NULL},              {"eval gonogo", "--draws", NULL, NULL},
         {"eval gonogo", "--k", NULL, NULL},           {"eval infill", "--limit", NULL, NULL},
         {"eval samples", "--prompt-id", NULL, NULL},  {"train", "--sm-k", NULL, NULL},
+        {"serve", "--port", NULL, NULL},              {"serve", "--slots", NULL, NULL},
+        {"serve", "--queue", NULL, NULL},             {"serve", "-t", NULL, NULL},
     };
     static const struct {
         const char *text, *why;
@@ -391,6 +393,8 @@ static void test_numbers_are_strict(void **state) {
         {"eval gonogo", "--omega", "0.5,6.66,x", "'x' is not a number"},
         {"eval infill", "--steps-frac", "0.5,x", "'x' is not a number"},
         {"eval infill", "--steps-frac", "0.5,2", "2 is out of range [0, 1]"},
+        {"serve", "--timeout", "5s", "'5s' is not a number"},   {"serve", "--grace", "-1", "-1 is out of range [0, 3600]"},
+        {"serve", "--port", "65536", "65536 is out of range [0, 65535]"},
     };
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++, n++) expect_refused(&reals[i], 0);
     /* out of range: real numbers outside the library's bounds */
@@ -512,7 +516,7 @@ static void test_exit_statuses(void **state) {
         {"info", NULL}, {"info", "a", "b", NULL}, {"version", "extra", NULL}, {"convert", "only-one", NULL},
         {"generate", "-m", TINY, NULL}, {"generate", "-m", TINY, "-p", "x", "--ids", "1", NULL},
         {"train", "--tokens", "x.i32", NULL}, {"generate", "-m", TINY, "--ids", "1", "--softmask", "on", NULL},
-        {"tokenize", NULL}, {NULL},
+        {"tokenize", NULL}, {"serve", "stray", NULL}, {NULL},
     };
     for (size_t i = 0; usage_errors[i][0]; i++)
         if (run(usage_errors[i], &PLAIN) != 2) fail_msg("smdiff %s ...: status %d, want 2", usage_errors[i][0], R.status);
@@ -537,6 +541,7 @@ static void test_exit_statuses(void **state) {
         {"train", "--tokens", "no/such.i32", "--out", "x.gguf", "--arch", "llada", NULL},
         {"eval", "elbo", "-m", TINY, "--tokens", "no/such.i32", NULL},
         {"eval", "gate", "-m", TINY, "--tokens", "no/such.i32", NULL},
+        {"serve", "-m", "no/such.gguf", "--port", "0", NULL},
         {"tokenizer", "corpus", "-t", "no/such", "-o", "x.i32", "y", NULL},
         {"tokenizer", "train", "--vocab-size", "300", "-o", "x.gguf", "no/such", NULL},
         {NULL},

@@ -233,6 +233,7 @@ static info_fn family_info(int32_t key) {
     case SMDIFF_SM_OPT_FIRST_ / 100: return smdiff_softmask_option_info;
     case SMDIFF_SAMPLER_OPT_FIRST_ / 100: return smdiff_sampler_option_info;
     case SMDIFF_TRAIN_OPT_FIRST_ / 100: return smdiff_trainer_option_info;
+    case SMDIFF_SERVER_OPT_FIRST_ / 100: return smdiff_server_option_info;
     default: return NULL;
     }
 }
@@ -401,6 +402,10 @@ int cli_settings_apply(const cli_settings *s, void *obj) {
         case SMDIFF_TRAIN_OPT_FIRST_ / 100:
             rc = is_int ? smdiff_trainer_set_int(obj, v->key, v->i) : smdiff_trainer_set_double(obj, v->key, v->d);
             detail = smdiff_trainer_last_error(obj);
+            break;
+        case SMDIFF_SERVER_OPT_FIRST_ / 100:
+            rc = is_int ? smdiff_server_set_int(obj, v->key, v->i) : smdiff_server_set_double(obj, v->key, v->d);
+            detail = smdiff_server_last_error(obj);
             break;
         }
         if (rc) return cli_refused(v->opt, rc, detail);

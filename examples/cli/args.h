@@ -120,8 +120,9 @@ int cli_count(const char *opt, const char *text, int64_t min, int64_t max, int64
 int cli_real(const char *opt, const char *text, double min, double max, double *out);
 
 /* The same with the bounds of a library option (any family: model,
- * soft-mask, sampler, trainer), from its *_option_info. An integer option
- * whose lower bound is 0 or more is a count: negatives are refused as such.
+ * soft-mask, sampler, trainer, server), from its *_option_info. An integer
+ * option whose lower bound is 0 or more is a count: negatives are refused
+ * as such.
  * Doubles whose bounds are open are refused at the limit by the setter. */
 int cli_key_int(const char *opt, const char *text, int32_t key, int64_t *out);
 /* As cli_key_int for a count whose library option also takes a negative
@@ -140,8 +141,8 @@ int cli_real_list(const char *opt, const char *text, double min, double max, dou
 
 /* Values for a library object's typed options, collected while parsing
  * and applied once the object exists; one family (model, soft-mask,
- * sampler or trainer) per list. A repeated option is applied in order, so
- * the last one counts. */
+ * sampler, trainer or server) per list. A repeated option is applied in
+ * order, so the last one counts. */
 typedef struct cli_setting {
     int32_t key, type; /* SMDIFF_TYPE_INT or SMDIFF_TYPE_DOUBLE */
     int64_t i;
@@ -160,8 +161,8 @@ int cli_setting_parse(cli_settings *s, const char *opt, const char *text, int32_
 int cli_setting_int(cli_settings *s, const char *opt, int32_t key, int64_t value);
 /* Whether key is among the settings. */
 int cli_setting_given(const cli_settings *s, int32_t key);
-/* Set them on obj, an smdiff_model, smdiff_softmask, smdiff_sampler or
- * smdiff_trainer as the keys' family says; the first refusal is reported
+/* Set them on obj, an smdiff_model, smdiff_softmask, smdiff_sampler,
+ * smdiff_trainer or smdiff_server as the keys' family says; the first refusal is reported
  * as cli_refused does (CLI_EXIT_USAGE). */
 int cli_settings_apply(const cli_settings *s, void *obj);
 

@@ -67,7 +67,7 @@ extern const cli_spec *const cli_specs[];
 extern const cli_spec cli_spec_version, cli_spec_info, cli_spec_generate, cli_spec_tokenize,
     cli_spec_tokenizer, cli_spec_tokenizer_train, cli_spec_tokenizer_corpus, cli_spec_convert, cli_spec_train,
     cli_spec_eval, cli_spec_eval_elbo, cli_spec_eval_gonogo, cli_spec_eval_samples, cli_spec_eval_infill,
-    cli_spec_eval_gate;
+    cli_spec_eval_gate, cli_spec_serve;
 
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
@@ -77,6 +77,7 @@ int cmd_tokenizer(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 /* ids[n] as text, special tokens skipped, invalid UTF-8 (a character split
  * between tokens) replaced by U+FFFD, NUL-terminated; NULL on failure.
  * The caller frees it. (eval_infill.c) */

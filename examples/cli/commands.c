@@ -11,6 +11,7 @@ const cli_command cli_commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face Dream/LLaDA checkpoint to GGUF"},
     {"train", cmd_train, "train or fine-tune a model (MDLM with soft-masking, or AR)"},
     {"eval", cmd_eval, "validation bound, SM go/no-go, perplexity, entropy and MAUVE of samples, infilling"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with streamed denoising and a playground"},
 };
 const size_t cli_n_commands = sizeof cli_commands / sizeof cli_commands[0];
 
@@ -19,5 +20,5 @@ const cli_spec *const cli_specs[] = {
     &cli_spec_tokenizer,       &cli_spec_tokenizer_train, &cli_spec_tokenizer_corpus,
     &cli_spec_convert,         &cli_spec_train,          &cli_spec_eval,      &cli_spec_eval_elbo,
     &cli_spec_eval_gonogo,     &cli_spec_eval_samples,   &cli_spec_eval_infill, &cli_spec_eval_gate,
-    NULL,
+    &cli_spec_serve,           NULL,
 };

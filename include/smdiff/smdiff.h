@@ -11,11 +11,11 @@
  *  - Error messages, one rule: every call that fails records its detailed
  *    message in the calling thread's slot, read with smdiff_last_error().
  *    A call on an object that one thread owns at a time -- a sampler, a
- *    soft-mask schedule, a trainer -- also records it on that object
- *    (smdiff_sampler_last_error, smdiff_softmask_last_error,
- *    smdiff_trainer_last_error). A model is shared between threads once
- *    loaded, so it keeps no message: read a model call's failure with
- *    smdiff_last_error(). A failing call always overwrites both places, so
+ *    soft-mask schedule, a trainer, a server -- also records it on that
+ *    object (smdiff_sampler_last_error, smdiff_softmask_last_error,
+ *    smdiff_trainer_last_error, smdiff_server_last_error). A model is
+ *    shared between threads once loaded, so it keeps no message: read a
+ *    model call's failure with smdiff_last_error(). A failing call always overwrites both places, so
  *    neither holds a stale message from an earlier call; a successful call
  *    clears neither (like errno: read them only after a failure).
  *  - Objects are opaque handles. Each has a create/load function and a free
@@ -25,8 +25,9 @@
  *    queried. An out-of-bounds value returns SMDIFF_E_RANGE and leaves the
  *    object unchanged. Keys come in families with disjoint ranges, each
  *    family owning [base, base + 100): SMDIFF_MODEL_* 100, SMDIFF_SM_* 200,
- *    SMDIFF_SAMPLER_* 300, SMDIFF_TRAIN_* 400, SMDIFF_PROP_* 500 (600, 700
- *    and 800 are reserved for families to come); keys 0..99 are no family's.
+ *    SMDIFF_SAMPLER_* 300, SMDIFF_TRAIN_* 400, SMDIFF_PROP_* 500,
+ *    SMDIFF_SERVER_* 600 (700 and 800 are reserved for families to come);
+ *    keys 0..99 are no family's.
  *    Every setter, getter, info and property call refuses a key of another
  *    family with SMDIFF_E_INVAL, the message naming both families. Each
  *    family has *_OPT_FIRST_ and *_OPT_LAST_.
@@ -43,8 +44,8 @@
  *    EXPERIMENTAL SECTION.
  *
  * Thread-safety: a model is immutable after loading and may be shared by
- * any number of threads. A sampler, a soft-mask schedule or a trainer
- * belongs to one thread at a time. Global settings (allocator, log
+ * any number of threads. A sampler, a soft-mask schedule, a trainer or a
+ * server (smdiff_server_stop excepted) belongs to one thread at a time. Global settings (allocator, log
  * callback) are documented at each setter.
  *
  * This header includes only <stddef.h> and <stdint.h> and compiles as C99,
@@ -1043,6 +1044,111 @@ SMDIFF_API int32_t smdiff_generate_canvas(smdiff_sampler *sampler, const smdiff_
 SMDIFF_API int32_t smdiff_generate_infill_text(smdiff_sampler *sampler, const smdiff_model *model,
                                                const char *prefix, const char *suffix, char *text,
                                                size_t capacity, size_t *n_out);
+
+/* ---- Server (experimental; docs/SERVER.md) -----------------------------
+ * An OpenAI-compatible HTTP/1.1 server for one loaded model, on libuv:
+ * POST /v1/completions and /v1/chat/completions (streamed as server-sent
+ * events on request, with smdiff's per-step events), GET /v1/models,
+ * /health, /metrics (Prometheus text) and a playground page at /.
+ * Generations run on SMDIFF_SERVER_SLOTS worker threads, each request with
+ * its own sampler on the shared model; up to SMDIFF_SERVER_QUEUE more wait,
+ * and beyond that requests get 429 with Retry-After at once. A client that
+ * disconnects, or a request past SMDIFF_SERVER_TIMEOUT, stops its
+ * generation at the next denoising step.
+ *
+ * Use: smdiff_server_create, set options, smdiff_server_listen (binds;
+ * smdiff_server_port then tells the port), smdiff_server_run (serves on
+ * the calling thread until smdiff_server_stop), smdiff_server_free. A
+ * server listens and runs once. Setters return SMDIFF_E_STATE after
+ * listen. Every failing call records its message on the server
+ * (smdiff_server_last_error) and in the thread's slot (smdiff_last_error).
+ * While it runs, the calling thread blocks SIGPIPE (a peer that closed
+ * makes a write fail, not kill the process); the mask is restored after. */
+typedef struct smdiff_server smdiff_server;
+
+#define SMDIFF_SERVER_OPT_FIRST_       600
+#define SMDIFF_SERVER_PORT             600 /* int 0..65535, default 8080; 0 = any free port */
+#define SMDIFF_SERVER_SLOTS            601 /* int 1..1024, default 1: generations at once */
+#define SMDIFF_SERVER_QUEUE            602 /* int 0..1048576, default 8: requests that may wait
+                                              for a slot; more get 429 */
+#define SMDIFF_SERVER_TIMEOUT          603 /* double [0,1e6] s, default 300, 0 = none: limit per
+                                              generation from its arrival (504 past it) */
+#define SMDIFF_SERVER_READ_TIMEOUT     604 /* double (0,3600] s, default 10: time to receive a whole
+                                              request once a connection is free (slowloris, idle
+                                              keep-alive); then it is closed */
+#define SMDIFF_SERVER_MAX_BODY         605 /* int 1..2^30 bytes, default 1 MiB; larger gets 413 */
+#define SMDIFF_SERVER_MAX_HEADER       606 /* int 256..2^20 bytes, default 16 KiB: request line and
+                                              headers; larger gets 431 (414 for the target) */
+#define SMDIFF_SERVER_MAX_CONNECTIONS  607 /* int 1..2^20, default 1024: more are closed at once */
+#define SMDIFF_SERVER_MAX_TOKENS       608 /* int 0..2^20, default 0 = the model's context: most
+                                              tokens one request may generate */
+#define SMDIFF_SERVER_THREADS          609 /* int 0..1024, default 0 = all CPUs:
+                                              SMDIFF_SAMPLER_THREADS of each generation */
+#define SMDIFF_SERVER_SHUTDOWN_GRACE   610 /* double [0,3600] s, default 10: after stop, running
+                                              generations may finish for this long */
+#define SMDIFF_SERVER_OPT_LAST_        610
+
+/* Create a server for a loaded model (the server holds a reference; the
+ * caller may free its own). Host "127.0.0.1", model name the file's
+ * general.name or else its architecture. SMDIFF_E_INVAL for NULL,
+ * SMDIFF_E_STATE if the model is not loaded, SMDIFF_E_NOMEM. */
+SMDIFF_API int32_t smdiff_server_create(smdiff_model *model, smdiff_server **out);
+
+/* Free a server that never listened or whose run returned (a server that
+ * listened but never ran is stopped and run to its end first). Accepts
+ * NULL. */
+SMDIFF_API void smdiff_server_free(smdiff_server *server);
+
+/* Typed option access (SMDIFF_SERVER_*), as the sampler's: SMDIFF_E_INVAL
+ * for a key of another family or the wrong type, SMDIFF_E_RANGE out of
+ * bounds; setters SMDIFF_E_STATE once listening. */
+SMDIFF_API int32_t smdiff_server_set_int(smdiff_server *server, int32_t key, int64_t value);
+SMDIFF_API int32_t smdiff_server_set_double(smdiff_server *server, int32_t key, double value);
+SMDIFF_API int32_t smdiff_server_get_int(const smdiff_server *server, int32_t key, int64_t *out);
+SMDIFF_API int32_t smdiff_server_get_double(const smdiff_server *server, int32_t key, double *out);
+SMDIFF_API int32_t smdiff_server_option_info(int32_t key, const char **name, int32_t *type,
+                                             double *min, double *max, double *def);
+SMDIFF_API int32_t smdiff_server_option_key(const char *name, int32_t *key);
+
+/* The address to bind, numeric or a name ("127.0.0.1", "::1", "0.0.0.0",
+ * "localhost"). Binding beyond loopback exposes the server: see the
+ * security notes of docs/SERVER.md. SMDIFF_E_INVAL for NULL or "". */
+SMDIFF_API int32_t smdiff_server_set_host(smdiff_server *server, const char *host);
+
+/* Require "Authorization: Bearer KEY" on /v1/ endpoints (401 otherwise);
+ * NULL or "" removes the requirement. The string is copied. */
+SMDIFF_API int32_t smdiff_server_set_api_key(smdiff_server *server, const char *key);
+
+/* The model id reported by /v1/models and accepted in requests' "model"
+ * field (another id gets 404). SMDIFF_E_INVAL for NULL or "". */
+SMDIFF_API int32_t smdiff_server_set_model_name(smdiff_server *server, const char *name);
+
+/* Bind and listen, start the worker threads. SMDIFF_E_IO when the address
+ * cannot be resolved or bound (the message says why, e.g. "address already
+ * in use"), SMDIFF_E_THREAD, SMDIFF_E_STATE if already listening. */
+SMDIFF_API int32_t smdiff_server_listen(smdiff_server *server);
+
+/* The port the server listens on (the one chosen for port 0).
+ * SMDIFF_E_STATE before listen. */
+SMDIFF_API int32_t smdiff_server_port(const smdiff_server *server, int32_t *out);
+
+/* Serve on the calling thread until smdiff_server_stop; then finish as
+ * described at SMDIFF_SERVER_SHUTDOWN_GRACE and return SMDIFF_OK.
+ * SMDIFF_E_STATE before listen or after a run. */
+SMDIFF_API int32_t smdiff_server_run(smdiff_server *server);
+
+/* Ask a running (or listening) server to stop: it stops accepting, answers
+ * waiting requests 503, lets running generations finish within the grace
+ * and aborts the rest, then run returns. Safe from any thread and from a
+ * signal handler (it only stores a flag and wakes the loop); calling it
+ * before run makes run stop at once. For that reason it is the one call
+ * that records no message: NULL gives SMDIFF_E_INVAL and nothing else. */
+SMDIFF_API int32_t smdiff_server_stop(smdiff_server *server);
+
+/* Detailed message of the last failure on this server (the error rule at
+ * the top); "" if none, "server is NULL" for NULL. Valid until the next
+ * call on the server. */
+SMDIFF_API const char *smdiff_server_last_error(const smdiff_server *server);
 
 #endif /* SMDIFF_EXPERIMENTAL */
 
