@@ -1,5 +1,6 @@
 /* forward.c -- one forward pass of a dream/llada transformer over a canvas
- * of input embeddings. See transformer.h for shapes.
+ * of input embeddings (mdlm's DiT is in dit.c, reached from here). See
+ * transformer.h for shapes.
  *
  * Memory: every activation lives in the caller's arena, carved once per
  * call in the order of `layout` below; nothing is allocated per layer.
@@ -44,6 +45,7 @@ static size_t round64(size_t floats) { return (floats * sizeof(float) + 63) & ~(
 
 size_t sd_forward_scratch_bytes(const sd_hparams *hp, int64_t L, int64_t n_rows) {
     if (!hp || L <= 0 || n_rows < 0) return 0;
+    if (hp->arch == SD_ARCH_MDLM) return sd_dit_scratch_bytes(hp, L, n_rows);
     fwd_layout f = layout(hp, L, n_rows);
     /* The two RoPE tables (cos, sin) share one size. */
     return round64(f.x) + round64(f.xn) + round64(f.q) + round64(f.k) + round64(f.v) +
@@ -61,11 +63,19 @@ static void add_bias(float *out, const sd_weight *b, int64_t L, int64_t n) {
 
 static int64_t w_rows(const sd_weight *w) { return w->rows; }
 
+static int32_t forward_llama(const sd_weights *w, const float *embd, int64_t L, const int32_t *rows,
+                             int64_t n_rows, float *logits, float *hidden, const sd_forward_opts *opts,
+                             sd_arena *scratch, sd_error *err);
+
 int32_t sd_forward(const sd_weights *w, const float *embd, int64_t L, const int32_t *rows,
                    int64_t n_rows, float *logits, float *hidden, const sd_forward_opts *opts,
                    sd_arena *scratch, sd_error *err) {
-    /* embd[L, d], rows[n_rows] -> logits[n_rows, V], hidden[L, d] (optional) */
-    const sd_hparams *hp = &w->hp;
+    return sd_forward_sigma(w, 0.0f, embd, L, rows, n_rows, logits, hidden, opts, scratch, err);
+}
+
+int32_t sd_forward_sigma(const sd_weights *w, float sigma, const float *embd, int64_t L,
+                         const int32_t *rows, int64_t n_rows, float *logits, float *hidden,
+                         const sd_forward_opts *opts, sd_arena *scratch, sd_error *err) {
     if (L <= 0 || n_rows < 0 || (n_rows > 0 && (!rows || !logits)) || !embd || !scratch)
         return sd_fail(err, SMDIFF_E_INVAL, "sd_forward: invalid argument (L %lld, n_rows %lld)",
                        (long long)L, (long long)n_rows);
@@ -75,6 +85,17 @@ int32_t sd_forward(const sd_weights *w, const float *embd, int64_t L, const int3
                            (int)rows[r], (long long)L);
     sd_forward_opts none = {0, NULL, NULL, NULL};
     if (!opts) opts = &none;
+    if (w->hp.arch == SD_ARCH_MDLM)
+        return sd_dit_forward(w, sigma, embd, L, rows, n_rows, logits, hidden, opts, scratch, err);
+    return forward_llama(w, embd, L, rows, n_rows, logits, hidden, opts, scratch, err);
+}
+
+/* dream and llada: pre-norm RMSNorm blocks with SwiGLU. */
+static int32_t forward_llama(const sd_weights *w, const float *embd, int64_t L, const int32_t *rows,
+                             int64_t n_rows, float *logits, float *hidden, const sd_forward_opts *opts,
+                             sd_arena *scratch, sd_error *err) {
+    /* embd[L, d], rows[n_rows] -> logits[n_rows, V], hidden[L, d] (optional) */
+    const sd_hparams *hp = &w->hp;
     sd_pool *pool = opts->pool;
 
     const int64_t d = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, hd = d / H;
@@ -169,9 +190,37 @@ static int32_t check(const sd_weight *t, const char *name, int32_t layer, int64_
     return SMDIFF_OK;
 }
 
+/* The tensors only mdlm has (and the ones it must not have). */
+static int32_t validate_dit(const sd_weights *w, sd_error *err) {
+    const sd_hparams *hp = &w->hp;
+    const int64_t d = hp->n_embd, C = hp->n_cond, T = hp->n_freq;
+    int32_t rc;
+    if (C <= 0 || T <= 0 || T % 2 || hp->n_head_kv != hp->n_head)
+        return sd_fail(err, SMDIFF_E_FORMAT, "mdlm: conditioning width %d and timestep features %d must be "
+                       "positive (features even), kv heads %d equal to heads %d", (int)C, (int)T,
+                       (int)hp->n_head_kv, (int)hp->n_head);
+    if ((rc = check(&w->output_b, "output.bias", -1, 1, hp->n_vocab, 1, err))) return rc;
+    if ((rc = check(&w->output_adaln, "output_adaln.weight", -1, 2 * d, C, 0, err))) return rc;
+    if ((rc = check(&w->output_adaln_b, "output_adaln.bias", -1, 1, 2 * d, 1, err))) return rc;
+    if ((rc = check(&w->time_fc1, "time_embd.fc1.weight", -1, C, T, 0, err))) return rc;
+    if ((rc = check(&w->time_fc1_b, "time_embd.fc1.bias", -1, 1, C, 1, err))) return rc;
+    if ((rc = check(&w->time_fc2, "time_embd.fc2.weight", -1, C, C, 0, err))) return rc;
+    if ((rc = check(&w->time_fc2_b, "time_embd.fc2.bias", -1, 1, C, 1, err))) return rc;
+    for (int32_t i = 0; i < hp->n_layer; i++) {
+        const sd_layer_weights *l = &w->layers[i];
+        if ((rc = check(&l->adaln, "adaln.weight", i, 6 * d, C, 0, err))) return rc;
+        if ((rc = check(&l->adaln_b, "adaln.bias", i, 1, 6 * d, 1, err))) return rc;
+        if ((rc = check(&l->b_up, "ffn_up.bias", i, 1, hp->n_ff, 1, err))) return rc;
+        if ((rc = check(&l->b_down, "ffn_down.bias", i, 1, d, 1, err))) return rc;
+        if (l->w_gate.data || l->bq.data || l->bk.data || l->bv.data)
+            return sd_fail(err, SMDIFF_E_FORMAT, "blk.%d: mdlm has no ffn_gate or attention biases", (int)i);
+    }
+    return SMDIFF_OK;
+}
+
 int32_t sd_weights_validate(const sd_weights *w, sd_error *err) {
     const sd_hparams *hp = &w->hp;
-    if (hp->arch != SD_ARCH_DREAM && hp->arch != SD_ARCH_LLADA)
+    if (hp->arch != SD_ARCH_DREAM && hp->arch != SD_ARCH_LLADA && hp->arch != SD_ARCH_MDLM)
         return sd_fail(err, SMDIFF_E_FORMAT, "unknown architecture id %d", (int)hp->arch);
     if (hp->n_vocab <= 0 || hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 ||
         hp->n_head_kv <= 0 || hp->n_ff <= 0)
@@ -199,7 +248,8 @@ int32_t sd_weights_validate(const sd_weights *w, sd_error *err) {
         if ((rc = check(&l->wv, "attn_v.weight", i, kd, d, 0, err))) return rc;
         if ((rc = check(&l->wo, "attn_output.weight", i, d, qd, 0, err))) return rc;
         if ((rc = check(&l->ffn_norm, "ffn_norm.weight", i, 1, d, 1, err))) return rc;
-        if ((rc = check(&l->w_gate, "ffn_gate.weight", i, hp->n_ff, d, 0, err))) return rc;
+        if (hp->arch != SD_ARCH_MDLM && (rc = check(&l->w_gate, "ffn_gate.weight", i, hp->n_ff, d, 0, err)))
+            return rc;
         if ((rc = check(&l->w_up, "ffn_up.weight", i, hp->n_ff, d, 0, err))) return rc;
         if ((rc = check(&l->w_down, "ffn_down.weight", i, d, hp->n_ff, 0, err))) return rc;
         /* Biases are optional (dream has them, llada not), but if one is
@@ -208,7 +258,7 @@ int32_t sd_weights_validate(const sd_weights *w, sd_error *err) {
         if (l->bk.data && (rc = check(&l->bk, "attn_k.bias", i, 1, kd, 1, err))) return rc;
         if (l->bv.data && (rc = check(&l->bv, "attn_v.bias", i, 1, kd, 1, err))) return rc;
     }
-    return SMDIFF_OK;
+    return hp->arch == SD_ARCH_MDLM ? validate_dit(w, err) : SMDIFF_OK;
 }
 
 void sd_weights_n_params(const sd_weights *w, int64_t *total, int64_t *non_embedding) {
@@ -220,8 +270,22 @@ void sd_weights_n_params(const sd_weights *w, int64_t *total, int64_t *non_embed
         for (int j = 0; j < 12; j++)
             if (t[j]->data) ne += t[j]->rows * t[j]->cols;
     }
+    /* mdlm: the output bias and the conditioning path (timestep MLP and
+     * adaLN, evaluated once per call, not per position) count only in the
+     * total. */
+    int64_t cond = 0;
+    if (w->hp.arch == SD_ARCH_MDLM) {
+        const sd_weight *t[7] = {&w->time_fc1, &w->time_fc1_b, &w->time_fc2, &w->time_fc2_b,
+                                 &w->output_adaln, &w->output_adaln_b, &w->output_b};
+        for (int j = 0; j < 7; j++) cond += t[j]->rows * t[j]->cols;
+        for (int32_t i = 0; i < w->hp.n_layer; i++) {
+            const sd_layer_weights *l = &w->layers[i];
+            cond += l->adaln.rows * l->adaln.cols + l->adaln_b.cols;
+            ne += l->b_up.cols + l->b_down.cols;
+        }
+    }
     if (non_embedding) *non_embedding = ne;
-    if (total) *total = ne + w->token_embd.rows * w->token_embd.cols + w->output.rows * w->output.cols;
+    if (total) *total = ne + cond + w->token_embd.rows * w->token_embd.cols + w->output.rows * w->output.cols;
 }
 
 double sd_forward_flops(const sd_weights *w, int64_t L, int64_t n_rows) {

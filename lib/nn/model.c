@@ -26,6 +26,8 @@ static void unload(struct smdiff_model *m) {
     m->pool = NULL;
     sd_free(m->w.layers);
     sd_free(m->owned_f32);
+    sd_free(m->cond_owned);
+    m->cond_owned = NULL;
     sd_gguf_close(m->gguf);
     m->gguf = NULL;
     m->owned_f32 = NULL;
@@ -41,7 +43,12 @@ void sd_model_destroy(struct smdiff_model *m) {
 }
 
 const char *sd_model_arch_name(const struct smdiff_model *m) {
-    return m->w.hp.arch == SD_ARCH_DREAM ? "dream" : m->w.hp.arch == SD_ARCH_LLADA ? "llada" : "";
+    switch (m->w.hp.arch) {
+    case SD_ARCH_DREAM: return "dream";
+    case SD_ARCH_LLADA: return "llada";
+    case SD_ARCH_MDLM: return "mdlm";
+    }
+    return "";
 }
 
 /* ------------------------------------------------------------- metadata */
@@ -188,6 +195,26 @@ static int32_t load_tensors(loader *ld) {
                 }
         extra += vector_floats(&l->attn_norm) + vector_floats(&l->ffn_norm) + vector_floats(&l->bq) +
                  vector_floats(&l->bk) + vector_floats(&l->bv);
+        if (w->hp.arch == SD_ARCH_MDLM) {
+            static const char *const dn[4] = {"adaln.weight", "adaln.bias", "ffn_up.bias", "ffn_down.bias"};
+            sd_weight *ds[4] = {&l->adaln, &l->adaln_b, &l->b_up, &l->b_down};
+            for (int j = 0; j < 4; j++) {
+                snprintf(name, sizeof name, "blk.%d.%s", (int)i, dn[j]);
+                if ((rc = find_tensor(ld, name, ds[j]))) return rc;
+            }
+            extra += vector_floats(&l->adaln_b) + vector_floats(&l->b_up) + vector_floats(&l->b_down);
+        }
+    }
+    sd_weight *dit_top[7] = {&w->time_fc1, &w->time_fc1_b, &w->time_fc2, &w->time_fc2_b,
+                             &w->output_adaln, &w->output_adaln_b, &w->output_b};
+    if (w->hp.arch == SD_ARCH_MDLM) {
+        static const char *const tn[7] = {"time_embd.fc1.weight", "time_embd.fc1.bias", "time_embd.fc2.weight",
+                                          "time_embd.fc2.bias", "output_adaln.weight", "output_adaln.bias",
+                                          "output.bias"};
+        for (int j = 0; j < 7; j++) {
+            if ((rc = find_tensor(ld, tn[j], dit_top[j]))) return rc;
+            if (j % 2) extra += vector_floats(dit_top[j]);
+        }
     }
     /* A 1-D tensor has ne[1] = 1: rows 1, cols = its length, as the
      * forward pass expects for norms and biases. Their byte sizes were
@@ -205,7 +232,11 @@ static int32_t load_tensors(loader *ld) {
             to_f32(&l->bq, &cur);
             to_f32(&l->bk, &cur);
             to_f32(&l->bv, &cur);
+            to_f32(&l->adaln_b, &cur);
+            to_f32(&l->b_up, &cur);
+            to_f32(&l->b_down, &cur);
         }
+        for (int j = 1; j < 7; j += 2) to_f32(dit_top[j], &cur);
     }
     return sd_weights_validate(w, &m->err);
 }
@@ -224,10 +255,13 @@ static int32_t load(struct smdiff_model *m, const char *path) {
         hp->arch = SD_ARCH_DREAM;
     else if (a.len == 5 && !memcmp(a.ptr, "llada", 5))
         hp->arch = SD_ARCH_LLADA;
+    else if (a.len == 4 && !memcmp(a.ptr, "mdlm", 4))
+        hp->arch = SD_ARCH_MDLM;
     else
-        return sd_fail(&m->err, SMDIFF_E_FORMAT, "unknown architecture \"%.*s\" (supported: dream, llada)",
+        return sd_fail(&m->err, SMDIFF_E_FORMAT, "unknown architecture \"%.*s\" (supported: dream, llada, mdlm)",
                        (int)(a.len > 64 ? 64 : a.len), a.ptr);
-    memcpy(ld.arch, a.ptr, 5);
+    memcpy(ld.arch, a.ptr, a.len);
+    const int dit = hp->arch == SD_ARCH_MDLM;
 
     int64_t v;
     const int64_t big = 1 << 20;
@@ -245,7 +279,21 @@ static int32_t load(struct smdiff_model *m, const char *path) {
     hp->n_ctx = (int32_t)v;
     if (m->opt[SD_OPT_SLOT(SMDIFF_MODEL_CONTEXT)].i > 0) hp->n_ctx = (int32_t)m->opt[SD_OPT_SLOT(SMDIFF_MODEL_CONTEXT)].i;
     if ((rc = get_float(&ld, ".rope.freq_base", 10000.0, &hp->rope_base))) return rc;
-    if ((rc = get_float(&ld, ".attention.layer_norm_rms_epsilon", -1, &hp->norm_eps))) return rc;
+    if (dit) {
+        /* MDLM's DiT: LayerNorm (llama.cpp's key for it), the conditioning
+         * widths and whether it follows the noise level. */
+        if ((rc = get_float(&ld, ".attention.layer_norm_epsilon", 1e-5, &hp->norm_eps))) return rc;
+        if ((rc = get_int(&ld, ".conditioning_length", 1, big, -1, &v))) return rc;
+        hp->n_cond = (int32_t)v;
+        if ((rc = get_int(&ld, ".timestep_embedding_length", 2, 1 << 16, 256, &v))) return rc;
+        hp->n_freq = (int32_t)v;
+        int tc = 0;
+        rc = sd_gguf_get_bool(m->gguf, "mdlm.time_conditioning", &tc, &m->err);
+        if (rc && rc != SMDIFF_E_NOT_FOUND) return bad_key(&m->err, "mdlm.time_conditioning");
+        hp->time_cond = tc;
+    } else if ((rc = get_float(&ld, ".attention.layer_norm_rms_epsilon", -1, &hp->norm_eps))) {
+        return rc;
+    }
     /* Every llada file from llama.cpp's converter has Q/K rows permuted
      * for its "normal" (adjacent-pair) RoPE; dream (Qwen2) is NeoX. */
     hp->rope_permuted = hp->arch == SD_ARCH_LLADA;
@@ -262,8 +310,16 @@ static int32_t load(struct smdiff_model *m, const char *path) {
     if ((rc = get_token(&ld, "tokenizer.ggml.padding_token_id", &hp->pad_id))) return rc;
     if (hp->mask_id < 0) {
         /* The released checkpoints' ids (docs/METHOD.md section 2) when the file does not say. */
-        int32_t def = hp->arch == SD_ARCH_DREAM ? 151666 : 126336;
+        int32_t def = hp->arch == SD_ARCH_DREAM ? 151666 : dit ? hp->n_vocab - 1 : 126336;
         hp->mask_id = def < hp->n_vocab ? def : -1;
+    }
+    if (dit && !hp->time_cond) {
+        /* The conditioning is constant: every adaLN output once, here. */
+        size_t nc = sd_dit_cond_floats(hp), ns = sd_dit_cond_scratch(hp);
+        m->cond_owned = sd_malloc((nc + ns) * sizeof(float));
+        if (!m->cond_owned) return sd_fail(&m->err, SMDIFF_E_NOMEM, "out of memory for the conditioning");
+        sd_dit_conditioning(&m->w, 0.0f, m->cond_owned, m->cond_owned + nc);
+        m->w.cond_const = m->cond_owned;
     }
 
     int threads = (int)m->opt[SD_OPT_SLOT(SMDIFF_MODEL_THREADS)].i;

@@ -23,6 +23,7 @@ struct smdiff_model {
     struct sd_gguf *gguf;     /* the mapped file; weights point into it */
     sd_weights w;
     float *owned_f32;         /* 1-D tensors stored in another type, as F32 */
+    float *cond_owned;        /* mdlm without time conditioning: w.cond_const */
     sd_pool *pool;            /* worker pool of `threads` threads */
     atomic_int pool_busy;     /* a pool serves one caller: others run inline */
     int threads;
@@ -30,14 +31,14 @@ struct smdiff_model {
 
 extern const sd_option_table sd_model_options;
 
-/* Load a GGUF file of architecture dream or llada into an unloaded model:
+/* Load a GGUF file of architecture dream, llada or mdlm into an unloaded model:
  * hyperparameters from llama.cpp's metadata keys, weights mapped in place
  * (1-D tensors of a non-F32 type converted), shapes validated, BLAS threads
  * and the worker pool set from SMDIFF_MODEL_THREADS. On failure the model
  * is left unloaded and the message is in m->err. */
 int32_t sd_model_load(struct smdiff_model *m, const char *path);
 
-/* Architecture name of a loaded model ("dream", "llada"). */
+/* Architecture name of a loaded model ("dream", "llada", "mdlm"). */
 const char *sd_model_arch_name(const struct smdiff_model *m);
 
 /* Logits for rows of a canvas of input embeddings embd[n_pos, d], with a

@@ -199,6 +199,61 @@ void sd_rmsnorm_ref(float *out, const float *x, const float *w, int64_t L, int64
     }
 }
 
+/* ------------------------------------------------ LayerNorm (adaLN) */
+
+typedef struct {
+    float *out;
+    const float *x, *w, *shift, *scale;
+    int64_t d;
+    float eps;
+} layernorm_ctx;
+
+static void layernorm_range(void *vctx, int64_t b, int64_t e, int t) {
+    /* rows [b, e) of x[L, d] -> out[L, d]; w, shift, scale [d] */
+    (void)t;
+    const layernorm_ctx *c = vctx;
+    const int64_t d = c->d;
+    for (int64_t i = b; i < e; i++) {
+        const float *xi = c->x + i * d;
+        float *oi = c->out + i * d;
+        /* Two passes (mean, then centred squares): no cancellation. */
+        float s = 0;
+        for (int64_t j = 0; j < d; j++) s += xi[j];
+        const float mean = s / (float)d;
+        float ss = 0;
+        for (int64_t j = 0; j < d; j++) ss += (xi[j] - mean) * (xi[j] - mean);
+        const float rstd = 1.0f / sqrtf(ss / (float)d + c->eps);
+        for (int64_t j = 0; j < d; j++) {
+            float y = (xi[j] - mean) * rstd * c->w[j];
+            if (c->scale) y = y * (1.0f + c->scale[j]) + c->shift[j];
+            oi[j] = y;
+        }
+    }
+}
+
+void sd_layernorm_mod(float *out, const float *x, const float *w, const float *shift,
+                      const float *scale, int64_t L, int64_t d, float eps, sd_pool *pool) {
+    layernorm_ctx c = {out, x, w, shift, scale, d, eps};
+    if (!shift || !scale) c.shift = c.scale = NULL;
+    run(L * d >= 16384 ? pool : NULL, layernorm_range, &c, L);
+}
+
+void sd_layernorm_mod_ref(float *out, const float *x, const float *w, const float *shift,
+                          const float *scale, int64_t L, int64_t d, float eps) {
+    for (int64_t i = 0; i < L; i++) {
+        double m = 0, v = 0;
+        for (int64_t j = 0; j < d; j++) m += x[i * d + j];
+        m /= (double)d;
+        for (int64_t j = 0; j < d; j++) v += (x[i * d + j] - m) * (x[i * d + j] - m);
+        double r = 1.0 / sqrt(v / (double)d + eps);
+        for (int64_t j = 0; j < d; j++) {
+            double y = (x[i * d + j] - m) * r * w[j];
+            if (shift && scale) y = y * (1.0 + scale[j]) + shift[j];
+            out[i * d + j] = (float)y;
+        }
+    }
+}
+
 /* --------------------------------------------------------------- RoPE */
 
 void sd_rope_table(float *cos_t, float *sin_t, int64_t L, int64_t hd, float base) {
@@ -404,6 +459,39 @@ void sd_swiglu(float *g, const float *u, int64_t n, sd_pool *pool) {
 
 void sd_swiglu_ref(float *g, const float *u, int64_t n) {
     for (int64_t j = 0; j < n; j++) g[j] = (float)((double)g[j] / (1.0 + exp(-(double)g[j])) * u[j]);
+}
+
+/* ---------------------------------------------------------- GELU */
+
+#define GELU_K0 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_K1 0.044715f
+
+typedef struct {
+    float *x;
+    int64_t n;
+} gelu_job;
+
+static void gelu_range(void *vctx, int64_t b, int64_t e, int t) {
+    (void)t;
+    const gelu_job *c = vctx;
+    int64_t lo = b * SWIGLU_CHUNK, hi = e * SWIGLU_CHUNK < c->n ? e * SWIGLU_CHUNK : c->n;
+    for (int64_t j = lo; j < hi; j++) {
+        float v = c->x[j];
+        c->x[j] = 0.5f * v * (1.0f + tanhf(GELU_K0 * (v + GELU_K1 * v * v * v)));
+    }
+}
+
+void sd_gelu_tanh(float *x, int64_t n, sd_pool *pool) {
+    gelu_job c = {x, n};
+    int64_t chunks = (n + SWIGLU_CHUNK - 1) / SWIGLU_CHUNK;
+    run(n >= 16384 ? pool : NULL, gelu_range, &c, chunks);
+}
+
+void sd_gelu_tanh_ref(float *x, int64_t n) {
+    for (int64_t j = 0; j < n; j++) {
+        double v = x[j];
+        x[j] = (float)(0.5 * v * (1.0 + tanh(sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v))));
+    }
 }
 
 /* ---------------------------------------------------------- attention */

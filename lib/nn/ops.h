@@ -35,6 +35,15 @@ void sd_rmsnorm(float *out, const float *x, const float *w, int64_t L, int64_t d
                 sd_pool *pool);
 void sd_rmsnorm_ref(float *out, const float *x, const float *w, int64_t L, int64_t d, float eps);
 
+/* Weight-only LayerNorm with adaLN modulation (MDLM's DiT):
+ *   out[i,:] = ((x[i,:] - mean) / sqrt(var + eps) * w) * (1 + scale) + shift
+ * x[L, d], w/shift/scale [d] (shift and scale may be NULL: no modulation);
+ * mean and (biased) variance over the row. out may equal x. */
+void sd_layernorm_mod(float *out, const float *x, const float *w, const float *shift,
+                      const float *scale, int64_t L, int64_t d, float eps, sd_pool *pool);
+void sd_layernorm_mod_ref(float *out, const float *x, const float *w, const float *shift,
+                          const float *scale, int64_t L, int64_t d, float eps);
+
 /* RoPE tables: cos/sin[L, hd/2] of angle p * base^(-2i/hd) for position p
  * and frequency i, computed in double. */
 void sd_rope_table(float *cos_t, float *sin_t, int64_t L, int64_t hd, float base);
@@ -59,6 +68,11 @@ void sd_softmax_rows_ref(float *x, int64_t n, int64_t cols, int64_t ld, int caus
 /* SwiGLU: g[n] = silu(g) * u = g / (1 + exp(-g)) * u, in place on g. */
 void sd_swiglu(float *g, const float *u, int64_t n, sd_pool *pool);
 void sd_swiglu_ref(float *g, const float *u, int64_t n);
+
+/* GELU, tanh approximation, in place:
+ *   x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+void sd_gelu_tanh(float *x, int64_t n, sd_pool *pool);
+void sd_gelu_tanh_ref(float *x, int64_t n);
 
 /* Grouped-query attention over a canvas of L positions, all heads:
  *   q   [L, H*hd]    k, v [L, Hkv*hd]   (head h reads kv head h / (H/Hkv))
