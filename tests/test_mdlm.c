@@ -163,6 +163,43 @@ static void test_n_params(void **state) {
     smdiff_model_free(m);
 }
 
+/* The denoising loop runs on mdlm as on the others: every generated id is
+ * a vocabulary token, never the mask (its logit is pushed to -1e6), with
+ * soft-masking on (a lambda large enough to change the inputs) and off, on
+ * both conditioning variants; the same seed repeats exactly. */
+static void test_generate(void **state) {
+    (void)state;
+    const char *files[2] = {"tiny_mdlm_f32.gguf", "tiny_mdlm_tc_f32.gguf"};
+    const int32_t prompt[3] = {5, 17, 40};
+    for (int f = 0; f < 2; f++)
+        for (int sm = 0; sm < 2; sm++) {
+            smdiff_model *m = load(files[f], 1);
+            int32_t out[2][12];
+            for (int rep = 0; rep < 2; rep++) {
+                smdiff_sampler *s;
+                smdiff_softmask *k;
+                assert_int_equal(smdiff_sampler_create(&s), 0);
+                assert_int_equal(smdiff_softmask_create(&k), 0);
+                assert_int_equal(smdiff_softmask_set_int(k, SMDIFF_SM_MODE, sm ? SMDIFF_SM_ENTROPY : SMDIFF_SM_OFF), 0);
+                if (sm) assert_int_equal(smdiff_softmask_set_double(k, SMDIFF_SM_SCALE, 0.9), 0);
+                assert_int_equal(smdiff_sampler_set_softmask(s, k), 0);
+                assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 12), 0);
+                assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 6), 0);
+                assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 1.0), 0);
+                assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+                size_t n = 0;
+                if (smdiff_generate_tokens(s, m, prompt, 3, out[rep], 12, &n))
+                    fail_msg("%s: %s", files[f], smdiff_last_error());
+                assert_int_equal(n, 12);
+                for (int i = 0; i < 12; i++) assert_true(out[rep][i] >= 0 && out[rep][i] < V && out[rep][i] != MASK);
+                smdiff_softmask_free(k);
+                smdiff_sampler_free(s);
+            }
+            assert_memory_equal(out[0], out[1], sizeof out[0]);
+            smdiff_model_free(m);
+        }
+}
+
 static uint64_t lcg = 0x9E3779B97F4A7C15ull;
 static float frand(void) {
     lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
@@ -208,6 +245,7 @@ int main(void) {
         cmocka_unit_test(test_logits_ids_and_embd),
         cmocka_unit_test(test_time_conditioning),
         cmocka_unit_test(test_n_params),
+        cmocka_unit_test(test_generate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

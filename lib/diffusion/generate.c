@@ -101,7 +101,13 @@ static int32_t model_forward(void *ctx, const float *embd, int64_t L, const int3
     struct smdiff_model *mm = (struct smdiff_model *)c->m; /* only the atomic flag changes */
     int have_pool = atomic_exchange(&mm->pool_busy, 1) == 0;
     sd_forward_opts o = {0, have_pool ? c->m->pool : NULL, abort_fn, abort_ud};
-    int32_t rc = sd_forward(&c->m->w, embd, L, rows, n_rows, logits, NULL, &o, &c->arena, err);
+    /* A model conditioned on the noise level (mdlm with time conditioning)
+     * gets MDLM's log-linear sigma(t) = -log(1 - (1 - 1e-3) t) with t the
+     * fraction of the canvas being predicted: the masked fraction when the
+     * whole canvas is one block. Other models ignore it. */
+    double t = (double)n_rows / (double)L;
+    float sigma = (float)-log1p(-(1.0 - 1e-3) * t);
+    int32_t rc = sd_forward_sigma(&c->m->w, sigma, embd, L, rows, n_rows, logits, NULL, &o, &c->arena, err);
     if (have_pool) atomic_store(&mm->pool_busy, 0);
     return rc;
 }
