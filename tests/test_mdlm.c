@@ -16,7 +16,14 @@
 
 #include <cmocka.h>
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "convert/convert.h"
 #include "core/arena.h"
+#include "io/gguf.h"
+#include "io/safetensors.h"
 #include "nn/model.h"
 #include "nn/ops.h"
 #include "smdiff/smdiff.h"
@@ -200,6 +207,255 @@ static void test_generate(void **state) {
         }
 }
 
+/* ----------------------------------------------------------- converter */
+
+static char tmpdir[128];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/smdiff_test_mdlm.%d", (int)getpid());
+    mkdir(tmpdir, 0700);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : 0;
+}
+
+/* The test's own table of MDLM's Hugging Face names -> GGUF names (written
+ * from docs/MODELS.md, not taken from the converter). attn_qkv is the three
+ * GGUF tensors attn_q, attn_k, attn_v stacked by rows. */
+static int gguf_names(const char *hf, char out[3][96]) {
+    static const char *const top[][2] = {
+        {"backbone.vocab_embed.embedding", "token_embd.weight"},
+        {"backbone.sigma_map.mlp.0.weight", "time_embd.fc1.weight"},
+        {"backbone.sigma_map.mlp.0.bias", "time_embd.fc1.bias"},
+        {"backbone.sigma_map.mlp.2.weight", "time_embd.fc2.weight"},
+        {"backbone.sigma_map.mlp.2.bias", "time_embd.fc2.bias"},
+        {"backbone.output_layer.norm_final.weight", "output_norm.weight"},
+        {"backbone.output_layer.linear.weight", "output.weight"},
+        {"backbone.output_layer.linear.bias", "output.bias"},
+        {"backbone.output_layer.adaLN_modulation.weight", "output_adaln.weight"},
+        {"backbone.output_layer.adaLN_modulation.bias", "output_adaln.bias"}};
+    static const char *const blk[][2] = {
+        {"norm1.weight", "attn_norm.weight"}, {"attn_out.weight", "attn_output.weight"},
+        {"norm2.weight", "ffn_norm.weight"}, {"mlp.0.weight", "ffn_up.weight"}, {"mlp.0.bias", "ffn_up.bias"},
+        {"mlp.2.weight", "ffn_down.weight"}, {"mlp.2.bias", "ffn_down.bias"},
+        {"adaLN_modulation.weight", "adaln.weight"}, {"adaLN_modulation.bias", "adaln.bias"}};
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+        if (!strcmp(hf, top[i][0])) return snprintf(out[0], 96, "%s", top[i][1]) > 0;
+    int l, n = 0;
+    if (sscanf(hf, "backbone.blocks.%d.%n", &l, &n) != 1 || !n) return 0;
+    const char *rest = hf + n;
+    if (!strcmp(rest, "attn_qkv.weight")) {
+        snprintf(out[0], 96, "blk.%d.attn_q.weight", l);
+        snprintf(out[1], 96, "blk.%d.attn_k.weight", l);
+        snprintf(out[2], 96, "blk.%d.attn_v.weight", l);
+        return 3;
+    }
+    for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++)
+        if (!strcmp(rest, blk[i][0])) return snprintf(out[0], 96, "blk.%d.%s", l, blk[i][1]) > 0;
+    return 0;
+}
+
+/* Every checkpoint tensor (the rotary buffer aside) is in the GGUF file
+ * bit for bit, nothing else is, the metadata carries config.json's values,
+ * and the converted model gives the reference logits. */
+static void test_convert_roundtrip(void **state) {
+    (void)state;
+    char out[256];
+    snprintf(out, sizeof out, "%s/mdlm.gguf", tmpdir);
+    sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
+    sd_error err = {0};
+    if (sd_convert_hf(DATA "hf_tiny_mdlm", out, &o, &err)) fail_msg("convert: %s", err.msg);
+    sd_gguf *g = NULL;
+    sd_st *st = NULL;
+    if (sd_gguf_open(out, 1, &g, &err)) fail_msg("%s", err.msg);
+    if (sd_st_open_dir(DATA "hf_tiny_mdlm", &st, &err)) fail_msg("%s", err.msg);
+    int64_t mapped = 0;
+    for (int64_t i = 0; i < sd_st_n_tensors(st); i++) {
+        const sd_st_tensor *t = sd_st_tensor_at(st, i);
+        if (!strcmp(t->name, "backbone.rotary_emb.inv_freq")) continue;
+        char names[3][96];
+        int n = gguf_names(t->name, names);
+        if (!n) fail_msg("no GGUF name known for %s", t->name);
+        const uint8_t *src = t->data;
+        size_t off = 0;
+        for (int j = 0; j < n; j++) {
+            const sd_gguf_tensor *gt = sd_gguf_find_tensor(g, names[j]);
+            if (!gt) fail_msg("%s (from %s) missing", names[j], t->name);
+            assert_int_equal(gt->type, SD_GGML_F32);
+            if (memcmp(src + off, gt->data, gt->n_bytes)) fail_msg("%s differs from %s", names[j], t->name);
+            off += gt->n_bytes;
+            mapped++;
+        }
+        assert_int_equal(off, t->n_elements * 4);
+    }
+    assert_int_equal(mapped, sd_gguf_n_tensors(g));
+    sd_gguf_str a;
+    assert_int_equal(sd_gguf_get_str(g, "general.architecture", &a, &err), 0);
+    assert_true(a.len == 4 && !memcmp(a.ptr, "mdlm", 4));
+    uint64_t v;
+    assert_int_equal(sd_gguf_get_u64(g, "mdlm.conditioning_length", &v, &err), 0);
+    assert_int_equal(v, 16);
+    assert_int_equal(sd_gguf_get_u64(g, "mdlm.timestep_embedding_length", &v, &err), 0);
+    assert_int_equal(v, 256);
+    assert_int_equal(sd_gguf_get_u64(g, "tokenizer.ggml.mask_token_id", &v, &err), 0);
+    assert_int_equal(v, MASK);
+    int tc = 1;
+    assert_int_equal(sd_gguf_get_bool(g, "mdlm.time_conditioning", &tc, &err), 0);
+    assert_int_equal(tc, 0);
+    sd_st_close(st);
+    sd_gguf_close(g);
+
+    /* the converted file runs: the reference logits, and a tokenizer */
+    smdiff_model *m;
+    assert_int_equal(smdiff_model_create(&m), 0);
+    if (smdiff_model_load_file(m, out)) fail_msg("%s", smdiff_last_error());
+    size_t n;
+    int32_t *ids = read_all(DATA "tiny_mdlm_ids.i32", &n);
+    float *ref = fixture("tiny_mdlm.logits.f32", L * V), got[L * V];
+    assert_int_equal(smdiff_model_logits(m, ids, L, all_rows, L, got, L * V), 0);
+    compare(got, ref, "converted f32");
+    assert_non_null(m->tok);
+    smdiff_model_free(m);
+    free(ids);
+    free(ref);
+    unlink(out);
+}
+
+/* A scratch checkpoint folder: config.json as given, the fixture's other
+ * files linked (or, with st_json, a model.safetensors of one F32 tensor
+ * described by st_json holding vals). */
+static void scratch_dir(const char *name, const char *config, const char *st_json, const float *vals, size_t nv,
+                        char *dir, size_t size) {
+    snprintf(dir, size, "%s/%s", tmpdir, name);
+    mkdir(dir, 0700);
+    const char *files[] = {"model.safetensors", "vocab.json", "merges.txt", "added_tokens.json", "tokenizer_config.json"};
+    char cwd[512], src[900], dst[700];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    for (int i = st_json ? 1 : 0; i < 5; i++) {
+        snprintf(src, sizeof src, "%s/" DATA "hf_tiny_mdlm/%s", cwd, files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        unlink(dst);
+        assert_int_equal(symlink(src, dst), 0);
+    }
+    FILE *f;
+    if (st_json) {
+        snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
+        assert_non_null(f = fopen(dst, "wb"));
+        uint64_t hl = strlen(st_json);
+        assert_int_equal(fwrite(&hl, 8, 1, f), 1);
+        assert_int_equal(fwrite(st_json, 1, hl, f), hl);
+        assert_int_equal(fwrite(vals, sizeof(float), nv, f), nv);
+        fclose(f);
+    }
+    snprintf(dst, sizeof dst, "%s/config.json", dir);
+    assert_non_null(f = fopen(dst, "w"));
+    fputs(config, f);
+    fclose(f);
+}
+
+/* Hostile configs and checkpoints are refused with a message naming the
+ * problem, and nothing is written. */
+static void test_convert_refusals(void **state) {
+    (void)state;
+    static const struct {
+        const char *cfg, *msg;
+    } cases[] = {
+        /* heads do not divide the width */
+        {"{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, \"cond_dim\": 16, "
+         "\"n_blocks\": 2, \"n_heads\": 5}", "n_heads 5"},
+        /* a missing width */
+        {"{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"cond_dim\": 16, \"n_blocks\": 2, "
+         "\"n_heads\": 4}", "hidden_dim -1"},
+        /* an absurd vocabulary, refused before anything is allocated */
+        {"{\"model_type\": \"mdlm\", \"vocab_size\": 9000000000, \"model_length\": 64, \"hidden_dim\": 32, "
+         "\"cond_dim\": 16, \"n_blocks\": 2, \"n_heads\": 4}", "vocab_size 9000000000"},
+        /* time_conditioning of the wrong type */
+        {"{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, \"cond_dim\": 16, "
+         "\"n_blocks\": 2, \"n_heads\": 4, \"time_conditioning\": \"yes\"}", "time_conditioning must be"},
+        /* a conditioning width the tensors do not have */
+        {"{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, \"cond_dim\": 8, "
+         "\"n_blocks\": 2, \"n_heads\": 4}", "sigma_map.mlp.0.weight' is not of the shape [8, 256]"},
+        /* one block more than the checkpoint has */
+        {"{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, \"cond_dim\": 16, "
+         "\"n_blocks\": 3, \"n_heads\": 4}", "lacks tensor 'backbone.blocks.2.norm1.weight'"},
+        /* one fewer: blocks.1 is unknown */
+        {"{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, \"cond_dim\": 16, "
+         "\"n_blocks\": 1, \"n_heads\": 4}", "'backbone.blocks.1."},
+        /* a mask id outside the vocabulary */
+        {"{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, \"cond_dim\": 16, "
+         "\"n_blocks\": 2, \"n_heads\": 4, \"mask_token_id\": 99}", "mask_token_id 99"},
+    };
+    sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
+    char dir[300], out[400], nm[8];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(nm, sizeof nm, "r%zu", i);
+        scratch_dir(nm, cases[i].cfg, NULL, NULL, 0, dir, sizeof dir);
+        snprintf(out, sizeof out, "%s/out.gguf", dir);
+        sd_error err = {0};
+        assert_int_equal(sd_convert_hf(dir, out, &o, &err), SMDIFF_E_FORMAT);
+        if (!strstr(err.msg, cases[i].msg)) fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, cases[i].msg);
+        assert_int_equal(access(out, F_OK), -1);
+    }
+    /* a rotary buffer of another base (1e6) */
+    float inv[4];
+    for (int i = 0; i < 4; i++) inv[i] = (float)pow(1e6, -2.0 * i / 8.0);
+    scratch_dir("rot", cases[0].cfg, "{\"backbone.rotary_emb.inv_freq\":{\"dtype\":\"F32\",\"shape\":[4],"
+                "\"data_offsets\":[0,16]}}", inv, 4, dir, sizeof dir);
+    /* (heads 4 so the buffer is checked: rewrite the config) */
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, "
+             "\"cond_dim\": 16, \"n_blocks\": 2, \"n_heads\": 4}");
+    snprintf(out, sizeof out, "%s/config.json", dir);
+    FILE *f = fopen(out, "w");
+    fputs(cfg, f);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/out.gguf", dir);
+    sd_error err = {0};
+    assert_int_equal(sd_convert_hf(dir, out, &o, &err), SMDIFF_E_FORMAT);
+    if (!strstr(err.msg, "another rotary base")) fail_msg("%s", err.msg);
+    assert_int_equal(access(out, F_OK), -1);
+}
+
+/* `smdiff convert` from the build under test (run.sh exports BUILD). */
+static void test_convert_cli(void **state) {
+    (void)state;
+    const char *build = getenv("BUILD");
+    char cli[256], cmd[1024], out[256];
+    if (!build || snprintf(cli, sizeof cli, "%s/smdiff", build) >= (int)sizeof cli || access(cli, X_OK) != 0) {
+        print_message("skip: smdiff CLI not found (BUILD=%s); run through make check\n", build ? build : "(unset)");
+        skip();
+    }
+    snprintf(out, sizeof out, "%s/cli.gguf", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_tiny_mdlm %s --type f16 2>/dev/null", cli, out);
+    assert_int_equal(system(cmd), 0);
+    smdiff_model *m;
+    assert_int_equal(smdiff_model_create(&m), 0);
+    if (smdiff_model_load_file(m, out)) fail_msg("%s", smdiff_last_error());
+    size_t n;
+    int32_t *ids = read_all(DATA "tiny_mdlm_ids.i32", &n);
+    float *ref = fixture("tiny_mdlm.logits.f32", L * V), got[L * V];
+    assert_int_equal(smdiff_model_logits(m, ids, L, all_rows, L, got, L * V), 0);
+    /* f16 weights: 11 significant bits per weight through 2 blocks */
+    double mx = 0, e = 0;
+    for (int i = 0; i < L * V; i++)
+        if (i % V != MASK) {
+            if (fabs(ref[i]) > mx) mx = fabs(ref[i]);
+            if (fabs(got[i] - ref[i]) > e) e = fabs(got[i] - ref[i]);
+        }
+    printf("converted f16: relative error %.3g\n", e / mx);
+    assert_true(e / mx < 5e-3);
+    smdiff_model_free(m);
+    free(ids);
+    free(ref);
+    unlink(out);
+}
+
 static uint64_t lcg = 0x9E3779B97F4A7C15ull;
 static float frand(void) {
     lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
@@ -246,6 +502,9 @@ int main(void) {
         cmocka_unit_test(test_time_conditioning),
         cmocka_unit_test(test_n_params),
         cmocka_unit_test(test_generate),
+        cmocka_unit_test(test_convert_roundtrip),
+        cmocka_unit_test(test_convert_refusals),
+        cmocka_unit_test(test_convert_cli),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

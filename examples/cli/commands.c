@@ -8,7 +8,7 @@ const cli_command cli_commands[] = {
     {"generate", cmd_generate, "decode text with soft-masking and any decoder strategy"},
     {"tokenize", cmd_tokenize, "tokenize text with a model's or tokenizer directory's tokenizer"},
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on a corpus; tokenize a corpus to a token file"},
-    {"convert", cmd_convert, "convert a Hugging Face Dream/LLaDA checkpoint to GGUF"},
+    {"convert", cmd_convert, "convert a Hugging Face Dream/LLaDA/MDLM checkpoint to GGUF"},
     {"train", cmd_train, "train or fine-tune a model (MDLM with soft-masking, or AR)"},
     {"eval", cmd_eval, "validation bound, SM go/no-go, perplexity, entropy and MAUVE of samples, infilling"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with streamed denoising and a playground"},

@@ -819,8 +819,9 @@ SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model,
 /* Progress of a long job: done of total units (bytes for conversion). */
 typedef void (*smdiff_progress_fn)(uint64_t done, uint64_t total, void *user_data);
 
-/* Convert a Hugging Face checkpoint folder of a Dream (DreamModel) or
- * LLaDA (LLaDAModelLM) model -- config.json, model.safetensors or
+/* Convert a Hugging Face checkpoint folder of a Dream (DreamModel),
+ * LLaDA (LLaDAModelLM) or MDLM (model_type "mdlm", docs/MODELS.md) model --
+ * config.json, model.safetensors or
  * model-*.safetensors with its index, and the tokenizer files the loader of
  * smdiff_model_load_tokenizer reads -- into a GGUF file with llama.cpp's
  * keys and tensor names, written atomically at out_path.
@@ -828,7 +829,8 @@ typedef void (*smdiff_progress_fn)(uint64_t done, uint64_t total, void *user_dat
  *                  "f16"); norms and biases stay F32, and q8_0 falls back
  *                  to f16 for rows that are not whole 32-element blocks
  *   tokenizer_pre  tokenizer.ggml.pre to record (NULL: "qwen2" for Dream,
- *                  "default" for LLaDA, as llama.cpp writes them)
+ *                  "default" for LLaDA, as llama.cpp writes them, "gpt2"
+ *                  for MDLM)
  *   name           general.name (NULL: the folder's name)
  *   progress       called after each tensor with bytes written and in
  *                  total (may be NULL)

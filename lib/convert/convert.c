@@ -1,4 +1,4 @@
-/* convert.c -- Hugging Face Dream/LLaDA checkpoint -> GGUF. See convert.h
+/* convert.c -- Hugging Face Dream/LLaDA/MDLM checkpoint -> GGUF. See convert.h
  * and docs/FORMATS.md (name mapping, permutation, kept-F32 tensors).
  *
  * Tensors are produced while the file is written (writer fill callbacks),
@@ -8,6 +8,7 @@
  */
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -110,15 +111,17 @@ typedef struct {
     const sd_st_tensor *src;
     uint32_t type;      /* output ggml type */
     uint64_t perm_hd;   /* LLaDA Q/K: head_dim for the row permutation, or 0 */
+    uint64_t row0;      /* first source row (a slice of a fused tensor), else 0 */
 } conv_tensor;
 
 static int32_t fill_tensor(void *user, const char *name, void *dst, uint64_t n_bytes, sd_error *err) {
     /* src: [rows, cols] (1-D: rows = n, cols = 1 if permuted, else one row);
-     * dst: rows x cols of the output type, dst row r from src row perm(r). */
+     * dst: rows x cols of the output type, dst row r from src row
+     * row0 + perm(r); rows = n_bytes / the output row size for 2-D. */
     const conv_tensor *c = user;
     const sd_st_tensor *t = c->src;
     uint64_t rows, cols;
-    if (t->n_dims == 2) { rows = t->shape[0]; cols = t->shape[1]; }
+    if (t->n_dims == 2) { cols = t->shape[1]; rows = n_bytes / sd_ggml_type_size(c->type, cols); }
     else if (c->perm_hd) { rows = t->n_elements; cols = 1; }
     else { rows = 1; cols = t->n_elements; }
     uint32_t st_type = t->dtype == SD_ST_F32 ? SD_GGML_F32 : t->dtype == SD_ST_F16 ? SD_GGML_F16 : SD_GGML_BF16;
@@ -128,7 +131,7 @@ static int32_t fill_tensor(void *user, const char *name, void *dst, uint64_t n_b
     float *row = sd_malloc((size_t)cols * sizeof(float));
     if (!row) return sd_fail(err, SMDIFF_E_NOMEM, "convert: tensor '%s': no memory for a row", name);
     for (uint64_t r = 0; r < rows; r++) {
-        uint64_t sr = c->perm_hd ? sd_convert_llada_perm_row(r, c->perm_hd) : r;
+        uint64_t sr = c->row0 + (c->perm_hd ? sd_convert_llada_perm_row(r, c->perm_hd) : r);
         sd_ggml_to_f32(st_type, (const uint8_t *)t->data + sr * cols * esz, row, (int64_t)cols);
         sd_ggml_from_f32(c->type, row, (uint8_t *)dst + r * dst_row, (int64_t)cols);
     }
@@ -146,40 +149,47 @@ static void on_progress(void *user, uint64_t done, uint64_t total) {
     p->fn(p->user, done, total);
 }
 
-/* One expected tensor: HF name -> GGUF name with HF shape [d0] or [d0, d1]. */
+/* One expected tensor: HF name -> GGUF name with HF shape [d0] or [d0, d1];
+ * a slice of rows [row0, row0 + d0) of a fused HF tensor of src_d0 rows
+ * when src_d0 is not 0. */
 typedef struct {
     char hf[160], gg[96];
     uint32_t n_dims;
     uint64_t d0, d1;
     uint64_t perm_hd;
     int optional;
+    uint64_t row0, src_d0;
 } want;
 
-int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert_opts *opts, sd_error *err) {
-    if (!hf_dir || !out_path || !opts) return sd_fail(err, SMDIFF_E_INVAL, "convert: NULL argument");
-    uint32_t ot = opts->out_type;
-    if (ot != SD_GGML_F32 && ot != SD_GGML_F16 && ot != SD_GGML_BF16 && ot != SD_GGML_Q8_0)
-        return sd_fail(err, SMDIFF_E_INVAL, "convert: output type %u is not f32, f16, bf16 or q8_0", ot);
-    json_t *cfg = NULL;
-    sd_st *st = NULL;
-    sd_gguf_writer *w = NULL;
-    want *wants = NULL;
-    conv_tensor *ct = NULL;
-    char *name = NULL;
-    int32_t rc = load_json(hf_dir, "config.json", 1, &cfg, err);
-    if (rc) return rc;
+/* What config.json says, and the tensors it implies. */
+typedef struct {
+    const char *hf_arch, *arch;
+    int llada, dit;
+    int64_t n_layer, n_embd, n_ff, n_head, n_kv, n_ctx, n_vocab, mask_id, n_cond;
+    double theta, eps;
+    int time_cond;
+    want *wants;
+    uint64_t k, cap;
+} plan;
 
-    /* Architecture. */
-    const char *hf_arch = json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0));
-    int llada;
-    if (hf_arch && strcmp(hf_arch, "DreamModel") == 0) llada = 0;
-    else if (hf_arch && strcmp(hf_arch, "LLaDAModelLM") == 0) llada = 1;
-    else {
-        rc = sd_fail(err, SMDIFF_E_UNSUPPORTED, "convert: architecture '%s' is not supported (DreamModel, LLaDAModelLM)",
-                     hf_arch ? hf_arch : "(none)");
-        goto done;
-    }
-    const char *arch = llada ? "llada" : "dream";
+static want *add_want(plan *p, const char *hf, const char *gg, uint32_t nd, uint64_t d0, uint64_t d1, uint64_t perm,
+                      int opt) {
+    want *x = &p->wants[p->k++];
+    snprintf(x->hf, sizeof x->hf, "%s", hf);
+    snprintf(x->gg, sizeof x->gg, "%s", gg);
+    x->n_dims = nd; x->d0 = d0; x->d1 = d1; x->perm_hd = perm; x->optional = opt;
+    return x;
+}
+
+static int32_t alloc_wants(plan *p, uint64_t n, sd_error *err) {
+    p->wants = sd_calloc((size_t)n, sizeof *p->wants);
+    p->cap = n;
+    return p->wants ? SMDIFF_OK : sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+}
+
+/* Dream (Qwen2 names) and LLaDA: the tensors in llama.cpp's output order. */
+static int32_t plan_llama(const json_t *cfg, plan *p, sd_error *err) {
+    const int llada = p->llada;
     static const char *const k_layers[] = {"num_hidden_layers", "n_layers", NULL};
     static const char *const k_embd_d[] = {"hidden_size", NULL};
     static const char *const k_embd_l[] = {"d_model", NULL};
@@ -191,56 +201,41 @@ int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert
     static const char *const k_ctx_l[] = {"max_sequence_length", NULL};
     static const char *const k_vocab[] = {"vocab_size", "embedding_size", NULL};
     static const char *const k_mask[] = {"mask_token_id", NULL};
-    int64_t n_layer = cfg_int(cfg, k_layers);
-    int64_t n_embd = cfg_int(cfg, llada ? k_embd_l : k_embd_d);
-    int64_t n_ff = cfg_int(cfg, llada ? k_ff_l : k_ff_d);
-    int64_t n_head = cfg_int(cfg, k_heads);
-    int64_t n_kv = cfg_int(cfg, k_kv);
-    int64_t n_ctx = cfg_int(cfg, llada ? k_ctx_l : k_ctx_d);
-    int64_t n_vocab = cfg_int(cfg, k_vocab);
-    int64_t mask_id = cfg_int(cfg, k_mask);
-    if (n_kv < 0) n_kv = n_head;
-    if (n_ctx < 0 && llada) n_ctx = 4096;  /* llama.cpp's default for LLaDA */
-    if (llada && mask_id < 0 && n_vocab > 126336) mask_id = 126336;  /* LLaDA-8B's mask id */
-    double theta = cfg_num(cfg, "rope_theta", 10000.0);
-    double eps = cfg_num(cfg, "rms_norm_eps", 1e-6);
-    if (n_layer <= 0 || n_embd <= 0 || n_ff <= 0 || n_head <= 0 || n_kv <= 0 || n_ctx <= 0 || n_vocab <= 0 ||
-        n_layer > 1024 || n_embd > (1 << 20) || n_ff > (1 << 22) || n_head > 4096 || n_ctx > INT32_MAX ||
-        n_vocab > (1 << 24) || n_embd % n_head || n_head % n_kv || (n_embd / n_head) % 2) {
-        rc = sd_fail(err, SMDIFF_E_FORMAT,
-                     "convert: config.json: bad or missing hyperparameters (layers %" PRId64 ", embd %" PRId64 ", ff %" PRId64
-                     ", heads %" PRId64 "/%" PRId64 ", ctx %" PRId64 ", vocab %" PRId64 ")",
-                     n_layer, n_embd, n_ff, n_head, n_kv, n_ctx, n_vocab);
-        goto done;
-    }
-    uint64_t hd = (uint64_t)(n_embd / n_head);
-    if ((rc = sd_st_open_dir(hf_dir, &st, err))) goto done;
-
-    /* Expected tensors, in llama.cpp's output order. */
-    uint64_t n_want = 3 + (uint64_t)n_layer * 12, k = 0;
-    wants = sd_calloc((size_t)n_want, sizeof *wants);
-    if (!wants) {
-        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-        goto done;
-    }
-#define WANT(HF, GG, ND, D0, D1, PERM, OPT)                                                          \
-    do {                                                                                             \
-        want *x_ = &wants[k++];                                                                      \
-        snprintf(x_->hf, sizeof x_->hf, "%s", HF);                                                   \
-        snprintf(x_->gg, sizeof x_->gg, "%s", GG);                                                   \
-        x_->n_dims = ND; x_->d0 = D0; x_->d1 = D1; x_->perm_hd = PERM; x_->optional = OPT;          \
-    } while (0)
-    uint64_t E = (uint64_t)n_embd, Q = (uint64_t)n_head * hd, KV = (uint64_t)n_kv * hd, F = (uint64_t)n_ff;
-    uint64_t V = (uint64_t)n_vocab;
-    WANT(llada ? "model.transformer.wte.weight" : "model.embed_tokens.weight", "token_embd.weight", 2, V, E, 0, 0);
-    for (int64_t l = 0; l < n_layer; l++) {
+    p->n_layer = cfg_int(cfg, k_layers);
+    p->n_embd = cfg_int(cfg, llada ? k_embd_l : k_embd_d);
+    p->n_ff = cfg_int(cfg, llada ? k_ff_l : k_ff_d);
+    p->n_head = cfg_int(cfg, k_heads);
+    p->n_kv = cfg_int(cfg, k_kv);
+    p->n_ctx = cfg_int(cfg, llada ? k_ctx_l : k_ctx_d);
+    p->n_vocab = cfg_int(cfg, k_vocab);
+    p->mask_id = cfg_int(cfg, k_mask);
+    if (p->n_kv < 0) p->n_kv = p->n_head;
+    if (p->n_ctx < 0 && llada) p->n_ctx = 4096;  /* llama.cpp's default for LLaDA */
+    if (llada && p->mask_id < 0 && p->n_vocab > 126336) p->mask_id = 126336;  /* LLaDA-8B's mask id */
+    p->theta = cfg_num(cfg, "rope_theta", 10000.0);
+    p->eps = cfg_num(cfg, "rms_norm_eps", 1e-6);
+    if (p->n_layer <= 0 || p->n_embd <= 0 || p->n_ff <= 0 || p->n_head <= 0 || p->n_kv <= 0 || p->n_ctx <= 0 ||
+        p->n_vocab <= 0 || p->n_layer > 1024 || p->n_embd > (1 << 20) || p->n_ff > (1 << 22) || p->n_head > 4096 ||
+        p->n_ctx > INT32_MAX || p->n_vocab > (1 << 24) || p->n_embd % p->n_head || p->n_head % p->n_kv ||
+        (p->n_embd / p->n_head) % 2)
+        return sd_fail(err, SMDIFF_E_FORMAT,
+                       "convert: config.json: bad or missing hyperparameters (layers %" PRId64 ", embd %" PRId64
+                       ", ff %" PRId64 ", heads %" PRId64 "/%" PRId64 ", ctx %" PRId64 ", vocab %" PRId64 ")",
+                       p->n_layer, p->n_embd, p->n_ff, p->n_head, p->n_kv, p->n_ctx, p->n_vocab);
+    int32_t rc = alloc_wants(p, 3 + (uint64_t)p->n_layer * 12, err);
+    if (rc) return rc;
+    const uint64_t hd = (uint64_t)(p->n_embd / p->n_head);
+    const uint64_t E = (uint64_t)p->n_embd, Q = (uint64_t)p->n_head * hd, KV = (uint64_t)p->n_kv * hd;
+    const uint64_t F = (uint64_t)p->n_ff, V = (uint64_t)p->n_vocab;
+    add_want(p, llada ? "model.transformer.wte.weight" : "model.embed_tokens.weight", "token_embd.weight", 2, V, E, 0, 0);
+    for (int64_t l = 0; l < p->n_layer; l++) {
         char hp[64], gp[32], a[160], b[96];
         snprintf(hp, sizeof hp, llada ? "model.transformer.blocks.%" PRId64 "." : "model.layers.%" PRId64 ".", l);
         snprintf(gp, sizeof gp, "blk.%" PRId64 ".", l);
 #define W2(HS, GS, ND, D0, D1, PERM, OPT)                                \
         snprintf(a, sizeof a, "%s%s", hp, HS);                           \
         snprintf(b, sizeof b, "%s%s", gp, GS);                           \
-        WANT(a, b, ND, D0, D1, PERM, OPT)
+        add_want(p, a, b, ND, D0, D1, PERM, OPT)
         if (llada) {
             W2("attn_norm.weight", "attn_norm.weight", 1, E, 0, 0, 0);
             W2("q_proj.weight", "attn_q.weight", 2, Q, E, hd, 0);
@@ -270,131 +265,272 @@ int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert
         }
 #undef W2
     }
-    WANT(llada ? "model.transformer.ln_f.weight" : "model.norm.weight", "output_norm.weight", 1, E, 0, 0, 0);
-    WANT(llada ? "model.transformer.ff_out.weight" : "lm_head.weight", "output.weight", 2, V, E, 0, 1);  /* absent if tied */
-#undef WANT
+    add_want(p, llada ? "model.transformer.ln_f.weight" : "model.norm.weight", "output_norm.weight", 1, E, 0, 0, 0);
+    add_want(p, llada ? "model.transformer.ff_out.weight" : "lm_head.weight", "output.weight", 2, V, E, 0, 1);  /* absent if tied */
+    return SMDIFF_OK;
+}
 
-    /* Every checkpoint tensor must be expected (rotary caches aside), so a
-     * checkpoint of another layout is refused instead of half-converted. */
+/* MDLM's Hugging Face layout (its DiT under `backbone.`, docs/MODELS.md):
+ * config keys vocab_size, model_length, hidden_dim, cond_dim, n_blocks,
+ * n_heads, time_conditioning; MLP width 4 * hidden_dim; the fused
+ * attn_qkv [3d, d] split into attn_q/k/v (its rows are q, k, v in order). */
+static int32_t plan_mdlm(const json_t *cfg, plan *p, sd_error *err) {
+    static const char *const k_layers[] = {"n_blocks", NULL}, *const k_embd[] = {"hidden_dim", NULL};
+    static const char *const k_heads[] = {"n_heads", NULL}, *const k_ctx[] = {"model_length", NULL};
+    static const char *const k_vocab[] = {"vocab_size", NULL}, *const k_cond[] = {"cond_dim", NULL};
+    static const char *const k_mask[] = {"mask_token_id", NULL};
+    p->n_layer = cfg_int(cfg, k_layers);
+    p->n_embd = cfg_int(cfg, k_embd);
+    p->n_head = p->n_kv = cfg_int(cfg, k_heads);
+    p->n_ctx = cfg_int(cfg, k_ctx);
+    p->n_vocab = cfg_int(cfg, k_vocab);
+    p->n_cond = cfg_int(cfg, k_cond);
+    p->mask_id = cfg_int(cfg, k_mask);
+    if (p->mask_id < 0 && p->n_vocab > 0) p->mask_id = p->n_vocab - 1;  /* MDLM appends its mask token */
+    p->theta = 10000.0;
+    p->eps = 1e-5;
+    const json_t *tc = json_object_get(cfg, "time_conditioning");
+    if (tc && !json_is_boolean(tc))
+        return sd_fail(err, SMDIFF_E_FORMAT, "convert: config.json: time_conditioning must be true or false");
+    p->time_cond = json_is_true(tc);
+    if (p->n_layer <= 0 || p->n_embd <= 0 || p->n_head <= 0 || p->n_ctx <= 0 || p->n_vocab <= 0 || p->n_cond <= 0 ||
+        p->n_layer > 1024 || p->n_embd > (1 << 18) || p->n_head > 4096 || p->n_ctx > (1 << 24) ||
+        p->n_vocab > (1 << 24) || p->n_cond > (1 << 18) || p->n_embd % p->n_head || (p->n_embd / p->n_head) % 2)
+        return sd_fail(err, SMDIFF_E_FORMAT,
+                       "convert: config.json: bad or missing MDLM hyperparameters (n_blocks %" PRId64
+                       ", hidden_dim %" PRId64 ", n_heads %" PRId64 ", cond_dim %" PRId64 ", model_length %" PRId64
+                       ", vocab_size %" PRId64 "; the head size must be even)",
+                       p->n_layer, p->n_embd, p->n_head, p->n_cond, p->n_ctx, p->n_vocab);
+    p->n_ff = 4 * p->n_embd;
+    int32_t rc = alloc_wants(p, 10 + (uint64_t)p->n_layer * 12, err);
+    if (rc) return rc;
+    const uint64_t E = (uint64_t)p->n_embd, F = (uint64_t)p->n_ff, V = (uint64_t)p->n_vocab, C = (uint64_t)p->n_cond;
+    add_want(p, "backbone.vocab_embed.embedding", "token_embd.weight", 2, V, E, 0, 0);
+    add_want(p, "backbone.sigma_map.mlp.0.weight", "time_embd.fc1.weight", 2, C, SD_CONVERT_MDLM_FREQ, 0, 0);
+    add_want(p, "backbone.sigma_map.mlp.0.bias", "time_embd.fc1.bias", 1, C, 0, 0, 0);
+    add_want(p, "backbone.sigma_map.mlp.2.weight", "time_embd.fc2.weight", 2, C, C, 0, 0);
+    add_want(p, "backbone.sigma_map.mlp.2.bias", "time_embd.fc2.bias", 1, C, 0, 0, 0);
+    for (int64_t l = 0; l < p->n_layer; l++) {
+        char hp[64], gp[32], a[160], b[96];
+        snprintf(hp, sizeof hp, "backbone.blocks.%" PRId64 ".", l);
+        snprintf(gp, sizeof gp, "blk.%" PRId64 ".", l);
+#define W2(HS, GS, ND, D0, D1)                                           \
+        snprintf(a, sizeof a, "%s%s", hp, HS);                           \
+        snprintf(b, sizeof b, "%s%s", gp, GS);                           \
+        want *w_ = add_want(p, a, b, ND, D0, D1, 0, 0)
+        { W2("norm1.weight", "attn_norm.weight", 1, E, 0); (void)w_; }
+        static const char *const qkv[3] = {"attn_q.weight", "attn_k.weight", "attn_v.weight"};
+        for (uint64_t j = 0; j < 3; j++) {
+            W2("attn_qkv.weight", qkv[j], 2, E, E);
+            w_->row0 = j * E;
+            w_->src_d0 = 3 * E;
+        }
+        { W2("attn_out.weight", "attn_output.weight", 2, E, E); (void)w_; }
+        { W2("norm2.weight", "ffn_norm.weight", 1, E, 0); (void)w_; }
+        { W2("mlp.0.weight", "ffn_up.weight", 2, F, E); (void)w_; }
+        { W2("mlp.0.bias", "ffn_up.bias", 1, F, 0); (void)w_; }
+        { W2("mlp.2.weight", "ffn_down.weight", 2, E, F); (void)w_; }
+        { W2("mlp.2.bias", "ffn_down.bias", 1, E, 0); (void)w_; }
+        { W2("adaLN_modulation.weight", "adaln.weight", 2, 6 * E, C); (void)w_; }
+        { W2("adaLN_modulation.bias", "adaln.bias", 1, 6 * E, 0); (void)w_; }
+#undef W2
+    }
+    add_want(p, "backbone.output_layer.norm_final.weight", "output_norm.weight", 1, E, 0, 0, 0);
+    add_want(p, "backbone.output_layer.adaLN_modulation.weight", "output_adaln.weight", 2, 2 * E, C, 0, 0);
+    add_want(p, "backbone.output_layer.adaLN_modulation.bias", "output_adaln.bias", 1, 2 * E, 0, 0, 0);
+    add_want(p, "backbone.output_layer.linear.weight", "output.weight", 2, V, E, 0, 0);
+    add_want(p, "backbone.output_layer.linear.bias", "output.bias", 1, V, 0, 0, 0);
+    return SMDIFF_OK;
+}
+
+/* MDLM's rotary buffer, when the checkpoint has one, must be base 10000
+ * over the full head (what the loader assumes). */
+static int32_t check_inv_freq(const sd_st *st, const plan *p, sd_error *err) {
+    const sd_st_tensor *t = sd_st_find(st, "backbone.rotary_emb.inv_freq");
+    if (!t) return SMDIFF_OK;
+    const uint64_t hd = (uint64_t)(p->n_embd / p->n_head);
+    if (t->n_dims != 1 || t->n_elements != hd / 2 || t->dtype != SD_ST_F32)
+        return sd_fail(err, SMDIFF_E_FORMAT, "convert: backbone.rotary_emb.inv_freq is not F32 [%" PRIu64 "]", hd / 2);
+    const float *f = t->data;
+    for (uint64_t i = 0; i < hd / 2; i++) {
+        double ref = pow(10000.0, -2.0 * (double)i / (double)hd);
+        if (!(fabs(f[i] - ref) <= 1e-6 * ref + 1e-12))
+            return sd_fail(err, SMDIFF_E_FORMAT, "convert: backbone.rotary_emb.inv_freq[%" PRIu64 "] = %g is not "
+                           "base 10000's %g (another rotary base is not supported)", i, (double)f[i], ref);
+    }
+    return SMDIFF_OK;
+}
+
+/* The architecture from config.json: "architectures"[0], or model_type
+ * "mdlm" (MDLM's own files name no architectures list in older copies). */
+static int32_t pick_arch(const json_t *cfg, plan *p, sd_error *err) {
+    const char *a = json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0));
+    const char *mt = json_string_value(json_object_get(cfg, "model_type"));
+    p->hf_arch = a ? a : mt;
+    if (a && strcmp(a, "DreamModel") == 0) p->arch = "dream";
+    else if (a && strcmp(a, "LLaDAModelLM") == 0) p->arch = "llada", p->llada = 1;
+    else if ((a && strcmp(a, "MDLM") == 0) || (!a && mt && strcmp(mt, "mdlm") == 0)) p->arch = "mdlm", p->dit = 1;
+    else
+        return sd_fail(err, SMDIFF_E_UNSUPPORTED,
+                       "convert: architecture '%s' is not supported (DreamModel, LLaDAModelLM, MDLM)",
+                       p->hf_arch ? p->hf_arch : "(none)");
+    return SMDIFF_OK;
+}
+
+#define SETK(CALL)                                                   \
+    do {                                                             \
+        if ((rc = (CALL))) return sd_error_forward(err, sd_gguf_writer_error(w)); \
+    } while (0)
+
+/* The architecture's metadata, in llama.cpp's order. */
+static int32_t write_meta(sd_gguf_writer *w, const plan *p, const char *name, uint32_t ot, sd_error *err) {
+    char key[96];
+    int32_t rc;
+    const uint64_t hd = (uint64_t)(p->n_embd / p->n_head);
+#define AK(SUFFIX) (snprintf(key, sizeof key, "%s.%s", p->arch, SUFFIX), key)
+    SETK(sd_gguf_set_str(w, "general.architecture", p->arch));
+    SETK(sd_gguf_set_str(w, "general.type", "model"));
+    SETK(sd_gguf_set_str(w, "general.name", name));
+    SETK(sd_gguf_set_u32(w, AK("block_count"), (uint32_t)p->n_layer));
+    SETK(sd_gguf_set_u32(w, AK("context_length"), (uint32_t)p->n_ctx));
+    SETK(sd_gguf_set_u32(w, AK("embedding_length"), (uint32_t)p->n_embd));
+    SETK(sd_gguf_set_u32(w, AK("feed_forward_length"), (uint32_t)p->n_ff));
+    SETK(sd_gguf_set_u32(w, AK("attention.head_count"), (uint32_t)p->n_head));
+    SETK(sd_gguf_set_u32(w, AK("attention.head_count_kv"), (uint32_t)p->n_kv));
+    SETK(sd_gguf_set_f32(w, AK("rope.freq_base"), (float)p->theta));
+    if (p->dit) {
+        SETK(sd_gguf_set_f32(w, AK("attention.layer_norm_epsilon"), (float)p->eps));
+        SETK(sd_gguf_set_u32(w, AK("conditioning_length"), (uint32_t)p->n_cond));
+        SETK(sd_gguf_set_u32(w, AK("timestep_embedding_length"), SD_CONVERT_MDLM_FREQ));
+        SETK(sd_gguf_set_bool(w, AK("time_conditioning"), p->time_cond));
+    } else {
+        SETK(sd_gguf_set_f32(w, AK("attention.layer_norm_rms_epsilon"), (float)p->eps));
+    }
+    SETK(sd_gguf_set_u32(w, "general.file_type", file_type_of(ot)));
+    if (p->llada) {
+        SETK(sd_gguf_set_u32(w, AK("vocab_size"), (uint32_t)p->n_vocab));
+        SETK(sd_gguf_set_u32(w, AK("rope.dimension_count"), (uint32_t)hd));
+    }
+    SETK(sd_gguf_set_bool(w, AK("attention.causal"), 0));
+    SETK(sd_gguf_set_bool(w, "diffusion.shift_logits", !p->llada && !p->dit));
+    SETK(sd_gguf_set_u32(w, "general.quantization_version", 2));
+#undef AK
+    return SMDIFF_OK;
+}
+
+/* Every checkpoint tensor must be expected (rotary caches aside), so a
+ * checkpoint of another layout is refused instead of half-converted; then
+ * every expected tensor is checked and queued for writing. */
+static int32_t add_tensors(sd_gguf_writer *w, const plan *p, const sd_st *st, conv_tensor *ct, uint32_t ot,
+                           sd_error *err) {
+    int32_t rc;
     for (int64_t i = 0; i < sd_st_n_tensors(st); i++) {
         const sd_st_tensor *t = sd_st_tensor_at(st, i);
         size_t nl = strlen(t->name);
         if (nl >= 20 && strcmp(t->name + nl - 20, ".rotary_emb.inv_freq") == 0) continue;
         int found = 0;
-        for (uint64_t j = 0; j < k && !found; j++) found = strcmp(wants[j].hf, t->name) == 0;
-        if (!found) {
-            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: tensor '%s' has no %s GGUF name (not a %s checkpoint?)", t->name,
-                         arch, hf_arch);
-            goto done;
-        }
+        for (uint64_t j = 0; j < p->k && !found; j++) found = strcmp(p->wants[j].hf, t->name) == 0;
+        if (!found)
+            return sd_fail(err, SMDIFF_E_FORMAT, "convert: tensor '%s' has no %s GGUF name (not a %s checkpoint?)",
+                           t->name, p->arch, p->hf_arch);
     }
-    ct = sd_calloc((size_t)k, sizeof *ct);
-    if (!ct || (rc = sd_gguf_writer_create(&w, err))) {
-        if (!rc) rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-        goto done;
-    }
-
-    /* Metadata, in llama.cpp's order. */
-    char key[96];
-    if (opts->name) {
-        name = sd_strdup(opts->name);
-    } else {
-        size_t n = strlen(hf_dir);
-        while (n > 1 && hf_dir[n - 1] == '/') n--;
-        size_t s = n;
-        while (s && hf_dir[s - 1] != '/') s--;
-        name = sd_malloc(n - s + 1);
-        if (name) {
-            memcpy(name, hf_dir + s, n - s);
-            name[n - s] = '\0';
-        }
-    }
-    if (!name) {
-        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
-        goto done;
-    }
-#define SETK(CALL)                                                   \
-    do {                                                             \
-        if ((rc = (CALL))) {                                         \
-            sd_error_forward(err, sd_gguf_writer_error(w));          \
-            goto done;                                               \
-        }                                                            \
-    } while (0)
-#define AK(SUFFIX) (snprintf(key, sizeof key, "%s.%s", arch, SUFFIX), key)
-    SETK(sd_gguf_set_str(w, "general.architecture", arch));
-    SETK(sd_gguf_set_str(w, "general.type", "model"));
-    SETK(sd_gguf_set_str(w, "general.name", name));
-    SETK(sd_gguf_set_u32(w, AK("block_count"), (uint32_t)n_layer));
-    SETK(sd_gguf_set_u32(w, AK("context_length"), (uint32_t)n_ctx));
-    SETK(sd_gguf_set_u32(w, AK("embedding_length"), (uint32_t)n_embd));
-    SETK(sd_gguf_set_u32(w, AK("feed_forward_length"), (uint32_t)n_ff));
-    SETK(sd_gguf_set_u32(w, AK("attention.head_count"), (uint32_t)n_head));
-    SETK(sd_gguf_set_u32(w, AK("attention.head_count_kv"), (uint32_t)n_kv));
-    SETK(sd_gguf_set_f32(w, AK("rope.freq_base"), (float)theta));
-    SETK(sd_gguf_set_f32(w, AK("attention.layer_norm_rms_epsilon"), (float)eps));
-    SETK(sd_gguf_set_u32(w, "general.file_type", file_type_of(ot)));
-    if (llada) {
-        SETK(sd_gguf_set_u32(w, AK("vocab_size"), (uint32_t)n_vocab));
-        SETK(sd_gguf_set_u32(w, AK("rope.dimension_count"), (uint32_t)hd));
-    }
-    SETK(sd_gguf_set_bool(w, AK("attention.causal"), 0));
-    SETK(sd_gguf_set_bool(w, "diffusion.shift_logits", !llada));
-    SETK(sd_gguf_set_u32(w, "general.quantization_version", 2));
-#undef AK
-    const char *pre = opts->tokenizer_pre ? opts->tokenizer_pre : llada ? "default" : "qwen2";
-    if ((rc = sd_convert_vocab(hf_dir, (uint64_t)n_vocab, pre, llada ? 1 : -1, w, err))) goto done;
-    if (mask_id >= 0) {
-        if (mask_id >= n_vocab) {
-            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: mask_token_id %" PRId64 " outside the vocabulary (%" PRId64 ")",
-                         mask_id, n_vocab);
-            goto done;
-        }
-        SETK(sd_gguf_set_u32(w, "tokenizer.ggml.mask_token_id", (uint32_t)mask_id));
-    }
-#undef SETK
-
-    /* Tensors: 1-D stay F32 (as llama.cpp keeps norms and biases); Q8_0
-     * falls back to F16 for rows that are not whole 32-element blocks. */
-    for (uint64_t j = 0; j < k; j++) {
-        const want *x = &wants[j];
+    /* 1-D stay F32 (as llama.cpp keeps norms and biases); Q8_0 falls back
+     * to F16 for rows that are not whole 32-element blocks. */
+    for (uint64_t j = 0; j < p->k; j++) {
+        const want *x = &p->wants[j];
         const sd_st_tensor *t = sd_st_find(st, x->hf);
         if (!t) {
             if (x->optional) continue;
-            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: %s checkpoint lacks tensor '%s'", hf_arch, x->hf);
-            goto done;
+            return sd_fail(err, SMDIFF_E_FORMAT, "convert: %s checkpoint lacks tensor '%s'", p->hf_arch, x->hf);
         }
-        if (t->n_dims != x->n_dims || t->shape[0] != x->d0 || (x->n_dims == 2 && t->shape[1] != x->d1)) {
+        const uint64_t d0 = x->src_d0 ? x->src_d0 : x->d0;
+        if (t->n_dims != x->n_dims || t->shape[0] != d0 || (x->n_dims == 2 && t->shape[1] != x->d1)) {
             if (x->n_dims == 1)
-                rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: tensor '%s' is not of the shape [%" PRIu64 "] config.json implies",
-                             x->hf, x->d0);
-            else
-                rc = sd_fail(err, SMDIFF_E_FORMAT,
-                             "convert: tensor '%s' is not of the shape [%" PRIu64 ", %" PRIu64 "] config.json implies",
-                             x->hf, x->d0, x->d1);
-            goto done;
+                return sd_fail(err, SMDIFF_E_FORMAT,
+                               "convert: tensor '%s' is not of the shape [%" PRIu64 "] config.json implies", x->hf, d0);
+            return sd_fail(err, SMDIFF_E_FORMAT,
+                           "convert: tensor '%s' is not of the shape [%" PRIu64 ", %" PRIu64 "] config.json implies",
+                           x->hf, d0, x->d1);
         }
-        if (t->dtype != SD_ST_F32 && t->dtype != SD_ST_F16 && t->dtype != SD_ST_BF16) {
-            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: tensor '%s' has dtype %s (only F32, F16, BF16)", x->hf,
-                         sd_st_dtype_name(t->dtype));
-            goto done;
-        }
+        if (t->dtype != SD_ST_F32 && t->dtype != SD_ST_F16 && t->dtype != SD_ST_BF16)
+            return sd_fail(err, SMDIFF_E_FORMAT, "convert: tensor '%s' has dtype %s (only F32, F16, BF16)", x->hf,
+                           sd_st_dtype_name(t->dtype));
         uint32_t type = ot;
         if (x->n_dims == 1) type = SD_GGML_F32;
         else if (type == SD_GGML_Q8_0 && x->d1 % 32) type = SD_GGML_F16;
-        ct[j] = (conv_tensor){t, type, x->perm_hd};
+        ct[j] = (conv_tensor){t, type, x->perm_hd, x->row0};
         uint64_t ne[2] = {x->n_dims == 2 ? x->d1 : x->d0, x->d0};
-        if ((rc = sd_gguf_add_tensor_fill(w, x->gg, x->n_dims, ne, type, fill_tensor, &ct[j]))) {
+        if ((rc = sd_gguf_add_tensor_fill(w, x->gg, x->n_dims, ne, type, fill_tensor, &ct[j])))
+            return sd_error_forward(err, sd_gguf_writer_error(w));
+    }
+    return SMDIFF_OK;
+}
+#undef SETK
+
+/* general.name: the option, else the directory's base name. */
+static char *model_name(const char *hf_dir, const char *opt) {
+    if (opt) return sd_strdup(opt);
+    size_t n = strlen(hf_dir);
+    while (n > 1 && hf_dir[n - 1] == '/') n--;
+    size_t s = n;
+    while (s && hf_dir[s - 1] != '/') s--;
+    char *name = sd_malloc(n - s + 1);
+    if (name) {
+        memcpy(name, hf_dir + s, n - s);
+        name[n - s] = '\0';
+    }
+    return name;
+}
+
+int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert_opts *opts, sd_error *err) {
+    if (!hf_dir || !out_path || !opts) return sd_fail(err, SMDIFF_E_INVAL, "convert: NULL argument");
+    uint32_t ot = opts->out_type;
+    if (ot != SD_GGML_F32 && ot != SD_GGML_F16 && ot != SD_GGML_BF16 && ot != SD_GGML_Q8_0)
+        return sd_fail(err, SMDIFF_E_INVAL, "convert: output type %u is not f32, f16, bf16 or q8_0", ot);
+    json_t *cfg = NULL;
+    sd_st *st = NULL;
+    sd_gguf_writer *w = NULL;
+    conv_tensor *ct = NULL;
+    char *name = NULL;
+    plan p;
+    memset(&p, 0, sizeof p);
+    int32_t rc = load_json(hf_dir, "config.json", 1, &cfg, err);
+    if (rc) return rc;
+    if ((rc = pick_arch(cfg, &p, err))) goto done;
+    if ((rc = p.dit ? plan_mdlm(cfg, &p, err) : plan_llama(cfg, &p, err))) goto done;
+    if ((rc = sd_st_open_dir(hf_dir, &st, err))) goto done;
+    if (p.dit && (rc = check_inv_freq(st, &p, err))) goto done;
+    ct = sd_calloc((size_t)p.k, sizeof *ct);
+    name = model_name(hf_dir, opts->name);
+    if (!ct || !name) {
+        rc = sd_fail(err, SMDIFF_E_NOMEM, "convert: no memory");
+        goto done;
+    }
+    if ((rc = sd_gguf_writer_create(&w, err))) goto done;
+    if ((rc = write_meta(w, &p, name, ot, err))) goto done;
+    /* MDLM's released checkpoints use GPT-2's tokenizer with the mask token
+     * appended (models/gpt2-mask/ and docs/MODELS.md say how to supply it). */
+    const char *pre = opts->tokenizer_pre ? opts->tokenizer_pre : p.llada ? "default" : p.dit ? "gpt2" : "qwen2";
+    if ((rc = sd_convert_vocab(hf_dir, (uint64_t)p.n_vocab, pre, p.llada ? 1 : -1, w, err))) goto done;
+    if (p.mask_id >= 0) {
+        if (p.mask_id >= p.n_vocab) {
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: mask_token_id %" PRId64 " outside the vocabulary (%" PRId64 ")",
+                         p.mask_id, p.n_vocab);
+            goto done;
+        }
+        if ((rc = sd_gguf_set_u32(w, "tokenizer.ggml.mask_token_id", (uint32_t)p.mask_id))) {
             sd_error_forward(err, sd_gguf_writer_error(w));
             goto done;
         }
     }
+    if ((rc = add_tensors(w, &p, st, ct, ot, err))) goto done;
     progress_fwd pf = {opts->progress, opts->progress_user};
     if (opts->progress) sd_gguf_writer_set_progress(w, on_progress, &pf);
     rc = sd_gguf_write(w, out_path, err);
 done:
     sd_free(name);
     sd_free(ct);
-    sd_free(wants);
+    sd_free(p.wants);
     sd_gguf_writer_free(w);
     sd_st_close(st);
     json_decref(cfg);

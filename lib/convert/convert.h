@@ -1,6 +1,8 @@
 /* convert.h -- Hugging Face checkpoint (config.json + safetensors +
  * tokenizer files) -> GGUF with llama.cpp's metadata keys and tensor names,
- * for the `dream` (DreamModel) and `llada` (LLaDAModelLM) architectures.
+ * for the `dream` (DreamModel) and `llada` (LLaDAModelLM) architectures,
+ * and for MDLM's DiT (`mdlm`: config.json with model_type "mdlm" or
+ * architectures ["MDLM"], tensors named backbone.*; docs/MODELS.md).
  *
  * The output matches what llama.cpp's convert_hf_to_gguf.py writes for the
  * same checkpoint (names, shapes, the LLaDA Q/K row permutation, which
@@ -18,6 +20,9 @@
 /* Called after each tensor is written: bytes written so far and in total. */
 typedef void (*sd_convert_progress_fn)(void *user, uint64_t bytes_done, uint64_t bytes_total);
 
+/* MDLM's timestep features (its TimestepEmbedder's frequency_embedding_size). */
+#define SD_CONVERT_MDLM_FREQ 256u
+
 typedef struct sd_convert_opts {
     uint32_t out_type;          /* SD_GGML_F32, F16, BF16 or Q8_0 for 2-D weights */
     const char *tokenizer_pre;  /* tokenizer.ggml.pre; NULL: "qwen2" (dream), "default" (llada) */
@@ -29,7 +34,7 @@ typedef struct sd_convert_opts {
 /* Convert hf_dir to a GGUF file at out_path (written atomically).
  * SMDIFF_E_IO for unreadable files, SMDIFF_E_FORMAT for malformed ones
  * (missing/mis-shaped tensors, unknown tensors, bad config values),
- * SMDIFF_E_UNSUPPORTED for an architecture other than Dream/LLaDA,
+ * SMDIFF_E_UNSUPPORTED for an architecture other than Dream/LLaDA/MDLM,
  * SMDIFF_E_INVAL for a bad out_type. */
 int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert_opts *opts, sd_error *err);
 
