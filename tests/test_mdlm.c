@@ -22,6 +22,7 @@
 
 #include "convert/convert.h"
 #include "core/arena.h"
+#include "diffusion/sampler.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "nn/model.h"
@@ -205,6 +206,50 @@ static void test_generate(void **state) {
             assert_memory_equal(out[0], out[1], sizeof out[0]);
             smdiff_model_free(m);
         }
+}
+
+/* MDLM's cached ancestral sampler: "ddpm_cache" through the plug-in
+ * registry, with the nucleus at 0.9. Many steps commit nothing (12 steps
+ * for 12 positions: about 1 in 12 unmasks per step), and the loop then reuses the previous logits instead
+ * of running the model: the tokens are exactly those of a run that runs
+ * every forward pass, and with binary masking passes are skipped. */
+static void test_ddpm_cache(void **state) {
+    (void)state;
+    const int32_t prompt[2] = {9, 33};
+    for (int sm = 0; sm < 2; sm++) {
+        smdiff_model *m = load("tiny_mdlm_f32.gguf", 1);
+        int32_t out[2][12];
+        int32_t skipped[2], steps[2];
+        for (int nocache = 0; nocache < 2; nocache++) {
+            smdiff_sampler *s;
+            smdiff_softmask *k;
+            assert_int_equal(smdiff_sampler_create(&s), 0);
+            assert_int_equal(smdiff_softmask_create(&k), 0);
+            assert_int_equal(smdiff_softmask_set_int(k, SMDIFF_SM_MODE, sm ? SMDIFF_SM_ENTROPY : SMDIFF_SM_OFF), 0);
+            if (sm) assert_int_equal(smdiff_softmask_set_double(k, SMDIFF_SM_SCALE, 0.9), 0);
+            assert_int_equal(smdiff_sampler_set_softmask(s, k), 0);
+            assert_int_equal(smdiff_sampler_set_strategy(s, "ddpm_cache"), 0);
+            assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 12), 0);
+            assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 12), 0);
+            assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_SEED, 7), 0);
+            assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 1.0), 0);
+            assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, 0.9), 0);
+            assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+            s->no_forward_cache = nocache;
+            size_t n = 0;
+            if (smdiff_generate_tokens(s, m, prompt, 2, out[nocache], 12, &n)) fail_msg("%s", smdiff_last_error());
+            skipped[nocache] = s->forwards_skipped;
+            steps[nocache] = s->steps_run;
+            smdiff_softmask_free(k);
+            smdiff_sampler_free(s);
+        }
+        printf("ddpm_cache, SM %s: %d of %d forward passes skipped\n", sm ? "on" : "off", skipped[0], steps[0]);
+        assert_memory_equal(out[0], out[1], sizeof out[0]);
+        assert_int_equal(steps[0], steps[1]);
+        assert_int_equal(skipped[1], 0);
+        if (!sm) assert_true(skipped[0] > 0);
+        smdiff_model_free(m);
+    }
 }
 
 /* ----------------------------------------------------------- converter */
@@ -502,6 +547,7 @@ int main(void) {
         cmocka_unit_test(test_time_conditioning),
         cmocka_unit_test(test_n_params),
         cmocka_unit_test(test_generate),
+        cmocka_unit_test(test_ddpm_cache),
         cmocka_unit_test(test_convert_roundtrip),
         cmocka_unit_test(test_convert_refusals),
         cmocka_unit_test(test_convert_cli),

@@ -180,6 +180,13 @@ static int32_t sel_threshold(const smdiff_step_view *v, int32_t *commit, int32_t
 
 DEC(d_origin, "origin", sel_origin, "Dream: each masked position commits with probability 1 - s/t",
     TIMESTEP, SAMPLED, RNG, 0);
+/* MDLM's ancestral sampler (ddpm_cache) unmasks each masked position with
+ * probability (t - s) / t on the same linspace(1, eps) grid: origin's rule.
+ * Its cache (no forward pass when nothing changed) is the loop's, for every
+ * strategy; its nucleus is the sampler's top_p (0.9 in the paper). */
+DEC(d_ddpm_cache, "ddpm_cache", sel_origin,
+    "MDLM: ancestral step, each masked position unmasks with probability (t - s)/t",
+    TIMESTEP, SAMPLED, RNG, 0);
 DEC(d_maskgit, "maskgit_plus", sel_maskgit_plus, "Dream: most probable sampled tokens first",
     TIMESTEP, SAMPLED, POS | SMDIFF_NEED_CONFIDENCE | RNG, sizeof(scored));
 DEC(d_margin, "topk_margin", sel_topk_margin, "Dream: largest top-1 minus top-2 margin first",
@@ -197,7 +204,7 @@ DEC(d_threshold, "threshold", sel_threshold,
 
 const smdiff_decoder *const sd_builtin_decoders[] = {
     &d_origin, &d_maskgit, &d_margin, &d_entropy, &d_lowconf, &d_random, &d_threshold,
-    &sd_decoder_remdm_cap, &sd_decoder_remdm_loop, NULL};
+    &sd_decoder_remdm_cap, &sd_decoder_remdm_loop, &d_ddpm_cache, NULL};
 
 /* ------------------------------------------------------------ schedules */
 

@@ -172,7 +172,8 @@ typedef struct run {
     float *sm_probs;        /* [L, k] */
     float *embd;            /* [L, d] */
     float *e_mask;          /* [d] */
-    float *mix;             /* [k, d] candidate rows of one mix */
+    float *mix;             /* [k + 1, d] candidate rows of one mix, then the row it replaces */
+    int inputs_changed;     /* an input row or the row set changed since the last forward pass */
     /* the rows of a step, [R]: the block's masked positions first (the
      * view's arrays), then those of later blocks (SM across blocks) */
     float *logits;          /* [R, V] */
@@ -340,7 +341,7 @@ static size_t layout(run *r, char *base, int n_threads) {
     r->sm_probs = take(&c, L * k, sizeof(float));
     r->embd = take(&c, L, d * sizeof(float));
     r->e_mask = take(&c, d, sizeof(float));
-    r->mix = take(&c, k, d * sizeof(float));
+    r->mix = take(&c, k + 1, d * sizeof(float));
     r->logits = take(&c, R, V * sizeof(float));
     int32_t **rows[] = {&r->pos, &r->rows, &r->tok};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) *rows[i] = take(&c, R, sizeof(int32_t));
@@ -438,6 +439,7 @@ static void start_run(run *r) {
     v->remdm_alpha_on = r->remdm[3];
     r->g = 0;
     r->stopped = 0;
+    r->inputs_changed = 1;
 }
 
 /* Block b: its range, its timesteps; no prediction carries over into it
@@ -449,6 +451,7 @@ static void start_block(run *r, size_t b) {
     sd_dream_timesteps(r->spb, r->eps, r->ts);
     for (size_t j = r->lo; j < r->hi && !r->sm_across; j++) r->lambda[r->fill[j]] = 0.0f;
     r->view.block = b;
+    r->inputs_changed = 1; /* other rows */
 }
 
 /* Positions fill[from..to) still masked, appended to the step's rows. */
@@ -484,9 +487,12 @@ static void embed_row(run *r, int32_t p) {
         if (r->state[p] != EMBD_TOKEN) {
             m->embed(m->ctx, r->canvas[p], row);
             r->state[p] = EMBD_TOKEN;
+            r->inputs_changed = 1;
         }
     } else if (r->lambda[p] > 0.0f) {
         const int32_t *ids = r->sm_ids + (size_t)p * (size_t)r->k;
+        float *old = r->mix + (size_t)r->k * (size_t)r->d;
+        memcpy(old, row, sizeof(float) * (size_t)r->d);
         int32_t local[SD_STATS_MAX_K];
         for (int32_t i = 0; i < r->k; i++) {
             m->embed(m->ctx, ids[i], r->mix + (size_t)i * (size_t)r->d);
@@ -494,10 +500,12 @@ static void embed_row(run *r, int32_t p) {
         }
         sd_softmask_mix(r->mix, r->d, r->e_mask, local, r->sm_probs + (size_t)p * (size_t)r->k, r->k,
                         r->lambda[p], row);
+        if (r->state[p] != EMBD_MIX || memcmp(old, row, sizeof(float) * (size_t)r->d)) r->inputs_changed = 1;
         r->state[p] = EMBD_MIX;
     } else if (r->state[p] != EMBD_MASK) {
         memcpy(row, r->e_mask, sizeof(float) * (size_t)r->d);
         r->state[p] = EMBD_MASK;
+        r->inputs_changed = 1;
     }
 }
 
@@ -505,12 +513,22 @@ static void embed_inputs(run *r) {
     for (int32_t p = 0; p < r->L; p++) embed_row(r, p);
 }
 
+/* The model's logits for this step's rows. When no input row and no row
+ * of the step changed since the last pass (a step that committed nothing,
+ * as MDLM's cached ancestral sampler relies on), the logits in r->logits
+ * are still those of these inputs -- the forward pass is a pure function of
+ * them -- and the pass is skipped; the statistics are still drawn anew. */
 static int32_t forward(run *r) {
     struct smdiff_sampler *s = r->s;
+    if (!r->inputs_changed && !s->no_forward_cache) {
+        s->forwards_skipped++;
+        return SMDIFF_OK;
+    }
     abort_shim shim = {s->abort_fn, s->abort_ud};
     int32_t rc = r->m->forward(r->m->ctx, r->embd, r->L, r->rows, (int64_t)r->n_rows, r->logits,
                                s->abort_fn ? abort_poll : NULL, &shim, &s->err);
     if (rc == SMDIFF_E_ABORTED) sd_fail(&s->err, rc, "aborted by the host during step %d", (int)r->g);
+    if (!rc) r->inputs_changed = 0;
     return rc;
 }
 
@@ -709,7 +727,7 @@ static int32_t decode(run *r, struct smdiff_sampler *s, const sd_gen_model *m, c
     r->ids = ids;
     r->is_canvas = is_canvas;
     s->time_forward = s->time_stats = s->time_embed = 0;
-    s->steps_run = 0;
+    s->steps_run = s->forwards_skipped = 0;
     int32_t rc = plan(r, n_ids, capacity);
     if (rc) return rc;
     struct sd_gen_workspace *ws = workspace_of(s);

@@ -22,9 +22,11 @@ struct smdiff_sampler {
     sd_error err;
     /* Figures of the last run (bench, CLI): seconds in the forward pass,
      * in statistics + strategy, in building input embeddings (SM mixing),
-     * and the number of steps run. */
+     * and the number of steps run, of which forwards_skipped reused the
+     * previous step's logits (nothing had changed). */
     double time_forward, time_stats, time_embed;
-    int32_t steps_run;
+    int32_t steps_run, forwards_skipped;
+    int32_t no_forward_cache; /* tests: run every forward pass (results must not change) */
     /* smdiff_generate_text's cached result for the two-call pattern. */
     char *text_cache;
     size_t text_cache_len;
