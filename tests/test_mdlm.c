@@ -501,6 +501,101 @@ static void test_convert_cli(void **state) {
     unlink(out);
 }
 
+/* scripts/mdlm_ckpt_to_hf.py on Lightning-style checkpoints made by
+ * tests/ref/mdlm_ckpt_fixture.py: the EMA copy (the reference weights) is
+ * what gets imported, not the training copy (every weight + 0.5); the
+ * transparency head's scalars arrive in the GGUF as the soft-mask schedule
+ * (sigmoid / softplus / -softplus of the raw values 0.4, 1.5, -0.3); an
+ * EMA list that does not fit the backbone is refused. Needs PyTorch. */
+static void test_ckpt_import(void **state) {
+    (void)state;
+    const char *py = getenv("PYTHON");
+    char cmd[2048], dir[256], out[300];
+    if (!py) py = "/usr/bin/python3";
+    snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", py);
+    if (system(cmd) != 0) {
+        print_message("skip: %s has no PyTorch (Debian python3-torch), which the .ckpt importer needs\n", py);
+        skip();
+    }
+    snprintf(dir, sizeof dir, "%s/ckpt", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s tests/ref/mdlm_ckpt_fixture.py %s", py, dir);
+    assert_int_equal(system(cmd), 0);
+    for (int ema = 1; ema >= 0; ema--) {
+        snprintf(cmd, sizeof cmd,
+                 "%s scripts/mdlm_ckpt_to_hf.py %s/tiny.ckpt %s/hf --n-heads 4 --length 64 %s "
+                 "--tokenizer " DATA "hf_tiny_mdlm 2>/dev/null", py, dir, dir, ema ? "" : "--no-ema");
+        assert_int_equal(system(cmd), 0);
+        snprintf(cmd, sizeof cmd, "%s/hf", dir);
+        snprintf(out, sizeof out, "%s/ckpt.gguf", dir);
+        sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
+        sd_error err = {0};
+        if (sd_convert_hf(cmd, out, &o, &err)) fail_msg("convert: %s", err.msg);
+        smdiff_model *m;
+        assert_int_equal(smdiff_model_create(&m), 0);
+        if (smdiff_model_load_file(m, out)) fail_msg("%s", smdiff_last_error());
+        size_t n;
+        int32_t *ids = read_all(DATA "tiny_mdlm_ids.i32", &n);
+        float *ref = fixture("tiny_mdlm.logits.f32", L * V), got[L * V];
+        assert_int_equal(smdiff_model_logits(m, ids, L, all_rows, L, got, L * V), 0);
+        if (ema) {
+            compare(got, ref, "imported EMA weights");
+            smdiff_softmask *k;
+            if (smdiff_softmask_create_from_model(m, &k)) fail_msg("%s", smdiff_last_error());
+            double v;
+            assert_int_equal(smdiff_softmask_get_double(k, SMDIFF_SM_SCALE, &v), 0);
+            assert_true(fabs(v - 0.598687660112452) < 1e-6);
+            assert_int_equal(smdiff_softmask_get_double(k, SMDIFF_SM_STEEPNESS, &v), 0);
+            assert_true(fabs(v - 1.7014132779827524) < 1e-6);
+            assert_int_equal(smdiff_softmask_get_double(k, SMDIFF_SM_CENTRE, &v), 0);
+            assert_true(fabs(v + 0.5543552444685271) < 1e-6);
+            smdiff_softmask_free(k);
+        } else {
+            double e = 0;
+            for (int i = 0; i < L * V; i++)
+                if (i % V != MASK && fabs(got[i] - ref[i]) > e) e = fabs(got[i] - ref[i]);
+            assert_true(e > 0.1); /* the training copy is another model */
+        }
+        smdiff_model_free(m);
+        free(ids);
+        free(ref);
+    }
+    snprintf(cmd, sizeof cmd, "%s scripts/mdlm_ckpt_to_hf.py %s/bad.ckpt %s/hf2 --n-heads 4 2>%s/bad.err", py, dir, dir,
+             dir);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    snprintf(cmd, sizeof cmd, "%s/bad.err", dir);
+    char *msg = read_all(cmd, &(size_t){0});
+    if (!strstr(msg, "ema.shadow_params[3]")) fail_msg("%s", msg);
+    free(msg);
+}
+
+/* A stored soft-mask temperature other than 1 is refused, not ignored. */
+static void test_softmask_temperature(void **state) {
+    (void)state;
+    char dir[300], out[400];
+    scratch_dir("tau", "{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, "
+                "\"cond_dim\": 16, \"n_blocks\": 2, \"n_heads\": 4, \"smdiff_softmask\": {\"scale\": 0.5, "
+                "\"steepness\": 2.0, \"centre\": -1.0, \"temperature\": 0.5}}", NULL, NULL, 0, dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/out.gguf", dir);
+    sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
+    sd_error err = {0};
+    if (sd_convert_hf(dir, out, &o, &err)) fail_msg("%s", err.msg);
+    smdiff_model *m;
+    assert_int_equal(smdiff_model_create(&m), 0);
+    if (smdiff_model_load_file(m, out)) fail_msg("%s", smdiff_last_error());
+    smdiff_softmask *k = NULL;
+    assert_int_equal(smdiff_softmask_create_from_model(m, &k), SMDIFF_E_UNSUPPORTED);
+    assert_non_null(strstr(smdiff_last_error(), "smdiff.softmask.temperature = 0.5"));
+    smdiff_model_free(m);
+    /* and a malformed head is refused by the converter */
+    scratch_dir("tau2", "{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, "
+                "\"cond_dim\": 16, \"n_blocks\": 2, \"n_heads\": 4, \"smdiff_softmask\": {\"scale\": 1.5, "
+                "\"steepness\": 2.0, \"centre\": -1.0}}", NULL, NULL, 0, dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/out.gguf", dir);
+    assert_int_equal(sd_convert_hf(dir, out, &o, &err), SMDIFF_E_FORMAT);
+    assert_non_null(strstr(err.msg, "smdiff_softmask.scale"));
+}
+
 static uint64_t lcg = 0x9E3779B97F4A7C15ull;
 static float frand(void) {
     lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
@@ -551,6 +646,8 @@ int main(void) {
         cmocka_unit_test(test_convert_roundtrip),
         cmocka_unit_test(test_convert_refusals),
         cmocka_unit_test(test_convert_cli),
+        cmocka_unit_test(test_ckpt_import),
+        cmocka_unit_test(test_softmask_temperature),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

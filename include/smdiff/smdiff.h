@@ -414,8 +414,9 @@ SMDIFF_API int32_t smdiff_softmask_create(smdiff_softmask **out);
 /* Create a schedule from a loaded model's stored parameters
  * (smdiff.softmask.* metadata, docs/API.md), the reference defaults for
  * what the model does not store. SMDIFF_E_STATE if the model is not
- * loaded, SMDIFF_E_FORMAT naming the key for malformed metadata.
- * Thread-safe. */
+ * loaded, SMDIFF_E_FORMAT naming the key for malformed metadata,
+ * SMDIFF_E_UNSUPPORTED for a stored smdiff.softmask.temperature other
+ * than 1 (smdiff mixes p at temperature 1). Thread-safe. */
 SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *model,
                                                      smdiff_softmask **out);
 

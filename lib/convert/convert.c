@@ -418,6 +418,35 @@ static int32_t write_meta(sd_gguf_writer *w, const plan *p, const char *name, ui
     return SMDIFF_OK;
 }
 
+/* config.json's optional "smdiff_softmask" object (written by
+ * scripts/mdlm_ckpt_to_hf.py from a soft-masking checkpoint's
+ * transparency head): scale in (0, 1), steepness > 0, centre < 0 and an
+ * optional temperature > 0, as smdiff.softmask.* keys. */
+static int32_t write_softmask(sd_gguf_writer *w, const json_t *cfg, sd_error *err) {
+    const json_t *sm = json_object_get(cfg, "smdiff_softmask");
+    if (!sm) return SMDIFF_OK;
+    static const struct {
+        const char *name, *key;
+        double lo, hi;
+        int optional;
+    } f[4] = {{"scale", "smdiff.softmask.scale", 0, 1, 0},
+              {"steepness", "smdiff.softmask.steepness", 0, 1e4, 0},
+              {"centre", "smdiff.softmask.centre", -1e4, 0, 0},
+              {"temperature", "smdiff.softmask.temperature", 0, 1e4, 1}};
+    if (!json_is_object(sm)) return sd_fail(err, SMDIFF_E_FORMAT, "convert: config.json: smdiff_softmask is not an object");
+    int32_t rc = sd_gguf_set_str(w, "smdiff.softmask.mode", "entropy");
+    for (int i = 0; i < 4 && !rc; i++) {
+        const json_t *v = json_object_get(sm, f[i].name);
+        if (!v && f[i].optional) continue;
+        double x = json_is_number(v) ? json_number_value(v) : NAN;
+        if (!(x > f[i].lo && x < f[i].hi) && !(i == 1 && x == f[i].hi))
+            return sd_fail(err, SMDIFF_E_FORMAT, "convert: config.json: smdiff_softmask.%s must be a number in (%g, %g)",
+                           f[i].name, f[i].lo, f[i].hi);
+        rc = sd_gguf_set_f32(w, f[i].key, (float)x);
+    }
+    return rc ? sd_error_forward(err, sd_gguf_writer_error(w)) : SMDIFF_OK;
+}
+
 /* Every checkpoint tensor must be expected (rotary caches aside), so a
  * checkpoint of another layout is refused instead of half-converted; then
  * every expected tensor is checked and queued for writing. */
@@ -507,7 +536,7 @@ int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert
         goto done;
     }
     if ((rc = sd_gguf_writer_create(&w, err))) goto done;
-    if ((rc = write_meta(w, &p, name, ot, err))) goto done;
+    if ((rc = write_meta(w, &p, name, ot, err)) || (rc = write_softmask(w, cfg, err))) goto done;
     /* MDLM's released checkpoints use GPT-2's tokenizer with the mask token
      * appended (models/gpt2-mask/ and docs/MODELS.md say how to supply it). */
     const char *pre = opts->tokenizer_pre ? opts->tokenizer_pre : p.llada ? "default" : p.dit ? "gpt2" : "qwen2";

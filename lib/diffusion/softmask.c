@@ -130,5 +130,19 @@ int32_t sd_softmask_from_model(const struct smdiff_model *m, struct smdiff_softm
         int32_t rc = meta_double(m, sm, dkeys[i].key, dkeys[i].opt, err);
         if (rc) return rc;
     }
+    /* The transparency head's fourth scalar (the soft-masking paper's
+     * checkpoints): smdiff computes p at temperature 1 only, so any other
+     * value is refused rather than silently ignored. */
+    const char *kt = "smdiff.softmask.temperature";
+    if (sd_gguf_find_key(m->gguf, kt) >= 0) {
+        double tau;
+        if (sd_gguf_get_f64(m->gguf, kt, &tau, &e) || !(tau > 0))
+            return sd_fail(err, SMDIFF_E_FORMAT, "model metadata %s: expected a positive number", kt);
+        if (fabs(tau - 1.0) > 1e-6)
+            return sd_fail(err, SMDIFF_E_UNSUPPORTED,
+                           "model metadata %s = %g: soft-masking at a temperature other than 1 is not "
+                           "implemented; set a schedule explicitly (smdiff_sampler_set_softmask) to run "
+                           "at temperature 1", kt, tau);
+    }
     return SMDIFF_OK;
 }
