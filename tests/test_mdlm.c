@@ -596,6 +596,25 @@ static void test_softmask_temperature(void **state) {
     assert_non_null(strstr(err.msg, "smdiff_softmask.scale"));
 }
 
+/* Training and evaluation need the DiT's backward passes, not written yet:
+ * both refuse an mdlm model with a message that says so. */
+static void test_train_eval_refused(void **state) {
+    (void)state;
+    smdiff_model *m = load("tiny_mdlm_f32.gguf", 1);
+    size_t n;
+    int32_t *ids = read_all(DATA "tiny_mdlm_ids.i32", &n);
+    double nll;
+    assert_int_equal(smdiff_eval_elbo(m, ids, 1, 0, L, 1, 1, 0, 1, &nll, NULL), SMDIFF_E_UNSUPPORTED);
+    assert_non_null(strstr(smdiff_last_error(), "mdlm architecture are not implemented"));
+    smdiff_trainer *t;
+    assert_int_equal(smdiff_trainer_create(&t), 0);
+    assert_int_equal(smdiff_trainer_init_from_file(t, DATA "tiny_mdlm_f32.gguf"), SMDIFF_E_UNSUPPORTED);
+    assert_non_null(strstr(smdiff_last_error(), "mdlm architecture are not implemented"));
+    smdiff_trainer_free(t);
+    free(ids);
+    smdiff_model_free(m);
+}
+
 static uint64_t lcg = 0x9E3779B97F4A7C15ull;
 static float frand(void) {
     lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
@@ -648,6 +667,7 @@ int main(void) {
         cmocka_unit_test(test_convert_cli),
         cmocka_unit_test(test_ckpt_import),
         cmocka_unit_test(test_softmask_temperature),
+        cmocka_unit_test(test_train_eval_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -154,6 +154,9 @@ int32_t sd_tmodel_create(const sd_hparams *hp, int64_t B_max, int64_t L_max, int
     if (!out) return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: out is NULL");
     *out = NULL;
     if (!hp) return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: hparams is NULL");
+    if (hp->arch == SD_ARCH_MDLM)
+        return sd_fail(err, SMDIFF_E_UNSUPPORTED, "training and evaluating the mdlm architecture are not "
+                       "implemented yet (its backward passes are missing; docs/MODELS.md): dream and llada only");
     if (hp->arch != SD_ARCH_DREAM && hp->arch != SD_ARCH_LLADA)
         return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: unknown architecture %d", (int)hp->arch);
     if (hp->n_vocab < 2 || hp->n_embd < 2 || hp->n_layer < 1 || hp->n_head < 1 ||
