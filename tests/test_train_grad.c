@@ -449,6 +449,126 @@ static void test_swiglu(void **state) {
     free(s.g); free(s.u); free(s.y); free((void *)s.c);
 }
 
+/* ---- MDLM's DiT blocks: LayerNorm with adaLN, gated residual, GELU, SiLU */
+
+typedef struct dit_ctx {
+    int64_t B, L, d;
+    double *x, *w, *sh, *sc, *gate, *y2, *y;
+    const double *c;
+} dit_ctx;
+
+/* J = c . [LN(x) w (1 + sc_b) + sh_b] in double, written from the definition. */
+static double lnmod_J(void *v) {
+    dit_ctx *t = v;
+    for (int64_t n = 0; n < t->B * t->L; n++) {
+        const double *xr = t->x + n * t->d;
+        double m = 0, var = 0;
+        for (int64_t j = 0; j < t->d; j++) m += xr[j];
+        m /= (double)t->d;
+        for (int64_t j = 0; j < t->d; j++) var += (xr[j] - m) * (xr[j] - m);
+        double r = 1.0 / sqrt(var / (double)t->d + 1e-5);
+        int64_t b = n / t->L;
+        for (int64_t j = 0; j < t->d; j++)
+            t->y[n * t->d + j] = (xr[j] - m) * r * t->w[j] * (1 + t->sc[b * t->d + j]) + t->sh[b * t->d + j];
+    }
+    return cdot(t->c, t->y, t->B * t->L * t->d);
+}
+
+static void test_layernorm_mod(void **state) {
+    (void)state;
+    enum { B = 2, L = 3, d = 12, N = B * L };
+    float x[N * d], w[d], sh[B * d], sc[B * d], y[N * d], mean[N], rstd[N], c[N * d];
+    float dx[N * d] = {0}, dw[d] = {0}, dsh[B * d] = {0}, dsc[B * d] = {0};
+    fill(x, N * d, -2, 3);
+    fill(w, d, 0.5, 1.5);
+    fill(sh, B * d, -0.5, 0.5);
+    fill(sc, B * d, -0.5, 0.5);
+    fill(c, N * d, -1, 1);
+    sd_tr_layernorm_mod_fwd(y, mean, rstd, x, w, sh, sc, B, L, d, 1e-5f);
+    sd_tr_layernorm_mod_bwd(dx, dw, dsh, dsc, c, x, w, sc, mean, rstd, B, L, d);
+    dit_ctx t = {B, L, d, to_double(x, N * d), to_double(w, d), to_double(sh, B * d), to_double(sc, B * d),
+                 NULL, NULL, calloc(N * d, sizeof(double)), to_double(c, N * d)};
+    lnmod_J(&t);
+    assert_close_f(y, t.y, N * d, 1e-6, "layernorm_mod");
+    /* the inference kernel computes the same forward (one sequence's modulation) */
+    float yi[L * d];
+    sd_layernorm_mod(yi, x + L * d, w, sh + d, sc + d, L, d, 1e-5f, NULL);
+    assert_close_f(yi, t.y + L * d, L * d, 1e-6, "layernorm_mod vs nn");
+    assert_int_equal(fd_check("layernorm_mod x", t.x, dx, N * d, lnmod_J, &t, 0), 0);
+    assert_int_equal(fd_check("layernorm_mod w", t.w, dw, d, lnmod_J, &t, 0), 0);
+    assert_int_equal(fd_check("layernorm_mod shift", t.sh, dsh, B * d, lnmod_J, &t, 0), 0);
+    assert_int_equal(fd_check("layernorm_mod scale", t.sc, dsc, B * d, lnmod_J, &t, 0), 0);
+    free(t.x); free(t.w); free(t.sh); free(t.sc); free(t.y); free((void *)t.c);
+}
+
+/* J = c . (x + gate_b * y2) */
+static double gadd_J(void *v) {
+    dit_ctx *t = v;
+    for (int64_t n = 0; n < t->B * t->L; n++)
+        for (int64_t j = 0; j < t->d; j++)
+            t->y[n * t->d + j] = t->x[n * t->d + j] + t->gate[(n / t->L) * t->d + j] * t->y2[n * t->d + j];
+    return cdot(t->c, t->y, t->B * t->L * t->d);
+}
+
+static void test_gated_add(void **state) {
+    (void)state;
+    enum { B = 2, L = 3, d = 8, N = B * L };
+    float x[N * d], g[B * d], y2[N * d], out[N * d], c[N * d];
+    float dx[N * d] = {0}, dg[B * d] = {0}, dy2[N * d] = {0};
+    fill(x, N * d, -1, 1);
+    fill(g, B * d, -1, 1);
+    fill(y2, N * d, -2, 2);
+    fill(c, N * d, -1, 1);
+    sd_tr_gated_add_fwd(out, x, g, y2, B, L, d);
+    sd_tr_gated_add_bwd(dx, dg, dy2, c, g, y2, B, L, d);
+    dit_ctx t = {B, L, d, to_double(x, N * d), NULL, NULL, NULL, to_double(g, B * d), to_double(y2, N * d),
+                 calloc(N * d, sizeof(double)), to_double(c, N * d)};
+    gadd_J(&t);
+    assert_close_f(out, t.y, N * d, 1e-6, "gated_add");
+    assert_int_equal(fd_check("gated_add x", t.x, dx, N * d, gadd_J, &t, 0), 0);
+    assert_int_equal(fd_check("gated_add gate", t.gate, dg, B * d, gadd_J, &t, 0), 0);
+    assert_int_equal(fd_check("gated_add y", t.y2, dy2, N * d, gadd_J, &t, 0), 0);
+    free(t.x); free(t.gate); free(t.y2); free(t.y); free((void *)t.c);
+}
+
+typedef struct act_ctx {
+    int64_t n;
+    int gelu;
+    double *u, *y;
+    const double *c;
+} act_ctx;
+
+static double act_J(void *v) {
+    act_ctx *a = v;
+    for (int64_t i = 0; i < a->n; i++) {
+        double x = a->u[i];
+        a->y[i] = a->gelu ? 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) : x / (1 + exp(-x));
+    }
+    return cdot(a->c, a->y, a->n);
+}
+
+static void test_gelu_silu(void **state) {
+    (void)state;
+    enum { n = 50 };
+    for (int gelu = 0; gelu < 2; gelu++) {
+        float u[n], h[n], c[n], du[n] = {0};
+        fill(u, n, -5, 5);
+        fill(c, n, -1, 1);
+        if (gelu) {
+            sd_tr_gelu_fwd(h, u, n);
+            sd_tr_gelu_bwd(du, c, u, n);
+        } else {
+            sd_tr_silu_fwd(h, u, n);
+            sd_tr_silu_bwd(du, c, u, n);
+        }
+        act_ctx a = {n, gelu, to_double(u, n), calloc(n, sizeof(double)), to_double(c, n)};
+        act_J(&a);
+        assert_close_f(h, a.y, n, 1e-6, gelu ? "gelu" : "silu");
+        assert_int_equal(fd_check(gelu ? "gelu u" : "silu u", a.u, du, n, act_J, &a, 0), 0);
+        free(a.u); free(a.y); free((void *)a.c);
+    }
+}
+
 typedef struct xent_ctx {
     int64_t R, V;
     const int32_t *t;
@@ -747,6 +867,9 @@ int main(void) {
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_layernorm_mod),
+        cmocka_unit_test(test_gated_add),
+        cmocka_unit_test(test_gelu_silu),
         cmocka_unit_test(test_xent),
         cmocka_unit_test(test_topk_entropy),
         cmocka_unit_test(test_fd_detects_a_wrong_gradient),

@@ -6,6 +6,7 @@
 #include "core/vecmath.h"
 #include "diffusion/softmask.h"
 #include "nn/blas.h"
+#include "nn/ops.h"
 #include "ops.h"
 
 /* ---------------------------------------------------------------- embedding */
@@ -273,6 +274,99 @@ void sd_tr_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, con
         float s = sd_sigmoidf(g[i]);
         du[i] += dh[i] * g[i] * s;
         dg[i] += dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    }
+}
+
+/* ----------------------------------------------------- MDLM's DiT blocks */
+
+void sd_tr_layernorm_mod_fwd(float *out, float *mean, float *rstd, const float *x, const float *w,
+                             const float *shift, const float *scale, int64_t B, int64_t L, int64_t d,
+                             float eps) {
+    for (int64_t n = 0; n < B * L; n++) {
+        const float *xr = x + n * d, *sh = shift + (n / L) * d, *sc = scale + (n / L) * d;
+        float *o = out + n * d;
+        double m = 0.0, v = 0.0;
+        for (int64_t j = 0; j < d; j++) m += xr[j];
+        m /= (double)d;
+        for (int64_t j = 0; j < d; j++) v += (xr[j] - m) * (xr[j] - m);
+        float r = (float)(1.0 / sqrt(v / (double)d + eps));
+        mean[n] = (float)m;
+        rstd[n] = r;
+        for (int64_t j = 0; j < d; j++) o[j] = (xr[j] - (float)m) * r * w[j] * (1.0f + sc[j]) + sh[j];
+    }
+}
+
+void sd_tr_layernorm_mod_bwd(float *dx, float *dw, float *dshift, float *dscale, const float *dout,
+                             const float *x, const float *w, const float *scale, const float *mean,
+                             const float *rstd, int64_t B, int64_t L, int64_t d) {
+    /* With xh = (x - mean) rstd and a = w (1 + scale): y = xh a + shift, so
+     * dxh = g a and dx = rstd (dxh - mean(dxh) - xh mean(dxh xh)). */
+    for (int64_t n = 0; n < B * L; n++) {
+        const int64_t b = n / L;
+        const float *xr = x + n * d, *g = dout + n * d, *sc = scale + b * d;
+        const float m = mean[n], r = rstd[n];
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t j = 0; j < d; j++) {
+            double dxh = (double)g[j] * w[j] * (1.0f + sc[j]);
+            s1 += dxh;
+            s2 += dxh * (xr[j] - m) * r;
+        }
+        s1 /= (double)d;
+        s2 /= (double)d;
+        for (int64_t j = 0; j < d; j++) {
+            float xh = (xr[j] - m) * r;
+            float dxh = g[j] * w[j] * (1.0f + sc[j]);
+            dx[n * d + j] += r * (dxh - (float)s1 - xh * (float)s2);
+            dw[j] += g[j] * xh * (1.0f + sc[j]);
+            if (dscale) dscale[b * d + j] += g[j] * xh * w[j];
+            if (dshift) dshift[b * d + j] += g[j];
+        }
+    }
+}
+
+void sd_tr_gated_add_fwd(float *out, const float *x, const float *gate, const float *y, int64_t B,
+                         int64_t L, int64_t d) {
+    for (int64_t n = 0; n < B * L; n++)
+        for (int64_t j = 0; j < d; j++) out[n * d + j] = x[n * d + j] + gate[(n / L) * d + j] * y[n * d + j];
+}
+
+void sd_tr_gated_add_bwd(float *dx, float *dgate, float *dy, const float *dout, const float *gate,
+                         const float *y, int64_t B, int64_t L, int64_t d) {
+    for (int64_t n = 0; n < B * L; n++) {
+        const float *g = gate + (n / L) * d;
+        float *dg = dgate + (n / L) * d;
+        for (int64_t j = 0; j < d; j++) {
+            float t = dout[n * d + j];
+            if (dx) dx[n * d + j] += t;
+            dy[n * d + j] += g[j] * t;
+            dg[j] += t * y[n * d + j];
+        }
+    }
+}
+
+void sd_tr_gelu_fwd(float *h, const float *u, int64_t n) {
+    if (h != u) memcpy(h, u, (size_t)n * sizeof(float));
+    sd_gelu_tanh(h, n, NULL);
+}
+
+void sd_tr_gelu_bwd(float *du, const float *dh, const float *u, int64_t n) {
+    /* d/du 0.5 u (1 + tanh k), k = c0 (u + c1 u^3):
+     *   0.5 (1 + tanh k) + 0.5 u (1 - tanh^2 k) c0 (1 + 3 c1 u^2) */
+    const float c0 = 0.7978845608028654f, c1 = 0.044715f;
+    for (int64_t i = 0; i < n; i++) {
+        float x = u[i], t = tanhf(c0 * (x + c1 * x * x * x));
+        du[i] += dh[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * c0 * (1.0f + 3.0f * c1 * x * x));
+    }
+}
+
+void sd_tr_silu_fwd(float *h, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) h[i] = sd_siluf(u[i]);
+}
+
+void sd_tr_silu_bwd(float *du, const float *dh, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float s = sd_sigmoidf(u[i]);
+        du[i] += dh[i] * s * (1.0f + u[i] * (1.0f - s));
     }
 }
 

@@ -112,6 +112,40 @@ void sd_tr_swiglu_fwd(float *h, const float *g, const float *u, int64_t n);
 void sd_tr_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
                       int64_t n);
 
+/* ---- MDLM's DiT (architecture mdlm, nn/dit.c) ---------------------------
+ * Building blocks of its training pass, each checked against finite
+ * differences (tests/test_train_grad.c); the trainer does not assemble them
+ * into an mdlm model yet (docs/MODELS.md). The conditioning is per
+ * sequence: rows n of sequence b = n / L read shift/scale/gate row b. */
+
+/* Weight-only LayerNorm with adaLN modulation:
+ *   out[n,:] = (x[n,:] - mean[n]) * rstd[n] * w * (1 + scale[b,:]) + shift[b,:]
+ *   out [N,d], mean/rstd [N] (saved for backward), x [N,d], w [d],
+ *   shift/scale [B,d], N = B * L */
+void sd_tr_layernorm_mod_fwd(float *out, float *mean, float *rstd, const float *x, const float *w,
+                             const float *shift, const float *scale, int64_t B, int64_t L, int64_t d,
+                             float eps);
+/* dx, dw, dshift, dscale accumulate (dshift/dscale may be NULL). */
+void sd_tr_layernorm_mod_bwd(float *dx, float *dw, float *dshift, float *dscale, const float *dout,
+                             const float *x, const float *w, const float *scale, const float *mean,
+                             const float *rstd, int64_t B, int64_t L, int64_t d);
+
+/* Gated residual: out[n,:] = x[n,:] + gate[b,:] * y[n,:]  (out may alias x). */
+void sd_tr_gated_add_fwd(float *out, const float *x, const float *gate, const float *y, int64_t B,
+                         int64_t L, int64_t d);
+/* dx += dout (skipped when NULL), dy += gate * dout, dgate[b,:] += sum over
+ * the sequence's rows of dout * y. */
+void sd_tr_gated_add_bwd(float *dx, float *dgate, float *dy, const float *dout, const float *gate,
+                         const float *y, int64_t B, int64_t L, int64_t d);
+
+/* h = gelu_tanh(u) (nn/ops.h's sd_gelu_tanh, the inference kernel); h, u [n] */
+void sd_tr_gelu_fwd(float *h, const float *u, int64_t n);
+void sd_tr_gelu_bwd(float *du, const float *dh, const float *u, int64_t n);
+
+/* h = silu(u) = u * sigmoid(u) (the timestep MLP's activations); h, u [n] */
+void sd_tr_silu_fwd(float *h, const float *u, int64_t n);
+void sd_tr_silu_bwd(float *du, const float *dh, const float *u, int64_t n);
+
 /* ---- rows, residuals ---------------------------------------------------- */
 
 /* out[r,:] = x[rows[r],:];  out [R,d], x [N,d] */
