@@ -680,6 +680,8 @@ static const double *T(const model_ctx *c, const char *fmt, int l) {
     return c->P + t->offset;
 }
 
+static double model_J_dit(model_ctx *c, double *x);
+
 static double model_J(void *vctx) {
     model_ctx *c = vctx;
     const sd_hparams *hp = &c->m->hp;
@@ -701,6 +703,11 @@ static double model_J(void *vctx) {
             for (int32_t i = 0; i < b->k; i++) mix += b->soft_pi[s * b->k + i] * E[b->soft_ids[s * b->k + i] * d + j];
             x[b->soft_rows[s] * d + j] = (1 - lam) * E[hp->mask_id * d + j] + lam * mix;
         }
+    }
+    if (hp->arch == SD_ARCH_MDLM) {
+        double loss = model_J_dit(c, x);
+        free(x); free(ln); free(q); free(k); free(v); free(ay); free(t); free(g); free(u); free(hs); free(lg);
+        return loss;
     }
     for (int l = 0; l < hp->n_layer; l++) {
         dref_rmsnorm(ln, x, T(c, "blk.%d.attn_norm.weight", l), N, d, hp->norm_eps);
@@ -729,6 +736,65 @@ static double model_J(void *vctx) {
     return loss;
 }
 
+/* mdlm (MDLM's DiT at sigma = 0), in double from its definition
+ * (docs/MODELS.md): c = silu(fc2 silu(fc1 [1..1, 0..0] + b1) + b2); per block
+ * x += ga * Wo attn(rope(Wq h), rope(Wk h), Wv h), h = LN(x) w (1 + ca) + sa;
+ * x += gf * (Wd gelu(Wu h + bu) + bd), h = LN(x) w (1 + cf) + sf; head with
+ * adaLN, bias, mask logit - 1e6. */
+static void dref_lnmod(double *out, const double *x, const double *w, const double *sh, const double *sc,
+                       int64_t N, int64_t d) {
+    for (int64_t n = 0; n < N; n++) {
+        double m = 0, v = 0;
+        for (int64_t j = 0; j < d; j++) m += x[n * d + j] / (double)d;
+        for (int64_t j = 0; j < d; j++) v += (x[n * d + j] - m) * (x[n * d + j] - m) / (double)d;
+        for (int64_t j = 0; j < d; j++)
+            out[n * d + j] = (x[n * d + j] - m) / sqrt(v + 1e-5) * w[j] * (1 + sc[j]) + sh[j];
+    }
+}
+
+static double model_J_dit(model_ctx *c, double *x) {
+    const sd_hparams *hp = &c->m->hp;
+    const sd_tbatch *b = c->b;
+    int64_t B = b->B, L = b->L, N = B * L, d = hp->n_embd, H = hp->n_head, hd = d / H, F = hp->n_ff;
+    int64_t V = hp->n_vocab, C = hp->n_cond, nT = hp->n_freq;
+    double *tf = calloc(nT, 8), *h1 = calloc(C, 8), *cv = calloc(C, 8), *md = calloc(6 * d, 8);
+    double *ln = calloc(N * d, 8), *q = calloc(N * d, 8), *k = calloc(N * d, 8), *v = calloc(N * d, 8);
+    double *ay = calloc(N * d, 8), *t = calloc(N * d, 8), *u = calloc(N * F, 8), *lg = calloc(V, 8);
+    for (int64_t i = 0; i < nT / 2; i++) tf[i] = 1.0;
+    dref_linear(h1, tf, T(c, "time_embd.fc1.weight", 0), T(c, "time_embd.fc1.bias", 0), 1, nT, C);
+    for (int64_t i = 0; i < C; i++) h1[i] = h1[i] / (1 + exp(-h1[i]));
+    dref_linear(cv, h1, T(c, "time_embd.fc2.weight", 0), T(c, "time_embd.fc2.bias", 0), 1, C, C);
+    for (int64_t i = 0; i < C; i++) cv[i] = cv[i] / (1 + exp(-cv[i]));
+    for (int l = 0; l < hp->n_layer; l++) {
+        dref_linear(md, cv, T(c, "blk.%d.adaln.weight", l), T(c, "blk.%d.adaln.bias", l), 1, C, 6 * d);
+        dref_lnmod(ln, x, T(c, "blk.%d.attn_norm.weight", l), md, md + d, N, d);
+        dref_linear(q, ln, T(c, "blk.%d.attn_q.weight", l), NULL, N, d, d);
+        dref_linear(k, ln, T(c, "blk.%d.attn_k.weight", l), NULL, N, d, d);
+        dref_linear(v, ln, T(c, "blk.%d.attn_v.weight", l), NULL, N, d, d);
+        dref_rope(q, B, L, H, hd, hp->rope_base, SD_ROPE_NEOX);
+        dref_rope(k, B, L, H, hd, hp->rope_base, SD_ROPE_NEOX);
+        dref_attention(ay, q, k, v, B, L, H, H, hd, b->causal);
+        dref_linear(t, ay, T(c, "blk.%d.attn_output.weight", l), NULL, N, d, d);
+        for (int64_t i = 0; i < N * d; i++) x[i] += md[2 * d + i % d] * t[i];
+        dref_lnmod(ln, x, T(c, "blk.%d.ffn_norm.weight", l), md + 3 * d, md + 4 * d, N, d);
+        dref_linear(u, ln, T(c, "blk.%d.ffn_up.weight", l), T(c, "blk.%d.ffn_up.bias", l), N, d, F);
+        for (int64_t i = 0; i < N * F; i++)
+            u[i] = 0.5 * u[i] * (1 + tanh(sqrt(2 / M_PI) * (u[i] + 0.044715 * u[i] * u[i] * u[i])));
+        dref_linear(t, u, T(c, "blk.%d.ffn_down.weight", l), T(c, "blk.%d.ffn_down.bias", l), N, F, d);
+        for (int64_t i = 0; i < N * d; i++) x[i] += md[5 * d + i % d] * t[i];
+    }
+    dref_linear(md, cv, T(c, "output_adaln.weight", 0), T(c, "output_adaln.bias", 0), 1, C, 2 * d);
+    dref_lnmod(ln, x, T(c, "output_norm.weight", 0), md, md + d, N, d);
+    double loss = 0;
+    for (int64_t r = 0; r < b->n_loss; r++) {
+        dref_linear(lg, ln + b->loss_rows[r] * d, T(c, "output.weight", 0), T(c, "output.bias", 0), 1, d, V);
+        lg[hp->mask_id] += -1e6;
+        loss += b->loss_weights[r] * dref_xent(lg, V, b->loss_targets[r]);
+    }
+    free(tf); free(h1); free(cv); free(md); free(ln); free(q); free(k); free(v); free(ay); free(t); free(u); free(lg);
+    return loss;
+}
+
 static void run_model(sd_arch arch, int permuted, int causal, int with_soft) {
     sd_hparams hp = {0};
     hp.arch = arch;
@@ -743,6 +809,7 @@ static void run_model(sd_arch arch, int permuted, int causal, int with_soft) {
     hp.rope_base = 10000.0f;
     hp.rope_permuted = permuted;
     hp.mask_id = 49;
+    if (arch == SD_ARCH_MDLM) hp.n_head_kv = 4, hp.n_ff = 64, hp.n_cond = 6, hp.n_freq = 8;
     enum { B = 2, L = 8, N = B * L, K = 3 };
     sd_tmodel *m = NULL;
     sd_error err = {0};
@@ -788,7 +855,7 @@ static void run_model(sd_arch arch, int permuted, int causal, int with_soft) {
     model_ctx c = {m, &b, to_double(m->params, (int64_t)m->n_params)};
     double ref = model_J(&c);
     printf("  %s%s%s: loss %.7f (double reference %.7f), %zu params, %lld soft rows\n",
-           arch == SD_ARCH_DREAM ? "dream" : "llada", permuted ? " permuted" : "",
+           arch == SD_ARCH_DREAM ? "dream" : arch == SD_ARCH_LLADA ? "llada" : "mdlm", permuted ? " permuted" : "",
            causal ? " causal" : "", loss, ref, m->n_params, (long long)ns);
     assert_true(fabs(loss - ref) < 1e-5 * fmax(1, fabs(ref)));
     int bad = 0;
@@ -817,6 +884,11 @@ static void test_model_llada_permuted_soft(void **state) {
 static void test_model_llada_causal(void **state) {
     (void)state;
     run_model(SD_ARCH_LLADA, 0, 1, 0);
+}
+
+static void test_model_mdlm_soft(void **state) {
+    (void)state;
+    run_model(SD_ARCH_MDLM, 0, 0, 1);
 }
 
 static void test_bad_input(void **state) {
@@ -876,6 +948,7 @@ int main(void) {
         cmocka_unit_test(test_model_dream_soft),
         cmocka_unit_test(test_model_llada_permuted_soft),
         cmocka_unit_test(test_model_llada_causal),
+        cmocka_unit_test(test_model_mdlm_soft),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -90,8 +90,10 @@ static dit_layout layout(const sd_hparams *hp, int64_t L, int64_t n_rows) {
     f.rope = (size_t)(L * (hd / 2));
     f.panel = sd_panel_floats(d > hp->n_ff ? d : hp->n_ff);
     f.sel = (size_t)(n_rows * d);
-    f.cond = hp->time_cond ? sd_dit_cond_floats(hp) : 0;
-    f.cscratch = hp->time_cond ? sd_dit_cond_scratch(hp) : 0;
+    /* the conditioning, when it is not precomputed (time conditioning, or
+     * weights that do not come from a loaded model) */
+    f.cond = sd_dit_cond_floats(hp);
+    f.cscratch = sd_dit_cond_scratch(hp);
     return f;
 }
 
@@ -134,8 +136,8 @@ int32_t sd_dit_forward(const sd_weights *w, float sigma, const float *embd, int6
     float *scores = sd_arena_floats(scratch, f.scores), *up = sd_arena_floats(scratch, f.up);
     float *rc = sd_arena_floats(scratch, f.rope), *rs = sd_arena_floats(scratch, f.rope);
     float *panel = sd_arena_floats(scratch, f.panel), *sel = sd_arena_floats(scratch, f.sel ? f.sel : 1);
-    float *cond = sd_arena_floats(scratch, f.cond ? f.cond : 1);
-    float *cscr = sd_arena_floats(scratch, f.cscratch ? f.cscratch : 1);
+    float *cond = sd_arena_floats(scratch, f.cond);
+    float *cscr = sd_arena_floats(scratch, f.cscratch);
     if (!x || !xn || !q || !k || !v || !att || !scores || !up || !rc || !rs || !panel || !sel || !cond || !cscr) {
         sd_arena_restore(scratch, mark);
         return sd_fail(err, SMDIFF_E_NOMEM, "sd_forward: scratch arena too small for L = %lld (needs %zu bytes)",

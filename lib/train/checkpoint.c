@@ -147,7 +147,7 @@ int32_t sd_tmodel_save_gguf(const sd_tmodel *m, const char *path, const sd_ckpt_
     sd_gguf_writer *w = NULL;
     int32_t rc = sd_gguf_writer_create(&w, err);
     if (rc) return rc;
-    const char *arch = hp->arch == SD_ARCH_DREAM ? "dream" : "llada";
+    const char *arch = hp->arch == SD_ARCH_DREAM ? "dream" : hp->arch == SD_ARCH_MDLM ? "mdlm" : "llada";
     char key[96];
 #define KEY(SUFFIX) (snprintf(key, sizeof key, "%s%s", arch, SUFFIX), key)
     const sd_error *we = sd_gguf_writer_error(w);
@@ -160,7 +160,14 @@ int32_t sd_tmodel_save_gguf(const sd_tmodel *m, const char *path, const sd_ckpt_
     if (!rc) rc = sd_gguf_set_u32(w, KEY(".attention.head_count"), (uint32_t)hp->n_head);
     if (!rc) rc = sd_gguf_set_u32(w, KEY(".attention.head_count_kv"), (uint32_t)hp->n_head_kv);
     if (!rc) rc = sd_gguf_set_f32(w, KEY(".rope.freq_base"), hp->rope_base);
-    if (!rc) rc = sd_gguf_set_f32(w, KEY(".attention.layer_norm_rms_epsilon"), hp->norm_eps);
+    if (hp->arch == SD_ARCH_MDLM) { /* docs/MODELS.md */
+        if (!rc) rc = sd_gguf_set_f32(w, KEY(".attention.layer_norm_epsilon"), hp->norm_eps);
+        if (!rc) rc = sd_gguf_set_u32(w, KEY(".conditioning_length"), (uint32_t)hp->n_cond);
+        if (!rc) rc = sd_gguf_set_u32(w, KEY(".timestep_embedding_length"), (uint32_t)hp->n_freq);
+        if (!rc) rc = sd_gguf_set_bool(w, KEY(".time_conditioning"), hp->time_cond != 0);
+    } else if (!rc) {
+        rc = sd_gguf_set_f32(w, KEY(".attention.layer_norm_rms_epsilon"), hp->norm_eps);
+    }
 #undef KEY
     if (!rc) rc = sd_gguf_set_bool(w, "diffusion.shift_logits", hp->shift_logits != 0);
     /* the tokenizer first, so our token ids below replace the source's */

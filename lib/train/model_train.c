@@ -1,5 +1,5 @@
 /* model_train.c -- parameters, activations, forward and backward of the
- * trainable dream/llada model. See model_train.h. */
+ * trainable dream/llada/mdlm model. See model_train.h. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +39,35 @@ static int32_t param_layout(const sd_tmodel *m, sd_ttensor *tensors, size_t *tot
     } while (0)
     /* "%.0d" of 0 prints nothing: un-indexed names share the macro */
     ADD("token_embd.weight%.0d", 0, V, d, SD_TGROUP_DECAY);
+    if (m->dit) {
+        const int64_t C = hp->n_cond, T = hp->n_freq;
+        ADD("time_embd.fc1.weight%.0d", 0, C, T, SD_TGROUP_DECAY);
+        ADD("time_embd.fc1.bias%.0d", 0, 1, C, SD_TGROUP_NO_DECAY);
+        ADD("time_embd.fc2.weight%.0d", 0, C, C, SD_TGROUP_DECAY);
+        ADD("time_embd.fc2.bias%.0d", 0, 1, C, SD_TGROUP_NO_DECAY);
+        for (int32_t l = 0; l < hp->n_layer; l++) {
+            ADD("blk.%d.attn_norm.weight", l, 1, d, SD_TGROUP_NO_DECAY);
+            ADD("blk.%d.attn_q.weight", l, qd, d, SD_TGROUP_DECAY);
+            ADD("blk.%d.attn_k.weight", l, kd, d, SD_TGROUP_DECAY);
+            ADD("blk.%d.attn_v.weight", l, kd, d, SD_TGROUP_DECAY);
+            ADD("blk.%d.attn_output.weight", l, d, qd, SD_TGROUP_DECAY);
+            ADD("blk.%d.ffn_norm.weight", l, 1, d, SD_TGROUP_NO_DECAY);
+            ADD("blk.%d.ffn_up.weight", l, F, d, SD_TGROUP_DECAY);
+            ADD("blk.%d.ffn_up.bias", l, 1, F, SD_TGROUP_NO_DECAY);
+            ADD("blk.%d.ffn_down.weight", l, d, F, SD_TGROUP_DECAY);
+            ADD("blk.%d.ffn_down.bias", l, 1, d, SD_TGROUP_NO_DECAY);
+            ADD("blk.%d.adaln.weight", l, 6 * d, C, SD_TGROUP_DECAY);
+            ADD("blk.%d.adaln.bias", l, 1, 6 * d, SD_TGROUP_NO_DECAY);
+        }
+        ADD("output_norm.weight%.0d", 0, 1, d, SD_TGROUP_NO_DECAY);
+        ADD("output_adaln.weight%.0d", 0, 2 * d, C, SD_TGROUP_DECAY);
+        ADD("output_adaln.bias%.0d", 0, 1, 2 * d, SD_TGROUP_NO_DECAY);
+        ADD("output.weight%.0d", 0, V, d, SD_TGROUP_DECAY);
+        ADD("output.bias%.0d", 0, 1, V, SD_TGROUP_NO_DECAY);
+        ADD("smdiff.softmask.raw%.0d", 0, 1, 3, SD_TGROUP_SM);
+        *total = off;
+        return n;
+    }
     for (int32_t l = 0; l < hp->n_layer; l++) {
         ADD("blk.%d.attn_norm.weight", l, 1, d, SD_TGROUP_NO_DECAY);
         ADD("blk.%d.attn_q.weight", l, qd, d, SD_TGROUP_DECAY);
@@ -63,8 +92,45 @@ static int32_t param_layout(const sd_tmodel *m, sd_ttensor *tensors, size_t *tot
     return n;
 }
 
+/* The same for mdlm's order. */
+static void bind_params_dit(const sd_tmodel *m, float *base, sd_tparams *p) {
+    const sd_ttensor *t = m->tensors;
+    int32_t i = 0;
+    p->token_embd = base + t[i++].offset;
+    p->time_fc1 = base + t[i++].offset;
+    p->time_fc1_b = base + t[i++].offset;
+    p->time_fc2 = base + t[i++].offset;
+    p->time_fc2_b = base + t[i++].offset;
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        sd_tlayer *L = &p->layers[l];
+        memset(L, 0, sizeof *L);
+        L->attn_norm = base + t[i++].offset;
+        L->wq = base + t[i++].offset;
+        L->wk = base + t[i++].offset;
+        L->wv = base + t[i++].offset;
+        L->wo = base + t[i++].offset;
+        L->ffn_norm = base + t[i++].offset;
+        L->w_up = base + t[i++].offset;
+        L->b_up = base + t[i++].offset;
+        L->w_down = base + t[i++].offset;
+        L->b_down = base + t[i++].offset;
+        L->adaln = base + t[i++].offset;
+        L->adaln_b = base + t[i++].offset;
+    }
+    p->output_norm = base + t[i++].offset;
+    p->output_adaln = base + t[i++].offset;
+    p->output_adaln_b = base + t[i++].offset;
+    p->output = base + t[i++].offset;
+    p->output_b = base + t[i++].offset;
+    p->sm_raw = base + t[i++].offset;
+}
+
 /* Point a sd_tparams at an arena, following the tensor order above. */
 static void bind_params(const sd_tmodel *m, float *base, sd_tparams *p) {
+    if (m->dit) {
+        bind_params_dit(m, base, p);
+        return;
+    }
     const sd_ttensor *t = m->tensors;
     int32_t i = 0;
     p->token_embd = base + t[i++].offset;
@@ -100,9 +166,10 @@ static size_t act_layout(sd_tmodel *m, float *base) {
     int64_t F = hp->n_ff, V = hp->n_vocab;
     size_t off = 0;
     sd_tacts *a = &m->a;
+    const int64_t dit = m->dit, Fg = dit ? 0 : F; /* mdlm: no gate */
 #define TAKE(PTR, COUNT)                                   \
     do {                                                   \
-        if (base) (PTR) = base + off;                      \
+        if (base) (PTR) = ((COUNT) != 0) ? base + off : NULL; \
         off += round_up((size_t)(COUNT));                  \
     } while (0)
     for (int32_t l = 0; l < hp->n_layer; l++) {
@@ -118,9 +185,13 @@ static size_t act_layout(sd_tmodel *m, float *base) {
         TAKE(la->x2, N * d);
         TAKE(la->ln2, N * d);
         TAKE(la->rstd2, N);
-        TAKE(la->g, N * F);
+        TAKE(la->g, N * Fg);
         TAKE(la->u, N * F);
         TAKE(la->hs, N * F);
+        TAKE(la->mean1, dit * N);
+        TAKE(la->mean2, dit * N);
+        TAKE(la->ao, dit * N * d);
+        TAKE(la->mo, dit * N * d);
     }
     TAKE(a->x_out, N * d);
     TAKE(a->lnf, N * d);
@@ -143,6 +214,17 @@ static size_t act_layout(sd_tmodel *m, float *base) {
     TAKE(a->dlam, N);
     TAKE(a->rope_cos, L * (hd / 2));
     TAKE(a->rope_sin, L * (hd / 2));
+    const int64_t C = dit * hp->n_cond, nmod = dit * (hp->n_layer * 6 * d + 2 * d);
+    TAKE(a->meanf, dit * N);
+    TAKE(a->t_feat, dit * hp->n_freq);
+    TAKE(a->t_h1, C);
+    TAKE(a->t_a1, C);
+    TAKE(a->t_h2, C);
+    TAKE(a->t_c, C);
+    TAKE(a->mod, nmod);
+    TAKE(a->dmod, nmod);
+    TAKE(a->t_dc, C);
+    TAKE(a->t_da, C);
 #undef TAKE
     return off;
 }
@@ -154,10 +236,13 @@ int32_t sd_tmodel_create(const sd_hparams *hp, int64_t B_max, int64_t L_max, int
     if (!out) return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: out is NULL");
     *out = NULL;
     if (!hp) return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: hparams is NULL");
-    if (hp->arch == SD_ARCH_MDLM)
-        return sd_fail(err, SMDIFF_E_UNSUPPORTED, "training and evaluating the mdlm architecture are not "
-                       "implemented yet (its backward passes are missing; docs/MODELS.md): dream and llada only");
-    if (hp->arch != SD_ARCH_DREAM && hp->arch != SD_ARCH_LLADA)
+    if (hp->arch == SD_ARCH_MDLM && hp->time_cond)
+        return sd_fail(err, SMDIFF_E_UNSUPPORTED, "training an mdlm model with time conditioning is not "
+                       "implemented (its conditioning would follow each sequence's noise level; docs/MODELS.md)");
+    if (hp->arch == SD_ARCH_MDLM && (hp->n_cond < 1 || hp->n_freq < 2 || hp->n_freq % 2 || hp->n_head_kv != hp->n_head))
+        return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: mdlm needs a conditioning width, an even "
+                       "number of timestep features and as many kv heads as heads");
+    if (hp->arch != SD_ARCH_DREAM && hp->arch != SD_ARCH_LLADA && hp->arch != SD_ARCH_MDLM)
         return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: unknown architecture %d", (int)hp->arch);
     if (hp->n_vocab < 2 || hp->n_embd < 2 || hp->n_layer < 1 || hp->n_head < 1 ||
         hp->n_head_kv < 1 || hp->n_ff < 1)
@@ -197,6 +282,7 @@ int32_t sd_tmodel_create(const sd_hparams *hp, int64_t B_max, int64_t L_max, int
     if (!m) return sd_fail(err, SMDIFF_E_NOMEM, "sd_tmodel_create: out of memory");
     m->hp = *hp;
     m->has_bias = hp->arch == SD_ARCH_DREAM;
+    m->dit = hp->arch == SD_ARCH_MDLM;
     m->rope_mode = (hp->arch == SD_ARCH_LLADA && hp->rope_permuted) ? SD_ROPE_ADJACENT : SD_ROPE_NEOX;
     m->B_max = B_max;
     m->L_max = L_max;
@@ -290,6 +376,20 @@ void sd_tmodel_as_weights(const sd_tmodel *m, sd_weights *w, sd_layer_weights *l
         o->w_gate = f32_view(p->w_gate, F, d);
         o->w_up = f32_view(p->w_up, F, d);
         o->w_down = f32_view(p->w_down, d, F);
+        o->adaln = f32_view(p->adaln, 6 * d, hp->n_cond);
+        o->adaln_b = f32_view(p->adaln_b, 1, 6 * d);
+        o->b_up = f32_view(p->b_up, 1, F);
+        o->b_down = f32_view(p->b_down, 1, d);
+    }
+    if (m->dit) { /* the conditioning is computed by the forward pass (cond_const NULL) */
+        const int64_t C = hp->n_cond, T = hp->n_freq;
+        w->time_fc1 = f32_view(m->p.time_fc1, C, T);
+        w->time_fc1_b = f32_view(m->p.time_fc1_b, 1, C);
+        w->time_fc2 = f32_view(m->p.time_fc2, C, C);
+        w->time_fc2_b = f32_view(m->p.time_fc2_b, 1, C);
+        w->output_adaln = f32_view(m->p.output_adaln, 2 * d, C);
+        w->output_adaln_b = f32_view(m->p.output_adaln_b, 1, 2 * d);
+        w->output_b = f32_view(m->p.output_b, 1, V);
     }
 }
 
@@ -306,7 +406,8 @@ void sd_tmodel_zero_grad(sd_tmodel *m) { memset(m->grads, 0, m->n_params * sizeo
 double sd_tmodel_forward_flops(const sd_hparams *hp, int64_t B, int64_t L, int64_t R) {
     const double d = hp->n_embd, hd = (double)(hp->n_embd / hp->n_head), qd = hd * hp->n_head,
                  kd = hd * hp->n_head_kv, F = hp->n_ff, N = (double)B * (double)L;
-    const double p_mat = d * qd + 2.0 * d * kd + qd * d + 3.0 * d * F; /* per layer */
+    /* per layer; mdlm's MLP has no gate (its conditioning is per call, not per row) */
+    const double p_mat = d * qd + 2.0 * d * kd + qd * d + (hp->arch == SD_ARCH_MDLM ? 2.0 : 3.0) * d * F;
     return hp->n_layer * (2.0 * N * p_mat + 4.0 * (double)B * (double)L * (double)L * qd) +
            2.0 * (double)R * d * hp->n_vocab;
 }
@@ -359,25 +460,13 @@ static int32_t check_batch(sd_tmodel *m, const sd_tbatch *b) {
     return rc;
 }
 
-int32_t sd_tmodel_forward(sd_tmodel *m, const sd_tbatch *b, double *loss) {
-    m->have_forward = 0;
-    int32_t rc = check_batch(m, b);
-    if (rc) return rc;
+/* dream/llada: the blocks, the final norm and the loss rows' logits. */
+static void forward_blocks_llama(sd_tmodel *m, const sd_tbatch *b) {
     const sd_hparams *hp = &m->hp;
     int64_t B = b->B, L = b->L, N = B * L, R = b->n_loss;
     int64_t d = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, hd = d / H;
     int64_t qd = H * hd, kd = Hkv * hd, F = hp->n_ff, V = hp->n_vocab;
     sd_tacts *a = &m->a;
-
-    /* input embeddings: hard tokens, then the soft rows' mixtures */
-    float *x = a->layers[0].x;
-    sd_tr_embed_fwd(x, m->p.token_embd, b->ids, N, d);
-    if (b->n_soft) {
-        sd_tr_sm_lambda_fwd(a->lam, b->soft_entropy, b->n_soft, m->p.sm_raw);
-        sd_tr_softmix_fwd(x, m->p.token_embd, hp->mask_id, b->soft_rows, b->soft_ids, b->soft_pi,
-                          a->lam, b->n_soft, b->k, d);
-    }
-
     for (int32_t l = 0; l < hp->n_layer; l++) {
         sd_tlayer_acts *la = &a->layers[l];
         const sd_tlayer *w = &m->p.layers[l];
@@ -403,6 +492,84 @@ int32_t sd_tmodel_forward(sd_tmodel *m, const sd_tbatch *b, double *loss) {
         sd_tr_gather_rows(a->hrows, a->lnf, b->loss_rows, R, d);
         sd_tr_matmul_fwd(a->logits, a->hrows, m->p.output, NULL, R, d, V);
     }
+}
+
+/* mdlm (MDLM's DiT, nn/dit.c, conditioning at sigma = 0): the timestep
+ * MLP and every adaLN output once, then the blocks, the modulated final
+ * norm and the loss rows' logits with the mask logit pushed down ("subs").
+ * The adaLN outputs are shared by all rows (B = 1 for the per-sequence
+ * ops). */
+static void forward_blocks_dit(sd_tmodel *m, const sd_tbatch *b) {
+    const sd_hparams *hp = &m->hp;
+    int64_t B = b->B, L = b->L, N = B * L, R = b->n_loss;
+    int64_t d = hp->n_embd, H = hp->n_head, hd = d / H, F = hp->n_ff, V = hp->n_vocab;
+    int64_t C = hp->n_cond, T = hp->n_freq;
+    sd_tacts *a = &m->a;
+    const sd_tparams *p = &m->p;
+    /* c = silu(fc2 silu(fc1 [cos 0, sin 0] + b1) + b2) */
+    for (int64_t i = 0; i < T; i++) a->t_feat[i] = i < T / 2 ? 1.0f : 0.0f;
+    sd_tr_matmul_fwd(a->t_h1, a->t_feat, p->time_fc1, p->time_fc1_b, 1, T, C);
+    sd_tr_silu_fwd(a->t_a1, a->t_h1, C);
+    sd_tr_matmul_fwd(a->t_h2, a->t_a1, p->time_fc2, p->time_fc2_b, 1, C, C);
+    sd_tr_silu_fwd(a->t_c, a->t_h2, C);
+    for (int32_t l = 0; l < hp->n_layer; l++)
+        sd_tr_matmul_fwd(a->mod + (int64_t)l * 6 * d, a->t_c, p->layers[l].adaln, p->layers[l].adaln_b, 1, C, 6 * d);
+    float *mf = a->mod + (int64_t)hp->n_layer * 6 * d;
+    sd_tr_matmul_fwd(mf, a->t_c, p->output_adaln, p->output_adaln_b, 1, C, 2 * d);
+
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        sd_tlayer_acts *la = &a->layers[l];
+        const sd_tlayer *w = &p->layers[l];
+        const float *md = a->mod + (int64_t)l * 6 * d; /* shift, scale, gate; then for the MLP */
+        float *x_next = l + 1 < hp->n_layer ? a->layers[l + 1].x : a->x_out;
+        sd_tr_layernorm_mod_fwd(la->ln1, la->mean1, la->rstd1, la->x, w->attn_norm, md, md + d, 1, N, d,
+                                hp->norm_eps);
+        sd_tr_matmul_fwd(la->q, la->ln1, w->wq, NULL, N, d, d);
+        sd_tr_matmul_fwd(la->k, la->ln1, w->wk, NULL, N, d, d);
+        sd_tr_matmul_fwd(la->v, la->ln1, w->wv, NULL, N, d, d);
+        sd_tr_rope_fwd(la->q, a->rope_cos, a->rope_sin, B, L, H, hd, SD_ROPE_NEOX);
+        sd_tr_rope_fwd(la->k, a->rope_cos, a->rope_sin, B, L, H, hd, SD_ROPE_NEOX);
+        sd_tr_attention_fwd(la->atty, la->att, la->q, la->k, la->v, B, L, H, H, hd, b->causal);
+        sd_tr_matmul_fwd(la->ao, la->atty, w->wo, NULL, N, d, d);
+        sd_tr_gated_add_fwd(la->x2, la->x, md + 2 * d, la->ao, 1, N, d);
+        sd_tr_layernorm_mod_fwd(la->ln2, la->mean2, la->rstd2, la->x2, w->ffn_norm, md + 3 * d, md + 4 * d, 1, N,
+                                d, hp->norm_eps);
+        sd_tr_matmul_fwd(la->u, la->ln2, w->w_up, w->b_up, N, d, F);
+        sd_tr_gelu_fwd(la->hs, la->u, N * F);
+        sd_tr_matmul_fwd(la->mo, la->hs, w->w_down, w->b_down, N, F, d);
+        sd_tr_gated_add_fwd(x_next, la->x2, md + 5 * d, la->mo, 1, N, d);
+    }
+    sd_tr_layernorm_mod_fwd(a->lnf, a->meanf, a->rstdf, a->x_out, p->output_norm, mf, mf + d, 1, N, d,
+                            hp->norm_eps);
+    if (R) {
+        sd_tr_gather_rows(a->hrows, a->lnf, b->loss_rows, R, d);
+        sd_tr_matmul_fwd(a->logits, a->hrows, p->output, p->output_b, R, d, V);
+        for (int64_t r = 0; r < R; r++) a->logits[r * V + hp->mask_id] += SD_DIT_MASK_LOGIT;
+    }
+}
+
+int32_t sd_tmodel_forward(sd_tmodel *m, const sd_tbatch *b, double *loss) {
+    m->have_forward = 0;
+    int32_t rc = check_batch(m, b);
+    if (rc) return rc;
+    const sd_hparams *hp = &m->hp;
+    int64_t B = b->B, L = b->L, N = B * L, R = b->n_loss;
+    int64_t d = hp->n_embd, V = hp->n_vocab;
+    sd_tacts *a = &m->a;
+
+    /* input embeddings: hard tokens, then the soft rows' mixtures */
+    float *x = a->layers[0].x;
+    sd_tr_embed_fwd(x, m->p.token_embd, b->ids, N, d);
+    if (b->n_soft) {
+        sd_tr_sm_lambda_fwd(a->lam, b->soft_entropy, b->n_soft, m->p.sm_raw);
+        sd_tr_softmix_fwd(x, m->p.token_embd, hp->mask_id, b->soft_rows, b->soft_ids, b->soft_pi,
+                          a->lam, b->n_soft, b->k, d);
+    }
+
+    if (m->dit)
+        forward_blocks_dit(m, b);
+    else
+        forward_blocks_llama(m, b);
     double total = 0.0;
     if (R && b->loss_targets) {
         sd_tr_xent_fused(a->losses, a->logits, b->loss_targets, b->loss_weights, R, V, m->pool);
@@ -421,11 +588,9 @@ int32_t sd_tmodel_forward(sd_tmodel *m, const sd_tbatch *b, double *loss) {
 
 /* --------------------------------------------------------------- backward */
 
-int32_t sd_tmodel_backward(sd_tmodel *m, const sd_tbatch *b) {
-    if (!m->have_forward || !b || b->B != m->fw_B || b->L != m->fw_L || b->n_loss != m->fw_R)
-        return sd_fail(&m->err, SMDIFF_E_STATE, "train backward: no forward of this batch");
-    if (b->n_loss && !b->loss_targets)
-        return sd_fail(&m->err, SMDIFF_E_INVAL, "train backward: the batch has no targets");
+/* dream/llada: from the logits' gradient to a->dx, the gradient of the
+ * input embeddings. */
+static void backward_blocks_llama(sd_tmodel *m, const sd_tbatch *b) {
     const sd_hparams *hp = &m->hp;
     int64_t B = b->B, L = b->L, N = B * L, R = b->n_loss;
     int64_t d = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, hd = d / H;
@@ -475,6 +640,99 @@ int32_t sd_tmodel_backward(sd_tmodel *m, const sd_tbatch *b) {
         sd_tr_matmul_bwd(a->dln, gw->wv, gw->bv, a->dv, la->ln1, w->wv, N, d, kd);
         sd_tr_rmsnorm_bwd(a->dx, gw->attn_norm, a->dln, la->x, w->attn_norm, la->rstd1, N, d);
     }
+}
+
+/* mdlm: the backward of forward_blocks_dit, down to a->dx (the input
+ * embeddings' gradient), through the adaLN outputs into the timestep MLP. */
+static void backward_blocks_dit(sd_tmodel *m, const sd_tbatch *b) {
+    const sd_hparams *hp = &m->hp;
+    int64_t B = b->B, L = b->L, N = B * L, R = b->n_loss;
+    int64_t d = hp->n_embd, H = hp->n_head, hd = d / H, F = hp->n_ff, V = hp->n_vocab;
+    int64_t C = hp->n_cond, T = hp->n_freq, nmod = (int64_t)hp->n_layer * 6 * d + 2 * d;
+    sd_tacts *a = &m->a;
+    const sd_tparams *p = &m->p;
+    const sd_tparams *g = &m->g;
+    size_t fs = sizeof(float);
+    float *mf = a->mod + (int64_t)hp->n_layer * 6 * d, *dmf = a->dmod + (int64_t)hp->n_layer * 6 * d;
+    memset(a->dmod, 0, (size_t)nmod * fs);
+
+    /* head: the mask logit's shift is a constant, its gradient passes through */
+    memset(a->dln, 0, (size_t)(N * d) * fs);
+    if (R) {
+        memset(a->dhrows, 0, (size_t)(R * d) * fs);
+        sd_tr_matmul_bwd(a->dhrows, g->output, g->output_b, a->logits, a->hrows, p->output, R, d, V);
+        sd_tr_scatter_add_rows(a->dln, a->dhrows, b->loss_rows, R, d);
+    }
+    memset(a->dx, 0, (size_t)(N * d) * fs);
+    sd_tr_layernorm_mod_bwd(a->dx, g->output_norm, dmf, dmf + d, a->dln, a->x_out, p->output_norm, mf + d, a->meanf,
+                            a->rstdf, 1, N, d);
+
+    for (int32_t l = hp->n_layer - 1; l >= 0; l--) {
+        sd_tlayer_acts *la = &a->layers[l];
+        const sd_tlayer *w = &p->layers[l];
+        const sd_tlayer *gw = &g->layers[l];
+        const float *md = a->mod + (int64_t)l * 6 * d;
+        float *dmd = a->dmod + (int64_t)l * 6 * d;
+        /* x_next = x2 + gate_f * mo:  a->dx is also dL/dx2's direct part */
+        memset(a->dln, 0, (size_t)(N * d) * fs);
+        sd_tr_gated_add_bwd(NULL, dmd + 5 * d, a->dln, a->dx, md + 5 * d, la->mo, 1, N, d);
+        memset(a->dhs, 0, (size_t)(N * F) * fs);
+        sd_tr_matmul_bwd(a->dhs, gw->w_down, gw->b_down, a->dln, la->hs, w->w_down, N, F, d);
+        memset(a->du, 0, (size_t)(N * F) * fs);
+        sd_tr_gelu_bwd(a->du, a->dhs, la->u, N * F);
+        memset(a->dln, 0, (size_t)(N * d) * fs);
+        sd_tr_matmul_bwd(a->dln, gw->w_up, gw->b_up, a->du, la->ln2, w->w_up, N, d, F);
+        sd_tr_layernorm_mod_bwd(a->dx, gw->ffn_norm, dmd + 3 * d, dmd + 4 * d, a->dln, la->x2, w->ffn_norm,
+                                md + 4 * d, la->mean2, la->rstd2, 1, N, d);
+        /* now a->dx = dL/dx2;  x2 = x + gate_a * wo(attention) */
+        memset(a->dln, 0, (size_t)(N * d) * fs);
+        sd_tr_gated_add_bwd(NULL, dmd + 2 * d, a->dln, a->dx, md + 2 * d, la->ao, 1, N, d);
+        memset(a->datty, 0, (size_t)(N * d) * fs);
+        sd_tr_matmul_bwd(a->datty, gw->wo, NULL, a->dln, la->atty, w->wo, N, d, d);
+        memset(a->dq, 0, (size_t)(N * d) * fs);
+        memset(a->dk, 0, (size_t)(N * d) * fs);
+        memset(a->dv, 0, (size_t)(N * d) * fs);
+        sd_tr_attention_bwd(a->dq, a->dk, a->dv, a->dP, a->datty, la->att, la->q, la->k, la->v, B, L, H, H, hd);
+        sd_tr_rope_bwd(a->dq, a->rope_cos, a->rope_sin, B, L, H, hd, SD_ROPE_NEOX);
+        sd_tr_rope_bwd(a->dk, a->rope_cos, a->rope_sin, B, L, H, hd, SD_ROPE_NEOX);
+        memset(a->dln, 0, (size_t)(N * d) * fs);
+        sd_tr_matmul_bwd(a->dln, gw->wq, NULL, a->dq, la->ln1, w->wq, N, d, d);
+        sd_tr_matmul_bwd(a->dln, gw->wk, NULL, a->dk, la->ln1, w->wk, N, d, d);
+        sd_tr_matmul_bwd(a->dln, gw->wv, NULL, a->dv, la->ln1, w->wv, N, d, d);
+        sd_tr_layernorm_mod_bwd(a->dx, gw->attn_norm, dmd, dmd + d, a->dln, la->x, w->attn_norm, md + d, la->mean1,
+                                la->rstd1, 1, N, d);
+    }
+
+    /* the adaLN outputs -> c -> the timestep MLP (its input has no gradient) */
+    memset(a->t_dc, 0, (size_t)C * fs);
+    for (int32_t l = 0; l < hp->n_layer; l++)
+        sd_tr_matmul_bwd(a->t_dc, g->layers[l].adaln, g->layers[l].adaln_b, a->dmod + (int64_t)l * 6 * d, a->t_c,
+                         p->layers[l].adaln, 1, C, 6 * d);
+    sd_tr_matmul_bwd(a->t_dc, g->output_adaln, g->output_adaln_b, dmf, a->t_c, p->output_adaln, 1, C, 2 * d);
+    memset(a->t_da, 0, (size_t)C * fs);
+    sd_tr_silu_bwd(a->t_da, a->t_dc, a->t_h2, C); /* dL/d(fc2 out) */
+    memset(a->t_dc, 0, (size_t)C * fs);
+    sd_tr_matmul_bwd(a->t_dc, g->time_fc2, g->time_fc2_b, a->t_da, a->t_a1, p->time_fc2, 1, C, C);
+    memset(a->t_da, 0, (size_t)C * fs);
+    sd_tr_silu_bwd(a->t_da, a->t_dc, a->t_h1, C); /* dL/d(fc1 out) */
+    sd_tr_matmul_bwd(NULL, g->time_fc1, g->time_fc1_b, a->t_da, a->t_feat, p->time_fc1, 1, T, C);
+}
+
+int32_t sd_tmodel_backward(sd_tmodel *m, const sd_tbatch *b) {
+    if (!m->have_forward || !b || b->B != m->fw_B || b->L != m->fw_L || b->n_loss != m->fw_R)
+        return sd_fail(&m->err, SMDIFF_E_STATE, "train backward: no forward of this batch");
+    if (b->n_loss && !b->loss_targets)
+        return sd_fail(&m->err, SMDIFF_E_INVAL, "train backward: the batch has no targets");
+    const sd_hparams *hp = &m->hp;
+    int64_t B = b->B, L = b->L, N = B * L, R = b->n_loss;
+    int64_t d = hp->n_embd;
+    sd_tacts *a = &m->a;
+    size_t fs = sizeof(float);
+
+    if (m->dit)
+        backward_blocks_dit(m, b);
+    else
+        backward_blocks_llama(m, b);
 
     /* input embeddings: soft rows into E (mask and candidates) and lambda,
      * then hard rows; a soft row's gradient is cleared before the hard

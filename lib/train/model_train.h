@@ -1,4 +1,4 @@
-/* model_train.h -- a dream/llada transformer held as F32 master parameters
+/* model_train.h -- a dream/llada/mdlm transformer held as F32 master parameters
  * with gradients, a forward pass that keeps its activations, and the
  * backward pass (llm.c style: one arena of parameters, one of gradients,
  * one of activations sized from (B, L)).
@@ -27,12 +27,15 @@
  * llada. */
 typedef struct sd_tlayer {
     float *attn_norm, *wq, *wk, *wv, *bq, *bk, *bv, *wo, *ffn_norm, *w_gate, *w_up, *w_down;
+    float *adaln, *adaln_b, *b_up, *b_down; /* mdlm only (w_gate NULL then) */
 } sd_tlayer;
 
 typedef struct sd_tparams {
     float *token_embd, *output_norm, *output;
     sd_tlayer *layers; /* [n_layer] */
     float *sm_raw;     /* [3]: r_s, r_a, r_b */
+    /* mdlm only: the timestep MLP, the head's adaLN and bias */
+    float *time_fc1, *time_fc1_b, *time_fc2, *time_fc2_b, *output_adaln, *output_adaln_b, *output_b;
 } sd_tparams;
 
 /* One named parameter tensor: GGUF name, shape [rows, cols] (cols = ne[0]),
@@ -58,8 +61,12 @@ typedef struct sd_tlayer_acts {
     float *x2;     /* [N,d]      residual after attention */
     float *ln2;    /* [N,d] */
     float *rstd2;  /* [N] */
-    float *g, *u;  /* [N,F] gate and up projections */
-    float *hs;     /* [N,F] silu(g) * u */
+    float *g, *u;  /* [N,F] gate and up projections (mdlm: u before GELU, no g) */
+    float *hs;     /* [N,F] silu(g) * u (mdlm: gelu(u)) */
+    /* mdlm only: LayerNorm means, the attention and MLP branch outputs
+     * before their gates */
+    float *mean1, *mean2; /* [N] */
+    float *ao, *mo;       /* [N,d] */
 } sd_tlayer_acts;
 
 typedef struct sd_tacts {
@@ -80,6 +87,13 @@ typedef struct sd_tacts {
     float *dhrows;  /* [R,d] */
     float *dlam;    /* [N] */
     float *rope_cos, *rope_sin; /* [L, hd/2] */
+    /* mdlm only: the conditioning (sigma = 0: no time conditioning) */
+    float *meanf;   /* [N] */
+    float *t_feat;  /* [T] timestep features */
+    float *t_h1, *t_a1, *t_h2, *t_c; /* [C] fc1 out, silu, fc2 out, silu = c */
+    float *mod;     /* [n_layer * 6d + 2d] adaLN outputs (nn/transformer.h's order) */
+    float *dmod;    /* [n_layer * 6d + 2d] */
+    float *t_dc, *t_da; /* [C] */
 } sd_tacts;
 
 /* A batch for one forward/backward.
@@ -109,6 +123,7 @@ typedef struct sd_tmodel {
     sd_hparams hp;
     int rope_mode; /* SD_ROPE_* */
     int has_bias;  /* q/k/v biases (dream) */
+    int dit;       /* mdlm: MDLM's DiT blocks (nn/dit.c) */
     size_t n_params;
     float *params, *grads; /* one allocation each, [n_params] */
     sd_tparams p, g;
@@ -131,8 +146,10 @@ typedef struct sd_tmodel {
  * and activations for up to B_max x L_max rows with R_max logit rows
  * (R_max <= 0 means B_max * L_max). hp->arch selects biases (dream) and
  * the RoPE pairing (dream: NEOX; llada: ADJACENT if rope_permuted, else
- * NEOX). Returns SMDIFF_OK, SMDIFF_E_INVAL (bad shape: H % Hkv, d % H,
- * odd hd, ...), SMDIFF_E_NOMEM. On failure *out is NULL and err says why. */
+ * NEOX); mdlm is MDLM's DiT (nn/dit.c) with its conditioning constant
+ * (sigma = 0). Returns SMDIFF_OK, SMDIFF_E_INVAL (bad shape: H % Hkv, d % H,
+ * odd hd, ...), SMDIFF_E_UNSUPPORTED (mdlm with time conditioning),
+ * SMDIFF_E_NOMEM. On failure *out is NULL and err says why. */
 int32_t sd_tmodel_create(const sd_hparams *hp, int64_t B_max, int64_t L_max, int64_t R_max,
                          sd_tmodel **out, sd_error *err);
 void sd_tmodel_free(sd_tmodel *m); /* accepts NULL */
