@@ -653,6 +653,31 @@ static void test_train_eval(void **state) {
     assert_int_equal(smdiff_trainer_init_from_file(t2, DATA "tiny_mdlm_tc_f32.gguf"), SMDIFF_E_UNSUPPORTED);
     assert_non_null(strstr(smdiff_last_error(), "time conditioning"));
     smdiff_trainer_free(t2);
+
+    /* from scratch: MDLM's conditioning width, a few steps, a loadable file */
+    assert_int_equal(smdiff_trainer_create(&t2), 0);
+    assert_int_equal(test_trainer_shape(t2, 64, 32, 2, 4, 0, 128, MASK, -1), 0);
+    assert_int_equal(smdiff_trainer_set_int(t2, SMDIFF_TRAIN_BATCH, 2), 0);
+    assert_int_equal(smdiff_trainer_set_int(t2, SMDIFF_TRAIN_SEQ_LEN, S), 0);
+    assert_int_equal(smdiff_trainer_set_int(t2, SMDIFF_TRAIN_THREADS, 1), 0);
+    if (smdiff_trainer_init_new(t2, "mdlm")) fail_msg("%s", smdiff_trainer_last_error(t2));
+    assert_int_equal(smdiff_trainer_set_data(t2, data, 64 * S, data, 8 * S), 0);
+    for (int k = 0; k < 3; k++) assert_int_equal(smdiff_trainer_step(t2, &loss), 0);
+    assert_true(isfinite(loss));
+    assert_int_equal(smdiff_trainer_save(t2, out, 0, NULL), 0);
+    assert_int_equal(smdiff_model_create(&m2), 0);
+    if (smdiff_model_load_file(m2, out)) fail_msg("%s", smdiff_last_error());
+    int64_t p;
+    assert_int_equal(smdiff_model_property(m2, SMDIFF_PROP_N_PARAMS, &p), 0);
+    assert_int_equal(m2->w.hp.n_cond, 128);
+    smdiff_model_free(m2);
+    smdiff_trainer_free(t2);
+    /* kv heads other than heads are refused */
+    assert_int_equal(smdiff_trainer_create(&t2), 0);
+    assert_int_equal(test_trainer_shape(t2, 64, 32, 2, 4, 2, 128, MASK, -1), 0);
+    assert_int_equal(smdiff_trainer_init_new(t2, "mdlm"), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "kv heads"));
+    smdiff_trainer_free(t2);
 }
 
 static uint64_t lcg = 0x9E3779B97F4A7C15ull;

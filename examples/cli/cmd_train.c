@@ -16,7 +16,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: smdiff train --tokens FILE.i32 --out MODEL.gguf\n"
-            "                    (--init MODEL.gguf | --arch dream|llada --vocab N --embd D --layers N\n"
+            "                    (--init MODEL.gguf | --arch dream|llada|mdlm --vocab N --embd D --layers N\n"
             "                     --heads H [--kv-heads K] --ff F --mask-id ID [--eos-id ID] [--tokenizer GGUF])\n"
             "                    [options]\n"
             "usage: smdiff train --corpus PATH [--corpus PATH ...] --tokens FILE.i32 ... (as above)\n"
@@ -32,7 +32,7 @@ static void usage(FILE *f) {
             "  --corpus PATH      text to tokenize into --tokens (repeatable, at most 64)\n"
             "  --out FILE         the model to write\n"
             "  --init FILE        start from this model (continued pretraining, fine-tuning)\n"
-            "  --arch NAME        or a new model: dream or llada, with the shape below\n"
+            "  --arch NAME        or a new model: dream, llada or mdlm (MDLM's DiT), with the shape below\n"
             "  --vocab N          vocabulary rows\n"
             "  --embd D           width\n"
             "  --layers N         layers\n"

@@ -730,7 +730,8 @@ SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *trainer,
 
 /* Initialise the model from a dream/llada/mdlm GGUF file (continued pretraining
  * or fine-tuning; any weight type is converted to F32), or from scratch
- * with the shape of the SMDIFF_TRAIN_N_* options (arch "dream" or "llada";
+ * with the shape of the SMDIFF_TRAIN_N_* options (arch "dream", "llada" or
+ * "mdlm", whose conditioning width is MDLM's 128;
  * weights ~ N(0, 0.02^2)). The file's tokenizer metadata is copied into
  * saved models. SMDIFF_E_STATE if already initialised, SMDIFF_E_IO /
  * SMDIFF_E_FORMAT for a bad file, SMDIFF_E_INVAL for an unknown

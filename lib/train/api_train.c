@@ -243,12 +243,22 @@ SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *tr, const char *arch)
         hp.arch = SD_ARCH_DREAM;
     else if (!strcmp(arch, "llada"))
         hp.arch = SD_ARCH_LLADA;
+    else if (!strcmp(arch, "mdlm"))
+        hp.arch = SD_ARCH_MDLM;
     else
         return sd_fail(&tr->err, SMDIFF_E_INVAL, "smdiff_trainer_init_new: unknown architecture \"%s\" "
-                       "(dream, llada)", arch);
+                       "(dream, llada, mdlm)", arch);
     int32_t rc = shape_from_options(tr, &hp);
     if (rc) return rc;
     hp.norm_eps = 1e-5f, hp.rope_base = 10000.0f;
+    /* MDLM's DiT: its conditioning width and timestep features (cond_dim 128,
+     * 256 features), no time conditioning; every head its own K/V */
+    if (hp.arch == SD_ARCH_MDLM) {
+        hp.n_cond = 128, hp.n_freq = 256;
+        if (hp.n_head_kv != hp.n_head)
+            return sd_fail(&tr->err, SMDIFF_E_INVAL, "smdiff_trainer_init_new: mdlm has as many kv heads as heads "
+                           "(n_head_kv %d, n_head %d)", hp.n_head_kv, hp.n_head);
+    }
     hp.shift_logits = hp.arch == SD_ARCH_DREAM;
     /* llada files are read with adjacent-pair RoPE: train in that layout */
     hp.rope_permuted = hp.arch == SD_ARCH_LLADA;
