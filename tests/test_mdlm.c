@@ -599,10 +599,9 @@ static void test_softmask_temperature(void **state) {
 /* Training and evaluation on mdlm, end to end through the public API: the
  * ELBO bound (plain and two-pass) is finite; soft-masked training steps on a
  * repeated sequence lower the validation loss; the saved model loads and
- * runs, and an evaluation of the reloaded model equals the trainer's; a
- * time-conditioned model is refused (its conditioning would follow each
- * sequence's noise level). The gradients themselves are checked by finite
- * differences in test_train_grad. */
+ * runs with the trained weights; a time-conditioned model trains and
+ * evaluates too; a new model from scratch. The gradients themselves are
+ * checked by finite differences in test_train_grad. */
 static void test_train_eval(void **state) {
     (void)state;
     smdiff_model *m = load("tiny_mdlm_f32.gguf", 1);
@@ -648,11 +647,25 @@ static void test_train_eval(void **state) {
     smdiff_trainer_free(t);
     smdiff_model_free(m);
 
+    /* time conditioning: each sequence's conditioning follows its t */
     smdiff_trainer *t2;
     assert_int_equal(smdiff_trainer_create(&t2), 0);
-    assert_int_equal(smdiff_trainer_init_from_file(t2, DATA "tiny_mdlm_tc_f32.gguf"), SMDIFF_E_UNSUPPORTED);
-    assert_non_null(strstr(smdiff_last_error(), "time conditioning"));
+    assert_int_equal(smdiff_trainer_set_int(t2, SMDIFF_TRAIN_BATCH, 2), 0);
+    assert_int_equal(smdiff_trainer_set_int(t2, SMDIFF_TRAIN_SEQ_LEN, S), 0);
+    assert_int_equal(smdiff_trainer_set_int(t2, SMDIFF_TRAIN_THREADS, 1), 0);
+    assert_int_equal(smdiff_trainer_set_double(t2, SMDIFF_TRAIN_LR, 3e-3), 0);
+    if (smdiff_trainer_init_from_file(t2, DATA "tiny_mdlm_tc_f32.gguf")) fail_msg("%s", smdiff_trainer_last_error(t2));
+    assert_int_equal(smdiff_trainer_set_data(t2, data, 64 * S, data, 8 * S), 0);
+    assert_int_equal(smdiff_trainer_eval(t2, 4, &before), 0);
+    for (int k = 0; k < 30; k++) assert_int_equal(smdiff_trainer_step(t2, &loss), 0);
+    assert_int_equal(smdiff_trainer_eval(t2, 4, &after), 0);
+    printf("tiny time-conditioned mdlm training: validation loss %.4f -> %.4f\n", before, after);
+    assert_true(after < before);
     smdiff_trainer_free(t2);
+    smdiff_model *mt = load("tiny_mdlm_tc_f32.gguf", 1);
+    if (smdiff_eval_elbo(mt, win, W, 0, S, 2, 5, 1, 1, &again, NULL)) fail_msg("%s", smdiff_last_error());
+    assert_true(isfinite(again));
+    smdiff_model_free(mt);
 
     /* from scratch: MDLM's conditioning width, a few steps, a loadable file */
     assert_int_equal(smdiff_trainer_create(&t2), 0);

@@ -736,8 +736,9 @@ static double model_J(void *vctx) {
     return loss;
 }
 
-/* mdlm (MDLM's DiT at sigma = 0), in double from its definition
- * (docs/MODELS.md): c = silu(fc2 silu(fc1 [1..1, 0..0] + b1) + b2); per block
+/* mdlm (MDLM's DiT), in double from its definition (docs/MODELS.md):
+ * c = silu(fc2 silu(fc1 [cos(sigma f), sin(sigma f)] + b1) + b2), sigma 0 or,
+ * with time conditioning, -log(1 - (1 - 1e-3) t_b) per sequence; per block
  * x += ga * Wo attn(rope(Wq h), rope(Wk h), Wv h), h = LN(x) w (1 + ca) + sa;
  * x += gf * (Wd gelu(Wu h + bu) + bd), h = LN(x) w (1 + cf) + sf; head with
  * adaLN, bias, mask logit - 1e6. */
@@ -756,18 +757,31 @@ static double model_J_dit(model_ctx *c, double *x) {
     const sd_hparams *hp = &c->m->hp;
     const sd_tbatch *b = c->b;
     int64_t B = b->B, L = b->L, N = B * L, d = hp->n_embd, H = hp->n_head, hd = d / H, F = hp->n_ff;
-    int64_t V = hp->n_vocab, C = hp->n_cond, nT = hp->n_freq;
-    double *tf = calloc(nT, 8), *h1 = calloc(C, 8), *cv = calloc(C, 8), *md = calloc(6 * d, 8);
+    int64_t V = hp->n_vocab, C = hp->n_cond, nT = hp->n_freq, nm = hp->n_layer * 6 * d + 2 * d;
+    double *tf = calloc(nT, 8), *h1 = calloc(C, 8), *cv = calloc(C, 8), *md = calloc(B * nm, 8);
     double *ln = calloc(N * d, 8), *q = calloc(N * d, 8), *k = calloc(N * d, 8), *v = calloc(N * d, 8);
     double *ay = calloc(N * d, 8), *t = calloc(N * d, 8), *u = calloc(N * F, 8), *lg = calloc(V, 8);
-    for (int64_t i = 0; i < nT / 2; i++) tf[i] = 1.0;
-    dref_linear(h1, tf, T(c, "time_embd.fc1.weight", 0), T(c, "time_embd.fc1.bias", 0), 1, nT, C);
-    for (int64_t i = 0; i < C; i++) h1[i] = h1[i] / (1 + exp(-h1[i]));
-    dref_linear(cv, h1, T(c, "time_embd.fc2.weight", 0), T(c, "time_embd.fc2.bias", 0), 1, C, C);
-    for (int64_t i = 0; i < C; i++) cv[i] = cv[i] / (1 + exp(-cv[i]));
+    for (int64_t s = 0; s < B; s++) { /* each sequence's adaLN outputs, md[s * nm ...] */
+        double sigma = hp->time_cond ? -log1p(-(1 - 1e-3) * b->t[s]) : 0.0;
+        for (int64_t i = 0; i < nT / 2; i++) {
+            tf[i] = cos(sigma * exp(-log(10000.0) * i / (double)(nT / 2)));
+            tf[nT / 2 + i] = sin(sigma * exp(-log(10000.0) * i / (double)(nT / 2)));
+        }
+        dref_linear(h1, tf, T(c, "time_embd.fc1.weight", 0), T(c, "time_embd.fc1.bias", 0), 1, nT, C);
+        for (int64_t i = 0; i < C; i++) h1[i] = h1[i] / (1 + exp(-h1[i]));
+        dref_linear(cv, h1, T(c, "time_embd.fc2.weight", 0), T(c, "time_embd.fc2.bias", 0), 1, C, C);
+        for (int64_t i = 0; i < C; i++) cv[i] = cv[i] / (1 + exp(-cv[i]));
+        for (int l = 0; l < hp->n_layer; l++)
+            dref_linear(md + s * nm + l * 6 * d, cv, T(c, "blk.%d.adaln.weight", l), T(c, "blk.%d.adaln.bias", l), 1,
+                        C, 6 * d);
+        dref_linear(md + s * nm + hp->n_layer * 6 * d, cv, T(c, "output_adaln.weight", 0),
+                    T(c, "output_adaln.bias", 0), 1, C, 2 * d);
+    }
+#define M(n, l, j) (md + ((n) / L) * nm + (l) * 6 * d + (j) * d) /* row n's chunk */
     for (int l = 0; l < hp->n_layer; l++) {
-        dref_linear(md, cv, T(c, "blk.%d.adaln.weight", l), T(c, "blk.%d.adaln.bias", l), 1, C, 6 * d);
-        dref_lnmod(ln, x, T(c, "blk.%d.attn_norm.weight", l), md, md + d, N, d);
+        for (int64_t s = 0; s < B; s++)
+            dref_lnmod(ln + s * L * d, x + s * L * d, T(c, "blk.%d.attn_norm.weight", l), M(s * L, l, 0),
+                       M(s * L, l, 1), L, d);
         dref_linear(q, ln, T(c, "blk.%d.attn_q.weight", l), NULL, N, d, d);
         dref_linear(k, ln, T(c, "blk.%d.attn_k.weight", l), NULL, N, d, d);
         dref_linear(v, ln, T(c, "blk.%d.attn_v.weight", l), NULL, N, d, d);
@@ -775,16 +789,20 @@ static double model_J_dit(model_ctx *c, double *x) {
         dref_rope(k, B, L, H, hd, hp->rope_base, SD_ROPE_NEOX);
         dref_attention(ay, q, k, v, B, L, H, H, hd, b->causal);
         dref_linear(t, ay, T(c, "blk.%d.attn_output.weight", l), NULL, N, d, d);
-        for (int64_t i = 0; i < N * d; i++) x[i] += md[2 * d + i % d] * t[i];
-        dref_lnmod(ln, x, T(c, "blk.%d.ffn_norm.weight", l), md + 3 * d, md + 4 * d, N, d);
+        for (int64_t i = 0; i < N * d; i++) x[i] += M(i / d, l, 2)[i % d] * t[i];
+        for (int64_t s = 0; s < B; s++)
+            dref_lnmod(ln + s * L * d, x + s * L * d, T(c, "blk.%d.ffn_norm.weight", l), M(s * L, l, 3),
+                       M(s * L, l, 4), L, d);
         dref_linear(u, ln, T(c, "blk.%d.ffn_up.weight", l), T(c, "blk.%d.ffn_up.bias", l), N, d, F);
         for (int64_t i = 0; i < N * F; i++)
             u[i] = 0.5 * u[i] * (1 + tanh(sqrt(2 / M_PI) * (u[i] + 0.044715 * u[i] * u[i] * u[i])));
         dref_linear(t, u, T(c, "blk.%d.ffn_down.weight", l), T(c, "blk.%d.ffn_down.bias", l), N, F, d);
-        for (int64_t i = 0; i < N * d; i++) x[i] += md[5 * d + i % d] * t[i];
+        for (int64_t i = 0; i < N * d; i++) x[i] += M(i / d, l, 5)[i % d] * t[i];
     }
-    dref_linear(md, cv, T(c, "output_adaln.weight", 0), T(c, "output_adaln.bias", 0), 1, C, 2 * d);
-    dref_lnmod(ln, x, T(c, "output_norm.weight", 0), md, md + d, N, d);
+    for (int64_t s = 0; s < B; s++)
+        dref_lnmod(ln + s * L * d, x + s * L * d, T(c, "output_norm.weight", 0), M(s * L, hp->n_layer, 0),
+                   M(s * L, hp->n_layer, 1), L, d);
+#undef M
     double loss = 0;
     for (int64_t r = 0; r < b->n_loss; r++) {
         dref_linear(lg, ln + b->loss_rows[r] * d, T(c, "output.weight", 0), T(c, "output.bias", 0), 1, d, V);
@@ -810,6 +828,7 @@ static void run_model(sd_arch arch, int permuted, int causal, int with_soft) {
     hp.rope_permuted = permuted;
     hp.mask_id = 49;
     if (arch == SD_ARCH_MDLM) hp.n_head_kv = 4, hp.n_ff = 64, hp.n_cond = 6, hp.n_freq = 8;
+    hp.time_cond = arch == SD_ARCH_MDLM && permuted; /* mdlm: "permuted" asks for time conditioning */
     enum { B = 2, L = 8, N = B * L, K = 3 };
     sd_tmodel *m = NULL;
     sd_error err = {0};
@@ -847,7 +866,8 @@ static void run_model(sd_arch arch, int permuted, int causal, int with_soft) {
         }
     }
     if (arch == SD_ARCH_DREAM) rows[0] = 0, rows[1] = 0; /* a repeated row, as dream's shift makes */
-    sd_tbatch b = {B, L, ids, causal, ns, K, srows, sids, spi, sH, nl, rows, tg, w};
+    const float tb[B] = {0.3f, 0.85f};
+    sd_tbatch b = {B, L, ids, causal, ns, K, srows, sids, spi, sH, nl, rows, tg, w, tb};
     double loss;
     sd_tmodel_zero_grad(m);
     assert_int_equal(sd_tmodel_forward(m, &b, &loss), 0);
@@ -855,7 +875,8 @@ static void run_model(sd_arch arch, int permuted, int causal, int with_soft) {
     model_ctx c = {m, &b, to_double(m->params, (int64_t)m->n_params)};
     double ref = model_J(&c);
     printf("  %s%s%s: loss %.7f (double reference %.7f), %zu params, %lld soft rows\n",
-           arch == SD_ARCH_DREAM ? "dream" : arch == SD_ARCH_LLADA ? "llada" : "mdlm", permuted ? " permuted" : "",
+           arch == SD_ARCH_DREAM ? "dream" : arch == SD_ARCH_LLADA ? "llada" : "mdlm",
+           permuted ? (arch == SD_ARCH_MDLM ? " time-conditioned" : " permuted") : "",
            causal ? " causal" : "", loss, ref, m->n_params, (long long)ns);
     assert_true(fabs(loss - ref) < 1e-5 * fmax(1, fabs(ref)));
     int bad = 0;
@@ -889,6 +910,7 @@ static void test_model_llada_causal(void **state) {
 static void test_model_mdlm_soft(void **state) {
     (void)state;
     run_model(SD_ARCH_MDLM, 0, 0, 1);
+    run_model(SD_ARCH_MDLM, 1, 0, 1); /* time conditioning: each sequence its own t */
 }
 
 static void test_bad_input(void **state) {
@@ -905,7 +927,7 @@ static void test_bad_input(void **state) {
     hp.n_head_kv = 2;
     assert_int_equal(sd_tmodel_create(&hp, 1, 4, 0, &m, &err), 0);
     int32_t ids[4] = {1, 2, 3, 10};
-    sd_tbatch b = {1, 4, ids, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL};
+    sd_tbatch b = {1, 4, ids, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL};
     assert_int_equal(sd_tmodel_forward(m, &b, NULL), SMDIFF_E_INVAL);
     assert_int_equal(sd_tmodel_backward(m, &b), SMDIFF_E_STATE);
     b.L = 5;
@@ -916,7 +938,7 @@ static void test_bad_input(void **state) {
     /* a soft row given twice is refused */
     int32_t srows[2] = {1, 1}, sids[2] = {2, 3};
     float spi[2] = {1, 1}, sH[2] = {1, 1};
-    sd_tbatch bs = {1, 4, ids, 0, 2, 1, srows, sids, spi, sH, 0, NULL, NULL, NULL};
+    sd_tbatch bs = {1, 4, ids, 0, 2, 1, srows, sids, spi, sH, 0, NULL, NULL, NULL, NULL};
     assert_int_equal(sd_tmodel_forward(m, &bs, NULL), SMDIFF_E_INVAL);
     assert_non_null(strstr(m->err.msg, "repeated"));
     srows[1] = 2;

@@ -31,6 +31,7 @@ static void run(sd_arch arch, int permuted, int causal, int soft) {
     if (arch == SD_ARCH_MDLM) {
         hp.n_head_kv = hp.n_head, hp.n_ff = 4 * hp.n_embd, hp.n_cond = 8, hp.n_freq = 256;
         hp.norm_eps = 1e-5f, hp.rope_base = 10000.0f;
+        hp.time_cond = permuted; /* mdlm: "permuted" asks for time conditioning */
     }
     sd_tmodel *m = NULL;
     assert_int_equal(sd_tmodel_create(&hp, 1, L, 0, &m, NULL), 0);
@@ -57,7 +58,8 @@ static void run(sd_arch arch, int permuted, int causal, int soft) {
             sH[ns++] = (float)(sd_rng_uniform(&r) * 3);
         }
     }
-    sd_tbatch b = {1, L, ids, causal, ns, K, srows, sids, spi, sH, L, rows, NULL, NULL};
+    const float t_seq[1] = {0.6f};
+    sd_tbatch b = {1, L, ids, causal, ns, K, srows, sids, spi, sH, L, rows, NULL, NULL, t_seq};
     assert_int_equal(sd_tmodel_forward(m, &b, NULL), 0);
 
     sd_layer_weights layers[2];
@@ -71,7 +73,9 @@ static void run(sd_arch arch, int permuted, int causal, int soft) {
     sd_forward_opts fo = {0};
     fo.causal = causal;
     /* the input embeddings the training forward built (soft rows mixed) */
-    assert_int_equal(sd_forward(&w, m->a.layers[0].x, L, rows, L, logits, NULL, &fo, &arena, &err), 0);
+    /* the noise level MDLM's log-linear schedule gives t (ignored without time conditioning) */
+    float sigma = (float)-log1p(-(1.0 - 1e-3) * t_seq[0]);
+    assert_int_equal(sd_forward_sigma(&w, sigma, m->a.layers[0].x, L, rows, L, logits, NULL, &fo, &arena, &err), 0);
     double worst = 0, scale = 0;
     for (int i = 0; i < L * V; i++) {
         if (arch == SD_ARCH_MDLM && i % V == hp.mask_id) { /* -1e6 in both: spacing 0.0625 there */
@@ -82,7 +86,8 @@ static void run(sd_arch arch, int permuted, int causal, int soft) {
         scale = fmax(scale, fabs(m->a.logits[i]));
     }
     printf("  %s%s%s%s: max |logit difference| %.3g (logits up to %.3g)\n",
-           arch == SD_ARCH_DREAM ? "dream" : arch == SD_ARCH_LLADA ? "llada" : "mdlm", permuted ? " permuted" : "",
+           arch == SD_ARCH_DREAM ? "dream" : arch == SD_ARCH_LLADA ? "llada" : "mdlm",
+           permuted ? (arch == SD_ARCH_MDLM ? " time-conditioned" : " permuted") : "",
            causal ? " causal" : "", soft ? " soft rows" : "", worst, scale);
     assert_true(worst <= 1e-4 * fmax(1.0, scale));
     free(logits);
@@ -109,6 +114,7 @@ static void test_mdlm(void **state) {
     run(SD_ARCH_MDLM, 0, 0, 0);
     run(SD_ARCH_MDLM, 0, 0, 1);
     run(SD_ARCH_MDLM, 0, 1, 0);
+    run(SD_ARCH_MDLM, 1, 0, 1);
 }
 
 int main(void) {

@@ -736,7 +736,6 @@ SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *trainer,
  * saved models. SMDIFF_E_STATE if already initialised, SMDIFF_E_IO /
  * SMDIFF_E_FORMAT for a bad file, SMDIFF_E_INVAL for an unknown
  * architecture or an inconsistent shape (the message names the option),
- * SMDIFF_E_UNSUPPORTED for an mdlm file with time conditioning,
  * SMDIFF_E_NOMEM. */
 SMDIFF_API int32_t smdiff_trainer_init_from_file(smdiff_trainer *trainer, const char *path);
 SMDIFF_API int32_t smdiff_trainer_init_new(smdiff_trainer *trainer, const char *arch);
@@ -866,8 +865,7 @@ SMDIFF_API int32_t smdiff_convert_hf(const char *hf_dir, const char *out_path, c
  * 0 the plain one. threads 0 = all. *n_masked (may be NULL) receives the
  * number of masked positions scored. SMDIFF_E_INVAL for bad arguments,
  * SMDIFF_E_STATE for a model that is not loaded, SMDIFF_E_RANGE for ids
- * outside the vocabulary, SMDIFF_E_UNSUPPORTED for an mdlm model with time
- * conditioning, SMDIFF_E_NOMEM. */
+ * outside the vocabulary, SMDIFF_E_NOMEM. */
 SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *windows,
                                     size_t n_windows, size_t first_window, size_t seq_len,
                                     size_t draws, uint64_t seed, int32_t two_pass, int32_t threads,
@@ -949,8 +947,7 @@ typedef struct smdiff_gate_stats {
  * masked when its draw's top 53 bits, as a fraction, are below t.
  * SMDIFF_E_INVAL for bad arguments (seq_len beyond the context included),
  * SMDIFF_E_STATE for a model that is not loaded, SMDIFF_E_RANGE for ids
- * outside the vocabulary, SMDIFF_E_UNSUPPORTED for an mdlm model with time
- * conditioning, SMDIFF_E_NOMEM. */
+ * outside the vocabulary, SMDIFF_E_NOMEM. */
 SMDIFF_API int32_t smdiff_eval_gate(const smdiff_model *model, const smdiff_softmask *sm,
                                     const int32_t *windows, size_t n_windows, size_t seq_len,
                                     const double *rates, size_t n_rates, uint64_t seed,

@@ -214,15 +214,17 @@ static size_t act_layout(sd_tmodel *m, float *base) {
     TAKE(a->dlam, N);
     TAKE(a->rope_cos, L * (hd / 2));
     TAKE(a->rope_sin, L * (hd / 2));
-    const int64_t C = dit * hp->n_cond, nmod = dit * (hp->n_layer * 6 * d + 2 * d);
+    const int64_t Bc = hp->time_cond ? B : 1;
+    const int64_t C = dit * Bc * hp->n_cond, nmod = dit * Bc * (hp->n_layer * 6 * d + 2 * d);
     TAKE(a->meanf, dit * N);
-    TAKE(a->t_feat, dit * hp->n_freq);
+    TAKE(a->t_feat, dit * Bc * hp->n_freq);
     TAKE(a->t_h1, C);
     TAKE(a->t_a1, C);
     TAKE(a->t_h2, C);
     TAKE(a->t_c, C);
     TAKE(a->mod, nmod);
     TAKE(a->dmod, nmod);
+    TAKE(a->mod_rows, dit * Bc * 6 * d);
     TAKE(a->t_dc, C);
     TAKE(a->t_da, C);
 #undef TAKE
@@ -236,9 +238,6 @@ int32_t sd_tmodel_create(const sd_hparams *hp, int64_t B_max, int64_t L_max, int
     if (!out) return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: out is NULL");
     *out = NULL;
     if (!hp) return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: hparams is NULL");
-    if (hp->arch == SD_ARCH_MDLM && hp->time_cond)
-        return sd_fail(err, SMDIFF_E_UNSUPPORTED, "training an mdlm model with time conditioning is not "
-                       "implemented (its conditioning would follow each sequence's noise level; docs/MODELS.md)");
     if (hp->arch == SD_ARCH_MDLM && (hp->n_cond < 1 || hp->n_freq < 2 || hp->n_freq % 2 || hp->n_head_kv != hp->n_head))
         return sd_fail(err, SMDIFF_E_INVAL, "sd_tmodel_create: mdlm needs a conditioning width, an even "
                        "number of timestep features and as many kv heads as heads");
@@ -432,6 +431,10 @@ static int32_t check_batch(sd_tmodel *m, const sd_tbatch *b) {
         if (b->ids[n] < 0 || b->ids[n] >= hp->n_vocab)
             return sd_fail(&m->err, SMDIFF_E_INVAL, "train batch: token id %d at %lld outside vocabulary %d",
                            b->ids[n], (long long)n, hp->n_vocab);
+    for (int64_t s = 0; hp->arch == SD_ARCH_MDLM && hp->time_cond && b->t && s < b->B; s++)
+        if (!(b->t[s] >= 0.0f && b->t[s] <= 1.0f))
+            return sd_fail(&m->err, SMDIFF_E_INVAL, "train batch: t[%lld] = %g outside [0, 1]", (long long)s,
+                           (double)b->t[s]);
     for (int64_t r = 0; r < b->n_loss; r++) {
         if (b->loss_rows[r] < 0 || b->loss_rows[r] >= N)
             return sd_fail(&m->err, SMDIFF_E_INVAL, "train batch: loss row %d outside [0,%lld)",
@@ -494,35 +497,67 @@ static void forward_blocks_llama(sd_tmodel *m, const sd_tbatch *b) {
     }
 }
 
-/* mdlm (MDLM's DiT, nn/dit.c, conditioning at sigma = 0): the timestep
- * MLP and every adaLN output once, then the blocks, the modulated final
- * norm and the loss rows' logits with the mask logit pushed down ("subs").
- * The adaLN outputs are shared by all rows (B = 1 for the per-sequence
- * ops). */
-static void forward_blocks_dit(sd_tmodel *m, const sd_tbatch *b) {
+/* mdlm (MDLM's DiT, nn/dit.c): the conditioning of each sequence that has
+ * its own (Bc = B with time conditioning, at MDLM's log-linear sigma of the
+ * batch's t; else Bc = 1 at sigma 0, shared by all rows), every adaLN
+ * output once, then the blocks, the modulated final norm and the loss
+ * rows' logits with the mask logit pushed down ("subs"). */
+static int64_t cond_seqs(const sd_tmodel *m, const sd_tbatch *b) { return m->hp.time_cond ? b->B : 1; }
+
+/* Chunk j of layer l's adaLN outputs (l = n_layer: the head's) in base. */
+static float *mod_chunk(const sd_tmodel *m, float *base, int64_t Bc, int32_t l, int j) {
+    return base + ((int64_t)l * 6 + j) * Bc * m->hp.n_embd;
+}
+
+/* a->mod_rows [Bc, nch*d] -> the chunk-major layout (back = 0), or back. */
+static void mod_arrange(const sd_tmodel *m, float *base, int64_t Bc, int32_t l, int nch, int back) {
+    const int64_t d = m->hp.n_embd;
+    for (int64_t b = 0; b < Bc; b++)
+        for (int j = 0; j < nch; j++) {
+            float *row = m->a.mod_rows + (b * nch + j) * d, *c = mod_chunk(m, base, Bc, l, j) + b * d;
+            memcpy(back ? row : c, back ? c : row, (size_t)d * sizeof(float));
+        }
+}
+
+static void forward_conditioning(sd_tmodel *m, const sd_tbatch *b) {
     const sd_hparams *hp = &m->hp;
-    int64_t B = b->B, L = b->L, N = B * L, R = b->n_loss;
-    int64_t d = hp->n_embd, H = hp->n_head, hd = d / H, F = hp->n_ff, V = hp->n_vocab;
-    int64_t C = hp->n_cond, T = hp->n_freq;
+    const int64_t d = hp->n_embd, C = hp->n_cond, T = hp->n_freq, Bc = cond_seqs(m, b);
     sd_tacts *a = &m->a;
     const sd_tparams *p = &m->p;
-    /* c = silu(fc2 silu(fc1 [cos 0, sin 0] + b1) + b2) */
-    for (int64_t i = 0; i < T; i++) a->t_feat[i] = i < T / 2 ? 1.0f : 0.0f;
-    sd_tr_matmul_fwd(a->t_h1, a->t_feat, p->time_fc1, p->time_fc1_b, 1, T, C);
-    sd_tr_silu_fwd(a->t_a1, a->t_h1, C);
-    sd_tr_matmul_fwd(a->t_h2, a->t_a1, p->time_fc2, p->time_fc2_b, 1, C, C);
-    sd_tr_silu_fwd(a->t_c, a->t_h2, C);
-    for (int32_t l = 0; l < hp->n_layer; l++)
-        sd_tr_matmul_fwd(a->mod + (int64_t)l * 6 * d, a->t_c, p->layers[l].adaln, p->layers[l].adaln_b, 1, C, 6 * d);
-    float *mf = a->mod + (int64_t)hp->n_layer * 6 * d;
-    sd_tr_matmul_fwd(mf, a->t_c, p->output_adaln, p->output_adaln_b, 1, C, 2 * d);
+    /* c = silu(fc2 silu(fc1 [cos(sigma f), sin(sigma f)] + b1) + b2), f_i = 1e4^(-i/(T/2)) */
+    for (int64_t s = 0; s < Bc; s++) {
+        double sigma = hp->time_cond && b->t ? -log1p(-(1.0 - 1e-3) * (double)b->t[s]) : 0.0;
+        for (int64_t i = 0; i < T / 2; i++) {
+            double arg = sigma * exp(-log(10000.0) * (double)i / (double)(T / 2));
+            a->t_feat[s * T + i] = (float)cos(arg);
+            a->t_feat[s * T + T / 2 + i] = (float)sin(arg);
+        }
+    }
+    sd_tr_matmul_fwd(a->t_h1, a->t_feat, p->time_fc1, p->time_fc1_b, Bc, T, C);
+    sd_tr_silu_fwd(a->t_a1, a->t_h1, Bc * C);
+    sd_tr_matmul_fwd(a->t_h2, a->t_a1, p->time_fc2, p->time_fc2_b, Bc, C, C);
+    sd_tr_silu_fwd(a->t_c, a->t_h2, Bc * C);
+    for (int32_t l = 0; l <= hp->n_layer; l++) {
+        const int last = l == hp->n_layer, nch = last ? 2 : 6;
+        sd_tr_matmul_fwd(a->mod_rows, a->t_c, last ? p->output_adaln : p->layers[l].adaln,
+                         last ? p->output_adaln_b : p->layers[l].adaln_b, Bc, C, nch * d);
+        mod_arrange(m, a->mod, Bc, l, nch, 0);
+    }
+}
 
+static void forward_blocks_dit(sd_tmodel *m, const sd_tbatch *b) {
+    const sd_hparams *hp = &m->hp;
+    int64_t B = b->B, L = b->L, N = B * L, R = b->n_loss, Bc = cond_seqs(m, b), Lc = N / Bc;
+    int64_t d = hp->n_embd, H = hp->n_head, hd = d / H, F = hp->n_ff, V = hp->n_vocab;
+    sd_tacts *a = &m->a;
+    const sd_tparams *p = &m->p;
+    forward_conditioning(m, b);
+#define MOD(l, j) mod_chunk(m, a->mod, Bc, l, j)
     for (int32_t l = 0; l < hp->n_layer; l++) {
         sd_tlayer_acts *la = &a->layers[l];
         const sd_tlayer *w = &p->layers[l];
-        const float *md = a->mod + (int64_t)l * 6 * d; /* shift, scale, gate; then for the MLP */
         float *x_next = l + 1 < hp->n_layer ? a->layers[l + 1].x : a->x_out;
-        sd_tr_layernorm_mod_fwd(la->ln1, la->mean1, la->rstd1, la->x, w->attn_norm, md, md + d, 1, N, d,
+        sd_tr_layernorm_mod_fwd(la->ln1, la->mean1, la->rstd1, la->x, w->attn_norm, MOD(l, 0), MOD(l, 1), Bc, Lc, d,
                                 hp->norm_eps);
         sd_tr_matmul_fwd(la->q, la->ln1, w->wq, NULL, N, d, d);
         sd_tr_matmul_fwd(la->k, la->ln1, w->wk, NULL, N, d, d);
@@ -531,16 +566,17 @@ static void forward_blocks_dit(sd_tmodel *m, const sd_tbatch *b) {
         sd_tr_rope_fwd(la->k, a->rope_cos, a->rope_sin, B, L, H, hd, SD_ROPE_NEOX);
         sd_tr_attention_fwd(la->atty, la->att, la->q, la->k, la->v, B, L, H, H, hd, b->causal);
         sd_tr_matmul_fwd(la->ao, la->atty, w->wo, NULL, N, d, d);
-        sd_tr_gated_add_fwd(la->x2, la->x, md + 2 * d, la->ao, 1, N, d);
-        sd_tr_layernorm_mod_fwd(la->ln2, la->mean2, la->rstd2, la->x2, w->ffn_norm, md + 3 * d, md + 4 * d, 1, N,
+        sd_tr_gated_add_fwd(la->x2, la->x, MOD(l, 2), la->ao, Bc, Lc, d);
+        sd_tr_layernorm_mod_fwd(la->ln2, la->mean2, la->rstd2, la->x2, w->ffn_norm, MOD(l, 3), MOD(l, 4), Bc, Lc,
                                 d, hp->norm_eps);
         sd_tr_matmul_fwd(la->u, la->ln2, w->w_up, w->b_up, N, d, F);
         sd_tr_gelu_fwd(la->hs, la->u, N * F);
         sd_tr_matmul_fwd(la->mo, la->hs, w->w_down, w->b_down, N, F, d);
-        sd_tr_gated_add_fwd(x_next, la->x2, md + 5 * d, la->mo, 1, N, d);
+        sd_tr_gated_add_fwd(x_next, la->x2, MOD(l, 5), la->mo, Bc, Lc, d);
     }
-    sd_tr_layernorm_mod_fwd(a->lnf, a->meanf, a->rstdf, a->x_out, p->output_norm, mf, mf + d, 1, N, d,
-                            hp->norm_eps);
+    sd_tr_layernorm_mod_fwd(a->lnf, a->meanf, a->rstdf, a->x_out, p->output_norm, MOD(hp->n_layer, 0),
+                            MOD(hp->n_layer, 1), Bc, Lc, d, hp->norm_eps);
+#undef MOD
     if (R) {
         sd_tr_gather_rows(a->hrows, a->lnf, b->loss_rows, R, d);
         sd_tr_matmul_fwd(a->logits, a->hrows, p->output, p->output_b, R, d, V);
@@ -644,17 +680,42 @@ static void backward_blocks_llama(sd_tmodel *m, const sd_tbatch *b) {
 
 /* mdlm: the backward of forward_blocks_dit, down to a->dx (the input
  * embeddings' gradient), through the adaLN outputs into the timestep MLP. */
+static void backward_conditioning(sd_tmodel *m, const sd_tbatch *b) {
+    const sd_hparams *hp = &m->hp;
+    const int64_t d = hp->n_embd, C = hp->n_cond, T = hp->n_freq, Bc = cond_seqs(m, b);
+    sd_tacts *a = &m->a;
+    const sd_tparams *p = &m->p, *g = &m->g;
+    const size_t fs = sizeof(float);
+    /* the adaLN outputs -> c -> the timestep MLP (its input has no gradient) */
+    memset(a->t_dc, 0, (size_t)(Bc * C) * fs);
+    for (int32_t l = 0; l <= hp->n_layer; l++) {
+        const int last = l == hp->n_layer, nch = last ? 2 : 6;
+        mod_arrange(m, a->dmod, Bc, l, nch, 1);
+        sd_tr_matmul_bwd(a->t_dc, last ? g->output_adaln : g->layers[l].adaln,
+                         last ? g->output_adaln_b : g->layers[l].adaln_b, a->mod_rows, a->t_c,
+                         last ? p->output_adaln : p->layers[l].adaln, Bc, C, nch * d);
+    }
+    memset(a->t_da, 0, (size_t)(Bc * C) * fs);
+    sd_tr_silu_bwd(a->t_da, a->t_dc, a->t_h2, Bc * C); /* dL/d(fc2 out) */
+    memset(a->t_dc, 0, (size_t)(Bc * C) * fs);
+    sd_tr_matmul_bwd(a->t_dc, g->time_fc2, g->time_fc2_b, a->t_da, a->t_a1, p->time_fc2, Bc, C, C);
+    memset(a->t_da, 0, (size_t)(Bc * C) * fs);
+    sd_tr_silu_bwd(a->t_da, a->t_dc, a->t_h1, Bc * C); /* dL/d(fc1 out) */
+    sd_tr_matmul_bwd(NULL, g->time_fc1, g->time_fc1_b, a->t_da, a->t_feat, p->time_fc1, Bc, T, C);
+}
+
 static void backward_blocks_dit(sd_tmodel *m, const sd_tbatch *b) {
     const sd_hparams *hp = &m->hp;
-    int64_t B = b->B, L = b->L, N = B * L, R = b->n_loss;
+    int64_t B = b->B, L = b->L, N = B * L, R = b->n_loss, Bc = cond_seqs(m, b), Lc = N / Bc;
     int64_t d = hp->n_embd, H = hp->n_head, hd = d / H, F = hp->n_ff, V = hp->n_vocab;
-    int64_t C = hp->n_cond, T = hp->n_freq, nmod = (int64_t)hp->n_layer * 6 * d + 2 * d;
+    int64_t nmod = Bc * ((int64_t)hp->n_layer * 6 * d + 2 * d);
     sd_tacts *a = &m->a;
     const sd_tparams *p = &m->p;
     const sd_tparams *g = &m->g;
     size_t fs = sizeof(float);
-    float *mf = a->mod + (int64_t)hp->n_layer * 6 * d, *dmf = a->dmod + (int64_t)hp->n_layer * 6 * d;
     memset(a->dmod, 0, (size_t)nmod * fs);
+#define MOD(l, j) mod_chunk(m, a->mod, Bc, l, j)
+#define DMOD(l, j) mod_chunk(m, a->dmod, Bc, l, j)
 
     /* head: the mask logit's shift is a constant, its gradient passes through */
     memset(a->dln, 0, (size_t)(N * d) * fs);
@@ -664,29 +725,27 @@ static void backward_blocks_dit(sd_tmodel *m, const sd_tbatch *b) {
         sd_tr_scatter_add_rows(a->dln, a->dhrows, b->loss_rows, R, d);
     }
     memset(a->dx, 0, (size_t)(N * d) * fs);
-    sd_tr_layernorm_mod_bwd(a->dx, g->output_norm, dmf, dmf + d, a->dln, a->x_out, p->output_norm, mf + d, a->meanf,
-                            a->rstdf, 1, N, d);
+    sd_tr_layernorm_mod_bwd(a->dx, g->output_norm, DMOD(hp->n_layer, 0), DMOD(hp->n_layer, 1), a->dln, a->x_out,
+                            p->output_norm, MOD(hp->n_layer, 1), a->meanf, a->rstdf, Bc, Lc, d);
 
     for (int32_t l = hp->n_layer - 1; l >= 0; l--) {
         sd_tlayer_acts *la = &a->layers[l];
         const sd_tlayer *w = &p->layers[l];
         const sd_tlayer *gw = &g->layers[l];
-        const float *md = a->mod + (int64_t)l * 6 * d;
-        float *dmd = a->dmod + (int64_t)l * 6 * d;
         /* x_next = x2 + gate_f * mo:  a->dx is also dL/dx2's direct part */
         memset(a->dln, 0, (size_t)(N * d) * fs);
-        sd_tr_gated_add_bwd(NULL, dmd + 5 * d, a->dln, a->dx, md + 5 * d, la->mo, 1, N, d);
+        sd_tr_gated_add_bwd(NULL, DMOD(l, 5), a->dln, a->dx, MOD(l, 5), la->mo, Bc, Lc, d);
         memset(a->dhs, 0, (size_t)(N * F) * fs);
         sd_tr_matmul_bwd(a->dhs, gw->w_down, gw->b_down, a->dln, la->hs, w->w_down, N, F, d);
         memset(a->du, 0, (size_t)(N * F) * fs);
         sd_tr_gelu_bwd(a->du, a->dhs, la->u, N * F);
         memset(a->dln, 0, (size_t)(N * d) * fs);
         sd_tr_matmul_bwd(a->dln, gw->w_up, gw->b_up, a->du, la->ln2, w->w_up, N, d, F);
-        sd_tr_layernorm_mod_bwd(a->dx, gw->ffn_norm, dmd + 3 * d, dmd + 4 * d, a->dln, la->x2, w->ffn_norm,
-                                md + 4 * d, la->mean2, la->rstd2, 1, N, d);
+        sd_tr_layernorm_mod_bwd(a->dx, gw->ffn_norm, DMOD(l, 3), DMOD(l, 4), a->dln, la->x2, w->ffn_norm, MOD(l, 4),
+                                la->mean2, la->rstd2, Bc, Lc, d);
         /* now a->dx = dL/dx2;  x2 = x + gate_a * wo(attention) */
         memset(a->dln, 0, (size_t)(N * d) * fs);
-        sd_tr_gated_add_bwd(NULL, dmd + 2 * d, a->dln, a->dx, md + 2 * d, la->ao, 1, N, d);
+        sd_tr_gated_add_bwd(NULL, DMOD(l, 2), a->dln, a->dx, MOD(l, 2), la->ao, Bc, Lc, d);
         memset(a->datty, 0, (size_t)(N * d) * fs);
         sd_tr_matmul_bwd(a->datty, gw->wo, NULL, a->dln, la->atty, w->wo, N, d, d);
         memset(a->dq, 0, (size_t)(N * d) * fs);
@@ -699,23 +758,12 @@ static void backward_blocks_dit(sd_tmodel *m, const sd_tbatch *b) {
         sd_tr_matmul_bwd(a->dln, gw->wq, NULL, a->dq, la->ln1, w->wq, N, d, d);
         sd_tr_matmul_bwd(a->dln, gw->wk, NULL, a->dk, la->ln1, w->wk, N, d, d);
         sd_tr_matmul_bwd(a->dln, gw->wv, NULL, a->dv, la->ln1, w->wv, N, d, d);
-        sd_tr_layernorm_mod_bwd(a->dx, gw->attn_norm, dmd, dmd + d, a->dln, la->x, w->attn_norm, md + d, la->mean1,
-                                la->rstd1, 1, N, d);
+        sd_tr_layernorm_mod_bwd(a->dx, gw->attn_norm, DMOD(l, 0), DMOD(l, 1), a->dln, la->x, w->attn_norm, MOD(l, 1),
+                                la->mean1, la->rstd1, Bc, Lc, d);
     }
-
-    /* the adaLN outputs -> c -> the timestep MLP (its input has no gradient) */
-    memset(a->t_dc, 0, (size_t)C * fs);
-    for (int32_t l = 0; l < hp->n_layer; l++)
-        sd_tr_matmul_bwd(a->t_dc, g->layers[l].adaln, g->layers[l].adaln_b, a->dmod + (int64_t)l * 6 * d, a->t_c,
-                         p->layers[l].adaln, 1, C, 6 * d);
-    sd_tr_matmul_bwd(a->t_dc, g->output_adaln, g->output_adaln_b, dmf, a->t_c, p->output_adaln, 1, C, 2 * d);
-    memset(a->t_da, 0, (size_t)C * fs);
-    sd_tr_silu_bwd(a->t_da, a->t_dc, a->t_h2, C); /* dL/d(fc2 out) */
-    memset(a->t_dc, 0, (size_t)C * fs);
-    sd_tr_matmul_bwd(a->t_dc, g->time_fc2, g->time_fc2_b, a->t_da, a->t_a1, p->time_fc2, 1, C, C);
-    memset(a->t_da, 0, (size_t)C * fs);
-    sd_tr_silu_bwd(a->t_da, a->t_dc, a->t_h1, C); /* dL/d(fc1 out) */
-    sd_tr_matmul_bwd(NULL, g->time_fc1, g->time_fc1_b, a->t_da, a->t_feat, p->time_fc1, 1, T, C);
+#undef MOD
+#undef DMOD
+    backward_conditioning(m, b);
 }
 
 int32_t sd_tmodel_backward(sd_tmodel *m, const sd_tbatch *b) {

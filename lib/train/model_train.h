@@ -87,13 +87,17 @@ typedef struct sd_tacts {
     float *dhrows;  /* [R,d] */
     float *dlam;    /* [N] */
     float *rope_cos, *rope_sin; /* [L, hd/2] */
-    /* mdlm only: the conditioning (sigma = 0: no time conditioning) */
+    /* mdlm only: the conditioning of Bc sequences (Bc = B with time
+     * conditioning, else 1: sigma = 0 for all) */
     float *meanf;   /* [N] */
-    float *t_feat;  /* [T] timestep features */
-    float *t_h1, *t_a1, *t_h2, *t_c; /* [C] fc1 out, silu, fc2 out, silu = c */
-    float *mod;     /* [n_layer * 6d + 2d] adaLN outputs (nn/transformer.h's order) */
-    float *dmod;    /* [n_layer * 6d + 2d] */
-    float *t_dc, *t_da; /* [C] */
+    float *t_feat;  /* [Bc, T] timestep features */
+    float *t_h1, *t_a1, *t_h2, *t_c; /* [Bc, C] fc1 out, silu, fc2 out, silu = c */
+    float *mod;     /* adaLN outputs, chunk-major: layer l's chunk j (shift, scale,
+                       gate for attention, then for the MLP) at [(6 l + j) Bc d],
+                       [Bc, d]; the head's two after the layers' */
+    float *dmod;    /* the same shape */
+    float *mod_rows;/* [Bc, 6d] one product's rows before the rearrangement */
+    float *t_dc, *t_da; /* [Bc, C] */
 } sd_tacts;
 
 /* A batch for one forward/backward.
@@ -117,6 +121,10 @@ typedef struct sd_tbatch {
     int64_t n_loss;
     const int32_t *loss_rows, *loss_targets;
     const float *loss_weights;
+    /* mdlm with time conditioning: each sequence's t [B], its conditioning
+     * at MDLM's log-linear sigma(t) = -log(1 - (1 - 1e-3) t); NULL: t = 0.
+     * Ignored by the other architectures. */
+    const float *t;
 } sd_tbatch;
 
 typedef struct sd_tmodel {
@@ -146,10 +154,10 @@ typedef struct sd_tmodel {
  * and activations for up to B_max x L_max rows with R_max logit rows
  * (R_max <= 0 means B_max * L_max). hp->arch selects biases (dream) and
  * the RoPE pairing (dream: NEOX; llada: ADJACENT if rope_permuted, else
- * NEOX); mdlm is MDLM's DiT (nn/dit.c) with its conditioning constant
- * (sigma = 0). Returns SMDIFF_OK, SMDIFF_E_INVAL (bad shape: H % Hkv, d % H,
- * odd hd, ...), SMDIFF_E_UNSUPPORTED (mdlm with time conditioning),
- * SMDIFF_E_NOMEM. On failure *out is NULL and err says why. */
+ * NEOX); mdlm is MDLM's DiT (nn/dit.c), its conditioning constant
+ * (sigma = 0) or, with time conditioning, each sequence's (sd_tbatch.t).
+ * Returns SMDIFF_OK, SMDIFF_E_INVAL (bad shape: H % Hkv, d % H,
+ * odd hd, ...), SMDIFF_E_NOMEM. On failure *out is NULL and err says why. */
 int32_t sd_tmodel_create(const sd_hparams *hp, int64_t B_max, int64_t L_max, int64_t R_max,
                          sd_tmodel **out, sd_error *err);
 void sd_tmodel_free(sd_tmodel *m); /* accepts NULL */

@@ -155,7 +155,9 @@ static int32_t mdlm_batch(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, 
         }
     }
     *R_out = R;
-    return loss_batch(m, ws, B, L, R, 0, "masked rows");
+    rc = loss_batch(m, ws, B, L, R, 0, "masked rows");
+    ws->batch.t = t; /* a time-conditioned mdlm model's noise levels */
+    return rc;
 }
 
 /* SM pass 1 on the batch in ws->batch (R > 0 loss rows): forward without
