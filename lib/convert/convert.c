@@ -351,12 +351,13 @@ static int32_t check_inv_freq(const sd_st *st, const plan *p, sd_error *err) {
     const uint64_t hd = (uint64_t)(p->n_embd / p->n_head);
     if (t->n_dims != 1 || t->n_elements != hd / 2 || t->dtype != SD_ST_F32)
         return sd_fail(err, SMDIFF_E_FORMAT, "convert: backbone.rotary_emb.inv_freq is not F32 [%" PRIu64 "]", hd / 2);
-    const float *f = t->data;
     for (uint64_t i = 0; i < hd / 2; i++) {
+        float f; /* the data need not be 4-byte aligned */
+        memcpy(&f, (const uint8_t *)t->data + i * sizeof f, sizeof f);
         double ref = pow(10000.0, -2.0 * (double)i / (double)hd);
-        if (!(fabs(f[i] - ref) <= 1e-6 * ref + 1e-12))
+        if (!(fabs(f - ref) <= 1e-6 * ref + 1e-12))
             return sd_fail(err, SMDIFF_E_FORMAT, "convert: backbone.rotary_emb.inv_freq[%" PRIu64 "] = %g is not "
-                           "base 10000's %g (another rotary base is not supported)", i, (double)f[i], ref);
+                           "base 10000's %g (another rotary base is not supported)", i, (double)f, ref);
     }
     return SMDIFF_OK;
 }
