@@ -252,6 +252,38 @@ static void test_ddpm_cache(void **state) {
     }
 }
 
+/* ReMDM's re-masking strategies run on mdlm too (soft-masked, more steps
+ * than positions): every position ends with a vocabulary token. */
+static void test_remdm(void **state) {
+    (void)state;
+    const char *names[2] = {"remdm_cap", "remdm_loop"};
+    const int32_t prompt[2] = {9, 33};
+    smdiff_model *m = load("tiny_mdlm_f32.gguf", 1);
+    for (int i = 0; i < 2; i++) {
+        smdiff_sampler *s;
+        smdiff_softmask *k;
+        assert_int_equal(smdiff_sampler_create(&s), 0);
+        assert_int_equal(smdiff_softmask_create(&k), 0);
+        assert_int_equal(smdiff_softmask_set_double(k, SMDIFF_SM_SCALE, 0.9), 0);
+        assert_int_equal(smdiff_sampler_set_softmask(s, k), 0);
+        assert_int_equal(smdiff_sampler_set_strategy(s, names[i]), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 10), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 24), 0);
+        assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 1.0), 0);
+        assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_REMDM_ETA, 0.3), 0);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+        int32_t out[10];
+        size_t n = 0;
+        if (smdiff_generate_tokens(s, m, prompt, 2, out, 10, &n)) fail_msg("%s: %s", names[i], smdiff_last_error());
+        assert_int_equal(n, 10);
+        for (int j = 0; j < 10; j++) assert_true(out[j] >= 0 && out[j] < V && out[j] != MASK);
+        assert_int_equal(s->steps_run, 24);
+        smdiff_softmask_free(k);
+        smdiff_sampler_free(s);
+    }
+    smdiff_model_free(m);
+}
+
 /* ----------------------------------------------------------- converter */
 
 static char tmpdir[128];
@@ -740,6 +772,7 @@ int main(void) {
         cmocka_unit_test(test_n_params),
         cmocka_unit_test(test_generate),
         cmocka_unit_test(test_ddpm_cache),
+        cmocka_unit_test(test_remdm),
         cmocka_unit_test(test_convert_roundtrip),
         cmocka_unit_test(test_convert_refusals),
         cmocka_unit_test(test_convert_cli),
