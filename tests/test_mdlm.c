@@ -171,6 +171,26 @@ static void test_n_params(void **state) {
     smdiff_model_free(m);
 }
 
+/* A sampler at temperature 1 for gen_length positions in `steps` steps,
+ * no EOS stop, soft-masking off or on (entropy rule, scale 0.9 so the
+ * mixtures matter), strategy NULL for the default. */
+static smdiff_sampler *sampler(int sm, const char *strategy, int64_t gen, int64_t steps) {
+    smdiff_sampler *s;
+    smdiff_softmask *k;
+    assert_int_equal(smdiff_sampler_create(&s), 0);
+    assert_int_equal(smdiff_softmask_create(&k), 0);
+    assert_int_equal(smdiff_softmask_set_int(k, SMDIFF_SM_MODE, sm ? SMDIFF_SM_ENTROPY : SMDIFF_SM_OFF), 0);
+    if (sm) assert_int_equal(smdiff_softmask_set_double(k, SMDIFF_SM_SCALE, 0.9), 0);
+    assert_int_equal(smdiff_sampler_set_softmask(s, k), 0); /* copied */
+    smdiff_softmask_free(k);
+    if (strategy) assert_int_equal(smdiff_sampler_set_strategy(s, strategy), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, gen), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, steps), 0);
+    assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 1.0), 0);
+    assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+    return s;
+}
+
 /* The denoising loop runs on mdlm as on the others: every generated id is
  * a vocabulary token, never the mask (its logit is pushed to -1e6), with
  * soft-masking on (a lambda large enough to change the inputs) and off, on
@@ -184,23 +204,12 @@ static void test_generate(void **state) {
             smdiff_model *m = load(files[f], 1);
             int32_t out[2][12];
             for (int rep = 0; rep < 2; rep++) {
-                smdiff_sampler *s;
-                smdiff_softmask *k;
-                assert_int_equal(smdiff_sampler_create(&s), 0);
-                assert_int_equal(smdiff_softmask_create(&k), 0);
-                assert_int_equal(smdiff_softmask_set_int(k, SMDIFF_SM_MODE, sm ? SMDIFF_SM_ENTROPY : SMDIFF_SM_OFF), 0);
-                if (sm) assert_int_equal(smdiff_softmask_set_double(k, SMDIFF_SM_SCALE, 0.9), 0);
-                assert_int_equal(smdiff_sampler_set_softmask(s, k), 0);
-                assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 12), 0);
-                assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 6), 0);
-                assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 1.0), 0);
-                assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
+                smdiff_sampler *s = sampler(sm, NULL, 12, 6);
                 size_t n = 0;
                 if (smdiff_generate_tokens(s, m, prompt, 3, out[rep], 12, &n))
                     fail_msg("%s: %s", files[f], smdiff_last_error());
                 assert_int_equal(n, 12);
                 for (int i = 0; i < 12; i++) assert_true(out[rep][i] >= 0 && out[rep][i] < V && out[rep][i] != MASK);
-                smdiff_softmask_free(k);
                 smdiff_sampler_free(s);
             }
             assert_memory_equal(out[0], out[1], sizeof out[0]);
@@ -221,26 +230,14 @@ static void test_ddpm_cache(void **state) {
         int32_t out[2][12];
         int32_t skipped[2], steps[2];
         for (int nocache = 0; nocache < 2; nocache++) {
-            smdiff_sampler *s;
-            smdiff_softmask *k;
-            assert_int_equal(smdiff_sampler_create(&s), 0);
-            assert_int_equal(smdiff_softmask_create(&k), 0);
-            assert_int_equal(smdiff_softmask_set_int(k, SMDIFF_SM_MODE, sm ? SMDIFF_SM_ENTROPY : SMDIFF_SM_OFF), 0);
-            if (sm) assert_int_equal(smdiff_softmask_set_double(k, SMDIFF_SM_SCALE, 0.9), 0);
-            assert_int_equal(smdiff_sampler_set_softmask(s, k), 0);
-            assert_int_equal(smdiff_sampler_set_strategy(s, "ddpm_cache"), 0);
-            assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 12), 0);
-            assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 12), 0);
+            smdiff_sampler *s = sampler(sm, "ddpm_cache", 12, 12);
             assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_SEED, 7), 0);
-            assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 1.0), 0);
             assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, 0.9), 0);
-            assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
             s->no_forward_cache = nocache;
             size_t n = 0;
             if (smdiff_generate_tokens(s, m, prompt, 2, out[nocache], 12, &n)) fail_msg("%s", smdiff_last_error());
             skipped[nocache] = s->forwards_skipped;
             steps[nocache] = s->steps_run;
-            smdiff_softmask_free(k);
             smdiff_sampler_free(s);
         }
         printf("ddpm_cache, SM %s: %d of %d forward passes skipped\n", sm ? "on" : "off", skipped[0], steps[0]);
@@ -260,25 +257,14 @@ static void test_remdm(void **state) {
     const int32_t prompt[2] = {9, 33};
     smdiff_model *m = load("tiny_mdlm_f32.gguf", 1);
     for (int i = 0; i < 2; i++) {
-        smdiff_sampler *s;
-        smdiff_softmask *k;
-        assert_int_equal(smdiff_sampler_create(&s), 0);
-        assert_int_equal(smdiff_softmask_create(&k), 0);
-        assert_int_equal(smdiff_softmask_set_double(k, SMDIFF_SM_SCALE, 0.9), 0);
-        assert_int_equal(smdiff_sampler_set_softmask(s, k), 0);
-        assert_int_equal(smdiff_sampler_set_strategy(s, names[i]), 0);
-        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, 10), 0);
-        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, 24), 0);
-        assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 1.0), 0);
+        smdiff_sampler *s = sampler(1, names[i], 10, 24);
         assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_REMDM_ETA, 0.3), 0);
-        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
         int32_t out[10];
         size_t n = 0;
         if (smdiff_generate_tokens(s, m, prompt, 2, out, 10, &n)) fail_msg("%s: %s", names[i], smdiff_last_error());
         assert_int_equal(n, 10);
         for (int j = 0; j < 10; j++) assert_true(out[j] >= 0 && out[j] < V && out[j] != MASK);
         assert_int_equal(s->steps_run, 24);
-        smdiff_softmask_free(k);
         smdiff_sampler_free(s);
     }
     smdiff_model_free(m);
