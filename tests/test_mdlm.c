@@ -84,6 +84,20 @@ static double compare(const float *got, const float *ref, const char *what) {
 
 static int32_t all_rows[L] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
 
+/* Load the model file at path and write the logits [L, V] of the
+ * fixture's token canvas to got; returns the model (the caller frees). */
+static smdiff_model *logits_of_file(const char *path, float *got) {
+    smdiff_model *m;
+    assert_int_equal(smdiff_model_create(&m), 0);
+    if (smdiff_model_load_file(m, path)) fail_msg("%s: %s", path, smdiff_last_error());
+    size_t n;
+    int32_t *ids = read_all(DATA "tiny_mdlm_ids.i32", &n);
+    assert_int_equal(n, L * sizeof(int32_t));
+    assert_int_equal(smdiff_model_logits(m, ids, L, all_rows, L, got, L * V), 0);
+    free(ids);
+    return m;
+}
+
 static void test_logits_ids_and_embd(void **state) {
     (void)state;
     size_t n;
@@ -375,17 +389,11 @@ static void test_convert_roundtrip(void **state) {
     sd_gguf_close(g);
 
     /* the converted file runs: the reference logits, and a tokenizer */
-    smdiff_model *m;
-    assert_int_equal(smdiff_model_create(&m), 0);
-    if (smdiff_model_load_file(m, out)) fail_msg("%s", smdiff_last_error());
-    size_t n;
-    int32_t *ids = read_all(DATA "tiny_mdlm_ids.i32", &n);
     float *ref = fixture("tiny_mdlm.logits.f32", L * V), got[L * V];
-    assert_int_equal(smdiff_model_logits(m, ids, L, all_rows, L, got, L * V), 0);
+    smdiff_model *m = logits_of_file(out, got);
     compare(got, ref, "converted f32");
     assert_non_null(m->tok);
     smdiff_model_free(m);
-    free(ids);
     free(ref);
     unlink(out);
 }
@@ -497,13 +505,8 @@ static void test_convert_cli(void **state) {
     snprintf(out, sizeof out, "%s/cli.gguf", tmpdir);
     snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_tiny_mdlm %s --type f16 2>/dev/null", cli, out);
     assert_int_equal(system(cmd), 0);
-    smdiff_model *m;
-    assert_int_equal(smdiff_model_create(&m), 0);
-    if (smdiff_model_load_file(m, out)) fail_msg("%s", smdiff_last_error());
-    size_t n;
-    int32_t *ids = read_all(DATA "tiny_mdlm_ids.i32", &n);
     float *ref = fixture("tiny_mdlm.logits.f32", L * V), got[L * V];
-    assert_int_equal(smdiff_model_logits(m, ids, L, all_rows, L, got, L * V), 0);
+    smdiff_model *m = logits_of_file(out, got);
     /* f16 weights: 11 significant bits per weight through 2 blocks */
     double mx = 0, e = 0;
     for (int i = 0; i < L * V; i++)
@@ -514,7 +517,6 @@ static void test_convert_cli(void **state) {
     printf("converted f16: relative error %.3g\n", e / mx);
     assert_true(e / mx < 5e-3);
     smdiff_model_free(m);
-    free(ids);
     free(ref);
     unlink(out);
 }
@@ -548,13 +550,8 @@ static void test_ckpt_import(void **state) {
         sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
         sd_error err = {0};
         if (sd_convert_hf(cmd, out, &o, &err)) fail_msg("convert: %s", err.msg);
-        smdiff_model *m;
-        assert_int_equal(smdiff_model_create(&m), 0);
-        if (smdiff_model_load_file(m, out)) fail_msg("%s", smdiff_last_error());
-        size_t n;
-        int32_t *ids = read_all(DATA "tiny_mdlm_ids.i32", &n);
         float *ref = fixture("tiny_mdlm.logits.f32", L * V), got[L * V];
-        assert_int_equal(smdiff_model_logits(m, ids, L, all_rows, L, got, L * V), 0);
+        smdiff_model *m = logits_of_file(out, got);
         if (ema) {
             compare(got, ref, "imported EMA weights");
             smdiff_softmask *k;
@@ -574,7 +571,6 @@ static void test_ckpt_import(void **state) {
             assert_true(e > 0.1); /* the training copy is another model */
         }
         smdiff_model_free(m);
-        free(ids);
         free(ref);
     }
     snprintf(cmd, sizeof cmd, "%s scripts/mdlm_ckpt_to_hf.py %s/bad.ckpt %s/hf2 --n-heads 4 2>%s/bad.err", py, dir, dir,
