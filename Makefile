@@ -50,7 +50,7 @@ BUILD ?= build/$(VARIANT)
 # Each dependency is found through pkg-config; a missing one stops the build
 # with one line naming the Debian package that provides it.
 PKGS := openblas:libopenblas-dev libuv:libuv1-dev libpcre2-8:libpcre2-dev jansson:libjansson-dev \
-        libutf8proc:libutf8proc-dev
+        libutf8proc:libutf8proc-dev libxxhash:libxxhash-dev
 TEST_PKGS := cmocka:libcmocka-dev
 
 NO_DEP_GOALS := clean help

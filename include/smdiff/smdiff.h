@@ -684,8 +684,13 @@ typedef struct smdiff_trainer smdiff_trainer;
  * predicts token i + 1) into a masked diffusion model with 1, as Dream was
  * adapted from an AR model. A resumed run sets the same value again. */
 #define SMDIFF_TRAIN_SHIFT_LOGITS  423  /* int -1..1, default -1 */
+/* smdiff_trainer_resume refuses a state written with other hyper-parameters
+ * (every option but threads and this one) unless this is 1: then the
+ * current options apply and the differences go to the log. It also lets a
+ * state without a checksum (written before 0.2) load. */
+#define SMDIFF_TRAIN_RESUME_FORCE  424  /* int 0..1, default 0 */
 #define SMDIFF_TRAIN_OPT_FIRST_    400
-#define SMDIFF_TRAIN_OPT_LAST_     423
+#define SMDIFF_TRAIN_OPT_LAST_     424
 
 /* Create a trainer with default options. SMDIFF_E_INVAL if out is NULL. */
 SMDIFF_API int32_t smdiff_trainer_create(smdiff_trainer **out);
@@ -785,14 +790,22 @@ SMDIFF_API int32_t smdiff_trainer_stats(const smdiff_trainer *trainer, smdiff_tr
 
 /* Write the model as a GGUF file that smdiff_model_load_file loads
  * (matrices in F32, or F16 when f16 is 1), and, if state_path is not NULL,
- * the exact training state for smdiff_trainer_resume. Both writes are
- * atomic (temporary file, fsync, rename). SMDIFF_E_IO on failure. */
+ * the exact training state for smdiff_trainer_resume with the options of
+ * the run. Both writes are atomic (temporary file, fsync, rename: an
+ * interrupted save leaves the previous files as they were) and both files
+ * end with a checksum (docs/FORMATS.md). SMDIFF_E_IO on failure, a path
+ * that exists and is not a regular file included. */
 SMDIFF_API int32_t smdiff_trainer_save(smdiff_trainer *trainer, const char *model_path,
                                        int32_t f16, const char *state_path);
 /* Continue a run from a state file written by smdiff_trainer_save: the
  * following steps give the same losses as an uninterrupted run with the
- * same seed, options, data and threads. SMDIFF_E_FORMAT on a shape
- * mismatch (message says which), SMDIFF_E_IO if unreadable. */
+ * same seed, options, data and threads. Refused: a state whose checksum
+ * does not match or that has none (SMDIFF_E_FORMAT; a flipped byte
+ * anywhere in the file is caught), a shape mismatch (SMDIFF_E_FORMAT, the
+ * message says which), a state written with other options
+ * (SMDIFF_E_INVAL naming each differing option with both values, unless
+ * SMDIFF_TRAIN_RESUME_FORCE is 1); SMDIFF_E_IO if unreadable. Nothing
+ * changes when it fails. */
 SMDIFF_API int32_t smdiff_trainer_resume(smdiff_trainer *trainer, const char *state_path);
 
 /* Detailed message of the last failing call on this trainer (the error

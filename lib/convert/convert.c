@@ -14,6 +14,7 @@
 
 #include "convert/convert.h"
 #include "core/alloc.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 #include "text/tokenizer.h"
 
@@ -41,9 +42,7 @@ static int32_t load_json(const char *dir, const char *name, int required, json_t
     if (access(p, F_OK) != 0) {
         if (required) rc = sd_fail(err, SMDIFF_E_IO, "convert: '%s' not found", p);
     } else {
-        json_error_t je;
-        *out = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
-        if (!*out) rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: '%s' line %d: %s", p, je.line, je.text);
+        rc = sd_json_load(p, JSON_REJECT_DUPLICATES, out, err);
     }
     sd_free(p);
     return rc;
