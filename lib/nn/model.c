@@ -284,13 +284,17 @@ int32_t sd_model_load(struct smdiff_model *m, const char *path) {
      * separately before. One smdiff cannot read (an unsupported
      * pre-tokenizer, say) does not stop the weights from loading: the
      * model then has no tokenizer (text calls return SMDIFF_E_STATE) and
-     * the reason goes to the log. */
+     * the reason goes to the log. Running out of memory is not such a
+     * reason: the load fails, rather than succeed without a tokenizer. */
     if (!m->tok && sd_gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0) {
         sd_error terr = {0};
-        if (sd_tokenizer_from_gguf(m->gguf, &m->tok, &terr)) {
-            m->tok = NULL;
-            SD_LOGW("%s: tokenizer not loaded: %s", path, terr.msg);
+        int32_t trc = sd_tokenizer_from_gguf(m->gguf, &m->tok, &terr);
+        if (trc) m->tok = NULL;
+        if (trc == SMDIFF_E_NOMEM) {
+            unload(m);
+            return sd_fail(&m->err, trc, "%s: %s", path, terr.msg);
         }
+        if (trc) SD_LOGW("%s: tokenizer not loaded: %s", path, terr.msg);
     }
     atomic_store(&m->pool_busy, 0);
     m->loaded = 1;
