@@ -69,6 +69,11 @@ extern const cli_spec cli_spec_version, cli_spec_info, cli_spec_generate, cli_sp
     cli_spec_eval, cli_spec_eval_elbo, cli_spec_eval_gonogo, cli_spec_eval_samples, cli_spec_eval_infill,
     cli_spec_eval_gate, cli_spec_serve;
 
+/* Under a memory limit, run the CLI again with OPENBLAS_NUM_THREADS=1
+ * (blas_start.c); returns only when that is not needed or not possible.
+ * Called first thing in main(). */
+void cli_blas_start(char **argv);
+
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas.h"
 #include "ops.h"
 #include "smdiff/smdiff.h"
 #include "transformer.h"
@@ -61,9 +62,9 @@ static void add_bias(float *out, const sd_weight *b, int64_t L, int64_t n) {
 
 static int64_t w_rows(const sd_weight *w) { return w->rows; }
 
-int32_t sd_forward(const sd_weights *w, const float *embd, int64_t L, const int32_t *rows,
-                   int64_t n_rows, float *logits, float *hidden, const sd_forward_opts *opts,
-                   sd_arena *scratch, sd_error *err) {
+static int32_t forward(const sd_weights *w, const float *embd, int64_t L, const int32_t *rows,
+                       int64_t n_rows, float *logits, float *hidden, const sd_forward_opts *opts,
+                       sd_arena *scratch, sd_error *err) {
     /* embd[L, d], rows[n_rows] -> logits[n_rows, V], hidden[L, d] (optional) */
     const sd_hparams *hp = &w->hp;
     if (L <= 0 || n_rows < 0 || (n_rows > 0 && (!rows || !logits)) || !embd || !scratch)
@@ -144,6 +145,16 @@ int32_t sd_forward(const sd_weights *w, const float *embd, int64_t L, const int3
     }
     sd_arena_restore(scratch, mark);
     return SMDIFF_OK;
+}
+
+int32_t sd_forward(const sd_weights *w, const float *embd, int64_t L, const int32_t *rows,
+                   int64_t n_rows, float *logits, float *hidden, const sd_forward_opts *opts,
+                   sd_arena *scratch, sd_error *err) {
+    int32_t rc = sd_blas_enter(err);
+    if (rc) return rc;
+    rc = forward(w, embd, L, rows, n_rows, logits, hidden, opts, scratch, err);
+    sd_blas_leave();
+    return rc;
 }
 
 void sd_embed_token(const sd_weights *w, int32_t id, float *out) {

@@ -270,7 +270,7 @@ static int32_t load(struct smdiff_model *m, const char *path) {
     if (threads <= 0) threads = sd_cpu_count();
     m->threads = threads;
     if ((rc = sd_pool_create(threads, &m->pool, &m->err))) return rc;
-    sd_blas_set_threads(threads);
+    if ((rc = sd_blas_reserve_threads(threads, &m->err))) return rc;
     return SMDIFF_OK;
 }
 

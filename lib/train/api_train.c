@@ -181,9 +181,8 @@ static int32_t start(smdiff_trainer *tr, sd_tmodel *m) {
     apply_to_model(tr, m);
     int threads = (int)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_THREADS)].i;
     if (threads <= 0) threads = sd_cpu_count();
-    sd_blas_set_threads(threads);
-    int32_t rc = SMDIFF_OK;
-    if (!tr->pool) rc = sd_pool_create(threads, &tr->pool, &tr->err);
+    int32_t rc = sd_blas_reserve_threads(threads, &tr->err);
+    if (!rc && !tr->pool) rc = sd_pool_create(threads, &tr->pool, &tr->err);
     if (rc) {
         sd_tmodel_free(m);
         return rc;
