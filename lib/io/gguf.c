@@ -80,6 +80,7 @@ struct sd_gguf {
     uint64_t kv_alloc, t_alloc;  /* allocated entries of kv and tensors */
     int64_t *kv_hash, *t_hash;
     int has_checksum;      /* SD_GGUF_CHECKSUM_KEY present and matching */
+    uint64_t data_start;   /* file offset of the tensor data section */
 };
 
 typedef struct {
@@ -397,6 +398,7 @@ static int32_t parse(sd_gguf *g, sd_error *err) {
     uint64_t data_start = c.pos;
     uint64_t rem = data_start % g->alignment;
     if (rem) data_start += g->alignment - rem;
+    g->data_start = data_start;
     if (n_tensors && data_start > g->size)
         return sd_fail(err, SMDIFF_E_FORMAT, "gguf: data section at byte %" PRIu64 " past end of file (%zu bytes)",
                        data_start, g->size);
@@ -416,9 +418,22 @@ static int32_t parse(sd_gguf *g, sd_error *err) {
 /* The checksum key's value against the hash of the whole image with those
  * 8 bytes as zeros (gguf.h). */
 static int32_t check_checksum(sd_gguf *g, sd_error *err) {
-    int64_t i = sd_gguf_find_key(g, SD_GGUF_CHECKSUM_KEY);
-    if (i < 0) return SMDIFF_OK;
-    const gguf_kv *kv = &g->kv[i];
+    int64_t i = sd_gguf_find_key(g, SD_GGUF_CHECKSUM_KEY), ia = sd_gguf_find_key(g, SD_GGUF_CHECKSUM_ALGO_KEY);
+    if (i < 0 && ia < 0) return SMDIFF_OK;
+    if (i < 0 || ia < 0)
+        return sd_fail(err, SMDIFF_E_FORMAT, "gguf: %s without %s: the file is corrupt",
+                       i < 0 ? SD_GGUF_CHECKSUM_ALGO_KEY : SD_GGUF_CHECKSUM_KEY,
+                       i < 0 ? SD_GGUF_CHECKSUM_KEY : SD_GGUF_CHECKSUM_ALGO_KEY);
+    const gguf_kv *kv = &g->kv[i], *ka = &g->kv[ia];
+    sd_gguf_str algo = {0};
+    if (ka->type == SD_GGUF_STRING) {
+        memcpy(&algo.len, ka->val, 8);
+        algo.ptr = (const char *)ka->val + 8;
+    }
+    if (ka->type != SD_GGUF_STRING || algo.len != strlen(SD_GGUF_CHECKSUM_ALGO) ||
+        memcmp(algo.ptr, SD_GGUF_CHECKSUM_ALGO, algo.len))
+        return sd_fail(err, SMDIFF_E_FORMAT, "gguf: %s is not \"%s\" (the file is corrupt, or written by a newer "
+                       "smdiff)", SD_GGUF_CHECKSUM_ALGO_KEY, SD_GGUF_CHECKSUM_ALGO);
     if (kv->type != SD_GGUF_UINT64)
         return sd_fail(err, SMDIFF_E_FORMAT, "gguf: key %s has type %s, not uint64", SD_GGUF_CHECKSUM_KEY,
                        gguf_type_name(kv->type));
@@ -539,6 +554,7 @@ void sd_gguf_close(sd_gguf *g) {
 
 uint32_t sd_gguf_version(const sd_gguf *g) { return g->version; }
 int sd_gguf_has_checksum(const sd_gguf *g) { return g->has_checksum; }
+uint64_t sd_gguf_data_offset(const sd_gguf *g) { return g->data_start; }
 uint64_t sd_gguf_alignment(const sd_gguf *g) { return g->alignment; }
 int64_t sd_gguf_n_kv(const sd_gguf *g) { return g->n_kv; }
 int64_t sd_gguf_n_tensors(const sd_gguf *g) { return g->n_tensors; }

@@ -47,12 +47,16 @@ typedef struct sd_gguf_tensor {
     const void *data;     /* into the mapping, aligned to general.alignment */
 } sd_gguf_tensor;
 
-/* Checksum: smdiff's writer ends every file's metadata with this key, a
- * uint64 holding the XXH3-64 hash (core/checksum.h) of the whole file with
- * the key's own 8 value bytes taken as zeros. The reader checks it whenever
- * the key is present and refuses a file whose bytes do not match
- * (SMDIFF_E_FORMAT, "checksum mismatch"); files of other tools have no such
- * key and are read as before. */
+/* Checksum: smdiff's writer ends every file's metadata with two keys,
+ * SD_GGUF_CHECKSUM_ALGO_KEY (the string "xxh3_64") and, last,
+ * SD_GGUF_CHECKSUM_KEY, a uint64 holding the XXH3-64 hash (core/checksum.h)
+ * of the whole file with that key's own 8 value bytes taken as zeros. The
+ * reader checks it whenever either key is present and refuses a file whose
+ * bytes do not match, or that has only one of the two (a flipped byte in a
+ * key's name cannot hide the checksum): SMDIFF_E_FORMAT. Files of other
+ * tools have neither key and are read as before. */
+#define SD_GGUF_CHECKSUM_ALGO_KEY "smdiff.checksum_algorithm"
+#define SD_GGUF_CHECKSUM_ALGO "xxh3_64"
 #define SD_GGUF_CHECKSUM_KEY "smdiff.checksum"
 
 /* Open and validate (a checksum included). Only regular files are opened,
@@ -66,6 +70,8 @@ void sd_gguf_close(sd_gguf *g);  /* accepts NULL */
 uint32_t sd_gguf_version(const sd_gguf *g);
 /* 1 if the file carries a checksum (then it matched), 0 if not. */
 int sd_gguf_has_checksum(const sd_gguf *g);
+/* File offset of the tensor data section (tensor offsets count from it). */
+uint64_t sd_gguf_data_offset(const sd_gguf *g);
 uint64_t sd_gguf_alignment(const sd_gguf *g);
 
 /* Metadata lookup; -1 if absent. */

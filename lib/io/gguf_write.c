@@ -332,23 +332,31 @@ static uint64_t writer_alignment(const sd_gguf_writer *w, int *bad) {
     return W_DEFAULT_ALIGNMENT;
 }
 
+static int is_checksum_key(const char *k) {
+    return !strcmp(k, SD_GGUF_CHECKSUM_KEY) || !strcmp(k, SD_GGUF_CHECKSUM_ALGO_KEY);
+}
+
 /* Everything but the checksum's value, which goes in last (see
  * sd_gguf_write); *ck_off receives its offset. The writer's own
- * smdiff.checksum (copied from a source file, say) is never written: the
- * file gets its own, as the last key. Failures are recorded in f->err. */
+ * checksum keys (copied from a source file, say) are never written: the
+ * file gets its own, as the last two keys. Failures are recorded in f->err. */
 static int32_t write_all(sd_gguf_writer *w, wfile *f, uint64_t align, uint64_t *ck_off) {
     uint32_t version = 3;
-    uint64_t n_t = (uint64_t)w->n_t, n_kv = 1;
-    for (int64_t i = 0; i < w->n_kv; i++) n_kv += strcmp(w->kv[i].key, SD_GGUF_CHECKSUM_KEY) != 0;
+    uint64_t n_t = (uint64_t)w->n_t, n_kv = 2;
+    for (int64_t i = 0; i < w->n_kv; i++) n_kv += !is_checksum_key(w->kv[i].key);
     int bad = wf_put(f, "GGUF", 4) || wf_put(f, &version, 4) || wf_put(f, &n_t, 8) || wf_put(f, &n_kv, 8);
     for (int64_t i = 0; i < w->n_kv && !bad; i++) {
-        if (!strcmp(w->kv[i].key, SD_GGUF_CHECKSUM_KEY)) continue;
+        if (is_checksum_key(w->kv[i].key)) continue;
         uint64_t kl = strlen(w->kv[i].key);
         bad = wf_put(f, &kl, 8) || wf_put(f, w->kv[i].key, (size_t)kl) || wf_put(f, &w->kv[i].type, 4) ||
               wf_put(f, w->kv[i].blob, w->kv[i].blob_len);
     }
+    uint64_t al = strlen(SD_GGUF_CHECKSUM_ALGO_KEY), av = strlen(SD_GGUF_CHECKSUM_ALGO);
     uint64_t kl = strlen(SD_GGUF_CHECKSUM_KEY), zero = 0;
-    uint32_t ct = SD_GGUF_UINT64;
+    uint32_t st = SD_GGUF_STRING, ct = SD_GGUF_UINT64;
+    if (!bad)
+        bad = wf_put(f, &al, 8) || wf_put(f, SD_GGUF_CHECKSUM_ALGO_KEY, (size_t)al) || wf_put(f, &st, 4) ||
+              wf_put(f, &av, 8) || wf_put(f, SD_GGUF_CHECKSUM_ALGO, (size_t)av);
     if (!bad) bad = wf_put(f, &kl, 8) || wf_put(f, SD_GGUF_CHECKSUM_KEY, (size_t)kl) || wf_put(f, &ct, 4);
     *ck_off = f->written;
     if (!bad) bad = wf_put(f, &zero, 8);

@@ -11,9 +11,9 @@ Layout rules (GGUF v3, as llama.cpp's gguf-py writes): header, key/values,
 tensor infos, zero padding to 32, each tensor's data followed by zero
 padding to 32. Deterministic (seed 7).
 
-The last key is smdiff's checksum (docs/FORMATS.md, "Checksums"): a uint64
-"smdiff.checksum" holding the XXH3-64 hash of the whole file with its own 8
-value bytes as zeros, computed here with the Python xxhash module (Debian
+The last two keys are smdiff's checksum (docs/FORMATS.md, "Checksums"):
+"smdiff.checksum_algorithm" = "xxh3_64", then a uint64 "smdiff.checksum"
+holding the XXH3-64 hash of the whole file with its own 8 value bytes as zeros, computed here with the Python xxhash module (Debian
 python3-xxhash), independently of the C library's use of libxxhash.
 Run: /usr/bin/python3 tests/ref/make_gguf_fixture.py
 """
@@ -88,6 +88,7 @@ def main():
         ("t.bf16", 30, bf16_bits(src).astype("<u2").tobytes()),
         ("t.q8_0", 8, q8_0(src)),
     ]
+    kvs.append(("smdiff.checksum_algorithm", 8, s("xxh3_64")))
     kvs.append(("smdiff.checksum", 10, struct.pack("<Q", 0)))
     out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
     for k, t, v in kvs:
