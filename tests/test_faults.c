@@ -646,8 +646,10 @@ static void test_stale_temporaries(void **state) {
 int main(void) {
     for (int i = 0, d = 0; i < NTOK; d++)
         for (int k = 0; k < 6 + d % 9 && i < NTOK; k++) tokens[i++] = k == 0 ? 0 : 1 + (d * 7 + k * 3) % (V - 2);
-    snprintf(dir, sizeof dir, "/tmp/smdiff_test_faults_%d", (int)getpid());
-    if (mkdir(dir, 0755) != 0) return 1;
+    char *d = test_scratch_dir("test_faults");
+    if (!d) return 1;
+    snprintf(dir, sizeof dir, "%s", d);
+    free(d);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_faults),
         cmocka_unit_test(test_kill_checkpoint),

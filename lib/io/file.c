@@ -126,10 +126,8 @@ static int split_path(const char *path, char **dir, const char **base) {
     return 0;
 }
 
-int sd_atomic_clean_stale(const char *path) {
-    char *dir;
-    const char *base;
-    if (!path || split_path(path, &dir, &base)) return 0;
+/* Stale temporaries of dir/base removed; -1 if memory ran out. */
+static int clean_stale(const char *dir, const char *base) {
     size_t bl = strlen(base), tl = strlen(TMP_TAG);
     int removed = 0;
     DIR *d = opendir(dir);
@@ -142,15 +140,27 @@ int sd_atomic_clean_stale(const char *path) {
         if (end == n + 1 + bl + tl || *end != '.' || pid <= 0 || pid == (long)getpid()) continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* its writer may still run */
         char *p = sd_path_join(dir, n);
-        if (p && unlink(p) == 0) {
+        if (!p) {
+            removed = -1;
+            break;
+        }
+        if (unlink(p) == 0) {
             removed++;
             SD_LOGI("removed %s, left by an interrupted write (process %ld is gone)", p, pid);
         }
         sd_free(p);
     }
     if (d) closedir(d);
-    sd_free(dir);
     return removed;
+}
+
+int sd_atomic_clean_stale(const char *path) {
+    char *dir;
+    const char *base;
+    if (!path || split_path(path, &dir, &base)) return -1;
+    int n = clean_stale(dir, base);
+    sd_free(dir);
+    return n;
 }
 
 /* The file an output path names: path itself, or the target of a symbolic
@@ -189,28 +199,19 @@ static int32_t resolve_output(const char *path, const char *what, char **dest, m
 int32_t sd_atomic_open(sd_atomic_file *f, const char *path, const char *what, sd_error *err) {
     static atomic_uint counter;
     f->fd = -1;
-    f->path = f->tmp = NULL;
+    f->path = f->tmp = f->dir = NULL;
     f->what = what;
     if (!path || !*path) return sd_fail(err, SMDIFF_E_INVAL, "%s: empty output path", what);
     mode_t mode;
     int32_t rc = resolve_output(path, what, &f->path, &mode, err);
     if (rc) return rc;
-    char *dir;
     const char *base;
-    if (split_path(f->path, &dir, &base)) {
+    size_t n = strlen(f->path) + 64;
+    if (split_path(f->path, &f->dir, &base) || !(f->tmp = sd_malloc(n)) || clean_stale(f->dir, base) < 0) {
         sd_atomic_abort(f);
         return sd_fail(err, SMDIFF_E_NOMEM, "%s: no memory", what);
     }
-    size_t n = strlen(dir) + strlen(base) + 64;
-    f->tmp = sd_malloc(n);
-    if (!f->tmp) {
-        sd_free(dir);
-        sd_atomic_abort(f);
-        return sd_fail(err, SMDIFF_E_NOMEM, "%s: no memory", what);
-    }
-    snprintf(f->tmp, n, "%s/.%s" TMP_TAG "%ld.%u", dir, base, (long)getpid(), atomic_fetch_add(&counter, 1));
-    sd_free(dir);
-    sd_atomic_clean_stale(f->path);
+    snprintf(f->tmp, n, "%s/.%s" TMP_TAG "%ld.%u", f->dir, base, (long)getpid(), atomic_fetch_add(&counter, 1));
     int e = fault(SD_IO_CREATE, f->tmp);
     if (!e) {
         f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -276,22 +277,17 @@ int32_t sd_atomic_commit(sd_atomic_file *f, sd_error *err) {
         return rc;
     }
     /* The rename itself must reach the disk too. */
-    char *dir;
-    const char *base;
     int32_t rc = SMDIFF_OK;
-    if (split_path(f->path, &dir, &base) == 0) {
-        e = fault(SD_IO_DIRSYNC, f->tmp);
-        int dfd = e ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (!e && dfd >= 0 && fsync(dfd) != 0) e = errno;
-        if (dfd >= 0) close(dfd);
-        if (e && !dirsync_unsupported(e))
-            rc = sd_fail(err, SMDIFF_E_IO, "%s: '%s' was written but its folder %s could not be synced: %s", f->what,
-                         f->path, dir, strerror(e));
-        sd_free(dir);
-    }
+    e = fault(SD_IO_DIRSYNC, f->tmp);
+    int dfd = e ? -1 : open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!e && dfd >= 0 && fsync(dfd) != 0) e = errno;
+    if (dfd >= 0) close(dfd);
+    if (e && !dirsync_unsupported(e))
+        rc = sd_fail(err, SMDIFF_E_IO, "%s: '%s' was written but its folder %s could not be synced: %s", f->what,
+                     f->path, f->dir, strerror(e));
     sd_free(f->tmp);
-    sd_free(f->path);
-    f->tmp = f->path = NULL;
+    f->tmp = NULL;
+    sd_atomic_abort(f); /* frees the rest */
     return rc;
 }
 
@@ -301,7 +297,8 @@ void sd_atomic_abort(sd_atomic_file *f) {
     if (f->tmp) unlink(f->tmp);
     sd_free(f->tmp);
     sd_free(f->path);
-    f->tmp = f->path = NULL;
+    sd_free(f->dir);
+    f->tmp = f->path = f->dir = NULL;
 }
 
 int32_t sd_atomic_write_file(const char *path, const char *what, const void *data, size_t n, sd_error *err) {

@@ -48,6 +48,7 @@ typedef struct sd_atomic_file {
     int fd;
     char *path;   /* the destination (symbolic links resolved) */
     char *tmp;    /* the temporary file */
+    char *dir;    /* the destination's folder */
     const char *what;
 } sd_atomic_file;
 
@@ -73,7 +74,8 @@ void sd_atomic_abort(sd_atomic_file *f);
 int32_t sd_atomic_write_file(const char *path, const char *what, const void *data, size_t n, sd_error *err);
 
 /* Remove the temporary files of interrupted writes to path whose process
- * is gone; returns how many were removed. Called by sd_atomic_open. */
+ * is gone; returns how many were removed, -1 when memory ran out. Called
+ * by sd_atomic_open. */
 int sd_atomic_clean_stale(const char *path);
 
 /* ---- fault injection (tests) --------------------------------------------

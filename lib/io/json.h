@@ -2,7 +2,8 @@
  * rules: files are read through io/file.h (regular files only, never a
  * blocking open), and Jansson's own allocation failure (it allocates with
  * malloc: its allocator hook is process-wide, so smdiff leaves it to the
- * host) is reported as SMDIFF_E_NOMEM, not as a malformed file. */
+ * host) is reported as SMDIFF_E_NOMEM, not as a malformed file or a
+ * damaged document (json.c says how Jansson's failures are told apart). */
 #ifndef SD_IO_JSON_H
 #define SD_IO_JSON_H
 

@@ -96,14 +96,11 @@ static int32_t parse_image(sd_st *st, const uint8_t *base, size_t size, const ch
                        size);
     const uint8_t *data = base + 8 + hlen;
     uint64_t data_size = size - 8 - hlen;
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root && json_error_code(&jerr) == json_error_out_of_memory)
-        return sd_fail(err, SMDIFF_E_NOMEM, "safetensors '%s': out of memory parsing the header", fname);
-    if (!root)
-        return sd_fail(err, SMDIFF_E_FORMAT, "safetensors '%s': header JSON invalid at byte %d: %s", fname,
-                       jerr.position, jerr.text);
-    int32_t rc = SMDIFF_OK;
+    char what[300];
+    snprintf(what, sizeof what, "safetensors '%s' header", fname);
+    json_t *root;
+    int32_t rc = sd_json_parse((const char *)base + 8, (size_t)hlen, what, JSON_REJECT_DUPLICATES, &root, err);
+    if (rc) return rc;
     if (!json_is_object(root)) {
         rc = sd_fail(err, SMDIFF_E_FORMAT, "safetensors '%s': header is not a JSON object", fname);
         goto done;

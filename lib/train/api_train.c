@@ -349,14 +349,33 @@ SMDIFF_API int32_t smdiff_trainer_stats(const smdiff_trainer *tr, smdiff_train_s
     return SMDIFF_OK;
 }
 
-/* The options a state file records and a resume compares: all but those
- * that do not change the run (threads change only the rounding of sums;
- * docs/TRAINING.md), resume_force itself, and the batch shape and
- * objective, which the state's own keys record and the loader requires
- * ("shape mismatch on resume", not forceable). */
+/* The options a state file records and a resume compares: the training
+ * hyper-parameters. Not the thread count (it changes only the rounding of
+ * sums; docs/TRAINING.md), not the from-scratch shape (a model from a file
+ * has its own; the state's tensors must match the model's either way),
+ * and not the batch shape and objective, which the state records itself
+ * and the loader requires ("shape mismatch on resume", not forceable). */
 static int recorded_option(int32_t key) {
-    return key != SMDIFF_TRAIN_THREADS && key != SMDIFF_TRAIN_RESUME_FORCE && key != SMDIFF_TRAIN_BATCH &&
-           key != SMDIFF_TRAIN_SEQ_LEN && key != SMDIFF_TRAIN_OBJECTIVE;
+    switch (key) {
+    case SMDIFF_TRAIN_SEED: case SMDIFF_TRAIN_SM: case SMDIFF_TRAIN_SM_PROB: case SMDIFF_TRAIN_LR:
+    case SMDIFF_TRAIN_SM_LR: case SMDIFF_TRAIN_WEIGHT_DECAY: case SMDIFF_TRAIN_GRAD_CLIP: case SMDIFF_TRAIN_WARMUP:
+    case SMDIFF_TRAIN_COSINE_STEPS: case SMDIFF_TRAIN_MIN_T: return 1;
+    default: return 0;
+    }
+}
+
+/* What the model and the soft-mask setup make of the options, compared
+ * with the options: the mask id and the shifted logits (from the file or
+ * the options) and the soft-mask k. */
+typedef struct {
+    const char *name;
+    int64_t value;
+} run_value;
+
+static void run_values(const smdiff_trainer *tr, run_value v[3]) {
+    v[0] = (run_value){"mask_id", tr->t->m->hp.mask_id};
+    v[1] = (run_value){"shift_logits", tr->t->m->hp.shift_logits};
+    v[2] = (run_value){"sm_k", tr->t->o.obj.sm_k};
 }
 
 #define OPT_KEY_PREFIX "smdiff.train.opt."
@@ -374,6 +393,12 @@ static int32_t save_state(smdiff_trainer *tr, const char *path) {
         const sd_optval *v = &tr->opt[SD_OPT_SLOT(d->key)];
         rc = d->type == SMDIFF_TYPE_INT ? sd_gguf_set_scalar(w, key, SD_GGUF_INT64, &v->i)
                                         : sd_gguf_set_scalar(w, key, SD_GGUF_FLOAT64, &v->d);
+    }
+    run_value rv[3];
+    run_values(tr, rv);
+    for (int i = 0; !rc && i < 3; i++) {
+        snprintf(key, sizeof key, OPT_KEY_PREFIX "%s", rv[i].name);
+        rc = sd_gguf_set_scalar(w, key, SD_GGUF_INT64, &rv[i].value);
     }
     if (rc) sd_error_forward(&tr->err, sd_gguf_writer_error(w));
     else rc = sd_gguf_write(w, path, &tr->err);
@@ -425,6 +450,18 @@ static int32_t compare_options(smdiff_trainer *tr, const sd_gguf *g, const char 
         if (used < sizeof diff)
             used += (size_t)snprintf(diff + used, sizeof diff - used, "%s%s %s (the state has %s)", n_diff > 1 ? ", " : "",
                                      d->name, now, was);
+    }
+    run_value rv[3];
+    run_values(tr, rv);
+    for (int i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, OPT_KEY_PREFIX "%s", rv[i].name);
+        int64_t x;
+        sd_error e = {0};
+        if (sd_gguf_get_i64(g, key, &x, &e) || x == rv[i].value) continue;
+        n_diff++;
+        if (used < sizeof diff)
+            used += (size_t)snprintf(diff + used, sizeof diff - used, "%s%s %lld (the state has %lld)",
+                                     n_diff > 1 ? ", " : "", rv[i].name, (long long)rv[i].value, (long long)x);
     }
     if (!n_diff) return SMDIFF_OK;
     if (tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_RESUME_FORCE)].i) {
