@@ -872,9 +872,10 @@ SMDIFF_API int32_t smdiff_convert_hf(const char *hf_dir, const char *out_path, c
  * soft-masking two-pass bound (pass 1's top-k predictions mixed into pass 2
  * with the model's own omega and k), the bound an SM model is trained on;
  * 0 the plain one. threads 0 = all. *n_masked (may be NULL) receives the
- * number of masked positions scored. SMDIFF_E_INVAL for bad arguments,
- * SMDIFF_E_STATE for a model that is not loaded, SMDIFF_E_RANGE for ids
- * outside the vocabulary, SMDIFF_E_NOMEM. */
+ * number of masked positions scored. SMDIFF_E_INVAL for bad arguments
+ * (seq_len beyond the model's context included), SMDIFF_E_STATE for a
+ * model that is not loaded, SMDIFF_E_RANGE for ids outside the vocabulary,
+ * SMDIFF_E_NOMEM. */
 SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *windows,
                                     size_t n_windows, size_t first_window, size_t seq_len,
                                     size_t draws, uint64_t seed, int32_t two_pass, int32_t threads,
@@ -914,7 +915,8 @@ SMDIFF_API int32_t smdiff_eval_elbo_windows(const smdiff_model *model, const int
  *             norm) at the last position, MAUVE's features;
  *   n_embd    may be NULL: receives the model's width
  *             (SMDIFF_PROP_EMBED_DIM, to size features).
- * SMDIFF_E_INVAL, SMDIFF_E_STATE, SMDIFF_E_RANGE (ids), SMDIFF_E_NOMEM. */
+ * SMDIFF_E_INVAL (seq_len beyond the model's context included),
+ * SMDIFF_E_STATE, SMDIFF_E_RANGE (ids), SMDIFF_E_NOMEM. */
 SMDIFF_API int32_t smdiff_eval_ar(const smdiff_model *model, const int32_t *seqs, size_t n,
                                   size_t seq_len, int32_t threads, double *nll, float *features,
                                   size_t *n_embd);

@@ -16,6 +16,7 @@
 #include "core/alloc.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "nn/transformer.h"
 #include "text/tokenizer.h"
 
 /* llama.cpp's LlamaFileType values for general.file_type. */
@@ -204,12 +205,28 @@ int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert
     double theta = cfg_num(cfg, "rope_theta", 10000.0);
     double eps = cfg_num(cfg, "rms_norm_eps", 1e-6);
     if (n_layer <= 0 || n_embd <= 0 || n_ff <= 0 || n_head <= 0 || n_kv <= 0 || n_ctx <= 0 || n_vocab <= 0 ||
-        n_layer > 1024 || n_embd > (1 << 20) || n_ff > (1 << 22) || n_head > 4096 || n_ctx > INT32_MAX ||
-        n_vocab > (1 << 24) || n_embd % n_head || n_head % n_kv || (n_embd / n_head) % 2) {
+        n_layer > SD_HP_MAX_LAYERS || n_embd > SD_HP_MAX_EMBD || n_ff > SD_HP_MAX_FF || n_head > SD_HP_MAX_HEADS ||
+        n_kv > SD_HP_MAX_HEADS || n_ctx > SD_HP_MAX_CTX || n_vocab > SD_HP_MAX_VOCAB) {
         rc = sd_fail(err, SMDIFF_E_FORMAT,
                      "convert: config.json: bad or missing hyperparameters (layers %" PRId64 ", embd %" PRId64 ", ff %" PRId64
                      ", heads %" PRId64 "/%" PRId64 ", ctx %" PRId64 ", vocab %" PRId64 ")",
                      n_layer, n_embd, n_ff, n_head, n_kv, n_ctx, n_vocab);
+        goto done;
+    }
+    /* Refuse here what the loader would refuse in the written file. */
+    sd_hparams chp;
+    memset(&chp, 0, sizeof chp);
+    chp.arch = llada ? SD_ARCH_LLADA : SD_ARCH_DREAM;
+    const int64_t big = (int64_t)INT32_MAX;
+    chp.n_vocab = (int32_t)(n_vocab < big ? n_vocab : big), chp.n_embd = (int32_t)(n_embd < big ? n_embd : big);
+    chp.n_layer = (int32_t)(n_layer < big ? n_layer : big), chp.n_head = (int32_t)(n_head < big ? n_head : big);
+    chp.n_head_kv = (int32_t)(n_kv < big ? n_kv : big), chp.n_ff = (int32_t)(n_ff < big ? n_ff : big);
+    chp.n_ctx = (int32_t)(n_ctx < big ? n_ctx : big);
+    chp.rope_base = (float)(theta < 1e300 ? theta : 1e300), chp.norm_eps = (float)(eps < 1e300 ? eps : 1e300);
+    chp.mask_id = (int32_t)(mask_id < big ? mask_id : big), chp.bos_id = chp.eos_id = chp.pad_id = -1;
+    sd_error why = {0};
+    if ((rc = sd_hparams_check(&chp, &why))) {
+        sd_fail(err, rc, "convert: config.json: %s (the file would not load)", why.msg);
         goto done;
     }
     uint64_t hd = (uint64_t)(n_embd / n_head);

@@ -25,6 +25,14 @@ static int32_t require_loaded(const smdiff_model *model, const char *fn) {
     return SMDIFF_OK;
 }
 
+/* No evaluation runs past the model's context: its positions beyond were
+ * never trained (and RoPE tables, masks and buffers are sized for it). */
+static int32_t within_context(const smdiff_model *model, size_t seq_len, const char *fn) {
+    if (seq_len <= (size_t)model->w.hp.n_ctx) return SMDIFF_OK;
+    return sd_fail(NULL, SMDIFF_E_INVAL, "%s: seq_len %zu is beyond the model's context of %d", fn, seq_len,
+                   (int)model->w.hp.n_ctx);
+}
+
 /* The shared checks of the two bound functions */
 static int32_t check_elbo_args(const smdiff_model *model, const int32_t *windows, const void *out, size_t n_windows,
                                size_t first_window, size_t seq_len, size_t draws, int32_t threads, const char *fn) {
@@ -36,7 +44,7 @@ static int32_t check_elbo_args(const smdiff_model *model, const int32_t *windows
                 draws <= 1 << 20 && threads >= 0 && threads <= 1024,
             "%s: need 1 <= n_windows, first_window < 2^40, 1 <= seq_len, 1 <= draws <= 2^20, "
             "0 <= threads <= 1024", fn);
-    return SMDIFF_OK;
+    return within_context(model, seq_len, fn);
 }
 
 SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *windows, size_t n_windows,
@@ -100,6 +108,7 @@ SMDIFF_API int32_t smdiff_eval_ar(const smdiff_model *model, const int32_t *seqs
     REQUIRE(seqs, "smdiff_eval_ar: NULL argument");
     REQUIRE(n >= 1 && EVAL_COUNT_OK(n) && seq_len >= 2 && seq_len <= (size_t)INT32_MAX && threads >= 0 && threads <= 1024,
             "smdiff_eval_ar: need n >= 1, seq_len >= 2, 0 <= threads <= 1024");
+    if ((rc = within_context(model, seq_len, "smdiff_eval_ar"))) return rc;
     int64_t d = 0;
     rc = sd_eval_ar(model, seqs, (int64_t)n, (int64_t)seq_len, threads, nll, features, &d, NULL);
     if (!rc && n_embd) *n_embd = (size_t)d;

@@ -92,7 +92,7 @@ static int32_t get_float(loader *ld, const char *suffix, double def, float *out)
     if (rc == SMDIFF_E_NOT_FOUND)
         return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "metadata key %s is missing", key);
     if (rc) return bad_key(&ld->m->err, key);
-    if (!(v > 0) || v > 1e30)
+    if (!(v > 0) || v > SD_HP_MAX_REAL || !((float)v > 0))
         return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "metadata key %s = %g must be positive", key, v);
     *out = (float)v;
     return SMDIFF_OK;
@@ -230,18 +230,17 @@ static int32_t load(struct smdiff_model *m, const char *path) {
     memcpy(ld.arch, a.ptr, 5);
 
     int64_t v;
-    const int64_t big = 1 << 20;
-    if ((rc = get_int(&ld, ".block_count", 1, 4096, -1, &v))) return rc;
+    if ((rc = get_int(&ld, ".block_count", 1, SD_HP_MAX_LAYERS, -1, &v))) return rc;
     hp->n_layer = (int32_t)v;
-    if ((rc = get_int(&ld, ".embedding_length", 2, big, -1, &v))) return rc;
+    if ((rc = get_int(&ld, ".embedding_length", 2, SD_HP_MAX_EMBD, -1, &v))) return rc;
     hp->n_embd = (int32_t)v;
-    if ((rc = get_int(&ld, ".feed_forward_length", 1, big, -1, &v))) return rc;
+    if ((rc = get_int(&ld, ".feed_forward_length", 1, SD_HP_MAX_FF, -1, &v))) return rc;
     hp->n_ff = (int32_t)v;
-    if ((rc = get_int(&ld, ".attention.head_count", 1, 4096, -1, &v))) return rc;
+    if ((rc = get_int(&ld, ".attention.head_count", 1, SD_HP_MAX_HEADS, -1, &v))) return rc;
     hp->n_head = (int32_t)v;
-    if ((rc = get_int(&ld, ".attention.head_count_kv", 1, 4096, hp->n_head, &v))) return rc;
+    if ((rc = get_int(&ld, ".attention.head_count_kv", 1, SD_HP_MAX_HEADS, hp->n_head, &v))) return rc;
     hp->n_head_kv = (int32_t)v;
-    if ((rc = get_int(&ld, ".context_length", 1, big * 16, -1, &v))) return rc;
+    if ((rc = get_int(&ld, ".context_length", 1, SD_HP_MAX_CTX, -1, &v))) return rc;
     hp->n_ctx = (int32_t)v;
     if (m->opt[SD_OPT_SLOT(SMDIFF_MODEL_CONTEXT)].i > 0) hp->n_ctx = (int32_t)m->opt[SD_OPT_SLOT(SMDIFF_MODEL_CONTEXT)].i;
     if ((rc = get_float(&ld, ".rope.freq_base", 10000.0, &hp->rope_base))) return rc;
