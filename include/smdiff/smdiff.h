@@ -48,6 +48,16 @@
  * server (smdiff_server_stop excepted) belongs to one thread at a time. Global settings (allocator, log
  * callback) are documented at each setter.
  *
+ * Threads and lifetimes: every call that is given a model holds a
+ * reference to it until it returns, so smdiff_model_free may drop the last
+ * reference while other threads are still inside calls on the model (a
+ * generation, an evaluation, a tokenization): the model is destroyed when
+ * the last of those calls returns. The reference a thread passes in must
+ * be valid when its call begins: give each thread its own
+ * (smdiff_model_retain before starting it, smdiff_model_free when it is
+ * done) when the order is not otherwise known. tests/test_threads.c checks
+ * this under ThreadSanitizer (make check-tsan).
+ *
  * This header includes only <stddef.h> and <stdint.h> and compiles as C99,
  * C11 and C++.
  */
@@ -205,7 +215,9 @@ SMDIFF_API int32_t smdiff_model_create(smdiff_model **out);
 /* Add a reference. Returns SMDIFF_E_INVAL for NULL. Thread-safe. */
 SMDIFF_API int32_t smdiff_model_retain(smdiff_model *model);
 
-/* Drop a reference; the model is destroyed when the last one goes.
+/* Drop a reference; the model is destroyed when the last one goes, or,
+ * if calls on it are still running in other threads, when the last of them
+ * returns (each holds its own reference: "Threads and lifetimes" above).
  * Accepts NULL. Thread-safe. */
 SMDIFF_API void smdiff_model_free(smdiff_model *model);
 

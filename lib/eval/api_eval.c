@@ -50,6 +50,7 @@ static int32_t check_elbo_args(const smdiff_model *model, const int32_t *windows
 SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *windows, size_t n_windows,
                                     size_t first_window, size_t seq_len, size_t draws, uint64_t seed,
                                     int32_t two_pass, int32_t threads, double *nll, size_t *n_masked) {
+    SD_MODEL_HOLD(model);
     int32_t rc = check_elbo_args(model, windows, nll, n_windows, first_window, seq_len, draws, threads,
                                  "smdiff_eval_elbo");
     if (rc) return rc;
@@ -75,6 +76,7 @@ SMDIFF_API int32_t smdiff_eval_elbo_windows(const smdiff_model *model, const int
                                             size_t first_window, size_t seq_len, size_t draws, uint64_t seed,
                                             const smdiff_softmask *const *schedules, size_t n_schedules,
                                             int32_t threads, double *window_nll, size_t *n_masked) {
+    SD_MODEL_HOLD(model);
     int32_t rc = check_elbo_args(model, windows, window_nll, n_windows, first_window, seq_len, draws, threads,
                                  "smdiff_eval_elbo_windows");
     if (rc) return rc;
@@ -103,6 +105,7 @@ SMDIFF_API int32_t smdiff_eval_elbo_windows(const smdiff_model *model, const int
 
 SMDIFF_API int32_t smdiff_eval_ar(const smdiff_model *model, const int32_t *seqs, size_t n, size_t seq_len,
                                   int32_t threads, double *nll, float *features, size_t *n_embd) {
+    SD_MODEL_HOLD(model);
     int32_t rc = require_loaded(model, "smdiff_eval_ar");
     if (rc) return rc;
     REQUIRE(seqs, "smdiff_eval_ar: NULL argument");
@@ -136,6 +139,7 @@ SMDIFF_API int32_t smdiff_eval_unigram_entropy(const int32_t *ids, size_t n, siz
 SMDIFF_API int32_t smdiff_eval_gate(const smdiff_model *model, const smdiff_softmask *sm, const int32_t *windows,
                                     size_t n_windows, size_t seq_len, const double *rates, size_t n_rates,
                                     uint64_t seed, smdiff_gate_stats *out) {
+    SD_MODEL_HOLD(model);
     int32_t rc = require_loaded(model, "smdiff_eval_gate");
     if (rc) return rc;
     REQUIRE(windows && rates && out, "smdiff_eval_gate: NULL argument");

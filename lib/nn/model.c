@@ -40,6 +40,14 @@ void sd_model_destroy(struct smdiff_model *m) {
     sd_free(m);
 }
 
+struct smdiff_model *sd_model_hold(const struct smdiff_model *m) {
+    struct smdiff_model *mm = (struct smdiff_model *)m; /* only the count changes */
+    if (mm) atomic_fetch_add(&mm->refcount, 1);
+    return mm;
+}
+
+void sd_model_unhold(struct smdiff_model **held) { smdiff_model_free(*held); }
+
 const char *sd_model_arch_name(const struct smdiff_model *m) {
     return m->w.hp.arch == SD_ARCH_DREAM ? "dream" : m->w.hp.arch == SD_ARCH_LLADA ? "llada" : "";
 }

@@ -13,6 +13,7 @@
 #include "diffusion/softmask.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
+#include "nn/model.h"
 #include "smdiff/smdiff.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
@@ -511,6 +512,7 @@ static int32_t tokenize_with_model(void *ud, const char *text, size_t n, int32_t
 SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model, const char *const *paths,
                                                 size_t n_paths, int32_t eos_id, const char *out_path,
                                                 size_t *n_tokens, size_t *n_documents) {
+    SD_MODEL_HOLD(model);
     REQUIRE(model && paths && n_paths > 0 && n_paths <= (size_t)INT32_MAX && out_path && eos_id >= 0,
             (smdiff_trainer *)NULL, "smdiff_train_tokenize_corpus: NULL argument, no paths or negative EOS id");
     for (size_t i = 0; i < n_paths; i++)
