@@ -194,7 +194,7 @@ check-python: $(SHARED_LIB) $(CLI)
 # fails it. CI runs it; it is not part of `make check` (a third build).
 TSAN_BUILD := build/$(notdir $(firstword $(CC)))-tsan
 check-tsan:
-	@$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SAN= CFLAGS="-fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+	@$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SAN= CFLAGS="-fsanitize=thread -Wno-psabi" LDFLAGS="-fsanitize=thread" \
 	    $(TSAN_BUILD)/tests/test_threads
 	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" $(TSAN_BUILD)/tests/test_threads
 
