@@ -164,7 +164,14 @@ $(BUILD)/tests/test_cli: tests/test_cli.c $(TEST_SUPPORT) $(CLI_PARTS) $(STATIC_
 	    $(CMOCKA_LIBS) $(SAN_FLAGS)
 
 # ------------------------------------------------------------------ tests
-check test: $(TEST_BIN) $(CLI) check-symbols check-examples
+# The LD_PRELOAD shim of the command-line fault tests (tests/shim/): not
+# instrumented, loaded into the CLI of the variant under test.
+FAULT_SHIM := $(BUILD)/tests/faultshim.so
+$(FAULT_SHIM): tests/shim/faultshim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -fPIC -shared -Wall -Wextra -Werror -o $@ $< -ldl
+
+check test: $(TEST_BIN) $(CLI) $(FAULT_SHIM) check-symbols check-examples
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh $(TEST_BIN)
 	@$(MAKE) --no-print-directory check-python
 
