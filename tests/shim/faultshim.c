@@ -46,52 +46,62 @@ static int counted(void) {
     return -1;
 }
 
-#define REAL(name, type) static type real_##name; if (!real_##name) real_##name = (type)dlsym(RTLD_NEXT, #name)
+/* The next definition of name (libc's), looked up once. */
+#define REAL(name, fnptr_type) \
+    static fnptr_type real_##name; \
+    if (!real_##name) real_##name = (fnptr_type)dlsym(RTLD_NEXT, #name)
+
+typedef ssize_t (*write_fn)(int, const void *, size_t);
+typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
+typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
+typedef int (*sync_fn)(int);
+typedef int (*rename_fn)(const char *, const char *);
+typedef int (*renameat_fn)(int, const char *, int, const char *);
 
 ssize_t write(int fd, const void *buf, size_t n) {
-    REAL(write, ssize_t (*)(int, const void *, size_t));
+    REAL(write, write_fn);
     if (fd != 2 && counted()) return -1;
     return real_write(fd, buf, n);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
-    REAL(pwrite, ssize_t (*)(int, const void *, size_t, off_t));
+    REAL(pwrite, pwrite_fn);
     if (counted()) return -1;
     return real_pwrite(fd, buf, n, off);
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) {
-    REAL(pwrite64, ssize_t (*)(int, const void *, size_t, off_t));
+    REAL(pwrite64, pwrite_fn);
     if (counted()) return -1;
     return real_pwrite64(fd, buf, n, off);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int n) {
-    REAL(writev, ssize_t (*)(int, const struct iovec *, int));
+    REAL(writev, writev_fn);
     if (fd != 2 && counted()) return -1;
     return real_writev(fd, iov, n);
 }
 
 int fsync(int fd) {
-    REAL(fsync, int (*)(int));
+    REAL(fsync, sync_fn);
     if (counted()) return -1;
     return real_fsync(fd);
 }
 
 int fdatasync(int fd) {
-    REAL(fdatasync, int (*)(int));
+    REAL(fdatasync, sync_fn);
     if (counted()) return -1;
     return real_fdatasync(fd);
 }
 
 int rename(const char *a, const char *b) {
-    REAL(rename, int (*)(const char *, const char *));
+    REAL(rename, rename_fn);
     if (counted()) return -1;
     return real_rename(a, b);
 }
 
 int renameat(int da, const char *a, int db, const char *b) {
-    REAL(renameat, int (*)(int, const char *, int, const char *));
+    REAL(renameat, renameat_fn);
     if (counted()) return -1;
     return real_renameat(da, a, db, b);
 }
