@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -232,6 +233,7 @@ typedef struct op {
     void (*setup)(struct op *o);
     int32_t (*run)(struct op *o);
     void (*teardown)(struct op *o);
+    int stateless; /* given no object: nothing to try again after a failure */
     smdiff_model *m;
     smdiff_sampler *s;
     smdiff_trainer *t;
@@ -400,7 +402,14 @@ static int32_t in_window(op *o, long fail_at) {
 static long n_alloc_faults;
 static volatile int current_op; /* for a debugger's breakpoint condition */
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void inject(op *o) {
+    double t0 = now_s();
     o->setup(o);
     int64_t live = sd_alloc_live();
     int32_t rc = in_window(o, -1);
@@ -421,42 +430,42 @@ static void inject(op *o) {
                      rc ? smdiff_last_error() : "(success)");
         assert_true(strlen(smdiff_last_error()) > 0);
         /* the objects it was given still work */
-        rc = in_window(o, -1);
-        if (rc) fail_msg("%s: after a failure at allocation %ld: %s", o->name, k, smdiff_last_error());
+        if (!o->stateless && (rc = in_window(o, -1)))
+            fail_msg("%s: after a failure at allocation %ld: %s", o->name, k, smdiff_last_error());
         o->teardown(o);
         if (sd_alloc_live() != 0) fail_msg("%s: %lld blocks leaked after a failure at %ld", o->name,
                                            (long long)sd_alloc_live(), k);
         n_alloc_faults++;
     }
-    printf("  %-28s %5ld allocations, each failure SMDIFF_E_NOMEM\n", o->name, n);
+    printf("  %-28s %5ld allocations, each failure SMDIFF_E_NOMEM (%.1f s)\n", o->name, n, now_s() - t0);
 }
 
 static void test_each_operation(void **state) {
     (void)state;
     assert_int_equal(smdiff_set_allocator(win_alloc, win_free, NULL), SMDIFF_OK);
     op ops[] = {
-        {"load a model + tokenizer", su_empty_model, r_load, td, NULL, NULL, NULL, ""},
-        {"load a GGUF tokenizer", su_empty_model, r_load_tok, td, NULL, NULL, NULL, ""},
-        {"load a Hugging Face tokenizer", su_empty_model, r_load_hf, td, NULL, NULL, NULL, ""},
-        {"logits", su_model, r_logits, td, NULL, NULL, NULL, ""},
-        {"generate tokens", su_sampler, r_generate, td, NULL, NULL, NULL, ""},
-        {"generate text", su_sampler, r_text, td, NULL, NULL, NULL, ""},
-        {"generate a canvas", su_sampler, r_canvas, td, NULL, NULL, NULL, ""},
-        {"infill text", su_sampler, r_infill, td, NULL, NULL, NULL, ""},
-        {"trainer from a file", su_trainer0, r_init, td, NULL, NULL, NULL, ""},
-        {"trainer from scratch", su_trainer0, r_init_new, td, NULL, NULL, NULL, ""},
-        {"training step", su_trainer, r_step, td, NULL, NULL, NULL, ""},
-        {"training evaluation", su_trainer, r_train_eval, td, NULL, NULL, NULL, ""},
-        {"checkpoint save", su_trainer_out, r_save, td, NULL, NULL, NULL, ""},
-        {"resume", su_trainer, r_resume, td, NULL, NULL, NULL, ""},
-        {"ELBO", su_model, r_elbo, td, NULL, NULL, NULL, ""},
-        {"AR perplexity", su_model, r_ar, td, NULL, NULL, NULL, ""},
-        {"soft-mask gate", su_model, r_gate, td, NULL, NULL, NULL, ""},
-        {"MAUVE", su_none, r_mauve, td, NULL, NULL, NULL, ""},
-        {"convert", su_out, r_convert, td, NULL, NULL, NULL, ""},
-        {"tokenizer training", su_out, r_tok_train, td, NULL, NULL, NULL, ""},
-        {"tokenizer export", su_model_out, r_tok_save, td, NULL, NULL, NULL, ""},
-        {"corpus tokenization", su_model_out, r_tok_corpus, td, NULL, NULL, NULL, ""},
+        {"load a model + tokenizer", su_empty_model, r_load, td, 0, NULL, NULL, NULL, ""},
+        {"load a GGUF tokenizer", su_empty_model, r_load_tok, td, 0, NULL, NULL, NULL, ""},
+        {"load a Hugging Face tokenizer", su_empty_model, r_load_hf, td, 0, NULL, NULL, NULL, ""},
+        {"logits", su_model, r_logits, td, 0, NULL, NULL, NULL, ""},
+        {"generate tokens", su_sampler, r_generate, td, 0, NULL, NULL, NULL, ""},
+        {"generate text", su_sampler, r_text, td, 0, NULL, NULL, NULL, ""},
+        {"generate a canvas", su_sampler, r_canvas, td, 0, NULL, NULL, NULL, ""},
+        {"infill text", su_sampler, r_infill, td, 0, NULL, NULL, NULL, ""},
+        {"trainer from a file", su_trainer0, r_init, td, 0, NULL, NULL, NULL, ""},
+        {"trainer from scratch", su_trainer0, r_init_new, td, 0, NULL, NULL, NULL, ""},
+        {"training step", su_trainer, r_step, td, 0, NULL, NULL, NULL, ""},
+        {"training evaluation", su_trainer, r_train_eval, td, 0, NULL, NULL, NULL, ""},
+        {"checkpoint save", su_trainer_out, r_save, td, 0, NULL, NULL, NULL, ""},
+        {"resume", su_trainer, r_resume, td, 0, NULL, NULL, NULL, ""},
+        {"ELBO", su_model, r_elbo, td, 0, NULL, NULL, NULL, ""},
+        {"AR perplexity", su_model, r_ar, td, 0, NULL, NULL, NULL, ""},
+        {"soft-mask gate", su_model, r_gate, td, 0, NULL, NULL, NULL, ""},
+        {"MAUVE", su_none, r_mauve, td, 1, NULL, NULL, NULL, ""},
+        {"convert", su_out, r_convert, td, 1, NULL, NULL, NULL, ""},
+        {"tokenizer training", su_out, r_tok_train, td, 1, NULL, NULL, NULL, ""},
+        {"tokenizer export", su_model_out, r_tok_save, td, 0, NULL, NULL, NULL, ""},
+        {"corpus tokenization", su_model_out, r_tok_corpus, td, 0, NULL, NULL, NULL, ""},
     };
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) current_op = (int)i, inject(&ops[i]);
     printf("  allocation failures: %ld injected, %ld ended as SMDIFF_E_NOMEM\n", n_alloc_faults, n_alloc_faults);

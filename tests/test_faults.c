@@ -390,6 +390,7 @@ static void test_corrupt_state(void **state) {
         if (rc != SMDIFF_E_FORMAT) fail_msg("model with byte %zu flipped: %s", offs[i], smdiff_err_name(rc));
         refused++;
     }
+    free(offs);
     printf("  model checkpoint: %ld flipped bytes refused by the loader\n", refused);
     n_corrupt += refused;
     /* a state without a checksum: refused unless forced */
