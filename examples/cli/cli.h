@@ -8,6 +8,7 @@
 #define SMDIFF_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* The CLI uses the experimental section too (training, evaluation,
  * conversion): opt in before the first smdiff header. It includes only the
@@ -30,6 +31,17 @@ int cli_fail(const char *what, int32_t status, const char *detail);
  * an installed bin/). */
 #define CLI_DEFAULT_MODEL "smdiff-gutenberg-18m-sm.gguf"
 const char *cli_default_model(void);
+
+/* Files the CLI opens itself (files.c, docs/RELIABILITY.md). cli_fopen
+ * opens path with an fopen mode ("r", "rb", "w", "a"): an input that is
+ * not a regular file is refused at once (never waited on), an output path
+ * that exists and is not a regular file is refused; NULL after saying why
+ * ("smdiff: WHAT 'PATH': ..."). cli_fclose closes an output: 0, or
+ * CLI_EXIT_FAIL after saying that a write failed. cli_write_file replaces
+ * path whole, atomically (smdiff_write_file): 0 or CLI_EXIT_FAIL. */
+FILE *cli_fopen(const char *path, const char *mode, const char *what);
+int cli_fclose(FILE *f, const char *path, const char *what);
+int cli_write_file(const char *path, const char *what, const void *data, size_t n);
 
 /* Read a token file (little-endian int32 ids); NULL after printing why.
  * The caller frees the result with free(). */

@@ -1177,6 +1177,20 @@ SMDIFF_API int32_t smdiff_server_stop(smdiff_server *server);
  * call on the server. */
 SMDIFF_API const char *smdiff_server_last_error(const smdiff_server *server);
 
+/* ---- Files (experimental; docs/RELIABILITY.md) ---- */
+
+/* Write data[n] to path atomically, as smdiff writes its own outputs: a
+ * temporary file ".NAME.smdiff-tmp.PID.N" beside path, every write checked,
+ * fsync, rename over path, fsync of the folder; temporary files of
+ * interrupted writes to path whose process is gone are removed first. On
+ * failure path keeps its previous contents (or stays absent) and no
+ * temporary file is left. An existing path that is not a regular file (a
+ * folder, FIFO, device, socket) is refused, never replaced; a symbolic link
+ * to a regular file is followed. SMDIFF_E_INVAL for a NULL path (or NULL
+ * data with n > 0), SMDIFF_E_IO with the system's reason, SMDIFF_E_NOMEM.
+ * Thread-safe for distinct paths. */
+SMDIFF_API int32_t smdiff_write_file(const char *path, const void *data, size_t n);
+
 #endif /* SMDIFF_EXPERIMENTAL */
 
 #ifdef __cplusplus
