@@ -91,9 +91,14 @@ int32_t sd_pool_create(int n_threads, sd_pool **out, sd_error *err) {
         for (int i = 0; i < n_threads - 1; i++) {
             args[i].pool = p;
             args[i].index = i + 1;
-            if (uv_thread_create(&p->workers[i], worker_main, &args[i]) != 0) {
+            int e = uv_thread_create(&p->workers[i], worker_main, &args[i]);
+            if (e != 0) {
                 sd_pool_free(p);
-                return sd_fail(err, SMDIFF_E_THREAD, "could not start worker thread %d", i + 1);
+                /* EAGAIN: no memory for the thread's stack (ulimit -v) or
+                 * too many threads (ulimit -u); either way, resources */
+                return sd_fail(err, e == UV_EAGAIN || e == UV_ENOMEM ? SMDIFF_E_NOMEM : SMDIFF_E_THREAD,
+                               "could not start worker thread %d: %s (out of memory or of threads: ulimit -v, -u)",
+                               i + 1, uv_strerror(e));
             }
             p->n_workers = i + 1;
         }
