@@ -334,6 +334,8 @@ static int parse(int argc, char **argv, args *a) {
     a->progress = cli_progress(&ca);
     if (!a->tokens || !a->out || (!a->init && !a->arch))
         return cli_usage_error("--tokens, --out and --init or --arch are required");
+    if (a->n_corpus && !a->init && a->eos_id < 0) /* a tokenizer file alone names no EOS to end documents with */
+        return cli_usage_error("--corpus with --tokenizer needs --eos-id (the token that ends each document)");
     if (a->iso_of && a->steps_given)
         return cli_usage_error("--iso-compute-of sets the number of steps: leave out --steps");
     return 0;

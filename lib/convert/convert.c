@@ -14,6 +14,7 @@
 
 #include "convert/convert.h"
 #include "core/alloc.h"
+#include "io/file.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "nn/transformer.h"
@@ -160,6 +161,10 @@ int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert
     uint32_t ot = opts->out_type;
     if (ot != SD_GGML_F32 && ot != SD_GGML_F16 && ot != SD_GGML_BF16 && ot != SD_GGML_Q8_0)
         return sd_fail(err, SMDIFF_E_INVAL, "convert: output type %u is not f32, f16, bf16 or q8_0", ot);
+    const char *what = NULL;
+    sd_file_kind kind = sd_file_probe(hf_dir, &what);
+    if (kind == SD_FILE_REGULAR || (kind == SD_FILE_OTHER && strcmp(what, "unreadable path"))) /* else config.json's message */
+        return sd_fail(err, SMDIFF_E_IO, "convert: '%s' is a %s, not a Hugging Face checkpoint folder", hf_dir, what);
     json_t *cfg = NULL;
     sd_st *st = NULL;
     sd_gguf_writer *w = NULL;

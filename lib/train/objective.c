@@ -208,9 +208,9 @@ static void add_seq_losses(const sd_objective_ws *ws, const float *losses, int64
     }
 }
 
-int32_t sd_mdlm_eval_settings(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
-                              const uint8_t *masked, const float *t, const sd_sm_setting *set, int32_t n_set,
-                              double *seq_loss, int64_t *n_masked) {
+static int32_t eval_settings(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                             const uint8_t *masked, const float *t, const sd_sm_setting *set, int32_t n_set,
+                             double *seq_loss, int64_t *n_masked) {
     int64_t R = 0;
     int32_t rc = mdlm_batch(m, ws, x0, B, L, masked, t, &R), k_max = 1;
     for (int32_t j = 0; !rc && j < n_set; j++) {
@@ -258,6 +258,17 @@ int32_t sd_mdlm_eval_settings(sd_tmodel *m, sd_objective_ws *ws, const int32_t *
     memcpy(m->p.sm_raw, saved, sizeof saved);
     sd_free(ids);
     sd_free(pi);
+    return rc;
+}
+
+/* eval_settings between the BLAS guard's brackets (nn/blas.h) */
+int32_t sd_mdlm_eval_settings(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                              const uint8_t *masked, const float *t, const sd_sm_setting *set, int32_t n_set,
+                              double *seq_loss, int64_t *n_masked) {
+    int32_t rc = sd_blas_enter(m ? &m->err : NULL);
+    if (rc) return rc;
+    rc = eval_settings(m, ws, x0, B, L, masked, t, set, n_set, seq_loss, n_masked);
+    sd_blas_leave();
     return rc;
 }
 
