@@ -321,8 +321,9 @@ help:
 # libFuzzer targets fuzz/fuzz_*.c, built with clang and ASan+UBSan; each runs
 # FUZZ_SECONDS on a scratch corpus (fuzz/corpus-run/, ignored) seeded from
 # the committed fuzz/corpus/<target>/ (an empty one is made when a target
-# has none, so a fresh clone fuzzes). CI runs FUZZ_SECONDS=10. See
-# docs/FUZZING.md.
+# has none, so a fresh clone fuzzes), with fuzz/<target>.dict and the
+# libFuzzer flags in fuzz/<target>.options when present. CI runs
+# FUZZ_SECONDS=10. See docs/FUZZING.md.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD := build/fuzz
@@ -338,11 +339,19 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB_OBJ) $(DEP_LIBS)
 
+# fuzz_cli_args: the command line's parser, with the CLI's objects (not main)
+FUZZ_CLI_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out examples/cli/main.c,$(CLI_SRC)))
+.SECONDARY: $(FUZZ_CLI_OBJ)
+$(FUZZ_BUILD)/fuzz_cli_args: fuzz/fuzz_cli_args.c $(FUZZ_LIB_OBJ) $(FUZZ_CLI_OBJ)
+	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -Iexamples/cli -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_CLI_OBJ) \
+	    $(FUZZ_LIB_OBJ) $(DEP_LIBS)
+
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do n=$$(basename $$t); mkdir -p fuzz/corpus-run/$$n fuzz/corpus/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
 	  d=; [ -f fuzz/$$n.dict ] && d=-dict=fuzz/$$n.dict; \
-	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 $$d \
+	  o=; [ -f fuzz/$$n.options ] && o=$$(cat fuzz/$$n.options); \
+	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 $$d $$o \
 	    fuzz/corpus-run/$$n fuzz/corpus/$$n || exit 1; done
 
 # ------------------------------------------------------------- benchmarks
