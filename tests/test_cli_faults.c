@@ -16,7 +16,9 @@
  *    reason, nothing lost;
  *  - memory limits (RLIMIT_AS, as `ulimit -v`) from 48 MiB to 2 GiB for
  *    every command that loads or writes a model: each ends in bounded time,
- *    with status 0 and its output, or status 1 and SMDIFF_E_NOMEM.
+ *    with status 0 and its output, or status 1 and SMDIFF_E_NOMEM;
+ *  - train --resume with other hyper-parameters: refused naming them,
+ *    --resume-force goes on.
  * Standard output on /dev/full and on a closed pipe is test_cli.c's. */
 #include <errno.h>
 #include <fcntl.h>
@@ -511,6 +513,28 @@ static void test_memory_limits(void **state) {
     assert_true(done > 0 && nomem > 0);
 }
 
+/* ------------------------------------------------ resume, other options */
+
+/* A resume with another learning rate is refused naming it; --resume-force
+ * goes on. */
+static void test_resume_other_options(void **state) {
+    (void)state;
+    SKIP_WITHOUT_CLI();
+    const char *out = at("r.gguf");
+    const char *first[] = {"train", "--tokens", tok, "--out", out, "--init", TINY, "--steps", "2", "--batch", "1",
+                           "--seq", "16", "--save-every", "1", "-t", "1", "--lr", "1e-3", NULL};
+    assert_int_equal(run(first, NULL), 0);
+    const char *again[] = {"train", "--tokens", tok, "--out", out, "--init", TINY, "--steps", "3", "--batch", "1",
+                           "--seq", "16", "--save-every", "1", "-t", "1", "--lr", "2e-3", "--resume", NULL};
+    int st = run(again, NULL);
+    if (st != 1 || !strstr(R.err, "lr 0.002 (the state has 0.001)"))
+        fail_msg("a resume with another --lr: status %d, want 1 naming both values; said: %s", st, R.err);
+    again[19] = "--resume-force";
+    st = run(again, NULL);
+    if (st != 0 || !strstr(R.err, "resumed at step 2"))
+        fail_msg("--resume-force: status %d, want 0 resuming at step 2; said: %s", st, R.err);
+}
+
 /* ---------------------------------------------------------------- setup */
 
 static int setup(void **state) {
@@ -562,6 +586,7 @@ int main(void) {
         cmocka_unit_test(test_write_failures),
         cmocka_unit_test(test_file_size_limits),
         cmocka_unit_test(test_memory_limits),
+        cmocka_unit_test(test_resume_other_options),
     };
     return cmocka_run_group_tests_name("cli_faults", tests, setup, teardown);
 }

@@ -67,6 +67,8 @@ static void usage(FILE *f) {
             "  --eval-every N     validation loss every N steps (default 0: at checkpoints)\n"
             "  --f16              write F16 matrices in the model file (state stays exact)\n"
             "  --resume           continue from MODEL.gguf.state (same options, data and threads)\n"
+            "  --resume-force     --resume even when the state was written with other\n"
+            "                     hyper-parameters (this run's are used from here on)\n"
             "  --keep-every N     also keep the model of every N-th step as MODEL.stepN.gguf\n"
             "  --iso-compute-of RUN.gguf.csv\n"
             "                     train as many steps as match the compute (plain-step\n"
@@ -89,7 +91,7 @@ enum {
     O_TOKENS = CLI_OPT_FIRST, O_OUT, O_INIT, O_ARCH, O_TOKENIZER, O_SM_INIT, O_SHIFT, O_CORPUS, O_VOCAB, O_EMBD,
     O_LAYERS, O_HEADS, O_KV_HEADS, O_FF, O_MASK_ID, O_EOS_ID, O_STEPS, O_BATCH, O_SEQ, O_WARMUP, O_SAVE_EVERY,
     O_EVAL_EVERY, O_KILL_AFTER, O_LR, O_SM_LR, O_SM_PROB, O_COSINE, O_NO_SM, O_AR, O_F16, O_RESUME, O_SM_K,
-    O_KEEP_EVERY, O_ISO,
+    O_KEEP_EVERY, O_ISO, O_RESUME_FORCE,
 };
 static const struct option longopts[] = {
     {"tokens", required_argument, NULL, O_TOKENS},   {"out", required_argument, NULL, O_OUT},
@@ -110,6 +112,7 @@ static const struct option longopts[] = {
     {"ar", no_argument, NULL, O_AR},                 {"f16", no_argument, NULL, O_F16},
     {"resume", no_argument, NULL, O_RESUME},         {"sm-k", required_argument, NULL, O_SM_K},
     {"keep-every", required_argument, NULL, O_KEEP_EVERY}, {"iso-compute-of", required_argument, NULL, O_ISO},
+    {"resume-force", no_argument, NULL, O_RESUME_FORCE},
     CLI_PROGRESS_OPTIONS,
     CLI_HELP_OPTION,                                 {0, 0, 0, 0},
 };
@@ -244,7 +247,7 @@ typedef struct args {
     int64_t vocab, embd, layers, heads, kv_heads, ff, mask_id, eos_id;
     int64_t steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after, keep_every, sm_k;
     double lr, sm_lr, sm_prob, sm_init[3];
-    int cosine, no_sm, ar, f16, resume, has_sm_init, steps_given, progress;
+    int cosine, no_sm, ar, f16, resume, resume_force, has_sm_init, steps_given, progress;
 } args;
 
 /* The trainer option behind each numeric option (bounds from the library),
@@ -317,6 +320,7 @@ static int parse_option(void *ud, const cli_args *ca, int c, const char *v) {
     case O_AR: a->ar = 1; break;
     case O_F16: a->f16 = 1; break;
     case O_RESUME: a->resume = 1; break;
+    case O_RESUME_FORCE: a->resume = a->resume_force = 1; break;
     case CLI_ARG: return cli_usage_error("unexpected argument '%s'", v);
     }
     return 0;
@@ -473,7 +477,8 @@ int cmd_train(int argc, char **argv) {
         {SMDIFF_TRAIN_OBJECTIVE, a.ar ? SMDIFF_TRAIN_AR : SMDIFF_TRAIN_MDLM},
         {SMDIFF_TRAIN_SM, !a.no_sm && !a.ar}, {SMDIFF_TRAIN_WARMUP, a.warmup},
         {SMDIFF_TRAIN_COSINE_STEPS, a.cosine ? a.steps : 0}, {SMDIFF_TRAIN_THREADS, a.threads},
-        {SMDIFF_TRAIN_SHIFT_LOGITS, a.shift ? !strcmp(a.shift, "on") : -1}};
+        {SMDIFF_TRAIN_SHIFT_LOGITS, a.shift ? !strcmp(a.shift, "on") : -1},
+        {SMDIFF_TRAIN_RESUME_FORCE, a.resume_force}};
     /* the shape of a new model (an --init file has its own) */
     const struct { int32_t key; int64_t v; const char *flag; } shape[] = {
         {SMDIFF_TRAIN_N_VOCAB, a.vocab, "--vocab"}, {SMDIFF_TRAIN_N_EMBD, a.embd, "--embd"},
