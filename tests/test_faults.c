@@ -123,6 +123,11 @@ static int32_t run_tok_corpus(job *j) {
     return smdiff_train_tokenize_corpus(j->ud, paths, 1, 1, j->outs[0], NULL, NULL);
 }
 
+static int32_t run_write_file(job *j) {
+    static const char text[] = "a file a program writes through smdiff_write_file\n";
+    return smdiff_write_file(j->outs[0], text, sizeof text - 1);
+}
+
 /* The corpus tokenizer training reads: a few kilobytes of prose. */
 static const char *small_corpus(void) {
     const char *p = tpath("corpus.txt");
@@ -248,9 +253,18 @@ static void test_write_faults(void **state) {
         {"tokenizer export", run_tok_export, {tpath("tok.gguf"), NULL, NULL}, m},
         {"tokenizer training", run_tok_train, {tpath("bpe.gguf"), NULL, NULL}, (void *)small_corpus()},
         {"tokenized corpus", run_tok_corpus, {tpath("corpus.i32"), NULL, NULL}, m},
+        {"smdiff_write_file", run_write_file, {tpath("plain.txt"), NULL, NULL}, NULL},
     };
     for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) write_faults(&jobs[i]);
     printf("  write faults: %ld injected, %ld refused cleanly\n", n_write_faults, n_write_faults);
+    assert_int_equal(smdiff_write_file(NULL, "x", 1), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_write_file(tpath("plain.txt"), NULL, 1), SMDIFF_E_INVAL);
+    assert_int_equal(smdiff_write_file(tpath("empty.txt"), NULL, 0), SMDIFF_OK); /* an empty file */
+    size_t n = 1;
+    free(test_read_file(tpath("empty.txt"), &n));
+    assert_int_equal(n, 0);
+    unlink(tpath("empty.txt"));
+    unlink(tpath("plain.txt"));
     unlink(tpath("corpus.txt"));
     smdiff_model_free(m);
     smdiff_trainer_free(t);
@@ -606,6 +620,7 @@ static void test_special_outputs(void **state) {
                        "smdiff_tokenizer_train (output)");
         expect_refused(smdiff_train_tokenize_corpus(m, paths, 1, 1, p, NULL, NULL), SMDIFF_E_IO, &s[i],
                        "smdiff_train_tokenize_corpus (output)");
+        expect_refused(smdiff_write_file(p, "x", 1), SMDIFF_E_IO, &s[i], "smdiff_write_file");
         alarm(0);
         if (!strstr(smdiff_last_error(), "refusing to replace")) fail_msg("%s", smdiff_last_error());
         assert_int_equal(kind_of(p), kind); /* still what it was */
