@@ -6,8 +6,9 @@
  *    that blocks) with status 1 or 2 and a message naming what the path is;
  *    an output path never replaced;
  *  - a write-side system call (write, pwrite, fsync, rename) failing with
- *    EIO or ENOSPC at each such call of train, convert, tokenizer train and
- *    tokenizer corpus, through the LD_PRELOAD shim tests/shim/faultshim.c:
+ *    EIO or ENOSPC at each such call of train, convert, tokenizer train,
+ *    tokenizer corpus and tokenize --save, through the LD_PRELOAD shim
+ *    tests/shim/faultshim.c:
  *    status 1 with the system's reason, every destination old or whole, no
  *    temporary file left;
  *  - a file-size limit (RLIMIT_FSIZE, EFBIG) at many sizes, which reaches
@@ -253,6 +254,7 @@ static void test_special_files(void **state) {
         {{"eval", "infill", "-m", TINY, "--tasks", "@", "-o", at("fill.jsonl"), NULL}, 0, 0},
         /* outputs */
         {{"tokenizer", "train", "--vocab-size", "300", "-o", "@", TEXT, NULL}, 1, 0},
+        {{"tokenize", GPT2, "--save", "@", NULL}, 1, 0},
         {{"tokenizer", "corpus", "-t", GPT2, "-o", "@", TEXT, NULL}, 1, 0},
         {{"convert", HF, "@", NULL}, 1, 0},
         {{"train", "--tokens", tok, "--out", "@", "--init", TINY, "--steps", "1", "--batch", "1", "--seq", "16", NULL}, 1, 0},
@@ -344,7 +346,8 @@ static void test_write_failures(void **state) {
     const char *b = getenv("BUILD");
     snprintf(shim, sizeof shim, "%s/tests/faultshim.so", b && *b ? b : "build/cc");
     if (access(shim, R_OK) != 0) SKIP_BECAUSE("the fault shim %s is not built (make check builds it)", shim);
-    const char *model = at("w.gguf"), *conv = at("c.gguf"), *tk = at("tk.gguf"), *ids = at("c.i32");
+    const char *model = at("w.gguf"), *conv = at("c.gguf"), *tk = at("tk.gguf"), *ids = at("c.i32"),
+               *saved = at("saved.gguf");
     const write_case cases[] = {
         {{"train", "--tokens", tok, "--out", model, "--init", TINY, "--steps", "2", "--batch", "1", "--seq", "16",
           "--save-every", "1", "-t", "1", NULL},
@@ -352,6 +355,7 @@ static void test_write_failures(void **state) {
         {{"convert", HF, conv, NULL}, {conv, NULL}},
         {{"tokenizer", "train", "--vocab-size", "300", "-o", tk, TEXT, NULL}, {tk, NULL}},
         {{"tokenizer", "corpus", "-t", GPT2, "-o", ids, TEXT, NULL}, {ids, NULL}},
+        {{"tokenize", GPT2, "--save", saved, NULL}, {saved, NULL}},
     };
     static const char OLD[] = "old contents\n";
     int injected = 0;
