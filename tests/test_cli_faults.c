@@ -228,6 +228,7 @@ static void test_special_files(void **state) {
     const path_case cases[] = {
         /* inputs */
         {{"info", "@", NULL}, 0, 0},
+        {{"serve", "-m", "@", "--port", "0", NULL}, 0, 0},
         {{"generate", "-m", "@", "--ids", "1 2", NULL}, 0, 0},
         {{"generate", "-m", TINY, "-f", "@", NULL}, 0, 0},
         {{"tokenize", "@", "-p", "hi", NULL}, 0, 1},
