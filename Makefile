@@ -5,6 +5,7 @@
 #                        the Python package's tests (check-python)
 #   make check-python    install python/ into a throwaway venv, run its pytest suite
 #   make check SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make check-tsan      the threads test under ThreadSanitizer
 #   make check-abi       compare the shared library with the committed ABI baseline
 #   make abi-baseline    regenerate that baseline (only when an ABI break is intended)
 #   make bench           benchmarks (see docs/PERFORMANCE.md); SHARED_DATA=DIR
@@ -50,7 +51,7 @@ BUILD ?= build/$(VARIANT)
 # Each dependency is found through pkg-config; a missing one stops the build
 # with one line naming the Debian package that provides it.
 PKGS := openblas:libopenblas-dev libuv:libuv1-dev libpcre2-8:libpcre2-dev jansson:libjansson-dev \
-        libutf8proc:libutf8proc-dev
+        libutf8proc:libutf8proc-dev libxxhash:libxxhash-dev
 TEST_PKGS := cmocka:libcmocka-dev
 
 NO_DEP_GOALS := clean help
@@ -87,7 +88,7 @@ OPT ?= -O2
 CFLAGS_BASE := -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -D_GNU_SOURCE -DSMDIFF_BUILDING \
                -Iinclude -Ilib $(DEP_CFLAGS)
 ifdef SAN
-SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer
 endif
 ALL_CFLAGS := $(CFLAGS_BASE) $(WARN) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
@@ -114,7 +115,7 @@ SONAME := libsmdiff.so.$(VERSION_MAJOR)
 CLI := $(BUILD)/smdiff
 
 .PHONY: all lib cli check test check-abi abi-baseline abi-lib install uninstall clean bench fuzz help reproduce \
-        check-examples check-symbols check-python
+        check-examples check-symbols check-python check-tsan
 .DEFAULT_GOAL := all
 
 all: lib cli
@@ -163,7 +164,14 @@ $(BUILD)/tests/test_cli: tests/test_cli.c $(TEST_SUPPORT) $(CLI_PARTS) $(STATIC_
 	    $(CMOCKA_LIBS) $(SAN_FLAGS)
 
 # ------------------------------------------------------------------ tests
-check test: $(TEST_BIN) $(CLI) check-symbols check-examples
+# The LD_PRELOAD shim of the command-line fault tests (tests/shim/): not
+# instrumented, loaded into the CLI of the variant under test.
+FAULT_SHIM := $(BUILD)/tests/faultshim.so
+$(FAULT_SHIM): tests/shim/faultshim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -fPIC -shared -Wall -Wextra -Werror -o $@ $< -ldl
+
+check test: $(TEST_BIN) $(CLI) $(FAULT_SHIM) check-symbols check-examples
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh $(TEST_BIN)
 	@$(MAKE) --no-print-directory check-python
 
@@ -187,6 +195,15 @@ check-python: $(SHARED_LIB) $(CLI)
 	@cd $(PYVENV) && SMDIFF_LIB=$(abspath $(SHARED_LIB)) SMDIFF_CLI=$(abspath $(CLI)) \
 	    SMDIFF_PY_INSTALLED=$(abspath $(PYVENV)) SMDIFF_REPO=$(CURDIR) $(PY_SAN_ENV) \
 	    bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/python/tests
+
+# tests/test_threads.c built with ThreadSanitizer in its own folder (the
+# whole library instrumented): a data race between threads sharing a model
+# fails it. CI runs it; it is not part of `make check` (a third build).
+TSAN_BUILD := build/$(notdir $(firstword $(CC)))-tsan
+check-tsan:
+	@$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SAN= CFLAGS="-fsanitize=thread -Wno-psabi" LDFLAGS="-fsanitize=thread" \
+	    $(TSAN_BUILD)/tests/test_threads
+	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" $(TSAN_BUILD)/tests/test_threads
 
 # Only the public functions are exported, each in the version node of its
 # header section (stable: SMDIFF_0 / SMDIFF_0.2, experimental:
@@ -303,11 +320,14 @@ help:
 # ------------------------------------------------------------------- fuzz
 # libFuzzer targets fuzz/fuzz_*.c, built with clang and ASan+UBSan; each runs
 # FUZZ_SECONDS on a scratch corpus (fuzz/corpus-run/, ignored) seeded from
-# the committed fuzz/corpus/<target>/. See docs/FUZZING.md.
+# the committed fuzz/corpus/<target>/ (an empty one is made when a target
+# has none, so a fresh clone fuzzes), with fuzz/<target>.dict and the
+# libFuzzer flags in fuzz/<target>.options when present. CI runs
+# FUZZ_SECONDS=10. See docs/FUZZING.md.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD := build/fuzz
-FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer
 FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(sort $(wildcard fuzz/fuzz_*.c)))
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 .SECONDARY: $(FUZZ_LIB_OBJ)
@@ -319,11 +339,19 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB_OBJ) $(DEP_LIBS)
 
+# fuzz_cli_args: the command line's parser, with the CLI's objects (not main)
+FUZZ_CLI_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out examples/cli/main.c,$(CLI_SRC)))
+.SECONDARY: $(FUZZ_CLI_OBJ)
+$(FUZZ_BUILD)/fuzz_cli_args: fuzz/fuzz_cli_args.c $(FUZZ_LIB_OBJ) $(FUZZ_CLI_OBJ)
+	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -Iexamples/cli -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_CLI_OBJ) \
+	    $(FUZZ_LIB_OBJ) $(DEP_LIBS)
+
 fuzz: $(FUZZ_TARGETS)
-	@for t in $(FUZZ_TARGETS); do n=$$(basename $$t); mkdir -p fuzz/corpus-run/$$n; \
+	@for t in $(FUZZ_TARGETS); do n=$$(basename $$t); mkdir -p fuzz/corpus-run/$$n fuzz/corpus/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
 	  d=; [ -f fuzz/$$n.dict ] && d=-dict=fuzz/$$n.dict; \
-	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 $$d \
+	  o=; [ -f fuzz/$$n.options ] && o=$$(cat fuzz/$$n.options); \
+	  nice $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 -print_final_stats=1 $$d $$o \
 	    fuzz/corpus-run/$$n fuzz/corpus/$$n || exit 1; done
 
 # ------------------------------------------------------------- benchmarks

@@ -43,9 +43,11 @@ SMDIFF_API const char *smdiff_version_string(void) { return SMDIFF_VERSION_STRIN
 
 SMDIFF_API int32_t smdiff_model_create(smdiff_model **out) {
     REQUIRE(out, NULL, "smdiff_model_create: out is NULL");
+    static atomic_uint_least64_t serials;
     smdiff_model *m = sd_calloc(1, sizeof *m);
     if (!m) return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory creating a model");
     atomic_init(&m->refcount, 1);
+    m->serial = atomic_fetch_add(&serials, 1) + 1;
     sd_options_defaults(&sd_model_options, m->opt);
     *out = m;
     return SMDIFF_OK;
@@ -70,6 +72,7 @@ SMDIFF_API int32_t smdiff_model_set_int(smdiff_model *m, int32_t key, int64_t va
 }
 
 SMDIFF_API int32_t smdiff_model_get_int(const smdiff_model *m, int32_t key, int64_t *out) {
+    SD_MODEL_HOLD(m);
     REQUIRE(m && out, NULL, "smdiff_model_get_int: NULL argument");
     return sd_option_get_int(&sd_model_options, m->opt, key, out, NULL);
 }
@@ -92,6 +95,7 @@ SMDIFF_API int32_t smdiff_model_load_file(smdiff_model *m, const char *path) {
 }
 
 SMDIFF_API int32_t smdiff_model_is_loaded(const smdiff_model *m, int32_t *out) {
+    SD_MODEL_HOLD(m);
     REQUIRE(m && out, NULL, "smdiff_model_is_loaded: NULL argument");
     *out = m->loaded;
     return SMDIFF_OK;
@@ -104,6 +108,7 @@ static int32_t require_loaded(const smdiff_model *m, const char *fn) {
 }
 
 SMDIFF_API int32_t smdiff_model_property(const smdiff_model *m, int32_t prop, int64_t *out) {
+    SD_MODEL_HOLD(m);
     int32_t rc = sd_option_check_family(SMDIFF_PROP_OPT_FIRST_, SMDIFF_PROP_OPT_LAST_, prop, NULL);
     if (!rc) rc = require_loaded(m, "smdiff_model_property");
     if (rc) return rc;
@@ -135,6 +140,7 @@ SMDIFF_API int32_t smdiff_model_property(const smdiff_model *m, int32_t prop, in
 }
 
 SMDIFF_API int32_t smdiff_model_arch(const smdiff_model *m, const char **out) {
+    SD_MODEL_HOLD(m);
     int32_t rc = require_loaded(m, "smdiff_model_arch");
     if (rc) return rc;
     REQUIRE(out, NULL, "smdiff_model_arch: out is NULL");
@@ -144,6 +150,7 @@ SMDIFF_API int32_t smdiff_model_arch(const smdiff_model *m, const char **out) {
 
 SMDIFF_API int32_t smdiff_model_meta(const smdiff_model *m, const char *key, char *buf,
                                      size_t capacity, size_t *needed) {
+    SD_MODEL_HOLD(m);
     int32_t rc = require_loaded(m, "smdiff_model_meta");
     if (rc) return rc;
     REQUIRE(key && needed && (buf || capacity == 0), NULL, "smdiff_model_meta: NULL argument");
@@ -201,6 +208,7 @@ static int32_t check_logits_args(const smdiff_model *m, size_t n_pos, const int3
 SMDIFF_API int32_t smdiff_model_logits(const smdiff_model *m, const int32_t *ids,
                                        size_t n_ids, const int32_t *rows, size_t n_rows,
                                        float *logits, size_t capacity) {
+    SD_MODEL_HOLD(m);
     int32_t rc = require_loaded(m, "smdiff_model_logits");
     if (rc) return rc;
     REQUIRE(ids && rows && logits && n_ids > 0 && COUNT_OK(n_ids) && COUNT_OK(n_rows) && capacity > 0, NULL,
@@ -222,6 +230,7 @@ SMDIFF_API int32_t smdiff_model_logits(const smdiff_model *m, const int32_t *ids
 SMDIFF_API int32_t smdiff_model_logits_embd(const smdiff_model *m, const float *embd,
                                             size_t n_pos, const int32_t *rows, size_t n_rows,
                                             float *logits, size_t capacity) {
+    SD_MODEL_HOLD(m);
     int32_t rc = require_loaded(m, "smdiff_model_logits_embd");
     if (rc) return rc;
     REQUIRE(embd && rows && logits && n_pos > 0 && COUNT_OK(n_pos) && COUNT_OK(n_rows) && capacity > 0, NULL,
@@ -241,6 +250,7 @@ static int32_t require_tokenizer(const smdiff_model *m, const char *fn) {
 SMDIFF_API int32_t smdiff_model_tokenize(const smdiff_model *m, const char *text,
                                          size_t n_bytes, int32_t flags, int32_t *ids,
                                          size_t capacity, size_t *n_out) {
+    SD_MODEL_HOLD(m);
     int32_t rc = require_tokenizer(m, "smdiff_model_tokenize");
     if (rc) return rc;
     REQUIRE((text || n_bytes == 0) && n_out && (ids || capacity == 0), NULL,
@@ -253,6 +263,7 @@ SMDIFF_API int32_t smdiff_model_tokenize(const smdiff_model *m, const char *text
 SMDIFF_API int32_t smdiff_model_detokenize(const smdiff_model *m, const int32_t *ids,
                                            size_t n_ids, int32_t flags, char *text,
                                            size_t capacity, size_t *n_out) {
+    SD_MODEL_HOLD(m);
     int32_t rc = require_tokenizer(m, "smdiff_model_detokenize");
     if (rc) return rc;
     REQUIRE((ids || n_ids == 0) && n_out && (text || capacity == 0), NULL,
@@ -263,6 +274,7 @@ SMDIFF_API int32_t smdiff_model_detokenize(const smdiff_model *m, const int32_t 
 }
 
 SMDIFF_API int32_t smdiff_model_save_tokenizer(const smdiff_model *m, const char *path) {
+    SD_MODEL_HOLD(m);
     int32_t rc = require_tokenizer(m, "smdiff_model_save_tokenizer");
     if (rc) return rc;
     REQUIRE(path, NULL, "smdiff_model_save_tokenizer: path is NULL");
@@ -290,6 +302,7 @@ SMDIFF_API int32_t smdiff_model_load_tokenizer(smdiff_model *m, const char *path
 
 SMDIFF_API int32_t smdiff_model_token_piece(const smdiff_model *m, int32_t id, char *text,
                                             size_t capacity, size_t *n_out) {
+    SD_MODEL_HOLD(m);
     int32_t rc = require_tokenizer(m, "smdiff_model_token_piece");
     if (rc) return rc;
     REQUIRE(n_out && (text || capacity == 0), NULL, "smdiff_model_token_piece: NULL argument");
@@ -300,6 +313,7 @@ SMDIFF_API int32_t smdiff_chat_template(const smdiff_model *m, size_t n_messages
                                         const char *const *roles, const char *const *contents,
                                         int32_t add_generation_prompt, char *buf,
                                         size_t capacity, size_t *needed) {
+    SD_MODEL_HOLD(m);
     int32_t rc = require_tokenizer(m, "smdiff_chat_template");
     if (rc) return rc;
     REQUIRE(needed && (buf || capacity == 0) && COUNT_OK(n_messages) &&
@@ -329,6 +343,7 @@ SMDIFF_API int32_t smdiff_softmask_create(smdiff_softmask **out) {
 
 SMDIFF_API int32_t smdiff_softmask_create_from_model(const smdiff_model *m,
                                                      smdiff_softmask **out) {
+    SD_MODEL_HOLD(m);
     int32_t rc = require_loaded(m, "smdiff_softmask_create_from_model");
     if (rc) return rc;
     REQUIRE(out, NULL, "smdiff_softmask_create_from_model: out is NULL");
@@ -522,6 +537,7 @@ SMDIFF_API const char *smdiff_sampler_last_error(const smdiff_sampler *s) {
 SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model *m,
                                           const int32_t *prompt, size_t n_prompt, int32_t *out,
                                           size_t capacity, size_t *n_out) {
+    SD_MODEL_HOLD(m);
     REQUIRE(s, ERR_OF(s), "smdiff_generate_tokens: sampler is NULL");
     REQUIRE(m && (prompt || n_prompt == 0) && COUNT_OK(n_prompt) && out && n_out, &s->err,
             "smdiff_generate_tokens: invalid argument");
@@ -539,6 +555,7 @@ SMDIFF_API int32_t smdiff_generate_tokens(smdiff_sampler *s, const smdiff_model 
 SMDIFF_API int32_t smdiff_generate_text(smdiff_sampler *s, const smdiff_model *m,
                                         const char *prompt, int32_t chat, char *text,
                                         size_t capacity, size_t *n_out) {
+    SD_MODEL_HOLD(m);
     REQUIRE(s, ERR_OF(s), "smdiff_generate_text: sampler is NULL");
     REQUIRE(m && prompt && n_out && (text || capacity == 0), &s->err,
             "smdiff_generate_text: invalid argument");

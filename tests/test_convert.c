@@ -424,6 +424,30 @@ static void test_refusals(void **state) {
     scratch_dir("f", cfg, dir, sizeof dir);
     assert_int_equal(sd_convert_hf(dir, out, &o, &err), SMDIFF_E_FORMAT);
     assert_int_equal(access(out, F_OK), -1);  /* nothing written on failure */
+    /* Values the loader would refuse are refused before writing (each
+     * config otherwise matches hf_llada_tiny's tensors). */
+    {
+        struct { const char *extra, *says; } bad[] = {
+            {"\"rope_theta\": 0", "RoPE base"},
+            {"\"rope_theta\": -10000", "RoPE base"},
+            {"\"rope_theta\": 1e40", "RoPE base"},
+            {"\"rms_norm_eps\": 0", "norm epsilon"},
+            {"\"rms_norm_eps\": 1e-60", "norm epsilon"}, /* 0 once a float32 */
+            {"\"mask_token_id\": 64", "mask token id 64"},
+            {"\"max_sequence_length\": 20000000", "ctx 20000000"},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            char cfg2[600], full[800];
+            snprintf(cfg2, sizeof cfg2, "{\"architectures\": [\"LLaDAModelLM\"], \"n_layers\": 2, %s, %s}", base,
+                     bad[i].extra);
+            snprintf(full, sizeof full, "h%zu", i);
+            scratch_dir(full, cfg2, dir, sizeof dir);
+            snprintf(out, sizeof out, "%s/out.gguf", dir);
+            assert_int_equal(sd_convert_hf(dir, out, &o, &err), SMDIFF_E_FORMAT);
+            if (!strstr(err.msg, bad[i].says)) fail_msg("%s: %s", bad[i].extra, err.msg);
+            assert_int_equal(access(out, F_OK), -1);
+        }
+    }
     o.out_type = 2; /* Q4_0 */
     assert_int_equal(sd_convert_hf(DATA "hf_llada_tiny", out, &o, &err), SMDIFF_E_INVAL);
     o.out_type = SD_GGML_F32;

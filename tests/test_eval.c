@@ -353,6 +353,17 @@ static void test_noise_fixed_and_errors(void **state) {
     assert_int_equal(smdiff_eval_elbo(uniform, w, NW, (size_t)-1, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, L, 0, 9, 0, 1, &x, NULL), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, L, 2, 9, 2, 1, &x, NULL), SMDIFF_E_INVAL);
+    /* never past the model's context */
+    int64_t ctx;
+    assert_int_equal(smdiff_model_property(uniform, SMDIFF_PROP_CONTEXT, &ctx), SMDIFF_OK);
+    int32_t *longer = calloc((size_t)ctx + 1, sizeof *longer);
+    assert_non_null(longer);
+    assert_int_equal(smdiff_eval_elbo(uniform, longer, 1, 0, (size_t)ctx + 1, 2, 9, 0, 1, &x, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "beyond the model's context"));
+    assert_int_equal(smdiff_eval_ar(uniform, longer, 1, (size_t)ctx + 1, 1, &x, NULL, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "beyond the model's context"));
+    assert_int_equal(smdiff_eval_elbo(uniform, longer, 1, 0, (size_t)ctx, 1, 9, 0, 1, &x, NULL), SMDIFF_OK);
+    free(longer);
     w[5] = V;
     assert_int_equal(smdiff_eval_elbo(uniform, w, NW, 0, L, 2, 9, 0, 1, &x, NULL), SMDIFF_E_RANGE);
     assert_non_null(strstr(smdiff_last_error(), "outside vocabulary"));

@@ -458,7 +458,10 @@ static void test_writer_roundtrip(void **state) {
         if (rc) fail_msg("open: %s", err.msg);
         assert_int_equal(sd_gguf_version(g), 3);
         assert_int_equal(sd_gguf_alignment(g), 64);
-        assert_int_equal(sd_gguf_n_kv(g), 20);
+        assert_int_equal(sd_gguf_n_kv(g), 22); /* the 20 set and the two checksum keys, last */
+        assert_true(str_eq(sd_gguf_key(g, 20), SD_GGUF_CHECKSUM_ALGO_KEY));
+        assert_true(str_eq(sd_gguf_key(g, 21), SD_GGUF_CHECKSUM_KEY));
+        assert_int_equal(sd_gguf_has_checksum(g), 1);
         const char *order[] = {"general.architecture", "t.u8", "t.i8", "t.u16", "t.i16", "t.u32"};
         for (int i = 0; i < 6; i++) assert_true(str_eq(sd_gguf_key(g, i), order[i]));
         assert_true(str_eq(sd_gguf_key(g, 19), "general.alignment"));
@@ -571,7 +574,7 @@ static void test_many_entries(void **state) {
     sd_gguf_writer_free(w);
     sd_gguf *g = NULL;
     if (sd_gguf_open(path, 1, &g, &err)) fail_msg("%s", err.msg);
-    assert_int_equal(sd_gguf_n_kv(g), 3000);
+    assert_int_equal(sd_gguf_n_kv(g), 3002); /* and the checksum's two */
     assert_int_equal(sd_gguf_n_tensors(g), 700);
     for (uint32_t i = 0; i < 3000; i++) {
         snprintf(k, sizeof k, "key.%u", i);
@@ -682,7 +685,8 @@ static void test_reference_file(void **state) {
     sd_gguf *g = NULL;
     sd_error err = {0};
     if (sd_gguf_open(ref, 1, &g, &err)) fail_msg("%s", err.msg);
-    assert_int_equal(sd_gguf_n_kv(g), 16);
+    assert_int_equal(sd_gguf_n_kv(g), 18); /* 16 and the checksum's two; it matched */
+    assert_int_equal(sd_gguf_has_checksum(g), 1);
     uint64_t u;
     int64_t i;
     double d;

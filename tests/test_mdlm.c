@@ -460,7 +460,7 @@ static void test_convert_refusals(void **state) {
          "\"n_blocks\": 1, \"n_heads\": 4}", "'backbone.blocks.1."},
         /* a mask id outside the vocabulary */
         {"{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, \"cond_dim\": 16, "
-         "\"n_blocks\": 2, \"n_heads\": 4, \"mask_token_id\": 99}", "mask_token_id 99"},
+         "\"n_blocks\": 2, \"n_heads\": 4, \"mask_token_id\": 99}", "mask token id 99"},
     };
     sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
     char dir[300], out[400], nm[8];

@@ -8,6 +8,7 @@
 #define SMDIFF_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* The CLI uses the experimental section too (training, evaluation,
  * conversion): opt in before the first smdiff header. It includes only the
@@ -30,6 +31,17 @@ int cli_fail(const char *what, int32_t status, const char *detail);
  * an installed bin/). */
 #define CLI_DEFAULT_MODEL "smdiff-gutenberg-18m-sm.gguf"
 const char *cli_default_model(void);
+
+/* Files the CLI opens itself (files.c, docs/RELIABILITY.md). cli_fopen
+ * opens path with an fopen mode ("r", "rb", "w", "a"): an input that is
+ * not a regular file is refused at once (never waited on), an output path
+ * that exists and is not a regular file is refused; NULL after saying why
+ * ("smdiff: WHAT 'PATH': ..."). cli_fclose closes an output: 0, or
+ * CLI_EXIT_FAIL after saying that a write failed. cli_write_file replaces
+ * path whole, atomically (smdiff_write_file): 0 or CLI_EXIT_FAIL. */
+FILE *cli_fopen(const char *path, const char *mode, const char *what);
+int cli_fclose(FILE *f, const char *path, const char *what);
+int cli_write_file(const char *path, const char *what, const void *data, size_t n);
 
 /* Read a token file (little-endian int32 ids); NULL after printing why.
  * The caller frees the result with free(). */
@@ -68,6 +80,11 @@ extern const cli_spec cli_spec_version, cli_spec_info, cli_spec_generate, cli_sp
     cli_spec_tokenizer, cli_spec_tokenizer_train, cli_spec_tokenizer_corpus, cli_spec_convert, cli_spec_train,
     cli_spec_eval, cli_spec_eval_elbo, cli_spec_eval_gonogo, cli_spec_eval_samples, cli_spec_eval_infill,
     cli_spec_eval_gate, cli_spec_serve;
+
+/* Under a memory limit, run the CLI again with OPENBLAS_NUM_THREADS=1
+ * (blas_start.c); returns only when that is not needed or not possible.
+ * Called first thing in main(). */
+void cli_blas_start(char **argv);
 
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);

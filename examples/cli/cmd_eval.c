@@ -232,12 +232,7 @@ static uint64_t splitmix(uint64_t *s) {
 
 /* Close a --csv (or --dump) file; 0, or 1 after saying that a write to it
  * failed. */
-static int close_csv(FILE *f, const char *path) {
-    int bad = ferror(f);
-    if (fclose(f) == 0 && !bad) return 0;
-    fprintf(stderr, "%s: %s: a write failed%s%s\n", cli_prog(), path, bad ? "" : ": ", bad ? "" : strerror(errno));
-    return 1;
-}
+static int close_csv(FILE *f, const char *path) { return cli_fclose(f, path, "output"); }
 
 /* ------------------------------------------------------------------ elbo */
 
@@ -276,9 +271,8 @@ static int eval_elbo(int argc, char **argv) {
     if (windows == 0 || windows > fit) windows = fit;
     FILE *out = NULL;
     if (csv) {
-        out = fopen(csv, "a");
+        out = cli_fopen(csv, "a", "--csv");
         if (!out) {
-            fprintf(stderr, "%s: %s: %s\n", cli_prog(), csv, strerror(errno));
             free(tok);
             return CLI_EXIT_FAIL;
         }
@@ -486,12 +480,8 @@ static int eval_gonogo(int argc, char **argv) {
     if (!tok) return 1;
     int64_t windows = a.windows, fit = n_val / a.seq;
     if (windows == 0 || windows > fit) windows = fit;
-    FILE *csv = a.csv ? fopen(a.csv, "a") : NULL;
-    int ret = 0;
-    if (a.csv && !csv) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog(), a.csv, strerror(errno));
-        ret = CLI_EXIT_FAIL;
-    }
+    FILE *csv = a.csv ? cli_fopen(a.csv, "a", "--csv") : NULL;
+    int ret = a.csv && !csv ? CLI_EXIT_FAIL : 0;
     for (int i = 0; !ret && i < a.n_models; i++) ret = gonogo_model(&a, a.models[i], val, windows, csv);
     if (csv && close_csv(csv, a.csv) && !ret) ret = CLI_EXIT_FAIL;
     free(tok);
@@ -691,14 +681,8 @@ static int eval_samples(int argc, char **argv) {
         ret = cli_fail("feature buffers", SMDIFF_E_NOMEM, "out of memory");
         goto done;
     }
-    if (a.csv && !(csv = fopen(a.csv, "a"))) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog(), a.csv, strerror(errno));
-        goto done;
-    }
-    if (a.dump && !(dump = fopen(a.dump, "w"))) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog(), a.dump, strerror(errno));
-        goto done;
-    }
+    if (a.csv && !(csv = cli_fopen(a.csv, "a", "--csv"))) goto done;
+    if (a.dump && !(dump = cli_fopen(a.dump, "w", "--dump"))) goto done;
     double t0 = now_s(), work_done = 0, work_total = 0;
     for (int64_t b = 0; b < nb; b++) work_total += (double)(a.budgets[b] * N * ns);
     printf("# %s: %lld samples of %lld tokens per seed and budget, strategy %s, block %lld, "

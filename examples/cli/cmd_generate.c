@@ -207,11 +207,8 @@ static int parse(int argc, char **argv, gen_args *g) {
 /* The whole of a prompt file, one final newline dropped (as llama.cpp's
  * -f); NULL after saying why. */
 static char *read_prompt_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog(), path, strerror(errno));
-        return NULL;
-    }
+    FILE *f = cli_fopen(path, "rb", "prompt file");
+    if (!f) return NULL;
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     for (size_t got = 1; buf && got;) {

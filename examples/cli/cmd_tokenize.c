@@ -102,11 +102,8 @@ static char *input_text(const char *prompt, const char *file, size_t *n) {
         if (t) memcpy(t, prompt, *n + 1);
         return t;
     }
-    FILE *f = file ? fopen(file, "rb") : stdin;
-    if (!f) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog(), file, strerror(errno));
-        return NULL;
-    }
+    FILE *f = file ? cli_fopen(file, "rb", "text file") : stdin;
+    if (!f) return NULL;
     char *text = read_all(f, n);
     if (!text) fprintf(stderr, "%s: cannot read %s\n", cli_prog(), file ? file : "standard input");
     if (file) fclose(f);

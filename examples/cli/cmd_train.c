@@ -67,6 +67,8 @@ static void usage(FILE *f) {
             "  --eval-every N     validation loss every N steps (default 0: at checkpoints)\n"
             "  --f16              write F16 matrices in the model file (state stays exact)\n"
             "  --resume           continue from MODEL.gguf.state (same options, data and threads)\n"
+            "  --resume-force     --resume even when the state was written with other\n"
+            "                     hyper-parameters (this run's are used from here on)\n"
             "  --keep-every N     also keep the model of every N-th step as MODEL.stepN.gguf\n"
             "  --iso-compute-of RUN.gguf.csv\n"
             "                     train as many steps as match the compute (plain-step\n"
@@ -89,7 +91,7 @@ enum {
     O_TOKENS = CLI_OPT_FIRST, O_OUT, O_INIT, O_ARCH, O_TOKENIZER, O_SM_INIT, O_SHIFT, O_CORPUS, O_VOCAB, O_EMBD,
     O_LAYERS, O_HEADS, O_KV_HEADS, O_FF, O_MASK_ID, O_EOS_ID, O_STEPS, O_BATCH, O_SEQ, O_WARMUP, O_SAVE_EVERY,
     O_EVAL_EVERY, O_KILL_AFTER, O_LR, O_SM_LR, O_SM_PROB, O_COSINE, O_NO_SM, O_AR, O_F16, O_RESUME, O_SM_K,
-    O_KEEP_EVERY, O_ISO,
+    O_KEEP_EVERY, O_ISO, O_RESUME_FORCE,
 };
 static const struct option longopts[] = {
     {"tokens", required_argument, NULL, O_TOKENS},   {"out", required_argument, NULL, O_OUT},
@@ -110,6 +112,7 @@ static const struct option longopts[] = {
     {"ar", no_argument, NULL, O_AR},                 {"f16", no_argument, NULL, O_F16},
     {"resume", no_argument, NULL, O_RESUME},         {"sm-k", required_argument, NULL, O_SM_K},
     {"keep-every", required_argument, NULL, O_KEEP_EVERY}, {"iso-compute-of", required_argument, NULL, O_ISO},
+    {"resume-force", no_argument, NULL, O_RESUME_FORCE},
     CLI_PROGRESS_OPTIONS,
     CLI_HELP_OPTION,                                 {0, 0, 0, 0},
 };
@@ -126,11 +129,14 @@ static const char LOG_HEADER[] =
 
 /* Keep the rows up to `step` of the CSV (a resumed run redoes the steps
  * after its checkpoint) under the current header (a log of an older
- * version keeps its shorter rows); *elapsed gets the last kept row's
- * elapsed_s, so a resumed run's clock continues. Returns 0 or -1. */
+ * version keeps its shorter rows), replacing the file atomically (a failed
+ * write leaves it whole); *elapsed gets the last kept row's elapsed_s, so
+ * a resumed run's clock continues. Returns 0, or an exit status after
+ * saying why. */
 static int trim_log(const char *path, int64_t step, double *elapsed) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
+    if (access(path, F_OK) != 0) return 0;
+    FILE *f = cli_fopen(path, "r", "training log");
+    if (!f) return CLI_EXIT_FAIL;
     char *kept = NULL;
     size_t n = 0, cap = 0;
     char line[1024];
@@ -149,7 +155,7 @@ static int trim_log(const char *path, int64_t step, double *elapsed) {
             if (!k) {
                 free(kept);
                 fclose(f);
-                return -1;
+                return cli_fail(path, SMDIFF_E_NOMEM, "out of memory");
             }
             kept = k;
         }
@@ -157,21 +163,22 @@ static int trim_log(const char *path, int64_t step, double *elapsed) {
         n += len;
     }
     fclose(f);
-    f = fopen(path, "w");
-    if (!f) {
-        free(kept);
-        return -1;
-    }
-    if (n) fwrite(kept, 1, n, f);
-    fclose(f);
+    int r = cli_write_file(path, "training log", kept, n);
     free(kept);
-    return 0;
+    return r;
 }
 
-/* Loss curve from the CSV: training loss (line) and validation loss (dots). */
-static void write_svg(const char *csv, const char *svg) {
-    FILE *f = fopen(csv, "r");
-    if (!f) return;
+/* A write to the training log failed: say so; CLI_EXIT_FAIL. */
+static int log_failed(const char *csv) {
+    fprintf(stderr, "%s: training log '%s': a write failed: %s\n", cli_prog(), csv, strerror(errno));
+    return CLI_EXIT_FAIL;
+}
+
+/* Loss curve from the CSV: training loss (line) and validation loss (dots),
+ * written atomically; 0, or an exit status after saying why. */
+static int write_svg(const char *csv, const char *svg) {
+    FILE *f = cli_fopen(csv, "r", "training log");
+    if (!f) return CLI_EXIT_FAIL;
     size_t cap = 1024, n = 0;
     double *st = malloc(cap * sizeof *st), *lo = malloc(cap * sizeof *lo), *va = malloc(cap * sizeof *va);
     char line[512];
@@ -193,7 +200,10 @@ static void write_svg(const char *csv, const char *svg) {
         st[n] = (double)s, lo[n] = l, va[n] = v, n++;
     }
     fclose(f);
-    FILE *o = n ? fopen(svg, "w") : NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *o = n ? open_memstream(&text, &len) : NULL;
+    int r = n && !o ? cli_fail(svg, SMDIFF_E_NOMEM, "out of memory") : 0;
     if (o) {
         double x0 = st[0], x1 = st[n - 1] > x0 ? st[n - 1] : x0 + 1, y0 = 1e300, y1 = -1e300;
         for (size_t i = 0; i < n; i++) {
@@ -219,9 +229,12 @@ static void write_svg(const char *csv, const char *svg) {
         fprintf(o, "</svg>\n");
 #undef PX
 #undef PY
-        fclose(o);
+        r = (ferror(o) | fclose(o)) ? cli_fail(svg, SMDIFF_E_NOMEM, "out of memory")
+                                    : cli_write_file(svg, "loss plot", text, len);
+        free(text);
     }
     free(st), free(lo), free(va);
+    return r;
 }
 
 typedef struct args args;
@@ -234,7 +247,7 @@ typedef struct args {
     int64_t vocab, embd, layers, heads, kv_heads, ff, mask_id, eos_id;
     int64_t steps, batch, seq, warmup, seed, threads, save_every, eval_every, kill_after, keep_every, sm_k;
     double lr, sm_lr, sm_prob, sm_init[3];
-    int cosine, no_sm, ar, f16, resume, has_sm_init, steps_given, progress;
+    int cosine, no_sm, ar, f16, resume, resume_force, has_sm_init, steps_given, progress;
 } args;
 
 /* The trainer option behind each numeric option (bounds from the library),
@@ -307,6 +320,7 @@ static int parse_option(void *ud, const cli_args *ca, int c, const char *v) {
     case O_AR: a->ar = 1; break;
     case O_F16: a->f16 = 1; break;
     case O_RESUME: a->resume = 1; break;
+    case O_RESUME_FORCE: a->resume = a->resume_force = 1; break;
     case CLI_ARG: return cli_usage_error("unexpected argument '%s'", v);
     }
     return 0;
@@ -324,6 +338,8 @@ static int parse(int argc, char **argv, args *a) {
     a->progress = cli_progress(&ca);
     if (!a->tokens || !a->out || (!a->init && !a->arch))
         return cli_usage_error("--tokens, --out and --init or --arch are required");
+    if (a->n_corpus && !a->init && a->eos_id < 0) /* a tokenizer file alone names no EOS to end documents with */
+        return cli_usage_error("--corpus with --tokenizer needs --eos-id (the token that ends each document)");
     if (a->iso_of && a->steps_given)
         return cli_usage_error("--iso-compute-of sets the number of steps: leave out --steps");
     return 0;
@@ -332,11 +348,8 @@ static int parse(int argc, char **argv, args *a) {
 /* --iso-compute-of: the last `compute` of a training log (plain-step
  * equivalents), rounded to whole steps; -1 after printing why not. */
 static long long iso_compute_steps(const char *csv) {
-    FILE *f = fopen(csv, "r");
-    if (!f) {
-        fprintf(stderr, "%s: --iso-compute-of %s: %s\n", cli_prog(), csv, strerror(errno));
-        return -1;
-    }
+    FILE *f = cli_fopen(csv, "r", "--iso-compute-of");
+    if (!f) return -1;
     char line[1024];
     int col = -1;
     double compute = -1;
@@ -464,7 +477,8 @@ int cmd_train(int argc, char **argv) {
         {SMDIFF_TRAIN_OBJECTIVE, a.ar ? SMDIFF_TRAIN_AR : SMDIFF_TRAIN_MDLM},
         {SMDIFF_TRAIN_SM, !a.no_sm && !a.ar}, {SMDIFF_TRAIN_WARMUP, a.warmup},
         {SMDIFF_TRAIN_COSINE_STEPS, a.cosine ? a.steps : 0}, {SMDIFF_TRAIN_THREADS, a.threads},
-        {SMDIFF_TRAIN_SHIFT_LOGITS, a.shift ? !strcmp(a.shift, "on") : -1}};
+        {SMDIFF_TRAIN_SHIFT_LOGITS, a.shift ? !strcmp(a.shift, "on") : -1},
+        {SMDIFF_TRAIN_RESUME_FORCE, a.resume_force}};
     /* the shape of a new model (an --init file has its own) */
     const struct { int32_t key; int64_t v; const char *flag; } shape[] = {
         {SMDIFF_TRAIN_N_VOCAB, a.vocab, "--vocab"}, {SMDIFF_TRAIN_N_EMBD, a.embd, "--embd"},
@@ -499,28 +513,21 @@ int cmd_train(int argc, char **argv) {
         what = state;
         rc = smdiff_trainer_resume(t, state);
         if (!rc) smdiff_trainer_steps(t, &step);
-        if (!rc && trim_log(csv, step, &elapsed0)) rc = SMDIFF_E_IO, what = csv;
     }
-    if (rc) {
-        r = cli_fail(what, rc, smdiff_last_error());
+    int r_log = rc ? 0 : a.resume ? trim_log(csv, step, &elapsed0) : 0;
+    FILE *log = rc || r_log ? NULL : cli_fopen(csv, a.resume ? "a" : "w", "training log");
+    if (!log) {
+        r = rc ? cli_fail(what, rc, smdiff_last_error()) : CLI_EXIT_FAIL;
         smdiff_trainer_free(t);
         free(tok);
         return r;
     }
-    FILE *log = fopen(csv, a.resume ? "a" : "w");
-    if (!log) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog(), csv, strerror(errno));
-        smdiff_trainer_free(t);
-        free(tok);
-        return 1;
-    }
     if (!a.resume) fputs(LOG_HEADER, log);
-    fflush(log);
+    int ret = fflush(log) ? log_failed(csv) : 0;
     if (a.resume) fprintf(stderr, "%s: resumed at step %lld from %s\n", cli_prog(), (long long)step, state);
     double t0 = now() - elapsed0, last = now();
     int64_t start = step, last_good = step, eval_every = a.eval_every ? a.eval_every : a.save_every;
-    int ret = 0;
-    while (step < a.steps) {
+    while (!ret && step < a.steps) {
         double loss;
         rc = smdiff_trainer_step(t, &loss);
         if (rc) {
@@ -544,7 +551,10 @@ int cmd_train(int argc, char **argv) {
         if (!isnan(val)) snprintf(vcol, sizeof vcol, "%.17g", val);
         fprintf(log, "%lld,%.17g,%s,%.1f,%.3f,%.9g,%.9g,%.9g,%.9g,%d,%.6f\n", (long long)step, loss, vcol, tps,
                 tnow - t0, st.omega_s, st.omega_a, st.omega_b, st.grad_r_s, st.last_step_sm, st.compute);
-        fflush(log);
+        if (fflush(log)) { /* the log is the run's record: a lost line stops the run */
+            ret = log_failed(csv);
+            break;
+        }
         double eta = (tnow - t0 - elapsed0) / (double)(step - start) * (double)(a.steps - step);
         if (a.progress && (step % 10 == 0 || step == a.steps || !isnan(val))) {
             char vs[32] = "";
@@ -559,7 +569,7 @@ int cmd_train(int argc, char **argv) {
                 ret = 1;
                 break;
             }
-            write_svg(csv, svg);
+            if ((ret = write_svg(csv, svg))) break;
             last_good = step;
         }
         if (a.keep_every > 0 && step % a.keep_every == 0) {
@@ -578,10 +588,7 @@ int cmd_train(int argc, char **argv) {
             raise(SIGKILL);
         }
     }
-    if ((ferror(log) | fclose(log)) && !ret) { /* the log is the run's record: a lost line is a failure */
-        fprintf(stderr, "%s: %s: a write failed\n", cli_prog(), csv);
-        ret = CLI_EXIT_FAIL;
-    }
+    if (cli_fclose(log, csv, "training log") && !ret) ret = CLI_EXIT_FAIL;
     smdiff_trainer_free(t);
     free(tok);
     return ret;

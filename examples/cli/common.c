@@ -48,11 +48,8 @@ const char *cli_default_model(void) {
 }
 
 int32_t *cli_read_tokens(const char *path, int64_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog(), path, strerror(errno));
-        return NULL;
-    }
+    FILE *f = cli_fopen(path, "rb", "token file");
+    if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
     fseek(f, 0, SEEK_SET);

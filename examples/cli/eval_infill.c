@@ -152,11 +152,8 @@ static void free_tasks(task *t, size_t n) {
 
 /* Read and tokenize the task file; NULL after printing why. */
 static task *read_tasks(const smdiff_model *m, const char *path, long long limit, size_t *n_out) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog(), path, strerror(errno));
-        return NULL;
-    }
+    FILE *f = cli_fopen(path, "r", "task file");
+    if (!f) return NULL;
     task *t = NULL;
     size_t n = 0, cap = 0, lineno = 0, len = 0;
     char *line = NULL;
@@ -336,10 +333,11 @@ int eval_infill(int argc, char **argv) {
     ret = CLI_EXIT_FAIL;
     if (!(tasks = read_tasks(m, a.tasks, a.limit, &n_tasks))) goto done;
     canvas = malloc(sizeof(int32_t) * (size_t)ctx);
-    if (!canvas || !(o = fopen(a.out, "w"))) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog(), a.out, canvas ? strerror(errno) : "out of memory");
+    if (!canvas) {
+        fprintf(stderr, "%s: out of memory\n", cli_prog());
         goto done;
     }
+    if (!(o = cli_fopen(a.out, "w", "output"))) goto done;
     char label[256];
     if (a.label) snprintf(label, sizeof label, "%s", a.label);
     else snprintf(label, sizeof label, "sm-%s%s%s", a.softmask, a.strategy ? "-" : "", a.strategy ? a.strategy : "");
@@ -386,10 +384,7 @@ int eval_infill(int argc, char **argv) {
             n_tasks, a.n_seeds, a.n_fracs, n_done, n_skipped, now_s() - t0, a.out);
     ret = 0;
 done:
-    if (o && fclose(o) && !ret) {
-        fprintf(stderr, "%s: %s: %s\n", cli_prog(), a.out, strerror(errno));
-        ret = 1;
-    }
+    if (o && cli_fclose(o, a.out, "output") && !ret) ret = CLI_EXIT_FAIL;
     free(canvas);
     free_tasks(tasks, n_tasks);
     smdiff_sampler_free(s);

@@ -31,6 +31,7 @@ static int run(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    cli_blas_start(argv);
     /* A closed pipe is an error to report (EPIPE), not a silent death. */
     signal(SIGPIPE, SIG_IGN);
     int status = run(argc, argv);

@@ -48,6 +48,16 @@
  * server (smdiff_server_stop excepted) belongs to one thread at a time. Global settings (allocator, log
  * callback) are documented at each setter.
  *
+ * Threads and lifetimes: every call that is given a model holds a
+ * reference to it until it returns, so smdiff_model_free may drop the last
+ * reference while other threads are still inside calls on the model (a
+ * generation, an evaluation, a tokenization): the model is destroyed when
+ * the last of those calls returns. The reference a thread passes in must
+ * be valid when its call begins: give each thread its own
+ * (smdiff_model_retain before starting it, smdiff_model_free when it is
+ * done) when the order is not otherwise known. tests/test_threads.c checks
+ * this under ThreadSanitizer (make check-tsan).
+ *
  * This header includes only <stddef.h> and <stdint.h> and compiles as C99,
  * C11 and C++.
  */
@@ -205,7 +215,9 @@ SMDIFF_API int32_t smdiff_model_create(smdiff_model **out);
 /* Add a reference. Returns SMDIFF_E_INVAL for NULL. Thread-safe. */
 SMDIFF_API int32_t smdiff_model_retain(smdiff_model *model);
 
-/* Drop a reference; the model is destroyed when the last one goes.
+/* Drop a reference; the model is destroyed when the last one goes, or,
+ * if calls on it are still running in other threads, when the last of them
+ * returns (each holds its own reference: "Threads and lifetimes" above).
  * Accepts NULL. Thread-safe. */
 SMDIFF_API void smdiff_model_free(smdiff_model *model);
 
@@ -685,8 +697,13 @@ typedef struct smdiff_trainer smdiff_trainer;
  * predicts token i + 1) into a masked diffusion model with 1, as Dream was
  * adapted from an AR model. A resumed run sets the same value again. */
 #define SMDIFF_TRAIN_SHIFT_LOGITS  423  /* int -1..1, default -1 */
+/* smdiff_trainer_resume refuses a state written with other hyper-parameters
+ * (every option but threads and this one) unless this is 1: then the
+ * current options apply and the differences go to the log. It also lets a
+ * state without a checksum (written before 0.2) load. */
+#define SMDIFF_TRAIN_RESUME_FORCE  424  /* int 0..1, default 0 */
 #define SMDIFF_TRAIN_OPT_FIRST_    400
-#define SMDIFF_TRAIN_OPT_LAST_     423
+#define SMDIFF_TRAIN_OPT_LAST_     424
 
 /* Create a trainer with default options. SMDIFF_E_INVAL if out is NULL. */
 SMDIFF_API int32_t smdiff_trainer_create(smdiff_trainer **out);
@@ -787,14 +804,22 @@ SMDIFF_API int32_t smdiff_trainer_stats(const smdiff_trainer *trainer, smdiff_tr
 
 /* Write the model as a GGUF file that smdiff_model_load_file loads
  * (matrices in F32, or F16 when f16 is 1), and, if state_path is not NULL,
- * the exact training state for smdiff_trainer_resume. Both writes are
- * atomic (temporary file, fsync, rename). SMDIFF_E_IO on failure. */
+ * the exact training state for smdiff_trainer_resume with the options of
+ * the run. Both writes are atomic (temporary file, fsync, rename: an
+ * interrupted save leaves the previous files as they were) and both files
+ * end with a checksum (docs/FORMATS.md). SMDIFF_E_IO on failure, a path
+ * that exists and is not a regular file included. */
 SMDIFF_API int32_t smdiff_trainer_save(smdiff_trainer *trainer, const char *model_path,
                                        int32_t f16, const char *state_path);
 /* Continue a run from a state file written by smdiff_trainer_save: the
  * following steps give the same losses as an uninterrupted run with the
- * same seed, options, data and threads. SMDIFF_E_FORMAT on a shape
- * mismatch (message says which), SMDIFF_E_IO if unreadable. */
+ * same seed, options, data and threads. Refused: a state whose checksum
+ * does not match or that has none (SMDIFF_E_FORMAT; a flipped byte
+ * anywhere in the file is caught), a shape mismatch (SMDIFF_E_FORMAT, the
+ * message says which), a state written with other options
+ * (SMDIFF_E_INVAL naming each differing option with both values, unless
+ * SMDIFF_TRAIN_RESUME_FORCE is 1); SMDIFF_E_IO if unreadable. Nothing
+ * changes when it fails. */
 SMDIFF_API int32_t smdiff_trainer_resume(smdiff_trainer *trainer, const char *state_path);
 
 /* Detailed message of the last failing call on this trainer (the error
@@ -863,9 +888,10 @@ SMDIFF_API int32_t smdiff_convert_hf(const char *hf_dir, const char *out_path, c
  * soft-masking two-pass bound (pass 1's top-k predictions mixed into pass 2
  * with the model's own omega and k), the bound an SM model is trained on;
  * 0 the plain one. threads 0 = all. *n_masked (may be NULL) receives the
- * number of masked positions scored. SMDIFF_E_INVAL for bad arguments,
- * SMDIFF_E_STATE for a model that is not loaded, SMDIFF_E_RANGE for ids
- * outside the vocabulary, SMDIFF_E_NOMEM. */
+ * number of masked positions scored. SMDIFF_E_INVAL for bad arguments
+ * (seq_len beyond the model's context included), SMDIFF_E_STATE for a
+ * model that is not loaded, SMDIFF_E_RANGE for ids outside the vocabulary,
+ * SMDIFF_E_NOMEM. */
 SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *windows,
                                     size_t n_windows, size_t first_window, size_t seq_len,
                                     size_t draws, uint64_t seed, int32_t two_pass, int32_t threads,
@@ -905,7 +931,8 @@ SMDIFF_API int32_t smdiff_eval_elbo_windows(const smdiff_model *model, const int
  *             norm) at the last position, MAUVE's features;
  *   n_embd    may be NULL: receives the model's width
  *             (SMDIFF_PROP_EMBED_DIM, to size features).
- * SMDIFF_E_INVAL, SMDIFF_E_STATE, SMDIFF_E_RANGE (ids), SMDIFF_E_NOMEM. */
+ * SMDIFF_E_INVAL (seq_len beyond the model's context included),
+ * SMDIFF_E_STATE, SMDIFF_E_RANGE (ids), SMDIFF_E_NOMEM. */
 SMDIFF_API int32_t smdiff_eval_ar(const smdiff_model *model, const int32_t *seqs, size_t n,
                                   size_t seq_len, int32_t threads, double *nll, float *features,
                                   size_t *n_embd);
@@ -1153,6 +1180,20 @@ SMDIFF_API int32_t smdiff_server_stop(smdiff_server *server);
  * the top); "" if none, "server is NULL" for NULL. Valid until the next
  * call on the server. */
 SMDIFF_API const char *smdiff_server_last_error(const smdiff_server *server);
+
+/* ---- Files (experimental; docs/RELIABILITY.md) ---- */
+
+/* Write data[n] to path atomically, as smdiff writes its own outputs: a
+ * temporary file ".NAME.smdiff-tmp.PID.N" beside path, every write checked,
+ * fsync, rename over path, fsync of the folder; temporary files of
+ * interrupted writes to path whose process is gone are removed first. On
+ * failure path keeps its previous contents (or stays absent) and no
+ * temporary file is left. An existing path that is not a regular file (a
+ * folder, FIFO, device, socket) is refused, never replaced; a symbolic link
+ * to a regular file is followed. SMDIFF_E_INVAL for a NULL path (or NULL
+ * data with n > 0), SMDIFF_E_IO with the system's reason, SMDIFF_E_NOMEM.
+ * Thread-safe for distinct paths. */
+SMDIFF_API int32_t smdiff_write_file(const char *path, const void *data, size_t n);
 
 #endif /* SMDIFF_EXPERIMENTAL */
 

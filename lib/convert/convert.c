@@ -15,7 +15,10 @@
 
 #include "convert/convert.h"
 #include "core/alloc.h"
+#include "io/file.h"
+#include "io/json.h"
 #include "io/safetensors.h"
+#include "nn/transformer.h"
 #include "text/tokenizer.h"
 
 /* llama.cpp's LlamaFileType values for general.file_type. */
@@ -42,9 +45,7 @@ static int32_t load_json(const char *dir, const char *name, int required, json_t
     if (access(p, F_OK) != 0) {
         if (required) rc = sd_fail(err, SMDIFF_E_IO, "convert: '%s' not found", p);
     } else {
-        json_error_t je;
-        *out = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
-        if (!*out) rc = sd_fail(err, SMDIFF_E_FORMAT, "convert: '%s' line %d: %s", p, je.line, je.text);
+        rc = sd_json_load(p, JSON_REJECT_DUPLICATES, out, err);
     }
     sd_free(p);
     return rc;
@@ -215,9 +216,9 @@ static int32_t plan_llama(const json_t *cfg, plan *p, sd_error *err) {
     p->theta = cfg_num(cfg, "rope_theta", 10000.0);
     p->eps = cfg_num(cfg, "rms_norm_eps", 1e-6);
     if (p->n_layer <= 0 || p->n_embd <= 0 || p->n_ff <= 0 || p->n_head <= 0 || p->n_kv <= 0 || p->n_ctx <= 0 ||
-        p->n_vocab <= 0 || p->n_layer > 1024 || p->n_embd > (1 << 20) || p->n_ff > (1 << 22) || p->n_head > 4096 ||
-        p->n_ctx > INT32_MAX || p->n_vocab > (1 << 24) || p->n_embd % p->n_head || p->n_head % p->n_kv ||
-        (p->n_embd / p->n_head) % 2)
+        p->n_vocab <= 0 || p->n_layer > SD_HP_MAX_LAYERS || p->n_embd > SD_HP_MAX_EMBD || p->n_ff > SD_HP_MAX_FF ||
+        p->n_head > SD_HP_MAX_HEADS || p->n_kv > SD_HP_MAX_HEADS || p->n_ctx > SD_HP_MAX_CTX ||
+        p->n_vocab > SD_HP_MAX_VOCAB || p->n_embd % p->n_head || p->n_head % p->n_kv || (p->n_embd / p->n_head) % 2)
         return sd_fail(err, SMDIFF_E_FORMAT,
                        "convert: config.json: bad or missing hyperparameters (layers %" PRId64 ", embd %" PRId64
                        ", ff %" PRId64 ", heads %" PRId64 "/%" PRId64 ", ctx %" PRId64 ", vocab %" PRId64 ")",
@@ -345,6 +346,25 @@ static int32_t plan_mdlm(const json_t *cfg, plan *p, sd_error *err) {
 
 /* MDLM's rotary buffer, when the checkpoint has one, must be base 10000
  * over the full head (what the loader assumes). */
+/* Refuse here what the loader would refuse in the written file. */
+static int32_t check_plan(const plan *p, sd_error *err) {
+    sd_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.arch = p->dit ? SD_ARCH_MDLM : p->llada ? SD_ARCH_LLADA : SD_ARCH_DREAM;
+    const int64_t big = (int64_t)INT32_MAX;
+#define CLAMP32(v) ((int32_t)((v) < big ? (v) : big))
+    hp.n_vocab = CLAMP32(p->n_vocab), hp.n_embd = CLAMP32(p->n_embd), hp.n_layer = CLAMP32(p->n_layer);
+    hp.n_head = CLAMP32(p->n_head), hp.n_head_kv = CLAMP32(p->n_kv), hp.n_ctx = CLAMP32(p->n_ctx);
+    hp.n_ff = CLAMP32(p->n_ff);
+    hp.mask_id = CLAMP32(p->mask_id), hp.bos_id = hp.eos_id = hp.pad_id = -1;
+#undef CLAMP32
+    hp.rope_base = (float)(p->theta < 1e300 ? p->theta : 1e300);
+    hp.norm_eps = (float)(p->eps < 1e300 ? p->eps : 1e300);
+    sd_error why = {0};
+    int32_t rc = sd_hparams_check(&hp, &why);
+    return rc ? sd_fail(err, rc, "convert: config.json: %s (the file would not load)", why.msg) : SMDIFF_OK;
+}
+
 static int32_t check_inv_freq(const sd_st *st, const plan *p, sd_error *err) {
     const sd_st_tensor *t = sd_st_find(st, "backbone.rotary_emb.inv_freq");
     if (!t) return SMDIFF_OK;
@@ -517,6 +537,10 @@ int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert
     uint32_t ot = opts->out_type;
     if (ot != SD_GGML_F32 && ot != SD_GGML_F16 && ot != SD_GGML_BF16 && ot != SD_GGML_Q8_0)
         return sd_fail(err, SMDIFF_E_INVAL, "convert: output type %u is not f32, f16, bf16 or q8_0", ot);
+    const char *what = NULL;
+    sd_file_kind kind = sd_file_probe(hf_dir, &what);
+    if (kind == SD_FILE_REGULAR || (kind == SD_FILE_OTHER && strcmp(what, "unreadable path"))) /* else config.json's message */
+        return sd_fail(err, SMDIFF_E_IO, "convert: '%s' is a %s, not a Hugging Face checkpoint folder", hf_dir, what);
     json_t *cfg = NULL;
     sd_st *st = NULL;
     sd_gguf_writer *w = NULL;
@@ -528,6 +552,7 @@ int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert
     if (rc) return rc;
     if ((rc = pick_arch(cfg, &p, err))) goto done;
     if ((rc = p.dit ? plan_mdlm(cfg, &p, err) : plan_llama(cfg, &p, err))) goto done;
+    if ((rc = check_plan(&p, err))) goto done;
     if ((rc = sd_st_open_dir(hf_dir, &st, err))) goto done;
     if (p.dit && (rc = check_inv_freq(st, &p, err))) goto done;
     ct = sd_calloc((size_t)p.k, sizeof *ct);

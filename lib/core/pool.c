@@ -1,8 +1,22 @@
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "alloc.h"
 #include "pool.h"
+
+/* Whether a new thread's stack (RLIMIT_STACK, 8 MiB if unlimited) and a
+ * margin for its guard page and thread block can be mapped now. */
+static int stack_fits(void) {
+    struct rlimit r;
+    size_t n = getrlimit(RLIMIT_STACK, &r) == 0 && r.rlim_cur != RLIM_INFINITY ? (size_t)r.rlim_cur : (size_t)8 << 20;
+    n += (size_t)1 << 20;
+    void *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return 0;
+    munmap(m, n);
+    return 1;
+}
 
 struct sd_pool {
     int n_threads;
@@ -91,9 +105,16 @@ int32_t sd_pool_create(int n_threads, sd_pool **out, sd_error *err) {
         for (int i = 0; i < n_threads - 1; i++) {
             args[i].pool = p;
             args[i].index = i + 1;
-            if (uv_thread_create(&p->workers[i], worker_main, &args[i]) != 0) {
+            int e = uv_thread_create(&p->workers[i], worker_main, &args[i]);
+            if (e != 0) {
+                /* EAGAIN is no memory for the thread's stack (ulimit -v)
+                 * or too many threads (ulimit -u): a stack's worth of
+                 * address space that cannot be mapped tells them apart
+                 * (asked before the started workers' stacks are freed) */
+                int nomem = e == UV_ENOMEM || (e == UV_EAGAIN && !stack_fits());
                 sd_pool_free(p);
-                return sd_fail(err, SMDIFF_E_THREAD, "could not start worker thread %d", i + 1);
+                return sd_fail(err, nomem ? SMDIFF_E_NOMEM : SMDIFF_E_THREAD, "could not start worker thread %d: %s",
+                               i + 1, nomem ? "no memory for its stack (ulimit -v?)" : uv_strerror(e));
             }
             p->n_workers = i + 1;
         }

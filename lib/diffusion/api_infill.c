@@ -13,6 +13,7 @@
 
 SMDIFF_API int32_t smdiff_generate_canvas(smdiff_sampler *s, const smdiff_model *m, int32_t *canvas,
                                           size_t n_canvas) {
+    SD_MODEL_HOLD(m);
     if (!s) return sd_fail(NULL, SMDIFF_E_INVAL, "smdiff_generate_canvas: sampler is NULL");
     if (!m || !canvas || n_canvas > (size_t)INT32_MAX)
         return sd_fail(&s->err, SMDIFF_E_INVAL, "smdiff_generate_canvas: invalid argument");
@@ -93,6 +94,7 @@ static int32_t render_span(smdiff_sampler *s, const smdiff_model *m, const int32
 
 SMDIFF_API int32_t smdiff_generate_infill_text(smdiff_sampler *s, const smdiff_model *m, const char *prefix,
                                                const char *suffix, char *text, size_t capacity, size_t *n_out) {
+    SD_MODEL_HOLD(m);
     if (!s) return sd_fail(NULL, SMDIFF_E_INVAL, "smdiff_generate_infill_text: sampler is NULL");
     if (!m || !prefix || !suffix || !n_out || (!text && capacity))
         return sd_fail(&s->err, SMDIFF_E_INVAL, "smdiff_generate_infill_text: invalid argument");

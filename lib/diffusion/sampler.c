@@ -90,7 +90,9 @@ uint64_t sd_sampler_request_key(const struct smdiff_sampler *s, const void *mode
         size_t n = strlen(parts[i]);
         h = fnv(fnv(h, parts[i], n), &n, sizeof n);
     }
-    uintptr_t m = (uintptr_t)model;
+    /* the model's serial, not its address: a model freed and another
+     * loaded at the same address must not get the first one's result */
+    uint64_t m = ((const struct smdiff_model *)model)->serial;
     h = fnv(fnv(h, &m, sizeof m), &flag, sizeof flag);
     h = fnv(fnv(h, &s->opt_set, sizeof s->opt_set), &s->softmask_set, sizeof s->softmask_set);
     h = fnv(h, s->opt, sizeof s->opt);

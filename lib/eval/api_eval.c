@@ -25,6 +25,14 @@ static int32_t require_loaded(const smdiff_model *model, const char *fn) {
     return SMDIFF_OK;
 }
 
+/* No evaluation runs past the model's context: its positions beyond were
+ * never trained (and RoPE tables, masks and buffers are sized for it). */
+static int32_t within_context(const smdiff_model *model, size_t seq_len, const char *fn) {
+    if (seq_len <= (size_t)model->w.hp.n_ctx) return SMDIFF_OK;
+    return sd_fail(NULL, SMDIFF_E_INVAL, "%s: seq_len %zu is beyond the model's context of %d", fn, seq_len,
+                   (int)model->w.hp.n_ctx);
+}
+
 /* The shared checks of the two bound functions */
 static int32_t check_elbo_args(const smdiff_model *model, const int32_t *windows, const void *out, size_t n_windows,
                                size_t first_window, size_t seq_len, size_t draws, int32_t threads, const char *fn) {
@@ -36,12 +44,13 @@ static int32_t check_elbo_args(const smdiff_model *model, const int32_t *windows
                 draws <= 1 << 20 && threads >= 0 && threads <= 1024,
             "%s: need 1 <= n_windows, first_window < 2^40, 1 <= seq_len, 1 <= draws <= 2^20, "
             "0 <= threads <= 1024", fn);
-    return SMDIFF_OK;
+    return within_context(model, seq_len, fn);
 }
 
 SMDIFF_API int32_t smdiff_eval_elbo(const smdiff_model *model, const int32_t *windows, size_t n_windows,
                                     size_t first_window, size_t seq_len, size_t draws, uint64_t seed,
                                     int32_t two_pass, int32_t threads, double *nll, size_t *n_masked) {
+    SD_MODEL_HOLD(model);
     int32_t rc = check_elbo_args(model, windows, nll, n_windows, first_window, seq_len, draws, threads,
                                  "smdiff_eval_elbo");
     if (rc) return rc;
@@ -67,6 +76,7 @@ SMDIFF_API int32_t smdiff_eval_elbo_windows(const smdiff_model *model, const int
                                             size_t first_window, size_t seq_len, size_t draws, uint64_t seed,
                                             const smdiff_softmask *const *schedules, size_t n_schedules,
                                             int32_t threads, double *window_nll, size_t *n_masked) {
+    SD_MODEL_HOLD(model);
     int32_t rc = check_elbo_args(model, windows, window_nll, n_windows, first_window, seq_len, draws, threads,
                                  "smdiff_eval_elbo_windows");
     if (rc) return rc;
@@ -95,11 +105,13 @@ SMDIFF_API int32_t smdiff_eval_elbo_windows(const smdiff_model *model, const int
 
 SMDIFF_API int32_t smdiff_eval_ar(const smdiff_model *model, const int32_t *seqs, size_t n, size_t seq_len,
                                   int32_t threads, double *nll, float *features, size_t *n_embd) {
+    SD_MODEL_HOLD(model);
     int32_t rc = require_loaded(model, "smdiff_eval_ar");
     if (rc) return rc;
     REQUIRE(seqs, "smdiff_eval_ar: NULL argument");
     REQUIRE(n >= 1 && EVAL_COUNT_OK(n) && seq_len >= 2 && seq_len <= (size_t)INT32_MAX && threads >= 0 && threads <= 1024,
             "smdiff_eval_ar: need n >= 1, seq_len >= 2, 0 <= threads <= 1024");
+    if ((rc = within_context(model, seq_len, "smdiff_eval_ar"))) return rc;
     int64_t d = 0;
     rc = sd_eval_ar(model, seqs, (int64_t)n, (int64_t)seq_len, threads, nll, features, &d, NULL);
     if (!rc && n_embd) *n_embd = (size_t)d;
@@ -127,6 +139,7 @@ SMDIFF_API int32_t smdiff_eval_unigram_entropy(const int32_t *ids, size_t n, siz
 SMDIFF_API int32_t smdiff_eval_gate(const smdiff_model *model, const smdiff_softmask *sm, const int32_t *windows,
                                     size_t n_windows, size_t seq_len, const double *rates, size_t n_rates,
                                     uint64_t seed, smdiff_gate_stats *out) {
+    SD_MODEL_HOLD(model);
     int32_t rc = require_loaded(model, "smdiff_eval_gate");
     if (rc) return rc;
     REQUIRE(windows && rates && out, "smdiff_eval_gate: NULL argument");

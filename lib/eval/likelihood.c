@@ -31,8 +31,8 @@ static int32_t ctx_open(eval_ctx *c, const struct smdiff_model *model, int64_t B
                         int threads, sd_error *err) {
     memset(c, 0, sizeof *c);
     if (threads <= 0) threads = sd_cpu_count();
-    sd_blas_set_threads(threads);
-    int32_t rc = sd_tmodel_from_model(model, B, L, 0, &c->m, err);
+    int32_t rc = sd_blas_reserve_threads(threads, err);
+    if (!rc) rc = sd_tmodel_from_model(model, B, L, 0, &c->m, err);
     if (!rc) rc = sd_pool_create(threads, &c->pool, err);
     if (!rc) {
         c->m->pool = c->pool;

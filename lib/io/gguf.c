@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/checksum.h"
+#include "io/file.h"
 #include "io/gguf.h"
 
 #define GGUF_HEADER_BYTES 24u   /* magic, version, n_tensors, n_kv */
@@ -77,6 +79,8 @@ struct sd_gguf {
     uint64_t kv_cap, t_cap;
     uint64_t kv_alloc, t_alloc;  /* allocated entries of kv and tensors */
     int64_t *kv_hash, *t_hash;
+    int has_checksum;      /* SD_GGUF_CHECKSUM_KEY present and matching */
+    uint64_t data_start;   /* file offset of the tensor data section */
 };
 
 typedef struct {
@@ -394,6 +398,7 @@ static int32_t parse(sd_gguf *g, sd_error *err) {
     uint64_t data_start = c.pos;
     uint64_t rem = data_start % g->alignment;
     if (rem) data_start += g->alignment - rem;
+    g->data_start = data_start;
     if (n_tensors && data_start > g->size)
         return sd_fail(err, SMDIFF_E_FORMAT, "gguf: data section at byte %" PRIu64 " past end of file (%zu bytes)",
                        data_start, g->size);
@@ -410,8 +415,47 @@ static int32_t parse(sd_gguf *g, sd_error *err) {
     return SMDIFF_OK;
 }
 
+/* The checksum key's value against the hash of the whole image with those
+ * 8 bytes as zeros (gguf.h). */
+static int32_t check_checksum(sd_gguf *g, sd_error *err) {
+    int64_t i = sd_gguf_find_key(g, SD_GGUF_CHECKSUM_KEY), ia = sd_gguf_find_key(g, SD_GGUF_CHECKSUM_ALGO_KEY);
+    if (i < 0 && ia < 0) return SMDIFF_OK;
+    if (i < 0 || ia < 0)
+        return sd_fail(err, SMDIFF_E_FORMAT, "gguf: %s without %s: the file is corrupt",
+                       i < 0 ? SD_GGUF_CHECKSUM_ALGO_KEY : SD_GGUF_CHECKSUM_KEY,
+                       i < 0 ? SD_GGUF_CHECKSUM_KEY : SD_GGUF_CHECKSUM_ALGO_KEY);
+    const gguf_kv *kv = &g->kv[i], *ka = &g->kv[ia];
+    sd_gguf_str algo = {0};
+    if (ka->type == SD_GGUF_STRING) {
+        memcpy(&algo.len, ka->val, 8);
+        algo.ptr = (const char *)ka->val + 8;
+    }
+    if (ka->type != SD_GGUF_STRING || algo.len != strlen(SD_GGUF_CHECKSUM_ALGO) ||
+        memcmp(algo.ptr, SD_GGUF_CHECKSUM_ALGO, algo.len))
+        return sd_fail(err, SMDIFF_E_FORMAT, "gguf: %s is not \"%s\" (the file is corrupt, or written by a newer "
+                       "smdiff)", SD_GGUF_CHECKSUM_ALGO_KEY, SD_GGUF_CHECKSUM_ALGO);
+    if (kv->type != SD_GGUF_UINT64)
+        return sd_fail(err, SMDIFF_E_FORMAT, "gguf: key %s has type %s, not uint64", SD_GGUF_CHECKSUM_KEY,
+                       gguf_type_name(kv->type));
+    size_t off = (size_t)(kv->val - g->base);
+    uint64_t stored, zero = 0;
+    memcpy(&stored, kv->val, 8);
+    sd_hash h;
+    sd_hash_reset(&h);
+    sd_hash_update(&h, g->base, off);
+    sd_hash_update(&h, &zero, 8);
+    sd_hash_update(&h, g->base + off + 8, g->size - off - 8);
+    uint64_t computed = sd_hash_digest(&h);
+    if (computed != stored)
+        return sd_fail(err, SMDIFF_E_FORMAT, "gguf: checksum mismatch (stored %016" PRIx64 ", contents hash to %016" PRIx64
+                       "): the file is corrupt or was changed after it was written", stored, computed);
+    g->has_checksum = 1;
+    return SMDIFF_OK;
+}
+
 static int32_t open_common(sd_gguf *g, sd_gguf **out, sd_error *err) {
     int32_t rc = parse(g, err);
+    if (!rc) rc = check_checksum(g, err);
     if (rc) {
         sd_gguf_close(g);
         return rc;
@@ -434,20 +478,16 @@ int32_t sd_gguf_open_memory(const void *buf, size_t size, sd_gguf **out, sd_erro
 int32_t sd_gguf_open(const char *path, int use_mmap, sd_gguf **out, sd_error *err) {
     if (!path || !out) return sd_fail(err, SMDIFF_E_INVAL, "gguf: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sd_fail(err, SMDIFF_E_IO, "gguf: cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
+    int fd;
+    uint64_t fsize;
+    int32_t orc = sd_file_open_input(path, "gguf", &fd, &fsize, err);
+    if (orc) return orc;
+    if (fsize > SIZE_MAX) {
         close(fd);
-        return sd_fail(err, SMDIFF_E_IO, "gguf: cannot stat '%s': %s", path, strerror(e));
+        return sd_fail(err, SMDIFF_E_NOMEM, "gguf: '%s' (%" PRIu64 " bytes) does not fit the address space", path, fsize);
     }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return sd_fail(err, SMDIFF_E_IO, "gguf: '%s' is not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
-    if ((uint64_t)st.st_size < GGUF_HEADER_BYTES) {
+    size_t size = (size_t)fsize;
+    if (fsize < GGUF_HEADER_BYTES) {
         close(fd);
         return sd_fail(err, SMDIFF_E_FORMAT, "gguf: '%s': file of %zu bytes is shorter than the 24-byte header", path,
                        size);
@@ -464,7 +504,9 @@ int32_t sd_gguf_open(const char *path, int use_mmap, sd_gguf **out, sd_error *er
             int e = errno;
             close(fd);
             sd_free(g);
-            return sd_fail(err, SMDIFF_E_IO, "gguf: cannot map '%s': %s", path, strerror(e));
+            /* ENOMEM: the address space is full (ulimit -v) */
+            return sd_fail(err, e == ENOMEM ? SMDIFF_E_NOMEM : SMDIFF_E_IO, "gguf: cannot map '%s': %s", path,
+                           strerror(e));
         }
         g->map = m;
         g->base = m;
@@ -511,6 +553,8 @@ void sd_gguf_close(sd_gguf *g) {
 }
 
 uint32_t sd_gguf_version(const sd_gguf *g) { return g->version; }
+int sd_gguf_has_checksum(const sd_gguf *g) { return g->has_checksum; }
+uint64_t sd_gguf_data_offset(const sd_gguf *g) { return g->data_start; }
 uint64_t sd_gguf_alignment(const sd_gguf *g) { return g->alignment; }
 int64_t sd_gguf_n_kv(const sd_gguf *g) { return g->n_kv; }
 int64_t sd_gguf_n_tensors(const sd_gguf *g) { return g->n_tensors; }

@@ -47,13 +47,31 @@ typedef struct sd_gguf_tensor {
     const void *data;     /* into the mapping, aligned to general.alignment */
 } sd_gguf_tensor;
 
-/* Open and validate. use_mmap = 0 reads the file into memory instead. */
+/* Checksum: smdiff's writer ends every file's metadata with two keys,
+ * SD_GGUF_CHECKSUM_ALGO_KEY (the string "xxh3_64") and, last,
+ * SD_GGUF_CHECKSUM_KEY, a uint64 holding the XXH3-64 hash (core/checksum.h)
+ * of the whole file with that key's own 8 value bytes taken as zeros. The
+ * reader checks it whenever either key is present and refuses a file whose
+ * bytes do not match, or that has only one of the two (a flipped byte in a
+ * key's name cannot hide the checksum): SMDIFF_E_FORMAT. Files of other
+ * tools have neither key and are read as before. */
+#define SD_GGUF_CHECKSUM_ALGO_KEY "smdiff.checksum_algorithm"
+#define SD_GGUF_CHECKSUM_ALGO "xxh3_64"
+#define SD_GGUF_CHECKSUM_KEY "smdiff.checksum"
+
+/* Open and validate (a checksum included). Only regular files are opened,
+ * without blocking (io/file.h): anything else is SMDIFF_E_IO at once.
+ * use_mmap = 0 reads the file into memory instead. */
 int32_t sd_gguf_open(const char *path, int use_mmap, sd_gguf **out, sd_error *err);
 /* Validate an in-memory image (for fuzzing and tests); buf must outlive the handle. */
 int32_t sd_gguf_open_memory(const void *buf, size_t size, sd_gguf **out, sd_error *err);
 void sd_gguf_close(sd_gguf *g);  /* accepts NULL */
 
 uint32_t sd_gguf_version(const sd_gguf *g);
+/* 1 if the file carries a checksum (then it matched), 0 if not. */
+int sd_gguf_has_checksum(const sd_gguf *g);
+/* File offset of the tensor data section (tensor offsets count from it). */
+uint64_t sd_gguf_data_offset(const sd_gguf *g);
 uint64_t sd_gguf_alignment(const sd_gguf *g);
 
 /* Metadata lookup; -1 if absent. */
@@ -150,11 +168,13 @@ int32_t sd_gguf_add_tensor_fill(sd_gguf_writer *w, const char *name, uint32_t n_
 typedef void (*sd_gguf_progress_fn)(void *user, uint64_t bytes_done, uint64_t bytes_total);
 void sd_gguf_writer_set_progress(sd_gguf_writer *w, sd_gguf_progress_fn fn, void *user);
 
-/* Write a GGUF v3 file to path atomically: path.tmp.PID in the same
- * directory, fsync, rename, fsync of the directory. On any failure the
+/* Write a GGUF v3 file to path atomically (io/file.h: a temporary file in
+ * the same folder, fsync, rename, fsync of the folder). On any failure the
  * temporary file is removed and the previous file at path (if any) is
- * untouched; SMDIFF_E_IO for file errors, SMDIFF_E_INVAL for a bad
- * general.alignment. The writer can be written again afterwards. */
+ * untouched; SMDIFF_E_IO for file errors (a path that exists and is not a
+ * regular file included), SMDIFF_E_INVAL for a bad general.alignment. The
+ * file ends its metadata with SD_GGUF_CHECKSUM_KEY (any such key set on the
+ * writer is dropped). The writer can be written again afterwards. */
 int32_t sd_gguf_write(sd_gguf_writer *w, const char *path, sd_error *err);
 
 #endif

@@ -1,7 +1,8 @@
 /* gguf_write.c -- GGUF v3 writer: metadata in insertion order, tensors
- * aligned to general.alignment, written atomically (temporary file in the
- * destination directory, fsync, rename, fsync of the directory) so a crash
- * or a full disk never leaves a half-written model under the final name.
+ * aligned to general.alignment, written atomically (io/file.h: temporary
+ * file in the destination folder, fsync, rename, fsync of the folder) so a
+ * crash or a full disk never leaves a half-written model under the final
+ * name, and closed by the smdiff.checksum key (gguf.h) that readers check.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/checksum.h"
+#include "io/file.h"
 #include "io/gguf.h"
 
 #define W_DEFAULT_ALIGNMENT 32u
@@ -275,24 +278,19 @@ int32_t sd_gguf_add_tensor_fill(sd_gguf_writer *w, const char *name, uint32_t n_
 /* ---------------------------------------------------------- file output */
 
 typedef struct {
-    int fd;
-    const char *path;  /* the temporary file, for messages */
+    sd_atomic_file af;
     uint8_t *buf;
     size_t len;
     uint64_t written;
-    int err_no;
+    sd_hash hash;      /* of every byte written, the checksum's value as zeros */
+    sd_error *err;
 } wfile;
 
 static int wf_flush(wfile *f) {
-    size_t off = 0;
-    while (off < f->len) {
-        ssize_t r = write(f->fd, f->buf + off, f->len - off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) { f->err_no = r < 0 ? errno : EIO; return -1; }
-        off += (size_t)r;
-    }
+    sd_hash_update(&f->hash, f->buf, f->len);
+    int32_t rc = sd_atomic_write(&f->af, f->buf, f->len, f->err);
     f->len = 0;
-    return 0;
+    return rc ? -1 : 0;
 }
 
 static int wf_put(wfile *f, const void *p, size_t n) {
@@ -334,15 +332,34 @@ static uint64_t writer_alignment(const sd_gguf_writer *w, int *bad) {
     return W_DEFAULT_ALIGNMENT;
 }
 
-static int32_t write_all(sd_gguf_writer *w, wfile *f, uint64_t align) {
+static int is_checksum_key(const char *k) {
+    return !strcmp(k, SD_GGUF_CHECKSUM_KEY) || !strcmp(k, SD_GGUF_CHECKSUM_ALGO_KEY);
+}
+
+/* Everything but the checksum's value, which goes in last (see
+ * sd_gguf_write); *ck_off receives its offset. The writer's own
+ * checksum keys (copied from a source file, say) are never written: the
+ * file gets its own, as the last two keys. Failures are recorded in f->err. */
+static int32_t write_all(sd_gguf_writer *w, wfile *f, uint64_t align, uint64_t *ck_off) {
     uint32_t version = 3;
-    uint64_t n_t = (uint64_t)w->n_t, n_kv = (uint64_t)w->n_kv;
+    uint64_t n_t = (uint64_t)w->n_t, n_kv = 2;
+    for (int64_t i = 0; i < w->n_kv; i++) n_kv += !is_checksum_key(w->kv[i].key);
     int bad = wf_put(f, "GGUF", 4) || wf_put(f, &version, 4) || wf_put(f, &n_t, 8) || wf_put(f, &n_kv, 8);
     for (int64_t i = 0; i < w->n_kv && !bad; i++) {
+        if (is_checksum_key(w->kv[i].key)) continue;
         uint64_t kl = strlen(w->kv[i].key);
         bad = wf_put(f, &kl, 8) || wf_put(f, w->kv[i].key, (size_t)kl) || wf_put(f, &w->kv[i].type, 4) ||
               wf_put(f, w->kv[i].blob, w->kv[i].blob_len);
     }
+    uint64_t al = strlen(SD_GGUF_CHECKSUM_ALGO_KEY), av = strlen(SD_GGUF_CHECKSUM_ALGO);
+    uint64_t kl = strlen(SD_GGUF_CHECKSUM_KEY), zero = 0;
+    uint32_t st = SD_GGUF_STRING, ct = SD_GGUF_UINT64;
+    if (!bad)
+        bad = wf_put(f, &al, 8) || wf_put(f, SD_GGUF_CHECKSUM_ALGO_KEY, (size_t)al) || wf_put(f, &st, 4) ||
+              wf_put(f, &av, 8) || wf_put(f, SD_GGUF_CHECKSUM_ALGO, (size_t)av);
+    if (!bad) bad = wf_put(f, &kl, 8) || wf_put(f, SD_GGUF_CHECKSUM_KEY, (size_t)kl) || wf_put(f, &ct, 4);
+    *ck_off = f->written;
+    if (!bad) bad = wf_put(f, &zero, 8);
     uint64_t offset = 0, total = 0;
     for (int64_t i = 0; i < w->n_t && !bad; i++) {
         const wtensor *t = &w->t[i];
@@ -353,25 +370,22 @@ static int32_t write_all(sd_gguf_writer *w, wfile *f, uint64_t align) {
         total += t->n_bytes;
     }
     if (!bad && w->n_t) bad = wf_pad(f, align);
-    if (bad) return sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: writing '%s' failed: %s", f->path, strerror(f->err_no));
+    if (bad) return SMDIFF_E_IO;
     uint64_t done = 0;
     for (int64_t i = 0; i < w->n_t; i++) {
         const wtensor *t = &w->t[i];
         if (t->fill) {
             /* Produced on demand so a converter holds one tensor at a time. */
             void *tmp = t->n_bytes <= SIZE_MAX ? sd_malloc((size_t)t->n_bytes) : NULL;
-            if (!tmp) return sd_fail(&w->err, SMDIFF_E_NOMEM, "gguf writer: tensor '%s': no memory for %" PRIu64 " bytes",
+            if (!tmp) return sd_fail(f->err, SMDIFF_E_NOMEM, "gguf writer: tensor '%s': no memory for %" PRIu64 " bytes",
                                      t->name, t->n_bytes);
             sd_error ferr;
             sd_error_clear(&ferr);
             int32_t rc = t->fill(t->fill_user, t->name, tmp, t->n_bytes, &ferr);
             if (rc) {
                 sd_free(tmp);
-                if (ferr.code) {
-                    sd_error_forward(&w->err, &ferr);
-                    return rc;
-                }
-                return sd_fail(&w->err, rc, "gguf writer: tensor '%s': producing data failed", t->name);
+                if (ferr.code) return sd_error_forward(f->err, &ferr);
+                return sd_fail(f->err, rc, "gguf writer: tensor '%s': producing data failed", t->name);
             }
             bad = wf_put(f, tmp, (size_t)t->n_bytes);
             sd_free(tmp);
@@ -379,13 +393,11 @@ static int32_t write_all(sd_gguf_writer *w, wfile *f, uint64_t align) {
             bad = wf_put(f, t->data, (size_t)t->n_bytes);
         }
         if (!bad) bad = wf_pad(f, align);
-        if (bad) return sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: writing '%s' (tensor '%s') failed: %s", f->path,
-                                t->name, strerror(f->err_no));
+        if (bad) return SMDIFF_E_IO;
         done += t->n_bytes;
         if (w->progress) w->progress(w->progress_user, done, total);
     }
-    if (wf_flush(f)) return sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: writing '%s' failed: %s", f->path, strerror(f->err_no));
-    return SMDIFF_OK;
+    return wf_flush(f) ? SMDIFF_E_IO : SMDIFF_OK;
 }
 
 int32_t sd_gguf_write(sd_gguf_writer *w, const char *path, sd_error *err) {
@@ -394,53 +406,25 @@ int32_t sd_gguf_write(sd_gguf_writer *w, const char *path, sd_error *err) {
     uint64_t align = writer_alignment(w, &bad_align);
     if (bad_align)
         return sd_fail(err, SMDIFF_E_INVAL, "gguf writer: general.alignment must be a uint32 power of two");
-    size_t plen = strlen(path);
-    char *tmp = sd_malloc(plen + 32);
-    wfile f = {-1, NULL, sd_malloc(W_BUF_BYTES), 0, 0, 0};
-    if (!tmp || !f.buf) {
-        sd_free(tmp);
-        sd_free(f.buf);
-        return sd_fail(err, SMDIFF_E_NOMEM, "gguf writer: no memory");
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    f.path = tmp;
-    f.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (f.fd < 0) {
-        int e = errno;
-        sd_free(tmp);
-        sd_free(f.buf);
-        return sd_fail(err, SMDIFF_E_IO, "gguf writer: cannot create '%s': %s", path, strerror(e));
-    }
-    sd_error_clear(&w->err);
-    int32_t rc = write_all(w, &f, align);
-    if (!rc && fsync(f.fd) != 0)
-        rc = sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: fsync of '%s' failed: %s", tmp, strerror(errno));
-    if (close(f.fd) != 0 && !rc)
-        rc = sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: close of '%s' failed: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, path) != 0)
-        rc = sd_fail(&w->err, SMDIFF_E_IO, "gguf writer: rename to '%s' failed: %s", path, strerror(errno));
+    wfile f = {.buf = sd_malloc(W_BUF_BYTES), .err = err};
+    if (!f.buf) return sd_fail(err, SMDIFF_E_NOMEM, "gguf writer: no memory");
+    int32_t rc = sd_atomic_open(&f.af, path, "gguf writer", err);
     if (rc) {
-        unlink(tmp);
-        sd_free(tmp);
         sd_free(f.buf);
-        sd_error_forward(err, &w->err);
         return rc;
     }
-    /* Make the rename itself durable. */
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? sd_malloc((size_t)(slash - path) + 2) : NULL;
-    if (dir) {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        memcpy(dir, path, n);
-        dir[n] = '\0';
+    sd_error_clear(&w->err);
+    sd_hash_reset(&f.hash);
+    uint64_t ck_off = 0;
+    rc = write_all(w, &f, align, &ck_off);
+    if (!rc) {
+        /* the hash of the whole file with the checksum's 8 bytes as zeros */
+        uint64_t digest = sd_hash_digest(&f.hash);
+        rc = sd_atomic_pwrite(&f.af, &digest, 8, ck_off, err);
     }
-    int dfd = open(dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);  /* best effort: some filesystems refuse fsync on directories */
-        close(dfd);
-    }
-    sd_free(dir);
-    sd_free(tmp);
     sd_free(f.buf);
-    return SMDIFF_OK;
+    if (!rc) return sd_atomic_commit(&f.af, err);
+    sd_atomic_abort(&f.af);
+    w->err = *(err ? err : sd_tls_error());
+    return rc;
 }

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "io/file.h"
 #include "io/gguf.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 
 #define ST_MAX_HEADER (100u << 20) /* the format's own limit: 100 MB */
@@ -94,12 +96,11 @@ static int32_t parse_image(sd_st *st, const uint8_t *base, size_t size, const ch
                        size);
     const uint8_t *data = base + 8 + hlen;
     uint64_t data_size = size - 8 - hlen;
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return sd_fail(err, SMDIFF_E_FORMAT, "safetensors '%s': header JSON invalid at byte %d: %s", fname,
-                       jerr.position, jerr.text);
-    int32_t rc = SMDIFF_OK;
+    char what[300];
+    snprintf(what, sizeof what, "safetensors '%s' header", fname);
+    json_t *root;
+    int32_t rc = sd_json_parse((const char *)base + 8, (size_t)hlen, what, JSON_REJECT_DUPLICATES, &root, err);
+    if (rc) return rc;
     if (!json_is_object(root)) {
         rc = sd_fail(err, SMDIFF_E_FORMAT, "safetensors '%s': header is not a JSON object", fname);
         goto done;
@@ -245,21 +246,23 @@ int32_t sd_st_open_memory(const void *buf, size_t size, sd_st **out, sd_error *e
 
 /* Map path and parse it into st; name is what tensors record as their file. */
 static int32_t open_into(sd_st *st, const char *path, const char *name, sd_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sd_fail(err, SMDIFF_E_IO, "safetensors: cannot open '%s': %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    int fd;
+    uint64_t fsize;
+    int32_t orc = sd_file_open_input(path, "safetensors", &fd, &fsize, err);
+    if (orc) return orc;
+    if (fsize > SIZE_MAX) {
         close(fd);
-        return sd_fail(err, SMDIFF_E_IO, "safetensors: '%s' is not a regular file", path);
+        return sd_fail(err, SMDIFF_E_NOMEM, "safetensors: '%s' does not fit the address space", path);
     }
-    size_t size = (size_t)sb.st_size;
+    size_t size = (size_t)fsize;
     void *map = NULL;
     if (size) {
         map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) {
             int e = errno;
             close(fd);
-            return sd_fail(err, SMDIFF_E_IO, "safetensors: cannot map '%s': %s", path, strerror(e));
+            return sd_fail(err, e == ENOMEM ? SMDIFF_E_NOMEM : SMDIFF_E_IO, "safetensors: cannot map '%s': %s", path,
+                           strerror(e));
         }
     }
     close(fd);
@@ -288,11 +291,9 @@ int32_t sd_st_open(const char *path, sd_st **out, sd_error *err) {
 }
 
 static int32_t open_sharded(sd_st *st, const char *dir, const char *index_path, sd_error *err) {
-    json_error_t jerr;
-    json_t *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return sd_fail(err, SMDIFF_E_FORMAT, "safetensors: '%s' line %d: %s", index_path, jerr.line, jerr.text);
-    int32_t rc = SMDIFF_OK;
+    json_t *root;
+    int32_t rc = sd_json_load(index_path, JSON_REJECT_DUPLICATES, &root, err);
+    if (rc) return rc;
     json_t *map = json_object_get(root, "weight_map");
     const char *key;
     json_t *val;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "io/file.h"
 #include "walk.h"
 
 typedef struct walker {
@@ -40,6 +41,13 @@ static int32_t read_all(walker *w, int fd, const char *path, size_t *len) {
     return SMDIFF_OK;
 }
 
+/* A path given to walk that is neither a regular file nor a folder. */
+static int32_t not_a_file(walker *w, const char *path) {
+    const char *what = "special file";
+    sd_file_probe(path, &what);
+    return sd_fail(w->err, SMDIFF_E_IO, "corpus: %s is a %s, not a regular file or a folder", path, what);
+}
+
 static int32_t visit_file(walker *w, const char *path, int named) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return sd_fail(w->err, SMDIFF_E_IO, "corpus: cannot open %s: %s", path, strerror(errno));
@@ -48,7 +56,7 @@ static int32_t visit_file(walker *w, const char *path, int named) {
     size_t len = 0;
     if (fstat(fd, &st) != 0) rc = sd_fail(w->err, SMDIFF_E_IO, "corpus: %s: %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode)) {
-        if (named) rc = sd_fail(w->err, SMDIFF_E_IO, "corpus: %s is not a regular file or a folder", path);
+        if (named) rc = not_a_file(w, path);
         close(fd);
         return rc;
     }
@@ -97,7 +105,7 @@ static int32_t visit(walker *w, const char *path, int depth) {
     if (stat(path, &st) != 0) return sd_fail(w->err, SMDIFF_E_IO, "corpus: %s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode)) {
         if (S_ISREG(st.st_mode)) return visit_file(w, path, depth == 0);
-        if (depth == 0) return sd_fail(w->err, SMDIFF_E_IO, "corpus: %s is not a regular file or a folder", path);
+        if (depth == 0) return not_a_file(w, path);
         return SMDIFF_OK; /* FIFOs, sockets, devices inside a folder: not text */
     }
     if (depth > 64) return sd_fail(w->err, SMDIFF_E_IO, "corpus: %s: folders nested too deep", path);

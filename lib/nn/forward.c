@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas.h"
 #include "ops.h"
 #include "smdiff/smdiff.h"
 #include "transformer.h"
@@ -85,9 +86,16 @@ int32_t sd_forward_sigma(const sd_weights *w, float sigma, const float *embd, in
                            (int)rows[r], (long long)L);
     sd_forward_opts none = {0, NULL, NULL, NULL};
     if (!opts) opts = &none;
+    /* BLAS buffers of new OpenBLAS workers are checked against the memory
+     * limit around every forward (blas.h) */
+    int32_t rc = sd_blas_enter(err);
+    if (rc) return rc;
     if (w->hp.arch == SD_ARCH_MDLM)
-        return sd_dit_forward(w, sigma, embd, L, rows, n_rows, logits, hidden, opts, scratch, err);
-    return forward_llama(w, embd, L, rows, n_rows, logits, hidden, opts, scratch, err);
+        rc = sd_dit_forward(w, sigma, embd, L, rows, n_rows, logits, hidden, opts, scratch, err);
+    else
+        rc = forward_llama(w, embd, L, rows, n_rows, logits, hidden, opts, scratch, err);
+    sd_blas_leave();
+    return rc;
 }
 
 /* dream and llada: pre-norm RMSNorm blocks with SwiGLU. */
@@ -218,24 +226,42 @@ static int32_t validate_dit(const sd_weights *w, sd_error *err) {
     return SMDIFF_OK;
 }
 
-int32_t sd_weights_validate(const sd_weights *w, sd_error *err) {
-    const sd_hparams *hp = &w->hp;
+int32_t sd_hparams_check(const sd_hparams *hp, sd_error *err) {
     if (hp->arch != SD_ARCH_DREAM && hp->arch != SD_ARCH_LLADA && hp->arch != SD_ARCH_MDLM)
         return sd_fail(err, SMDIFF_E_FORMAT, "unknown architecture id %d", (int)hp->arch);
-    if (hp->n_vocab <= 0 || hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 ||
-        hp->n_head_kv <= 0 || hp->n_ff <= 0)
-        return sd_fail(err, SMDIFF_E_FORMAT, "hyperparameters must be positive (vocab %d, embd %d, "
-                       "layers %d, heads %d, kv heads %d, ffn %d)", (int)hp->n_vocab, (int)hp->n_embd,
-                       (int)hp->n_layer, (int)hp->n_head, (int)hp->n_head_kv, (int)hp->n_ff);
+    const struct { const char *name; int32_t v, lo, hi; } sizes[] = {
+        {"vocabulary size", hp->n_vocab, 1, SD_HP_MAX_VOCAB}, {"embedding length", hp->n_embd, 2, SD_HP_MAX_EMBD},
+        {"block count", hp->n_layer, 1, SD_HP_MAX_LAYERS},    {"head count", hp->n_head, 1, SD_HP_MAX_HEADS},
+        {"kv head count", hp->n_head_kv, 1, SD_HP_MAX_HEADS}, {"feed-forward length", hp->n_ff, 1, SD_HP_MAX_FF},
+        {"context length", hp->n_ctx, 1, SD_HP_MAX_CTX}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i].v < sizes[i].lo || sizes[i].v > sizes[i].hi)
+            return sd_fail(err, SMDIFF_E_FORMAT, "%s %d outside [%d, %d]", sizes[i].name, (int)sizes[i].v,
+                           (int)sizes[i].lo, (int)sizes[i].hi);
     if (hp->n_embd % hp->n_head || (hp->n_embd / hp->n_head) % 2 || hp->n_head % hp->n_head_kv)
         return sd_fail(err, SMDIFF_E_FORMAT, "heads do not divide: embd %d, heads %d, kv heads %d "
                        "(need an even head size and heads a multiple of kv heads)",
                        (int)hp->n_embd, (int)hp->n_head, (int)hp->n_head_kv);
-    if (!(hp->norm_eps > 0) || !(hp->rope_base > 0))
-        return sd_fail(err, SMDIFF_E_FORMAT, "norm epsilon %g and rope base %g must be positive",
-                       (double)hp->norm_eps, (double)hp->rope_base);
+    const struct { const char *name; float v; } reals[] = {{"norm epsilon", hp->norm_eps},
+                                                         {"RoPE base", hp->rope_base}};
+    for (int i = 0; i < 2; i++)
+        if (!(reals[i].v > 0) || reals[i].v > SD_HP_MAX_REAL)
+            return sd_fail(err, SMDIFF_E_FORMAT, "%s %g must be positive and at most %g", reals[i].name,
+                           (double)reals[i].v, SD_HP_MAX_REAL);
+    const struct { const char *name; int32_t id; } ids[] = {
+        {"mask", hp->mask_id}, {"BOS", hp->bos_id}, {"EOS", hp->eos_id}, {"padding", hp->pad_id}};
+    for (int i = 0; i < 4; i++)
+        if (ids[i].id < -1 || ids[i].id >= hp->n_vocab)
+            return sd_fail(err, SMDIFF_E_FORMAT, "%s token id %d outside the vocabulary (%d)", ids[i].name,
+                           (int)ids[i].id, (int)hp->n_vocab);
+    return SMDIFF_OK;
+}
+
+int32_t sd_weights_validate(const sd_weights *w, sd_error *err) {
+    const sd_hparams *hp = &w->hp;
+    int32_t rc = sd_hparams_check(hp, err);
+    if (rc) return rc;
     int64_t d = hp->n_embd, hd = d / hp->n_head, qd = hp->n_head * hd, kd = hp->n_head_kv * hd;
-    int32_t rc;
     if ((rc = check(&w->token_embd, "token_embd.weight", -1, hp->n_vocab, d, 0, err))) return rc;
     if ((rc = check(&w->output_norm, "output_norm.weight", -1, 1, d, 1, err))) return rc;
     if ((rc = check(&w->output, "output.weight", -1, hp->n_vocab, d, 0, err))) return rc;

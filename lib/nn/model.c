@@ -42,6 +42,14 @@ void sd_model_destroy(struct smdiff_model *m) {
     sd_free(m);
 }
 
+struct smdiff_model *sd_model_hold(const struct smdiff_model *m) {
+    struct smdiff_model *mm = (struct smdiff_model *)m; /* only the count changes */
+    if (mm) atomic_fetch_add(&mm->refcount, 1);
+    return mm;
+}
+
+void sd_model_unhold(struct smdiff_model **held) { smdiff_model_free(*held); }
+
 const char *sd_model_arch_name(const struct smdiff_model *m) {
     switch (m->w.hp.arch) {
     case SD_ARCH_DREAM: return "dream";
@@ -99,7 +107,7 @@ static int32_t get_float(loader *ld, const char *suffix, double def, float *out)
     if (rc == SMDIFF_E_NOT_FOUND)
         return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "metadata key %s is missing", key);
     if (rc) return bad_key(&ld->m->err, key);
-    if (!(v > 0) || v > 1e30)
+    if (!(v > 0) || v > SD_HP_MAX_REAL || !((float)v > 0))
         return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "metadata key %s = %g must be positive", key, v);
     *out = (float)v;
     return SMDIFF_OK;
@@ -264,18 +272,17 @@ static int32_t load(struct smdiff_model *m, const char *path) {
     const int dit = hp->arch == SD_ARCH_MDLM;
 
     int64_t v;
-    const int64_t big = 1 << 20;
-    if ((rc = get_int(&ld, ".block_count", 1, 4096, -1, &v))) return rc;
+    if ((rc = get_int(&ld, ".block_count", 1, SD_HP_MAX_LAYERS, -1, &v))) return rc;
     hp->n_layer = (int32_t)v;
-    if ((rc = get_int(&ld, ".embedding_length", 2, big, -1, &v))) return rc;
+    if ((rc = get_int(&ld, ".embedding_length", 2, SD_HP_MAX_EMBD, -1, &v))) return rc;
     hp->n_embd = (int32_t)v;
-    if ((rc = get_int(&ld, ".feed_forward_length", 1, big, -1, &v))) return rc;
+    if ((rc = get_int(&ld, ".feed_forward_length", 1, SD_HP_MAX_FF, -1, &v))) return rc;
     hp->n_ff = (int32_t)v;
-    if ((rc = get_int(&ld, ".attention.head_count", 1, 4096, -1, &v))) return rc;
+    if ((rc = get_int(&ld, ".attention.head_count", 1, SD_HP_MAX_HEADS, -1, &v))) return rc;
     hp->n_head = (int32_t)v;
-    if ((rc = get_int(&ld, ".attention.head_count_kv", 1, 4096, hp->n_head, &v))) return rc;
+    if ((rc = get_int(&ld, ".attention.head_count_kv", 1, SD_HP_MAX_HEADS, hp->n_head, &v))) return rc;
     hp->n_head_kv = (int32_t)v;
-    if ((rc = get_int(&ld, ".context_length", 1, big * 16, -1, &v))) return rc;
+    if ((rc = get_int(&ld, ".context_length", 1, SD_HP_MAX_CTX, -1, &v))) return rc;
     hp->n_ctx = (int32_t)v;
     if (m->opt[SD_OPT_SLOT(SMDIFF_MODEL_CONTEXT)].i > 0) hp->n_ctx = (int32_t)m->opt[SD_OPT_SLOT(SMDIFF_MODEL_CONTEXT)].i;
     if ((rc = get_float(&ld, ".rope.freq_base", 10000.0, &hp->rope_base))) return rc;
@@ -283,7 +290,7 @@ static int32_t load(struct smdiff_model *m, const char *path) {
         /* MDLM's DiT: LayerNorm (llama.cpp's key for it), the conditioning
          * widths and whether it follows the noise level. */
         if ((rc = get_float(&ld, ".attention.layer_norm_epsilon", 1e-5, &hp->norm_eps))) return rc;
-        if ((rc = get_int(&ld, ".conditioning_length", 1, big, -1, &v))) return rc;
+        if ((rc = get_int(&ld, ".conditioning_length", 1, SD_HP_MAX_EMBD, -1, &v))) return rc;
         hp->n_cond = (int32_t)v;
         if ((rc = get_int(&ld, ".timestep_embedding_length", 2, 1 << 16, 256, &v))) return rc;
         hp->n_freq = (int32_t)v;
@@ -326,7 +333,7 @@ static int32_t load(struct smdiff_model *m, const char *path) {
     if (threads <= 0) threads = sd_cpu_count();
     m->threads = threads;
     if ((rc = sd_pool_create(threads, &m->pool, &m->err))) return rc;
-    sd_blas_set_threads(threads);
+    if ((rc = sd_blas_reserve_threads(threads, &m->err))) return rc;
     return SMDIFF_OK;
 }
 
@@ -340,13 +347,17 @@ int32_t sd_model_load(struct smdiff_model *m, const char *path) {
      * separately before. One smdiff cannot read (an unsupported
      * pre-tokenizer, say) does not stop the weights from loading: the
      * model then has no tokenizer (text calls return SMDIFF_E_STATE) and
-     * the reason goes to the log. */
+     * the reason goes to the log. Running out of memory is not such a
+     * reason: the load fails, rather than succeed without a tokenizer. */
     if (!m->tok && sd_gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0) {
         sd_error terr = {0};
-        if (sd_tokenizer_from_gguf(m->gguf, &m->tok, &terr)) {
-            m->tok = NULL;
-            SD_LOGW("%s: tokenizer not loaded: %s", path, terr.msg);
+        int32_t trc = sd_tokenizer_from_gguf(m->gguf, &m->tok, &terr);
+        if (trc) m->tok = NULL;
+        if (trc == SMDIFF_E_NOMEM) {
+            unload(m);
+            return sd_fail(&m->err, trc, "%s: %s", path, terr.msg);
         }
+        if (trc) SD_LOGW("%s: tokenizer not loaded: %s", path, terr.msg);
     }
     atomic_store(&m->pool_busy, 0);
     m->loaded = 1;

@@ -14,6 +14,7 @@ struct sd_tokenizer;
 
 struct smdiff_model {
     atomic_int refcount;
+    uint64_t serial;           /* unique in the process (result caches key on it, not on the address) */
     int loaded;
     struct sd_tokenizer *tok;  /* NULL until a tokenizer is loaded; owned */
     sd_optval opt[SMDIFF_MODEL_OPT_LAST_ - SMDIFF_MODEL_OPT_FIRST_ + 1];
@@ -48,5 +49,15 @@ int32_t sd_model_forward(const struct smdiff_model *m, const float *embd, int64_
 
 /* Release everything the model owns (called when the last reference goes). */
 void sd_model_destroy(struct smdiff_model *m);
+
+/* A call that receives a model holds a reference to it for its duration
+ * (smdiff.h, "Threads and lifetimes"), so another thread may drop the last
+ * reference meanwhile: SD_MODEL_HOLD(m) as the first statement of such a
+ * function adds one and drops it when the function returns, however it
+ * returns (the cleanup attribute of GCC and Clang). m may be NULL. */
+struct smdiff_model *sd_model_hold(const struct smdiff_model *m);
+void sd_model_unhold(struct smdiff_model **held);
+#define SD_MODEL_HOLD(m) \
+    struct smdiff_model *sd_held_model_ __attribute__((cleanup(sd_model_unhold), unused)) = sd_model_hold(m)
 
 #endif

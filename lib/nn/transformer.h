@@ -51,6 +51,22 @@ typedef struct sd_hparams {
     int32_t n_cond, n_freq, time_cond;
 } sd_hparams;
 
+/* What a model file may declare: the loader's bounds, which the converter
+ * applies before it writes a file (sd_hparams_check). */
+#define SD_HP_MAX_LAYERS 4096
+#define SD_HP_MAX_EMBD (1 << 20)
+#define SD_HP_MAX_FF (1 << 20)
+#define SD_HP_MAX_HEADS 4096
+#define SD_HP_MAX_CTX (1 << 24)
+#define SD_HP_MAX_VOCAB (1 << 24)
+#define SD_HP_MAX_REAL 1e30 /* RoPE base and norm epsilon: in (0, this] */
+
+/* SMDIFF_OK if hp is what the loader accepts: sizes within the bounds
+ * above, heads dividing the width into even head sizes and kv heads
+ * dividing heads, RoPE base and norm epsilon in (0, SD_HP_MAX_REAL], token
+ * ids -1 or inside the vocabulary; else SMDIFF_E_FORMAT naming the value. */
+int32_t sd_hparams_check(const sd_hparams *hp, sd_error *err);
+
 typedef struct sd_weights {
     sd_hparams hp;
     sd_weight token_embd, output_norm, output;

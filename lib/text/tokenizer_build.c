@@ -119,11 +119,17 @@ static int32_t compile_regex(sd_tokenizer *t, const char *pattern, sd_error *err
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
-        return sd_fail(err, SMDIFF_E_FORMAT, "pre-tokenizer regex does not compile at offset %zu: %s",
-                       (size_t)eoff, (const char *)msg);
+        return sd_fail(err, ec == PCRE2_ERROR_HEAP_FAILED ? SMDIFF_E_NOMEM : SMDIFF_E_FORMAT,
+                       "pre-tokenizer regex does not compile at offset %zu: %s", (size_t)eoff, (const char *)msg);
     }
-    /* JIT is an optimisation only: without it pcre2_match interprets. */
-    if (pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0) t->jit++;
+    /* JIT is an optimisation only: without it pcre2_match interprets. But
+     * an allocation that fails is reported, as everywhere. */
+    int jrc = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    if (jrc == PCRE2_ERROR_NOMEMORY) {
+        pcre2_code_free(re);
+        return sd_fail(err, SMDIFF_E_NOMEM, "out of memory compiling a regex");
+    }
+    if (jrc == 0) t->jit++;
     t->re[t->n_re++] = re;
     return SMDIFF_OK;
 }

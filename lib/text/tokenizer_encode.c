@@ -209,7 +209,7 @@ static int encode_pretoken(enc_state *st, const uint8_t *w, size_t n) {
         cache_ent *e = &st->ctab[i];
         if (e->hash == hv && e->key_len == n && memcmp(st->ckeys + e->key_off, w, n) == 0) {
             if (grow((void **)&st->ids, &st->cap_ids, st->n_ids + e->n_ids, sizeof(int32_t))) return -1;
-            memcpy(st->ids + st->n_ids, st->cids + e->ids_off, sizeof(int32_t) * e->n_ids);
+            if (e->n_ids) memcpy(st->ids + st->n_ids, st->cids + e->ids_off, sizeof(int32_t) * e->n_ids);
             st->n_ids += e->n_ids;
             return 0;
         }
@@ -222,8 +222,10 @@ static int encode_pretoken(enc_state *st, const uint8_t *w, size_t n) {
     if (grow((void **)&st->ckeys, &st->ckeys_cap, st->ckeys_len + n, 1) ||
         grow((void **)&st->cids, &st->cids_cap, st->cids_len + k, sizeof(int32_t)))
         return -1;
-    memcpy(st->ckeys + st->ckeys_len, w, n);
-    memcpy(st->cids + st->cids_len, st->ids + first, sizeof(int32_t) * k);
+    /* a word may encode to no id (bytes outside a small vocabulary): no
+     * arithmetic on the still-NULL buffers then */
+    if (n) memcpy(st->ckeys + st->ckeys_len, w, n);
+    if (k) memcpy(st->cids + st->cids_len, st->ids + first, sizeof(int32_t) * k);
     st->ctab[i] = (cache_ent){hv, (uint32_t)st->ckeys_len, (uint32_t)n, (uint32_t)st->cids_len, (uint32_t)k};
     st->ckeys_len += n;
     st->cids_len += k;

@@ -30,6 +30,8 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "io/file.h"
+#include "io/json.h"
 #include "tokenizer_build.h"
 
 /* The original Qwen2 split pattern, as tokenizer.json spells it. */
@@ -40,21 +42,11 @@ static const char LLAMA3_HF_PATTERN[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
+/* Whether anything is at path: a FIFO or folder in a file's place is then
+ * read, and refused by io/file.h with a message, rather than skipped. */
+static int file_exists(const char *path) { return sd_file_probe(path, NULL) != SD_FILE_ABSENT; }
 
-static int32_t load_json(const char *path, json_t **out, sd_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sd_fail(err, SMDIFF_E_IO, "cannot open %s", path);
-    json_error_t je;
-    *out = json_loadf(f, 0, &je);
-    fclose(f);
-    if (!*out)
-        return sd_fail(err, SMDIFF_E_FORMAT, "%s: JSON error at line %d: %s", path, je.line, je.text);
-    return SMDIFF_OK;
-}
+static int32_t load_json(const char *path, json_t **out, sd_error *err) { return sd_json_load(path, 0, out, err); }
 
 static int looks_special(const char *s, size_t len) {
     return len >= 4 && s[0] == '<' && s[1] == '|' && s[len - 2] == '|' && s[len - 1] == '>';
@@ -261,19 +253,11 @@ static int32_t hf_alloc(sd_tok_builder *b, int64_t m, const sd_hf_opts *o, sd_er
 /* ------------------------------------------------- vocab.json + merges.txt */
 
 static int32_t read_merges_txt(sd_tok_builder *b, const char *path, sd_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sd_fail(err, SMDIFF_E_IO, "cannot open %s", path);
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return sd_fail(err, SMDIFF_E_IO, "cannot read %s", path); }
-    long sz = ftell(f);
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return sd_fail(err, SMDIFF_E_IO, "cannot read %s", path); }
-    b->merges_buf = sd_malloc((size_t)sz + 1);
-    if (!b->merges_buf) { fclose(f); return sd_fail(err, SMDIFF_E_NOMEM, "out of memory reading %s", path); }
-    size_t got = fread(b->merges_buf, 1, (size_t)sz, f);
-    fclose(f);
-    if (got != (size_t)sz) return sd_fail(err, SMDIFF_E_IO, "short read on %s", path);
-    b->merges_buf[sz] = '\0';
+    size_t sz;
+    int32_t rc = sd_file_read_all(path, "merges", &b->merges_buf, &sz, err);
+    if (rc) return rc;
     int64_t lines = 1;
-    for (long i = 0; i < sz; i++) lines += b->merges_buf[i] == '\n';
+    for (size_t i = 0; i < sz; i++) lines += b->merges_buf[i] == '\n';
     b->merges = sd_malloc(sizeof(char *) * (size_t)lines);
     b->merge_lens = sd_malloc(sizeof(size_t) * (size_t)lines);
     if (!b->merges || !b->merge_lens) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory reading %s", path);

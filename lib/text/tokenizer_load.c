@@ -2,21 +2,21 @@
  * Face files, a tokenizer.json, or a GGUF file. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
+#include "io/file.h"
 #include "io/gguf.h"
 #include "tokenizer.h"
 
 int32_t sd_tokenizer_load(const char *path, sd_tokenizer **out, sd_error *err) {
     if (!path || !out) return sd_fail(err, SMDIFF_E_INVAL, "NULL argument");
-    struct stat st;
-    if (stat(path, &st) != 0) return sd_fail(err, SMDIFF_E_IO, "cannot open %s", path);
-    if (S_ISDIR(st.st_mode)) return sd_tokenizer_from_hf_dir(path, out, err);
-    FILE *f = fopen(path, "rb");
-    if (!f) return sd_fail(err, SMDIFF_E_IO, "cannot open %s", path);
+    if (sd_file_probe(path, NULL) == SD_FILE_FOLDER) return sd_tokenizer_from_hf_dir(path, out, err);
+    int fd;
+    int32_t orc = sd_file_open_input(path, "tokenizer", &fd, NULL, err);
+    if (orc) return orc;
     char magic[4] = {0};
-    size_t got = fread(magic, 1, 4, f);
-    fclose(f);
+    ssize_t got = read(fd, magic, 4);
+    close(fd);
     if (got == 4 && !memcmp(magic, "GGUF", 4)) {
         sd_gguf *g = NULL;
         int32_t rc = sd_gguf_open(path, 1, &g, err);

@@ -6,12 +6,14 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/log.h"
 #include "core/options.h"
 #include "core/pool.h"
 #include "core/rng_streams.h"
 #include "diffusion/softmask.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
+#include "nn/model.h"
 #include "smdiff/smdiff.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
@@ -43,6 +45,7 @@ static const sd_option_def defs[] = {
     {SMDIFF_TRAIN_MASK_ID, "mask_id", SMDIFF_TYPE_INT, -1, 16777215, -1, 0, 0},
     {SMDIFF_TRAIN_EOS_ID, "eos_id", SMDIFF_TYPE_INT, -1, 16777215, -1, 0, 0},
     {SMDIFF_TRAIN_SHIFT_LOGITS, "shift_logits", SMDIFF_TYPE_INT, -1, 1, -1, 0, 0},
+    {SMDIFF_TRAIN_RESUME_FORCE, "resume_force", SMDIFF_TYPE_INT, 0, 1, 0, 0, 0},
 };
 
 static const sd_option_table options = {defs, (int32_t)(sizeof defs / sizeof defs[0])};
@@ -179,9 +182,8 @@ static int32_t start(smdiff_trainer *tr, sd_tmodel *m) {
     apply_to_model(tr, m);
     int threads = (int)tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_THREADS)].i;
     if (threads <= 0) threads = sd_cpu_count();
-    sd_blas_set_threads(threads);
-    int32_t rc = SMDIFF_OK;
-    if (!tr->pool) rc = sd_pool_create(threads, &tr->pool, &tr->err);
+    int32_t rc = sd_blas_reserve_threads(threads, &tr->err);
+    if (!rc && !tr->pool) rc = sd_pool_create(threads, &tr->pool, &tr->err);
     if (rc) {
         sd_tmodel_free(m);
         return rc;
@@ -358,6 +360,63 @@ SMDIFF_API int32_t smdiff_trainer_stats(const smdiff_trainer *tr, smdiff_train_s
     return SMDIFF_OK;
 }
 
+/* The options a state file records and a resume compares: the training
+ * hyper-parameters. Not the thread count (it changes only the rounding of
+ * sums; docs/TRAINING.md), not the from-scratch shape (a model from a file
+ * has its own; the state's tensors must match the model's either way),
+ * and not the batch shape and objective, which the state records itself
+ * and the loader requires ("shape mismatch on resume", not forceable). */
+static int recorded_option(int32_t key) {
+    switch (key) {
+    case SMDIFF_TRAIN_SEED: case SMDIFF_TRAIN_SM: case SMDIFF_TRAIN_SM_PROB: case SMDIFF_TRAIN_LR:
+    case SMDIFF_TRAIN_SM_LR: case SMDIFF_TRAIN_WEIGHT_DECAY: case SMDIFF_TRAIN_GRAD_CLIP: case SMDIFF_TRAIN_WARMUP:
+    case SMDIFF_TRAIN_COSINE_STEPS: case SMDIFF_TRAIN_MIN_T: return 1;
+    default: return 0;
+    }
+}
+
+/* What the model and the soft-mask setup make of the options, compared
+ * with the options: the mask id and the shifted logits (from the file or
+ * the options) and the soft-mask k. */
+typedef struct {
+    const char *name;
+    int64_t value;
+} run_value;
+
+static void run_values(const smdiff_trainer *tr, run_value v[3]) {
+    v[0] = (run_value){"mask_id", tr->t->m->hp.mask_id};
+    v[1] = (run_value){"shift_logits", tr->t->m->hp.shift_logits};
+    v[2] = (run_value){"sm_k", tr->t->o.obj.sm_k};
+}
+
+#define OPT_KEY_PREFIX "smdiff.train.opt."
+
+/* The state file: the trainer's exact state and the options of the run. */
+static int32_t save_state(smdiff_trainer *tr, const char *path) {
+    sd_gguf_writer *w = NULL;
+    int32_t rc = sd_trainer_state_writer(tr->t, &w);
+    if (rc) return sd_error_forward(&tr->err, &tr->t->err);
+    char key[96];
+    for (int32_t i = 0; !rc && i < options.n; i++) {
+        const sd_option_def *d = &options.defs[i];
+        if (!recorded_option(d->key)) continue;
+        snprintf(key, sizeof key, OPT_KEY_PREFIX "%s", d->name);
+        const sd_optval *v = &tr->opt[SD_OPT_SLOT(d->key)];
+        rc = d->type == SMDIFF_TYPE_INT ? sd_gguf_set_scalar(w, key, SD_GGUF_INT64, &v->i)
+                                        : sd_gguf_set_scalar(w, key, SD_GGUF_FLOAT64, &v->d);
+    }
+    run_value rv[3];
+    run_values(tr, rv);
+    for (int i = 0; !rc && i < 3; i++) {
+        snprintf(key, sizeof key, OPT_KEY_PREFIX "%s", rv[i].name);
+        rc = sd_gguf_set_scalar(w, key, SD_GGUF_INT64, &rv[i].value);
+    }
+    if (rc) sd_error_forward(&tr->err, sd_gguf_writer_error(w));
+    else rc = sd_gguf_write(w, path, &tr->err);
+    sd_gguf_writer_free(w);
+    return rc;
+}
+
 SMDIFF_API int32_t smdiff_trainer_save(smdiff_trainer *tr, const char *model_path, int32_t f16,
                                        const char *state_path) {
     REQUIRE(tr && model_path, tr, "smdiff_trainer_save: NULL argument");
@@ -367,18 +426,78 @@ SMDIFF_API int32_t smdiff_trainer_save(smdiff_trainer *tr, const char *model_pat
     sd_error e = {0}; /* the writer starts from a clean record */
     int32_t rc = sd_tmodel_save_gguf(tr->t->m, model_path, &o, &e);
     if (rc) sd_error_forward(&tr->err, &e);
-    if (!rc && state_path) {
-        rc = sd_trainer_save_state(tr->t, state_path);
-        if (rc) sd_error_forward(&tr->err, &tr->t->err);
-    }
+    if (!rc && state_path) rc = save_state(tr, state_path);
     return rc;
+}
+
+/* Compare the options recorded in state file g with the trainer's; with
+ * differences, SMDIFF_E_INVAL naming each (unless resume_force is set,
+ * when they are logged and the trainer's values apply). */
+static int32_t compare_options(smdiff_trainer *tr, const sd_gguf *g, const char *path) {
+    char diff[SD_ERROR_MSG_MAX / 2] = "", key[96];
+    size_t used = 0;
+    int n_diff = 0;
+    for (int32_t i = 0; i < options.n; i++) {
+        const sd_option_def *d = &options.defs[i];
+        if (!recorded_option(d->key)) continue;
+        snprintf(key, sizeof key, OPT_KEY_PREFIX "%s", d->name);
+        const sd_optval *v = &tr->opt[SD_OPT_SLOT(d->key)];
+        sd_error e = {0};
+        char was[64], now[64];
+        if (d->type == SMDIFF_TYPE_INT) {
+            int64_t x;
+            if (sd_gguf_get_i64(g, key, &x, &e)) continue; /* not recorded */
+            if (x == v->i) continue;
+            snprintf(was, sizeof was, "%lld", (long long)x);
+            snprintf(now, sizeof now, "%lld", (long long)v->i);
+        } else {
+            double x;
+            if (sd_gguf_get_f64(g, key, &x, &e)) continue;
+            if (x == v->d || (x != x && v->d != v->d)) continue;
+            snprintf(was, sizeof was, "%.17g", x);
+            snprintf(now, sizeof now, "%.17g", v->d);
+        }
+        n_diff++;
+        if (used < sizeof diff)
+            used += (size_t)snprintf(diff + used, sizeof diff - used, "%s%s %s (the state has %s)", n_diff > 1 ? ", " : "",
+                                     d->name, now, was);
+    }
+    run_value rv[3];
+    run_values(tr, rv);
+    for (int i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, OPT_KEY_PREFIX "%s", rv[i].name);
+        int64_t x;
+        sd_error e = {0};
+        if (sd_gguf_get_i64(g, key, &x, &e) || x == rv[i].value) continue;
+        n_diff++;
+        if (used < sizeof diff)
+            used += (size_t)snprintf(diff + used, sizeof diff - used, "%s%s %lld (the state has %lld)",
+                                     n_diff > 1 ? ", " : "", rv[i].name, (long long)rv[i].value, (long long)x);
+    }
+    if (!n_diff) return SMDIFF_OK;
+    if (tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_RESUME_FORCE)].i) {
+        SD_LOGW("resuming %s with different hyper-parameters, as forced: %s", path, diff);
+        return SMDIFF_OK;
+    }
+    return sd_fail(&tr->err, SMDIFF_E_INVAL, "smdiff_trainer_resume: %s was written by a run with other "
+                   "hyper-parameters: %s (set resume_force to continue with this run's)", path, diff);
 }
 
 SMDIFF_API int32_t smdiff_trainer_resume(smdiff_trainer *tr, const char *state_path) {
     REQUIRE(tr && state_path, tr, "smdiff_trainer_resume: NULL argument");
     if (!tr->t) return sd_fail(&tr->err, SMDIFF_E_STATE, "smdiff_trainer_resume: initialise the model first");
-    int32_t rc = sd_trainer_load_state(tr->t, state_path);
-    return rc ? sd_error_forward(&tr->err, &tr->t->err) : SMDIFF_OK;
+    sd_gguf *g = NULL;
+    int32_t rc = sd_gguf_open(state_path, 1, &g, &tr->err);
+    if (rc) return rc;
+    if (!sd_gguf_has_checksum(g) && !tr->opt[SD_OPT_SLOT(SMDIFF_TRAIN_RESUME_FORCE)].i)
+        rc = sd_fail(&tr->err, SMDIFF_E_FORMAT, "smdiff_trainer_resume: %s has no checksum, so its integrity "
+                     "cannot be checked (not a training state, or one written before smdiff 0.2; set "
+                     "resume_force to load it anyway)", state_path);
+    if (!rc && (rc = sd_trainer_check_state(tr->t, g, state_path))) sd_error_forward(&tr->err, &tr->t->err);
+    if (!rc) rc = compare_options(tr, g, state_path);
+    if (!rc && (rc = sd_trainer_load_state_from(tr->t, g, state_path))) sd_error_forward(&tr->err, &tr->t->err);
+    sd_gguf_close(g);
+    return rc;
 }
 
 SMDIFF_API const char *smdiff_trainer_last_error(const smdiff_trainer *tr) {
@@ -403,6 +522,7 @@ static int32_t tokenize_with_model(void *ud, const char *text, size_t n, int32_t
 SMDIFF_API int32_t smdiff_train_tokenize_corpus(const smdiff_model *model, const char *const *paths,
                                                 size_t n_paths, int32_t eos_id, const char *out_path,
                                                 size_t *n_tokens, size_t *n_documents) {
+    SD_MODEL_HOLD(model);
     REQUIRE(model && paths && n_paths > 0 && n_paths <= (size_t)INT32_MAX && out_path && eos_id >= 0,
             (smdiff_trainer *)NULL, "smdiff_train_tokenize_corpus: NULL argument, no paths or negative EOS id");
     for (size_t i = 0; i < n_paths; i++)

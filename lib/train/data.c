@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "data.h"
+#include "io/file.h"
 #include "io/walk.h"
 
 typedef struct walk {
@@ -78,41 +79,23 @@ int32_t sd_data_tokenize_paths(const char *const *paths, int32_t n_paths, sd_tok
 
 int32_t sd_data_write_tokens(const char *path, const int32_t *tokens, int64_t n, sd_error *err) {
     if (!path || (!tokens && n) || n < 0) return sd_fail(err, SMDIFF_E_INVAL, "token file: bad arguments");
-    size_t plen = strlen(path) + 32;
-    char *tmp = sd_malloc(plen);
-    if (!tmp) return sd_fail(err, SMDIFF_E_NOMEM, "token file: out of memory");
-    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        int32_t rc = sd_fail(err, SMDIFF_E_IO, "token file: cannot create %s: %s", tmp, strerror(errno));
-        sd_free(tmp);
-        return rc;
-    }
+    sd_atomic_file f;
+    int32_t rc = sd_atomic_open(&f, path, "token file", err);
+    if (rc) return rc;
     /* little-endian whatever the host, in chunks */
     unsigned char buf[1 << 16];
-    int ok = 1;
-    for (int64_t i = 0; ok && i < n;) {
+    for (int64_t i = 0; !rc && i < n;) {
         size_t k = 0;
         for (; i < n && k + 4 <= sizeof buf; i++, k += 4) {
             uint32_t v = (uint32_t)tokens[i];
             buf[k] = (unsigned char)v, buf[k + 1] = (unsigned char)(v >> 8);
             buf[k + 2] = (unsigned char)(v >> 16), buf[k + 3] = (unsigned char)(v >> 24);
         }
-        for (size_t off = 0; ok && off < k;) {
-            ssize_t wr = write(fd, buf + off, k - off);
-            if (wr < 0 && errno == EINTR) continue;
-            if (wr <= 0) ok = 0;
-            else off += (size_t)wr;
-        }
+        rc = sd_atomic_write(&f, buf, k, err);
     }
-    if (ok && fsync(fd) != 0) ok = 0;
-    if (close(fd) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    int32_t rc = SMDIFF_OK;
-    if (!ok) {
-        rc = sd_fail(err, SMDIFF_E_IO, "token file: writing %s failed: %s", path, strerror(errno));
-        unlink(tmp);
+    if (rc) {
+        sd_atomic_abort(&f);
+        return rc;
     }
-    sd_free(tmp);
-    return rc;
+    return sd_atomic_commit(&f, err);
 }

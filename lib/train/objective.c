@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "nn/blas.h"
 #include "objective.h"
 #include "ops.h"
 
@@ -209,9 +210,9 @@ static void add_seq_losses(const sd_objective_ws *ws, const float *losses, int64
     }
 }
 
-int32_t sd_mdlm_eval_settings(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
-                              const uint8_t *masked, const float *t, const sd_sm_setting *set, int32_t n_set,
-                              double *seq_loss, int64_t *n_masked) {
+static int32_t eval_settings(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                             const uint8_t *masked, const float *t, const sd_sm_setting *set, int32_t n_set,
+                             double *seq_loss, int64_t *n_masked) {
     int64_t R = 0;
     int32_t rc = mdlm_batch(m, ws, x0, B, L, masked, t, &R), k_max = 1;
     for (int32_t j = 0; !rc && j < n_set; j++) {
@@ -262,16 +263,38 @@ int32_t sd_mdlm_eval_settings(sd_tmodel *m, sd_objective_ws *ws, const int32_t *
     return rc;
 }
 
+/* eval_settings between the BLAS guard's brackets (nn/blas.h) */
+int32_t sd_mdlm_eval_settings(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
+                              const uint8_t *masked, const float *t, const sd_sm_setting *set, int32_t n_set,
+                              double *seq_loss, int64_t *n_masked) {
+    int32_t rc = sd_blas_enter(m ? &m->err : NULL);
+    if (rc) return rc;
+    rc = eval_settings(m, ws, x0, B, L, masked, t, set, n_set, seq_loss, n_masked);
+    sd_blas_leave();
+    return rc;
+}
+
+/* mdlm between the BLAS guard's brackets (nn/blas.h) */
+static int32_t mdlm_guarded(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o, const int32_t *x0,
+                            int64_t B, int64_t L, const uint8_t *masked, const float *t, int use_sm, int backward,
+                            double *loss, int64_t *n_masked) {
+    int32_t rc = sd_blas_enter(m ? &m->err : NULL);
+    if (rc) return rc;
+    rc = mdlm(m, ws, o, x0, B, L, masked, t, use_sm, backward, loss, n_masked);
+    sd_blas_leave();
+    return rc;
+}
+
 int32_t sd_mdlm_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
                           const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
                           const float *t, int use_sm, double *loss, int64_t *n_masked) {
-    return mdlm(m, ws, o, x0, B, L, masked, t, use_sm, 1, loss, n_masked);
+    return mdlm_guarded(m, ws, o, x0, B, L, masked, t, use_sm, 1, loss, n_masked);
 }
 
 int32_t sd_mdlm_loss(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,
                      const int32_t *x0, int64_t B, int64_t L, const uint8_t *masked,
                      const float *t, int use_sm, double *loss, int64_t *n_masked) {
-    return mdlm(m, ws, o, x0, B, L, masked, t, use_sm, 0, loss, n_masked);
+    return mdlm_guarded(m, ws, o, x0, B, L, masked, t, use_sm, 0, loss, n_masked);
 }
 
 static int32_t ar(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
@@ -295,14 +318,23 @@ static int32_t ar(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t 
     return rc ? rc : run_batch(m, &ws->batch, backward, loss);
 }
 
+static int32_t ar_guarded(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L, int backward,
+                          double *loss) {
+    int32_t rc = sd_blas_enter(m ? &m->err : NULL);
+    if (rc) return rc;
+    rc = ar(m, ws, x0, B, L, backward, loss);
+    sd_blas_leave();
+    return rc;
+}
+
 int32_t sd_ar_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
                         double *loss) {
-    return ar(m, ws, x0, B, L, 1, loss);
+    return ar_guarded(m, ws, x0, B, L, 1, loss);
 }
 
 int32_t sd_ar_loss(sd_tmodel *m, sd_objective_ws *ws, const int32_t *x0, int64_t B, int64_t L,
                    double *loss) {
-    return ar(m, ws, x0, B, L, 0, loss);
+    return ar_guarded(m, ws, x0, B, L, 0, loss);
 }
 
 int32_t sd_objective_loss_grad(sd_tmodel *m, sd_objective_ws *ws, const sd_objective_opts *o,

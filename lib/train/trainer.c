@@ -141,8 +141,7 @@ int32_t sd_trainer_eval(sd_trainer *t, const int32_t *tokens, int64_t n, int32_t
 
 static const char *const PREFIX[3] = {"params.", "adam_m.", "adam_v."};
 
-int32_t sd_trainer_save_state(sd_trainer *t, const char *path) {
-    if (!path) return sd_fail(&t->err, SMDIFF_E_INVAL, "trainer: NULL path");
+int32_t sd_trainer_state_writer(sd_trainer *t, sd_gguf_writer **out) {
     sd_gguf_writer *w = NULL;
     int32_t rc = sd_gguf_writer_create(&w, &t->err);
     if (rc) return rc;
@@ -174,7 +173,19 @@ int32_t sd_trainer_save_state(sd_trainer *t, const char *path) {
             rc = sd_gguf_add_tensor(w, name, 2, ne, SD_GGML_F32, t->opt.ema + tt->offset, 1);
         }
     }
-    if (rc && rc != SMDIFF_E_IO) sd_error_forward(&t->err, sd_gguf_writer_error(w));
+    if (rc) {
+        sd_error_forward(&t->err, sd_gguf_writer_error(w));
+        sd_gguf_writer_free(w);
+        return rc;
+    }
+    *out = w;
+    return SMDIFF_OK;
+}
+
+int32_t sd_trainer_save_state(sd_trainer *t, const char *path) {
+    if (!path) return sd_fail(&t->err, SMDIFF_E_INVAL, "trainer: NULL path");
+    sd_gguf_writer *w = NULL;
+    int32_t rc = sd_trainer_state_writer(t, &w);
     if (!rc) rc = sd_gguf_write(w, path, &t->err);
     sd_gguf_writer_free(w);
     return rc;
@@ -184,6 +195,16 @@ int32_t sd_trainer_load_state(sd_trainer *t, const char *path) {
     sd_gguf *g = NULL;
     int32_t rc = sd_gguf_open(path, 1, &g, &t->err);
     if (rc) return rc;
+    if (!sd_gguf_has_checksum(g))
+        rc = sd_fail(&t->err, SMDIFF_E_FORMAT, "trainer: %s has no checksum (%s): not a training state file, or one "
+                     "written before smdiff 0.2", path, SD_GGUF_CHECKSUM_KEY);
+    if (!rc) rc = sd_trainer_load_state_from(t, g, path);
+    sd_gguf_close(g);
+    return rc;
+}
+
+/* Check g against the trainer and, with copy, load it (after checking). */
+static int32_t state_from(sd_trainer *t, const sd_gguf *g, const char *path, int copy) {
     uint64_t step = 0, astep = 0, B = 0, L = 0, seed = 0;
     int64_t kind = -1;
     uint32_t et = 0;
@@ -195,11 +216,9 @@ int32_t sd_trainer_load_state(sd_trainer *t, const char *path) {
         sd_gguf_get_u64(g, "smdiff.train.seed", &seed, &t->err) ||
         sd_gguf_get_i64(g, "smdiff.train.objective", &kind, &t->err) ||
         sd_gguf_get_arr(g, "smdiff.train.rng", &et, &n_rng, &t->err) || et != SD_GGUF_UINT64 || n_rng != 11) {
-        sd_gguf_close(g);
         return sd_fail(&t->err, SMDIFF_E_FORMAT, "trainer: %s is not a training state file", path);
     }
     if (B != (uint64_t)t->o.B || L != (uint64_t)t->o.L || kind != t->o.obj.kind) {
-        sd_gguf_close(g);
         return sd_fail(&t->err, SMDIFF_E_FORMAT,
                        "trainer: shape mismatch on resume: %s has batch %llu x %llu, objective %lld; "
                        "this run has %lld x %lld, objective %d",
@@ -209,7 +228,7 @@ int32_t sd_trainer_load_state(sd_trainer *t, const char *path) {
     /* check every tensor before changing anything */
     char name[96];
     float *dst[4] = {t->m->params, t->opt.m, t->opt.v, t->opt.ema};
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 1 + copy; pass++)
         for (int32_t i = 0; i < t->m->n_tensors; i++) {
             const sd_ttensor *tt = &t->m->tensors[i];
             for (int k = 0; k < 4; k++) {
@@ -218,7 +237,6 @@ int32_t sd_trainer_load_state(sd_trainer *t, const char *path) {
                 const sd_gguf_tensor *gt = sd_gguf_find_tensor(g, name);
                 if (!gt || gt->type != SD_GGML_F32 || gt->ne[0] != (uint64_t)tt->cols ||
                     (gt->n_dims > 1 ? gt->ne[1] : 1) != (uint64_t)tt->rows) {
-                    sd_gguf_close(g);
                     return sd_fail(&t->err, SMDIFF_E_FORMAT,
                                    "trainer: shape mismatch on resume: %s in %s is missing or not "
                                    "F32 [%lld, %lld]", name, path, (long long)tt->rows, (long long)tt->cols);
@@ -226,6 +244,7 @@ int32_t sd_trainer_load_state(sd_trainer *t, const char *path) {
                 if (pass == 1) memcpy(dst[k] + tt->offset, gt->data, (size_t)(tt->rows * tt->cols) * sizeof(float));
             }
         }
+    if (!copy) return SMDIFF_OK;
     const void *rd = sd_gguf_arr_data(g, "smdiff.train.rng");
     uint64_t words[11];
     memcpy(words, rd, sizeof words);
@@ -240,6 +259,11 @@ int32_t sd_trainer_load_state(sd_trainer *t, const char *path) {
         !(t->flops >= 0))
         t->flops = (double)step * t->plain_flops; /* a state from before compute was kept */
     if (seed != t->o.seed) t->o.seed = seed; /* evaluation windows follow the run's seed */
-    sd_gguf_close(g);
     return SMDIFF_OK;
+}
+
+int32_t sd_trainer_check_state(sd_trainer *t, const sd_gguf *g, const char *name) { return state_from(t, g, name, 0); }
+
+int32_t sd_trainer_load_state_from(sd_trainer *t, const sd_gguf *g, const char *name) {
+    return state_from(t, g, name, 1);
 }

@@ -25,6 +25,9 @@
 #include "train/objective.h"
 #include "train/optim.h"
 
+struct sd_gguf;
+struct sd_gguf_writer;
+
 typedef struct sd_trainer_opts {
     int64_t B, L;          /* batch: B windows of L tokens */
     uint64_t seed;
@@ -79,12 +82,21 @@ int32_t sd_trainer_step(sd_trainer *t, double *loss, double *grad_norm);
 int32_t sd_trainer_eval(sd_trainer *t, const int32_t *tokens, int64_t n, int32_t n_batches,
                         double *loss);
 
-/* Exact state to/from a GGUF file (atomic write), compute accounting
- * included (a state written before it was kept resumes with
- * flops = steps x plain_flops, exact for runs without SM). Loading checks that the
- * parameter layout, batch shape and objective match: SMDIFF_E_FORMAT
- * ("shape mismatch on resume") otherwise; SMDIFF_E_IO if unreadable. */
+/* Exact state to/from a GGUF file (atomic write, closed by the writer's
+ * checksum), compute accounting included (a state written before it was
+ * kept resumes with flops = steps x plain_flops, exact for runs without
+ * SM). Loading checks that the parameter layout, batch shape and objective
+ * match: SMDIFF_E_FORMAT ("shape mismatch on resume") otherwise;
+ * SMDIFF_E_IO if unreadable; SMDIFF_E_FORMAT for a file without a
+ * checksum or whose checksum does not match (io/gguf.h). */
 int32_t sd_trainer_save_state(sd_trainer *t, const char *path);
 int32_t sd_trainer_load_state(sd_trainer *t, const char *path);
+/* The same in parts: the state as a writer the caller may add keys to
+ * (then writes and frees it), and loading from an opened file (name is for
+ * messages; the checksum is the caller's business). */
+int32_t sd_trainer_state_writer(sd_trainer *t, struct sd_gguf_writer **out);
+int32_t sd_trainer_load_state_from(sd_trainer *t, const struct sd_gguf *g, const char *name);
+/* What sd_trainer_load_state_from checks before it changes anything. */
+int32_t sd_trainer_check_state(sd_trainer *t, const struct sd_gguf *g, const char *name);
 
 #endif

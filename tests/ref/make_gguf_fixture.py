@@ -10,12 +10,18 @@ NumPy, no gguf package) for tests/test_gguf.c:
 Layout rules (GGUF v3, as llama.cpp's gguf-py writes): header, key/values,
 tensor infos, zero padding to 32, each tensor's data followed by zero
 padding to 32. Deterministic (seed 7).
+
+The last two keys are smdiff's checksum (docs/FORMATS.md, "Checksums"):
+"smdiff.checksum_algorithm" = "xxh3_64", then a uint64 "smdiff.checksum"
+holding the XXH3-64 hash of the whole file with its own 8 value bytes as zeros, computed here with the Python xxhash module (Debian
+python3-xxhash), independently of the C library's use of libxxhash.
 Run: /usr/bin/python3 tests/ref/make_gguf_fixture.py
 """
 import os
 import struct
 
 import numpy as np
+import xxhash
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "gguf_ref.gguf")
 ALIGN = 32
@@ -82,9 +88,12 @@ def main():
         ("t.bf16", 30, bf16_bits(src).astype("<u2").tobytes()),
         ("t.q8_0", 8, q8_0(src)),
     ]
+    kvs.append(("smdiff.checksum_algorithm", 8, s("xxh3_64")))
+    kvs.append(("smdiff.checksum", 10, struct.pack("<Q", 0)))
     out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
     for k, t, v in kvs:
         out += s(k) + struct.pack("<I", t) + v
+    checksum_at = len(out) - 8  # the last key's value
     off = 0
     for name, typ, data in tensors:
         out += s(name) + struct.pack("<I", 2) + struct.pack("<QQ", 64, 3) + struct.pack("<IQ", typ, off)
@@ -92,6 +101,8 @@ def main():
     out += b"\0" * ((-len(out)) % ALIGN)
     for _, _, data in tensors:
         out += data + b"\0" * ((-len(data)) % ALIGN)
+    digest = xxhash.xxh3_64_intdigest(out)  # the value bytes are still zero
+    out = out[:checksum_at] + struct.pack("<Q", digest) + out[checksum_at + 8:]
     with open(OUT, "wb") as f:
         f.write(out)
     print("wrote", os.path.normpath(OUT), len(out), "bytes")

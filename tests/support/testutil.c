@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,18 @@ const char *test_data_path(const char *name) {
     static _Thread_local char buf[4096];
     snprintf(buf, sizeof buf, "tests/data/%s", name);
     return buf;
+}
+
+char *test_scratch_dir(const char *name) {
+    const char *root = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    char *p = malloc(512);
+    if (!p) return NULL;
+    snprintf(p, 512, "%s/smdiff_%s_%d", root, name, (int)getpid());
+    if (mkdir(p, 0755) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
 }
 
 const char *test_cli_path(void) {
