@@ -1,0 +1,119 @@
+/* quant.h -- ggml's block-quantised weight formats: layouts, the exact
+ * dequantisation that defines each format's values, and quantisers.
+ *
+ * A quantised row of n elements is n / QK consecutive blocks of QK elements
+ * (QK = 32 for the legacy formats, 256 for the K-quant "super-blocks").
+ * Multi-byte fields are little-endian; "f16" is an IEEE half.
+ * The layouts (field order as stored, bytes in brackets):
+ *
+ *   Q4_0   [18]  f16 d, u8 qs[16]             x[j] = d * (q[j] - 8)
+ *   Q4_1   [20]  f16 d, f16 m, u8 qs[16]      x[j] = d * q[j] + m
+ *   Q5_0   [22]  f16 d, u8 qh[4], u8 qs[16]   x[j] = d * (q[j] - 16)
+ *   Q5_1   [24]  f16 d, f16 m, u8 qh[4], u8 qs[16]   x[j] = d * q[j] + m
+ *   Q8_0   [34]  f16 d, i8 qs[32]             x[j] = d * qs[j]
+ *   IQ4_NL [18]  f16 d, u8 qs[16]             x[j] = d * K[q[j]]
+ *     4-bit codes: element j < 16 is the low nibble of qs[j], element
+ *     j + 16 the high nibble. Q5_*: the fifth bit of element j is bit j of
+ *     the little-endian u32 qh. K = {-127,-104,-83,-65,-49,-35,-22,-10,1,13,
+ *     25,38,53,69,89,113} (a non-uniform 16-level grid).
+ *
+ * K-quants, 256 elements in sub-blocks of 16 or 32 with their own scales:
+ *   Q2_K [84]  u8 scales[16], u8 qs[64], f16 d, f16 dmin
+ *       16 sub-blocks of 16; scales[s] = sc | m << 4 (4 bits each);
+ *       x = d*sc * q - dmin*m, q 2-bit.
+ *   Q3_K [110] u8 hmask[32], u8 qs[64], u8 scales[12], f16 d
+ *       16 sub-blocks of 16; 6-bit scales stored with a bias of 32;
+ *       x = d*(sc - 32) * (q - 4), q 3-bit = 2 low bits + 1 high bit, where
+ *       a set high bit means "+4" (the stored bit is the complement of a
+ *       "subtract 4" flag).
+ *   Q4_K [144] f16 d, f16 dmin, u8 scales[12], u8 qs[128]
+ *       8 sub-blocks of 32; 6-bit scale sc and 6-bit min m per sub-block;
+ *       x = d*sc * q - dmin*m, q 4-bit.
+ *   Q5_K [176] f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]
+ *       as Q4_K with q 5-bit (fifth bit in qh).
+ *   Q6_K [210] u8 ql[128], u8 qh[64], i8 scales[16], f16 d
+ *       16 sub-blocks of 16; x = d*sc * (q - 32), q 6-bit = 4 low bits in
+ *       ql + 2 high bits in qh.
+ *   Q8_K [292] f32 d, i8 qs[256], i16 bsums[16]   x = d * qs (bsums[g] =
+ *       sum of qs[16g .. 16g+15]; ggml uses it for activations only)
+ *   IQ4_XS [136] f16 d, u16 scales_h, u8 scales_l[4], u8 qs[128]
+ *       8 sub-blocks of 32, 6-bit scale ls = 4 bits from scales_l + 2 from
+ *       scales_h; x = d*(ls - 32) * K[q], q a 4-bit index into K.
+ * Where each bit of the K-quants sits (which nibble, shift and mask bit
+ * belongs to which element) is spelled out in quant.c beside the
+ * dequantiser, and in docs/FORMATS.md.
+ *
+ * Arithmetic (what "exact" means): every dequantiser computes in f32 with
+ * one rounding per operation, in the order of the formulas above, products
+ * grouped left to right: d*sc is rounded first, then times q, then the min
+ * term is subtracted. No fused multiply-add. tests/ref/quant_ref.py does
+ * the same in NumPy and the fixtures it writes must match bit for bit.
+ */
+#ifndef SD_CORE_QUANT_H
+#define SD_CORE_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* REPLACE-WITH-NUMFMT: ggml's type numbers for the formats here, kept
+ * locally until lib/core/numfmt.h provides the one tensor-type enum. */
+enum {
+    SD_QT_F32 = 0,
+    SD_QT_F16 = 1,
+    SD_QT_Q4_0 = 2,
+    SD_QT_Q4_1 = 3,
+    SD_QT_Q5_0 = 6,
+    SD_QT_Q5_1 = 7,
+    SD_QT_Q8_0 = 8,
+    SD_QT_Q2_K = 10,
+    SD_QT_Q3_K = 11,
+    SD_QT_Q4_K = 12,
+    SD_QT_Q5_K = 13,
+    SD_QT_Q6_K = 14,
+    SD_QT_Q8_K = 15,
+    SD_QT_IQ4_NL = 20,
+    SD_QT_IQ4_XS = 23,
+    SD_QT_BF16 = 30,
+};
+
+#define SD_QK_LEGACY 32 /* elements per legacy block */
+#define SD_QK_K 256     /* elements per K-quant super-block */
+
+/* 1 if type is one of the block formats above (not F32/F16/BF16). */
+int sd_quant_is_block(uint32_t type);
+/* Elements per block (32 or 256) and bytes per block; 0 if not a block type. */
+uint32_t sd_quant_block_elems(uint32_t type);
+uint32_t sd_quant_block_bytes(uint32_t type);
+/* Bytes of n elements; 0 if not a block type or n not a multiple of the block. */
+size_t sd_quant_row_bytes(uint32_t type, int64_t n);
+/* ggml's name ("Q4_K"), or NULL. */
+const char *sd_quant_name(uint32_t type);
+
+/* src: n elements of type (n a multiple of the block; src may be
+ * unaligned) -> dst[n] f32. The reference that defines the values; the
+ * vectorised dequantisers in nn/qgemm.c must equal it bit for bit. */
+void sd_quant_dequant(uint32_t type, const void *src, float *dst, int64_t n);
+
+/* src[n] f32 -> n elements of type; n a multiple of the block. Finite
+ * inputs (a non-finite input gives a block of zeros... see quant.c).
+ * The algorithm per family is described in quant.c and docs/FORMATS.md;
+ * every block's squared error is at most that of the simple rule (scale
+ * from the block's largest magnitude, round to nearest) -- the search
+ * starts from that rule and only accepts improvements. */
+void sd_quant_quantize(uint32_t type, const float *src, void *dst, int64_t n);
+
+/* Index of the first block of src (n elements of type) whose stored
+ * scales are not finite (an f16/f32 inf or NaN), or -1 if all are: such a
+ * block dequantises to NaN or inf and is refused by the loader. */
+int64_t sd_quant_find_bad_block(uint32_t type, const void *src, int64_t n);
+
+/* The IQ4_NL / IQ4_XS grid. */
+extern const int8_t sd_iq4_grid[16];
+
+/* 6-bit scale and min j (0..7) of a Q4_K/Q5_K scales[12] field. */
+void sd_quant_k4_scale_min(const uint8_t *scales, int j, uint8_t *sc, uint8_t *m);
+/* 6-bit biased scale s (0..15) of a Q3_K scales[12] field (0..63; the
+ * signed scale is the value minus 32). */
+int sd_quant_q3k_scale(const uint8_t *scales, int s);
+
+#endif
