@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 
@@ -433,12 +434,112 @@ static void test_few_row_nan(void **state) {
     sd_qgemm_force_isa(-1);
 }
 
+/* ------------------------------------------------ llama.cpp's own files */
+/* Files made by llama.cpp's quantiser (ggml, no importance matrix; see
+ * tests/data/SOURCES.md) with, per tensor, the FNV-1a 64 hash of ggml's
+ * own dequantisation (its to_float). smdiff's dequantisation must hash
+ * the same: bit-identical values. */
+
+static uint64_t fnv1a(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static void check_ggml_file(const char *stem) {
+    char path[256];
+    snprintf(path, sizeof path, "%s.gguf", stem);
+    sd_gguf *g = NULL;
+    sd_error err;
+    assert_int_equal(sd_gguf_open(test_data_path(path), 1, &g, &err), SMDIFF_OK);
+    snprintf(path, sizeof path, "%s.ggml_deq.txt", stem);
+    char *txt = test_read_file(test_data_path(path), NULL);
+    assert_non_null(txt);
+    int n = 0, quantised = 0;
+    int isas[] = {SD_QISA_SCALAR, SD_QISA_AVX2};
+    for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
+        char name[128], tname[16];
+        long long ne;
+        unsigned long long hash;
+        assert_int_equal(sscanf(line, "%127s %15s %lld %llx", name, tname, &ne, &hash), 4);
+        const sd_gguf_tensor *t = sd_gguf_find_tensor(g, name);
+        assert_non_null(t);
+        assert_true(strcasecmp(sd_ggml_type_name(t->type), tname) == 0);
+        int64_t nel = (int64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+        assert_int_equal(nel, ne);
+        float *f = malloc(sizeof(float) * (size_t)nel);
+        if (t->type == SD_QT_F32) {
+            memcpy(f, t->data, sizeof(float) * (size_t)nel);
+        } else {
+            quantised++;
+            sd_quant_dequant(t->type, t->data, f, nel);
+        }
+        if (fnv1a(f, sizeof(float) * (size_t)nel) != hash)
+            fail_msg("%s: %s (%s) dequantises differently from ggml", stem, name, tname);
+        if (t->type != SD_QT_F32)
+            for (int i = 0; i < 2; i++) {
+                if (sd_qgemm_force_isa(isas[i]) != 0) continue;
+                sd_qdequant_rows(t->type, t->data, (int64_t)t->ne[0], 0, nel / (int64_t)t->ne[0], f, NULL);
+                if (fnv1a(f, sizeof(float) * (size_t)nel) != hash)
+                    fail_msg("%s: %s dequantises differently from ggml on %s", stem, name, sd_qgemm_isa_name(isas[i]));
+            }
+        sd_qgemm_force_isa(-1);
+        free(f);
+        n++;
+    }
+    assert_int_equal(n, sd_gguf_n_tensors(g));
+    assert_true(quantised > 0);
+    free(txt);
+    sd_gguf_close(g);
+}
+
+static void test_llama_cpp_files(void **state) {
+    (void)state;
+    check_ggml_file("tiny_dream_ggml_q4_0");
+    check_ggml_file("tiny_dream_ggml_q8_0");
+    check_ggml_file("tiny_dreamk_q4_k_m");
+    check_ggml_file("tiny_dreamk_q6_k");
+}
+
+/* smdiff's Q8_0 quantiser keeps llama.cpp's rule: the same bytes. */
+static void test_q8_0_bytes_as_llama_cpp(void **state) {
+    (void)state;
+    sd_gguf *src = NULL, *ref = NULL;
+    sd_error err;
+    assert_int_equal(sd_gguf_open(test_data_path("tiny_dream_f32.gguf"), 1, &src, &err), SMDIFF_OK);
+    assert_int_equal(sd_gguf_open(test_data_path("tiny_dream_ggml_q8_0.gguf"), 1, &ref, &err), SMDIFF_OK);
+    int n = 0;
+    for (int64_t i = 0; i < sd_gguf_n_tensors(ref); i++) {
+        const sd_gguf_tensor *r = sd_gguf_tensor_at(ref, i);
+        if (r->type != SD_QT_Q8_0) continue;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)r->name.len, r->name.ptr);
+        const sd_gguf_tensor *s = sd_gguf_find_tensor(src, name);
+        assert_non_null(s);
+        assert_int_equal(s->type, SD_QT_F32);
+        int64_t nel = (int64_t)(s->ne[0] * s->ne[1]);
+        unsigned char *q = malloc(r->n_bytes);
+        float *x = malloc(sizeof(float) * (size_t)nel);
+        memcpy(x, s->data, sizeof(float) * (size_t)nel);
+        sd_quant_quantize(SD_QT_Q8_0, x, q, nel);
+        if (memcmp(q, r->data, r->n_bytes) != 0) fail_msg("%s: Q8_0 bytes differ from llama.cpp's", name);
+        free(q);
+        free(x);
+        n++;
+    }
+    assert_true(n >= 8);
+    sd_gguf_close(src);
+    sd_gguf_close(ref);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dequant_matches_numpy), cmocka_unit_test(test_type_table),
         cmocka_unit_test(test_quantize_exact),        cmocka_unit_test(test_quantize_search),
         cmocka_unit_test(test_bad_blocks),            cmocka_unit_test(test_few_row_kernels),
         cmocka_unit_test(test_few_row_raw_blocks),    cmocka_unit_test(test_few_row_nan),
+        cmocka_unit_test(test_llama_cpp_files),       cmocka_unit_test(test_q8_0_bytes_as_llama_cpp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
