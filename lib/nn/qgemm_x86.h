@@ -11,9 +11,9 @@
  * Layout of a decoded weight block: 32 elements per 256-bit vector, vector
  * v holding elements 32v .. 32v+31 in order, so its low 128 bits are the
  * 16-element group 2v and its high 128 bits the group 2v+1. Unsigned
- * formats keep their codes (value = code - offset); signed formats (Q8_0,
- * IQ4_NL, IQ4_XS) keep |value| and the value, whose sign is moved onto
- * the activation (u8 x s8 products need an unsigned operand).
+ * formats keep their codes (value = code - offset); signed formats (Q4_0,
+ * Q5_0, Q8_0, IQ4_NL, IQ4_XS) keep |value| and the value, whose sign is
+ * moved onto the activation (u8 x s8 products need an unsigned operand).
  */
 #include <immintrin.h>
 #include <math.h>
@@ -106,7 +106,8 @@ QG_INLINE __m256i dot4_scaled(__m256i u, __m256i s, __m256i sv) {
 typedef struct {
     __m256i c, s; /* codes or |values|; values (signed formats) */
     float dw, cw; /* y = (dw * a.d) * sum c q + cw * a.ds */
-    int off;      /* value = code - off (for the dequantiser) */
+    int off;      /* value = code - off (unused: the 32-element formats with an
+                     offset are decoded to signed values) */
 } lblk;
 
 QG_INLINE void dec32(const uint32_t T, const uint8_t *b, lblk *L) {
@@ -114,12 +115,14 @@ QG_INLINE void dec32(const uint32_t T, const uint8_t *b, lblk *L) {
     L->cw = 0;
     L->off = 0;
     switch (T) {
-    case SD_QT_Q4_0: L->c = nibbles(b + 2); L->off = 8; L->cw = -8.0f * L->dw; break;
+    case SD_QT_Q4_0: /* signed values: the offset costs nothing per activation row */
+        L->s = _mm256_sub_epi8(nibbles(b + 2), _mm256_set1_epi8(8));
+        L->c = _mm256_abs_epi8(L->s);
+        break;
     case SD_QT_Q4_1: L->c = nibbles(b + 4); L->cw = h2f(b + 2); break;
     case SD_QT_Q5_0:
-        L->c = _mm256_or_si256(nibbles(b + 6), fifth_bits(b + 2));
-        L->off = 16;
-        L->cw = -16.0f * L->dw;
+        L->s = _mm256_sub_epi8(_mm256_or_si256(nibbles(b + 6), fifth_bits(b + 2)), _mm256_set1_epi8(16));
+        L->c = _mm256_abs_epi8(L->s);
         break;
     case SD_QT_Q5_1:
         L->c = _mm256_or_si256(nibbles(b + 8), fifth_bits(b + 4));
@@ -238,7 +241,7 @@ QG_INLINE void store_row(const sd_qgemm_job *j, int64_t r, const __m256 *acc, co
 }
 
 QG_INLINE void rows32(const sd_qgemm_job *j, int64_t r0, int64_t r1, const uint32_t T) {
-    const int sgn = T == SD_QT_Q8_0 || T == SD_QT_IQ4_NL;
+    const int sgn = T != SD_QT_Q4_1 && T != SD_QT_Q5_1;
     const size_t bb = sd_quant_block_bytes(T);
     __m256 acc[SD_QGEMM_FEW_ROWS];
     float accs[SD_QGEMM_FEW_ROWS];
@@ -339,7 +342,7 @@ QG_INLINE void emit32(__m256i v, int sgn, int off, const float *mul, const float
 }
 
 QG_INLINE void dq32(const uint32_t T, const uint8_t *w, int64_t n, float *y) {
-    const int sgn = T == SD_QT_Q8_0 || T == SD_QT_IQ4_NL;
+    const int sgn = T != SD_QT_Q4_1 && T != SD_QT_Q5_1;
     const int aff = T == SD_QT_Q4_1 || T == SD_QT_Q5_1;
     const size_t bb = sd_quant_block_bytes(T);
     for (int64_t b = 0; b < n / 32; b++) {
