@@ -11,7 +11,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "io/gguf.h" /* REPLACE-WITH-NUMFMT: sd_f16_to_f32 / sd_f32_to_f16 move to core */
 
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF /* one rounding per operation, as documented */
@@ -19,44 +18,26 @@
 
 /* ---------------------------------------------------------- type table */
 
+/* Block geometry of the formats here (numfmt.h's table), or NULL. */
 typedef struct {
-    const char *name;
     uint32_t elems, bytes;
 } qtraits;
 
-static const qtraits *traits_of(uint32_t type) {
-    static const qtraits q4_0 = {"Q4_0", 32, 18}, q4_1 = {"Q4_1", 32, 20}, q5_0 = {"Q5_0", 32, 22},
-                         q5_1 = {"Q5_1", 32, 24}, q8_0 = {"Q8_0", 32, 34}, q2_k = {"Q2_K", 256, 84},
-                         q3_k = {"Q3_K", 256, 110}, q4_k = {"Q4_K", 256, 144}, q5_k = {"Q5_K", 256, 176},
-                         q6_k = {"Q6_K", 256, 210}, q8_k = {"Q8_K", 256, 292}, iq4_nl = {"IQ4_NL", 32, 18},
-                         iq4_xs = {"IQ4_XS", 256, 136};
-    switch (type) {
-    case SD_QT_Q4_0: return &q4_0;
-    case SD_QT_Q4_1: return &q4_1;
-    case SD_QT_Q5_0: return &q5_0;
-    case SD_QT_Q5_1: return &q5_1;
-    case SD_QT_Q8_0: return &q8_0;
-    case SD_QT_Q2_K: return &q2_k;
-    case SD_QT_Q3_K: return &q3_k;
-    case SD_QT_Q4_K: return &q4_k;
-    case SD_QT_Q5_K: return &q5_k;
-    case SD_QT_Q6_K: return &q6_k;
-    case SD_QT_Q8_K: return &q8_k;
-    case SD_QT_IQ4_NL: return &iq4_nl;
-    case SD_QT_IQ4_XS: return &iq4_xs;
-    default: return NULL;
-    }
+static int qtraits_of(uint32_t type, qtraits *t) {
+    if (!sd_quant_is_block(type)) return 0;
+    const sd_ggml_type_info *i = sd_ggml_type_info_of(type);
+    t->elems = i->block;
+    t->bytes = i->bytes;
+    return 1;
 }
 
-int sd_quant_is_block(uint32_t type) { return traits_of(type) != NULL; }
-uint32_t sd_quant_block_elems(uint32_t type) { return traits_of(type) ? traits_of(type)->elems : 0; }
-uint32_t sd_quant_block_bytes(uint32_t type) { return traits_of(type) ? traits_of(type)->bytes : 0; }
-const char *sd_quant_name(uint32_t type) { return traits_of(type) ? traits_of(type)->name : NULL; }
-
-size_t sd_quant_row_bytes(uint32_t type, int64_t n) {
-    const qtraits *t = traits_of(type);
-    if (!t || n < 0 || n % t->elems) return 0;
-    return (size_t)(n / t->elems) * t->bytes;
+int sd_quant_is_block(uint32_t type) {
+    switch (type) {
+    case SD_GGML_Q4_0: case SD_GGML_Q4_1: case SD_GGML_Q5_0: case SD_GGML_Q5_1: case SD_GGML_Q8_0:
+    case SD_GGML_Q2_K: case SD_GGML_Q3_K: case SD_GGML_Q4_K: case SD_GGML_Q5_K: case SD_GGML_Q6_K:
+    case SD_GGML_Q8_K: case SD_GGML_IQ4_NL: case SD_GGML_IQ4_XS: return 1;
+    default: return 0;
+    }
 }
 
 const int8_t sd_iq4_grid[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
@@ -287,30 +268,30 @@ typedef void (*dq_fn)(const uint8_t *b, float *y);
 
 static dq_fn dq_of(uint32_t type) {
     switch (type) {
-    case SD_QT_Q4_0: return dq_q4_0;
-    case SD_QT_Q4_1: return dq_q4_1;
-    case SD_QT_Q5_0: return dq_q5_0;
-    case SD_QT_Q5_1: return dq_q5_1;
-    case SD_QT_Q8_0: return dq_q8_0;
-    case SD_QT_Q2_K: return dq_q2_k;
-    case SD_QT_Q3_K: return dq_q3_k;
-    case SD_QT_Q4_K: return dq_q4_k;
-    case SD_QT_Q5_K: return dq_q5_k;
-    case SD_QT_Q6_K: return dq_q6_k;
-    case SD_QT_Q8_K: return dq_q8_k;
-    case SD_QT_IQ4_NL: return dq_iq4_nl;
-    case SD_QT_IQ4_XS: return dq_iq4_xs;
+    case SD_GGML_Q4_0: return dq_q4_0;
+    case SD_GGML_Q4_1: return dq_q4_1;
+    case SD_GGML_Q5_0: return dq_q5_0;
+    case SD_GGML_Q5_1: return dq_q5_1;
+    case SD_GGML_Q8_0: return dq_q8_0;
+    case SD_GGML_Q2_K: return dq_q2_k;
+    case SD_GGML_Q3_K: return dq_q3_k;
+    case SD_GGML_Q4_K: return dq_q4_k;
+    case SD_GGML_Q5_K: return dq_q5_k;
+    case SD_GGML_Q6_K: return dq_q6_k;
+    case SD_GGML_Q8_K: return dq_q8_k;
+    case SD_GGML_IQ4_NL: return dq_iq4_nl;
+    case SD_GGML_IQ4_XS: return dq_iq4_xs;
     default: return NULL;
     }
 }
 
 void sd_quant_dequant(uint32_t type, const void *src, float *dst, int64_t n) {
     /* src: n elements of type; dst: (n,) f32 */
-    const qtraits *t = traits_of(type);
+    qtraits t;
     dq_fn f = dq_of(type);
-    if (!t || !f) return;
+    if (!qtraits_of(type, &t) || !f) return;
     const uint8_t *s = src;
-    for (int64_t b = 0; b < n / t->elems; b++) f(s + (size_t)b * t->bytes, dst + b * t->elems);
+    for (int64_t b = 0; b < n / t.elems; b++) f(s + (size_t)b * t.bytes, dst + b * t.elems);
 }
 
 /* ------------------------------------------------------- validation */
@@ -318,22 +299,22 @@ void sd_quant_dequant(uint32_t type, const void *src, float *dst, int64_t n) {
 static int f16_bad(const uint8_t *p) { return (rd16(p) & 0x7C00) == 0x7C00; }
 
 int64_t sd_quant_find_bad_block(uint32_t type, const void *src, int64_t n) {
-    const qtraits *t = traits_of(type);
-    if (!t) return -1;
+    qtraits t;
+    if (!qtraits_of(type, &t)) return -1;
     /* Offsets of the f16 scale fields in a block; -1 ends the list. */
     int off[3] = {-1, -1, -1};
     switch (type) {
-    case SD_QT_Q4_0: case SD_QT_Q5_0: case SD_QT_Q8_0: case SD_QT_IQ4_NL: case SD_QT_IQ4_XS: off[0] = 0; break;
-    case SD_QT_Q4_1: case SD_QT_Q5_1: case SD_QT_Q4_K: case SD_QT_Q5_K: off[0] = 0; off[1] = 2; break;
-    case SD_QT_Q2_K: off[0] = 80; off[1] = 82; break;
-    case SD_QT_Q3_K: off[0] = 108; break;
-    case SD_QT_Q6_K: off[0] = 208; break;
+    case SD_GGML_Q4_0: case SD_GGML_Q5_0: case SD_GGML_Q8_0: case SD_GGML_IQ4_NL: case SD_GGML_IQ4_XS: off[0] = 0; break;
+    case SD_GGML_Q4_1: case SD_GGML_Q5_1: case SD_GGML_Q4_K: case SD_GGML_Q5_K: off[0] = 0; off[1] = 2; break;
+    case SD_GGML_Q2_K: off[0] = 80; off[1] = 82; break;
+    case SD_GGML_Q3_K: off[0] = 108; break;
+    case SD_GGML_Q6_K: off[0] = 208; break;
     default: break;
     }
     const uint8_t *s = src;
-    for (int64_t b = 0; b < n / t->elems; b++) {
-        const uint8_t *blk = s + (size_t)b * t->bytes;
-        if (type == SD_QT_Q8_K) {
+    for (int64_t b = 0; b < n / t.elems; b++) {
+        const uint8_t *blk = s + (size_t)b * t.bytes;
+        if (type == SD_GGML_Q8_K) {
             if ((rd32(blk) & 0x7F800000u) == 0x7F800000u) return b;
             continue;
         }
@@ -526,12 +507,12 @@ static void sanitize(const float *x, float *out, int n) {
 /* ---- legacy 32-element blocks */
 
 static void qz_sym32(uint32_t type, const float *x, uint8_t *b) {
-    qrange r = {type == SD_QT_Q5_0 ? -16 : -8, type == SD_QT_Q5_0 ? 15 : 7, type == SD_QT_IQ4_NL};
+    qrange r = {type == SD_GGML_Q5_0 ? -16 : -8, type == SD_GGML_Q5_0 ? 15 : 7, type == SD_GGML_IQ4_NL};
     float d = fit_sym(x, 32, r, 1);
     int q[32];
     sym_err(x, 32, r, d, q);
     wrh(b, d);
-    if (type == SD_QT_Q5_0) {
+    if (type == SD_GGML_Q5_0) {
         uint32_t qh = 0;
         for (int j = 0; j < 32; j++) qh |= (uint32_t)(((q[j] + 16) >> 4) & 1) << j;
         for (int i = 0; i < 4; i++) b[2 + i] = (uint8_t)(qh >> (8 * i));
@@ -543,7 +524,7 @@ static void qz_sym32(uint32_t type, const float *x, uint8_t *b) {
 }
 
 static void qz_aff32(uint32_t type, const float *x, uint8_t *b) {
-    int five = type == SD_QT_Q5_1;
+    int five = type == SD_GGML_Q5_1;
     float d, m;
     fit_aff(x, 32, five ? 31 : 15, 0, 1, &d, &m);
     int q[32];
@@ -777,27 +758,27 @@ static void qz_iq4_xs(const float *x, uint8_t *b) {
 
 void sd_quant_quantize(uint32_t type, const float *src, void *dst, int64_t n) {
     /* src: (n,) f32; dst: n elements of type */
-    const qtraits *t = traits_of(type);
-    if (!t) return;
+    qtraits t;
+    if (!qtraits_of(type, &t)) return;
     uint8_t *out = dst;
     float x[256];
-    for (int64_t bi = 0; bi < n / t->elems; bi++) {
-        uint8_t *b = out + (size_t)bi * t->bytes;
-        sanitize(src + bi * t->elems, x, (int)t->elems);
+    for (int64_t bi = 0; bi < n / t.elems; bi++) {
+        uint8_t *b = out + (size_t)bi * t.bytes;
+        sanitize(src + bi * t.elems, x, (int)t.elems);
         switch (type) {
-        case SD_QT_Q4_0:
-        case SD_QT_Q5_0:
-        case SD_QT_IQ4_NL: qz_sym32(type, x, b); break;
-        case SD_QT_Q4_1:
-        case SD_QT_Q5_1: qz_aff32(type, x, b); break;
-        case SD_QT_Q8_0: qz_q8_0(x, b); break;
-        case SD_QT_Q2_K: qz_q2_k(x, b); break;
-        case SD_QT_Q3_K: qz_q3_k(x, b); break;
-        case SD_QT_Q4_K: qz_q45_k(0, x, b); break;
-        case SD_QT_Q5_K: qz_q45_k(1, x, b); break;
-        case SD_QT_Q6_K: qz_q6_k(x, b); break;
-        case SD_QT_Q8_K: qz_q8_k(x, b); break;
-        case SD_QT_IQ4_XS: qz_iq4_xs(x, b); break;
+        case SD_GGML_Q4_0:
+        case SD_GGML_Q5_0:
+        case SD_GGML_IQ4_NL: qz_sym32(type, x, b); break;
+        case SD_GGML_Q4_1:
+        case SD_GGML_Q5_1: qz_aff32(type, x, b); break;
+        case SD_GGML_Q8_0: qz_q8_0(x, b); break;
+        case SD_GGML_Q2_K: qz_q2_k(x, b); break;
+        case SD_GGML_Q3_K: qz_q3_k(x, b); break;
+        case SD_GGML_Q4_K: qz_q45_k(0, x, b); break;
+        case SD_GGML_Q5_K: qz_q45_k(1, x, b); break;
+        case SD_GGML_Q6_K: qz_q6_k(x, b); break;
+        case SD_GGML_Q8_K: qz_q8_k(x, b); break;
+        case SD_GGML_IQ4_XS: qz_iq4_xs(x, b); break;
         default: break;
         }
     }

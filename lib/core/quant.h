@@ -55,39 +55,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* REPLACE-WITH-NUMFMT: ggml's type numbers for the formats here, kept
- * locally until lib/core/numfmt.h provides the one tensor-type enum. */
-enum {
-    SD_QT_F32 = 0,
-    SD_QT_F16 = 1,
-    SD_QT_Q4_0 = 2,
-    SD_QT_Q4_1 = 3,
-    SD_QT_Q5_0 = 6,
-    SD_QT_Q5_1 = 7,
-    SD_QT_Q8_0 = 8,
-    SD_QT_Q2_K = 10,
-    SD_QT_Q3_K = 11,
-    SD_QT_Q4_K = 12,
-    SD_QT_Q5_K = 13,
-    SD_QT_Q6_K = 14,
-    SD_QT_Q8_K = 15,
-    SD_QT_IQ4_NL = 20,
-    SD_QT_IQ4_XS = 23,
-    SD_QT_BF16 = 30,
-};
+#include "core/numfmt.h" /* SD_GGML_* type numbers, block sizes, f16 */
 
-#define SD_QK_LEGACY 32 /* elements per legacy block */
-#define SD_QK_K 256     /* elements per K-quant super-block */
-
-/* 1 if type is one of the block formats above (not F32/F16/BF16). */
+/* 1 if type is one of the block formats above (Q4_0 .. IQ4_XS, Q8_K);
+ * their block sizes and bytes are numfmt.h's table. */
 int sd_quant_is_block(uint32_t type);
-/* Elements per block (32 or 256) and bytes per block; 0 if not a block type. */
-uint32_t sd_quant_block_elems(uint32_t type);
-uint32_t sd_quant_block_bytes(uint32_t type);
-/* Bytes of n elements; 0 if not a block type or n not a multiple of the block. */
-size_t sd_quant_row_bytes(uint32_t type, int64_t n);
-/* ggml's name ("Q4_K"), or NULL. */
-const char *sd_quant_name(uint32_t type);
 
 /* src: n elements of type (n a multiple of the block; src may be
  * unaligned) -> dst[n] f32. The reference that defines the values; the

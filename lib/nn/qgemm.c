@@ -10,53 +10,30 @@
 #include <string.h>
 
 #include "core/quant.h"
-#include "io/gguf.h" /* REPLACE-WITH-NUMFMT: sd_f16_to_f32 */
+#include "core/cpu.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define QG_X86 1
-#include <cpuid.h>
 #else
 #define QG_X86 0
 #endif
 
 /* ------------------------------------------------------------ dispatch */
 
-#if QG_X86
-static int os_saves(unsigned mask) {
-    /* XGETBV(0): which register states the OS saves (bits 1-2 SSE/AVX,
-     * 5-7 the AVX-512 state). */
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; /* OSXSAVE */
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    (void)hi;
-    return (lo & mask) == mask;
-}
+/* The VNNI kernels use 256-bit AVX-512 forms (AVX512VL, BW) of dpbusd. */
+#define QG_SET_VNNI (SD_CPU_SET_AVX2 | SD_CPU_AVX512F | SD_CPU_AVX512BW | SD_CPU_AVX512VL | SD_CPU_AVX512_VNNI)
 
 static int detect_isa(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return SD_QISA_SCALAR;
-    int fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return SD_QISA_SCALAR;
-    int avx2 = (b >> 5) & 1;
-    int avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
-    int vnni = (c >> 11) & 1;
-    if (!(avx2 && fma && f16c && os_saves(0x6))) return SD_QISA_SCALAR;
-    if (avx512f && avx512bw && avx512vl && vnni && os_saves(0xE6)) return SD_QISA_VNNI;
-    return SD_QISA_AVX2;
+    if (!QG_X86 || !sd_cpu_has(SD_CPU_SET_AVX2)) return SD_QISA_SCALAR;
+    return sd_cpu_has(QG_SET_VNNI) ? SD_QISA_VNNI : SD_QISA_AVX2;
 }
-#endif
 
 static _Atomic int best_isa = -1;
 static int forced_isa = -1;
 
 int sd_qgemm_best_isa(void) {
-#if QG_X86
     if (best_isa < 0) best_isa = detect_isa();
     return best_isa;
-#else
-    return SD_QISA_SCALAR;
-#endif
 }
 
 int sd_qgemm_isa_available(int isa) {
@@ -87,9 +64,19 @@ const char *sd_qgemm_isa_name(int isa) {
     }
 }
 
-int sd_qgemm_supported(uint32_t type) { return sd_quant_is_block(type) && type != SD_QT_Q8_K; }
+int sd_qgemm_supported(uint32_t type) { return sd_quant_is_block(type) && type != SD_GGML_Q8_K; }
 
-int sd_qgemm_act256(uint32_t type) { return sd_quant_block_elems(type) == SD_QK_K; }
+static int64_t forced_few = -1;
+
+void sd_qgemm_force_few_max(int64_t rows) { forced_few = rows < 0 ? -1 : rows > SD_QGEMM_FEW_ROWS ? SD_QGEMM_FEW_ROWS : rows; }
+
+int64_t sd_qgemm_few_max(uint32_t type) {
+    if (!sd_qgemm_supported(type)) return 0;
+    if (forced_few >= 0) return forced_few;
+    return SD_QGEMM_FEW_ROWS;
+}
+
+int sd_qgemm_act256(uint32_t type) { return sd_ggml_block_size(type) == SD_QK_K; }
 
 static void run(sd_pool *pool, sd_pool_fn fn, void *ctx, int64_t n) {
     if (n <= 0) return;
@@ -101,38 +88,14 @@ static void run(sd_pool *pool, sd_pool_fn fn, void *ctx, int64_t n) {
 
 /* ----------------------------------------------------- dequantisation */
 
-typedef struct {
-    uint32_t type;
-    const uint8_t *w;
-    int64_t cols, r0;
-    size_t row;
-    float *out;
-    int isa;
-} dq_job;
-
-static void dq_range(void *vctx, int64_t b, int64_t e, int t) {
-    (void)t;
-    const dq_job *j = vctx;
-    for (int64_t i = b; i < e; i++) {
-        const uint8_t *src = j->w + (size_t)(j->r0 + i) * j->row;
-        float *dst = j->out + i * j->cols;
+void sd_qdequant_row(uint32_t type, const void *w, int64_t n, float *out) {
 #if QG_X86
-        if (j->isa != SD_QISA_SCALAR) {
-            sd_qdequant_row_avx2(j->type, src, j->cols, dst);
-            continue;
-        }
-#endif
-        sd_quant_dequant(j->type, src, dst, j->cols);
+    if (sd_qgemm_isa() != SD_QISA_SCALAR) {
+        sd_qdequant_row_avx2(type, w, n, out);
+        return;
     }
-}
-
-void sd_qdequant_rows(uint32_t type, const void *w, int64_t cols, int64_t r0, int64_t n, float *out,
-                      sd_pool *pool) {
-    /* W[*, cols] rows [r0, r0+n) -> out[n, cols] */
-    dq_job j = {type, w, cols, r0, sd_quant_row_bytes(type, cols), out, sd_qgemm_isa()};
-    if (!j.row) return;
-    /* Below ~16K elements a fork-join costs more than it saves. */
-    run(n * cols >= 16384 ? pool : NULL, dq_range, &j, n);
+#endif
+    sd_quant_dequant(type, w, out, n);
 }
 
 /* ------------------------------------------------- activation blocks */
@@ -221,15 +184,15 @@ static void hi32(const uint8_t *qh, int *c) {
 static void decode32(uint32_t type, const uint8_t *b, int *c, float *dw, float *cw) {
     *dw = rdh(b);
     switch (type) {
-    case SD_QT_Q4_0: nib32(b + 2, c); *cw = -8.0f * *dw; break;
-    case SD_QT_Q4_1: nib32(b + 4, c); *cw = rdh(b + 2); break;
-    case SD_QT_Q5_0: nib32(b + 6, c); hi32(b + 2, c); *cw = -16.0f * *dw; break;
-    case SD_QT_Q5_1: nib32(b + 8, c); hi32(b + 4, c); *cw = rdh(b + 2); break;
-    case SD_QT_Q8_0:
+    case SD_GGML_Q4_0: nib32(b + 2, c); *cw = -8.0f * *dw; break;
+    case SD_GGML_Q4_1: nib32(b + 4, c); *cw = rdh(b + 2); break;
+    case SD_GGML_Q5_0: nib32(b + 6, c); hi32(b + 2, c); *cw = -16.0f * *dw; break;
+    case SD_GGML_Q5_1: nib32(b + 8, c); hi32(b + 4, c); *cw = rdh(b + 2); break;
+    case SD_GGML_Q8_0:
         for (int j = 0; j < 32; j++) c[j] = (int8_t)b[2 + j];
         *cw = 0;
         break;
-    case SD_QT_IQ4_NL:
+    case SD_GGML_IQ4_NL:
         nib32(b + 2, c);
         for (int j = 0; j < 32; j++) c[j] = sd_iq4_grid[c[j]];
         *cw = 0;
@@ -246,7 +209,7 @@ typedef struct {
 static void decode256(uint32_t type, const uint8_t *b, kdec *k) {
     memset(k, 0, sizeof *k);
     switch (type) {
-    case SD_QT_Q2_K:
+    case SD_GGML_Q2_K:
         for (int e = 0; e < 256; e++) {
             int h = e / 128, sh = (e % 128) / 32, t = (e % 32) / 16, l = e % 16;
             k->c[e] = (b[16 + 32 * h + 16 * t + l] >> (2 * sh)) & 3;
@@ -254,7 +217,7 @@ static void decode256(uint32_t type, const uint8_t *b, kdec *k) {
         for (int g = 0; g < 16; g++) k->sc[g] = b[g] & 15, k->mn[g] = b[g] >> 4;
         k->d = rdh(b + 80), k->dmin = rdh(b + 82);
         break;
-    case SD_QT_Q3_K:
+    case SD_GGML_Q3_K:
         for (int e = 0; e < 256; e++) {
             int h = e / 128, sh = (e % 128) / 32, t = (e % 32) / 16, l = e % 16;
             int lo = (b[32 + 32 * h + 16 * t + l] >> (2 * sh)) & 3;
@@ -267,9 +230,9 @@ static void decode256(uint32_t type, const uint8_t *b, kdec *k) {
         }
         k->d = rdh(b + 108);
         break;
-    case SD_QT_Q4_K:
-    case SD_QT_Q5_K: {
-        int five = type == SD_QT_Q5_K;
+    case SD_GGML_Q4_K:
+    case SD_GGML_Q5_K: {
+        int five = type == SD_GGML_Q5_K;
         const uint8_t *qs = b + (five ? 48 : 16), *qh = b + 16;
         for (int e = 0; e < 256; e++) {
             int g = e / 64, u = (e % 64) / 32, l = e % 32;
@@ -285,7 +248,7 @@ static void decode256(uint32_t type, const uint8_t *b, kdec *k) {
         k->d = rdh(b), k->dmin = rdh(b + 2);
         break;
     }
-    case SD_QT_Q6_K:
+    case SD_GGML_Q6_K:
         for (int e = 0; e < 256; e++) {
             int h = e / 128, c = (e % 128) / 32, l = e % 32;
             int lo = (b[64 * h + 32 * (c % 2) + l] >> (4 * (c / 2))) & 15;
@@ -297,7 +260,7 @@ static void decode256(uint32_t type, const uint8_t *b, kdec *k) {
         }
         k->d = rdh(b + 208);
         break;
-    case SD_QT_IQ4_XS: {
+    case SD_GGML_IQ4_XS: {
         uint16_t sh = (uint16_t)(b[2] | b[3] << 8);
         for (int i = 0; i < 8; i++) {
             int ls = ((b[4 + i / 2] >> (4 * (i % 2))) & 15) | ((sh >> (2 * i)) & 3) << 4;
@@ -315,7 +278,7 @@ static void decode256(uint32_t type, const uint8_t *b, kdec *k) {
 }
 
 void sd_qgemm_rows_scalar(const sd_qgemm_job *j, int64_t r0, int64_t r1) {
-    uint32_t bb = sd_quant_block_bytes(j->type);
+    uint32_t bb = sd_ggml_block_bytes(j->type);
     int k256 = sd_qgemm_act256(j->type);
     kdec kd;
     for (int64_t r = r0; r < r1; r++) {
@@ -400,8 +363,8 @@ void sd_qgemm_few(float *out, int64_t ldc, float beta, const float *x, int64_t M
     size_t act_row = sd_qgemm_scratch_bytes(type, 1, cols);
     act_job aj = {type, x, cols, scratch, act_row};
     run(M * cols >= 16384 ? pool : NULL, act_range, &aj, M);
-    sd_qgemm_job job = {type, w, sd_quant_row_bytes(type, cols), scratch, act_row, M,
-                        cols / (int64_t)sd_quant_block_elems(type), out, ldc, beta != 0.0f};
+    sd_qgemm_job job = {type, w, sd_ggml_row_size(type, cols), scratch, act_row, M,
+                        cols / (int64_t)sd_ggml_block_size(type), out, ldc, beta != 0.0f};
     rows_ctx rc = {&job, sd_qgemm_isa()};
     run(rows * cols >= 16384 ? pool : NULL, rows_range, &rc, rows);
 }

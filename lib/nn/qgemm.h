@@ -3,7 +3,7 @@
  * Two regimes, chosen by the number of activation rows M:
  *
  *  - many rows (a full canvas): the weights are dequantised panel by panel
- *    into f32 (sd_qdequant_rows, vectorised, bit-identical to
+ *    into f32 (sd_qdequant_row, vectorised, bit-identical to
  *    sd_quant_dequant) and multiplied by the f32 GEMM, so the cost per
  *    weight is amortised over all M rows (ops.c, sd_matmul_w);
  *  - few rows (M <= SD_QGEMM_FEW_ROWS, e.g. cached decoding's active
@@ -33,8 +33,19 @@
 
 #include "core/pool.h"
 
-/* Up to this many rows the integer few-row kernels are used. */
+/* The most rows sd_qgemm_few takes. */
 #define SD_QGEMM_FEW_ROWS 32
+
+/* Up to how many activation rows sd_matmul_w (nn/ops.h) uses the few-row
+ * kernels for weights of type: 0 for types without them, else at most
+ * SD_QGEMM_FEW_ROWS -- where the integer kernels stop being faster than
+ * dequantising a panel for the f32 GEMM depends on the type and the
+ * instruction set (measured by bench_quant, docs/PERFORMANCE.md). */
+int64_t sd_qgemm_few_max(uint32_t type);
+/* Tests: force that limit for every type (0: never the few-row kernels,
+ * SD_QGEMM_FEW_ROWS: always up to it); -1 returns to the measured table.
+ * Not thread-safe. */
+void sd_qgemm_force_few_max(int64_t rows);
 
 /* Instruction-set paths of the few-row kernels and the dequantisers. */
 enum {
@@ -58,10 +69,10 @@ const char *sd_qgemm_isa_name(int isa);
 /* 1 if type has few-row kernels (every block format but Q8_K). */
 int sd_qgemm_supported(uint32_t type);
 
-/* Rows [r0, r0+n) of W[*, cols] of block type -> out[n, cols] f32, equal
- * bit for bit to sd_quant_dequant. Threads over rows when it pays. */
-void sd_qdequant_rows(uint32_t type, const void *w, int64_t cols, int64_t r0, int64_t n, float *out,
-                      sd_pool *pool);
+/* One row w of n elements of a block type -> out[n] f32, vectorised on the
+ * path in use, equal bit for bit to sd_quant_dequant (ops.c's
+ * sd_dequant_rows calls it for panels). */
+void sd_qdequant_row(uint32_t type, const void *w, int64_t n, float *out);
 
 /* Bytes of scratch sd_qgemm_few needs for M rows of cols elements. */
 size_t sd_qgemm_scratch_bytes(uint32_t type, int64_t M, int64_t cols);

@@ -115,24 +115,24 @@ QG_INLINE void dec32(const uint32_t T, const uint8_t *b, lblk *L) {
     L->cw = 0;
     L->off = 0;
     switch (T) {
-    case SD_QT_Q4_0: /* signed values: the offset costs nothing per activation row */
+    case SD_GGML_Q4_0: /* signed values: the offset costs nothing per activation row */
         L->s = _mm256_sub_epi8(nibbles(b + 2), _mm256_set1_epi8(8));
         L->c = _mm256_abs_epi8(L->s);
         break;
-    case SD_QT_Q4_1: L->c = nibbles(b + 4); L->cw = h2f(b + 2); break;
-    case SD_QT_Q5_0:
+    case SD_GGML_Q4_1: L->c = nibbles(b + 4); L->cw = h2f(b + 2); break;
+    case SD_GGML_Q5_0:
         L->s = _mm256_sub_epi8(_mm256_or_si256(nibbles(b + 6), fifth_bits(b + 2)), _mm256_set1_epi8(16));
         L->c = _mm256_abs_epi8(L->s);
         break;
-    case SD_QT_Q5_1:
+    case SD_GGML_Q5_1:
         L->c = _mm256_or_si256(nibbles(b + 8), fifth_bits(b + 4));
         L->cw = h2f(b + 2);
         break;
-    case SD_QT_Q8_0:
+    case SD_GGML_Q8_0:
         L->s = _mm256_loadu_si256((const __m256i *)(b + 2));
         L->c = _mm256_abs_epi8(L->s);
         break;
-    case SD_QT_IQ4_NL:
+    case SD_GGML_IQ4_NL:
         L->s = iq4_values(nibbles(b + 2));
         L->c = _mm256_abs_epi8(L->s);
         break;
@@ -220,12 +220,12 @@ QG_INLINE void dec_iq4xs(const uint8_t *b, kblk *k) {
 
 QG_INLINE void dec256(const uint32_t T, const uint8_t *b, kblk *k) {
     switch (T) {
-    case SD_QT_Q2_K: dec_q2k(b, k); break;
-    case SD_QT_Q3_K: dec_q3k(b, k); break;
-    case SD_QT_Q4_K: dec_q45k(0, b, k); break;
-    case SD_QT_Q5_K: dec_q45k(1, b, k); break;
-    case SD_QT_Q6_K: dec_q6k(b, k); break;
-    case SD_QT_IQ4_XS: dec_iq4xs(b, k); break;
+    case SD_GGML_Q2_K: dec_q2k(b, k); break;
+    case SD_GGML_Q3_K: dec_q3k(b, k); break;
+    case SD_GGML_Q4_K: dec_q45k(0, b, k); break;
+    case SD_GGML_Q5_K: dec_q45k(1, b, k); break;
+    case SD_GGML_Q6_K: dec_q6k(b, k); break;
+    case SD_GGML_IQ4_XS: dec_iq4xs(b, k); break;
     default: break;
     }
 }
@@ -241,8 +241,8 @@ QG_INLINE void store_row(const sd_qgemm_job *j, int64_t r, const __m256 *acc, co
 }
 
 QG_INLINE void rows32(const sd_qgemm_job *j, int64_t r0, int64_t r1, const uint32_t T) {
-    const int sgn = T != SD_QT_Q4_1 && T != SD_QT_Q5_1;
-    const size_t bb = sd_quant_block_bytes(T);
+    const int sgn = T != SD_GGML_Q4_1 && T != SD_GGML_Q5_1;
+    const size_t bb = sd_ggml_block_bytes(T);
     __m256 acc[SD_QGEMM_FEW_ROWS];
     float accs[SD_QGEMM_FEW_ROWS];
     for (int64_t r = r0; r < r1; r++) {
@@ -265,10 +265,10 @@ QG_INLINE void rows32(const sd_qgemm_job *j, int64_t r0, int64_t r1, const uint3
 }
 
 QG_INLINE void rows256(const sd_qgemm_job *j, int64_t r0, int64_t r1, const uint32_t T) {
-    const int sgn = T == SD_QT_IQ4_XS;
-    const int has_o = T == SD_QT_Q3_K || T == SD_QT_Q6_K;
-    const int has_m = T == SD_QT_Q2_K || T == SD_QT_Q4_K || T == SD_QT_Q5_K;
-    const size_t bb = sd_quant_block_bytes(T);
+    const int sgn = T == SD_GGML_IQ4_XS;
+    const int has_o = T == SD_GGML_Q3_K || T == SD_GGML_Q6_K;
+    const int has_m = T == SD_GGML_Q2_K || T == SD_GGML_Q4_K || T == SD_GGML_Q5_K;
+    const size_t bb = sd_ggml_block_bytes(T);
     __m256 acc[SD_QGEMM_FEW_ROWS];
     float accs[SD_QGEMM_FEW_ROWS];
     for (int64_t r = r0; r < r1; r++) {
@@ -305,18 +305,18 @@ QG_INLINE void rows256(const sd_qgemm_job *j, int64_t r0, int64_t r1, const uint
 
 void QG(sd_qgemm_rows)(const sd_qgemm_job *j, int64_t r0, int64_t r1) {
     switch (j->type) {
-    case SD_QT_Q4_0: rows32(j, r0, r1, SD_QT_Q4_0); break;
-    case SD_QT_Q4_1: rows32(j, r0, r1, SD_QT_Q4_1); break;
-    case SD_QT_Q5_0: rows32(j, r0, r1, SD_QT_Q5_0); break;
-    case SD_QT_Q5_1: rows32(j, r0, r1, SD_QT_Q5_1); break;
-    case SD_QT_Q8_0: rows32(j, r0, r1, SD_QT_Q8_0); break;
-    case SD_QT_IQ4_NL: rows32(j, r0, r1, SD_QT_IQ4_NL); break;
-    case SD_QT_Q2_K: rows256(j, r0, r1, SD_QT_Q2_K); break;
-    case SD_QT_Q3_K: rows256(j, r0, r1, SD_QT_Q3_K); break;
-    case SD_QT_Q4_K: rows256(j, r0, r1, SD_QT_Q4_K); break;
-    case SD_QT_Q5_K: rows256(j, r0, r1, SD_QT_Q5_K); break;
-    case SD_QT_Q6_K: rows256(j, r0, r1, SD_QT_Q6_K); break;
-    case SD_QT_IQ4_XS: rows256(j, r0, r1, SD_QT_IQ4_XS); break;
+    case SD_GGML_Q4_0: rows32(j, r0, r1, SD_GGML_Q4_0); break;
+    case SD_GGML_Q4_1: rows32(j, r0, r1, SD_GGML_Q4_1); break;
+    case SD_GGML_Q5_0: rows32(j, r0, r1, SD_GGML_Q5_0); break;
+    case SD_GGML_Q5_1: rows32(j, r0, r1, SD_GGML_Q5_1); break;
+    case SD_GGML_Q8_0: rows32(j, r0, r1, SD_GGML_Q8_0); break;
+    case SD_GGML_IQ4_NL: rows32(j, r0, r1, SD_GGML_IQ4_NL); break;
+    case SD_GGML_Q2_K: rows256(j, r0, r1, SD_GGML_Q2_K); break;
+    case SD_GGML_Q3_K: rows256(j, r0, r1, SD_GGML_Q3_K); break;
+    case SD_GGML_Q4_K: rows256(j, r0, r1, SD_GGML_Q4_K); break;
+    case SD_GGML_Q5_K: rows256(j, r0, r1, SD_GGML_Q5_K); break;
+    case SD_GGML_Q6_K: rows256(j, r0, r1, SD_GGML_Q6_K); break;
+    case SD_GGML_IQ4_XS: rows256(j, r0, r1, SD_GGML_IQ4_XS); break;
     default: sd_qgemm_rows_scalar(j, r0, r1); break;
     }
 }
@@ -342,9 +342,9 @@ QG_INLINE void emit32(__m256i v, int sgn, int off, const float *mul, const float
 }
 
 QG_INLINE void dq32(const uint32_t T, const uint8_t *w, int64_t n, float *y) {
-    const int sgn = T != SD_QT_Q4_1 && T != SD_QT_Q5_1;
-    const int aff = T == SD_QT_Q4_1 || T == SD_QT_Q5_1;
-    const size_t bb = sd_quant_block_bytes(T);
+    const int sgn = T != SD_GGML_Q4_1 && T != SD_GGML_Q5_1;
+    const int aff = T == SD_GGML_Q4_1 || T == SD_GGML_Q5_1;
+    const size_t bb = sd_ggml_block_bytes(T);
     for (int64_t b = 0; b < n / 32; b++) {
         lblk L;
         dec32(T, w + (size_t)b * bb, &L);
@@ -354,9 +354,9 @@ QG_INLINE void dq32(const uint32_t T, const uint8_t *w, int64_t n, float *y) {
 }
 
 QG_INLINE void dq256(const uint32_t T, const uint8_t *w, int64_t n, float *y) {
-    const int sgn = T == SD_QT_IQ4_XS;
-    const int has_m = T == SD_QT_Q2_K || T == SD_QT_Q4_K || T == SD_QT_Q5_K;
-    const size_t bb = sd_quant_block_bytes(T);
+    const int sgn = T == SD_GGML_IQ4_XS;
+    const int has_m = T == SD_GGML_Q2_K || T == SD_GGML_Q4_K || T == SD_GGML_Q5_K;
+    const size_t bb = sd_ggml_block_bytes(T);
     for (int64_t b = 0; b < n / 256; b++) {
         kblk k;
         dec256(T, w + (size_t)b * bb, &k);
@@ -369,18 +369,18 @@ QG_INLINE void dq256(const uint32_t T, const uint8_t *w, int64_t n, float *y) {
 
 void sd_qdequant_row_avx2(uint32_t type, const uint8_t *w, int64_t n, float *out) {
     switch (type) {
-    case SD_QT_Q4_0: dq32(SD_QT_Q4_0, w, n, out); break;
-    case SD_QT_Q4_1: dq32(SD_QT_Q4_1, w, n, out); break;
-    case SD_QT_Q5_0: dq32(SD_QT_Q5_0, w, n, out); break;
-    case SD_QT_Q5_1: dq32(SD_QT_Q5_1, w, n, out); break;
-    case SD_QT_Q8_0: dq32(SD_QT_Q8_0, w, n, out); break;
-    case SD_QT_IQ4_NL: dq32(SD_QT_IQ4_NL, w, n, out); break;
-    case SD_QT_Q2_K: dq256(SD_QT_Q2_K, w, n, out); break;
-    case SD_QT_Q3_K: dq256(SD_QT_Q3_K, w, n, out); break;
-    case SD_QT_Q4_K: dq256(SD_QT_Q4_K, w, n, out); break;
-    case SD_QT_Q5_K: dq256(SD_QT_Q5_K, w, n, out); break;
-    case SD_QT_Q6_K: dq256(SD_QT_Q6_K, w, n, out); break;
-    case SD_QT_IQ4_XS: dq256(SD_QT_IQ4_XS, w, n, out); break;
+    case SD_GGML_Q4_0: dq32(SD_GGML_Q4_0, w, n, out); break;
+    case SD_GGML_Q4_1: dq32(SD_GGML_Q4_1, w, n, out); break;
+    case SD_GGML_Q5_0: dq32(SD_GGML_Q5_0, w, n, out); break;
+    case SD_GGML_Q5_1: dq32(SD_GGML_Q5_1, w, n, out); break;
+    case SD_GGML_Q8_0: dq32(SD_GGML_Q8_0, w, n, out); break;
+    case SD_GGML_IQ4_NL: dq32(SD_GGML_IQ4_NL, w, n, out); break;
+    case SD_GGML_Q2_K: dq256(SD_GGML_Q2_K, w, n, out); break;
+    case SD_GGML_Q3_K: dq256(SD_GGML_Q3_K, w, n, out); break;
+    case SD_GGML_Q4_K: dq256(SD_GGML_Q4_K, w, n, out); break;
+    case SD_GGML_Q5_K: dq256(SD_GGML_Q5_K, w, n, out); break;
+    case SD_GGML_Q6_K: dq256(SD_GGML_Q6_K, w, n, out); break;
+    case SD_GGML_IQ4_XS: dq256(SD_GGML_IQ4_XS, w, n, out); break;
     default: sd_quant_dequant(type, w, out, n); break;
     }
 }
