@@ -350,13 +350,13 @@ static void test_hf_convert(void **state) {
     char dir[] = "/tmp/smdiff_test_hf_XXXXXX";
     assert_non_null(mkdtemp(dir));
     const char *types[2] = {"f32", "f16"};
-    const uint32_t gtypes[2] = {SD_GGML_F32, SD_GGML_F16};
+
     for (int a = 0; a < 2; a++)
         for (int t = 0; t < 2; t++) {
             char hf[256], out[512];
             snprintf(hf, sizeof hf, DATA "hf_tiny_%s", ARCHS[a]);
             snprintf(out, sizeof out, "%s/%s_%s.gguf", dir, ARCHS[a], types[t]);
-            sd_convert_opts o = {gtypes[t], NULL, NULL, NULL, NULL};
+            sd_convert_opts o = {types[t], NULL, NULL, NULL, NULL};
             sd_error err = {0};
             if (sd_convert_hf(hf, out, &o, &err)) fail_msg("converting %s: %s", hf, err.msg);
             smdiff_model *m;

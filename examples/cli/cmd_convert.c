@@ -11,17 +11,20 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: smdiff convert HF_DIR OUT.gguf [--type f32|f16|bf16|q8_0] [--pre NAME] [--name NAME]\n"
+            "usage: smdiff convert HF_DIR OUT.gguf [--type TYPE] [--pre NAME] [--name NAME]\n"
             "\n"
             "  HF_DIR         config.json, model.safetensors or model-*.safetensors + index,\n"
             "                 vocab.json + merges.txt (or tokenizer.json), tokenizer_config.json\n"
-            "  --type TYPE    type of the 2-D weights (default f16); norms and biases stay f32,\n"
-            "                 q8_0 falls back to f16 for rows that are not multiples of 32\n"
+            "  --type TYPE    file type of the 2-D weights (default f16), as smdiff quantize:\n"
+            "                 %s;\n"
+            "                 norms and biases stay f32; a type whose block does not divide a\n"
+            "                 row falls back (q8_0 -> f16 for rows that are not multiples of 32)\n"
             "  --pre NAME     tokenizer.ggml.pre (default qwen2 for Dream, default for LLaDA)\n"
             "  --name NAME    general.name (default: the directory name)\n"
             "  --progress     show progress on stderr even when it is not a terminal\n"
             "  --no-progress  never show progress\n"
-            "  -h, --help     this text\n");
+            "  -h, --help     this text\n",
+            smdiff_quantize_type_names());
 }
 
 enum { O_TYPE = CLI_OPT_FIRST, O_PRE, O_NAME };
