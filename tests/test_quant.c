@@ -262,6 +262,34 @@ static void test_quantize_search(void **state) {
     free(q);
 }
 
+/* Values near the float range: every candidate error overflows to inf, and
+ * the quantisers must still choose (and pack) defined codes -- found by
+ * fuzz_gguf (fuzz/corpus/fuzz_gguf/regress_q2k_huge_values.gguf: a Q2_K
+ * search kept uninitialised scales, whose shift UBSan reports under
+ * SAN=1). The scales overflow f16, so the blocks are ones the loader
+ * refuses (sd_quant_find_bad_block), which smdiff quantize reports. */
+static void test_quantize_huge(void **state) {
+    (void)state;
+    float x[256];
+    unsigned char a[292], b[292];
+    for (int j = 0; j < 256; j++) x[j] = (float)(j % 3 - 1) * 3e38f * (j % 7 ? 1.0f : 0.5f);
+    for (size_t t = 0; t < N_TYPES; t++) {
+        uint32_t type = k_types[t];
+        int64_t n = 256, nb = n / sd_ggml_block_size(type);
+        memset(a, 0xAA, sizeof a);
+        memset(b, 0x55, sizeof b);
+        sd_quant_quantize(type, x, a, n);
+        sd_quant_quantize(type, x, b, n);
+        /* every byte written and defined: the same from different garbage */
+        if (memcmp(a, b, (size_t)nb * sd_ggml_block_bytes(type)))
+            fail_msg("%s: quantising huge values left bytes undefined", sd_ggml_type_name(type));
+        for (int64_t k = 0; k < nb; k++)
+            if (sd_quant_find_bad_block(type, a + k * sd_ggml_block_bytes(type), sd_ggml_block_size(type)) != 0)
+                fail_msg("%s block %lld: a scale beyond f16 was stored as a finite value", sd_ggml_type_name(type),
+                         (long long)k);
+    }
+}
+
 static void test_bad_blocks(void **state) {
     (void)state;
     for (size_t t = 0; t < N_TYPES; t++) {
@@ -814,6 +842,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dequant_matches_numpy), cmocka_unit_test(test_type_table),
         cmocka_unit_test(test_quantize_exact),        cmocka_unit_test(test_quantize_search),
+        cmocka_unit_test(test_quantize_huge),
         cmocka_unit_test(test_bad_blocks),            cmocka_unit_test(test_few_row_kernels),
         cmocka_unit_test(test_few_row_raw_blocks),    cmocka_unit_test(test_few_row_nan),
         cmocka_unit_test(test_llama_cpp_files),       cmocka_unit_test(test_q8_0_bytes_as_llama_cpp),

@@ -410,6 +410,23 @@ static void test_non_finite_weight(void **state) {
     const char *msg = smdiff_last_error();
     if (!strstr(msg, "blk.1.ffn_up.weight") || !strstr(msg, "row 5")) fail_msg("%s", msg);
     assert_int_equal(access(out, F_OK), -1);
+    /* finite, but beyond what an f16 scale reaches: refused, not stored as
+     * an infinite scale the loader would refuse */
+    buf = slurp(src, &n);
+    assert_int_equal(sd_gguf_open_memory(buf, n, &g, &err), 0);
+    t = sd_gguf_find_tensor(g, "blk.1.ffn_up.weight");
+    float big = 1e30f;
+    memcpy((unsigned char *)t->data + 4 * (5 * t->ne[0] + 3), &big, 4);
+    sd_gguf_close(g);
+    f = fopen(src, "wb");
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+    free(buf);
+    assert_int_equal(smdiff_quantize(src, out, "q4_k_m", NULL, NULL, NULL, NULL), SMDIFF_E_FORMAT);
+    msg = smdiff_last_error();
+    if (!strstr(msg, "blk.1.ffn_up.weight") || !strstr(msg, "row 5") || !strstr(msg, "too large")) fail_msg("%s", msg);
+    assert_int_equal(smdiff_quantize(src, out, "f32", NULL, NULL, NULL, NULL), SMDIFF_OK);
+    unlink(out);
     unlink(src);
 }
 

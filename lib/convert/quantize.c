@@ -157,6 +157,7 @@ typedef struct {
     float *scratch;  /* [threads][2][cols] */
     sd_qerr *part;   /* [threads] */
     int64_t *bad;    /* [threads]: first row with a non-finite value, or -1 */
+    int64_t *big;    /* [threads]: first row whose scales overflow f16, or -1 */
     int measure;
 } qrows_job;
 
@@ -174,6 +175,10 @@ static void qrows_range(void *vctx, int64_t b, int64_t e, int t) {
             }
         unsigned char *d = j->dst + (size_t)r * j->row_bytes;
         sd_ggml_from_f32(j->type, x, d, (int64_t)j->cols);
+        /* values beyond what an f16 scale can reach (|x| > ~65504 times the
+         * largest code) would store an infinite scale the loader refuses */
+        if (sd_quant_is_block(j->type) && sd_quant_find_bad_block(j->type, d, (int64_t)j->cols) >= 0 && j->big[t] < 0)
+            j->big[t] = r;
         if (!j->measure) continue;
         sd_ggml_to_f32(j->type, d, y, (int64_t)j->cols);
         for (uint64_t c = 0; c < j->cols; c++) {
@@ -193,16 +198,17 @@ int32_t sd_quantize_rows(uint32_t type, uint64_t rows, uint64_t cols, sd_qrow_fn
         return sd_fail(err, SMDIFF_E_INVAL, "quantize: type %s cannot hold rows of %llu", sd_ggml_type_name(type),
                        (unsigned long long)cols);
     int nt = pool ? sd_pool_threads(pool) : 1;
-    qrows_job j = {type, cols, rb, get, user, dst, NULL, NULL, NULL, err_sum != NULL};
+    qrows_job j = {type, cols, rb, get, user, dst, NULL, NULL, NULL, NULL, err_sum != NULL};
     j.scratch = sd_malloc((size_t)nt * 2 * (size_t)cols * sizeof(float));
     j.part = sd_calloc((size_t)nt, sizeof *j.part);
     j.bad = sd_malloc((size_t)nt * sizeof *j.bad);
+    j.big = sd_malloc((size_t)nt * sizeof *j.big);
     int32_t rc = SMDIFF_OK;
-    if (!j.scratch || !j.part || !j.bad) {
+    if (!j.scratch || !j.part || !j.bad || !j.big) {
         rc = sd_fail(err, SMDIFF_E_NOMEM, "quantize: out of memory for rows of %llu", (unsigned long long)cols);
         goto done;
     }
-    for (int t = 0; t < nt; t++) j.bad[t] = -1;
+    for (int t = 0; t < nt; t++) j.bad[t] = j.big[t] = -1;
     if (pool)
         sd_pool_run(pool, qrows_range, &j, (int64_t)rows);
     else
@@ -211,6 +217,11 @@ int32_t sd_quantize_rows(uint32_t type, uint64_t rows, uint64_t cols, sd_qrow_fn
         if (j.bad[t] >= 0) {
             rc = sd_fail(err, SMDIFF_E_FORMAT, "quantize: row %lld has a value that is not finite",
                          (long long)j.bad[t]);
+            goto done;
+        }
+        if (j.big[t] >= 0) {
+            rc = sd_fail(err, SMDIFF_E_FORMAT, "quantize: row %lld has values too large for the f16 scales of %s",
+                         (long long)j.big[t], sd_ggml_type_name(type));
             goto done;
         }
         if (err_sum) {
@@ -222,6 +233,7 @@ done:
     sd_free(j.scratch);
     sd_free(j.part);
     sd_free(j.bad);
+    sd_free(j.big);
     return rc;
 }
 

@@ -67,8 +67,10 @@ typedef void (*sd_qrow_fn)(const void *user, uint64_t r, float *out);
 /* dst[rows] rows of cols elements of type (any supported type) from the
  * rows get() gives, on pool's threads (NULL: inline); err_sum (may be
  * NULL) receives the sums of the stored values against the originals.
- * SMDIFF_E_NOMEM, SMDIFF_E_INVAL for a type or row length that does not
- * fit. The bytes do not depend on the number of threads. */
+ * SMDIFF_E_FORMAT naming the row for a value that is not finite or too
+ * large for the type's f16 scales, SMDIFF_E_NOMEM, SMDIFF_E_INVAL for a
+ * type or row length that does not fit. The bytes do not depend on the
+ * number of threads. */
 int32_t sd_quantize_rows(uint32_t type, uint64_t rows, uint64_t cols, sd_qrow_fn get, const void *user, void *dst,
                          sd_pool *pool, sd_qerr *err_sum, sd_error *err);
 

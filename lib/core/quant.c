@@ -569,9 +569,12 @@ static float ksym_scales(const float *x, int ns, int len, const float *s, qrange
         for (int i = 0; i < ns; i++) sc[i] = 0;
         return 0.0f;
     }
-    float best_d = 0;
+    /* kept if every error overflows (values near FLT_MAX): the simple
+     * rule's super-scale, an f16 inf the loader and smdiff quantize refuse */
+    float best_d = f16r(sm / (float)imin);
     double best_total = INFINITY;
     int cur[32];
+    for (int i = 0; i < ns; i++) sc[i] = 0;
     for (int side = 0; side < 2; side++) {
         float d = f16r(sm / (float)(side ? imax : imin));
         if (d == 0.0f) continue;
@@ -628,6 +631,7 @@ static void kaff_quantize(const float *x, int ns, int len, int qmax, int imax, f
         int c0 = d > 0.0f ? qcode(s[i] / d, 0, imax) : 0;
         int m0 = dmin > 0.0f ? qcode(m[i] / dmin, 0, imax) : 0;
         double be = INFINITY;
+        sc[i] = c0, mn[i] = m0; /* kept if every error overflows (values near FLT_MAX) */
         for (int c = c0 - 1; c <= c0 + 1; c++)
             for (int mm = m0 - 1; mm <= m0 + 1; mm++) {
                 if (c < 0 || c > imax || mm < 0 || mm > imax) continue;
