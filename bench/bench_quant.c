@@ -19,7 +19,7 @@
  *          per second and a fraction of the measured bandwidth.
  * Times are the best of BENCH_REPS (default 2) runs, by wall time and by
  * process CPU time ("cpu"; on a shared machine the robust one for 1
- * thread).
+ * thread); "vs F32" compares wall with wall, "cpu" CPU time with CPU time.
  *
  *   BENCH_QUICK=1   1 thread, one repetition
  *   BENCH_THREADS=1 or 2   only that thread count
@@ -133,8 +133,8 @@ int main(void) {
     float *logits = sd_malloc(sizeof(float) * (size_t)(256 * V));
     for (int64_t i = 0; i < 256 * d; i++) embd[i] = bench_frand(1.0f);
     printf("\nstep = forward over L positions with the logits of all L; 32 positions: GB/s of weight bytes read\n");
-    printf("%-7s %-4s %-4s %9s %9s %9s %8s %9s %9s %10s\n", "file", "thr", "L", "s/step", "cpu s", "GFLOP/s",
-           "of peak", "vs F32", "GB/s", "of bandw.");
+    printf("%-7s %-4s %-4s %9s %9s %9s %8s %8s %8s %9s %10s\n", "file", "thr", "L", "s/step", "cpu s", "GFLOP/s",
+           "of peak", "vs F32", "cpu", "GB/s", "of bandw.");
     timing f32[3][2];
     memset(f32, 0, sizeof f32);
     for (int fi = 0; fi < 5; fi++) {
@@ -154,8 +154,9 @@ int main(void) {
                 double fl = sd_forward_flops(&bm.w, L, L), gfs = fl / s.wall / 1e9;
                 if (fi == 0) f32[t][li] = s;
                 double vs = f32[t][li].wall > 0 ? s.wall / f32[t][li].wall : 0;
-                printf("%-7s %-4d %-4lld %9.3f %9.3f %9.1f %7.0f%% %8.2fx", ftypes[fi], t, (long long)L, s.wall, s.cpu,
-                       gfs, 100.0 * gfs / peak[t], vs);
+                double vc = f32[t][li].cpu > 0 ? s.cpu / f32[t][li].cpu : 0;
+                printf("%-7s %-4d %-4lld %9.3f %9.3f %9.1f %7.0f%% %7.2fx %7.2fx", ftypes[fi], t, (long long)L, s.wall,
+                       s.cpu, gfs, 100.0 * gfs / peak[t], vs, vc);
                 if (L == 32) {
                     double gb = (double)bm.bytes / s.wall / 1e9;
                     printf(" %9.2f %9.0f%%", gb, 100.0 * gb / bw[t]);

@@ -54,34 +54,12 @@ static inline void wrh(uint8_t *p, float v) {
 /* The f16 value v would be stored as. */
 static inline float f16r(float v) { return sd_f16_to_f32(sd_f32_to_f16(v)); }
 
-void sd_quant_k4_scale_min(const uint8_t *s, int j, uint8_t *sc, uint8_t *m) {
-    /* scales[12]: bytes 0-3 hold sc[0..3] in bits 0-5 and the top 2 bits of
-     * sc[4..7] in bits 6-7; bytes 4-7 the same for the mins; bytes 8-11
-     * hold the low 4 bits of sc[4..7] (bits 0-3) and of m[4..7] (bits 4-7). */
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (uint8_t)((s[j + 4] & 15) | ((s[j - 4] >> 6) << 4));
-        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-    }
-}
-
 static void k4_pack_scales(uint8_t *s, const uint8_t *sc, const uint8_t *m) {
     for (int j = 0; j < 4; j++) {
         s[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
         s[j + 4] = (uint8_t)((m[j] & 63) | ((m[j + 4] >> 4) << 6));
         s[j + 8] = (uint8_t)((sc[j + 4] & 15) | ((m[j + 4] & 15) << 4));
     }
-}
-
-int sd_quant_q3k_scale(const uint8_t *s, int i) {
-    /* scales[12]: the low 4 bits of scale i are the low (i < 8) or high
-     * (i >= 8) nibble of byte i % 8; its top 2 bits are bits 2*(i/4),
-     * 2*(i/4)+1 of byte 8 + i % 4. */
-    int lo = i < 8 ? s[i] & 15 : s[i - 8] >> 4;
-    int hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
-    return lo | hi << 4;
 }
 
 static void q3k_pack_scales(uint8_t *s, const int *biased) {

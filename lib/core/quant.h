@@ -82,10 +82,28 @@ int64_t sd_quant_find_bad_block(uint32_t type, const void *src, int64_t n);
 /* The IQ4_NL / IQ4_XS grid. */
 extern const int8_t sd_iq4_grid[16];
 
-/* 6-bit scale and min j (0..7) of a Q4_K/Q5_K scales[12] field. */
-void sd_quant_k4_scale_min(const uint8_t *scales, int j, uint8_t *sc, uint8_t *m);
-/* 6-bit biased scale s (0..15) of a Q3_K scales[12] field (0..63; the
- * signed scale is the value minus 32). */
-int sd_quant_q3k_scale(const uint8_t *scales, int s);
+/* 6-bit scale and min j (0..7) of a Q4_K/Q5_K scales[12] field: bytes 0-3
+ * hold sc[0..3] in bits 0-5 and the top 2 bits of sc[4..7] in bits 6-7;
+ * bytes 4-7 the same for the mins; bytes 8-11 hold the low 4 bits of
+ * sc[4..7] (bits 0-3) and of m[4..7] (bits 4-7). Inline: every K-quant
+ * kernel reads it per block. */
+static inline void sd_quant_k4_scale_min(const uint8_t *s, int j, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 15) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+/* 6-bit biased scale i (0..15) of a Q3_K scales[12] field (0..63; the
+ * signed scale is the value minus 32): its low 4 bits are the low (i < 8)
+ * or high (i >= 8) nibble of byte i % 8, its top 2 bits are bits
+ * 2*(i/4), 2*(i/4)+1 of byte 8 + i % 4. */
+static inline int sd_quant_q3k_scale(const uint8_t *s, int i) {
+    int lo = i < 8 ? s[i] & 15 : s[i - 8] >> 4;
+    int hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+    return lo | hi << 4;
+}
 
 #endif

@@ -538,11 +538,16 @@ void sd_attention_ref(float *out, const float *q, const float *k, const float *v
 
 /* ------------------------------------------------------ weight matmul */
 
-/* Panels of at least 64 rows (GEMMs narrower than that lose BLAS
- * efficiency) and about 2 MiB (stays in L2/L3 between the dequantisation
- * that writes it and the GEMM that reads it). */
+/* Panels of at least 512 rows, or about 2 MiB when that is more (rows of
+ * 896: 576 rows). Each GEMM call packs the activations x[M, cols] again,
+ * which costs about as much as multiplying them by 8 weight rows: with
+ * 96-row panels (2 MiB of rows of 4864) that was 20% of the GEMM kernel's
+ * time on a 256-row canvas (perf), with 512 rows it is under 2%. The panel
+ * (up to 512 x the widest row: 10 MB for Qwen2.5-0.5B, 39 MB for Dream-7B)
+ * goes through L3 between the dequantisation that writes it and the GEMM
+ * that packs it. */
 #define PANEL_TARGET_FLOATS ((size_t)512 * 1024)
-#define PANEL_MIN_ROWS 64
+#define PANEL_MIN_ROWS 512
 
 size_t sd_panel_floats(int64_t max_cols) {
     size_t min = (size_t)max_cols * PANEL_MIN_ROWS;
