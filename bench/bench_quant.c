@@ -16,7 +16,12 @@
  *        - 32 active positions: a forward over 32 positions with their
  *          logits, the products of a cached-decoding step (the few-row
  *          integer kernels for the block formats), as the weight bytes read
- *          per second and a fraction of the measured bandwidth.
+ *          per second and a fraction of the measured bandwidth;
+ *   3. the kernel choice of every block format: one product with a
+ *      896 x 4864 weight (ffn_down's shape) for M = 8 .. 32 activation rows
+ *      by the few-row integer kernels and by dequantised panels + f32 GEMM
+ *      (sd_qgemm_force_few_max(0)), 1 thread, CPU time; the ratio is what
+ *      sd_qgemm_few_max's per-type limit rests on.
  * Times are the best of BENCH_REPS (default 2) runs, by wall time and by
  * process CPU time ("cpu"; on a shared machine the robust one for 1
  * thread); "vs F32" compares wall with wall, "cpu" CPU time with CPU time.
@@ -31,6 +36,8 @@
 #include <string.h>
 
 #include "benchutil.h"
+#include "core/numfmt.h"
+#include "core/quant.h"
 #include "core/arena.h"
 #include "nn/ops.h"
 #include "nn/qgemm.h"
@@ -88,6 +95,49 @@ static void describe(const sd_weights *w, char *buf, size_t n) {
     buf[0] = '\0';
     for (int j = 0; j < nt && pos < n; j++)
         pos += (size_t)snprintf(buf + pos, n - pos, "%s%s x%d", j ? " " : "", sd_ggml_type_name(types[j]), counts[j]);
+}
+
+/* 3. Few-row integer kernels against dequantised panels, per block format. */
+static void kernel_choice(int reps) {
+    static const uint32_t types[] = {SD_GGML_Q4_0, SD_GGML_Q4_1, SD_GGML_Q5_0, SD_GGML_Q5_1, SD_GGML_Q8_0,
+                                     SD_GGML_Q2_K, SD_GGML_Q3_K, SD_GGML_Q4_K, SD_GGML_Q5_K, SD_GGML_Q6_K,
+                                     SD_GGML_IQ4_NL, SD_GGML_IQ4_XS};
+    const int64_t R = 896, C = 4864, Ms[4] = {8, 16, 24, 32};
+    size_t pf = sd_panel_floats(C);
+    float *w = sd_malloc(sizeof(float) * (size_t)(R * C)), *x = sd_malloc(sizeof(float) * (size_t)(32 * C));
+    float *out = sd_malloc(sizeof(float) * (size_t)(32 * R)), *panel = sd_malloc(sizeof(float) * pf);
+    void *q = sd_malloc(sd_ggml_row_size(SD_GGML_Q8_0, C) * (size_t)R); /* the largest block format row */
+    for (int64_t i = 0; i < R * C; i++) w[i] = bench_frand(0.05f);
+    for (int64_t i = 0; i < 32 * C; i++) x[i] = bench_frand(1.0f);
+    printf("\nfew-row kernels / panels, weight %lld x %lld, 1 thread, CPU ms per product (best of %d):\n",
+           (long long)R, (long long)C, 2 * reps + 1);
+    printf("%-7s", "type");
+    for (int k = 0; k < 4; k++) printf("   M=%-2lld ms  ratio", (long long)Ms[k]);
+    printf("   limit\n");
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        size_t row = sd_ggml_row_size(types[t], C);
+        for (int64_t r = 0; r < R; r++) sd_quant_quantize(types[t], w + r * C, (char *)q + (size_t)r * row, C);
+        printf("%-7s", sd_ggml_type_name(types[t]));
+        for (int k = 0; k < 4; k++) {
+            double best[2] = {1e30, 1e30};
+            for (int rep = 0; rep < 2 * (2 * reps + 1); rep++) {
+                int panels = rep & 1;
+                sd_qgemm_force_few_max(panels ? 0 : -1);
+                double c0 = cpu_now();
+                sd_matmul_w(out, R, 0.0f, x, Ms[k], types[t], q, R, C, panel, pf, NULL);
+                double c = cpu_now() - c0;
+                if (c < best[panels]) best[panels] = c;
+            }
+            printf("   %7.2f %6.2f", 1e3 * best[0], best[0] / best[1]);
+        }
+        sd_qgemm_force_few_max(-1);
+        printf("   %5lld\n", (long long)sd_qgemm_few_max(types[t]));
+    }
+    sd_free(w);
+    sd_free(x);
+    sd_free(out);
+    sd_free(panel);
+    sd_free(q);
 }
 
 int main(void) {
@@ -167,6 +217,7 @@ int main(void) {
         bench_model_release(&bm);
     }
     for (int t = 0; t < 3; t++) sd_pool_free(pools[t]);
+    kernel_choice(quick ? 1 : reps);
     sd_free(embd);
     sd_free(rows);
     sd_free(logits);

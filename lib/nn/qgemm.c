@@ -73,11 +73,11 @@ void sd_qgemm_force_few_max(int64_t rows) { forced_few = rows < 0 ? -1 : rows > 
 int64_t sd_qgemm_few_max(uint32_t type) {
     if (!sd_qgemm_supported(type)) return 0;
     if (forced_few >= 0) return forced_few;
-    /* Measured (docs/PERFORMANCE.md, "Few rows"): on AVX2 the integer
-     * kernels take 0.7-0.8 of the panel path's time at 32 rows for the
-     * K-quants and 0.9-1.0 for Q4_0, Q5_0, Q8_0 and IQ4_NL, but 1.02-1.07
-     * for Q4_1 and Q5_1 (their minimum adds an f32 multiply-add per block
-     * and row), which break even near 24 rows. */
+    /* Measured (docs/PERFORMANCE.md, "Few rows: integer kernels against
+     * panels"; make bench): on AVX2 the integer kernels take 0.65-0.70 of
+     * the panel path's time at 32 rows for the K-quants and 0.80-0.84 for
+     * Q4_0, Q5_0, Q8_0 and IQ4_*, but 0.97-1.07 for Q4_1 and Q5_1 (their
+     * minimum adds an f32 multiply-add per block and row): break-even. */
     if ((type == SD_GGML_Q4_1 || type == SD_GGML_Q5_1) && sd_qgemm_isa() == SD_QISA_AVX2) return 24;
     return SD_QGEMM_FEW_ROWS;
 }
