@@ -179,6 +179,19 @@ int cli_refused(const char *opt, int32_t rc, const char *detail);
  * whether stderr is a terminal. */
 int cli_progress(const cli_args *a);
 
+/* The state of a progress line over bytes (convert, quantize): when the
+ * work started, whether a line was shown, whether stderr is a terminal
+ * (then the line is redrawn with \r, else one line per report). */
+typedef struct cli_byte_progress {
+    double start;
+    int shown, tty;
+} cli_byte_progress;
+void cli_byte_progress_start(cli_byte_progress *p);
+/* Seconds since cli_byte_progress_start. */
+double cli_byte_progress_elapsed(const cli_byte_progress *p);
+/* End a redrawn line with a newline (if one was shown on a terminal). */
+void cli_byte_progress_end(const cli_byte_progress *p);
+
 /* Whether to colour what goes to stream: never with --no-color or a
  * non-empty NO_COLOR in the environment (https://no-color.org), else only
  * when stream is a terminal. */

@@ -3,8 +3,6 @@
  * types and mixtures), with a progress bar on a terminal and a summary of
  * the size and reconstruction error per storage type. */
 #include <stdio.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -35,21 +33,10 @@ static const struct option longopts[] = {
 };
 const cli_spec cli_spec_quantize = {"quantize", "t:h", longopts, usage};
 
-typedef struct {
-    struct timespec start;
-    int shown, tty;
-} progress_state;
-
-static double since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
 /* [#####.....] 45.1%  2.03 of 4.50 GB written, 12 s, ~15 s left */
 static void on_progress(uint64_t done, uint64_t total, void *user) {
-    progress_state *p = user;
-    double el = since(&p->start), frac = total ? (double)done / (double)total : 1.0;
+    cli_byte_progress *p = user;
+    double el = cli_byte_progress_elapsed(p), frac = total ? (double)done / (double)total : 1.0;
     char bar[31];
     int fill = (int)(frac * 30.0 + 0.5);
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
@@ -97,14 +84,14 @@ int cmd_quantize(int argc, char **argv) {
     if (n_pos != 2) return cli_usage_error("give the input and the output file");
     if (!type) return cli_usage_error("--type is required");
     int64_t opts[] = {SMDIFF_QUANT_THREADS, threads, SMDIFF_QUANT_PURE, pure, 0};
-    progress_state ps = {{0, 0}, 0, isatty(STDERR_FILENO)};
-    clock_gettime(CLOCK_MONOTONIC, &ps.start);
+    cli_byte_progress ps;
+    cli_byte_progress_start(&ps);
     smdiff_quant_report rep;
     int32_t rc = smdiff_quantize(pos[0], pos[1], type, opts, cli_progress(&a) ? on_progress : NULL, &ps, &rep);
-    if (ps.shown && ps.tty) fputc('\n', stderr);
+    cli_byte_progress_end(&ps);
     if (rc == SMDIFF_E_INVAL) return cli_usage_error("%s", smdiff_last_error()); /* an unknown --type */
     if (rc != SMDIFF_OK) return cli_fail("quantize", rc, smdiff_last_error());
-    fprintf(stderr, "wrote %s in %.1f s\n", pos[1], since(&ps.start));
+    fprintf(stderr, "wrote %s in %.1f s\n", pos[1], cli_byte_progress_elapsed(&ps));
     summary(&rep);
     return CLI_EXIT_OK; /* main() checks standard output */
 }
