@@ -10,6 +10,7 @@
 #   make abi-baseline    regenerate that baseline (only when an ABI break is intended)
 #   make bench           benchmarks (see docs/PERFORMANCE.md); SHARED_DATA=DIR
 #                        adds the large-corpus tokenizer benchmark
+#   make bench-7b        a Dream-7B-shaped Q4_K_M model: one step and its memory
 #   make reproduce SHARED_DATA=DIR   the soft-masking experiment of
 #                        docs/RESULTS.md (hours; DIR holds the corpora)
 #   make fuzz            libFuzzer targets (clang)
@@ -115,7 +116,7 @@ SONAME := libsmdiff.so.$(VERSION_MAJOR)
 CLI := $(BUILD)/smdiff
 
 .PHONY: all lib cli check test check-abi abi-baseline abi-lib install uninstall clean bench fuzz help reproduce \
-        check-examples check-symbols check-python check-tsan
+        check-examples check-symbols check-python check-tsan tools bench-7b
 .DEFAULT_GOAL := all
 
 all: lib cli
@@ -373,3 +374,18 @@ reproduce: $(CLI)
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $(DATA_ENV) $$b || exit 1; done
+
+# Benchmark tools (bench/tools/*.c, not run by `make bench`): make_model
+# writes a large model of a real shape with random weights, model_step
+# times steps on a file and reports its memory.
+TOOL_BIN := $(patsubst bench/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard bench/tools/*.c)))
+$(BUILD)/tools/%: bench/tools/%.c $(wildcard bench/*.h) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -Ibench -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
+tools: $(TOOL_BIN)
+
+# docs/PERFORMANCE.md's 7B figures: a Dream-7B-shaped Q4_K_M file (about
+# 4.7 GB, in BENCH_7B_DIR, default /tmp; deleted afterwards), one step at
+# 256 positions, its memory and the plan at 512 and 2048 positions.
+bench-7b: $(TOOL_BIN)
+	@BUILD=$(BUILD) sh bench/bench-7b.sh

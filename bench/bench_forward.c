@@ -33,55 +33,8 @@
 #include "nn/ops.h"
 #include "nn/transformer.h"
 
+#include "benchutil.h"
 #include "qwen05b.h"
-#include "clock.h"
-
-/* VmHWM / VmRSS of this process in bytes (Linux). */
-static long long proc_status_kb(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long long v = -1;
-    size_t n = strlen(field);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, field, n)) v = atoll(line + n + 1);
-    fclose(f);
-    return v;
-}
-
-/* Reset the peak-RSS mark to the current RSS (Linux >= 4.0). */
-static void reset_peak_rss(void) {
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (f) {
-        fputs("5", f);
-        fclose(f);
-    }
-}
-
-
-/* ----------------------------------------------------------- sgemm */
-
-/* GFLOP/s of C = A @ B^T by wall time; *cpu_gflops by process CPU time. */
-static double sgemm_gflops(int64_t M, int64_t N, int64_t K, double min_s, double *cpu_gflops) {
-    float *A = sd_malloc(sizeof(float) * (size_t)(M * K)), *B = sd_malloc(sizeof(float) * (size_t)(N * K));
-    float *C = sd_malloc(sizeof(float) * (size_t)(M * N));
-    for (int64_t i = 0; i < M * K; i++) A[i] = bench_frand(1);
-    for (int64_t i = 0; i < N * K; i++) B[i] = bench_frand(1);
-    /* C = A @ B^T, as the forward pass multiplies by weights */
-    sd_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
-    int reps = 0;
-    double t0 = now(), c0 = cpu_now(), t;
-    do {
-        sd_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
-        reps++;
-        t = now() - t0;
-    } while (t < min_s);
-    *cpu_gflops = 2.0 * (double)M * (double)N * (double)K * reps / (cpu_now() - c0) / 1e9;
-    sd_free(A);
-    sd_free(B);
-    sd_free(C);
-    return 2.0 * (double)M * (double)N * (double)K * reps / t / 1e9;
-}
 
 /* ---------------------------------------------------------- forward */
 

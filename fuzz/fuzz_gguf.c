@@ -1,13 +1,16 @@
 /* fuzz_gguf.c -- libFuzzer target: any byte string given to the GGUF reader
  * must either be refused with SMDIFF_E_FORMAT or yield a handle whose every
  * accessor stays inside the buffer (ASan checks this: the input is an
- * exact-size heap copy). */
+ * exact-size heap copy). Block-quantised tensors also go through the scale
+ * check, the few-row integer kernel and the quantiser. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/quant.h"
 #include "io/gguf.h"
+#include "nn/qgemm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -45,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
         }
     }
-    float buf[4096];
+    static float buf[4096], out[4];
+    static unsigned char qbuf[4096 * 4], scratch[4096 * 2];
     for (int64_t i = 0; i < sd_gguf_n_tensors(g); i++) {
         const sd_gguf_tensor *t = sd_gguf_tensor_at(g, i);
         if (t->n_bytes) (void)((volatile const uint8_t *)t->data)[t->n_bytes - 1];
@@ -54,6 +58,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint64_t row = t->ne[0] < 4096 ? t->ne[0] : 4096;
         row -= row % sd_ggml_block_size(t->type);
         sd_ggml_to_f32(t->type, t->data, buf, (int64_t)row);
+        if (!sd_quant_is_block(t->type) || row == 0) continue;
+        /* The loader's scale check over every block, the few-row kernel on
+         * the first row (one activation row of ones, or of the decoded
+         * values), and the quantiser on whatever values came out (NaN,
+         * inf, subnormals: no undefined float-to-int conversion). */
+        sd_quant_find_bad_block(t->type, t->data, (int64_t)(t->n_bytes / sd_ggml_block_bytes(t->type)) *
+                                                      (int64_t)sd_ggml_block_size(t->type));
+        if (sd_qgemm_supported(t->type) && sd_qgemm_scratch_bytes(t->type, 1, (int64_t)row) <= sizeof scratch) {
+            sd_qgemm_few(out, 1, 0.0f, buf, 1, t->type, t->data, 1, (int64_t)row, scratch, NULL);
+            for (uint64_t k = 0; k < row; k++) buf[k] = 1.0f;
+            sd_qgemm_few(out, 1, 0.0f, buf, 1, t->type, t->data, 1, (int64_t)row, scratch, NULL);
+            sd_ggml_to_f32(t->type, t->data, buf, (int64_t)row);
+        }
+        sd_ggml_from_f32(t->type, buf, qbuf, (int64_t)row);
     }
     sd_gguf_close(g);
     return 0;

@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FILE *f = fopen(p, "wb");
     if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f)) abort();
     unlink(out);
-    sd_convert_opts o = {SD_GGML_F16, NULL, NULL, NULL, NULL};
+    sd_convert_opts o = {"f16", NULL, NULL, NULL, NULL};
     sd_error err = {0};
     int32_t rc = sd_convert_hf(dir, out, &o, &err);
     if (rc) {

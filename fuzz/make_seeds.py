@@ -34,6 +34,32 @@ def gguf(version, kvs, tensors, align=32):
     return out
 
 
+# Every block format smdiff computes with: (ggml type, block elements,
+# block bytes, offsets of its f16 scales). Bytes are pseudo-random (a fixed
+# LCG), the scales set to 0.5 so the values are finite; one tensor per
+# type of two rows of two blocks.
+QUANT = [(2, 32, 18, [0]), (3, 32, 20, [0, 2]), (6, 32, 22, [0]), (7, 32, 24, [0, 2]), (8, 32, 34, [0]),
+         (10, 256, 84, [80, 82]), (11, 256, 110, [108]), (12, 256, 144, [0, 2]), (13, 256, 176, [0, 2]),
+         (14, 256, 210, [208]), (20, 32, 18, [0]), (23, 256, 136, [0])]
+
+
+def quant_tensors():
+    x = 12345
+    out = []
+    for typ, elems, nbytes, scales in QUANT:
+        data = bytearray()
+        for _ in range(4):
+            blk = bytearray()
+            for _ in range(nbytes):
+                x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+                blk.append(x >> 16 & 255)
+            for off in scales:
+                blk[off:off + 2] = struct.pack("<H", 0x3800)
+            data += blk
+        out.append(("q%d" % typ, [2 * elems, 2], typ, bytes(data)))
+    return out
+
+
 def main():
     d = os.path.join(HERE, "corpus", "fuzz_gguf")
     os.makedirs(d, exist_ok=True)
@@ -61,6 +87,7 @@ def main():
         "v3_align64": gguf(3, [kv("general.alignment", 4, struct.pack("<I", 64))],
                            [("a", [8], 0, f32), ("b", [8], 1, f16)], align=64),
         "v3_q6k": gguf(3, [], [("k", [256], 14, bytes(210))]),
+        "v3_quant_types": gguf(3, [kv("general.architecture", 8, s("dream"))], quant_tensors()),
     }
     for name, data in seeds.items():
         with open(os.path.join(d, name + ".gguf"), "wb") as f:

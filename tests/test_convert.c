@@ -131,6 +131,7 @@ static void check_tensors(const sd_gguf *g, const char *expected_path, uint32_t 
 }
 
 static const uint32_t k_types[4] = {SD_GGML_F32, SD_GGML_F16, SD_GGML_BF16, SD_GGML_Q8_0};
+static const char *const k_names[4] = {"f32", "f16", "bf16", "q8_0"};
 static const uint64_t k_file_types[4] = {0, 1, 32, 7};
 
 static void test_dream_all_types(void **state) {
@@ -138,7 +139,7 @@ static void test_dream_all_types(void **state) {
     for (int ti = 0; ti < 4; ti++) {
         char out[256];
         snprintf(out, sizeof out, "%s/dream_%d.gguf", tmpdir, ti);
-        sd_convert_opts o = {k_types[ti], NULL, NULL, NULL, NULL};
+        sd_convert_opts o = {k_names[ti], NULL, NULL, NULL, NULL};
         sd_error err;
         int32_t rc = sd_convert_hf(DATA "hf_dream_tiny", out, &o, &err);
         if (rc) fail_msg("convert: %s", err.msg);
@@ -216,7 +217,7 @@ static void test_llada_all_types(void **state) {
     for (int ti = 0; ti < 4; ti++) {
         char out[256];
         snprintf(out, sizeof out, "%s/llada_%d.gguf", tmpdir, ti);
-        sd_convert_opts o = {k_types[ti], NULL, "tiny-llada", on_progress, NULL};
+        sd_convert_opts o = {k_names[ti], NULL, "tiny-llada", on_progress, NULL};
         sd_error err;
         progress_calls = 0;
         progress_last = 0;
@@ -272,8 +273,8 @@ static void test_same_tokenizer_as_the_folder(void **state) {
     (void)state;
     char out[256];
     snprintf(out, sizeof out, "%s/dream_public.gguf", tmpdir);
-    assert_int_equal(smdiff_convert_hf(DATA "hf_dream_tiny", out, "q4_0", NULL, NULL, NULL, NULL), SMDIFF_E_INVAL);
-    assert_non_null(strstr(smdiff_last_error(), "q4_0"));
+    assert_int_equal(smdiff_convert_hf(DATA "hf_dream_tiny", out, "q4_2", NULL, NULL, NULL, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "q4_2"));
     assert_int_equal(smdiff_convert_hf(NULL, out, NULL, NULL, NULL, NULL, NULL), SMDIFF_E_INVAL);
     assert_int_equal(smdiff_convert_hf(DATA "hf_dream_tiny", out, NULL, NULL, NULL, NULL, NULL), SMDIFF_OK);
     sd_tokenizer *a = NULL, *b = NULL;
@@ -381,7 +382,7 @@ static void test_refusals(void **state) {
     (void)state;
     char dir[300], out[400];
     sd_error err;
-    sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
+    sd_convert_opts o = {"f32", NULL, NULL, NULL, NULL};
     const char *base = "\"d_model\": 32, \"n_heads\": 4, \"n_kv_heads\": 2, \"mlp_hidden_size\": 48, \"vocab_size\": 64";
     char cfg[512];
     snprintf(cfg, sizeof cfg, "{\"architectures\": [\"GPT2LMHeadModel\"], \"n_layers\": 2, %s}", base);
@@ -448,9 +449,10 @@ static void test_refusals(void **state) {
             assert_int_equal(access(out, F_OK), -1);
         }
     }
-    o.out_type = 2; /* Q4_0 */
+    o.type_name = "q4_2"; /* a type ggml removed */
     assert_int_equal(sd_convert_hf(DATA "hf_llada_tiny", out, &o, &err), SMDIFF_E_INVAL);
-    o.out_type = SD_GGML_F32;
+    assert_non_null(strstr(err.msg, "q4_k_m"));  /* the message lists the names */
+    o.type_name = "f32";
     assert_int_equal(sd_convert_hf("/nonexistent_smdiff", out, &o, &err), SMDIFF_E_IO);
 }
 
@@ -476,7 +478,19 @@ static void test_cli(void **state) {
     assert_int_equal(sd_gguf_find_tensor(g, "blk.0.attn_q.weight")->type, SD_GGML_Q8_0);
     sd_gguf_close(g);
     unlink(out);
-    snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_llada_tiny %s --type q4_0 2>/dev/null", cli, out);
+    /* the quantiser's names and recipes: llada's d = 32 rows fall back from
+     * Q4_K to Q5_0 and the head from Q6_K to Q8_0; ffn_down (48 columns)
+     * to F16 */
+    snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_llada_tiny %s --type q4_k_m 2>/dev/null", cli, out);
+    assert_int_equal(system(cmd), 0);
+    if (sd_gguf_open(out, 1, &g, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(get_u(g, "general.file_type"), 15);
+    assert_int_equal(sd_gguf_find_tensor(g, "blk.0.attn_q.weight")->type, SD_GGML_Q5_0);
+    assert_int_equal(sd_gguf_find_tensor(g, "output.weight")->type, SD_GGML_Q8_0);
+    assert_int_equal(sd_gguf_find_tensor(g, "blk.1.ffn_down.weight")->type, SD_GGML_F16);
+    sd_gguf_close(g);
+    unlink(out);
+    snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_llada_tiny %s --type q4_2 2>/dev/null", cli, out);
     assert_int_equal(WEXITSTATUS(system(cmd)), 2);  /* usage error */
     snprintf(cmd, sizeof cmd, "%s convert /nonexistent_smdiff %s 2>/dev/null", cli, out);
     assert_int_equal(WEXITSTATUS(system(cmd)), 1);  /* conversion error */

@@ -21,6 +21,7 @@
 #include "core/rng.h"
 #include "io/gguf.h"
 #include "nn/ops.h"
+#include "nn/qgemm.h"
 #include "nn/transformer.h"
 #include "smdiff/smdiff.h"
 
@@ -259,6 +260,7 @@ static void test_matmul_w(void **state) {
     for (int blk = 0; blk < ROWS * COLS / 32; blk++) { wq[blk * 34] = 0x66; wq[blk * 34 + 1] = 0x20; }
     float panel[16 * COLS];
     struct { uint32_t t; const void *w; } cases[] = {{SD_GGML_F32, wf}, {SD_GGML_F16, wh}, {SD_GGML_BF16, wh}, {SD_GGML_Q8_0, wq}};
+    sd_qgemm_force_few_max(0); /* the panel path for every M (the few-row kernels: test_quant) */
     for (int c = 0; c < 4; c++)
         for (int beta = 0; beta < 2; beta++) {
             fill(a, M * (ROWS + 3), 1.0f);
@@ -268,6 +270,18 @@ static void test_matmul_w(void **state) {
             sd_matmul_w_ref(b, ROWS + 3, (float)beta, x, M, cases[c].t, cases[c].w, ROWS, COLS);
             ASSERT_CLOSE(a, b, M * (ROWS + 3), 1e-5);
         }
+    sd_qgemm_force_few_max(-1);
+    /* Q8_0 with M = 5 takes the few-row integer kernels: the activations
+     * are rounded to 8 bits per block of 32 (relative error up to 1/254 of
+     * the block's largest value per element), so the product agrees to
+     * about 1e-2 relative, not to f32 rounding. */
+    assert_true(sd_qgemm_few_max(SD_GGML_Q8_0) >= M);
+    fill(a, M * (ROWS + 3), 1.0f);
+    memcpy(b, a, sizeof a);
+    sd_matmul_w(a, ROWS + 3, 1.0f, x, M, SD_GGML_Q8_0, wq, ROWS, COLS, panel, 16 * COLS, NULL);
+    sd_matmul_w_ref(b, ROWS + 3, 1.0f, x, M, SD_GGML_Q8_0, wq, ROWS, COLS);
+    ASSERT_CLOSE(a, b, M * (ROWS + 3), 1e-2);
+    assert_true(rel_err(a, b, M * (ROWS + 3), 1e-30) > 1e-6); /* it was the integer path */
 }
 
 /* ------------------------------------------------- forward on random weights */

@@ -203,7 +203,7 @@ static void test_q8_0_hand(void **state) {
     sd_ggml_from_f32(SD_GGML_Q8_0, z, enc, 32);
     for (int j = 0; j < 34; j++) assert_int_equal(enc[j], 0);
 
-    /* Sizes of types we parse but do not compute with. */
+    /* Sizes of the block formats (computed with since issue 15) and of types we parse only. */
     assert_int_equal(sd_ggml_type_size(SD_GGML_Q8_0, 64), 68);
     assert_int_equal(sd_ggml_type_size(SD_GGML_Q8_0, 33), 0);
     assert_int_equal(sd_ggml_type_size(12 /* Q4_K */, 512), 288);
@@ -212,9 +212,10 @@ static void test_q8_0_hand(void **state) {
     assert_int_equal(sd_ggml_type_size(4 /* removed */, 32), 0);
     assert_int_equal(sd_ggml_type_size(1000, 32), 0);
     assert_string_equal(sd_ggml_type_name(SD_GGML_BF16), "BF16");
-    assert_false(sd_ggml_is_supported(12));
+    assert_true(sd_ggml_is_supported(12));
+    assert_false(sd_ggml_is_supported(16 /* IQ2_XXS */));
     float nanbuf[256];
-    sd_ggml_to_f32(12, blk, nanbuf, 0);  /* n = 0: touches nothing */
+    sd_ggml_to_f32(16, blk, nanbuf, 0);  /* n = 0: touches nothing */
 }
 
 static void test_f16_bf16_arrays(void **state) {

@@ -345,7 +345,7 @@ static void test_convert_roundtrip(void **state) {
     (void)state;
     char out[256];
     snprintf(out, sizeof out, "%s/mdlm.gguf", tmpdir);
-    sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
+    sd_convert_opts o = {"f32", NULL, NULL, NULL, NULL};
     sd_error err = {0};
     if (sd_convert_hf(DATA "hf_tiny_mdlm", out, &o, &err)) fail_msg("convert: %s", err.msg);
     sd_gguf *g = NULL;
@@ -462,7 +462,7 @@ static void test_convert_refusals(void **state) {
         {"{\"model_type\": \"mdlm\", \"vocab_size\": 64, \"model_length\": 64, \"hidden_dim\": 32, \"cond_dim\": 16, "
          "\"n_blocks\": 2, \"n_heads\": 4, \"mask_token_id\": 99}", "mask token id 99"},
     };
-    sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
+    sd_convert_opts o = {"f32", NULL, NULL, NULL, NULL};
     char dir[300], out[400], nm[8];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(nm, sizeof nm, "r%zu", i);
@@ -547,7 +547,7 @@ static void test_ckpt_import(void **state) {
         assert_int_equal(system(cmd), 0);
         snprintf(cmd, sizeof cmd, "%s/hf", dir);
         snprintf(out, sizeof out, "%s/ckpt.gguf", dir);
-        sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
+        sd_convert_opts o = {"f32", NULL, NULL, NULL, NULL};
         sd_error err = {0};
         if (sd_convert_hf(cmd, out, &o, &err)) fail_msg("convert: %s", err.msg);
         float *ref = fixture("tiny_mdlm.logits.f32", L * V), got[L * V];
@@ -591,7 +591,7 @@ static void test_softmask_temperature(void **state) {
                 "\"cond_dim\": 16, \"n_blocks\": 2, \"n_heads\": 4, \"smdiff_softmask\": {\"scale\": 0.5, "
                 "\"steepness\": 2.0, \"centre\": -1.0, \"temperature\": 0.5}}", NULL, NULL, 0, dir, sizeof dir);
     snprintf(out, sizeof out, "%s/out.gguf", dir);
-    sd_convert_opts o = {SD_GGML_F32, NULL, NULL, NULL, NULL};
+    sd_convert_opts o = {"f32", NULL, NULL, NULL, NULL};
     sd_error err = {0};
     if (sd_convert_hf(dir, out, &o, &err)) fail_msg("%s", err.msg);
     smdiff_model *m;

@@ -79,11 +79,13 @@ static void test_type_table_matches_ggml(void **state) {
     /* no overflow: 2^62 blocks of 34 bytes do not fit in 64 bits */
     assert_int_equal(sd_ggml_type_size(SD_GGML_Q8_0, (1ull << 62) * 32), 0);
     /* what smdiff computes with today */
-    uint32_t sup[] = {SD_GGML_F32, SD_GGML_F16, SD_GGML_BF16, SD_GGML_Q8_0};
+    uint32_t sup[] = {SD_GGML_F32,  SD_GGML_F16,  SD_GGML_BF16, SD_GGML_Q4_0, SD_GGML_Q4_1,
+                      SD_GGML_Q5_0, SD_GGML_Q5_1, SD_GGML_Q8_0, SD_GGML_Q2_K, SD_GGML_Q3_K,
+                      SD_GGML_Q4_K, SD_GGML_Q5_K, SD_GGML_Q6_K, SD_GGML_IQ4_NL, SD_GGML_IQ4_XS};
     int n_sup = 0;
     for (uint32_t id = 0; id < SD_GGML_TYPE_COUNT; id++) n_sup += sd_ggml_is_supported(id);
-    for (size_t i = 0; i < 4; i++) assert_true(sd_ggml_is_supported(sup[i]));
-    assert_int_equal(n_sup, 4);
+    for (size_t i = 0; i < sizeof sup / sizeof sup[0]; i++) assert_true(sd_ggml_is_supported(sup[i]));
+    assert_int_equal(n_sup, (int)(sizeof sup / sizeof sup[0]));
 }
 
 /* ------------------------------------------------------------------- cpu */

@@ -120,9 +120,9 @@ int cli_count(const char *opt, const char *text, int64_t min, int64_t max, int64
 int cli_real(const char *opt, const char *text, double min, double max, double *out);
 
 /* The same with the bounds of a library option (any family: model,
- * soft-mask, sampler, trainer, server), from its *_option_info. An integer
- * option whose lower bound is 0 or more is a count: negatives are refused
- * as such.
+ * soft-mask, sampler, trainer, server, quantizer), from its *_option_info.
+ * An integer option whose lower bound is 0 or more is a count: negatives
+ * are refused as such.
  * Doubles whose bounds are open are refused at the limit by the setter. */
 int cli_key_int(const char *opt, const char *text, int32_t key, int64_t *out);
 /* As cli_key_int for a count whose library option also takes a negative
@@ -178,6 +178,19 @@ int cli_refused(const char *opt, int32_t rc, const char *detail);
 /* Whether to show progress on stderr: --progress / --no-progress, else
  * whether stderr is a terminal. */
 int cli_progress(const cli_args *a);
+
+/* The state of a progress line over bytes (convert, quantize): when the
+ * work started, whether a line was shown, whether stderr is a terminal
+ * (then the line is redrawn with \r, else one line per report). */
+typedef struct cli_byte_progress {
+    double start;
+    int shown, tty;
+} cli_byte_progress;
+void cli_byte_progress_start(cli_byte_progress *p);
+/* Seconds since cli_byte_progress_start. */
+double cli_byte_progress_elapsed(const cli_byte_progress *p);
+/* End a redrawn line with a newline (if one was shown on a terminal). */
+void cli_byte_progress_end(const cli_byte_progress *p);
 
 /* Whether to colour what goes to stream: never with --no-color or a
  * non-empty NO_COLOR in the environment (https://no-color.org), else only

@@ -77,7 +77,8 @@ extern const size_t cli_n_commands;
  * ...), NULL-terminated: what tests/test_cli.c checks each --help against. */
 extern const cli_spec *const cli_specs[];
 extern const cli_spec cli_spec_version, cli_spec_info, cli_spec_generate, cli_spec_tokenize,
-    cli_spec_tokenizer, cli_spec_tokenizer_train, cli_spec_tokenizer_corpus, cli_spec_convert, cli_spec_train,
+    cli_spec_tokenizer, cli_spec_tokenizer_train, cli_spec_tokenizer_corpus, cli_spec_convert, cli_spec_quantize,
+    cli_spec_train,
     cli_spec_eval, cli_spec_eval_elbo, cli_spec_eval_gonogo, cli_spec_eval_samples, cli_spec_eval_infill,
     cli_spec_eval_gate, cli_spec_serve;
 
@@ -92,6 +93,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

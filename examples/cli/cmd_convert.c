@@ -4,24 +4,25 @@
  * when it is a terminal. */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: smdiff convert HF_DIR OUT.gguf [--type f32|f16|bf16|q8_0] [--pre NAME] [--name NAME]\n"
+            "usage: smdiff convert HF_DIR OUT.gguf [--type TYPE] [--pre NAME] [--name NAME]\n"
             "\n"
             "  HF_DIR         config.json, model.safetensors or model-*.safetensors + index,\n"
             "                 vocab.json + merges.txt (or tokenizer.json), tokenizer_config.json\n"
-            "  --type TYPE    type of the 2-D weights (default f16); norms and biases stay f32,\n"
-            "                 q8_0 falls back to f16 for rows that are not multiples of 32\n"
+            "  --type TYPE    file type of the 2-D weights (default f16), as smdiff quantize:\n"
+            "                 %s;\n"
+            "                 norms and biases stay f32; a type whose block does not divide a\n"
+            "                 row falls back (q8_0 -> f16 for rows that are not multiples of 32)\n"
             "  --pre NAME     tokenizer.ggml.pre (default qwen2 for Dream, default for LLaDA)\n"
             "  --name NAME    general.name (default: the directory name)\n"
             "  --progress     show progress on stderr even when it is not a terminal\n"
             "  --no-progress  never show progress\n"
-            "  -h, --help     this text\n");
+            "  -h, --help     this text\n",
+            smdiff_quantize_type_names());
 }
 
 enum { O_TYPE = CLI_OPT_FIRST, O_PRE, O_NAME };
@@ -32,20 +33,9 @@ static const struct option longopts[] = {
 };
 const cli_spec cli_spec_convert = {"convert", "h", longopts, usage};
 
-typedef struct {
-    struct timespec start;
-    int shown, tty;
-} progress_state;
-
-static double since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
 static void on_progress(uint64_t done, uint64_t total, void *user) {
-    progress_state *p = user;
-    double el = since(&p->start);
+    cli_byte_progress *p = user;
+    double el = cli_byte_progress_elapsed(p);
     double frac = total ? (double)done / (double)total : 1.0;
     double left = frac > 0 ? el / frac - el : 0;
     fprintf(stderr, "%sconverting: %5.1f%% (%.2f of %.2f GB), %.0f s elapsed, ~%.0f s left%s",
@@ -72,13 +62,13 @@ int cmd_convert(int argc, char **argv) {
     }
     if (c < 0) return a.status;
     if (n_pos != 2) return cli_usage_error("give the Hugging Face folder and the output file");
-    progress_state ps = {{0, 0}, 0, isatty(2)};
-    clock_gettime(CLOCK_MONOTONIC, &ps.start);
+    cli_byte_progress ps;
+    cli_byte_progress_start(&ps);
     int32_t rc = smdiff_convert_hf(pos[0], pos[1], type, pre, name, cli_progress(&a) ? on_progress : NULL, &ps);
-    if (ps.shown && ps.tty) fputc('\n', stderr);
+    cli_byte_progress_end(&ps);
     if (rc == SMDIFF_E_INVAL) /* an unknown --type: a usage error */
         return cli_usage_error("%s", smdiff_last_error());
     if (rc != SMDIFF_OK) return cli_fail("convert", rc, smdiff_last_error());
-    fprintf(stderr, "wrote %s in %.1f s\n", pos[1], since(&ps.start));
+    fprintf(stderr, "wrote %s in %.1f s\n", pos[1], cli_byte_progress_elapsed(&ps));
     return CLI_EXIT_OK;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -11,6 +12,24 @@
 int cli_progress(const cli_args *a) {
     if (a->progress >= 0) return a->progress;
     return isatty(STDERR_FILENO);
+}
+
+static double monotonic_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void cli_byte_progress_start(cli_byte_progress *p) {
+    p->start = monotonic_s();
+    p->shown = 0;
+    p->tty = isatty(STDERR_FILENO);
+}
+
+double cli_byte_progress_elapsed(const cli_byte_progress *p) { return monotonic_s() - p->start; }
+
+void cli_byte_progress_end(const cli_byte_progress *p) {
+    if (p->shown && p->tty) fputc('\n', stderr);
 }
 
 int cli_color(const cli_args *a, FILE *stream) {

@@ -852,9 +852,11 @@ typedef void (*smdiff_progress_fn)(uint64_t done, uint64_t total, void *user_dat
  * model-*.safetensors with its index, and the tokenizer files the loader of
  * smdiff_model_load_tokenizer reads -- into a GGUF file with llama.cpp's
  * keys and tensor names, written atomically at out_path.
- *   type_name      "f32", "f16", "bf16" or "q8_0" for the 2-D weights (NULL:
- *                  "f16"); norms and biases stay F32, and q8_0 falls back
- *                  to f16 for rows that are not whole 32-element blocks
+ *   type_name      the file type of the 2-D weights: "f32", "f16", "bf16"
+ *                  or any name smdiff_quantize takes ("q8_0", "q4_k_m",
+ *                  ...), with the same per-tensor recipes (NULL: "f16");
+ *                  norms and biases stay F32, and a type whose block does
+ *                  not divide a row falls back as smdiff_quantize's
  *   tokenizer_pre  tokenizer.ggml.pre to record (NULL: "qwen2" for Dream,
  *                  "default" for LLaDA, as llama.cpp writes them, "gpt2"
  *                  for MDLM)
@@ -869,6 +871,69 @@ typedef void (*smdiff_progress_fn)(uint64_t done, uint64_t total, void *user_dat
 SMDIFF_API int32_t smdiff_convert_hf(const char *hf_dir, const char *out_path, const char *type_name,
                                      const char *tokenizer_pre, const char *name,
                                      smdiff_progress_fn progress, void *user_data);
+
+/* ---- Quantization (experimental; docs/FORMATS.md) ----------------------
+ * Rewrite a GGUF model with its matrices in a block format (Q4_0 .. Q8_0,
+ * the K-quants, IQ4_NL, IQ4_XS), as llama.cpp's quantiser does; the
+ * result loads with smdiff_model_load_file and in llama.cpp. */
+
+/* Quantizer options, family 700, given to smdiff_quantize as a list of
+ * key/value pairs ended by key 0: {SMDIFF_QUANT_THREADS, 2, 0}. */
+#define SMDIFF_QUANT_THREADS    700  /* int 0..1024, default 0 = all online CPUs */
+#define SMDIFF_QUANT_PURE       701  /* int 0..1, default 0; 1 = every matrix in the named type:
+                                        no mixture and no Q6_K output head (only the fallback
+                                        for rows that are not whole blocks) */
+#define SMDIFF_QUANT_OPT_FIRST_ 700
+#define SMDIFF_QUANT_OPT_LAST_  701
+
+/* What one storage type holds in a quantised file. */
+typedef struct smdiff_quant_stat {
+    char type[16];        /* ggml's name: "Q4_K", "Q6_K", "F32", ... */
+    uint64_t n_tensors;   /* tensors stored in this type */
+    uint64_t n_elements;
+    uint64_t n_bytes;     /* their data in the output file */
+    double rms_error;     /* root mean square of (stored value - original value) */
+    double rms_value;     /* root mean square of the original values */
+} smdiff_quant_stat;
+
+/* The summary of a quantisation: one entry per output type (at most 16,
+ * in the order of the tensors). */
+typedef struct smdiff_quant_report {
+    uint64_t in_bytes, out_bytes; /* tensor data of the input and the output */
+    size_t n_types;
+    smdiff_quant_stat types[16];
+} smdiff_quant_report;
+
+/* Quantise the GGUF file in_path (its tensors F32, F16 or BF16) into a new
+ * GGUF file at out_path, written atomically.
+ *   type_name  the file type, llama.cpp's names: "q4_0", "q4_1", "q5_0",
+ *              "q5_1", "q8_0", "q2_k", "q3_k_s", "q3_k_m", "q3_k_l",
+ *              "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k", "iq4_nl",
+ *              "iq4_xs", "f16", "bf16", "f32"; "q3_k", "q4_k", "q5_k" are
+ *              the _m mixtures (as in llama.cpp). The mixtures give some
+ *              tensors more bits (docs/FORMATS.md lists which); norms and
+ *              biases keep their type.
+ *   options    key/value pairs of SMDIFF_QUANT_* ended by 0, or NULL
+ *   progress   called after each tensor with bytes written and in total
+ *              (may be NULL)
+ *   report     receives the per-type summary (may be NULL)
+ * SMDIFF_E_INVAL for NULL paths, an unknown type_name (the message lists
+ * the names) or a bad option (SMDIFF_E_RANGE out of bounds),
+ * SMDIFF_E_UNSUPPORTED for an input tensor already quantised,
+ * SMDIFF_E_FORMAT for a malformed file or a weight that is not finite
+ * (the message names the tensor), SMDIFF_E_IO, SMDIFF_E_NOMEM.
+ * Deterministic: the same input gives the same bytes on any thread count.
+ * Thread-safe for distinct outputs. */
+SMDIFF_API int32_t smdiff_quantize(const char *in_path, const char *out_path, const char *type_name,
+                                   const int64_t *options, smdiff_progress_fn progress, void *user_data,
+                                   smdiff_quant_report *report);
+/* Describe / look up a quantizer option; as smdiff_model_option_info. */
+SMDIFF_API int32_t smdiff_quantize_option_info(int32_t key, const char **name, int32_t *type, double *min,
+                                               double *max, double *def);
+SMDIFF_API int32_t smdiff_quantize_option_key(const char *name, int32_t *key);
+/* The file type names smdiff_quantize and smdiff_convert_hf accept, as one
+ * comma-separated line (static storage). */
+SMDIFF_API const char *smdiff_quantize_type_names(void);
 
 /* ---- Evaluation (experimental; docs/TRAINING.md, docs/RESULTS.md) ----
  * Functions of a loaded model (whose weights are converted once per call to

@@ -14,22 +14,13 @@
 #include <unistd.h>
 
 #include "convert/convert.h"
+#include "convert/quantize.h"
 #include "core/alloc.h"
 #include "io/file.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "nn/transformer.h"
 #include "text/tokenizer.h"
-
-/* llama.cpp's LlamaFileType values for general.file_type. */
-static uint32_t file_type_of(uint32_t t) {
-    switch (t) {
-    case SD_GGML_F32: return 0;   /* ALL_F32 */
-    case SD_GGML_F16: return 1;   /* MOSTLY_F16 */
-    case SD_GGML_Q8_0: return 7;  /* MOSTLY_Q8_0 */
-    default: return 32;           /* MOSTLY_BF16 */
-    }
-}
 
 uint64_t sd_convert_llada_perm_row(uint64_t r, uint64_t head_dim) {
     uint64_t h = r / head_dim, w = r % head_dim;
@@ -113,30 +104,32 @@ typedef struct {
     uint32_t type;      /* output ggml type */
     uint64_t perm_hd;   /* LLaDA Q/K: head_dim for the row permutation, or 0 */
     uint64_t row0;      /* first source row (a slice of a fused tensor), else 0 */
+    uint64_t rows, cols;
+    sd_pool *pool;
 } conv_tensor;
+
+/* Output row r (from source row row0 + perm(r)) as f32. */
+static void source_row(const void *user, uint64_t r, float *out) {
+    const conv_tensor *c = user;
+    const sd_st_tensor *t = c->src;
+    uint32_t st_type = t->dtype == SD_ST_F32 ? SD_GGML_F32 : t->dtype == SD_ST_F16 ? SD_GGML_F16 : SD_GGML_BF16;
+    uint64_t sr = c->row0 + (c->perm_hd ? sd_convert_llada_perm_row(r, c->perm_hd) : r);
+    sd_ggml_to_f32(st_type, (const uint8_t *)t->data + sr * c->cols * sd_st_dtype_size(t->dtype), out, (int64_t)c->cols);
+}
 
 static int32_t fill_tensor(void *user, const char *name, void *dst, uint64_t n_bytes, sd_error *err) {
     /* src: [rows, cols] (1-D: rows = n, cols = 1 if permuted, else one row);
      * dst: rows x cols of the output type, dst row r from src row
-     * row0 + perm(r); rows = n_bytes / the output row size for 2-D. */
+     * row0 + perm(r), quantised as smdiff quantize quantises. */
     const conv_tensor *c = user;
-    const sd_st_tensor *t = c->src;
-    uint64_t rows, cols;
-    if (t->n_dims == 2) { cols = t->shape[1]; rows = n_bytes / sd_ggml_type_size(c->type, cols); }
-    else if (c->perm_hd) { rows = t->n_elements; cols = 1; }
-    else { rows = 1; cols = t->n_elements; }
-    uint32_t st_type = t->dtype == SD_ST_F32 ? SD_GGML_F32 : t->dtype == SD_ST_F16 ? SD_GGML_F16 : SD_GGML_BF16;
-    uint32_t esz = sd_st_dtype_size(t->dtype);
-    uint64_t dst_row = sd_ggml_type_size(c->type, cols);
-    if (c->perm_hd == 0 && t->n_dims != 2) dst_row = n_bytes;
-    float *row = sd_malloc((size_t)cols * sizeof(float));
-    if (!row) return sd_fail(err, SMDIFF_E_NOMEM, "convert: tensor '%s': no memory for a row", name);
-    for (uint64_t r = 0; r < rows; r++) {
-        uint64_t sr = c->row0 + (c->perm_hd ? sd_convert_llada_perm_row(r, c->perm_hd) : r);
-        sd_ggml_to_f32(st_type, (const uint8_t *)t->data + sr * cols * esz, row, (int64_t)cols);
-        sd_ggml_from_f32(c->type, row, (uint8_t *)dst + r * dst_row, (int64_t)cols);
+    if (n_bytes != c->rows * sd_ggml_row_size(c->type, (int64_t)c->cols))
+        return sd_fail(err, SMDIFF_E_INTERNAL, "convert: size of tensor '%s'", name);
+    int32_t rc = sd_quantize_rows(c->type, c->rows, c->cols, source_row, c, dst, c->pool, NULL, err);
+    if (rc) {
+        char msg[SD_ERROR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", sd_tls_error()->msg);
+        return sd_fail(err, rc, "convert: tensor '%s': %s", name, msg);
     }
-    sd_free(row);
     return SMDIFF_OK;
 }
 
@@ -404,7 +397,7 @@ static int32_t pick_arch(const json_t *cfg, plan *p, sd_error *err) {
     } while (0)
 
 /* The architecture's metadata, in llama.cpp's order. */
-static int32_t write_meta(sd_gguf_writer *w, const plan *p, const char *name, uint32_t ot, sd_error *err) {
+static int32_t write_meta(sd_gguf_writer *w, const plan *p, const char *name, uint32_t file_type, sd_error *err) {
     char key[96];
     int32_t rc;
     const uint64_t hd = (uint64_t)(p->n_embd / p->n_head);
@@ -427,7 +420,7 @@ static int32_t write_meta(sd_gguf_writer *w, const plan *p, const char *name, ui
     } else {
         SETK(sd_gguf_set_f32(w, AK("attention.layer_norm_rms_epsilon"), (float)p->eps));
     }
-    SETK(sd_gguf_set_u32(w, "general.file_type", file_type_of(ot)));
+    SETK(sd_gguf_set_u32(w, "general.file_type", file_type));
     if (p->llada) {
         SETK(sd_gguf_set_u32(w, AK("vocab_size"), (uint32_t)p->n_vocab));
         SETK(sd_gguf_set_u32(w, AK("rope.dimension_count"), (uint32_t)hd));
@@ -471,8 +464,8 @@ static int32_t write_softmask(sd_gguf_writer *w, const json_t *cfg, sd_error *er
 /* Every checkpoint tensor must be expected (rotary caches aside), so a
  * checkpoint of another layout is refused instead of half-converted; then
  * every expected tensor is checked and queued for writing. */
-static int32_t add_tensors(sd_gguf_writer *w, const plan *p, const sd_st *st, conv_tensor *ct, uint32_t ot,
-                           sd_error *err) {
+static int32_t add_tensors(sd_gguf_writer *w, const plan *p, const sd_st *st, conv_tensor *ct,
+                           const sd_qftype *ft, sd_pool *pool, sd_error *err) {
     int32_t rc;
     for (int64_t i = 0; i < sd_st_n_tensors(st); i++) {
         const sd_st_tensor *t = sd_st_tensor_at(st, i);
@@ -484,8 +477,12 @@ static int32_t add_tensors(sd_gguf_writer *w, const plan *p, const sd_st *st, co
             return sd_fail(err, SMDIFF_E_FORMAT, "convert: tensor '%s' has no %s GGUF name (not a %s checkpoint?)",
                            t->name, p->arch, p->hf_arch);
     }
-    /* 1-D stay F32 (as llama.cpp keeps norms and biases); Q8_0 falls back
-     * to F16 for rows that are not whole 32-element blocks. */
+    /* 1-D stay F32 (as llama.cpp keeps norms and biases), the matrices
+     * get the file type's recipe (quantize.h), with its fallback for rows
+     * that are not whole blocks. */
+    sd_qmodel_info info = {(int32_t)p->n_layer, (int32_t)(p->n_head / p->n_kv), 1};
+    for (uint64_t j = 0; j < p->k; j++)
+        if (!strcmp(p->wants[j].gg, "output.weight") && sd_st_find(st, p->wants[j].hf)) info.tied = 0;
     for (uint64_t j = 0; j < p->k; j++) {
         const want *x = &p->wants[j];
         const sd_st_tensor *t = sd_st_find(st, x->hf);
@@ -505,10 +502,11 @@ static int32_t add_tensors(sd_gguf_writer *w, const plan *p, const sd_st *st, co
         if (t->dtype != SD_ST_F32 && t->dtype != SD_ST_F16 && t->dtype != SD_ST_BF16)
             return sd_fail(err, SMDIFF_E_FORMAT, "convert: tensor '%s' has dtype %s (only F32, F16, BF16)", x->hf,
                            sd_st_dtype_name(t->dtype));
-        uint32_t type = ot;
-        if (x->n_dims == 1) type = SD_GGML_F32;
-        else if (type == SD_GGML_Q8_0 && x->d1 % 32) type = SD_GGML_F16;
-        ct[j] = (conv_tensor){t, type, x->perm_hd, x->row0};
+        uint64_t rows = x->n_dims == 2 ? x->d0 : x->perm_hd ? x->d0 : 1;
+        uint64_t cols = x->n_dims == 2 ? x->d1 : x->perm_hd ? 1 : x->d0;
+        uint32_t type = sd_qftype_tensor_type(ft, 0, x->gg, x->n_dims, x->n_dims == 2 ? x->d1 : x->d0, SD_GGML_F32,
+                                              &info);
+        ct[j] = (conv_tensor){t, type, x->perm_hd, x->row0, rows, cols, pool};
         uint64_t ne[2] = {x->n_dims == 2 ? x->d1 : x->d0, x->d0};
         if ((rc = sd_gguf_add_tensor_fill(w, x->gg, x->n_dims, ne, type, fill_tensor, &ct[j])))
             return sd_error_forward(err, sd_gguf_writer_error(w));
@@ -534,14 +532,16 @@ static char *model_name(const char *hf_dir, const char *opt) {
 
 int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert_opts *opts, sd_error *err) {
     if (!hf_dir || !out_path || !opts) return sd_fail(err, SMDIFF_E_INVAL, "convert: NULL argument");
-    uint32_t ot = opts->out_type;
-    if (ot != SD_GGML_F32 && ot != SD_GGML_F16 && ot != SD_GGML_BF16 && ot != SD_GGML_Q8_0)
-        return sd_fail(err, SMDIFF_E_INVAL, "convert: output type %u is not f32, f16, bf16 or q8_0", ot);
+    const sd_qftype *ft = sd_qftype_find(opts->type_name ? opts->type_name : "f16");
+    if (!ft)
+        return sd_fail(err, SMDIFF_E_INVAL, "convert: unknown file type \"%s\" (%s)", opts->type_name,
+                       sd_qftype_names());
     const char *what = NULL;
     sd_file_kind kind = sd_file_probe(hf_dir, &what);
     if (kind == SD_FILE_REGULAR || (kind == SD_FILE_OTHER && strcmp(what, "unreadable path"))) /* else config.json's message */
         return sd_fail(err, SMDIFF_E_IO, "convert: '%s' is a %s, not a Hugging Face checkpoint folder", hf_dir, what);
     json_t *cfg = NULL;
+    sd_pool *pool = NULL;
     sd_st *st = NULL;
     sd_gguf_writer *w = NULL;
     conv_tensor *ct = NULL;
@@ -562,7 +562,7 @@ int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert
         goto done;
     }
     if ((rc = sd_gguf_writer_create(&w, err))) goto done;
-    if ((rc = write_meta(w, &p, name, ot, err)) || (rc = write_softmask(w, cfg, err))) goto done;
+    if ((rc = write_meta(w, &p, name, ft->file_type, err)) || (rc = write_softmask(w, cfg, err))) goto done;
     /* MDLM's released checkpoints use GPT-2's tokenizer with the mask token
      * appended (models/gpt2-mask/ and docs/MODELS.md say how to supply it). */
     const char *pre = opts->tokenizer_pre ? opts->tokenizer_pre : p.llada ? "default" : p.dit ? "gpt2" : "qwen2";
@@ -578,11 +578,13 @@ int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert
             goto done;
         }
     }
-    if ((rc = add_tensors(w, &p, st, ct, ot, err))) goto done;
+    if ((rc = sd_pool_create(sd_cpu_count(), &pool, err))) goto done;
+    if ((rc = add_tensors(w, &p, st, ct, ft, pool, err))) goto done;
     progress_fwd pf = {opts->progress, opts->progress_user};
     if (opts->progress) sd_gguf_writer_set_progress(w, on_progress, &pf);
     rc = sd_gguf_write(w, out_path, err);
 done:
+    sd_pool_free(pool);
     sd_free(name);
     sd_free(ct);
     sd_free(p.wants);

@@ -24,7 +24,9 @@ typedef void (*sd_convert_progress_fn)(void *user, uint64_t bytes_done, uint64_t
 #define SD_CONVERT_MDLM_FREQ 256u
 
 typedef struct sd_convert_opts {
-    uint32_t out_type;          /* SD_GGML_F32, F16, BF16 or Q8_0 for 2-D weights */
+    const char *type_name;      /* file type of the 2-D weights, a name of
+                                   convert/quantize.h ("f16", "q8_0", "q4_k_m", ...,
+                                   with its recipe); NULL: "f16" */
     const char *tokenizer_pre;  /* tokenizer.ggml.pre; NULL: "qwen2" (dream), "default" (llada) */
     const char *name;           /* general.name; NULL: the directory's base name */
     sd_convert_progress_fn progress;
@@ -35,7 +37,8 @@ typedef struct sd_convert_opts {
  * SMDIFF_E_IO for unreadable files, SMDIFF_E_FORMAT for malformed ones
  * (missing/mis-shaped tensors, unknown tensors, bad config values),
  * SMDIFF_E_UNSUPPORTED for an architecture other than Dream/LLaDA/MDLM,
- * SMDIFF_E_INVAL for a bad out_type. */
+ * SMDIFF_E_INVAL for an unknown type_name. Rows are converted on every
+ * online CPU. */
 int32_t sd_convert_hf(const char *hf_dir, const char *out_path, const sd_convert_opts *opts, sd_error *err);
 
 /* The tokenizer part alone: load hf_dir's tokenizer files with the text

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "numfmt.h"
+#include "quant.h"
 
 /* ------------------------------------------------------------ type table */
 
@@ -13,26 +14,26 @@
 static const sd_ggml_type_info k_types[SD_GGML_TYPE_COUNT] = {
     [SD_GGML_F32] = {"F32", 1, 4, 1},
     [SD_GGML_F16] = {"F16", 1, 2, 1},
-    [SD_GGML_Q4_0] = {"Q4_0", SD_QK4_0, 18, 0},      /* d, qs[16] */
-    [SD_GGML_Q4_1] = {"Q4_1", SD_QK4_1, 20, 0},      /* d, m, qs[16] */
-    [SD_GGML_Q5_0] = {"Q5_0", SD_QK5_0, 22, 0},      /* d, qh[4], qs[16] */
-    [SD_GGML_Q5_1] = {"Q5_1", SD_QK5_1, 24, 0},      /* d, m, qh[4], qs[16] */
+    [SD_GGML_Q4_0] = {"Q4_0", SD_QK4_0, 18, 1},      /* d, qs[16] */
+    [SD_GGML_Q4_1] = {"Q4_1", SD_QK4_1, 20, 1},      /* d, m, qs[16] */
+    [SD_GGML_Q5_0] = {"Q5_0", SD_QK5_0, 22, 1},      /* d, qh[4], qs[16] */
+    [SD_GGML_Q5_1] = {"Q5_1", SD_QK5_1, 24, 1},      /* d, m, qh[4], qs[16] */
     [SD_GGML_Q8_0] = {"Q8_0", SD_QK8_0, 34, 1},      /* d, qs[32] */
     [SD_GGML_Q8_1] = {"Q8_1", SD_QK8_1, 36, 0},      /* d, s, qs[32] */
-    [SD_GGML_Q2_K] = {"Q2_K", SD_QK_K, 84, 0},       /* scales[16], qs[64], d, dmin */
-    [SD_GGML_Q3_K] = {"Q3_K", SD_QK_K, 110, 0},      /* hmask[32], qs[64], scales[12], d */
-    [SD_GGML_Q4_K] = {"Q4_K", SD_QK_K, 144, 0},      /* d, dmin, scales[12], qs[128] */
-    [SD_GGML_Q5_K] = {"Q5_K", SD_QK_K, 176, 0},      /* d, dmin, scales[12], qh[32], qs[128] */
-    [SD_GGML_Q6_K] = {"Q6_K", SD_QK_K, 210, 0},      /* ql[128], qh[64], scales[16], d */
+    [SD_GGML_Q2_K] = {"Q2_K", SD_QK_K, 84, 1},       /* scales[16], qs[64], d, dmin */
+    [SD_GGML_Q3_K] = {"Q3_K", SD_QK_K, 110, 1},      /* hmask[32], qs[64], scales[12], d */
+    [SD_GGML_Q4_K] = {"Q4_K", SD_QK_K, 144, 1},      /* d, dmin, scales[12], qs[128] */
+    [SD_GGML_Q5_K] = {"Q5_K", SD_QK_K, 176, 1},      /* d, dmin, scales[12], qh[32], qs[128] */
+    [SD_GGML_Q6_K] = {"Q6_K", SD_QK_K, 210, 1},      /* ql[128], qh[64], scales[16], d */
     [SD_GGML_Q8_K] = {"Q8_K", SD_QK_K, 292, 0},      /* f32 d, qs[256], int16 bsums[16] */
     [SD_GGML_IQ2_XXS] = {"IQ2_XXS", SD_QK_K, 66, 0}, /* d, u16 qs[32] */
     [SD_GGML_IQ2_XS] = {"IQ2_XS", SD_QK_K, 74, 0},   /* d, u16 qs[32], scales[8] */
     [SD_GGML_IQ3_XXS] = {"IQ3_XXS", SD_QK_K, 98, 0}, /* d, qs[96] */
     [SD_GGML_IQ1_S] = {"IQ1_S", SD_QK_K, 50, 0},     /* d, qs[32], u16 qh[8] */
-    [SD_GGML_IQ4_NL] = {"IQ4_NL", SD_QK4_NL, 18, 0}, /* d, qs[16] */
+    [SD_GGML_IQ4_NL] = {"IQ4_NL", SD_QK4_NL, 18, 1}, /* d, qs[16] */
     [SD_GGML_IQ3_S] = {"IQ3_S", SD_QK_K, 110, 0},    /* d, qs[64], qh[8], signs[32], scales[4] */
     [SD_GGML_IQ2_S] = {"IQ2_S", SD_QK_K, 82, 0},     /* d, qs[64], qh[8], scales[8] */
-    [SD_GGML_IQ4_XS] = {"IQ4_XS", SD_QK_K, 136, 0},  /* d, u16 scales_h, scales_l[4], qs[128] */
+    [SD_GGML_IQ4_XS] = {"IQ4_XS", SD_QK_K, 136, 1},  /* d, u16 scales_h, scales_l[4], qs[128] */
     [SD_GGML_I8] = {"I8", 1, 1, 0},
     [SD_GGML_I16] = {"I16", 1, 2, 0},
     [SD_GGML_I32] = {"I32", 1, 4, 0},
@@ -59,6 +60,11 @@ const char *sd_ggml_type_name(uint32_t type) {
 uint32_t sd_ggml_block_size(uint32_t type) {
     const sd_ggml_type_info *t = sd_ggml_type_info_of(type);
     return t ? t->block : 0;
+}
+
+uint32_t sd_ggml_block_bytes(uint32_t type) {
+    const sd_ggml_type_info *t = sd_ggml_type_info_of(type);
+    return t ? t->bytes : 0;
 }
 
 int sd_ggml_is_supported(uint32_t type) {
@@ -183,10 +189,6 @@ uint16_t sd_f32_to_bf16(float f) {
 
 /* ---------------------------------------------------- row conversions */
 
-/* Q8_0 block: f16 scale d, then 32 int8 q; value = d * q. */
-#define Q8_0_BLOCK SD_QK8_0
-#define Q8_0_BYTES 34
-
 void sd_ggml_to_f32(uint32_t type, const void *src, float *dst, int64_t n) {
     /* src: n elements of type (n a multiple of the block size); dst: (n,) f32 */
     const uint8_t *s = (const uint8_t *)src;
@@ -208,17 +210,11 @@ void sd_ggml_to_f32(uint32_t type, const void *src, float *dst, int64_t n) {
             dst[i] = sd_bf16_to_f32(h);
         }
         return;
-    case SD_GGML_Q8_0:
-        for (int64_t b = 0; b < n / Q8_0_BLOCK; b++) {
-            const uint8_t *blk = s + b * Q8_0_BYTES;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            float d = sd_f16_to_f32(h);
-            for (int j = 0; j < Q8_0_BLOCK; j++)
-                dst[b * Q8_0_BLOCK + j] = d * (float)(int8_t)blk[2 + j];
-        }
-        return;
     default:
+        if (sd_ggml_is_supported(type)) { /* the block formats: quant.c defines their values */
+            sd_quant_dequant(type, s, dst, n);
+            return;
+        }
         /* Not computable: make any accidental use loud rather than plausible. */
         for (int64_t i = 0; i < n; i++) dst[i] = NAN;
         return;
@@ -244,27 +240,11 @@ void sd_ggml_from_f32(uint32_t type, const float *src, void *dst, int64_t n) {
             memcpy(d8 + 2 * i, &h, 2);
         }
         return;
-    case SD_GGML_Q8_0:
-        /* As ggml's reference quantizer: d = amax/127 stored as f16, the
-         * quants use the unrounded 1/d, round half away from zero. */
-        for (int64_t b = 0; b < n / Q8_0_BLOCK; b++) {
-            const float *x = src + b * Q8_0_BLOCK;
-            uint8_t *blk = d8 + b * Q8_0_BYTES;
-            float amax = 0.0f;
-            for (int j = 0; j < Q8_0_BLOCK; j++) amax = fmaxf(amax, fabsf(x[j]));
-            float d = amax / 127.0f;
-            float id = d != 0.0f ? 1.0f / d : 0.0f;
-            uint16_t h = sd_f32_to_f16(d);
-            memcpy(blk, &h, 2);
-            for (int j = 0; j < Q8_0_BLOCK; j++) {
-                float q = roundf(x[j] * id);
-                if (q > 127.0f) q = 127.0f;
-                if (q < -128.0f) q = -128.0f;
-                blk[2 + j] = (uint8_t)(int8_t)q;
-            }
-        }
-        return;
     default:
+        if (sd_ggml_is_supported(type)) { /* block formats: quant.c's quantisers */
+            sd_quant_quantize(type, src, d8, n);
+            return;
+        }
         memset(d8, 0, (size_t)sd_ggml_type_size(type, (uint64_t)n));
         return;
     }

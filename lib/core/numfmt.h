@@ -88,14 +88,19 @@ const sd_ggml_type_info *sd_ggml_type_info_of(uint32_t type);
 const char *sd_ggml_type_name(uint32_t type);
 /* Elements per block; 0 for an unknown type. */
 uint32_t sd_ggml_block_size(uint32_t type);
+/* Bytes per block; 0 for an unknown type. */
+uint32_t sd_ggml_block_bytes(uint32_t type);
 /* Bytes of n elements (n a multiple of the block size); 0 for an unknown
  * type, a bad element count or a size that does not fit in 64 bits. */
 uint64_t sd_ggml_type_size(uint32_t type, uint64_t n_elements);
 /* Bytes of one row of cols elements (ggml_row_size); 0 as above, or for
  * cols < 0. */
 size_t sd_ggml_row_size(uint32_t type, int64_t cols);
-/* 1 for the types smdiff converts and computes with (F32, F16, BF16, Q8_0):
- * files with other known types parse, but their tensors cannot be used. */
+/* 1 for the types smdiff converts and computes with: F32, F16, BF16 and
+ * the block formats of core/quant.h (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ..
+ * Q6_K, IQ4_NL, IQ4_XS). Files with other known types parse, but their
+ * tensors cannot be used; Q8_K is ggml's activation format, never a
+ * weight type. */
 int sd_ggml_is_supported(uint32_t type);
 
 /* ------------------------------------------------- scalar conversions */
@@ -114,10 +119,13 @@ uint16_t sd_f32_to_bf16(float f);
 /* n elements starting at element 0 of src (of type) to f32. n must be a
  * multiple of the block size. src may be unaligned. For a type that
  * sd_ggml_is_supported() refuses, dst is filled with NaN. This is the
- * plain-C conversion; nn/ops.h has the vectorised one for weight panels. */
+ * plain-C conversion (for the block formats core/quant.h's dequantisers,
+ * which define their values); nn/ops.h has the vectorised one for weight
+ * panels, equal bit for bit. */
 void sd_ggml_to_f32(uint32_t type, const void *src, float *dst, int64_t n);
 /* f32 to type (a supported one) for writers; an unsupported type gives
- * zeros. Q8_0 as ggml's reference quantiser. */
+ * zeros. The block formats use core/quant.h's quantisers (Q8_0 is ggml's
+ * reference rule, byte for byte). */
 void sd_ggml_from_f32(uint32_t type, const float *src, void *dst, int64_t n);
 
 #endif

@@ -150,6 +150,11 @@ int32_t sd_gguf_set_arr(sd_gguf_writer *w, const char *key, uint32_t elem_type, 
 int32_t sd_gguf_set_arr_strn(sd_gguf_writer *w, const char *key, const char *const *v, const uint64_t *lens,
                              uint64_t n);
 
+/* Copy metadata entry i of the reader g into w under the same key, with
+ * its type (scalars at their own width, strings, arrays of any element
+ * type). SMDIFF_E_FORMAT, SMDIFF_E_NOMEM or the setter's error. */
+int32_t sd_gguf_copy_kv(sd_gguf_writer *w, const sd_gguf *g, int64_t i, sd_error *err);
+
 /* Add a tensor; data (n_bytes = sd_ggml_type_size) is copied or, with
  * borrow = 1, referenced until the file is written. ne[0] is the row length.
  * SMDIFF_E_INVAL for a bad name/shape/type or a duplicate name. */

@@ -3,6 +3,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/quant.h"
 #include "core/arena.h"
 #include "io/gguf.h"
 #include "nn/blas.h"
@@ -141,7 +142,9 @@ static int32_t find_tensor(loader *ld, const char *name, sd_weight *w) {
         return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "tensor %s has %u dimensions, expected at most 2", name,
                        (unsigned)t->n_dims);
     if (!sd_ggml_is_supported(t->type))
-        return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "tensor %s has type %s (%u), not F32/F16/BF16/Q8_0",
+        return sd_fail(&ld->m->err, SMDIFF_E_FORMAT,
+                       "tensor %s has type %s (%u); smdiff computes with F32, F16, BF16, Q4_0, Q4_1, Q5_0, "
+                       "Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS",
                        name, sd_ggml_type_name(t->type), (unsigned)t->type);
     w->data = t->data;
     w->type = t->type;
@@ -149,6 +152,20 @@ static int32_t find_tensor(loader *ld, const char *name, sd_weight *w) {
     w->cols = (int64_t)t->ne[0];
     if (w->rows > 1 && sd_ggml_row_size(w->type, w->cols) * (uint64_t)w->rows > t->n_bytes)
         return sd_fail(&ld->m->err, SMDIFF_E_FORMAT, "tensor %s is shorter than its shape", name);
+    /* A non-finite block scale would turn whole rows of every product into
+     * NaN or inf: refuse the file rather than compute garbage. (Any finite
+     * scale gives finite weights: |w| <= 65504 * 63 * 31 for the K-quants.)
+     * This reads every block header once: the pages of the mapping a
+     * forward pass reads anyway. */
+    if (sd_quant_is_block(w->type)) {
+        int64_t n = (int64_t)(t->n_bytes / sd_ggml_block_bytes(w->type)) * (int64_t)sd_ggml_block_size(w->type);
+        int64_t bad = sd_quant_find_bad_block(w->type, t->data, n);
+        if (bad >= 0)
+            return sd_fail(&ld->m->err, SMDIFF_E_FORMAT,
+                           "tensor %s: block %lld (row %lld) of type %s has a non-finite scale", name,
+                           (long long)bad, (long long)(bad / (w->cols / (int64_t)sd_ggml_block_size(w->type))),
+                           sd_ggml_type_name(w->type));
+    }
     return SMDIFF_OK;
 }
 

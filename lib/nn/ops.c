@@ -6,6 +6,8 @@
 #include "core/cpu.h"
 #include "core/vecmath.h"
 #include "ops.h"
+#include "qgemm.h"
+#include "core/quant.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define SD_X86 1
@@ -71,8 +73,6 @@ SD_TARGET_AVX2 static inline float hmax_avx2(__m256 v) {
 
 static inline uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
-#define Q8_0_BYTES 34 /* f16 scale + SD_QK8_0 int8 (core/numfmt.c's table) */
-
 /* ---------------------------------------------------------- dequantise */
 
 /* One row of cols elements: src (of type) -> dst f32: the numeric base's
@@ -98,17 +98,6 @@ SD_TARGET_AVX2 static void dequant_row_avx2(uint32_t type, const unsigned char *
         }
         for (; j < cols; j++) dst[j] = sd_bf16_to_f32(rd16(src + 2 * j));
         break;
-    case SD_GGML_Q8_0:
-        for (int64_t b = 0; b < cols / SD_QK8_0; b++) {
-            const unsigned char *blk = src + b * Q8_0_BYTES;
-            __m256 d = _mm256_set1_ps(sd_f16_to_f32(rd16(blk)));
-            for (int k = 0; k < SD_QK8_0; k += 8) {
-                __m128i q8 = _mm_loadl_epi64((const __m128i *)(blk + 2 + k));
-                __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
-                _mm256_storeu_ps(dst + b * SD_QK8_0 + k, _mm256_mul_ps(d, f));
-            }
-        }
-        break;
     default: dequant_row_scalar(type, src, cols, dst); break;
     }
 }
@@ -128,6 +117,10 @@ static void dequant_range(void *vctx, int64_t b, int64_t e, int t) {
     for (int64_t i = b; i < e; i++) {
         const unsigned char *src = c->w + (size_t)(c->r0 + i) * c->row_bytes;
         float *dst = c->out + i * c->cols;
+        if (sd_quant_is_block(c->type)) { /* qgemm's dequantisers, vectorised per path */
+            sd_qdequant_row(c->type, src, c->cols, dst);
+            continue;
+        }
 #if SD_X86
         if (sd_ops_simd()) {
             dequant_row_avx2(c->type, src, c->cols, dst);
@@ -545,11 +538,16 @@ void sd_attention_ref(float *out, const float *q, const float *k, const float *v
 
 /* ------------------------------------------------------ weight matmul */
 
-/* Panels of at least 64 rows (GEMMs narrower than that lose BLAS
- * efficiency) and about 2 MiB (stays in L2/L3 between the dequantisation
- * that writes it and the GEMM that reads it). */
+/* Panels of at least 512 rows, or about 2 MiB when that is more (rows of
+ * 896: 576 rows). Each GEMM call packs the activations x[M, cols] again,
+ * which costs about as much as multiplying them by 8 weight rows: with
+ * 96-row panels (2 MiB of rows of 4864) that was 20% of the GEMM kernel's
+ * time on a 256-row canvas (perf), with 512 rows it is under 2%. The panel
+ * (up to 512 x the widest row: 10 MB for Qwen2.5-0.5B, 39 MB for Dream-7B)
+ * goes through L3 between the dequantisation that writes it and the GEMM
+ * that packs it. */
 #define PANEL_TARGET_FLOATS ((size_t)512 * 1024)
-#define PANEL_MIN_ROWS 64
+#define PANEL_MIN_ROWS 512
 
 size_t sd_panel_floats(int64_t max_cols) {
     size_t min = (size_t)max_cols * PANEL_MIN_ROWS;
@@ -562,6 +560,13 @@ void sd_matmul_w(float *out, int64_t ldc, float beta, const float *x, int64_t M,
     if (M <= 0 || rows <= 0) return;
     if (type == SD_GGML_F32) {
         sd_sgemm(0, 1, M, rows, cols, 1.0f, x, cols, w, cols, beta, out, ldc);
+        return;
+    }
+    /* Few rows of a block format: integer products on the stored blocks
+     * (memory-bound: the weights are read once, never expanded); the
+     * activations' 8-bit blocks go into the panel scratch. */
+    if (M <= sd_qgemm_few_max(type) && sd_qgemm_scratch_bytes(type, M, cols) <= panel_floats * sizeof(float)) {
+        sd_qgemm_few(out, ldc, beta, x, M, type, w, rows, cols, panel, pool);
         return;
     }
     int64_t p = (int64_t)(panel_floats / (size_t)cols);

@@ -4,7 +4,7 @@
  *
  * Shapes (row-major, floats unless noted):
  *   d = n_embd, H = n_head, Hkv = n_head_kv, hd = d / H, F = n_ff, V = n_vocab
- *   token_embd [V, d]      (may be F16/BF16/Q8_0 in the file: rows dequantised on use)
+ *   token_embd [V, d]      (any supported type, core/numfmt.h: rows dequantised on use)
  *   per layer:  attn_norm [d], wq [H*hd, d], wk [Hkv*hd, d], wv [Hkv*hd, d],
  *               bq/bk/bv (dream only), wo [d, H*hd], ffn_norm [d],
  *               w_gate [F, d], w_up [F, d], w_down [d, F]
@@ -129,7 +129,8 @@ void sd_embed_token(const sd_weights *w, int32_t id, float *out);
 
 /* Check that the hyperparameters are consistent and every tensor has the
  * shape and a type the forward pass needs (norms and biases F32; matrices
- * F32/F16/BF16/Q8_0). SMDIFF_E_FORMAT naming the first offending tensor. */
+ * F32, F16, BF16 or a block format of core/quant.h, any mixture). SMDIFF_E_FORMAT
+ * naming the first offending tensor. */
 int32_t sd_weights_validate(const sd_weights *w, sd_error *err);
 
 /* Parameter counts: all, and without token_embd and output (the

@@ -54,78 +54,6 @@ static int32_t fill_tensor(void *user, const char *name, void *dst, uint64_t n_b
     return SMDIFF_OK;
 }
 
-/* Copy metadata entry i of g into w under the same key. */
-static int32_t copy_kv(sd_gguf_writer *w, const sd_gguf *g, int64_t i, sd_error *err) {
-    sd_gguf_str ks = sd_gguf_key(g, i);
-    char key[256];
-    if (ks.len >= sizeof key) return sd_fail(err, SMDIFF_E_FORMAT, "checkpoint: metadata key too long");
-    memcpy(key, ks.ptr, ks.len);
-    key[ks.len] = 0;
-    uint32_t type = sd_gguf_kv_type(g, i);
-    int32_t rc = SMDIFF_OK;
-    if (type == SD_GGUF_STRING) {
-        sd_gguf_str s;
-        rc = sd_gguf_get_str(g, key, &s, err);
-        if (!rc) rc = sd_gguf_set_strn(w, key, s.ptr, s.len);
-    } else if (type == SD_GGUF_ARRAY) {
-        uint32_t et;
-        uint64_t n;
-        rc = sd_gguf_get_arr(g, key, &et, &n, err);
-        if (rc) return rc;
-        if (et == SD_GGUF_STRING) {
-            const char **v = sd_malloc((n ? n : 1) * sizeof *v);
-            uint64_t *lens = sd_malloc((n ? n : 1) * sizeof *lens);
-            if (!v || !lens) rc = sd_fail(err, SMDIFF_E_NOMEM, "checkpoint: out of memory copying %s", key);
-            for (uint64_t j = 0; !rc && j < n; j++) {
-                sd_gguf_str s;
-                rc = sd_gguf_arr_str(g, key, j, &s);
-                v[j] = s.ptr;
-                lens[j] = s.len;
-            }
-            if (!rc) rc = sd_gguf_set_arr_strn(w, key, v, lens, n);
-            sd_free(v);
-            sd_free(lens);
-        } else {
-            const void *data = sd_gguf_arr_data(g, key);
-            rc = data ? sd_gguf_set_arr(w, key, et, data, n)
-                      : sd_fail(err, SMDIFF_E_FORMAT, "checkpoint: cannot copy array %s", key);
-        }
-    } else {
-        /* fixed-size scalar: read at full width, write back at its own width */
-        union {
-            uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
-            float f32; uint64_t u64; int64_t i64; double f64;
-        } v;
-        memset(&v, 0, sizeof v);
-        int64_t iv = 0;
-        uint64_t uv = 0;
-        double dv = 0;
-        int bv = 0;
-        switch (type) {
-        case SD_GGUF_FLOAT32: rc = sd_gguf_get_f64(g, key, &dv, err); v.f32 = (float)dv; break;
-        case SD_GGUF_FLOAT64: rc = sd_gguf_get_f64(g, key, &dv, err); v.f64 = dv; break;
-        case SD_GGUF_BOOL: rc = sd_gguf_get_bool(g, key, &bv, err); v.u8 = (uint8_t)(bv != 0); break;
-        case SD_GGUF_UINT64: rc = sd_gguf_get_u64(g, key, &uv, err); v.u64 = uv; break;
-        case SD_GGUF_UINT8: case SD_GGUF_UINT16: case SD_GGUF_UINT32:
-            rc = sd_gguf_get_u64(g, key, &uv, err);
-            if (type == SD_GGUF_UINT8) v.u8 = (uint8_t)uv;
-            else if (type == SD_GGUF_UINT16) v.u16 = (uint16_t)uv;
-            else v.u32 = (uint32_t)uv;
-            break;
-        default:
-            rc = sd_gguf_get_i64(g, key, &iv, err);
-            if (type == SD_GGUF_INT8) v.i8 = (int8_t)iv;
-            else if (type == SD_GGUF_INT16) v.i16 = (int16_t)iv;
-            else if (type == SD_GGUF_INT32) v.i32 = (int32_t)iv;
-            else v.i64 = iv;
-            break;
-        }
-        if (!rc) rc = sd_gguf_set_scalar(w, key, type, &v);
-    }
-    if (rc && !err->code) sd_error_forward(err, sd_gguf_writer_error(w));
-    return rc;
-}
-
 int32_t sd_tmodel_save_gguf(const sd_tmodel *m, const char *path, const sd_ckpt_opts *opts,
                             sd_error *err) {
     sd_error local = {0};
@@ -174,7 +102,7 @@ int32_t sd_tmodel_save_gguf(const sd_tmodel *m, const char *path, const sd_ckpt_
     if (!rc && o.tokenizer_from) {
         for (int64_t i = 0; !rc && i < sd_gguf_n_kv(o.tokenizer_from); i++) {
             sd_gguf_str k = sd_gguf_key(o.tokenizer_from, i);
-            if (k.len > 10 && !memcmp(k.ptr, "tokenizer.", 10)) rc = copy_kv(w, o.tokenizer_from, i, err);
+            if (k.len > 10 && !memcmp(k.ptr, "tokenizer.", 10)) rc = sd_gguf_copy_kv(w, o.tokenizer_from, i, err);
         }
     }
     const struct { const char *key; int32_t id; } ids[] = {
