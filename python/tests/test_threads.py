@@ -14,6 +14,17 @@ import pytest
 import smdiff
 from conftest import tiny_path
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """A job a shell starts in the background inherits SIGINT ignored, and
+    Python then installs no handler of its own: these tests need the
+    handler an interactive Python has, so they set it (and restore)."""
+    old = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 KW = [dict(gen_len=16, steps=16, temperature=0.9, seed=1, softmask="entropy"),
       dict(gen_len=16, steps=8, temperature=0.0, strategy="low_confidence", block_len=8)]
 
