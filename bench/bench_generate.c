@@ -169,7 +169,7 @@ static void bm_embed(void *ctx, int32_t id, float *out) {
 static int32_t bm_forward(void *ctx, const float *embd, int64_t L, const int32_t *rows, int64_t n_rows,
                           float *logits, int (*abort_fn)(void *), void *abort_ud, sd_error *err) {
     bmodel *bm = ctx;
-    size_t need = sd_forward_scratch_bytes(&bm->m.w.hp, L, n_rows);
+    size_t need = sd_forward_scratch_bytes(&bm->m.w.hp, L, n_rows, bm->pool ? sd_pool_threads(bm->pool) : 1);
     if (need > bm->arena_bytes) {
         sd_arena_destroy(&bm->arena);
         if (sd_arena_init(&bm->arena, need, 0)) return sd_fail(err, SMDIFF_E_NOMEM, "arena");

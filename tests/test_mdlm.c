@@ -154,7 +154,7 @@ static void test_time_conditioning(void **state) {
     float embd[L * D], got[L * V];
     for (int i = 0; i < L; i++) sd_embed_token(&m->w, ids[i], embd + i * D);
     sd_arena arena;
-    assert_int_equal(sd_arena_init(&arena, sd_forward_scratch_bytes(&m->w.hp, L, L), 0), 0);
+    assert_int_equal(sd_arena_init(&arena, sd_forward_scratch_bytes(&m->w.hp, L, L, 1), 0), 0);
     sd_error err = {0};
     sd_forward_opts o = {0, NULL, NULL, NULL};
     assert_int_equal(sd_forward_sigma(&m->w, SIGMA_TC, embd, L, all_rows, L, got, NULL, &o, &arena, &err), 0);

@@ -349,7 +349,7 @@ static void test_rope(void **state) {
     (void)state;
     enum { B = 2, L = 5, nh = 3, hd = 8, n = B * L * nh * hd };
     float cs[L * hd / 2], sn[L * hd / 2];
-    sd_rope_table(cs, sn, L, hd, 10000.0f);
+    sd_rope_table(cs, sn, NULL, L, hd, 10000.0f);
     for (int mode = 0; mode < 2; mode++) {
         float x[n], y[n], c[n], dx[n];
         fill(x, n, -1, 1);

@@ -85,7 +85,7 @@ static int32_t model_forward(void *ctx, const float *embd, int64_t L, const int3
                              int64_t n_rows, float *logits, int (*abort_fn)(void *),
                              void *abort_ud, sd_error *err) {
     model_ctx *c = ctx;
-    size_t need = sd_forward_scratch_bytes(&c->m->w.hp, L, n_rows);
+    size_t need = sd_forward_scratch_bytes(&c->m->w.hp, L, n_rows, c->m->pool ? sd_pool_threads(c->m->pool) : 1);
     if (need > c->arena_bytes) {
         sd_arena_destroy(&c->arena);
         memset(&c->arena, 0, sizeof c->arena);
