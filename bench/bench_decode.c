@@ -1,7 +1,9 @@
 /* bench_decode.c -- tokens per second of whole generations (docs/PERFORMANCE.md,
- * "Decoding"): the Qwen2.5-0.5B-shaped dream model of qwen05b.h (F32 random
- * weights), a prompt of 20 tokens and 256 or 1,024 generated, blocks of 32,
- * for: uncached decoding with a fixed step count (one token a step), the
+ * "Decoding: caches and batches"): the Qwen2.5-0.5B-shaped dream model of
+ * qwen05b.h (F32 random weights), a prompt of 20 tokens and 256 or 1,024
+ * generated, blocks of 32, for: uncached decoding with a fixed step count
+ * (one token a step), the same in one block (its steps need logits for
+ * every masked row, not a block's: what blocks save without a cache), the
  * prefix cache, the dual cache, the dual cache with threshold decoding, and
  * batches of 1, 4 and 8 sequences (dual cache, threshold).
  *
@@ -84,12 +86,12 @@ static int32_t on_step(size_t step, size_t n_steps, const int32_t *canvas, const
     return ++c->n >= c->stop;
 }
 
-static smdiff_sampler *sampler(int G, int cache, const char *strategy, int threads) {
+static smdiff_sampler *sampler(int G, int block, int cache, const char *strategy, int threads) {
     smdiff_sampler *s;
     smdiff_softmask *sm;
     if (smdiff_sampler_create(&s) || smdiff_softmask_create(&sm)) exit(1);
     smdiff_sampler_set_int(s, SMDIFF_SAMPLER_GEN_LENGTH, G);
-    smdiff_sampler_set_int(s, SMDIFF_SAMPLER_BLOCK_LENGTH, BLOCK);
+    smdiff_sampler_set_int(s, SMDIFF_SAMPLER_BLOCK_LENGTH, block);
     smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, G);
     smdiff_sampler_set_int(s, SMDIFF_SAMPLER_THREADS, threads);
     smdiff_sampler_set_int(s, SMDIFF_SAMPLER_CACHE, cache);
@@ -103,8 +105,8 @@ static smdiff_sampler *sampler(int G, int cache, const char *strategy, int threa
 
 /* Seconds (CPU, wall) of step 0 (a refresh) and of step 1 (cached, or
  * another full step) of one sequence. */
-static void single(sd_gen_model *gm, int G, int cache, int threads, double cpu[2], double wall[2]) {
-    smdiff_sampler *s = sampler(G, cache, "low_confidence", threads);
+static void single(sd_gen_model *gm, int G, int block, int cache, int threads, double cpu[2], double wall[2]) {
+    smdiff_sampler *s = sampler(G, block, cache, "low_confidence", threads);
     clock_log c = {{0}, {0}, 0, 2};
     smdiff_sampler_set_step_callback(s, on_step, &c);
     int32_t prompt[PROMPT], *out = malloc(sizeof(int32_t) * (size_t)G);
@@ -128,7 +130,7 @@ static void batched(sd_gen_model *gm, int G, int B, int threads, double cpu[2], 
     smdiff_sampler *s[8];
     int32_t prompt[PROMPT];
     for (int b = 0; b < B; b++) {
-        s[b] = sampler(G, SMDIFF_CACHE_DUAL, "threshold", threads);
+        s[b] = sampler(G, BLOCK, SMDIFF_CACHE_DUAL, "threshold", threads);
         for (int i = 0; i < PROMPT; i++) prompt[i] = 1000 + 37 * i + b;
         int has;
         if (sd_gen_batch_open(s[b], gm, prompt, 0, PROMPT, (size_t)G, &has) || !has) exit(1);
@@ -198,13 +200,16 @@ int main(void) {
     const int gens[2] = {256, 1024};
     for (int gi = 0; gi < (quick ? 1 : 2); gi++) {
         int G = gens[gi];
-        double cu[2], wu[2], cp[2], wp[2], cd[2], wd[2], base;
-        single(&gm, G, SMDIFF_CACHE_OFF, threads, cu, wu);
-        single(&gm, G, SMDIFF_CACHE_PREFIX, threads, cp, wp);
-        single(&gm, G, SMDIFF_CACHE_DUAL, threads, cd, wd);
+        double c1[2], w1[2], cu[2], wu[2], cp[2], wp[2], cd[2], wd[2], base;
+        single(&gm, G, 0, SMDIFF_CACHE_OFF, threads, c1, w1); /* one block: logits for all G rows */
+        single(&gm, G, BLOCK, SMDIFF_CACHE_OFF, threads, cu, wu);
+        single(&gm, G, BLOCK, SMDIFF_CACHE_PREFIX, threads, cp, wp);
+        single(&gm, G, BLOCK, SMDIFF_CACHE_DUAL, threads, cd, wd);
         double full = (cu[0] + cu[1] + cp[0] + cd[0]) / 4; /* every full step, one figure */
         double wfull = (wu[0] + wu[1] + wp[0] + wd[0]) / 4;
         row(G, "uncached, fixed steps", full, full, BLOCK, 1, 0, wfull, wfull, &base);
+        double f1 = (c1[0] + c1[1]) / 2, wf1 = (w1[0] + w1[1]) / 2;
+        row(G, "uncached, one block", f1, f1, BLOCK, 1, base, wf1, wf1, NULL);
         row(G, "prefix cache", full, (cp[1] + cd[1]) / 2, BLOCK, 1, base, wfull, (wp[1] + wd[1]) / 2, NULL);
         row(G, "dual cache", full, cd[1], BLOCK, 1, base, wfull, wd[1], NULL);
         const int Bs[3] = {1, 4, 8};
