@@ -31,7 +31,7 @@
  * such a model. tokens/s = tokens / (blocks x block time); every ratio is
  * against the uncached figure of the same run.
  *
- * Times are CPU seconds of the process (getrusage), one thread by default
+ * Times are CPU seconds of the process (clock.h), one thread by default
  * (BENCH_THREADS=n for more): on a shared machine the CPU time of one
  * thread holds when wall time does not. Wall seconds are printed beside.
  *
@@ -41,8 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 #include "core/alloc.h"
 #include "core/pool.h"
@@ -52,25 +50,13 @@
 #include "nn/transformer.h"
 #include "smdiff/smdiff.h"
 
+#include "clock.h"
 #include "qwen05b.h"
 
 #define PROMPT 20
 #define BLOCK 32
 /* threshold 0.9 on the bundled model, blocks of 32 (docs/DECODING.md) */
 #define S_THRESHOLD_BUNDLED 30.7
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double cpu_s(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
-           1e-6 * (double)u.ru_stime.tv_usec;
-}
 
 /* The CPU and wall time at the end of each step, up to `stop` steps. */
 typedef struct clock_log {
@@ -82,7 +68,7 @@ static int32_t on_step(size_t step, size_t n_steps, const int32_t *canvas, const
                        const float *lambda, size_t n, void *ud) {
     (void)step, (void)n_steps, (void)canvas, (void)committed, (void)lambda, (void)n;
     clock_log *c = ud;
-    c->cpu[c->n] = cpu_s(), c->wall[c->n] = now();
+    c->cpu[c->n] = cpu_now(), c->wall[c->n] = now();
     return ++c->n >= c->stop;
 }
 
@@ -112,7 +98,7 @@ static void single(sd_gen_model *gm, int G, int block, int cache, int threads, d
     int32_t prompt[PROMPT], *out = malloc(sizeof(int32_t) * (size_t)G);
     for (int i = 0; i < PROMPT; i++) prompt[i] = 1000 + 37 * i;
     size_t n;
-    double c0 = cpu_s(), w0 = now();
+    double c0 = cpu_now(), w0 = now();
     int32_t rc = sd_generate(s, gm, prompt, PROMPT, out, (size_t)G, &n);
     if (rc != SMDIFF_E_ABORTED || c.n != 2) {
         fprintf(stderr, "generation failed: %s\n", smdiff_sampler_last_error(s));
@@ -141,12 +127,12 @@ static void batched(sd_gen_model *gm, int G, int B, int threads, double cpu[2], 
     int32_t status[8];
     sd_error err = {0};
     for (int k = 0; k < 2; k++) {
-        double c0 = cpu_s(), w0 = now();
+        double c0 = cpu_now(), w0 = now();
         if (sd_gen_batch_step(s, (size_t)B, gm, fwd, &logits, &cap, status, &err)) {
             fprintf(stderr, "batch step failed: %s\n", err.msg);
             exit(1);
         }
-        cpu[k] = cpu_s() - c0, wall[k] = now() - w0;
+        cpu[k] = cpu_now() - c0, wall[k] = now() - w0;
     }
     sd_free(logits);
     for (int b = 0; b < B; b++) {
