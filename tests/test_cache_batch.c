@@ -31,6 +31,7 @@
 
 #include "core/alloc.h"
 #include "diffusion/generate.h"
+#include "diffusion/sampler.h"
 #include "smdiff/smdiff.h"
 #include "smdiff/smdiff_decoder.h"
 #include "testutil.h"
@@ -53,6 +54,7 @@ typedef struct rec {
     int32_t rows[MAX_CALLS][64];
     float *log;
     size_t log_n, log_cap;
+    size_t log_off[MAX_CALLS]; /* where each call's logits start in log */
 } rec;
 
 static void rec_embed(void *ctx, int32_t id, float *out) {
@@ -84,6 +86,7 @@ static int32_t rec_forward(void *ctx, const sd_gen_fwd *f, size_t n, float *logi
         r->log = realloc(r->log, sizeof(float) * r->log_cap);
         assert_non_null(r->log);
     }
+    r->log_off[c] = r->log_n;
     memcpy(r->log + r->log_n, logits, sizeof(float) * add);
     r->log_n += add;
     return SMDIFF_OK;
@@ -315,6 +318,96 @@ static void test_cache_needs_a_caching_model(void **state) {
     smdiff_sampler_free(s);
 }
 
+/* ------------------------------- the forward-skip cache beside block caches */
+
+/* Logits of call j of r against those of call i of q (rows of r's call):
+ * the largest absolute difference, or INFINITY when the row sets differ. */
+static float call_diff(const rec *r, int j, const rec *q, int i) {
+    if (r->n_rows[j] > q->n_rows[i]) return INFINITY;
+    for (int64_t k = 0; k < r->n_rows[j] && k < 64; k++)
+        if (r->rows[j][k] != q->rows[i][k]) return INFINITY;
+    float d = 0;
+    size_t n = (size_t)r->n_rows[j] * (size_t)r->gm.n_vocab;
+    for (size_t k = 0; k < n; k++) {
+        float e = fabsf(r->log[r->log_off[j] + k] - q->log[q->log_off[i] + k]);
+        d = e > d ? e : d;
+    }
+    return d;
+}
+
+/* The passes of a skipping run are those of the run that makes every pass
+ * with some left out, and each one left out would have given (to float
+ * rounding: a cached pass is not bit for bit a full one) the logits of
+ * the last pass made -- the logits the skipping run reused. */
+static void check_skips(const rec *skip, const rec *every, const char *what) {
+    int i = 0, last = -1; /* the last pass both runs made */
+    for (int j = 0; j < every->calls; j++) {
+        if (i < skip->calls && skip->n_pos[i] == every->n_pos[j] && call_diff(skip, i, every, j) == 0) {
+            i++, last = j;
+            continue;
+        }
+        float d = last < 0 ? INFINITY : call_diff(every, j, every, last);
+        if (d > 1e-4f)
+            fail_msg("%s: pass %d was skipped but its logits differ from those of pass %d (by %g)", what, j, last,
+                     (double)d);
+    }
+    if (i != skip->calls) fail_msg("%s: the skipping run made passes the other did not", what);
+}
+
+/* The loop skips a forward pass whose inputs did not change (mdlm's step
+ * cache, for every strategy). With a prefix or dual cache, refreshed at
+ * block starts or every 2 steps, a run that skips equals, token for token,
+ * the same run computing every pass, and each pass it skips repeats the
+ * pass before: skipping must not leave a refresh undone or reuse stale
+ * logits. */
+static void test_skip_with_block_caches(void **state) {
+    (void)state;
+    const config cfgs[] = {
+        {"origin", 16, 8, 16, SMDIFF_SM_OFF, 0, 1.0}, /* many steps commit nothing */
+        {"ddpm_cache", 16, 16, 16, SMDIFF_SM_OFF, 0, 1.0},
+        {"origin", 16, 8, 16, SMDIFF_SM_ENTROPY, 1, 1.0}, /* SM across blocks: more rows at a refresh */
+        {"remdm_loop", 16, 8, 16, SMDIFF_SM_CONSTANT, 0, 1.0},
+    };
+    const char *archs[] = {"llada", "dream"};
+    int skipped_any = 0;
+    for (int a = 0; a < 2; a++) {
+        smdiff_model *m = test_load_tiny(archs[a], 1);
+        rec r[2];
+        rec_init(&r[0], m);
+        rec_init(&r[1], m);
+        for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
+            for (int cache = SMDIFF_CACHE_PREFIX; cache <= SMDIFF_CACHE_DUAL; cache++)
+                for (int refresh = 0; refresh <= 2; refresh += 2) {
+                    int32_t out[2][16];
+                    int calls[2], skipped[2];
+                    for (int every = 0; every < 2; every++) {
+                        smdiff_sampler *s = sampler_for(&cfgs[i], cache, refresh, 11);
+                        s->no_forward_cache = every;
+                        size_t n = 0;
+                        rec_reset(&r[every]);
+                        if (sd_generate(s, &r[every].gm, PROMPT, 3, out[every], 16, &n))
+                            fail_msg("%s: %s", cfgs[i].strategy, smdiff_sampler_last_error(s));
+                        calls[every] = r[every].calls, skipped[every] = s->forwards_skipped;
+                        smdiff_sampler_free(s);
+                    }
+                    if (memcmp(out[0], out[1], sizeof out[0]))
+                        fail_msg("%s %s cache %d refresh %d: skipping passes changed the tokens", archs[a],
+                                 cfgs[i].strategy, cache, refresh);
+                    assert_int_equal(skipped[1], 0);
+                    assert_int_equal(calls[0] + skipped[0], calls[1]);
+                    char what[96];
+                    snprintf(what, sizeof what, "%s %s cache %d refresh %d", archs[a], cfgs[i].strategy, cache,
+                             refresh);
+                    check_skips(&r[0], &r[1], what);
+                    skipped_any += skipped[0] > 0;
+                }
+        rec_free(&r[0]);
+        rec_free(&r[1]);
+        smdiff_model_free(m);
+    }
+    assert_true(skipped_any > 0); /* the configurations do exercise the skip */
+}
+
 /* ---------------------------------------------------------- batches */
 
 typedef struct job {
@@ -530,7 +623,7 @@ int main(void) {
         cmocka_unit_test(test_refresh_every_step_is_exact), cmocka_unit_test(test_cached_rows),
         cmocka_unit_test(test_cached_runs_complete),        cmocka_unit_test(test_cache_needs_a_caching_model),
         cmocka_unit_test(test_batch_equals_alone),          cmocka_unit_test(test_batch_one_pass_per_step),
-        cmocka_unit_test(test_batch_api),
+        cmocka_unit_test(test_batch_api),            cmocka_unit_test(test_skip_with_block_caches),
     };
     return cmocka_run_group_tests_name("cache_batch", tests, NULL, NULL);
 }

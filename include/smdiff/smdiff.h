@@ -1267,7 +1267,9 @@ SMDIFF_API int32_t smdiff_write_file(const char *path, const void *data, size_t 
  * Sampler options of the sampler family (smdiff_sampler_set_int /
  * _set_double), declared here while they are experimental. */
 #define SMDIFF_SAMPLER_CACHE        317  /* int 0..2, default SMDIFF_CACHE_OFF: Fast-dLLM's
-                                            block caches of keys and values */
+                                            block caches of keys and values (dream, llada;
+                                            generation on an mdlm model with a cache fails
+                                            with SMDIFF_E_UNSUPPORTED) */
 #define SMDIFF_SAMPLER_CACHE_REFRESH 318 /* int 0..1048576, default 0: with a cache, recompute
                                             every row (and the whole cache) at a block's first
                                             step and, when N > 0, every N-th step of a block;
