@@ -27,8 +27,8 @@
  *    object unchanged. Keys come in families with disjoint ranges, each
  *    family owning [base, base + 100): SMDIFF_MODEL_* 100, SMDIFF_SM_* 200,
  *    SMDIFF_SAMPLER_* 300, SMDIFF_TRAIN_* 400, SMDIFF_PROP_* 500,
- *    SMDIFF_SERVER_* 600, SMDIFF_BATCH_* 800 (experimental; 700 is
- *    reserved for a family to come); keys 0..99 are no family's.
+ *    SMDIFF_SERVER_* 600, SMDIFF_QUANT_* 700, SMDIFF_BATCH_* 800
+ *    (experimental); keys 0..99 are no family's.
  *    Every setter, getter, info and property call refuses a key of another
  *    family with SMDIFF_E_INVAL, the message naming both families. Each
  *    family has *_OPT_FIRST_ and *_OPT_LAST_.
