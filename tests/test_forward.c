@@ -96,7 +96,7 @@ static void test_dequant_rows(void **state) {
     uint16_t h[ROWS * COLS];
     unsigned char q[ROWS * (COLS / 32) * 34];
     for (int i = 0; i < ROWS * COLS; i++) h[i] = f32_to_f16_bits(frand() * 3.0f);
-    for (size_t i = 0; i < sizeof q; i++) q[i] = (unsigned char)(frand() * 127.0f);
+    for (size_t i = 0; i < sizeof q; i++) q[i] = (unsigned char)(int)(frand() * 127.0f); /* int first: frand() may be negative */
     for (int r = 0; r < ROWS; r++) { /* sane f16 scales in each Q8_0 block */
         for (int b = 0; b < COLS / 32; b++) {
             uint16_t s = f32_to_f16_bits(0.01f + 0.001f * (float)b);
@@ -269,7 +269,7 @@ static void test_matmul_w(void **state) {
     uint16_t wh[ROWS * COLS];
     for (int i = 0; i < ROWS * COLS; i++) wh[i] = f32_to_f16_bits(wf[i]);
     unsigned char wq[ROWS * (COLS / 32) * 34];
-    for (size_t i = 0; i < sizeof wq; i++) wq[i] = (unsigned char)(frand() * 127.0f);
+    for (size_t i = 0; i < sizeof wq; i++) wq[i] = (unsigned char)(int)(frand() * 127.0f); /* int first: frand() may be negative */
     for (int blk = 0; blk < ROWS * COLS / 32; blk++) { wq[blk * 34] = 0x66; wq[blk * 34 + 1] = 0x20; }
     float panel[16 * COLS];
     struct { uint32_t t; const void *w; } cases[] = {{SD_GGML_F32, wf}, {SD_GGML_F16, wh}, {SD_GGML_BF16, wh}, {SD_GGML_Q8_0, wq}};
