@@ -42,7 +42,7 @@ static double time_forward(const sd_weights *w, sd_pool *pool, int64_t L, int64_
                            float *embd, float *logits, int32_t *rows, double *cpu_s) {
     for (int64_t i = 0; i < n_rows; i++) rows[i] = (int32_t)(n_rows == 1 ? L / 2 : i * (L / n_rows));
     sd_arena a;
-    if (sd_arena_init(&a, sd_forward_scratch_bytes(&w->hp, L, n_rows), 0)) return -1;
+    if (sd_arena_init(&a, sd_forward_scratch_bytes(&w->hp, L, n_rows, pool ? sd_pool_threads(pool) : 1), 0)) return -1;
     sd_forward_opts o = {0, pool, NULL, NULL};
     sd_error err = {0};
     double best = 1e30;

@@ -156,29 +156,28 @@ static void part1(void) {
 typedef struct bmodel {
     bench_model m;
     sd_pool *pool;
-    sd_arena arena;
-    size_t arena_bytes;
+    sd_gen_model_ctx ctx;
+    sd_gen_model inner;   /* the loop's view of the weights */
     double cpu_forward;
 } bmodel;
 
+/* The inner view's callbacks on its own context; the forward timed in
+ * process CPU time. */
 static void bm_embed(void *ctx, int32_t id, float *out) {
     bmodel *bm = ctx;
-    sd_embed_token(&bm->m.w, id, out);
+    bm->inner.embed(bm->inner.ctx, id, out);
 }
 
-static int32_t bm_forward(void *ctx, const float *embd, int64_t L, const int32_t *rows, int64_t n_rows,
-                          float *logits, int (*abort_fn)(void *), void *abort_ud, sd_error *err) {
+static size_t bm_cache_floats(void *ctx, int64_t L) {
     bmodel *bm = ctx;
-    size_t need = sd_forward_scratch_bytes(&bm->m.w.hp, L, n_rows);
-    if (need > bm->arena_bytes) {
-        sd_arena_destroy(&bm->arena);
-        if (sd_arena_init(&bm->arena, need, 0)) return sd_fail(err, SMDIFF_E_NOMEM, "arena");
-        bm->arena_bytes = need;
-    }
-    sd_arena_reset(&bm->arena);
-    sd_forward_opts o = {0, bm->pool, abort_fn, abort_ud};
+    return bm->inner.cache_floats(bm->inner.ctx, L);
+}
+
+static int32_t bm_forward(void *ctx, const sd_gen_fwd *f, size_t n, float *logits, int (*abort_fn)(void *),
+                          void *abort_ud, sd_error *err) {
+    bmodel *bm = ctx;
     double c0 = cpu_now();
-    int32_t rc = sd_forward(&bm->m.w, embd, L, rows, n_rows, logits, NULL, &o, &bm->arena, err);
+    int32_t rc = bm->inner.forward(bm->inner.ctx, f, n, logits, abort_fn, abort_ud, err);
     bm->cpu_forward += cpu_now() - c0;
     return rc;
 }
@@ -193,8 +192,12 @@ static void part2(int quick) {
     printf("\npart 2: generation, Qwen2.5-0.5B-shaped dream, F16 random weights (built in %.1f s), "
            "prompt 20 + 256, 2 threads\n",
            now() - t0);
-    sd_gen_model gm = {bm.m.w.hp.n_vocab, bm.m.w.hp.n_embd, bm.m.w.hp.n_ctx, bm.m.w.hp.mask_id, -1, 1,
-                       bm_embed, bm_forward, &bm};
+    sd_gen_model_of_weights(&bm.m.w, bm.pool, -1, &bm.ctx, &bm.inner);
+    sd_gen_model gm = bm.inner;
+    gm.embed = bm_embed;
+    gm.forward = bm_forward;
+    gm.cache_floats = bm_cache_floats;
+    gm.ctx = &bm;
     int32_t prompt[20], out[256];
     size_t n_out;
     for (int i = 0; i < 20; i++) prompt[i] = 1000 + 37 * i;
@@ -247,7 +250,7 @@ static void part2(int quick) {
                100 * (cpu_all - bm.cpu_forward) / cpu_all);
         smdiff_sampler_free(s);
     }
-    sd_arena_destroy(&bm.arena);
+    sd_gen_model_ctx_free(&bm.ctx);
     sd_pool_free(bm.pool);
     bench_model_release(&bm.m);
 }

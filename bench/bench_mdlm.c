@@ -83,7 +83,7 @@ int main(void) {
         sd_embed_token(&w, (int32_t)sd_rng_below(&rng, 50000), embd + i * hp.n_embd);
     }
     sd_arena arena;
-    if (sd_arena_init(&arena, sd_forward_scratch_bytes(&hp, L, L), 0)) return 1;
+    if (sd_arena_init(&arena, sd_forward_scratch_bytes(&hp, L, L, pool ? sd_pool_threads(pool) : 1), 0)) return 1;
     sd_forward_opts fo = {0, pool, NULL, NULL};
     double best = 1e30;
     for (int r = 0; r <= reps; r++) { /* r = 0 warms up */

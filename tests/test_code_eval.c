@@ -7,6 +7,7 @@
  *    the same canvas and sampler options; --softmask off is recorded; bad
  *    command lines exit 2, bad task files 1 with the line named;
  *  - `smdiff eval samples --dump --prompt-id`: one JSON line per sample;
+ *    the same samples whatever --batch, with and without a cache;
  *    an id outside the vocabulary is refused;
  *  - the Python scripts (make_infill_tasks, score_infill, score_samples,
  *    gate_through_training) through tests/test_code_scripts.py. */
@@ -263,6 +264,29 @@ static void test_samples_dump(void **state) {
     assert_int_equal(n, 3);
     snprintf(cmd, sizeof cmd, "%s eval samples -m " BUNDLED " --ref " BUNDLED " --tokens %s --len 8 --n 2 "
              "--prompt-id 50258 2>/dev/null", smdiff, tok);
+    assert_int_equal(test_run(cmd, buf, sizeof buf), 2);
+    /* samples decoded in batches (one forward pass per step for a group)
+     * are those decoded one at a time; with caches and blocks too */
+    const char *cfg[] = {"--temp 1", "--temp 0.8 --block-len 4 --strategy threshold --cache dual"};
+    for (int c = 0; c < 2; c++) {
+        char *dumps[2];
+        for (int batch = 1, k = 0; batch <= 3; batch += 2, k++) {
+            snprintf(cmd, sizeof cmd, "%s eval samples -m " BUNDLED " --ref " BUNDLED " --tokens %s --len 8 --n 5 "
+                     "--seeds 2 --budgets 8 --threads 1 --label d --batch %d %s --dump %s 2>/dev/null",
+                     smdiff, tok, batch, cfg[c], dump);
+            assert_int_equal(test_run(cmd, buf, sizeof buf), 0);
+            assert_non_null(strstr(buf, c ? "cache dual (refresh 0)" : "cache off"));
+            dumps[k] = test_read_file(dump, NULL);
+            assert_non_null(dumps[k]);
+        }
+        assert_string_equal(dumps[0], dumps[1]);
+        free(dumps[0]), free(dumps[1]);
+    }
+    snprintf(cmd, sizeof cmd, "%s eval samples -m " BUNDLED " --ref " BUNDLED " --tokens %s --len 8 --n 2 "
+             "--batch 0 2>/dev/null", smdiff, tok);
+    assert_int_equal(test_run(cmd, buf, sizeof buf), 2);
+    snprintf(cmd, sizeof cmd, "%s eval samples -m " BUNDLED " --ref " BUNDLED " --tokens %s --len 8 --n 2 "
+             "--cache all 2>/dev/null", smdiff, tok);
     assert_int_equal(test_run(cmd, buf, sizeof buf), 2);
 }
 

@@ -96,7 +96,7 @@ static void test_dequant_rows(void **state) {
     uint16_t h[ROWS * COLS];
     unsigned char q[ROWS * (COLS / 32) * 34];
     for (int i = 0; i < ROWS * COLS; i++) h[i] = f32_to_f16_bits(frand() * 3.0f);
-    for (size_t i = 0; i < sizeof q; i++) q[i] = (unsigned char)(frand() * 127.0f);
+    for (size_t i = 0; i < sizeof q; i++) q[i] = (unsigned char)(int)(frand() * 127.0f); /* int first: frand() may be negative */
     for (int r = 0; r < ROWS; r++) { /* sane f16 scales in each Q8_0 block */
         for (int b = 0; b < COLS / 32; b++) {
             uint16_t s = f32_to_f16_bits(0.01f + 0.001f * (float)b);
@@ -155,7 +155,7 @@ static void test_rope(void **state) {
     enum { L = 7, NH = 3, HD = 6, LD = NH * HD + 4 };
     float x[L * LD], a[L * LD], b[L * LD], ct[L * HD / 2], st[L * HD / 2];
     fill(x, L * LD, 1.0f);
-    sd_rope_table(ct, st, L, HD, 10000.0f);
+    sd_rope_table(ct, st, NULL, L, HD, 10000.0f);
     for (int neox = 0; neox < 2; neox++) {
         memcpy(a, x, sizeof x);
         memcpy(b, x, sizeof x);
@@ -188,27 +188,6 @@ static void test_rope(void **state) {
                     assert_float_equal(perm[p * LD + h * HD + 2 * i + c], a[p * LD + h * HD + c * HD / 2 + i], 1e-6);
 }
 
-static void test_softmax(void **state) {
-    (void)state;
-    enum { N = 6, COLS = 37, LD = 41 };
-    float x[N * LD], a[N * LD], b[N * LD];
-    fill(x, N * LD, 30.0f); /* wide range: exp over/underflow handling */
-    for (int causal = 0; causal < 2; causal++) {
-        FOR_BOTH_PATHS({
-            memcpy(a, x, sizeof x);
-            memcpy(b, x, sizeof x);
-            sd_softmax_rows(a, N, COLS, LD, causal, 2, NULL);
-            sd_softmax_rows_ref(b, N, COLS, LD, causal, 2);
-            for (int i = 0; i < N; i++) {
-                double e = rel_err(a + i * LD, b + i * LD, COLS, 1e-30);
-                if (e > 2e-6) fail_msg("softmax row %d causal %d err %g", i, causal, e);
-                if (causal)
-                    for (int j = 2 + i + 1; j < COLS; j++) assert_true(a[i * LD + j] == 0.0f);
-            }
-        });
-    }
-}
-
 static void test_swiglu(void **state) {
     (void)state;
     enum { N = 1037 };
@@ -227,24 +206,58 @@ static void test_swiglu(void **state) {
     });
 }
 
+/* sd_attention with its own scratch (pool: its threads) */
+static void attention(float *out, const float *q, int64_t n, const int32_t *pos, const float *k, const float *v,
+                      int64_t L, int64_t H, int64_t Hkv, int64_t hd, int causal, sd_pool *pool) {
+    float *s = aligned_alloc(64, sizeof(float) * sd_attention_scratch_floats(hd, pool ? sd_pool_threads(pool) : 1));
+    assert_non_null(s);
+    sd_attention(out, q, n, pos, k, v, L, H, Hkv, hd, causal, s, pool);
+    free(s);
+}
+
 static void test_attention(void **state) {
     (void)state;
-    enum { L = 13, H = 6, HKV = 2, HD = 10 };
-    float q[L * H * HD], k[L * HKV * HD], v[L * HKV * HD], a[L * H * HD], b[L * H * HD], s[L * L];
-    fill(q, L * H * HD, 1.5f);
-    fill(k, L * HKV * HD, 1.5f);
-    fill(v, L * HKV * HD, 1.0f);
-    for (int causal = 0; causal < 2; causal++) {
-        FOR_BOTH_PATHS({
-            sd_attention(a, q, k, v, L, H, HKV, HD, causal, s, NULL);
-            sd_attention_ref(b, q, k, v, L, H, HKV, HD, causal);
-            ASSERT_CLOSE(a, b, L * H * HD, 1e-5);
-        });
+    /* odd small shape (one tile, generic head size) and a shape with several
+     * query and key tiles, the last ones partial, at the SIMD head size 64 */
+    struct { int L, H, HKV, HD; float qs; } shapes[] = {{13, 6, 2, 10, 1.5f}, {150, 4, 2, 64, 0.6f}};
+    for (int sh = 0; sh < 2; sh++) {
+        const int L = shapes[sh].L, H = shapes[sh].H, HKV = shapes[sh].HKV, HD = shapes[sh].HD;
+        float *q = malloc(sizeof(float) * L * H * HD), *k = malloc(sizeof(float) * L * HKV * HD);
+        float *v = malloc(sizeof(float) * L * HKV * HD), *a = malloc(sizeof(float) * L * H * HD);
+        float *b = malloc(sizeof(float) * L * H * HD), *c = malloc(sizeof(float) * L * H * HD);
+        fill(q, L * H * HD, shapes[sh].qs); /* scores spread widely: the running maximum moves */
+        fill(k, L * HKV * HD, 1.5f);
+        fill(v, L * HKV * HD, 1.0f);
+        for (int causal = 0; causal < 2; causal++) {
+            FOR_BOTH_PATHS({
+                attention(a, q, L, NULL, k, v, L, H, HKV, HD, causal, NULL);
+                sd_attention_ref(b, q, L, NULL, k, v, L, H, HKV, HD, causal);
+                ASSERT_CLOSE(a, b, L * H * HD, 1e-5);
+                /* a subset of rows, in any order: exactly those rows of the whole */
+                int32_t pos[40];
+                int n = 0;
+                for (int p = L - 1; p >= 0 && n < 40; p -= 3) pos[n++] = p;
+                float *qs = malloc(sizeof(float) * n * H * HD);
+                for (int i = 0; i < n; i++) memcpy(qs + i * H * HD, q + pos[i] * H * HD, sizeof(float) * H * HD);
+                attention(c, qs, n, pos, k, v, L, H, HKV, HD, causal, NULL);
+                for (int i = 0; i < n; i++)
+                    assert_memory_equal(c + i * H * HD, a + pos[i] * H * HD, sizeof(float) * H * HD);
+                /* in place (out == q), on a pool of 2 threads: the same bits */
+                sd_error err = {0};
+                sd_pool *pool;
+                assert_int_equal(sd_pool_create(2, &pool, &err), 0);
+                attention(qs, qs, n, pos, k, v, L, H, HKV, HD, causal, pool);
+                assert_memory_equal(qs, c, sizeof(float) * n * H * HD);
+                sd_pool_free(pool);
+                free(qs);
+            });
+        }
+        /* causal row 0 attends only to position 0: output = v_g[0] */
+        attention(a, q, L, NULL, k, v, L, H, HKV, HD, 1, NULL);
+        for (int h = 0; h < H; h++)
+            for (int cc = 0; cc < HD; cc++) assert_float_equal(a[h * HD + cc], v[(h / (H / HKV)) * HD + cc], 1e-6);
+        free(q), free(k), free(v), free(a), free(b), free(c);
     }
-    /* causal row 0 attends only to position 0: output = v_g[0] */
-    sd_attention(a, q, k, v, L, H, HKV, HD, 1, s, NULL);
-    for (int h = 0; h < H; h++)
-        for (int c = 0; c < HD; c++) assert_float_equal(a[h * HD + c], v[(h / 3) * HD + c], 1e-6);
 }
 
 static void test_matmul_w(void **state) {
@@ -256,7 +269,7 @@ static void test_matmul_w(void **state) {
     uint16_t wh[ROWS * COLS];
     for (int i = 0; i < ROWS * COLS; i++) wh[i] = f32_to_f16_bits(wf[i]);
     unsigned char wq[ROWS * (COLS / 32) * 34];
-    for (size_t i = 0; i < sizeof wq; i++) wq[i] = (unsigned char)(frand() * 127.0f);
+    for (size_t i = 0; i < sizeof wq; i++) wq[i] = (unsigned char)(int)(frand() * 127.0f); /* int first: frand() may be negative */
     for (int blk = 0; blk < ROWS * COLS / 32; blk++) { wq[blk * 34] = 0x66; wq[blk * 34 + 1] = 0x20; }
     float panel[16 * COLS];
     struct { uint32_t t; const void *w; } cases[] = {{SD_GGML_F32, wf}, {SD_GGML_F16, wh}, {SD_GGML_BF16, wh}, {SD_GGML_Q8_0, wq}};
@@ -357,7 +370,7 @@ static void model_free(test_model *m) {
 static int32_t run_forward(const sd_weights *w, const float *embd, int64_t L, const int32_t *rows,
                            int64_t n_rows, float *logits, float *hidden, int causal, sd_pool *pool) {
     sd_arena a;
-    assert_int_equal(sd_arena_init(&a, sd_forward_scratch_bytes(&w->hp, L, n_rows), 0), 0);
+    assert_int_equal(sd_arena_init(&a, sd_forward_scratch_bytes(&w->hp, L, n_rows, pool ? sd_pool_threads(pool) : 1), 0), 0);
     sd_forward_opts o = {causal, pool, NULL, NULL};
     sd_error err = {0};
     int32_t rc = sd_forward(w, embd, L, rows, n_rows, logits, hidden, &o, &a, &err);
@@ -490,6 +503,172 @@ static void test_forward_f16_and_permuted(void **state) {
     model_free(&mf);
 }
 
+/* ------------------------------------------- partial forwards, caches */
+
+enum { PL = 70 }; /* a canvas longer than one key tile (64) */
+
+static void long_canvas(const sd_weights *w, float *embd, int salt) {
+    for (int i = 0; i < PL; i++) sd_embed_token(w, (int32_t)((i * 7 + 3 + salt) % TV), embd + i * TD);
+}
+
+/* One sequence through sd_forward_batch with its own arena. */
+static int32_t run_batch(const sd_weights *w, const sd_fwd_seq *seqs, int64_t n_seqs, const int32_t *out,
+                         int64_t n_out, float *logits, int causal) {
+    int64_t N = 0;
+    for (int64_t i = 0; i < n_seqs; i++) N += seqs[i].n;
+    sd_arena a;
+    assert_int_equal(sd_arena_init(&a, sd_forward_batch_scratch_bytes(&w->hp, N, n_out, 1), 0), 0);
+    sd_forward_opts o = {causal, NULL, NULL, NULL};
+    sd_error err = {0};
+    int32_t rc = sd_forward_batch(w, seqs, n_seqs, out, n_out, logits, NULL, &o, &a, &err);
+    if (rc) fprintf(stderr, "sd_forward_batch: %s\n", err.msg);
+    sd_arena_destroy(&a);
+    return rc;
+}
+
+/* A partial forward -- some rows against the keys and values a full
+ * forward of the same inputs left in the cache -- gives those rows of the
+ * full forward; a full forward through a cache gives the uncached one; a
+ * partial forward writes its rows' keys and values and leaves the others. */
+static void test_forward_partial(void **state) {
+    (void)state;
+    for (int arch = SD_ARCH_DREAM; arch <= SD_ARCH_LLADA; arch++)
+        for (int causal = 0; causal < 2; causal++) {
+            test_model m;
+            model_init(&m, (sd_arch)arch, SD_GGML_F32);
+            const sd_hparams *hp = &m.w.hp;
+            float *embd = malloc(sizeof(float) * PL * TD), *full = malloc(sizeof(float) * PL * TV);
+            float *cached = malloc(sizeof(float) * PL * TV), *part = malloc(sizeof(float) * PL * TV);
+            float *mem = malloc(sizeof(float) * sd_kv_cache_floats(hp, PL));
+            sd_kv_cache cache;
+            sd_kv_cache_init(&cache, hp, mem, PL);
+            long_canvas(&m.w, embd, 0);
+            int32_t all[PL];
+            for (int i = 0; i < PL; i++) all[i] = i;
+            assert_int_equal(run_forward(&m.w, embd, PL, all, PL, full, NULL, causal, NULL), 0);
+            sd_fwd_seq refresh = {embd, PL, NULL, PL, &cache, 0.0f};
+            assert_int_equal(run_batch(&m.w, &refresh, 1, all, PL, cached, causal), 0);
+            ASSERT_CLOSE(cached, full, PL * TV, 1e-6);
+            /* a block and the row before it (dream's shifted logits), in
+             * any order, and a row from each end */
+            int32_t pos[] = {40, 33, 34, 35, 36, 37, 38, 39, 0, 69, 32};
+            int np = (int)(sizeof pos / sizeof pos[0]);
+            int32_t rows[] = {2, 9, 10, 0};
+            sd_fwd_seq partial = {embd, PL, pos, np, &cache, 0.0f};
+            assert_int_equal(run_batch(&m.w, &partial, 1, rows, 4, part, causal), 0);
+            for (int r = 0; r < 4; r++) ASSERT_CLOSE(part + r * TV, full + pos[rows[r]] * TV, TV, 1e-5);
+            /* new inputs at the block: its layer-0 keys and values are
+             * written (they depend on the row's own input alone), the
+             * others' stay */
+            const size_t kd = 12;
+            float *k0 = malloc(sizeof(float) * PL * kd);
+            memcpy(k0, cache.k, sizeof(float) * PL * kd);
+            float *embd2 = malloc(sizeof(float) * PL * TD);
+            long_canvas(&m.w, embd2, 5);
+            float *mem2 = malloc(sizeof(float) * sd_kv_cache_floats(hp, PL));
+            sd_kv_cache fresh;
+            sd_kv_cache_init(&fresh, hp, mem2, PL);
+            sd_fwd_seq again = {embd2, PL, NULL, PL, &fresh, 0.0f};
+            assert_int_equal(run_batch(&m.w, &again, 1, all, PL, full, causal), 0);
+            partial.embd = embd2;
+            assert_int_equal(run_batch(&m.w, &partial, 1, rows, 4, part, causal), 0);
+            for (int p = 0; p < PL; p++) {
+                int in = 0;
+                for (int i = 0; i < np; i++) in |= pos[i] == p;
+                const float *want = in ? fresh.k + p * kd : k0 + p * kd;
+                ASSERT_CLOSE(cache.k + p * kd, want, (int64_t)kd, 1e-6);
+            }
+            /* all rows through the cache, in a scrambled order: the full
+             * forward of the new inputs */
+            int32_t perm[PL];
+            for (int i = 0; i < PL; i++) perm[i] = (int32_t)((i * 31) % PL);
+            sd_fwd_seq every = {embd2, PL, perm, PL, &cache, 0.0f};
+            assert_int_equal(run_batch(&m.w, &every, 1, all, PL, part, causal), 0);
+            for (int i = 0; i < PL; i++) ASSERT_CLOSE(part + i * TV, full + perm[i] * TV, TV, 1e-5);
+            free(embd), free(full), free(cached), free(part), free(mem), free(mem2), free(k0), free(embd2);
+            model_free(&m);
+        }
+}
+
+/* Several sequences in one call -- of different lengths, one partial
+ * against its cache, one whole without a cache -- give what each gives
+ * alone. */
+static void test_forward_batch(void **state) {
+    (void)state;
+    test_model m;
+    model_init(&m, SD_ARCH_DREAM, SD_GGML_F32);
+    const sd_hparams *hp = &m.w.hp;
+    float *ea = malloc(sizeof(float) * PL * TD), eb[TL * TD], *mem = malloc(sizeof(float) * sd_kv_cache_floats(hp, PL));
+    long_canvas(&m.w, ea, 3);
+    canvas(&m.w, eb);
+    sd_kv_cache cache;
+    sd_kv_cache_init(&cache, hp, mem, PL);
+    int32_t all[PL];
+    for (int i = 0; i < PL; i++) all[i] = i;
+    float *la = malloc(sizeof(float) * PL * TV), lb[TL * TV], both[6 * TV], alone[3 * TV];
+    sd_fwd_seq fa = {ea, PL, NULL, PL, &cache, 0.0f};
+    assert_int_equal(run_batch(&m.w, &fa, 1, all, PL, la, 0), 0);
+    assert_int_equal(run_forward(&m.w, eb, TL, all, TL, lb, NULL, 0, NULL), 0);
+    int32_t pos[] = {5, 6, 7};
+    sd_fwd_seq seqs[2] = {{ea, PL, pos, 3, &cache, 0.0f}, {eb, TL, NULL, TL, NULL, 0.0f}};
+    int32_t out[] = {0, 3 + 10, 2, 3 + 0, 1, 3 + 4}; /* rows of both, interleaved */
+    assert_int_equal(run_batch(&m.w, seqs, 2, out, 6, both, 0), 0);
+    for (int r = 0; r < 6; r += 2) {
+        ASSERT_CLOSE(both + r * TV, la + pos[out[r]] * TV, TV, 1e-5);
+        ASSERT_CLOSE(both + (r + 1) * TV, lb + (out[r + 1] - 3) * TV, TV, 1e-5);
+    }
+    /* the same rows alone */
+    int32_t ra[] = {0, 2, 1};
+    assert_int_equal(run_batch(&m.w, seqs, 1, ra, 3, alone, 0), 0);
+    for (int r = 0; r < 3; r++) ASSERT_CLOSE(alone + r * TV, both + 2 * r * TV, TV, 1e-6);
+    /* bad requests: a partial forward without a cache, a position off the
+     * canvas, an output row past the stacked rows, a short cache */
+    sd_fwd_seq bad = {ea, PL, pos, 3, NULL, 0.0f};
+    assert_int_equal(run_batch(&m.w, &bad, 1, ra, 1, alone, 0), SMDIFF_E_INVAL);
+    int32_t off[] = {PL};
+    sd_fwd_seq bad2 = {ea, PL, off, 1, &cache, 0.0f};
+    assert_int_equal(run_batch(&m.w, &bad2, 1, ra, 1, alone, 0), SMDIFF_E_RANGE);
+    int32_t past[] = {3};
+    assert_int_equal(run_batch(&m.w, seqs, 1, past, 1, alone, 0), SMDIFF_E_RANGE);
+    cache.n_ctx = PL - 1;
+    assert_int_equal(run_batch(&m.w, seqs, 1, ra, 1, alone, 0), SMDIFF_E_INVAL);
+    free(ea), free(mem), free(la);
+    model_free(&m);
+}
+
+/* Scratch grows linearly with the canvas (no L x L scores, the
+ * feed-forward in chunks), and a 4,096-position canvas runs in exactly
+ * what sd_forward_scratch_bytes says. */
+static void test_forward_long_canvas(void **state) {
+    (void)state;
+    test_model m;
+    model_init(&m, SD_ARCH_LLADA, SD_GGML_F32);
+    m.w.hp.n_layer = 1;
+    const sd_hparams *hp = &m.w.hp;
+    size_t b1 = sd_forward_scratch_bytes(hp, 1024, 1, 1), b2 = sd_forward_scratch_bytes(hp, 2048, 1, 1),
+           b4 = sd_forward_scratch_bytes(hp, 4096, 2, 1);
+    assert_true(b4 - b2 <= 2 * (b2 - b1) + 4096);
+    enum { LL = 4096 };
+    float *embd = malloc(sizeof(float) * LL * TD), logits[2 * TV];
+    for (int i = 0; i < LL; i++) sd_embed_token(&m.w, (int32_t)((i * 13 + 1) % TV), embd + i * TD);
+    int32_t rows[2] = {LL - 1, 17};
+    sd_arena a;
+    assert_int_equal(sd_arena_init(&a, b4, 0), 0);
+    sd_forward_opts o = {1, NULL, NULL, NULL}; /* causal: half the work */
+    sd_error err = {0};
+    assert_int_equal(sd_forward(&m.w, embd, LL, rows, 2, logits, NULL, &o, &a, &err), 0);
+    assert_true(a.high_water <= b4);
+    /* causal row 17 is the last row of the 18-position prefix */
+    float prefix[TV];
+    int32_t last = 17;
+    assert_int_equal(run_forward(&m.w, embd, 18, &last, 1, prefix, NULL, 1, NULL), 0);
+    ASSERT_CLOSE(logits + TV, prefix, TV, 1e-5);
+    for (int v = 0; v < TV; v++) assert_true(isfinite(logits[v]));
+    sd_arena_destroy(&a);
+    free(embd);
+    model_free(&m);
+}
+
 static int abort_after(void *ud) { return --*(int *)ud < 0; }
 
 static void test_forward_errors(void **state) {
@@ -500,7 +679,7 @@ static void test_forward_errors(void **state) {
     canvas(&m.w, embd);
     sd_error err = {0};
     sd_arena a;
-    size_t need = sd_forward_scratch_bytes(&m.w.hp, TL, 1);
+    size_t need = sd_forward_scratch_bytes(&m.w.hp, TL, 1, 1);
     assert_true(need > 0);
     int32_t row = 2;
     /* arena one byte short of the need */
@@ -540,10 +719,12 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_conversions), cmocka_unit_test(test_dequant_rows),
         cmocka_unit_test(test_rmsnorm),          cmocka_unit_test(test_rope),
-        cmocka_unit_test(test_softmax),          cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_attention),        cmocka_unit_test(test_matmul_w),
         cmocka_unit_test(test_forward_rows_and_threads), cmocka_unit_test(test_forward_causal),
         cmocka_unit_test(test_forward_f16_and_permuted), cmocka_unit_test(test_forward_errors),
+        cmocka_unit_test(test_forward_partial), cmocka_unit_test(test_forward_batch),
+        cmocka_unit_test(test_forward_long_canvas),
     };
     return cmocka_run_group_tests_name("forward", tests, NULL, NULL);
 }

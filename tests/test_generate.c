@@ -61,16 +61,7 @@ static int32_t record_step(size_t step, size_t n_steps, const int32_t *canvas,
     return t->stop_after && t->calls >= t->stop_after;
 }
 
-static smdiff_model *load(const char *arch) {
-    char path[256];
-    snprintf(path, sizeof path, "tests/data/tiny_%s_f32.gguf", arch);
-    smdiff_model *m;
-    assert_int_equal(smdiff_model_create(&m), 0);
-    assert_int_equal(smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, 1), 0);
-    int32_t rc = smdiff_model_load_file(m, path);
-    if (rc) fail_msg("load %s: %s", path, smdiff_last_error());
-    return m;
-}
+static smdiff_model *load(const char *arch) { return test_load_tiny(arch, 1); }
 
 /* ------------------------------------------------ reference decoding */
 
@@ -395,30 +386,34 @@ static void fake_embed(void *ctx, int32_t id, float *out) {
 }
 
 /* logits[r][v] = 3 <embd[r] + embd[r+1], E[v]>: a fixed function of the
- * input embeddings, so soft-masked inputs change the result. */
-static int32_t fake_forward(void *ctx, const float *embd, int64_t L, const int32_t *rows,
-                            int64_t n_rows, float *logits, int (*abort_fn)(void *), void *abort_ud,
-                            sd_error *err) {
+ * input embeddings, so soft-masked inputs change the result. It keeps no
+ * cache (every request is computed from the embeddings). */
+static int32_t fake_forward(void *ctx, const sd_gen_fwd *seqs, size_t n_seqs, float *logits,
+                            int (*abort_fn)(void *), void *abort_ud, sd_error *err) {
     fake *f = ctx;
     f->forwards++;
     if (abort_fn && abort_fn(abort_ud)) return sd_fail(err, SMDIFF_E_ABORTED, "aborted");
-    for (int64_t i = 0; i < n_rows; i++) {
-        int r = rows[i];
-        for (int v = 0; v < FV; v++) {
-            float e[FD];
-            fake_embed(NULL, v, e);
-            double acc = 0;
-            for (int j = 0; j < FD; j++)
-                acc += (embd[r * FD + j] + embd[((r + 1) % L) * FD + j]) * e[j];
-            logits[i * FV + v] = (float)(3 * acc) + (v == FMASK ? -50.0f : 0.0f);
+    for (size_t q = 0; q < n_seqs; q++) {
+        const float *embd = seqs[q].embd;
+        int64_t L = seqs[q].L;
+        for (int64_t i = 0; i < seqs[q].n_rows; i++, logits += FV) {
+            int r = seqs[q].rows[i];
+            for (int v = 0; v < FV; v++) {
+                float e[FD];
+                fake_embed(NULL, v, e);
+                double acc = 0;
+                for (int j = 0; j < FD; j++)
+                    acc += (embd[r * FD + j] + embd[((r + 1) % L) * FD + j]) * e[j];
+                logits[v] = (float)(3 * acc) + (v == FMASK ? -50.0f : 0.0f);
+            }
+            if (r == f->eos_at) logits[FEOS] = 100.0f;
         }
-        if (r == f->eos_at) logits[i * FV + FEOS] = 100.0f;
     }
     return SMDIFF_OK;
 }
 
 static sd_gen_model fake_model(fake *f) {
-    sd_gen_model gm = {FV, FD, 64, FMASK, FEOS, 0, fake_embed, fake_forward, f};
+    sd_gen_model gm = {FV, FD, 64, FMASK, FEOS, 0, fake_embed, fake_forward, NULL, f};
     return gm;
 }
 

@@ -154,7 +154,7 @@ static void test_time_conditioning(void **state) {
     float embd[L * D], got[L * V];
     for (int i = 0; i < L; i++) sd_embed_token(&m->w, ids[i], embd + i * D);
     sd_arena arena;
-    assert_int_equal(sd_arena_init(&arena, sd_forward_scratch_bytes(&m->w.hp, L, L), 0), 0);
+    assert_int_equal(sd_arena_init(&arena, sd_forward_scratch_bytes(&m->w.hp, L, L, 1), 0), 0);
     sd_error err = {0};
     sd_forward_opts o = {0, NULL, NULL, NULL};
     assert_int_equal(sd_forward_sigma(&m->w, SIGMA_TC, embd, L, all_rows, L, got, NULL, &o, &arena, &err), 0);
@@ -203,6 +203,66 @@ static smdiff_sampler *sampler(int sm, const char *strategy, int64_t gen, int64_
     assert_int_equal(smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, 1.0), 0);
     assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STOP_AT_EOS, 0), 0);
     return s;
+}
+
+/* mdlm's conditioning follows each step's noise level, so it computes
+ * whole canvases: a batch of sequences (each at its own sigma, output rows
+ * interleaved) equals each sequence alone; a key/value cache or a subset
+ * of rows is refused at the forward pass, and a sampler's block cache at
+ * generation, each with SMDIFF_E_UNSUPPORTED and a message saying why. */
+static void test_no_block_caches(void **state) {
+    (void)state;
+    size_t n;
+    int32_t *ids = read_all(DATA "tiny_mdlm_ids.i32", &n);
+    smdiff_model *m = load("tiny_mdlm_tc_f32.gguf", 2);
+    float embd[L * D], alone[2][L * V], hid1[2][L * D], got[L * V], hid[2 * L * D];
+    for (int i = 0; i < L; i++) sd_embed_token(&m->w, ids[i], embd + i * D);
+    sd_arena arena;
+    assert_int_equal(sd_arena_init(&arena, sd_forward_batch_scratch_bytes(&m->w.hp, 2 * L, 2 * L, 2), 0), 0);
+    sd_error err = {0};
+    sd_forward_opts o = {0, m->pool, NULL, NULL};
+    const float sig[2] = {SIGMA_TC, 0.1f};
+    for (int q = 0; q < 2; q++)
+        assert_int_equal(sd_forward_sigma(&m->w, sig[q], embd, L, all_rows, L, alone[q], hid1[q], &o, &arena, &err),
+                         0);
+    sd_fwd_seq seqs[2] = {{embd, L, NULL, L, NULL, sig[0]}, {embd, L, NULL, L, NULL, sig[1]}};
+    const int32_t out[] = {0, L + 3, 2, L + 0, L + 8}; /* rows of both, interleaved */
+    assert_int_equal(sd_forward_batch(&m->w, seqs, 2, out, 5, got, hid, &o, &arena, &err), 0);
+    /* to float rounding: the output head's product has other shapes */
+    for (int r = 0; r < 5; r++) {
+        int q = out[r] >= L, row = out[r] - q * L;
+        for (int j = 0; j < V; j++)
+            if (fabsf(got[r * V + j] - alone[q][row * V + j]) > 1e-4f * (1 + fabsf(alone[q][row * V + j])))
+                fail_msg("batch row %d, logit %d: %g alone, %g in the batch", r, j, alone[q][row * V + j],
+                         got[r * V + j]);
+    }
+    assert_memory_equal(hid, hid1[0], sizeof hid1[0]);
+    assert_memory_equal(hid + L * D, hid1[1], sizeof hid1[1]);
+    assert_true(fabsf(alone[0][V] - alone[1][V]) > 1e-4f); /* the sigmas matter */
+
+    float kvmem[4096];
+    assert_true(sd_kv_cache_floats(&m->w.hp, L) <= sizeof kvmem / sizeof kvmem[0]);
+    sd_kv_cache kv;
+    sd_kv_cache_init(&kv, &m->w.hp, kvmem, L);
+    const int32_t pos[] = {1, 2};
+    sd_fwd_seq cached = {embd, L, NULL, L, &kv, 0.0f}, some = {embd, L, pos, 2, &kv, 0.0f};
+    assert_int_equal(sd_forward_batch(&m->w, &cached, 1, out, 1, got, NULL, &o, &arena, &err), SMDIFF_E_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "mdlm"));
+    assert_int_equal(sd_forward_batch(&m->w, &some, 1, out, 1, got, NULL, &o, &arena, &err), SMDIFF_E_UNSUPPORTED);
+
+    for (int cache = SMDIFF_CACHE_PREFIX; cache <= SMDIFF_CACHE_DUAL; cache++) {
+        smdiff_sampler *s = sampler(0, "origin", 8, 8);
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_CACHE, cache), 0);
+        int32_t toks[8];
+        assert_int_equal(smdiff_generate_tokens(s, m, ids, 1, toks, 8, &n), SMDIFF_E_UNSUPPORTED);
+        assert_non_null(strstr(smdiff_sampler_last_error(s), "mdlm"));
+        assert_int_equal(smdiff_sampler_set_int(s, SMDIFF_SAMPLER_CACHE, SMDIFF_CACHE_OFF), 0);
+        assert_int_equal(smdiff_generate_tokens(s, m, ids, 1, toks, 8, &n), 0);
+        smdiff_sampler_free(s);
+    }
+    sd_arena_destroy(&arena);
+    smdiff_model_free(m);
+    free(ids);
 }
 
 /* The denoising loop runs on mdlm as on the others: every generated id is
@@ -751,6 +811,7 @@ int main(void) {
         cmocka_unit_test(test_kernels),
         cmocka_unit_test(test_logits_ids_and_embd),
         cmocka_unit_test(test_time_conditioning),
+        cmocka_unit_test(test_no_block_caches),
         cmocka_unit_test(test_n_params),
         cmocka_unit_test(test_generate),
         cmocka_unit_test(test_ddpm_cache),

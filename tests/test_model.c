@@ -239,7 +239,7 @@ static void test_rows_embd_causal(void **state) {
         float *ce = malloc(sizeof(float) * L * (size_t)d);
         for (int i = 0; i < L; i++) sd_embed_token(&m->w, ids[i], ce + i * d);
         sd_arena ar;
-        assert_int_equal(sd_arena_init(&ar, sd_forward_scratch_bytes(&m->w.hp, L, L), 0), 0);
+        assert_int_equal(sd_arena_init(&ar, sd_forward_scratch_bytes(&m->w.hp, L, L, 1), 0), 0);
         sd_forward_opts o = {1, NULL, NULL, NULL};
         sd_error err = {0};
         assert_int_equal(sd_forward(&m->w, ce, L, all, L, got, NULL, &o, &ar, &err), 0);

@@ -101,7 +101,8 @@ static int run_scenario(FILE *f) {
                                      need & SMDIFF_NEED_ENTROPY ? ent : NULL,
                                      need & SMDIFF_NEED_RANDOM ? unif : NULL,
                                      need & SMDIFF_NEED_RANDOM ? &rng : NULL,
-                                     scratch, 0, NULL, NULL, NULL, (size_t)block, 0, 0, 0, 0};
+                                     scratch, 0, NULL, NULL, NULL, (size_t)block, 0, 0, 0, 0,
+                                     thr /* the factor scenarios' factor */};
             view.n_transfer = sd_schedule_n_transfer(dec.schedule, (size_t)m, (size_t)block, i, spb, ts);
             int32_t nc = -1, nr = -1;
             assert_int_equal(dec.select(&view, commit, &nc, remask, &nr, ud), 0);
@@ -147,7 +148,7 @@ static void test_reference_traces(void **state) {
     int n = 0;
     while (run_scenario(f)) n++;
     fclose(f);
-    assert_int_equal(n, 11);
+    assert_int_equal(n, 13);
 }
 
 /* Hand-worked schedule values. Dream, 12 masked, 6 steps, eps 1e-3:
@@ -175,15 +176,15 @@ static void test_schedules(void **state) {
     assert_int_equal(s[2], 0);
 }
 
-/* All seven built-ins are registered, first, and cannot be removed. */
+/* All eight built-ins are registered, first, and cannot be removed. */
 static void test_registry(void **state) {
     (void)state;
     const char *want[] = {"origin", "maskgit_plus", "topk_margin", "entropy",
-                          "low_confidence", "random", "threshold"};
+                          "low_confidence", "random", "threshold", "factor"};
     size_t n;
     assert_int_equal(smdiff_decoder_count(&n), 0);
-    assert_true(n >= 7);
-    for (int i = 0; i < 7; i++) {
+    assert_true(n >= 8);
+    for (int i = 0; i < 8; i++) {
         const char *nm, *desc;
         assert_int_equal(smdiff_decoder_name(i, &nm, &desc), 0);
         assert_string_equal(nm, want[i]);
@@ -194,6 +195,7 @@ static void test_registry(void **state) {
      * declares nothing gets Dream's. */
     assert_int_equal(declared("random")->schedule, SMDIFF_SCHEDULE_EVEN);
     assert_int_equal(declared("threshold")->schedule, SMDIFF_SCHEDULE_UNTIL_DONE);
+    assert_int_equal(declared("factor")->schedule, SMDIFF_SCHEDULE_UNTIL_DONE);
     smdiff_decoder mine = {sizeof mine, SMDIFF_DECODER_ABI_VERSION, "my_own", NULL, pick_none, NULL, 0, 0, 0, 0, 0};
     assert_int_equal(smdiff_decoder_register(&mine, NULL), 0);
     assert_int_equal(declared("my_own")->schedule, SMDIFF_SCHEDULE_TIMESTEP);
@@ -221,6 +223,7 @@ static void test_builtin_declarations(void **state) {
         {"low_confidence", SMDIFF_SCHEDULE_EVEN, SMDIFF_CONFIDENCE_RAW, P | C, 1},
         {"random", SMDIFF_SCHEDULE_EVEN, SMDIFF_CONFIDENCE_RAW, P | R, 1},
         {"threshold", SMDIFF_SCHEDULE_UNTIL_DONE, SMDIFF_CONFIDENCE_RAW, P | C, 0},
+        {"factor", SMDIFF_SCHEDULE_UNTIL_DONE, SMDIFF_CONFIDENCE_RAW, P | C, 1},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const smdiff_decoder *d = declared(want[i].name);

@@ -93,9 +93,14 @@ static void test_api_model_roundtrip(void **state) {
     assert_int_equal(smdiff_trainer_set_data(t, tokens, 2000, tokens + 2000, 1000), SMDIFF_OK);
     double e0, e1, loss;
     assert_int_equal(smdiff_trainer_eval(t, 8, &e0), SMDIFF_OK);
-    for (int s = 0; s < 80; s++) assert_int_equal(smdiff_trainer_step(t, &loss), SMDIFF_OK);
+    /* at this learning rate and batch the validation loss moves by about
+     * 0.1 from one evaluation to the next around a slow descent: after 80
+     * steps it was within that noise of the start (a change in the
+     * rounding of the cross-entropy's exp put it above), after 160 it is
+     * clearly below on either side */
+    for (int s = 0; s < 160; s++) assert_int_equal(smdiff_trainer_step(t, &loss), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_eval(t, 8, &e1), SMDIFF_OK);
-    printf("  API: validation loss %.4f -> %.4f after 80 steps\n", e0, e1);
+    printf("  API: validation loss %.4f -> %.4f after 160 steps\n", e0, e1);
     assert_true(e1 < e0);
     assert_int_equal(smdiff_trainer_save(t, path, 0, spath), SMDIFF_OK);
 

@@ -349,7 +349,7 @@ static void test_rope(void **state) {
     (void)state;
     enum { B = 2, L = 5, nh = 3, hd = 8, n = B * L * nh * hd };
     float cs[L * hd / 2], sn[L * hd / 2];
-    sd_rope_table(cs, sn, L, hd, 10000.0f);
+    sd_rope_table(cs, sn, NULL, L, hd, 10000.0f);
     for (int mode = 0; mode < 2; mode++) {
         float x[n], y[n], c[n], dx[n];
         fill(x, n, -1, 1);
@@ -603,43 +603,66 @@ static void test_xent(void **state) {
     for (int r = 0; r < R; r++) assert_float_equal(fl[r], loss[r], 1e-5);
     for (int i = 0; i < R * V; i++) assert_float_equal(fx[i], dx[i], 1e-6);
     free((void *)e.w); free(e.x);
+    /* rows longer than the fused kernel's 1024-logit chunks, with a tail */
+    enum { R2 = 3, V2 = 2061 };
+    static float x2[R2 * V2], fx2[R2 * V2], dx2[R2 * V2];
+    float l2[R2], fl2[R2], w2[R2] = {0.5f, 1.0f, 2.0f};
+    int32_t t2[R2] = {0, 1500, V2 - 1};
+    fill(x2, R2 * V2, -8, 8);
+    memset(dx2, 0, sizeof dx2);
+    memcpy(fx2, x2, sizeof x2);
+    sd_tr_xent_fwd(l2, x2, t2, R2, V2);
+    sd_tr_xent_bwd(dx2, x2, t2, w2, R2, V2);
+    sd_tr_xent_fused(fl2, fx2, t2, w2, R2, V2, NULL);
+    for (int r = 0; r < R2; r++) assert_float_equal(fl2[r], l2[r], 1e-5 * (1 + fabs(l2[r])));
+    for (int i = 0; i < R2 * V2; i++) assert_float_equal(fx2[i], dx2[i], 1e-6);
 }
 
+/* The pass-1 statistics -- the inference kernels the trainer calls and
+ * their naive twin -- against brute force, on a short row and a long one
+ * (the kernels' vector and block-skipping paths). */
 static void test_topk_entropy(void **state) {
     (void)state;
-    enum { V = 30 };
-    float x[V], pi[5];
+    double (*fns[2])(const float *, int64_t, int32_t, int32_t *, float *) = {sd_tr_topk_entropy,
+                                                                            sd_tr_topk_entropy_ref};
+    enum { VMAX = 1037 };
+    static float x[VMAX];
+    float pi[5];
     int32_t ids[5];
-    for (int rep = 0; rep < 20; rep++) {
-        fill(x, V, -3, 3);
-        if (rep == 1) x[7] = x[3]; /* a tie: the lower id first */
-        int k = 1 + rep % 5;
-        double H = sd_tr_topk_entropy(x, V, k, ids, pi);
-        /* brute force: repeatedly take the max not yet taken */
-        double mx = -1e30, z = 0, Href = 0;
-        for (int j = 0; j < V; j++) mx = fmax(mx, x[j]);
-        for (int j = 0; j < V; j++) z += exp(x[j] - mx);
-        for (int j = 0; j < V; j++) {
-            double p = exp(x[j] - mx) / z;
-            Href -= p * log(p);
+    for (int f = 0; f < 2; f++)
+        for (int rep = 0; rep < 40; rep++) {
+            int V = rep < 20 ? 30 : VMAX;
+            fill(x, V, -3, 3);
+            if (rep % 20 == 1) x[7] = x[3]; /* a tie: the lower id first */
+            if (rep % 20 == 2) x[V - 1] = 9; /* the best at the tail */
+            int k = 1 + rep % 5;
+            double H = fns[f](x, V, k, ids, pi);
+            /* brute force: repeatedly take the max not yet taken */
+            double mx = -1e30, z = 0, Href = 0;
+            for (int j = 0; j < V; j++) mx = fmax(mx, x[j]);
+            for (int j = 0; j < V; j++) z += exp(x[j] - mx);
+            for (int j = 0; j < V; j++) {
+                double p = exp(x[j] - mx) / z;
+                Href -= p * log(p);
+            }
+            assert_true(fabs(H - Href) < 1e-5);
+            static int taken[VMAX];
+            memset(taken, 0, sizeof taken);
+            double zk = 0;
+            int want[5];
+            for (int i = 0; i < k; i++) {
+                int best = -1;
+                for (int j = 0; j < V; j++)
+                    if (!taken[j] && (best < 0 || x[j] > x[best])) best = j;
+                taken[best] = 1;
+                want[i] = best;
+                zk += exp(x[best] - mx) / z;
+            }
+            for (int i = 0; i < k; i++) {
+                assert_int_equal(ids[i], want[i]);
+                assert_float_equal(pi[i], exp(x[want[i]] - mx) / z / zk, 1e-6);
+            }
         }
-        assert_true(fabs(H - Href) < 1e-5);
-        int taken[V] = {0};
-        double zk = 0;
-        int want[5];
-        for (int i = 0; i < k; i++) {
-            int best = -1;
-            for (int j = 0; j < V; j++)
-                if (!taken[j] && (best < 0 || x[j] > x[best])) best = j;
-            taken[best] = 1;
-            want[i] = best;
-            zk += exp(x[best] - mx) / z;
-        }
-        for (int i = 0; i < k; i++) {
-            assert_int_equal(ids[i], want[i]);
-            assert_float_equal(pi[i], exp(x[want[i]] - mx) / z / zk, 1e-6);
-        }
-    }
 }
 
 /* The checker must be able to fail: a backward off by 1% in one entry. */

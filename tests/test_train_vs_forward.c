@@ -68,7 +68,7 @@ static void run(sd_arch arch, int permuted, int causal, int soft) {
     sd_error err = {0};
     assert_int_equal(sd_weights_validate(&w, &err), 0);
     sd_arena arena;
-    assert_int_equal(sd_arena_init(&arena, sd_forward_scratch_bytes(&hp, L, L), 0), 0);
+    assert_int_equal(sd_arena_init(&arena, sd_forward_scratch_bytes(&hp, L, L, 1), 0), 0);
     float *logits = malloc(sizeof(float) * L * V);
     sd_forward_opts fo = {0};
     fo.causal = causal;

@@ -235,6 +235,7 @@ static info_fn family_info(int32_t key) {
     case SMDIFF_TRAIN_OPT_FIRST_ / 100: return smdiff_trainer_option_info;
     case SMDIFF_SERVER_OPT_FIRST_ / 100: return smdiff_server_option_info;
     case SMDIFF_QUANT_OPT_FIRST_ / 100: return smdiff_quantize_option_info;
+    case SMDIFF_BATCH_OPT_FIRST_ / 100: return smdiff_batch_option_info;
     default: return NULL;
     }
 }

@@ -120,9 +120,9 @@ int cli_count(const char *opt, const char *text, int64_t min, int64_t max, int64
 int cli_real(const char *opt, const char *text, double min, double max, double *out);
 
 /* The same with the bounds of a library option (any family: model,
- * soft-mask, sampler, trainer, server, quantizer), from its *_option_info.
- * An integer option whose lower bound is 0 or more is a count: negatives
- * are refused as such.
+ * soft-mask, sampler, trainer, server, quantizer, batch), from its
+ * *_option_info. An integer option whose lower bound is 0 or more is a
+ * count: negatives are refused as such.
  * Doubles whose bounds are open are refused at the limit by the setter. */
 int cli_key_int(const char *opt, const char *text, int32_t key, int64_t *out);
 /* As cli_key_int for a count whose library option also takes a negative

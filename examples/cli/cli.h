@@ -54,6 +54,10 @@ int64_t cli_val_tokens(int64_t n, int64_t seq);
  * *mode; 0, or a usage error reported. */
 int cli_softmask_mode(const char *opt, const char *text, int64_t *mode);
 
+/* --cache off|prefix|dual as SMDIFF_CACHE_OFF/_PREFIX/_DUAL in *mode; 0, or
+ * a usage error reported. */
+int cli_cache_mode(const char *opt, const char *text, int64_t *mode);
+
 /* The token canvas of `smdiff generate` (canvas.c): ids_in (may be NULL)
  * and/or the prompt text with its {{fill:N}} markers expanded to N mask
  * ids; with a suffix, gen_length masks (when there is no marker; when

@@ -84,6 +84,13 @@ static void usage_samples(FILE *f) {
             "  --seeds S1,S2,..   seeds (default 1,2,3)\n"
             "  --n N              samples per seed and budget (default 50)\n"
             "  --strategy NAME    decoder strategy (default origin: MDLM's ancestral order)\n"
+            "  --threshold C      confidence threshold of the threshold strategy (default 0.9)\n"
+            "  --factor F         f of the factor strategy (default 1)\n"
+            "  --cache MODE       off, prefix or dual: block caches (default off)\n"
+            "  --cache-refresh N  with a cache, also recompute everything every N steps of a\n"
+            "                     block (default 0: at block starts only)\n"
+            "  --batch B          samples decoded together, one forward pass per step for all\n"
+            "                     (smdiff_batch_*; default 8; the samples are those of B = 1)\n"
             "  --block-len N      semi-autoregressive blocks of N tokens (default 0: one block)\n"
             "  --temp T           sampling temperature (default 1)\n"
             "  --top-p P          nucleus (default 1 = off)\n"
@@ -152,7 +159,7 @@ static void usage_gate(FILE *f) {
 enum {
     O_TOKENS = CLI_OPT_FIRST, O_CSV, O_SEQ, O_WINDOWS, O_DRAWS, O_TWO_PASS, O_REF, O_LABEL, O_STRATEGY,
     O_SOFTMASK, O_SM_LAMBDA, O_LEN, O_N, O_SHOW, O_BLOCK, O_TEMP, O_TOP_P, O_BUDGETS, O_SEEDS, O_T, O_DUMP,
-    O_PROMPT_ID, O_OMEGA, O_K,
+    O_PROMPT_ID, O_OMEGA, O_K, O_THRESHOLD, O_FACTOR, O_CACHE, O_CACHE_REFRESH, O_BATCH,
 };
 #define OPT_MODEL {"model", required_argument, NULL, 'm'}
 #define OPT_TOKENS {"tokens", required_argument, NULL, O_TOKENS}
@@ -172,7 +179,9 @@ static const struct option samples_opts[] = {
     {"temp", required_argument, NULL, O_TEMP}, {"top-p", required_argument, NULL, O_TOP_P},
     {"budgets", required_argument, NULL, O_BUDGETS}, {"seeds", required_argument, NULL, O_SEEDS}, OPT_THREADS,
     {"dump", required_argument, NULL, O_DUMP}, {"prompt-id", required_argument, NULL, O_PROMPT_ID},
-    CLI_PROGRESS_OPTIONS, CLI_HELP_OPTION, {0, 0, 0, 0},
+    {"threshold", required_argument, NULL, O_THRESHOLD}, {"factor", required_argument, NULL, O_FACTOR},
+    {"cache", required_argument, NULL, O_CACHE}, {"cache-refresh", required_argument, NULL, O_CACHE_REFRESH},
+    {"batch", required_argument, NULL, O_BATCH}, CLI_PROGRESS_OPTIONS, CLI_HELP_OPTION, {0, 0, 0, 0},
 };
 static const struct option gonogo_opts[] = {
     OPT_MODEL, OPT_TOKENS, {"csv", required_argument, NULL, O_CSV}, {"seq", required_argument, NULL, O_SEQ},
@@ -491,11 +500,11 @@ static int eval_gonogo(int argc, char **argv) {
 /* --------------------------------------------------------------- samples */
 
 typedef struct samples_args {
-    const char *model, *ref, *tokens, *csv, *label, *strategy, *sm_mode, *dump;
-    int64_t len, n, show, threads, block_len, sm_mode_id, prompt_id;
+    const char *model, *ref, *tokens, *csv, *label, *strategy, *sm_mode, *dump, *cache;
+    int64_t len, n, show, threads, block_len, sm_mode_id, prompt_id, batch, refresh, cache_mode;
     int64_t budgets[16], seeds[16];
     size_t n_budgets, n_seeds;
-    double temp, top_p, sm_lambda;
+    double temp, top_p, sm_lambda, threshold, factor;
     int progress;
 } samples_args;
 
@@ -524,6 +533,13 @@ static int samples_option(void *ud, const cli_args *a, int c, const char *v) {
     case O_BLOCK: return cli_key_int(opt, v, SMDIFF_SAMPLER_BLOCK_LENGTH, &s->block_len);
     case O_TEMP: return cli_key_real(opt, v, SMDIFF_SAMPLER_TEMPERATURE, &s->temp);
     case O_TOP_P: return cli_key_real(opt, v, SMDIFF_SAMPLER_TOP_P, &s->top_p);
+    case O_THRESHOLD: return cli_key_real(opt, v, SMDIFF_SAMPLER_THRESHOLD, &s->threshold);
+    case O_FACTOR: return cli_key_real(opt, v, SMDIFF_SAMPLER_FACTOR, &s->factor);
+    case O_CACHE:
+        s->cache = v;
+        return cli_cache_mode(opt, v, &s->cache_mode);
+    case O_CACHE_REFRESH: return cli_key_int(opt, v, SMDIFF_SAMPLER_CACHE_REFRESH, &s->refresh);
+    case O_BATCH: return cli_key_int(opt, v, SMDIFF_BATCH_CAPACITY, &s->batch);
     case O_BUDGETS:
         r = cli_count_list(opt, v, 1, 1048576, s->budgets, 16, &n);
         s->n_budgets = r ? 0 : n;
@@ -541,6 +557,7 @@ static int samples_option(void *ud, const cli_args *a, int c, const char *v) {
 static int parse_samples(int argc, char **argv, samples_args *s) {
     memset(s, 0, sizeof *s);
     s->len = 64, s->n = 50, s->temp = 1.0, s->top_p = 1.0, s->sm_lambda = -1, s->prompt_id = -1;
+    s->batch = 8, s->threshold = 0.9, s->factor = 1.0;
     s->strategy = "origin";
     s->n_seeds = 3, s->seeds[0] = 1, s->seeds[1] = 2, s->seeds[2] = 3;
     cli_args a;
@@ -559,9 +576,9 @@ static int parse_samples(int argc, char **argv, samples_args *s) {
     return 0;
 }
 
-/* Sampler with the configuration's strategy, temperature and soft-mask. */
-static int32_t make_sampler(const samples_args *a, smdiff_model *m, smdiff_sampler **s_out,
-                            smdiff_softmask **sm_out, const char **what) {
+/* Sampler with the configuration's strategy, temperature, soft-mask and
+ * cache. */
+static int32_t make_sampler(const samples_args *a, smdiff_model *m, smdiff_sampler **s_out, const char **what) {
     smdiff_sampler *s = NULL;
     smdiff_softmask *sm = NULL;
     int32_t rc = smdiff_sampler_create(&s);
@@ -573,17 +590,71 @@ static int32_t make_sampler(const samples_args *a, smdiff_model *m, smdiff_sampl
     if (!rc) *what = "--temp", rc = smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TEMPERATURE, a->temp);
     if (!rc) *what = "--top-p", rc = smdiff_sampler_set_double(s, SMDIFF_SAMPLER_TOP_P, a->top_p);
     if (!rc) *what = "--strategy", rc = smdiff_sampler_set_strategy(s, a->strategy);
+    if (!rc) *what = "--threshold", rc = smdiff_sampler_set_double(s, SMDIFF_SAMPLER_THRESHOLD, a->threshold);
+    if (!rc) *what = "--factor", rc = smdiff_sampler_set_double(s, SMDIFF_SAMPLER_FACTOR, a->factor);
+    if (!rc) *what = "--cache-refresh", rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_CACHE_REFRESH, a->refresh);
+    if (!rc) *what = "--cache", rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_CACHE, a->cache_mode);
     if (!rc) *what = "soft-mask", rc = smdiff_softmask_create_from_model(m, &sm);
     if (!rc && a->sm_mode) *what = "--softmask", rc = smdiff_softmask_set_int(sm, SMDIFF_SM_MODE, a->sm_mode_id);
     if (!rc && a->sm_lambda >= 0)
         *what = "--sm-lambda", rc = smdiff_softmask_set_double(sm, SMDIFF_SM_CONSTANT_LAMBDA, a->sm_lambda);
     if (!rc) rc = smdiff_sampler_set_softmask(s, sm);
+    smdiff_softmask_free(sm);
     if (rc) {
         smdiff_sampler_free(s);
-        smdiff_softmask_free(sm);
         return rc;
     }
-    *s_out = s, *sm_out = sm;
+    *s_out = s;
+    return SMDIFF_OK;
+}
+
+/* Counts the denoising steps the samples take (threshold and factor
+ * decoding take fewer than the budget). */
+static int32_t count_step(size_t step, size_t n_steps, const int32_t *canvas, const uint8_t *committed,
+                          const float *lambda, size_t n, void *ud) {
+    (void)step, (void)n_steps, (void)canvas, (void)committed, (void)lambda, (void)n;
+    ++*(long long *)ud;
+    return 0;
+}
+
+/* The n samples of one seed and step budget, gen[i * (len + 1)] holding
+ * sample i's prompt token and receiving its len tokens: a.batch at a time
+ * through the batch API, one forward pass per step for the group. Sample
+ * i's seed depends on (seed, i) alone, so the samples do not depend on
+ * the batch size. Progress on stderr; returns the first failure. */
+static int32_t generate_samples(const samples_args *a, smdiff_batch *b, smdiff_sampler **ss, uint64_t seed,
+                                int64_t budget, int32_t *gen, double *work_done, double work_total, double t0,
+                                long long *steps, const char **what) {
+    const int64_t S = a->len + 1;
+    size_t id[4096];
+    for (int64_t i0 = 0; i0 < a->n; i0 += a->batch) {
+        int64_t k = a->n - i0 < a->batch ? a->n - i0 : a->batch;
+        int32_t rc = SMDIFF_OK;
+        int64_t added = 0;
+        *what = "generate";
+        for (int64_t j = 0; j < k && !rc; j++) {
+            uint64_t i = (uint64_t)(i0 + j);
+            rc = smdiff_sampler_set_int(ss[j], SMDIFF_SAMPLER_STEPS, budget);
+            if (!rc) rc = smdiff_sampler_set_int(ss[j], SMDIFF_SAMPLER_SEED, (int64_t)(seed * 1000003u + i));
+            if (!rc) rc = smdiff_sampler_set_step_callback(ss[j], count_step, steps);
+            if (!rc) rc = smdiff_batch_add(b, ss[j], gen + i * S, 1, 0, &id[j]);
+            if (!rc) added++;
+        }
+        if (!rc) rc = smdiff_batch_run(b);
+        for (int64_t j = 0; j < k && !rc; j++) {
+            size_t n_out = 0;
+            rc = smdiff_batch_result(b, id[j], gen + (i0 + j) * S + 1, (size_t)a->len, &n_out);
+            if (!rc && n_out != (size_t)a->len) rc = SMDIFF_E_INTERNAL;
+        }
+        for (int64_t j = 0; j < added; j++) smdiff_batch_remove(b, id[j]);
+        if (rc) return rc;
+        *work_done += (double)(budget * k);
+        double el = now_s() - t0;
+        if (a->progress)
+            fprintf(stderr, "\r%s seed %llu budget %lld: sample %lld/%lld  %.0fs left   ", a->label,
+                    (unsigned long long)seed, (long long)budget, (long long)(i0 + k), (long long)a->n,
+                    el / *work_done * (work_total - *work_done));
+    }
     return SMDIFF_OK;
 }
 
@@ -634,18 +705,18 @@ static int eval_samples(int argc, char **argv) {
     int32_t *tok = read_heldout(a.tokens, S, &val, &n_val);
     if (!tok) return 1;
     smdiff_model *m = NULL, *ref = NULL;
-    smdiff_sampler *s = NULL;
-    smdiff_softmask *sm = NULL;
+    smdiff_sampler **ss = calloc((size_t)a.batch, sizeof *ss);
+    smdiff_batch *batch = NULL;
     FILE *csv = NULL, *dump = NULL;
     const int64_t N = a.n, nb = (int64_t)a.n_budgets, ns = (int64_t)a.n_seeds;
     int32_t *human = malloc(sizeof(int32_t) * (size_t)(N * S));
     int32_t *gen = malloc(sizeof(int32_t) * (size_t)(N * S));
     double *nll = malloc(sizeof(double) * (size_t)N);
-    double *res = calloc((size_t)(3 * nb * ns), sizeof(double)); /* [metric][budget][seed] */
+    double *res = calloc((size_t)(4 * nb * ns), sizeof(double)); /* [metric][budget][seed] */
     float *hf = NULL, *gf = NULL;
     int ret = 1;
     const char *what = "out of memory";
-    int32_t rc = (!human || !gen || !nll || !res) ? SMDIFF_E_NOMEM : smdiff_model_create(&m);
+    int32_t rc = (!human || !gen || !nll || !res || !ss) ? SMDIFF_E_NOMEM : smdiff_model_create(&m);
     if (!rc) {
         smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, a.threads);
         what = a.model, rc = smdiff_model_load_file(m, a.model);
@@ -654,7 +725,9 @@ static int eval_samples(int argc, char **argv) {
             goto done;
         }
     }
-    if (!rc) rc = make_sampler(&a, m, &s, &sm, &what);
+    for (int64_t j = 0; !rc && j < a.batch; j++) rc = make_sampler(&a, m, &ss[j], &what);
+    if (!rc) what = "batch", rc = smdiff_batch_create(m, &batch);
+    if (!rc) what = "--batch", rc = smdiff_batch_set_int(batch, SMDIFF_BATCH_CAPACITY, a.batch);
     int64_t vocab = 0, d = 0;
     if (!rc) smdiff_model_property(m, SMDIFF_PROP_VOCAB_SIZE, &vocab);
     if (!rc && a.prompt_id >= vocab) {
@@ -686,10 +759,10 @@ static int eval_samples(int argc, char **argv) {
     double t0 = now_s(), work_done = 0, work_total = 0;
     for (int64_t b = 0; b < nb; b++) work_total += (double)(a.budgets[b] * N * ns);
     printf("# %s: %lld samples of %lld tokens per seed and budget, strategy %s, block %lld, "
-           "temperature %g, top-p %g, soft-mask %s\n",
+           "temperature %g, top-p %g, soft-mask %s, cache %s (refresh %lld), batch %lld\n",
            a.label, (long long)N, (long long)a.len, a.strategy, (long long)(a.block_len ? a.block_len : a.len),
-           a.temp, a.top_p,
-           a.sm_mode ? a.sm_mode : "(model's)");
+           a.temp, a.top_p, a.sm_mode ? a.sm_mode : "(model's)", a.cache ? a.cache : "off", (long long)a.refresh,
+           (long long)a.batch);
     for (int64_t si = 0; si < ns; si++) {
         uint64_t seed = (uint64_t)a.seeds[si], st = seed * 0x2545F4914F6CDD1Dull + 7;
         for (int64_t i = 0; i < N; i++) {
@@ -715,25 +788,12 @@ static int eval_samples(int argc, char **argv) {
             fprintf(csv, "human,0,%llu,%lld,%.4f,%.5f,1\n", (unsigned long long)seed, (long long)N,
                     exp(hn / N), he / N);
         for (int64_t b = 0; b < nb; b++) {
-            what = "--budgets";
-            rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_STEPS, a.budgets[b]);
-            for (int64_t i = 0; !rc && i < N; i++) {
-                size_t n_out = 0;
-                what = "generate";
-                rc = smdiff_sampler_set_int(s, SMDIFF_SAMPLER_SEED, (int64_t)(seed * 1000003u + (uint64_t)i));
-                gen[i * S] = a.prompt_id >= 0 ? (int32_t)a.prompt_id : human[i * S];
-                if (!rc) rc = smdiff_generate_tokens(s, m, gen + i * S, 1, gen + i * S + 1, (size_t)a.len, &n_out);
-                if (!rc && n_out != (size_t)a.len) rc = SMDIFF_E_INTERNAL;
-                work_done += (double)a.budgets[b];
-                double el = now_s() - t0;
-                if (a.progress)
-                    fprintf(stderr, "\r%s seed %llu budget %lld: sample %lld/%lld  %.0fs left   ", a.label,
-                            (unsigned long long)seed, (long long)a.budgets[b], (long long)(i + 1), (long long)N,
-                            el / work_done * (work_total - work_done));
-            }
+            for (int64_t i = 0; i < N; i++) gen[i * S] = a.prompt_id >= 0 ? (int32_t)a.prompt_id : human[i * S];
+            long long steps = 0;
+            rc = generate_samples(&a, batch, ss, seed, a.budgets[b], gen, &work_done, work_total, t0, &steps, &what);
             if (rc) {
                 if (a.progress) fprintf(stderr, "\n");
-                ret = cli_fail(what, rc, smdiff_sampler_last_error(s));
+                ret = cli_fail(what, rc, smdiff_batch_last_error(batch));
                 goto done;
             }
             what = a.ref;
@@ -752,9 +812,10 @@ static int eval_samples(int argc, char **argv) {
                 goto done;
             }
             double *r = res + (b * ns + si);
-            r[0] = exp(gn / N), r[nb * ns] = ge / N, r[2 * nb * ns] = mauve;
-            printf("%s seed %llu steps %lld: gen ppl %.2f  entropy %.3f  MAUVE %.4f  (n %lld)\n", a.label,
-                   (unsigned long long)seed, (long long)a.budgets[b], r[0], r[nb * ns], mauve, (long long)N);
+            r[0] = exp(gn / N), r[nb * ns] = ge / N, r[2 * nb * ns] = mauve, r[3 * nb * ns] = (double)steps / N;
+            printf("%s seed %llu steps %lld: gen ppl %.2f  entropy %.3f  MAUVE %.4f  (n %lld, %.1f steps/sample)\n",
+                   a.label, (unsigned long long)seed, (long long)a.budgets[b], r[0], r[nb * ns], mauve, (long long)N,
+                   r[3 * nb * ns]);
             if (csv)
                 fprintf(csv, "%s,%lld,%llu,%lld,%.4f,%.5f,%.5f\n", a.label, (long long)a.budgets[b],
                         (unsigned long long)seed, (long long)N, r[0], r[nb * ns], mauve);
@@ -770,17 +831,19 @@ static int eval_samples(int argc, char **argv) {
     printf("# %s summary, mean +- sd over %lld seeds of %lld samples each\n", a.label, (long long)ns,
            (long long)N);
     for (int64_t b = 0; b < nb; b++) {
-        double mu[3], sd[3];
-        for (int k = 0; k < 3; k++) mean_sd(res + k * nb * ns + b * ns, (int)ns, &mu[k], &sd[k]);
-        printf("%s steps %lld: gen ppl %.2f +- %.2f  entropy %.3f +- %.3f  MAUVE %.4f +- %.4f\n", a.label,
-               (long long)a.budgets[b], mu[0], sd[0], mu[1], sd[1], mu[2], sd[2]);
+        double mu[4], sd[4];
+        for (int k = 0; k < 4; k++) mean_sd(res + k * nb * ns + b * ns, (int)ns, &mu[k], &sd[k]);
+        printf("%s steps %lld: gen ppl %.2f +- %.2f  entropy %.3f +- %.3f  MAUVE %.4f +- %.4f  "
+               "steps/sample %.1f +- %.1f\n",
+               a.label, (long long)a.budgets[b], mu[0], sd[0], mu[1], sd[1], mu[2], sd[2], mu[3], sd[3]);
     }
     ret = cli_check_stdout();
 done:
     if (csv && close_csv(csv, a.csv) && !ret) ret = CLI_EXIT_FAIL;
     if (dump && close_csv(dump, a.dump) && !ret) ret = CLI_EXIT_FAIL;
-    smdiff_sampler_free(s);
-    smdiff_softmask_free(sm);
+    smdiff_batch_free(batch);
+    for (int64_t j = 0; ss && j < a.batch; j++) smdiff_sampler_free(ss[j]);
+    free(ss);
     smdiff_model_free(m);
     smdiff_model_free(ref);
     free(tok);

@@ -37,8 +37,8 @@ static void usage(FILE *f) {
             "  --steps N              denoising steps (default 64, at most --gen-len)\n"
             "  --block-len N          semi-autoregressive block length (default: one block)\n"
             "  --strategy NAME        origin maskgit_plus topk_margin entropy low_confidence\n"
-            "                         random threshold remdm_cap remdm_loop, or a registered one\n"
-            "                         (default maskgit_plus)\n"
+            "                         random threshold factor remdm_cap remdm_loop, or a\n"
+            "                         registered one (default maskgit_plus)\n"
             "  --remdm-eta E          ReMDM's eta (default 0.02)\n"
             "  --remdm-t-on T         remdm_loop's loop start (default 0.55)\n"
             "  --remdm-t-off T        remdm_loop's loop end (default 0.05)\n"
@@ -49,6 +49,11 @@ static void usage(FILE *f) {
             "  -s, --seed S           random seed (default 0)\n"
             "  --alg-temp T           Dream's position-sampling temperature (default 0)\n"
             "  --threshold C          confidence threshold of the threshold strategy (default 0.9)\n"
+            "  --factor F             f of the factor strategy, Fast-dLLM's factor rule (default 1)\n"
+            "  --cache MODE           off, prefix or dual: block caches of keys and values\n"
+            "                         (default off; docs/DECODING.md, \"Caches\")\n"
+            "  --cache-refresh N      with a cache, also recompute everything every N steps of\n"
+            "                         a block (default 0: at block starts only)\n"
             "  -t, --threads N        threads (default 0: all CPUs)\n"
             "  -c, --ctx-size N       context length (default 0: the model's)\n"
             "  --no-eos-stop          run every step even after EOS\n"
@@ -74,7 +79,8 @@ static void usage(FILE *f) {
 enum {
     O_IDS = CLI_OPT_FIRST, O_CHAT, O_STEPS, O_BLOCK, O_STRATEGY, O_TEMP, O_TOP_P, O_TOP_K, O_ALG_TEMP,
     O_THRESHOLD, O_NO_EOS, O_SOFTMASK, O_SM_K, O_SM_SCALE, O_SM_STEEP, O_SM_CENTRE, O_SM_LAMBDA, O_VISUAL,
-    O_SUFFIX, O_ACROSS, O_REMDM_ETA, O_REMDM_T_ON, O_REMDM_T_OFF, O_REMDM_ALPHA_ON,
+    O_SUFFIX, O_ACROSS, O_REMDM_ETA, O_REMDM_T_ON, O_REMDM_T_OFF, O_REMDM_ALPHA_ON, O_FACTOR, O_CACHE,
+    O_CACHE_REFRESH,
 };
 
 static const struct option longopts[] = {
@@ -95,6 +101,8 @@ static const struct option longopts[] = {
     {"remdm-eta", required_argument, NULL, O_REMDM_ETA}, {"remdm-t-on", required_argument, NULL, O_REMDM_T_ON},
     {"remdm-t-off", required_argument, NULL, O_REMDM_T_OFF},
     {"remdm-alpha-on", required_argument, NULL, O_REMDM_ALPHA_ON},
+    {"factor", required_argument, NULL, O_FACTOR}, {"cache", required_argument, NULL, O_CACHE},
+    {"cache-refresh", required_argument, NULL, O_CACHE_REFRESH},
     CLI_PROGRESS_OPTIONS,                         CLI_COLOR_OPTION,
     CLI_HELP_OPTION,                              {0, 0, 0, 0},
 };
@@ -146,6 +154,12 @@ static int parse_softmask_mode(const char *opt, const char *v, cli_settings *sm)
     return r ? r : cli_setting_int(sm, opt, SMDIFF_SM_MODE, mode);
 }
 
+static int parse_cache_mode(const char *opt, const char *v, cli_settings *sampler) {
+    int64_t mode = 0;
+    int r = cli_cache_mode(opt, v, &mode);
+    return r ? r : cli_setting_int(sampler, opt, SMDIFF_SAMPLER_CACHE, mode);
+}
+
 /* One option; 0 or an exit status. */
 static int parse_option(void *ud, const cli_args *a, int c, const char *v) {
     gen_args *g = ud;
@@ -175,6 +189,9 @@ static int parse_option(void *ud, const cli_args *a, int c, const char *v) {
     case 's': return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_SEED);
     case O_ALG_TEMP: return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_ALG_TEMP);
     case O_THRESHOLD: return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_THRESHOLD);
+    case O_FACTOR: return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_FACTOR);
+    case O_CACHE: return parse_cache_mode(opt, v, &g->sampler);
+    case O_CACHE_REFRESH: return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_CACHE_REFRESH);
     case 't': return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_THREADS);
     case 'c': return cli_setting_parse(&g->model_opts, opt, v, SMDIFF_MODEL_CONTEXT);
     case O_SOFTMASK: return parse_softmask_mode(opt, v, &g->softmask);

@@ -25,6 +25,17 @@ int cli_softmask_mode(const char *opt, const char *text, int64_t *mode) {
     return cli_usage_error("%s: '%s' is not off, entropy or constant", opt, text);
 }
 
+int cli_cache_mode(const char *opt, const char *text, int64_t *mode) {
+    static const char *const names[] = {[SMDIFF_CACHE_OFF] = "off", [SMDIFF_CACHE_PREFIX] = "prefix",
+                                        [SMDIFF_CACHE_DUAL] = "dual"};
+    for (int64_t i = 0; i < 3; i++) {
+        if (strcmp(text, names[i])) continue;
+        *mode = i;
+        return 0;
+    }
+    return cli_usage_error("%s: '%s' is not off, prefix or dual", opt, text);
+}
+
 static int readable(const char *path) { return access(path, R_OK) == 0; }
 
 const char *cli_default_model(void) {

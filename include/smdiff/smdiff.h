@@ -11,11 +11,12 @@
  *  - Error messages, one rule: every call that fails records its detailed
  *    message in the calling thread's slot, read with smdiff_last_error().
  *    A call on an object that one thread owns at a time -- a sampler, a
- *    soft-mask schedule, a trainer, a server -- also records it on that
- *    object (smdiff_sampler_last_error, smdiff_softmask_last_error,
- *    smdiff_trainer_last_error, smdiff_server_last_error). A model is
- *    shared between threads once loaded, so it keeps no message: read a
- *    model call's failure with smdiff_last_error(). A failing call always overwrites both places, so
+ *    soft-mask schedule, a trainer, a server, a batch -- also records it on
+ *    that object (smdiff_sampler_last_error, smdiff_softmask_last_error,
+ *    smdiff_trainer_last_error, smdiff_server_last_error,
+ *    smdiff_batch_last_error). A model is shared between threads once
+ *    loaded, so it keeps no message: read a model call's failure with
+ *    smdiff_last_error(). A failing call always overwrites both places, so
  *    neither holds a stale message from an earlier call; a successful call
  *    clears neither (like errno: read them only after a failure).
  *  - Objects are opaque handles. Each has a create/load function and a free
@@ -26,8 +27,8 @@
  *    object unchanged. Keys come in families with disjoint ranges, each
  *    family owning [base, base + 100): SMDIFF_MODEL_* 100, SMDIFF_SM_* 200,
  *    SMDIFF_SAMPLER_* 300, SMDIFF_TRAIN_* 400, SMDIFF_PROP_* 500,
- *    SMDIFF_SERVER_* 600 (700 and 800 are reserved for families to come);
- *    keys 0..99 are no family's.
+ *    SMDIFF_SERVER_* 600, SMDIFF_QUANT_* 700, SMDIFF_BATCH_* 800
+ *    (experimental); keys 0..99 are no family's.
  *    Every setter, getter, info and property call refuses a key of another
  *    family with SMDIFF_E_INVAL, the message naming both families. Each
  *    family has *_OPT_FIRST_ and *_OPT_LAST_.
@@ -518,7 +519,8 @@ typedef struct smdiff_sampler smdiff_sampler;
 #define SMDIFF_SAMPLER_REMDM_T_OFF  315  /* double [0,1], default 0.05: remdm_loop's loop end */
 #define SMDIFF_SAMPLER_REMDM_ALPHA_ON 316 /* double (0,1), default 0.9: remdm_loop's alpha */
 #define SMDIFF_SAMPLER_OPT_FIRST_   300
-#define SMDIFF_SAMPLER_OPT_LAST_    316
+#define SMDIFF_SAMPLER_OPT_LAST_    319 /* 317..319: the experimental section's
+                                           SMDIFF_SAMPLER_CACHE* and _FACTOR */
 
 /* Create a sampler with default options, the "maskgit_plus" strategy and
  * no schedule of its own (a run uses the model's). Thread-safe. */
@@ -1259,6 +1261,101 @@ SMDIFF_API const char *smdiff_server_last_error(const smdiff_server *server);
  * data with n > 0), SMDIFF_E_IO with the system's reason, SMDIFF_E_NOMEM.
  * Thread-safe for distinct paths. */
 SMDIFF_API int32_t smdiff_write_file(const char *path, const void *data, size_t n);
+
+/* ---- Block caches and parallel rules (experimental; docs/DECODING.md,
+ * "Caches") ---------------------------------------------------------------
+ * Sampler options of the sampler family (smdiff_sampler_set_int /
+ * _set_double), declared here while they are experimental. */
+#define SMDIFF_SAMPLER_CACHE        317  /* int 0..2, default SMDIFF_CACHE_OFF: Fast-dLLM's
+                                            block caches of keys and values (dream, llada;
+                                            generation on an mdlm model with a cache fails
+                                            with SMDIFF_E_UNSUPPORTED) */
+#define SMDIFF_SAMPLER_CACHE_REFRESH 318 /* int 0..1048576, default 0: with a cache, recompute
+                                            every row (and the whole cache) at a block's first
+                                            step and, when N > 0, every N-th step of a block;
+                                            1 = every step, exactly the uncached run */
+#define SMDIFF_SAMPLER_FACTOR       319  /* double (0,1000], default 1: the "factor" strategy's
+                                            f (Fast-dLLM's factor rule) */
+
+#define SMDIFF_CACHE_OFF    0 /* every step computes every row (exact) */
+#define SMDIFF_CACHE_PREFIX 1 /* steps between refreshes compute the rows from the
+                                 block's start to the end of the canvas against the
+                                 cached keys and values of the rows before it */
+#define SMDIFF_CACHE_DUAL   2 /* steps between refreshes compute only the block's rows
+                                 (and, with shifted logits, the rows predicting them)
+                                 against the cached keys and values of all others */
+
+/* ---- Batched generation (experimental; docs/DECODING.md, "Batches") ----
+ * A batch advances several sequences together -- each with its own sampler
+ * (options, strategy, soft-mask, seed, callbacks), its own prompt or
+ * canvas and length -- with one forward pass per step over the rows all of
+ * them need: the products with the weights are shared, the attention is
+ * each sequence's own. A sequence decodes exactly as it would alone
+ * (tokens and steps; tested), and sequences may be added and removed
+ * between steps (a server's slots). A batch belongs to one thread at a
+ * time; its samplers are used only through it while they run in it
+ * (smdiff_generate_* on them fail with SMDIFF_E_STATE meanwhile). A
+ * sampler's abort callback is polled before each step of its sequence
+ * (not between layers of the shared pass); its step callback is called as
+ * for a lone run. */
+typedef struct smdiff_batch smdiff_batch;
+
+/* Batch options, family 800. */
+#define SMDIFF_BATCH_CAPACITY  800  /* int 1..4096, default 8: sequences held at once
+                                       (running or finished and not yet removed) */
+#define SMDIFF_BATCH_OPT_FIRST_ 800
+#define SMDIFF_BATCH_OPT_LAST_  800
+
+/* Create an empty batch for a loaded model (the batch keeps a reference
+ * to it). SMDIFF_E_INVAL, SMDIFF_E_STATE (not loaded), SMDIFF_E_NOMEM. */
+SMDIFF_API int32_t smdiff_batch_create(smdiff_model *model, smdiff_batch **out);
+/* Free a batch; its samplers leave it and may run again. Accepts NULL. */
+SMDIFF_API void smdiff_batch_free(smdiff_batch *batch);
+
+/* Typed option access (see SMDIFF_BATCH_*), as the sampler's. Lowering
+ * the capacity below the sequences held is refused (SMDIFF_E_STATE). */
+SMDIFF_API int32_t smdiff_batch_set_int(smdiff_batch *batch, int32_t key, int64_t value);
+SMDIFF_API int32_t smdiff_batch_get_int(const smdiff_batch *batch, int32_t key, int64_t *out);
+SMDIFF_API int32_t smdiff_batch_option_info(int32_t key, const char **name, int32_t *type, double *min,
+                                            double *max, double *def);
+SMDIFF_API int32_t smdiff_batch_option_key(const char *name, int32_t *key);
+
+/* Add a sequence decoded by sampler: a prompt (is_canvas 0) followed by
+ * gen_length masks, as smdiff_generate_tokens, or a canvas whose masks are
+ * filled (is_canvas 1), as smdiff_generate_canvas. ids are copied. *id
+ * receives the sequence's handle (the smallest free one, from 0). Errors
+ * as the single-sequence calls (recorded on the sampler and the batch);
+ * SMDIFF_E_STATE when the batch is full or the sampler already runs a
+ * sequence; nothing is added then. */
+SMDIFF_API int32_t smdiff_batch_add(smdiff_batch *batch, smdiff_sampler *sampler, const int32_t *ids,
+                                    size_t n_ids, int32_t is_canvas, size_t *id);
+
+/* One step of every running sequence, one forward pass for all. *n_running
+ * (may be NULL) receives how many still run afterwards. A sequence that
+ * fails (strategy error, callbacks, NaN logits) stops with its error
+ * (smdiff_batch_result) and the others go on. Returns an error only when
+ * the shared pass could not run (SMDIFF_E_NOMEM; no sequence advanced). */
+SMDIFF_API int32_t smdiff_batch_step(smdiff_batch *batch, size_t *n_running);
+
+/* Step until no sequence runs. Errors as smdiff_batch_step. */
+SMDIFF_API int32_t smdiff_batch_run(smdiff_batch *batch);
+
+/* The result of sequence id: SMDIFF_E_STATE while it runs; the error that
+ * stopped it; or SMDIFF_OK with, for a prompt, out[capacity] the generated
+ * ids and *n_out how many precede the first EOS (as
+ * smdiff_generate_tokens), for a canvas out the filled canvas and *n_out
+ * its length. SMDIFF_E_BUFFER when capacity is short, SMDIFF_E_NOT_FOUND
+ * for an unknown id. */
+SMDIFF_API int32_t smdiff_batch_result(smdiff_batch *batch, size_t id, int32_t *out, size_t capacity,
+                                       size_t *n_out);
+
+/* Remove sequence id, finished or not; its sampler may run again.
+ * SMDIFF_E_NOT_FOUND for an unknown id. */
+SMDIFF_API int32_t smdiff_batch_remove(smdiff_batch *batch, size_t id);
+
+/* Detailed message of the last failing call on this batch (the error rule
+ * at the top); "" if none, "batch is NULL" for NULL. */
+SMDIFF_API const char *smdiff_batch_last_error(const smdiff_batch *batch);
 
 #endif /* SMDIFF_EXPERIMENTAL */
 

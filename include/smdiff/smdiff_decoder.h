@@ -5,7 +5,7 @@
  * positions to commit (and, for remasking strategies, which committed
  * positions to mask again). smdiff's own strategies ("origin",
  * "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random",
- * "threshold", "remdm_cap", "remdm_loop") register through exactly this interface, and a user
+ * "threshold", "factor", "remdm_cap", "remdm_loop") register through exactly this interface, and a user
  * strategy that declares the same behaviour as a built-in (below) gets
  * exactly the same step views and so the same tokens: the denoising loop
  * never looks at a strategy's name.
@@ -140,6 +140,9 @@ typedef struct smdiff_step_view {
     double remdm_eta;                  /* eta: remasking probability cap */
     double remdm_t_on, remdm_t_off;    /* loop schedule: the loop phase's times */
     double remdm_alpha_on;             /* loop schedule: alpha held in the loop */
+    /* ---- appended in smdiff 0.2 (issue 18; check struct_size first) */
+    double factor;                     /* Fast-dLLM's factor rule: the sampler's
+                                          SMDIFF_SAMPLER_FACTOR */
 } smdiff_step_view;
 
 /* A strategy. Callbacks receive the user_data given at registration. */

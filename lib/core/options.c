@@ -6,7 +6,7 @@
 /* Indexed by key / SD_OPT_FAMILY_SPAN; smdiff.h lists the bases. */
 static const char *const k_families[] = {
     NULL,             "model option",     "soft-mask option", "sampler option", "trainer option",
-    "model property", "server option",    "quantizer option", "cache option",
+    "model property", "server option",    "quantizer option", "batch option",
 };
 
 #define N_FAMILIES ((int32_t)(sizeof k_families / sizeof k_families[0]))

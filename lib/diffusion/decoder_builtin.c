@@ -14,7 +14,10 @@
  *   LLaDA generate (generate.py): low_confidence (softmax probability of
  *     the Gumbel-max token) or random (uniform scores), the n_transfer best.
  *   Fast-dLLM (get_transfer_index with threshold): the most confident
- *     position always, plus every other one with confidence >= threshold.
+ *     position always, plus every other one with confidence >= threshold;
+ *     (get_transfer_index_dynamic, the factor rule): the n most confident,
+ *     n the longest leading run of the ranking with (k + 1)(1 - c_(k)) <=
+ *     factor for its k-th confidence c_(k) (k = 1 always).
  * Ties in confidence go to the lower canvas position (torch.topk leaves
  * tie order unspecified). ReMDM's re-masking strategies are in
  * decoder_remdm.c.
@@ -164,6 +167,27 @@ static int32_t sel_threshold(const smdiff_step_view *v, int32_t *commit, int32_t
     return SMDIFF_OK;
 }
 
+/* Fast-dLLM's factor rule. Its reference commits every position when only
+ * the last-ranked one fails the bound (its loop index stops there and is
+ * then incremented); here that position stays masked. */
+static int32_t sel_factor(const smdiff_step_view *v, int32_t *commit, int32_t *n_commit, int32_t *remask,
+                          int32_t *n_remask, void *ud) {
+    (void)remask;
+    (void)ud;
+    *n_remask = 0;
+    *n_commit = 0;
+    size_t m = v->n_masked;
+    if (m == 0) return SMDIFF_OK;
+    scored *sc = v->scratch;
+    for (size_t i = 0; i < m; i++) sc[i].score = v->confidence[i], sc[i].pos = v->position[i], sc[i].idx = (int32_t)i;
+    qsort(sc, m, sizeof *sc, scored_cmp);
+    size_t n = 1;
+    while (n < m && (double)(n + 2) * (1.0 - sc[n].score) <= v->factor) n++;
+    for (size_t i = 0; i < n; i++) commit[i] = sc[i].idx;
+    *n_commit = (int32_t)n;
+    return SMDIFF_OK;
+}
+
 /* ---------------------------------------------------- the declarations */
 
 #define DEC(var, nm, fn, desc, sched, conf, needs, scratch)                                      \
@@ -201,9 +225,12 @@ DEC(d_random, "random", sel_random, "LLaDA: random positions, even per-step budg
 DEC(d_threshold, "threshold", sel_threshold,
     "Fast-dLLM: every position above the confidence threshold (at least one)",
     UNTIL_DONE, RAW, POS | SMDIFF_NEED_CONFIDENCE, 0);
+DEC(d_factor, "factor", sel_factor,
+    "Fast-dLLM: the n most confident, n the longest run with (k+1)(1 - c_k) <= factor",
+    UNTIL_DONE, RAW, POS | SMDIFF_NEED_CONFIDENCE, sizeof(scored));
 
 const smdiff_decoder *const sd_builtin_decoders[] = {
-    &d_origin, &d_maskgit, &d_margin, &d_entropy, &d_lowconf, &d_random, &d_threshold,
+    &d_origin, &d_maskgit, &d_margin, &d_entropy, &d_lowconf, &d_random, &d_threshold, &d_factor,
     &sd_decoder_remdm_cap, &sd_decoder_remdm_loop, &d_ddpm_cache, NULL};
 
 /* ------------------------------------------------------------ schedules */

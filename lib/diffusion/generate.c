@@ -31,6 +31,21 @@
  *                    with a prediction, for the next forward pass
  *   report           step callback, then the EOS check (per span)
  *
+ * A run is a state machine over those steps (run_open, next_step,
+ * prepare_step, the model's forward, finish_step), so one run (decode) and
+ * a batch of runs sharing one forward pass per step (sd_gen_step_all) are
+ * the same code.
+ *
+ * Block caches (docs/DECODING.md, "Caches"): with a prefix cache a step
+ * that does not refresh computes only the rows from the block's first
+ * position (or the row before it, with shifted logits) to the end of the
+ * canvas against the cached keys and values of the rows before; with a
+ * dual cache only the block's rows and the rows that predict its masked
+ * positions. A refresh -- the first step of every block, and every N-th
+ * step with SMDIFF_SAMPLER_CACHE_REFRESH = N -- computes every row and
+ * rewrites the whole cache; with N = 1 every step refreshes and the run is
+ * exactly the uncached one.
+ *
  * What a strategy declares (smdiff_decoder.h) is all the loop knows of it:
  * its schedule (n_transfer and the steps of a block), its confidence kind,
  * the view fields it reads (the others stay NULL, and H(q) is computed
@@ -70,69 +85,112 @@ static double now_s(void) {
 
 /* ------------------------------------------------------ model adapter */
 
-typedef struct model_ctx {
-    const struct smdiff_model *m;
-    sd_arena arena;     /* the forward pass's activations, kept between runs */
-    size_t arena_bytes;
-} model_ctx;
-
 static void model_embed(void *ctx, int32_t id, float *out) {
-    model_ctx *c = ctx;
-    sd_embed_token(&c->m->w, id, out);
+    sd_gen_model_ctx *c = ctx;
+    sd_embed_token(c->w, id, out);
 }
 
-static int32_t model_forward(void *ctx, const float *embd, int64_t L, const int32_t *rows,
-                             int64_t n_rows, float *logits, int (*abort_fn)(void *),
+static size_t model_cache_floats(void *ctx, int64_t L) {
+    sd_gen_model_ctx *c = ctx;
+    return sd_kv_cache_floats(&c->w->hp, L);
+}
+
+/* The sequences' requests as the transformer core takes them, carved from
+ * the arena: one sd_fwd_seq and one cache view per sequence, and the
+ * stacked index of each logits row. */
+static int32_t core_request(sd_gen_model_ctx *c, const sd_gen_fwd *f, size_t n, sd_fwd_seq **seqs_out,
+                            int32_t **out_rows, int64_t *n_out, sd_error *err) {
+    const sd_hparams *hp = &c->w->hp;
+    sd_fwd_seq *seqs = sd_arena_alloc(&c->arena, n * sizeof *seqs);
+    sd_kv_cache *kv = sd_arena_alloc(&c->arena, n * sizeof *kv);
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++) total += f[i].n_rows;
+    int32_t *out = sd_arena_alloc(&c->arena, sizeof(int32_t) * (size_t)(total ? total : 1));
+    if (!seqs || !kv || !out) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory for a forward request");
+    int64_t row0 = 0, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t n_pos = f[i].pos ? f[i].n_pos : f[i].L;
+        if (f[i].cache) sd_kv_cache_init(&kv[i], hp, f[i].cache, f[i].L);
+        /* A model conditioned on the noise level (mdlm with time conditioning)
+         * gets MDLM's log-linear sigma(t) = -log(1 - (1 - 1e-3) t) with t the
+         * fraction of the canvas being predicted: the masked fraction when the
+         * whole canvas is one block. Other models ignore it. */
+        double t = (double)f[i].n_rows / (double)f[i].L;
+        float sigma = (float)-log1p(-(1.0 - 1e-3) * t);
+        sd_fwd_seq q = {f[i].embd, f[i].L, f[i].pos, n_pos, f[i].cache ? &kv[i] : NULL, sigma};
+        seqs[i] = q;
+        /* rows are canvas positions; the core wants their index among the
+         * stacked rows computed (pos and rows are ascending) */
+        for (int64_t r = 0, j = 0; r < f[i].n_rows; r++) {
+            int32_t want = f[i].rows[r];
+            if (f[i].pos) {
+                while (j < n_pos && f[i].pos[j] < want) j++;
+                if (j == n_pos || f[i].pos[j] != want)
+                    return sd_fail(err, SMDIFF_E_INTERNAL, "logits row %d is not among the rows computed", (int)want);
+                out[k++] = (int32_t)(row0 + j);
+            } else {
+                out[k++] = (int32_t)(row0 + want);
+            }
+        }
+        row0 += n_pos;
+    }
+    *seqs_out = seqs, *out_rows = out, *n_out = k;
+    return SMDIFF_OK;
+}
+
+static int32_t model_forward(void *ctx, const sd_gen_fwd *f, size_t n, float *logits, int (*abort_fn)(void *),
                              void *abort_ud, sd_error *err) {
-    model_ctx *c = ctx;
-    size_t need = sd_forward_scratch_bytes(&c->m->w.hp, L, n_rows);
+    sd_gen_model_ctx *c = ctx;
+    const sd_hparams *hp = &c->w->hp;
+    int64_t N = 0, n_out = 0;
+    for (size_t i = 0; i < n; i++) N += f[i].pos ? f[i].n_pos : f[i].L, n_out += f[i].n_rows;
+    int threads = c->pool ? sd_pool_threads(c->pool) : 1;
+    size_t need = sd_forward_batch_scratch_bytes(hp, N, n_out, threads) +
+                  n * (sizeof(sd_fwd_seq) + sizeof(sd_kv_cache) + 128) + sizeof(int32_t) * (size_t)n_out + 64;
     if (need > c->arena_bytes) {
         sd_arena_destroy(&c->arena);
         memset(&c->arena, 0, sizeof c->arena);
         c->arena_bytes = 0;
         if (sd_arena_init(&c->arena, need, 0))
-            return sd_fail(err, SMDIFF_E_NOMEM, "out of memory for the activations of %lld positions",
-                           (long long)L);
+            return sd_fail(err, SMDIFF_E_NOMEM, "out of memory for the activations of %lld rows", (long long)N);
         c->arena_bytes = need;
     }
     sd_arena_reset(&c->arena);
-    /* The model's pool serves one caller at a time; a concurrent run does
-     * its non-BLAS work inline. */
-    struct smdiff_model *mm = (struct smdiff_model *)c->m; /* only the atomic flag changes */
-    int have_pool = atomic_exchange(&mm->pool_busy, 1) == 0;
-    sd_forward_opts o = {0, have_pool ? c->m->pool : NULL, abort_fn, abort_ud};
-    /* A model conditioned on the noise level (mdlm with time conditioning)
-     * gets MDLM's log-linear sigma(t) = -log(1 - (1 - 1e-3) t) with t the
-     * fraction of the canvas being predicted: the masked fraction when the
-     * whole canvas is one block. Other models ignore it. */
-    double t = (double)n_rows / (double)L;
-    float sigma = (float)-log1p(-(1.0 - 1e-3) * t);
-    int32_t rc = sd_forward_sigma(&c->m->w, sigma, embd, L, rows, n_rows, logits, NULL, &o, &c->arena, err);
-    if (have_pool) atomic_store(&mm->pool_busy, 0);
+    sd_fwd_seq *seqs = NULL;
+    int32_t *out = NULL;
+    int32_t rc = core_request(c, f, n, &seqs, &out, &n_out, err);
+    if (rc) return rc;
+    /* A shared pool serves one caller at a time; a concurrent run does its
+     * non-BLAS work inline. */
+    int have_pool = !c->pool_busy || atomic_exchange(c->pool_busy, 1) == 0;
+    sd_forward_opts o = {0, have_pool ? c->pool : NULL, abort_fn, abort_ud};
+    rc = sd_forward_batch(c->w, seqs, (int64_t)n, out, n_out, logits, NULL, &o, &c->arena, err);
+    if (have_pool && c->pool_busy) atomic_store(c->pool_busy, 0);
     return rc;
 }
 
-/* ---------------------------------------------------------- workspace */
-
-struct sd_gen_workspace {
-    void *mem;          /* every array of a run, carved by layout() */
-    size_t mem_bytes;
-    sd_pool *pool;      /* the sampler's worker pool; NULL for one thread */
-    int pool_threads;
-    model_ctx model;    /* a loaded model's forward scratch */
-};
-
-void sd_gen_workspace_free(struct sd_gen_workspace *ws) {
-    if (!ws) return;
-    sd_free(ws->mem);
-    sd_pool_free(ws->pool);
-    sd_arena_destroy(&ws->model.arena);
-    sd_free(ws);
+void sd_gen_model_of_weights(const sd_weights *w, sd_pool *pool, int32_t eos_id, sd_gen_model_ctx *ctx,
+                             sd_gen_model *gm) {
+    const sd_hparams *hp = &w->hp;
+    ctx->w = w;
+    ctx->pool = pool;
+    ctx->pool_busy = NULL;
+    sd_gen_model g = {hp->n_vocab,      hp->n_embd,  hp->n_ctx,    hp->mask_id,        eos_id,
+                      hp->shift_logits, model_embed, model_forward,
+                      /* mdlm's conditioning follows each step's noise
+                       * level: its keys and values do not carry over */
+                      hp->arch == SD_ARCH_MDLM ? NULL : model_cache_floats, ctx};
+    *gm = g;
 }
 
-static struct sd_gen_workspace *workspace_of(struct smdiff_sampler *s) {
-    if (!s->ws) s->ws = sd_calloc(1, sizeof *s->ws);
-    return s->ws;
+void sd_gen_model_of(const struct smdiff_model *model, sd_gen_model_ctx *ctx, sd_gen_model *gm) {
+    sd_gen_model_of_weights(&model->w, model->pool, model->w.hp.eos_id, ctx, gm);
+    ctx->pool_busy = (atomic_int *)&model->pool_busy; /* only the atomic flag changes */
+}
+
+void sd_gen_model_ctx_free(sd_gen_model_ctx *ctx) {
+    sd_arena_destroy(&ctx->arena);
+    memset(ctx, 0, sizeof *ctx);
 }
 
 /* ---------------------------------------------------------- one run */
@@ -155,10 +213,12 @@ typedef struct run {
     size_t n_blocks, spb;   /* blocks, steps per block (as the schedule runs them) */
     int32_t eos;            /* -1: no EOS handling */
     int n_threads;
-    double alg_temp, threshold, eps;
+    double alg_temp, threshold, eps, factor;
     double remdm[4];        /* eta, t_on, t_off, alpha_on */
     sd_stats_params sp;
     int sm_on, sm_across;
+    int cache, refresh;     /* SMDIFF_CACHE_*; refresh every N steps of a block (0: at
+                               its start only) */
     sd_pool *pool;
     /* the canvas, [L] */
     int32_t *canvas;
@@ -174,9 +234,14 @@ typedef struct run {
     float *e_mask;          /* [d] */
     float *mix;             /* [k + 1, d] candidate rows of one mix, then the row it replaces */
     int inputs_changed;     /* an input row or the row set changed since the last forward pass */
+    int last_full;          /* the last forward pass computed every row (a refresh, or no cache) */
+    float *kv;              /* the key/value cache (cache on) */
+    int32_t *cpos;          /* [L] canvas positions a cached step computes */
+    size_t n_cpos;
     /* the rows of a step, [R]: the block's masked positions first (the
      * view's arrays), then those of later blocks (SM across blocks) */
-    float *logits;          /* [R, V] */
+    float *logits;          /* [R, V]; in a batch, the batch's buffer */
+    int batched;            /* a batch places the logits */
     int32_t *pos, *rows, *tok;
     uint64_t *row_id;
     float *conf, *top1, *top2, *ent_q, *ent_p;
@@ -195,6 +260,31 @@ typedef struct run {
     int32_t g, total_steps; /* global step */
     int stopped;            /* EOS reached */
 } run;
+
+/* ---------------------------------------------------------- workspace */
+
+struct sd_gen_workspace {
+    void *mem;          /* every array of a run, carved by layout() */
+    size_t mem_bytes;
+    sd_pool *pool;      /* the sampler's worker pool; NULL for one thread */
+    int pool_threads;
+    sd_gen_model_ctx model; /* a loaded model's forward scratch */
+    run r;              /* the run in progress (or the last one) */
+    int open;           /* r is a run that has not finished */
+};
+
+void sd_gen_workspace_free(struct sd_gen_workspace *ws) {
+    if (!ws) return;
+    sd_free(ws->mem);
+    sd_pool_free(ws->pool);
+    sd_gen_model_ctx_free(&ws->model);
+    sd_free(ws);
+}
+
+static struct sd_gen_workspace *workspace_of(struct smdiff_sampler *s) {
+    if (!s->ws) s->ws = sd_calloc(1, sizeof *s->ws);
+    return s->ws;
+}
 
 static double view_uniform(void *st) { return sd_rng_uniform(st); }
 
@@ -284,6 +374,13 @@ static int32_t plan(run *r, size_t n_ids, size_t capacity) {
     const struct smdiff_softmask *sm = &s->softmask;
     r->sm_on = sm->opt[SD_OPT_SLOT(SMDIFF_SM_MODE)].i != SMDIFF_SM_OFF;
     r->sm_across = r->sm_on && o[SD_OPT_SLOT(SMDIFF_SAMPLER_SM_ACROSS_BLOCKS)].i;
+    r->cache = (int)o[SD_OPT_SLOT(SMDIFF_SAMPLER_CACHE)].i;
+    r->refresh = (int)o[SD_OPT_SLOT(SMDIFF_SAMPLER_CACHE_REFRESH)].i;
+    if (r->cache != SMDIFF_CACHE_OFF && !r->m->cache_floats)
+        return sd_fail(&s->err, SMDIFF_E_UNSUPPORTED, "this model cannot cache keys and values (cache option %d; an mdlm model's "
+                       "conditioning changes with every step's noise level, so its keys and values do not carry "
+                       "over): set the cache option to off",
+                       r->cache);
     r->R = r->sm_across ? r->G : r->B;
     /* Entropies cost a multiply-add per logit: H(p) only for the entropy
      * rule of SM, H(q) only for a strategy that reads it. */
@@ -300,6 +397,7 @@ static int32_t plan(run *r, size_t n_ids, size_t capacity) {
     r->n_threads = o[SD_OPT_SLOT(SMDIFF_SAMPLER_THREADS)].i ? (int)o[SD_OPT_SLOT(SMDIFF_SAMPLER_THREADS)].i : sd_cpu_count();
     r->alg_temp = o[SD_OPT_SLOT(SMDIFF_SAMPLER_ALG_TEMP)].d;
     r->threshold = o[SD_OPT_SLOT(SMDIFF_SAMPLER_THRESHOLD)].d;
+    r->factor = o[SD_OPT_SLOT(SMDIFF_SAMPLER_FACTOR)].d;
     r->eps = o[SD_OPT_SLOT(SMDIFF_SAMPLER_EPS)].d;
     double remdm[4] = {o[SD_OPT_SLOT(SMDIFF_SAMPLER_REMDM_ETA)].d, o[SD_OPT_SLOT(SMDIFF_SAMPLER_REMDM_T_ON)].d,
                        o[SD_OPT_SLOT(SMDIFF_SAMPLER_REMDM_T_OFF)].d, o[SD_OPT_SLOT(SMDIFF_SAMPLER_REMDM_ALPHA_ON)].d};
@@ -342,7 +440,11 @@ static size_t layout(run *r, char *base, int n_threads) {
     r->embd = take(&c, L, d * sizeof(float));
     r->e_mask = take(&c, d, sizeof(float));
     r->mix = take(&c, k + 1, d * sizeof(float));
-    r->logits = take(&c, R, V * sizeof(float));
+    r->logits = r->batched ? NULL : take(&c, R, V * sizeof(float));
+    if (r->cache != SMDIFF_CACHE_OFF) {
+        r->kv = take(&c, r->m->cache_floats(r->m->ctx, r->L), sizeof(float));
+        r->cpos = take(&c, L, sizeof(int32_t));
+    }
     int32_t **rows[] = {&r->pos, &r->rows, &r->tok};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) *rows[i] = take(&c, R, sizeof(int32_t));
     int32_t **blk[] = {&r->commit, &r->remask, &r->c_pos, &r->c_tok};
@@ -418,6 +520,7 @@ static void start_run(run *r) {
     v->n_blocks = r->n_blocks;
     v->alg_temp = r->alg_temp;
     v->threshold = r->threshold;
+    v->factor = r->factor;
     v->position = need & SMDIFF_NEED_POSITION ? r->pos : NULL;
     v->token = need & SMDIFF_NEED_TOKEN ? r->tok : NULL;
     v->confidence = conf;
@@ -446,6 +549,7 @@ static void start_run(run *r) {
  * unless SM across blocks kept one. */
 static void start_block(run *r, size_t b) {
     r->block = b;
+    r->step = 0;
     r->lo = b * r->B;
     r->hi = r->lo + r->B;
     sd_dream_timesteps(r->spb, r->eps, r->ts);
@@ -511,25 +615,6 @@ static void embed_row(run *r, int32_t p) {
 
 static void embed_inputs(run *r) {
     for (int32_t p = 0; p < r->L; p++) embed_row(r, p);
-}
-
-/* The model's logits for this step's rows. When no input row and no row
- * of the step changed since the last pass (a step that committed nothing,
- * as MDLM's cached ancestral sampler relies on), the logits in r->logits
- * are still those of these inputs -- the forward pass is a pure function of
- * them -- and the pass is skipped; the statistics are still drawn anew. */
-static int32_t forward(run *r) {
-    struct smdiff_sampler *s = r->s;
-    if (!r->inputs_changed && !s->no_forward_cache) {
-        s->forwards_skipped++;
-        return SMDIFF_OK;
-    }
-    abort_shim shim = {s->abort_fn, s->abort_ud};
-    int32_t rc = r->m->forward(r->m->ctx, r->embd, r->L, r->rows, (int64_t)r->n_rows, r->logits,
-                               s->abort_fn ? abort_poll : NULL, &shim, &s->err);
-    if (rc == SMDIFF_E_ABORTED) sd_fail(&s->err, rc, "aborted by the host during step %d", (int)r->g);
-    if (!rc) r->inputs_changed = 0;
-    return rc;
 }
 
 static int32_t compute_stats(run *r) {
@@ -691,81 +776,267 @@ static int32_t report(run *r) {
     return SMDIFF_OK;
 }
 
-/* One step of the current block: the functions above, in order. A step
- * with no masked row (a re-masking strategy's block fully committed) needs
- * no forward pass. */
-static int32_t run_step(run *r) {
+/* ------------------------------------------------- a step, in three parts */
+
+/* Whether this step recomputes every row and the whole cache: always
+ * without a cache, else at a block's first step and every `refresh`-th. */
+static int refreshes(const run *r) {
+    return r->cache == SMDIFF_CACHE_OFF || r->step == 0 || (r->refresh > 0 && r->step % (size_t)r->refresh == 0);
+}
+
+/* The rows a cached step computes, into cpos (ascending): with a prefix
+ * cache, every row from the block's first position (or the first logits
+ * row, one before it with shifted logits) to the end of the canvas; with a
+ * dual cache, the block's positions and the rows predicting its masked
+ * ones -- the later blocks' rows then keep the logits, soft-mask inputs
+ * and keys of the last refresh, so they get no logits now. */
+static void cached_rows(run *r) {
+    size_t n = 0;
+    if (r->cache == SMDIFF_CACHE_PREFIX) {
+        int32_t first = r->fill[r->lo];
+        for (size_t j = 0; j < r->n_rows; j++) first = r->rows[j] < first ? r->rows[j] : first;
+        for (int32_t p = first; p < r->L; p++) r->cpos[n++] = p;
+    } else {
+        r->n_rows = r->nm;
+        for (size_t i = r->lo, j = 0; i < r->hi || j < r->n_rows;) { /* two ascending lists, merged */
+            int32_t a = i < r->hi ? r->fill[i] : INT32_MAX, b = j < r->n_rows ? r->rows[j] : INT32_MAX;
+            int32_t p = a < b ? a : b;
+            i += a == p, j += b == p;
+            r->cpos[n++] = p;
+        }
+    }
+    r->n_cpos = n;
+}
+
+/* Moves to the next step to run -- the block's next one, or the first of
+ * the next block that has one -- and finds its masked positions; 0 when
+ * the run is over. */
+static int next_step(run *r) {
+    while (!r->stopped && r->block < r->n_blocks) {
+        if (r->step < r->spb && find_masked(r)) return 1;
+        if (r->block + 1 < r->n_blocks) start_block(r, r->block + 1);
+        else r->block = r->n_blocks;
+    }
+    return 0;
+}
+
+/* Whether the step's forward pass is skipped: no input row and no row of
+ * the step changed since the last pass (a step that committed nothing, as
+ * MDLM's cached ancestral sampler relies on), so the logits in r->logits
+ * are still those of these inputs -- the forward pass is a pure function of
+ * them -- and only the statistics are drawn anew. Never in a batch (its
+ * logits buffer is refilled every step) and never at a cache refresh
+ * after a cached step: the refresh rewrites the whole cache and its logits
+ * differ from the cached step's. A refresh after a full pass, or a cached
+ * step after any pass, of the same inputs computes what it already has. */
+static int skips_forward(const run *r) {
+    return !r->inputs_changed && !r->s->no_forward_cache && !r->batched &&
+           !(r->cache != SMDIFF_CACHE_OFF && refreshes(r) && !r->last_full);
+}
+
+/* Before the step's forward pass: the abort poll, the inputs and the
+ * request f (f->n_rows 0: a step without a forward pass -- a re-masking
+ * strategy's block with nothing masked). */
+static int32_t prepare_step(run *r, sd_gen_fwd *f) {
     struct smdiff_sampler *s = r->s;
-    int32_t rc, nc, nr;
     if (s->abort_fn && s->abort_fn(s->abort_ud))
         return sd_fail(&s->err, SMDIFF_E_ABORTED, "aborted by the host before step %d", (int)r->g);
+    memset(f, 0, sizeof *f);
+    if (!r->n_rows) return SMDIFF_OK;
     double t0 = now_s();
-    if (r->n_rows) embed_inputs(r);
-    double t1 = now_s();
-    if (r->n_rows && (rc = forward(r))) return rc;
-    double t2 = now_s();
+    embed_inputs(r);
+    f->embd = r->embd;
+    f->L = r->L;
+    if (r->cache != SMDIFF_CACHE_OFF) {
+        f->cache = r->kv;
+        if (!refreshes(r)) {
+            cached_rows(r);
+            f->pos = r->cpos;
+            f->n_pos = (int64_t)r->n_cpos;
+        }
+    }
+    f->rows = r->rows;
+    f->n_rows = (int64_t)r->n_rows;
+    if (skips_forward(r)) {
+        s->forwards_skipped++;
+        f->n_rows = 0; /* r->logits still hold this step's rows */
+    } else {
+        r->last_full = !f->pos;
+    }
+    r->inputs_changed = 0;
+    s->time_embed += now_s() - t0;
+    return SMDIFF_OK;
+}
+
+/* After it: statistics, the strategy, commits, the soft-mask inputs of the
+ * next step, the report; then the step is done. */
+static int32_t finish_step(run *r) {
+    struct smdiff_sampler *s = r->s;
+    int32_t rc, nc, nr;
+    double t0 = now_s();
     if ((r->n_rows && (rc = compute_stats(r))) || (rc = select_positions(r, &nc, &nr)) ||
         (rc = commit(r, nc, nr)))
         return rc;
     update_softmask(r);
-    double t3 = now_s();
-    s->time_embed += t1 - t0;
-    s->time_forward += t2 - t1;
-    s->time_stats += t3 - t2;
+    s->time_stats += now_s() - t0;
     s->steps_run++;
-    return report(r);
+    if ((rc = report(r))) return rc;
+    r->step++;
+    return SMDIFF_OK;
+}
+
+/* The forward pass of one run's step. */
+static int32_t forward_one(run *r, const sd_gen_fwd *f) {
+    struct smdiff_sampler *s = r->s;
+    abort_shim shim = {s->abort_fn, s->abort_ud};
+    double t0 = now_s();
+    int32_t rc = r->m->forward(r->m->ctx, f, 1, r->logits, s->abort_fn ? abort_poll : NULL, &shim, &s->err);
+    s->time_forward += now_s() - t0;
+    if (rc == SMDIFF_E_ABORTED) sd_fail(&s->err, rc, "aborted by the host during step %d", (int)r->g);
+    return rc;
 }
 
 /* The request (ids: a prompt, or a canvas) checked and planned, the
- * workspace reserved, every block decoded; the canvas is then in
- * r->canvas. */
-static int32_t decode(run *r, struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *ids, int is_canvas,
-                      size_t n_ids, size_t capacity) {
+ * workspace reserved, the first block started. */
+static int32_t run_open(run *r, struct smdiff_sampler *s, struct sd_gen_workspace *ws, const sd_gen_model *m,
+                        const int32_t *ids, int is_canvas, size_t n_ids, size_t capacity, int batched) {
     memset(r, 0, sizeof *r);
     r->s = s;
     r->m = m;
     r->ids = ids;
     r->is_canvas = is_canvas;
+    r->batched = batched;
     s->time_forward = s->time_stats = s->time_embed = 0;
     s->steps_run = s->forwards_skipped = 0;
     int32_t rc = plan(r, n_ids, capacity);
-    if (rc) return rc;
-    struct sd_gen_workspace *ws = workspace_of(s);
-    if (!ws) return sd_fail(&s->err, SMDIFF_E_NOMEM, "out of memory for the sampler's workspace");
-    if ((rc = reserve(r, ws))) return rc;
+    if (rc || (rc = reserve(r, ws))) return rc;
     start_run(r);
-    for (size_t b = 0; b < r->n_blocks && !r->stopped; b++) {
-        start_block(r, b);
-        for (r->step = 0; r->step < r->spb && !r->stopped && find_masked(r); r->step++)
-            if ((rc = run_step(r))) return rc;
+    start_block(r, 0);
+    return SMDIFF_OK;
+}
+
+static struct sd_gen_workspace *open_workspace(struct smdiff_sampler *s) {
+    struct sd_gen_workspace *ws = workspace_of(s);
+    if (!ws) sd_fail(&s->err, SMDIFF_E_NOMEM, "out of memory for the sampler's workspace");
+    else if (ws->open) {
+        sd_fail(&s->err, SMDIFF_E_STATE, "the sampler is running a sequence of a batch");
+        ws = NULL;
     }
+    return ws;
+}
+
+/* Every step of one run; the canvas is then in (*out)->canvas. */
+static int32_t decode(struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *ids, int is_canvas,
+                      size_t n_ids, size_t capacity, run **out) {
+    struct sd_gen_workspace *ws = open_workspace(s);
+    if (!ws) return s->err.code;
+    run *r = &ws->r;
+    int32_t rc = run_open(r, s, ws, m, ids, is_canvas, n_ids, capacity, 0);
+    sd_gen_fwd f;
+    while (!rc && next_step(r))
+        if (!(rc = prepare_step(r, &f)) && !(f.n_rows && (rc = forward_one(r, &f)))) rc = finish_step(r);
+    *out = r;
+    return rc;
+}
+
+/* A finished run's result: for a prompt, the generated ids and how many
+ * precede the first EOS; for a canvas, the canvas. */
+static int32_t result(run *r, int32_t *out, size_t capacity, size_t *n_out) {
+    if (r->is_canvas) {
+        if (capacity < (size_t)r->L)
+            return sd_fail(&r->s->err, SMDIFF_E_BUFFER, "capacity %zu is smaller than the canvas (%d)", capacity,
+                           (int)r->L);
+        memcpy(out, r->canvas, sizeof(int32_t) * (size_t)r->L);
+        *n_out = (size_t)r->L;
+        return SMDIFF_OK;
+    }
+    if (capacity < r->G)
+        return sd_fail(&r->s->err, SMDIFF_E_BUFFER, "output capacity %zu is smaller than gen_length %zu", capacity,
+                       r->G);
+    size_t n = r->G;
+    for (size_t p = 0; r->eos >= 0 && p < r->G; p++)
+        if (r->canvas[(size_t)r->P + p] == r->eos) {
+            n = p;
+            break;
+        }
+    memcpy(out, r->canvas + r->P, sizeof(int32_t) * r->G);
+    *n_out = n;
     return SMDIFF_OK;
 }
 
 int32_t sd_generate(struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *prompt,
                     size_t n_prompt, int32_t *out, size_t capacity, size_t *n_out) {
-    run r;
-    int32_t rc = decode(&r, s, m, prompt, 0, n_prompt, capacity);
-    if (rc) return rc;
-    /* The generated ids, and how many precede the first EOS. */
-    size_t n = r.G;
-    for (size_t p = 0; r.eos >= 0 && p < r.G; p++)
-        if (r.canvas[(size_t)r.P + p] == r.eos) {
-            n = p;
-            break;
-        }
-    memcpy(out, r.canvas + r.P, sizeof(int32_t) * r.G);
-    *n_out = n;
-    return SMDIFF_OK;
+    run *r;
+    int32_t rc = decode(s, m, prompt, 0, n_prompt, capacity, &r);
+    return rc ? rc : result(r, out, capacity, n_out);
 }
 
 int32_t sd_generate_canvas(struct smdiff_sampler *s, const sd_gen_model *m, int32_t *canvas,
                            size_t n_canvas) {
-    run r;
-    int32_t rc = decode(&r, s, m, canvas, 1, n_canvas, 0);
+    run *r;
+    size_t n;
+    int32_t rc = decode(s, m, canvas, 1, n_canvas, 0, &r);
+    return rc ? rc : result(r, canvas, n_canvas, &n);
+}
+
+/* ------------------------------------------------------------- batches */
+
+int32_t sd_gen_batch_open(struct smdiff_sampler *s, const sd_gen_model *m, const int32_t *ids, int is_canvas,
+                          size_t n_ids, size_t capacity, int *has_step) {
+    struct sd_gen_workspace *ws = open_workspace(s);
+    if (!ws) return s->err.code;
+    int32_t rc = run_open(&ws->r, s, ws, m, ids, is_canvas, n_ids, capacity, 1);
     if (rc) return rc;
-    memcpy(canvas, r.canvas, sizeof(int32_t) * n_canvas);
+    ws->open = 1;
+    *has_step = next_step(&ws->r);
     return SMDIFF_OK;
+}
+
+void sd_gen_batch_close(struct smdiff_sampler *s) {
+    if (s && s->ws) s->ws->open = 0;
+}
+
+int32_t sd_gen_batch_step(struct smdiff_sampler *const *s, size_t n, const sd_gen_model *m, sd_gen_fwd *fwd,
+                          float **logits, size_t *logits_cap, int32_t *status, sd_error *err) {
+    size_t rows = 0, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        run *r = &s[i]->ws->r;
+        status[i] = prepare_step(r, &fwd[i]);
+        if (status[i]) fwd[i].n_rows = 0; /* that run stops; the others go on */
+        else status[i] = 1;
+        rows += (size_t)fwd[i].n_rows;
+    }
+    size_t need = rows * (size_t)m->n_vocab;
+    if (need > *logits_cap) {
+        float *grown = sd_malloc(sizeof(float) * need);
+        if (!grown) return sd_fail(err, SMDIFF_E_NOMEM, "out of memory for the logits of %zu rows", rows);
+        sd_free(*logits);
+        *logits = grown, *logits_cap = need;
+    }
+    /* each run's logits follow the previous run's, in the order of the
+     * requests handed to the model */
+    for (size_t i = 0, off = 0; i < n; i++) {
+        if (status[i] != 1) continue;
+        s[i]->ws->r.logits = *logits + off * (size_t)m->n_vocab;
+        off += (size_t)fwd[i].n_rows;
+        if (fwd[i].n_rows) fwd[k++] = fwd[i];
+    }
+    double t0 = now_s();
+    int32_t rc = k ? m->forward(m->ctx, fwd, k, *logits, NULL, NULL, err) : SMDIFF_OK;
+    if (rc) return rc;
+    double dt = now_s() - t0;
+    for (size_t i = 0; i < n; i++) {
+        if (status[i] != 1) continue;
+        run *r = &s[i]->ws->r;
+        s[i]->time_forward += dt;
+        status[i] = finish_step(r);
+        if (!status[i]) status[i] = next_step(r) ? 1 : 0;
+    }
+    return SMDIFF_OK;
+}
+
+int32_t sd_gen_result(struct smdiff_sampler *s, int32_t *out, size_t capacity, size_t *n_out) {
+    return result(&s->ws->r, out, capacity, n_out);
 }
 
 /* The loop's view of a loaded model, its forward scratch in the sampler's
@@ -773,11 +1044,7 @@ int32_t sd_generate_canvas(struct smdiff_sampler *s, const sd_gen_model *m, int3
 static int32_t gen_model(struct smdiff_sampler *s, const struct smdiff_model *model, sd_gen_model *gm) {
     struct sd_gen_workspace *ws = workspace_of(s);
     if (!ws) return sd_fail(&s->err, SMDIFF_E_NOMEM, "out of memory for the sampler's workspace");
-    const sd_hparams *hp = &model->w.hp;
-    ws->model.m = model;
-    sd_gen_model g = {hp->n_vocab,  hp->n_embd,   hp->n_ctx,     hp->mask_id, hp->eos_id,
-                      hp->shift_logits, model_embed, model_forward, &ws->model};
-    *gm = g;
+    sd_gen_model_of(model, &ws->model, gm);
     return SMDIFF_OK;
 }
 

@@ -22,6 +22,9 @@ static const sd_option_def defs[] = {
     {SMDIFF_SAMPLER_REMDM_T_ON, "remdm_t_on", SMDIFF_TYPE_DOUBLE, 0, 1, 0.55, 0, 0},
     {SMDIFF_SAMPLER_REMDM_T_OFF, "remdm_t_off", SMDIFF_TYPE_DOUBLE, 0, 1, 0.05, 0, 0},
     {SMDIFF_SAMPLER_REMDM_ALPHA_ON, "remdm_alpha_on", SMDIFF_TYPE_DOUBLE, 0, 1, 0.9, 1, 1},
+    {SMDIFF_SAMPLER_CACHE, "cache", SMDIFF_TYPE_INT, 0, 2, 0, 0, 0},
+    {SMDIFF_SAMPLER_CACHE_REFRESH, "cache_refresh", SMDIFF_TYPE_INT, 0, 1048576, 0, 0, 0},
+    {SMDIFF_SAMPLER_FACTOR, "factor", SMDIFF_TYPE_DOUBLE, 0, 1000, 1, 1, 0},
 };
 
 const sd_option_table sd_sampler_options = {defs,

@@ -81,11 +81,11 @@ typedef struct {
     size_t x, xn, q, k, v, att, scores, up, rope, panel, sel, cond, cscratch;
 } dit_layout;
 
-static dit_layout layout(const sd_hparams *hp, int64_t L, int64_t n_rows) {
+static dit_layout layout(const sd_hparams *hp, int64_t L, int64_t n_rows, int n_threads) {
     const int64_t d = hp->n_embd, hd = d / (hp->n_head ? hp->n_head : 1);
     dit_layout f;
     f.x = f.xn = f.q = f.k = f.v = f.att = (size_t)(L * d);
-    f.scores = (size_t)(L * L);
+    f.scores = sd_attention_scratch_floats(hd, n_threads);
     f.up = (size_t)(L * hp->n_ff);
     f.rope = (size_t)(L * (hd / 2));
     f.panel = sd_panel_floats(d > hp->n_ff ? d : hp->n_ff);
@@ -99,8 +99,8 @@ static dit_layout layout(const sd_hparams *hp, int64_t L, int64_t n_rows) {
 
 static size_t round64(size_t floats) { return ((floats ? floats : 1) * sizeof(float) + 63) & ~(size_t)63; }
 
-size_t sd_dit_scratch_bytes(const sd_hparams *hp, int64_t L, int64_t n_rows) {
-    dit_layout f = layout(hp, L, n_rows);
+size_t sd_dit_scratch_bytes(const sd_hparams *hp, int64_t L, int64_t n_rows, int n_threads) {
+    dit_layout f = layout(hp, L, n_rows, n_threads);
     return round64(f.x) + round64(f.xn) + round64(f.q) + round64(f.k) + round64(f.v) + round64(f.att) +
            round64(f.scores) + round64(f.up) + 2 * round64(f.rope) + round64(f.panel) + round64(f.sel) +
            round64(f.cond) + round64(f.cscratch);
@@ -127,7 +127,8 @@ int32_t sd_dit_forward(const sd_weights *w, float sigma, const float *embd, int6
     const sd_hparams *hp = &w->hp;
     sd_pool *pool = opts->pool;
     const int64_t d = hp->n_embd, H = hp->n_head, hd = d / H, F = hp->n_ff, V = hp->n_vocab;
-    dit_layout f = layout(hp, L, n_rows);
+    const int n_threads = pool ? sd_pool_threads(pool) : 1;
+    dit_layout f = layout(hp, L, n_rows, n_threads);
 
     sd_arena_mark mark = sd_arena_save(scratch);
     float *x = sd_arena_floats(scratch, f.x), *xn = sd_arena_floats(scratch, f.xn);
@@ -141,7 +142,7 @@ int32_t sd_dit_forward(const sd_weights *w, float sigma, const float *embd, int6
     if (!x || !xn || !q || !k || !v || !att || !scores || !up || !rc || !rs || !panel || !sel || !cond || !cscr) {
         sd_arena_restore(scratch, mark);
         return sd_fail(err, SMDIFF_E_NOMEM, "sd_forward: scratch arena too small for L = %lld (needs %zu bytes)",
-                       (long long)L, sd_dit_scratch_bytes(hp, L, n_rows));
+                       (long long)L, sd_dit_scratch_bytes(hp, L, n_rows, n_threads));
     }
     const float *cv = w->cond_const;
     if (hp->time_cond || !cv) {
@@ -149,7 +150,7 @@ int32_t sd_dit_forward(const sd_weights *w, float sigma, const float *embd, int6
         cv = cond;
     }
     const size_t pf = f.panel;
-    sd_rope_table(rc, rs, L, hd, hp->rope_base);
+    sd_rope_table(rc, rs, NULL, L, hd, hp->rope_base);
     memcpy(x, embd, (size_t)(L * d) * sizeof(float));
 
     for (int32_t il = 0; il < hp->n_layer; il++) {
@@ -167,7 +168,7 @@ int32_t sd_dit_forward(const sd_weights *w, float sigma, const float *embd, int6
         mm(v, xn, L, &lw->wv, NULL, panel, pf, pool);
         sd_rope(q, L, H, hd, d, rc, rs, 1, pool);
         sd_rope(k, L, H, hd, d, rc, rs, 1, pool);
-        sd_attention(att, q, k, v, L, H, H, hd, opts->causal, scores, pool);
+        sd_attention(att, q, L, NULL, k, v, L, H, H, hd, opts->causal, scores, pool);
         mm(xn, att, L, &lw->wo, NULL, panel, pf, pool);
         gated_add(x, m + 2 * d, xn, L, d);
 

@@ -386,7 +386,7 @@ int32_t sd_model_load(struct smdiff_model *m, const char *path) {
 int32_t sd_model_forward(const struct smdiff_model *m, const float *embd, int64_t n_pos,
                          const int32_t *rows, int64_t n_rows, float *logits) {
     sd_arena arena;
-    if (sd_arena_init(&arena, sd_forward_scratch_bytes(&m->w.hp, n_pos, n_rows), 0))
+    if (sd_arena_init(&arena, sd_forward_scratch_bytes(&m->w.hp, n_pos, n_rows, m->pool ? sd_pool_threads(m->pool) : 1), 0))
         return sd_fail(NULL, SMDIFF_E_NOMEM, "out of memory for the activations of %lld positions",
                        (long long)n_pos);
     /* The pool serves one caller at a time; a concurrent caller runs its

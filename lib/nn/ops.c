@@ -52,22 +52,6 @@ SD_V8_INLINE void swiglu8(float *g, const float *u) {
 }
 SD_FP_CONTRACT_FAST_END
 
-#if SD_X86
-
-SD_TARGET_AVX2 static inline float hsum_avx2(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-
-SD_TARGET_AVX2 static inline float hmax_avx2(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-#endif
 
 /* ------------------------------------------------------ half, bfloat16 */
 
@@ -249,15 +233,15 @@ void sd_layernorm_mod_ref(float *out, const float *x, const float *w, const floa
 
 /* --------------------------------------------------------------- RoPE */
 
-void sd_rope_table(float *cos_t, float *sin_t, int64_t L, int64_t hd, float base) {
-    /* cos_t, sin_t [L, hd/2] */
+void sd_rope_table(float *cos_t, float *sin_t, const int32_t *pos, int64_t n, int64_t hd, float base) {
+    /* cos_t, sin_t [n, hd/2]; row r for position pos[r] (NULL: r) */
     int64_t half = hd / 2;
     for (int64_t i = 0; i < half; i++) {
         double inv_freq = pow((double)base, -2.0 * (double)i / (double)hd);
-        for (int64_t p = 0; p < L; p++) {
-            double a = (double)p * inv_freq;
-            cos_t[p * half + i] = (float)cos(a);
-            sin_t[p * half + i] = (float)sin(a);
+        for (int64_t r = 0; r < n; r++) {
+            double a = (double)(pos ? pos[r] : r) * inv_freq;
+            cos_t[r * half + i] = (float)cos(a);
+            sin_t[r * half + i] = (float)sin(a);
         }
     }
 }
@@ -315,95 +299,6 @@ void sd_rope_ref(float *x, int64_t L, int64_t n_heads, int64_t hd, int64_t ld, f
                 v[i1] = (float)(x0 * sin(a) + x1 * cos(a));
             }
         }
-}
-
-/* ------------------------------------------------------------ softmax */
-
-#if SD_X86
-SD_FP_CONTRACT_FAST_BEGIN
-/* Softmax of x[n] in place. */
-SD_TARGET_AVX2 static void softmax_row_avx2(float *x, int64_t n) {
-    /* x[n] in place */
-    int64_t j = 0;
-    __m256 vm = _mm256_set1_ps(-INFINITY);
-    for (; j + 8 <= n; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
-    float m = hmax_avx2(vm);
-    for (; j < n; j++) m = x[j] > m ? x[j] : m;
-    __m256 vs = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= n; j += 8) {
-        exp8_shifted(x + j, m, x + j);
-        vs = _mm256_add_ps(vs, _mm256_loadu_ps(x + j));
-    }
-    float s = hsum_avx2(vs);
-    for (; j < n; j++) {
-        x[j] = sd_v1_exp(x[j] - m); /* the vector body's exp, one lane */
-        s += x[j];
-    }
-    __m256 inv = _mm256_set1_ps(1.0f / s);
-    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), inv));
-    for (; j < n; j++) x[j] *= 1.0f / s;
-}
-SD_FP_CONTRACT_FAST_END
-#endif
-
-/* One row in place over n valid columns; columns [n, total) set to 0. */
-static void softmax_row(float *x, int64_t n, int64_t total) {
-#if SD_X86
-    if (sd_ops_simd()) {
-        softmax_row_avx2(x, n);
-        for (int64_t j = n; j < total; j++) x[j] = 0;
-        return;
-    }
-#endif
-    float m = -INFINITY;
-    for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
-    float s = 0;
-    for (int64_t j = 0; j < n; j++) {
-        x[j] = sd_expf(x[j] - m);
-        s += x[j];
-    }
-    float inv = 1.0f / s;
-    for (int64_t j = 0; j < n; j++) x[j] *= inv;
-    for (int64_t j = n; j < total; j++) x[j] = 0;
-}
-
-
-typedef struct {
-    float *x;
-    int64_t cols, ld, row0;
-    int causal;
-} softmax_ctx;
-
-static void softmax_range(void *vctx, int64_t b, int64_t e, int t) {
-    /* rows [b, e) of x[n, ld], first cols columns */
-    (void)t;
-    const softmax_ctx *c = vctx;
-    for (int64_t i = b; i < e; i++) {
-        int64_t n = c->cols;
-        if (c->causal) {
-            n = c->row0 + i + 1;
-            if (n > c->cols) n = c->cols;
-        }
-        softmax_row(c->x + i * c->ld, n, c->cols);
-    }
-}
-
-void sd_softmax_rows(float *x, int64_t n, int64_t cols, int64_t ld, int causal, int64_t row0,
-                     sd_pool *pool) {
-    softmax_ctx c = {x, cols, ld, row0, causal};
-    run(n * cols >= 16384 ? pool : NULL, softmax_range, &c, n);
-}
-
-void sd_softmax_rows_ref(float *x, int64_t n, int64_t cols, int64_t ld, int causal,
-                         int64_t row0) {
-    for (int64_t i = 0; i < n; i++) {
-        float *r = x + i * ld;
-        int64_t lim = causal ? (row0 + i + 1 < cols ? row0 + i + 1 : cols) : cols;
-        double m = -INFINITY, s = 0;
-        for (int64_t j = 0; j < lim; j++) m = r[j] > m ? r[j] : m;
-        for (int64_t j = 0; j < lim; j++) s += exp((double)r[j] - m);
-        for (int64_t j = 0; j < cols; j++) r[j] = j < lim ? (float)(exp((double)r[j] - m) / s) : 0.0f;
-    }
 }
 
 /* ------------------------------------------------------------- SwiGLU */
@@ -489,30 +384,242 @@ void sd_gelu_tanh_ref(float *x, int64_t n) {
 
 /* ---------------------------------------------------------- attention */
 
-void sd_attention(float *out, const float *q, const float *k, const float *v, int64_t L,
-                  int64_t H, int64_t Hkv, int64_t hd, int causal, float *scores, sd_pool *pool) {
-    /* q[L, H*hd], k, v[L, Hkv*hd] -> out[L, H*hd]; scores[L, L] scratch */
-    int64_t group = H / Hkv, ldq = H * hd, ldk = Hkv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int64_t h = 0; h < H; h++) {
-        int64_t g = h / group;
-        /* scores[L, L] = scale * q_h[L, hd] @ k_g[L, hd]^T */
-        sd_sgemm(0, 1, L, L, hd, scale, q + h * hd, ldq, k + g * hd, ldk, 0.0f, scores, L);
-        sd_softmax_rows(scores, L, L, L, causal, 0, pool);
-        /* out_h[L, hd] = scores[L, L] @ v_g[L, hd] */
-        sd_sgemm(0, 0, L, hd, L, 1.0f, scores, L, v + g * hd, ldk, 0.0f, out + h * hd, ldq);
+/* Tiled attention with an online softmax (the FlashAttention recurrence,
+ * here on a CPU): a work item is one head h and a tile of up to ATT_TQ
+ * query rows. It walks the keys in tiles of ATT_TK and keeps, per query,
+ * the running maximum m of its scores, the running sum l of exp(s - m) and
+ * the running output acc; when a tile raises m, l and acc are rescaled by
+ * exp(m_old - m_new). So memory is a few tiles per thread whatever the
+ * canvas length, and each query row's result depends only on its own
+ * scores (never on which rows share its tile), so computing a subset of
+ * rows gives the same values as computing them all. */
+#define ATT_TQ 32 /* query rows per work item (a multiple of 4) */
+#define ATT_TK 64 /* keys per tile (a multiple of 16) */
+
+static size_t pad16(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
+/* Per-thread scratch, in floats: scaled queries, output accumulators,
+ * scores, the packed key tile, m and l. */
+static size_t att_thread_floats(int64_t hd) {
+    return 2 * pad16((size_t)(ATT_TQ * hd)) + pad16(ATT_TQ * ATT_TK) + pad16((size_t)(hd * ATT_TK)) +
+           2 * pad16(ATT_TQ);
+}
+
+size_t sd_attention_scratch_floats(int64_t hd, int n_threads) {
+    return (size_t)(n_threads > 0 ? n_threads : 1) * att_thread_floats(hd);
+}
+
+typedef struct att_ctx {
+    float *out;
+    const float *q, *k, *v;
+    const int32_t *pos;
+    int64_t n, L, H, group, hd, n_tiles;
+    int causal;
+    float scale;
+    float *scratch;
+} att_ctx;
+
+/* s[nq4, ATT_TK] = qs[nq4, hd] @ kt[hd, ATT_TK] (kt: the key tile packed
+ * transposed, zero beyond the valid keys). */
+static void qk_tile_c(const float *qs, const float *kt, int64_t hd, int64_t nq4, float *s) {
+    for (int64_t i = 0; i < nq4; i++) {
+        float *si = s + i * ATT_TK;
+        for (int64_t j = 0; j < ATT_TK; j++) si[j] = 0;
+        for (int64_t c = 0; c < hd; c++) {
+            float qc = qs[i * hd + c];
+            const float *kc = kt + c * ATT_TK;
+            for (int64_t j = 0; j < ATT_TK; j++) si[j] += qc * kc[j];
+        }
     }
 }
 
-void sd_attention_ref(float *out, const float *q, const float *k, const float *v, int64_t L,
-                      int64_t H, int64_t Hkv, int64_t hd, int causal) {
-    /* q[L, H*hd], k, v[L, Hkv*hd] -> out[L, H*hd]; hd <= 512 (test shapes) */
+/* acc[nq4, hd] += p[nq4, ATT_TK] (first kv_n columns) @ v[kv_n, hd] (row stride ldv). */
+static void pv_tile_c(float *acc, const float *p, const float *v, int64_t ldv, int64_t kv_n, int64_t hd,
+                      int64_t nq4) {
+    for (int64_t i = 0; i < nq4; i++)
+        for (int64_t j = 0; j < kv_n; j++) {
+            float pij = p[i * ATT_TK + j];
+            if (pij == 0.0f) continue;
+            const float *vj = v + j * ldv;
+            for (int64_t c = 0; c < hd; c++) acc[i * hd + c] += pij * vj[c];
+        }
+}
+
+#if SD_X86
+/* The same two products, 4 query rows at a time in registers. */
+SD_TARGET_AVX2 static void qk_tile_avx2(const float *qs, const float *kt, int64_t hd, int64_t nq4, float *s) {
+    for (int64_t i = 0; i < nq4; i += 4) {
+        const float *q0 = qs + i * hd, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
+        for (int64_t j = 0; j < ATT_TK; j += 16) {
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
+                   a30 = a00, a31 = a00;
+            for (int64_t c = 0; c < hd; c++) {
+                __m256 k0 = _mm256_load_ps(kt + c * ATT_TK + j), k1 = _mm256_load_ps(kt + c * ATT_TK + j + 8);
+                __m256 b = _mm256_broadcast_ss(q0 + c);
+                a00 = _mm256_fmadd_ps(b, k0, a00), a01 = _mm256_fmadd_ps(b, k1, a01);
+                b = _mm256_broadcast_ss(q1 + c);
+                a10 = _mm256_fmadd_ps(b, k0, a10), a11 = _mm256_fmadd_ps(b, k1, a11);
+                b = _mm256_broadcast_ss(q2 + c);
+                a20 = _mm256_fmadd_ps(b, k0, a20), a21 = _mm256_fmadd_ps(b, k1, a21);
+                b = _mm256_broadcast_ss(q3 + c);
+                a30 = _mm256_fmadd_ps(b, k0, a30), a31 = _mm256_fmadd_ps(b, k1, a31);
+            }
+            float *si = s + i * ATT_TK + j;
+            _mm256_store_ps(si, a00), _mm256_store_ps(si + 8, a01);
+            _mm256_store_ps(si + ATT_TK, a10), _mm256_store_ps(si + ATT_TK + 8, a11);
+            _mm256_store_ps(si + 2 * ATT_TK, a20), _mm256_store_ps(si + 2 * ATT_TK + 8, a21);
+            _mm256_store_ps(si + 3 * ATT_TK, a30), _mm256_store_ps(si + 3 * ATT_TK + 8, a31);
+        }
+    }
+}
+
+/* hd a multiple of 16. */
+SD_TARGET_AVX2 static void pv_tile_avx2(float *acc, const float *p, const float *v, int64_t ldv, int64_t kv_n,
+                                        int64_t hd, int64_t nq4) {
+    for (int64_t i = 0; i < nq4; i += 4) {
+        const float *p0 = p + i * ATT_TK, *p1 = p0 + ATT_TK, *p2 = p1 + ATT_TK, *p3 = p2 + ATT_TK;
+        for (int64_t c = 0; c < hd; c += 16) {
+            float *o = acc + i * hd + c;
+            __m256 a00 = _mm256_load_ps(o), a01 = _mm256_load_ps(o + 8);
+            __m256 a10 = _mm256_load_ps(o + hd), a11 = _mm256_load_ps(o + hd + 8);
+            __m256 a20 = _mm256_load_ps(o + 2 * hd), a21 = _mm256_load_ps(o + 2 * hd + 8);
+            __m256 a30 = _mm256_load_ps(o + 3 * hd), a31 = _mm256_load_ps(o + 3 * hd + 8);
+            for (int64_t j = 0; j < kv_n; j++) {
+                const float *vj = v + j * ldv + c;
+                __m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8);
+                __m256 b = _mm256_broadcast_ss(p0 + j);
+                a00 = _mm256_fmadd_ps(b, v0, a00), a01 = _mm256_fmadd_ps(b, v1, a01);
+                b = _mm256_broadcast_ss(p1 + j);
+                a10 = _mm256_fmadd_ps(b, v0, a10), a11 = _mm256_fmadd_ps(b, v1, a11);
+                b = _mm256_broadcast_ss(p2 + j);
+                a20 = _mm256_fmadd_ps(b, v0, a20), a21 = _mm256_fmadd_ps(b, v1, a21);
+                b = _mm256_broadcast_ss(p3 + j);
+                a30 = _mm256_fmadd_ps(b, v0, a30), a31 = _mm256_fmadd_ps(b, v1, a31);
+            }
+            _mm256_store_ps(o, a00), _mm256_store_ps(o + 8, a01);
+            _mm256_store_ps(o + hd, a10), _mm256_store_ps(o + hd + 8, a11);
+            _mm256_store_ps(o + 2 * hd, a20), _mm256_store_ps(o + 2 * hd + 8, a21);
+            _mm256_store_ps(o + 3 * hd, a30), _mm256_store_ps(o + 3 * hd + 8, a31);
+        }
+    }
+}
+#endif
+
+/* One query row's step of the online softmax over a score tile s[ATT_TK]
+ * whose first lim keys are valid: s becomes exp(s - m_new) (0 past lim),
+ * *m, *l are updated and the row's accumulator acc[hd] rescaled. Inlined
+ * into a generic and an AVX2 caller, so the 8-lane exp compiles to AVX2
+ * where the CPU has it. */
+SD_FP_CONTRACT_FAST_BEGIN
+SD_V8_INLINE void online_softmax_impl(float *s, int64_t lim, float *m, float *l, float *acc, int64_t hd) {
+    if (lim <= 0) {
+        memset(s, 0, sizeof(float) * ATT_TK);
+        return;
+    }
+    float mt = s[0];
+    for (int64_t j = 1; j < lim; j++) mt = s[j] > mt ? s[j] : mt;
+    float mn = mt > *m ? mt : *m;
+    float corr = *m == -INFINITY ? 0.0f : sd_v1_exp(*m - mn);
+    float sum = 0;
+    if (lim == ATT_TK) {
+        for (int64_t j = 0; j < ATT_TK; j += 8) exp8_shifted(s + j, mn, s + j);
+        for (int64_t j = 0; j < ATT_TK; j++) sum += s[j];
+    } else {
+        for (int64_t j = 0; j < lim; j++) sum += s[j] = sd_v1_exp(s[j] - mn);
+        for (int64_t j = lim; j < ATT_TK; j++) s[j] = 0;
+    }
+    *l = *l * corr + sum;
+    if (corr != 1.0f)
+        for (int64_t c = 0; c < hd; c++) acc[c] *= corr;
+    *m = mn;
+}
+
+static void online_softmax_c(float *s, int64_t lim, float *m, float *l, float *acc, int64_t hd) {
+    online_softmax_impl(s, lim, m, l, acc, hd);
+}
+#if SD_X86
+SD_TARGET_AVX2 static void online_softmax_avx2(float *s, int64_t lim, float *m, float *l, float *acc, int64_t hd) {
+    online_softmax_impl(s, lim, m, l, acc, hd);
+}
+#endif
+SD_FP_CONTRACT_FAST_END
+
+/* Work item: head h = item / n_tiles, query tile item % n_tiles. */
+static void att_item(const att_ctx *c, int64_t item, float *ws) {
+    const int64_t hd = c->hd, ldq = c->H * hd, ldk = (c->H / c->group) * hd;
+    const int64_t h = item / c->n_tiles, i0 = (item % c->n_tiles) * ATT_TQ, g = h / c->group;
+    const int64_t nq = c->n - i0 < ATT_TQ ? c->n - i0 : ATT_TQ, nq4 = (nq + 3) & ~(int64_t)3;
+    float *qs = ws, *acc = qs + pad16((size_t)(ATT_TQ * hd)), *s = acc + pad16((size_t)(ATT_TQ * hd));
+    float *kt = s + pad16(ATT_TQ * ATT_TK), *m = kt + pad16((size_t)(hd * ATT_TK)), *l = m + pad16(ATT_TQ);
+    int64_t kmax = 0; /* keys any row of the tile sees */
+    for (int64_t i = 0; i < nq4; i++) {
+        const float *qi = c->q + (i0 + i) * ldq + h * hd;
+        for (int64_t cc = 0; cc < hd; cc++) qs[i * hd + cc] = i < nq ? qi[cc] * c->scale : 0.0f;
+        m[i] = -INFINITY, l[i] = 0;
+        int64_t p = i < nq ? (c->pos ? c->pos[i0 + i] : i0 + i) : -1;
+        if (i < nq) kmax = !c->causal ? c->L : p + 1 > kmax ? p + 1 : kmax;
+    }
+    if (kmax > c->L) kmax = c->L;
+    memset(acc, 0, sizeof(float) * (size_t)(nq4 * hd));
+    const int simd = sd_ops_simd();
+    for (int64_t j0 = 0; j0 < kmax; j0 += ATT_TK) {
+        int64_t kv_n = kmax - j0 < ATT_TK ? kmax - j0 : ATT_TK;
+        const float *kj = c->k + j0 * ldk + g * hd, *vj = c->v + j0 * ldk + g * hd;
+        for (int64_t j = 0; j < ATT_TK; j++)
+            for (int64_t cc = 0; cc < hd; cc++) kt[cc * ATT_TK + j] = j < kv_n ? kj[j * ldk + cc] : 0.0f;
+#if SD_X86
+        if (simd) qk_tile_avx2(qs, kt, hd, nq4, s);
+        else
+#endif
+            qk_tile_c(qs, kt, hd, nq4, s);
+        for (int64_t i = 0; i < nq4; i++) {
+            int64_t lim = i >= nq ? 0 : !c->causal ? kv_n : (c->pos ? c->pos[i0 + i] : i0 + i) + 1 - j0;
+            if (lim > kv_n) lim = kv_n;
+#if SD_X86
+            if (simd) online_softmax_avx2(s + i * ATT_TK, lim, &m[i], &l[i], acc + i * hd, hd);
+            else
+#endif
+                online_softmax_c(s + i * ATT_TK, lim, &m[i], &l[i], acc + i * hd, hd);
+        }
+#if SD_X86
+        if (simd && hd % 16 == 0) pv_tile_avx2(acc, s, vj, ldk, kv_n, hd, nq4);
+        else
+#endif
+            pv_tile_c(acc, s, vj, ldk, kv_n, hd, nq4);
+    }
+    for (int64_t i = 0; i < nq; i++) {
+        float *oi = c->out + (i0 + i) * ldq + h * hd, inv = l[i] > 0 ? 1.0f / l[i] : 0.0f;
+        for (int64_t cc = 0; cc < hd; cc++) oi[cc] = acc[i * hd + cc] * inv;
+    }
+}
+
+static void att_range(void *vctx, int64_t b, int64_t e, int t) {
+    const att_ctx *c = vctx;
+    float *ws = c->scratch + (size_t)t * att_thread_floats(c->hd);
+    for (int64_t i = b; i < e; i++) att_item(c, i, ws);
+}
+
+void sd_attention(float *out, const float *q, int64_t n, const int32_t *pos, const float *k, const float *v,
+                  int64_t L, int64_t H, int64_t Hkv, int64_t hd, int causal, float *scratch, sd_pool *pool) {
+    /* q[n, H*hd] (rows at canvas positions pos), k, v[L, Hkv*hd] -> out[n, H*hd] */
+    if (n <= 0) return;
+    att_ctx c = {out, q, k, v, pos, n, L, H, H / Hkv, hd, (n + ATT_TQ - 1) / ATT_TQ, causal,
+                 1.0f / sqrtf((float)hd), scratch};
+    /* The scratch holds one slice per pool thread; below ~1 MFLOP the
+     * fork-join costs more than it saves. */
+    double work = 4.0 * (double)n * (double)L * (double)(H * hd);
+    run(work >= 1e6 ? pool : NULL, att_range, &c, H * c.n_tiles);
+}
+
+void sd_attention_ref(float *out, const float *q, int64_t n, const int32_t *pos, const float *k, const float *v,
+                      int64_t L, int64_t H, int64_t Hkv, int64_t hd, int causal) {
+    /* q[n, H*hd], k, v[L, Hkv*hd] -> out[n, H*hd]; hd <= 512 (test shapes) */
     int64_t group = H / Hkv, ldq = H * hd, ldk = Hkv * hd;
     double scale = 1.0 / sqrt((double)hd);
     for (int64_t h = 0; h < H; h++) {
         int64_t g = h / group;
-        for (int64_t i = 0; i < L; i++) {
-            int64_t lim = causal ? i + 1 : L;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t p = pos ? pos[i] : i, lim = causal ? (p + 1 < L ? p + 1 : L) : L;
             double m = -INFINITY, s = 0;
             for (int64_t j = 0; j < lim; j++) {
                 double dot = 0;
@@ -527,9 +634,9 @@ void sd_attention_ref(float *out, const float *q, const float *k, const float *v
             for (int64_t j = 0; j < lim; j++) {
                 double dot = 0;
                 for (int64_t c = 0; c < hd; c++) dot += (double)q[i * ldq + h * hd + c] * k[j * ldk + g * hd + c];
-                double p = exp(dot * scale - m);
-                s += p;
-                for (int64_t c = 0; c < hd_c; c++) acc[c] += p * v[j * ldk + g * hd + c];
+                double pr = exp(dot * scale - m);
+                s += pr;
+                for (int64_t c = 0; c < hd_c; c++) acc[c] += pr * v[j * ldk + g * hd + c];
             }
             for (int64_t c = 0; c < hd_c; c++) out[i * ldq + h * hd + c] = (float)(acc[c] / s);
         }

@@ -44,9 +44,10 @@ void sd_layernorm_mod(float *out, const float *x, const float *w, const float *s
 void sd_layernorm_mod_ref(float *out, const float *x, const float *w, const float *shift,
                           const float *scale, int64_t L, int64_t d, float eps);
 
-/* RoPE tables: cos/sin[L, hd/2] of angle p * base^(-2i/hd) for position p
- * and frequency i, computed in double. */
-void sd_rope_table(float *cos_t, float *sin_t, int64_t L, int64_t hd, float base);
+/* RoPE tables: cos/sin[n, hd/2], row r for position pos[r] (NULL: r), of
+ * angle p * base^(-2i/hd) for position p and frequency i, computed in
+ * double. */
+void sd_rope_table(float *cos_t, float *sin_t, const int32_t *pos, int64_t n, int64_t hd, float base);
 
 /* Rotate, in place, n_heads heads of width hd in each of L rows of x
  * (row stride ld floats). neox = 1: pairs (i, i + hd/2) -- Qwen2/Dream and
@@ -57,14 +58,6 @@ void sd_rope(float *x, int64_t L, int64_t n_heads, int64_t hd, int64_t ld, const
 void sd_rope_ref(float *x, int64_t L, int64_t n_heads, int64_t hd, int64_t ld, float base,
                  int neox);
 
-/* Softmax of each of the n rows of x[n, ld] over its first `cols` columns;
- * causal = 1: row i only over columns [0, row0 + i] (row0: canvas position
- * of row 0), the others set to 0. In place. */
-void sd_softmax_rows(float *x, int64_t n, int64_t cols, int64_t ld, int causal, int64_t row0,
-                     sd_pool *pool);
-void sd_softmax_rows_ref(float *x, int64_t n, int64_t cols, int64_t ld, int causal,
-                         int64_t row0);
-
 /* SwiGLU: g[n] = silu(g) * u = g / (1 + exp(-g)) * u, in place on g. */
 void sd_swiglu(float *g, const float *u, int64_t n, sd_pool *pool);
 void sd_swiglu_ref(float *g, const float *u, int64_t n);
@@ -74,15 +67,24 @@ void sd_swiglu_ref(float *g, const float *u, int64_t n);
 void sd_gelu_tanh(float *x, int64_t n, sd_pool *pool);
 void sd_gelu_tanh_ref(float *x, int64_t n);
 
-/* Grouped-query attention over a canvas of L positions, all heads:
- *   q   [L, H*hd]    k, v [L, Hkv*hd]   (head h reads kv head h / (H/Hkv))
- *   out [L, H*hd]    = softmax(q_h k_g^T / sqrt(hd) [+ causal mask]) v_g
- *   scores: scratch of L*L floats
- * The two products of each head go through sd_sgemm. */
-void sd_attention(float *out, const float *q, const float *k, const float *v, int64_t L,
-                  int64_t H, int64_t Hkv, int64_t hd, int causal, float *scores, sd_pool *pool);
-void sd_attention_ref(float *out, const float *q, const float *k, const float *v, int64_t L,
-                      int64_t H, int64_t Hkv, int64_t hd, int causal);
+/* Grouped-query attention of n query rows against the keys and values of
+ * a canvas of L positions, all heads:
+ *   q   [n, H*hd]    rows at canvas positions pos[n] (NULL: 0..n-1)
+ *   k, v [L, Hkv*hd] head h reads kv head h / (H/Hkv)
+ *   out [n, H*hd]    = softmax(q_h k_g^T / sqrt(hd) [+ causal mask: keys
+ *                    <= the row's position]) v_g; may be q itself (each
+ *                    row is read before it is written), else disjoint
+ *   scratch          sd_attention_scratch_floats(hd, threads) floats, 64-byte
+ *                    aligned, threads the pool's (1 without one)
+ * Tiled with an online softmax: no n x L score matrix, memory per thread is
+ * a few tiles. A row's result does not depend on the other rows asked for,
+ * so a subset of rows equals those rows of the whole. Work items (head x
+ * tile of 32 queries) are spread over the pool. */
+void sd_attention(float *out, const float *q, int64_t n, const int32_t *pos, const float *k, const float *v,
+                  int64_t L, int64_t H, int64_t Hkv, int64_t hd, int causal, float *scratch, sd_pool *pool);
+void sd_attention_ref(float *out, const float *q, int64_t n, const int32_t *pos, const float *k, const float *v,
+                      int64_t L, int64_t H, int64_t Hkv, int64_t hd, int causal);
+size_t sd_attention_scratch_floats(int64_t hd, int n_threads);
 
 /* out[M, ldc] (columns [0, rows)) = x[M, cols] @ W^T + beta * out for a
  * weight W[rows, cols] of any supported type (beta 0 or 1: 1 adds the

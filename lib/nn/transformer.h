@@ -86,11 +86,69 @@ typedef struct sd_forward_opts {
     void *abort_ud;
 } sd_forward_opts;
 
-/* Arena bytes the forward pass needs for a canvas of L positions and
- * n_rows logit rows. */
-size_t sd_forward_scratch_bytes(const sd_hparams *hp, int64_t L, int64_t n_rows);
+/* Keys and values of every layer for a canvas of up to n_ctx positions:
+ * what a partial forward attends to for the rows it does not compute.
+ *   k, v [n_layer][n_ctx][Hkv*hd]
+ * A forward with a cache writes the keys and values of the rows it
+ * computes and reads every other row's from the cache. */
+typedef struct sd_kv_cache {
+    float *k, *v;
+    int64_t n_ctx;
+} sd_kv_cache;
 
-/* Forward pass.
+/* Floats of a cache for n_ctx positions (keys and values together). */
+size_t sd_kv_cache_floats(const sd_hparams *hp, int64_t n_ctx);
+/* Point c at mem, sd_kv_cache_floats(hp, n_ctx) floats owned by the caller. */
+void sd_kv_cache_init(sd_kv_cache *c, const sd_hparams *hp, float *mem, int64_t n_ctx);
+
+/* One sequence of a forward pass: some rows of a canvas of L positions.
+ *   embd  [L, d]  the canvas's input embeddings; rows pos[] are read
+ *   pos   [n]     canvas positions of the rows computed (distinct, any
+ *                 order); NULL: all L, in order (n == L)
+ *   cache         NULL: no cache -- every row is computed (pos NULL) and
+ *                 attends to the others' fresh keys; else the rows computed
+ *                 write their keys and values into it and attend to all L
+ *                 of its rows (the others' as last written: a partial
+ *                 forward) */
+typedef struct sd_fwd_seq {
+    const float *embd;
+    int64_t L;
+    const int32_t *pos;
+    int64_t n;
+    const sd_kv_cache *cache;
+    float sigma; /* mdlm with time conditioning: the step's noise level
+                  * (sd_forward_sigma); ignored otherwise */
+} sd_fwd_seq;
+
+/* Arena bytes a forward over n_total rows (all sequences) with n_out
+ * logit rows needs, its pool having n_threads threads (1 without one). */
+size_t sd_forward_batch_scratch_bytes(const sd_hparams *hp, int64_t n_total, int64_t n_out, int n_threads);
+
+/* Forward pass of several sequences at once: their rows are stacked (in
+ * sequence order, each in its pos order) and share every product with a
+ * weight; each attends only to its own canvas.
+ *   out    [n_out] stacked row indices whose logits are wanted
+ *   logits [n_out, V] out (may be NULL when n_out == 0)
+ *   hidden [N, d]  optional out: final hidden states of the stacked rows
+ * With a cache refreshed by a full forward (pos NULL) of the same inputs,
+ * a partial forward gives the same rows as the full one, to float
+ * rounding. Returns SMDIFF_OK, SMDIFF_E_INVAL / SMDIFF_E_RANGE (bad
+ * sequence, position or row), SMDIFF_E_ABORTED, SMDIFF_E_NOMEM (arena too
+ * small), SMDIFF_E_UNSUPPORTED (an mdlm model asked for a cache or some
+ * rows: its conditioning follows each step's noise level, so keys and
+ * values from one step do not hold at the next; it computes whole
+ * canvases, one sequence after another). */
+int32_t sd_forward_batch(const sd_weights *w, const sd_fwd_seq *seqs, int64_t n_seqs, const int32_t *out,
+                         int64_t n_out, float *logits, float *hidden, const sd_forward_opts *opts,
+                         sd_arena *scratch, sd_error *err);
+
+/* Arena bytes the forward pass needs for a canvas of L positions and
+ * n_rows logit rows, its pool having n_threads threads (1 without one):
+ * linear in L (docs/ARCHITECTURE.md, "Memory"). */
+size_t sd_forward_scratch_bytes(const sd_hparams *hp, int64_t L, int64_t n_rows, int n_threads);
+
+/* Forward pass of one whole canvas (sd_forward_batch with one sequence, no
+ * cache).
  *   embd   [L, d]  input embeddings (soft-masked mixtures allowed)
  *   rows   [n_rows] canvas rows whose logits are wanted
  *   logits [n_rows, V] out (may be NULL when n_rows == 0)
@@ -112,7 +170,7 @@ int32_t sd_forward_sigma(const sd_weights *w, float sigma, const float *embd, in
 int32_t sd_dit_forward(const sd_weights *w, float sigma, const float *embd, int64_t L,
                        const int32_t *rows, int64_t n_rows, float *logits, float *hidden,
                        const sd_forward_opts *opts, sd_arena *scratch, sd_error *err);
-size_t sd_dit_scratch_bytes(const sd_hparams *hp, int64_t L, int64_t n_rows);
+size_t sd_dit_scratch_bytes(const sd_hparams *hp, int64_t L, int64_t n_rows, int n_threads);
 
 /* mdlm: the adaLN outputs for noise level sigma, out[sd_dit_cond_floats]:
  * per layer (shift, scale, gate) for attention then for the MLP, each [d],

@@ -306,7 +306,7 @@ int32_t sd_tmodel_create(const sd_hparams *hp, int64_t B_max, int64_t L_max, int
     bind_params(m, m->params, &m->p);
     bind_params(m, m->grads, &m->g);
     act_layout(m, m->act_mem);
-    sd_rope_table(m->a.rope_cos, m->a.rope_sin, L_max, hp->n_embd / hp->n_head, hp->rope_base);
+    sd_rope_table(m->a.rope_cos, m->a.rope_sin, NULL, L_max, hp->n_embd / hp->n_head, hp->rope_base);
     *out = m;
     return SMDIFF_OK;
 }

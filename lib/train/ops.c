@@ -3,11 +3,20 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/vecmath.h"
 #include "diffusion/softmask.h"
+#include "diffusion/stats_kernels.h"
 #include "nn/blas.h"
 #include "nn/ops.h"
 #include "ops.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SD_TR_X86 1
+#define SD_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#else
+#define SD_TR_X86 0
+#endif
 
 /* ---------------------------------------------------------------- embedding */
 
@@ -432,24 +441,65 @@ typedef struct xent_ctx {
     int64_t V;
 } xent_ctx;
 
+/* One row of the fused cross-entropy, in place: x[V] becomes
+ * w (softmax(x) - onehot(t)), the row's loss goes to *loss. Vector code on
+ * core/vecmath.h's exp (8 lanes), inlined into a generic and an AVX2
+ * caller; the normaliser is summed in float over 1024 logits at a time and
+ * then in double. The naive twin is sd_tr_xent_fwd + sd_tr_xent_bwd. */
+#define XENT_CHUNK 1024
+SD_FP_CONTRACT_FAST_BEGIN
+SD_V8_INLINE void xent_row_impl(float *x, int64_t V, int32_t t, float w, float *loss) {
+    const int64_t V8 = V & ~(int64_t)7;
+    const float xt = x[t];
+    float mx = x[0];
+    if (V8) {
+        sd_v8f vm = sd_v8_load(x);
+        for (int64_t j = 8; j < V8; j += 8) vm = sd_v8_max(vm, sd_v8_load(x + j));
+        for (int i = 0; i < 8; i++) mx = vm[i] > mx ? vm[i] : mx;
+    }
+    for (int64_t j = V8; j < V; j++) mx = x[j] > mx ? x[j] : mx;
+    double z = 0.0;
+    for (int64_t j0 = 0; j0 < V8; j0 += XENT_CHUNK) {
+        int64_t j1 = j0 + XENT_CHUNK < V8 ? j0 + XENT_CHUNK : V8;
+        sd_v8f acc = sd_v8_splat(0.0f), m8 = sd_v8_splat(mx);
+        for (int64_t j = j0; j < j1; j += 8) {
+            sd_v8f e = sd_v8_exp(sd_v8_load(x + j) - m8);
+            sd_v8_store(x + j, e);
+            acc += e;
+        }
+        z += (double)sd_v8_hsum(acc);
+    }
+    for (int64_t j = V8; j < V; j++) z += (double)(x[j] = sd_v1_exp(x[j] - mx));
+    *loss = (float)(log(z) + (double)mx - (double)xt);
+    const float sc = (float)(w / z);
+    const sd_v8f s8 = sd_v8_splat(sc);
+    for (int64_t j = 0; j < V8; j += 8) sd_v8_store(x + j, sd_v8_load(x + j) * s8);
+    for (int64_t j = V8; j < V; j++) x[j] *= sc;
+    x[t] -= w;
+}
+
+static void xent_row_c(float *x, int64_t V, int32_t t, float w, float *loss) { xent_row_impl(x, V, t, w, loss); }
+#if SD_TR_X86
+SD_TARGET_AVX2 static void xent_row_avx2(float *x, int64_t V, int32_t t, float w, float *loss) {
+    xent_row_impl(x, V, t, w, loss);
+}
+#endif
+SD_FP_CONTRACT_FAST_END
+
 static void xent_rows(void *vctx, int64_t r0, int64_t r1, int thread) {
     (void)thread;
     const xent_ctx *c = vctx;
-    int64_t V = c->V;
+#if SD_TR_X86
+    const int avx2 = sd_cpu_has(SD_CPU_SET_AVX2);
+#endif
     for (int64_t r = r0; r < r1; r++) {
-        float *x = c->x + r * V;
-        float mx = x[0], xt = x[c->t[r]];
-        for (int64_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
-        double z = 0.0;
-        for (int64_t j = 0; j < V; j++) {
-            float e = sd_expf(x[j] - mx);
-            x[j] = e;
-            z += e;
+#if SD_TR_X86
+        if (avx2) {
+            xent_row_avx2(c->x + r * c->V, c->V, c->t[r], c->w[r], &c->loss[r]);
+            continue;
         }
-        c->loss[r] = (float)(log(z) + (double)mx - (double)xt);
-        float s = (float)(c->w[r] / z);
-        for (int64_t j = 0; j < V; j++) x[j] *= s;
-        x[c->t[r]] -= c->w[r];
+#endif
+        xent_row_c(c->x + r * c->V, c->V, c->t[r], c->w[r], &c->loss[r]);
     }
 }
 
@@ -460,19 +510,32 @@ void sd_tr_xent_fused(float *loss, float *logits, const int32_t *targets, const 
     sd_pool_run(pool, xent_rows, &c, R);
 }
 
-/* logits [V], ids/pi [k] */
+/* logits [V], ids/pi [k]: the inference statistics kernels
+ * (diffusion/stats_kernels.h) at temperature 1, unfiltered -- one fused,
+ * vectorised pass for the maximum, the softmax sums and the k best. */
 double sd_tr_topk_entropy(const float *logits, int64_t V, int32_t k, int32_t *ids, float *pi) {
-    /* H = lse - sum_j p_j x_j with p_j = exp(x_j - lse): one exp per element */
+    sd_stats_params p = {.temperature = 1.0, .top_p = 1.0, .sm_k = k};
+    sd_row_scratch none = {NULL, NULL, NULL};
+    sd_row_summary r;
+    if (sd_row_summarize(logits, V, &p, &none, &r)) return NAN;
+    sd_row_softmax_topk(&r, k, ids, pi);
+    double zk = 0.0; /* pi: renormalised over the k best */
+    for (int32_t i = 0; i < k; i++) zk += pi[i];
+    for (int32_t i = 0; i < k; i++) pi[i] = zk > 0 ? (float)(pi[i] / zk) : 0.0f;
+    return sd_row_entropy(&r);
+}
+
+/* The naive twin: exp in double, insertion into a sorted list of k. */
+double sd_tr_topk_entropy_ref(const float *logits, int64_t V, int32_t k, int32_t *ids, float *pi) {
     float mx = logits[0];
     for (int64_t j = 1; j < V; j++) mx = logits[j] > mx ? logits[j] : mx;
     double z = 0.0, zx = 0.0;
     for (int64_t j = 0; j < V; j++) {
-        float e = sd_expf(logits[j] - mx);
+        double e = exp((double)logits[j] - mx);
         z += e;
-        zx += (double)e * (double)(logits[j] - mx);
+        zx += e * (double)(logits[j] - mx);
     }
     double H = log(z) - zx / z;
-    /* insertion into a sorted list of k: V * k, k is small (1..64) */
     int32_t n = 0;
     for (int64_t j = 0; j < V; j++) {
         float x = logits[j];
@@ -485,7 +548,10 @@ double sd_tr_topk_entropy(const float *logits, int64_t V, int32_t k, int32_t *id
         ids[pos] = (int32_t)j;
     }
     double zk = 0.0;
-    for (int32_t i = 0; i < k; i++) zk += exp((double)logits[ids[i]] - mx);
-    for (int32_t i = 0; i < k; i++) pi[i] = (float)(exp((double)logits[ids[i]] - mx) / zk);
+    for (int32_t i = 0; i < n; i++) zk += exp((double)logits[ids[i]] - mx);
+    for (int32_t i = 0; i < k; i++) {
+        pi[i] = i < n ? (float)(exp((double)logits[ids[i]] - mx) / zk) : 0.0f;
+        if (i >= n) ids[i] = ids[0];
+    }
     return H;
 }

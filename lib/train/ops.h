@@ -172,15 +172,19 @@ void sd_tr_xent_bwd(float *dlogits, const float *logits, const int32_t *targets,
 /* Fused forward + backward, in place, as the training step uses it: reads
  * logits [R,V], writes loss [R] and replaces each logits row by
  * w[r] * (softmax - onehot(targets[r])) (the gradient of sum_r w[r] loss[r]),
- * so the logits' memory serves as their gradient. One exp per element;
- * rows split over pool (may be NULL). */
+ * so the logits' memory serves as their gradient. One exp per element (the
+ * 8-lane exp of core/vecmath.h, AVX2 where the CPU has it); rows split over
+ * pool (may be NULL). The naive twin is sd_tr_xent_fwd + sd_tr_xent_bwd. */
 void sd_tr_xent_fused(float *loss, float *logits, const int32_t *targets, const float *w,
                       int64_t R, int64_t V, sd_pool *pool);
 
 /* Per-row softmax statistics used to build SM inputs (pass 1):
  * the k most probable ids (descending, ties to the lower id), their
  * probabilities renormalised over the k, and the entropy (nats) of the full
- * softmax.  logits [V]; ids, pi [k]; returns H. */
+ * softmax.  logits [V]; ids, pi [k]; returns H (NaN for a row holding NaN
+ * or +inf). The inference statistics kernels (diffusion/stats_kernels.h),
+ * shared with decoding; _ref is the naive twin the tests check them by. */
 double sd_tr_topk_entropy(const float *logits, int64_t V, int32_t k, int32_t *ids, float *pi);
+double sd_tr_topk_entropy_ref(const float *logits, int64_t V, int32_t k, int32_t *ids, float *pi);
 
 #endif

@@ -69,6 +69,8 @@ class StepViewC(Structure):
         ("committed_token", POINTER(c_int32)), ("committed_confidence", POINTER(c_float)),
         ("remask_capacity", c_size_t), ("remdm_eta", c_double), ("remdm_t_on", c_double),
         ("remdm_t_off", c_double), ("remdm_alpha_on", c_double),
+        # appended in smdiff 0.2 (experimental): Fast-dLLM's factor rule
+        ("factor", c_double),
     ]
 
 

@@ -104,7 +104,8 @@ class Sampler(Options):
     (``steps``, ``gen_length``, ``block_length``, ``temperature``, ``top_k``,
     ``top_p``, ``seed``, ``alg_temp``, ``threshold``, ``eps``, ``threads``,
     ``stop_at_eos``, ``sm_across_blocks``, ``remdm_eta``, ``remdm_t_on``,
-    ``remdm_t_off``, ``remdm_alpha_on``; :meth:`option_names` lists them, :meth:`option_info`
+    ``remdm_t_off``, ``remdm_alpha_on``, and the experimental ``cache``,
+    ``cache_refresh``, ``factor``; :meth:`option_names` lists them, :meth:`option_info`
     gives bounds and defaults). A sampler belongs to one thread at a time
     (a second concurrent call raises StateError); give each thread its own.
 
@@ -358,6 +359,12 @@ class Sampler(Options):
     remdm_t_on = option_property("remdm_t_on", "remdm_loop's loop start.", float)
     remdm_t_off = option_property("remdm_t_off", "remdm_loop's loop end.", float)
     remdm_alpha_on = option_property("remdm_alpha_on", "remdm_loop's alpha in the loop.", float)
+    cache = option_property("cache", "Block caches of keys and values (experimental): 0 off, "
+                            "1 prefix, 2 dual (docs/DECODING.md, \"Caches\").", int)
+    cache_refresh = option_property("cache_refresh", "With a cache, also recompute every row every "
+                                    "N steps of a block (0: at block starts only; 1: exact).", int)
+    factor = option_property("factor", "f of the factor strategy, Fast-dLLM's factor rule "
+                             "(experimental).", float)
     stop_at_eos = option_property("stop_at_eos", "Finish once EOS is committed and everything "
                                   "before it is decided.", bool, bool, int)
 

@@ -101,6 +101,7 @@ class StepView:
     remdm_t_on: float = 0.0       #: remdm_loop's loop start
     remdm_t_off: float = 0.0      #: remdm_loop's loop end
     remdm_alpha_on: float = 0.0   #: remdm_loop's alpha
+    factor: float = 1.0           #: the factor rule's f (sampler option factor; experimental)
     _uniform: Any = None
     _rng_state: Any = None
     _live: bool = True
@@ -140,7 +141,7 @@ def _view(v: StepViewC) -> StepView:
         committed_token=_array(v.committed_token, k, ctypes.c_int32, np.int32),
         committed_confidence=_array(v.committed_confidence, k, ctypes.c_float, np.float32),
         remask_capacity=v.remask_capacity, remdm_eta=v.remdm_eta, remdm_t_on=v.remdm_t_on,
-        remdm_t_off=v.remdm_t_off, remdm_alpha_on=v.remdm_alpha_on,
+        remdm_t_off=v.remdm_t_off, remdm_alpha_on=v.remdm_alpha_on, factor=v.factor,
         _uniform=_uniform_fn(v), _rng_state=v.rng_state)
 
 

@@ -11,7 +11,12 @@ at each step:
     alg_temp > 0: draws without replacement from softmax(conf / alg_temp)),
   LLaDA generate: low_confidence and random, block-wise, with
     get_num_transfer_tokens,
-  Fast-dLLM threshold: the best always, others with confidence >= threshold.
+  Fast-dLLM threshold: the best always, others with confidence >= threshold;
+  Fast-dLLM factor (get_transfer_index_dynamic): sorted confidences c_k
+    against 1 - factor / (k + 1) (k 1-based; the first always passes), the
+    leading run that passes commits (smdiff leaves out the reference's
+    increment when only the last-ranked one fails; see decoder_builtin.c).
+    The scenario's threshold field holds the factor.
 Ties in a ranking go to the lower position. Random numbers come from
 NumPy's Philox(key = seed + (stream << 64)), stream = 1000 + global step, the
 generator lib/core/rng.c reproduces.
@@ -41,7 +46,7 @@ def run(name, strat, P, gen, block, steps, alg_temp, thr, seed, eps, vals):
     n_blocks = gen // block
     spb = steps // n_blocks
     family = "llada" if strat in ("low_confidence", "random") else (
-        "threshold" if strat == "threshold" else "dream")
+        "threshold" if strat in ("threshold", "factor") else "dream")
     if family == "threshold":
         spb = block
     masked = set(range(P, P + gen))
@@ -81,6 +86,16 @@ def run(name, strat, P, gen, block, steps, alg_temp, thr, seed, eps, vals):
             elif strat == "threshold":
                 best = rank(conf, pos)[0]
                 chosen = [j for j in range(m) if j == best or conf[j] >= thr]
+            elif strat == "factor":
+                order = rank(conf, pos)
+                threshs = [1 - thr / (k + 1) for k in range(1, m + 1)]
+                threshs[0] = -1
+                top = m
+                for k in range(m):
+                    if float(conf[order[k]]) < threshs[k]:
+                        top = k
+                        break
+                chosen = order[:top]
             else:
                 if strat in ("maskgit_plus", "low_confidence"):
                     sc = [float(c) for c in conf]
@@ -133,6 +148,8 @@ def main():
         ("llada_random", "random", 12, 4, 6, 0.0, 0.9, 81, 1e-3),
         ("llada_uneven", "low_confidence", 10, 10, 4, 0.0, 0.9, 82, 1e-3),
         ("fast_threshold", "threshold", 8, 8, 8, 0.0, 0.5, 83, 1e-3),
+        ("fast_factor", "factor", 12, 12, 12, 0.0, 1.0, 84, 1e-3),
+        ("fast_factor_blocks", "factor", 12, 6, 12, 0.0, 2.5, 85, 1e-3),
     ]
     out = os.path.join(os.path.dirname(__file__), "..", "data", "strategies_ref.txt")
     with open(out, "w") as f:

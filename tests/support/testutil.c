@@ -80,3 +80,15 @@ int32_t *test_tokenize(const struct sd_tokenizer *t, const char *s, size_t n, in
     assert_int_equal(*n_ids, need);
     return ids;
 }
+
+struct smdiff_model *test_load_tiny(const char *arch, int threads) {
+    char name[64];
+    snprintf(name, sizeof name, "tiny_%s_f32.gguf", arch);
+    const char *path = test_data_path(name);
+    smdiff_model *m;
+    assert_int_equal(smdiff_model_create(&m), 0);
+    assert_int_equal(smdiff_model_set_int(m, SMDIFF_MODEL_THREADS, threads), 0);
+    int32_t rc = smdiff_model_load_file(m, path);
+    if (rc) fail_msg("load %s: %s", path, smdiff_last_error());
+    return m;
+}

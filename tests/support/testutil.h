@@ -44,6 +44,12 @@ int32_t *test_tokenize(const struct sd_tokenizer *t, const char *s, size_t n, in
  * nothing there, and the fault tests sync thousands of files), else /tmp. */
 char *test_scratch_dir(const char *name);
 
+/* The tiny random model tests/data/tiny_<arch>_f32.gguf ("dream" or
+ * "llada", tests/ref/tiny_models.py), loaded with `threads` threads; a
+ * failure fails the test. */
+struct smdiff_model;
+struct smdiff_model *test_load_tiny(const char *arch, int threads);
+
 /* Skip the current test with a printed reason. */
 #define SKIP_BECAUSE(...)                 \
     do {                                  \
