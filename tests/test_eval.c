@@ -50,16 +50,23 @@ static smdiff_model *open_model(const char *path) {
 }
 enum { V = 40, L = 24 };
 
-/* the tests' tiny llada shape (vocabulary V), every parameter 0 */
-static sd_tmodel *tiny_model(void) {
+/* the tests' tiny shape of arch (vocabulary V), every parameter 0 */
+static sd_tmodel *tiny_model_arch(int arch) {
     sd_hparams hp = {0};
-    hp.arch = SD_ARCH_LLADA;
+    hp.arch = arch, hp.shift_logits = arch == SD_ARCH_DREAM;
     hp.n_vocab = V, hp.n_embd = 16, hp.n_layer = 1, hp.n_head = 2, hp.n_head_kv = 2, hp.n_ff = 32;
     hp.n_ctx = 64, hp.norm_eps = 1e-5f, hp.rope_base = 10000.0f, hp.rope_permuted = 1;
     hp.mask_id = V - 1, hp.eos_id = -1, hp.bos_id = -1, hp.pad_id = -1;
     sd_tmodel *m = NULL;
     assert_int_equal(sd_tmodel_create(&hp, 1, 8, 0, &m, NULL), SMDIFF_OK);
     return m;
+}
+
+static sd_tmodel *tiny_model(void) { return tiny_model_arch(SD_ARCH_LLADA); }
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 /* a llada model with every parameter 0: logits 0, p = 1/V everywhere */
@@ -435,6 +442,67 @@ static void test_gate_api(void **state) {
     assert_non_null(strstr(smdiff_last_error(), "outside vocabulary"));
 }
 
+/* The gate reads, for each masked position, the row that predicts it: row p
+ * for llada, row p - 1 for a model with shifted logits (dream), whose
+ * position 0 has no predicting row and stays unmasked. At t = 1 every other
+ * position is masked, so the input (all [MASK] but that position 0, here
+ * token 3) and its logits are known in
+ * advance: windows built from each predicting row's argmax must score top-1
+ * on every position, and the median entropy is that of those rows. */
+static void check_gate_rows(int arch) {
+    enum { NW = 2 };
+    sd_tmodel *m = tiny_model_arch(arch);
+    sd_rng r;
+    sd_rng_init(&r, 31, 0);
+    sd_tmodel_init_random(m, &r, 2.0f, 1e-6, 6.66, -0.75);
+    char path[300];
+    snprintf(path, sizeof path, "%s/rows-%d.gguf", dir, arch);
+    assert_int_equal(sd_tmodel_save_gguf(m, path, NULL, NULL), SMDIFF_OK);
+    sd_tmodel_free(m);
+    smdiff_model *model = open_model(path);
+    int64_t shift = 0;
+    assert_int_equal(smdiff_model_property(model, SMDIFF_PROP_SHIFT_LOGITS, &shift), SMDIFF_OK);
+    assert_int_equal(shift, arch == SD_ARCH_DREAM);
+    int32_t ids[L], rows[L], w[NW * L];
+    float *lg = malloc(sizeof(float) * L * V);
+    double h[L];
+    assert_non_null(lg);
+    for (int p = 0; p < L; p++) ids[p] = V - 1, rows[p] = p;
+    if (shift) ids[0] = 3; /* position 0 stays unmasked: the gate's input is this */
+    assert_int_equal(smdiff_model_logits(model, ids, L, rows, L, lg, (size_t)L * V), SMDIFF_OK);
+    for (int p = 0; p < L; p++) { /* row p: its argmax and its entropy */
+        const float *z = lg + (size_t)p * V;
+        int best = 0;
+        double mx = z[0], sum = 0, ez = 0;
+        for (int v = 1; v < V; v++) if (z[v] > z[best]) best = v, mx = z[v];
+        for (int v = 0; v < V; v++) sum += exp(z[v] - mx), ez += exp(z[v] - mx) * (z[v] - mx);
+        h[p] = log(sum) - ez / sum;
+        for (int win = 0; win < NW; win++)
+            if (p + shift < L) w[win * L + p + shift] = best;
+    }
+    for (int win = 0; win < NW; win++) if (shift) w[win * L] = 3;
+    const double one[1] = {1.0};
+    smdiff_gate_stats st;
+    assert_int_equal(smdiff_eval_gate(model, NULL, w, NW, L, one, 1, 5, &st), SMDIFF_OK);
+    size_t n = L - (size_t)shift; /* predicting rows 0 .. n-1, each seen NW times */
+    double hs[L];
+    memcpy(hs, h, sizeof(double) * n);
+    qsort(hs, n, sizeof *hs, cmp_double);
+    printf("  gate at t 1, shift %d: %zu masked, top-1 %.3f, median H %.6f (rows' own %.6f)\n", (int)shift,
+           st.n_masked, st.top1, st.median_entropy, hs[n / 2]);
+    assert_int_equal(st.n_masked, NW * n);
+    assert_true(st.top1 == 1.0);
+    assert_true(fabs(st.median_entropy - hs[n / 2]) < 1e-4);
+    free(lg);
+    smdiff_model_free(model);
+}
+
+static void test_gate_reads_the_predicting_row(void **state) {
+    (void)state;
+    check_gate_rows(SD_ARCH_LLADA);
+    check_gate_rows(SD_ARCH_DREAM);
+}
+
 /* ------------------------------------------------------------ the CLI */
 
 static void test_cli(void **state) {
@@ -732,6 +800,7 @@ int main(void) {
         cmocka_unit_test(test_adapt_ar_with_shift),
         cmocka_unit_test(test_mauve_api),
         cmocka_unit_test(test_gate_api),
+        cmocka_unit_test(test_gate_reads_the_predicting_row),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_report_script),
         cmocka_unit_test(test_reproduce_dry_run),

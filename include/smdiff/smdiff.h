@@ -1038,7 +1038,10 @@ typedef struct smdiff_gate_stats {
  * smdiff_softmask_create_from_model) gives each position past the first
  * step. out[n_rates] receives the statistics. Masks come from a splitmix64
  * stream seeded with seed * 0x9E3779B97F4A7C15 + i for rate i, position p
- * masked when its draw's top 53 bits, as a fraction, are below t.
+ * masked when its draw's top 53 bits, as a fraction, are below t. A
+ * masked position is judged by the row that predicts it: row p, or row
+ * p - 1 for a model with shifted logits (SMDIFF_PROP_SHIFT_LOGITS), whose
+ * position 0 has no such row and is never masked.
  * SMDIFF_E_INVAL for bad arguments (seq_len beyond the context included),
  * SMDIFF_E_STATE for a model that is not loaded, SMDIFF_E_RANGE for ids
  * outside the vocabulary, SMDIFF_E_NOMEM. */

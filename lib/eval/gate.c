@@ -55,6 +55,7 @@ static int32_t gate_rate(const smdiff_model *model, const smdiff_softmask *sm, c
                          size_t n_windows, size_t L, double t, uint64_t stream, gate_ws *w,
                          smdiff_gate_stats *out, sd_error *err) {
     const int64_t V = model->w.hp.n_vocab, k = sm->opt[SD_OPT_SLOT(SMDIFF_SM_TOPK)].i;
+    const size_t shift = model->w.hp.shift_logits != 0; /* row p - shift predicts position p */
     const double gate = sd_softmask_gate(sm, 1, 2);
     uint64_t st = stream;
     size_t R = 0, top1 = 0, topk = 0;
@@ -63,16 +64,19 @@ static int32_t gate_rate(const smdiff_model *model, const smdiff_softmask *sm, c
         const int32_t *x = windows + win * L;
         size_t nr = 0;
         for (size_t p = 0; p < L; p++) {
-            int masked = (double)(splitmix(&st) >> 11) * 0x1.0p-53 < t;
+            /* every position draws, so the masks of the others do not depend
+             * on shift; with shifted logits position 0 has no predicting row
+             * and is never masked (as in decoding) */
+            int masked = (double)(splitmix(&st) >> 11) * 0x1.0p-53 < t && p >= shift;
             w->ids[p] = masked ? model->w.hp.mask_id : x[p];
-            if (masked) w->rows[nr++] = (int32_t)p;
+            if (masked) w->rows[nr++] = (int32_t)(p - shift);
         }
         if (!nr) continue;
         int32_t rc = smdiff_model_logits(model, w->ids, L, w->rows, nr, w->logits, L * (size_t)V);
         if (rc) return sd_error_forward(err, sd_tls_error());
         for (size_t r = 0; r < nr; r++) {
             int64_t above = 0;
-            double h = softmax_entropy(w->logits + r * (size_t)V, V, x[w->rows[r]], &above);
+            double h = softmax_entropy(w->logits + r * (size_t)V, V, x[w->rows[r] + shift], &above);
             double l = gate > 0 ? gate * sd_softmask_lambda_from_entropy(sm, h) : 0.0;
             top1 += above == 0, topk += above < k;
             w->h[R] = h, w->lambda[R] = l, lsum += l;
