@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "convert/convert.h"
+#include "fuzz_scratch.h"
 #include "smdiff/smdiff.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -20,9 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char dir[256], out[300];
 
 static void setup(void) {
-    const char *root = getenv("TMPDIR");
-    if (!root || access(root, W_OK)) root = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(dir, sizeof dir, "%s/smdiff_fuzz_hf_config_%d", root, (int)getpid());
+    fuzz_scratch("fuzz_hf_config", dir, sizeof dir);
     snprintf(out, sizeof out, "%s.gguf", dir);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r tests/data/hf_tiny_dream %s && rm -f %s/config.json", dir, dir, dir);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "fuzz_scratch.h"
 #include "text/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -37,9 +38,7 @@ static void put(const char *name, const void *b, size_t n) {
 }
 
 static void setup(void) {
-    const char *root = getenv("TMPDIR");
-    if (!root || access(root, W_OK)) root = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(dir, sizeof dir, "%s/smdiff_fuzz_hf_tokenizer_%d", root, (int)getpid());
+    fuzz_scratch("fuzz_hf_tokenizer", dir, sizeof dir);
     mkdir(dir, 0700);
     for (int i = 1; i < 7; i++) {
         char p[300];

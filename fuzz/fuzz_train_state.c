@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/checksum.h"
+#include "fuzz_scratch.h"
 #include "io/gguf.h"
 #include "smdiff/smdiff.h"
 
@@ -55,9 +56,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         exit(0);
     }
     tr = make(1);
-    const char *root = getenv("TMPDIR");
-    if (!root || access(root, W_OK)) root = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(path, sizeof path, "%s/smdiff_fuzz_train_state_%d", root, (int)getpid());
+    fuzz_scratch("fuzz_train_state", path, sizeof path);
     return 0;
 }
 

@@ -27,21 +27,6 @@
 #define DATA "tests/data/"
 #define DREAM_TOK DATA "tokenizers/dream-qwen2.5"
 
-static char tmpdir[128];
-
-static int setup(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/smdiff_test_convert.%d", (int)getpid());
-    mkdir(tmpdir, 0700);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : 0;
-}
 
 static int str_eq(sd_gguf_str s, const char *c) { return s.len == strlen(c) && memcmp(s.ptr, c, s.len) == 0; }
 
@@ -138,7 +123,7 @@ static void test_dream_all_types(void **state) {
     (void)state;
     for (int ti = 0; ti < 4; ti++) {
         char out[256];
-        snprintf(out, sizeof out, "%s/dream_%d.gguf", tmpdir, ti);
+        snprintf(out, sizeof out, "%s/dream_%d.gguf", test_dir, ti);
         sd_convert_opts o = {k_names[ti], NULL, NULL, NULL, NULL};
         sd_error err;
         int32_t rc = sd_convert_hf(DATA "hf_dream_tiny", out, &o, &err);
@@ -216,7 +201,7 @@ static void test_llada_all_types(void **state) {
     (void)state;
     for (int ti = 0; ti < 4; ti++) {
         char out[256];
-        snprintf(out, sizeof out, "%s/llada_%d.gguf", tmpdir, ti);
+        snprintf(out, sizeof out, "%s/llada_%d.gguf", test_dir, ti);
         sd_convert_opts o = {k_names[ti], NULL, "tiny-llada", on_progress, NULL};
         sd_error err;
         progress_calls = 0;
@@ -272,7 +257,7 @@ static void test_llada_all_types(void **state) {
 static void test_same_tokenizer_as_the_folder(void **state) {
     (void)state;
     char out[256];
-    snprintf(out, sizeof out, "%s/dream_public.gguf", tmpdir);
+    snprintf(out, sizeof out, "%s/dream_public.gguf", test_dir);
     assert_int_equal(smdiff_convert_hf(DATA "hf_dream_tiny", out, "q4_2", NULL, NULL, NULL, NULL), SMDIFF_E_INVAL);
     assert_non_null(strstr(smdiff_last_error(), "q4_2"));
     assert_int_equal(smdiff_convert_hf(NULL, out, NULL, NULL, NULL, NULL, NULL), SMDIFF_E_INVAL);
@@ -319,7 +304,7 @@ static void test_real_dream_tokenizer(void **state) {
     int32_t rc = sd_convert_vocab(DREAM_TOK, 152064, "qwen2", -1, w, &err);
     if (rc) fail_msg("%s", err.msg);
     char out[256];
-    snprintf(out, sizeof out, "%s/vocab.gguf", tmpdir);
+    snprintf(out, sizeof out, "%s/vocab.gguf", test_dir);
     assert_int_equal(sd_gguf_write(w, out, &err), 0);
     sd_gguf_writer_free(w);
     sd_gguf *g = NULL;
@@ -361,7 +346,7 @@ static void test_real_dream_tokenizer(void **state) {
 
 /* A scratch HF dir: the llada fixture's files linked in, config.json replaced. */
 static void scratch_dir(const char *name, const char *config, char *dir, size_t size) {
-    snprintf(dir, size, "%s/%s", tmpdir, name);
+    snprintf(dir, size, "%s/%s", test_dir, name);
     mkdir(dir, 0700);
     const char *files[] = {"model.safetensors", "tokenizer.json", "tokenizer_config.json"};
     char cwd[512], src[900], dst[700];
@@ -467,7 +452,7 @@ static void test_cli(void **state) {
         print_message("skip: smdiff CLI not found (BUILD=%s); run through make check\n", build ? build : "(unset)");
         skip();
     }
-    snprintf(out, sizeof out, "%s/cli.gguf", tmpdir);
+    snprintf(out, sizeof out, "%s/cli.gguf", test_dir);
     snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_llada_tiny %s --type q8_0 --name cli-test 2>/dev/null", cli, out);
     assert_int_equal(system(cmd), 0);
     sd_gguf *g = NULL;
@@ -507,5 +492,5 @@ int main(void) {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_cli),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_dir_setup, test_dir_teardown);
 }

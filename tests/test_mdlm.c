@@ -346,21 +346,6 @@ static void test_remdm(void **state) {
 
 /* ----------------------------------------------------------- converter */
 
-static char tmpdir[128];
-
-static int setup(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/smdiff_test_mdlm.%d", (int)getpid());
-    mkdir(tmpdir, 0700);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : 0;
-}
 
 /* The test's own table of MDLM's Hugging Face names -> GGUF names (written
  * from docs/MODELS.md, not taken from the converter). attn_qkv is the three
@@ -404,7 +389,7 @@ static int gguf_names(const char *hf, char out[3][96]) {
 static void test_convert_roundtrip(void **state) {
     (void)state;
     char out[256];
-    snprintf(out, sizeof out, "%s/mdlm.gguf", tmpdir);
+    snprintf(out, sizeof out, "%s/mdlm.gguf", test_dir);
     sd_convert_opts o = {"f32", NULL, NULL, NULL, NULL};
     sd_error err = {0};
     if (sd_convert_hf(DATA "hf_tiny_mdlm", out, &o, &err)) fail_msg("convert: %s", err.msg);
@@ -463,7 +448,7 @@ static void test_convert_roundtrip(void **state) {
  * described by st_json holding vals). */
 static void scratch_dir(const char *name, const char *config, const char *st_json, const float *vals, size_t nv,
                         char *dir, size_t size) {
-    snprintf(dir, size, "%s/%s", tmpdir, name);
+    snprintf(dir, size, "%s/%s", test_dir, name);
     mkdir(dir, 0700);
     const char *files[] = {"model.safetensors", "vocab.json", "merges.txt", "added_tokens.json", "tokenizer_config.json"};
     char cwd[512], src[900], dst[700];
@@ -562,7 +547,7 @@ static void test_convert_cli(void **state) {
         print_message("skip: smdiff CLI not found (BUILD=%s); run through make check\n", build ? build : "(unset)");
         skip();
     }
-    snprintf(out, sizeof out, "%s/cli.gguf", tmpdir);
+    snprintf(out, sizeof out, "%s/cli.gguf", test_dir);
     snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_tiny_mdlm %s --type f16 2>/dev/null", cli, out);
     assert_int_equal(system(cmd), 0);
     float *ref = fixture("tiny_mdlm.logits.f32", L * V), got[L * V];
@@ -597,7 +582,7 @@ static void test_ckpt_import(void **state) {
         print_message("skip: %s has no PyTorch (Debian python3-torch), which the .ckpt importer needs\n", py);
         skip();
     }
-    snprintf(dir, sizeof dir, "%s/ckpt", tmpdir);
+    snprintf(dir, sizeof dir, "%s/ckpt", test_dir);
     snprintf(cmd, sizeof cmd, "%s tests/ref/mdlm_ckpt_fixture.py %s", py, dir);
     assert_int_equal(system(cmd), 0);
     for (int ema = 1; ema >= 0; ema--) {
@@ -707,7 +692,7 @@ static void test_train_eval(void **state) {
     printf("tiny mdlm training: validation loss %.4f -> %.4f\n", before, after);
     assert_true(after < before);
     char out[300];
-    snprintf(out, sizeof out, "%s/trained.gguf", tmpdir);
+    snprintf(out, sizeof out, "%s/trained.gguf", test_dir);
     if (smdiff_trainer_save(t, out, 0, NULL)) fail_msg("save: %s", smdiff_trainer_last_error(t));
     smdiff_model *m2;
     assert_int_equal(smdiff_model_create(&m2), 0);
@@ -823,5 +808,5 @@ int main(void) {
         cmocka_unit_test(test_softmask_temperature),
         cmocka_unit_test(test_train_eval),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_dir_setup, test_dir_teardown);
 }

@@ -1,3 +1,5 @@
+#include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -24,6 +26,31 @@ char *test_scratch_dir(const char *name) {
         return NULL;
     }
     return p;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int test_remove_dir(const char *dir) {
+    return dir ? nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) : -1;
+}
+
+char *test_dir;
+
+int test_dir_setup(void **state) {
+    (void)state;
+    test_dir = test_scratch_dir(program_invocation_short_name); /* glibc's */
+    return test_dir ? 0 : -1;
+}
+
+int test_dir_teardown(void **state) {
+    (void)state;
+    int rc = test_remove_dir(test_dir);
+    free(test_dir);
+    test_dir = NULL;
+    return rc ? -1 : 0;
 }
 
 const char *test_cli_path(void) {

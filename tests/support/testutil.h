@@ -44,6 +44,18 @@ int32_t *test_tokenize(const struct sd_tokenizer *t, const char *s, size_t n, in
  * nothing there, and the fault tests sync thousands of files), else /tmp. */
 char *test_scratch_dir(const char *name);
 
+/* Remove the folder dir and everything under it (without following links);
+ * 0 on success. */
+int test_remove_dir(const char *dir);
+
+/* cmocka group fixtures for a test program's scratch folder: setup makes
+ * one with test_scratch_dir (named after the program) into test_dir,
+ * teardown removes it; cmocka_run_group_tests(tests, test_dir_setup,
+ * test_dir_teardown). */
+extern char *test_dir;
+int test_dir_setup(void **state);
+int test_dir_teardown(void **state);
+
 /* The tiny random model tests/data/tiny_<arch>_f32.gguf ("dream" or
  * "llada", tests/ref/tiny_models.py), loaded with `threads` threads; a
  * failure fails the test. */
