@@ -131,12 +131,16 @@ static float qact_block(const float *x, int n, int8_t *q, int *sum) {
     return amax / 127.0f;
 }
 
-static void qact_row_scalar(uint32_t type, const float *x, int64_t cols, void *act) {
+/* A row's activation blocks through block (qact_block or the AVX2
+ * sd_qact_block_avx2, which give the same bits): 256-blocks also get the
+ * sums of their 16-element groups, 32-blocks d * sum. */
+static void qact_row(uint32_t type, const float *x, int64_t cols, void *act,
+                     float (*block)(const float *x, int n, int8_t *q, int *sum)) {
     if (sd_qgemm_act256(type)) {
         sd_qa256 *a = act;
         for (int64_t b = 0; b < cols / 256; b++) {
             int s;
-            a[b].d = qact_block(x + 256 * b, 256, a[b].q, &s);
+            a[b].d = block(x + 256 * b, 256, a[b].q, &s);
             for (int g = 0; g < 16; g++) {
                 int gs = 0;
                 for (int k = 0; k < 16; k++) gs += a[b].q[16 * g + k];
@@ -147,7 +151,7 @@ static void qact_row_scalar(uint32_t type, const float *x, int64_t cols, void *a
         sd_qa32 *a = act;
         for (int64_t b = 0; b < cols / 32; b++) {
             int s;
-            a[b].d = qact_block(x + 32 * b, 32, a[b].q, &s);
+            a[b].d = block(x + 32 * b, 32, a[b].q, &s);
             a[b].ds = a[b].d * (float)s;
         }
     }
@@ -156,11 +160,11 @@ static void qact_row_scalar(uint32_t type, const float *x, int64_t cols, void *a
 void sd_qact_row(uint32_t type, const float *x, int64_t cols, void *act) {
 #if QG_X86
     if (sd_qgemm_isa() != SD_QISA_SCALAR) {
-        sd_qact_row_avx2(type, x, cols, act);
+        qact_row(type, x, cols, act, sd_qact_block_avx2);
         return;
     }
 #endif
-    qact_row_scalar(type, x, cols, act);
+    qact_row(type, x, cols, act, qact_block);
 }
 
 /* ------------------------------------------------ scalar reference dots */

@@ -124,6 +124,8 @@ void sd_qgemm_rows_vnni(const sd_qgemm_job *j, int64_t r0, int64_t r1);
 void sd_qgemm_rows_vnniemu(const sd_qgemm_job *j, int64_t r0, int64_t r1);
 /* One weight row of n elements -> f32 on the AVX2 path. */
 void sd_qdequant_row_avx2(uint32_t type, const uint8_t *w, int64_t n, float *out);
-void sd_qact_row_avx2(uint32_t type, const float *x, int64_t cols, void *act);
+/* One activation block x[n] (n = 32 or 256) -> q[n] on the AVX2 path: its
+ * scale d (returned) and *sum of q, the same bits as qgemm.c's scalar one. */
+float sd_qact_block_avx2(const float *x, int n, int8_t *q, int *sum);
 
 #endif

@@ -240,14 +240,19 @@ QG_INLINE void store_row(const sd_qgemm_job *j, int64_t r, const __m256 *acc, co
     }
 }
 
+/* Weight row r's bytes, its M accumulators zeroed. */
+QG_INLINE const uint8_t *row_start(const sd_qgemm_job *j, int64_t r, __m256 *acc, float *accs) {
+    for (int64_t m = 0; m < j->M; m++) acc[m] = _mm256_setzero_ps(), accs[m] = 0;
+    return j->w + (size_t)r * j->w_row;
+}
+
 QG_INLINE void rows32(const sd_qgemm_job *j, int64_t r0, int64_t r1, const uint32_t T) {
     const int sgn = T != SD_GGML_Q4_1 && T != SD_GGML_Q5_1;
     const size_t bb = sd_ggml_block_bytes(T);
     __m256 acc[SD_QGEMM_FEW_ROWS];
     float accs[SD_QGEMM_FEW_ROWS];
     for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *wr = j->w + (size_t)r * j->w_row;
-        for (int64_t m = 0; m < j->M; m++) acc[m] = _mm256_setzero_ps(), accs[m] = 0;
+        const uint8_t *wr = row_start(j, r, acc, accs);
         for (int64_t b = 0; b < j->nblk; b++) {
             lblk L;
             dec32(T, wr + (size_t)b * bb, &L);
@@ -272,8 +277,7 @@ QG_INLINE void rows256(const sd_qgemm_job *j, int64_t r0, int64_t r1, const uint
     __m256 acc[SD_QGEMM_FEW_ROWS];
     float accs[SD_QGEMM_FEW_ROWS];
     for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *wr = j->w + (size_t)r * j->w_row;
-        for (int64_t m = 0; m < j->M; m++) acc[m] = _mm256_setzero_ps(), accs[m] = 0;
+        const uint8_t *wr = row_start(j, r, acc, accs);
         for (int64_t b = 0; b < j->nblk; b++) {
             kblk k;
             dec256(T, wr + (size_t)b * bb, &k);
@@ -429,25 +433,5 @@ QG_INLINE float qact_avx2(const float *x, int n, int8_t *q, int *sum) {
     return am / 127.0f;
 }
 
-void sd_qact_row_avx2(uint32_t type, const float *x, int64_t cols, void *act) {
-    if (sd_qgemm_act256(type)) {
-        sd_qa256 *a = act;
-        for (int64_t b = 0; b < cols / 256; b++) {
-            int s;
-            a[b].d = qact_avx2(x + 256 * b, 256, a[b].q, &s);
-            for (int g = 0; g < 16; g++) {
-                int gs = 0;
-                for (int k = 0; k < 16; k++) gs += a[b].q[16 * g + k];
-                a[b].bsum[g] = (int16_t)gs;
-            }
-        }
-    } else {
-        sd_qa32 *a = act;
-        for (int64_t b = 0; b < cols / 32; b++) {
-            int s;
-            a[b].d = qact_avx2(x + 32 * b, 32, a[b].q, &s);
-            a[b].ds = a[b].d * (float)s;
-        }
-    }
-}
+float sd_qact_block_avx2(const float *x, int n, int8_t *q, int *sum) { return qact_avx2(x, n, q, sum); }
 #endif
