@@ -28,10 +28,7 @@
  * to size_t lands there). */
 #define COUNT_OK(n) ((n) <= (size_t)INT32_MAX)
 
-/* The error slot of a sampler or schedule handle, NULL for a NULL handle.
- * The slot is not part of the object's value (a const getter that fails
- * still records there, as smdiff.h's error rule says). */
-#define ERR_OF(obj) ((obj) ? (sd_error *)&(obj)->err : NULL)
+#define ERR_OF SD_ERR_OF /* core/options.h */
 
 /* ---------------------------------------------------------------- version */
 
@@ -394,26 +391,7 @@ SMDIFF_API int32_t smdiff_softmask_set_double(smdiff_softmask *sm, int32_t key, 
     return rc ? rc : softmask_commit(sm, opt);
 }
 
-SMDIFF_API int32_t smdiff_softmask_get_int(const smdiff_softmask *sm, int32_t key,
-                                           int64_t *out) {
-    REQUIRE(sm && out, ERR_OF(sm), "smdiff_softmask_get_int: NULL argument");
-    return sd_option_get_int(&sd_softmask_options, sm->opt, key, out, ERR_OF(sm));
-}
-
-SMDIFF_API int32_t smdiff_softmask_get_double(const smdiff_softmask *sm, int32_t key,
-                                              double *out) {
-    REQUIRE(sm && out, ERR_OF(sm), "smdiff_softmask_get_double: NULL argument");
-    return sd_option_get_double(&sd_softmask_options, sm->opt, key, out, ERR_OF(sm));
-}
-
-SMDIFF_API int32_t smdiff_softmask_option_info(int32_t key, const char **name, int32_t *type,
-                                               double *min, double *max, double *def) {
-    return sd_option_info(&sd_softmask_options, key, name, type, min, max, def, NULL);
-}
-
-SMDIFF_API int32_t smdiff_softmask_option_key(const char *name, int32_t *key) {
-    return sd_option_key(&sd_softmask_options, name, key, NULL);
-}
+SD_OPTION_READERS(softmask, smdiff_softmask, sd_softmask_options)
 
 SMDIFF_API const char *smdiff_softmask_last_error(const smdiff_softmask *sm) {
     return sm ? sm->err.msg : "schedule is NULL";
@@ -471,25 +449,7 @@ SMDIFF_API int32_t smdiff_sampler_set_double(smdiff_sampler *s, int32_t key, dou
     return rc;
 }
 
-SMDIFF_API int32_t smdiff_sampler_get_int(const smdiff_sampler *s, int32_t key, int64_t *out) {
-    REQUIRE(s && out, ERR_OF(s), "smdiff_sampler_get_int: NULL argument");
-    return sd_option_get_int(&sd_sampler_options, s->opt, key, out, ERR_OF(s));
-}
-
-SMDIFF_API int32_t smdiff_sampler_get_double(const smdiff_sampler *s, int32_t key,
-                                             double *out) {
-    REQUIRE(s && out, ERR_OF(s), "smdiff_sampler_get_double: NULL argument");
-    return sd_option_get_double(&sd_sampler_options, s->opt, key, out, ERR_OF(s));
-}
-
-SMDIFF_API int32_t smdiff_sampler_option_info(int32_t key, const char **name, int32_t *type,
-                                              double *min, double *max, double *def) {
-    return sd_option_info(&sd_sampler_options, key, name, type, min, max, def, NULL);
-}
-
-SMDIFF_API int32_t smdiff_sampler_option_key(const char *name, int32_t *key) {
-    return sd_option_key(&sd_sampler_options, name, key, NULL);
-}
+SD_OPTION_READERS(sampler, smdiff_sampler, sd_sampler_options)
 
 SMDIFF_API int32_t smdiff_sampler_set_strategy(smdiff_sampler *s, const char *name) {
     REQUIRE(s && name, ERR_OF(s), "smdiff_sampler_set_strategy: NULL argument");

@@ -66,4 +66,32 @@ int32_t sd_option_info(const sd_option_table *t, int32_t key, const char **name,
                        int32_t *type, double *min, double *max, double *def, sd_error *err);
 int32_t sd_option_key(const sd_option_table *t, const char *name, int32_t *key, sd_error *err);
 
+/* The error slot of a public handle with an `err` member, NULL for a NULL
+ * handle. smdiff.h's rule records a failure there and in the thread's slot
+ * (sd_fail does both), const getters included: the slot is not part of the
+ * object's value. */
+#define SD_ERR_OF(obj) ((obj) ? (sd_error *)&(obj)->err : NULL)
+
+/* The four read accessors that every public object of type T holding `opt`
+ * (values of table) and `err` exports, one definition for all:
+ * smdiff_<name>_get_int, _get_double, _option_info and _option_key (each
+ * documented in smdiff.h). A NULL argument is SMDIFF_E_INVAL. */
+#define SD_OPTION_READERS(name, T, table)                                                              \
+    SMDIFF_API int32_t smdiff_##name##_get_int(const T *o, int32_t key, int64_t *out) {                \
+        if (!o || !out) return sd_fail(SD_ERR_OF(o), SMDIFF_E_INVAL, "smdiff_" #name "_get_int: NULL argument"); \
+        return sd_option_get_int(&(table), o->opt, key, out, SD_ERR_OF(o));                            \
+    }                                                                                                  \
+    SMDIFF_API int32_t smdiff_##name##_get_double(const T *o, int32_t key, double *out) {              \
+        if (!o || !out)                                                                                \
+            return sd_fail(SD_ERR_OF(o), SMDIFF_E_INVAL, "smdiff_" #name "_get_double: NULL argument"); \
+        return sd_option_get_double(&(table), o->opt, key, out, SD_ERR_OF(o));                         \
+    }                                                                                                  \
+    SMDIFF_API int32_t smdiff_##name##_option_info(int32_t key, const char **oname, int32_t *type,     \
+                                                   double *min, double *max, double *def) {            \
+        return sd_option_info(&(table), key, oname, type, min, max, def, NULL);                        \
+    }                                                                                                  \
+    SMDIFF_API int32_t smdiff_##name##_option_key(const char *oname, int32_t *key) {                   \
+        return sd_option_key(&(table), oname, key, NULL);                                              \
+    }
+
 #endif

@@ -49,7 +49,7 @@ struct smdiff_batch {
     sd_error err;
 };
 
-#define ERR_OF(b) ((b) ? (sd_error *)&(b)->err : NULL)
+#define ERR_OF SD_ERR_OF /* core/options.h */
 
 /* The slots and the step's scratch for cap sequences (the held ones kept). */
 static int32_t resize(smdiff_batch *b, size_t cap) {

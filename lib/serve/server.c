@@ -92,9 +92,7 @@ typedef struct write_req {
 
 /* ----------------------------------------------------------- errors */
 
-/* The server's error slot (NULL for a NULL handle): smdiff.h's rule records
- * a failure there and in the thread's slot, const getters included. */
-#define ERR_OF(s) ((s) ? (sd_error *)&(s)->err : NULL)
+#define ERR_OF SD_ERR_OF /* core/options.h */
 
 #define REQUIRE(cond, s, ...)                                                \
     do {                                                                     \
@@ -164,24 +162,7 @@ SMDIFF_API int32_t smdiff_server_set_double(smdiff_server *s, int32_t key, doubl
     return rc ? rc : sd_option_set_double(&k_options, s->opt, key, value, &s->err);
 }
 
-SMDIFF_API int32_t smdiff_server_get_int(const smdiff_server *s, int32_t key, int64_t *out) {
-    REQUIRE(s && out, s, "smdiff_server_get_int: NULL argument");
-    return sd_option_get_int(&k_options, s->opt, key, out, ERR_OF(s));
-}
-
-SMDIFF_API int32_t smdiff_server_get_double(const smdiff_server *s, int32_t key, double *out) {
-    REQUIRE(s && out, s, "smdiff_server_get_double: NULL argument");
-    return sd_option_get_double(&k_options, s->opt, key, out, ERR_OF(s));
-}
-
-SMDIFF_API int32_t smdiff_server_option_info(int32_t key, const char **name, int32_t *type, double *min,
-                                             double *max, double *def) {
-    return sd_option_info(&k_options, key, name, type, min, max, def, NULL);
-}
-
-SMDIFF_API int32_t smdiff_server_option_key(const char *name, int32_t *key) {
-    return sd_option_key(&k_options, name, key, NULL);
-}
+SD_OPTION_READERS(server, smdiff_server, k_options)
 
 static int32_t set_string(smdiff_server *s, char **slot, const char *v, int allow_empty, const char *fn) {
     int32_t rc = settable(s, fn);

@@ -66,9 +66,7 @@ struct smdiff_trainer {
     int64_t n_train, n_val;
 };
 
-/* The trainer's error slot (NULL for a NULL handle); smdiff.h's error rule
- * records a failure there and in the thread's slot, const getters included. */
-#define ERR_OF(tr) ((tr) ? (sd_error *)&(tr)->err : NULL)
+#define ERR_OF SD_ERR_OF /* core/options.h */
 
 #define REQUIRE(cond, tr, ...)                                                \
     do {                                                                      \
@@ -107,24 +105,7 @@ SMDIFF_API int32_t smdiff_trainer_set_double(smdiff_trainer *tr, int32_t key, do
     return sd_option_set_double(&options, tr->opt, key, value, &tr->err);
 }
 
-SMDIFF_API int32_t smdiff_trainer_get_int(const smdiff_trainer *tr, int32_t key, int64_t *out) {
-    REQUIRE(tr && out, tr, "smdiff_trainer_get_int: NULL argument");
-    return sd_option_get_int(&options, tr->opt, key, out, ERR_OF(tr));
-}
-
-SMDIFF_API int32_t smdiff_trainer_get_double(const smdiff_trainer *tr, int32_t key, double *out) {
-    REQUIRE(tr && out, tr, "smdiff_trainer_get_double: NULL argument");
-    return sd_option_get_double(&options, tr->opt, key, out, ERR_OF(tr));
-}
-
-SMDIFF_API int32_t smdiff_trainer_option_info(int32_t key, const char **name, int32_t *type, double *min,
-                                              double *max, double *def) {
-    return sd_option_info(&options, key, name, type, min, max, def, NULL);
-}
-
-SMDIFF_API int32_t smdiff_trainer_option_key(const char *name, int32_t *key) {
-    return sd_option_key(&options, name, key, NULL);
-}
+SD_OPTION_READERS(trainer, smdiff_trainer, options)
 
 SMDIFF_API int32_t smdiff_trainer_set_softmask(smdiff_trainer *tr, const smdiff_softmask *sm) {
     REQUIRE(tr && sm, tr, "smdiff_trainer_set_softmask: NULL argument");
