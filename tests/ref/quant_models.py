@@ -125,20 +125,6 @@ def permute_rows(a, n_head):
     return tiny_models.llama_cpp_permute(a, n_head)
 
 
-def kvs_of(arch, c, name):
-    return [("general.architecture", 8, arch), ("general.name", 8, name),
-            (f"{arch}.block_count", 4, c["layers"]), (f"{arch}.context_length", 4, c["ctx"]),
-            (f"{arch}.embedding_length", 4, c["d"]), (f"{arch}.feed_forward_length", 4, c["ffn"]),
-            (f"{arch}.attention.head_count", 4, c["heads"]),
-            (f"{arch}.attention.head_count_kv", 4, c["kv_heads"]),
-            (f"{arch}.rope.freq_base", 6, c["rope_base"]),
-            (f"{arch}.attention.layer_norm_rms_epsilon", 6, c["eps"]),
-            ("diffusion.shift_logits", 7, c["shift"]),
-            ("tokenizer.ggml.mask_token_id", 4, c["mask_id"]),
-            ("tokenizer.ggml.bos_token_id", 4, c["bos"]), ("tokenizer.ggml.eos_token_id", 4, c["eos"]),
-            ("tokenizer.ggml.padding_token_id", 4, c["pad"])]
-
-
 def make_model(path, arch, c, types, seed):
     """types(name) -> ggml type of each matrix; norms and biases F32."""
     rng = np.random.default_rng(seed)
@@ -178,7 +164,7 @@ def make_model(path, arch, c, types, seed):
         mat(p + "ffn_down.weight", d, c["ffn"], s)
     vec("output_norm.weight", d, 1.0, 0.1)
     mat("output.weight", c["vocab"], d, 0.2 * (32.0 / d) ** 0.5)
-    tiny_models.write_gguf(path, kvs_of(arch, c, os.path.basename(path)), tensors)
+    tiny_models.write_gguf(path, tiny_models.kvs_of(arch, c, os.path.basename(path)), tensors)
 
 
 MIX = {"token_embd": T["q4_k"], "output": T["q6_k"],

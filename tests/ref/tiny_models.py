@@ -202,19 +202,24 @@ def llama_cpp_permute(w, n_head):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+def kvs_of(arch, c, name):
+    """The metadata of a model file of shape c: (key, GGUF value type, value)."""
+    return [("general.architecture", 8, arch), ("general.name", 8, name),
+            (f"{arch}.block_count", 4, c["layers"]), (f"{arch}.context_length", 4, c["ctx"]),
+            (f"{arch}.embedding_length", 4, c["d"]), (f"{arch}.feed_forward_length", 4, c["ffn"]),
+            (f"{arch}.attention.head_count", 4, c["heads"]),
+            (f"{arch}.attention.head_count_kv", 4, c["kv_heads"]),
+            (f"{arch}.rope.freq_base", 6, c["rope_base"]),
+            (f"{arch}.attention.layer_norm_rms_epsilon", 6, c["eps"]),
+            ("diffusion.shift_logits", 7, c["shift"]),
+            ("tokenizer.ggml.mask_token_id", 4, c["mask_id"]),
+            ("tokenizer.ggml.bos_token_id", 4, c["bos"]), ("tokenizer.ggml.eos_token_id", 4, c["eos"]),
+            ("tokenizer.ggml.padding_token_id", 4, c["pad"])]
+
+
 def export_gguf(arch, c, w, tname):
     typ = TYPES[tname]
-    kvs = [("general.architecture", 8, arch), ("general.name", 8, f"tiny-{arch}"),
-           (f"{arch}.block_count", 4, c["layers"]), (f"{arch}.context_length", 4, c["ctx"]),
-           (f"{arch}.embedding_length", 4, c["d"]), (f"{arch}.feed_forward_length", 4, c["ffn"]),
-           (f"{arch}.attention.head_count", 4, c["heads"]),
-           (f"{arch}.attention.head_count_kv", 4, c["kv_heads"]),
-           (f"{arch}.rope.freq_base", 6, c["rope_base"]),
-           (f"{arch}.attention.layer_norm_rms_epsilon", 6, c["eps"]),
-           ("diffusion.shift_logits", 7, c["shift"]),
-           ("tokenizer.ggml.mask_token_id", 4, c["mask_id"]),
-           ("tokenizer.ggml.bos_token_id", 4, c["bos"]), ("tokenizer.ggml.eos_token_id", 4, c["eos"]),
-           ("tokenizer.ggml.padding_token_id", 4, c["pad"])]
+    kvs = kvs_of(arch, c, f"tiny-{arch}")
     tensors, held = [], {"layers": []}
 
     def mat(name, a):
