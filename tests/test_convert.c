@@ -446,12 +446,9 @@ static void test_refusals(void **state) {
  * exports BUILD), exit codes and the file it writes. */
 static void test_cli(void **state) {
     (void)state;
-    const char *build = getenv("BUILD");
-    char cli[256], cmd[1024], out[256];
-    if (!build || snprintf(cli, sizeof cli, "%s/smdiff", build) >= (int)sizeof cli || access(cli, X_OK) != 0) {
-        print_message("skip: smdiff CLI not found (BUILD=%s); run through make check\n", build ? build : "(unset)");
-        skip();
-    }
+    const char *cli = test_cli_path();
+    char cmd[1024], out[256];
+    if (!cli) SKIP_BECAUSE("the smdiff CLI is not built (BUILD=%s); run through make check", getenv("BUILD"));
     snprintf(out, sizeof out, "%s/cli.gguf", test_dir);
     snprintf(cmd, sizeof cmd, "%s convert " DATA "hf_llada_tiny %s --type q8_0 --name cli-test 2>/dev/null", cli, out);
     assert_int_equal(system(cmd), 0);
