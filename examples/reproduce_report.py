@@ -163,6 +163,21 @@ def val_curve(path):
     return pts
 
 
+def portable(text, out):
+    """text with the run folder's absolute path written as $OUT, so that the
+    committed results name no one's machine."""
+    return text.replace(os.path.abspath(out).rstrip("/") + "/", "$OUT/")
+
+
+def copy_portable(src, dst, out):
+    with open(src) as f:
+        text = f.read()
+    if os.path.isdir(dst):
+        dst = os.path.join(dst, os.path.basename(src))
+    with open(dst, "w") as f:
+        f.write(portable(text, out))
+
+
 def main():
     out, dest = sys.argv[1], sys.argv[2]
     os.makedirs(dest, exist_ok=True)
@@ -178,7 +193,7 @@ def main():
             for r in csv.reader(f):
                 md.append(f"| {os.path.basename(r[0])} | {r[1]} | {float(r[7]):.4f} | {float(r[8]):.2f} | "
                           f"{r[3]} x {r[2]} | {r[4]} | {r[9]} |")
-        shutil.copy(elbo_path, os.path.join(dest, "elbo.csv"))
+        copy_portable(elbo_path, os.path.join(dest, "elbo.csv"), out)
     md.append("")
 
     # learned omega
@@ -233,12 +248,13 @@ def main():
             for seed, v in sorted(d.items()):
                 f.write(f"{l},{b},{seed},{v[3]},{v[0]},{v[1]},{v[2]}\n")
     for p in glob.glob(os.path.join(out, "samples-*.txt")) + glob.glob(os.path.join(out, "gate-*.txt")):
-        shutil.copy(p, dest)
+        copy_portable(p, dest, out)
     for name in ["gate-base", "gate-sm-cpt"]:
         p = os.path.join(out, name + ".txt")
         if os.path.exists(p):
             with open(p) as f:
-                md += [f"### What soft-masking feeds back ({name[5:]})", "", "```"] + f.read().rstrip().split("\n") + ["```", ""]
+                md += [f"### What soft-masking feeds back ({name[5:]})", "", "```"] + \
+                    portable(f.read(), out).rstrip().split("\n") + ["```", ""]
 
     # training curves
     curves = []

@@ -620,8 +620,29 @@ static void test_report_script(void **state) {
         }
         fclose(c);
     }
+    /* a gate listing and a bound naming the run's own files: the results
+     * name them under $OUT, never the machine's folder */
+    snprintf(p, sizeof p, "%s/gate-sm-cpt.txt", out);
+    FILE *g = fopen(p, "w");
+    assert_non_null(g);
+    fprintf(g, "# %s/cpt-sm.gguf: soft-mask omega_s 0.5\n 0.50 10 1.0\n", out);
+    fclose(g);
+    snprintf(p, sizeof p, "%s/elbo.csv", out);
+    g = fopen(p, "w");
+    assert_non_null(g);
+    fprintf(g, "%s/cpt-sm.gguf,two-pass,128,256,4,1,1,5.8,339.3,66041\n", out);
+    fclose(g);
     snprintf(cmd, sizeof cmd, "python3 examples/reproduce_report.py %s %s", out, dest);
     assert_int_equal(system(cmd), 0);
+    const char *named[] = {"gate-sm-cpt.txt", "elbo.csv", "tables.md"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dest, named[i]);
+        size_t n = 0;
+        char *text = test_read_file(p, &n);
+        assert_non_null(strstr(text, "$OUT/cpt-sm.gguf"));
+        assert_null(strstr(text, out));
+        free(text);
+    }
     snprintf(p, sizeof p, "%s/tables.md", dest);
     FILE *f = fopen(p, "r");
     assert_non_null(f);
