@@ -560,7 +560,7 @@ static void test_batch_api(void **state) {
     assert_int_equal(smdiff_batch_option_key("capacity", &key), 0);
     assert_int_equal(key, SMDIFF_BATCH_CAPACITY);
 
-    smdiff_decoder d = {sizeof d, SMDIFF_DECODER_ABI_VERSION, "test_failing", NULL, failing, NULL, 0, 0, 0, 0, 0};
+    smdiff_decoder d = {sizeof d, SMDIFF_DECODER_ABI_VERSION, "test_failing", NULL, failing, NULL, 0, 0, 0, 0, 0, 0};
     assert_int_equal(smdiff_decoder_register(&d, NULL), 0);
     const config good = {"maskgit_plus", 8, 0, 8, SMDIFF_SM_OFF, 0, 0};
     smdiff_sampler *s1 = sampler_for(&good, 0, 0, 1), *s2 = sampler_for(&good, 0, 0, 2),

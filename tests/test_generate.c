@@ -184,11 +184,11 @@ static void test_reference_canvas(void **state) {
     while (fscanf(f, "%15s", tag) == 1) {
         assert_string_equal(tag, "case");
         int block, steps, mode, k, seed, across;
-        double thr, scale, steep, centre, cst, eta, t_on, t_off, alpha_on;
-        assert_int_equal(fscanf(f, "%63s %15s %31s %d %d %lf %d %d %lf %lf %lf %lf %d %d %lf %lf %lf %lf", name, arch,
-                                strat, &block, &steps, &thr, &mode, &k, &scale, &steep, &centre, &cst, &seed, &across,
-                                &eta, &t_on, &t_off, &alpha_on),
-                         18);
+        double thr, scale, steep, centre, cst, eta, t_on, t_off, alpha_on, eps;
+        assert_int_equal(fscanf(f, "%63s %15s %31s %d %d %lf %d %d %lf %lf %lf %lf %d %d %lf %lf %lf %lf %lf", name,
+                                arch, strat, &block, &steps, &thr, &mode, &k, &scale, &steep, &centre, &cst, &seed,
+                                &across, &eta, &t_on, &t_off, &alpha_on, &eps),
+                         19);
         int L, n;
         int32_t canvas[64], want[64];
         assert_int_equal(fscanf(f, "%15s %d", tag, &L), 2);
@@ -213,7 +213,7 @@ static void test_reference_canvas(void **state) {
             double v;
         } dbls[] = {{SMDIFF_SAMPLER_THRESHOLD, thr},   {SMDIFF_SAMPLER_REMDM_ETA, eta},
                     {SMDIFF_SAMPLER_REMDM_T_ON, t_on}, {SMDIFF_SAMPLER_REMDM_T_OFF, t_off},
-                    {SMDIFF_SAMPLER_REMDM_ALPHA_ON, alpha_on}};
+                    {SMDIFF_SAMPLER_REMDM_ALPHA_ON, alpha_on}, {SMDIFF_SAMPLER_EPS, eps}};
         for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++)
             assert_int_equal(smdiff_sampler_set_double(s, dbls[i].key, dbls[i].v), 0);
         assert_int_equal(smdiff_sampler_set_strategy(s, strat), 0);
@@ -251,12 +251,18 @@ static void test_reference_canvas(void **state) {
         assert_int_equal(g, t.n_steps);
         for (int i = 0; i < L; i++)
             if (canvas[i] != want[i]) fail_msg("%s: canvas[%d] is %d, reference %d", name, i, canvas[i], want[i]);
+        if (strcmp(strat, "ddpm_cache") == 0) { /* every block ran its steps and the argmax pass */
+            int nb = block ? (L - 4 + block - 1) / block : 1;
+            printf("  %s: %d passes, argmax pass commits:", name, t.n_steps);
+            for (int b = 0, per = steps / nb + 1; b < nb; b++) printf(" %d", t.n_commit[(b + 1) * per - 1]);
+            printf("\n");
+        }
         smdiff_sampler_free(s);
         smdiff_model_free(m);
         cases++;
     }
     fclose(f);
-    assert_int_equal(cases, 9);
+    assert_int_equal(cases, 11);
     assert_true(remasked > 10); /* the ReMDM cases do re-mask */
 }
 
@@ -499,7 +505,7 @@ static void test_user_strategy(void **state) {
     (void)state;
     static int calls;
     smdiff_decoder d = {sizeof d, SMDIFF_DECODER_ABI_VERSION, "test_leftmost", "left to right", leftmost, NULL,
-                        0, 0, 0, 0, 0};
+                        0, 0, 0, 0, 0, 0};
     assert_int_equal(smdiff_decoder_register(&d, &calls), 0);
     fake f = {-1, 0};
     sd_gen_model gm = fake_model(&f);
@@ -1087,7 +1093,7 @@ static int32_t bad_remasker(const smdiff_step_view *v, int32_t *commit, int32_t 
 static void test_remask_validation(void **state) {
     (void)state;
     smdiff_decoder d = {sizeof d, SMDIFF_DECODER_ABI_VERSION, "bad_remasker", NULL, bad_remasker, NULL,
-                        0, 0, SMDIFF_NEED_POSITION, 0, 1};
+                        0, 0, SMDIFF_NEED_POSITION, 0, 1, 0};
     assert_int_equal(smdiff_decoder_register(&d, NULL), 0);
     fake f = {-1, 0};
     sd_gen_model gm = fake_model(&f);

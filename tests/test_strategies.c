@@ -196,7 +196,7 @@ static void test_registry(void **state) {
     assert_int_equal(declared("random")->schedule, SMDIFF_SCHEDULE_EVEN);
     assert_int_equal(declared("threshold")->schedule, SMDIFF_SCHEDULE_UNTIL_DONE);
     assert_int_equal(declared("factor")->schedule, SMDIFF_SCHEDULE_UNTIL_DONE);
-    smdiff_decoder mine = {sizeof mine, SMDIFF_DECODER_ABI_VERSION, "my_own", NULL, pick_none, NULL, 0, 0, 0, 0, 0};
+    smdiff_decoder mine = {sizeof mine, SMDIFF_DECODER_ABI_VERSION, "my_own", NULL, pick_none, NULL, 0, 0, 0, 0, 0, 0};
     assert_int_equal(smdiff_decoder_register(&mine, NULL), 0);
     assert_int_equal(declared("my_own")->schedule, SMDIFF_SCHEDULE_TIMESTEP);
     assert_int_equal(smdiff_decoder_unregister("my_own"), 0);
@@ -243,7 +243,7 @@ static void test_declaration_versions(void **state) {
     size_t v1 = offsetof(smdiff_decoder, release) + sizeof(void (*)(void *));
     unsigned char buf[sizeof(smdiff_decoder)];
     memset(buf, 0xA5, sizeof buf); /* garbage where version 2 has its fields */
-    smdiff_decoder d = {(uint32_t)v1, 1, "old_style", "a version-1 strategy", pick_none, NULL, 0, 0, 0, 0, 0};
+    smdiff_decoder d = {(uint32_t)v1, 1, "old_style", "a version-1 strategy", pick_none, NULL, 0, 0, 0, 0, 0, 0};
     memcpy(buf, &d, v1);
     assert_int_equal(smdiff_decoder_register((const smdiff_decoder *)buf, NULL), 0);
     const smdiff_decoder *got = declared("old_style");
@@ -253,7 +253,7 @@ static void test_declaration_versions(void **state) {
     assert_int_equal(got->scratch_per_position, 0);
     assert_int_equal(smdiff_decoder_unregister("old_style"), 0);
 
-    smdiff_decoder z = {sizeof z, SMDIFF_DECODER_ABI_VERSION, "zeros", NULL, pick_none, NULL, 0, 0, 0, 0, 0};
+    smdiff_decoder z = {sizeof z, SMDIFF_DECODER_ABI_VERSION, "zeros", NULL, pick_none, NULL, 0, 0, 0, 0, 0, 0};
     assert_int_equal(smdiff_decoder_register(&z, NULL), 0);
     assert_int_equal(declared("zeros")->needs, SMDIFF_NEED_ALL);
     assert_int_equal(smdiff_decoder_unregister("zeros"), 0);
@@ -394,11 +394,34 @@ static void test_remask_declaration(void **state) {
     size_t v2 = offsetof(smdiff_decoder, scratch_per_position) + sizeof(size_t);
     unsigned char buf[sizeof(smdiff_decoder) + 16];
     memset(buf, 0xA5, sizeof buf);
-    smdiff_decoder d = {(uint32_t)v2, SMDIFF_DECODER_ABI_VERSION, "short_v2", NULL, pick_none, NULL, 0, 0, 0, 0, 0};
+    smdiff_decoder d = {(uint32_t)v2, SMDIFF_DECODER_ABI_VERSION, "short_v2", NULL, pick_none, NULL, 0, 0, 0, 0, 0, 0};
     memcpy(buf, &d, v2);
     assert_int_equal(smdiff_decoder_register((const smdiff_decoder *)buf, NULL), 0);
     assert_int_equal(declared("short_v2")->remask, 0);
     assert_int_equal(smdiff_decoder_unregister("short_v2"), 0);
+    /* one that ends before `final` (built against 0.2's first header):
+     * the 0xA5 bytes where final would be are not read */
+    size_t before_final = offsetof(smdiff_decoder, final);
+    memset(buf, 0xA5, sizeof buf);
+    d.remask = 1;
+    memcpy(buf, &d, before_final);
+    ((smdiff_decoder *)buf)->struct_size = (uint32_t)before_final;
+    assert_int_equal(smdiff_decoder_register((const smdiff_decoder *)buf, NULL), 0);
+    assert_int_equal(declared("short_v2")->remask, 1);
+    assert_int_equal(declared("short_v2")->final, SMDIFF_FINAL_COMMIT_ALL);
+    assert_int_equal(smdiff_decoder_unregister("short_v2"), 0);
+    d.remask = 0;
+    /* final must be a SMDIFF_FINAL_* value */
+    d.struct_size = sizeof d;
+    d.name = "bad_final";
+    d.final = 2;
+    assert_int_equal(smdiff_decoder_register(&d, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), "final"));
+    d.final = SMDIFF_FINAL_ARGMAX;
+    assert_int_equal(smdiff_decoder_register(&d, NULL), 0);
+    assert_int_equal(declared("bad_final")->final, SMDIFF_FINAL_ARGMAX);
+    assert_int_equal(smdiff_decoder_unregister("bad_final"), 0);
+    d.final = 0;
     /* remask must be 0 or 1 */
     d.struct_size = sizeof d;
     d.name = "bad_remask";

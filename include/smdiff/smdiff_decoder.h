@@ -5,7 +5,8 @@
  * positions to commit (and, for remasking strategies, which committed
  * positions to mask again). smdiff's own strategies ("origin",
  * "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random",
- * "threshold", "factor", "remdm_cap", "remdm_loop") register through exactly this interface, and a user
+ * "threshold", "factor", "remdm_cap", "remdm_loop", "ddpm_cache") register through exactly this
+ * interface, and a user
  * strategy that declares the same behaviour as a built-in (below) gets
  * exactly the same step views and so the same tokens: the denoising loop
  * never looks at a strategy's name.
@@ -30,6 +31,14 @@
  *               candidates for re-masking), the block runs its whole step
  *               budget even when nothing in it is masked, and steps may
  *               exceed the number of positions to fill.
+ * and how a block ends
+ *   final       SMDIFF_FINAL_COMMIT_ALL (default): the block's last step
+ *               commits every position still masked with its candidate;
+ *               SMDIFF_FINAL_ARGMAX: the last step commits only what the
+ *               strategy chose, then one more forward pass runs (no
+ *               select call; the step callback sees it as the block's last
+ *               step) and every position still masked takes the most
+ *               probable token of that prediction (MDLM's noise removal).
  *
  * ABI rules: both structs below start with struct_size; the library fills
  * smdiff_step_view.struct_size with the size it was built with and only
@@ -40,7 +49,7 @@
  * abi_version 1 (the struct up to `release`, with the defaults above) and
  * refuses any other. Version 2 (smdiff 0.2) made the view's counts size_t:
  * strategies compiled against version 1 must be recompiled. Fields appended
- * to a version-2 smdiff_decoder (remask) are read only when its struct_size
+ * to a version-2 smdiff_decoder (remask, final) are read only when its struct_size
  * covers them (absent: 0); a struct_size larger than the library's struct is
  * accepted when the bytes the library does not know are all zero.
  */
@@ -76,6 +85,10 @@ extern "C" {
                                         sample_tokens) */
 #define SMDIFF_CONFIDENCE_RAW      1 /* softmax(logits)[token] at temperature 1, no
                                         filter (LLaDA's x0_p) */
+
+/* smdiff_decoder.final: how a block's last positions are decided. */
+#define SMDIFF_FINAL_COMMIT_ALL 0 /* default: the last step commits them all */
+#define SMDIFF_FINAL_ARGMAX     1 /* one more forward pass; its argmax fills them */
 
 /* smdiff_decoder.needs: bits naming the per-position fields of the view the
  * strategy reads; fields not named are NULL. 0 means SMDIFF_NEED_ALL. */
@@ -162,8 +175,9 @@ typedef struct smdiff_decoder {
      *             never remasks. A re-masked position's soft-mask input at
      *             the next step is the token it held (a one-hot prediction).
      * Return SMDIFF_OK or a negative SMDIFF_E_* code to fail the run. On the
-     * last step of a block the sampler commits everything still masked
-     * whatever the strategy chose, and re-masks nothing. */
+     * last step of a block the sampler re-masks nothing and, unless the
+     * strategy declares SMDIFF_FINAL_ARGMAX, commits everything still
+     * masked whatever the strategy chose. */
     int32_t (*select)(const smdiff_step_view *view, int32_t *commit, int32_t *n_commit,
                       int32_t *remask, int32_t *n_remask, void *user_data);
     /* Called when the strategy is unregistered or the library state is torn
@@ -177,13 +191,16 @@ typedef struct smdiff_decoder {
     /* ---- appended in smdiff 0.2 (read when struct_size covers it) */
     int32_t remask;            /* 0 (default) or 1: re-masks committed positions
                                   (see the top of this file) */
+    int32_t final;             /* SMDIFF_FINAL_* (default COMMIT_ALL; appended
+                                  in smdiff 0.2, issue 20) */
 } smdiff_decoder;
 
 /* Register a strategy. The struct is copied (name and description too).
  * Returns SMDIFF_E_INVAL for a NULL pointer, a missing select, an invalid
  * name, a struct_size smaller than its version's layout, or a declaration
  * field out of range (an unknown schedule, confidence or needs bit, too
- * much scratch, a remask other than 0 or 1); SMDIFF_E_UNSUPPORTED for an
+ * much scratch, a remask other than 0 or 1, an unknown final);
+ * SMDIFF_E_UNSUPPORTED for an
  * abi_version other than 1 or 2, or a struct larger than the library's
  * with non-zero bytes it does not know;
  * SMDIFF_E_STATE if the name is taken. Thread-safe (a global registry

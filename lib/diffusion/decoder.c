@@ -23,7 +23,7 @@ static int32_t registry_n = 0;
 
 /* The version-1 layout ends after `release`; version 2 adds the
  * declaration (schedule, confidence, needs, scratch_per_position), then
- * appended fields (remask) read when struct_size covers them. */
+ * appended fields (remask, final) read when struct_size covers them. */
 #define V1_SIZE (offsetof(smdiff_decoder, release) + sizeof(void (*)(void *)))
 #define V2_SIZE (offsetof(smdiff_decoder, scratch_per_position) + sizeof(size_t))
 
@@ -72,6 +72,8 @@ static int32_t normalize(const smdiff_decoder *d, smdiff_decoder *vt) {
     if (vt->needs == 0) vt->needs = SMDIFF_NEED_ALL;
     if (vt->remask != 0 && vt->remask != 1)
         return sd_fail(NULL, SMDIFF_E_INVAL, "decoder remask %d is not 0 or 1", (int)vt->remask);
+    if (vt->final != SMDIFF_FINAL_COMMIT_ALL && vt->final != SMDIFF_FINAL_ARGMAX)
+        return sd_fail(NULL, SMDIFF_E_INVAL, "decoder final %d is not a SMDIFF_FINAL_* value", (int)vt->final);
     if (vt->scratch_per_position > SMDIFF_DECODER_MAX_SCRATCH)
         return sd_fail(NULL, SMDIFF_E_INVAL, "decoder scratch_per_position %zu above %d bytes",
                        vt->scratch_per_position, SMDIFF_DECODER_MAX_SCRATCH);

@@ -130,6 +130,26 @@ static int32_t sel_origin(const smdiff_step_view *v, int32_t *commit, int32_t *n
     return SMDIFF_OK;
 }
 
+/* MDLM's ancestral step (_ddpm_caching_update with the log-linear
+ * schedule, move chance t): a masked position unmasks with probability
+ * (t - s)/t at every step, the last included -- what is still masked then
+ * is filled by the argmax pass the strategy declares (noise removal). One
+ * uniform per masked position, in position order; the token is the
+ * sampled candidate (MDLM draws both from one categorical over the
+ * vocabulary and the mask, which is the same distribution). */
+static int32_t sel_ancestral(const smdiff_step_view *v, int32_t *commit, int32_t *n_commit,
+                             int32_t *remask, int32_t *n_remask, void *ud) {
+    (void)remask;
+    (void)ud;
+    *n_remask = 0;
+    double p = (v->t - v->s) / v->t;
+    int32_t n = 0;
+    for (size_t i = 0; i < v->n_masked; i++)
+        if (v->uniform(v->rng_state) < p) commit[n++] = (int32_t)i;
+    *n_commit = n;
+    return SMDIFF_OK;
+}
+
 #define RANKED(fn, kind, alg)                                                                   \
     static int32_t fn(const smdiff_step_view *v, int32_t *commit, int32_t *n_commit,            \
                       int32_t *remask, int32_t *n_remask, void *ud) {                           \
@@ -192,7 +212,7 @@ static int32_t sel_factor(const smdiff_step_view *v, int32_t *commit, int32_t *n
 
 #define DEC(var, nm, fn, desc, sched, conf, needs, scratch)                                      \
     static const smdiff_decoder var = {sizeof(smdiff_decoder), SMDIFF_DECODER_ABI_VERSION, nm,  \
-                                       desc, fn, NULL, sched, conf, needs, scratch, 0}
+                                       desc, fn, NULL, sched, conf, needs, scratch, 0, 0}
 
 #define TIMESTEP SMDIFF_SCHEDULE_TIMESTEP
 #define EVEN SMDIFF_SCHEDULE_EVEN
@@ -204,13 +224,14 @@ static int32_t sel_factor(const smdiff_step_view *v, int32_t *commit, int32_t *n
 
 DEC(d_origin, "origin", sel_origin, "Dream: each masked position commits with probability 1 - s/t",
     TIMESTEP, SAMPLED, RNG, 0);
-/* MDLM's ancestral sampler (ddpm_cache) unmasks each masked position with
- * probability (t - s) / t on the same linspace(1, eps) grid: origin's rule.
- * Its cache (no forward pass when nothing changed) is the loop's, for every
- * strategy; its nucleus is the sampler's top_p (0.9 in the paper). */
-DEC(d_ddpm_cache, "ddpm_cache", sel_origin,
-    "MDLM: ancestral step, each masked position unmasks with probability (t - s)/t",
-    TIMESTEP, SAMPLED, RNG, 0);
+/* MDLM's ancestral sampler (ddpm_cache): sel_ancestral on the same
+ * linspace(1, eps) grid, then the argmax pass. Its cache (no forward pass
+ * when nothing changed) is the loop's, for every strategy; its nucleus is
+ * the sampler's top_p (0.9 in the paper). */
+static const smdiff_decoder d_ddpm_cache = {
+    sizeof(smdiff_decoder), SMDIFF_DECODER_ABI_VERSION, "ddpm_cache",
+    "MDLM: ancestral step, each masked position unmasks with probability (t - s)/t; then an argmax pass",
+    sel_ancestral, NULL, TIMESTEP, SAMPLED, RNG, 0, 0, SMDIFF_FINAL_ARGMAX};
 DEC(d_maskgit, "maskgit_plus", sel_maskgit_plus, "Dream: most probable sampled tokens first",
     TIMESTEP, SAMPLED, POS | SMDIFF_NEED_CONFIDENCE | RNG, sizeof(scored));
 DEC(d_margin, "topk_margin", sel_topk_margin, "Dream: largest top-1 minus top-2 margin first",

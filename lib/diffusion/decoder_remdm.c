@@ -99,9 +99,9 @@ static int32_t sel_remdm_loop(const smdiff_step_view *v, int32_t *commit, int32_
 const smdiff_decoder sd_decoder_remdm_cap = {
     sizeof(smdiff_decoder), SMDIFF_DECODER_ABI_VERSION, "remdm_cap",
     "ReMDM-cap: MDLM steps that also re-mask committed tokens with probability min(eta, sigma_max)",
-    sel_remdm_cap, NULL, SMDIFF_SCHEDULE_TIMESTEP, SMDIFF_CONFIDENCE_SAMPLED, SMDIFF_NEED_RANDOM, 0, 1};
+    sel_remdm_cap, NULL, SMDIFF_SCHEDULE_TIMESTEP, SMDIFF_CONFIDENCE_SAMPLED, SMDIFF_NEED_RANDOM, 0, 1, SMDIFF_FINAL_COMMIT_ALL};
 
 const smdiff_decoder sd_decoder_remdm_loop = {
     sizeof(smdiff_decoder), SMDIFF_DECODER_ABI_VERSION, "remdm_loop",
     "ReMDM-loop: MDLM to alpha_on, a re-masking loop at alpha_on over (t_off, t_on], then MDLM",
-    sel_remdm_loop, NULL, SMDIFF_SCHEDULE_TIMESTEP, SMDIFF_CONFIDENCE_SAMPLED, SMDIFF_NEED_RANDOM, 0, 1};
+    sel_remdm_loop, NULL, SMDIFF_SCHEDULE_TIMESTEP, SMDIFF_CONFIDENCE_SAMPLED, SMDIFF_NEED_RANDOM, 0, 1, SMDIFF_FINAL_COMMIT_ALL};

@@ -211,6 +211,8 @@ typedef struct run {
     size_t G, B, R;         /* positions to fill, block length, logits rows (B, or G
                                with SM across blocks) */
     size_t n_blocks, spb;   /* blocks, steps per block (as the schedule runs them) */
+    size_t passes;          /* forward passes a block may run: spb, + 1 for a strategy
+                               declaring SMDIFF_FINAL_ARGMAX (the argmax pass) */
     int32_t eos;            /* -1: no EOS handling */
     int n_threads;
     double alg_temp, threshold, eps, factor;
@@ -368,7 +370,8 @@ static int32_t plan(run *r, size_t n_ids, size_t capacity) {
     if ((rc = check_schedule(r, capacity, steps))) return rc;
     r->n_blocks = r->G / r->B;
     r->spb = sd_schedule_steps(r->dec.schedule, steps / r->n_blocks, r->B);
-    r->total_steps = (int32_t)(r->n_blocks * r->spb);
+    r->passes = r->spb + (r->dec.final == SMDIFF_FINAL_ARGMAX);
+    r->total_steps = (int32_t)(r->n_blocks * r->passes);
     r->d = r->m->n_embd;
     r->V = r->m->n_vocab;
     const struct smdiff_softmask *sm = &s->softmask;
@@ -580,7 +583,7 @@ static int find_masked(run *r) {
     add_rows(r, r->lo, r->hi);
     r->nm = r->n_rows;
     if (r->sm_across) add_rows(r, r->hi, r->G);
-    return r->nm > 0 || r->dec.remask;
+    return r->nm > 0 || (r->dec.remask && r->step < r->spb);
 }
 
 /* Bring embedding row p up to date with the canvas and the SM inputs. */
@@ -617,10 +620,17 @@ static void embed_inputs(run *r) {
     for (int32_t p = 0; p < r->L; p++) embed_row(r, p);
 }
 
+/* Whether this step is the argmax pass after a block's scheduled steps. */
+static int argmax_pass(const run *r) { return r->step == r->spb; }
+
+/* The step's row statistics; the argmax pass takes each row's most
+ * probable token (temperature 0, no filter). */
 static int32_t compute_stats(run *r) {
-    r->sp.ctr = (uint64_t)r->g;
-    return sd_stats_rows(r->pool, r->logits, (int64_t)r->n_rows, r->V, r->row_id, &r->sp, r->stats_scratch,
-                         &r->out, &r->s->err);
+    sd_stats_params sp = r->sp;
+    sp.ctr = (uint64_t)r->g;
+    if (argmax_pass(r)) sp.temperature = 0.0, sp.top_k = 0, sp.top_p = 1.0;
+    return sd_stats_rows(r->pool, r->logits, (int64_t)r->n_rows, r->V, r->row_id, &sp, r->stats_scratch, &r->out,
+                         &r->s->err);
 }
 
 /* The block's positions committed at earlier steps, for a re-masking
@@ -641,6 +651,8 @@ static size_t list_committed(run *r) {
 /* The step's counts and timesteps into the view, then the strategy. */
 static int32_t select_positions(run *r, int32_t *nc, int32_t *nr) {
     smdiff_step_view *v = &r->view;
+    *nc = *nr = 0;
+    if (argmax_pass(r)) return SMDIFF_OK; /* commit() takes every masked position */
     size_t n_masked_total = 0;
     for (size_t j = 0; j < r->G; j++) n_masked_total += r->canvas[r->fill[j]] == r->m->mask_id;
     v->n_committed = r->dec.remask ? list_committed(r) : 0;
@@ -651,7 +663,6 @@ static int32_t select_positions(run *r, int32_t *nc, int32_t *nr) {
     v->t = r->ts[r->step];
     v->s = r->ts[r->step + 1];
     if (v->uniform) sd_rng_init(&r->rng, r->sp.seed, SD_STREAM_DECODER(r->g));
-    *nc = *nr = 0;
     int32_t rc = r->dec.select(v, r->commit, nc, r->remask, nr, r->dec_ud);
     const char *name = r->s->strategy;
     if (rc)
@@ -673,12 +684,13 @@ static void remask_position(run *r, int32_t p) {
     r->canvas[p] = r->m->mask_id;
 }
 
-/* The chosen positions (every one left at the block's last step) take
- * their candidates; the remasked ones become masks again. */
+/* The chosen positions (every one left at the block's last pass) take
+ * their candidates; the remasked ones become masks again. The block's last
+ * scheduled step re-masks nothing. */
 static int32_t commit(run *r, int32_t nc, int32_t nr) {
     const char *name = r->s->strategy;
     int32_t mask_id = r->m->mask_id;
-    int last = r->step + 1 == r->spb;
+    int last = r->step + 1 == r->passes, last_scheduled = r->step + 1 >= r->spb;
     memset(r->committed, 0, (size_t)r->L);
     for (int32_t c = 0; c < nc; c++) {
         int32_t j = r->commit[c];
@@ -687,7 +699,7 @@ static int32_t commit(run *r, int32_t nc, int32_t nr) {
                            name, (int)j);
         r->committed[r->pos[j]] = 1;
     }
-    for (int32_t c = 0; c < nr && !last; c++) {
+    for (int32_t c = 0; c < nr && !last_scheduled; c++) {
         int32_t p = r->remask[c];
         if (p < 0 || p >= r->L || r->block_of[p] != (int32_t)r->block || r->canvas[p] == mask_id ||
             r->committed[p])
@@ -704,15 +716,15 @@ static int32_t commit(run *r, int32_t nc, int32_t nr) {
         r->canvas[p] = r->tok[j];
         if (r->view.confidence) r->conf_at[p] = r->conf[j];
     }
-    for (int32_t c = 0; c < nr && !last; c++) remask_position(r, r->remask[c]);
+    for (int32_t c = 0; c < nr && !last_scheduled; c++) remask_position(r, r->remask[c]);
     return SMDIFF_OK;
 }
 
 /* Whether the next forward pass belongs to this block: its budget has
  * steps left and it has a mask left (or a re-masking strategy). */
 static int block_continues(const run *r) {
-    if (r->step + 1 >= r->spb) return 0;
-    if (r->dec.remask) return 1;
+    if (r->step + 1 >= r->passes) return 0;
+    if (r->dec.remask && r->step + 1 < r->spb) return 1;
     for (size_t j = r->lo; j < r->hi; j++)
         if (r->canvas[r->fill[j]] == r->m->mask_id) return 1;
     return 0;
@@ -726,7 +738,7 @@ static int block_continues(const run *r) {
  * first step, counted as a step with a prediction. */
 static void update_softmask(run *r) {
     const struct smdiff_softmask *sm = &r->s->softmask;
-    int32_t step = (int32_t)r->step + 1, n_steps = (int32_t)r->spb;
+    int32_t step = (int32_t)r->step + 1, n_steps = (int32_t)r->passes;
     double gate = r->sm_on ? sd_softmask_gate(sm, step, n_steps) : 0.0;
     double gate_next = !r->sm_across ? 0.0 : block_continues(r) ? gate : sd_softmask_window(sm, 0.0);
     for (size_t j = 0; j < r->n_rows; j++) {
@@ -813,7 +825,7 @@ static void cached_rows(run *r) {
  * the run is over. */
 static int next_step(run *r) {
     while (!r->stopped && r->block < r->n_blocks) {
-        if (r->step < r->spb && find_masked(r)) return 1;
+        if (r->step < r->passes && find_masked(r)) return 1;
         if (r->block + 1 < r->n_blocks) start_block(r, r->block + 1);
         else r->block = r->n_blocks;
     }

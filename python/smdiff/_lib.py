@@ -39,6 +39,7 @@ LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = 0, 1, 2, 3
 DECODER_ABI_VERSION = 2
 SCHEDULES = {"timestep": 0, "even": 1, "until_done": 2}
 CONFIDENCES = {"sampled": 0, "raw": 1}
+FINALS = {"commit_all": 0, "argmax": 1}  # SMDIFF_FINAL_*
 NEEDS = {"position": 0x01, "token": 0x02, "confidence": 0x04, "top2": 0x08, "entropy": 0x10,
          "random": 0x20}
 NEED_ALL = 0x3F
@@ -87,6 +88,7 @@ class DecoderC(Structure):
         ("schedule", c_int32), ("confidence", c_int32), ("needs", c_uint32),
         ("scratch_per_position", c_size_t),
         ("remask", c_int32),  # appended in smdiff 0.2
+        ("final", c_int32),   # appended in smdiff 0.2 (SMDIFF_FINAL_*)
     ]
 
 

@@ -12,7 +12,7 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, O
 import numpy as np
 
 from ._core import check
-from ._lib import (CONFIDENCES, DECODER_ABI_VERSION, NEED_ALL, NEEDS, RELEASE_FN, SCHEDULES,
+from ._lib import (CONFIDENCES, DECODER_ABI_VERSION, FINALS, NEED_ALL, NEEDS, RELEASE_FN, SCHEDULES,
                    SELECT_FN, UNIFORM_FN, DecoderC, StepViewC, lib)
 from .errors import AbortedError, InvalidArgumentError, SmdiffError, StateError
 
@@ -180,7 +180,8 @@ class Strategy:
     step the sampler hands it a :class:`StepView` and it returns the indices
     (into the view's arrays) of the positions to commit -- or a
     :class:`Selection` to also remask. The last step of a block commits
-    whatever is left. What it declares decides what the view holds and how
+    whatever is left (or, with ``final="argmax"``, one more forward pass
+    fills it with its most probable tokens). What it declares decides what the view holds and how
     the steps are scheduled, exactly as for a C strategy; a strategy that
     declares what a built-in declares and selects the same positions gives
     that built-in's tokens.
@@ -203,6 +204,10 @@ class Strategy:
         remask: True for a strategy that re-masks committed positions
             (ReMDM): the view lists them, a block runs its whole step budget
             and steps may exceed the positions to fill.
+        final: ``"commit_all"`` (default: the block's last step commits
+            what is left) or ``"argmax"`` (the last step commits only what
+            select chose; one more forward pass follows and the positions
+            still masked take its argmax -- MDLM's noise removal).
 
     Example (LLaDA's low_confidence)::
 
@@ -217,13 +222,16 @@ class Strategy:
 
     def __init__(self, name: str, select: Optional[Callable[[StepView], Any]] = None, *,
                  description: str = "", schedule: str = "timestep", confidence: str = "sampled",
-                 needs: Union[str, Iterable[str]] = "all", remask: bool = False) -> None:
+                 needs: Union[str, Iterable[str]] = "all", remask: bool = False,
+                 final: str = "commit_all") -> None:
         if not isinstance(name, str):
             raise TypeError("name must be str, not %s" % type(name).__name__)
         if select is not None and not callable(select):
             raise TypeError("select must be callable")
         if schedule not in SCHEDULES:
             raise InvalidArgumentError("schedule must be one of %s, not %r" % (", ".join(SCHEDULES), schedule))
+        if final not in FINALS:
+            raise InvalidArgumentError("final must be one of %s, not %r" % (", ".join(FINALS), final))
         if confidence not in CONFIDENCES:
             raise InvalidArgumentError("confidence must be one of %s, not %r"
                                        % (", ".join(CONFIDENCES), confidence))
@@ -242,6 +250,7 @@ class Strategy:
         self.confidence = confidence
         self.needs = tuple(sorted(n for n, b in NEEDS.items() if bits & b))
         self.remask = bool(remask)
+        self.final = final
         self._select_fn = select
         self._bits = bits
         self._cfn: Any = None
@@ -298,6 +307,7 @@ class Strategy:
         d.needs = self._bits
         d.scratch_per_position = 0
         d.remask = int(self.remask)
+        d.final = FINALS[self.final]
         return d
 
     @property
@@ -345,9 +355,10 @@ class Strategy:
         self.unregister()
 
     def __repr__(self) -> str:
-        return "<smdiff.Strategy %r schedule=%s confidence=%s needs=%s%s%s>" % (
+        return "<smdiff.Strategy %r schedule=%s confidence=%s needs=%s%s%s%s>" % (
             self.name, self.schedule, self.confidence, ",".join(self.needs),
             " remask" if self.remask else "",
+            " final=argmax" if self.final == "argmax" else "",
             "" if self.registered else " (not registered)")
 
 

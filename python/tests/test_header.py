@@ -49,6 +49,8 @@ def test_constants_match_the_header():
         assert v == d["SMDIFF_SCHEDULE_" + k.upper()]
     for k, v in _lib.CONFIDENCES.items():
         assert v == d["SMDIFF_CONFIDENCE_" + k.upper()]
+    for k, v in _lib.FINALS.items():
+        assert v == d["SMDIFF_FINAL_" + k.upper()]
     for k, v in _lib.NEEDS.items():
         assert v == d["SMDIFF_NEED_" + k.upper()]
     assert _lib.NEED_ALL == d["SMDIFF_NEED_ALL"]

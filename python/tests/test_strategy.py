@@ -46,6 +46,12 @@ def origin(view):
     return [i for i in range(view.n_masked) if view.uniform() < float(p)]
 
 
+def ancestral(view):
+    # MDLM: unmask with probability (t - s)/t at every step, the last too
+    p = (view.t - view.s) / view.t
+    return [i for i in range(view.n_masked) if view.uniform() < p]
+
+
 def threshold(view):
     if view.n_masked == 0:
         return []
@@ -83,6 +89,8 @@ REWRITES = [
     (origin, "origin", dict(schedule="timestep", confidence="sampled", needs=("random",))),
     (threshold, "threshold", dict(schedule="until_done", confidence="raw",
                                   needs=("position", "confidence"))),
+    (ancestral, "ddpm_cache", dict(schedule="timestep", confidence="sampled", needs=("random",),
+                                   final="argmax")),
 ]
 
 
@@ -230,6 +238,8 @@ def test_registration_rules(llada):
         smdiff.Strategy("py_x", low_confidence, schedule="sometimes")
     with pytest.raises(smdiff.InvalidArgumentError):
         smdiff.Strategy("py_x", low_confidence, needs=("everything",))
+    with pytest.raises(smdiff.InvalidArgumentError, match="final"):
+        smdiff.Strategy("py_x", low_confidence, final="greedy")
     with pytest.raises(TypeError):
         smdiff.Strategy("py_x", select=42)
     s = smdiff.Strategy("py_listed", low_confidence, description="listed")

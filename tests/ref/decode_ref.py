@@ -35,7 +35,13 @@ Diffusion Models with Inference-Time Scaling"), written from the paper's
 posterior: cap and loop schedules, one uniform per masked position then
 one per committed position of the block from the sampler's stream (NumPy's
 Philox keyed by (seed, 2^40 + global step)); a re-masked position's
-soft-mask input is a one-hot of the token it held (entropy 0).
+soft-mask input is a one-hot of the token it held (entropy 0). MDLM's
+cached ancestral sampler (ddpm_cache, Sahoo et al. 2024, with its noise
+removal): at every scheduled step each masked position unmasks with
+probability (t - s)/t (one uniform per masked position from the same
+stream), the last step included; then one more forward pass (with its
+soft-mask inputs) and every position still masked takes that pass's
+argmax. The soft-mask window then spans the block's passes, steps + 1.
 
 Writes tests/data/decode_ref.txt (prompts) and tests/data/decode_canvas_ref.txt
 (canvases, ReMDM, SM across blocks); rerun it whenever tiny_models.py
@@ -131,8 +137,9 @@ def decode(arch, canvas, fill, block, steps, strat, sm, thr=0.9, eps=1e-3, seed=
     nb = G // block
     remasks = strat in ("remdm_cap", "remdm_loop")
     family = ("llada" if strat == "low_confidence" else "thr" if strat == "threshold"
-              else "remdm" if remasks else "dream")
+              else "remdm" if remasks else "ddpm" if strat == "ddpm_cache" else "dream")
     spb = block if family == "thr" else steps // nb
+    passes = spb + 1 if family == "ddpm" else spb
     is_fill = [False] * L
     for p in fill:
         is_fill[p] = True
@@ -150,7 +157,7 @@ def decode(arch, canvas, fill, block, steps, strat, sm, thr=0.9, eps=1e-3, seed=
         if family == "llada":
             base, rem = divmod(block, spb)
             sched = [base + (1 if i < rem else 0) for i in range(spb)]
-        for i in range(spb):
+        for i in range(passes):
             if stopped:
                 break
             pos = [p for p in blk if canvas[p] == mask]
@@ -192,6 +199,16 @@ def decode(arch, canvas, fill, block, steps, strat, sm, thr=0.9, eps=1e-3, seed=
             elif family == "llada":
                 nt = sched[i]
                 chosen = order[:nt]
+            elif family == "ddpm":
+                chosen = []
+                if i < spb:
+                    p_unmask = (float(ts[i]) - float(ts[i + 1])) / float(ts[i])
+                    rng = strategy_uniforms(seed, g)
+                    for j in range(m):
+                        u = rng.random()
+                        gaps[2] = min(gaps[2], abs(u - p_unmask))
+                        if u < p_unmask:
+                            chosen.append(j)
             elif family == "thr":
                 chosen = [j for j in range(m) if j == order[0] or conf[j] >= thr]
                 for j in range(m):
@@ -214,7 +231,7 @@ def decode(arch, canvas, fill, block, steps, strat, sm, thr=0.9, eps=1e-3, seed=
                         remask.append(p)
             if family in ("dream", "llada") and 0 < nt < m:
                 gaps[1] = min(gaps[1], abs(score[order[nt - 1]] - score[order[nt]]))
-            last = i == spb - 1
+            last = i == passes - 1
             if last:
                 chosen, remask = list(range(m)), []
             com = sorted(pos[j] for j in chosen)
@@ -224,7 +241,7 @@ def decode(arch, canvas, fill, block, steps, strat, sm, thr=0.9, eps=1e-3, seed=
             # gate is 1 except after a block's last step; rows of later
             # blocks, once this block is done, use the next block's first
             # step, which with SM across blocks has a prediction)
-            gate = 1.0 if (i + 1) / spb < 1.0 else 0.0
+            gate = 1.0 if (i + 1) / passes < 1.0 else 0.0
             cont = not last and (remasks or any(canvas[p] == mask for p in blk))
             gate_next = gate if cont else 1.0
             for j, p in enumerate(rows_pos):
@@ -308,7 +325,13 @@ CANVAS_CASES = [
      R_LOOP),
     ("llada_remdm_loop_infill_across", "llada", [M] * 3 + [4, 50] + [M] * 5 + [21], 4, 16, "remdm_loop", ENT,
      0.9, 9, True, R_LOOP),
+    ("llada_ddpm_cache_off", "llada", [4, 50, 21] + [M] * 10, 0, 8, "ddpm_cache", OFF, 0.9, 11, False, RD),
+    ("dream_ddpm_cache_sm_blocks", "dream", [5, 17, 33, 2] + [M] * 12, 6, 8, "ddpm_cache", ENT, 0.9, 4, False, RD),
 ]
+# the final timestep eps of a case (default 1e-3): 0.3 leaves most positions
+# of a ddpm_cache block masked after its last scheduled step (unmasking
+# probability (t - s)/t there), so the argmax pass fills them
+CASE_EPS = {"llada_ddpm_cache_off": 0.3, "dream_ddpm_cache_sm_blocks": 0.3}
 CANVAS_OUT = os.path.join(os.path.dirname(OUT), "decode_canvas_ref.txt")
 
 
@@ -319,14 +342,15 @@ def write_canvas_cases():
             mask = tm.CFG[arch]["mask_id"]
             fill = [p for p, x in enumerate(cv) if x is None]
             canvas = [mask if x is None else x for x in cv]
-            out, trace, gaps = decode(arch, canvas, fill, block, steps, strat, sm, thr, seed=seed,
+            eps = CASE_EPS.get(name, 1e-3)
+            out, trace, gaps = decode(arch, canvas, fill, block, steps, strat, sm, thr, eps=eps, seed=seed,
                                       across=across, remdm=rd)
             n_rm = sum(len(r) for _, _, r in trace)
             print(f"{name}: {len(trace)} steps, {n_rm} re-masked, canvas {out} min logit gap {gaps[0]:.2e} "
                   f"min ranking gap {gaps[1]:.2e} min uniform gap {gaps[2]:.2e}", file=sys.stderr)
             f.write(f"case {name} {arch} {strat} {block} {steps} {thr!r} {modes[sm['mode']]} {sm['k']} "
                     f"{sm['scale']!r} {sm['steep']!r} {sm['centre']!r} {sm['const']!r} {seed} {int(across)} "
-                    f"{rd['eta']!r} {rd['t_on']!r} {rd['t_off']!r} {rd['alpha_on']!r}\n")
+                    f"{rd['eta']!r} {rd['t_on']!r} {rd['t_off']!r} {rd['alpha_on']!r} {eps!r}\n")
             f.write(f"canvas {len(canvas)} " + " ".join(map(str, canvas)) + "\n")
             f.write(f"tokens {len(out)} " + " ".join(map(str, out)) + "\n")
             for g, com, rm in trace:
