@@ -180,6 +180,24 @@ static void test_infill_cli(void **state) {
     fclose(f);
     assert_int_equal(n, 12);
     assert_int_equal(checked, 4);
+    /* a dual cache recomputed every step fills exactly what the uncached
+     * run filled (the cache options reach the sampler: with a refresh only
+     * at the block's start the run is the approximate one, and bad values
+     * are refused below) */
+    char cached[300];
+    snprintf(cached, sizeof cached, "%s/cached.jsonl", dir);
+    snprintf(cmd, sizeof cmd, "%s eval infill -m " BUNDLED " --tasks %s -o %s --steps-frac 0.25,1 --seeds 1,2 "
+             "--temp 1 --threads 1 --cache dual --cache-refresh 1 --label sm-on 2>/dev/null", smdiff, tasks, cached);
+    assert_int_equal(test_run(cmd, buf, sizeof buf), 0);
+    char *plain = test_read_file(out, NULL), *dual = test_read_file(cached, NULL);
+    assert_string_equal(dual, plain);
+    free(plain), free(dual);
+    snprintf(cmd, sizeof cmd, "%s eval infill -m " BUNDLED " --tasks %s -o %s --steps-frac 1 --seeds 1 --limit 1 "
+             "--strategy threshold --threshold 0.5 --cache prefix --threads 1 2>/dev/null", smdiff, tasks, cached);
+    assert_int_equal(test_run(cmd, buf, sizeof buf), 0);
+    char *rec = test_read_file(cached, NULL);
+    assert_non_null(strstr(rec, "\"label\":\"sm-on-threshold-cache-prefix\""));
+    free(rec);
     /* binary masking is recorded; --limit */
     snprintf(cmd, sizeof cmd, "%s eval infill -m " BUNDLED " --tasks %s -o %s --steps-frac 1 --seeds 3 --limit 1 "
              "--softmask off --label bin --threads 1 2>/dev/null", smdiff, tasks, out);
@@ -192,7 +210,8 @@ static void test_infill_cli(void **state) {
     const char *bad[] = {"--tasks T -o O", "-m M -o O", "-m M --tasks T", "-m M --tasks T -o O --steps-frac 0",
                          "-m M --tasks T -o O --steps-frac 1.5", "-m M --tasks T -o O --steps-frac a",
                          "-m M --tasks T -o O --softmask maybe", "-m M --tasks T -o O --seeds -1",
-                         "-m M --tasks T -o O --bogus"};
+                         "-m M --tasks T -o O --bogus", "-m M --tasks T -o O --cache maybe",
+                         "-m M --tasks T -o O --cache-refresh -1", "-m M --tasks T -o O --threshold 2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, "%s eval infill %s 2>/dev/null", smdiff, bad[i]);
         assert_int_equal(test_run(cmd, buf, sizeof buf), 2);

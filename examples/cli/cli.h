@@ -58,6 +58,10 @@ int cli_softmask_mode(const char *opt, const char *text, int64_t *mode);
  * a usage error reported. */
 int cli_cache_mode(const char *opt, const char *text, int64_t *mode);
 
+/* --cache off|prefix|dual into settings as SMDIFF_SAMPLER_CACHE; 0, or a
+ * usage error reported. */
+int cli_cache_setting(cli_settings *sampler, const char *opt, const char *text);
+
 /* The token canvas of `smdiff generate` (canvas.c): ids_in (may be NULL)
  * and/or the prompt text with its {{fill:N}} markers expanded to N mask
  * ids; with a suffix, gen_length masks (when there is no marker; when

@@ -154,12 +154,6 @@ static int parse_softmask_mode(const char *opt, const char *v, cli_settings *sm)
     return r ? r : cli_setting_int(sm, opt, SMDIFF_SM_MODE, mode);
 }
 
-static int parse_cache_mode(const char *opt, const char *v, cli_settings *sampler) {
-    int64_t mode = 0;
-    int r = cli_cache_mode(opt, v, &mode);
-    return r ? r : cli_setting_int(sampler, opt, SMDIFF_SAMPLER_CACHE, mode);
-}
-
 /* One option; 0 or an exit status. */
 static int parse_option(void *ud, const cli_args *a, int c, const char *v) {
     gen_args *g = ud;
@@ -190,7 +184,7 @@ static int parse_option(void *ud, const cli_args *a, int c, const char *v) {
     case O_ALG_TEMP: return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_ALG_TEMP);
     case O_THRESHOLD: return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_THRESHOLD);
     case O_FACTOR: return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_FACTOR);
-    case O_CACHE: return parse_cache_mode(opt, v, &g->sampler);
+    case O_CACHE: return cli_cache_setting(&g->sampler, opt, v);
     case O_CACHE_REFRESH: return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_CACHE_REFRESH);
     case 't': return cli_setting_parse(&g->sampler, opt, v, SMDIFF_SAMPLER_THREADS);
     case 'c': return cli_setting_parse(&g->model_opts, opt, v, SMDIFF_MODEL_CONTEXT);

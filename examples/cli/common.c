@@ -36,6 +36,12 @@ int cli_cache_mode(const char *opt, const char *text, int64_t *mode) {
     return cli_usage_error("%s: '%s' is not off, prefix or dual", opt, text);
 }
 
+int cli_cache_setting(cli_settings *sampler, const char *opt, const char *text) {
+    int64_t mode = 0;
+    int r = cli_cache_mode(opt, text, &mode);
+    return r ? r : cli_setting_int(sampler, opt, SMDIFF_SAMPLER_CACHE, mode);
+}
+
 static int readable(const char *path) { return access(path, R_OK) == 0; }
 
 const char *cli_default_model(void) {

@@ -26,11 +26,11 @@
 enum { MAX_LIST = 16 };
 
 typedef struct infill_args {
-    const char *model, *tasks, *out, *strategy, *softmask, *label;
+    const char *model, *tasks, *out, *strategy, *softmask, *label, *cache;
     double fracs[MAX_LIST];
     int64_t seeds[MAX_LIST], threads, limit;
     size_t n_fracs, n_seeds;
-    cli_settings sampler; /* --temp and ReMDM's: the sampler's options as given */
+    cli_settings sampler; /* --temp, ReMDM's, the caches': the sampler's options as given */
     int progress;
 } infill_args;
 
@@ -63,7 +63,12 @@ static void usage_infill(FILE *f) {
             "  --remdm-t-on X     remdm_loop's loop start\n"
             "  --remdm-t-off X    remdm_loop's loop end\n"
             "  --remdm-alpha-on X remdm_loop's alpha\n"
-            "  --label NAME       configuration name in the output (default: from the options)\n"
+            "  --threshold C      confidence threshold of the threshold strategy\n"
+            "  --factor F         f of the factor strategy\n"
+            "  --cache MODE       off, prefix or dual: block caches (default off)\n"
+            "  --cache-refresh N  with a cache, also recompute everything every N steps\n"
+            "  --label NAME       configuration name in the output (default: from the options:\n"
+            "                     sm-on|off[-STRATEGY][-cache-MODE])\n"
             "  --limit N          the first N tasks only\n"
             "  -t, --threads T    threads (default 0: all CPUs)\n"
             "  --progress         show progress on stderr even when it is not a terminal\n"
@@ -73,7 +78,7 @@ static void usage_infill(FILE *f) {
 
 enum {
     O_TASKS = CLI_OPT_FIRST, O_STEPS_FRAC, O_SEEDS, O_SOFTMASK, O_STRATEGY, O_LABEL, O_TEMP, O_REMDM_ETA,
-    O_REMDM_T_ON, O_REMDM_T_OFF, O_REMDM_ALPHA_ON, O_LIMIT,
+    O_REMDM_T_ON, O_REMDM_T_OFF, O_REMDM_ALPHA_ON, O_LIMIT, O_THRESHOLD, O_FACTOR, O_CACHE, O_CACHE_REFRESH,
 };
 static const struct option longopts[] = {
     {"model", required_argument, NULL, 'm'},          {"tasks", required_argument, NULL, O_TASKS},
@@ -83,6 +88,8 @@ static const struct option longopts[] = {
     {"temp", required_argument, NULL, O_TEMP},        {"remdm-eta", required_argument, NULL, O_REMDM_ETA},
     {"remdm-t-on", required_argument, NULL, O_REMDM_T_ON}, {"remdm-t-off", required_argument, NULL, O_REMDM_T_OFF},
     {"remdm-alpha-on", required_argument, NULL, O_REMDM_ALPHA_ON}, {"limit", required_argument, NULL, O_LIMIT},
+    {"threshold", required_argument, NULL, O_THRESHOLD}, {"factor", required_argument, NULL, O_FACTOR},
+    {"cache", required_argument, NULL, O_CACHE},      {"cache-refresh", required_argument, NULL, O_CACHE_REFRESH},
     {"threads", required_argument, NULL, 't'},        CLI_PROGRESS_OPTIONS,
     CLI_HELP_OPTION,                                  {0, 0, 0, 0},
 };
@@ -115,6 +122,10 @@ static int infill_option(void *ud, const cli_args *ca, int c, const char *v) {
     case O_REMDM_T_ON: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_REMDM_T_ON);
     case O_REMDM_T_OFF: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_REMDM_T_OFF);
     case O_REMDM_ALPHA_ON: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_REMDM_ALPHA_ON);
+    case O_THRESHOLD: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_THRESHOLD);
+    case O_FACTOR: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_FACTOR);
+    case O_CACHE: a->cache = v; return cli_cache_setting(&a->sampler, opt, v);
+    case O_CACHE_REFRESH: return cli_setting_parse(&a->sampler, opt, v, SMDIFF_SAMPLER_CACHE_REFRESH);
     case CLI_ARG: return cli_usage_error("unexpected argument '%s'", v);
     }
     return 0;
@@ -340,7 +351,8 @@ int eval_infill(int argc, char **argv) {
     if (!(o = cli_fopen(a.out, "w", "output"))) goto done;
     char label[256];
     if (a.label) snprintf(label, sizeof label, "%s", a.label);
-    else snprintf(label, sizeof label, "sm-%s%s%s", a.softmask, a.strategy ? "-" : "", a.strategy ? a.strategy : "");
+    else snprintf(label, sizeof label, "sm-%s%s%s%s%s", a.softmask, a.strategy ? "-" : "", a.strategy ? a.strategy : "",
+                  a.cache ? "-cache-" : "", a.cache ? a.cache : "");
     double total = 0, work = 0, t0 = now_s();
     for (size_t i = 0; i < n_tasks; i++)
         for (size_t f = 0; f < a.n_fracs; f++) total += (double)(steps_of(a.fracs[f], tasks[i].nm) * (size_t)a.n_seeds);
