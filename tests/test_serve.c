@@ -553,6 +553,12 @@ static void test_concurrent(void **state) {
     assert_true(ok >= 4 && busy >= 1);
     assert_int_equal(metric(v->port, "smdiff_requests_total{endpoint=\"/v1/completions\",status=\"200\"}"), ok);
     assert_int_equal(metric(v->port, "smdiff_requests_total{endpoint=\"/v1/completions\",status=\"429\"}"), busy);
+    /* the two slots are one batch: while both are busy a forward pass
+     * advances both generations, so the passes are fewer than the steps */
+    double passes = metric(v->port, "smdiff_batch_steps_total");
+    double steps = metric(v->port, "smdiff_batch_sequence_steps_total");
+    print_message("concurrent: %.0f batch passes advanced %.0f generation steps\n", passes, steps);
+    assert_true(passes > 0 && steps > passes);
     stop(v);
 }
 

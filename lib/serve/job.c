@@ -1,4 +1,5 @@
-/* job.c -- one generation request, run on a worker thread.
+/* job.c -- one generation request, run alone (sd_job_run) or as one
+ * sequence of the slots' batch (sd_job_begin, sd_job_poll).
  *
  * The job owns its sampler (configured on the loop thread when the request
  * arrived, so bad settings are refused before queueing). The run tokenizes
@@ -8,7 +9,8 @@
  * smdiff_generate_tokens does with the prompt; with one, OpenAI's suffix is
  * diffusion infilling: the span is denoised with the suffix as context too.
  * Two callbacks:
- *   - the abort callback, polled by the library between steps and layers,
+ *   - the abort callback, polled before each step (and, alone, between
+ *     layers),
  *     ends the run when the client has gone, the time limit has passed, the
  *     server is stopping, or a stop sequence has appeared;
  *   - the step callback follows the decided prefix of the canvas (the
@@ -473,50 +475,106 @@ static void fail_aborted(sd_job *j) {
     sd_job_fail(j, &e);
 }
 
-void sd_job_run(sd_job *j) {
-    run_state rs = {0};
-    rs.j = j;
-    rs.m = j->core->model;
-    rs.mask_id = (int32_t)j->core->mask_id;
-    rs.stop_ids[0] = (int32_t)j->core->eos_id;
-    rs.stop_ids[1] = -1;
+/* A job between its start and its end (a batch holds it across steps). */
+struct sd_job_run {
+    run_state rs;
+    int32_t *ids, *canvas;
+};
+
+static void run_free(struct sd_job_run *x) {
+    free_run(&x->rs);
+    sd_free(x->ids);
+    sd_free(x->canvas);
+    sd_free(x);
+}
+
+/* Tokenize, size and lay out the canvas; set the callbacks. NULL when the
+ * job is already finished (aborted, or failed with its error). */
+static struct sd_job_run *job_start(sd_job *j) {
     j->t_start = sd_now();
     sd_metrics_queue_wait(j->core->metrics, j->t_start - j->t_arrival);
-    int32_t *ids = NULL, *canvas = NULL;
-    size_t n_ids = 0;
     sd_api_error e = {0};
+    struct sd_job_run *x = sd_calloc(1, sizeof *x);
+    if (!x) {
+        sd_api_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
+        sd_job_fail(j, &e);
+        return NULL;
+    }
+    run_state *rs = &x->rs;
+    rs->j = j;
+    rs->m = j->core->model;
+    rs->mask_id = (int32_t)j->core->mask_id;
+    rs->stop_ids[0] = (int32_t)j->core->eos_id;
+    rs->stop_ids[1] = -1;
+    size_t n_ids = 0;
     if (should_abort(j)) {
         fail_aborted(j);
-        return;
+        run_free(x);
+        return NULL;
     }
-    if (prompt_ids(&rs, &rs.text, &ids, &n_ids, &e) || suffix_ids(&rs, &e) || fix_lengths(&rs, n_ids, &e) ||
-        alloc_run(&rs, &e) || !(canvas = make_canvas(&rs, ids, &e)))
-        goto fail;
-    rs.echo_len = rs.text.n;
-    rs.t_last = sd_now();
-    smdiff_sampler_set_step_callback(j->sampler, on_step, &rs);
+    if (prompt_ids(rs, &rs->text, &x->ids, &n_ids, &e) || suffix_ids(rs, &e) || fix_lengths(rs, n_ids, &e) ||
+        alloc_run(rs, &e) || !(x->canvas = make_canvas(rs, x->ids, &e))) {
+        sd_job_fail(j, &e);
+        run_free(x);
+        return NULL;
+    }
+    rs->echo_len = rs->text.n;
+    rs->t_last = sd_now();
+    smdiff_sampler_set_step_callback(j->sampler, on_step, rs);
     smdiff_sampler_set_abort_callback(j->sampler, should_abort, j);
-    if (j->req.stream && rs.echo_len) stream_chunk(&rs, rs.echo_len, NULL, NULL);
-    int32_t rc = smdiff_generate_canvas(j->sampler, rs.m, canvas, rs.P + rs.G + rs.S);
+    if (j->req.stream && rs->echo_len) stream_chunk(rs, rs->echo_len, NULL, NULL);
+    return x;
+}
+
+/* The generation ended with rc (x->canvas filled when OK): the response,
+ * then x is freed. */
+static void job_end(struct sd_job_run *x, int32_t rc) {
+    run_state *rs = &x->rs;
+    sd_job *j = rs->j;
     if (rc == SMDIFF_OK) {
-        finish_from_tokens(&rs, canvas + rs.P, rs.G);
+        finish_from_tokens(rs, x->canvas + rs->P, rs->G);
     } else if (rc == SMDIFF_E_ABORTED && atomic_load(&j->abort_reason) == SD_ABORT_STOP_WORD) {
         sd_metrics_abort(j->core->metrics, SD_ABORT_STOP_WORD);
-        finish_ok(&rs, rs.stop_at, "stop", (int64_t)rs.decided);
+        finish_ok(rs, rs->stop_at, "stop", (int64_t)rs->decided);
     } else if (rc == SMDIFF_E_ABORTED) {
         fail_aborted(j);
     } else {
+        sd_api_error e;
         int client = rc == SMDIFF_E_INVAL || rc == SMDIFF_E_RANGE;
         sd_api_fail(&e, client ? 400 : 500, client ? "invalid_request_error" : "server_error", NULL, NULL,
                     "%s", smdiff_sampler_last_error(j->sampler));
         if (!client) SD_LOGE("generation %s failed: %s", j->id, e.message);
-        goto fail;
+        sd_job_fail(j, &e);
     }
-    goto done;
-fail:
-    sd_job_fail(j, &e);
-done:
-    free_run(&rs);
-    sd_free(ids);
-    sd_free(canvas);
+    run_free(x);
+}
+
+static size_t canvas_len(const struct sd_job_run *x) { return x->rs.P + x->rs.G + x->rs.S; }
+
+void sd_job_run(sd_job *j) {
+    struct sd_job_run *x = job_start(j);
+    if (x) job_end(x, smdiff_generate_canvas(j->sampler, x->rs.m, x->canvas, canvas_len(x)));
+}
+
+int sd_job_begin(sd_job *j, smdiff_batch *b, size_t *id) {
+    struct sd_job_run *x = job_start(j);
+    if (!x) return -1;
+    int32_t rc = smdiff_batch_add(b, j->sampler, x->canvas, canvas_len(x), 1, id);
+    if (rc) {
+        job_end(x, rc);
+        return -1;
+    }
+    j->run = x;
+    return 0;
+}
+
+int sd_job_poll(sd_job *j, smdiff_batch *b, size_t id, int32_t failed) {
+    struct sd_job_run *x = j->run;
+    size_t n = 0;
+    int32_t rc = failed ? failed : smdiff_batch_result(b, id, x->canvas, canvas_len(x), &n);
+    if (rc == SMDIFF_E_STATE && !failed) return 0; /* still running */
+    smdiff_batch_remove(b, id);
+    j->run = NULL;
+    job_end(x, rc);
+    return 1;
 }

@@ -7,8 +7,8 @@
  *               http-parser (keep-alive, pipelining, limits, chunked output)
  *   request.c   OpenAI request JSON -> sd_gen_request (types, ranges, fields)
  *   response.c  response JSON, SSE chunks, step events, OpenAI-style errors
- *   job.c       one generation on a worker thread: sampler, callbacks, stream
- *   slots.c     the worker threads, the slots and the bounded queue
+ *   job.c       one generation (a sequence of the batch): sampler, callbacks, stream
+ *   slots.c     the worker, its batch of slots and the bounded queue
  *   metrics.c   counters and the Prometheus text exposition
  *   router.c    method + path -> endpoint; auth; /health, /v1/models, ...
  *   server.c    the public smdiff_server_* API and the libuv glue (TCP,
@@ -255,6 +255,8 @@ void sd_metrics_tokens(sd_metrics *m, int64_t prompt, int64_t completion);
 void sd_metrics_step(sd_metrics *m, double seconds);
 void sd_metrics_queue_wait(sd_metrics *m, double seconds);
 void sd_metrics_abort(sd_metrics *m, sd_abort_reason why);
+/* One step of the slots' batch, advancing n sequences in one forward pass. */
+void sd_metrics_batch_step(sd_metrics *m, size_t n);
 /* Gauges sampled at exposition time. */
 typedef struct sd_gauges {
     int64_t slots, slots_busy, queue_depth, queue_capacity, connections;
@@ -292,6 +294,8 @@ typedef struct sd_job {
     /* loop-owned */
     sd_http_conn *conn;        /* NULL once the client is gone */
     int head_sent;
+    /* worker-owned: the run while the job is a sequence of the batch */
+    struct sd_job_run *run;
 } sd_job;
 
 /* Create a job for a parsed request (takes ownership of req's contents on
@@ -300,8 +304,16 @@ typedef struct sd_job {
 sd_job *sd_job_create(sd_server_core *core, sd_gen_request *req, sd_endpoint ep,
                       sd_api_error *e);
 void sd_job_free(sd_job *j);
-/* Run the generation (worker thread), finishing j->out. */
+/* Run the generation alone (inline, without slots), finishing j->out. */
 void sd_job_run(sd_job *j);
+/* Start the generation as a sequence of batch b (the slots' worker):
+ * 0 with *id its handle; -1 when the job is already finished (refused,
+ * aborted before it started, or the batch would not take it). */
+int sd_job_begin(sd_job *j, smdiff_batch *b, size_t *id);
+/* After a batch step: 1 when sequence id has ended (its response finished,
+ * the sequence removed), 0 while it runs. failed != 0 ends it with that
+ * error (the batch's shared pass failed). */
+int sd_job_poll(sd_job *j, smdiff_batch *b, size_t id, int32_t failed);
 /* Finish a job that never ran (queue full, shutdown, timeout in queue). */
 void sd_job_fail(sd_job *j, const sd_api_error *e);
 
@@ -309,10 +321,12 @@ void sd_job_fail(sd_job *j, const sd_api_error *e);
 
 typedef struct sd_slots sd_slots;
 
-/* Start n_slots worker threads taking jobs from one queue. NULL if the
- * threads cannot be started. */
-sd_slots *sd_slots_create(size_t n_slots);
-/* Stop the workers (after the queue is empty) and join them. */
+/* Start the worker: n_slots jobs of model run at once as one batch, the
+ * others wait in one queue. NULL if the batch or the thread cannot be
+ * made. */
+sd_slots *sd_slots_create(size_t n_slots, smdiff_model *model, sd_metrics *metrics);
+/* Stop the worker (after the queue is empty and every job has ended) and
+ * join it. */
 void sd_slots_free(sd_slots *s);
 /* Queue a job (admission is the caller's); -1 once stopping. */
 int sd_slots_submit(sd_slots *s, sd_job *j);

@@ -498,8 +498,8 @@ SMDIFF_API int32_t smdiff_server_listen(smdiff_server *s) {
     uv_timer_init(&s->loop, &s->grace);
     s->wake.data = s->grace.data = s;
     if (!(s->core.metrics = sd_metrics_create())) return listen_failed(s, SMDIFF_E_NOMEM, "out of memory", 0);
-    if (!(s->core.slots = sd_slots_create(s->core.n_slots)))
-        return listen_failed(s, SMDIFF_E_THREAD, "cannot start the worker threads", 0);
+    if (!(s->core.slots = sd_slots_create(s->core.n_slots, s->core.model, s->core.metrics)))
+        return listen_failed(s, SMDIFF_E_THREAD, "cannot start the worker thread and its batch", 0);
     atomic_store(&s->state, S_LISTENING);
     SD_LOGI("server: listening on %s port %d, %zu slots, queue %zu", s->host, (int)s->port, s->core.n_slots,
             s->core.queue_capacity);
