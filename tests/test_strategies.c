@@ -29,6 +29,12 @@ static const smdiff_decoder *declared(const char *name) {
     return &d;
 }
 
+/* d is refused with SMDIFF_E_INVAL, the message naming word (its field). */
+static void refused_field(const smdiff_decoder *d, const char *word) {
+    assert_int_equal(smdiff_decoder_register(d, NULL), SMDIFF_E_INVAL);
+    assert_non_null(strstr(smdiff_last_error(), word));
+}
+
 static int32_t pick_none(const smdiff_step_view *v, int32_t *commit, int32_t *n_commit, int32_t *remask,
                          int32_t *n_remask, void *ud) {
     (void)v, (void)commit, (void)remask, (void)ud;
@@ -411,23 +417,19 @@ static void test_remask_declaration(void **state) {
     assert_int_equal(declared("short_v2")->final, SMDIFF_FINAL_COMMIT_ALL);
     assert_int_equal(smdiff_decoder_unregister("short_v2"), 0);
     d.remask = 0;
-    /* final must be a SMDIFF_FINAL_* value */
+    /* final must be a SMDIFF_FINAL_* value, remask 0 or 1 */
     d.struct_size = sizeof d;
     d.name = "bad_final";
     d.final = 2;
-    assert_int_equal(smdiff_decoder_register(&d, NULL), SMDIFF_E_INVAL);
-    assert_non_null(strstr(smdiff_last_error(), "final"));
+    refused_field(&d, "final");
     d.final = SMDIFF_FINAL_ARGMAX;
     assert_int_equal(smdiff_decoder_register(&d, NULL), 0);
     assert_int_equal(declared("bad_final")->final, SMDIFF_FINAL_ARGMAX);
     assert_int_equal(smdiff_decoder_unregister("bad_final"), 0);
     d.final = 0;
-    /* remask must be 0 or 1 */
-    d.struct_size = sizeof d;
     d.name = "bad_remask";
     d.remask = 2;
-    assert_int_equal(smdiff_decoder_register(&d, NULL), SMDIFF_E_INVAL);
-    assert_non_null(strstr(smdiff_last_error(), "remask"));
+    refused_field(&d, "remask");
     /* a larger struct (a later header): zeros beyond are fine, anything
      * else is a declaration this library cannot honour */
     d.remask = 1;
