@@ -777,11 +777,17 @@ static void test_kernels(void **state) {
         for (int j = 0; j < C; j++) s += a[i * C + j], s2 += (double)a[i * C + j] * a[i * C + j];
         assert_true(fabs(s / C) < 1e-5 && fabs(s2 / C - 1.0) < 1e-4);
     }
-    for (int i = 0; i < R * C; i++) a[i] = b[i] = 6.0f * frand();
-    sd_gelu_tanh(a, R * C, NULL);
-    sd_gelu_tanh_ref(b, R * C);
-    for (int i = 0; i < R * C; i++)
-        if (fabsf(a[i] - b[i]) > 1e-6f * (1.0f + fabsf(b[i]))) fail_msg("gelu %d: %g vs %g", i, a[i], b[i]);
+    /* GELU on both paths (8 lanes with a scalar tail: R * C - 3 is not a
+     * multiple of 8, and the scalar path), wide inputs included */
+    for (int path = 0; path < 2; path++) {
+        sd_ops_force_scalar(path);
+        for (int i = 0; i < R * C; i++) a[i] = b[i] = (i % 7 == 0 ? 40.0f : 6.0f) * frand();
+        sd_gelu_tanh(a, R * C - 3, NULL);
+        sd_gelu_tanh_ref(b, R * C - 3);
+        for (int i = 0; i < R * C - 3; i++)
+            if (fabsf(a[i] - b[i]) > 1e-6f * (1.0f + fabsf(b[i]))) fail_msg("gelu %d: %g vs %g", i, a[i], b[i]);
+    }
+    sd_ops_force_scalar(0);
     /* known values: gelu_tanh(1) = 0.841191990, gelu_tanh(-2) = -0.045402306 */
     float k[2] = {1.0f, -2.0f};
     sd_gelu_tanh(k, 2, NULL);
