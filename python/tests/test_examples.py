@@ -44,3 +44,20 @@ def test_softmask_compare_example():
     out = run_example("softmask_compare.py", "--seeds", "1", "--gen-len", "8", "--steps", "4")
     assert "soft-masking off" in out and "soft-masking learned" in out
     assert "soft-masking constant" in out and "lambda > 0.01 at 100.0%" in out
+
+
+def test_threshold_steps_script(tmp_path):
+    """examples/code/threshold_steps.py counts the steps of each block: at
+    threshold 0 a block commits at once (1 step), at threshold 1 one
+    position a step (the block's length)."""
+    if not BUNDLED.is_file():
+        pytest.skip("the bundled model %s is missing" % BUNDLED)
+    (tmp_path / "held").mkdir()
+    (tmp_path / "held" / "a.py").write_text("def f(x):\n    return x + 1\n\nprint(f(2))\n")
+    script = REPO / "examples" / "code" / "threshold_steps.py"
+    for thr, want in (("0", 1), ("1", 16)):
+        r = subprocess.run([sys.executable, str(script), str(BUNDLED), str(tmp_path / "held"), "--gen", "32",
+                            "--block", "16", "--threshold", thr], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert "a.py [%d, %d]" % (want, want) in r.stdout, r.stdout
+        assert "mean %.2f" % want in r.stdout
