@@ -1,6 +1,6 @@
 /* bench_decode.c -- tokens per second of whole generations (docs/PERFORMANCE.md,
  * "Decoding: caches and batches"): the Qwen2.5-0.5B-shaped dream model of
- * qwen05b.h (F32 random weights), a prompt of 20 tokens and 256 or 1,024
+ * qwen05b.h (F32 random weights, or BENCH_FTYPE), a prompt of 20 tokens and 256 or 1,024
  * generated, blocks of 32, for: uncached decoding with a fixed step count
  * (one token a step), the same in one block (its steps need logits for
  * every masked row, not a block's: what blocks save without a cache), the
@@ -36,6 +36,9 @@
  * thread holds when wall time does not. Wall seconds are printed beside.
  *
  *   BENCH_QUICK=1   generation length 256 only, batches of 1 and 8
+ *   BENCH_FTYPE=T   the matrices in file type T of `smdiff quantize`
+ *                   (q4_k_m, q8_0, bf16, ...; default f32): a cached step's
+ *                   few rows then run on the integer kernels
  */
 #include <math.h>
 #include <stdio.h>
@@ -162,17 +165,18 @@ int main(void) {
     if (threads < 1) threads = 1;
     double load[3] = {0, 0, 0};
     getloadavg(load, 3);
-    printf("bench_decode%s: Qwen2.5-0.5B-shaped dream, F32 random weights, prompt %d, blocks of %d, "
+    const char *ftype = getenv("BENCH_FTYPE") ? getenv("BENCH_FTYPE") : "f32";
+    printf("bench_decode%s: Qwen2.5-0.5B-shaped dream, %s random weights, prompt %d, blocks of %d, "
            "%d thread%s, OpenBLAS core %s, load average %.2f on %d CPUs\n",
-           quick ? " (quick)" : "", PROMPT, BLOCK, threads, threads > 1 ? "s" : "", sd_blas_corename(), load[0],
-           sd_cpu_count());
+           quick ? " (quick)" : "", ftype, PROMPT, BLOCK, threads, threads > 1 ? "s" : "", sd_blas_corename(),
+           load[0], sd_cpu_count());
     printf("threshold decoding: %.1f steps per block (%s); rows \"if S = %.0f\": arithmetic for a model "
            "committing %.0f tokens a step, not measured\n",
            S, getenv("BENCH_THRESHOLD_STEPS") ? "BENCH_THRESHOLD_STEPS" : "the bundled model's, docs/DECODING.md",
            S_if, BLOCK / S_if);
     bench_model bm;
     double t0 = now();
-    bench_model_build(&bm, SD_GGML_F32);
+    bench_model_build_ftype(&bm, ftype);
     sd_pool *pool = NULL;
     if (threads > 1 && sd_pool_create(threads, &pool, NULL)) return 1;
     sd_blas_set_threads(threads);
