@@ -1010,8 +1010,53 @@ static void test_word_without_ids(void **state) {
     sd_tokenizer_free(t);
 }
 
+/* An added_tokens.json that is not an object (here "[]") is ignored, and
+ * its parsed tree released: fuzz_hf_tokenizer found it leaked (a Jansson
+ * allocation, so LeakSanitizer -- make check SAN=1 -- is what sees it).
+ * The tokenizer loads as without the file. */
+static void test_added_tokens_not_an_object(void **state) {
+    (void)state;
+    char *dir = test_scratch_dir("tok_added_array");
+    assert_non_null(dir);
+    const char *names[] = {"vocab.json", "merges.txt", "tokenizer_config.json", "config.json"};
+    char src[600], dst[600];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(src, sizeof src, "%s/%s", test_data_path("hf_tiny_dream"), names[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, names[i]);
+        size_t n = 0;
+        char *text = test_read_file(src, &n);
+        assert_non_null(text);
+        FILE *f = fopen(dst, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(text, 1, n, f), n);
+        assert_int_equal(fclose(f), 0);
+        free(text);
+    }
+    sd_tokenizer *plain = NULL, *t = NULL;
+    sd_error err = {0};
+    if (sd_tokenizer_load(dir, &plain, &err)) fail_msg("%s", err.msg);
+    snprintf(dst, sizeof dst, "%s/added_tokens.json", dir);
+    FILE *f = fopen(dst, "wb");
+    assert_non_null(f);
+    fputs("[]", f);
+    assert_int_equal(fclose(f), 0);
+    if (sd_tokenizer_load(dir, &t, &err)) fail_msg("%s", err.msg);
+    static const char text[] = "def f(x):\n    return x";
+    int32_t a[64], b[64];
+    size_t na = 0, nb = 0;
+    assert_int_equal(sd_tokenizer_encode(plain, text, sizeof text - 1, 0, a, 64, &na, &err), SMDIFF_OK);
+    assert_int_equal(sd_tokenizer_encode(t, text, sizeof text - 1, 0, b, 64, &nb, &err), SMDIFF_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof(int32_t));
+    sd_tokenizer_free(t);
+    sd_tokenizer_free(plain);
+    assert_int_equal(test_remove_dir(dir), 0);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_added_tokens_not_an_object),
         cmocka_unit_test(test_llamacpp_gpt2_gguf),
         cmocka_unit_test(test_llamacpp_gpt2_hf),
         cmocka_unit_test(test_llamacpp_qwen2),

@@ -294,7 +294,10 @@ static int32_t hf_files(const char *vocab_json, const char *merges_txt, const ch
     if (!rc) rc = load_optional(config_dir, "added_tokens.json", &added, err);
     json_t *decoder = config ? json_object_get(config, "added_tokens_decoder") : NULL;
     if (decoder && !json_is_object(decoder)) decoder = NULL;
-    if (added && !json_is_object(added)) added = NULL;
+    if (added && !json_is_object(added)) { /* not a token map: ignored, and released */
+        json_decref(added);
+        added = NULL;
+    }
     int64_t m = 0;
     if (!rc) rc = max_id(vocab, NULL, decoder, added, &m, vocab_json, err);
     if (!rc) rc = hf_alloc(&b, m, o, err);
