@@ -335,13 +335,14 @@ FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -MMD -MP -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB_OBJ) $(DEP_LIBS)
 
 # fuzz_cli_args: the command line's parser, with the CLI's objects (not main)
 FUZZ_CLI_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out examples/cli/main.c,$(CLI_SRC)))
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_CLI_OBJ:.o=.d)
 .SECONDARY: $(FUZZ_CLI_OBJ)
 $(FUZZ_BUILD)/fuzz_cli_args: fuzz/fuzz_cli_args.c $(FUZZ_LIB_OBJ) $(FUZZ_CLI_OBJ)
 	$(FUZZ_CC) $(CFLAGS_BASE) $(WARN) -Iexamples/cli -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_CLI_OBJ) \
