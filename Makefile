@@ -5,7 +5,7 @@
 #                        the Python package's tests (check-python)
 #   make check-python    install python/ into a throwaway venv, run its pytest suite
 #   make check SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make check-tsan      the threads test under ThreadSanitizer
+#   make check-tsan      the threads and server tests under ThreadSanitizer
 #   make check-abi       compare the shared library with the committed ABI baseline
 #   make abi-baseline    regenerate that baseline (only when an ABI break is intended)
 #   make bench           benchmarks (see docs/PERFORMANCE.md); SHARED_DATA=DIR
@@ -197,14 +197,16 @@ check-python: $(SHARED_LIB) $(CLI)
 	    SMDIFF_PY_INSTALLED=$(abspath $(PYVENV)) SMDIFF_REPO=$(CURDIR) $(PY_SAN_ENV) \
 	    bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/python/tests
 
-# tests/test_threads.c built with ThreadSanitizer in its own folder (the
-# whole library instrumented): a data race between threads sharing a model
-# fails it. CI runs it; it is not part of `make check` (a third build).
+# tests/test_threads.c and tests/test_serve.c built with ThreadSanitizer in
+# their own folder (the whole library instrumented): a data race between
+# threads sharing a model, or between the server's loop and its batch
+# worker, fails them. CI runs it; it is not part of `make check` (a third build).
 TSAN_BUILD := build/$(notdir $(firstword $(CC)))-tsan
 check-tsan:
 	@$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SAN= CFLAGS="-fsanitize=thread -Wno-psabi" LDFLAGS="-fsanitize=thread" \
-	    $(TSAN_BUILD)/tests/test_threads
+	    $(TSAN_BUILD)/tests/test_threads $(TSAN_BUILD)/tests/test_serve $(TSAN_BUILD)/smdiff
 	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" $(TSAN_BUILD)/tests/test_threads
+	BUILD=$(TSAN_BUILD) TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" $(TSAN_BUILD)/tests/test_serve
 
 # Only the public functions are exported, each in the version node of its
 # header section (stable: SMDIFF_0 / SMDIFF_0.2, experimental:
