@@ -295,6 +295,27 @@ static void test_matmul_w(void **state) {
     sd_matmul_w_ref(b, ROWS + 3, 1.0f, x, M, SD_GGML_Q8_0, wq, ROWS, COLS);
     ASSERT_CLOSE(a, b, M * (ROWS + 3), 1e-2);
     assert_true(rel_err(a, b, M * (ROWS + 3), 1e-30) > 1e-6); /* it was the integer path */
+    /* 33 and 40 rows (above SD_QGEMM_FEW_ROWS, up to SD_QGEMM_SPLIT_ROWS)
+     * go to the integer kernels in two chunks: each activation row's
+     * product is its own, so the result is bit for bit that of the two
+     * halves computed apart */
+    enum { MB = 40 };
+    static float xb[MB * COLS], c1[MB * (ROWS + 3)], c2[MB * (ROWS + 3)], cr[MB * (ROWS + 3)];
+    fill(xb, MB * COLS, 1.0f);
+    for (int m = 33; m <= MB; m += MB - 33) {
+        int h = (m + 1) / 2;
+        fill(c1, MB * (ROWS + 3), 1.0f);
+        memcpy(c2, c1, sizeof c1);
+        memcpy(cr, c1, sizeof c1);
+        sd_matmul_w(c1, ROWS + 3, 1.0f, xb, m, SD_GGML_Q8_0, wq, ROWS, COLS, panel, 16 * COLS, NULL);
+        sd_matmul_w(c2, ROWS + 3, 1.0f, xb, h, SD_GGML_Q8_0, wq, ROWS, COLS, panel, 16 * COLS, NULL);
+        sd_matmul_w(c2 + h * (ROWS + 3), ROWS + 3, 1.0f, xb + h * COLS, m - h, SD_GGML_Q8_0, wq, ROWS, COLS, panel,
+                    16 * COLS, NULL);
+        assert_memory_equal(c1, c2, sizeof(float) * (size_t)m * (ROWS + 3));
+        sd_matmul_w_ref(cr, ROWS + 3, 1.0f, xb, m, SD_GGML_Q8_0, wq, ROWS, COLS);
+        ASSERT_CLOSE(c1, cr, m * (ROWS + 3), 1e-2);
+        assert_true(rel_err(c1, cr, m * (ROWS + 3), 1e-30) > 1e-6); /* the integer path, not panels */
+    }
 }
 
 /* ------------------------------------------------- forward on random weights */

@@ -699,8 +699,14 @@ void sd_matmul_w(float *out, int64_t ldc, float beta, const float *x, int64_t M,
     /* Few rows of a block format: integer products on the stored blocks
      * (memory-bound: the weights are read once, never expanded); the
      * activations' 8-bit blocks go into the panel scratch. */
-    if (M <= sd_qgemm_few_max(type) && sd_qgemm_scratch_bytes(type, M, cols) <= panel_floats * sizeof(float)) {
-        sd_qgemm_few(out, ldc, beta, x, M, type, w, rows, cols, panel, pool);
+    int64_t few = sd_qgemm_few_max(type);
+    int64_t chunks = M <= few ? 1 : few == SD_QGEMM_FEW_ROWS && M <= SD_QGEMM_SPLIT_ROWS ? 2 : 0;
+    int64_t per = chunks ? (M + chunks - 1) / chunks : 0;
+    if (chunks && sd_qgemm_scratch_bytes(type, per, cols) <= panel_floats * sizeof(float)) {
+        for (int64_t i0 = 0; i0 < M; i0 += per) {
+            int64_t n = M - i0 < per ? M - i0 : per;
+            sd_qgemm_few(out + i0 * ldc, ldc, beta, x + i0 * cols, n, type, w, rows, cols, panel, pool);
+        }
         return;
     }
     int64_t p = (int64_t)(panel_floats / (size_t)cols);

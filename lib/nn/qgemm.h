@@ -35,6 +35,14 @@
 
 /* The most rows sd_qgemm_few takes. */
 #define SD_QGEMM_FEW_ROWS 32
+/* sd_matmul_w also takes up to this many rows to the few-row kernels, in
+ * two near-equal chunks, for a type whose limit is SD_QGEMM_FEW_ROWS: a
+ * dual-cache step of a 32-position block with shifted logits has 33 rows,
+ * and on AVX2 a 33- to 48-row product costs less as two integer passes over
+ * the weights (about 0.51 + 0.07 s for 33 rows of the 0.5B Q4_K_M shape)
+ * than as dequantised panels (0.64-0.67 s at 32 rows already;
+ * docs/PERFORMANCE.md, "Few rows"). */
+#define SD_QGEMM_SPLIT_ROWS 48
 
 /* Up to how many activation rows sd_matmul_w (nn/ops.h) uses the few-row
  * kernels for weights of type: 0 for types without them, else at most
