@@ -79,9 +79,8 @@ static void write_uniform_model(void) {
 }
 
 static int setup(void **state) {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/smdiff_test_eval_%d", (int)getpid());
-    if (mkdir(dir, 0700)) return -1;
+    if (test_dir_setup(state)) return -1;
+    snprintf(dir, sizeof dir, "%s", test_dir);
     snprintf(uniform_path, sizeof uniform_path, "%s/uniform.gguf", dir);
     write_uniform_model();
     uniform = open_model(uniform_path);
@@ -89,11 +88,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-    (void)state;
     smdiff_model_free(uniform);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_dir_teardown(state);
 }
 
 static void fill_windows(int32_t *w, int64_t n, uint64_t seed) {

@@ -69,9 +69,8 @@ static void write_hand_made(const char *path, float a1) {
 }
 
 static int setup(void **state) {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/smdiff_test_gonogo_%d", (int)getpid());
-    if (mkdir(dir, 0700)) return -1;
+    if (test_dir_setup(state)) return -1;
+    snprintf(dir, sizeof dir, "%s", test_dir);
     snprintf(random_path, sizeof random_path, "%s/random.gguf", dir);
     snprintf(help_path, sizeof help_path, "%s/help.gguf", dir);
     snprintf(hurt_path, sizeof hurt_path, "%s/hurt.gguf", dir);
@@ -80,19 +79,18 @@ static int setup(void **state) {
     sd_rng_init(&r, 12, 0);
     sd_tmodel_init_random(m, &r, 0.5f, 0.6, 2.0, -8.0); /* a live soft-mask of its own */
     sd_ckpt_opts o = {NULL, 0, 3, NULL};
-    if (sd_tmodel_save_gguf(m, random_path, &o, NULL)) return -1;
+    sd_error err = {0};
+    if (sd_tmodel_save_gguf(m, random_path, &o, &err)) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        return -1;
+    }
     sd_tmodel_free(m);
     write_hand_made(help_path, 4.0f);
     write_hand_made(hurt_path, -4.0f);
     return 0;
 }
 
-static int teardown(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+static int teardown(void **state) { return test_dir_teardown(state); }
 
 static smdiff_softmask *schedule(double s, double a, double b, int64_t k) {
     smdiff_softmask *sm = NULL;

@@ -2,6 +2,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,8 +21,11 @@ char *test_scratch_dir(const char *name) {
     const char *root = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     char *p = malloc(512);
     if (!p) return NULL;
-    snprintf(p, 512, "%s/smdiff_%s_%d", root, name, (int)getpid());
-    if (mkdir(p, 0755) != 0) {
+    /* mkdtemp: a unique name even where an earlier, killed run left its
+     * folder under a process id that is now this one's */
+    snprintf(p, 512, "%s/smdiff_%s_%d_XXXXXX", root, name, (int)getpid());
+    if (!mkdtemp(p)) {
+        fprintf(stderr, "test_scratch_dir: cannot make %s: %s\n", p, strerror(errno));
         free(p);
         return NULL;
     }

@@ -39,8 +39,9 @@ int32_t test_trainer_shape(struct smdiff_trainer *t, int64_t vocab, int64_t embd
 struct sd_tokenizer;
 int32_t *test_tokenize(const struct sd_tokenizer *t, const char *s, size_t n, int32_t flags, size_t *n_ids);
 
-/* A new empty folder for a test's files (malloc'd path, NULL if it
- * cannot be made; the caller removes it), on /dev/shm when that is writable (tmpfs: fsync costs
+/* A new empty folder for a test's files, uniquely named (mkdtemp;
+ * malloc'd path, NULL with the reason printed if it cannot be made; the
+ * caller removes it), on /dev/shm when that is writable (tmpfs: fsync costs
  * nothing there, and the fault tests sync thousands of files), else /tmp. */
 char *test_scratch_dir(const char *name);
 
