@@ -9,8 +9,17 @@
  * therefore runs itself again (execv of /proc/self/exe, which ends the
  * spinning workers) with OPENBLAS_NUM_THREADS=1: OpenBLAS then starts none,
  * and the library adds workers when it needs them, after checking that
- * their buffers fit (SMDIFF_E_NOMEM otherwise). docs/RELIABILITY.md. */
+ * their buffers fit (SMDIFF_E_NOMEM otherwise). docs/RELIABILITY.md.
+ *
+ * Under a lower limit (44-50 MiB on 2 CPUs) OpenBLAS cannot even create
+ * its first worker and ends the process from its load-time constructor,
+ * before main() could run itself again. cli_blas_preinit runs earlier
+ * still: main.c puts it in the executable's .preinit_array, which the
+ * dynamic loader calls before any shared library's constructor. It reads
+ * only its arguments (libc's own state may not be set up yet) and makes
+ * the same exec with OPENBLAS_NUM_THREADS=1 added to the environment. */
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -19,6 +28,21 @@
 static int limited(int resource) {
     struct rlimit r;
     return getrlimit(resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
+}
+
+void cli_blas_preinit(int argc, char **argv, char **envp) {
+    (void)argc;
+    static const char var[] = "OPENBLAS_NUM_THREADS=";
+    static char *env[1024];
+    size_t n = 0;
+    for (; envp && envp[n]; n++)
+        if (!strncmp(envp[n], var, sizeof var - 1)) return; /* set by the user (or by this exec) */
+    if (n + 2 > sizeof env / sizeof env[0] || (!limited(RLIMIT_AS) && !limited(RLIMIT_DATA))) return;
+    for (size_t i = 0; i < n; i++) env[i] = envp[i];
+    env[n] = (char *)"OPENBLAS_NUM_THREADS=1";
+    env[n + 1] = NULL;
+    execve("/proc/self/exe", argv, env);
+    /* exec failed: main's cli_blas_start tries once more */
 }
 
 void cli_blas_start(char **argv) {

@@ -94,6 +94,9 @@ extern const cli_spec cli_spec_version, cli_spec_info, cli_spec_generate, cli_sp
  * (blas_start.c); returns only when that is not needed or not possible.
  * Called first thing in main(). */
 void cli_blas_start(char **argv);
+/* The same, from the executable's .preinit_array (main.c): before
+ * OpenBLAS's load-time constructor, which a lower limit makes fail. */
+void cli_blas_preinit(int argc, char **argv, char **envp);
 
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -30,6 +30,10 @@ static int run(int argc, char **argv) {
     return CLI_EXIT_USAGE;
 }
 
+/* Before any shared library's constructor (blas_start.c says why). */
+__attribute__((section(".preinit_array"), used)) static void (*const blas_preinit)(int, char **,
+                                                                                    char **) = cli_blas_preinit;
+
 int main(int argc, char **argv) {
     cli_blas_start(argv);
     /* A closed pipe is an error to report (EPIPE), not a silent death. */
