@@ -109,6 +109,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 STATIC_LIB := $(BUILD)/libsmdiff.a
 SHARED_LIB := $(BUILD)/libsmdiff.so.$(VERSION)
@@ -172,7 +173,9 @@ $(FAULT_SHIM): tests/shim/faultshim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g -fPIC -shared -Wall -Wextra -Werror -o $@ $< -ldl
 
-check test: $(TEST_BIN) $(CLI) $(FAULT_SHIM) check-symbols check-examples
+# The benchmarks are built (not run) by check, so that an internal change
+# cannot leave `make bench` broken.
+check test: $(TEST_BIN) $(CLI) $(FAULT_SHIM) $(BENCH_BIN) check-symbols check-examples
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh $(TEST_BIN)
 	@$(MAKE) --no-print-directory check-python
 
@@ -361,7 +364,6 @@ fuzz: $(FUZZ_TARGETS)
 # ------------------------------------------------------------- benchmarks
 # Every bench/*.c is a program linked like a test; `make bench` builds and
 # runs them all in turn (BENCH_QUICK=1 asks each for its reduced set).
-BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # SHARED_DATA reaches the benchmarks and scripts as SMDIFF_SHARED_DATA (an
 # SMDIFF_SHARED_DATA already in the environment is kept when it is unset).
 DATA_ENV := $(if $(SHARED_DATA),SMDIFF_SHARED_DATA=$(SHARED_DATA))

@@ -53,7 +53,7 @@ static timing time_step(const sd_weights *w, sd_pool *pool, int64_t L, int reps,
     for (int64_t i = 0; i < L; i++) rows[i] = (int32_t)i;
     sd_arena a;
     timing best = {1e30, 1e30};
-    if (sd_arena_init(&a, sd_forward_scratch_bytes(&w->hp, L, L), 0)) return best;
+    if (sd_arena_init(&a, sd_forward_scratch_bytes(&w->hp, L, L, pool ? sd_pool_threads(pool) : 1), 0)) return best;
     sd_forward_opts o = {0, pool, NULL, NULL};
     sd_error err = {0};
     for (int r = 0; r < reps; r++) {
