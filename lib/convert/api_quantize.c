@@ -3,6 +3,7 @@
  * go to the thread-local message (there is no object). */
 #include <string.h>
 
+#include "convert/convert.h"
 #include "convert/quantize.h"
 #include "core/error.h"
 #include "core/options.h"
@@ -16,16 +17,6 @@ static const sd_option_table k_options = {defs, (int32_t)(sizeof defs / sizeof d
 
 _Static_assert(sizeof defs / sizeof defs[0] == SMDIFF_QUANT_OPT_LAST_ - SMDIFF_QUANT_OPT_FIRST_ + 1,
                "one entry per option");
-
-typedef struct progress_ctx {
-    smdiff_progress_fn fn;
-    void *user_data;
-} progress_ctx;
-
-static void on_progress(void *user, uint64_t done, uint64_t total) {
-    const progress_ctx *p = user;
-    p->fn(done, total, p->user_data);
-}
 
 SMDIFF_API int32_t smdiff_quantize(const char *in_path, const char *out_path, const char *type_name,
                                    const int64_t *options, smdiff_progress_fn progress, void *user_data,
@@ -43,9 +34,9 @@ SMDIFF_API int32_t smdiff_quantize(const char *in_path, const char *out_path, co
         int32_t rc = sd_option_set_int(&k_options, vals, (int32_t)o[0], o[1], NULL);
         if (rc) return rc;
     }
-    progress_ctx pc = {progress, user_data};
+    sd_progress_ctx pc = {progress, user_data};
     sd_quantize_opts qo = {(int)vals[SD_OPT_SLOT(SMDIFF_QUANT_THREADS)].i, (int)vals[SD_OPT_SLOT(SMDIFF_QUANT_PURE)].i,
-                           progress ? on_progress : NULL, &pc};
+                           progress ? sd_convert_progress_adapter : NULL, &pc};
     return sd_quantize_gguf(in_path, out_path, f, &qo, report, NULL);
 }
 

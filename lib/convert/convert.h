@@ -16,9 +16,23 @@
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "smdiff/smdiff.h"
 
 /* Called after each tensor is written: bytes written so far and in total. */
 typedef void (*sd_convert_progress_fn)(void *user, uint64_t bytes_done, uint64_t bytes_total);
+
+/* The public API's progress callback behind sd_convert_progress_fn: pass
+ * sd_convert_progress_adapter with an sd_progress_ctx as its user pointer
+ * (smdiff_convert_hf and smdiff_quantize). */
+typedef struct sd_progress_ctx {
+    smdiff_progress_fn fn;
+    void *user_data;
+} sd_progress_ctx;
+
+static inline void sd_convert_progress_adapter(void *user, uint64_t done, uint64_t total) {
+    const sd_progress_ctx *p = user;
+    p->fn(done, total, p->user_data);
+}
 
 /* MDLM's timestep features (its TimestepEmbedder's frequency_embedding_size). */
 #define SD_CONVERT_MDLM_FREQ 256u
