@@ -56,12 +56,15 @@ static double rel_err(const float *a, const float *b, int64_t n, double floor) {
     } while (0)
 
 /* Both code paths: SIMD (if the CPU has it) and scalar. */
-#define FOR_BOTH_PATHS(body)            \
-    for (int path_ = 0; path_ < 2; path_++) { \
-        sd_ops_force_scalar(path_);     \
-        body;                           \
-    }                                   \
-    sd_ops_force_scalar(0)
+/* body on each kernel path: the best the CPU has, scalar C, and AVX2
+ * without AVX-512 (the same as the first where the CPU lacks AVX-512) */
+#define FOR_EACH_PATH(body)                        \
+    for (int path_ = 0; path_ < 3; path_++) {      \
+        sd_ops_force_scalar(path_ == 1);           \
+        sd_ops_force_no_avx512(path_ == 2);        \
+        body;                                      \
+    }                                              \
+    sd_ops_force_scalar(0), sd_ops_force_no_avx512(0)
 
 static uint16_t f32_to_f16_bits(float f) { /* round to nearest, normals only (tests) */
     union { float f; uint32_t u; } v = {f};
@@ -108,7 +111,7 @@ static void test_dequant_rows(void **state) {
     uint32_t types[] = {SD_GGML_F16, SD_GGML_BF16, SD_GGML_Q8_0};
     for (int t = 0; t < 3; t++) {
         const void *src = types[t] == SD_GGML_Q8_0 ? (const void *)q : (const void *)h;
-        FOR_BOTH_PATHS({
+        FOR_EACH_PATH({
             sd_dequant_rows(types[t], src, COLS, 2, ROWS - 2, a, NULL);
             sd_dequant_rows_ref(types[t], src, COLS, 2, ROWS - 2, b);
             /* Conversions are exact: bit-identical. */
@@ -116,7 +119,7 @@ static void test_dequant_rows(void **state) {
         });
     }
     /* odd row length for F16 (SIMD tail) */
-    FOR_BOTH_PATHS({
+    FOR_EACH_PATH({
         sd_dequant_rows(SD_GGML_F16, h, 37, 1, 3, a, NULL);
         sd_dequant_rows_ref(SD_GGML_F16, h, 37, 1, 3, b);
         assert_memory_equal(a, b, sizeof(float) * 3 * 37);
@@ -124,7 +127,7 @@ static void test_dequant_rows(void **state) {
     /* hand-computed Q8_0 block: scale 0.5 (f16 0x3800), q = -3 -> -1.5 */
     unsigned char blk[34] = {0x00, 0x38};
     for (int j = 0; j < 32; j++) blk[2 + j] = (unsigned char)(int8_t)(j - 3);
-    FOR_BOTH_PATHS({
+    FOR_EACH_PATH({
         sd_dequant_rows(SD_GGML_Q8_0, blk, 32, 0, 1, a, NULL);
         assert_true(a[0] == -1.5f && a[3] == 0.0f && a[31] == 14.0f);
     });
@@ -139,7 +142,7 @@ static void test_rmsnorm(void **state) {
     float x[L * D], w[D], a[L * D], b[L * D];
     fill(x, L * D, 2.0f);
     fill(w, D, 1.0f);
-    FOR_BOTH_PATHS({
+    FOR_EACH_PATH({
         sd_rmsnorm(a, x, w, L, D, 1e-5f, NULL);
         sd_rmsnorm_ref(b, x, w, L, D, 1e-5f);
         ASSERT_CLOSE(a, b, L * D, 1e-6);
@@ -196,7 +199,7 @@ static void test_swiglu(void **state) {
     fill(u, N, 2.0f);
     g[0] = -100.0f; /* exp(100) saturates: silu -> -0 */
     g[1] = 100.0f;
-    FOR_BOTH_PATHS({
+    FOR_EACH_PATH({
         memcpy(a, g, sizeof g);
         memcpy(b, g, sizeof g);
         sd_swiglu(a, u, N, NULL);
@@ -229,7 +232,7 @@ static void test_attention(void **state) {
         fill(k, L * HKV * HD, 1.5f);
         fill(v, L * HKV * HD, 1.0f);
         for (int causal = 0; causal < 2; causal++) {
-            FOR_BOTH_PATHS({
+            FOR_EACH_PATH({
                 attention(a, q, L, NULL, k, v, L, H, HKV, HD, causal, NULL);
                 sd_attention_ref(b, q, L, NULL, k, v, L, H, HKV, HD, causal);
                 ASSERT_CLOSE(a, b, L * H * HD, 1e-5);

@@ -92,14 +92,15 @@ static void test_api_model_roundtrip(void **state) {
     assert_int_equal(smdiff_trainer_init_new(t, "llada"), SMDIFF_OK);
     assert_int_equal(smdiff_trainer_set_data(t, tokens, 2000, tokens + 2000, 1000), SMDIFF_OK);
     double e0, e1, loss;
-    assert_int_equal(smdiff_trainer_eval(t, 8, &e0), SMDIFF_OK);
-    /* at this learning rate and batch the validation loss moves by about
-     * 0.1 from one evaluation to the next around a slow descent: after 80
-     * steps it was within that noise of the start (a change in the
-     * rounding of the cross-entropy's exp put it above), after 160 it is
-     * clearly below on either side */
+    assert_int_equal(smdiff_trainer_eval(t, 64, &e0), SMDIFF_OK);
+    /* at this learning rate and batch the validation loss wanders around a
+     * slow descent: measured on 8 windows it moved by about 0.1 from one
+     * evaluation to the next, so a change in rounding (the exp of the
+     * cross-entropy; the AVX-512 attention kernels) could put it above the
+     * start after 160 steps. On 64 windows it wanders by about 0.05 and sat
+     * 0.08-0.19 below the start from step 80 to 480 (3.01 -> 2.82..2.93). */
     for (int s = 0; s < 160; s++) assert_int_equal(smdiff_trainer_step(t, &loss), SMDIFF_OK);
-    assert_int_equal(smdiff_trainer_eval(t, 8, &e1), SMDIFF_OK);
+    assert_int_equal(smdiff_trainer_eval(t, 64, &e1), SMDIFF_OK);
     printf("  API: validation loss %.4f -> %.4f after 160 steps\n", e0, e1);
     assert_true(e1 < e0);
     assert_int_equal(smdiff_trainer_save(t, path, 0, spath), SMDIFF_OK);

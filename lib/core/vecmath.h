@@ -185,6 +185,40 @@ SD_V8_INLINE sd_v8f sd_v8_exp(sd_v8f x) {
     return sd_v8_exp_core(x);
 }
 
+/* The same operations on 16 lanes, for kernels compiled for AVX-512 (the
+ * attention's softmax); compiled for AVX2 they go through the stack. */
+typedef float sd_v16f __attribute__((vector_size(64)));
+typedef int32_t sd_v16i __attribute__((vector_size(64)));
+
+SD_V8_INLINE sd_v16f sd_v16_splat(float a) { return (sd_v16f){a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a}; }
+
+SD_V8_INLINE sd_v16f sd_v16_load(const float *p) {
+    sd_v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+SD_V8_INLINE void sd_v16_store(float *p, sd_v16f v) { memcpy(p, &v, sizeof v); }
+
+SD_V8_INLINE sd_v16f sd_v16_max(sd_v16f a, sd_v16f b) {
+    sd_v16i m = (sd_v16i)(a > b);
+    return (sd_v16f)(((sd_v16i)a & m) | ((sd_v16i)b & ~m));
+}
+
+SD_V8_INLINE sd_v16f sd_v16_min(sd_v16f a, sd_v16f b) {
+    sd_v16i m = (sd_v16i)(a < b);
+    return (sd_v16f)(((sd_v16i)a & m) | ((sd_v16i)b & ~m));
+}
+
+SD_V8_INLINE sd_v16f sd_v16_exp(sd_v16f x) {
+    sd_v16f n, p;
+    x = sd_v16_max(sd_v16_splat(SD_EXP_LO), x);
+    x = sd_v16_min(sd_v16_splat(SD_EXP_HI), x);
+    SD_EXP_CEPHES_STEPS(sd_v16f, sd_v16_splat, x, n, p);
+    sd_v16i bits = (__builtin_convertvector(n, sd_v16i) + 127) << 23;
+    return p * (sd_v16f)bits;
+}
+
 /* Sum of the lanes in a fixed order (results do not depend on the ISA). */
 SD_V8_INLINE float sd_v8_hsum(sd_v8f v) {
     float s = 0;

@@ -13,16 +13,20 @@
 #define SD_X86 1
 #include <immintrin.h>
 #define SD_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define SD_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f")))
 #else
 #define SD_X86 0
 #endif
 
 /* ------------------------------------------------------------ dispatch */
 
-static int force_scalar;
+static int force_scalar, force_no_avx512;
 
 int sd_ops_simd(void) { return !force_scalar && sd_cpu_has(SD_CPU_SET_AVX2); }
 void sd_ops_force_scalar(int on) { force_scalar = on; }
+void sd_ops_force_no_avx512(int on) { force_no_avx512 = on; }
+/* Whether the AVX-512 kernels are in use (they need AVX2's too). */
+static int ops_avx512(void) { return sd_ops_simd() && !force_no_avx512 && sd_cpu_has(SD_CPU_SET_AVX512); }
 
 static void run(sd_pool *pool, sd_pool_fn fn, void *ctx, int64_t n) {
     if (n <= 0) return;
@@ -417,19 +421,25 @@ void sd_gelu_tanh_ref(float *x, int64_t n) {
  * the running maximum m of its scores, the running sum l of exp(s - m) and
  * the running output acc; when a tile raises m, l and acc are rescaled by
  * exp(m_old - m_new). So memory is a few tiles per thread whatever the
- * canvas length, and each query row's result depends only on its own
- * scores (never on which rows share its tile), so computing a subset of
- * rows gives the same values as computing them all. */
-#define ATT_TQ 32 /* query rows per work item (a multiple of 4) */
-#define ATT_TK 64 /* keys per tile (a multiple of 16) */
+ * canvas length.
+ *
+ * Layout: the item's queries are copied once, scaled and transposed, to
+ * qt[hd, ATT_TQ], so a score tile is computed as st[key, query] =
+ * K[key] . qt[:, query] with the keys read in place (no packing per tile)
+ * and the softmax runs down the columns, 8 queries per vector. Every
+ * query's arithmetic stays in its own column (its own lane), in the same
+ * order whichever rows share its tile, so computing a subset of rows gives
+ * the same bits as computing them all. */
+#define ATT_TQ 64 /* query rows per work item (a multiple of 32) */
+#define ATT_TK 32 /* keys per tile */
 
 static size_t pad16(size_t floats) { return (floats + 15) & ~(size_t)15; }
 
-/* Per-thread scratch, in floats: scaled queries, output accumulators,
- * scores, the packed key tile, m and l. */
+/* Per-thread scratch, in floats: transposed queries qt[hd, ATT_TQ], output
+ * accumulators acc[ATT_TQ, hd], scores st[ATT_TK, ATT_TQ], and per query
+ * m, l and the tile's count of visible keys. */
 static size_t att_thread_floats(int64_t hd) {
-    return 2 * pad16((size_t)(ATT_TQ * hd)) + pad16(ATT_TQ * ATT_TK) + pad16((size_t)(hd * ATT_TK)) +
-           2 * pad16(ATT_TQ);
+    return 2 * pad16((size_t)(ATT_TQ * hd)) + pad16(ATT_TK * ATT_TQ) + 3 * pad16(ATT_TQ);
 }
 
 size_t sd_attention_scratch_floats(int64_t hd, int n_threads) {
@@ -446,65 +456,92 @@ typedef struct att_ctx {
     float *scratch;
 } att_ctx;
 
-/* s[nq4, ATT_TK] = qs[nq4, hd] @ kt[hd, ATT_TK] (kt: the key tile packed
- * transposed, zero beyond the valid keys). */
-static void qk_tile_c(const float *qs, const float *kt, int64_t hd, int64_t nq4, float *s) {
-    for (int64_t i = 0; i < nq4; i++) {
-        float *si = s + i * ATT_TK;
-        for (int64_t j = 0; j < ATT_TK; j++) si[j] = 0;
+/* st[j, i] = k[j] . qt[:, i] for keys j < kv_n (rows of stride ldk) and
+ * queries i < nq16 (qt[hd, ATT_TQ]). */
+static void qk_tile_c(const float *qt, const float *k, int64_t ldk, int64_t kv_n, int64_t hd, int64_t nq16,
+                      float *st) {
+    for (int64_t j = 0; j < kv_n; j++) {
+        float *sj = st + j * ATT_TQ;
+        for (int64_t i = 0; i < nq16; i++) sj[i] = 0;
         for (int64_t c = 0; c < hd; c++) {
-            float qc = qs[i * hd + c];
-            const float *kc = kt + c * ATT_TK;
-            for (int64_t j = 0; j < ATT_TK; j++) si[j] += qc * kc[j];
+            float kc = k[j * ldk + c];
+            for (int64_t i = 0; i < nq16; i++) sj[i] += kc * qt[c * ATT_TQ + i];
         }
     }
 }
 
-/* acc[nq4, hd] += p[nq4, ATT_TK] (first kv_n columns) @ v[kv_n, hd] (row stride ldv). */
+/* acc[i, :] += sum over j < kv_n of p[j, i] v[j, :] for queries i < nq4
+ * (p: the score tile after the softmax; v rows of stride ldv). */
 static void pv_tile_c(float *acc, const float *p, const float *v, int64_t ldv, int64_t kv_n, int64_t hd,
                       int64_t nq4) {
     for (int64_t i = 0; i < nq4; i++)
         for (int64_t j = 0; j < kv_n; j++) {
-            float pij = p[i * ATT_TK + j];
-            if (pij == 0.0f) continue;
+            float pij = p[j * ATT_TQ + i];
             const float *vj = v + j * ldv;
             for (int64_t c = 0; c < hd; c++) acc[i * hd + c] += pij * vj[c];
         }
 }
 
 #if SD_X86
-/* The same two products, 4 query rows at a time in registers. */
-SD_TARGET_AVX2 static void qk_tile_avx2(const float *qs, const float *kt, int64_t hd, int64_t nq4, float *s) {
-    for (int64_t i = 0; i < nq4; i += 4) {
-        const float *q0 = qs + i * hd, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
-        for (int64_t j = 0; j < ATT_TK; j += 16) {
+/* The same two products with the accumulators in registers: 4 keys x 16
+ * queries for the scores, 4 queries x 16 channels for P V. Each sum runs
+ * in the same order as in the C code, one fused multiply-add per term. */
+SD_TARGET_AVX2 static void qk_rows_avx2(const float *qt, const float *k, int64_t ldk, int64_t nk, int64_t hd,
+                                        int64_t nq16, float *st) {
+    /* nk (1..4) keys */
+    for (int64_t i = 0; i < nq16; i += 16) {
+        __m256 a[4][2];
+        for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
+        for (int64_t c = 0; c < hd; c++) {
+            __m256 q0 = _mm256_load_ps(qt + c * ATT_TQ + i), q1 = _mm256_load_ps(qt + c * ATT_TQ + i + 8);
+            for (int r = 0; r < 4; r++) {
+                if (r >= nk) break;
+                __m256 b = _mm256_broadcast_ss(k + r * ldk + c);
+                a[r][0] = _mm256_fmadd_ps(b, q0, a[r][0]), a[r][1] = _mm256_fmadd_ps(b, q1, a[r][1]);
+            }
+        }
+        for (int r = 0; r < nk; r++) {
+            _mm256_store_ps(st + r * ATT_TQ + i, a[r][0]);
+            _mm256_store_ps(st + r * ATT_TQ + i + 8, a[r][1]);
+        }
+    }
+}
+
+SD_TARGET_AVX2 static void qk_tile_avx2(const float *qt, const float *k, int64_t ldk, int64_t kv_n, int64_t hd,
+                                        int64_t nq16, float *st) {
+    int64_t j = 0;
+    for (; j + 4 <= kv_n; j += 4) {
+        const float *k0 = k + j * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+        float *s0 = st + j * ATT_TQ;
+        for (int64_t i = 0; i < nq16; i += 16) {
             __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
                    a30 = a00, a31 = a00;
             for (int64_t c = 0; c < hd; c++) {
-                __m256 k0 = _mm256_load_ps(kt + c * ATT_TK + j), k1 = _mm256_load_ps(kt + c * ATT_TK + j + 8);
-                __m256 b = _mm256_broadcast_ss(q0 + c);
-                a00 = _mm256_fmadd_ps(b, k0, a00), a01 = _mm256_fmadd_ps(b, k1, a01);
-                b = _mm256_broadcast_ss(q1 + c);
-                a10 = _mm256_fmadd_ps(b, k0, a10), a11 = _mm256_fmadd_ps(b, k1, a11);
-                b = _mm256_broadcast_ss(q2 + c);
-                a20 = _mm256_fmadd_ps(b, k0, a20), a21 = _mm256_fmadd_ps(b, k1, a21);
-                b = _mm256_broadcast_ss(q3 + c);
-                a30 = _mm256_fmadd_ps(b, k0, a30), a31 = _mm256_fmadd_ps(b, k1, a31);
+                __m256 q0 = _mm256_load_ps(qt + c * ATT_TQ + i), q1 = _mm256_load_ps(qt + c * ATT_TQ + i + 8);
+                __m256 b = _mm256_broadcast_ss(k0 + c);
+                a00 = _mm256_fmadd_ps(b, q0, a00), a01 = _mm256_fmadd_ps(b, q1, a01);
+                b = _mm256_broadcast_ss(k1 + c);
+                a10 = _mm256_fmadd_ps(b, q0, a10), a11 = _mm256_fmadd_ps(b, q1, a11);
+                b = _mm256_broadcast_ss(k2 + c);
+                a20 = _mm256_fmadd_ps(b, q0, a20), a21 = _mm256_fmadd_ps(b, q1, a21);
+                b = _mm256_broadcast_ss(k3 + c);
+                a30 = _mm256_fmadd_ps(b, q0, a30), a31 = _mm256_fmadd_ps(b, q1, a31);
             }
-            float *si = s + i * ATT_TK + j;
+            float *si = s0 + i;
             _mm256_store_ps(si, a00), _mm256_store_ps(si + 8, a01);
-            _mm256_store_ps(si + ATT_TK, a10), _mm256_store_ps(si + ATT_TK + 8, a11);
-            _mm256_store_ps(si + 2 * ATT_TK, a20), _mm256_store_ps(si + 2 * ATT_TK + 8, a21);
-            _mm256_store_ps(si + 3 * ATT_TK, a30), _mm256_store_ps(si + 3 * ATT_TK + 8, a31);
+            _mm256_store_ps(si + ATT_TQ, a10), _mm256_store_ps(si + ATT_TQ + 8, a11);
+            _mm256_store_ps(si + 2 * ATT_TQ, a20), _mm256_store_ps(si + 2 * ATT_TQ + 8, a21);
+            _mm256_store_ps(si + 3 * ATT_TQ, a30), _mm256_store_ps(si + 3 * ATT_TQ + 8, a31);
         }
     }
+    if (j < kv_n) qk_rows_avx2(qt, k + j * ldk, ldk, kv_n - j, hd, nq16, st + j * ATT_TQ);
 }
 
 /* hd a multiple of 16. */
 SD_TARGET_AVX2 static void pv_tile_avx2(float *acc, const float *p, const float *v, int64_t ldv, int64_t kv_n,
                                         int64_t hd, int64_t nq4) {
     for (int64_t i = 0; i < nq4; i += 4) {
-        const float *p0 = p + i * ATT_TK, *p1 = p0 + ATT_TK, *p2 = p1 + ATT_TK, *p3 = p2 + ATT_TK;
+        const float *pi = p + i;
         for (int64_t c = 0; c < hd; c += 16) {
             float *o = acc + i * hd + c;
             __m256 a00 = _mm256_load_ps(o), a01 = _mm256_load_ps(o + 8);
@@ -512,15 +549,15 @@ SD_TARGET_AVX2 static void pv_tile_avx2(float *acc, const float *p, const float 
             __m256 a20 = _mm256_load_ps(o + 2 * hd), a21 = _mm256_load_ps(o + 2 * hd + 8);
             __m256 a30 = _mm256_load_ps(o + 3 * hd), a31 = _mm256_load_ps(o + 3 * hd + 8);
             for (int64_t j = 0; j < kv_n; j++) {
-                const float *vj = v + j * ldv + c;
+                const float *vj = v + j * ldv + c, *pj = pi + j * ATT_TQ;
                 __m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8);
-                __m256 b = _mm256_broadcast_ss(p0 + j);
+                __m256 b = _mm256_broadcast_ss(pj);
                 a00 = _mm256_fmadd_ps(b, v0, a00), a01 = _mm256_fmadd_ps(b, v1, a01);
-                b = _mm256_broadcast_ss(p1 + j);
+                b = _mm256_broadcast_ss(pj + 1);
                 a10 = _mm256_fmadd_ps(b, v0, a10), a11 = _mm256_fmadd_ps(b, v1, a11);
-                b = _mm256_broadcast_ss(p2 + j);
+                b = _mm256_broadcast_ss(pj + 2);
                 a20 = _mm256_fmadd_ps(b, v0, a20), a21 = _mm256_fmadd_ps(b, v1, a21);
-                b = _mm256_broadcast_ss(p3 + j);
+                b = _mm256_broadcast_ss(pj + 3);
                 a30 = _mm256_fmadd_ps(b, v0, a30), a31 = _mm256_fmadd_ps(b, v1, a31);
             }
             _mm256_store_ps(o, a00), _mm256_store_ps(o + 8, a01);
@@ -530,43 +567,144 @@ SD_TARGET_AVX2 static void pv_tile_avx2(float *acc, const float *p, const float 
         }
     }
 }
+
+/* The same with 16 lanes, for CPUs with AVX-512F: 4 keys x 32 queries for
+ * the scores, 4 queries x 32 channels for P V (hd a multiple of 32). */
+SD_TARGET_AVX512 static void qk_tile_avx512(const float *qt, const float *k, int64_t ldk, int64_t kv_n,
+                                            int64_t hd, int64_t nq32, float *st) {
+    int64_t j = 0;
+    for (; j + 8 <= kv_n; j += 8) /* 8 keys x 32 queries: 16 accumulators */
+        for (int64_t i = 0; i < nq32; i += 32) {
+            __m512 a[8][2];
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+            for (int64_t c = 0; c < hd; c++) {
+                __m512 q0 = _mm512_load_ps(qt + c * ATT_TQ + i), q1 = _mm512_load_ps(qt + c * ATT_TQ + i + 16);
+#pragma GCC unroll 8
+                for (int r = 0; r < 8; r++) {
+                    __m512 b = _mm512_set1_ps(k[(j + r) * ldk + c]);
+                    a[r][0] = _mm512_fmadd_ps(b, q0, a[r][0]), a[r][1] = _mm512_fmadd_ps(b, q1, a[r][1]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) {
+                _mm512_store_ps(st + (j + r) * ATT_TQ + i, a[r][0]);
+                _mm512_store_ps(st + (j + r) * ATT_TQ + i + 16, a[r][1]);
+            }
+        }
+    for (; j < kv_n; j++) /* the last 1..7 keys, one at a time */
+        for (int64_t i = 0; i < nq32; i += 32) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+            for (int64_t c = 0; c < hd; c++) {
+                __m512 b = _mm512_set1_ps(k[j * ldk + c]);
+                a0 = _mm512_fmadd_ps(b, _mm512_load_ps(qt + c * ATT_TQ + i), a0);
+                a1 = _mm512_fmadd_ps(b, _mm512_load_ps(qt + c * ATT_TQ + i + 16), a1);
+            }
+            _mm512_store_ps(st + j * ATT_TQ + i, a0), _mm512_store_ps(st + j * ATT_TQ + i + 16, a1);
+        }
+}
+
+/* 8 queries x 32 channels: each V row loaded serves 8 queries (nq8 a
+ * multiple of 8; the padded queries' p are 0). */
+SD_TARGET_AVX512 static void pv_tile_avx512(float *acc, const float *p, const float *v, int64_t ldv,
+                                            int64_t kv_n, int64_t hd, int64_t nq8) {
+    for (int64_t i = 0; i < nq8; i += 8) {
+        const float *pi = p + i;
+        for (int64_t c = 0; c < hd; c += 32) {
+            float *o = acc + i * hd + c;
+            __m512 a[8][2];
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) a[r][0] = _mm512_load_ps(o + r * hd), a[r][1] = _mm512_load_ps(o + r * hd + 16);
+            for (int64_t j = 0; j < kv_n; j++) {
+                const float *vj = v + j * ldv + c, *pj = pi + j * ATT_TQ;
+                __m512 v0 = _mm512_loadu_ps(vj), v1 = _mm512_loadu_ps(vj + 16);
+#pragma GCC unroll 8
+                for (int r = 0; r < 8; r++) {
+                    __m512 b = _mm512_set1_ps(pj[r]);
+                    a[r][0] = _mm512_fmadd_ps(b, v0, a[r][0]), a[r][1] = _mm512_fmadd_ps(b, v1, a[r][1]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) _mm512_store_ps(o + r * hd, a[r][0]), _mm512_store_ps(o + r * hd + 16, a[r][1]);
+        }
+    }
+}
 #endif
 
-/* One query row's step of the online softmax over a score tile s[ATT_TK]
- * whose first lim keys are valid: s becomes exp(s - m_new) (0 past lim),
- * *m, *l are updated and the row's accumulator acc[hd] rescaled. Inlined
- * into a generic and an AVX2 caller, so the 8-lane exp compiles to AVX2
- * where the CPU has it. */
-SD_FP_CONTRACT_FAST_BEGIN
-SD_V8_INLINE void online_softmax_impl(float *s, int64_t lim, float *m, float *l, float *acc, int64_t hd) {
-    if (lim <= 0) {
-        memset(s, 0, sizeof(float) * ATT_TK);
-        return;
+/* One tile's step of the online softmax, W queries (columns of st) at a
+ * time: query i sees the first lim[i] of the tile's kv_n keys. st becomes
+ * exp(s - m_new) (0 for keys it does not see), m and l are updated and
+ * acc's rows rescaled by exp(m_old - m_new). A query that has seen no key
+ * yet keeps m = -inf, l = 0.
+ *
+ * Written once as a macro over the vector width: 8 lanes (core/vecmath.h's
+ * sd_v8) for the generic and AVX2 callers, 16 (sd_v16) for AVX-512, where
+ * the same code on 8 lanes ran at half speed and 16 lanes compiled for
+ * AVX2 went through the stack. `masked` (a constant where inlined): some
+ * query of the block sees fewer than kv_n keys, so only then do the loops
+ * carry compares. */
+#define SD_SOFTMAX_TILE(W, VF, VI)                                                                              \
+    SD_V8_INLINE void softmax_block##W(float *st, int64_t kv_n, VF lv, float *m, float *l, float *acc,         \
+                                       int64_t hd, const int masked) {                                        \
+        const VF ninf = sd_v##W##_splat(-INFINITY);                                                           \
+        VF mt = ninf;                                                                                         \
+        for (int64_t j = 0; j < kv_n; j++) {                                                                  \
+            VF s = sd_v##W##_load(st + j * ATT_TQ);                                                           \
+            if (masked) {                                                                                     \
+                VI seen = (VI)(sd_v##W##_splat((float)j) < lv);                                               \
+                s = (VF)(((VI)s & seen) | ((VI)ninf & ~seen));                                                \
+            }                                                                                                 \
+            mt = sd_v##W##_max(mt, s);                                                                        \
+        }                                                                                                     \
+        VF mo = sd_v##W##_load(m), mn = sd_v##W##_max(mo, mt), sum = sd_v##W##_splat(0.0f);                   \
+        VI had = (VI)(mo > ninf); /* lanes that had seen a key: their corr is exp(m_old - m_new) */            \
+        VF corr = (VF)((VI)sd_v##W##_exp(mo - mn) & had);                                                     \
+        for (int64_t j = 0; j < kv_n; j++) {                                                                  \
+            VF p = sd_v##W##_exp(sd_v##W##_load(st + j * ATT_TQ) - mn);                                       \
+            if (masked) p = (VF)((VI)p & (VI)(sd_v##W##_splat((float)j) < lv));                               \
+            sd_v##W##_store(st + j * ATT_TQ, p);                                                              \
+            sum += p;                                                                                         \
+        }                                                                                                     \
+        sd_v##W##_store(l, sd_v##W##_load(l) * corr + sum);                                                   \
+        sd_v##W##_store(m, mn);                                                                               \
+        float cf[W];                                                                                          \
+        sd_v##W##_store(cf, corr);                                                                            \
+        for (int r = 0; r < W; r++) {                                                                         \
+            if (cf[r] == 1.0f) continue;                                                                      \
+            float *a = acc + r * hd;                                                                          \
+            int64_t c = 0;                                                                                    \
+            for (; c + W <= hd; c += W) sd_v##W##_store(a + c, sd_v##W##_load(a + c) * sd_v##W##_splat(cf[r])); \
+            for (; c < hd; c++) a[c] *= cf[r];                                                                \
+        }                                                                                                     \
+    }                                                                                                         \
+    SD_V8_INLINE void online_softmax##W(float *st, int64_t kv_n, const float *lim, float *m, float *l,          \
+                                        float *acc, int64_t hd, int64_t nq) {                                 \
+        for (int64_t i = 0; i < nq; i += W) {                                                                 \
+            int full = 1;                                                                                     \
+            for (int r = 0; r < W; r++) full &= lim[i + r] == (float)kv_n;                                    \
+            VF lv = sd_v##W##_load(lim + i);                                                                  \
+            if (full) softmax_block##W(st + i, kv_n, lv, m + i, l + i, acc + i * hd, hd, 0);                  \
+            else softmax_block##W(st + i, kv_n, lv, m + i, l + i, acc + i * hd, hd, 1);                       \
+        }                                                                                                     \
     }
-    float mt = s[0];
-    for (int64_t j = 1; j < lim; j++) mt = s[j] > mt ? s[j] : mt;
-    float mn = mt > *m ? mt : *m;
-    float corr = *m == -INFINITY ? 0.0f : sd_v1_exp(*m - mn);
-    float sum = 0;
-    if (lim == ATT_TK) {
-        for (int64_t j = 0; j < ATT_TK; j += 8) exp8_shifted(s + j, mn, s + j);
-        for (int64_t j = 0; j < ATT_TK; j++) sum += s[j];
-    } else {
-        for (int64_t j = 0; j < lim; j++) sum += s[j] = sd_v1_exp(s[j] - mn);
-        for (int64_t j = lim; j < ATT_TK; j++) s[j] = 0;
-    }
-    *l = *l * corr + sum;
-    if (corr != 1.0f)
-        for (int64_t c = 0; c < hd; c++) acc[c] *= corr;
-    *m = mn;
-}
 
-static void online_softmax_c(float *s, int64_t lim, float *m, float *l, float *acc, int64_t hd) {
-    online_softmax_impl(s, lim, m, l, acc, hd);
+SD_FP_CONTRACT_FAST_BEGIN
+SD_SOFTMAX_TILE(8, sd_v8f, sd_v8i)
+SD_SOFTMAX_TILE(16, sd_v16f, sd_v16i)
+
+/* nq: a multiple of 16 (of W in both) */
+static void online_softmax_c(float *st, int64_t kv_n, const float *lim, float *m, float *l, float *acc, int64_t hd,
+                             int64_t nq) {
+    online_softmax8(st, kv_n, lim, m, l, acc, hd, nq);
 }
 #if SD_X86
-SD_TARGET_AVX2 static void online_softmax_avx2(float *s, int64_t lim, float *m, float *l, float *acc, int64_t hd) {
-    online_softmax_impl(s, lim, m, l, acc, hd);
+SD_TARGET_AVX2 static void online_softmax_avx2(float *st, int64_t kv_n, const float *lim, float *m, float *l,
+                                               float *acc, int64_t hd, int64_t nq) {
+    online_softmax8(st, kv_n, lim, m, l, acc, hd, nq);
+}
+SD_TARGET_AVX512 static void online_softmax_avx512(float *st, int64_t kv_n, const float *lim, float *m, float *l,
+                                                   float *acc, int64_t hd, int64_t nq) {
+    online_softmax16(st, kv_n, lim, m, l, acc, hd, nq);
 }
 #endif
 SD_FP_CONTRACT_FAST_END
@@ -575,44 +713,48 @@ SD_FP_CONTRACT_FAST_END
 static void att_item(const att_ctx *c, int64_t item, float *ws) {
     const int64_t hd = c->hd, ldq = c->H * hd, ldk = (c->H / c->group) * hd;
     const int64_t h = item / c->n_tiles, i0 = (item % c->n_tiles) * ATT_TQ, g = h / c->group;
-    const int64_t nq = c->n - i0 < ATT_TQ ? c->n - i0 : ATT_TQ, nq4 = (nq + 3) & ~(int64_t)3;
-    float *qs = ws, *acc = qs + pad16((size_t)(ATT_TQ * hd)), *s = acc + pad16((size_t)(ATT_TQ * hd));
-    float *kt = s + pad16(ATT_TQ * ATT_TK), *m = kt + pad16((size_t)(hd * ATT_TK)), *l = m + pad16(ATT_TQ);
-    int64_t kmax = 0; /* keys any row of the tile sees */
-    for (int64_t i = 0; i < nq4; i++) {
+    /* nqp: the queries rounded up to a multiple of 32, padded with zeros */
+    const int64_t nq = c->n - i0 < ATT_TQ ? c->n - i0 : ATT_TQ, nqp = (nq + 31) & ~(int64_t)31;
+    float *qt = ws, *acc = qt + pad16((size_t)(ATT_TQ * hd)), *st = acc + pad16((size_t)(ATT_TQ * hd));
+    float *m = st + pad16(ATT_TK * ATT_TQ), *l = m + pad16(ATT_TQ), *lim = l + pad16(ATT_TQ);
+    int64_t kmax = 0, last[ATT_TQ]; /* keys any row of the tile sees; each row's last key + 1 */
+    for (int64_t i = 0; i < nqp; i++) {
         const float *qi = c->q + (i0 + i) * ldq + h * hd;
-        for (int64_t cc = 0; cc < hd; cc++) qs[i * hd + cc] = i < nq ? qi[cc] * c->scale : 0.0f;
+        for (int64_t cc = 0; cc < hd; cc++) qt[cc * ATT_TQ + i] = i < nq ? qi[cc] * c->scale : 0.0f;
         m[i] = -INFINITY, l[i] = 0;
-        int64_t p = i < nq ? (c->pos ? c->pos[i0 + i] : i0 + i) : -1;
-        if (i < nq) kmax = !c->causal ? c->L : p + 1 > kmax ? p + 1 : kmax;
+        last[i] = i >= nq ? 0 : !c->causal ? c->L : (c->pos ? c->pos[i0 + i] : i0 + i) + 1;
+        if (last[i] > c->L) last[i] = c->L;
+        kmax = last[i] > kmax ? last[i] : kmax;
     }
-    if (kmax > c->L) kmax = c->L;
-    memset(acc, 0, sizeof(float) * (size_t)(nq4 * hd));
-    const int simd = sd_ops_simd();
+    memset(acc, 0, sizeof(float) * (size_t)(nqp * hd));
+    /* 2: AVX-512 products (hd a multiple of 32), 1: AVX2, 0: C */
+    const int simd = hd % 32 == 0 && ops_avx512() ? 2 : sd_ops_simd();
+    const int64_t nq4 = (nq + 3) & ~(int64_t)3;
     for (int64_t j0 = 0; j0 < kmax; j0 += ATT_TK) {
         int64_t kv_n = kmax - j0 < ATT_TK ? kmax - j0 : ATT_TK;
         const float *kj = c->k + j0 * ldk + g * hd, *vj = c->v + j0 * ldk + g * hd;
-        for (int64_t j = 0; j < ATT_TK; j++)
-            for (int64_t cc = 0; cc < hd; cc++) kt[cc * ATT_TK + j] = j < kv_n ? kj[j * ldk + cc] : 0.0f;
-#if SD_X86
-        if (simd) qk_tile_avx2(qs, kt, hd, nq4, s);
-        else
-#endif
-            qk_tile_c(qs, kt, hd, nq4, s);
-        for (int64_t i = 0; i < nq4; i++) {
-            int64_t lim = i >= nq ? 0 : !c->causal ? kv_n : (c->pos ? c->pos[i0 + i] : i0 + i) + 1 - j0;
-            if (lim > kv_n) lim = kv_n;
-#if SD_X86
-            if (simd) online_softmax_avx2(s + i * ATT_TK, lim, &m[i], &l[i], acc + i * hd, hd);
-            else
-#endif
-                online_softmax_c(s + i * ATT_TK, lim, &m[i], &l[i], acc + i * hd, hd);
+        for (int64_t i = 0; i < nqp; i++) {
+            int64_t seen = last[i] - j0;
+            lim[i] = (float)(seen < 0 ? 0 : seen > kv_n ? kv_n : seen);
         }
 #if SD_X86
-        if (simd && hd % 16 == 0) pv_tile_avx2(acc, s, vj, ldk, kv_n, hd, nq4);
-        else
+        if (simd == 2) {
+            qk_tile_avx512(qt, kj, ldk, kv_n, hd, nqp, st);
+            online_softmax_avx512(st, kv_n, lim, m, l, acc, hd, nqp);
+            pv_tile_avx512(acc, st, vj, ldk, kv_n, hd, (nq + 7) & ~(int64_t)7);
+            continue;
+        }
+        if (simd) {
+            qk_tile_avx2(qt, kj, ldk, kv_n, hd, nqp, st);
+            online_softmax_avx2(st, kv_n, lim, m, l, acc, hd, nqp);
+            if (hd % 16 == 0) pv_tile_avx2(acc, st, vj, ldk, kv_n, hd, nq4);
+            else pv_tile_c(acc, st, vj, ldk, kv_n, hd, nq4);
+            continue;
+        }
 #endif
-            pv_tile_c(acc, s, vj, ldk, kv_n, hd, nq4);
+        qk_tile_c(qt, kj, ldk, kv_n, hd, nqp, st);
+        online_softmax_c(st, kv_n, lim, m, l, acc, hd, nqp);
+        pv_tile_c(acc, st, vj, ldk, kv_n, hd, nq4);
     }
     for (int64_t i = 0; i < nq; i++) {
         float *oi = c->out + (i0 + i) * ldq + h * hd, inv = l[i] > 0 ? 1.0f / l[i] : 0.0f;

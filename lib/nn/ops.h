@@ -22,6 +22,9 @@ int sd_ops_simd(void);
 /* Force the scalar paths on (1) or back to auto-detection (0), so tests
  * can exercise both on a machine that has AVX2. Not thread-safe. */
 void sd_ops_force_scalar(int on);
+/* Keep the AVX-512 kernels off (1) or back to auto-detection (0), so tests
+ * exercise the AVX2 kernels on a machine that has AVX-512. Not thread-safe. */
+void sd_ops_force_no_avx512(int on);
 
 /* Rows [r0, r0+n) of a matrix W[*, cols] of a supported type (core/numfmt.h)
  * -> out[n, cols] f32. */
@@ -79,7 +82,8 @@ void sd_gelu_tanh_ref(float *x, int64_t n);
  * Tiled with an online softmax: no n x L score matrix, memory per thread is
  * a few tiles. A row's result does not depend on the other rows asked for,
  * so a subset of rows equals those rows of the whole. Work items (head x
- * tile of 32 queries) are spread over the pool. */
+ * tile of 64 queries) are spread over the pool; the products run on
+ * AVX-512 (head size a multiple of 32), AVX2 or plain C, as the CPU has. */
 void sd_attention(float *out, const float *q, int64_t n, const int32_t *pos, const float *k, const float *v,
                   int64_t L, int64_t H, int64_t Hkv, int64_t hd, int causal, float *scratch, sd_pool *pool);
 void sd_attention_ref(float *out, const float *q, int64_t n, const int32_t *pos, const float *k, const float *v,
