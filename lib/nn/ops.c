@@ -44,11 +44,6 @@ static void run(sd_pool *pool, sd_pool_fn fn, void *ctx, int64_t n) {
  * there it compiles to AVX2, with multiply-adds fused in the kernels
  * compiled under SD_FP_CONTRACT_FAST_BEGIN. */
 SD_FP_CONTRACT_FAST_BEGIN
-/* out[0..8) = exp(in[0..8) - m); out may equal in. */
-SD_V8_INLINE void exp8_shifted(const float *in, float m, float *out) {
-    sd_v8_store(out, sd_v8_exp(sd_v8_load(in) - sd_v8_splat(m)));
-}
-
 /* g[0..8) = silu(g) * u. */
 SD_V8_INLINE void swiglu8(float *g, const float *u) {
     sd_v8f gv = sd_v8_load(g);
