@@ -52,7 +52,7 @@ static sd_tmodel *make(sd_arch arch, int permuted, int64_t L) {
 static void train_logits(sd_tmodel *m, const int32_t *ids, int64_t L, float *out) {
     int32_t rows[64];
     for (int i = 0; i < L; i++) rows[i] = i;
-    sd_tbatch b = {1, L, ids, 0, 0, 0, NULL, NULL, NULL, NULL, L, rows, NULL, NULL, NULL};
+    sd_tbatch b = {1, L, ids, 0, 0, 0, NULL, NULL, NULL, NULL, L, rows, NULL, NULL, NULL, 0};
     assert_int_equal(sd_tmodel_forward(m, &b, NULL), 0);
     memcpy(out, m->a.logits, sizeof(float) * (size_t)(L * m->hp.n_vocab));
 }

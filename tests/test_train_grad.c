@@ -890,7 +890,7 @@ static void run_model(sd_arch arch, int permuted, int causal, int with_soft) {
     }
     if (arch == SD_ARCH_DREAM) rows[0] = 0, rows[1] = 0; /* a repeated row, as dream's shift makes */
     const float tb[B] = {0.3f, 0.85f};
-    sd_tbatch b = {B, L, ids, causal, ns, K, srows, sids, spi, sH, nl, rows, tg, w, tb};
+    sd_tbatch b = {B, L, ids, causal, ns, K, srows, sids, spi, sH, nl, rows, tg, w, tb, 0};
     double loss;
     sd_tmodel_zero_grad(m);
     assert_int_equal(sd_tmodel_forward(m, &b, &loss), 0);
@@ -950,7 +950,7 @@ static void test_bad_input(void **state) {
     hp.n_head_kv = 2;
     assert_int_equal(sd_tmodel_create(&hp, 1, 4, 0, &m, &err), 0);
     int32_t ids[4] = {1, 2, 3, 10};
-    sd_tbatch b = {1, 4, ids, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL};
+    sd_tbatch b = {1, 4, ids, 0, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, 0};
     assert_int_equal(sd_tmodel_forward(m, &b, NULL), SMDIFF_E_INVAL);
     assert_int_equal(sd_tmodel_backward(m, &b), SMDIFF_E_STATE);
     b.L = 5;
@@ -961,7 +961,7 @@ static void test_bad_input(void **state) {
     /* a soft row given twice is refused */
     int32_t srows[2] = {1, 1}, sids[2] = {2, 3};
     float spi[2] = {1, 1}, sH[2] = {1, 1};
-    sd_tbatch bs = {1, 4, ids, 0, 2, 1, srows, sids, spi, sH, 0, NULL, NULL, NULL, NULL};
+    sd_tbatch bs = {1, 4, ids, 0, 2, 1, srows, sids, spi, sH, 0, NULL, NULL, NULL, NULL, 0};
     assert_int_equal(sd_tmodel_forward(m, &bs, NULL), SMDIFF_E_INVAL);
     assert_non_null(strstr(m->err.msg, "repeated"));
     srows[1] = 2;
@@ -973,6 +973,50 @@ static void test_bad_input(void **state) {
     assert_int_equal(sd_tmodel_create(&hp, 1 << 20, 1 << 20, 0, &m, &err), SMDIFF_E_INVAL);
     assert_null(m);
     assert_non_null(strstr(err.msg, "beyond"));
+}
+
+/* A forward that no backward follows (no_grad: SM's first pass, the
+ * evaluations) takes the inference attention kernel: the same logits to
+ * float rounding, not the same bits (so the kernel did run), and a
+ * backward after it is refused. Bidirectional and causal. */
+static void test_no_grad_forward(void **state) {
+    (void)state;
+    enum { L = 48, V = 12 };
+    sd_hparams hp = {0};
+    hp.arch = SD_ARCH_LLADA;
+    hp.n_vocab = V, hp.n_embd = 64, hp.n_layer = 2, hp.n_head = 2, hp.n_head_kv = 2, hp.n_ff = 96;
+    hp.norm_eps = 1e-5f, hp.rope_base = 1e4f, hp.mask_id = V - 1;
+    sd_tmodel *m = NULL;
+    sd_error err = {0};
+    assert_int_equal(sd_tmodel_create(&hp, 2, L, 0, &m, &err), 0);
+    sd_rng r;
+    sd_rng_init(&r, 5, 0);
+    sd_tmodel_init_random(m, &r, 0.3f, 0.6, 2.0, -1.5);
+    int32_t ids[2 * L], rows[2 * L];
+    for (int i = 0; i < 2 * L; i++) ids[i] = (i * 7 + i / 5) % V, rows[i] = i;
+    float *ref = malloc(sizeof(float) * 2 * L * V);
+    assert_non_null(ref);
+    for (int causal = 0; causal < 2; causal++) {
+        sd_tbatch b = {2, L, ids, causal, 0, 0, NULL, NULL, NULL, NULL, 2 * L, rows, NULL, NULL, NULL, 0};
+        assert_int_equal(sd_tmodel_forward(m, &b, NULL), 0);
+        memcpy(ref, m->a.logits, sizeof(float) * 2 * L * V);
+        b.no_grad = 1;
+        assert_int_equal(sd_tmodel_forward(m, &b, NULL), 0);
+        double worst = 0, big = 0;
+        int same = 1;
+        for (int i = 0; i < 2 * L * V; i++) {
+            double e = fabs((double)m->a.logits[i] - ref[i]);
+            worst = e > worst ? e : worst;
+            big = fabs((double)ref[i]) > big ? fabs((double)ref[i]) : big;
+            same &= m->a.logits[i] == ref[i];
+        }
+        printf("  no_grad forward, causal %d: largest difference %.2g, largest logit %.3g\n", causal, worst, big);
+        assert_true(worst < 1e-5 * big);
+        assert_false(same);
+        assert_int_equal(sd_tmodel_backward(m, &b), SMDIFF_E_STATE);
+    }
+    free(ref);
+    sd_tmodel_free(m);
 }
 
 int main(void) {
@@ -995,6 +1039,7 @@ int main(void) {
         cmocka_unit_test(test_model_llada_causal),
         cmocka_unit_test(test_model_mdlm_soft),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_no_grad_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,7 +59,7 @@ static void run(sd_arch arch, int permuted, int causal, int soft) {
         }
     }
     const float t_seq[1] = {0.6f};
-    sd_tbatch b = {1, L, ids, causal, ns, K, srows, sids, spi, sH, L, rows, NULL, NULL, t_seq};
+    sd_tbatch b = {1, L, ids, causal, ns, K, srows, sids, spi, sH, L, rows, NULL, NULL, t_seq, 0};
     assert_int_equal(sd_tmodel_forward(m, &b, NULL), 0);
 
     sd_layer_weights layers[2];

@@ -463,6 +463,27 @@ static int32_t check_batch(sd_tmodel *m, const sd_tbatch *b) {
     return rc;
 }
 
+/* Attention of every sequence of the batch: out = atty [B, L, H, hd].
+ * A batch that will be differentiated keeps its probabilities [B, H, L, L]
+ * in la->att for sd_tr_attention_bwd. One that will not (no_grad: SM's
+ * first pass) takes the inference kernel, nn/ops.c's tiled sd_attention,
+ * with la->att as its scratch: the same function, several times faster
+ * (vectorised exp, no L x L matrix), rounded differently in the last bits. */
+static void attention_fwd(sd_tmodel *m, sd_tlayer_acts *la, const sd_tbatch *b, int64_t H, int64_t Hkv,
+                          int64_t hd) {
+    const int64_t B = b->B, L = b->L, qd = H * hd, kd = Hkv * hd;
+    const int threads = m->pool ? sd_pool_threads(m->pool) : 1;
+    const size_t need = sd_attention_scratch_floats(hd, threads) + 16, have = (size_t)(B * H * L * L);
+    if (!b->no_grad || need > have) {
+        sd_tr_attention_fwd(la->atty, la->att, la->q, la->k, la->v, B, L, H, Hkv, hd, b->causal);
+        return;
+    }
+    float *scratch = (float *)(((uintptr_t)la->att + 63) & ~(uintptr_t)63); /* 64-byte aligned */
+    for (int64_t s = 0; s < B; s++)
+        sd_attention(la->atty + s * L * qd, la->q + s * L * qd, L, NULL, la->k + s * L * kd, la->v + s * L * kd, L,
+                     H, Hkv, hd, b->causal, scratch, m->pool);
+}
+
 /* dream/llada: the blocks, the final norm and the loss rows' logits. */
 static void forward_blocks_llama(sd_tmodel *m, const sd_tbatch *b) {
     const sd_hparams *hp = &m->hp;
@@ -480,7 +501,7 @@ static void forward_blocks_llama(sd_tmodel *m, const sd_tbatch *b) {
         sd_tr_matmul_fwd(la->v, la->ln1, w->wv, w->bv, N, d, kd);
         sd_tr_rope_fwd(la->q, a->rope_cos, a->rope_sin, B, L, H, hd, m->rope_mode);
         sd_tr_rope_fwd(la->k, a->rope_cos, a->rope_sin, B, L, Hkv, hd, m->rope_mode);
-        sd_tr_attention_fwd(la->atty, la->att, la->q, la->k, la->v, B, L, H, Hkv, hd, b->causal);
+        attention_fwd(m, la, b, H, Hkv, hd);
         sd_tr_matmul_fwd(la->x2, la->atty, w->wo, NULL, N, qd, d);
         sd_tr_acc(la->x2, la->x, N * d);
         sd_tr_rmsnorm_fwd(la->ln2, la->rstd2, la->x2, w->ffn_norm, N, d, hp->norm_eps);
@@ -564,7 +585,7 @@ static void forward_blocks_dit(sd_tmodel *m, const sd_tbatch *b) {
         sd_tr_matmul_fwd(la->v, la->ln1, w->wv, NULL, N, d, d);
         sd_tr_rope_fwd(la->q, a->rope_cos, a->rope_sin, B, L, H, hd, SD_ROPE_NEOX);
         sd_tr_rope_fwd(la->k, a->rope_cos, a->rope_sin, B, L, H, hd, SD_ROPE_NEOX);
-        sd_tr_attention_fwd(la->atty, la->att, la->q, la->k, la->v, B, L, H, H, hd, b->causal);
+        attention_fwd(m, la, b, H, H, hd);
         sd_tr_matmul_fwd(la->ao, la->atty, w->wo, NULL, N, d, d);
         sd_tr_gated_add_fwd(la->x2, la->x, MOD(l, 2), la->ao, Bc, Lc, d);
         sd_tr_layernorm_mod_fwd(la->ln2, la->mean2, la->rstd2, la->x2, w->ffn_norm, MOD(l, 3), MOD(l, 4), Bc, Lc,
@@ -614,7 +635,7 @@ int32_t sd_tmodel_forward(sd_tmodel *m, const sd_tbatch *b, double *loss) {
             return sd_fail(&m->err, SMDIFF_E_NUMERIC, "train forward: loss is not finite (%g)", total);
     }
     if (loss) *loss = total;
-    m->have_forward = 1;
+    m->have_forward = !b->no_grad;
     m->flops += sd_tmodel_forward_flops(hp, B, L, R);
     m->fw_B = B;
     m->fw_L = L;

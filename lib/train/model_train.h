@@ -125,6 +125,10 @@ typedef struct sd_tbatch {
      * at MDLM's log-linear sigma(t) = -log(1 - (1 - 1e-3) t); NULL: t = 0.
      * Ignored by the other architectures. */
     const float *t;
+    /* 1: no backward will follow this forward (SM's first pass, the
+     * evaluations): the attention takes the inference kernel and keeps no
+     * L x L probabilities, and sd_tmodel_backward refuses it. */
+    int no_grad;
 } sd_tbatch;
 
 typedef struct sd_tmodel {

@@ -125,7 +125,9 @@ static int32_t loss_batch(sd_tmodel *m, sd_objective_ws *ws, int64_t B, int64_t 
 static int32_t run_batch(sd_tmodel *m, const sd_tbatch *bt, int backward, double *loss) {
     if (backward) sd_tmodel_zero_grad(m);
     double l = 0.0;
-    int32_t rc = sd_tmodel_forward(m, bt, &l);
+    sd_tbatch b = *bt;
+    b.no_grad = !backward;
+    int32_t rc = sd_tmodel_forward(m, &b, &l);
     if (rc) return rc;
     if (loss) *loss = l;
     return backward ? sd_tmodel_backward(m, bt) : SMDIFF_OK;
@@ -169,6 +171,7 @@ static int32_t sm_pass1(sd_tmodel *m, sd_objective_ws *ws, int64_t R, int32_t k)
     sd_tbatch *bt = &ws->batch, p1 = *bt;
     p1.loss_targets = NULL;
     p1.loss_weights = NULL;
+    p1.no_grad = 1;
     int32_t rc = sd_tmodel_forward(m, &p1, NULL);
     if (rc) return rc;
     for (int64_t r = 0; r < R; r++) ws->soft_rows[r] = ws->loss_pos[r];
