@@ -148,76 +148,46 @@ typedef int32_t sd_v8i __attribute__((vector_size(32)));
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-SD_V8_INLINE sd_v8f sd_v8_splat(float a) { return (sd_v8f){a, a, a, a, a, a, a, a}; }
+/* The lane operations, written once for a width W (vector types sd_vWf,
+ * sd_vWi) and instantiated below for 8 lanes (the kernels' usual width)
+ * and 16 (kernels compiled for AVX-512: the attention's softmax; compiled
+ * for AVX2, 16 lanes go through the stack):
+ *   sd_vW_splat, sd_vW_load, sd_vW_store (unaligned), sd_vW_max and
+ *   sd_vW_min (lane-wise; b where either is NaN), sd_vW_exp_core (lanes in
+ *   [SD_EXP_LO, SD_EXP_HI] or NaN) and sd_vW_exp (clamped to that range;
+ *   NaN stays NaN). */
+#define SD_VEC_OPS(W)                                                                             \
+    SD_V8_INLINE sd_v##W##f sd_v##W##_splat(float a) { return (sd_v##W##f){0} + a; }             \
+    SD_V8_INLINE sd_v##W##f sd_v##W##_load(const float *p) {                                      \
+        sd_v##W##f v;                                                                             \
+        memcpy(&v, p, sizeof v);                                                                  \
+        return v;                                                                                 \
+    }                                                                                             \
+    SD_V8_INLINE void sd_v##W##_store(float *p, sd_v##W##f v) { memcpy(p, &v, sizeof v); }       \
+    SD_V8_INLINE sd_v##W##f sd_v##W##_max(sd_v##W##f a, sd_v##W##f b) {                           \
+        sd_v##W##i m = (sd_v##W##i)(a > b);                                                       \
+        return (sd_v##W##f)(((sd_v##W##i)a & m) | ((sd_v##W##i)b & ~m));                          \
+    }                                                                                             \
+    SD_V8_INLINE sd_v##W##f sd_v##W##_min(sd_v##W##f a, sd_v##W##f b) {                           \
+        sd_v##W##i m = (sd_v##W##i)(a < b);                                                       \
+        return (sd_v##W##f)(((sd_v##W##i)a & m) | ((sd_v##W##i)b & ~m));                          \
+    }                                                                                             \
+    SD_V8_INLINE sd_v##W##f sd_v##W##_exp_core(sd_v##W##f y) {                                    \
+        sd_v##W##f n, p;                                                                          \
+        SD_EXP_CEPHES_STEPS(sd_v##W##f, sd_v##W##_splat, y, n, p);                                \
+        sd_v##W##i bits = (__builtin_convertvector(n, sd_v##W##i) + 127) << 23;                   \
+        return p * (sd_v##W##f)bits;                                                              \
+    }                                                                                             \
+    SD_V8_INLINE sd_v##W##f sd_v##W##_exp(sd_v##W##f x) {                                         \
+        x = sd_v##W##_max(sd_v##W##_splat(SD_EXP_LO), x);                                         \
+        x = sd_v##W##_min(sd_v##W##_splat(SD_EXP_HI), x);                                         \
+        return sd_v##W##_exp_core(x);                                                             \
+    }
 
-SD_V8_INLINE sd_v8f sd_v8_load(const float *p) {
-    sd_v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-SD_V8_INLINE void sd_v8_store(float *p, sd_v8f v) { memcpy(p, &v, sizeof v); }
-
-/* Lane-wise a > b ? a : b (b where either is NaN). */
-SD_V8_INLINE sd_v8f sd_v8_max(sd_v8f a, sd_v8f b) {
-    sd_v8i m = (sd_v8i)(a > b);
-    return (sd_v8f)(((sd_v8i)a & m) | ((sd_v8i)b & ~m));
-}
-
-/* Lane-wise a < b ? a : b (b where either is NaN). */
-SD_V8_INLINE sd_v8f sd_v8_min(sd_v8f a, sd_v8f b) {
-    sd_v8i m = (sd_v8i)(a < b);
-    return (sd_v8f)(((sd_v8i)a & m) | ((sd_v8i)b & ~m));
-}
-
-/* exp of each lane, lanes in [SD_EXP_LO, SD_EXP_HI] (or NaN). */
-SD_V8_INLINE sd_v8f sd_v8_exp_core(sd_v8f y) {
-    sd_v8f n, p;
-    SD_EXP_CEPHES_STEPS(sd_v8f, sd_v8_splat, y, n, p);
-    sd_v8i bits = (__builtin_convertvector(n, sd_v8i) + 127) << 23;
-    return p * (sd_v8f)bits;
-}
-
-/* exp of each lane, clamped to [SD_EXP_LO, SD_EXP_HI]; NaN stays NaN. */
-SD_V8_INLINE sd_v8f sd_v8_exp(sd_v8f x) {
-    x = sd_v8_max(sd_v8_splat(SD_EXP_LO), x);
-    x = sd_v8_min(sd_v8_splat(SD_EXP_HI), x);
-    return sd_v8_exp_core(x);
-}
-
-/* The same operations on 16 lanes, for kernels compiled for AVX-512 (the
- * attention's softmax); compiled for AVX2 they go through the stack. */
 typedef float sd_v16f __attribute__((vector_size(64)));
 typedef int32_t sd_v16i __attribute__((vector_size(64)));
-
-SD_V8_INLINE sd_v16f sd_v16_splat(float a) { return (sd_v16f){a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a}; }
-
-SD_V8_INLINE sd_v16f sd_v16_load(const float *p) {
-    sd_v16f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-SD_V8_INLINE void sd_v16_store(float *p, sd_v16f v) { memcpy(p, &v, sizeof v); }
-
-SD_V8_INLINE sd_v16f sd_v16_max(sd_v16f a, sd_v16f b) {
-    sd_v16i m = (sd_v16i)(a > b);
-    return (sd_v16f)(((sd_v16i)a & m) | ((sd_v16i)b & ~m));
-}
-
-SD_V8_INLINE sd_v16f sd_v16_min(sd_v16f a, sd_v16f b) {
-    sd_v16i m = (sd_v16i)(a < b);
-    return (sd_v16f)(((sd_v16i)a & m) | ((sd_v16i)b & ~m));
-}
-
-SD_V8_INLINE sd_v16f sd_v16_exp(sd_v16f x) {
-    sd_v16f n, p;
-    x = sd_v16_max(sd_v16_splat(SD_EXP_LO), x);
-    x = sd_v16_min(sd_v16_splat(SD_EXP_HI), x);
-    SD_EXP_CEPHES_STEPS(sd_v16f, sd_v16_splat, x, n, p);
-    sd_v16i bits = (__builtin_convertvector(n, sd_v16i) + 127) << 23;
-    return p * (sd_v16f)bits;
-}
+SD_VEC_OPS(8)
+SD_VEC_OPS(16)
 
 /* Sum of the lanes in a fixed order (results do not depend on the ISA). */
 SD_V8_INLINE float sd_v8_hsum(sd_v8f v) {
