@@ -16,7 +16,9 @@ Rules (deterministic for a given seed and set of files):
     --max-chars characters;
   * maskable lines: in the body after the docstring, lines where a Python
     token starts (not blank, not a comment-only line, not the inside of a
-    multi-line string);
+    multi-line string); a one-line function (`def f(x): return x`) has
+    none, so every task keeps its signature in the prefix (a model with
+    shifted logits cannot predict the first position of a canvas);
   * for each N in --lines, a function gives one task if it has N
     consecutive maskable lines (middle at most --max-middle-chars): the
     first line of the run is drawn uniformly with a generator seeded by
@@ -106,6 +108,8 @@ def function_tasks(path, rel, name, node, lines, args):
         body = body[1:]
     if not body:
         return []
+    if body[0].lineno == node.lineno:
+        return []  # a one-line function: its body shares the signature's line
     src_lines = src.splitlines(keepends=True)
     lo = body[0].lineno - start + 1  # 1-based within the function
     ok = [i for i in range(lo, len(src_lines) + 1) if i in toks]

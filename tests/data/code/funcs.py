@@ -33,3 +33,6 @@ class Box:
             return abs(x)
         best = max(self.items, key=key)
         return best
+
+
+def one_liner(x): return x + 1  # body on the signature's line: no task
