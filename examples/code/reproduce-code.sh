@@ -24,17 +24,26 @@
 # run continues where it stopped: run the script again with the same
 # variables. On the 2-core machine of docs/RESULTS.md, one thread per run:
 # ar ~1 h 50 min, adapt ~1 h 05 min (1,200 steps), base ~3 h 30 min
-# (4,000 steps), each arm 20-30 min.
+# (4,000 steps), each arm 20-30 min. SIZE=small (docs/RESULTS.md, "the
+# small run"): d 192 x 6 layers and fewer steps, about 2 hours in all.
 #
 # Environment: SMDIFF_SHARED_DATA (the data folder; its
 # corpora/python-stdlib/cpython-3.11-stdlib.txt is read by the corpus stage
 # only), OUT (default build/code), SMDIFF (default build/smdiff), THREADS
-# (per run, default 1; keep it the same when resuming), AR_STEPS (2000),
+# (per run, default 1; keep it the same when resuming), JOBS (2: two arms,
+# infillings or sample sets at a time), EMBD, LAYERS, HEADS, FF (the
+# shape: 256, 8, 4, 704), KEEP_EVERY (base models kept, 250), AR_STEPS (2000),
 # ADAPT_STEPS (1200), BASE_STEPS (4000), N (arm steps, 400), TASKS (infilling tasks, 100),
 # SAMPLES (samples per seed and budget, 50), STOP_AFTER (a stage name: stop
 # after it).
 set -eu
 cd "$(dirname "$0")/../.."
+# SIZE=small: the run of docs/RESULTS.md that fits one session (about 2 h
+# on two cores); each of its settings can still be overridden.
+if [ "${SIZE:-}" = small ]; then
+    : "${EMBD:=192}" "${LAYERS:=6}" "${HEADS:=3}" "${FF:=512}" "${AR_STEPS:=1000}" "${ADAPT_STEPS:=500}"
+    : "${BASE_STEPS:=1000}" "${N:=300}" "${TASKS:=40}" "${SAMPLES:=20}" "${JOBS:=2}"
+fi
 DATA=${SMDIFF_SHARED_DATA:-}
 OUT=${OUT:-build/code}
 SMDIFF=${SMDIFF:-build/smdiff}
@@ -44,6 +53,17 @@ TASKS=${TASKS:-100}
 SAMPLES=${SAMPLES:-50}
 mkdir -p "$OUT"
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
+# pair CMD1 CMD2: both, side by side when JOBS >= 2 (each is one command line
+# of this script's functions; a failure of either stops the script)
+pair() {
+    if [ "${JOBS:-1}" -ge 2 ]; then
+        eval "$1" & p=$!
+        eval "$2"
+        wait "$p"
+    else
+        eval "$1"; eval "$2"
+    fi
+}
 stop_after() { [ "${STOP_AFTER:-}" = "$1" ] && { stamp "stopping after $1"; exit 0; }; return 0; }
 
 if [ ! -f "$OUT/counts.txt" ]; then
@@ -74,7 +94,8 @@ stage() {
     "$SMDIFF" train "$@" --out "$OUT/$name.gguf" --threads "$T" $r
     touch "$OUT/$name.done"
 }
-SHAPE="--arch llada --vocab 4096 --embd 256 --layers 8 --heads 4 --ff 704 --mask-id 4095 --eos-id 4094"
+SHAPE="--arch llada --vocab 4096 --embd ${EMBD:-256} --layers ${LAYERS:-8} --heads ${HEADS:-4}"
+SHAPE="$SHAPE --ff ${FF:-704} --mask-id 4095 --eos-id 4094"
 RUN="--tokens $OUT/train.i32 --batch 16 --seq 256 --save-every 100 --eval-every 100 --progress"
 # shellcheck disable=SC2086
 stage ar --tokenizer "$OUT/code-tok.gguf" $SHAPE $RUN --ar --steps "${AR_STEPS:-2000}" \
@@ -100,7 +121,7 @@ gonogo adapt
 # base trains on as an MDLM, a model kept every 250 steps to follow the gate.
 # shellcheck disable=SC2086
 stage base --init "$OUT/adapt.gguf" --shift-logits on $RUN --no-sm --steps "${BASE_STEPS:-4000}" \
-    --lr 5e-4 --warmup 50 --cosine --seed 43 --keep-every 250
+    --lr 5e-4 --warmup 50 --cosine --seed 43 --keep-every "${KEEP_EVERY:-250}"
 if [ ! -f "$OUT/gate-base-curve.csv" ]; then
     python3 examples/code/gate_through_training.py --smdiff "$SMDIFF" --tokens "$OUT/train.i32" \
         --threads "$T" "$OUT/base.gguf" --csv "$OUT/gate-base-curve.csv" --svg "$OUT/gate-base-curve.svg"
@@ -111,14 +132,16 @@ stop_after gonogo
 A="--init $OUT/base.gguf --tokens $OUT/train.i32 --batch 16 --seq 256 --lr 2e-4 --warmup 50 --cosine"
 A="$A --seed 11 --save-every 100 --eval-every 100 --keep-every 100 --progress"
 SM="--sm-k 1 --sm-init 0.5,6.66,-0.75 --sm-lr 1e-2"
+# shellcheck disable=SC2086 # $A and $SM are lists of arguments
+arm_a() { stage arm-a $A --steps "$N" --no-sm; }
 # shellcheck disable=SC2086
-stage arm-a $A --steps "$N" --no-sm
+arm_b08() { stage arm-b08 $A --steps "$N" --sm-prob 0.8 $SM; }
 # shellcheck disable=SC2086
-stage arm-b08 $A --steps "$N" --sm-prob 0.8 $SM
+arm_c() { stage arm-c $A --no-sm --iso-compute-of "$OUT/arm-b08.gguf.csv"; }
 # shellcheck disable=SC2086
-stage arm-c $A --no-sm --iso-compute-of "$OUT/arm-b08.gguf.csv"
-# shellcheck disable=SC2086
-stage arm-b05 $A --steps "$N" --sm-prob 0.5 $SM
+arm_b05() { stage arm-b05 $A --steps "$N" --sm-prob 0.5 $SM; }
+pair arm_a arm_b08
+pair arm_c arm_b05
 stop_after arms
 
 ARMS="a b08 b05 c"
@@ -152,9 +175,11 @@ infill() {
     mv "$f.tmp" "$f"
 }
 # (a and c learned no soft-mask: they fill with binary masking only)
-for a in b08 a c b05; do infill "$a" off origin; done
-for a in b08 b05; do infill "$a" on origin; done
-infill b08 on remdm_cap; infill b08 off remdm_cap; infill a off remdm_cap
+pair "infill b08 off origin" "infill a off origin"
+pair "infill c off origin" "infill b05 off origin"
+pair "infill b08 on origin" "infill b05 on origin"
+pair "infill b08 on remdm_cap" "infill b08 off remdm_cap"
+infill a off remdm_cap
 python3 examples/code/score_infill.py --tasks "$OUT/tasks.jsonl" "$OUT"/infill-*.jsonl \
     --csv "$OUT/infill.csv" --md "$OUT/infill.md"
 stop_after infill
@@ -166,9 +191,12 @@ samples() {
     stamp "samples $1 softmask $2"
     "$SMDIFF" eval samples -m "$OUT/arm-$1.gguf" --ref "$OUT/ar.gguf" --tokens "$OUT/train.i32" \
         --len 128 --budgets 16,32,64,128 --seeds 1,2,3 --n "$SAMPLES" --prompt-id 4094 \
-        --softmask "$2" --label "$1-$2" --dump "$f.tmp" --csv "$OUT/samples.csv" --threads "$T"
+        --softmask "$2" --label "$1-$2" --dump "$f.tmp" --csv "$OUT/samples-$1-$2.csv.tmp" --threads "$T"
+    mv "$OUT/samples-$1-$2.csv.tmp" "$OUT/samples-$1-$2.csv"
     mv "$f.tmp" "$f"
 }
-samples b08 entropy; samples b08 off; samples a off; samples c off
+pair "samples b08 entropy" "samples b08 off"
+pair "samples a off" "samples c off"
+cat "$OUT"/samples-*-*.csv > "$OUT/samples.csv"
 python3 examples/code/score_samples.py "$OUT"/samples-*.jsonl --csv "$OUT/parse.csv" --md "$OUT/parse.md"
 stamp finished
