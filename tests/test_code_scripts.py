@@ -11,7 +11,7 @@
     bytes);
   * score_infill.py: exact match and parse rates of hand-made fills
     (trailing spaces ignored, a missing newline not), mean and sd over
-    seeds computed here;
+    seeds computed here; plot_infill.py draws that CSV;
   * score_samples.py: parse rate of complete and cut samples, parsable
     lines, generative perplexity;
   * gate_through_training.py with a stand-in smdiff: kept checkpoints in
@@ -155,6 +155,17 @@ class ScoreInfill(Tmp):
         self.assertAlmostEqual(float(rows["sd"]["exact"]), sd, places=6)
         self.assertEqual(rows["3"]["errors"], "1")
         self.assertIn("| cfg | %.1f%% ± %.1f (3 seeds, n 2) |" % (100 * m, 100 * sd), text)
+        # the plot of that CSV: both panels, the configuration in the legend
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            self.skipTest("plot_infill.py needs python3-matplotlib (scripts/debian-packages.txt)")
+        run("plot_infill.py", self.path("s.csv"), "-o", self.path("s.svg"))
+        with open(self.path("s.svg")) as f:
+            svg = f.read()
+        self.assertTrue(svg.lstrip().startswith("<?xml") or "<svg" in svg[:400])
+        for word in ("exact match", "filled function parses", "cfg"):
+            self.assertIn(word, svg)
 
     def test_unknown_task(self):
         with open(self.path("tasks.jsonl"), "w") as f:

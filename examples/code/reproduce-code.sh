@@ -171,7 +171,7 @@ infill() {
     [ -f "$f" ] && return 0
     stamp "infill $1 softmask $2 $3"
     "$SMDIFF" eval infill -m "$OUT/arm-$1.gguf" --tasks "$OUT/tasks.jsonl" --softmask "$2" \
-        --strategy "$3" --seeds 1,2,3 --threads "$T" -o "$f.tmp"
+        --strategy "$3" --seeds 1,2,3 --threads "$T" --label "$1-sm-$2-$3" -o "$f.tmp"
     mv "$f.tmp" "$f"
 }
 # (a and c learned no soft-mask: they fill with binary masking only)
