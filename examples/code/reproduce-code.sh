@@ -35,7 +35,7 @@
 # shape: 256, 8, 4, 704), KEEP_EVERY (base models kept, 250), AR_STEPS (2000),
 # ADAPT_STEPS (1200), BASE_STEPS (4000), N (arm steps, 400), TASKS (infilling tasks, 100),
 # SAMPLES (samples per seed and budget, 50), STOP_AFTER (a stage name: stop
-# after it).
+# after it), PYTHON (the interpreter with matplotlib for the infilling plot).
 set -eu
 cd "$(dirname "$0")/../.."
 # SIZE=small: the run of docs/RESULTS.md that fits one session (about 2 h
@@ -182,6 +182,12 @@ pair "infill b08 on remdm_cap" "infill b08 off remdm_cap"
 infill a off remdm_cap
 python3 examples/code/score_infill.py --tasks "$OUT/tasks.jsonl" "$OUT"/infill-*.jsonl \
     --csv "$OUT/infill.csv" --md "$OUT/infill.md"
+# the plot needs matplotlib (Debian's python3-matplotlib: PYTHON=/usr/bin/python3)
+if "${PYTHON:-python3}" -c 'import matplotlib' 2>/dev/null; then
+    "${PYTHON:-python3}" examples/code/plot_infill.py "$OUT/infill.csv" -o "$OUT/infill.svg"
+else
+    echo "reproduce-code.sh: no matplotlib for ${PYTHON:-python3}: infill.svg not drawn" >&2
+fi
 stop_after infill
 
 # samples ARM SOFTMASK: unconditional file starts (prompt = EOS)
