@@ -423,8 +423,8 @@ void sd_gelu_tanh_ref(float *x, int64_t n) {
  * K[key] . qt[:, query] with the keys read in place (no packing per tile)
  * and the softmax runs down the columns, 8 or 16 queries per vector.
  * Tiles of 64 queries x 32 keys keep qt, the scores, the accumulators and
- * the key and value tiles within a 48 KiB L1 (64 keys ran 20% slower, 128
- * keys 30%: docs/PERFORMANCE.md, "MDLM's 169M DiT"). Every
+ * the key and value tiles within a 48 KiB L1 (tiles of 64 or 128 keys ran
+ * about 20% slower on the AVX-512 Xeon of docs/PERFORMANCE.md). Every
  * query's arithmetic stays in its own column (its own lane), in the same
  * order whichever rows share its tile, so computing a subset of rows gives
  * the same bits as computing them all. */
