@@ -167,6 +167,37 @@ class ScoreInfill(Tmp):
         for word in ("exact match", "filled function parses", "cfg"):
             self.assertIn(word, svg)
 
+    def test_paired(self):
+        tasks = [{"id": t, "prefix": "def f():\n", "middle": "    return 1\n", "suffix": ""} for t in "abc"]
+        with open(self.path("tasks.jsonl"), "w") as f:
+            for t in tasks:
+                f.write(json.dumps(t) + "\n")
+        good, bad = "    return 2\n", "    return (\n"
+        # A parses where B does not on task a (both seeds) and b (seed 1); B
+        # alone on task c seed 2; both on c seed 1; neither on b seed 2
+        fills = {("a", 1): (good, bad), ("a", 2): (good, bad), ("b", 1): (good, bad), ("b", 2): (bad, bad),
+                 ("c", 1): (good, good), ("c", 2): (bad, good)}
+        with open(self.path("out.jsonl"), "w") as f:
+            for (t, seed), (fa, fb) in fills.items():
+                for label, fill in (("A", fa), ("B", fb)):
+                    f.write(json.dumps({"id": t, "seed": seed, "steps_frac": 1, "label": label,
+                                        "filled": fill}) + "\n")
+        text = run("score_infill.py", "--tasks", self.path("tasks.jsonl"), self.path("out.jsonl"),
+                   "--paired", "A,B")
+        # fills: 3 A only, 1 B only; tasks: a and b favour A, c favours B;
+        # sign test of 2 against 1: 2 (C(3,0) + C(3,1)) / 2^3 = 1
+        self.assertIn("6 paired fills, 3 parse under A only, 1 under B only", text)
+        self.assertIn("2 of 3 tasks parse more often under A, 1 under B (sign test over tasks p = 1)", text)
+        # and of 8 against 0: 2 / 2^8
+        sys.path.insert(0, CODE)
+        import score_infill
+        self.assertAlmostEqual(score_infill.sign_test(8, 0), 2 / 256)
+        self.assertAlmostEqual(score_infill.sign_test(0, 0), 1.0)
+        r = subprocess.run([PY, os.path.join(CODE, "score_infill.py"), "--tasks", self.path("tasks.jsonl"),
+                            self.path("out.jsonl"), "--paired", "A"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        self.assertNotEqual(r.returncode, 0)
+
     def test_unknown_task(self):
         with open(self.path("tasks.jsonl"), "w") as f:
             f.write(json.dumps({"id": "a", "prefix": "", "middle": "x\n", "suffix": ""}) + "\n")

@@ -180,8 +180,13 @@ pair "infill c off origin" "infill b05 off origin"
 pair "infill b08 on origin" "infill b05 on origin"
 pair "infill b08 on remdm_cap" "infill b08 off remdm_cap"
 infill a off remdm_cap
+# paired comparisons: SM decoding on/off on one model; SM training against
+# binary at equal steps (a) and at equal compute (c); ReMDM with and without SM
 python3 examples/code/score_infill.py --tasks "$OUT/tasks.jsonl" "$OUT"/infill-*.jsonl \
-    --csv "$OUT/infill.csv" --md "$OUT/infill.md"
+    --csv "$OUT/infill.csv" --md "$OUT/infill.md" \
+    --paired b08-sm-on-origin,b08-sm-off-origin --paired b05-sm-on-origin,b05-sm-off-origin \
+    --paired b08-sm-off-origin,a-sm-off-origin --paired b08-sm-off-origin,c-sm-off-origin \
+    --paired b08-sm-on-origin,c-sm-off-origin --paired b08-sm-on-remdm_cap,b08-sm-off-remdm_cap
 # the plot needs matplotlib (Debian's python3-matplotlib: PYTHON=/usr/bin/python3)
 if "${PYTHON:-python3}" -c 'import matplotlib' 2>/dev/null; then
     "${PYTHON:-python3}" examples/code/plot_infill.py "$OUT/infill.csv" -o "$OUT/infill.svg"

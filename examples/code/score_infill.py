@@ -14,8 +14,16 @@ seed and reported as mean +- sample sd over the seeds, with the number of
 tasks per seed. Writes a CSV (one row per label, fraction and seed, plus
 the summary rows with seed "mean" and "sd") and a markdown table.
 
+With --paired A,B (two labels; repeatable) it also compares the two
+configurations fill by fill, paired over task, seed and step fraction:
+how many fills parse under A only and under B only (the discordant pairs),
+and, since the fills of one task are not independent (its seeds and step
+counts), per task whether A or B parses more often, with a two-sided sign
+test over those tasks (exact binomial, p = 1/2): the sd over seeds says
+nothing of the spread over tasks.
+
 usage: score_infill.py --tasks TASKS.jsonl OUT.jsonl [OUT.jsonl ...]
-           [--csv scores.csv] [--md scores.md]
+           [--csv scores.csv] [--md scores.md] [--paired A,B ...]
 """
 import argparse
 import ast
@@ -74,12 +82,52 @@ def score(tasks, records):
     return out
 
 
+def outcomes(tasks, records, label):
+    """{(id, seed, frac): parses} of one configuration's fills"""
+    out = {}
+    for r in records:
+        if r["label"] == label:
+            t = tasks[r["id"]]
+            ok = "filled" in r and parses(t["prefix"] + r["filled"] + t["suffix"])
+            out[(r["id"], r["seed"], float(r["steps_frac"]))] = ok
+    return out
+
+
+def sign_test(a_only, b_only):
+    """two-sided exact binomial p of a_only successes in a_only + b_only at 1/2"""
+    n, k = a_only + b_only, min(a_only, b_only)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired(tasks, records, a, b):
+    oa, ob = outcomes(tasks, records, a), outcomes(tasks, records, b)
+    if not oa or not ob:
+        sys.exit("--paired: no fills labelled %r or %r" % (a, b))
+    keys = sorted(set(oa) & set(ob))
+    a_only = sum(oa[k] and not ob[k] for k in keys)
+    b_only = sum(ob[k] and not oa[k] for k in keys)
+    per_task = {}
+    for k in keys:
+        per_task[k[0]] = per_task.get(k[0], 0) + int(oa[k]) - int(ob[k])
+    a_tasks = sum(d > 0 for d in per_task.values())
+    b_tasks = sum(d < 0 for d in per_task.values())
+    return ("parses, %s vs %s: %d paired fills, %d parse under %s only, %d under %s only; "
+            "by task (fills of one task are not independent): %d of %d tasks parse more often under %s, "
+            "%d under %s (sign test over tasks p = %.3g)"
+            % (a, b, len(keys), a_only, a, b_only, b, a_tasks, len(per_task), a, b_tasks, b,
+               sign_test(a_tasks, b_tasks)))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="exact match and parse rate of infilled code")
     ap.add_argument("--tasks", required=True)
     ap.add_argument("outputs", nargs="+")
     ap.add_argument("--csv")
     ap.add_argument("--md")
+    ap.add_argument("--paired", action="append", default=[], metavar="A,B")
     a = ap.parse_args(argv)
     tasks = {t["id"]: t for t in read_jsonl(a.tasks)}
     records = [r for p in a.outputs for r in read_jsonl(p)]
@@ -121,6 +169,12 @@ def main(argv=None):
                 m, sd = s[idx]
                 cells.append("%.1f%% ± %.1f (%d seeds, n %d)" % (100 * m, 100 * sd, s[2], s[3]))
             md.append("| %s | %s |" % (label, " | ".join(cells)))
+        md.append("")
+    for pair in a.paired:
+        la, sep, lb = pair.partition(",")
+        if not sep or not la or not lb:
+            sys.exit("--paired wants two labels, A,B: %r" % pair)
+        md.append(paired(tasks, records, la, lb))
         md.append("")
     text = "\n".join(md)
     if a.md:
