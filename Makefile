@@ -204,12 +204,15 @@ check-python: $(SHARED_LIB) $(CLI)
 # their own folder (the whole library instrumented): a data race between
 # threads sharing a model, or between the server's loop and its batch
 # worker, fails them. CI runs it; it is not part of `make check` (a third build).
+# tests/tsan.supp: OpenBLAS's uninstrumented worker threads only.
 TSAN_BUILD := build/$(notdir $(firstword $(CC)))-tsan
 check-tsan:
 	@$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SAN= CFLAGS="-fsanitize=thread -Wno-psabi" LDFLAGS="-fsanitize=thread" \
 	    $(TSAN_BUILD)/tests/test_threads $(TSAN_BUILD)/tests/test_serve $(TSAN_BUILD)/smdiff
-	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" $(TSAN_BUILD)/tests/test_threads
-	BUILD=$(TSAN_BUILD) TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" $(TSAN_BUILD)/tests/test_serve
+	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	    $(TSAN_BUILD)/tests/test_threads
+	BUILD=$(TSAN_BUILD) TSAN_OPTIONS="halt_on_error=1 abort_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	    $(TSAN_BUILD)/tests/test_serve
 
 # Only the public functions are exported, each in the version node of its
 # header section (stable: SMDIFF_0 / SMDIFF_0.2, experimental:
