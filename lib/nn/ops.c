@@ -484,27 +484,6 @@ static void pv_tile_c(float *acc, const float *p, const float *v, int64_t ldv, i
 /* The same two products with the accumulators in registers: 4 keys x 16
  * queries for the scores, 4 queries x 16 channels for P V. Each sum runs
  * in the same order as in the C code, one fused multiply-add per term. */
-SD_TARGET_AVX2 static void qk_rows_avx2(const float *qt, const float *k, int64_t ldk, int64_t nk, int64_t hd,
-                                        int64_t nq16, float *st) {
-    /* nk (1..4) keys */
-    for (int64_t i = 0; i < nq16; i += 16) {
-        __m256 a[4][2];
-        for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
-        for (int64_t c = 0; c < hd; c++) {
-            __m256 q0 = _mm256_load_ps(qt + c * ATT_TQ + i), q1 = _mm256_load_ps(qt + c * ATT_TQ + i + 8);
-            for (int r = 0; r < 4; r++) {
-                if (r >= nk) break;
-                __m256 b = _mm256_broadcast_ss(k + r * ldk + c);
-                a[r][0] = _mm256_fmadd_ps(b, q0, a[r][0]), a[r][1] = _mm256_fmadd_ps(b, q1, a[r][1]);
-            }
-        }
-        for (int r = 0; r < nk; r++) {
-            _mm256_store_ps(st + r * ATT_TQ + i, a[r][0]);
-            _mm256_store_ps(st + r * ATT_TQ + i + 8, a[r][1]);
-        }
-    }
-}
-
 SD_TARGET_AVX2 static void qk_tile_avx2(const float *qt, const float *k, int64_t ldk, int64_t kv_n, int64_t hd,
                                         int64_t nq16, float *st) {
     int64_t j = 0;
@@ -532,7 +511,16 @@ SD_TARGET_AVX2 static void qk_tile_avx2(const float *qt, const float *k, int64_t
             _mm256_store_ps(si + 3 * ATT_TQ, a30), _mm256_store_ps(si + 3 * ATT_TQ + 8, a31);
         }
     }
-    if (j < kv_n) qk_rows_avx2(qt, k + j * ldk, ldk, kv_n - j, hd, nq16, st + j * ATT_TQ);
+    for (; j < kv_n; j++) /* the last 1..3 keys, one at a time */
+        for (int64_t i = 0; i < nq16; i += 16) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+            for (int64_t c = 0; c < hd; c++) {
+                __m256 b = _mm256_broadcast_ss(k + j * ldk + c);
+                a0 = _mm256_fmadd_ps(b, _mm256_load_ps(qt + c * ATT_TQ + i), a0);
+                a1 = _mm256_fmadd_ps(b, _mm256_load_ps(qt + c * ATT_TQ + i + 8), a1);
+            }
+            _mm256_store_ps(st + j * ATT_TQ + i, a0), _mm256_store_ps(st + j * ATT_TQ + i + 8, a1);
+        }
 }
 
 /* hd a multiple of 16. */
@@ -566,8 +554,8 @@ SD_TARGET_AVX2 static void pv_tile_avx2(float *acc, const float *p, const float 
     }
 }
 
-/* The same with 16 lanes, for CPUs with AVX-512F: 4 keys x 32 queries for
- * the scores, 4 queries x 32 channels for P V (hd a multiple of 32). */
+/* The same with 16 lanes, for CPUs with AVX-512F: 8 keys x 32 queries for
+ * the scores, 8 queries x 32 channels for P V (hd a multiple of 32). */
 SD_TARGET_AVX512 static void qk_tile_avx512(const float *qt, const float *k, int64_t ldk, int64_t kv_n,
                                             int64_t hd, int64_t nq32, float *st) {
     int64_t j = 0;

@@ -468,7 +468,9 @@ static int32_t check_batch(sd_tmodel *m, const sd_tbatch *b) {
  * in la->att for sd_tr_attention_bwd. One that will not (no_grad: SM's
  * first pass) takes the inference kernel, nn/ops.c's tiled sd_attention,
  * with la->att as its scratch: the same function, several times faster
- * (vectorised exp, no L x L matrix), rounded differently in the last bits. */
+ * (vectorised exp, no L x L matrix), rounded differently in the last bits.
+ * (Where la->att is smaller than that kernel's scratch, tiny shapes, the
+ * training kernel runs either way.) */
 static void attention_fwd(sd_tmodel *m, sd_tlayer_acts *la, const sd_tbatch *b, int64_t H, int64_t Hkv,
                           int64_t hd) {
     const int64_t B = b->B, L = b->L, qd = H * hd, kd = Hkv * hd;
