@@ -30,6 +30,10 @@ static int limited(int resource) {
     return getrlimit(resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
 }
 
+/* A limit on the address space or the data segment: OpenBLAS's workers'
+ * buffers may not fit (both entry points below decide on it). */
+static int memory_limited(void) { return limited(RLIMIT_AS) || limited(RLIMIT_DATA); }
+
 void cli_blas_preinit(int argc, char **argv, char **envp) {
     (void)argc;
     static const char var[] = "OPENBLAS_NUM_THREADS=";
@@ -37,7 +41,7 @@ void cli_blas_preinit(int argc, char **argv, char **envp) {
     size_t n = 0;
     for (; envp && envp[n]; n++)
         if (!strncmp(envp[n], var, sizeof var - 1)) return; /* set by the user (or by this exec) */
-    if (n + 2 > sizeof env / sizeof env[0] || (!limited(RLIMIT_AS) && !limited(RLIMIT_DATA))) return;
+    if (n + 2 > sizeof env / sizeof env[0] || !memory_limited()) return;
     for (size_t i = 0; i < n; i++) env[i] = envp[i];
     env[n] = (char *)"OPENBLAS_NUM_THREADS=1";
     env[n + 1] = NULL;
@@ -46,7 +50,7 @@ void cli_blas_preinit(int argc, char **argv, char **envp) {
 }
 
 void cli_blas_start(char **argv) {
-    if (getenv("OPENBLAS_NUM_THREADS") || (!limited(RLIMIT_AS) && !limited(RLIMIT_DATA))) return;
+    if (getenv("OPENBLAS_NUM_THREADS") || !memory_limited()) return;
     if (setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0) return;
     execv("/proc/self/exe", argv);
     /* exec failed (no /proc, say): go on as we are */
