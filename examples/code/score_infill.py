@@ -64,33 +64,37 @@ def read_jsonl(path):
                     sys.exit("%s line %d: %s" % (path, n, e))
 
 
-def score(tasks, records):
-    """{(label, frac): {seed: [n, exact, parses, errors]}}"""
-    out = {}
+def judge(tasks, records):
+    """Each fill judged once: [(label, id, seed, frac, failed, exact, parses)]"""
+    out = []
     for r in records:
         t = tasks.get(r["id"])
         if t is None:
             sys.exit("output names task %r, which is not in the task file" % r["id"])
-        cell = out.setdefault((r["label"], float(r["steps_frac"])), {}).setdefault(r["seed"], [0, 0, 0, 0])
-        cell[0] += 1
+        key = (r["label"], r["id"], r["seed"], float(r["steps_frac"]))
         if "filled" not in r:
-            cell[3] += 1
+            out.append(key + (True, False, False))
             continue
         filled = r["filled"]
-        cell[1] += norm(filled) == norm(t["middle"])
-        cell[2] += parses(t["prefix"] + filled + t["suffix"])
+        out.append(key + (False, norm(filled) == norm(t["middle"]), parses(t["prefix"] + filled + t["suffix"])))
     return out
 
 
-def outcomes(tasks, records, label):
-    """{(id, seed, frac): parses} of one configuration's fills"""
+def score(judged):
+    """{(label, frac): {seed: [n, exact, parses, errors]}}"""
     out = {}
-    for r in records:
-        if r["label"] == label:
-            t = tasks[r["id"]]
-            ok = "filled" in r and parses(t["prefix"] + r["filled"] + t["suffix"])
-            out[(r["id"], r["seed"], float(r["steps_frac"]))] = ok
+    for label, _, seed, frac, failed, exact, ok in judged:
+        cell = out.setdefault((label, frac), {}).setdefault(seed, [0, 0, 0, 0])
+        cell[0] += 1
+        cell[1] += exact
+        cell[2] += ok
+        cell[3] += failed
     return out
+
+
+def outcomes(judged, label):
+    """{(id, seed, frac): parses} of one configuration's fills"""
+    return {(i, seed, frac): ok for lab, i, seed, frac, _, _, ok in judged if lab == label}
 
 
 def sign_test(a_only, b_only):
@@ -102,8 +106,8 @@ def sign_test(a_only, b_only):
     return min(1.0, 2 * tail)
 
 
-def paired(tasks, records, a, b):
-    oa, ob = outcomes(tasks, records, a), outcomes(tasks, records, b)
+def paired(judged, a, b):
+    oa, ob = outcomes(judged, a), outcomes(judged, b)
     if not oa or not ob:
         sys.exit("--paired: no fills labelled %r or %r" % (a, b))
     keys = sorted(set(oa) & set(ob))
@@ -133,7 +137,8 @@ def main(argv=None):
     records = [r for p in a.outputs for r in read_jsonl(p)]
     if not records:
         sys.exit("no records in %s" % ", ".join(a.outputs))
-    res = score(tasks, records)
+    judged = judge(tasks, records)
+    res = score(judged)
     labels = list(dict.fromkeys(k[0] for k in res))  # first-appearance order
     fracs = sorted({k[1] for k in res})
     rows, summary = [], {}
@@ -174,7 +179,7 @@ def main(argv=None):
         la, sep, lb = pair.partition(",")
         if not sep or not la or not lb:
             sys.exit("--paired wants two labels, A,B: %r" % pair)
-        md.append(paired(tasks, records, la, lb))
+        md.append(paired(judged, la, lb))
         md.append("")
     text = "\n".join(md)
     if a.md:
